@@ -1,0 +1,77 @@
+// Steward's progressive enhancements. Every page works without this file.
+"use strict";
+
+// Forms marked data-confirm ask before they submit.
+document.addEventListener("submit", (event) => {
+  const form = event.target;
+  if (form instanceof HTMLFormElement && form.dataset.confirm && !window.confirm(form.dataset.confirm)) {
+    event.preventDefault();
+  }
+});
+
+// <time datetime> elements show the reader's local time as a tooltip.
+for (const element of document.querySelectorAll("time[datetime]")) {
+  const when = new Date(element.getAttribute("datetime"));
+  if (!Number.isNaN(when.getTime())) element.title = when.toLocaleString();
+}
+
+// Tables with class "sortable" sort by a column when its header is activated.
+for (const table of document.querySelectorAll("table.sortable")) {
+  const headers = table.tHead ? Array.from(table.tHead.rows[0].cells) : [];
+  headers.forEach((header, index) => {
+    const button = document.createElement("button");
+    button.type = "button";
+    button.className = "sort";
+    button.textContent = header.textContent;
+    header.textContent = "";
+    header.appendChild(button);
+    header.setAttribute("aria-sort", "none");
+    button.addEventListener("click", () => {
+      const ascending = header.getAttribute("aria-sort") !== "ascending";
+      headers.forEach((other) => other.setAttribute("aria-sort", "none"));
+      header.setAttribute("aria-sort", ascending ? "ascending" : "descending");
+      const body = table.tBodies[0];
+      const key = (row) => {
+        const cell = row.cells[index];
+        return cell ? (cell.dataset.sort ?? cell.textContent.trim()) : "";
+      };
+      const rows = Array.from(body.rows);
+      rows.sort((a, b) => {
+        const x = key(a), y = key(b);
+        const nx = Number(x), ny = Number(y);
+        const order = x !== "" && y !== "" && !Number.isNaN(nx) && !Number.isNaN(ny) ? nx - ny : x.localeCompare(y);
+        return ascending ? order : -order;
+      });
+      rows.forEach((row) => body.appendChild(row));
+    });
+  });
+}
+
+// A running job's page follows its log, progress and state over Server-Sent Events.
+const job = document.querySelector(".job[data-job-id]");
+if (job && job.dataset.active === "true" && "EventSource" in window) {
+  const log = document.getElementById("job-log");
+  const bar = document.getElementById("job-progress");
+  const message = document.getElementById("job-progress-message");
+  const state = document.getElementById("job-state");
+  const source = new EventSource(`/jobs/${job.dataset.jobId}/events?after=${job.dataset.lastSeq || 0}`);
+  source.addEventListener("log", (event) => {
+    const data = JSON.parse(event.data);
+    const atBottom = log.scrollTop + log.clientHeight >= log.scrollHeight - 4;
+    log.append(document.createTextNode(data.text));
+    if (atBottom) log.scrollTop = log.scrollHeight;
+  });
+  source.addEventListener("progress", (event) => {
+    const data = JSON.parse(event.data);
+    if (typeof data.percent === "number") bar.value = data.percent;
+    message.textContent = data.message || "";
+  });
+  source.addEventListener("end", (event) => {
+    const data = JSON.parse(event.data);
+    source.close();
+    state.textContent = data.state;
+    state.className = `badge badge-${data.state}`;
+    // Reload once so the final facts (duration, error) come from the server.
+    window.setTimeout(() => window.location.reload(), 800);
+  });
+}

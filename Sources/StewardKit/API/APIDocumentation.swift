@@ -1,0 +1,166 @@
+import Foundation
+import HTTPTypes
+import Synchronization
+
+/// One documented API operation. Routes declare these as they register, so `/api/openapi.json` describes
+/// exactly what exists; a test checks the router and the document agree.
+public struct APIOperation: Sendable {
+    public struct Parameter: Sendable {
+        public enum Location: String, Sendable { case path, query }
+        let name: String
+        let location: Location
+        let type: String
+        let description: String
+        var enumValues: [String]? = nil
+    }
+    public struct Reply: Sendable {
+        let status: Int
+        let description: String
+        let schema: String?
+        var contentType = "application/json"
+    }
+    let method: HTTPRequest.Method
+    let path: String
+    let operationID: String
+    let summary: String
+    let tag: String
+    var parameters: [Parameter] = []
+    var requestSchema: String? = nil
+    var replies: [Reply]
+}
+
+/// Collects operations during route registration and renders the OpenAPI 3.1 document.
+public final class APIDocumentation: Sendable {
+    private let operations = Mutex<[APIOperation]>([])
+
+    public init() {}
+
+    func add(_ operation: APIOperation) { operations.withLock { $0.append(operation) } }
+
+    /// "/api/v1/jobs/{id}" in the spec is ":id" in the router.
+    public var routerPaths: [(method: String, path: String)] {
+        operations.withLock { ops in
+            ops.map { op in
+                (op.method.rawValue, op.path.replacingOccurrences(of: "{", with: ":").replacingOccurrences(of: "}", with: ""))
+            }
+        }
+    }
+
+    public func document() -> [String: Any] {
+        var paths: [String: [String: Any]] = [:]
+        for op in operations.withLock({ $0 }) {
+            var entry: [String: Any] = ["operationId": op.operationID, "summary": op.summary, "tags": [op.tag]]
+            if !op.parameters.isEmpty {
+                entry["parameters"] = op.parameters.map { parameter -> [String: Any] in
+                    var schema: [String: Any] = ["type": parameter.type]
+                    if let values = parameter.enumValues { schema["enum"] = values }
+                    return [
+                        "name": parameter.name, "in": parameter.location.rawValue, "required": parameter.location == .path,
+                        "description": parameter.description, "schema": schema,
+                    ]
+                }
+            }
+            if let request = op.requestSchema {
+                entry["requestBody"] = ["required": true, "content": ["application/json": ["schema": ["$ref": "#/components/schemas/\(request)"]]]]
+            }
+            var responses: [String: Any] = [:]
+            for reply in op.replies {
+                var response: [String: Any] = ["description": reply.description]
+                if let schema = reply.schema {
+                    let schemaObject: [String: Any] = reply.contentType == "application/json" || reply.contentType == "application/problem+json"
+                        ? ["$ref": "#/components/schemas/\(schema)"] : ["type": "string"]
+                    response["content"] = [reply.contentType: ["schema": schemaObject]]
+                }
+                responses[String(reply.status)] = response
+            }
+            if op.path.hasPrefix("/api/v1") {
+                responses["default"] = [
+                    "description": "An error, as RFC 9457 problem details",
+                    "content": ["application/problem+json": ["schema": ["$ref": "#/components/schemas/Problem"]]],
+                ]
+            }
+            entry["responses"] = responses
+            paths[op.path, default: [:]][op.method.rawValue.lowercased()] = entry
+        }
+        return [
+            "openapi": "3.1.0",
+            "info": [
+                "title": "Steward API", "version": StewardVersion.current,
+                "description": "Administration API for a Linux fleet. Timestamps are RFC 3339 UTC; errors are application/problem+json.",
+            ],
+            "paths": paths,
+            "components": ["schemas": APISchemas.all],
+        ]
+    }
+}
+
+/// JSON Schemas of the API's bodies.
+enum APISchemas {
+    static var timestamp: [String: Any] { ["type": ["string", "null"], "format": "date-time"] }
+    static var all: [String: Any] { [
+        "Problem": [
+            "type": "object", "required": ["type", "title", "status", "detail"],
+            "properties": [
+                "type": ["type": "string"], "title": ["type": "string"], "status": ["type": "integer"], "detail": ["type": "string"],
+                "errors": ["type": "object", "additionalProperties": ["type": "string"], "description": "field -> what is wrong and what is allowed"],
+            ],
+        ],
+        "Job": [
+            "type": "object", "required": ["id", "kind", "title", "state", "created_at"],
+            "properties": [
+                "id": ["type": "integer"], "kind": ["type": "string"], "title": ["type": "string"],
+                "state": ["type": "string", "enum": Job.State.allCases.map(\.rawValue)],
+                "host": ["type": ["string", "null"]], "params": ["type": "object"], "started_by": ["type": "string"], "reason": ["type": "string"],
+                "schedule_id": ["type": ["integer", "null"]],
+                "progress": [
+                    "type": "object",
+                    "properties": ["percent": ["type": ["number", "null"]], "message": ["type": "string"]],
+                ],
+                "error": ["type": ["string", "null"]], "cancel_requested_by": ["type": ["string", "null"]],
+                "log_bytes": ["type": "integer"], "log_truncated": ["type": "boolean"],
+                "created_at": timestamp, "started_at": timestamp, "finished_at": timestamp,
+                "links": ["type": "object", "additionalProperties": ["type": "string"]],
+            ],
+        ],
+        "JobList": [
+            "type": "object", "required": ["items"],
+            "properties": [
+                "items": ["type": "array", "items": ["$ref": "#/components/schemas/Job"]],
+                "next": ["type": ["string", "null"], "description": "URL of the next page, or null"],
+            ],
+        ],
+        "Schedule": [
+            "type": "object", "required": ["id", "name", "cron", "time_zone", "enabled"],
+            "properties": [
+                "id": ["type": "integer"], "name": ["type": "string"], "cron": ["type": "string"], "time_zone": ["type": "string"],
+                "jitter_seconds": ["type": "integer"], "catch_up": ["type": "string", "enum": Schedule.CatchUp.allCases.map(\.rawValue)],
+                "concurrency": ["type": "string", "enum": Schedule.Concurrency.allCases.map(\.rawValue)],
+                "job_kind": ["type": "string"], "job_title": ["type": "string"], "owner": ["type": "string"], "enabled": ["type": "boolean"],
+                "last_fire_at": timestamp, "next_fire_at": timestamp, "next_due_at": timestamp,
+                "last_job_id": ["type": ["integer", "null"]], "last_outcome": ["type": ["string", "null"]],
+                "next_fire_times": ["type": "array", "items": ["type": "string", "format": "date-time"]],
+            ],
+        ],
+        "ScheduleList": [
+            "type": "object", "required": ["items"],
+            "properties": ["items": ["type": "array", "items": ["$ref": "#/components/schemas/Schedule"]], "next": ["type": ["string", "null"]]],
+        ],
+        "ScheduleUpdate": [
+            "type": "object", "additionalProperties": false,
+            "properties": [
+                "cron": ["type": "string"], "time_zone": ["type": "string"], "jitter_seconds": ["type": "integer", "minimum": 0, "maximum": 86400],
+                "catch_up": ["type": "string", "enum": Schedule.CatchUp.allCases.map(\.rawValue)],
+                "concurrency": ["type": "string", "enum": Schedule.Concurrency.allCases.map(\.rawValue)], "enabled": ["type": "boolean"],
+            ],
+        ],
+        "SchedulePreviewRequest": [
+            "type": "object", "required": ["cron"], "additionalProperties": false,
+            "properties": ["cron": ["type": "string"], "time_zone": ["type": "string", "default": "UTC"], "count": ["type": "integer", "minimum": 1, "maximum": 50]],
+        ],
+        "SchedulePreview": [
+            "type": "object", "required": ["next_fire_times"],
+            "properties": ["next_fire_times": ["type": "array", "items": ["type": "string", "format": "date-time"]]],
+        ],
+        "Health": ["type": "object", "properties": ["status": ["type": "string"], "version": ["type": "string"]]],
+    ] }
+}

@@ -1,0 +1,57 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import NIOCore
+
+/// JSON bodies for the API: snake_case keys written out by each resource, sorted for stable output.
+enum JSONResponse {
+    static func make(object: Any, status: HTTPResponse.Status = .ok) throws -> Response {
+        let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])
+        return Response(
+            status: status, headers: [.contentType: "application/json", .cacheControl: "no-store"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    }
+
+    /// Decode a JSON request body, with a problem that says what is wrong instead of a bare 400.
+    static func decode<T: Decodable>(_ type: T.Type, from request: Request) async throws -> T {
+        let buffer = try await request.body.collect(upTo: 1 << 20)
+        let decoder = JSONDecoder()
+        decoder.keyDecodingStrategy = .convertFromSnakeCase
+        do {
+            return try decoder.decode(type, from: Data(buffer.readableBytesView))
+        } catch let DecodingError.typeMismatch(expected, context) {
+            throw Problem.invalid([fieldName(context.codingPath): "must be of type \(expected)"])
+        } catch let DecodingError.keyNotFound(key, _) {
+            throw Problem.invalid([key.stringValue.snakeCased: "is required"])
+        } catch let DecodingError.dataCorrupted(context) where !context.codingPath.isEmpty {
+            throw Problem.invalid([fieldName(context.codingPath): context.debugDescription])
+        } catch {
+            throw Problem.badRequest("the body must be a JSON object: \(error)")
+        }
+    }
+
+    static func fieldName(_ path: [any CodingKey]) -> String {
+        path.map { $0.intValue.map(String.init) ?? $0.stringValue.snakeCased }.joined(separator: ".")
+    }
+}
+
+extension String {
+    var snakeCased: String {
+        var result = ""
+        for character in self {
+            if character.isUppercase {
+                result += "_" + character.lowercased()
+            } else {
+                result.append(character)
+            }
+        }
+        return result
+    }
+}
+
+/// Stored JSON text (job params) passed through the API as structure, not as a string.
+func jsonObject(_ text: String) -> Any {
+    (try? JSONSerialization.jsonObject(with: Data(text.utf8), options: [.fragmentsAllowed])) ?? [String: Any]()
+}
+
+/// NSNull for nil, so optional fields appear as JSON null rather than disappearing.
+func orNull(_ value: Any?) -> Any { value ?? NSNull() }

@@ -1,0 +1,119 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import NIOCore
+
+/// One structured log line and one metrics sample per request.
+struct RequestObservationMiddleware: RouterMiddleware {
+    typealias Context = StewardRequestContext
+    let metrics: HTTPMetrics
+    let logger: Logger
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        var context = context
+        context.requestID = String(UInt64.random(in: 0...UInt64.max), radix: 36)
+        let start = ContinuousClock.now
+        var status = 500
+        defer {
+            let elapsed = ContinuousClock.now - start
+            let route = context.endpointPath ?? "unmatched"
+            metrics.record(method: request.method.rawValue, route: route, status: status, duration: elapsed)
+            let (seconds, attoseconds) = elapsed.components
+            let milliseconds = Double(seconds) * 1000 + Double(attoseconds) / 1e15
+            logger.info(
+                "request",
+                metadata: [
+                    "method": .string(request.method.rawValue), "path": .string(request.uri.path), "route": .string(route),
+                    "status": .stringConvertible(status), "duration_ms": .string(String(format: "%.2f", milliseconds)),
+                    "remote": .string(context.remoteAddress ?? "-"), "request_id": .string(context.requestID),
+                ])
+        }
+        do {
+            let response = try await next(request, context)
+            status = response.status.code
+            return response
+        } catch let error as any HTTPResponseError {
+            status = error.status.code
+            throw error
+        }
+    }
+}
+
+/// Headers that hold on every response: strict CSP (no inline script), no framing, no sniffing, HSTS under TLS.
+struct SecurityHeadersMiddleware: RouterMiddleware {
+    typealias Context = StewardRequestContext
+    static let contentSecurityPolicy =
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+    let tls: Bool
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        var response = try await next(request, context)
+        response.headers[.contentSecurityPolicy] = Self.contentSecurityPolicy
+        response.headers[.xContentTypeOptions] = "nosniff"
+        response.headers[HTTPField.Name("X-Frame-Options")!] = "DENY"
+        response.headers[HTTPField.Name("Referrer-Policy")!] = "same-origin"
+        response.headers[HTTPField.Name("Cross-Origin-Opener-Policy")!] = "same-origin"
+        if tls { response.headers[.strictTransportSecurity] = "max-age=31536000" }
+        return response
+    }
+}
+
+/// Refuses state-changing requests that a browser sent from another origin (SECURITY.md class 4, first line).
+struct OriginCheckMiddleware: RouterMiddleware {
+    typealias Context = StewardRequestContext
+    let externalOrigin: String?
+    let scheme: String
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        switch request.method {
+        case .get, .head, .options: return try await next(request, context)
+        default: break
+        }
+        if let origin = request.headers[.origin] {
+            let sameHost = request.head.authority.map { origin == "\(scheme)://\($0)" } ?? false
+            guard sameHost || origin == externalOrigin else {
+                throw HTTPError(.forbidden, message: "cross-origin request refused: Origin \(origin) is not this server")
+            }
+        } else if let site = request.headers[HTTPField.Name("Sec-Fetch-Site")!], site != "same-origin", site != "none" {
+            throw HTTPError(.forbidden, message: "cross-site request refused (Sec-Fetch-Site: \(site))")
+        }
+        return try await next(request, context)
+    }
+}
+
+/// Turns errors into friendly HTML pages, or problem+json under /api.
+struct ErrorPageMiddleware: RouterMiddleware {
+    typealias Context = StewardRequestContext
+    let pages: PageRenderer
+    let logger: Logger
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        do {
+            return try await next(request, context)
+        } catch let problem as Problem {
+            return problem.response()
+        } catch {
+            let status: HTTPResponse.Status
+            var detail: String
+            if let httpError = error as? HTTPError {
+                status = httpError.status
+                detail = httpError.body ?? httpError.status.reasonPhrase
+            } else if let responseError = error as? any HTTPResponseError {
+                status = responseError.status
+                detail = status.reasonPhrase
+            } else {
+                status = .internalServerError
+                detail = "an unexpected error occurred; it has been logged with request id \(context.requestID)"
+                logger.error("unhandled error", metadata: ["error": "\(error)", "path": "\(request.uri.path)", "request_id": "\(context.requestID)"])
+            }
+            if status == .notFound, !(error is HTTPError && (error as! HTTPError).body != nil) {
+                detail = "there is no page at \(request.uri.path)"
+            }
+            if request.uri.path.hasPrefix("/api/") || request.uri.path == "/api" {
+                return Problem(status: status, detail: detail).response()
+            }
+            return pages.errorPage(status: status, detail: detail, requestID: context.requestID, request: request)
+        }
+    }
+}

@@ -1,0 +1,264 @@
+import Foundation
+import Logging
+
+/// Every setting Steward accepts, after merging defaults, `steward.json`, `STEWARD_*` variables and flags (flags win).
+public struct StewardConfiguration: Sendable, Equatable {
+    public enum LogFormat: String, Sendable, CaseIterable { case logfmt, json }
+
+    public var dataDirectory: String
+    public var bind = "127.0.0.1"
+    public var port = 10000
+    public var tls = true
+    public var tlsCertificatePath: String?
+    public var tlsKeyPath: String?
+    public var externalURL: String?
+    public var resourcesDirectory: String?
+    public var logLevel: Logger.Level = .info
+    public var logFormat: LogFormat = .logfmt
+    public var jobConcurrency = 4
+    public var jobLogCapBytes = 16 << 20
+    public var shutdownGraceSeconds = 20
+    /// Where each setting's value came from ("default", "steward.json", "STEWARD_PORT", "--port").
+    public var sources: [String: String] = [:]
+
+    public init(dataDirectory: String) {
+        self.dataDirectory = dataDirectory
+    }
+
+    /// The data directory used when none is configured: /var/lib/steward for root, else the XDG data home.
+    public static func defaultDataDirectory(environment: [String: String] = ProcessInfo.processInfo.environment) -> String {
+        if getuid() == 0 { return "/var/lib/steward" }
+        if let xdg = environment["XDG_DATA_HOME"], !xdg.isEmpty { return xdg + "/steward" }
+        return (environment["HOME"] ?? NSTemporaryDirectory()) + "/.local/share/steward"
+    }
+
+    /// The base for links Steward writes into pages and messages; never derived from a request's Host header.
+    public var publicBaseURL: String {
+        if let externalURL { return externalURL.hasSuffix("/") ? String(externalURL.dropLast()) : externalURL }
+        let host: String
+        switch bind {
+        case "0.0.0.0", "::": host = ProcessInfo.processInfo.hostName
+        default: host = bind.contains(":") ? "[\(bind)]" : bind
+        }
+        return "\(tls ? "https" : "http")://\(host):\(port)"
+    }
+}
+
+/// A setting that could not be accepted; the message names the setting, its source and what is allowed.
+public struct ConfigurationError: Error, CustomStringConvertible, Equatable {
+    public let setting: String
+    public let source: String
+    public let message: String
+    public var description: String { "configuration error in \(source): \(message)" }
+}
+
+/// One source of settings, as raw strings keyed by setting name.
+public struct SettingsLayer: Sendable {
+    public var source: String
+    /// setting name -> (value, label used in messages, e.g. "STEWARD_PORT" or "--port")
+    public var values: [String: (value: String, label: String)]
+
+    public init(source: String, values: [String: (value: String, label: String)] = [:]) {
+        self.source = source
+        self.values = values
+    }
+}
+
+extension StewardConfiguration {
+    struct Setting: Sendable {
+        let name: String
+        let accepted: String
+        let apply: @Sendable (inout StewardConfiguration, String) -> Bool
+    }
+
+    static let logLevels: [String: Logger.Level] = [
+        "trace": .trace, "debug": .debug, "info": .info, "notice": .notice, "warning": .warning, "error": .error, "critical": .critical,
+    ]
+
+    static let settings: [Setting] = [
+        Setting(name: "bind", accepted: "an IPv4 or IPv6 address to listen on, e.g. 127.0.0.1, 0.0.0.0 or ::") { config, value in
+            guard IPAddressText.isValid(value) else { return false }
+            config.bind = value
+            return true
+        },
+        Setting(name: "port", accepted: "an integer from 1 to 65535") { config, value in
+            guard let port = Int(value), (1...65535).contains(port) else { return false }
+            config.port = port
+            return true
+        },
+        Setting(name: "tls", accepted: "true or false") { config, value in
+            guard let flag = parseBool(value) else { return false }
+            config.tls = flag
+            return true
+        },
+        Setting(name: "tls_cert", accepted: "the path of a PEM certificate file (set tls_key too)") { config, value in
+            guard !value.isEmpty else { return false }
+            config.tlsCertificatePath = value
+            return true
+        },
+        Setting(name: "tls_key", accepted: "the path of a PEM private key file (set tls_cert too)") { config, value in
+            guard !value.isEmpty else { return false }
+            config.tlsKeyPath = value
+            return true
+        },
+        Setting(name: "external_url", accepted: "an absolute http:// or https:// URL with no query or fragment, e.g. https://panel.example.com") {
+            config, value in
+            guard let url = URLComponents(string: value), let scheme = url.scheme?.lowercased(), ["http", "https"].contains(scheme),
+                let host = url.host, !host.isEmpty, url.query == nil, url.fragment == nil, url.user == nil
+            else { return false }
+            config.externalURL = value
+            return true
+        },
+        Setting(name: "resources", accepted: "a directory holding Templates/, Public/ and migrations/") { config, value in
+            guard !value.isEmpty else { return false }
+            config.resourcesDirectory = value
+            return true
+        },
+        Setting(name: "log_level", accepted: "one of trace, debug, info, notice, warning, error, critical") { config, value in
+            guard let level = logLevels[value.lowercased()] else { return false }
+            config.logLevel = level
+            return true
+        },
+        Setting(name: "log_format", accepted: "logfmt or json") { config, value in
+            guard let format = LogFormat(rawValue: value.lowercased()) else { return false }
+            config.logFormat = format
+            return true
+        },
+        Setting(name: "job_concurrency", accepted: "an integer from 1 to 64") { config, value in
+            guard let count = Int(value), (1...64).contains(count) else { return false }
+            config.jobConcurrency = count
+            return true
+        },
+        Setting(name: "job_log_cap_bytes", accepted: "an integer from 65536 to 1073741824") { config, value in
+            guard let bytes = Int(value), (65536...1 << 30).contains(bytes) else { return false }
+            config.jobLogCapBytes = bytes
+            return true
+        },
+        Setting(name: "shutdown_grace_seconds", accepted: "an integer from 0 to 3600") { config, value in
+            guard let seconds = Int(value), (0...3600).contains(seconds) else { return false }
+            config.shutdownGraceSeconds = seconds
+            return true
+        },
+    ]
+
+    public static var settingNames: [String] { settings.map(\.name) }
+
+    static func parseBool(_ value: String) -> Bool? {
+        switch value.lowercased() {
+        case "true", "1", "yes", "on": true
+        case "false", "0", "no", "off": false
+        default: nil
+        }
+    }
+
+    /// Merge layers in order (later layers win) over the defaults, and check the result as a whole.
+    public static func resolve(dataDirectory: String, layers: [SettingsLayer]) throws(ConfigurationError) -> StewardConfiguration {
+        var config = StewardConfiguration(dataDirectory: dataDirectory)
+        let byName = Dictionary(uniqueKeysWithValues: settings.map { ($0.name, $0) })
+        for name in settingNames { config.sources[name] = "default" }
+        for layer in layers {
+            for (name, entry) in layer.values.sorted(by: { $0.key < $1.key }) {
+                guard let setting = byName[name] else {
+                    throw ConfigurationError(setting: entry.label, source: layer.source, message: unknownSettingMessage(entry.label, name: name))
+                }
+                guard setting.apply(&config, entry.value) else {
+                    throw ConfigurationError(
+                        setting: entry.label, source: layer.source,
+                        message: "\(entry.label) = \"\(entry.value)\" is not valid; expected \(setting.accepted)")
+                }
+                config.sources[name] = entry.label
+            }
+        }
+        if (config.tlsCertificatePath == nil) != (config.tlsKeyPath == nil) {
+            let missing = config.tlsCertificatePath == nil ? "tls_cert" : "tls_key"
+            throw ConfigurationError(
+                setting: missing, source: "configuration",
+                message: "tls_cert and tls_key must be set together; \(missing) is missing")
+        }
+        return config
+    }
+
+    static func unknownSettingMessage(_ label: String, name: String) -> String {
+        var text = "unknown setting \(label)"
+        if let guess = settingNames.min(by: { editDistance($0, name) < editDistance($1, name) }), editDistance(guess, name) <= 3 {
+            text += " (did you mean \(label.replacingOccurrences(of: name, with: guess, options: .caseInsensitive))?)"
+        }
+        return text + "; accepted settings: " + settingNames.joined(separator: ", ")
+    }
+
+    /// Read steward.json in the data directory, if present.
+    public static func fileLayer(dataDirectory: String) throws(ConfigurationError) -> SettingsLayer? {
+        let path = dataDirectory + "/steward.json"
+        guard let data = FileManager.default.contents(atPath: path) else { return nil }
+        let dictionary: [String: SettingValue]
+        do {
+            dictionary = try JSONDecoder().decode([String: SettingValue].self, from: data)
+        } catch let DecodingError.typeMismatch(_, context) where !context.codingPath.isEmpty {
+            let key = context.codingPath[0].stringValue
+            throw ConfigurationError(setting: key, source: path, message: "\"\(key)\" in \(path) must be a string, number or boolean")
+        } catch {
+            throw ConfigurationError(
+                setting: "steward.json", source: path, message: "\(path) must be a JSON object of settings: \(error)")
+        }
+        var layer = SettingsLayer(source: path)
+        for (key, value) in dictionary {
+            let text = value.text
+            if key == "data" {
+                throw ConfigurationError(setting: key, source: path, message: "\"data\" cannot be set inside the data directory; use --data or STEWARD_DATA")
+            }
+            layer.values[key] = (text, "\"\(key)\"")
+        }
+        return layer
+    }
+
+    /// Collect STEWARD_* variables; STEWARD_DATA is handled by the caller because it locates steward.json.
+    public static func environmentLayer(_ environment: [String: String]) -> SettingsLayer {
+        var layer = SettingsLayer(source: "the environment")
+        for (key, value) in environment where key.hasPrefix("STEWARD_") && key != "STEWARD_DATA" {
+            let name = String(key.dropFirst("STEWARD_".count)).lowercased()
+            layer.values[name] = (value, key)
+        }
+        return layer
+    }
+}
+
+private func editDistance(_ a: String, _ b: String) -> Int {
+    let a = Array(a.lowercased()), b = Array(b.lowercased())
+    var row = Array(0...b.count)
+    for i in 1...max(a.count, 1) where !a.isEmpty {
+        var previous = row[0]
+        row[0] = i
+        for j in stride(from: 1, through: b.count, by: 1) {
+            let current = row[j]
+            row[j] = min(row[j] + 1, row[j - 1] + 1, previous + (a[i - 1] == b[j - 1] ? 0 : 1))
+            previous = current
+        }
+    }
+    return row[b.count]
+}
+
+/// Recognises IPv4 and IPv6 address literals with inet_pton, the same parser the socket layer uses.
+enum IPAddressText {
+    static func isValid(_ text: String) -> Bool {
+        var v4 = in_addr()
+        var v6 = in6_addr()
+        return inet_pton(AF_INET, text, &v4) == 1 || inet_pton(AF_INET6, text, &v6) == 1
+    }
+}
+
+/// A scalar in steward.json, kept as the text the setting parsers read.
+struct SettingValue: Decodable {
+    let text: String
+    init(from decoder: any Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        if let flag = try? container.decode(Bool.self) {
+            text = flag ? "true" : "false"
+        } else if let integer = try? container.decode(Int.self) {
+            text = String(integer)
+        } else if let number = try? container.decode(Double.self) {
+            text = String(number)
+        } else {
+            text = try container.decode(String.self)
+        }
+    }
+}

@@ -1,0 +1,143 @@
+import Crypto
+import Foundation
+import GRDB
+import Hummingbird
+import HummingbirdCore
+import NIOCore
+import HummingbirdTLS
+import Logging
+import NIOSSL
+import ServiceLifecycle
+import UnixSignals
+
+/// Everything `steward serve` runs, wired by hand: database, job runner, scheduler, routes and the HTTP server.
+public struct StewardServer {
+    public let configuration: StewardConfiguration
+    public let dataDirectory: DataDirectory
+    public let resources: String
+    public let database: DatabasePool
+    public let jobs: JobRunner
+    public let scheduler: Scheduler
+    public let router: Router<StewardRequestContext>
+    public let docs: APIDocumentation
+    public let tls: TLSMaterial?
+    public let migrationReport: MigrationRunner.Report
+    public let interruptedAtStartup: [Int64]
+    let logger: Logger
+
+    /// Open and prepare everything; nothing listens until `run()`.
+    public static func build(
+        configuration: StewardConfiguration, logger: Logger, clock: any SchedulerClock = SystemClock(),
+        processes: any ProcessRunning = LocalProcessRunner(), extraJobHandlers: [String: JobHandler] = [:]
+    ) async throws -> StewardServer {
+        let dataDirectory = DataDirectory(path: configuration.dataDirectory)
+        try dataDirectory.prepare()
+        let resources = try ResourceLocator.locate(configured: configuration.resourcesDirectory)
+        let database = try StewardDatabase.open(path: dataDirectory.databasePath)
+        let report = try MigrationRunner.load(directory: resources + "/migrations").migrate(database, databasePath: dataDirectory.databasePath)
+        for file in report.applied { logger.notice("applied migration", metadata: ["file": "\(file)"]) }
+        for file in report.edited {
+            logger.warning("a landed migration was edited after it ran; migrations must not change", metadata: ["file": "\(file)"])
+        }
+        let secret = try dataDirectory.secretKey()
+        let tls = configuration.tls ? try TLSMaterial.prepare(configuration: configuration, dataDirectory: dataDirectory) : nil
+
+        var handlers = extraJobHandlers
+        handlers[DatabaseMaintenance.kind] = DatabaseMaintenance.handler(database: database, path: dataDirectory.databasePath)
+        let jobStore = JobStore(database: database)
+        let runner = JobRunner(
+            store: jobStore, events: JobEvents(), handlers: handlers, processes: processes, concurrency: configuration.jobConcurrency,
+            logCap: configuration.jobLogCapBytes, shutdownGrace: .seconds(configuration.shutdownGraceSeconds), logger: logger)
+        let interrupted = try await runner.recoverAfterRestart()
+        let scheduleStore = ScheduleStore(database: database)
+        try DatabaseMaintenance.ensureSchedule(scheduleStore, now: clock.now())
+        let scheduler = Scheduler(store: scheduleStore, jobs: runner, clock: clock, logger: logger)
+
+        let navigation = [
+            NavigationItem(key: "dashboard", title: "Dashboard", href: "/"),
+            NavigationItem(key: "jobs", title: "Jobs", href: "/jobs"),
+            NavigationItem(key: "settings", title: "Settings", href: "/settings"),
+        ]
+        let pages = try await PageRenderer(
+            templatesDirectory: resources + "/Templates", navigation: navigation, secureCookies: configuration.tls, signingKey: secret)
+        let metrics = HTTPMetrics()
+        let docs = APIDocumentation()
+        let router = Router(context: StewardRequestContext.self)
+        router.add(middleware: RequestObservationMiddleware(metrics: metrics, logger: logger))
+        router.add(middleware: SecurityHeadersMiddleware(tls: configuration.tls))
+        router.add(middleware: ErrorPageMiddleware(pages: pages, logger: logger))
+        router.add(middleware: OriginCheckMiddleware(externalOrigin: configuration.externalURL.flatMap(Self.origin), scheme: configuration.tls ? "https" : "http"))
+        router.add(
+            middleware: FileMiddleware(
+                resources + "/Public", cacheControl: .init([(MediaType(type: .any), [.maxAge(3600)])]), searchForIndexHtml: false, logger: logger))
+
+        SystemController(database: database, databasePath: dataDirectory.databasePath, jobs: jobStore, metrics: metrics, docs: docs)
+            .addRoutes(to: router)
+        DashboardController(jobs: jobStore, schedules: scheduleStore, pages: pages, databasePath: dataDirectory.databasePath, startedAt: Date())
+            .addRoutes(to: router)
+        JobController(runner: runner, pages: pages, docs: docs).addRoutes(to: router)
+        ScheduleController(scheduler: scheduler, pages: pages, docs: docs).addRoutes(to: router)
+        SettingsController(configuration: configuration, resources: resources, pages: pages).addRoutes(to: router)
+
+        return StewardServer(
+            configuration: configuration, dataDirectory: dataDirectory, resources: resources, database: database, jobs: runner, scheduler: scheduler,
+            router: router, docs: docs, tls: tls, migrationReport: report, interruptedAtStartup: interrupted, logger: logger)
+    }
+
+    static func origin(_ url: String) -> String? {
+        guard let components = URLComponents(string: url), let scheme = components.scheme, let host = components.host else { return nil }
+        return "\(scheme)://\(host)" + (components.port.map { ":\($0)" } ?? "")
+    }
+
+    /// The HTTP(S) application; tests drive this with HummingbirdTesting.
+    public func makeApplication(onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }) throws -> some ApplicationProtocol {
+        let server: HTTPServerBuilder = try tls.map { try .tls(.http1(), tlsConfiguration: try $0.serverConfiguration()) } ?? .http1()
+        return Application(
+            router: router, server: server,
+            configuration: .init(address: .hostname(configuration.bind, port: configuration.port), serverName: nil),
+            onServerRunning: onServerRunning, logger: logger)
+    }
+
+    /// Serve until SIGTERM/SIGINT: then stop accepting, end live streams, give jobs their grace, checkpoint the WAL.
+    public func run(onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }) async throws {
+        let app = try makeApplication(onServerRunning: onServerRunning)
+        let group = ServiceGroup(
+            configuration: .init(
+                services: [
+                    .init(service: DatabaseCheckpoint(database: database, logger: logger)),
+                    .init(service: jobs),
+                    .init(service: scheduler),
+                    .init(service: app),
+                    .init(service: StreamCloser(events: jobs.events)),
+                ],
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger))
+        try await group.run()
+    }
+}
+
+/// Shuts down last: a final WAL checkpoint so the database file is complete on its own.
+struct DatabaseCheckpoint: Service {
+    let database: DatabasePool
+    let logger: Logger
+
+    func run() async throws {
+        try? await gracefulShutdown()
+        do {
+            try await database.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA wal_checkpoint(TRUNCATE)") }
+            logger.notice("database checkpointed; shutdown complete")
+        } catch {
+            logger.error("final WAL checkpoint failed; SQLite will recover from the WAL on next start", metadata: ["error": "\(error)"])
+        }
+    }
+}
+
+/// Shuts down first: ends live job streams so open browser tabs do not hold the server's shutdown.
+struct StreamCloser: Service {
+    let events: JobEvents
+
+    func run() async throws {
+        try? await gracefulShutdown()
+        events.closeAll()
+    }
+}

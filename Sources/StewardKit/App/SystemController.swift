@@ -1,0 +1,135 @@
+import Foundation
+import GRDB
+import Hummingbird
+import Logging
+import Prometheus
+import NIOCore
+
+/// Health, readiness, Prometheus metrics and the OpenAPI document.
+struct SystemController {
+    let database: DatabasePool
+    let databasePath: String
+    let jobs: JobStore
+    let metrics: HTTPMetrics
+    let docs: APIDocumentation
+
+    func addRoutes(to router: Router<StewardRequestContext>) {
+        docs.add(
+            APIOperation(
+                method: .get, path: "/healthz", operationID: "health", summary: "The process is alive", tag: "system",
+                replies: [.init(status: 200, description: "Alive", schema: "Health")]))
+        router.get("/healthz") { _, _ in
+            Response(
+                status: .ok, headers: [.contentType: "application/json", .cacheControl: "no-store"],
+                body: .init(byteBuffer: ByteBuffer(string: #"{"status":"ok","version":"\#(StewardVersion.current)"}"#)))
+        }
+        docs.add(
+            APIOperation(
+                method: .get, path: "/readyz", operationID: "ready", summary: "The database accepts writes", tag: "system",
+                replies: [
+                    .init(status: 200, description: "Ready", schema: "Health"),
+                    .init(status: 503, description: "The database is not writable", schema: "Problem", contentType: "application/problem+json"),
+                ]))
+        router.get("/readyz", use: ready)
+        docs.add(
+            APIOperation(
+                method: .get, path: "/metrics", operationID: "metrics", summary: "Prometheus text exposition of Steward's own metrics",
+                tag: "system", replies: [.init(status: 200, description: "Metrics", schema: "text", contentType: "text/plain; version=0.0.4")]))
+        router.get("/metrics", use: exposition)
+        docs.add(
+            APIOperation(
+                method: .get, path: "/api/openapi.json", operationID: "openapi", summary: "This document", tag: "system",
+                replies: [.init(status: 200, description: "OpenAPI 3.1 document", schema: nil)]))
+        router.get("/api/openapi.json") { _, _ in try JSONResponse.make(object: docs.document()) }
+    }
+
+    /// A write transaction that is rolled back proves the file is writable and not locked out.
+    @Sendable func ready(request: Request, context: StewardRequestContext) async throws -> Response {
+        do {
+            try await database.write { db in
+                try db.execute(sql: "CREATE TEMP TABLE IF NOT EXISTS readiness_probe (x INTEGER)")
+                try db.execute(sql: "INSERT INTO readiness_probe VALUES (1)")
+                try db.execute(sql: "DELETE FROM readiness_probe")
+                _ = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM schema_migrations")
+            }
+        } catch {
+            throw Problem(status: .serviceUnavailable, detail: "database \(databasePath) is not writable: \(error)")
+        }
+        return Response(
+            status: .ok, headers: [.contentType: "application/json", .cacheControl: "no-store"],
+            body: .init(byteBuffer: ByteBuffer(string: #"{"status":"ready","version":"\#(StewardVersion.current)"}"#)))
+    }
+
+    @Sendable func exposition(request: Request, context: StewardRequestContext) async throws -> Response {
+        metrics.setJobs(try jobs.countsByState())
+        metrics.setDatabaseSize(StewardDatabase.sizeOnDisk(path: databasePath))
+        return Response(
+            status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8", .cacheControl: "no-store"],
+            body: .init(byteBuffer: ByteBuffer(bytes: metrics.registry.emitToBuffer())))
+    }
+}
+
+/// The landing page: what is running, what failed, what runs next.
+struct DashboardController {
+    let jobs: JobStore
+    let schedules: ScheduleStore
+    let pages: PageRenderer
+    let databasePath: String
+    let startedAt: Date
+
+    func addRoutes(to router: Router<StewardRequestContext>) {
+        router.get("/", use: dashboard)
+    }
+
+    @Sendable func dashboard(request: Request, context: StewardRequestContext) async throws -> Response {
+        let counts = try jobs.countsByState()
+        let recent = try jobs.list(JobFilter(limit: 10))
+        let upcoming = try schedules.all().filter(\.enabled).compactMap { schedule -> (Int64, [String: Any])? in
+            guard let next = schedule.nextFireAt else { return nil }
+            return (next, ["id": schedule.id, "name": schedule.name, "next": DisplayTime.text(next), "job_title": schedule.jobTitle])
+        }.sorted { $0.0 < $1.0 }.prefix(5).map(\.1)
+        let data: [String: Any] = [
+            "counts": Job.State.allCases.map { ["state": $0.rawValue, "count": counts[$0] ?? 0] },
+            "active_count": (counts[.running] ?? 0) + (counts[.queued] ?? 0),
+            "problem_count": (counts[.failed] ?? 0) + (counts[.interrupted] ?? 0),
+            "has_problems": (counts[.failed] ?? 0) + (counts[.interrupted] ?? 0) > 0,
+            "recent": recent.map(JobController.view), "no_recent": recent.isEmpty,
+            "upcoming": Array(upcoming), "no_upcoming": upcoming.isEmpty,
+            "database_size": ByteCountFormatter.string(fromByteCount: StewardDatabase.sizeOnDisk(path: databasePath), countStyle: .file),
+            "uptime": DisplayTime.duration(from: EpochMilliseconds.from(startedAt), to: nil) ?? "",
+        ]
+        return pages.page("dashboard", title: "Dashboard", section: "dashboard", data: data, request: request)
+    }
+}
+
+/// Settings: the effective configuration and where each value came from.
+struct SettingsController {
+    let configuration: StewardConfiguration
+    let resources: String
+    let pages: PageRenderer
+
+    func addRoutes(to router: Router<StewardRequestContext>) {
+        router.get("/settings", use: settings)
+    }
+
+    @Sendable func settings(request: Request, context: StewardRequestContext) async throws -> Response {
+        let rows = ConfigurationReport.rows(configuration, resources: resources).map { ["name": $0.name, "value": $0.value, "source": $0.source] }
+        return pages.page("settings/index", title: "Settings", section: "settings", data: ["rows": rows], request: request)
+    }
+}
+
+/// The effective configuration as rows, for `steward check-config` and the Settings page.
+public enum ConfigurationReport {
+    public static func rows(_ configuration: StewardConfiguration, resources: String?) -> [(name: String, value: String, source: String)] {
+        let values: [String: String] = [
+            "bind": configuration.bind, "port": String(configuration.port), "tls": String(configuration.tls),
+            "tls_cert": configuration.tlsCertificatePath ?? "(generated in data dir)", "tls_key": configuration.tlsKeyPath ?? "(generated in data dir)",
+            "external_url": configuration.externalURL ?? "(not set; links use \(configuration.publicBaseURL))",
+            "resources": resources ?? configuration.resourcesDirectory ?? "(not found)", "log_level": configuration.logLevel.rawValue,
+            "log_format": configuration.logFormat.rawValue, "job_concurrency": String(configuration.jobConcurrency),
+            "job_log_cap_bytes": String(configuration.jobLogCapBytes), "shutdown_grace_seconds": String(configuration.shutdownGraceSeconds),
+        ]
+        return [("data", configuration.dataDirectory, configuration.sources["data"] ?? "default")]
+            + StewardConfiguration.settingNames.map { ($0, values[$0] ?? "", configuration.sources[$0] ?? "default") }
+    }
+}

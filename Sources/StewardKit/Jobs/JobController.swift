@@ -1,0 +1,321 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import NIOCore
+
+/// The Jobs pages and `/api/v1/jobs`.
+struct JobController {
+    let runner: JobRunner
+    let pages: PageRenderer
+    let docs: APIDocumentation
+
+    var store: JobStore { runner.store }
+    var feed: JobFeed { JobFeed(store: runner.store, events: runner.events) }
+
+    func addRoutes(to router: Router<StewardRequestContext>) {
+        router.get("/jobs", use: listPage)
+        router.get("/jobs/:id", use: showPage)
+        router.get("/jobs/:id/events", use: eventStream)
+        router.get("/jobs/:id/log.txt", use: rawLog)
+        router.post("/jobs/:id/cancel", use: cancelFromPage)
+
+        let idParameter = APIOperation.Parameter(name: "id", location: .path, type: "integer", description: "job id")
+        docs.add(
+            APIOperation(
+                method: .get, path: "/api/v1/jobs", operationID: "listJobs", summary: "List jobs, newest first", tag: "jobs",
+                parameters: [
+                    .init(name: "state", location: .query, type: "string", description: "only jobs in this state", enumValues: Job.State.allCases.map(\.rawValue)),
+                    .init(name: "kind", location: .query, type: "string", description: "only jobs of this kind"),
+                    .init(name: "host", location: .query, type: "string", description: "only jobs for this host"),
+                    .init(name: "limit", location: .query, type: "integer", description: "page size, 1-200 (default 50)"),
+                    .init(name: "cursor", location: .query, type: "string", description: "the `next` link's cursor"),
+                ],
+                replies: [.init(status: 200, description: "A page of jobs", schema: "JobList")]))
+        router.get("/api/v1/jobs", use: apiList)
+        docs.add(
+            APIOperation(
+                method: .get, path: "/api/v1/jobs/{id}", operationID: "getJob", summary: "Read one job", tag: "jobs", parameters: [idParameter],
+                replies: [.init(status: 200, description: "The job", schema: "Job")]))
+        router.get("/api/v1/jobs/:id", use: apiShow)
+        docs.add(
+            APIOperation(
+                method: .post, path: "/api/v1/jobs/{id}/cancel", operationID: "cancelJob",
+                summary: "Cancel a queued or running job; a running job's whole process group is stopped", tag: "jobs", parameters: [idParameter],
+                replies: [.init(status: 202, description: "Cancellation requested; the job as it is now", schema: "Job")]))
+        router.post("/api/v1/jobs/:id/cancel", use: apiCancel)
+        docs.add(
+            APIOperation(
+                method: .get, path: "/api/v1/jobs/{id}/log", operationID: "streamJobLog",
+                summary: "The job's output as NDJSON: stored chunks, then live events until the job ends (follow=false stops after the stored ones)",
+                tag: "jobs",
+                parameters: [
+                    idParameter, .init(name: "follow", location: .query, type: "boolean", description: "keep streaming while the job runs (default true)"),
+                    .init(name: "after", location: .query, type: "integer", description: "resume after this chunk sequence number"),
+                ],
+                replies: [.init(status: 200, description: "One JSON object per line: {type: log|progress|end, ...}", schema: "ndjson", contentType: "application/x-ndjson")]))
+        router.get("/api/v1/jobs/:id/log", use: apiLog)
+    }
+
+    // MARK: pages
+
+    @Sendable func listPage(request: Request, context: StewardRequestContext) async throws -> Response {
+        let query = request.uri.queryParameters
+        var filter = JobFilter()
+        var problems: [String] = []
+        if let state = query["state"].map(String.init), !state.isEmpty {
+            if let parsed = Job.State(rawValue: state) { filter.state = parsed } else { problems.append("unknown state \"\(state)\"") }
+        }
+        filter.kind = query["kind"].map(String.init).flatMap { $0.isEmpty ? nil : $0 }
+        filter.host = query["host"].map(String.init).flatMap { $0.isEmpty ? nil : $0 }
+        filter.before = query["cursor"].flatMap { Int64($0) }
+        let jobs = try store.list(filter)
+        let counts = try store.countsByState()
+        var nextLink: String?
+        if jobs.count == filter.limit, let last = jobs.last {
+            nextLink = Self.link("/jobs", filter: filter, cursor: last.id)
+        }
+        let data: [String: Any] = [
+            "jobs": jobs.map(Self.view),
+            "empty": jobs.isEmpty,
+            "filter_kind": filter.kind ?? "", "filter_host": filter.host ?? "",
+            "states": Job.State.allCases.map { ["value": $0.rawValue, "selected": $0 == filter.state, "count": counts[$0] ?? 0] },
+            "kinds": (try store.distinctKinds()).map { ["value": $0, "selected": $0 == filter.kind] },
+            "filtered": filter.state != nil || filter.kind != nil || filter.host != nil,
+            "next_link": orNil(nextLink), "problems": problems,
+        ]
+        return pages.page("jobs/list", title: "Jobs", section: "jobs", data: data, request: request)
+    }
+
+    @Sendable func showPage(request: Request, context: StewardRequestContext) async throws -> Response {
+        let job = try loadJob(context)
+        let shownBytes = 1 << 20
+        var chunks = try store.logChunks(id: job.id)
+        var trimmed = false
+        var total = chunks.reduce(0) { $0 + $1.data.count }
+        while total > shownBytes, chunks.count > 1 {
+            total -= chunks.removeFirst().data.count
+            trimmed = true
+        }
+        var data = Self.view(job)
+        data["log"] = chunks.map(\.text).joined()
+        data["log_trimmed"] = trimmed
+        data["last_seq"] = chunks.last?.seq ?? 0
+        return pages.page("jobs/show", title: "Job \(job.id): \(job.title)", section: "jobs", data: ["job": data], request: request)
+    }
+
+    @Sendable func rawLog(request: Request, context: StewardRequestContext) async throws -> Response {
+        let job = try loadJob(context)
+        let chunks = try store.logChunks(id: job.id)
+        return Response(
+            status: .ok,
+            headers: [
+                .contentType: "text/plain; charset=utf-8",
+                .contentDisposition: "attachment; filename=\"steward-job-\(job.id).log\"",
+            ],
+            body: .init(contentsOf: chunks.map { ByteBuffer(bytes: $0.data) }))
+    }
+
+    @Sendable func cancelFromPage(request: Request, context: StewardRequestContext) async throws -> Response {
+        let job = try loadJob(context)
+        guard !job.state.isFinished else {
+            return pages.redirect(to: "/jobs/\(job.id)", flash: Flash(.warning, "Job \(job.id) already ended (\(job.state.rawValue)); nothing to cancel."))
+        }
+        try await runner.cancel(id: job.id, by: Self.actor(context))
+        return pages.redirect(to: "/jobs/\(job.id)", flash: Flash(.success, "Cancellation of job \(job.id) requested; its processes are being stopped."))
+    }
+
+    /// Server-Sent Events for the job page; each event's data is JSON so any byte in the output survives intact.
+    @Sendable func eventStream(request: Request, context: StewardRequestContext) async throws -> Response {
+        let job = try loadJob(context)
+        let after = request.headers[HTTPField.Name("Last-Event-ID")!].flatMap { Int64($0) }
+            ?? request.uri.queryParameters["after"].flatMap { Int64($0) } ?? 0
+        let events = withKeepalive(feed.events(job: job.id, afterSeq: after))
+        return Response(
+            status: .ok,
+            headers: [.contentType: "text/event-stream", .cacheControl: "no-store", HTTPField.Name("X-Accel-Buffering")!: "no"],
+            body: .init { writer in
+                try await writer.write(ByteBuffer(string: "retry: 3000\n\n"))
+                for await event in events {
+                    try await writer.write(ByteBuffer(string: Self.sse(event)))
+                }
+                try await writer.finish(nil)
+            })
+    }
+
+    // MARK: API
+
+    @Sendable func apiList(request: Request, context: StewardRequestContext) async throws -> Response {
+        let query = request.uri.queryParameters
+        var filter = JobFilter()
+        var errors: [String: String] = [:]
+        if let state = query["state"].map(String.init) {
+            if let parsed = Job.State(rawValue: state) {
+                filter.state = parsed
+            } else {
+                errors["state"] = "must be one of " + Job.State.allCases.map(\.rawValue).joined(separator: ", ")
+            }
+        }
+        filter.kind = query["kind"].map(String.init)
+        filter.host = query["host"].map(String.init)
+        if let limit = query["limit"] {
+            if let value = Int(limit), (1...200).contains(value) { filter.limit = value } else { errors["limit"] = "must be an integer from 1 to 200" }
+        }
+        if let cursor = query["cursor"] {
+            if let value = Int64(cursor), value > 0 { filter.before = value } else { errors["cursor"] = "must be the cursor from a previous page's next link" }
+        }
+        guard errors.isEmpty else { throw Problem.invalid(errors) }
+        let jobs = try store.list(filter)
+        let next = jobs.count == filter.limit ? jobs.last.map { Self.link("/api/v1/jobs", filter: filter, cursor: $0.id) } : nil
+        return try JSONResponse.make(object: ["items": jobs.map(Self.resource), "next": orNull(next)])
+    }
+
+    @Sendable func apiShow(request: Request, context: StewardRequestContext) async throws -> Response {
+        try JSONResponse.make(object: Self.resource(try loadJob(context)))
+    }
+
+    @Sendable func apiCancel(request: Request, context: StewardRequestContext) async throws -> Response {
+        let job = try loadJob(context)
+        guard !job.state.isFinished else {
+            throw Problem(status: .conflict, detail: "job \(job.id) already ended (\(job.state.rawValue)); nothing to cancel")
+        }
+        let updated = try await runner.cancel(id: job.id, by: Self.actor(context)) ?? job
+        return try JSONResponse.make(object: Self.resource(updated), status: .accepted)
+    }
+
+    @Sendable func apiLog(request: Request, context: StewardRequestContext) async throws -> Response {
+        let job = try loadJob(context)
+        let follow = request.uri.queryParameters["follow"].map { $0 != "false" && $0 != "0" } ?? true
+        let after = request.uri.queryParameters["after"].flatMap { Int64($0) } ?? 0
+        let feed = self.feed
+        let store = self.store
+        return Response(
+            status: .ok, headers: [.contentType: "application/x-ndjson", .cacheControl: "no-store"],
+            body: .init { writer in
+                if follow {
+                    for await event in feed.events(job: job.id, afterSeq: after) {
+                        try await writer.write(ByteBuffer(string: Self.ndjson(event)))
+                    }
+                } else {
+                    for chunk in try store.logChunks(id: job.id, after: after) {
+                        try await writer.write(ByteBuffer(string: Self.ndjson(.log(chunk))))
+                    }
+                }
+                try await writer.finish(nil)
+            })
+    }
+
+    // MARK: helpers
+
+    func loadJob(_ context: StewardRequestContext) throws -> Job {
+        guard let id = context.parameters.get("id", as: Int64.self) else { throw HTTPError(.notFound) }
+        guard let job = try store.job(id: id) else {
+            throw HTTPError(.notFound, message: "job \(id) does not exist")
+        }
+        return job
+    }
+
+    /// Who is acting; the login issue replaces the address with the signed-in user.
+    static func actor(_ context: StewardRequestContext) -> String { "web:\(context.remoteAddress ?? "local")" }
+
+    static func link(_ base: String, filter: JobFilter, cursor: Int64) -> String {
+        var items = [URLQueryItem(name: "cursor", value: String(cursor))]
+        if let state = filter.state { items.append(.init(name: "state", value: state.rawValue)) }
+        if let kind = filter.kind { items.append(.init(name: "kind", value: kind)) }
+        if let host = filter.host { items.append(.init(name: "host", value: host)) }
+        if filter.limit != 50 { items.append(.init(name: "limit", value: String(filter.limit))) }
+        var components = URLComponents()
+        components.path = base
+        components.queryItems = items
+        return components.string ?? base
+    }
+
+    static func view(_ job: Job) -> [String: Any] {
+        [
+            "id": job.id, "kind": job.kind, "title": job.title, "state": job.state.rawValue, "host": orNil(job.host),
+            "started_by": job.startedBy, "reason": job.reason, "error": orNil(job.error), "active": !job.state.isFinished,
+            "created": DisplayTime.text(job.createdAt), "created_iso": RFC3339.string(milliseconds: job.createdAt) ?? "",
+            "started": orNil(job.startedAt.map(DisplayTime.text)), "finished": orNil(job.finishedAt.map(DisplayTime.text)),
+            "duration": orNil(DisplayTime.duration(from: job.startedAt, to: job.finishedAt)),
+            "progress_percent": orNil(job.progressPercent.map { Int($0.rounded()) }), "progress_message": job.progressMessage,
+            "log_bytes": job.logBytes, "log_truncated": job.logTruncated, "schedule_id": orNil(job.scheduleID),
+        ]
+    }
+
+    static func resource(_ job: Job) -> [String: Any] {
+        [
+            "id": job.id, "kind": job.kind, "title": job.title, "state": job.state.rawValue, "host": orNull(job.host),
+            "params": jsonObject(job.params), "started_by": job.startedBy, "reason": job.reason, "schedule_id": orNull(job.scheduleID),
+            "progress": ["percent": orNull(job.progressPercent), "message": job.progressMessage] as [String: Any],
+            "error": orNull(job.error), "cancel_requested_by": orNull(job.cancelRequestedBy),
+            "log_bytes": job.logBytes, "log_truncated": job.logTruncated,
+            "created_at": orNull(RFC3339.string(milliseconds: job.createdAt)), "started_at": orNull(RFC3339.string(milliseconds: job.startedAt)),
+            "finished_at": orNull(RFC3339.string(milliseconds: job.finishedAt)),
+            "links": [
+                "self": "/api/v1/jobs/\(job.id)", "log": "/api/v1/jobs/\(job.id)/log", "cancel": "/api/v1/jobs/\(job.id)/cancel", "page": "/jobs/\(job.id)",
+            ],
+        ]
+    }
+
+    static func eventObject(_ event: JobEvent) -> (name: String, id: Int64?, body: [String: Any]) {
+        switch event {
+        case .log(let chunk):
+            return ("log", chunk.seq, ["type": "log", "seq": chunk.seq, "at": RFC3339.string(milliseconds: chunk.at) ?? "", "text": chunk.text])
+        case .progress(let percent, let message):
+            return ("progress", nil, ["type": "progress", "percent": orNull(percent), "message": message])
+        case .finished(let state):
+            return ("end", nil, ["type": "end", "state": state.rawValue])
+        }
+    }
+
+    static func jsonLine(_ body: [String: Any]) -> String {
+        let data = (try? JSONSerialization.data(withJSONObject: body, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data("{}".utf8)
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    static func ndjson(_ event: JobEvent) -> String { jsonLine(eventObject(event).body) + "\n" }
+
+    static func sse(_ event: JobEvent?) -> String {
+        guard let event else { return ": keepalive\n\n" }
+        let object = eventObject(event)
+        return (object.id.map { "id: \($0)\n" } ?? "") + "event: \(object.name)\ndata: \(jsonLine(object.body))\n\n"
+    }
+}
+
+/// Interleave a nil every 15 s so proxies and browsers keep an idle event stream open.
+func withKeepalive(_ events: AsyncStream<JobEvent>) -> AsyncStream<JobEvent?> {
+    AsyncStream { continuation in
+        let forward = Task {
+            for await event in events { continuation.yield(event) }
+            continuation.finish()
+        }
+        let ticker = Task {
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .seconds(15))
+                if !Task.isCancelled { continuation.yield(nil) }
+            }
+        }
+        continuation.onTermination = { _ in
+            forward.cancel()
+            ticker.cancel()
+        }
+    }
+}
+
+/// nil as an absent Mustache value (sections skip it), unlike NSNull which is truthy.
+func orNil(_ value: Any?) -> Any? { value }
+
+/// Times on pages: UTC, unambiguous, sortable; the browser script adds the local rendering.
+enum DisplayTime {
+    static func text(_ milliseconds: Int64) -> String {
+        let iso = RFC3339.string(EpochMilliseconds.date(milliseconds))
+        return String(iso.prefix(19)).replacingOccurrences(of: "T", with: " ") + " UTC"
+    }
+
+    static func duration(from start: Int64?, to end: Int64?) -> String? {
+        guard let start else { return nil }
+        let seconds = Int(((end ?? EpochMilliseconds.from(Date())) - start) / 1000)
+        if seconds < 60 { return "\(seconds)s" }
+        if seconds < 3600 { return "\(seconds / 60)m \(seconds % 60)s" }
+        return "\(seconds / 3600)h \(seconds % 3600 / 60)m"
+    }
+}

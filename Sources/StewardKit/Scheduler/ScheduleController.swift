@@ -1,0 +1,248 @@
+import Foundation
+import Hummingbird
+
+/// The Schedules pages and `/api/v1/schedules`.
+struct ScheduleController {
+    let scheduler: Scheduler
+    let pages: PageRenderer
+    let docs: APIDocumentation
+
+    var store: ScheduleStore { scheduler.store }
+
+    func addRoutes(to router: Router<StewardRequestContext>) {
+        router.get("/schedules", use: listPage)
+        router.get("/schedules/:id", use: editPage)
+        router.post("/schedules/:id", use: saveFromPage)
+        router.post("/schedules/:id/run", use: runFromPage)
+
+        let idParameter = APIOperation.Parameter(name: "id", location: .path, type: "integer", description: "schedule id")
+        docs.add(
+            APIOperation(
+                method: .get, path: "/api/v1/schedules", operationID: "listSchedules", summary: "List schedules with their next five fire times",
+                tag: "schedules", replies: [.init(status: 200, description: "All schedules", schema: "ScheduleList")]))
+        router.get("/api/v1/schedules", use: apiList)
+        docs.add(
+            APIOperation(
+                method: .get, path: "/api/v1/schedules/{id}", operationID: "getSchedule", summary: "Read one schedule", tag: "schedules",
+                parameters: [idParameter], replies: [.init(status: 200, description: "The schedule", schema: "Schedule")]))
+        router.get("/api/v1/schedules/:id", use: apiShow)
+        docs.add(
+            APIOperation(
+                method: .patch, path: "/api/v1/schedules/{id}", operationID: "updateSchedule",
+                summary: "Change timing, policies or the enabled switch; omitted fields keep their values", tag: "schedules",
+                parameters: [idParameter], requestSchema: "ScheduleUpdate",
+                replies: [.init(status: 200, description: "The updated schedule", schema: "Schedule")]))
+        router.patch("/api/v1/schedules/:id", use: apiUpdate)
+        docs.add(
+            APIOperation(
+                method: .post, path: "/api/v1/schedules/{id}/run", operationID: "runSchedule",
+                summary: "Start the schedule's job now, honouring its concurrency policy", tag: "schedules", parameters: [idParameter],
+                replies: [.init(status: 202, description: "The job that was started", schema: "Job")]))
+        router.post("/api/v1/schedules/:id/run", use: apiRun)
+        docs.add(
+            APIOperation(
+                method: .post, path: "/api/v1/schedules/preview", operationID: "previewSchedule",
+                summary: "Validate a cron expression and time zone and list the next fire times", tag: "schedules",
+                requestSchema: "SchedulePreviewRequest", replies: [.init(status: 200, description: "Next fire times", schema: "SchedulePreview")]))
+        router.post("/api/v1/schedules/preview", use: apiPreview)
+    }
+
+    // MARK: pages
+
+    @Sendable func listPage(request: Request, context: StewardRequestContext) async throws -> Response {
+        let schedules = try store.all().map(Self.view)
+        return pages.page("schedules/list", title: "Schedules", section: "jobs", data: ["schedules": schedules, "empty": schedules.isEmpty], request: request)
+    }
+
+    @Sendable func editPage(request: Request, context: StewardRequestContext) async throws -> Response {
+        let schedule = try loadSchedule(context)
+        return formPage(schedule, values: Self.settings(of: schedule), errors: [:], request: request)
+    }
+
+    @Sendable func saveFromPage(request: Request, context: StewardRequestContext) async throws -> Response {
+        let schedule = try loadSchedule(context)
+        let form = try await FormBody.read(request, context: context)
+        var errors: [String: String] = [:]
+        let jitterText = form["jitter_seconds"] ?? "0"
+        let jitter = Int(jitterText.trimmingCharacters(in: .whitespaces))
+        if jitter == nil { errors["jitter_seconds"] = "must be a whole number of seconds from 0 to 86400" }
+        let catchUp = Schedule.CatchUp(rawValue: form["catch_up"] ?? "")
+        if catchUp == nil { errors["catch_up"] = "choose none or one" }
+        let concurrency = Schedule.Concurrency(rawValue: form["concurrency"] ?? "")
+        if concurrency == nil { errors["concurrency"] = "choose forbid, replace or allow" }
+        let submitted = ScheduleSettings(
+            cron: (form["cron"] ?? "").trimmingCharacters(in: .whitespaces), timeZone: (form["time_zone"] ?? "").trimmingCharacters(in: .whitespaces),
+            jitterSeconds: jitter ?? 0, catchUp: catchUp ?? schedule.catchUp, concurrency: concurrency ?? schedule.concurrency,
+            enabled: form["enabled"] == "on")
+        errors.merge(Self.timingErrors(submitted) ?? [:]) { first, _ in first }
+        if errors.isEmpty, try store.update(id: schedule.id, settings: submitted, now: Date()) != nil {
+            await scheduler.reload()
+            return pages.redirect(to: "/schedules", flash: Flash(.success, "Schedule \"\(schedule.name)\" saved."))
+        }
+        var values = submitted
+        values.jitterSeconds = jitter ?? 0
+        return formPage(schedule, values: values, errors: errors, jitterText: jitterText, request: request, status: .unprocessableContent)
+    }
+
+    @Sendable func runFromPage(request: Request, context: StewardRequestContext) async throws -> Response {
+        let schedule = try loadSchedule(context)
+        guard let firing = try await scheduler.runNow(id: schedule.id, by: JobController.actor(context)) else { throw HTTPError(.notFound) }
+        if let jobID = firing.jobID {
+            return pages.redirect(to: "/jobs/\(jobID)", flash: Flash(.success, "Started \"\(schedule.jobTitle)\" as job \(jobID)."))
+        }
+        return pages.redirect(to: "/schedules", flash: Flash(.warning, "\"\(schedule.name)\" was not started: \(firing.outcome)."))
+    }
+
+    func formPage(
+        _ schedule: Schedule, values: ScheduleSettings, errors: [String: String], jitterText: String? = nil, request: Request,
+        status: HTTPResponse.Status = .ok
+    ) -> Response {
+        var view = Self.view(schedule)
+        view["form"] = [
+            "cron": values.cron, "time_zone": values.timeZone, "jitter_seconds": jitterText ?? String(values.jitterSeconds), "enabled": values.enabled,
+            "catch_up_options": Schedule.CatchUp.allCases.map { ["value": $0.rawValue, "selected": $0 == values.catchUp] },
+            "concurrency_options": Schedule.Concurrency.allCases.map { ["value": $0.rawValue, "selected": $0 == values.concurrency] },
+        ] as [String: Any]
+        view["errors"] = errors
+        view["has_errors"] = !errors.isEmpty
+        view["error_list"] = errors.keys.sorted().map { ["field": $0, "message": errors[$0]!] }
+        view["time_zones"] = TimeZone.knownTimeZoneIdentifiers.sorted()
+        return pages.page("schedules/edit", title: "Schedule: \(schedule.name)", section: "jobs", data: ["schedule": view], request: request, status: status)
+    }
+
+    // MARK: API
+
+    @Sendable func apiList(request: Request, context: StewardRequestContext) async throws -> Response {
+        try JSONResponse.make(object: ["items": try store.all().map(Self.resource), "next": NSNull()])
+    }
+
+    @Sendable func apiShow(request: Request, context: StewardRequestContext) async throws -> Response {
+        try JSONResponse.make(object: Self.resource(try loadSchedule(context)))
+    }
+
+    struct UpdateBody: Decodable {
+        var cron: String?
+        var timeZone: String?
+        var jitterSeconds: Int?
+        var catchUp: String?
+        var concurrency: String?
+        var enabled: Bool?
+    }
+
+    @Sendable func apiUpdate(request: Request, context: StewardRequestContext) async throws -> Response {
+        let schedule = try loadSchedule(context)
+        let body = try await JSONResponse.decode(UpdateBody.self, from: request)
+        var settings = Self.settings(of: schedule)
+        var errors: [String: String] = [:]
+        if let cron = body.cron { settings.cron = cron }
+        if let zone = body.timeZone { settings.timeZone = zone }
+        if let jitter = body.jitterSeconds { settings.jitterSeconds = jitter }
+        if let enabled = body.enabled { settings.enabled = enabled }
+        if let text = body.catchUp {
+            if let value = Schedule.CatchUp(rawValue: text) { settings.catchUp = value } else { errors["catch_up"] = "must be none or one" }
+        }
+        if let text = body.concurrency {
+            if let value = Schedule.Concurrency(rawValue: text) { settings.concurrency = value } else {
+                errors["concurrency"] = "must be forbid, replace or allow"
+            }
+        }
+        errors.merge(Self.timingErrors(settings) ?? [:]) { first, _ in first }
+        guard errors.isEmpty else { throw Problem.invalid(errors) }
+        guard let updated = try store.update(id: schedule.id, settings: settings, now: Date()) else { throw Problem.notFound("schedule \(schedule.id)") }
+        await scheduler.reload()
+        return try JSONResponse.make(object: Self.resource(updated))
+    }
+
+    @Sendable func apiRun(request: Request, context: StewardRequestContext) async throws -> Response {
+        let schedule = try loadSchedule(context)
+        guard let firing = try await scheduler.runNow(id: schedule.id, by: JobController.actor(context)) else {
+            throw Problem.notFound("schedule \(schedule.id)")
+        }
+        guard let jobID = firing.jobID, let job = try scheduler.jobs.store.job(id: jobID) else {
+            throw Problem(status: .conflict, detail: "schedule \(schedule.name) was not started: \(firing.outcome)")
+        }
+        return try JSONResponse.make(object: JobController.resource(job), status: .accepted)
+    }
+
+    struct PreviewBody: Decodable {
+        var cron: String
+        var timeZone: String?
+        var count: Int?
+    }
+
+    @Sendable func apiPreview(request: Request, context: StewardRequestContext) async throws -> Response {
+        let body = try await JSONResponse.decode(PreviewBody.self, from: request)
+        let count = body.count ?? 5
+        guard (1...50).contains(count) else { throw Problem.invalid(["count": "must be from 1 to 50"]) }
+        let timing: ScheduleTiming
+        do {
+            timing = try ScheduleTiming(cron: body.cron, timeZone: body.timeZone ?? "UTC", jitterSeconds: 0)
+        } catch {
+            throw Problem.invalid(error.fields)
+        }
+        let fires = timing.expression.nextFires(after: Date(), in: timing.zone, count: count)
+        return try JSONResponse.make(object: ["next_fire_times": fires.map(RFC3339.string)])
+    }
+
+    // MARK: helpers
+
+    func loadSchedule(_ context: StewardRequestContext) throws -> Schedule {
+        guard let id = context.parameters.get("id", as: Int64.self), let schedule = try store.schedule(id: id) else {
+            throw HTTPError(.notFound, message: "schedule \(context.parameters.get("id") ?? "") does not exist")
+        }
+        return schedule
+    }
+
+    static func timingErrors(_ settings: ScheduleSettings) -> [String: String]? {
+        do {
+            _ = try ScheduleTiming(cron: settings.cron, timeZone: settings.timeZone, jitterSeconds: settings.jitterSeconds)
+            return nil
+        } catch {
+            return error.fields
+        }
+    }
+
+    static func settings(of schedule: Schedule) -> ScheduleSettings {
+        ScheduleSettings(
+            cron: schedule.cron, timeZone: schedule.timeZone, jitterSeconds: schedule.jitterSeconds, catchUp: schedule.catchUp,
+            concurrency: schedule.concurrency, enabled: schedule.enabled)
+    }
+
+    static func nextFires(_ schedule: Schedule) -> [Date] {
+        guard let timing = try? schedule.timing() else { return [] }
+        return timing.expression.nextFires(after: Date(), in: timing.zone, count: 5)
+    }
+
+    /// A fire time in the schedule's own zone, with the zone's abbreviation, as operators think of it.
+    static func localText(_ date: Date, zone: TimeZone) -> String {
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.timeZone = zone
+        formatter.dateFormat = "EEE yyyy-MM-dd HH:mm zzz"
+        return formatter.string(from: date)
+    }
+
+    static func view(_ schedule: Schedule) -> [String: Any] {
+        let zone = TimeZone(identifier: schedule.timeZone) ?? .gmt
+        return [
+            "id": schedule.id, "name": schedule.name, "cron": schedule.cron, "time_zone": schedule.timeZone, "jitter_seconds": schedule.jitterSeconds,
+            "catch_up": schedule.catchUp.rawValue, "concurrency": schedule.concurrency.rawValue, "job_title": schedule.jobTitle,
+            "job_kind": schedule.jobKind, "owner": schedule.owner, "enabled": schedule.enabled,
+            "last_fire": orNil(schedule.lastFireAt.map { localText(EpochMilliseconds.date($0), zone: zone) }),
+            "last_job_id": orNil(schedule.lastJobID), "last_outcome": orNil(schedule.lastOutcome),
+            "next_fires": nextFires(schedule).map { localText($0, zone: zone) },
+        ]
+    }
+
+    static func resource(_ schedule: Schedule) -> [String: Any] {
+        [
+            "id": schedule.id, "name": schedule.name, "cron": schedule.cron, "time_zone": schedule.timeZone, "jitter_seconds": schedule.jitterSeconds,
+            "catch_up": schedule.catchUp.rawValue, "concurrency": schedule.concurrency.rawValue, "job_kind": schedule.jobKind,
+            "job_title": schedule.jobTitle, "owner": schedule.owner, "enabled": schedule.enabled,
+            "last_fire_at": orNull(RFC3339.string(milliseconds: schedule.lastFireAt)),
+            "next_fire_at": orNull(RFC3339.string(milliseconds: schedule.nextFireAt)),
+            "next_due_at": orNull(RFC3339.string(milliseconds: schedule.nextDueAt)), "last_job_id": orNull(schedule.lastJobID),
+            "last_outcome": orNull(schedule.lastOutcome), "next_fire_times": nextFires(schedule).map(RFC3339.string),
+        ]
+    }
+}

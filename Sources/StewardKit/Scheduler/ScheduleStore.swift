@@ -1,0 +1,90 @@
+import Foundation
+import GRDB
+
+/// Reads and writes schedules.
+public struct ScheduleStore: Sendable {
+    public let database: any DatabaseWriter
+
+    public init(database: any DatabaseWriter) {
+        self.database = database
+    }
+
+    public func all() throws -> [Schedule] {
+        try database.read { db in try Schedule.fetchAll(db, sql: "SELECT * FROM schedules ORDER BY name") }
+    }
+
+    public func schedule(id: Int64) throws -> Schedule? {
+        try database.read { db in try Schedule.fetchOne(db, sql: "SELECT * FROM schedules WHERE id = ?", arguments: [id]) }
+    }
+
+    public func schedule(named name: String) throws -> Schedule? {
+        try database.read { db in try Schedule.fetchOne(db, sql: "SELECT * FROM schedules WHERE name = ?", arguments: [name]) }
+    }
+
+    /// Create a schedule; its first fire time is computed from `now`.
+    public func create(
+        name: String, settings: ScheduleSettings, jobKind: String, jobTitle: String, jobParams: String = "{}", jobHost: String? = nil,
+        owner: String, now: Date
+    ) throws -> Schedule {
+        let timing = try ScheduleTiming(cron: settings.cron, timeZone: settings.timeZone, jitterSeconds: settings.jitterSeconds)
+        return try database.write { db in
+            let nowMS = EpochMilliseconds.from(now)
+            try db.execute(
+                sql: """
+                    INSERT INTO schedules (name, cron, time_zone, jitter_seconds, catch_up, concurrency, job_kind, job_title, job_params,
+                        job_host, owner, enabled, created_at, updated_at)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    """,
+                arguments: [
+                    name, settings.cron, settings.timeZone, settings.jitterSeconds, settings.catchUp.rawValue, settings.concurrency.rawValue,
+                    jobKind, jobTitle, jobParams, jobHost, owner, settings.enabled, nowMS, nowMS,
+                ])
+            let id = db.lastInsertedRowID
+            try Self.setNext(db, id: id, timing: timing, after: now)
+            return try Schedule.fetchOne(db, sql: "SELECT * FROM schedules WHERE id = ?", arguments: [id])!
+        }
+    }
+
+    /// Change timing and policies; the next fire time is recomputed from `now`, so an edit never causes a catch-up.
+    public func update(id: Int64, settings: ScheduleSettings, now: Date) throws -> Schedule? {
+        let timing = try ScheduleTiming(cron: settings.cron, timeZone: settings.timeZone, jitterSeconds: settings.jitterSeconds)
+        return try database.write { db in
+            try db.execute(
+                sql: """
+                    UPDATE schedules SET cron = ?, time_zone = ?, jitter_seconds = ?, catch_up = ?, concurrency = ?, enabled = ?, updated_at = ?
+                    WHERE id = ?
+                    """,
+                arguments: [
+                    settings.cron, settings.timeZone, settings.jitterSeconds, settings.catchUp.rawValue, settings.concurrency.rawValue,
+                    settings.enabled, EpochMilliseconds.from(now), id,
+                ])
+            guard db.changesCount == 1 else { return nil }
+            try Self.setNext(db, id: id, timing: timing, after: now)
+            return try Schedule.fetchOne(db, sql: "SELECT * FROM schedules WHERE id = ?", arguments: [id])
+        }
+    }
+
+    static func setNext(_ db: GRDB.Database, id: Int64, timing: ScheduleTiming, after: Date) throws {
+        let next = timing.nextFire(after: after)
+        let due = next.map { $0.addingTimeInterval(timing.jitter(scheduleID: id, nominal: $0)) }
+        try db.execute(
+            sql: "UPDATE schedules SET next_fire_at = ?, next_due_at = ? WHERE id = ?",
+            arguments: [next.map(EpochMilliseconds.from), due.map(EpochMilliseconds.from), id])
+    }
+
+    /// Record what the scheduler did with one due time, and when it is due next.
+    public func recordOutcome(id: Int64, lastFire: Date, next: Date?, due: Date?, jobID: Int64?, outcome: String, now: Date) throws {
+        try database.write { db in
+            try db.execute(
+                sql: """
+                    UPDATE schedules SET last_fire_at = ?, next_fire_at = ?, next_due_at = ?, last_job_id = COALESCE(?, last_job_id),
+                        last_outcome = ?, last_outcome_at = ?
+                    WHERE id = ?
+                    """,
+                arguments: [
+                    EpochMilliseconds.from(lastFire), next.map(EpochMilliseconds.from), due.map(EpochMilliseconds.from), jobID, outcome,
+                    EpochMilliseconds.from(now), id,
+                ])
+        }
+    }
+}

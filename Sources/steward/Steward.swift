@@ -1,0 +1,234 @@
+import ArgumentParser
+import Foundation
+import Logging
+import NIOCore
+import NIOSSL
+import StewardKit
+
+@main
+struct Steward: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "steward",
+        abstract: "Steward: a web administration server for Linux fleets.",
+        subcommands: [Serve.self, Migrate.self, CheckConfig.self, Version.self],
+        defaultSubcommand: Serve.self)
+}
+
+/// Options shared by `serve` and `check-config`: everything they accept as flags wins over steward.json and STEWARD_*.
+struct ServerOptions: ParsableArguments {
+    @Option(help: "Data directory (database, TLS certificate, keys). Default: /var/lib/steward as root.")
+    var data: String?
+    @Option(help: "Address to listen on (default 127.0.0.1).")
+    var bind: String?
+    @Option(help: "Port to listen on (default 10000).")
+    var port: String?
+    @Flag(name: .customLong("no-tls"), help: "Serve plain HTTP (for loopback or behind a TLS proxy).")
+    var noTLS = false
+    @Option(name: .customLong("external-url"), help: "Public base URL used in links, e.g. https://panel.example.com")
+    var externalURL: String?
+    @Option(help: "Directory holding Templates/, Public/ and migrations/.")
+    var resources: String?
+    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
+    var logLevel: String?
+
+    func flagLayer() -> SettingsLayer {
+        var layer = SettingsLayer(source: "command-line flags")
+        if let bind { layer.values["bind"] = (bind, "--bind") }
+        if let port { layer.values["port"] = (port, "--port") }
+        if noTLS { layer.values["tls"] = ("false", "--no-tls") }
+        if let externalURL { layer.values["external_url"] = (externalURL, "--external-url") }
+        if let resources { layer.values["resources"] = (resources, "--resources") }
+        if let logLevel { layer.values["log_level"] = (logLevel, "--log-level") }
+        return layer
+    }
+
+    func resolve() throws -> StewardConfiguration {
+        try resolveConfiguration(dataFlag: data, flags: flagLayer())
+    }
+}
+
+func resolveConfiguration(dataFlag: String?, flags: SettingsLayer) throws -> StewardConfiguration {
+    let environment = ProcessInfo.processInfo.environment
+    let dataDirectory: String
+    let dataSource: String
+    if let dataFlag {
+        (dataDirectory, dataSource) = (dataFlag, "--data")
+    } else if let fromEnvironment = environment["STEWARD_DATA"], !fromEnvironment.isEmpty {
+        (dataDirectory, dataSource) = (fromEnvironment, "STEWARD_DATA")
+    } else {
+        (dataDirectory, dataSource) = (StewardConfiguration.defaultDataDirectory(), "default")
+    }
+    do {
+        var layers: [SettingsLayer] = []
+        if let file = try StewardConfiguration.fileLayer(dataDirectory: dataDirectory) { layers.append(file) }
+        layers.append(StewardConfiguration.environmentLayer(environment))
+        layers.append(flags)
+        var configuration = try StewardConfiguration.resolve(dataDirectory: dataDirectory, layers: layers)
+        configuration.sources["data"] = dataSource
+        return configuration
+    } catch {
+        throw Fatal(message: error.description, code: 78)
+    }
+}
+
+/// A message for the operator and an exit status; printed without a stack trace.
+struct Fatal: Error, CustomStringConvertible {
+    let message: String
+    var code: Int32 = 1
+    var description: String { message }
+}
+
+func fail(_ error: any Error) -> ExitCode {
+    let code = (error as? Fatal)?.code ?? 1
+    FileHandle.standardError.write(Data("steward: \(error)\n".utf8))
+    return ExitCode(code)
+}
+
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Run the web server (the default command).")
+    @OptionGroup var options: ServerOptions
+
+    func run() async throws {
+        let configuration: StewardConfiguration
+        do { configuration = try options.resolve() } catch { throw fail(error) }
+        let level = configuration.logLevel
+        let format = configuration.logFormat
+        LoggingSystem.bootstrap { StewardLogHandler(label: $0, level: level, format: format) }
+        let logger = Logger(label: "steward")
+        let server: StewardServer
+        do {
+            server = try await StewardServer.build(configuration: configuration, logger: logger)
+        } catch {
+            throw fail(error)
+        }
+        let banner = Banner(server: server)
+        do {
+            try await server.run { channel in banner.print(port: channel.localAddress?.port) }
+        } catch {
+            throw fail(Fatal(message: "server stopped: \(error) (is port \(configuration.port) on \(configuration.bind) already in use?)"))
+        }
+    }
+}
+
+/// What an operator needs on the console after start: where to go and what was made for them.
+struct Banner: Sendable {
+    let configuration: StewardConfiguration
+    let dataPath: String
+    let tls: TLSMaterial?
+    let applied: [String]
+    let interrupted: [Int64]
+
+    init(server: StewardServer) {
+        configuration = server.configuration
+        dataPath = server.dataDirectory.path
+        tls = server.tls
+        applied = server.migrationReport.applied
+        interrupted = server.interruptedAtStartup
+    }
+
+    func print(port: Int?) {
+        var lines = ["", "Steward \(StewardVersion.current) is running.", "  Open:  \(configuration.publicBaseURL)/"]
+        if configuration.bind == "0.0.0.0" || configuration.bind == "::" {
+            lines.append("         (listening on all addresses, port \(port ?? configuration.port))")
+        }
+        lines.append("  Data:  \(dataPath)")
+        if let tls {
+            let origin = tls.generated ? "self-signed, generated now" : (configuration.tlsCertificatePath == nil ? "self-signed, from the data directory" : "operator-provided")
+            lines.append("  TLS:   \(tls.certificatePath) (\(origin))")
+            if let fingerprint = try? Self.fingerprint(tls.certificatePath) {
+                lines.append("         SHA-256 fingerprint \(fingerprint); check it when the browser asks")
+            }
+        }
+        if !applied.isEmpty {
+            lines.append("  Database: applied \(applied.joined(separator: ", "))")
+        }
+        if !interrupted.isEmpty {
+            lines.append("  Jobs:  marked \(interrupted.count) job(s) left running by the previous process as interrupted")
+        }
+        lines.append("  Login: this build has no sign-in yet, so keep it bound to 127.0.0.1 or behind an authenticating proxy.")
+        lines.append("")
+        // Written straight to the descriptor: a piped stdout would otherwise hold the URL in a buffer.
+        FileHandle.standardOutput.write(Data((lines.joined(separator: "\n") + "\n").utf8))
+    }
+
+    static func fingerprint(_ path: String) throws -> String {
+        guard let certificate = try NIOSSLCertificate.fromPEMFile(path).first else { return "" }
+        return try sha256Hex(certificate.toDERBytes()).uppercased().chunked(2).joined(separator: ":")
+    }
+}
+
+struct Migrate: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Create or upgrade the database, then exit.")
+    @Option(help: "Data directory.") var data: String?
+    @Option(help: "Directory holding migrations/ (and Templates/, Public/).") var resources: String?
+
+    func run() async throws {
+        do {
+            var flags = SettingsLayer(source: "command-line flags")
+            if let resources { flags.values["resources"] = (resources, "--resources") }
+            let configuration = try resolveConfiguration(dataFlag: data, flags: flags)
+            let directory = DataDirectory(path: configuration.dataDirectory)
+            try directory.prepare()
+            let root = try ResourceLocator.locate(configured: configuration.resourcesDirectory)
+            let database = try StewardDatabase.open(path: directory.databasePath)
+            let report = try MigrationRunner.load(directory: root + "/migrations").migrate(database, databasePath: directory.databasePath)
+            if report.applied.isEmpty {
+                print("\(directory.databasePath) is up to date (\(report.alreadyApplied) migration(s) applied earlier)")
+            } else {
+                for file in report.applied { print("applied \(file)") }
+                print("\(directory.databasePath) is up to date")
+            }
+            for file in report.edited { print("warning: \(file) changed after it was applied; migrations must never be edited") }
+        } catch {
+            throw fail(error)
+        }
+    }
+}
+
+struct CheckConfig: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "check-config", abstract: "Validate the configuration and print the effective settings with their sources.")
+    @OptionGroup var options: ServerOptions
+
+    func run() async throws {
+        let configuration: StewardConfiguration
+        do { configuration = try options.resolve() } catch { throw fail(error) }
+        var problems: [String] = []
+        var resources: String?
+        do {
+            resources = try ResourceLocator.locate(configured: configuration.resourcesDirectory)
+        } catch {
+            problems.append(error.description)
+        }
+        if let cert = configuration.tlsCertificatePath, let key = configuration.tlsKeyPath, configuration.tls {
+            do {
+                _ = try TLSMaterial(certificatePath: cert, keyPath: key, generated: false).serverConfiguration()
+            } catch {
+                problems.append(String(describing: error))
+            }
+        }
+        let rows = ConfigurationReport.rows(configuration, resources: resources)
+        let width = rows.map(\.name.count).max() ?? 0
+        for row in rows {
+            print(row.name.padding(toLength: width, withPad: " ", startingAt: 0) + "  " + row.value + "  (" + row.source + ")")
+        }
+        guard problems.isEmpty else {
+            throw fail(Fatal(message: problems.joined(separator: "\nsteward: "), code: 78))
+        }
+        print("configuration OK")
+    }
+}
+
+struct Version: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Print the version.")
+    func run() { print("steward \(StewardVersion.current)") }
+}
+
+extension String {
+    func chunked(_ size: Int) -> [String] {
+        stride(from: 0, to: count, by: size).map { start in
+            let from = index(startIndex, offsetBy: start)
+            return String(self[from..<(index(from, offsetBy: size, limitedBy: endIndex) ?? endIndex)])
+        }
+    }
+}
