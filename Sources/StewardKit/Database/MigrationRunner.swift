@@ -16,6 +16,7 @@ public struct MigrationRunner: Sendable {
         case badFileName(String)
         case duplicateVersion(Int, String, String)
         case unreadable(String)
+        case noMigrations(String)
         case unknownMigrations(database: String, versions: [String], newestKnown: Int)
         case failed(file: String, message: String)
 
@@ -26,6 +27,8 @@ public struct MigrationRunner: Sendable {
             case .duplicateVersion(let version, let a, let b):
                 "migrations \(a) and \(b) share version \(version); give one of them the next free number"
             case .unreadable(let path): "cannot read migration \(path)"
+            case .noMigrations(let directory):
+                "no migrations found in \(directory); point --resources at the directory that holds Steward's migrations/"
             case .unknownMigrations(let database, let versions, let newestKnown):
                 "database \(database) has migration(s) \(versions.joined(separator: ", ")) that this steward (\(StewardVersion.current), newest migration \(String(format: "%04d", newestKnown))) does not know: it was written by a newer Steward. Refusing to start; run the newer steward binary, or restore a backup taken before the upgrade"
             case .failed(let file, let message): "migration \(file) failed and was rolled back: \(message)"
@@ -41,7 +44,9 @@ public struct MigrationRunner: Sendable {
 
     /// Load every `*.sql` file in the directory; any other file is ignored.
     public static func load(directory: String) throws(Failure) -> MigrationRunner {
-        let files = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+        guard let files = try? FileManager.default.contentsOfDirectory(atPath: directory), files.contains(where: { $0.hasSuffix(".sql") }) else {
+            throw .noMigrations(directory)
+        }
         var byVersion: [Int: Migration] = [:]
         for file in files.sorted() where file.hasSuffix(".sql") {
             let stem = String(file.dropLast(4))
