@@ -49,8 +49,8 @@ public struct JobContext: Sendable {
 
 /// Runs queued jobs with bounded concurrency; a `Service` so shutdown can wait for, then interrupt, running work.
 public actor JobRunner: Service {
-    public let store: JobStore
-    public let events: JobEvents
+    public nonisolated let store: JobStore
+    public nonisolated let events: JobEvents
     let handlers: [String: JobHandler]
     let processes: any ProcessRunning
     let concurrency: Int

@@ -23,7 +23,7 @@ public actor Scheduler: Service {
     /// A due time later than this by more than the grace is treated as missed (the server was down or stalled).
     public static let misfireGrace: TimeInterval = 60
 
-    public let store: ScheduleStore
+    public nonisolated let store: ScheduleStore
     let jobs: JobRunner
     let clock: any SchedulerClock
     let logger: Logger
