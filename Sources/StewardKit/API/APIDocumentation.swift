@@ -37,13 +37,9 @@ public final class APIDocumentation: Sendable {
 
     func add(_ operation: APIOperation) { operations.withLock { $0.append(operation) } }
 
-    /// "/api/v1/jobs/{id}" in the spec is ":id" in the router.
+    /// Method and path of each documented operation, in the router's own "{id}" notation.
     public var routerPaths: [(method: String, path: String)] {
-        operations.withLock { ops in
-            ops.map { op in
-                (op.method.rawValue, op.path.replacingOccurrences(of: "{", with: ":").replacingOccurrences(of: "}", with: ""))
-            }
-        }
+        operations.withLock { ops in ops.map { ($0.method.rawValue, $0.path) } }
     }
 
     public func document() -> [String: Any] {

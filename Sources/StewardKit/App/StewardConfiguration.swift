@@ -181,7 +181,8 @@ extension StewardConfiguration {
     static func unknownSettingMessage(_ label: String, name: String) -> String {
         var text = "unknown setting \(label)"
         if let guess = settingNames.min(by: { editDistance($0, name) < editDistance($1, name) }), editDistance(guess, name) <= 3 {
-            text += " (did you mean \(label.replacingOccurrences(of: name, with: guess, options: .caseInsensitive))?)"
+            let spelled = label.hasPrefix("STEWARD_") ? guess.uppercased() : guess
+            text += " (did you mean \(label.replacingOccurrences(of: name, with: spelled, options: .caseInsensitive))?)"
         }
         return text + "; accepted settings: " + settingNames.joined(separator: ", ")
     }

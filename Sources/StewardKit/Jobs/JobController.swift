@@ -74,16 +74,16 @@ struct JobController {
         if jobs.count == filter.limit, let last = jobs.last {
             nextLink = Self.link("/jobs", filter: filter, cursor: last.id)
         }
-        let data: [String: Any] = [
+        let data: [String: Any?] = [
             "jobs": jobs.map(Self.view),
             "empty": jobs.isEmpty,
             "filter_kind": filter.kind ?? "", "filter_host": filter.host ?? "",
             "states": Job.State.allCases.map { ["value": $0.rawValue, "selected": $0 == filter.state, "count": counts[$0] ?? 0] },
             "kinds": (try store.distinctKinds()).map { ["value": $0, "selected": $0 == filter.kind] },
             "filtered": filter.state != nil || filter.kind != nil || filter.host != nil,
-            "next_link": orNil(nextLink), "problems": problems,
+            "next_link": nextLink, "problems": problems,
         ]
-        return pages.page("jobs/list", title: "Jobs", section: "jobs", data: data, request: request)
+        return pages.page("jobs/list", title: "Jobs", section: "jobs", data: data.compactMapValues { $0 }, request: request)
     }
 
     @Sendable func showPage(request: Request, context: StewardRequestContext) async throws -> Response {
@@ -229,16 +229,18 @@ struct JobController {
         return components.string ?? base
     }
 
+    /// Mustache treats a stored nil as present, so absent values are dropped rather than stored.
     static func view(_ job: Job) -> [String: Any] {
-        [
-            "id": job.id, "kind": job.kind, "title": job.title, "state": job.state.rawValue, "host": orNil(job.host),
-            "started_by": job.startedBy, "reason": job.reason, "error": orNil(job.error), "active": !job.state.isFinished,
+        let values: [String: Any?] = [
+            "id": job.id, "kind": job.kind, "title": job.title, "state": job.state.rawValue, "host": job.host,
+            "started_by": job.startedBy, "reason": job.reason, "error": job.error, "active": !job.state.isFinished,
             "created": DisplayTime.text(job.createdAt), "created_iso": RFC3339.string(milliseconds: job.createdAt) ?? "",
-            "started": orNil(job.startedAt.map(DisplayTime.text)), "finished": orNil(job.finishedAt.map(DisplayTime.text)),
-            "duration": orNil(DisplayTime.duration(from: job.startedAt, to: job.finishedAt)),
-            "progress_percent": orNil(job.progressPercent.map { Int($0.rounded()) }), "progress_message": job.progressMessage,
-            "log_bytes": job.logBytes, "log_truncated": job.logTruncated, "schedule_id": orNil(job.scheduleID),
+            "started": job.startedAt.map(DisplayTime.text), "finished": job.finishedAt.map(DisplayTime.text),
+            "duration": DisplayTime.duration(from: job.startedAt, to: job.finishedAt),
+            "progress_percent": job.progressPercent.map { Int($0.rounded()) }, "progress_message": job.progressMessage,
+            "log_bytes": job.logBytes, "log_truncated": job.logTruncated, "schedule_id": job.scheduleID,
         ]
+        return values.compactMapValues { $0 }
     }
 
     static func resource(_ job: Job) -> [String: Any] {
@@ -300,9 +302,6 @@ func withKeepalive(_ events: AsyncStream<JobEvent>) -> AsyncStream<JobEvent?> {
         }
     }
 }
-
-/// nil as an absent Mustache value (sections skip it), unlike NSNull which is truthy.
-func orNil(_ value: Any?) -> Any? { value }
 
 /// Times on pages: UTC, unambiguous, sortable; the browser script adds the local rendering.
 enum DisplayTime {

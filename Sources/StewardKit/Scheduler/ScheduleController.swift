@@ -224,14 +224,16 @@ struct ScheduleController {
 
     static func view(_ schedule: Schedule) -> [String: Any] {
         let zone = TimeZone(identifier: schedule.timeZone) ?? .gmt
-        return [
+        let values: [String: Any?] = [
             "id": schedule.id, "name": schedule.name, "cron": schedule.cron, "time_zone": schedule.timeZone, "jitter_seconds": schedule.jitterSeconds,
             "catch_up": schedule.catchUp.rawValue, "concurrency": schedule.concurrency.rawValue, "job_title": schedule.jobTitle,
+            "has_jitter": schedule.jitterSeconds > 0,
             "job_kind": schedule.jobKind, "owner": schedule.owner, "enabled": schedule.enabled,
-            "last_fire": orNil(schedule.lastFireAt.map { localText(EpochMilliseconds.date($0), zone: zone) }),
-            "last_job_id": orNil(schedule.lastJobID), "last_outcome": orNil(schedule.lastOutcome),
+            "last_fire": schedule.lastFireAt.map { localText(EpochMilliseconds.date($0), zone: zone) },
+            "last_job_id": schedule.lastJobID, "last_outcome": schedule.lastOutcome,
             "next_fires": nextFires(schedule).map { localText($0, zone: zone) },
         ]
+        return values.compactMapValues { $0 }
     }
 
     static func resource(_ schedule: Schedule) -> [String: Any] {
