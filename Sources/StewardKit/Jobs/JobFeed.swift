@@ -19,11 +19,12 @@ struct JobFeed {
                     continuation.yield(.log(chunk))
                     lastSeq = chunk.seq
                 }
+                // The current progress first, so a viewer that joins late (or after the end) still sees the final figure.
+                continuation.yield(.progress(percent: job.progressPercent, message: job.progressMessage))
                 if job.state.isFinished {
                     continuation.yield(.finished(job.state))
                     return
                 }
-                continuation.yield(.progress(percent: job.progressPercent, message: job.progressMessage))
                 for await event in live {
                     if case .log(let chunk) = event {
                         guard chunk.seq > lastSeq else { continue }

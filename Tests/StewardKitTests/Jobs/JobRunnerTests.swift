@@ -257,6 +257,17 @@ struct JobRunnerTests {
         #expect(end == .succeeded)
     }
 
+    @Test("a viewer that joins after the end gets the log, the final progress, then the end")
+    func lateViewer() async throws {
+        let harness = try RunnerHarness(handlers: ["quick": { context in try await context.progress(100, "all done") }])
+        let job = try await harness.finished(try await harness.start("quick").id)
+        var events: [JobEvent] = []
+        for await event in JobFeed(store: harness.runner.store, events: harness.runner.events).events(job: job.id, afterSeq: 0) {
+            events.append(event)
+        }
+        #expect(events == [.progress(percent: 100, message: "all done"), .finished(.succeeded)])
+    }
+
     @Test("a command past its timeout is killed with its children")
     func processTimeout() async throws {
         let pids = TemporaryDirectory()

@@ -1,0 +1,63 @@
+# Steward: `make run` and `make test` work on a fresh Debian machine as root; each installs what is missing first.
+SHELL := /bin/bash
+.DEFAULT_GOAL := run
+
+APT_PACKAGES := libpam0g-dev libsqlite3-dev chromium chromium-driver
+BENCH_APT_PACKAGES := wrk nginx-light
+PYTHON ?= python3
+PIP_PACKAGES := selenium==4.38.0 pytest
+DATA ?= /var/lib/steward
+PREFIX ?= /usr/local
+STEWARD_FLAGS ?=
+
+.PHONY: run test deps build release unit-test e2e-test bench install clean
+
+# Install whichever of the named Debian packages are missing (needs root only when something is missing).
+define apt_ensure
+	@missing=""; for p in $(1); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  if [ "$$(id -u)" != 0 ]; then echo "run as root, or install them yourself:$$missing" >&2; exit 1; fi; \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
+	fi
+endef
+
+## deps: install the Debian and PyPI packages that building and testing need.
+deps:
+	$(call apt_ensure,$(APT_PACKAGES))
+	@$(PYTHON) -c "import selenium, pytest" 2>/dev/null || $(PYTHON) -m pip install --quiet $(PIP_PACKAGES)
+
+build: deps
+	swift build
+
+release: deps
+	swift build -c release
+
+## run: build a release binary and start Steward with its defaults (HTTPS on port 10000, data in $(DATA)).
+run: release
+	.build/release/steward serve --data $(DATA) $(STEWARD_FLAGS)
+
+unit-test: build
+	swift test
+
+e2e-test: build
+	$(PYTHON) -m pytest -q Tests/e2e
+
+## test: every test: the Swift suites, then the browser tests against the built binary.
+test: unit-test e2e-test
+
+## bench: HTTP throughput, latency and memory of the release binary (see bench/README.md).
+bench: release
+	$(call apt_ensure,$(BENCH_APT_PACKAGES))
+	bench/http
+
+## install: binary in $(PREFIX)/bin, resources in $(PREFIX)/share/steward, where the binary looks for them.
+install: release
+	install -D -m 0755 .build/release/steward $(PREFIX)/bin/steward
+	mkdir -p $(PREFIX)/share/steward
+	cp -R Templates Public migrations $(PREFIX)/share/steward/
+
+clean:
+	rm -rf .build

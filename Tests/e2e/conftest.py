@@ -1,0 +1,91 @@
+"""Fixtures for Steward's browser tests: the real built binary on 127.0.0.1 with a temp data dir, and headless Chromium."""
+import os
+import pathlib
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.request
+import ssl
+
+import pytest
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+
+
+def _binary() -> pathlib.Path:
+    for candidate in (os.environ.get("STEWARD_BINARY"), ROOT / ".build/debug/steward", ROOT / ".build/release/steward"):
+        if candidate and pathlib.Path(candidate).is_file():
+            return pathlib.Path(candidate)
+    raise RuntimeError("no steward binary: run `swift build` first (make test does)")
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class RunningSteward:
+    def __init__(self, base_url: str, data: pathlib.Path, process: subprocess.Popen, output: pathlib.Path):
+        self.base_url = base_url
+        self.data = data
+        self.process = process
+        self.output = output
+
+
+@pytest.fixture(scope="session")
+def steward():
+    """Start `steward serve` with its defaults (HTTPS, self-signed certificate) on a free loopback port."""
+    with tempfile.TemporaryDirectory(prefix="steward-e2e-") as temp:
+        data = pathlib.Path(temp) / "data"
+        output = pathlib.Path(temp) / "steward.log"
+        port = _free_port()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("STEWARD_")}
+        with open(output, "wb") as log:
+            process = subprocess.Popen(
+                [str(_binary()), "serve", "--data", str(data), "--bind", "127.0.0.1", "--port", str(port)],
+                stdout=log, stderr=subprocess.STDOUT, env=env, cwd="/",
+            )
+        base_url = f"https://127.0.0.1:{port}"
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(base_url + "/readyz", context=context, timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("steward did not become ready:\n" + output.read_text(errors="replace"))
+            time.sleep(0.2)
+        try:
+            yield RunningSteward(base_url, data, process, output)
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def browser():
+    options = webdriver.ChromeOptions()
+    options.binary_location = "/usr/bin/chromium"
+    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1280,900", "--disable-gpu"):
+        options.add_argument(argument)
+    options.accept_insecure_certs = True
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(executable_path="/usr/bin/chromedriver"), options=options)
+    driver.set_page_load_timeout(30)
+    try:
+        yield driver
+    finally:
+        driver.quit()
