@@ -45,15 +45,15 @@ public struct PageRenderer: Sendable {
     ) -> Response {
         var context = data
         context["page_title"] = title
-        context["nav"] = navigation.map { item -> [String: Any] in ["title": item.title, "href": item.href, "current": item.key == section] }
+        context["nav"] = navigation.map { ViewNode(["title": $0.title, "href": $0.href, "current": $0.key == section]) }
         context["version"] = StewardVersion.current
         context["host_name"] = hostName
         var headers: HTTPFields = [.contentType: "text/html; charset=utf-8", .cacheControl: "no-store"]
         if let flash = readFlash(request) {
-            context["flash"] = ["level": flash.level.rawValue, "text": flash.text]
+            context["flash"] = ViewNode(["level": flash.level.rawValue, "text": flash.text])
             headers.append(HTTPField(name: .setCookie, value: cookie(Self.flashCookie, value: "", maxAge: 0)))
         }
-        guard let html = library.render(context, withTemplate: template) else {
+        guard let html = library.render(ViewNode(context), withTemplate: template) else {
             return Response(status: .internalServerError, headers: [.contentType: "text/plain; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(string: "missing template \(template)")))
         }
         return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(string: html)))

@@ -81,11 +81,7 @@ extension StewardConfiguration {
             config.bind = value
             return true
         },
-        Setting(name: "port", accepted: "an integer from 1 to 65535") { config, value in
-            guard let port = Int(value), (1...65535).contains(port) else { return false }
-            config.port = port
-            return true
-        },
+        integer("port", 1...65535, \.port),
         Setting(name: "tls", accepted: "true or false") { config, value in
             guard let flag = parseBool(value) else { return false }
             config.tls = flag
@@ -124,22 +120,19 @@ extension StewardConfiguration {
             config.logFormat = format
             return true
         },
-        Setting(name: "job_concurrency", accepted: "an integer from 1 to 64") { config, value in
-            guard let count = Int(value), (1...64).contains(count) else { return false }
-            config.jobConcurrency = count
-            return true
-        },
-        Setting(name: "job_log_cap_bytes", accepted: "an integer from 65536 to 1073741824") { config, value in
-            guard let bytes = Int(value), (65536...1 << 30).contains(bytes) else { return false }
-            config.jobLogCapBytes = bytes
-            return true
-        },
-        Setting(name: "shutdown_grace_seconds", accepted: "an integer from 0 to 3600") { config, value in
-            guard let seconds = Int(value), (0...3600).contains(seconds) else { return false }
-            config.shutdownGraceSeconds = seconds
-            return true
-        },
+        integer("job_concurrency", 1...64, \.jobConcurrency),
+        integer("job_log_cap_bytes", 65536...(1 << 30), \.jobLogCapBytes),
+        integer("shutdown_grace_seconds", 0...3600, \.shutdownGraceSeconds),
     ]
+
+    /// A whole-number setting within a range.
+    static func integer(_ name: String, _ range: ClosedRange<Int>, _ field: any WritableKeyPath<StewardConfiguration, Int> & Sendable) -> Setting {
+        Setting(name: name, accepted: "an integer from \(range.lowerBound) to \(range.upperBound)") { config, value in
+            guard let number = Int(value.trimmingCharacters(in: .whitespaces)), range.contains(number) else { return false }
+            config[keyPath: field] = number
+            return true
+        }
+    }
 
     public static var settingNames: [String] { settings.map(\.name) }
 

@@ -84,12 +84,12 @@ struct DashboardController {
     @Sendable func dashboard(request: Request, context: StewardRequestContext) async throws -> Response {
         let counts = try jobs.countsByState()
         let recent = try jobs.list(JobFilter(limit: 10))
-        let upcoming = try schedules.all().filter(\.enabled).compactMap { schedule -> (Int64, [String: Any])? in
+        let upcoming = try schedules.all().filter(\.enabled).compactMap { schedule -> (Int64, ViewNode)? in
             guard let next = schedule.nextFireAt else { return nil }
-            return (next, ["id": schedule.id, "name": schedule.name, "next": DisplayTime.text(next), "job_title": schedule.jobTitle])
+            return (next, ViewNode(["id": schedule.id, "name": schedule.name, "next": DisplayTime.text(next), "job_title": schedule.jobTitle]))
         }.sorted { $0.0 < $1.0 }.prefix(5).map(\.1)
         let data: [String: Any] = [
-            "counts": Job.State.allCases.map { ["state": $0.rawValue, "count": counts[$0] ?? 0] },
+            "counts": Job.State.allCases.map { ViewNode(["state": $0.rawValue, "count": counts[$0] ?? 0]) },
             "active_count": (counts[.running] ?? 0) + (counts[.queued] ?? 0),
             "problem_count": (counts[.failed] ?? 0) + (counts[.interrupted] ?? 0),
             "has_problems": (counts[.failed] ?? 0) + (counts[.interrupted] ?? 0) > 0,
@@ -113,7 +113,7 @@ struct SettingsController {
     }
 
     @Sendable func settings(request: Request, context: StewardRequestContext) async throws -> Response {
-        let rows = ConfigurationReport.rows(configuration, resources: resources).map { ["name": $0.name, "value": $0.value, "source": $0.source] }
+        let rows = ConfigurationReport.rows(configuration, resources: resources).map { ViewNode(["name": $0.name, "value": $0.value, "source": $0.source]) }
         return pages.page("settings/index", title: "Settings", section: "settings", data: ["rows": rows], request: request)
     }
 }

@@ -39,16 +39,47 @@ public enum EpochMilliseconds {
     public static func date(_ milliseconds: Int64) -> Date { Date(timeIntervalSince1970: Double(milliseconds) / 1000) }
 }
 
-/// RFC 3339 UTC timestamps for the API and pages.
+/// RFC 3339 UTC timestamps for the API and pages, formatted by hand: this runs for every row of every list page.
 public enum RFC3339 {
     public static func string(_ date: Date) -> String {
-        var time = time_t(date.timeIntervalSince1970.rounded(.down))
-        var parts = tm()
-        gmtime_r(&time, &parts)
-        let millis = Int((date.timeIntervalSince1970 - Double(time)) * 1000)
-        return String(
-            format: "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", Int(parts.tm_year) + 1900, Int(parts.tm_mon) + 1, Int(parts.tm_mday),
-            Int(parts.tm_hour), Int(parts.tm_min), Int(parts.tm_sec), millis)
+        format(date, separator: "T", fraction: true, suffix: "Z")
     }
+
     public static func string(milliseconds: Int64?) -> String? { milliseconds.map { string(EpochMilliseconds.date($0)) } }
+
+    /// "2026-11-21 14:30:32 UTC": unambiguous and sortable, for pages.
+    static func display(_ date: Date) -> String { format(date, separator: " ", fraction: false, suffix: " UTC") }
+
+    private static func format(_ date: Date, separator: Character, fraction: Bool, suffix: String) -> String {
+        let totalMilliseconds = Int64((date.timeIntervalSince1970 * 1000).rounded(.down))
+        let seconds = floorDiv(totalMilliseconds, 1000)
+        let millis = Int(totalMilliseconds - seconds * 1000)
+        let civil = CivilDate(daysSinceEpoch: Int(floorDiv(seconds, 86400)))
+        let secondOfDay = Int(seconds - Int64(civil.daysSinceEpoch) * 86400)
+        var text = ""
+        text.reserveCapacity(32)
+        append(&text, civil.year, width: 4)
+        text.append("-")
+        append(&text, civil.month, width: 2)
+        text.append("-")
+        append(&text, civil.day, width: 2)
+        text.append(separator)
+        append(&text, secondOfDay / 3600, width: 2)
+        text.append(":")
+        append(&text, secondOfDay % 3600 / 60, width: 2)
+        text.append(":")
+        append(&text, secondOfDay % 60, width: 2)
+        if fraction {
+            text.append(".")
+            append(&text, millis, width: 3)
+        }
+        text.append(suffix)
+        return text
+    }
+
+    private static func append(_ text: inout String, _ value: Int, width: Int) {
+        let digits = String(value)
+        if digits.count < width { text.append(String(repeating: "0", count: width - digits.count)) }
+        text.append(digits)
+    }
 }

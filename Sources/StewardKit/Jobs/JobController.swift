@@ -78,8 +78,8 @@ struct JobController {
             "jobs": jobs.map(Self.view),
             "empty": jobs.isEmpty,
             "filter_kind": filter.kind ?? "", "filter_host": filter.host ?? "",
-            "states": Job.State.allCases.map { ["value": $0.rawValue, "selected": $0 == filter.state, "count": counts[$0] ?? 0] },
-            "kinds": (try store.distinctKinds()).map { ["value": $0, "selected": $0 == filter.kind] },
+            "states": Job.State.allCases.map { ViewNode(["value": $0.rawValue, "selected": $0 == filter.state, "count": counts[$0] ?? 0]) },
+            "kinds": (try store.distinctKinds()).map { ViewNode(["value": $0, "selected": $0 == filter.kind]) },
             "filtered": filter.state != nil || filter.kind != nil || filter.host != nil,
             "next_link": nextLink, "problems": problems,
         ]
@@ -96,11 +96,11 @@ struct JobController {
             total -= chunks.removeFirst().data.count
             trimmed = true
         }
-        var data = Self.view(job)
+        var data = Self.values(job)
         data["log"] = chunks.map(\.text).joined()
         data["log_trimmed"] = trimmed
         data["last_seq"] = chunks.last?.seq ?? 0
-        return pages.page("jobs/show", title: "Job \(job.id): \(job.title)", section: "jobs", data: ["job": data], request: request)
+        return pages.page("jobs/show", title: "Job \(job.id): \(job.title)", section: "jobs", data: ["job": ViewNode(data)], request: request)
     }
 
     @Sendable func rawLog(request: Request, context: StewardRequestContext) async throws -> Response {
@@ -229,9 +229,10 @@ struct JobController {
         return components.string ?? base
     }
 
-    /// Mustache treats a stored nil as present, so absent values are dropped rather than stored.
-    static func view(_ job: Job) -> [String: Any] {
-        let values: [String: Any?] = [
+    static func view(_ job: Job) -> ViewNode { ViewNode(values(job)) }
+
+    static func values(_ job: Job) -> [String: Any?] {
+        [
             "id": job.id, "kind": job.kind, "title": job.title, "state": job.state.rawValue, "host": job.host,
             "started_by": job.startedBy, "reason": job.reason, "error": job.error, "active": !job.state.isFinished,
             "created": DisplayTime.text(job.createdAt), "created_iso": RFC3339.string(milliseconds: job.createdAt) ?? "",
@@ -240,7 +241,6 @@ struct JobController {
             "progress_percent": job.progressPercent.map { Int($0.rounded()) }, "progress_message": job.progressMessage,
             "log_bytes": job.logBytes, "log_truncated": job.logTruncated, "schedule_id": job.scheduleID,
         ]
-        return values.compactMapValues { $0 }
     }
 
     static func resource(_ job: Job) -> [String: Any] {
@@ -305,10 +305,7 @@ func withKeepalive(_ events: AsyncStream<JobEvent>) -> AsyncStream<JobEvent?> {
 
 /// Times on pages: UTC, unambiguous, sortable; the browser script adds the local rendering.
 enum DisplayTime {
-    static func text(_ milliseconds: Int64) -> String {
-        let iso = RFC3339.string(EpochMilliseconds.date(milliseconds))
-        return String(iso.prefix(19)).replacingOccurrences(of: "T", with: " ") + " UTC"
-    }
+    static func text(_ milliseconds: Int64) -> String { RFC3339.display(EpochMilliseconds.date(milliseconds)) }
 
     static func duration(from start: Int64?, to end: Int64?) -> String? {
         guard let start else { return nil }

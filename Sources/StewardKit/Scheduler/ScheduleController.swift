@@ -97,17 +97,17 @@ struct ScheduleController {
         _ schedule: Schedule, values: ScheduleSettings, errors: [String: String], jitterText: String? = nil, request: Request,
         status: HTTPResponse.Status = .ok
     ) -> Response {
-        var view = Self.view(schedule)
-        view["form"] = [
+        var view = Self.values(schedule)
+        view["form"] = ViewNode([
             "cron": values.cron, "time_zone": values.timeZone, "jitter_seconds": jitterText ?? String(values.jitterSeconds), "enabled": values.enabled,
-            "catch_up_options": Schedule.CatchUp.allCases.map { ["value": $0.rawValue, "selected": $0 == values.catchUp] },
-            "concurrency_options": Schedule.Concurrency.allCases.map { ["value": $0.rawValue, "selected": $0 == values.concurrency] },
-        ] as [String: Any]
-        view["errors"] = errors
+            "catch_up_options": Schedule.CatchUp.allCases.map { ViewNode(["value": $0.rawValue, "selected": $0 == values.catchUp]) },
+            "concurrency_options": Schedule.Concurrency.allCases.map { ViewNode(["value": $0.rawValue, "selected": $0 == values.concurrency]) },
+        ])
+        view["errors"] = ViewNode(errors)
         view["has_errors"] = !errors.isEmpty
-        view["error_list"] = errors.keys.sorted().map { ["field": $0, "message": errors[$0]!] }
+        view["error_list"] = errors.keys.sorted().map { ViewNode(["field": $0, "message": errors[$0]!]) }
         view["time_zones"] = TimeZone.knownTimeZoneIdentifiers.sorted()
-        return pages.page("schedules/edit", title: "Schedule: \(schedule.name)", section: "jobs", data: ["schedule": view], request: request, status: status)
+        return pages.page("schedules/edit", title: "Schedule: \(schedule.name)", section: "jobs", data: ["schedule": ViewNode(view)], request: request, status: status)
     }
 
     // MARK: API
@@ -222,9 +222,11 @@ struct ScheduleController {
         return formatter.string(from: date)
     }
 
-    static func view(_ schedule: Schedule) -> [String: Any] {
+    static func view(_ schedule: Schedule) -> ViewNode { ViewNode(values(schedule)) }
+
+    static func values(_ schedule: Schedule) -> [String: Any?] {
         let zone = TimeZone(identifier: schedule.timeZone) ?? .gmt
-        let values: [String: Any?] = [
+        return [
             "id": schedule.id, "name": schedule.name, "cron": schedule.cron, "time_zone": schedule.timeZone, "jitter_seconds": schedule.jitterSeconds,
             "catch_up": schedule.catchUp.rawValue, "concurrency": schedule.concurrency.rawValue, "job_title": schedule.jobTitle,
             "has_jitter": schedule.jitterSeconds > 0,
@@ -233,7 +235,6 @@ struct ScheduleController {
             "last_job_id": schedule.lastJobID, "last_outcome": schedule.lastOutcome,
             "next_fires": nextFires(schedule).map { localText($0, zone: zone) },
         ]
-        return values.compactMapValues { $0 }
     }
 
     static func resource(_ schedule: Schedule) -> [String: Any] {
