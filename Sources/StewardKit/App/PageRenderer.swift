@@ -33,6 +33,8 @@ public struct PageRenderer: Sendable {
     let hostName = ProcessInfo.processInfo.hostName
 
     public init(templatesDirectory: String, navigation: [NavigationItem], secureCookies: Bool, signingKey: SymmetricKey) async throws {
+        // Registered before parsing: the parser resolves the layout's CONTENT_TYPE pragma by name.
+        MustacheContentTypes.register(StewardHTMLEscaping(), named: StewardHTMLEscaping.name)
         library = try await MustacheLibrary(directory: templatesDirectory)
         self.navigation = navigation
         self.secureCookies = secureCookies

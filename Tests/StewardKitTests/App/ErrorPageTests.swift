@@ -43,3 +43,14 @@ struct ErrorPageTests {
         #expect(StewardLogHandler.logfmtValue("") == "\"\"")
     }
 }
+
+@Suite("HTML escaping")
+struct HTMLEscapingTests {
+    @Test("the five HTML-special characters are escaped; everything else, multi-byte included, passes through")
+    func escaping() {
+        #expect(StewardHTMLEscaping.escape(#"<a href="x" onclick='y'>&</a>"#) == "&lt;a href=&quot;x&quot; onclick=&#39;y&#39;&gt;&amp;&lt;/a&gt;")
+        #expect(StewardHTMLEscaping.escape("plain text, Grüße, 東京 ✓") == "plain text, Grüße, 東京 ✓")
+        #expect(StewardHTMLEscaping.escape("") == "")
+        #expect(StewardHTMLEscaping.escape("é<é") == "é&lt;é")
+    }
+}
