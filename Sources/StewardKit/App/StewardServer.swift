@@ -67,6 +67,7 @@ public struct StewardServer {
         router.add(middleware: SecurityHeadersMiddleware(tls: configuration.tls))
         router.add(middleware: ErrorPageMiddleware(pages: pages, logger: logger))
         router.add(middleware: OriginCheckMiddleware(externalOrigin: configuration.externalURL.flatMap(Self.origin), scheme: configuration.tls ? "https" : "http"))
+        router.add(middleware: StaticAssets(directory: resources + "/Public"))
         router.add(
             middleware: FileMiddleware(
                 resources + "/Public", cacheControl: .init([(MediaType(type: .any), [.maxAge(3600)])]), searchForIndexHtml: false, logger: logger))

@@ -133,8 +133,20 @@ struct RouteTests {
                 #expect(response.headers[.cacheControl]?.contains("max-age=3600") == true)
                 #expect(text(response).contains("prefers-color-scheme: dark"))
             }
+            var etag = ""
             try await client.execute(uri: "/js/steward.js", method: .get) { response in
                 #expect(response.status == .ok)
+                #expect(response.headers[.contentType] == "text/javascript; charset=utf-8")
+                etag = response.headers[.eTag] ?? ""
+            }
+            #expect(!etag.isEmpty)
+            try await client.execute(uri: "/js/steward.js", method: .get, headers: [.ifNoneMatch: etag]) { response in
+                #expect(response.status == .notModified)
+                #expect(response.body.readableBytes == 0)
+            }
+            try await client.execute(uri: "/img/steward.svg", method: .head) { response in
+                #expect(response.status == .ok)
+                #expect(response.headers[.contentType] == "image/svg+xml")
             }
         }
     }
