@@ -133,7 +133,10 @@ struct Banner: Sendable {
         }
         lines.append("  Data:  \(dataPath)")
         if let tls {
-            let origin = tls.generated ? "self-signed, generated now" : (configuration.tlsCertificatePath == nil ? "self-signed, from the data directory" : "operator-provided")
+            let origin =
+                tls.generated
+                ? "self-signed, generated now"
+                : (configuration.tlsCertificatePath == nil ? "self-signed, from the data directory" : "operator-provided")
             lines.append("  TLS:   \(tls.certificatePath) (\(origin))")
             if let fingerprint = try? Self.fingerprint(tls.certificatePath) {
                 lines.append("         SHA-256 fingerprint \(fingerprint); check it when the browser asks")

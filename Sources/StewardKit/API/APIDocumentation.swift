@@ -63,7 +63,8 @@ public final class APIDocumentation: Sendable {
             for reply in op.replies {
                 var response: [String: Any] = ["description": reply.description]
                 if let schema = reply.schema {
-                    let schemaObject: [String: Any] = reply.contentType == "application/json" || reply.contentType == "application/problem+json"
+                    let schemaObject: [String: Any] =
+                        reply.contentType == "application/json" || reply.contentType == "application/problem+json"
                         ? ["$ref": "#/components/schemas/\(schema)"] : ["type": "string"]
                     response["content"] = [reply.contentType: ["schema": schemaObject]]
                 }
@@ -93,70 +94,81 @@ public final class APIDocumentation: Sendable {
 /// JSON Schemas of the API's bodies.
 enum APISchemas {
     static var timestamp: [String: Any] { ["type": ["string", "null"], "format": "date-time"] }
-    static var all: [String: Any] { [
-        "Problem": [
-            "type": "object", "required": ["type", "title", "status", "detail"],
-            "properties": [
-                "type": ["type": "string"], "title": ["type": "string"], "status": ["type": "integer"], "detail": ["type": "string"],
-                "errors": ["type": "object", "additionalProperties": ["type": "string"], "description": "field -> what is wrong and what is allowed"],
-            ],
-        ],
-        "Job": [
-            "type": "object", "required": ["id", "kind", "title", "state", "created_at"],
-            "properties": [
-                "id": ["type": "integer"], "kind": ["type": "string"], "title": ["type": "string"],
-                "state": ["type": "string", "enum": Job.State.allCases.map(\.rawValue)],
-                "host": ["type": ["string", "null"]], "params": ["type": "object"], "started_by": ["type": "string"], "reason": ["type": "string"],
-                "schedule_id": ["type": ["integer", "null"]],
-                "progress": [
-                    "type": "object",
-                    "properties": ["percent": ["type": ["number", "null"]], "message": ["type": "string"]],
+    static var all: [String: Any] {
+        [
+            "Problem": [
+                "type": "object", "required": ["type", "title", "status", "detail"],
+                "properties": [
+                    "type": ["type": "string"], "title": ["type": "string"], "status": ["type": "integer"], "detail": ["type": "string"],
+                    "errors": [
+                        "type": "object", "additionalProperties": ["type": "string"], "description": "field -> what is wrong and what is allowed",
+                    ],
                 ],
-                "error": ["type": ["string", "null"]], "cancel_requested_by": ["type": ["string", "null"]],
-                "log_bytes": ["type": "integer"], "log_truncated": ["type": "boolean"],
-                "created_at": timestamp, "started_at": timestamp, "finished_at": timestamp,
-                "links": ["type": "object", "additionalProperties": ["type": "string"]],
             ],
-        ],
-        "JobList": [
-            "type": "object", "required": ["items"],
-            "properties": [
-                "items": ["type": "array", "items": ["$ref": "#/components/schemas/Job"]],
-                "next": ["type": ["string", "null"], "description": "URL of the next page, or null"],
+            "Job": [
+                "type": "object", "required": ["id", "kind", "title", "state", "created_at"],
+                "properties": [
+                    "id": ["type": "integer"], "kind": ["type": "string"], "title": ["type": "string"],
+                    "state": ["type": "string", "enum": Job.State.allCases.map(\.rawValue)],
+                    "host": ["type": ["string", "null"]], "params": ["type": "object"], "started_by": ["type": "string"],
+                    "reason": ["type": "string"],
+                    "schedule_id": ["type": ["integer", "null"]],
+                    "progress": [
+                        "type": "object",
+                        "properties": ["percent": ["type": ["number", "null"]], "message": ["type": "string"]],
+                    ],
+                    "error": ["type": ["string", "null"]], "cancel_requested_by": ["type": ["string", "null"]],
+                    "log_bytes": ["type": "integer"], "log_truncated": ["type": "boolean"],
+                    "created_at": timestamp, "started_at": timestamp, "finished_at": timestamp,
+                    "links": ["type": "object", "additionalProperties": ["type": "string"]],
+                ],
             ],
-        ],
-        "Schedule": [
-            "type": "object", "required": ["id", "name", "cron", "time_zone", "enabled"],
-            "properties": [
-                "id": ["type": "integer"], "name": ["type": "string"], "cron": ["type": "string"], "time_zone": ["type": "string"],
-                "jitter_seconds": ["type": "integer"], "catch_up": ["type": "string", "enum": Schedule.CatchUp.allCases.map(\.rawValue)],
-                "concurrency": ["type": "string", "enum": Schedule.Concurrency.allCases.map(\.rawValue)],
-                "job_kind": ["type": "string"], "job_title": ["type": "string"], "owner": ["type": "string"], "enabled": ["type": "boolean"],
-                "last_fire_at": timestamp, "next_fire_at": timestamp, "next_due_at": timestamp,
-                "last_job_id": ["type": ["integer", "null"]], "last_outcome": ["type": ["string", "null"]],
-                "next_fire_times": ["type": "array", "items": ["type": "string", "format": "date-time"]],
+            "JobList": [
+                "type": "object", "required": ["items"],
+                "properties": [
+                    "items": ["type": "array", "items": ["$ref": "#/components/schemas/Job"]],
+                    "next": ["type": ["string", "null"], "description": "URL of the next page, or null"],
+                ],
             ],
-        ],
-        "ScheduleList": [
-            "type": "object", "required": ["items"],
-            "properties": ["items": ["type": "array", "items": ["$ref": "#/components/schemas/Schedule"]], "next": ["type": ["string", "null"]]],
-        ],
-        "ScheduleUpdate": [
-            "type": "object", "additionalProperties": false,
-            "properties": [
-                "cron": ["type": "string"], "time_zone": ["type": "string"], "jitter_seconds": ["type": "integer", "minimum": 0, "maximum": 86400],
-                "catch_up": ["type": "string", "enum": Schedule.CatchUp.allCases.map(\.rawValue)],
-                "concurrency": ["type": "string", "enum": Schedule.Concurrency.allCases.map(\.rawValue)], "enabled": ["type": "boolean"],
+            "Schedule": [
+                "type": "object", "required": ["id", "name", "cron", "time_zone", "enabled"],
+                "properties": [
+                    "id": ["type": "integer"], "name": ["type": "string"], "cron": ["type": "string"], "time_zone": ["type": "string"],
+                    "jitter_seconds": ["type": "integer"], "catch_up": ["type": "string", "enum": Schedule.CatchUp.allCases.map(\.rawValue)],
+                    "concurrency": ["type": "string", "enum": Schedule.Concurrency.allCases.map(\.rawValue)],
+                    "job_kind": ["type": "string"], "job_title": ["type": "string"], "owner": ["type": "string"], "enabled": ["type": "boolean"],
+                    "last_fire_at": timestamp, "next_fire_at": timestamp, "next_due_at": timestamp,
+                    "last_job_id": ["type": ["integer", "null"]], "last_outcome": ["type": ["string", "null"]],
+                    "next_fire_times": ["type": "array", "items": ["type": "string", "format": "date-time"]],
+                ],
             ],
-        ],
-        "SchedulePreviewRequest": [
-            "type": "object", "required": ["cron"], "additionalProperties": false,
-            "properties": ["cron": ["type": "string"], "time_zone": ["type": "string", "default": "UTC"], "count": ["type": "integer", "minimum": 1, "maximum": 50]],
-        ],
-        "SchedulePreview": [
-            "type": "object", "required": ["next_fire_times"],
-            "properties": ["next_fire_times": ["type": "array", "items": ["type": "string", "format": "date-time"]]],
-        ],
-        "Health": ["type": "object", "properties": ["status": ["type": "string"], "version": ["type": "string"]]],
-    ] }
+            "ScheduleList": [
+                "type": "object", "required": ["items"],
+                "properties": [
+                    "items": ["type": "array", "items": ["$ref": "#/components/schemas/Schedule"]], "next": ["type": ["string", "null"]],
+                ],
+            ],
+            "ScheduleUpdate": [
+                "type": "object", "additionalProperties": false,
+                "properties": [
+                    "cron": ["type": "string"], "time_zone": ["type": "string"],
+                    "jitter_seconds": ["type": "integer", "minimum": 0, "maximum": 86400],
+                    "catch_up": ["type": "string", "enum": Schedule.CatchUp.allCases.map(\.rawValue)],
+                    "concurrency": ["type": "string", "enum": Schedule.Concurrency.allCases.map(\.rawValue)], "enabled": ["type": "boolean"],
+                ],
+            ],
+            "SchedulePreviewRequest": [
+                "type": "object", "required": ["cron"], "additionalProperties": false,
+                "properties": [
+                    "cron": ["type": "string"], "time_zone": ["type": "string", "default": "UTC"],
+                    "count": ["type": "integer", "minimum": 1, "maximum": 50],
+                ],
+            ],
+            "SchedulePreview": [
+                "type": "object", "required": ["next_fire_times"],
+                "properties": ["next_fire_times": ["type": "array", "items": ["type": "string", "format": "date-time"]]],
+            ],
+            "Health": ["type": "object", "properties": ["status": ["type": "string"], "version": ["type": "string"]]],
+        ]
+    }
 }

@@ -56,7 +56,9 @@ public struct PageRenderer: Sendable {
             headers.append(HTTPField(name: .setCookie, value: cookie(Self.flashCookie, value: "", maxAge: 0)))
         }
         guard let html = library.render(ViewNode(context), withTemplate: template) else {
-            return Response(status: .internalServerError, headers: [.contentType: "text/plain; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(string: "missing template \(template)")))
+            return Response(
+                status: .internalServerError, headers: [.contentType: "text/plain; charset=utf-8"],
+                body: .init(byteBuffer: ByteBuffer(string: "missing template \(template)")))
         }
         return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(string: html)))
     }
@@ -64,7 +66,9 @@ public struct PageRenderer: Sendable {
     func errorPage(status: HTTPResponse.Status, detail: String, requestID: String, request: Request) -> Response {
         page(
             "errors/error", title: "\(status.code) \(status.reasonPhrase)", section: "",
-            data: ["status": status.code, "reason": status.reasonPhrase, "detail": detail, "request_id": requestID, "not_found": status == .notFound],
+            data: [
+                "status": status.code, "reason": status.reasonPhrase, "detail": detail, "request_id": requestID, "not_found": status == .notFound,
+            ],
             request: request, status: status)
     }
 
@@ -96,7 +100,8 @@ public struct PageRenderer: Sendable {
 
 extension Data {
     func base64URLEncoded() -> String {
-        base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
+        base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_").replacingOccurrences(
+            of: "=", with: "")
     }
 
     init?(base64URLEncoded text: String) {

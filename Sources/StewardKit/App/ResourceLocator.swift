@@ -13,7 +13,8 @@ public enum ResourceLocator {
         public let configured: String?
         public var description: String {
             if let configured {
-                return "resources directory \(configured) must contain Templates/, Public/ and migrations/; set --resources DIR (or STEWARD_RESOURCES) to a directory that does"
+                return
+                    "resources directory \(configured) must contain Templates/, Public/ and migrations/; set --resources DIR (or STEWARD_RESOURCES) to a directory that does"
             }
             return "could not find Templates/, Public/ and migrations/ (looked in: \(searched.joined(separator: ", "))); pass --resources DIR"
         }

@@ -198,7 +198,8 @@ extension StewardConfiguration {
         for (key, value) in dictionary {
             let text = value.text
             if key == "data" {
-                throw ConfigurationError(setting: key, source: path, message: "\"data\" cannot be set inside the data directory; use --data or STEWARD_DATA")
+                throw ConfigurationError(
+                    setting: key, source: path, message: "\"data\" cannot be set inside the data directory; use --data or STEWARD_DATA")
             }
             layer.values[key] = (text, "\"\(key)\"")
         }
@@ -217,7 +218,8 @@ extension StewardConfiguration {
 }
 
 private func editDistance(_ a: String, _ b: String) -> Int {
-    let a = Array(a.lowercased()), b = Array(b.lowercased())
+    let a = Array(a.lowercased())
+    let b = Array(b.lowercased())
     var row = Array(0...b.count)
     for i in 1...max(a.count, 1) where !a.isEmpty {
         var previous = row[0]

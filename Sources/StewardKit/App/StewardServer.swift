@@ -3,9 +3,9 @@ import Foundation
 import GRDB
 import Hummingbird
 import HummingbirdCore
-import NIOCore
 import HummingbirdTLS
 import Logging
+import NIOCore
 import NIOSSL
 import ServiceLifecycle
 import UnixSignals
@@ -66,7 +66,9 @@ public struct StewardServer {
         router.add(middleware: RequestObservationMiddleware(metrics: metrics, logger: logger))
         router.add(middleware: SecurityHeadersMiddleware(tls: configuration.tls))
         router.add(middleware: ErrorPageMiddleware(pages: pages, logger: logger))
-        router.add(middleware: OriginCheckMiddleware(externalOrigin: configuration.externalURL.flatMap(Self.origin), scheme: configuration.tls ? "https" : "http"))
+        router.add(
+            middleware: OriginCheckMiddleware(
+                externalOrigin: configuration.externalURL.flatMap(Self.origin), scheme: configuration.tls ? "https" : "http"))
         router.add(middleware: StaticAssets(directory: resources + "/Public"))
         router.add(
             middleware: FileMiddleware(

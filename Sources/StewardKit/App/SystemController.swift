@@ -2,8 +2,8 @@ import Foundation
 import GRDB
 import Hummingbird
 import Logging
-import Prometheus
 import NIOCore
+import Prometheus
 
 /// Health, readiness, Prometheus metrics and the OpenAPI document.
 struct SystemController {
@@ -113,7 +113,9 @@ struct SettingsController {
     }
 
     @Sendable func settings(request: Request, context: StewardRequestContext) async throws -> Response {
-        let rows = ConfigurationReport.rows(configuration, resources: resources).map { ViewNode(["name": $0.name, "value": $0.value, "source": $0.source]) }
+        let rows = ConfigurationReport.rows(configuration, resources: resources).map {
+            ViewNode(["name": $0.name, "value": $0.value, "source": $0.source])
+        }
         return pages.page("settings/index", title: "Settings", section: "settings", data: ["rows": rows], request: request)
     }
 }
@@ -123,7 +125,8 @@ public enum ConfigurationReport {
     public static func rows(_ configuration: StewardConfiguration, resources: String?) -> [(name: String, value: String, source: String)] {
         let values: [String: String] = [
             "bind": configuration.bind, "port": String(configuration.port), "tls": String(configuration.tls),
-            "tls_cert": configuration.tlsCertificatePath ?? "(generated in data dir)", "tls_key": configuration.tlsKeyPath ?? "(generated in data dir)",
+            "tls_cert": configuration.tlsCertificatePath ?? "(generated in data dir)",
+            "tls_key": configuration.tlsKeyPath ?? "(generated in data dir)",
             "external_url": configuration.externalURL ?? "(not set; links use \(configuration.publicBaseURL))",
             "resources": resources ?? configuration.resourcesDirectory ?? "(not found)", "log_level": configuration.logLevel.rawValue,
             "log_format": configuration.logFormat.rawValue, "job_concurrency": String(configuration.jobConcurrency),

@@ -38,7 +38,8 @@ public struct TLSMaterial: Sendable {
         if FileManager.default.fileExists(atPath: certPath), FileManager.default.fileExists(atPath: keyPath) {
             return TLSMaterial(certificatePath: certPath, keyPath: keyPath, generated: false)
         }
-        try FileManager.default.createDirectory(atPath: dataDirectory.tlsDirectory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        try FileManager.default.createDirectory(
+            atPath: dataDirectory.tlsDirectory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         let (certificatePEM, keyPEM) = try makeSelfSigned(hostName: ProcessInfo.processInfo.hostName, now: now)
         try dataDirectory.writePrivateFile(keyPath, Data(keyPEM.utf8))
         try dataDirectory.writePrivateFile(certPath, Data(certificatePEM.utf8))
@@ -52,8 +53,10 @@ public struct TLSMaterial: Sendable {
             CommonName(hostName)
             OrganizationName("Steward")
         }
-        var names: [GeneralName] = [.dnsName("localhost"), .ipAddress(ASN1OctetString(contentBytes: [127, 0, 0, 1])),
-            .ipAddress(ASN1OctetString(contentBytes: ArraySlice([UInt8](repeating: 0, count: 15) + [1])))]
+        var names: [GeneralName] = [
+            .dnsName("localhost"), .ipAddress(ASN1OctetString(contentBytes: [127, 0, 0, 1])),
+            .ipAddress(ASN1OctetString(contentBytes: ArraySlice([UInt8](repeating: 0, count: 15) + [1]))),
+        ]
         if hostName != "localhost", !hostName.isEmpty { names.insert(.dnsName(hostName), at: 0) }
         let extensions = try Certificate.Extensions {
             Critical(BasicConstraints.notCertificateAuthority)
@@ -91,7 +94,8 @@ public struct TLSMaterial: Sendable {
             throw .unreadable(keyPath, "not a readable PEM private key (\(error))")
         }
         guard !chain.isEmpty else { throw .unreadable(certificatePath, "holds no certificate") }
-        var configuration = TLSConfiguration.makeServerConfiguration(certificateChain: chain.map { .certificate($0) }, privateKey: .privateKey(privateKey))
+        var configuration = TLSConfiguration.makeServerConfiguration(
+            certificateChain: chain.map { .certificate($0) }, privateKey: .privateKey(privateKey))
         configuration.minimumTLSVersion = .tlsv12
         return configuration
     }

@@ -12,7 +12,8 @@ public enum DatabaseMaintenance {
             try await context.progress(5, "checking integrity")
             let check = try await database.read { db in try String.fetchAll(db, sql: "PRAGMA quick_check") }
             guard check == ["ok"] else {
-                throw JobFailure("PRAGMA quick_check reported problems: \(check.prefix(5).joined(separator: "; ")); restore the database from a backup")
+                throw JobFailure(
+                    "PRAGMA quick_check reported problems: \(check.prefix(5).joined(separator: "; ")); restore the database from a backup")
             }
             await context.log("integrity: ok")
             try Task.checkCancellation()
@@ -30,7 +31,9 @@ public enum DatabaseMaintenance {
             let checkpoint = try await database.writeWithoutTransaction { db in
                 try Row.fetchOne(db, sql: "PRAGMA wal_checkpoint(TRUNCATE)")
             }
-            await context.log("WAL checkpoint: busy=\(checkpoint?[0] as Int? ?? -1) log=\(checkpoint?[1] as Int? ?? -1) checkpointed=\(checkpoint?[2] as Int? ?? -1)")
+            await context.log(
+                "WAL checkpoint: busy=\(checkpoint?[0] as Int? ?? -1) log=\(checkpoint?[1] as Int? ?? -1) checkpointed=\(checkpoint?[2] as Int? ?? -1)"
+            )
             let after = StewardDatabase.sizeOnDisk(path: path)
             await context.log("database size: \(before) -> \(after) bytes (\(before - after) freed)")
             try await context.progress(100, "done: \(max(0, before - after)) bytes freed")
@@ -42,7 +45,8 @@ public enum DatabaseMaintenance {
         guard try store.schedule(named: "Database maintenance") == nil else { return }
         _ = try store.create(
             name: "Database maintenance",
-            settings: ScheduleSettings(cron: "17 3 * * *", timeZone: TimeZone.current.identifier, jitterSeconds: 600, catchUp: .one, concurrency: .forbid),
+            settings: ScheduleSettings(
+                cron: "17 3 * * *", timeZone: TimeZone.current.identifier, jitterSeconds: 600, catchUp: .one, concurrency: .forbid),
             jobKind: kind, jobTitle: "Database maintenance", owner: "system", now: now)
     }
 }

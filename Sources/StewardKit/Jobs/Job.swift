@@ -59,7 +59,9 @@ public struct JobRequest: Sendable {
     public var reason: String
     public var scheduleID: Int64?
 
-    public init(kind: String, title: String, params: String = "{}", host: String? = nil, startedBy: String, reason: String = "", scheduleID: Int64? = nil) {
+    public init(
+        kind: String, title: String, params: String = "{}", host: String? = nil, startedBy: String, reason: String = "", scheduleID: Int64? = nil
+    ) {
         self.kind = kind
         self.title = title
         self.params = params

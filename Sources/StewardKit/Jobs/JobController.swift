@@ -24,7 +24,9 @@ struct JobController {
             APIOperation(
                 method: .get, path: "/api/v1/jobs", operationID: "listJobs", summary: "List jobs, newest first", tag: "jobs",
                 parameters: [
-                    .init(name: "state", location: .query, type: "string", description: "only jobs in this state", enumValues: Job.State.allCases.map(\.rawValue)),
+                    .init(
+                        name: "state", location: .query, type: "string", description: "only jobs in this state",
+                        enumValues: Job.State.allCases.map(\.rawValue)),
                     .init(name: "kind", location: .query, type: "string", description: "only jobs of this kind"),
                     .init(name: "host", location: .query, type: "string", description: "only jobs for this host"),
                     .init(name: "limit", location: .query, type: "integer", description: "page size, 1-200 (default 50)"),
@@ -49,10 +51,15 @@ struct JobController {
                 summary: "The job's output as NDJSON: stored chunks, then live events until the job ends (follow=false stops after the stored ones)",
                 tag: "jobs",
                 parameters: [
-                    idParameter, .init(name: "follow", location: .query, type: "boolean", description: "keep streaming while the job runs (default true)"),
+                    idParameter,
+                    .init(name: "follow", location: .query, type: "boolean", description: "keep streaming while the job runs (default true)"),
                     .init(name: "after", location: .query, type: "integer", description: "resume after this chunk sequence number"),
                 ],
-                replies: [.init(status: 200, description: "One JSON object per line: {type: log|progress|end, ...}", schema: "ndjson", contentType: "application/x-ndjson")]))
+                replies: [
+                    .init(
+                        status: 200, description: "One JSON object per line: {type: log|progress|end, ...}", schema: "ndjson",
+                        contentType: "application/x-ndjson")
+                ]))
         router.get("/api/v1/jobs/:id/log", use: apiLog)
     }
 
@@ -118,16 +125,19 @@ struct JobController {
     @Sendable func cancelFromPage(request: Request, context: StewardRequestContext) async throws -> Response {
         let job = try loadJob(context)
         guard !job.state.isFinished else {
-            return pages.redirect(to: "/jobs/\(job.id)", flash: Flash(.warning, "Job \(job.id) already ended (\(job.state.rawValue)); nothing to cancel."))
+            return pages.redirect(
+                to: "/jobs/\(job.id)", flash: Flash(.warning, "Job \(job.id) already ended (\(job.state.rawValue)); nothing to cancel."))
         }
         try await runner.cancel(id: job.id, by: Self.actor(context))
-        return pages.redirect(to: "/jobs/\(job.id)", flash: Flash(.success, "Cancellation of job \(job.id) requested; its processes are being stopped."))
+        return pages.redirect(
+            to: "/jobs/\(job.id)", flash: Flash(.success, "Cancellation of job \(job.id) requested; its processes are being stopped."))
     }
 
     /// Server-Sent Events for the job page; each event's data is JSON so any byte in the output survives intact.
     @Sendable func eventStream(request: Request, context: StewardRequestContext) async throws -> Response {
         let job = try loadJob(context)
-        let after = request.headers[HTTPField.Name("Last-Event-ID")!].flatMap { Int64($0) }
+        let after =
+            request.headers[HTTPField.Name("Last-Event-ID")!].flatMap { Int64($0) }
             ?? request.uri.queryParameters["after"].flatMap { Int64($0) } ?? 0
         let events = withKeepalive(feed.events(job: job.id, afterSeq: after))
         return Response(
@@ -158,10 +168,18 @@ struct JobController {
         filter.kind = query["kind"].map(String.init)
         filter.host = query["host"].map(String.init)
         if let limit = query["limit"] {
-            if let value = Int(limit), (1...200).contains(value) { filter.limit = value } else { errors["limit"] = "must be an integer from 1 to 200" }
+            if let value = Int(limit), (1...200).contains(value) {
+                filter.limit = value
+            } else {
+                errors["limit"] = "must be an integer from 1 to 200"
+            }
         }
         if let cursor = query["cursor"] {
-            if let value = Int64(cursor), value > 0 { filter.before = value } else { errors["cursor"] = "must be the cursor from a previous page's next link" }
+            if let value = Int64(cursor), value > 0 {
+                filter.before = value
+            } else {
+                errors["cursor"] = "must be the cursor from a previous page's next link"
+            }
         }
         guard errors.isEmpty else { throw Problem.invalid(errors) }
         let jobs = try store.list(filter)
@@ -253,7 +271,8 @@ struct JobController {
             "created_at": orNull(RFC3339.string(milliseconds: job.createdAt)), "started_at": orNull(RFC3339.string(milliseconds: job.startedAt)),
             "finished_at": orNull(RFC3339.string(milliseconds: job.finishedAt)),
             "links": [
-                "self": "/api/v1/jobs/\(job.id)", "log": "/api/v1/jobs/\(job.id)/log", "cancel": "/api/v1/jobs/\(job.id)/cancel", "page": "/jobs/\(job.id)",
+                "self": "/api/v1/jobs/\(job.id)", "log": "/api/v1/jobs/\(job.id)/log", "cancel": "/api/v1/jobs/\(job.id)/cancel",
+                "page": "/jobs/\(job.id)",
             ],
         ]
     }

@@ -65,7 +65,8 @@ actor JobLogWriter {
                 try store.appendLog(id: jobID, seq: chunk.seq, data: piece, truncated: truncated, now: Date())
             } catch {
                 // The database refused the write (disk full?); keep the job running and say so in the live view.
-                events.publish(job: jobID, .log(JobLogChunk(seq: chunk.seq, at: chunk.at, data: Data("[steward: could not store log: \(error)]\n".utf8))))
+                events.publish(
+                    job: jobID, .log(JobLogChunk(seq: chunk.seq, at: chunk.at, data: Data("[steward: could not store log: \(error)]\n".utf8))))
                 continue
             }
             events.publish(job: jobID, .log(chunk))

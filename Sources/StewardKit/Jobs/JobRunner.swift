@@ -81,14 +81,17 @@ public actor JobRunner: Service {
     /// Mark jobs that a previous process left running as interrupted; call once before serving.
     public func recoverAfterRestart(now: Date = Date()) throws -> [Int64] {
         let ids = try store.interruptLeftovers(
-            reason: "interrupted: Steward stopped while this job was running (found at startup \(RFC3339.string(now))); start it again if it is still needed",
+            reason:
+                "interrupted: Steward stopped while this job was running (found at startup \(RFC3339.string(now))); start it again if it is still needed",
             now: now)
         if !ids.isEmpty { logger.warning("marked jobs left running as interrupted", metadata: ["jobs": "\(ids)"]) }
         return ids
     }
 
     public func enqueue(_ request: JobRequest) throws -> Job {
-        guard handlers[request.kind] != nil else { throw JobFailure("unknown job kind \(request.kind); known kinds: \(kinds.joined(separator: ", "))") }
+        guard handlers[request.kind] != nil else {
+            throw JobFailure("unknown job kind \(request.kind); known kinds: \(kinds.joined(separator: ", "))")
+        }
         let job = try store.insert(request, now: Date())
         logger.info("job queued", metadata: ["job": "\(job.id)", "kind": "\(job.kind)", "by": "\(job.startedBy)"])
         wake?.yield()

@@ -50,7 +50,9 @@ public struct CronExpression: Sendable, Equatable, CustomStringConvertible {
         guard fields.count == 5 else {
             throw ParseError(
                 field: "expression",
-                message: "expected 5 fields (minute hour day-of-month month day-of-week) or an @macro, got \(fields.count) field\(fields.count == 1 ? "" : "s")")
+                message:
+                    "expected 5 fields (minute hour day-of-month month day-of-week) or an @macro, got \(fields.count) field\(fields.count == 1 ? "" : "s")"
+            )
         }
         self.text = trimmed
         minutes = try Self.parseField(fields[0], name: "minute", range: 0...59, names: [])
@@ -64,13 +66,17 @@ public struct CronExpression: Sendable, Equatable, CustomStringConvertible {
         sortedHours = hours.sorted()
         sortedMinutes = minutes.sorted()
         if !months.contains(where: { month in daysOfMonth.contains { $0 <= Self.maxDays(month) } }) && !dayOfMonthStar && dayOfWeekStar {
-            throw ParseError(field: "day-of-month", message: "day \(daysOfMonth.sorted().map(String.init).joined(separator: ",")) never occurs in the chosen month(s)")
+            throw ParseError(
+                field: "day-of-month",
+                message: "day \(daysOfMonth.sorted().map(String.init).joined(separator: ",")) never occurs in the chosen month(s)")
         }
     }
 
     static func maxDays(_ month: Int) -> Int { month == 2 ? 29 : [4, 6, 9, 11].contains(month) ? 30 : 31 }
 
-    static func parseField(_ field: String, name: String, range: ClosedRange<Int>, names: [String], namesStart: Int = 0) throws(ParseError) -> Set<Int> {
+    static func parseField(_ field: String, name: String, range: ClosedRange<Int>, names: [String], namesStart: Int = 0) throws(ParseError) -> Set<
+        Int
+    > {
         var values = Set<Int>()
         let allowed = "\(range.lowerBound)-\(range.upperBound)" + (names.isEmpty ? "" : " or \(names.first!)-\(names.last!)")
         for part in field.split(separator: ",", omittingEmptySubsequences: false) {
@@ -109,7 +115,9 @@ public struct CronExpression: Sendable, Equatable, CustomStringConvertible {
         return values
     }
 
-    static func value(_ text: Substring, field: String, range: ClosedRange<Int>, names: [String], namesStart: Int, allowed: String) throws(ParseError) -> Int {
+    static func value(_ text: Substring, field: String, range: ClosedRange<Int>, names: [String], namesStart: Int, allowed: String) throws(ParseError)
+        -> Int
+    {
         if let number = Int(text) {
             guard range.contains(number) else { throw ParseError(field: field, message: "\(number) is out of range; allowed: \(allowed)") }
             return number

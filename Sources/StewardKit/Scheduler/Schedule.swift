@@ -125,7 +125,10 @@ public struct ScheduleSettings: Sendable, Equatable {
     public var concurrency: Schedule.Concurrency
     public var enabled: Bool
 
-    public init(cron: String, timeZone: String, jitterSeconds: Int = 0, catchUp: Schedule.CatchUp = .none, concurrency: Schedule.Concurrency = .forbid, enabled: Bool = true) {
+    public init(
+        cron: String, timeZone: String, jitterSeconds: Int = 0, catchUp: Schedule.CatchUp = .none, concurrency: Schedule.Concurrency = .forbid,
+        enabled: Bool = true
+    ) {
         self.cron = cron
         self.timeZone = timeZone
         self.jitterSeconds = jitterSeconds

@@ -51,7 +51,8 @@ struct ScheduleController {
 
     @Sendable func listPage(request: Request, context: StewardRequestContext) async throws -> Response {
         let schedules = try store.all().map(Self.view)
-        return pages.page("schedules/list", title: "Schedules", section: "jobs", data: ["schedules": schedules, "empty": schedules.isEmpty], request: request)
+        return pages.page(
+            "schedules/list", title: "Schedules", section: "jobs", data: ["schedules": schedules, "empty": schedules.isEmpty], request: request)
     }
 
     @Sendable func editPage(request: Request, context: StewardRequestContext) async throws -> Response {
@@ -99,7 +100,8 @@ struct ScheduleController {
     ) -> Response {
         var view = Self.values(schedule)
         view["form"] = ViewNode([
-            "cron": values.cron, "time_zone": values.timeZone, "jitter_seconds": jitterText ?? String(values.jitterSeconds), "enabled": values.enabled,
+            "cron": values.cron, "time_zone": values.timeZone, "jitter_seconds": jitterText ?? String(values.jitterSeconds),
+            "enabled": values.enabled,
             "catch_up_options": Schedule.CatchUp.allCases.map { ViewNode(["value": $0.rawValue, "selected": $0 == values.catchUp]) },
             "concurrency_options": Schedule.Concurrency.allCases.map { ViewNode(["value": $0.rawValue, "selected": $0 == values.concurrency]) },
         ])
@@ -107,7 +109,9 @@ struct ScheduleController {
         view["has_errors"] = !errors.isEmpty
         view["error_list"] = errors.keys.sorted().map { ViewNode(["field": $0, "message": errors[$0]!]) }
         view["time_zones"] = TimeZone.knownTimeZoneIdentifiers.sorted()
-        return pages.page("schedules/edit", title: "Schedule: \(schedule.name)", section: "jobs", data: ["schedule": ViewNode(view)], request: request, status: status)
+        return pages.page(
+            "schedules/edit", title: "Schedule: \(schedule.name)", section: "jobs", data: ["schedule": ViewNode(view)], request: request,
+            status: status)
     }
 
     // MARK: API
@@ -142,13 +146,17 @@ struct ScheduleController {
             if let value = Schedule.CatchUp(rawValue: text) { settings.catchUp = value } else { errors["catch_up"] = "must be none or one" }
         }
         if let text = body.concurrency {
-            if let value = Schedule.Concurrency(rawValue: text) { settings.concurrency = value } else {
+            if let value = Schedule.Concurrency(rawValue: text) {
+                settings.concurrency = value
+            } else {
                 errors["concurrency"] = "must be forbid, replace or allow"
             }
         }
         errors.merge(Self.timingErrors(settings) ?? [:]) { first, _ in first }
         guard errors.isEmpty else { throw Problem.invalid(errors) }
-        guard let updated = try store.update(id: schedule.id, settings: settings, now: Date()) else { throw Problem.notFound("schedule \(schedule.id)") }
+        guard let updated = try store.update(id: schedule.id, settings: settings, now: Date()) else {
+            throw Problem.notFound("schedule \(schedule.id)")
+        }
         await scheduler.reload()
         return try JSONResponse.make(object: Self.resource(updated))
     }

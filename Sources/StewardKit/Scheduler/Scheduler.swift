@@ -80,7 +80,8 @@ public actor Scheduler: Service {
         let late = now.timeIntervalSince(due) > Self.misfireGrace || missedCount > 1
         var firing = Firing(scheduleID: schedule.id, jobID: nil, outcome: "")
         if late && schedule.catchUp == .none {
-            firing.outcome = "skipped \(missedCount) missed run\(missedCount == 1 ? "" : "s") (catch-up: none; last missed \(RFC3339.string(lastMissed)))"
+            firing.outcome =
+                "skipped \(missedCount) missed run\(missedCount == 1 ? "" : "s") (catch-up: none; last missed \(RFC3339.string(lastMissed)))"
         } else {
             let reason =
                 late
@@ -90,7 +91,8 @@ public actor Scheduler: Service {
         }
         let next = timing.nextFire(after: max(lastMissed, now))
         let nextDue = next.map { $0.addingTimeInterval(timing.jitter(scheduleID: schedule.id, nominal: $0)) }
-        try store.recordOutcome(id: schedule.id, lastFire: lastMissed, next: next, due: nextDue, jobID: firing.jobID, outcome: firing.outcome, now: now)
+        try store.recordOutcome(
+            id: schedule.id, lastFire: lastMissed, next: next, due: nextDue, jobID: firing.jobID, outcome: firing.outcome, now: now)
         logger.info("schedule handled", metadata: ["schedule": "\(schedule.name)", "outcome": "\(firing.outcome)"])
         return firing
     }
@@ -101,7 +103,8 @@ public actor Scheduler: Service {
             switch schedule.concurrency {
             case .forbid:
                 return Firing(
-                    scheduleID: schedule.id, jobID: nil, outcome: "skipped: previous run (job \(previousID)) is still \(previous.state.rawValue) (concurrency: forbid)")
+                    scheduleID: schedule.id, jobID: nil,
+                    outcome: "skipped: previous run (job \(previousID)) is still \(previous.state.rawValue) (concurrency: forbid)")
             case .replace:
                 try await jobs.cancel(id: previousID, by: "schedule \(schedule.name) (concurrency: replace)")
             case .allow:
@@ -121,8 +124,10 @@ public actor Scheduler: Service {
         let firing = try await fire(schedule, reason: "run now by \(actor)", startedBy: actor)
         if let jobID = firing.jobID {
             try store.recordOutcome(
-                id: id, lastFire: schedule.lastFireAt.map(EpochMilliseconds.date) ?? clock.now(), next: schedule.nextFireAt.map(EpochMilliseconds.date),
-                due: schedule.nextDueAt.map(EpochMilliseconds.date), jobID: jobID, outcome: "run now by \(actor): started job \(jobID)", now: clock.now())
+                id: id, lastFire: schedule.lastFireAt.map(EpochMilliseconds.date) ?? clock.now(),
+                next: schedule.nextFireAt.map(EpochMilliseconds.date),
+                due: schedule.nextDueAt.map(EpochMilliseconds.date), jobID: jobID, outcome: "run now by \(actor): started job \(jobID)",
+                now: clock.now())
         }
         return firing
     }
@@ -140,7 +145,10 @@ public actor Scheduler: Service {
                 let nextDue = (try? store.all().filter(\.enabled).compactMap(\.nextDueAt).min()).map(EpochMilliseconds.date)
                 let deadline = min(nextDue ?? clock.now().addingTimeInterval(60), clock.now().addingTimeInterval(60))
                 let clock = self.clock
-                let sleeper = Task { try? await clock.sleep(until: deadline); continuation.yield() }
+                let sleeper = Task {
+                    try? await clock.sleep(until: deadline)
+                    continuation.yield()
+                }
                 let next: Void? = await iterator.next()
                 sleeper.cancel()
                 if next == nil { break }

@@ -47,7 +47,8 @@ struct ConfigurationTests {
             try StewardConfiguration.resolve(dataDirectory: directory.path, layers: [file])
         } throws: { error in
             let text = String(describing: error)
-            return text.contains("unknown setting \"prot\"") && text.contains("did you mean \"port\"") && text.contains("accepted settings: bind, port")
+            return text.contains("unknown setting \"prot\"") && text.contains("did you mean \"port\"")
+                && text.contains("accepted settings: bind, port")
                 && text.contains("steward.json")
         }
         #expect {

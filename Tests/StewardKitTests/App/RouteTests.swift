@@ -179,7 +179,9 @@ struct RouteTests {
             harness.server.router.routes.map { "\($0.method.rawValue) \($0.path)" }.filter {
                 $0.contains(" /api/") || $0.hasSuffix(" /healthz") || $0.hasSuffix(" /readyz") || $0.hasSuffix(" /metrics")
             })
-        #expect(documented == served, "documented but not served: \(documented.subtracting(served)); served but not documented: \(served.subtracting(documented))")
+        #expect(
+            documented == served,
+            "documented but not served: \(documented.subtracting(served)); served but not documented: \(served.subtracting(documented))")
         try await harness.test { client in
             try await client.execute(uri: "/api/openapi.json", method: .get) { response in
                 let document = try json(response)
@@ -361,7 +363,8 @@ struct RouteTests {
             }
             try await client.execute(
                 uri: "/schedules/\(schedule.id)", method: .post, headers: [.contentType: "application/x-www-form-urlencoded"],
-                body: ByteBuffer(string: "cron=30+4+*+*+MON-FRI&time_zone=America%2FNew_York&jitter_seconds=60&catch_up=none&concurrency=replace&enabled=on")
+                body: ByteBuffer(
+                    string: "cron=30+4+*+*+MON-FRI&time_zone=America%2FNew_York&jitter_seconds=60&catch_up=none&concurrency=replace&enabled=on")
             ) { response in
                 #expect(response.status == .seeOther)
             }

@@ -68,7 +68,8 @@ struct MigrationRunnerTests {
         let migrations = directory.path + "/migrations"
         try FileManager.default.createDirectory(atPath: migrations, withIntermediateDirectories: true)
         try "CREATE TABLE a (x INTEGER);".write(toFile: migrations + "/0001_first.sql", atomically: true, encoding: .utf8)
-        try "CREATE TABLE b (x INTEGER); INSERT INTO nowhere VALUES (1);".write(toFile: migrations + "/0002_broken.sql", atomically: true, encoding: .utf8)
+        try "CREATE TABLE b (x INTEGER); INSERT INTO nowhere VALUES (1);".write(
+            toFile: migrations + "/0002_broken.sql", atomically: true, encoding: .utf8)
         let pool = try StewardDatabase.open(path: directory.path + "/steward.db")
         #expect {
             try MigrationRunner.load(directory: migrations).migrate(pool, databasePath: "test")

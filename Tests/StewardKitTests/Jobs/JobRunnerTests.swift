@@ -196,7 +196,8 @@ struct JobRunnerTests {
         let directory = TemporaryDirectory()
         let database = try makeDatabase(directory)
         try await database.write { db in
-            try db.execute(sql: "INSERT INTO jobs (kind, title, state, started_by, created_at, started_at) VALUES ('k', 'left over', 'running', 'test', 1, 1)")
+            try db.execute(
+                sql: "INSERT INTO jobs (kind, title, state, started_by, created_at, started_at) VALUES ('k', 'left over', 'running', 'test', 1, 1)")
             try db.execute(sql: "INSERT INTO jobs (kind, title, state, started_by, created_at) VALUES ('k', 'waiting', 'queued', 'test', 1)")
         }
         let runner = JobRunner(
@@ -287,7 +288,8 @@ struct JobRunnerTests {
         let directory = TemporaryDirectory()
         let output = OutputCollector()
         let outcome = try await LocalProcessRunner().run(
-            ProcessCommand(["/usr/bin/env"], environment: ["STEWARD_TEST_VALUE": "$(id); `id`", "PATH": "/usr/bin:/bin"], workingDirectory: directory.path)
+            ProcessCommand(
+                ["/usr/bin/env"], environment: ["STEWARD_TEST_VALUE": "$(id); `id`", "PATH": "/usr/bin:/bin"], workingDirectory: directory.path)
         ) { await output.add($0) }
         #expect(outcome.succeeded)
         #expect(await output.text.contains("STEWARD_TEST_VALUE=$(id); `id`"))

@@ -22,7 +22,8 @@ struct SchedulerTests {
 
     func hourly(_ catchUp: Schedule.CatchUp = .none, _ concurrency: Schedule.Concurrency = .forbid, jitter: Int = 0) throws -> Schedule {
         try ScheduleStore(database: database).create(
-            name: "hourly", settings: ScheduleSettings(cron: "0 * * * *", timeZone: "UTC", jitterSeconds: jitter, catchUp: catchUp, concurrency: concurrency),
+            name: "hourly",
+            settings: ScheduleSettings(cron: "0 * * * *", timeZone: "UTC", jitterSeconds: jitter, catchUp: catchUp, concurrency: concurrency),
             jobKind: "test.noop", jobTitle: "Hourly", owner: "test", now: clock.now())
     }
 
@@ -54,7 +55,8 @@ struct SchedulerTests {
         #expect(firings.count == 1 && firings[0].jobID == nil)
         #expect(firings[0].outcome.contains("skipped 4 missed runs"))
         #expect(try jobs().isEmpty)
-        #expect(try iso(ScheduleStore(database: database).schedule(named: "hourly")?.nextFireAt.map(EpochMilliseconds.date)) == "2026-05-01T15:00:00Z")
+        #expect(
+            try iso(ScheduleStore(database: database).schedule(named: "hourly")?.nextFireAt.map(EpochMilliseconds.date)) == "2026-05-01T15:00:00Z")
     }
 
     @Test("catch-up one runs once for all the runs missed while down")
