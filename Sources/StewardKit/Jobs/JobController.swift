@@ -257,6 +257,9 @@ struct JobController {
             "started": job.startedAt.map(DisplayTime.text), "finished": job.finishedAt.map(DisplayTime.text),
             "duration": DisplayTime.duration(from: job.startedAt, to: job.finishedAt),
             "progress_percent": job.progressPercent.map { Int($0.rounded()) }, "progress_message": job.progressMessage,
+            // Plain strings for table cells: a section over a String or Int costs the renderer a failing cast per row.
+            "progress_text": job.progressPercent.map { "\(Int($0.rounded()))%" } ?? "",
+            "host_label": job.host ?? "panel", "host_class": job.host == nil ? "muted" : "",
             "log_bytes": job.logBytes, "log_truncated": job.logTruncated, "schedule_id": job.scheduleID,
         ]
     }
