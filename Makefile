@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := run
 
-APT_PACKAGES := libpam0g-dev libsqlite3-dev chromium chromium-driver
+APT_PACKAGES := libpam0g-dev libsqlite3-dev chromium chromium-driver libpam-wrapper
 BENCH_APT_PACKAGES := wrk nginx-light
 PYTHON ?= python3
 PIP_PACKAGES := selenium==4.38.0 pytest
@@ -39,8 +39,15 @@ release: deps
 run: release
 	.build/release/steward serve --data $(DATA) $(STEWARD_FLAGS)
 
+# PAM tests run in a process of their own: pam_wrapper must be preloaded at start, and other tests' subprocesses
+# should not inherit it.
+PAM_FIXTURES := $(CURDIR)/Tests/StewardKitTests/Auth/pam
+PAM_TEST_ENV := PAM_WRAPPER=1 PAM_WRAPPER_SERVICE_DIR=$(PAM_FIXTURES)/services PAM_MATRIX_PASSWD=$(PAM_FIXTURES)/passdb LD_PRELOAD=libpam_wrapper.so
+
 unit-test: build
-	swift test
+	swift build --build-tests
+	swift test --skip-build
+	$(PAM_TEST_ENV) swift test --skip-build --filter PAMAuthenticatorTests
 
 e2e-test: build
 	$(PYTHON) -m pytest -q Tests/e2e
