@@ -58,9 +58,12 @@ public struct JobRequest: Sendable {
     public var startedBy: String
     public var reason: String
     public var scheduleID: Int64?
+    /// The address the request came from, for the audit trail; nil for the scheduler and the system.
+    public var source: String?
 
     public init(
-        kind: String, title: String, params: String = "{}", host: String? = nil, startedBy: String, reason: String = "", scheduleID: Int64? = nil
+        kind: String, title: String, params: String = "{}", host: String? = nil, startedBy: String, reason: String = "", scheduleID: Int64? = nil,
+        source: String? = nil
     ) {
         self.kind = kind
         self.title = title
@@ -69,6 +72,7 @@ public struct JobRequest: Sendable {
         self.startedBy = startedBy
         self.reason = reason
         self.scheduleID = scheduleID
+        self.source = source
     }
 }
 

@@ -233,7 +233,9 @@ struct JobController {
     }
 
     /// Who is acting; the login issue replaces the address with the signed-in user.
-    static func actor(_ context: StewardRequestContext) -> String { "web:\(context.remoteAddress ?? "local")" }
+    static func actor(_ context: StewardRequestContext) -> AuditActor {
+        AuditActor(actor: "web:\(context.remoteAddress ?? "local")", source: context.remoteAddress)
+    }
 
     static func link(_ base: String, filter: JobFilter, cursor: Int64) -> String {
         var items = [URLQueryItem(name: "cursor", value: String(cursor))]

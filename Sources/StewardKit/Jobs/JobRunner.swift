@@ -100,16 +100,16 @@ public actor JobRunner: Service {
 
     /// Cancel a queued or running job. Running jobs stop when their process group is gone.
     @discardableResult
-    public func cancel(id: Int64, by actor: String) throws -> Job? {
+    public func cancel(id: Int64, by who: AuditActor) throws -> Job? {
         guard let job = try store.job(id: id) else { return nil }
         switch job.state {
         case .queued:
-            try store.markCancelRequested(id: id, by: actor)
-            if try store.finish(id: id, state: .cancelled, error: "cancelled by \(actor) before it started", now: Date()) {
+            try store.markCancelRequested(id: id, by: who, now: Date())
+            if try store.finish(id: id, state: .cancelled, error: "cancelled by \(who.actor) before it started", now: Date()) {
                 events.publish(job: id, .finished(.cancelled))
             }
         case .running:
-            try store.markCancelRequested(id: id, by: actor)
+            try store.markCancelRequested(id: id, by: who, now: Date())
             running[id]?.cancel()
         default: break
         }

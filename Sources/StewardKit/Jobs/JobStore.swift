@@ -20,7 +20,11 @@ public struct JobStore: Sendable {
                     request.kind, request.title, request.host, request.params, request.startedBy, request.reason, request.scheduleID,
                     EpochMilliseconds.from(now),
                 ])
-            return try Job.fetchOne(db, sql: "SELECT * FROM jobs WHERE id = ?", arguments: [db.lastInsertedRowID])!
+            let job = try Job.fetchOne(db, sql: "SELECT * FROM jobs WHERE id = ?", arguments: [db.lastInsertedRowID])!
+            try AuditLog.append(
+                db, by: AuditActor(actor: request.startedBy, source: request.source), action: "job.start", target: "job:\(job.id)",
+                after: ["kind": job.kind, "title": job.title, "host": job.host as Any? ?? NSNull(), "reason": job.reason], now: now)
+            return job
         }
     }
 
@@ -109,9 +113,14 @@ public struct JobStore: Sendable {
         }
     }
 
-    public func markCancelRequested(id: Int64, by actor: String) throws {
+    public func markCancelRequested(id: Int64, by who: AuditActor, now: Date) throws {
         try database.write { db in
-            try db.execute(sql: "UPDATE jobs SET cancel_requested_by = ? WHERE id = ? AND state IN ('queued', 'running')", arguments: [actor, id])
+            let state = try String.fetchOne(db, sql: "SELECT state FROM jobs WHERE id = ?", arguments: [id])
+            try db.execute(sql: "UPDATE jobs SET cancel_requested_by = ? WHERE id = ? AND state IN ('queued', 'running')", arguments: [who.actor, id])
+            guard db.changesCount == 1 else { return }
+            try AuditLog.append(
+                db, by: who, action: "job.cancel", target: "job:\(id)", before: ["state": state ?? ""], after: ["cancel_requested_by": who.actor],
+                now: now)
         }
     }
 

@@ -76,7 +76,7 @@ struct ScheduleController {
             jitterSeconds: jitter ?? 0, catchUp: catchUp ?? schedule.catchUp, concurrency: concurrency ?? schedule.concurrency,
             enabled: form["enabled"] == "on")
         errors.merge(Self.timingErrors(submitted) ?? [:]) { first, _ in first }
-        if errors.isEmpty, try store.update(id: schedule.id, settings: submitted, now: Date()) != nil {
+        if errors.isEmpty, try store.update(id: schedule.id, settings: submitted, now: Date(), by: JobController.actor(context)) != nil {
             await scheduler.reload()
             return pages.redirect(to: "/schedules", flash: Flash(.success, "Schedule \"\(schedule.name)\" saved."))
         }
@@ -154,7 +154,7 @@ struct ScheduleController {
         }
         errors.merge(Self.timingErrors(settings) ?? [:]) { first, _ in first }
         guard errors.isEmpty else { throw Problem.invalid(errors) }
-        guard let updated = try store.update(id: schedule.id, settings: settings, now: Date()) else {
+        guard let updated = try store.update(id: schedule.id, settings: settings, now: Date(), by: JobController.actor(context)) else {
             throw Problem.notFound("schedule \(schedule.id)")
         }
         await scheduler.reload()

@@ -46,9 +46,10 @@ public struct ScheduleStore: Sendable {
     }
 
     /// Change timing and policies; the next fire time is recomputed from `now`, so an edit never causes a catch-up.
-    public func update(id: Int64, settings: ScheduleSettings, now: Date) throws -> Schedule? {
+    public func update(id: Int64, settings: ScheduleSettings, now: Date, by who: AuditActor) throws -> Schedule? {
         let timing = try ScheduleTiming(cron: settings.cron, timeZone: settings.timeZone, jitterSeconds: settings.jitterSeconds)
         return try database.write { db in
+            guard let before = try Schedule.fetchOne(db, sql: "SELECT * FROM schedules WHERE id = ?", arguments: [id]) else { return nil }
             try db.execute(
                 sql: """
                     UPDATE schedules SET cron = ?, time_zone = ?, jitter_seconds = ?, catch_up = ?, concurrency = ?, enabled = ?, updated_at = ?
@@ -58,10 +59,20 @@ public struct ScheduleStore: Sendable {
                     settings.cron, settings.timeZone, settings.jitterSeconds, settings.catchUp.rawValue, settings.concurrency.rawValue,
                     settings.enabled, EpochMilliseconds.from(now), id,
                 ])
-            guard db.changesCount == 1 else { return nil }
             try Self.setNext(db, id: id, timing: timing, after: now)
-            return try Schedule.fetchOne(db, sql: "SELECT * FROM schedules WHERE id = ?", arguments: [id])
+            let after = try Schedule.fetchOne(db, sql: "SELECT * FROM schedules WHERE id = ?", arguments: [id])!
+            try AuditLog.append(
+                db, by: who, action: "schedule.update", target: "schedule:\(id)", before: Self.auditFields(before), after: Self.auditFields(after),
+                now: now)
+            return after
         }
+    }
+
+    static func auditFields(_ schedule: Schedule) -> [String: Any] {
+        [
+            "cron": schedule.cron, "time_zone": schedule.timeZone, "jitter_seconds": schedule.jitterSeconds, "catch_up": schedule.catchUp.rawValue,
+            "concurrency": schedule.concurrency.rawValue, "enabled": schedule.enabled,
+        ]
     }
 
     static func setNext(_ db: GRDB.Database, id: Int64, timing: ScheduleTiming, after: Date) throws {

@@ -98,7 +98,7 @@ public actor Scheduler: Service {
     }
 
     /// Start the schedule's job now, honouring its concurrency policy against the previous run.
-    private func fire(_ schedule: Schedule, reason: String, startedBy: String) async throws -> Firing {
+    private func fire(_ schedule: Schedule, reason: String, startedBy: String, source: String? = nil) async throws -> Firing {
         if let previousID = schedule.lastJobID, let previous = try jobs.store.job(id: previousID), !previous.state.isFinished {
             switch schedule.concurrency {
             case .forbid:
@@ -106,7 +106,7 @@ public actor Scheduler: Service {
                     scheduleID: schedule.id, jobID: nil,
                     outcome: "skipped: previous run (job \(previousID)) is still \(previous.state.rawValue) (concurrency: forbid)")
             case .replace:
-                try await jobs.cancel(id: previousID, by: "schedule \(schedule.name) (concurrency: replace)")
+                try await jobs.cancel(id: previousID, by: AuditActor(actor: "schedule \(schedule.name) (concurrency: replace)"))
             case .allow:
                 break
             }
@@ -114,14 +114,15 @@ public actor Scheduler: Service {
         let job = try await jobs.enqueue(
             JobRequest(
                 kind: schedule.jobKind, title: schedule.jobTitle, params: schedule.jobParams, host: schedule.jobHost, startedBy: startedBy,
-                reason: reason, scheduleID: schedule.id))
+                reason: reason, scheduleID: schedule.id, source: source))
         return Firing(scheduleID: schedule.id, jobID: job.id, outcome: "started job \(job.id)")
     }
 
     /// "Run now" from the UI or API: same concurrency rules, and the regular timetable is left as it was.
-    public func runNow(id: Int64, by actor: String) async throws -> Firing? {
+    public func runNow(id: Int64, by who: AuditActor) async throws -> Firing? {
         guard let schedule = try store.schedule(id: id) else { return nil }
-        let firing = try await fire(schedule, reason: "run now by \(actor)", startedBy: actor)
+        let actor = who.actor
+        let firing = try await fire(schedule, reason: "run now by \(actor)", startedBy: actor, source: who.source)
         if let jobID = firing.jobID {
             try store.recordOutcome(
                 id: id, lastFire: schedule.lastFireAt.map(EpochMilliseconds.date) ?? clock.now(),

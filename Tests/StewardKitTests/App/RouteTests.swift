@@ -386,7 +386,7 @@ struct RouteTests {
         let loop = Task { try? await runner.run() }
         defer { loop.cancel() }
         let schedule = try #require(try harness.server.scheduler.store.schedule(named: "Database maintenance"))
-        let firing = try #require(try await harness.server.scheduler.runNow(id: schedule.id, by: "test"))
+        let firing = try #require(try await harness.server.scheduler.runNow(id: schedule.id, by: AuditActor(actor: "test")))
         let jobID = try #require(firing.jobID)
         _ = try await waitUntil { try runner.store.job(id: jobID)?.state.isFinished == true }
         let job = try #require(try runner.store.job(id: jobID))

@@ -112,7 +112,7 @@ struct JobRunnerTests {
             return pid_t(text.trimmingCharacters(in: .whitespacesAndNewlines))!
         }
         #expect(recorded.allSatisfy { !processIsGone($0) })
-        let requested = try await harness.runner.cancel(id: job.id, by: "tester")
+        let requested = try await harness.runner.cancel(id: job.id, by: AuditActor(actor: "tester"))
         #expect(requested?.cancelRequestedBy == "tester")
         let finished = try await harness.finished(job.id)
         #expect(finished.state == .cancelled)
@@ -129,7 +129,7 @@ struct JobRunnerTests {
         let blocker = try await harness.start("block")
         let queued = try await harness.start("noop")
         _ = try await waitUntil { try harness.runner.store.job(id: blocker.id)?.state == .running }
-        let cancelled = try await harness.runner.cancel(id: queued.id, by: "tester")
+        let cancelled = try await harness.runner.cancel(id: queued.id, by: AuditActor(actor: "tester"))
         #expect(cancelled?.state == .cancelled)
         gate.continuation.yield()
         #expect(try await harness.finished(blocker.id).state == .succeeded)

@@ -146,12 +146,12 @@ struct SchedulerTests {
         let store = ScheduleStore(database: database)
         var settings = ScheduleSettings(cron: "0 * * * *", timeZone: "UTC", catchUp: .one)
         settings.enabled = false
-        _ = try store.update(id: schedule.id, settings: settings, now: clock.now())
+        _ = try store.update(id: schedule.id, settings: settings, now: clock.now(), by: .system)
         clock.set(utc("2026-05-01T15:00:30Z"))
         #expect(await makeScheduler().tick().isEmpty)
         settings.enabled = true
         settings.cron = "30 * * * *"
-        let edited = try #require(try store.update(id: schedule.id, settings: settings, now: clock.now()))
+        let edited = try #require(try store.update(id: schedule.id, settings: settings, now: clock.now(), by: .system))
         #expect(iso(edited.nextFireAt.map(EpochMilliseconds.date)) == "2026-05-01T15:30:00Z")
         #expect(await makeScheduler().tick().isEmpty)
     }
@@ -160,9 +160,9 @@ struct SchedulerTests {
     func runNow() async throws {
         let schedule = try hourly(.none, .forbid)
         let scheduler = makeScheduler()
-        let first = try #require(try await scheduler.runNow(id: schedule.id, by: "tester"))
+        let first = try #require(try await scheduler.runNow(id: schedule.id, by: AuditActor(actor: "tester")))
         #expect(first.jobID != nil)
-        let second = try #require(try await scheduler.runNow(id: schedule.id, by: "tester"))
+        let second = try #require(try await scheduler.runNow(id: schedule.id, by: AuditActor(actor: "tester")))
         #expect(second.jobID == nil)
         #expect(try ScheduleStore(database: database).schedule(id: schedule.id)?.nextFireAt == schedule.nextFireAt)
     }
