@@ -116,7 +116,6 @@ public actor JobRunner: Service {
         return try store.job(id: id)
     }
 
-
     public func run() async throws {
         let (signals, continuation) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
         wake = continuation

@@ -116,7 +116,8 @@ public struct JobStore: Sendable {
     public func markCancelRequested(id: Int64, by who: AuditActor, now: Date) throws {
         try database.write { db in
             let state = try String.fetchOne(db, sql: "SELECT state FROM jobs WHERE id = ?", arguments: [id])
-            try db.execute(sql: "UPDATE jobs SET cancel_requested_by = ? WHERE id = ? AND state IN ('queued', 'running')", arguments: [who.actor, id])
+            try db.execute(
+                sql: "UPDATE jobs SET cancel_requested_by = ? WHERE id = ? AND state IN ('queued', 'running')", arguments: [who.actor, id])
             guard db.changesCount == 1 else { return }
             try AuditLog.append(
                 db, by: who, action: "job.cancel", target: "job:\(id)", before: ["state": state ?? ""], after: ["cancel_requested_by": who.actor],

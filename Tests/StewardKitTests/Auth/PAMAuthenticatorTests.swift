@@ -61,7 +61,8 @@ struct PAMAuthenticatorTests {
 
     @Test("a missing PAM service is a service failure, never a success")
     func missingService() async {
-        let result = await PAMAuthenticator(service: "steward-test-no-such-service").authenticate(user: "alice", password: "correct horse", remoteHost: nil)
+        let result = await PAMAuthenticator(service: "steward-test-no-such-service").authenticate(
+            user: "alice", password: "correct horse", remoteHost: nil)
         guard case .failure = result else {
             Issue.record("a missing service must not authenticate: \(result)")
             return
@@ -70,7 +71,9 @@ struct PAMAuthenticatorTests {
 
     @Test("empty user names and NUL bytes never reach PAM")
     func hostileInput() async {
-        #expect(await pam.authenticate(user: "", password: "x", remoteHost: nil) == .failure(.invalidCredentials(detail: "empty user name or NUL byte in input")))
+        #expect(
+            await pam.authenticate(user: "", password: "x", remoteHost: nil)
+                == .failure(.invalidCredentials(detail: "empty user name or NUL byte in input")))
         #expect(await pam.authenticate(user: "alice\0root", password: "correct horse", remoteHost: nil) != .success("alice"))
     }
 
