@@ -10,7 +10,7 @@ DATA ?= /var/lib/steward
 PREFIX ?= /usr/local
 STEWARD_FLAGS ?=
 
-.PHONY: run test deps build release unit-test e2e-test bench install clean
+.PHONY: run test deps build release unit-test e2e-test bench install clean pam
 
 # Install whichever of the named Debian packages are missing (needs root only when something is missing).
 define apt_ensure
@@ -35,8 +35,16 @@ build: deps
 release: deps
 	swift build -c release
 
+## pam: the PAM service Steward checks logins against, made from the system's common stacks when missing.
+pam:
+	@if [ ! -e /etc/pam.d/steward ]; then \
+	  if [ "$$(id -u)" != 0 ]; then echo "run as root to create /etc/pam.d/steward" >&2; exit 1; fi; \
+	  printf '# PAM service for the Steward web panel: the system password and account checks.\n@include common-auth\n@include common-account\n' > /etc/pam.d/steward; \
+	  echo "created /etc/pam.d/steward"; \
+	fi
+
 ## run: build a release binary and start Steward with its defaults (HTTPS on port 10000, data in $(DATA)).
-run: release
+run: release pam
 	.build/release/steward serve --data $(DATA) $(STEWARD_FLAGS)
 
 # PAM tests run in a process of their own: pam_wrapper must be preloaded at start, and other tests' subprocesses

@@ -30,6 +30,8 @@ struct ServerOptions: ParsableArguments {
     var resources: String?
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel: String?
+    @Option(name: .customLong("pam-service"), help: "PAM service for logins (default steward, i.e. /etc/pam.d/steward).")
+    var pamService: String?
 
     func flagLayer() -> SettingsLayer {
         var layer = SettingsLayer(source: "command-line flags")
@@ -39,6 +41,7 @@ struct ServerOptions: ParsableArguments {
         if let externalURL { layer.values["external_url"] = (externalURL, "--external-url") }
         if let resources { layer.values["resources"] = (resources, "--resources") }
         if let logLevel { layer.values["log_level"] = (logLevel, "--log-level") }
+        if let pamService { layer.values["pam_service"] = (pamService, "--pam-service") }
         return layer
     }
 
@@ -203,6 +206,13 @@ struct CheckConfig: AsyncParsableCommand {
         } catch {
             problems.append(error.description)
         }
+        var warnings: [String] = []
+        if !FileManager.default.fileExists(atPath: "/etc/pam.d/" + configuration.pamService) {
+            // A warning until sign-in uses it; then a missing service will stop startup.
+            warnings.append(
+                "PAM service file /etc/pam.d/\(configuration.pamService) does not exist; create it (make run installs /etc/pam.d/steward) or choose another with --pam-service"
+            )
+        }
         if let cert = configuration.tlsCertificatePath, let key = configuration.tlsKeyPath, configuration.tls {
             do {
                 _ = try TLSMaterial(certificatePath: cert, keyPath: key, generated: false).serverConfiguration()
@@ -215,6 +225,7 @@ struct CheckConfig: AsyncParsableCommand {
         for row in rows {
             print(row.name.padding(toLength: width, withPad: " ", startingAt: 0) + "  " + row.value + "  (" + row.source + ")")
         }
+        for warning in warnings { print("warning: " + warning) }
         guard problems.isEmpty else {
             throw fail(Fatal(message: problems.joined(separator: "\nsteward: "), code: 78))
         }

@@ -18,6 +18,8 @@ public struct StewardConfiguration: Sendable, Equatable {
     public var jobConcurrency = 4
     public var jobLogCapBytes = 16 << 20
     public var shutdownGraceSeconds = 20
+    /// The PAM service logins are checked against (/etc/pam.d/NAME).
+    public var pamService = "steward"
     /// Where each setting's value came from ("default", "steward.json", "STEWARD_PORT", "--port").
     public var sources: [String: String] = [:]
 
@@ -123,6 +125,13 @@ extension StewardConfiguration {
         integer("job_concurrency", 1...64, \.jobConcurrency),
         integer("job_log_cap_bytes", 65536...(1 << 30), \.jobLogCapBytes),
         integer("shutdown_grace_seconds", 0...3600, \.shutdownGraceSeconds),
+        Setting(name: "pam_service", accepted: "a PAM service name: letters, digits, '.', '_' or '-', as in /etc/pam.d/NAME") { config, value in
+            guard !value.isEmpty, value.count <= 64, !value.hasPrefix("."),
+                value.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "._-".contains($0)) })
+            else { return false }
+            config.pamService = value
+            return true
+        },
     ]
 
     /// A whole-number setting within a range.

@@ -131,6 +131,7 @@ public enum ConfigurationReport {
             "resources": resources ?? configuration.resourcesDirectory ?? "(not found)", "log_level": configuration.logLevel.rawValue,
             "log_format": configuration.logFormat.rawValue, "job_concurrency": String(configuration.jobConcurrency),
             "job_log_cap_bytes": String(configuration.jobLogCapBytes), "shutdown_grace_seconds": String(configuration.shutdownGraceSeconds),
+            "pam_service": configuration.pamService,
         ]
         return [("data", configuration.dataDirectory, configuration.sources["data"] ?? "default")]
             + StewardConfiguration.settingNames.map { ($0, values[$0] ?? "", configuration.sources[$0] ?? "default") }

@@ -7,7 +7,9 @@ public enum LoginRefusal: Error, Equatable, Sendable {
     case invalidCredentials(detail: String)
     case accountExpired
     case passwordChangeRequired
-    case accountNotPermitted(detail: String)
+    /// The password was right but the account stage refused; `pamMessages` are what the modules said (pam_unix explains
+    /// expiry this way when a stack such as Debian's common-account turns its code into pam_deny's).
+    case accountNotPermitted(detail: String, pamMessages: [String])
     case serviceFailure(detail: String)
 
     public var message: String {
@@ -16,7 +18,10 @@ public enum LoginRefusal: Error, Equatable, Sendable {
         case .accountExpired: "This account has expired. Ask an administrator to renew it."
         case .passwordChangeRequired:
             "The password must be changed before this account can sign in. Change it on the server (for example with passwd), then sign in again."
-        case .accountNotPermitted: "This account is locked or not allowed to sign in here."
+        case .accountNotPermitted(_, let pamMessages):
+            pamMessages.isEmpty
+                ? "This account is locked or not allowed to sign in here."
+                : "This account may not sign in: " + pamMessages.joined(separator: " ")
         case .serviceFailure: "Sign-in is unavailable because the PAM configuration failed. The server log has the details."
         }
     }
@@ -68,11 +73,22 @@ public struct PAMAuthenticator: PasswordAuthenticating {
         status = pam_authenticate(handle, Int32(PAM_DISALLOW_NULL_AUTHTOK))
         if status != PAM_SUCCESS { return .failure(refusal(status, handle: handle)) }
         status = pam_acct_mgmt(handle, Int32(PAM_DISALLOW_NULL_AUTHTOK))
-        if status != PAM_SUCCESS { return .failure(refusal(status, handle: handle)) }
+        if status != PAM_SUCCESS {
+            return .failure(accountRefusal(status, handle: handle, messages: conversation.takeUnretainedValue().messages))
+        }
 
         var item: UnsafeRawPointer?
         guard pam_get_item(handle, PAM_USER, &item) == PAM_SUCCESS, let item else { return .success(user) }
         return .success(String(cString: item.assumingMemoryBound(to: CChar.self)))
+    }
+
+    /// The password is already verified here, so no answer can be "wrong password", and PAM's messages may be shown.
+    static func accountRefusal(_ status: Int32, handle: OpaquePointer, messages: [String]) -> LoginRefusal {
+        switch status {
+        case PAM_ACCT_EXPIRED: return .accountExpired
+        case PAM_NEW_AUTHTOK_REQD, PAM_AUTHTOK_EXPIRED: return .passwordChangeRequired
+        default: return .accountNotPermitted(detail: String(cString: pam_strerror(handle, status)), pamMessages: messages)
+        }
     }
 
     static func refusal(_ status: Int32, handle: OpaquePointer) -> LoginRefusal {
@@ -82,7 +98,7 @@ public struct PAMAuthenticator: PasswordAuthenticating {
             return .invalidCredentials(detail: detail)
         case PAM_ACCT_EXPIRED: return .accountExpired
         case PAM_NEW_AUTHTOK_REQD, PAM_AUTHTOK_EXPIRED: return .passwordChangeRequired
-        case PAM_PERM_DENIED: return .accountNotPermitted(detail: detail)
+        case PAM_PERM_DENIED: return .accountNotPermitted(detail: detail, pamMessages: [])
         default: return .serviceFailure(detail: "\(detail) (PAM status \(status))")
         }
     }

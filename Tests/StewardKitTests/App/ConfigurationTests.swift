@@ -64,6 +64,7 @@ struct ConfigurationTests {
             ("port", "70000", "an integer from 1 to 65535"), ("bind", "example.com", "IPv4 or IPv6 address"), ("tls", "maybe", "true or false"),
             ("log_level", "loud", "one of trace, debug"), ("external_url", "ftp://x", "http:// or https://"),
             ("job_concurrency", "0", "from 1 to 64"), ("log_format", "xml", "logfmt or json"), ("port", "", "from 1 to 65535"),
+            ("pam_service", "../etc/passwd", "a PAM service name"), ("pam_service", "login;id", "a PAM service name"),
         ])
     func invalidValues(name: String, value: String, accepted: String) {
         var flags = SettingsLayer(source: "command-line flags")
