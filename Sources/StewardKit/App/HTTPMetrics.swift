@@ -9,30 +9,47 @@ public final class HTTPMetrics: Sendable {
         .milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1), .seconds(2.5), .seconds(5), .seconds(10),
     ]
 
+    static var requests: MetricNameDescriptor {
+        MetricNameDescriptor(
+            namespace: "steward", metricName: "http_requests", unitName: "total", helpText: "HTTP requests handled, by route template and status")
+    }
+    static var latency: MetricNameDescriptor {
+        MetricNameDescriptor(
+            namespace: "steward", metricName: "http_request_duration", unitName: "seconds",
+            helpText: "Time from request head to response head, by route template")
+    }
+    static var jobs: MetricNameDescriptor {
+        MetricNameDescriptor(namespace: "steward", metricName: "jobs", unitName: "", helpText: "Jobs currently stored, by state")
+    }
+    static var databaseSize: MetricNameDescriptor {
+        MetricNameDescriptor(
+            namespace: "steward", metricName: "database_size", unitName: "bytes", helpText: "Size of the SQLite database including its WAL")
+    }
+
     public init() {
-        registry.makeGauge(name: "steward_build_info", labels: [("version", StewardVersion.current)], help: "Steward version running").set(to: 1.0)
-        registry.makeGauge(name: "steward_start_time_seconds", help: "Unix time the process started").set(to: Date().timeIntervalSince1970)
+        registry.makeGauge(
+            descriptor: .init(namespace: "steward", metricName: "build_info", unitName: "", helpText: "Steward version running"),
+            labels: [("version", StewardVersion.current)]
+        ).set(to: 1.0)
+        registry.makeGauge(
+            descriptor: .init(namespace: "steward", metricName: "start_time", unitName: "seconds", helpText: "Unix time the process started")
+        )
+        .set(to: Date().timeIntervalSince1970)
     }
 
     func record(method: String, route: String, status: Int, duration: Duration) {
-        registry.makeCounter(
-            name: "steward_http_requests_total", labels: [("method", method), ("route", route), ("status", String(status))],
-            help: "HTTP requests handled, by route template and status"
-        ).increment()
-        registry.makeDurationHistogram(
-            name: "steward_http_request_duration_seconds", labels: [("method", method), ("route", route)], buckets: latencyBuckets,
-            help: "Time from request head to response head, by route template"
-        ).record(duration)
+        registry.makeCounter(descriptor: Self.requests, labels: [("method", method), ("route", route), ("status", String(status))]).increment()
+        registry.makeDurationHistogram(descriptor: Self.latency, labels: [("method", method), ("route", route)], buckets: latencyBuckets)
+            .record(duration)
     }
 
     func setJobs(_ counts: [Job.State: Int]) {
         for state in Job.State.allCases {
-            registry.makeGauge(name: "steward_jobs", labels: [("state", state.rawValue)], help: "Jobs currently stored, by state")
-                .set(to: Double(counts[state] ?? 0))
+            registry.makeGauge(descriptor: Self.jobs, labels: [("state", state.rawValue)]).set(to: Double(counts[state] ?? 0))
         }
     }
 
     func setDatabaseSize(_ bytes: Int64) {
-        registry.makeGauge(name: "steward_database_size_bytes", help: "Size of the SQLite database including its WAL").set(to: Double(bytes))
+        registry.makeGauge(descriptor: Self.databaseSize).set(to: Double(bytes))
     }
 }

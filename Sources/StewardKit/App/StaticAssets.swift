@@ -36,7 +36,7 @@ struct StaticAssets: RouterMiddleware {
                 let data = FileManager.default.contents(atPath: path), data.count <= Self.maximumFileSize
             else { continue }
             let ext = (relative as NSString).pathExtension.lowercased()
-            let digest = SHA256.hash(data: data).prefix(12).map { String(format: "%02x", $0) }.joined()
+            let digest = sha256Hex(Array(data)).prefix(24)
             assets["/" + relative] = Asset(
                 body: ByteBuffer(bytes: data), contentType: Self.contentTypes[ext] ?? "application/octet-stream", etag: "\"\(digest)\"")
         }
@@ -47,7 +47,6 @@ struct StaticAssets: RouterMiddleware {
         guard request.method == .get || request.method == .head, let asset = assets[request.uri.path] else {
             return try await next(request, context)
         }
-        var context = context
         context.coreContext.endpointPath.value = "static"
         var headers: HTTPFields = [.contentType: asset.contentType, .eTag: asset.etag, .cacheControl: "max-age=3600"]
         if request.headers[.ifNoneMatch] == asset.etag {

@@ -80,9 +80,7 @@ struct ScheduleController {
             await scheduler.reload()
             return pages.redirect(to: "/schedules", flash: Flash(.success, "Schedule \"\(schedule.name)\" saved."))
         }
-        var values = submitted
-        values.jitterSeconds = jitter ?? 0
-        return formPage(schedule, values: values, errors: errors, jitterText: jitterText, request: request, status: .unprocessableContent)
+        return formPage(schedule, values: submitted, errors: errors, jitterText: jitterText, request: request, status: .unprocessableContent)
     }
 
     @Sendable func runFromPage(request: Request, context: StewardRequestContext) async throws -> Response {
