@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import GRDB
 import Logging
 import NIOCore
 import NIOSSL
@@ -10,7 +11,7 @@ struct Steward: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "steward",
         abstract: "Steward: a web administration server for Linux fleets.",
-        subcommands: [Serve.self, Migrate.self, CheckConfig.self, Version.self],
+        subcommands: [Serve.self, Migrate.self, CheckConfig.self, RoleCommand.self, TokenCommand.self, SecondFactorCommand.self, Version.self],
         defaultSubcommand: Serve.self)
 }
 
@@ -104,7 +105,9 @@ struct Serve: AsyncParsableCommand {
         } catch {
             throw fail(error)
         }
-        let banner = Banner(server: server)
+        let setupToken: String?
+        do { setupToken = try server.firstAdminSetupToken() } catch { throw fail(error) }
+        let banner = Banner(server: server, setupToken: setupToken)
         do {
             try await server.run { channel in banner.print(port: channel.localAddress?.port) }
         } catch {
@@ -120,8 +123,10 @@ struct Banner: Sendable {
     let tls: TLSMaterial?
     let applied: [String]
     let interrupted: [Int64]
+    let setupToken: String?
 
-    init(server: StewardServer) {
+    init(server: StewardServer, setupToken: String?) {
+        self.setupToken = setupToken
         configuration = server.configuration
         dataPath = server.dataDirectory.path
         tls = server.tls
@@ -151,7 +156,17 @@ struct Banner: Sendable {
         if !interrupted.isEmpty {
             lines.append("  Jobs:  marked \(interrupted.count) job(s) left running by the previous process as interrupted")
         }
-        lines.append("  Login: this build has no sign-in yet, so keep it bound to 127.0.0.1 or behind an authenticating proxy.")
+        let pamFile = "/etc/pam.d/\(configuration.pamService)"
+        lines.append("  Login: your Unix account, through PAM service \(configuration.pamService) (\(pamFile))")
+        if !FileManager.default.fileExists(atPath: pamFile) {
+            lines.append("         warning: \(pamFile) does not exist, so PAM falls back to /etc/pam.d/other; `make pam` installs it")
+        }
+        if let setupToken {
+            lines.append("  Setup: nobody is an administrator yet. Open \(configuration.publicBaseURL)/setup, sign in with a Unix")
+            lines.append("         account and give this one-time token (it works once, and only until the next restart):")
+            lines.append("         \(setupToken)")
+            lines.append("         Or run: steward role grant admin --user NAME --data \(dataPath)")
+        }
         lines.append("")
         // Written straight to the descriptor: a piped stdout would otherwise hold the URL in a buffer.
         FileHandle.standardOutput.write(Data((lines.joined(separator: "\n") + "\n").utf8))
@@ -173,11 +188,7 @@ struct Migrate: AsyncParsableCommand {
             var flags = SettingsLayer(source: "command-line flags")
             if let resources { flags.values["resources"] = (resources, "--resources") }
             let configuration = try resolveConfiguration(dataFlag: data, flags: flags)
-            let directory = DataDirectory(path: configuration.dataDirectory)
-            try directory.prepare()
-            let root = try ResourceLocator.locate(configured: configuration.resourcesDirectory)
-            let database = try StewardDatabase.open(path: directory.databasePath)
-            let report = try MigrationRunner.load(directory: root + "/migrations").migrate(database, databasePath: directory.databasePath)
+            let (_, directory, report) = try openDatabase(configuration)
             if report.applied.isEmpty {
                 print("\(directory.databasePath) is up to date (\(report.alreadyApplied) migration(s) applied earlier)")
             } else {
@@ -189,6 +200,16 @@ struct Migrate: AsyncParsableCommand {
             throw fail(error)
         }
     }
+}
+
+/// Prepare the data directory and bring the database up to date, for commands that work on it directly.
+func openDatabase(_ configuration: StewardConfiguration) throws -> (DatabasePool, DataDirectory, MigrationRunner.Report) {
+    let directory = DataDirectory(path: configuration.dataDirectory)
+    try directory.prepare()
+    let root = try ResourceLocator.locate(configured: configuration.resourcesDirectory)
+    let database = try StewardDatabase.open(path: directory.databasePath)
+    let report = try MigrationRunner.load(directory: root + "/migrations").migrate(database, databasePath: directory.databasePath)
+    return (database, directory, report)
 }
 
 struct CheckConfig: AsyncParsableCommand {

@@ -113,7 +113,7 @@ struct ErrorPageMiddleware: RouterMiddleware {
             if request.uri.path.hasPrefix("/api/") || request.uri.path == "/api" {
                 return Problem(status: status, detail: detail).response()
             }
-            return pages.errorPage(status: status, detail: detail, requestID: context.requestID, request: request)
+            return pages.errorPage(status: status, detail: detail, request: request, context: context)
         }
     }
 }

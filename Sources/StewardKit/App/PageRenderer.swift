@@ -10,6 +10,8 @@ public struct NavigationItem: Sendable {
     public let key: String
     public let title: String
     public let href: String
+    /// Shown only to those who may open it.
+    public var permission: Permission = .view
 }
 
 /// A one-time message shown on the next page, carried in a signed cookie across a POST-redirect-GET.
@@ -43,11 +45,23 @@ public struct PageRenderer: Sendable {
 
     /// Render `template` (a path under Templates/ without .mustache) as a full page.
     public func page(
-        _ template: String, title: String, section: String, data: [String: Any] = [:], request: Request, status: HTTPResponse.Status = .ok
+        _ template: String, title: String, section: String, data: [String: Any] = [:], request: Request, context requestContext: StewardRequestContext,
+        status: HTTPResponse.Status = .ok
     ) -> Response {
         var context = data
         context["page_title"] = title
-        context["nav"] = navigation.map { ViewNode(["title": $0.title, "href": $0.href, "current": $0.key == section]) }
+        let identity = requestContext.identity.flatMap { $0.secondFactorPending ? nil : $0 }
+        let granted = identity?.permissions ?? []
+        context["nav"] = navigation.filter { granted.contains($0.permission) }.map {
+            ViewNode(["title": $0.title, "href": $0.href, "current": $0.key == section])
+        }
+        if let identity {
+            context["me"] = ViewNode([
+                "user": identity.user, "roles": identity.roles.map(\.rawValue).sorted().joined(separator: ", "),
+                "account_current": section == "account",
+            ])
+        }
+        if let token = requestContext.identity?.csrfToken { context["csrf_token"] = token }
         context["version"] = StewardVersion.current
         context["host_name"] = hostName
         var headers: HTTPFields = [.contentType: "text/html; charset=utf-8", .cacheControl: "no-store"]
@@ -63,13 +77,14 @@ public struct PageRenderer: Sendable {
         return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(string: html)))
     }
 
-    func errorPage(status: HTTPResponse.Status, detail: String, requestID: String, request: Request) -> Response {
+    func errorPage(status: HTTPResponse.Status, detail: String, request: Request, context: StewardRequestContext) -> Response {
         page(
             "errors/error", title: "\(status.code) \(status.reasonPhrase)", section: "",
             data: [
-                "status": status.code, "reason": status.reasonPhrase, "detail": detail, "request_id": requestID, "not_found": status == .notFound,
+                "status": status.code, "reason": status.reasonPhrase, "detail": detail, "request_id": context.requestID,
+                "not_found": status == .notFound,
             ],
-            request: request, status: status)
+            request: request, context: context, status: status)
     }
 
     /// 303 to `location`, with an optional flash message for the page it lands on.

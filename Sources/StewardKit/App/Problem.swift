@@ -28,13 +28,14 @@ public struct Problem: Error, Codable, Sendable, Equatable {
     }
     public static func badRequest(_ detail: String) -> Problem { Problem(status: .badRequest, detail: detail) }
 
-    func response() -> Response {
+    func response(headers extra: HTTPFields = [:]) -> Response {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         let body = (try? encoder.encode(self)) ?? Data("{}".utf8)
+        var headers: HTTPFields = [.contentType: "application/problem+json", .cacheControl: "no-store"]
+        headers.append(contentsOf: extra)
         return Response(
-            status: HTTPResponse.Status(code: status),
-            headers: [.contentType: "application/problem+json", .cacheControl: "no-store"],
+            status: HTTPResponse.Status(code: status), headers: headers,
             body: .init(byteBuffer: ByteBuffer(bytes: body)))
     }
 }

@@ -20,6 +20,12 @@ public struct StewardConfiguration: Sendable, Equatable {
     public var shutdownGraceSeconds = 20
     /// The PAM service logins are checked against (/etc/pam.d/NAME).
     public var pamService = "steward"
+    /// Minutes without a request before a session ends.
+    public var sessionIdleMinutes = 30
+    /// Hours after sign-in when a session ends however active it is.
+    public var sessionLifetimeHours = 12
+    /// Peers whose X-Forwarded-For is believed (reverse proxies); nobody else's is.
+    public var trustedProxies: [AddressRange] = []
     /// Where each setting's value came from ("default", "steward.json", "STEWARD_PORT", "--port").
     public var sources: [String: String] = [:]
 
@@ -130,6 +136,18 @@ extension StewardConfiguration {
                 value.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "._-".contains($0)) })
             else { return false }
             config.pamService = value
+            return true
+        },
+        integer("session_idle_minutes", 1...1440, \.sessionIdleMinutes),
+        integer("session_lifetime_hours", 1...720, \.sessionLifetimeHours),
+        Setting(
+            name: "trusted_proxies",
+            accepted: "a comma-separated list of proxy addresses or CIDR ranges whose X-Forwarded-For is believed, e.g. 127.0.0.1,10.0.0.0/8"
+        ) { config, value in
+            let items = value.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+            let ranges = items.compactMap(AddressRange.init)
+            guard ranges.count == items.count else { return false }
+            config.trustedProxies = ranges
             return true
         },
     ]

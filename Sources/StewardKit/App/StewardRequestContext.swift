@@ -6,11 +6,21 @@ public struct StewardRequestContext: RequestContext {
     public var coreContext: CoreRequestContextStorage
     /// The peer's IP address as the socket saw it (proxy headers are not trusted here).
     public let remoteAddress: String?
+    /// The client's address: the peer's, or from X-Forwarded-For when the peer is a configured proxy.
+    public var clientAddress: String?
     /// Set by the observation middleware; shown on error pages so a user can quote it.
     public var requestID: String = ""
+    /// Set by the access middleware when a session or API token is presented.
+    public var identity: Identity?
+
+    /// Who is acting, for audit rows written by this request.
+    public var actor: AuditActor {
+        AuditActor(actor: identity?.user ?? "anonymous", source: clientAddress, requestID: requestID)
+    }
 
     public init(source: ApplicationRequestContextSource) {
         coreContext = .init(source: source)
         remoteAddress = source.channel.remoteAddress?.ipAddress
+        clientAddress = remoteAddress
     }
 }

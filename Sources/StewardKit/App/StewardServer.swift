@@ -20,6 +20,8 @@ public struct StewardServer {
     public let scheduler: Scheduler
     public let router: Router<StewardRequestContext>
     public let docs: APIDocumentation
+    public let routeTable: RouteTable
+    public let access: AccessServices
     public let tls: TLSMaterial?
     public let migrationReport: MigrationRunner.Report
     public let interruptedAtStartup: [Int64]
@@ -28,7 +30,8 @@ public struct StewardServer {
     /// Open and prepare everything; nothing listens until `run()`.
     public static func build(
         configuration: StewardConfiguration, logger: Logger, clock: any SchedulerClock = SystemClock(),
-        processes: any ProcessRunning = LocalProcessRunner(), extraJobHandlers: [String: JobHandler] = [:]
+        processes: any ProcessRunning = LocalProcessRunner(), extraJobHandlers: [String: JobHandler] = [:],
+        authenticator: (any PasswordAuthenticating)? = nil, groupsOf: @escaping @Sendable (String) -> [String] = UnixAccounts.groups(of:)
     ) async throws -> StewardServer {
         let dataDirectory = DataDirectory(path: configuration.dataDirectory)
         try dataDirectory.prepare()
@@ -56,15 +59,28 @@ public struct StewardServer {
         let navigation = [
             NavigationItem(key: "dashboard", title: "Dashboard", href: "/"),
             NavigationItem(key: "jobs", title: "Jobs", href: "/jobs"),
+            NavigationItem(key: "audit", title: "Audit", href: "/audit", permission: .audit),
             NavigationItem(key: "settings", title: "Settings", href: "/settings"),
         ]
+        let access = AccessServices(
+            sessions: SessionStore(
+                database: database, idleTimeout: TimeInterval(configuration.sessionIdleMinutes * 60),
+                absoluteLifetime: TimeInterval(configuration.sessionLifetimeHours * 3600)),
+            tokens: APITokenStore(database: database), roles: RoleStore(database: database),
+            secondFactors: SecondFactorStore(database: database, masterKey: secret), throttle: LoginThrottle(database: database),
+            authenticator: authenticator ?? PAMAuthenticator(service: configuration.pamService), setup: SetupToken(),
+            secureCookies: configuration.tls, groupsOf: groupsOf)
         let pages = try await PageRenderer(
             templatesDirectory: resources + "/Templates", navigation: navigation, secureCookies: configuration.tls, signingKey: secret)
         let metrics = HTTPMetrics()
         let docs = APIDocumentation()
         let router = Router(context: StewardRequestContext.self)
+        let routeTable = RouteTable()
+        let routes = Routes(router: router, table: routeTable)
+        router.add(middleware: ClientAddressMiddleware(trustedProxies: configuration.trustedProxies))
         router.add(middleware: RequestObservationMiddleware(metrics: metrics, logger: logger))
         router.add(middleware: SecurityHeadersMiddleware(tls: configuration.tls))
+        router.add(middleware: IdentityMiddleware(services: access))
         router.add(middleware: ErrorPageMiddleware(pages: pages, logger: logger))
         router.add(
             middleware: OriginCheckMiddleware(
@@ -73,18 +89,32 @@ public struct StewardServer {
         router.add(
             middleware: FileMiddleware(
                 resources + "/Public", cacheControl: .init([(MediaType(type: .any), [.maxAge(3600)])]), searchForIndexHtml: false, logger: logger))
+        router.add(middleware: AuthorizationMiddleware(table: routeTable, services: access, logger: logger))
 
         SystemController(database: database, databasePath: dataDirectory.databasePath, jobs: jobStore, metrics: metrics, docs: docs)
-            .addRoutes(to: router)
+            .addRoutes(to: routes)
         DashboardController(jobs: jobStore, schedules: scheduleStore, pages: pages, databasePath: dataDirectory.databasePath, startedAt: Date())
-            .addRoutes(to: router)
-        JobController(runner: runner, pages: pages, docs: docs).addRoutes(to: router)
-        ScheduleController(scheduler: scheduler, pages: pages, docs: docs).addRoutes(to: router)
-        SettingsController(configuration: configuration, resources: resources, pages: pages).addRoutes(to: router)
+            .addRoutes(to: routes)
+        JobController(runner: runner, pages: pages, docs: docs).addRoutes(to: routes)
+        ScheduleController(scheduler: scheduler, pages: pages, docs: docs).addRoutes(to: routes)
+        SettingsController(configuration: configuration, resources: resources, pages: pages).addRoutes(to: routes)
+        LoginController(services: access, pages: pages, logger: logger).addRoutes(to: routes)
+        AccountController(services: access, pages: pages).addRoutes(to: routes)
+        AccessSettingsController(services: access, pages: pages, docs: docs).addRoutes(to: routes)
+        AuditController(database: database, pages: pages, docs: docs).addRoutes(to: routes)
 
         return StewardServer(
             configuration: configuration, dataDirectory: dataDirectory, resources: resources, database: database, jobs: runner, scheduler: scheduler,
-            router: router, docs: docs, tls: tls, migrationReport: report, interruptedAtStartup: interrupted, logger: logger)
+            router: router, docs: docs, routeTable: routeTable, access: access, tls: tls, migrationReport: report, interruptedAtStartup: interrupted, logger: logger)
+    }
+
+    /// While nobody holds admin, a fresh one-time setup token for /setup; nil once an administrator exists.
+    public func firstAdminSetupToken() throws -> String? {
+        guard try !access.roles.hasAdmin() else {
+            access.setup.discard()
+            return nil
+        }
+        return access.setup.issue()
     }
 
     static func origin(_ url: String) -> String? {

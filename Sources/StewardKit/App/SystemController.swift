@@ -13,12 +13,12 @@ struct SystemController {
     let metrics: HTTPMetrics
     let docs: APIDocumentation
 
-    func addRoutes(to router: Router<StewardRequestContext>) {
+    func addRoutes(to routes: Routes) {
         docs.add(
             APIOperation(
                 method: .get, path: "/healthz", operationID: "health", summary: "The process is alive", tag: "system",
                 replies: [.init(status: 200, description: "Alive", schema: "Health")]))
-        router.get("/healthz") { _, _ in
+        routes.get("/healthz", .anonymous) { _, _ in
             Response(
                 status: .ok, headers: [.contentType: "application/json", .cacheControl: "no-store"],
                 body: .init(byteBuffer: ByteBuffer(string: #"{"status":"ok","version":"\#(StewardVersion.current)"}"#)))
@@ -30,17 +30,19 @@ struct SystemController {
                     .init(status: 200, description: "Ready", schema: "Health"),
                     .init(status: 503, description: "The database is not writable", schema: "Problem", contentType: "application/problem+json"),
                 ]))
-        router.get("/readyz", use: ready)
+        routes.get("/readyz", .anonymous, use: ready)
         docs.add(
             APIOperation(
                 method: .get, path: "/metrics", operationID: "metrics", summary: "Prometheus text exposition of Steward's own metrics",
                 tag: "system", replies: [.init(status: 200, description: "Metrics", schema: "text", contentType: "text/plain; version=0.0.4")]))
-        router.get("/metrics", use: exposition)
+        // Not public: route names, job counts and timings describe the fleet's activity. Prometheus scrapes with a
+        // viewer token (authorization: {type: Bearer, credentials_file: ...}).
+        routes.get("/metrics", .view, use: exposition)
         docs.add(
             APIOperation(
                 method: .get, path: "/api/openapi.json", operationID: "openapi", summary: "This document", tag: "system",
                 replies: [.init(status: 200, description: "OpenAPI 3.1 document", schema: nil)]))
-        router.get("/api/openapi.json") { _, _ in try JSONResponse.make(object: docs.document()) }
+        routes.get("/api/openapi.json", .view) { _, _ in try JSONResponse.make(object: docs.document()) }
     }
 
     /// A write transaction that is rolled back proves the file is writable and not locked out.
@@ -77,8 +79,8 @@ struct DashboardController {
     let databasePath: String
     let startedAt: Date
 
-    func addRoutes(to router: Router<StewardRequestContext>) {
-        router.get("/", use: dashboard)
+    func addRoutes(to routes: Routes) {
+        routes.get("/", .view, use: dashboard)
     }
 
     @Sendable func dashboard(request: Request, context: StewardRequestContext) async throws -> Response {
@@ -98,7 +100,7 @@ struct DashboardController {
             "database_size": ByteCountFormatter.string(fromByteCount: StewardDatabase.sizeOnDisk(path: databasePath), countStyle: .file),
             "uptime": DisplayTime.duration(from: EpochMilliseconds.from(startedAt), to: nil) ?? "",
         ]
-        return pages.page("dashboard", title: "Dashboard", section: "dashboard", data: data, request: request)
+        return pages.page("dashboard", title: "Dashboard", section: "dashboard", data: data, request: request, context: context)
     }
 }
 
@@ -108,15 +110,17 @@ struct SettingsController {
     let resources: String
     let pages: PageRenderer
 
-    func addRoutes(to router: Router<StewardRequestContext>) {
-        router.get("/settings", use: settings)
+    func addRoutes(to routes: Routes) {
+        routes.get("/settings", .view, use: settings)
     }
 
     @Sendable func settings(request: Request, context: StewardRequestContext) async throws -> Response {
         let rows = ConfigurationReport.rows(configuration, resources: resources).map {
             ViewNode(["name": $0.name, "value": $0.value, "source": $0.source])
         }
-        return pages.page("settings/index", title: "Settings", section: "settings", data: ["rows": rows], request: request)
+        let admin = context.identity?.permissions.contains(.admin) ?? false
+        return pages.page(
+            "settings/index", title: "Settings", section: "settings", data: ["rows": rows, "admin": admin], request: request, context: context)
     }
 }
 
@@ -131,7 +135,10 @@ public enum ConfigurationReport {
             "resources": resources ?? configuration.resourcesDirectory ?? "(not found)", "log_level": configuration.logLevel.rawValue,
             "log_format": configuration.logFormat.rawValue, "job_concurrency": String(configuration.jobConcurrency),
             "job_log_cap_bytes": String(configuration.jobLogCapBytes), "shutdown_grace_seconds": String(configuration.shutdownGraceSeconds),
-            "pam_service": configuration.pamService,
+            "pam_service": configuration.pamService, "session_idle_minutes": String(configuration.sessionIdleMinutes),
+            "session_lifetime_hours": String(configuration.sessionLifetimeHours),
+            "trusted_proxies": configuration.trustedProxies.isEmpty
+                ? "(none; X-Forwarded-For is ignored)" : configuration.trustedProxies.map(\.description).joined(separator: ","),
         ]
         return [("data", configuration.dataDirectory, configuration.sources["data"] ?? "default")]
             + StewardConfiguration.settingNames.map { ($0, values[$0] ?? "", configuration.sources[$0] ?? "default") }

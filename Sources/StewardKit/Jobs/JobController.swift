@@ -12,12 +12,12 @@ struct JobController {
     var store: JobStore { runner.store }
     var feed: JobFeed { JobFeed(store: runner.store, events: runner.events) }
 
-    func addRoutes(to router: Router<StewardRequestContext>) {
-        router.get("/jobs", use: listPage)
-        router.get("/jobs/:id", use: showPage)
-        router.get("/jobs/:id/events", use: eventStream)
-        router.get("/jobs/:id/log.txt", use: rawLog)
-        router.post("/jobs/:id/cancel", use: cancelFromPage)
+    func addRoutes(to routes: Routes) {
+        routes.get("/jobs", .view, use: listPage)
+        routes.get("/jobs/:id", .view, use: showPage)
+        routes.get("/jobs/:id/events", .view, use: eventStream)
+        routes.get("/jobs/:id/log.txt", .view, use: rawLog)
+        routes.post("/jobs/:id/cancel", .operate, use: cancelFromPage)
 
         let idParameter = APIOperation.Parameter(name: "id", location: .path, type: "integer", description: "job id")
         docs.add(
@@ -33,18 +33,18 @@ struct JobController {
                     .init(name: "cursor", location: .query, type: "string", description: "the `next` link's cursor"),
                 ],
                 replies: [.init(status: 200, description: "A page of jobs", schema: "JobList")]))
-        router.get("/api/v1/jobs", use: apiList)
+        routes.get("/api/v1/jobs", .view, use: apiList)
         docs.add(
             APIOperation(
                 method: .get, path: "/api/v1/jobs/{id}", operationID: "getJob", summary: "Read one job", tag: "jobs", parameters: [idParameter],
                 replies: [.init(status: 200, description: "The job", schema: "Job")]))
-        router.get("/api/v1/jobs/:id", use: apiShow)
+        routes.get("/api/v1/jobs/:id", .view, use: apiShow)
         docs.add(
             APIOperation(
                 method: .post, path: "/api/v1/jobs/{id}/cancel", operationID: "cancelJob",
                 summary: "Cancel a queued or running job; a running job's whole process group is stopped", tag: "jobs", parameters: [idParameter],
                 replies: [.init(status: 202, description: "Cancellation requested; the job as it is now", schema: "Job")]))
-        router.post("/api/v1/jobs/:id/cancel", use: apiCancel)
+        routes.post("/api/v1/jobs/:id/cancel", .operate, use: apiCancel)
         docs.add(
             APIOperation(
                 method: .get, path: "/api/v1/jobs/{id}/log", operationID: "streamJobLog",
@@ -60,7 +60,7 @@ struct JobController {
                         status: 200, description: "One JSON object per line: {type: log|progress|end, ...}", schema: "ndjson",
                         contentType: "application/x-ndjson")
                 ]))
-        router.get("/api/v1/jobs/:id/log", use: apiLog)
+        routes.get("/api/v1/jobs/:id/log", .view, use: apiLog)
     }
 
     // MARK: pages
@@ -90,7 +90,7 @@ struct JobController {
             "filtered": filter.state != nil || filter.kind != nil || filter.host != nil,
             "next_link": nextLink, "problems": problems,
         ]
-        return pages.page("jobs/list", title: "Jobs", section: "jobs", data: data.compactMapValues { $0 }, request: request)
+        return pages.page("jobs/list", title: "Jobs", section: "jobs", data: data.compactMapValues { $0 }, request: request, context: context)
     }
 
     @Sendable func showPage(request: Request, context: StewardRequestContext) async throws -> Response {
@@ -107,7 +107,7 @@ struct JobController {
         data["log"] = chunks.map(\.text).joined()
         data["log_trimmed"] = trimmed
         data["last_seq"] = chunks.last?.seq ?? 0
-        return pages.page("jobs/show", title: "Job \(job.id): \(job.title)", section: "jobs", data: ["job": ViewNode(data)], request: request)
+        return pages.page("jobs/show", title: "Job \(job.id): \(job.title)", section: "jobs", data: ["job": ViewNode(data)], request: request, context: context)
     }
 
     @Sendable func rawLog(request: Request, context: StewardRequestContext) async throws -> Response {
@@ -128,7 +128,7 @@ struct JobController {
             return pages.redirect(
                 to: "/jobs/\(job.id)", flash: Flash(.warning, "Job \(job.id) already ended (\(job.state.rawValue)); nothing to cancel."))
         }
-        try await runner.cancel(id: job.id, by: Self.actor(context))
+        try await runner.cancel(id: job.id, by: context.actor)
         return pages.redirect(
             to: "/jobs/\(job.id)", flash: Flash(.success, "Cancellation of job \(job.id) requested; its processes are being stopped."))
     }
@@ -196,7 +196,7 @@ struct JobController {
         guard !job.state.isFinished else {
             throw Problem(status: .conflict, detail: "job \(job.id) already ended (\(job.state.rawValue)); nothing to cancel")
         }
-        let updated = try await runner.cancel(id: job.id, by: Self.actor(context)) ?? job
+        let updated = try await runner.cancel(id: job.id, by: context.actor) ?? job
         return try JSONResponse.make(object: Self.resource(updated), status: .accepted)
     }
 
@@ -230,11 +230,6 @@ struct JobController {
             throw HTTPError(.notFound, message: "job \(id) does not exist")
         }
         return job
-    }
-
-    /// Who is acting; the login issue replaces the address with the signed-in user.
-    static func actor(_ context: StewardRequestContext) -> AuditActor {
-        AuditActor(actor: "web:\(context.remoteAddress ?? "local")", source: context.remoteAddress)
     }
 
     static func link(_ base: String, filter: JobFilter, cursor: Int64) -> String {

@@ -9,42 +9,42 @@ struct ScheduleController {
 
     var store: ScheduleStore { scheduler.store }
 
-    func addRoutes(to router: Router<StewardRequestContext>) {
-        router.get("/schedules", use: listPage)
-        router.get("/schedules/:id", use: editPage)
-        router.post("/schedules/:id", use: saveFromPage)
-        router.post("/schedules/:id/run", use: runFromPage)
+    func addRoutes(to routes: Routes) {
+        routes.get("/schedules", .view, use: listPage)
+        routes.get("/schedules/:id", .view, use: editPage)
+        routes.post("/schedules/:id", .operate, use: saveFromPage)
+        routes.post("/schedules/:id/run", .operate, use: runFromPage)
 
         let idParameter = APIOperation.Parameter(name: "id", location: .path, type: "integer", description: "schedule id")
         docs.add(
             APIOperation(
                 method: .get, path: "/api/v1/schedules", operationID: "listSchedules", summary: "List schedules with their next five fire times",
                 tag: "schedules", replies: [.init(status: 200, description: "All schedules", schema: "ScheduleList")]))
-        router.get("/api/v1/schedules", use: apiList)
+        routes.get("/api/v1/schedules", .view, use: apiList)
         docs.add(
             APIOperation(
                 method: .get, path: "/api/v1/schedules/{id}", operationID: "getSchedule", summary: "Read one schedule", tag: "schedules",
                 parameters: [idParameter], replies: [.init(status: 200, description: "The schedule", schema: "Schedule")]))
-        router.get("/api/v1/schedules/:id", use: apiShow)
+        routes.get("/api/v1/schedules/:id", .view, use: apiShow)
         docs.add(
             APIOperation(
                 method: .patch, path: "/api/v1/schedules/{id}", operationID: "updateSchedule",
                 summary: "Change timing, policies or the enabled switch; omitted fields keep their values", tag: "schedules",
                 parameters: [idParameter], requestSchema: "ScheduleUpdate",
                 replies: [.init(status: 200, description: "The updated schedule", schema: "Schedule")]))
-        router.patch("/api/v1/schedules/:id", use: apiUpdate)
+        routes.patch("/api/v1/schedules/:id", .operate, use: apiUpdate)
         docs.add(
             APIOperation(
                 method: .post, path: "/api/v1/schedules/{id}/run", operationID: "runSchedule",
                 summary: "Start the schedule's job now, honouring its concurrency policy", tag: "schedules", parameters: [idParameter],
                 replies: [.init(status: 202, description: "The job that was started", schema: "Job")]))
-        router.post("/api/v1/schedules/:id/run", use: apiRun)
+        routes.post("/api/v1/schedules/:id/run", .operate, use: apiRun)
         docs.add(
             APIOperation(
                 method: .post, path: "/api/v1/schedules/preview", operationID: "previewSchedule",
                 summary: "Validate a cron expression and time zone and list the next fire times", tag: "schedules",
                 requestSchema: "SchedulePreviewRequest", replies: [.init(status: 200, description: "Next fire times", schema: "SchedulePreview")]))
-        router.post("/api/v1/schedules/preview", use: apiPreview)
+        routes.post("/api/v1/schedules/preview", .view, use: apiPreview)
     }
 
     // MARK: pages
@@ -52,12 +52,12 @@ struct ScheduleController {
     @Sendable func listPage(request: Request, context: StewardRequestContext) async throws -> Response {
         let schedules = try store.all().map(Self.view)
         return pages.page(
-            "schedules/list", title: "Schedules", section: "jobs", data: ["schedules": schedules, "empty": schedules.isEmpty], request: request)
+            "schedules/list", title: "Schedules", section: "jobs", data: ["schedules": schedules, "empty": schedules.isEmpty], request: request, context: context)
     }
 
     @Sendable func editPage(request: Request, context: StewardRequestContext) async throws -> Response {
         let schedule = try loadSchedule(context)
-        return formPage(schedule, values: Self.settings(of: schedule), errors: [:], request: request)
+        return formPage(schedule, values: Self.settings(of: schedule), errors: [:], request: request, context: context)
     }
 
     @Sendable func saveFromPage(request: Request, context: StewardRequestContext) async throws -> Response {
@@ -76,16 +76,16 @@ struct ScheduleController {
             jitterSeconds: jitter ?? 0, catchUp: catchUp ?? schedule.catchUp, concurrency: concurrency ?? schedule.concurrency,
             enabled: form["enabled"] == "on")
         errors.merge(Self.timingErrors(submitted) ?? [:]) { first, _ in first }
-        if errors.isEmpty, try store.update(id: schedule.id, settings: submitted, now: Date(), by: JobController.actor(context)) != nil {
+        if errors.isEmpty, try store.update(id: schedule.id, settings: submitted, now: Date(), by: context.actor) != nil {
             await scheduler.reload()
             return pages.redirect(to: "/schedules", flash: Flash(.success, "Schedule \"\(schedule.name)\" saved."))
         }
-        return formPage(schedule, values: submitted, errors: errors, jitterText: jitterText, request: request, status: .unprocessableContent)
+        return formPage(schedule, values: submitted, errors: errors, jitterText: jitterText, request: request, context: context, status: .unprocessableContent)
     }
 
     @Sendable func runFromPage(request: Request, context: StewardRequestContext) async throws -> Response {
         let schedule = try loadSchedule(context)
-        guard let firing = try await scheduler.runNow(id: schedule.id, by: JobController.actor(context)) else { throw HTTPError(.notFound) }
+        guard let firing = try await scheduler.runNow(id: schedule.id, by: context.actor) else { throw HTTPError(.notFound) }
         if let jobID = firing.jobID {
             return pages.redirect(to: "/jobs/\(jobID)", flash: Flash(.success, "Started \"\(schedule.jobTitle)\" as job \(jobID)."))
         }
@@ -94,7 +94,7 @@ struct ScheduleController {
 
     func formPage(
         _ schedule: Schedule, values: ScheduleSettings, errors: [String: String], jitterText: String? = nil, request: Request,
-        status: HTTPResponse.Status = .ok
+        context: StewardRequestContext, status: HTTPResponse.Status = .ok
     ) -> Response {
         var view = Self.values(schedule)
         view["form"] = ViewNode([
@@ -109,7 +109,7 @@ struct ScheduleController {
         view["time_zones"] = TimeZone.knownTimeZoneIdentifiers.sorted()
         return pages.page(
             "schedules/edit", title: "Schedule: \(schedule.name)", section: "jobs", data: ["schedule": ViewNode(view)], request: request,
-            status: status)
+            context: context, status: status)
     }
 
     // MARK: API
@@ -152,7 +152,7 @@ struct ScheduleController {
         }
         errors.merge(Self.timingErrors(settings) ?? [:]) { first, _ in first }
         guard errors.isEmpty else { throw Problem.invalid(errors) }
-        guard let updated = try store.update(id: schedule.id, settings: settings, now: Date(), by: JobController.actor(context)) else {
+        guard let updated = try store.update(id: schedule.id, settings: settings, now: Date(), by: context.actor) else {
             throw Problem.notFound("schedule \(schedule.id)")
         }
         await scheduler.reload()
@@ -161,7 +161,7 @@ struct ScheduleController {
 
     @Sendable func apiRun(request: Request, context: StewardRequestContext) async throws -> Response {
         let schedule = try loadSchedule(context)
-        guard let firing = try await scheduler.runNow(id: schedule.id, by: JobController.actor(context)) else {
+        guard let firing = try await scheduler.runNow(id: schedule.id, by: context.actor) else {
             throw Problem.notFound("schedule \(schedule.id)")
         }
         guard let jobID = firing.jobID, let job = try scheduler.jobs.store.job(id: jobID) else {

@@ -8,41 +8,6 @@ import Testing
 
 @testable import StewardKit
 
-/// A full StewardServer over a temp data dir, served in-process. The router inside is only mutated while building.
-struct ServerHarness: @unchecked Sendable {
-    let directory = TemporaryDirectory()
-    let server: StewardServer
-
-    init() async throws {
-        var configuration = StewardConfiguration(dataDirectory: directory.path + "/data")
-        configuration.tls = false
-        configuration.resourcesDirectory = repositoryRoot
-        configuration.externalURL = "http://localhost:10000"
-        server = try await StewardServer.build(
-            configuration: configuration, logger: quietLogger,
-            extraJobHandlers: [
-                "test.echo": { context in
-                    try await context.progress(40, "echoing")
-                    try await context.run(ProcessCommand(["echo", "output of \(context.job.title)"]))
-                }
-            ])
-    }
-
-    /// Run a job to completion through the real runner loop.
-    func runJob(title: String) async throws -> Job {
-        let runner = server.jobs
-        let loop = Task { try? await runner.run() }
-        defer { loop.cancel() }
-        let job = try await runner.enqueue(JobRequest(kind: "test.echo", title: title, startedBy: "test"))
-        _ = try await waitUntil { try runner.store.job(id: job.id)?.state.isFinished == true }
-        return try #require(try runner.store.job(id: job.id))
-    }
-
-    func test(_ body: @Sendable (any TestClientProtocol) async throws -> Void) async throws {
-        try await server.makeApplication().test(.router, body)
-    }
-}
-
 func text(_ response: TestResponse) -> String { String(buffer: response.body) }
 
 func json(_ response: TestResponse) throws -> [String: Any] {
@@ -67,7 +32,8 @@ struct RouteTests {
                 let page = text(response)
                 #expect(page.contains(#"<a href="/" aria-current="page">Dashboard</a>"#))
                 #expect(page.contains(#"href="/jobs""#) && page.contains(#"href="/settings""#))
-                for unbuilt in ["/hosts", "/users", "/updates", "/backups", "/alerts", "/audit"] {
+                #expect(page.contains(#"href="/audit""#), "an admin sees the audit log")
+                for unbuilt in ["/hosts", "/users", "/updates", "/backups", "/alerts"] {
                     #expect(!page.contains("href=\"\(unbuilt)\""), "dead link to \(unbuilt)")
                 }
                 #expect(page.contains("Database maintenance"))

@@ -58,7 +58,8 @@ struct AuditLogTests {
                 body: .init(string: #"{"enabled": false}"#))
         }
         let event = try #require(try AuditLog.events(harness.server.database, action: "schedule.update").first)
-        #expect(event.actor.hasPrefix("web:"))
+        #expect(event.actor == "tester-admin", "the signed-in user, not an address")
+        #expect(event.requestID != nil, "tied to the request that made it")
         #expect(event.after?.contains(#""enabled":false"#) == true)
     }
 }

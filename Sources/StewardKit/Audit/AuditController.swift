@@ -1,0 +1,112 @@
+import Foundation
+import GRDB
+import HTTPTypes
+import Hummingbird
+
+/// The Audit page and `/api/v1/audit`, for administrators and auditors.
+struct AuditController {
+    typealias Context = StewardRequestContext
+    let database: any DatabaseReader
+    let pages: PageRenderer
+    let docs: APIDocumentation
+
+    func addRoutes(to routes: Routes) {
+        routes.get("/audit", .audit, use: page)
+        docs.add(
+            APIOperation(
+                method: .get, path: "/api/v1/audit", operationID: "listAuditEvents", summary: "Audit events, newest first", tag: "audit",
+                parameters: [
+                    .init(name: "user", location: .query, type: "string", description: "only events by this user"),
+                    .init(name: "action", location: .query, type: "string", description: "an action, or a prefix ending in * (login.*)"),
+                    .init(name: "target", location: .query, type: "string", description: "a target, or a prefix ending in * (user:*)"),
+                    .init(name: "since", location: .query, type: "string", description: "RFC 3339 time or YYYY-MM-DD (UTC), inclusive"),
+                    .init(name: "until", location: .query, type: "string", description: "RFC 3339 time or YYYY-MM-DD (UTC), exclusive"),
+                    .init(name: "limit", location: .query, type: "integer", description: "page size, 1-500 (default 100)"),
+                    .init(name: "cursor", location: .query, type: "string", description: "the `next` link's cursor"),
+                ],
+                replies: [.init(status: 200, description: "A page of audit events", schema: "AuditList")]))
+        routes.get("/api/v1/audit", .audit, use: api)
+    }
+
+    /// The filter from query parameters, or the fields that are wrong and why.
+    static func filter(_ request: Request) -> (AuditFilter, [String: String]) {
+        let query = request.uri.queryParameters
+        var filter = AuditFilter()
+        var errors: [String: String] = [:]
+        func text(_ name: String) -> String? { query[name[...]].map(String.init).flatMap { $0.isEmpty ? nil : $0 } }
+        filter.actor = text("user")
+        filter.action = text("action")
+        filter.target = text("target")
+        for (name, keyPath) in [("since", \AuditFilter.since), ("until", \AuditFilter.until)] {
+            guard let value = text(name) else { continue }
+            if let date = parseTime(value) { filter[keyPath: keyPath] = date } else { errors[name] = "use YYYY-MM-DD or an RFC 3339 time" }
+        }
+        if let limit = text("limit") {
+            if let number = Int(limit), (1...500).contains(number) { filter.limit = number } else { errors["limit"] = "a number from 1 to 500" }
+        }
+        if let cursor = text("cursor") {
+            if let id = Int64(cursor) { filter.beforeID = id } else { errors["cursor"] = "the cursor from a next link" }
+        }
+        return (filter, errors)
+    }
+
+    static func parseTime(_ text: String) -> Date? {
+        if let date = ISO8601DateFormatter().date(from: text) { return date }
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.timeZone = TimeZone(identifier: "UTC")
+        for format in ["yyyy-MM-dd", "yyyy-MM-dd'T'HH:mm", "yyyy-MM-dd HH:mm"] {
+            formatter.dateFormat = format
+            if let date = formatter.date(from: text) { return date }
+        }
+        return nil
+    }
+
+    static func nextLink(_ base: String, request: Request, events: [AuditEvent], limit: Int) -> String? {
+        guard events.count == limit, let last = events.last else { return nil }
+        var components = URLComponents()
+        components.path = base
+        var items = (URLComponents(string: request.uri.string)?.queryItems ?? []).filter { $0.name != "cursor" }
+        items.append(URLQueryItem(name: "cursor", value: String(last.id)))
+        components.queryItems = items
+        return components.string
+    }
+
+    @Sendable func page(request: Request, context: Context) async throws -> Response {
+        let (filter, errors) = Self.filter(request)
+        let events = errors.isEmpty ? try AuditLog.events(database, filter) : []
+        let query = request.uri.queryParameters
+        var data: [String: Any] = [
+            "events": events.map { event in
+                ViewNode([
+                    "id": event.id, "at": RFC3339.display(EpochMilliseconds.date(event.at)), "at_iso": RFC3339.string(milliseconds: event.at),
+                    "actor": event.actor, "source": event.source, "action": event.action, "target": event.target, "before": event.before,
+                    "after": event.after, "request_id": event.requestID,
+                ])
+            },
+            "none": events.isEmpty,
+        ]
+        for name in ["user", "action", "target", "since", "until"] { data["q_\(name)"] = query[name[...]].map(String.init) ?? "" }
+        if !errors.isEmpty { data["error"] = errors.keys.sorted().map { "\($0): \(errors[$0]!)" }.joined(separator: "; ") }
+        if let next = Self.nextLink("/audit", request: request, events: events, limit: filter.limit) { data["next"] = next }
+        return pages.page(
+            "audit/list", title: "Audit log", section: "audit", data: data, request: request, context: context,
+            status: errors.isEmpty ? .ok : .badRequest)
+    }
+
+    @Sendable func api(request: Request, context: Context) async throws -> Response {
+        let (filter, errors) = Self.filter(request)
+        guard errors.isEmpty else { throw Problem.invalid(errors) }
+        let events = try AuditLog.events(database, filter)
+        let items: [[String: Any]] = events.map { event in
+            [
+                "id": event.id, "at": RFC3339.string(milliseconds: event.at) ?? "", "actor": event.actor, "source": orNull(event.source),
+                "action": event.action, "target": event.target, "before": orNull(event.before.flatMap(jsonObject)),
+                "after": orNull(event.after.flatMap(jsonObject)), "request_id": orNull(event.requestID),
+            ]
+        }
+        return try JSONResponse.make(object: [
+            "items": items, "next": orNull(Self.nextLink("/api/v1/audit", request: request, events: events, limit: filter.limit)),
+        ])
+    }
+}
