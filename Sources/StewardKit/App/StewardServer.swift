@@ -31,7 +31,8 @@ public struct StewardServer {
     public static func build(
         configuration: StewardConfiguration, logger: Logger, clock: any SchedulerClock = SystemClock(),
         processes: any ProcessRunning = LocalProcessRunner(), extraJobHandlers: [String: JobHandler] = [:],
-        authenticator: (any PasswordAuthenticating)? = nil, groupsOf: @escaping @Sendable (String) -> [String] = UnixAccounts.groups(of:)
+        authenticator: (any PasswordAuthenticating)? = nil, groupsOf: @escaping @Sendable (String) -> [String] = UnixAccounts.groups(of:),
+        throttlePolicy: LoginThrottlePolicy = LoginThrottlePolicy()
     ) async throws -> StewardServer {
         let dataDirectory = DataDirectory(path: configuration.dataDirectory)
         try dataDirectory.prepare()
@@ -67,7 +68,7 @@ public struct StewardServer {
                 database: database, idleTimeout: TimeInterval(configuration.sessionIdleMinutes * 60),
                 absoluteLifetime: TimeInterval(configuration.sessionLifetimeHours * 3600)),
             tokens: APITokenStore(database: database), roles: RoleStore(database: database),
-            secondFactors: SecondFactorStore(database: database, masterKey: secret), throttle: LoginThrottle(database: database),
+            secondFactors: SecondFactorStore(database: database, masterKey: secret), throttle: LoginThrottle(database: database, policy: throttlePolicy),
             authenticator: authenticator ?? PAMAuthenticator(service: configuration.pamService), setup: SetupToken(),
             secureCookies: configuration.tls, groupsOf: groupsOf)
         let pages = try await PageRenderer(

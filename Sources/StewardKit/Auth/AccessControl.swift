@@ -193,7 +193,10 @@ struct AuthorizationMiddleware: RouterMiddleware {
         if required == .anonymous { return try await next(request, context) }
         guard let identity = context.identity else { return unauthenticated(request) }
         guard identity.permissions.contains(required) else {
-            if identity.secondFactorPending, !Self.isAPI(request) { return Response(status: .seeOther, headers: [.location: "/login/second-factor"]) }
+            if identity.secondFactorPending {
+                guard Self.isAPI(request) else { return Response(status: .seeOther, headers: [.location: "/login/second-factor"]) }
+                throw HTTPError(.unauthorized, message: "the second factor is still owed; finish signing in at /login/second-factor")
+            }
             let held = identity.roles.isEmpty ? "no role" : identity.roles.map(\.rawValue).sorted().joined(separator: ", ")
             try? recordDenied(request, context: context, required: required)
             throw HTTPError(

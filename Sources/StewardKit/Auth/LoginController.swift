@@ -189,12 +189,12 @@ struct LoginController {
             data["error"] = message
             return formPage("auth/setup", title: "First administrator", data: data, request: request, context: context, status: status)
         }
+        guard checkFormToken(request, form) else { return again("The form had expired. Fill it in again.", .forbidden) }
         guard services.setup.isActive, try !services.roles.hasAdmin() else {
             services.setup.discard()
             data["active"] = false
             return again("Setup is already done: an administrator exists. Sign in instead.", .conflict)
         }
-        guard checkFormToken(request, form) else { return again("The form had expired. Fill it in again.", .forbidden) }
         guard !user.isEmpty, let password = form["password"], !password.isEmpty, let token = form["setup_token"], !token.isEmpty else {
             return again("Enter your Unix user name, your password and the setup token from the server's console.", .unprocessableContent)
         }

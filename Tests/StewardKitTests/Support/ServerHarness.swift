@@ -12,7 +12,10 @@ struct ServerHarness: @unchecked Sendable {
     let directory = TemporaryDirectory()
     let server: StewardServer
 
-    init(configure: (inout StewardConfiguration) -> Void = { _ in }, authenticator: (any PasswordAuthenticating)? = nil) async throws {
+    init(
+        configure: (inout StewardConfiguration) -> Void = { _ in }, authenticator: (any PasswordAuthenticating)? = nil,
+        throttle: LoginThrottlePolicy = .fast
+    ) async throws {
         var configuration = StewardConfiguration(dataDirectory: directory.path + "/data")
         configuration.tls = false
         configuration.resourcesDirectory = repositoryRoot
@@ -26,7 +29,7 @@ struct ServerHarness: @unchecked Sendable {
                     try await context.run(ProcessCommand(["echo", "output of \(context.job.title)"]))
                 }
             ],
-            authenticator: authenticator, groupsOf: { user in user.hasPrefix("member-") ? ["staff"] : [] })
+            authenticator: authenticator, groupsOf: { user in user.hasPrefix("member-") ? ["staff"] : [] }, throttlePolicy: throttle)
     }
 
     /// Run a job to completion through the real runner loop.
@@ -77,4 +80,20 @@ struct SignedInClient: TestClientProtocol {
     }
 
     var port: Int? { base.port }
+}
+
+extension LoginThrottlePolicy {
+    /// The real rules with delays in milliseconds, so tests that fail ten logins do not wait a minute.
+    static var fast: LoginThrottlePolicy {
+        var policy = LoginThrottlePolicy()
+        policy.baseDelay = 0.005
+        policy.maximumDelay = 0.02
+        return policy
+    }
+}
+
+/// A value a @Sendable test closure hands back to the test (the closures run one at a time).
+final class Captured<Value>: @unchecked Sendable {
+    var value: Value
+    init(_ value: Value) { self.value = value }
 }
