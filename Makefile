@@ -55,7 +55,7 @@ PAM_TEST_ENV := PAM_WRAPPER=1 PAM_WRAPPER_SERVICE_DIR=$(PAM_FIXTURES)/services P
 unit-test: build
 	swift build --build-tests
 	swift test --skip-build
-	$(PAM_TEST_ENV) .build/debug/stewardPackageTests.xctest --testing-library swift-testing --filter PAMAuthenticatorTests
+	$(PAM_TEST_ENV) .build/debug/stewardPackageTests.xctest --testing-library swift-testing --filter "PAMAuthenticatorTests|PAMLoginRouteTests"
 
 e2e-test: build
 	$(PYTHON) -m pytest -q Tests/e2e
