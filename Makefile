@@ -57,7 +57,7 @@ unit-test: build
 	swift test --skip-build
 	$(PAM_TEST_ENV) .build/debug/stewardPackageTests.xctest --testing-library swift-testing --filter "PAMAuthenticatorTests|PAMLoginRouteTests"
 
-e2e-test: build
+e2e-test: build pam
 	$(PYTHON) -m pytest -q Tests/e2e
 
 ## test: every test: the Swift suites, then the browser tests against the built binary.

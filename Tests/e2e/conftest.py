@@ -1,6 +1,8 @@
-"""Fixtures for Steward's browser tests: the real built binary on 127.0.0.1 with a temp data dir, and headless Chromium."""
+"""Fixtures for Steward's browser tests: the real built binary on 127.0.0.1 with a temp data dir, a throwaway Unix
+account that signs in through the real pam_unix, and headless Chromium."""
 import os
 import pathlib
+import secrets
 import socket
 import subprocess
 import tempfile
@@ -36,14 +38,49 @@ class RunningSteward:
         self.output = output
 
 
+class UnixAccount:
+    def __init__(self, name: str, password: str):
+        self.name = name
+        self.password = password
+
+
+def make_account(prefix: str = "steward-test") -> UnixAccount:
+    """A real local account with a random password, for signing in through pam_unix (root only)."""
+    if os.geteuid() != 0:
+        pytest.skip("signing in through the real pam_unix needs a throwaway Unix account, which only root can create")
+    name = f"{prefix}-{secrets.randbelow(900000) + 100000}"
+    password = "pw-" + secrets.token_urlsafe(12)
+    subprocess.run(["useradd", "--no-create-home", "--shell", "/usr/sbin/nologin", name], check=True)
+    subprocess.run(["chpasswd"], input=f"{name}:{password}\n", text=True, check=True)
+    return UnixAccount(name, password)
+
+
+def remove_account(account: UnixAccount) -> None:
+    subprocess.run(["userdel", account.name], check=False)
+
+
 @pytest.fixture(scope="session")
-def steward():
-    """Start `steward serve` with its defaults (HTTPS, self-signed certificate) on a free loopback port."""
+def account():
+    """The administrator the browser signs in as: created for this run and removed after it."""
+    created = make_account()
+    try:
+        yield created
+    finally:
+        remove_account(created)
+
+
+@pytest.fixture(scope="session")
+def steward(account):
+    """Start `steward serve` with its defaults (HTTPS, self-signed certificate, PAM service steward) on a free
+    loopback port, with the throwaway account made admin through the CLI first."""
     with tempfile.TemporaryDirectory(prefix="steward-e2e-") as temp:
         data = pathlib.Path(temp) / "data"
         output = pathlib.Path(temp) / "steward.log"
         port = _free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("STEWARD_")}
+        subprocess.run(
+            [str(_binary()), "role", "grant", "admin", "--user", account.name, "--data", str(data)],
+            check=True, env=env, cwd="/", capture_output=True)
         with open(output, "wb") as log:
             process = subprocess.Popen(
                 [str(_binary()), "serve", "--data", str(data), "--bind", "127.0.0.1", "--port", str(port)],
@@ -89,3 +126,22 @@ def browser():
         yield driver
     finally:
         driver.quit()
+
+
+def sign_in(driver, base_url: str, user: str, password: str) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver.get(base_url + "/login")
+    driver.find_element(By.ID, "field-username").send_keys(user)
+    driver.find_element(By.ID, "field-password").send_keys(password)
+    driver.find_element(By.CSS_SELECTOR, "form[action='/login'] button[type=submit]").click()
+    WebDriverWait(driver, 15).until(lambda d: "/login" not in d.current_url or d.find_elements(By.ID, "login-error"))
+
+
+@pytest.fixture(scope="session")
+def signed_in(browser, steward, account):
+    """The browser, signed in as the admin account through /login (real PAM, real session cookie)."""
+    sign_in(browser, steward.base_url, account.name, account.password)
+    assert "/login" not in browser.current_url, browser.page_source[:2000]
+    return browser

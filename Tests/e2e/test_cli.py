@@ -90,3 +90,29 @@ def test_serve_refuses_a_database_from_a_newer_steward(tmp_path):
     result = run("serve", "--data", str(data), "--no-tls", "--port", "1")
     assert result.returncode != 0
     assert "9001_future_feature" in result.stderr and "Refusing to start" in result.stderr
+
+
+def test_role_and_token_commands(tmp_path):
+    data = str(tmp_path / "data")
+    missing = run("role", "grant", "admin", "--user", "no-such-user-4711", "--data", data)
+    assert missing.returncode != 0 and "no Unix user" in missing.stderr
+    bad_role = run("role", "grant", "superuser", "--user", "root", "--data", data)
+    assert bad_role.returncode != 0 and "admin, operator, approver, viewer, auditor" in bad_role.stderr
+    assert run("role", "grant", "operator", "--user", "root", "--data", data).returncode == 0
+    listed = run("role", "list", "--data", data)
+    assert listed.returncode == 0 and "operator\tuser\troot" in listed.stdout
+
+    too_high = run("token", "create", "--user", "root", "--name", "x", "--role", "admin", "--data", data)
+    assert too_high.returncode != 0 and "higher than its owner" in too_high.stderr
+    created = run("token", "create", "--user", "root", "--name", "ci", "--role", "operator", "--expires", "7d", "--data", data)
+    assert created.returncode == 0, created.stderr
+    token = created.stdout.strip().splitlines()[-1]
+    assert token.startswith("stw_") and len(token) == 47
+    database = sqlite3.connect(pathlib.Path(data) / "steward.db")
+    assert token not in str(database.execute("SELECT * FROM api_tokens").fetchall())
+    listing = run("token", "list", "--data", data)
+    assert "ci" in listing.stdout and token not in listing.stdout
+    assert run("token", "revoke", "1", "--data", data).returncode == 0
+    assert run("role", "revoke", "operator", "--user", "root", "--data", data).returncode == 0
+    actions = [row[0] for row in database.execute("SELECT action FROM audit_events ORDER BY id")]
+    assert actions == ["role.grant", "token.create", "token.revoke", "role.revoke"]

@@ -36,19 +36,25 @@ def visit(browser, steward, path, name):
 
 @pytest.mark.parametrize(
     "path,heading",
-    [("/", "Dashboard"), ("/jobs", "Jobs"), ("/schedules", "Schedules"), ("/settings", "Settings")],
+    [
+        ("/", "Dashboard"), ("/jobs", "Jobs"), ("/schedules", "Schedules"), ("/settings", "Settings"), ("/audit", "Audit log"),
+        ("/settings/roles", "Roles"), ("/settings/sessions", "Sessions"), ("/settings/tokens", "API tokens"),
+        ("/settings/blocks", "Sign-in blocks"),
+    ],
 )
-def test_pages_load_without_csp_violations(browser, steward, path, heading):
-    visit(browser, steward, path, heading.lower())
+def test_pages_load_without_csp_violations(signed_in, steward, path, heading):
+    browser = signed_in
+    visit(browser, steward, path, heading.lower().replace(" ", "-"))
     assert browser.find_element(By.TAG_NAME, "h1").text == heading
     # The stylesheet applied (a strict CSP that blocked it would leave the default body margin).
     assert browser.execute_script("return getComputedStyle(document.body).margin") == "0px"
     nav = [link.text for link in browser.find_elements(By.CSS_SELECTOR, "header nav a")]
-    assert nav == ["Dashboard", "Jobs", "Settings"]
+    assert nav == ["Dashboard", "Jobs", "Audit", "Settings"]
     assert console_problems(browser) == []
 
 
-def test_unknown_page_is_a_friendly_404(browser, steward):
+def test_unknown_page_is_a_friendly_404(signed_in, steward):
+    browser = signed_in
     visit(browser, steward, "/no/such/page", "not-found")
     assert "404" in browser.find_element(By.TAG_NAME, "h1").text
     assert "there is no page at /no/such/page" in browser.page_source
@@ -56,7 +62,8 @@ def test_unknown_page_is_a_friendly_404(browser, steward):
     WebDriverWait(browser, 10).until(expected_conditions.title_contains("Dashboard"))
 
 
-def test_run_now_streams_a_live_job_to_completion(browser, steward):
+def test_run_now_streams_a_live_job_to_completion(signed_in, steward):
+    browser = signed_in
     visit(browser, steward, "/schedules", "schedules-before-run")
     browser.find_element(By.XPATH, "//button[normalize-space()='Run now']").click()
     WebDriverWait(browser, 15).until(expected_conditions.url_contains("/jobs/"))
@@ -72,7 +79,8 @@ def test_run_now_streams_a_live_job_to_completion(browser, steward):
     assert console_problems(browser) == []
 
 
-def test_schedule_form_shows_errors_inline_and_keeps_input(browser, steward):
+def test_schedule_form_shows_errors_inline_and_keeps_input(signed_in, steward):
+    browser = signed_in
     visit(browser, steward, "/schedules", "schedules")
     browser.find_element(By.LINK_TEXT, "Edit").click()
     cron = browser.find_element(By.ID, "field-cron")
@@ -94,7 +102,8 @@ def test_schedule_form_shows_errors_inline_and_keeps_input(browser, steward):
     assert console_problems(browser) == []
 
 
-def test_sortable_table_reorders_rows(browser, steward):
+def test_sortable_table_reorders_rows(signed_in, steward):
+    browser = signed_in
     visit(browser, steward, "/jobs", "jobs")
     header = browser.find_element(By.XPATH, "//th//button[normalize-space()='#']")
     header.click()
