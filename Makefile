@@ -64,7 +64,7 @@ e2e-test: build pam
 test: unit-test e2e-test
 
 ## bench: HTTP throughput, latency and memory of the release binary (see bench/README.md).
-bench: release
+bench: release pam
 	$(call apt_ensure,$(BENCH_APT_PACKAGES))
 	bench/http
 

@@ -19,7 +19,7 @@ struct Steward: AsyncParsableCommand {
 struct ServerOptions: ParsableArguments {
     @Option(help: "Data directory (database, TLS certificate, keys). Default: /var/lib/steward as root.")
     var data: String?
-    @Option(help: "Address to listen on (default 127.0.0.1).")
+    @Option(help: "Address to listen on (default 0.0.0.0, every IPv4 address).")
     var bind: String?
     @Option(help: "Port to listen on (default 10000).")
     var port: String?

@@ -6,7 +6,7 @@ public struct StewardConfiguration: Sendable, Equatable {
     public enum LogFormat: String, Sendable, CaseIterable { case logfmt, json }
 
     public var dataDirectory: String
-    public var bind = "127.0.0.1"
+    public var bind = "0.0.0.0"
     public var port = 10000
     public var tls = true
     public var tlsCertificatePath: String?
