@@ -53,7 +53,9 @@ struct RoleCommand: AsyncParsableCommand {
                 let (kind, name) = try principal.resolve()
                 try UnixAccounts.validateName(name, kind: kind)
                 let exists = kind == .user ? UnixAccounts.userExists(name) : UnixAccounts.groupExists(name)
-                guard exists else { throw Fatal(message: "there is no Unix \(kind.rawValue) \"\(name)\" on this machine; check the spelling", code: 65) }
+                guard exists else {
+                    throw Fatal(message: "there is no Unix \(kind.rawValue) \"\(name)\" on this machine; check the spelling", code: 65)
+                }
                 let (database, _) = try options.open()
                 let added = try RoleStore(database: database).grant(role, to: kind, name, by: commandLineActor(), now: Date())
                 print(added ? "granted \(role.rawValue) to \(kind.rawValue) \(name)" : "\(kind.rawValue) \(name) already holds \(role.rawValue)")
@@ -91,9 +93,12 @@ struct RoleCommand: AsyncParsableCommand {
             do {
                 let (database, _) = try options.open()
                 let grants = try RoleStore(database: database).list()
-                if grants.isEmpty { print("no roles are granted; the server prints a setup token at start, or run: steward role grant admin --user NAME") }
+                if grants.isEmpty {
+                    print("no roles are granted; the server prints a setup token at start, or run: steward role grant admin --user NAME")
+                }
                 for grant in grants {
-                    print("\(grant.role.rawValue)\t\(grant.kind.rawValue)\t\(grant.principal)\t\(RFC3339.string(grant.grantedAt))\t\(grant.grantedBy)")
+                    print(
+                        "\(grant.role.rawValue)\t\(grant.kind.rawValue)\t\(grant.principal)\t\(RFC3339.string(grant.grantedAt))\t\(grant.grantedBy)")
                 }
             } catch {
                 throw fail(error)
@@ -122,7 +127,9 @@ struct TokenCommand: AsyncParsableCommand {
                 let ownerRoles = try RoleStore(database: database).roles(user: user, groups: UnixAccounts.groups(of: user))
                 let (token, record) = try APITokenStore(database: database).create(
                     user: user, name: name, role: role, lifetime: lifetime, ownerRoles: ownerRoles, by: commandLineActor(), now: Date())
-                print("created token \(record.id) \"\(record.name)\" for \(record.user), role \(record.role.rawValue), expires \(RFC3339.string(record.expiresAt))")
+                print(
+                    "created token \(record.id) \"\(record.name)\" for \(record.user), role \(record.role.rawValue), expires \(RFC3339.string(record.expiresAt))"
+                )
                 print("It is shown only now; send it as: Authorization: Bearer <token>")
                 print(token)
             } catch {
@@ -143,7 +150,9 @@ struct TokenCommand: AsyncParsableCommand {
                 for token in try APITokenStore(database: database).list(user: user) {
                     let state = token.revokedAt != nil ? "revoked" : token.expiresAt <= now ? "expired" : "live"
                     let used = token.lastUsedAt.map { RFC3339.string($0) } ?? "never"
-                    print("\(token.id)\t\(token.prefix)…\t\(token.user)\t\(token.role.rawValue)\t\(state)\texpires \(RFC3339.string(token.expiresAt))\tlast used \(used)\t\(token.name)")
+                    print(
+                        "\(token.id)\t\(token.prefix)…\t\(token.user)\t\(token.role.rawValue)\t\(state)\texpires \(RFC3339.string(token.expiresAt))\tlast used \(used)\t\(token.name)"
+                    )
                 }
             } catch {
                 throw fail(error)

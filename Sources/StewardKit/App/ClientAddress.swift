@@ -2,7 +2,7 @@ import Foundation
 import Hummingbird
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// An IP address or CIDR range (IPv4 or IPv6), compared as 16 bytes with IPv4 mapped into ::ffff:0:0/96.

@@ -45,7 +45,8 @@ public struct PageRenderer: Sendable {
 
     /// Render `template` (a path under Templates/ without .mustache) as a full page.
     public func page(
-        _ template: String, title: String, section: String, data: [String: Any] = [:], request: Request, context requestContext: StewardRequestContext,
+        _ template: String, title: String, section: String, data: [String: Any] = [:], request: Request,
+        context requestContext: StewardRequestContext,
         status: HTTPResponse.Status = .ok
     ) -> Response {
         var context = data

@@ -68,7 +68,8 @@ public struct StewardServer {
                 database: database, idleTimeout: TimeInterval(configuration.sessionIdleMinutes * 60),
                 absoluteLifetime: TimeInterval(configuration.sessionLifetimeHours * 3600)),
             tokens: APITokenStore(database: database), roles: RoleStore(database: database),
-            secondFactors: SecondFactorStore(database: database, masterKey: secret), throttle: LoginThrottle(database: database, policy: throttlePolicy),
+            secondFactors: SecondFactorStore(database: database, masterKey: secret),
+            throttle: LoginThrottle(database: database, policy: throttlePolicy),
             authenticator: authenticator ?? PAMAuthenticator(service: configuration.pamService), setup: SetupToken(),
             secureCookies: configuration.tls, groupsOf: groupsOf)
         let pages = try await PageRenderer(
@@ -106,7 +107,8 @@ public struct StewardServer {
 
         return StewardServer(
             configuration: configuration, dataDirectory: dataDirectory, resources: resources, database: database, jobs: runner, scheduler: scheduler,
-            router: router, docs: docs, routeTable: routeTable, access: access, tls: tls, migrationReport: report, interruptedAtStartup: interrupted, logger: logger)
+            router: router, docs: docs, routeTable: routeTable, access: access, tls: tls, migrationReport: report, interruptedAtStartup: interrupted,
+            logger: logger)
     }
 
     /// While nobody holds admin, a fresh one-time setup token for /setup; nil once an administrator exists.

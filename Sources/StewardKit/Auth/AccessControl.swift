@@ -127,7 +127,9 @@ struct IdentityMiddleware: RouterMiddleware {
                 // This runs before the error pages, so it answers for itself.
                 return problem.response(headers: [.wwwAuthenticate: "Bearer realm=\"steward\""])
             }
-        } else if let cookie = request.cookies[AccessServices.sessionCookie]?.value, var session = try services.sessions.validate(id: cookie, now: now) {
+        } else if let cookie = request.cookies[AccessServices.sessionCookie]?.value,
+            var session = try services.sessions.validate(id: cookie, now: now)
+        {
             let current = try services.roles.roles(user: session.user, groups: session.groups)
             if current.isEmpty, !session.secondFactorPending {
                 _ = try services.sessions.revoke(idHash: session.idHash, by: "system (no role left)", now: now)
@@ -151,7 +153,9 @@ struct IdentityMiddleware: RouterMiddleware {
         guard parts.count == 2, parts[0].lowercased() == "bearer" else {
             throw Problem(
                 status: .unauthorized,
-                detail: "only Authorization: Bearer <token> is accepted; HTTP Basic and other schemes are refused. Create a token under Account → API tokens.")
+                detail:
+                    "only Authorization: Bearer <token> is accepted; HTTP Basic and other schemes are refused. Create a token under Account → API tokens."
+            )
         }
         guard let token = try services.tokens.authenticate(String(parts[1]), from: context.clientAddress, now: now) else {
             throw Problem(status: .unauthorized, detail: "the API token is unknown, expired or revoked; create a new one under Account → API tokens")

@@ -77,7 +77,8 @@ struct AccessSettingsController {
 
     @Sendable func revoke(request: Request, context: Context) async throws -> Response {
         let form = try await FormBody.read(request, context: context)
-        guard let role = Role(rawValue: form["role"] ?? ""), let kind = RoleGrant.Kind(rawValue: form["kind"] ?? ""), let principal = form["principal"]
+        guard let role = Role(rawValue: form["role"] ?? ""), let kind = RoleGrant.Kind(rawValue: form["kind"] ?? ""),
+            let principal = form["principal"]
         else { throw HTTPError(.badRequest, message: "the revoke form needs role, kind and principal") }
         if role == .admin {
             let admins = try services.roles.list().filter { $0.role == .admin }
@@ -109,7 +110,8 @@ struct AccessSettingsController {
         let sessions = try services.sessions.active(now: Date()).map {
             AccountController.sessionView($0, current: $0.idHash == context.identity?.sessionHash, revokeBase: "/settings/sessions")
         }
-        return pages.page("settings/sessions", title: "Sessions", section: "settings", data: ["sessions": sessions], request: request, context: context)
+        return pages.page(
+            "settings/sessions", title: "Sessions", section: "settings", data: ["sessions": sessions], request: request, context: context)
     }
 
     @Sendable func revokeSession(request: Request, context: Context) async throws -> Response {
@@ -151,7 +153,8 @@ struct AccessSettingsController {
                 "address": block.address, "failures": block.failures, "until": RFC3339.display(block.until),
             ])
         }
-        return pages.page("settings/blocks", title: "Sign-in blocks", section: "settings", data: ["blocks": blocks], request: request, context: context)
+        return pages.page(
+            "settings/blocks", title: "Sign-in blocks", section: "settings", data: ["blocks": blocks], request: request, context: context)
     }
 
     @Sendable func clearBlock(request: Request, context: Context) async throws -> Response {
@@ -167,7 +170,8 @@ struct AccessSettingsController {
                 db, by: context.actor, action: "throttle.clear", target: "address:\(address)", before: ["scope": scope.rawValue, "user": user],
                 now: Date())
         }
-        return pages.redirect(to: "/settings/blocks", flash: Flash(.success, "The block on \(user.isEmpty ? address : "\(user) at \(address)") is lifted."))
+        return pages.redirect(
+            to: "/settings/blocks", flash: Flash(.success, "The block on \(user.isEmpty ? address : "\(user) at \(address)") is lifted."))
     }
 
     // MARK: API
@@ -180,7 +184,9 @@ struct AccessSettingsController {
         ]
         switch identity.credential {
         case .session: object["via"] = "session"
-        case .token(let id): object["via"] = "token"; object["token_id"] = id
+        case .token(let id):
+            object["via"] = "token"
+            object["token_id"] = id
         }
         return try JSONResponse.make(object: object)
     }

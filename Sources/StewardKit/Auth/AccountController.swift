@@ -155,7 +155,8 @@ struct AccountController {
         ViewNode([
             "hash": session.idHash, "short": String(session.idHash.prefix(8)), "user": session.user, "source": session.source ?? "unknown",
             "agent": session.userAgent ?? "", "created": RFC3339.display(session.createdAt), "created_iso": RFC3339.string(session.createdAt),
-            "seen": RFC3339.display(session.lastSeenAt), "seen_iso": RFC3339.string(session.lastSeenAt), "expires": RFC3339.display(session.expiresAt),
+            "seen": RFC3339.display(session.lastSeenAt), "seen_iso": RFC3339.string(session.lastSeenAt),
+            "expires": RFC3339.display(session.expiresAt),
             "current": current, "pending": session.secondFactorPending, "revoke": "\(revokeBase)/\(session.idHash)/revoke",
         ])
     }

@@ -247,9 +247,10 @@ struct LoginController {
 
     /// Only a path on this server: no scheme, no host, no "//" or backslash tricks.
     static func isSafeReturnPath(_ path: String) -> Bool {
-        path.hasPrefix("/") && !path.hasPrefix("//") && !path.contains("\\") && !path.contains("://") && !path.unicodeScalars.contains {
-            $0.value < 0x20 || $0.value == 0x7F
-        }
+        path.hasPrefix("/") && !path.hasPrefix("//") && !path.contains("\\") && !path.contains("://")
+            && !path.unicodeScalars.contains {
+                $0.value < 0x20 || $0.value == 0x7F
+            }
     }
 
     func audit(_ context: Context, user: String, action: String, detail: [String: Any]) throws {

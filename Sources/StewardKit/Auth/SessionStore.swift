@@ -93,7 +93,9 @@ public struct SessionStore: Sendable {
                         second_factor_pending = CASE WHEN ? THEN 0 ELSE second_factor_pending END
                     WHERE id_hash = ? AND revoked_at IS NULL
                     """,
-                arguments: [Self.hash(newID), Self.randomToken(), EpochMilliseconds.from(now), RoleStore.encode(roles), secondFactorDone, Self.hash(id)])
+                arguments: [
+                    Self.hash(newID), Self.randomToken(), EpochMilliseconds.from(now), RoleStore.encode(roles), secondFactorDone, Self.hash(id),
+                ])
             return db.changesCount == 1
         }
         return changed ? newID : nil

@@ -107,7 +107,8 @@ struct JobController {
         data["log"] = chunks.map(\.text).joined()
         data["log_trimmed"] = trimmed
         data["last_seq"] = chunks.last?.seq ?? 0
-        return pages.page("jobs/show", title: "Job \(job.id): \(job.title)", section: "jobs", data: ["job": ViewNode(data)], request: request, context: context)
+        return pages.page(
+            "jobs/show", title: "Job \(job.id): \(job.title)", section: "jobs", data: ["job": ViewNode(data)], request: request, context: context)
     }
 
     @Sendable func rawLog(request: Request, context: StewardRequestContext) async throws -> Response {

@@ -52,7 +52,8 @@ struct ScheduleController {
     @Sendable func listPage(request: Request, context: StewardRequestContext) async throws -> Response {
         let schedules = try store.all().map(Self.view)
         return pages.page(
-            "schedules/list", title: "Schedules", section: "jobs", data: ["schedules": schedules, "empty": schedules.isEmpty], request: request, context: context)
+            "schedules/list", title: "Schedules", section: "jobs", data: ["schedules": schedules, "empty": schedules.isEmpty], request: request,
+            context: context)
     }
 
     @Sendable func editPage(request: Request, context: StewardRequestContext) async throws -> Response {
@@ -80,7 +81,8 @@ struct ScheduleController {
             await scheduler.reload()
             return pages.redirect(to: "/schedules", flash: Flash(.success, "Schedule \"\(schedule.name)\" saved."))
         }
-        return formPage(schedule, values: submitted, errors: errors, jitterText: jitterText, request: request, context: context, status: .unprocessableContent)
+        return formPage(
+            schedule, values: submitted, errors: errors, jitterText: jitterText, request: request, context: context, status: .unprocessableContent)
     }
 
     @Sendable func runFromPage(request: Request, context: StewardRequestContext) async throws -> Response {

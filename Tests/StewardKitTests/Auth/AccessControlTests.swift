@@ -241,7 +241,9 @@ struct AccessControlTests {
                 var headers = session.headers
                 headers[HTTPField.Name("X-Forwarded-For")!] = "203.0.113.9, 198.51.100.4"
                 headers[.contentType] = "application/x-www-form-urlencoded"
-                try await client.execute(uri: "/settings/second-factor/reset", method: .post, headers: headers, body: ByteBuffer(string: "user=nobody")) {
+                try await client.execute(
+                    uri: "/settings/second-factor/reset", method: .post, headers: headers, body: ByteBuffer(string: "user=nobody")
+                ) {
                     response in #expect(response.status == .seeOther)
                 }
             }

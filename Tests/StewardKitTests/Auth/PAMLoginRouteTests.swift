@@ -9,7 +9,9 @@ import Testing
 @testable import StewardKit
 
 /// The login pages end to end through real libpam, with pam_wrapper + pam_matrix standing in for /etc/pam.d.
-@Suite("Sign-in pages through PAM (libpam-wrapper + pam_matrix)", .enabled(if: pamWrapperActive, "needs the pam_wrapper environment from make unit-test"))
+@Suite(
+    "Sign-in pages through PAM (libpam-wrapper + pam_matrix)", .enabled(if: pamWrapperActive, "needs the pam_wrapper environment from make unit-test")
+)
 struct PAMLoginRouteTests {
     static func harness(service: String = "steward-test", trustLoopbackProxy: Bool = false) async throws -> ServerHarness {
         try await ServerHarness(configure: { config in
@@ -161,7 +163,8 @@ struct PAMLoginRouteTests {
             #expect(wrong.status == .forbidden && text(wrong).contains("not the one printed"))
             let badPassword = try await Self.submit(client, path: "/setup", fields: ["username": "alice", "password": "x", "setup_token": token])
             #expect(badPassword.status == .unauthorized)
-            let right = try await Self.submit(client, path: "/setup", fields: ["username": "alice", "password": "correct horse", "setup_token": token])
+            let right = try await Self.submit(
+                client, path: "/setup", fields: ["username": "alice", "password": "correct horse", "setup_token": token])
             #expect(right.status == .seeOther && setCookieValue(right, "steward_session") != nil)
             try await client.execute(uri: "/setup", method: .get) { response in
                 #expect(text(response).contains("Setup is done") && !text(response).contains("setup_token"), "the token dies after use")
@@ -178,7 +181,9 @@ struct PAMLoginRouteTests {
             let response = try await Self.submit(client, fields: ["username": "alice", "password": "correct horse", "next": "/jobs"])
             #expect(response.headers[.location] == "/login/second-factor?next=/jobs")
             let id = try #require(setCookieValue(response, "steward_session"))
-            try await client.execute(uri: "/api/v1/me", method: .get, headers: [.cookie: "steward_session=\(id)"]) { #expect($0.status == .unauthorized) }
+            try await client.execute(uri: "/api/v1/me", method: .get, headers: [.cookie: "steward_session=\(id)"]) {
+                #expect($0.status == .unauthorized)
+            }
         }
     }
 }

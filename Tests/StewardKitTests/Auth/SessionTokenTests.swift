@@ -119,7 +119,9 @@ struct SessionTokenTests {
                 #expect(response.status == .forbidden, "a viewer token cannot run anything")
             }
             // Bearer is exempt from CSRF: no token header needed.
-            try await client.execute(uri: "/api/v1/jobs/999/cancel", method: .post, headers: bearer(operatorToken)) { #expect($0.status == .notFound) }
+            try await client.execute(uri: "/api/v1/jobs/999/cancel", method: .post, headers: bearer(operatorToken)) {
+                #expect($0.status == .notFound)
+            }
             try await client.execute(uri: "/api/v1/jobs", method: .get, headers: bearer(expiredToken)) { #expect($0.status == .unauthorized) }
             try await client.execute(uri: "/api/v1/jobs", method: .get, headers: bearer(viewerToken + "x")) { #expect($0.status == .unauthorized) }
             try await client.execute(uri: "/api/v1/jobs?token=\(viewerToken)", method: .get) { #expect($0.status == .unauthorized) }
@@ -148,12 +150,15 @@ struct SessionTokenTests {
         let created = Captured("")
         try await harness.test(as: [.operator]) { client in
             let form: HTTPFields = [.contentType: "application/x-www-form-urlencoded"]
-            try await client.execute(uri: "/account/tokens", method: .post, headers: form, body: ByteBuffer(string: "name=ci&role=admin&expires=30d")) {
+            try await client.execute(uri: "/account/tokens", method: .post, headers: form, body: ByteBuffer(string: "name=ci&role=admin&expires=30d"))
+            {
                 response in
                 #expect(response.status == .unprocessableContent)
                 #expect(text(response).contains("higher than its owner"))
             }
-            try await client.execute(uri: "/account/tokens", method: .post, headers: form, body: ByteBuffer(string: "name=ci&role=operator&expires=30d")) {
+            try await client.execute(
+                uri: "/account/tokens", method: .post, headers: form, body: ByteBuffer(string: "name=ci&role=operator&expires=30d")
+            ) {
                 response in
                 #expect(response.status == .created)
                 let page = text(response)
@@ -250,26 +255,34 @@ struct SessionTokenTests {
         let harness = try await ServerHarness()
         let form: HTTPFields = [.contentType: "application/x-www-form-urlencoded"]
         try await harness.test(as: [.admin]) { client in
-            try await client.execute(uri: "/settings/roles", method: .post, headers: form, body: ByteBuffer(string: "role=auditor&kind=user&principal=root")) {
+            try await client.execute(
+                uri: "/settings/roles", method: .post, headers: form, body: ByteBuffer(string: "role=auditor&kind=user&principal=root")
+            ) {
                 #expect($0.status == .seeOther)
             }
             try await client.execute(
                 uri: "/settings/roles/revoke", method: .post, headers: form, body: ByteBuffer(string: "role=auditor&kind=user&principal=root")
             ) { #expect($0.status == .seeOther) }
-            try await client.execute(uri: "/settings/roles", method: .post, headers: form, body: ByteBuffer(string: "role=viewer&kind=user&principal=nosuchuser9")) {
+            try await client.execute(
+                uri: "/settings/roles", method: .post, headers: form, body: ByteBuffer(string: "role=viewer&kind=user&principal=nosuchuser9")
+            ) {
                 response in
                 #expect(response.status == .unprocessableContent && text(response).contains("no Unix user"))
             }
-            try await client.execute(uri: "/account/tokens", method: .post, headers: form, body: ByteBuffer(string: "name=t&role=viewer&expires=1d")) {
+            try await client.execute(uri: "/account/tokens", method: .post, headers: form, body: ByteBuffer(string: "name=t&role=viewer&expires=1d"))
+            {
                 #expect($0.status == .created)
             }
             let id = try #require(try harness.server.access.tokens.list().first?.id)
             try await client.execute(uri: "/account/tokens/\(id)/revoke", method: .post) { #expect($0.status == .seeOther) }
             try await client.execute(
-                uri: "/api/v1/schedules/1", method: .patch, headers: [.contentType: "application/json"], body: ByteBuffer(string: #"{"enabled":false}"#)
+                uri: "/api/v1/schedules/1", method: .patch, headers: [.contentType: "application/json"],
+                body: ByteBuffer(string: #"{"enabled":false}"#)
             ) { #expect($0.status == .ok) }
             try await client.execute(uri: "/api/v1/schedules/1/run", method: .post) { #expect($0.status == .accepted) }
-            try await client.execute(uri: "/settings/blocks/clear", method: .post, headers: form, body: ByteBuffer(string: "scope=address&address=192.0.2.1")) {
+            try await client.execute(
+                uri: "/settings/blocks/clear", method: .post, headers: form, body: ByteBuffer(string: "scope=address&address=192.0.2.1")
+            ) {
                 #expect($0.status == .seeOther)
             }
             try await client.execute(uri: "/api/v1/audit?action=role.*", method: .get) { response in
@@ -285,7 +298,8 @@ struct SessionTokenTests {
         }
         let events = try AuditLog.events(harness.server.database, limit: 100)
         let actions = Set(events.map(\.action))
-        #expect(actions.isSuperset(of: ["role.grant", "role.revoke", "token.create", "token.revoke", "schedule.update", "job.start", "throttle.clear"]))
+        #expect(
+            actions.isSuperset(of: ["role.grant", "role.revoke", "token.create", "token.revoke", "schedule.update", "job.start", "throttle.clear"]))
         let update = try #require(events.first { $0.action == "schedule.update" })
         #expect(update.actor == "tester-admin" && update.before != nil && update.after != nil && update.requestID != nil)
         // Nothing in the trail can be changed through SQL either.
