@@ -38,20 +38,29 @@ public protocol PasswordAuthenticating: Sendable {
 /// Each transaction runs on a thread of its own, never on the event loop or the cooperative pool. PAM's built-in
 /// failure delay (pam_unix sleeps about 2 s) is replaced by a no-op: it would hold that thread, and delays for failed
 /// attempts belong to Steward's throttling, which can apply them without holding any thread.
+///
+/// At most `concurrency` transactions run at once; the rest wait their turn without holding a thread. Password hashes
+/// are made expensive on purpose (Debian's yescrypt uses about 16 MiB per check), so a burst of logins must not be
+/// allowed to start fifty at once.
 public struct PAMAuthenticator: PasswordAuthenticating {
     public let service: String
+    let gate: ConcurrencyGate
 
-    public init(service: String = "steward") {
+    public init(service: String = "steward", concurrency: Int = max(2, ProcessInfo.processInfo.activeProcessorCount)) {
         self.service = service
+        gate = ConcurrencyGate(limit: concurrency)
     }
 
     public func authenticate(user: String, password: String, remoteHost: String?) async -> Result<String, LoginRefusal> {
         let service = self.service
-        return await withCheckedContinuation { continuation in
+        await gate.acquire()
+        let result = await withCheckedContinuation { continuation in
             Thread.detachNewThread {
                 continuation.resume(returning: Self.transaction(service: service, user: user, password: password, remoteHost: remoteHost))
             }
         }
+        await gate.release()
+        return result
     }
 
     static func transaction(service: String, user: String, password: String, remoteHost: String?) -> Result<String, LoginRefusal> {
@@ -159,3 +168,30 @@ private func releaseReplies(_ replies: UnsafeMutablePointer<pam_response>, count
 
 /// Installed as PAM_FAIL_DELAY so no module sleeps on our thread.
 private let pamNoFailDelay: @convention(c) (Int32, UInt32, UnsafeMutableRawPointer?) -> Void = { _, _, _ in }
+
+/// A counting semaphore for async code: waiters queue in order and hold no thread.
+actor ConcurrencyGate {
+    let limit: Int
+    private var running = 0
+    private var waiting: [CheckedContinuation<Void, Never>] = []
+
+    init(limit: Int) { self.limit = max(1, limit) }
+
+    func acquire() async {
+        if running < limit {
+            running += 1
+            return
+        }
+        await withCheckedContinuation { waiting.append($0) }
+    }
+
+    func release() {
+        if waiting.isEmpty {
+            running -= 1
+        } else {
+            waiting.removeFirst().resume()
+        }
+    }
+
+    var inUse: Int { running }
+}

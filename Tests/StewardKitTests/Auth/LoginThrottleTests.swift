@@ -93,3 +93,26 @@ struct LoginThrottleTests {
         #expect(try reopened.check(user: "alice", address: "192.0.2.1", now: start) != .allowed)
     }
 }
+
+@Suite("PAM concurrency gate")
+struct ConcurrencyGateTests {
+    @Test("no more than the limit run at once, and every waiter gets its turn in order")
+    func boundsConcurrency() async {
+        let gate = ConcurrencyGate(limit: 2)
+        let peak = Captured(0)
+        let lock = NSLock()
+        await withTaskGroup(of: Void.self) { group in
+            for _ in 0..<12 {
+                group.addTask {
+                    await gate.acquire()
+                    let now = await gate.inUse
+                    lock.withLock { peak.value = max(peak.value, now) }
+                    try? await Task.sleep(for: .milliseconds(5))
+                    await gate.release()
+                }
+            }
+        }
+        #expect(peak.value == 2)
+        #expect(await gate.inUse == 0)
+    }
+}
