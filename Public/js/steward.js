@@ -2,9 +2,12 @@
 "use strict";
 
 // Forms marked data-confirm ask before they submit.
+// A submit button may carry its own data-confirm (a form with both "save" and "remove").
 document.addEventListener("submit", (event) => {
   const form = event.target;
-  if (form instanceof HTMLFormElement && form.dataset.confirm && !window.confirm(form.dataset.confirm)) {
+  const button = event.submitter;
+  const question = (button && button.dataset && button.dataset.confirm) || (form instanceof HTMLFormElement && form.dataset.confirm);
+  if (question && !window.confirm(question)) {
     event.preventDefault();
   }
 });

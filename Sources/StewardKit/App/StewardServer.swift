@@ -22,6 +22,7 @@ public struct StewardServer {
     public let docs: APIDocumentation
     public let routeTable: RouteTable
     public let access: AccessServices
+    public let hosts: HostStore
     public let tls: TLSMaterial?
     public let migrationReport: MigrationRunner.Report
     public let interruptedAtStartup: [Int64]
@@ -55,10 +56,13 @@ public struct StewardServer {
         let interrupted = try await runner.recoverAfterRestart()
         let scheduleStore = ScheduleStore(database: database)
         try DatabaseMaintenance.ensureSchedule(scheduleStore, now: clock.now())
+        let hostStore = HostStore(database: database)
+        try hostStore.ensureLocalhost(now: clock.now())
         let scheduler = Scheduler(store: scheduleStore, jobs: runner, clock: clock, logger: logger)
 
         let navigation = [
             NavigationItem(key: "dashboard", title: "Dashboard", href: "/"),
+            NavigationItem(key: "hosts", title: "Hosts", href: "/hosts"),
             NavigationItem(key: "jobs", title: "Jobs", href: "/jobs"),
             NavigationItem(key: "audit", title: "Audit", href: "/audit", permission: .audit),
             NavigationItem(key: "settings", title: "Settings", href: "/settings"),
@@ -104,10 +108,12 @@ public struct StewardServer {
         AccountController(services: access, pages: pages).addRoutes(to: routes)
         AccessSettingsController(services: access, pages: pages, docs: docs).addRoutes(to: routes)
         AuditController(database: database, pages: pages, docs: docs).addRoutes(to: routes)
+        HostController(store: hostStore, pages: pages, docs: docs).addRoutes(to: routes)
 
         return StewardServer(
             configuration: configuration, dataDirectory: dataDirectory, resources: resources, database: database, jobs: runner, scheduler: scheduler,
-            router: router, docs: docs, routeTable: routeTable, access: access, tls: tls, migrationReport: report, interruptedAtStartup: interrupted,
+            router: router, docs: docs, routeTable: routeTable, access: access, hosts: hostStore, tls: tls, migrationReport: report,
+            interruptedAtStartup: interrupted,
             logger: logger)
     }
 

@@ -33,7 +33,8 @@ struct RouteTests {
                 #expect(page.contains(#"<a href="/" aria-current="page">Dashboard</a>"#))
                 #expect(page.contains(#"href="/jobs""#) && page.contains(#"href="/settings""#))
                 #expect(page.contains(#"href="/audit""#), "an admin sees the audit log")
-                for unbuilt in ["/hosts", "/users", "/updates", "/backups", "/alerts"] {
+                #expect(page.contains(#"href="/hosts""#))
+                for unbuilt in ["/users", "/updates", "/backups", "/alerts"] {
                     #expect(!page.contains("href=\"\(unbuilt)\""), "dead link to \(unbuilt)")
                 }
                 #expect(page.contains("Database maintenance"))

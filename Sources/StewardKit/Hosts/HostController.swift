@@ -1,0 +1,444 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import NIOCore
+
+/// The Hosts pages and `/api/v1/hosts`, `/api/v1/groups`.
+struct HostController {
+    typealias Context = StewardRequestContext
+    let store: HostStore
+    let pages: PageRenderer
+    let docs: APIDocumentation
+
+    func addRoutes(to routes: Routes) {
+        routes.get("/hosts", .view, use: listPage)
+        routes.get("/hosts/new", .admin, use: newPage)
+        routes.post("/hosts/new", .admin, use: createFromPage)
+        routes.get("/hosts/bulk", .admin, use: bulkPage)
+        routes.post("/hosts/bulk", .admin, use: bulkFromPage)
+        routes.get("/hosts/groups", .view, use: groupsPage)
+        routes.post("/hosts/groups", .admin, use: saveGroupFromPage)
+        routes.get("/hosts/:id", .view, use: showPage)
+        routes.get("/hosts/:id/edit", .admin, use: editPage)
+        routes.post("/hosts/:id/edit", .admin, use: updateFromPage)
+        routes.post("/hosts/:id/delete", .admin, use: deleteFromPage)
+
+        let idParameter = APIOperation.Parameter(name: "id", location: .path, type: "integer", description: "host id")
+        docs.add(
+            APIOperation(
+                method: .get, path: "/api/v1/hosts", operationID: "listHosts", summary: "Every host with its groups, tags and state", tag: "hosts",
+                replies: [.init(status: 200, description: "The hosts", schema: "HostList")]))
+        routes.get("/api/v1/hosts", .view, use: apiList)
+        docs.add(
+            APIOperation(
+                method: .post, path: "/api/v1/hosts", operationID: "createHost", summary: "Add a host", tag: "hosts", requestSchema: "HostInput",
+                replies: [.init(status: 201, description: "The new host", schema: "Host")]))
+        routes.post("/api/v1/hosts", .admin, use: apiCreate)
+        docs.add(
+            APIOperation(
+                method: .get, path: "/api/v1/hosts/{id}", operationID: "getHost", summary: "Read one host", tag: "hosts", parameters: [idParameter],
+                replies: [.init(status: 200, description: "The host", schema: "Host")]))
+        routes.get("/api/v1/hosts/:id", .view, use: apiShow)
+        docs.add(
+            APIOperation(
+                method: .patch, path: "/api/v1/hosts/{id}", operationID: "updateHost", summary: "Change some of a host's fields", tag: "hosts",
+                parameters: [idParameter], requestSchema: "HostInput", replies: [.init(status: 200, description: "The host", schema: "Host")]))
+        routes.patch("/api/v1/hosts/:id", .admin, use: apiUpdate)
+        docs.add(
+            APIOperation(
+                method: .delete, path: "/api/v1/hosts/{id}", operationID: "deleteHost", summary: "Remove a host", tag: "hosts",
+                parameters: [idParameter],
+                replies: [.init(status: 204, description: "Removed", schema: nil)]))
+        routes.delete("/api/v1/hosts/:id", .admin, use: apiDelete)
+        docs.add(
+            APIOperation(
+                method: .get, path: "/api/v1/groups", operationID: "listGroups", summary: "Host groups with their variables", tag: "hosts",
+                replies: [.init(status: 200, description: "The groups", schema: "GroupList")]))
+        routes.get("/api/v1/groups", .view, use: apiGroups)
+    }
+
+    // MARK: pages
+
+    @Sendable func listPage(request: Request, context: Context) async throws -> Response {
+        let query = request.uri.queryParameters
+        let group = query["group"].map(String.init).flatMap { $0.isEmpty ? nil : $0 }
+        let tag = query["tag"].map(String.init).flatMap { $0.isEmpty ? nil : $0 }
+        let state = query["state"].map(String.init).flatMap { $0.isEmpty ? nil : $0 }
+        let all = try store.all()
+        let hosts = all.filter { host in
+            (group.map { host.groups.contains($0) } ?? true) && (tag.map { host.tags.contains($0) } ?? true)
+                && (state.map { host.state.rawValue == $0 } ?? true)
+        }
+        let counts = Dictionary(grouping: all, by: \.state).mapValues(\.count)
+        let data: [String: Any] = [
+            "hosts": hosts.map(Self.view), "empty": hosts.isEmpty, "total": all.count,
+            "states": Host.State.allCases.map { ViewNode(["state": $0.rawValue, "count": counts[$0] ?? 0, "selected": $0.rawValue == state]) },
+            "groups": try store.groups().map { ViewNode(["name": $0.name, "selected": $0.name == group]) },
+            "q_tag": tag ?? "", "admin": context.identity?.permissions.contains(.admin) ?? false,
+        ]
+        return pages.page("hosts/list", title: "Hosts", section: "hosts", data: data, request: request, context: context)
+    }
+
+    @Sendable func showPage(request: Request, context: Context) async throws -> Response {
+        let host = try load(context)
+        var view = Self.values(host)
+        view["variables_text"] = host.variables
+        view["admin"] = context.identity?.permissions.contains(.admin) ?? false
+        return pages.page(
+            "hosts/show", title: "Host \(host.name)", section: "hosts", data: ["host": ViewNode(view)], request: request, context: context)
+    }
+
+    @Sendable func newPage(request: Request, context: Context) async throws -> Response {
+        formPage(HostSettings(), errors: [:], action: "/hosts/new", title: "Add a host", request: request, context: context)
+    }
+
+    @Sendable func editPage(request: Request, context: Context) async throws -> Response {
+        let host = try load(context)
+        return formPage(
+            HostStore.settings(of: host), errors: [:], action: "/hosts/\(host.id)/edit", title: "Edit \(host.name)", request: request,
+            context: context)
+    }
+
+    @Sendable func createFromPage(request: Request, context: Context) async throws -> Response {
+        let settings = Self.settings(from: try await FormBody.read(request, context: context))
+        var errors = settings.problems()
+        if errors.isEmpty {
+            do {
+                let host = try store.create(settings, by: context.actor, now: Date())
+                return pages.redirect(to: "/hosts/\(host.id)", flash: Flash(.success, "Host \(host.name) is added."))
+            } catch let error as HostError {
+                errors["name"] = error.description
+            }
+        }
+        return formPage(
+            settings, errors: errors, action: "/hosts/new", title: "Add a host", request: request, context: context, status: .unprocessableContent)
+    }
+
+    @Sendable func updateFromPage(request: Request, context: Context) async throws -> Response {
+        let host = try load(context)
+        let settings = Self.settings(from: try await FormBody.read(request, context: context))
+        var errors = settings.problems()
+        if host.transport == .local, settings.transport != .local { errors["transport"] = "localhost always uses the local transport" }
+        if errors.isEmpty {
+            do {
+                _ = try store.update(id: host.id, settings, by: context.actor, now: Date())
+                return pages.redirect(to: "/hosts/\(host.id)", flash: Flash(.success, "Host \(settings.name) is saved."))
+            } catch let error as HostError {
+                errors["name"] = error.description
+            }
+        }
+        return formPage(
+            settings, errors: errors, action: "/hosts/\(host.id)/edit", title: "Edit \(host.name)", request: request, context: context,
+            status: .unprocessableContent)
+    }
+
+    @Sendable func deleteFromPage(request: Request, context: Context) async throws -> Response {
+        let host = try load(context)
+        _ = try store.delete(id: host.id, by: context.actor, now: Date())
+        return pages.redirect(to: "/hosts", flash: Flash(.success, "Host \(host.name) is removed from Steward (nothing on the machine changed)."))
+    }
+
+    func formPage(
+        _ settings: HostSettings, errors: [String: String], action: String, title: String, request: Request, context: Context,
+        status: HTTPResponse.Status = .ok
+    ) -> Response {
+        let form: [String: Any?] = [
+            "name": settings.name, "address": settings.address, "ssh_port": settings.sshPort, "ssh_user": settings.sshUser,
+            "become_sudo": settings.become == .sudo, "local": settings.transport == .local, "groups": settings.groups.joined(separator: ", "),
+            "tags": settings.tags.joined(separator: ", "), "variables": settings.variables, "metrics_url": settings.metricsURL,
+            "notes": settings.notes, "enabled": settings.enabled,
+        ]
+        let data: [String: Any] = [
+            "form": ViewNode(form), "errors": ViewNode(errors), "has_errors": !errors.isEmpty,
+            "error_list": errors.keys.sorted().map { ViewNode(["field": $0, "message": errors[$0]!]) }, "action": action, "title": title,
+        ]
+        return pages.page("hosts/form", title: title, section: "hosts", data: data, request: request, context: context, status: status)
+    }
+
+    // MARK: bulk add
+
+    @Sendable func bulkPage(request: Request, context: Context) async throws -> Response {
+        pages.page("hosts/bulk", title: "Add hosts in bulk", section: "hosts", data: [:], request: request, context: context)
+    }
+
+    @Sendable func bulkFromPage(request: Request, context: Context) async throws -> Response {
+        let form = try await FormBody.read(request, context: context)
+        let text = form["lines"] ?? ""
+        let parsed = BulkHostImport.parse(text, existing: Set(try store.all().map(\.name)))
+        var data: [String: Any] = [
+            "lines_text": text, "rows": parsed.map(\.view), "valid_count": parsed.filter { $0.errors.isEmpty }.count,
+            "invalid_count": parsed.filter { !$0.errors.isEmpty }.count, "previewed": true,
+        ]
+        guard form["commit"] == "1" else {
+            return pages.page("hosts/bulk", title: "Add hosts in bulk", section: "hosts", data: data, request: request, context: context)
+        }
+        var added: [String] = []
+        for row in parsed where row.errors.isEmpty {
+            if let settings = row.settings, (try? store.create(settings, by: context.actor, now: Date())) != nil { added.append(settings.name) }
+        }
+        let failed = parsed.filter { !$0.errors.isEmpty }
+        if failed.isEmpty {
+            return pages.redirect(to: "/hosts", flash: Flash(.success, "Added \(added.count) host(s)."))
+        }
+        // Keep the lines that could not be added, so nothing typed is lost.
+        data["lines_text"] = failed.map(\.line).joined(separator: "\n")
+        data["rows"] = failed.map(\.view)
+        data["added"] = added.joined(separator: ", ")
+        data["valid_count"] = 0
+        data["invalid_count"] = failed.count
+        return pages.page(
+            "hosts/bulk", title: "Add hosts in bulk", section: "hosts", data: data, request: request, context: context, status: .unprocessableContent)
+    }
+
+    // MARK: groups
+
+    @Sendable func groupsPage(request: Request, context: Context) async throws -> Response {
+        let groups = try store.groups().map { group in
+            ViewNode(["name": group.name, "variables": group.variables, "notes": group.notes, "hosts": group.hostCount])
+        }
+        return pages.page(
+            "hosts/groups", title: "Host groups", section: "hosts",
+            data: ["groups": groups, "admin": context.identity?.permissions.contains(.admin) ?? false], request: request, context: context)
+    }
+
+    @Sendable func saveGroupFromPage(request: Request, context: Context) async throws -> Response {
+        let form = try await FormBody.read(request, context: context)
+        let name = (form["name"] ?? "").trimmingCharacters(in: .whitespaces)
+        do {
+            if form["delete"] == "1" {
+                _ = try store.deleteGroup(name: name, by: context.actor, now: Date())
+                return pages.redirect(to: "/hosts/groups", flash: Flash(.success, "Group \(name) is removed; its hosts stay."))
+            }
+            try store.saveGroup(name: name, variables: form["variables"] ?? "", notes: form["notes"] ?? "", by: context.actor, now: Date())
+            return pages.redirect(to: "/hosts/groups", flash: Flash(.success, "Group \(name) is saved."))
+        } catch let error as HostError {
+            return pages.redirect(to: "/hosts/groups", flash: Flash(.error, "Group \(name) was not saved: \(error.description)"))
+        }
+    }
+
+    // MARK: API
+
+    @Sendable func apiList(request: Request, context: Context) async throws -> Response {
+        try JSONResponse.make(object: ["items": try store.all().map(Self.resource)])
+    }
+
+    @Sendable func apiShow(request: Request, context: Context) async throws -> Response {
+        try JSONResponse.make(object: Self.resource(try load(context)))
+    }
+
+    @Sendable func apiCreate(request: Request, context: Context) async throws -> Response {
+        let object = try await Self.jsonObject(request)
+        var settings = HostSettings()
+        try Self.apply(object, to: &settings)
+        let errors = settings.problems()
+        guard errors.isEmpty else { throw Problem.invalid(errors) }
+        do {
+            let host = try store.create(settings, by: context.actor, now: Date())
+            return try JSONResponse.make(object: Self.resource(host), status: .created)
+        } catch let error as HostError {
+            throw Problem(status: .conflict, detail: error.description)
+        }
+    }
+
+    @Sendable func apiUpdate(request: Request, context: Context) async throws -> Response {
+        let host = try load(context)
+        let object = try await Self.jsonObject(request)
+        var settings = HostStore.settings(of: host)
+        try Self.apply(object, to: &settings)
+        var errors = settings.problems()
+        if host.transport == .local, settings.transport != .local { errors["transport"] = "localhost always uses the local transport" }
+        guard errors.isEmpty else { throw Problem.invalid(errors) }
+        do {
+            let updated = try store.update(id: host.id, settings, by: context.actor, now: Date())!
+            return try JSONResponse.make(object: Self.resource(updated))
+        } catch let error as HostError {
+            throw Problem(status: .conflict, detail: error.description)
+        }
+    }
+
+    @Sendable func apiDelete(request: Request, context: Context) async throws -> Response {
+        let host = try load(context)
+        _ = try store.delete(id: host.id, by: context.actor, now: Date())
+        return Response(status: .noContent)
+    }
+
+    @Sendable func apiGroups(request: Request, context: Context) async throws -> Response {
+        try JSONResponse.make(object: [
+            "items": try store.groups().map { group -> [String: Any] in
+                [
+                    "name": group.name, "hosts": group.hostCount, "notes": group.notes,
+                    "variables": (try? HostVariables.parse(group.variables).get()) ?? [:],
+                ]
+            }
+        ])
+    }
+
+    // MARK: helpers
+
+    func load(_ context: Context) throws -> Host {
+        guard let id = context.parameters.get("id", as: Int64.self), let host = try store.host(id: id) else {
+            throw HTTPError(.notFound, message: "there is no such host")
+        }
+        return host
+    }
+
+    static func settings(from form: FormBody) -> HostSettings {
+        var settings = HostSettings()
+        settings.name = (form["name"] ?? "").trimmingCharacters(in: .whitespaces).lowercased()
+        settings.address = (form["address"] ?? "").trimmingCharacters(in: .whitespaces)
+        settings.transport = form["transport"] == "local" ? .local : .ssh
+        settings.sshPort = Int((form["ssh_port"] ?? "").trimmingCharacters(in: .whitespaces)) ?? 0
+        settings.sshUser = (form["ssh_user"] ?? "").trimmingCharacters(in: .whitespaces)
+        settings.become = form["become"] == "sudo" ? .sudo : .none
+        settings.groups = HostSettings.list(form["groups"] ?? "")
+        settings.tags = HostSettings.list(form["tags"] ?? "")
+        settings.variables = form["variables"] ?? ""
+        settings.metricsURL = (form["metrics_url"] ?? "").trimmingCharacters(in: .whitespaces).nilIfEmpty
+        settings.notes = form["notes"] ?? ""
+        settings.enabled = form["enabled"] == "on" || form["enabled"] == "1"
+        return settings
+    }
+
+    static func jsonObject(_ request: Request) async throws -> [String: Any] {
+        let buffer = try await request.body.collect(upTo: 1 << 20)
+        guard let object = try? JSONSerialization.jsonObject(with: Data(buffer.readableBytesView)) as? [String: Any] else {
+            throw Problem.badRequest("the body must be a JSON object of host fields")
+        }
+        return object
+    }
+
+    /// Copy the fields present in a JSON object; wrong types are reported per field.
+    static func apply(_ object: [String: Any], to settings: inout HostSettings) throws {
+        var errors: [String: String] = [:]
+        func string(_ key: String) -> String? {
+            guard let value = object[key] else { return nil }
+            if let text = value as? String { return text }
+            errors[key] = "must be a string"
+            return nil
+        }
+        func strings(_ key: String) -> [String]? {
+            guard let value = object[key] else { return nil }
+            if let list = value as? [String] { return list.map { $0.lowercased() } }
+            errors[key] = "must be a list of strings"
+            return nil
+        }
+        let known: Set<String> = [
+            "name", "address", "transport", "ssh_port", "ssh_user", "become", "groups", "tags", "variables", "metrics_url", "notes", "enabled",
+        ]
+        for key in object.keys where !known.contains(key) { errors[key] = "unknown field; accepted: " + known.sorted().joined(separator: ", ") }
+        if let value = string("name") { settings.name = value }
+        if let value = string("address") { settings.address = value }
+        if let value = string("transport") {
+            if let transport = Host.Transport(rawValue: value) { settings.transport = transport } else { errors["transport"] = "ssh or local" }
+        }
+        if let value = object["ssh_port"] {
+            if let port = value as? Int, !(value is Bool) { settings.sshPort = port } else { errors["ssh_port"] = "must be an integer" }
+        }
+        if let value = string("ssh_user") { settings.sshUser = value }
+        if let value = string("become") {
+            if let become = Host.Become(rawValue: value) { settings.become = become } else { errors["become"] = "none or sudo" }
+        }
+        if let value = strings("groups") { settings.groups = value }
+        if let value = strings("tags") { settings.tags = value }
+        if let value = string("variables") { settings.variables = value }
+        if object["metrics_url"] is NSNull {
+            settings.metricsURL = nil
+        } else if let value = string("metrics_url") {
+            settings.metricsURL = value.nilIfEmpty
+        }
+        if let value = string("notes") { settings.notes = value }
+        if let value = object["enabled"] {
+            if let flag = value as? Bool { settings.enabled = flag } else { errors["enabled"] = "must be true or false" }
+        }
+        guard errors.isEmpty else { throw Problem.invalid(errors) }
+    }
+
+    static func values(_ host: Host) -> [String: Any?] {
+        [
+            "id": host.id, "name": host.name, "address": host.address, "transport": host.transport.rawValue, "local": host.transport == .local,
+            "ssh_port": host.sshPort, "ssh_user": host.sshUser, "become": host.become.rawValue, "groups": host.groups.joined(separator: ", "),
+            "group_list": host.groups.map { ViewNode(["name": $0]) }, "tags": host.tags.map { ViewNode(["name": $0]) },
+            "metrics_url": host.metricsURL, "notes": host.notes, "enabled": host.enabled, "state": host.state.rawValue,
+            "state_detail": host.stateDetail, "last_seen": host.lastSeenAt.map(RFC3339.display) ?? "never",
+            "created": RFC3339.display(host.createdAt), "updated": RFC3339.display(host.updatedAt),
+        ]
+    }
+
+    static func view(_ host: Host) -> ViewNode { ViewNode(values(host)) }
+
+    static func resource(_ host: Host) -> [String: Any] {
+        [
+            "id": host.id, "name": host.name, "address": host.address, "transport": host.transport.rawValue, "ssh_port": host.sshPort,
+            "ssh_user": host.sshUser, "become": host.become.rawValue, "groups": host.groups, "tags": host.tags,
+            "variables": (try? HostVariables.parse(host.variables).get()) ?? [:], "variables_yaml": host.variables,
+            "metrics_url": orNull(host.metricsURL), "notes": host.notes, "enabled": host.enabled, "state": host.state.rawValue,
+            "state_detail": orNull(host.stateDetail), "last_seen_at": orNull(host.lastSeenAt.map(RFC3339.string)),
+            "created_at": RFC3339.string(host.createdAt), "updated_at": RFC3339.string(host.updatedAt),
+            "links": ["self": "/api/v1/hosts/\(host.id)", "page": "/hosts/\(host.id)"],
+        ]
+    }
+}
+
+extension String {
+    var nilIfEmpty: String? { isEmpty ? nil : self }
+}
+
+/// Bulk add: one host per line, either "name address" (optionally ":port") or CSV with the columns
+/// name,address,port,user,groups,tags (groups and tags separated by ';'). Blank lines and '#' comments are skipped.
+enum BulkHostImport {
+    struct Row {
+        var number: Int
+        var line: String
+        var settings: HostSettings?
+        var errors: [String]
+
+        var view: ViewNode {
+            ViewNode([
+                "number": number, "line": line, "name": settings?.name, "address": settings?.address, "port": settings?.sshPort,
+                "user": settings?.sshUser, "groups": settings?.groups.joined(separator: ", "), "ok": errors.isEmpty,
+                "errors": errors.joined(separator: "; "),
+            ])
+        }
+    }
+
+    static let maximumLines = 1000
+
+    static func parse(_ text: String, existing: Set<String>) -> [Row] {
+        var rows: [Row] = []
+        var seen = existing
+        for (index, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let line = raw.trimmingCharacters(in: .whitespaces.union(.init(charactersIn: "\r")))
+            guard !line.isEmpty, !line.hasPrefix("#"), !line.lowercased().hasPrefix("name,address") else { continue }
+            guard rows.count < maximumLines else {
+                rows.append(Row(number: index + 1, line: line, settings: nil, errors: ["only \(maximumLines) lines at a time"]))
+                break
+            }
+            var settings = HostSettings()
+            var errors: [String] = []
+            if line.contains(",") {
+                let fields = line.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
+                settings.name = fields[0].lowercased()
+                settings.address = fields.count > 1 ? fields[1] : ""
+                if fields.count > 2, !fields[2].isEmpty { settings.sshPort = Int(fields[2]) ?? 0 }
+                if fields.count > 3, !fields[3].isEmpty { settings.sshUser = fields[3] }
+                if fields.count > 4 { settings.groups = HostSettings.list(fields[4]) }
+                if fields.count > 5 { settings.tags = HostSettings.list(fields[5]) }
+                if fields.count > 6 { errors.append("at most 6 columns: name,address,port,user,groups,tags") }
+            } else {
+                let fields = line.split(whereSeparator: { $0 == " " || $0 == "\t" }).map(String.init)
+                settings.name = fields[0].lowercased()
+                var address = fields.count > 1 ? fields[1] : fields[0]
+                if let colon = address.lastIndex(of: ":"), !address.contains("::"), address.filter({ $0 == ":" }).count == 1 {
+                    settings.sshPort = Int(address[address.index(after: colon)...]) ?? 0
+                    address = String(address[..<colon])
+                }
+                settings.address = address
+                if fields.count > 2 { errors.append("write \"name address[:port]\" or a CSV line") }
+            }
+            for (field, message) in settings.problems().sorted(by: { $0.key < $1.key }) { errors.append("\(field): \(message)") }
+            if errors.isEmpty, !seen.insert(settings.name).inserted { errors.append("a host named \(settings.name) already exists") }
+            rows.append(Row(number: index + 1, line: line, settings: settings, errors: errors))
+        }
+        return rows
+    }
+}
