@@ -1,0 +1,189 @@
+"""A test fleet of real Debian hosts on this machine, for Steward's engine, users, backups and rollouts tests.
+
+Each host is a Debian bookworm minbase tree (openssh-server, python3, sudo) made once with debootstrap and cached in
+/var/cache/steward-fleet/base, then overlay-mounted per host, so every host has a filesystem of its own. A host has
+its own host keys, its own hostname (a UTS namespace), /proc and /dev bind-mounted, a `steward` user with
+passwordless sudo, and its own sshd on 127.0.0.1 at its own port. Root only. Everything is torn down on exit.
+
+    with Fleet(2, authorized_key=public_key_text) as fleet:
+        for host in fleet.hosts: print(host.name, host.port, host.root)
+
+Run `python3 Tests/fleet/fleet.py --smoke` to build the cache and check two hosts answer over SSH.
+"""
+import os
+import pathlib
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+CACHE = pathlib.Path(os.environ.get("STEWARD_FLEET_CACHE", "/var/cache/steward-fleet"))
+BASE = CACHE / "base"
+MIRROR = os.environ.get("STEWARD_FLEET_MIRROR", "http://deb.debian.org/debian")
+PACKAGES = ["openssh-server", "python3", "sudo"]
+USER = "steward"
+
+
+def ensure_base() -> pathlib.Path:
+    """Build the cached Debian tree once (about a minute); later runs reuse it."""
+    marker = BASE / ".steward-fleet-complete"
+    if marker.exists():
+        return BASE
+    if os.geteuid() != 0:
+        raise PermissionError("the test fleet needs root (debootstrap, mounts, chroot)")
+    building = CACHE / "base.partial"
+    shutil.rmtree(building, ignore_errors=True)
+    CACHE.mkdir(parents=True, exist_ok=True)
+    subprocess.run(
+        ["debootstrap", "--variant=minbase", "--include=" + ",".join(PACKAGES), "bookworm", str(building), MIRROR],
+        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    # No host keys in the shared tree: each host makes its own.
+    for key in (building / "etc/ssh").glob("ssh_host_*"):
+        key.unlink()
+    (building / ".steward-fleet-complete").write_text("debootstrap minbase bookworm + " + " ".join(PACKAGES) + "\n")
+    shutil.rmtree(BASE, ignore_errors=True)
+    building.rename(BASE)
+    return BASE
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class FleetHost:
+    def __init__(self, name: str, directory: pathlib.Path, port: int):
+        self.name = name
+        self.directory = directory
+        self.root = directory / "root"
+        self.port = port
+        self.address = "127.0.0.1"
+        self.user = USER
+        self.process = None
+        self.mounts = []
+
+    def run(self, *argv: str, check: bool = True) -> subprocess.CompletedProcess:
+        """Run a command inside this host's tree (as root, without SSH): for setting up and checking results."""
+        return subprocess.run(["chroot", str(self.root), *argv], check=check, capture_output=True, text=True)
+
+    def host_key_fingerprint(self, kind: str = "ed25519") -> str:
+        out = subprocess.run(["ssh-keygen", "-l", "-f", str(self.root / f"etc/ssh/ssh_host_{kind}_key.pub")],
+                             check=True, capture_output=True, text=True).stdout
+        return out.split()[1]
+
+    def replace_host_keys(self) -> None:
+        """Make new host keys and restart sshd: what an attacker's machine at this address would present."""
+        self.stop()
+        for key in (self.root / "etc/ssh").glob("ssh_host_*"):
+            key.unlink()
+        self.run("ssh-keygen", "-A")
+        self.start()
+
+    def start(self) -> None:
+        (self.root / "run/sshd").mkdir(parents=True, exist_ok=True)
+        self.process = subprocess.Popen(
+            ["unshare", "--uts", "chroot", str(self.root), "/bin/sh", "-c",
+             f"hostname {self.name} && exec /usr/sbin/sshd -D -e -f /etc/ssh/sshd_config"],
+            stdout=subprocess.DEVNULL, stderr=open(self.directory / "sshd.log", "ab"))
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1) as connection:
+                    if connection.recv(64).startswith(b"SSH-"):
+                        return
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError(f"sshd for {self.name} did not start:\n" + (self.directory / "sshd.log").read_text(errors="replace"))
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+        self.process = None
+
+
+class Fleet:
+    """`count` hosts named fleet-1, fleet-2, ...; `authorized_key` is the public key allowed to log in as `steward`."""
+
+    def __init__(self, count: int = 2, authorized_key: str = "", prefix: str = "fleet"):
+        self.count = count
+        self.authorized_key = authorized_key.strip()
+        self.prefix = prefix
+        self.hosts = []
+        self.directory = None
+
+    def __enter__(self) -> "Fleet":
+        base = ensure_base()
+        self.directory = pathlib.Path(tempfile.mkdtemp(prefix="steward-fleet-"))
+        try:
+            for index in range(1, self.count + 1):
+                self.hosts.append(self._make_host(base, f"{self.prefix}-{index}"))
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+        return self
+
+    def _make_host(self, base: pathlib.Path, name: str) -> FleetHost:
+        host = FleetHost(name, self.directory / name, free_port())
+        for part in ("upper", "work", "root"):
+            (host.directory / part).mkdir(parents=True)
+        subprocess.run(["mount", "-t", "overlay", "overlay", "-o",
+                        f"lowerdir={base},upperdir={host.directory / 'upper'},workdir={host.directory / 'work'}", str(host.root)],
+                       check=True)
+        host.mounts.append(host.root)
+        for special in ("proc", "dev"):
+            subprocess.run(["mount", "--bind", f"/{special}", str(host.root / special)], check=True)
+            host.mounts.append(host.root / special)
+        host.run("ssh-keygen", "-A")
+        (host.root / "etc/hostname").write_text(name + "\n")
+        (host.root / "etc/hosts").write_text(f"127.0.0.1 localhost {name}\n")
+        host.run("useradd", "--create-home", "--shell", "/bin/bash", USER)
+        host.run("usermod", "-p", "*", USER)  # no password, but not locked: key login works
+        ssh_dir = host.root / "home" / USER / ".ssh"
+        ssh_dir.mkdir(mode=0o700)
+        (ssh_dir / "authorized_keys").write_text(self.authorized_key + "\n")
+        host.run("chown", "-R", f"{USER}:{USER}", f"/home/{USER}/.ssh")
+        (host.root / "etc/sudoers.d/steward").write_text(f"{USER} ALL=(ALL) NOPASSWD:ALL\n")
+        os.chmod(host.root / "etc/sudoers.d/steward", 0o440)
+        (host.root / "etc/ssh/sshd_config").write_text(
+            f"Port {host.port}\nListenAddress 127.0.0.1\nUsePAM no\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n"
+            "PermitRootLogin no\nPidFile /run/sshd.pid\nSubsystem sftp /usr/lib/openssh/sftp-server\n")
+        host.start()
+        return host
+
+    def __exit__(self, *exc) -> None:
+        for host in self.hosts:
+            host.stop()
+            for mount in reversed(host.mounts):
+                subprocess.run(["umount", "--lazy", str(mount)], check=False)
+        if self.directory:
+            shutil.rmtree(self.directory, ignore_errors=True)
+        self.hosts = []
+
+
+def _smoke() -> None:
+    with tempfile.TemporaryDirectory() as temp:
+        key = pathlib.Path(temp) / "id"
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+        with Fleet(2, authorized_key=(key.with_suffix(".pub")).read_text()) as fleet:
+            for host in fleet.hosts:
+                out = subprocess.run(
+                    ["ssh", "-i", str(key), "-p", str(host.port), "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+                     "-o", "BatchMode=yes", f"{USER}@127.0.0.1", "hostname && sudo -n true && echo sudo-ok"],
+                    capture_output=True, text=True, timeout=30)
+                print(host.name, host.port, out.stdout.split(), host.host_key_fingerprint())
+
+
+if __name__ == "__main__":
+    if "--smoke" in sys.argv:
+        _smoke()
+    else:
+        print(__doc__)
