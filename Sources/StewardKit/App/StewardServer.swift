@@ -47,8 +47,13 @@ public struct StewardServer {
         let secret = try dataDirectory.secretKey()
         let tls = configuration.tls ? try TLSMaterial.prepare(configuration: configuration, dataDirectory: dataDirectory) : nil
 
+        let sshIdentity = SSHIdentity(dataDirectory: dataDirectory)
+        try sshIdentity.prepare()
+        let hostStore = HostStore(database: database)
+        let hostKeys = HostKeyStore(database: database, identity: sshIdentity)
         var handlers = extraJobHandlers
         handlers[DatabaseMaintenance.kind] = DatabaseMaintenance.handler(database: database, path: dataDirectory.databasePath)
+        handlers[HostCheck.kind] = HostCheck.handler(hosts: hostStore, keys: hostKeys)
         let jobStore = JobStore(database: database)
         let runner = JobRunner(
             store: jobStore, events: JobEvents(), handlers: handlers, processes: processes, concurrency: configuration.jobConcurrency,
@@ -56,7 +61,7 @@ public struct StewardServer {
         let interrupted = try await runner.recoverAfterRestart()
         let scheduleStore = ScheduleStore(database: database)
         try DatabaseMaintenance.ensureSchedule(scheduleStore, now: clock.now())
-        let hostStore = HostStore(database: database)
+        try HostCheck.ensureSchedule(scheduleStore, now: clock.now())
         try hostStore.ensureLocalhost(now: clock.now())
         let scheduler = Scheduler(store: scheduleStore, jobs: runner, clock: clock, logger: logger)
 
@@ -108,7 +113,7 @@ public struct StewardServer {
         AccountController(services: access, pages: pages).addRoutes(to: routes)
         AccessSettingsController(services: access, pages: pages, docs: docs).addRoutes(to: routes)
         AuditController(database: database, pages: pages, docs: docs).addRoutes(to: routes)
-        HostController(store: hostStore, pages: pages, docs: docs).addRoutes(to: routes)
+        HostController(store: hostStore, keys: hostKeys, jobs: runner, pages: pages, docs: docs).addRoutes(to: routes)
 
         return StewardServer(
             configuration: configuration, dataDirectory: dataDirectory, resources: resources, database: database, jobs: runner, scheduler: scheduler,

@@ -7,6 +7,8 @@ import NIOCore
 struct HostController {
     typealias Context = StewardRequestContext
     let store: HostStore
+    let keys: HostKeyStore
+    let jobs: JobRunner
     let pages: PageRenderer
     let docs: APIDocumentation
 
@@ -17,6 +19,10 @@ struct HostController {
         routes.get("/hosts/bulk", .admin, use: bulkPage)
         routes.post("/hosts/bulk", .admin, use: bulkFromPage)
         routes.get("/hosts/groups", .view, use: groupsPage)
+        routes.get("/hosts/ssh", .view, use: identityPage)
+        routes.post("/hosts/check", .operate, use: checkAll)
+        routes.post("/hosts/:id/scan-key", .operate, use: scanKey)
+        routes.post("/hosts/:id/trust-key", .admin, use: trustKey)
         routes.post("/hosts/groups", .admin, use: saveGroupFromPage)
         routes.get("/hosts/:id", .view, use: showPage)
         routes.get("/hosts/:id/edit", .admin, use: editPage)
@@ -55,6 +61,23 @@ struct HostController {
                 method: .get, path: "/api/v1/groups", operationID: "listGroups", summary: "Host groups with their variables", tag: "hosts",
                 replies: [.init(status: 200, description: "The groups", schema: "GroupList")]))
         routes.get("/api/v1/groups", .view, use: apiGroups)
+        docs.add(
+            APIOperation(
+                method: .get, path: "/api/v1/ssh-identity", operationID: "sshIdentity", summary: "Steward's SSH public key and how to authorize it",
+                tag: "hosts", replies: [.init(status: 200, description: "The public key", schema: "SSHIdentity")]))
+        routes.get("/api/v1/ssh-identity", .view, use: apiIdentity)
+        docs.add(
+            APIOperation(
+                method: .post, path: "/api/v1/hosts/{id}/host-key/scan", operationID: "scanHostKey",
+                summary: "Ask the host for its SSH key and compare it with the trusted one", tag: "hosts", parameters: [idParameter],
+                replies: [.init(status: 200, description: "Where the host key stands", schema: "HostKeyVerdict")]))
+        routes.post("/api/v1/hosts/:id/host-key/scan", .operate, use: apiScanKey)
+        docs.add(
+            APIOperation(
+                method: .post, path: "/api/v1/hosts/{id}/host-key/trust", operationID: "trustHostKey",
+                summary: "Trust the key the host presents; the fingerprint must match what was shown", tag: "hosts", parameters: [idParameter],
+                requestSchema: "HostKeyTrust", replies: [.init(status: 200, description: "Where the host key stands", schema: "HostKeyVerdict")]))
+        routes.post("/api/v1/hosts/:id/host-key/trust", .admin, use: apiTrustKey)
     }
 
     // MARK: pages
@@ -75,6 +98,7 @@ struct HostController {
             "states": Host.State.allCases.map { ViewNode(["state": $0.rawValue, "count": counts[$0] ?? 0, "selected": $0.rawValue == state]) },
             "groups": try store.groups().map { ViewNode(["name": $0.name, "selected": $0.name == group]) },
             "q_tag": tag ?? "", "admin": context.identity?.permissions.contains(.admin) ?? false,
+            "operator": context.identity?.permissions.contains(.operate) ?? false,
         ]
         return pages.page("hosts/list", title: "Hosts", section: "hosts", data: data, request: request, context: context)
     }
@@ -83,6 +107,20 @@ struct HostController {
         let host = try load(context)
         var view = Self.values(host)
         view["variables_text"] = host.variables
+        if let verdict = try keys.verdict(for: host) {
+            var key: [String: Any?] = ["message": verdict.message]
+            switch verdict {
+            case .trusted(let fingerprint): key["trusted"] = fingerprint
+            case .unconfirmed(let presented): key["presented"] = presented
+            case .changed(let trusted, let presented):
+                key["changed"] = true
+                key["trusted_before"] = trusted
+                key["presented"] = presented
+            case .unreachable: break
+            }
+            view["host_key"] = ViewNode(key)
+        }
+        view["operator"] = context.identity?.permissions.contains(.operate) ?? false
         view["admin"] = context.identity?.permissions.contains(.admin) ?? false
         return pages.page(
             "hosts/show", title: "Host \(host.name)", section: "hosts", data: ["host": ViewNode(view)], request: request, context: context)
@@ -153,6 +191,89 @@ struct HostController {
             "error_list": errors.keys.sorted().map { ViewNode(["field": $0, "message": errors[$0]!]) }, "action": action, "title": title,
         ]
         return pages.page("hosts/form", title: title, section: "hosts", data: data, request: request, context: context, status: status)
+    }
+
+    // MARK: SSH identity and host keys
+
+    @Sendable func identityPage(request: Request, context: Context) async throws -> Response {
+        pages.page(
+            "hosts/ssh", title: "SSH identity", section: "hosts",
+            data: ["public_key": try keys.identity.publicKey(), "command": try keys.identity.authorizeCommand()], request: request, context: context)
+    }
+
+    @Sendable func checkAll(request: Request, context: Context) async throws -> Response {
+        let job = try await jobs.enqueue(
+            JobRequest(
+                kind: HostCheck.kind, title: "Check host connectivity and host keys", startedBy: context.actor.actor,
+                reason: "run from the Hosts page"))
+        return pages.redirect(to: "/jobs/\(job.id)")
+    }
+
+    @Sendable func scanKey(request: Request, context: Context) async throws -> Response {
+        let host = try load(context)
+        let verdict = try keys.scan(host, now: Date())
+        try applyVerdict(verdict, to: host)
+        let level: Flash.Level =
+            switch verdict {
+            case .trusted: .success
+            case .unconfirmed: .info
+            case .changed, .unreachable: .error
+            }
+        return pages.redirect(to: "/hosts/\(host.id)", flash: Flash(level, verdict.message))
+    }
+
+    @Sendable func trustKey(request: Request, context: Context) async throws -> Response {
+        let host = try load(context)
+        let form = try await FormBody.read(request, context: context)
+        do {
+            try keys.trust(host, fingerprint: form["fingerprint"] ?? "", by: context.actor, now: Date())
+            return pages.redirect(to: "/hosts/\(host.id)", flash: Flash(.success, "\(host.name)'s host key is trusted; jobs can connect to it."))
+        } catch let error as AccessError {
+            return pages.redirect(to: "/hosts/\(host.id)", flash: Flash(.error, error.message))
+        }
+    }
+
+    /// A changed or unconfirmed key makes the host unreachable for jobs, with the reason shown.
+    func applyVerdict(_ verdict: HostKeyVerdict, to host: Host) throws {
+        switch verdict {
+        case .changed, .unconfirmed: try store.setState(id: host.id, .unreachable, detail: verdict.message, seen: nil)
+        case .unreachable(let detail): try store.setState(id: host.id, .down, detail: detail, seen: nil)
+        case .trusted: break
+        }
+    }
+
+    @Sendable func apiIdentity(request: Request, context: Context) async throws -> Response {
+        try JSONResponse.make(object: ["public_key": try keys.identity.publicKey(), "authorize_command": try keys.identity.authorizeCommand()])
+    }
+
+    @Sendable func apiScanKey(request: Request, context: Context) async throws -> Response {
+        let host = try load(context)
+        let verdict = try keys.scan(host, now: Date())
+        try applyVerdict(verdict, to: host)
+        return try JSONResponse.make(object: Self.verdictObject(verdict))
+    }
+
+    @Sendable func apiTrustKey(request: Request, context: Context) async throws -> Response {
+        let host = try load(context)
+        let object = try await Self.jsonObject(request)
+        guard let fingerprint = object["fingerprint"] as? String else {
+            throw Problem.invalid(["fingerprint": "the SHA256:... fingerprint you compared"])
+        }
+        do {
+            try keys.trust(host, fingerprint: fingerprint, by: context.actor, now: Date())
+        } catch let error as AccessError {
+            throw Problem(status: .conflict, detail: error.message)
+        }
+        return try JSONResponse.make(object: Self.verdictObject(try keys.verdict(for: host) ?? .unreachable("not scanned")))
+    }
+
+    static func verdictObject(_ verdict: HostKeyVerdict) -> [String: Any] {
+        switch verdict {
+        case .trusted(let fingerprint): ["status": "trusted", "fingerprint": fingerprint, "message": verdict.message]
+        case .unconfirmed(let presented): ["status": "unconfirmed", "presented": presented, "message": verdict.message]
+        case .changed(let trusted, let presented): ["status": "changed", "trusted": trusted, "presented": presented, "message": verdict.message]
+        case .unreachable(let detail): ["status": "unreachable", "detail": detail, "message": verdict.message]
+        }
     }
 
     // MARK: bulk add
@@ -332,7 +453,7 @@ struct HostController {
             if let transport = Host.Transport(rawValue: value) { settings.transport = transport } else { errors["transport"] = "ssh or local" }
         }
         if let value = object["ssh_port"] {
-            if let port = value as? Int, !(value is Bool) { settings.sshPort = port } else { errors["ssh_port"] = "must be an integer" }
+            if !Self.isBoolean(value), let port = value as? Int { settings.sshPort = port } else { errors["ssh_port"] = "must be an integer" }
         }
         if let value = string("ssh_user") { settings.sshUser = value }
         if let value = string("become") {
@@ -348,9 +469,16 @@ struct HostController {
         }
         if let value = string("notes") { settings.notes = value }
         if let value = object["enabled"] {
-            if let flag = value as? Bool { settings.enabled = flag } else { errors["enabled"] = "must be true or false" }
+            if Self.isBoolean(value), let flag = value as? Bool { settings.enabled = flag } else { errors["enabled"] = "must be true or false" }
         }
         guard errors.isEmpty else { throw Problem.invalid(errors) }
+    }
+
+    /// JSON true/false, not a number (on Linux a decoded 1 also casts to Bool).
+    static func isBoolean(_ value: Any) -> Bool {
+        if type(of: value) == Bool.self { return true }
+        if let number = value as? NSNumber { return String(cString: number.objCType) == "c" && type(of: value) != Int.self }
+        return false
     }
 
     static func values(_ host: Host) -> [String: Any?] {

@@ -140,3 +140,21 @@ struct HostRouteTests {
         #expect(hosts.first { $0.name == "web-02" }?.sshPort == 2222)
     }
 }
+
+@Suite("Host API types")
+struct HostAPITypeTests {
+    @Test("JSON numbers and booleans are told apart, including 0 and 1")
+    func numbersAndBooleans() throws {
+        for (body, port, enabled) in [(#"{"ssh_port": 1, "enabled": true}"#, 1, true), (#"{"ssh_port": 22, "enabled": false}"#, 22, false)] {
+            var settings = HostSettings()
+            let object = try #require(try JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any])
+            try HostController.apply(object, to: &settings)
+            #expect(settings.sshPort == port && settings.enabled == enabled)
+        }
+        for body in [#"{"ssh_port": true}"#, #"{"enabled": 1}"#, #"{"enabled": 0}"#] {
+            var settings = HostSettings()
+            let object = try #require(try JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any])
+            #expect(throws: Problem.self, "\(body)") { try HostController.apply(object, to: &settings) }
+        }
+    }
+}
