@@ -3,6 +3,7 @@ substituted host key (SECURITY.md class 13). Root only."""
 import json
 import os
 import pathlib
+import sqlite3
 import ssl
 import subprocess
 import sys
@@ -51,6 +52,13 @@ def fleet(steward):
     public_key = (steward.data / "ssh" / "id_ed25519.pub").read_text()
     with Fleet(2, authorized_key=public_key) as running:
         yield running
+
+
+def job_log(api, job_id):
+    request = urllib.request.Request(api.base + f"/api/v1/jobs/{job_id}/log?follow=false", headers={"Authorization": f"Bearer {api.token}"})
+    with urllib.request.urlopen(request, context=api.context, timeout=30) as response:
+        lines = [json.loads(line) for line in response.read().decode().splitlines() if line.strip()]
+    return "".join(line.get("text", "") for line in lines if line.get("type") == "log")
 
 
 def wait_job(api, job_id, timeout=120):
@@ -117,3 +125,75 @@ def test_an_unreachable_host_is_reported_as_down(api):
     assert verdict["status"] == "unreachable"
     status, record = api.call("GET", f"/api/v1/hosts/{created['id']}")
     assert record["state"] == "down" and "no host key" in record["state_detail"]
+
+
+TOUCH_PLAYBOOK = """\
+- name: Touch one host only
+  hosts: all
+  gather_facts: false
+  become: true
+  tasks:
+    - name: Mark the first host
+      ansible.builtin.copy:
+        dest: /etc/steward-marker
+        content: "marked by Steward\\n"
+      when: inventory_hostname == target
+    - name: Everyone answers
+      ansible.builtin.ping:
+"""
+
+
+def commit_playbook(steward, name, text):
+    repo = steward.data / "config"
+    (repo / "playbooks" / name).write_text(text)
+    env = {"PATH": "/usr/bin:/bin", "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": "/dev/null", "HOME": "/nonexistent"}
+    subprocess.run(["git", "-C", str(repo), "add", "-A"], check=True, env=env)
+    subprocess.run(["git", "-C", str(repo), "-c", "user.name=Test", "-c", "user.email=test@localhost", "commit", "-q", "-m", f"add {name}"],
+                   check=True, env=env)
+    return subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], check=True, capture_output=True, text=True, env=env).stdout.strip()
+
+
+def test_a_playbook_runs_on_the_fleet_with_per_host_results(api, fleet, steward):
+    first, second = fleet.hosts
+    # The key test above re-trusted fleet-1's key; scan and trust whatever each presents now, as an operator would.
+    status, hosts = api.call("GET", "/api/v1/hosts")
+    ids = {h["name"]: h["id"] for h in hosts["items"]}
+    for host in fleet.hosts:
+        status, verdict = api.call("POST", f"/api/v1/hosts/{ids[host.name]}/host-key/scan")
+        if verdict["status"] != "trusted":
+            api.call("POST", f"/api/v1/hosts/{ids[host.name]}/host-key/trust", {"fingerprint": verdict["presented"]})
+    commit = commit_playbook(steward, "touch.yml", TOUCH_PLAYBOOK.replace("target", f"'{first.name}'"))
+
+    status, job = api.call("POST", "/api/v1/playbooks/run", {"playbook": "playbooks/touch.yml", "targets": ["fleet"]})
+    assert status == 202, job
+    finished = wait_job(api, job["id"], timeout=300)
+    assert finished["state"] == "succeeded", job_log(api, job["id"])
+    status, results = api.call("GET", f"/api/v1/jobs/{job['id']}/hosts")
+    by_host = {item["host"]: item for item in results["items"]}
+    assert by_host[first.name]["status"] == "changed" and by_host[first.name]["changed"] == 1
+    assert by_host[second.name]["status"] == "ok" and by_host[second.name]["changed"] == 0
+    assert [t["task"] for t in by_host[first.name]["tasks"]] == ["Mark the first host", "Everyone answers"]
+    assert [t["status"] for t in by_host[second.name]["tasks"]] == ["skipped", "ok"]
+    # Each host has its own filesystem: the change shows on one only.
+    assert (first.root / "etc/steward-marker").read_text() == "marked by Steward\n"
+    assert not (second.root / "etc/steward-marker").exists()
+    # The job records the commit it ran.
+    database = sqlite3.connect(steward.data / "steward.db")
+    assert database.execute("SELECT config_commit FROM jobs WHERE id = ?", (job["id"],)).fetchone()[0] == commit
+
+
+def test_a_playbook_that_fails_its_syntax_check_never_starts(api, fleet, steward):
+    commit_playbook(steward, "broken.yml", "- name: Broken\n  hosts: all\n  tasks:\n    - name: x\n      no_such_module_here: {}\n")
+    status, job = api.call("POST", "/api/v1/playbooks/run", {"playbook": "playbooks/broken.yml"})
+    finished = wait_job(api, job["id"])
+    assert finished["state"] == "failed" and "syntax check" in finished["error"]
+    status, results = api.call("GET", f"/api/v1/jobs/{job['id']}/hosts")
+    assert all(item["status"] == "unreachable" for item in results["items"]), "only hosts blocked before the run have results"
+
+
+def test_playbook_paths_and_targets_are_checked(api):
+    for playbook in ["../steward.db", "/etc/passwd", "playbooks/../../secret.key", "playbooks/-x.yml", "playbooks/missing.yml"]:
+        status, problem = api.call("POST", "/api/v1/playbooks/run", {"playbook": playbook})
+        assert status == 422 and "playbook" in problem["errors"], (playbook, problem)
+    status, problem = api.call("POST", "/api/v1/playbooks/run", {"playbook": "playbooks/ping.yml", "targets": ["no-such-host"]})
+    assert status == 422 and "no-such-host" in problem["errors"]["targets"]

@@ -23,6 +23,7 @@ public struct StewardServer {
     public let routeTable: RouteTable
     public let access: AccessServices
     public let hosts: HostStore
+    public let engine: Engine
     public let tls: TLSMaterial?
     public let migrationReport: MigrationRunner.Report
     public let interruptedAtStartup: [Int64]
@@ -54,6 +55,11 @@ public struct StewardServer {
         var handlers = extraJobHandlers
         handlers[DatabaseMaintenance.kind] = DatabaseMaintenance.handler(database: database, path: dataDirectory.databasePath)
         handlers[HostCheck.kind] = HostCheck.handler(hosts: hostStore, keys: hostKeys)
+        let repository = ConfigRepository(dataDirectory: dataDirectory)
+        try repository.prepare()
+        let engine = Engine(database: database, hosts: hostStore, keys: hostKeys, repository: repository, dataDirectory: dataDirectory)
+        try engine.prepare()
+        handlers[Engine.kind] = engine.handler()
         let jobStore = JobStore(database: database)
         let runner = JobRunner(
             store: jobStore, events: JobEvents(), handlers: handlers, processes: processes, concurrency: configuration.jobConcurrency,
@@ -114,10 +120,11 @@ public struct StewardServer {
         AccessSettingsController(services: access, pages: pages, docs: docs).addRoutes(to: routes)
         AuditController(database: database, pages: pages, docs: docs).addRoutes(to: routes)
         HostController(store: hostStore, keys: hostKeys, jobs: runner, pages: pages, docs: docs).addRoutes(to: routes)
+        EngineController(engine: engine, jobs: runner, pages: pages, docs: docs).addRoutes(to: routes)
 
         return StewardServer(
             configuration: configuration, dataDirectory: dataDirectory, resources: resources, database: database, jobs: runner, scheduler: scheduler,
-            router: router, docs: docs, routeTable: routeTable, access: access, hosts: hostStore, tls: tls, migrationReport: report,
+            router: router, docs: docs, routeTable: routeTable, access: access, hosts: hostStore, engine: engine, tls: tls, migrationReport: report,
             interruptedAtStartup: interrupted,
             logger: logger)
     }

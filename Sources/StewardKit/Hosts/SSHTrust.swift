@@ -10,8 +10,9 @@ enum ShortCommand {
         var stderr: String
     }
 
-    static func run(_ argv: [String], timeout: TimeInterval = 20, input: String? = nil) throws -> Output {
+    static func run(_ argv: [String], timeout: TimeInterval = 20, input: String? = nil, environment: [String: String]? = nil) throws -> Output {
         let process = Process()
+        if let environment { process.environment = environment }
         process.executableURL = URL(fileURLWithPath: argv[0].hasPrefix("/") ? argv[0] : "/usr/bin/env")
         process.arguments = argv[0].hasPrefix("/") ? Array(argv.dropFirst()) : argv
         let out = Pipe()
@@ -65,6 +66,7 @@ public struct SSHIdentity: Sendable {
     public var knownHostsPath: String { directory + "/known_hosts" }
 
     public init(dataDirectory: DataDirectory) { directory = dataDirectory.path + "/ssh" }
+    public init(directory: String) { self.directory = directory }
 
     /// Make the key pair if it is missing; returns the public key line.
     @discardableResult

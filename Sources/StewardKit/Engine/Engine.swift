@@ -1,0 +1,374 @@
+import Foundation
+import GRDB
+
+/// What a playbook job was asked to do (stored as the job's params).
+public struct PlaybookRun: Sendable, Codable, Equatable {
+    /// Repository-relative, e.g. playbooks/ping.yml.
+    public var playbook: String
+    /// Host names and group names to run on; empty means every enabled host.
+    public var targets: [String] = []
+    /// Whole-run limit in seconds.
+    public var timeoutSeconds: Int = 3600
+    /// Per-task limit in seconds (0: none).
+    public var taskTimeoutSeconds: Int = 600
+
+    public init(playbook: String, targets: [String] = []) {
+        self.playbook = playbook
+        self.targets = targets
+    }
+}
+
+/// Per-host outcome of a playbook job.
+public struct HostResult: Sendable, Equatable {
+    public var host: String
+    public var ok: Int
+    public var changed: Int
+    public var failed: Int
+    public var unreachable: Int
+    public var skipped: Int
+    public var status: String
+    public var message: String?
+}
+
+/// Runs `ansible-playbook` as a job: inventory from the database, playbook from the config repo, a pinned
+/// environment (strict host keys, our key and known_hosts, no retry files), a syntax check first, and the callback
+/// plugin's events turned into per-host results while the run goes on.
+public struct Engine: Sendable {
+    public static let kind = "playbook.run"
+    public let database: any DatabaseWriter
+    public let hosts: HostStore
+    public let keys: HostKeyStore
+    public let repository: ConfigRepository
+    public let workDirectory: String
+    public var forks = 20
+
+    public init(database: any DatabaseWriter, hosts: HostStore, keys: HostKeyStore, repository: ConfigRepository, dataDirectory: DataDirectory) {
+        self.database = database
+        self.hosts = hosts
+        self.keys = keys
+        self.repository = repository
+        workDirectory = dataDirectory.path + "/engine"
+    }
+
+    /// Write the callback plugin where ansible will look for it.
+    public func prepare() throws {
+        try FileManager.default.createDirectory(atPath: workDirectory + "/callback_plugins", withIntermediateDirectories: true)
+        try Data(CallbackPlugin.source.utf8).write(to: URL(fileURLWithPath: workDirectory + "/callback_plugins/\(CallbackPlugin.name).py"))
+        try FileManager.default.createDirectory(atPath: workDirectory + "/runs", withIntermediateDirectories: true)
+    }
+
+    /// A job request for a run; validates the playbook path and the targets first.
+    public func request(_ run: PlaybookRun, startedBy: String, reason: String) throws -> JobRequest {
+        _ = try repository.resolvePlaybook(run.playbook)
+        _ = try select(run.targets)
+        let params = String(decoding: try JSONEncoder().encode(run), as: UTF8.self)
+        let target = run.targets.isEmpty ? "all hosts" : run.targets.joined(separator: ", ")
+        return JobRequest(
+            kind: Self.kind, title: "\(run.playbook) on \(target)", params: params, host: run.targets.count == 1 ? run.targets[0] : nil,
+            startedBy: startedBy, reason: reason)
+    }
+
+    /// The enabled hosts named directly or through a group; unknown names are an error that lists them.
+    func select(_ targets: [String]) throws -> [Host] {
+        let all = try hosts.all().filter(\.enabled)
+        guard !targets.isEmpty else { return all }
+        let unknown = targets.filter { name in !all.contains { $0.name == name || $0.groups.contains(name) } }
+        guard unknown.isEmpty else {
+            throw AccessError("no enabled host or group is called " + unknown.map { "\"\($0)\"" }.joined(separator: ", "))
+        }
+        return all.filter { host in targets.contains { $0 == host.name || host.groups.contains($0) } }
+    }
+
+    public func handler() -> JobHandler {
+        { context in try await execute(context) }
+    }
+
+    func execute(_ context: JobContext) async throws {
+        let run = try JSONDecoder().decode(PlaybookRun.self, from: Data(context.job.params.utf8))
+        let playbookPath = try repository.resolvePlaybook(run.playbook)
+        let commit = try repository.head()
+        try await database.write { db in
+            try db.execute(sql: "UPDATE jobs SET config_commit = ? WHERE id = ?", arguments: [commit, context.job.id])
+        }
+        await context.log("config repo at \(commit)")
+        let selected = try select(run.targets)
+        var runnable: [Host] = []
+        for host in selected {
+            let verdict = try keys.verdict(for: host)
+            if verdict.map({ !$0.blocksJobs }) ?? false {
+                runnable.append(host)
+            } else {
+                let message = verdict?.message ?? "the host key has never been scanned; scan and trust it on the host's page first"
+                try record(
+                    HostResult(host: host.name, ok: 0, changed: 0, failed: 0, unreachable: 1, skipped: 0, status: "unreachable", message: message),
+                    job: context.job.id)
+                await context.log("\(host.name): skipped, \(message)")
+            }
+        }
+        guard !runnable.isEmpty else { throw JobFailure("no host can be reached safely: see each host's key status") }
+
+        let runDirectory = workDirectory + "/runs/\(context.job.id)"
+        try FileManager.default.createDirectory(
+            atPath: runDirectory + "/tmp", withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        defer { try? FileManager.default.removeItem(atPath: runDirectory) }
+        let inventoryPath = runDirectory + "/inventory.json"
+        try JSONSerialization.data(
+            withJSONObject: try Inventory.document(hosts: runnable, groups: hosts.groups(), identity: keys.identity), options: [.sortedKeys]
+        )
+        .write(to: URL(fileURLWithPath: inventoryPath))
+        let eventsPath = runDirectory + "/events.ndjson"
+        FileManager.default.createFile(atPath: eventsPath, contents: Data())
+        // An empty config of our own, so no ansible.cfg from the working directory or the system is read.
+        FileManager.default.createFile(atPath: runDirectory + "/ansible.cfg", contents: Data("[defaults]\n".utf8))
+        let environment = self.environment(run: run, runDirectory: runDirectory, eventsPath: eventsPath)
+
+        try await context.progress(5, "checking playbook syntax")
+        do {
+            try await context.run(
+                ProcessCommand(
+                    ["ansible-playbook", "--syntax-check", "-i", inventoryPath, playbookPath], environment: environment,
+                    workingDirectory: repository.path, timeout: .seconds(120)))
+        } catch is JobFailure {
+            throw JobFailure("\(run.playbook) failed its syntax check (see the log); nothing was run")
+        }
+
+        try await context.progress(10, "running \(run.playbook) on \(runnable.count) host(s)")
+        let ingester = EventIngester(database: database, job: context.job.id, path: eventsPath)
+        let tail = Task { await ingester.follow() }
+        var failure: (any Error)?
+        do {
+            try await context.run(
+                ProcessCommand(
+                    ["ansible-playbook", "-i", inventoryPath, playbookPath], environment: environment, workingDirectory: repository.path,
+                    timeout: .seconds(run.timeoutSeconds)))
+        } catch {
+            failure = error
+        }
+        tail.cancel()
+        _ = await tail.value
+        let results = try await ingester.finish()
+        let failed = results.filter { $0.status == "failed" }.map(\.host)
+        let unreachable = results.filter { $0.status == "unreachable" }.map(\.host)
+        await context.log(
+            "results: " + results.map { "\($0.host)=\($0.status) (ok \($0.ok), changed \($0.changed), failed \($0.failed))" }.joined(separator: ", "))
+        if failure is CancellationError { throw CancellationError() }
+        if !failed.isEmpty || !unreachable.isEmpty {
+            var parts: [String] = []
+            if !failed.isEmpty { parts.append("failed on " + failed.joined(separator: ", ")) }
+            if !unreachable.isEmpty { parts.append("unreachable: " + unreachable.joined(separator: ", ")) }
+            throw JobFailure(parts.joined(separator: "; "))
+        }
+        if let failure { throw failure }
+        try await context.progress(100, "done on \(results.count) host(s)")
+    }
+
+    /// Ansible's environment, pinned: nothing inherited, nothing read from ansible.cfg or ~/.ssh.
+    func environment(run: PlaybookRun, runDirectory: String, eventsPath: String) -> [String: String] {
+        let ssh = keys.identity.sshOptions().joined(separator: " ")
+        return [
+            "PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": runDirectory, "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8",
+            "ANSIBLE_CONFIG": runDirectory + "/ansible.cfg", "ANSIBLE_HOST_KEY_CHECKING": "True",
+            "ANSIBLE_PRIVATE_KEY_FILE": keys.identity.privateKeyPath,
+            "ANSIBLE_SSH_ARGS": ssh + " -o ControlMaster=auto -o ControlPersist=60s", "ANSIBLE_SSH_CONTROL_PATH_DIR": runDirectory + "/cp",
+            "ANSIBLE_RETRY_FILES_ENABLED": "False", "ANSIBLE_FORKS": String(forks), "ANSIBLE_TIMEOUT": "15",
+            "ANSIBLE_TASK_TIMEOUT": String(run.taskTimeoutSeconds), "ANSIBLE_CALLBACK_PLUGINS": workDirectory + "/callback_plugins",
+            "ANSIBLE_CALLBACKS_ENABLED": CallbackPlugin.name, "ANSIBLE_LOCAL_TEMP": runDirectory + "/tmp", "ANSIBLE_NOCOLOR": "1",
+            "ANSIBLE_FORCE_COLOR": "0", "ANSIBLE_PIPELINING": "True", "ANSIBLE_GATHERING": "explicit", "ANSIBLE_INVENTORY_ENABLED": "yaml,ini",
+            "ANSIBLE_DEPRECATION_WARNINGS": "False", "ANSIBLE_PYTHON_INTERPRETER": "auto_silent", "STEWARD_EVENTS_PATH": eventsPath,
+            "PYTHONDONTWRITEBYTECODE": "1",
+        ]
+    }
+
+    func record(_ result: HostResult, job: Int64) throws {
+        try database.write { db in try EventIngester.upsert(db, job: job, result) }
+    }
+
+    public static func results(_ reader: any DatabaseReader, job: Int64) throws -> [HostResult] {
+        try reader.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM job_host_results WHERE job_id = ? ORDER BY host", arguments: [job]).map { row in
+                HostResult(
+                    host: row["host"], ok: row["ok"], changed: row["changed"], failed: row["failed"], unreachable: row["unreachable"],
+                    skipped: row["skipped"], status: row["status"], message: row["message"])
+            }
+        }
+    }
+}
+
+/// Reads the callback plugin's NDJSON as it grows and stores task events and per-host summaries in batches.
+actor EventIngester {
+    let database: any DatabaseWriter
+    let job: Int64
+    let path: String
+    private var offset: UInt64 = 0
+    private var partial = Data()
+    private var seq: Int64 = 0
+    private var summaries: [String: HostResult] = [:]
+    private(set) var eventCount = 0
+
+    init(database: any DatabaseWriter, job: Int64, path: String) {
+        self.database = database
+        self.job = job
+        self.path = path
+    }
+
+    func follow() async {
+        while !Task.isCancelled {
+            try? ingest()
+            try? await Task.sleep(for: .milliseconds(250))
+        }
+    }
+
+    /// Read what is left and return the per-host results.
+    func finish() throws -> [HostResult] {
+        try ingest()
+        return try Engine.results(database, job: job)
+    }
+
+    func ingest() throws {
+        guard let handle = FileHandle(forReadingAtPath: path) else { return }
+        defer { try? handle.close() }
+        try handle.seek(toOffset: offset)
+        let data = handle.readDataToEndOfFile()
+        guard !data.isEmpty else { return }
+        offset += UInt64(data.count)
+        partial.append(data)
+        guard let lastNewline = partial.lastIndex(of: 0x0A) else { return }
+        let complete = partial[partial.startIndex...lastNewline]
+        partial = Data(partial[partial.index(after: lastNewline)...])
+        var events: [[String: Any]] = []
+        for line in complete.split(separator: 0x0A) where !line.isEmpty {
+            if let object = try? JSONSerialization.jsonObject(with: Data(line)) as? [String: Any] { events.append(object) }
+        }
+        eventCount += events.count
+        let job = self.job
+        var seq = self.seq
+        var summaries = self.summaries
+        try database.write { db in
+            for event in events {
+                switch event["event"] as? String {
+                case "result":
+                    guard let host = event["host"] as? String, let status = event["status"] as? String else { continue }
+                    seq += 1
+                    let detail = (event["detail"] as? [String: Any]).flatMap {
+                        try? JSONSerialization.data(withJSONObject: $0, options: [.sortedKeys])
+                    }
+                    try db.execute(
+                        sql: "INSERT INTO job_task_events (job_id, seq, at, host, task, status, detail) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        arguments: [
+                            job, seq, EpochMilliseconds.from(Date(timeIntervalSince1970: event["at"] as? Double ?? Date().timeIntervalSince1970)),
+                            host,
+                            event["task"] as? String ?? "", status, detail.map { String(decoding: $0, as: UTF8.self) },
+                        ])
+                    var summary = summaries[host] ?? HostResult(host: host, ok: 0, changed: 0, failed: 0, unreachable: 0, skipped: 0, status: "ok")
+                    switch status {
+                    case "changed":
+                        summary.ok += 1
+                        summary.changed += 1
+                    case "failed": summary.failed += 1
+                    case "unreachable": summary.unreachable += 1
+                    case "skipped": summary.skipped += 1
+                    default: summary.ok += 1
+                    }
+                    if status == "failed" || status == "unreachable" {
+                        summary.message = ((event["detail"] as? [String: Any])?["msg"] as? String).map { String($0.prefix(500)) } ?? summary.message
+                    }
+                    summary.status = Self.overall(summary)
+                    summaries[host] = summary
+                    try EventIngester.upsert(db, job: job, summary)
+                case "stats":
+                    guard let hosts = event["hosts"] as? [String: [String: Int]] else { continue }
+                    for (host, counts) in hosts {
+                        var summary =
+                            summaries[host] ?? HostResult(host: host, ok: 0, changed: 0, failed: 0, unreachable: 0, skipped: 0, status: "ok")
+                        summary.ok = counts["ok"] ?? summary.ok
+                        summary.changed = counts["changed"] ?? summary.changed
+                        summary.failed = counts["failures"] ?? summary.failed
+                        summary.unreachable = counts["unreachable"] ?? summary.unreachable
+                        summary.skipped = counts["skipped"] ?? summary.skipped
+                        summary.status = Self.overall(summary)
+                        summaries[host] = summary
+                        try EventIngester.upsert(db, job: job, summary)
+                    }
+                default:
+                    continue
+                }
+            }
+        }
+        self.seq = seq
+        self.summaries = summaries
+    }
+
+    static func overall(_ summary: HostResult) -> String {
+        if summary.unreachable > 0 { return "unreachable" }
+        if summary.failed > 0 { return "failed" }
+        if summary.changed > 0 { return "changed" }
+        if summary.ok == 0 && summary.skipped > 0 { return "skipped" }
+        return "ok"
+    }
+
+    static func upsert(_ db: GRDB.Database, job: Int64, _ result: HostResult) throws {
+        try db.execute(
+            sql: """
+                INSERT INTO job_host_results (job_id, host, ok, changed, failed, unreachable, skipped, status, message)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                ON CONFLICT (job_id, host) DO UPDATE SET ok = excluded.ok, changed = excluded.changed, failed = excluded.failed,
+                    unreachable = excluded.unreachable, skipped = excluded.skipped, status = excluded.status,
+                    message = COALESCE(excluded.message, job_host_results.message)
+                """,
+            arguments: [
+                job, result.host, result.ok, result.changed, result.failed, result.unreachable, result.skipped, result.status, result.message,
+            ])
+    }
+}
+
+/// The inventory Ansible sees, generated from the database: Ansible's YAML inventory structure, written as JSON.
+public enum Inventory {
+    public static func document(hosts: [Host], groups: [HostGroup], identity: SSHIdentity) throws -> [String: Any] {
+        var hostVars: [String: Any] = [:]
+        var members: [String: [String: Any]] = [:]
+        for host in hosts {
+            var vars = (try? HostVariables.parse(host.variables).get()) ?? [:]
+            vars["ansible_host"] = host.address
+            switch host.transport {
+            case .local:
+                vars["ansible_connection"] = "local"
+                vars["ansible_python_interpreter"] = vars["ansible_python_interpreter"] ?? "/usr/bin/python3"
+            case .ssh:
+                vars["ansible_connection"] = "ssh"
+                vars["ansible_port"] = host.sshPort
+                vars["ansible_user"] = host.sshUser
+            }
+            vars["ansible_become"] = host.become == .sudo
+            if host.become == .sudo { vars["ansible_become_method"] = "sudo" }
+            vars["steward_tags"] = host.tags
+            hostVars[host.name] = vars
+            for group in host.groups { members[group, default: [:]][host.name] = [String: Any]() }
+        }
+        var children: [String: Any] = [:]
+        for group in groups where members[group.name] != nil {
+            children[group.name] =
+                [
+                    "hosts": members[group.name] ?? [:], "vars": (try? HostVariables.parse(group.variables).get()) ?? [:],
+                ] as [String: Any]
+        }
+        return ["all": ["hosts": hostVars, "children": children] as [String: Any]]
+    }
+
+    /// `--list` output of a dynamic inventory script: groups with host lists and vars, plus _meta.hostvars.
+    public static func dynamicList(hosts: [Host], groups: [HostGroup]) -> [String: Any] {
+        let document = (try? Inventory.document(hosts: hosts, groups: groups, identity: SSHIdentity(directory: ""))) ?? [:]
+        let all = document["all"] as? [String: Any] ?? [:]
+        let hostVars = all["hosts"] as? [String: Any] ?? [:]
+        var result: [String: Any] = ["_meta": ["hostvars": hostVars]]
+        var grouped = Set<String>()
+        for (name, value) in all["children"] as? [String: Any] ?? [:] {
+            let group = value as? [String: Any] ?? [:]
+            let names = (group["hosts"] as? [String: Any] ?? [:]).keys.sorted()
+            grouped.formUnion(names)
+            result[name] = ["hosts": names, "vars": group["vars"] ?? [:]]
+        }
+        result["all"] = ["hosts": hostVars.keys.sorted(), "children": (all["children"] as? [String: Any] ?? [:]).keys.sorted() + ["ungrouped"]]
+        result["ungrouped"] = ["hosts": hostVars.keys.filter { !grouped.contains($0) }.sorted()]
+        return result
+    }
+}

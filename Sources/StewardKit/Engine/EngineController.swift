@@ -1,0 +1,93 @@
+import Foundation
+import GRDB
+import HTTPTypes
+import Hummingbird
+
+/// Starting playbook runs and reading their per-host results (`/api/v1/playbooks`, `/api/v1/jobs/{id}/hosts`).
+struct EngineController {
+    typealias Context = StewardRequestContext
+    let engine: Engine
+    let jobs: JobRunner
+    let pages: PageRenderer
+    let docs: APIDocumentation
+
+    func addRoutes(to routes: Routes) {
+        docs.add(
+            APIOperation(
+                method: .get, path: "/api/v1/playbooks", operationID: "listPlaybooks", summary: "Playbooks in the config repo, and its commit",
+                tag: "engine", replies: [.init(status: 200, description: "The playbooks", schema: "PlaybookList")]))
+        routes.get("/api/v1/playbooks", .view, use: apiList)
+        docs.add(
+            APIOperation(
+                method: .post, path: "/api/v1/playbooks/run", operationID: "runPlaybook",
+                summary: "Run a playbook from the config repo on hosts or groups, as a job", tag: "engine", requestSchema: "PlaybookRun",
+                replies: [.init(status: 202, description: "The job", schema: "Job")]))
+        routes.post("/api/v1/playbooks/run", .operate, use: apiRun)
+        let idParameter = APIOperation.Parameter(name: "id", location: .path, type: "integer", description: "job id")
+        docs.add(
+            APIOperation(
+                method: .get, path: "/api/v1/jobs/{id}/hosts", operationID: "jobHostResults",
+                summary: "Per-host results of a playbook job, with each task's outcome", tag: "engine", parameters: [idParameter],
+                replies: [.init(status: 200, description: "Per-host results", schema: "HostResults")]))
+        routes.get("/api/v1/jobs/:id/hosts", .view, use: apiResults)
+    }
+
+    @Sendable func apiList(request: Request, context: Context) async throws -> Response {
+        try JSONResponse.make(object: ["items": try engine.repository.playbooks(), "commit": try engine.repository.head()])
+    }
+
+    @Sendable func apiRun(request: Request, context: Context) async throws -> Response {
+        let buffer = try await request.body.collect(upTo: 1 << 16)
+        guard let object = try? JSONSerialization.jsonObject(with: Data(buffer.readableBytesView)) as? [String: Any] else {
+            throw Problem.badRequest("the body must be a JSON object: {\"playbook\": \"playbooks/ping.yml\", \"targets\": [\"web-01\"]}")
+        }
+        guard let playbook = object["playbook"] as? String else { throw Problem.invalid(["playbook": "a path such as playbooks/ping.yml"]) }
+        var run = PlaybookRun(playbook: playbook)
+        if let targets = object["targets"] {
+            guard let list = targets as? [String], list.allSatisfy({ HostValidation.name($0) == nil || HostValidation.groupName($0) == nil }) else {
+                throw Problem.invalid(["targets": "a list of host or group names"])
+            }
+            run.targets = list
+        }
+        if let timeout = object["timeout_seconds"] {
+            guard let seconds = timeout as? Int, (10...86_400).contains(seconds) else { throw Problem.invalid(["timeout_seconds": "10 to 86400"]) }
+            run.timeoutSeconds = seconds
+        }
+        if let timeout = object["task_timeout_seconds"] {
+            guard let seconds = timeout as? Int, (0...86_400).contains(seconds) else { throw Problem.invalid(["task_timeout_seconds": "0 to 86400"]) }
+            run.taskTimeoutSeconds = seconds
+        }
+        var jobRequest: JobRequest
+        do {
+            jobRequest = try engine.request(run, startedBy: context.actor.actor, reason: (object["reason"] as? String) ?? "started through the API")
+        } catch let error as AccessError {
+            throw Problem.invalid([error.message.contains("playbook") ? "playbook" : "targets": error.message])
+        }
+        jobRequest.source = context.clientAddress
+        let job = try await jobs.enqueue(jobRequest)
+        return try JSONResponse.make(object: JobController.resource(job), status: .accepted)
+    }
+
+    @Sendable func apiResults(request: Request, context: Context) async throws -> Response {
+        guard let id = context.parameters.get("id", as: Int64.self), try jobs.store.job(id: id) != nil else { throw Problem.notFound("that job") }
+        let results = try Engine.results(engine.database, job: id)
+        let events = try engine.database.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM job_task_events WHERE job_id = ? ORDER BY seq", arguments: [id])
+        }
+        let tasks = Dictionary(grouping: events, by: { $0["host"] as String })
+        return try JSONResponse.make(object: [
+            "items": results.map { result -> [String: Any] in
+                [
+                    "host": result.host, "status": result.status, "ok": result.ok, "changed": result.changed, "failed": result.failed,
+                    "unreachable": result.unreachable, "skipped": result.skipped, "message": orNull(result.message),
+                    "tasks": (tasks[result.host] ?? []).map { row -> [String: Any] in
+                        [
+                            "task": row["task"] as String, "status": row["status"] as String,
+                            "detail": orNull((row["detail"] as String?).map(jsonObject)),
+                        ]
+                    },
+                ]
+            }
+        ])
+    }
+}
