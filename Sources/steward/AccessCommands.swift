@@ -202,3 +202,34 @@ struct SecondFactorCommand: AsyncParsableCommand {
         }
     }
 }
+
+/// A dynamic inventory for Ansible: `--list` prints every enabled host with its groups and variables, `--host NAME`
+/// one host's variables. Wrap it in a two-line script to use it with `ansible -i`.
+struct InventoryCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "inventory", abstract: "Print the hosts as an Ansible dynamic inventory (JSON).")
+    @Flag(help: "Every host and group, with _meta.hostvars.") var list = false
+    @Option(help: "One host's variables.") var host: String?
+    @OptionGroup var options: DataOptions
+
+    func run() async throws {
+        do {
+            guard list != (host != nil) else { throw Fatal(message: "give exactly one of --list or --host NAME", code: 64) }
+            let (database, _) = try options.open()
+            let store = HostStore(database: database)
+            let hosts = try store.all().filter(\.enabled)
+            let document = Inventory.dynamicList(hosts: hosts, groups: try store.groups())
+            let output: Any
+            if let host {
+                let hostVars = (document["_meta"] as? [String: Any])?["hostvars"] as? [String: Any] ?? [:]
+                output = hostVars[host] ?? [String: Any]()
+            } else {
+                output = document
+            }
+            let data = try JSONSerialization.data(withJSONObject: output, options: [.sortedKeys, .prettyPrinted])
+            FileHandle.standardOutput.write(data + Data("\n".utf8))
+        } catch {
+            throw fail(error)
+        }
+    }
+}

@@ -197,3 +197,20 @@ def test_playbook_paths_and_targets_are_checked(api):
         assert status == 422 and "playbook" in problem["errors"], (playbook, problem)
     status, problem = api.call("POST", "/api/v1/playbooks/run", {"playbook": "playbooks/ping.yml", "targets": ["no-such-host"]})
     assert status == 422 and "no-such-host" in problem["errors"]["targets"]
+
+
+def test_dynamic_inventory_is_accepted_by_ansible_inventory(steward, fleet, tmp_path):
+    wrapper = tmp_path / "steward-inventory"
+    wrapper.write_text(f"#!/bin/sh\nexec {_binary()} inventory --data {steward.data} \"$@\"\n")
+    wrapper.chmod(0o755)
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "ANSIBLE_CONFIG": str(tmp_path / "none.cfg"), "ANSIBLE_INVENTORY_ENABLED": "script"}
+    (tmp_path / "none.cfg").write_text("[defaults]\n")
+    out = subprocess.run(["ansible-inventory", "-i", str(wrapper), "--list"], capture_output=True, text=True, env=env, timeout=120)
+    assert out.returncode == 0, out.stderr
+    inventory = json.loads(out.stdout)
+    hostvars = inventory["_meta"]["hostvars"]
+    assert {"localhost", "fleet-1", "fleet-2"} <= set(hostvars)
+    assert sorted(inventory["fleet"]["hosts"]) == ["fleet-1", "fleet-2"]
+    assert hostvars["fleet-1"]["ansible_port"] == fleet.hosts[0].port and hostvars["localhost"]["ansible_connection"] == "local"
+    single = subprocess.run([str(wrapper), "--host", "fleet-2"], capture_output=True, text=True, timeout=60)
+    assert json.loads(single.stdout)["ansible_user"] == "steward"
