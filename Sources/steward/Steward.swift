@@ -11,7 +11,10 @@ struct Steward: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "steward",
         abstract: "Steward: a web administration server for Linux fleets.",
-        subcommands: [Serve.self, Migrate.self, CheckConfig.self, RoleCommand.self, TokenCommand.self, SecondFactorCommand.self, InventoryCommand.self, Version.self],
+        subcommands: [
+            Serve.self, Migrate.self, CheckConfig.self, RoleCommand.self, TokenCommand.self, SecondFactorCommand.self, InventoryCommand.self,
+            Version.self,
+        ],
         defaultSubcommand: Serve.self)
 }
 

@@ -121,6 +121,7 @@ public struct StewardServer {
         AuditController(database: database, pages: pages, docs: docs).addRoutes(to: routes)
         HostController(store: hostStore, keys: hostKeys, jobs: runner, pages: pages, docs: docs).addRoutes(to: routes)
         EngineController(engine: engine, jobs: runner, pages: pages, docs: docs).addRoutes(to: routes)
+        ConfigController(repository: repository, database: database, lock: RepositoryLock(), pages: pages, docs: docs).addRoutes(to: routes)
 
         return StewardServer(
             configuration: configuration, dataDirectory: dataDirectory, resources: resources, database: database, jobs: runner, scheduler: scheduler,

@@ -1,4 +1,5 @@
 import Foundation
+import Yams
 
 /// The config repo: a git repository in DATA/config holding the playbooks the engine runs. Seeded at first run with
 /// Steward's own playbooks. Every git call is an argv array with a fixed environment (no user config, no hooks).
@@ -48,6 +49,142 @@ public struct ConfigRepository: Sendable {
             throw AccessError("there is no playbook \(relative) in the config repo")
         }
         return full
+    }
+
+    // MARK: browsing and editing
+
+    public struct Commit: Sendable, Equatable {
+        public var hash: String
+        public var author: String
+        public var email: String
+        public var date: Date
+        public var subject: String
+    }
+
+    /// Tracked files, repository-relative.
+    public func files() throws -> [String] {
+        try git(["ls-files", "-z"]).split(separator: "\0").map(String.init).sorted()
+    }
+
+    /// A path inside the working tree that an edit may touch: relative, no "..", not under .git, printable.
+    public func validateFilePath(_ relative: String) throws(AccessError) -> String {
+        let parts = relative.split(separator: "/", omittingEmptySubsequences: false)
+        guard !relative.isEmpty, relative.utf8.count <= 255, !relative.hasPrefix("/"),
+            parts.allSatisfy({ !$0.isEmpty && $0 != ".." && $0 != "." && !$0.hasPrefix("-") }), parts.first != ".git",
+            relative.unicodeScalars.allSatisfy({ $0.value >= 0x20 && $0.value != 0x7F && $0 != "\\" })
+        else { throw AccessError("\"\(relative)\" is not a file path in the config repo; use a relative path like playbooks/web.yml") }
+        return path + "/" + relative
+    }
+
+    public func read(_ relative: String) throws -> String? {
+        let full = try validateFilePath(relative)
+        var status = stat()
+        guard lstat(full, &status) == 0, (status.st_mode & S_IFMT) == S_IFREG else { return nil }
+        return try String(contentsOfFile: full, encoding: .utf8)
+    }
+
+    /// Recent commits, newest first.
+    public func history(limit: Int = 50, path relative: String? = nil) throws -> [Commit] {
+        var arguments = ["log", "-n", String(limit), "--format=%H%x1f%an%x1f%ae%x1f%at%x1f%s%x1e"]
+        if let relative { arguments += ["--", try validateFilePath(relative).dropFirst(path.count + 1).description] }
+        return try git(arguments).split(separator: "\u{1e}").compactMap { record in
+            let fields = record.trimmingCharacters(in: .whitespacesAndNewlines).split(separator: "\u{1f}", omittingEmptySubsequences: false).map(
+                String.init)
+            guard fields.count == 5, let seconds = TimeInterval(fields[3]) else { return nil }
+            return Commit(hash: fields[0], author: fields[1], email: fields[2], date: Date(timeIntervalSince1970: seconds), subject: fields[4])
+        }
+    }
+
+    /// One commit with its patch.
+    public func show(_ hash: String) throws -> (commit: Commit, patch: String)? {
+        guard Self.isCommitHash(hash) else { return nil }
+        guard let commit = try history(limit: 1, revision: hash).first else { return nil }
+        let patch = try git(["show", "--no-color", "--format=", "--patch", "--stat", hash])
+        return (commit, patch)
+    }
+
+    func history(limit: Int, revision: String) throws -> [Commit] {
+        let output = try git(["log", "-n", String(limit), "--format=%H%x1f%an%x1f%ae%x1f%at%x1f%s%x1e", revision, "--"])
+        return output.split(separator: "\u{1e}").compactMap { record in
+            let fields = record.trimmingCharacters(in: .whitespacesAndNewlines).split(separator: "\u{1f}", omittingEmptySubsequences: false).map(
+                String.init)
+            guard fields.count == 5, let seconds = TimeInterval(fields[3]) else { return nil }
+            return Commit(hash: fields[0], author: fields[1], email: fields[2], date: Date(timeIntervalSince1970: seconds), subject: fields[4])
+        }
+    }
+
+    static func isCommitHash(_ text: String) -> Bool {
+        (7...40).contains(text.count) && text.allSatisfy { $0.isHexDigit && !$0.isUppercase }
+    }
+
+    /// Save a file as a commit by `author`: YAML files must parse, playbooks must pass `ansible-playbook
+    /// --syntax-check`; on any refusal the working tree is left as it was.
+    public func save(_ relative: String, content: String, message: String, author: String, lock: RepositoryLock) async throws -> String {
+        let trimmedMessage = message.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard !trimmedMessage.isEmpty, trimmedMessage.count <= 500 else {
+            throw AccessError("a commit message is required (up to 500 characters): say what the change is for")
+        }
+        guard content.utf8.count <= 1 << 20 else { throw AccessError("files are limited to 1 MiB") }
+        let full = try validateFilePath(relative)
+        if relative.hasSuffix(".yml") || relative.hasSuffix(".yaml") {
+            do {
+                let parser = try Parser(yaml: content)
+                while try parser.nextRoot() != nil {}
+            } catch {
+                throw AccessError("not valid YAML: \(error)")
+            }
+        }
+        return try await lock.run {
+            let previous = FileManager.default.contents(atPath: full)
+            try FileManager.default.createDirectory(atPath: (full as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+            try Data(content.utf8).write(to: URL(fileURLWithPath: full))
+            do {
+                if relative.hasPrefix("playbooks/") && (relative.hasSuffix(".yml") || relative.hasSuffix(".yaml")) {
+                    try syntaxCheck(full)
+                }
+                try git(["add", "--", relative])
+                guard try !git(["status", "--porcelain", "--", relative]).isEmpty else {
+                    throw AccessError("nothing changed in \(relative); there is nothing to commit")
+                }
+                try git(["commit", "-q", "-m", trimmedMessage, "--", relative], author: (author, "\(author)@steward"))
+                return try head()
+            } catch {
+                if let previous { try? previous.write(to: URL(fileURLWithPath: full)) } else { try? FileManager.default.removeItem(atPath: full) }
+                _ = try? git(["reset", "-q", "--", relative])
+                throw error
+            }
+        }
+    }
+
+    /// Undo a commit with a new commit by `author`.
+    public func revert(_ hash: String, author: String, lock: RepositoryLock) async throws -> String {
+        guard Self.isCommitHash(hash), try show(hash) != nil else { throw AccessError("there is no commit \(hash) in the config repo") }
+        return try await lock.run {
+            do {
+                try git(["revert", "--no-edit", hash], author: (author, "\(author)@steward"))
+            } catch {
+                _ = try? git(["revert", "--abort"])
+                throw AccessError("git could not revert \(hash.prefix(10)) cleanly (a later commit changed the same lines); edit the file instead")
+            }
+            return try head()
+        }
+    }
+
+    func syntaxCheck(_ playbook: String) throws {
+        let work = FileManager.default.temporaryDirectory.appendingPathComponent("steward-syntax-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: work) }
+        FileManager.default.createFile(atPath: work + "/ansible.cfg", contents: Data("[defaults]\n".utf8))
+        let result = try ShortCommand.run(
+            ["ansible-playbook", "--syntax-check", "-i", "localhost,", playbook], timeout: 120,
+            environment: [
+                "PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": work, "ANSIBLE_CONFIG": work + "/ansible.cfg", "ANSIBLE_LOCAL_TEMP": work,
+                "ANSIBLE_NOCOLOR": "1", "LC_ALL": "C.UTF-8",
+            ])
+        guard result.status == 0 else {
+            let text = (result.stderr + result.stdout).trimmingCharacters(in: .whitespacesAndNewlines)
+            throw AccessError("ansible-playbook --syntax-check refused it: " + String(text.suffix(1500)))
+        }
     }
 
     @discardableResult
@@ -145,4 +282,10 @@ enum SeedPlaybooks {
             """
         ),
     ]
+}
+
+/// Serialises changes to the config repo's working tree.
+public actor RepositoryLock {
+    public init() {}
+    public func run<T: Sendable>(_ body: @Sendable () throws -> T) throws -> T { try body() }
 }
