@@ -153,15 +153,24 @@ def commit_playbook(steward, name, text):
     return subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], check=True, capture_output=True, text=True, env=env).stdout.strip()
 
 
-def test_a_playbook_runs_on_the_fleet_with_per_host_results(api, fleet, steward):
-    first, second = fleet.hosts
-    # The key test above re-trusted fleet-1's key; scan and trust whatever each presents now, as an operator would.
+def enrol(api, fleet):
+    """Make sure every fleet host is in Steward with its current key trusted (as an operator would); returns ids."""
     status, hosts = api.call("GET", "/api/v1/hosts")
     ids = {h["name"]: h["id"] for h in hosts["items"]}
     for host in fleet.hosts:
+        if host.name not in ids:
+            status, created = api.call("POST", "/api/v1/hosts", {
+                "name": host.name, "address": host.address, "ssh_port": host.port, "ssh_user": host.user, "become": "sudo", "groups": ["fleet"]})
+            ids[host.name] = created["id"]
         status, verdict = api.call("POST", f"/api/v1/hosts/{ids[host.name]}/host-key/scan")
         if verdict["status"] != "trusted":
             api.call("POST", f"/api/v1/hosts/{ids[host.name]}/host-key/trust", {"fingerprint": verdict["presented"]})
+    return ids
+
+
+def test_a_playbook_runs_on_the_fleet_with_per_host_results(api, fleet, steward):
+    first, second = fleet.hosts
+    enrol(api, fleet)
     commit = commit_playbook(steward, "touch.yml", TOUCH_PLAYBOOK.replace("target", f"'{first.name}'"))
 
     status, job = api.call("POST", "/api/v1/playbooks/run", {"playbook": "playbooks/touch.yml", "targets": ["fleet"]})
@@ -199,7 +208,8 @@ def test_playbook_paths_and_targets_are_checked(api):
     assert status == 422 and "no-such-host" in problem["errors"]["targets"]
 
 
-def test_dynamic_inventory_is_accepted_by_ansible_inventory(steward, fleet, tmp_path):
+def test_dynamic_inventory_is_accepted_by_ansible_inventory(steward, fleet, api, tmp_path):
+    enrol(api, fleet)
     wrapper = tmp_path / "steward-inventory"
     wrapper.write_text(f"#!/bin/sh\nexec {_binary()} inventory --data {steward.data} \"$@\"\n")
     wrapper.chmod(0o755)
@@ -214,3 +224,28 @@ def test_dynamic_inventory_is_accepted_by_ansible_inventory(steward, fleet, tmp_
     assert hostvars["fleet-1"]["ansible_port"] == fleet.hosts[0].port and hostvars["localhost"]["ansible_connection"] == "local"
     single = subprocess.run([str(wrapper), "--host", "fleet-2"], capture_output=True, text=True, timeout=60)
     assert json.loads(single.stdout)["ansible_user"] == "steward"
+
+
+def test_adhoc_command_is_an_argv_with_per_host_results_and_shell_syntax_is_inert(api, fleet):
+    first, second = fleet.hosts
+    enrol(api, fleet)
+    marker = "/tmp/steward-adhoc-proof"
+    status, job = api.call("POST", "/api/v1/adhoc", {"command": ["touch", marker + ";", "$(id)", "`id`"], "targets": [first.name]})
+    assert status == 202, job
+    finished = wait_job(api, job["id"])
+    assert finished["state"] == "succeeded", job_log(api, job["id"])
+    # The metacharacters became literal file names: no shell ran them.
+    assert (first.root / (marker.lstrip("/") + ";")).exists()
+    assert (first.root / "home/steward/$(id)").exists() and (first.root / "home/steward/`id`").exists()
+    assert not (second.root / (marker.lstrip("/") + ";")).exists()
+    status, job = api.call("POST", "/api/v1/adhoc", {"command": ["hostname"], "targets": ["fleet"]})
+    wait_job(api, job["id"])
+    status, results = api.call("GET", f"/api/v1/jobs/{job['id']}/hosts")
+    stdout = {item["host"]: item["tasks"][0]["detail"]["stdout"] for item in results["items"]}
+    assert stdout == {first.name: first.name, second.name: second.name}
+    status, problem = api.call("POST", "/api/v1/adhoc", {"command": "rm -rf /", "targets": [first.name]})
+    assert status == 422 and "command" in problem["errors"]
+    status, problem = api.call("POST", "/api/v1/adhoc", {"command": ["uptime"]})
+    assert status == 422 and "targets" in problem["errors"]
+    status, events = api.call("GET", "/api/v1/audit?action=adhoc.run")
+    assert [event["after"]["command"][0] for event in events["items"][:2]] == ["hostname", "touch"]

@@ -60,6 +60,7 @@ public struct StewardServer {
         let engine = Engine(database: database, hosts: hostStore, keys: hostKeys, repository: repository, dataDirectory: dataDirectory)
         try engine.prepare()
         handlers[Engine.kind] = engine.handler()
+        handlers[Engine.adhocKind] = engine.handler()
         let jobStore = JobStore(database: database)
         let runner = JobRunner(
             store: jobStore, events: JobEvents(), handlers: handlers, processes: processes, concurrency: configuration.jobConcurrency,

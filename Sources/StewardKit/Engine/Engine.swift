@@ -11,6 +11,8 @@ public struct PlaybookRun: Sendable, Codable, Equatable {
     public var timeoutSeconds: Int = 3600
     /// Per-task limit in seconds (0: none).
     public var taskTimeoutSeconds: Int = 600
+    /// An ad-hoc command instead of a playbook: an argv run by the `command` module (never a shell).
+    public var command: [String]?
 
     public init(playbook: String, targets: [String] = []) {
         self.playbook = playbook
@@ -35,6 +37,7 @@ public struct HostResult: Sendable, Equatable {
 /// plugin's events turned into per-host results while the run goes on.
 public struct Engine: Sendable {
     public static let kind = "playbook.run"
+    public static let adhocKind = "adhoc.run"
     public let database: any DatabaseWriter
     public let hosts: HostStore
     public let keys: HostKeyStore
@@ -59,13 +62,26 @@ public struct Engine: Sendable {
 
     /// A job request for a run; validates the playbook path and the targets first.
     public func request(_ run: PlaybookRun, startedBy: String, reason: String) throws -> JobRequest {
-        _ = try repository.resolvePlaybook(run.playbook)
+        if let command = run.command {
+            try Self.validate(command: command)
+        } else {
+            _ = try repository.resolvePlaybook(run.playbook)
+        }
         _ = try select(run.targets)
         let params = String(decoding: try JSONEncoder().encode(run), as: UTF8.self)
         let target = run.targets.isEmpty ? "all hosts" : run.targets.joined(separator: ", ")
+        let what = run.command.map { "command " + $0.map(JobContext.quoteForDisplay).joined(separator: " ") } ?? run.playbook
         return JobRequest(
-            kind: Self.kind, title: "\(run.playbook) on \(target)", params: params, host: run.targets.count == 1 ? run.targets[0] : nil,
-            startedBy: startedBy, reason: reason)
+            kind: run.command == nil ? Self.kind : Self.adhocKind, title: "\(what) on \(target)", params: params,
+            host: run.targets.count == 1 ? run.targets[0] : nil, startedBy: startedBy, reason: reason)
+    }
+
+    /// An ad-hoc argv: 1 to 64 arguments, no NUL bytes, at most 4 KiB each. It is passed as a list, so shell
+    /// syntax in it is inert.
+    static func validate(command: [String]) throws(AccessError) {
+        guard (1...64).contains(command.count), !command[0].isEmpty,
+            command.allSatisfy({ !$0.contains("\0") && $0.utf8.count <= 4096 })
+        else { throw AccessError("give the command as a list of 1 to 64 arguments, like [\"uptime\"] or [\"systemctl\", \"status\", \"nginx\"]") }
     }
 
     /// The enabled hosts named directly or through a group; unknown names are an error that lists them.
@@ -85,7 +101,7 @@ public struct Engine: Sendable {
 
     func execute(_ context: JobContext) async throws {
         let run = try JSONDecoder().decode(PlaybookRun.self, from: Data(context.job.params.utf8))
-        let playbookPath = try repository.resolvePlaybook(run.playbook)
+        let playbookPath = run.command == nil ? try repository.resolvePlaybook(run.playbook) : ""
         let commit = try repository.head()
         try await database.write { db in
             try db.execute(sql: "UPDATE jobs SET config_commit = ? WHERE id = ?", arguments: [commit, context.job.id])
@@ -122,25 +138,31 @@ public struct Engine: Sendable {
         FileManager.default.createFile(atPath: runDirectory + "/ansible.cfg", contents: Data("[defaults]\n".utf8))
         let environment = self.environment(run: run, runDirectory: runDirectory, eventsPath: eventsPath)
 
-        try await context.progress(5, "checking playbook syntax")
-        do {
-            try await context.run(
-                ProcessCommand(
-                    ["ansible-playbook", "--syntax-check", "-i", inventoryPath, playbookPath], environment: environment,
-                    workingDirectory: repository.path, timeout: .seconds(120)))
-        } catch is JobFailure {
-            throw JobFailure("\(run.playbook) failed its syntax check (see the log); nothing was run")
+        let argv: [String]
+        if let command = run.command {
+            try Self.validate(command: command)
+            let arguments = String(decoding: try JSONSerialization.data(withJSONObject: ["argv": command]), as: UTF8.self)
+            argv = ["ansible", "all", "-i", inventoryPath, "-m", "ansible.builtin.command", "-a", arguments]
+        } else {
+            try await context.progress(5, "checking playbook syntax")
+            do {
+                try await context.run(
+                    ProcessCommand(
+                        ["ansible-playbook", "--syntax-check", "-i", inventoryPath, playbookPath], environment: environment,
+                        workingDirectory: repository.path, timeout: .seconds(120)))
+            } catch is JobFailure {
+                throw JobFailure("\(run.playbook) failed its syntax check (see the log); nothing was run")
+            }
+            argv = ["ansible-playbook", "-i", inventoryPath, playbookPath]
         }
 
-        try await context.progress(10, "running \(run.playbook) on \(runnable.count) host(s)")
+        try await context.progress(10, "running on \(runnable.count) host(s)")
         let ingester = EventIngester(database: database, job: context.job.id, path: eventsPath)
         let tail = Task { await ingester.follow() }
         var failure: (any Error)?
         do {
             try await context.run(
-                ProcessCommand(
-                    ["ansible-playbook", "-i", inventoryPath, playbookPath], environment: environment, workingDirectory: repository.path,
-                    timeout: .seconds(run.timeoutSeconds)))
+                ProcessCommand(argv, environment: environment, workingDirectory: repository.path, timeout: .seconds(run.timeoutSeconds)))
         } catch {
             failure = error
         }
@@ -175,7 +197,7 @@ public struct Engine: Sendable {
             "ANSIBLE_CALLBACKS_ENABLED": CallbackPlugin.name, "ANSIBLE_LOCAL_TEMP": runDirectory + "/tmp", "ANSIBLE_NOCOLOR": "1",
             "ANSIBLE_FORCE_COLOR": "0", "ANSIBLE_PIPELINING": "True", "ANSIBLE_GATHERING": "explicit", "ANSIBLE_INVENTORY_ENABLED": "yaml,ini",
             "ANSIBLE_DEPRECATION_WARNINGS": "False", "ANSIBLE_PYTHON_INTERPRETER": "auto_silent", "STEWARD_EVENTS_PATH": eventsPath,
-            "PYTHONDONTWRITEBYTECODE": "1",
+            "PYTHONDONTWRITEBYTECODE": "1", "ANSIBLE_LOAD_CALLBACK_PLUGINS": "True",
         ]
     }
 

@@ -30,6 +30,12 @@ struct EngineController {
                 summary: "Per-host results of a playbook job, with each task's outcome", tag: "engine", parameters: [idParameter],
                 replies: [.init(status: 200, description: "Per-host results", schema: "HostResults")]))
         routes.get("/api/v1/jobs/:id/hosts", .view, use: apiResults)
+        docs.add(
+            APIOperation(
+                method: .post, path: "/api/v1/adhoc", operationID: "runAdhoc",
+                summary: "Run one command (an argv list, never a shell string) on hosts or groups through the engine; admins only",
+                tag: "engine", requestSchema: "AdhocRun", replies: [.init(status: 202, description: "The job", schema: "Job")]))
+        routes.post("/api/v1/adhoc", .admin, use: apiAdhoc)
     }
 
     @Sendable func apiList(request: Request, context: Context) async throws -> Response {
@@ -65,6 +71,35 @@ struct EngineController {
         }
         jobRequest.source = context.clientAddress
         let job = try await jobs.enqueue(jobRequest)
+        return try JSONResponse.make(object: JobController.resource(job), status: .accepted)
+    }
+
+    @Sendable func apiAdhoc(request: Request, context: Context) async throws -> Response {
+        let buffer = try await request.body.collect(upTo: 1 << 16)
+        guard let object = try? JSONSerialization.jsonObject(with: Data(buffer.readableBytesView)) as? [String: Any] else {
+            throw Problem.badRequest("the body must be a JSON object: {\"command\": [\"uptime\"], \"targets\": [\"web-01\"]}")
+        }
+        guard let command = object["command"] as? [String] else {
+            throw Problem.invalid(["command": "a list of strings, like [\"systemctl\", \"status\", \"nginx\"]; a single string is not accepted"])
+        }
+        guard let targets = object["targets"] as? [String], !targets.isEmpty else {
+            throw Problem.invalid(["targets": "one host or group name at least; ad-hoc commands never default to every host"])
+        }
+        var run = PlaybookRun(playbook: "", targets: targets)
+        run.command = command
+        run.timeoutSeconds = 600
+        var jobRequest: JobRequest
+        do {
+            jobRequest = try engine.request(run, startedBy: context.actor.actor, reason: (object["reason"] as? String) ?? "ad-hoc command")
+        } catch let error as AccessError {
+            throw Problem.invalid([error.message.contains("command") ? "command" : "targets": error.message])
+        }
+        jobRequest.source = context.clientAddress
+        let job = try await jobs.enqueue(jobRequest)
+        try await engine.database.write { db in
+            try AuditLog.append(
+                db, by: context.actor, action: "adhoc.run", target: "job:\(job.id)", after: ["command": command, "targets": targets], now: Date())
+        }
         return try JSONResponse.make(object: JobController.resource(job), status: .accepted)
     }
 
