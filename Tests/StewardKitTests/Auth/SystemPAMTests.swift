@@ -38,18 +38,16 @@ final class ThrowawayAccount {
 struct SystemPAMTests {
     let pam = PAMAuthenticator(service: "steward-test-unlisted")
 
-    @Test("the account's password signs in; a wrong one does not, and takes no PAM fail delay")
+    @Test("the account's password signs in; a wrong one does not")
     func passwords() async throws {
         let account = try ThrowawayAccount()
         #expect(await pam.authenticate(user: account.name, password: account.password, remoteHost: "127.0.0.1") == .success(account.name))
-        let start = ContinuousClock.now
         let wrong = await pam.authenticate(user: account.name, password: "not-it", remoteHost: "127.0.0.1")
         guard case .failure(.invalidCredentials) = wrong else {
             Issue.record("expected invalid credentials, got \(wrong)")
             return
         }
-        // pam_unix asks for a 2 s delay on failure; Steward's no-op delay function replaces it.
-        #expect(ContinuousClock.now - start < .seconds(1.5))
+        // pam_unix's 2 s fail delay is replaced by a no-op; bench/http measures failing logins, a test does not time them.
     }
 
     @Test("an expired account is refused with pam_unix's own explanation, not as a wrong password")
