@@ -249,3 +249,26 @@ def test_adhoc_command_is_an_argv_with_per_host_results_and_shell_syntax_is_iner
     assert status == 422 and "targets" in problem["errors"]
     status, events = api.call("GET", "/api/v1/audit?action=adhoc.run")
     assert [event["after"]["command"][0] for event in events["items"][:2]] == ["hostname", "touch"]
+
+
+def test_facts_are_gathered_per_host_and_shown_with_their_time(api, fleet, signed_in, steward):
+    ids = enrol(api, fleet)
+    status, schedules = api.call("GET", "/api/v1/schedules")
+    gather = next(s for s in schedules["items"] if s["name"] == "Gather facts")
+    assert gather["cron"] == "7 * * * *", "hourly by default"
+    status, started = api.call("POST", f"/api/v1/schedules/{gather['id']}/run")
+    finished = wait_job(api, started["id"], timeout=300)
+    assert finished["state"] == "succeeded", job_log(api, started["id"])
+    for host in fleet.hosts:
+        status, record = api.call("GET", f"/api/v1/hosts/{ids[host.name]}")
+        facts = record["facts"]
+        assert facts and facts["os"].startswith("Debian 12") and facts["kernel"], facts
+        assert facts["cpus"] > 0 and facts["memory_mb"] > 0 and facts["gathered_at"]
+        assert "steward" in [user["name"] for user in facts["users"]] and "sudo" in [group["name"] for group in facts["groups"]]
+        assert isinstance(facts["updates"]["count"], int) and isinstance(facts["reboot_required"], bool)
+    browser = signed_in
+    browser.get(f"{steward.base_url}/hosts/{ids[fleet.hosts[0].name]}")
+    assert browser.find_element("id", "facts-as-of").text.startswith("As of ")
+    browser.get(f"{steward.base_url}/jobs/{started['id']}")
+    rows = browser.find_elements("css selector", "#host-results tbody tr")
+    assert {row.find_elements("css selector", "td")[0].text for row in rows} >= {"fleet-1", "fleet-2"}

@@ -61,6 +61,7 @@ public struct StewardServer {
         try engine.prepare()
         handlers[Engine.kind] = engine.handler()
         handlers[Engine.adhocKind] = engine.handler()
+        handlers[Engine.factsKind] = engine.factsHandler()
         let jobStore = JobStore(database: database)
         let runner = JobRunner(
             store: jobStore, events: JobEvents(), handlers: handlers, processes: processes, concurrency: configuration.jobConcurrency,
@@ -69,6 +70,7 @@ public struct StewardServer {
         let scheduleStore = ScheduleStore(database: database)
         try DatabaseMaintenance.ensureSchedule(scheduleStore, now: clock.now())
         try HostCheck.ensureSchedule(scheduleStore, now: clock.now())
+        try Engine.ensureFactsSchedule(scheduleStore, now: clock.now())
         try hostStore.ensureLocalhost(now: clock.now())
         let scheduler = Scheduler(store: scheduleStore, jobs: runner, clock: clock, logger: logger)
 

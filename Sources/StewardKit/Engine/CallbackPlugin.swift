@@ -56,6 +56,9 @@ enum CallbackPlugin {
                         value = body[key]
                         detail[key] = value[-2000:] if isinstance(value, str) else value
                 changed = bool(body.get("changed", False))
+                facts = body.get("ansible_facts") or {}
+                if status == "ok" and isinstance(facts, dict) and "steward_facts" in facts:
+                    self._emit(event="facts", host=result._host.get_name(), facts=facts["steward_facts"])
                 self._emit(event="result", host=result._host.get_name(), task=self._task or result._task.get_name(),
                            status="changed" if status == "ok" and changed else status, detail=detail)
 

@@ -44,10 +44,7 @@ public struct ConfigRepository: Sendable {
             throw AccessError("\"\(relative)\" is not a playbook path; use one under playbooks/ ending in .yml, like playbooks/ping.yml")
         }
         let full = path + "/" + relative
-        var status = stat()
-        guard lstat(full, &status) == 0, (status.st_mode & S_IFMT) == S_IFREG else {
-            throw AccessError("there is no playbook \(relative) in the config repo")
-        }
+        guard Self.isRegularFile(full) else { throw AccessError("there is no playbook \(relative) in the config repo") }
         return full
     }
 
@@ -78,8 +75,7 @@ public struct ConfigRepository: Sendable {
 
     public func read(_ relative: String) throws -> String? {
         let full = try validateFilePath(relative)
-        var status = stat()
-        guard lstat(full, &status) == 0, (status.st_mode & S_IFMT) == S_IFREG else { return nil }
+        guard Self.isRegularFile(full) else { return nil }
         return try String(contentsOfFile: full, encoding: .utf8)
     }
 
@@ -111,6 +107,11 @@ public struct ConfigRepository: Sendable {
             guard fields.count == 5, let seconds = TimeInterval(fields[3]) else { return nil }
             return Commit(hash: fields[0], author: fields[1], email: fields[2], date: Date(timeIntervalSince1970: seconds), subject: fields[4])
         }
+    }
+
+    /// A regular file itself, not a symlink to one (attributesOfItem does not follow links).
+    static func isRegularFile(_ path: String) -> Bool {
+        (try? FileManager.default.attributesOfItem(atPath: path)[.type] as? FileAttributeType) == .typeRegular
     }
 
     static func isCommitHash(_ text: String) -> Bool {
@@ -234,13 +235,14 @@ enum SeedPlaybooks {
         (
             "playbooks/facts.yml",
             """
-            # Gathers the facts Steward shows on each host's page.
+            # Gathers what Steward shows on each host's page. The last task's `steward_facts` is what Steward stores.
             - name: Facts
               hosts: all
               gather_facts: true
               tasks:
                 - name: Pending package updates
-                  ansible.builtin.command: apt-get -s -o Debug::NoLocking=1 upgrade
+                  ansible.builtin.command:
+                    argv: [apt-get, -s, -o, Debug::NoLocking=1, upgrade]
                   register: steward_upgrade
                   changed_when: false
                   failed_when: false
@@ -248,6 +250,26 @@ enum SeedPlaybooks {
                   ansible.builtin.stat:
                     path: /var/run/reboot-required
                   register: steward_reboot
+                - name: Users
+                  ansible.builtin.getent:
+                    database: passwd
+                - name: Groups
+                  ansible.builtin.getent:
+                    database: group
+                - name: Steward facts
+                  ansible.builtin.set_fact:
+                    steward_facts:
+                      os: "{{ ansible_distribution | default('') }} {{ ansible_distribution_version | default('') }}"
+                      kernel: "{{ ansible_kernel | default('') }}"
+                      uptime_seconds: "{{ ansible_uptime_seconds | default(0) }}"
+                      cpus: "{{ ansible_processor_vcpus | default(0) }}"
+                      memory_mb: "{{ ansible_memtotal_mb | default(0) }}"
+                      filesystems: "{{ ansible_mounts | default([]) }}"
+                      addresses: "{{ (ansible_all_ipv4_addresses | default([])) + (ansible_all_ipv6_addresses | default([])) }}"
+                      upgrade_lines: "{{ steward_upgrade.stdout_lines | default([]) | select('match', '^Inst ') | list }}"
+                      reboot_required: "{{ steward_reboot.stat.exists | default(false) }}"
+                      passwd: "{{ getent_passwd | default({}) }}"
+                      group: "{{ getent_group | default({}) }}"
 
             """
         ),

@@ -96,11 +96,25 @@ public struct Engine: Sendable {
     }
 
     public func handler() -> JobHandler {
-        { context in try await execute(context) }
+        { context in try await execute(try JSONDecoder().decode(PlaybookRun.self, from: Data(context.job.params.utf8)), context) }
     }
 
-    func execute(_ context: JobContext) async throws {
-        let run = try JSONDecoder().decode(PlaybookRun.self, from: Data(context.job.params.utf8))
+    /// The `facts.gather` job: playbooks/facts.yml on every enabled host; its `Steward facts` task feeds host_facts.
+    public static let factsKind = "facts.gather"
+
+    public func factsHandler() -> JobHandler {
+        { context in try await execute(PlaybookRun(playbook: "playbooks/facts.yml"), context) }
+    }
+
+    public static func ensureFactsSchedule(_ store: ScheduleStore, now: Date) throws {
+        guard try store.schedule(named: "Gather facts") == nil else { return }
+        _ = try store.create(
+            name: "Gather facts",
+            settings: ScheduleSettings(cron: "7 * * * *", timeZone: "UTC", jitterSeconds: 300, catchUp: .one, concurrency: .forbid),
+            jobKind: factsKind, jobTitle: "Gather facts from every host", owner: "system", now: now)
+    }
+
+    func execute(_ run: PlaybookRun, _ context: JobContext) async throws {
         let playbookPath = run.command == nil ? try repository.resolvePlaybook(run.playbook) : ""
         let commit = try repository.head()
         try await database.write { db in
@@ -297,6 +311,13 @@ actor EventIngester {
                     summary.status = Self.overall(summary)
                     summaries[host] = summary
                     try EventIngester.upsert(db, job: job, summary)
+                case "facts":
+                    guard let host = event["host"] as? String, let facts = event["facts"] as? [String: Any],
+                        let data = try? JSONSerialization.data(withJSONObject: facts, options: [.sortedKeys])
+                    else { continue }
+                    try db.execute(
+                        sql: "INSERT OR REPLACE INTO host_facts (host_id, gathered_at, job_id, facts) SELECT id, ?, ?, ? FROM hosts WHERE name = ?",
+                        arguments: [EpochMilliseconds.from(Date()), job, String(decoding: data, as: UTF8.self), host])
                 case "stats":
                     guard let hosts = event["hosts"] as? [String: [String: Int]] else { continue }
                     for (host, counts) in hosts {

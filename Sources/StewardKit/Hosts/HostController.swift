@@ -1,4 +1,5 @@
 import Foundation
+import GRDB
 import HTTPTypes
 import Hummingbird
 import NIOCore
@@ -121,6 +122,8 @@ struct HostController {
             view["host_key"] = ViewNode(key)
         }
         view["operator"] = context.identity?.permissions.contains(.operate) ?? false
+        if let facts = try HostFacts.latest(store.database, hostID: host.id) { view["facts"] = facts.view }
+        view["jobs"] = try recentJobs(host).map(JobController.view)
         view["admin"] = context.identity?.permissions.contains(.admin) ?? false
         return pages.page(
             "hosts/show", title: "Host \(host.name)", section: "hosts", data: ["host": ViewNode(view)], request: request, context: context)
@@ -344,7 +347,10 @@ struct HostController {
     }
 
     @Sendable func apiShow(request: Request, context: Context) async throws -> Response {
-        try JSONResponse.make(object: Self.resource(try load(context)))
+        let host = try load(context)
+        var object = Self.resource(host)
+        object["facts"] = orNull(try HostFacts.latest(store.database, hostID: host.id)?.resource)
+        return try JSONResponse.make(object: object)
     }
 
     @Sendable func apiCreate(request: Request, context: Context) async throws -> Response {
@@ -395,6 +401,18 @@ struct HostController {
     }
 
     // MARK: helpers
+
+    /// Jobs that named this host or have a result for it, newest first.
+    func recentJobs(_ host: Host) throws -> [Job] {
+        let ids = try store.database.read { db in
+            try Int64.fetchAll(
+                db,
+                sql: """
+                    SELECT id FROM jobs WHERE host = ? OR id IN (SELECT job_id FROM job_host_results WHERE host = ?) ORDER BY id DESC LIMIT 10
+                    """, arguments: [host.name, host.name])
+        }
+        return try ids.compactMap { try jobs.store.job(id: $0) }
+    }
 
     func load(_ context: Context) throws -> Host {
         guard let id = context.parameters.get("id", as: Int64.self), let host = try store.host(id: id) else {

@@ -1,4 +1,5 @@
 import Foundation
+import GRDB
 import HTTPTypes
 import Hummingbird
 import NIOCore
@@ -107,6 +108,28 @@ struct JobController {
         data["log"] = chunks.map(\.text).joined()
         data["log_trimmed"] = trimmed
         data["last_seq"] = chunks.last?.seq ?? 0
+        let results = try Engine.results(store.database, job: job.id)
+        data["has_results"] = !results.isEmpty
+        data["results"] = results.map { result in
+            ViewNode([
+                "host": result.host, "status": result.status, "ok": result.ok, "changed": result.changed, "failed": result.failed,
+                "unreachable": result.unreachable, "skipped": result.skipped, "message": result.message,
+                "badge": ["failed": "failed", "unreachable": "failed", "changed": "running", "ok": "succeeded"][result.status] ?? "cancelled",
+            ])
+        }
+        let (commit, tasks) = try store.database.read { db in
+            (
+                try String.fetchOne(db, sql: "SELECT config_commit FROM jobs WHERE id = ?", arguments: [job.id]),
+                try Row.fetchAll(
+                    db, sql: "SELECT host, task, status, detail FROM job_task_events WHERE job_id = ? ORDER BY seq LIMIT 2000", arguments: [job.id])
+            )
+        }
+        data["config_commit"] = commit
+        data["tasks"] = tasks.map { row in
+            ViewNode([
+                "host": row["host"] as String, "task": row["task"] as String, "status": row["status"] as String, "detail": row["detail"] as String?,
+            ])
+        }
         return pages.page(
             "jobs/show", title: "Job \(job.id): \(job.title)", section: "jobs", data: ["job": ViewNode(data)], request: request, context: context)
     }

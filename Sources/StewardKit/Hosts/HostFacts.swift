@@ -1,0 +1,114 @@
+import Foundation
+import GRDB
+
+/// What the facts job found on a host, as stored in `host_facts`.
+public struct HostFacts: Sendable {
+    public struct Filesystem: Sendable, Equatable {
+        public var mount: String
+        public var type: String
+        public var sizeBytes: Int64
+        public var availableBytes: Int64
+    }
+    public struct Account: Sendable, Equatable {
+        public var name: String
+        public var id: Int
+        public var detail: String
+    }
+
+    public var gatheredAt: Date
+    public var jobID: Int64?
+    public var os: String
+    public var kernel: String
+    public var uptimeSeconds: Int
+    public var cpus: Int
+    public var memoryMB: Int
+    public var filesystems: [Filesystem]
+    public var addresses: [String]
+    /// Packages with a pending update, and which of them come from a security archive.
+    public var updates: [String]
+    public var securityUpdates: [String]
+    public var rebootRequired: Bool
+    public var users: [Account]
+    public var groups: [Account]
+
+    /// The newest facts for a host.
+    public static func latest(_ reader: any DatabaseReader, hostID: Int64) throws -> HostFacts? {
+        try reader.read { db in
+            guard
+                let row = try Row.fetchOne(
+                    db, sql: "SELECT * FROM host_facts WHERE host_id = ? ORDER BY gathered_at DESC LIMIT 1", arguments: [hostID]),
+                let object = try? JSONSerialization.jsonObject(with: Data((row["facts"] as String).utf8)) as? [String: Any]
+            else { return nil }
+            return HostFacts(object, gatheredAt: EpochMilliseconds.date(row["gathered_at"]), jobID: row["job_id"])
+        }
+    }
+
+    init(_ object: [String: Any], gatheredAt: Date, jobID: Int64?) {
+        func int(_ value: Any?) -> Int {
+            if let number = value as? Int { return number }
+            if let text = value as? String { return Int(text) ?? 0 }
+            if let number = value as? Double { return Int(number) }
+            return 0
+        }
+        self.gatheredAt = gatheredAt
+        self.jobID = jobID
+        os = (object["os"] as? String ?? "").trimmingCharacters(in: .whitespaces)
+        kernel = object["kernel"] as? String ?? ""
+        uptimeSeconds = int(object["uptime_seconds"])
+        cpus = int(object["cpus"])
+        memoryMB = int(object["memory_mb"])
+        filesystems = (object["filesystems"] as? [[String: Any]] ?? []).map { mount in
+            Filesystem(
+                mount: mount["mount"] as? String ?? "", type: mount["fstype"] as? String ?? "", sizeBytes: Int64(int(mount["size_total"])),
+                availableBytes: Int64(int(mount["size_available"])))
+        }.sorted { $0.mount < $1.mount }
+        addresses = object["addresses"] as? [String] ?? []
+        let lines = object["upgrade_lines"] as? [String] ?? []
+        updates = lines.compactMap { $0.split(separator: " ").dropFirst().first.map(String.init) }
+        securityUpdates = lines.filter { $0.lowercased().contains("security") }.compactMap {
+            $0.split(separator: " ").dropFirst().first.map(String.init)
+        }
+        rebootRequired = (object["reboot_required"] as? Bool) ?? ((object["reboot_required"] as? String)?.lowercased() == "true")
+        users = (object["passwd"] as? [String: [Any]] ?? [:]).map { name, fields in
+            Account(
+                name: name, id: int(fields.count > 1 ? fields[1] : nil),
+                detail: [fields.count > 4 ? fields[4] : "", fields.count > 5 ? fields[5] : ""].compactMap { $0 as? String }.joined(separator: " · "))
+        }.sorted { $0.id < $1.id }
+        groups = (object["group"] as? [String: [Any]] ?? [:]).map { name, fields in
+            Account(name: name, id: int(fields.count > 1 ? fields[1] : nil), detail: fields.count > 2 ? (fields[2] as? String ?? "") : "")
+        }.sorted { $0.id < $1.id }
+    }
+
+    var view: ViewNode {
+        let formatter = ByteCountFormatter()
+        return ViewNode([
+            "as_of": RFC3339.display(gatheredAt), "job_id": jobID, "os": os, "kernel": kernel,
+            "uptime": DisplayTime.duration(from: 0, to: Int64(uptimeSeconds) * 1000) ?? "", "cpus": cpus, "memory_mb": memoryMB,
+            "filesystems": filesystems.map { fs in
+                ViewNode([
+                    "mount": fs.mount, "type": fs.type, "size": formatter.string(fromByteCount: fs.sizeBytes),
+                    "free": formatter.string(fromByteCount: fs.availableBytes),
+                    "used_percent": fs.sizeBytes > 0 ? Int((Double(fs.sizeBytes - fs.availableBytes) / Double(fs.sizeBytes) * 100).rounded()) : 0,
+                ])
+            },
+            "addresses": addresses.joined(separator: ", "), "update_count": updates.count, "security_count": securityUpdates.count,
+            "updates": updates.joined(separator: ", "), "has_updates": !updates.isEmpty, "reboot_required": rebootRequired,
+            "users": users.map { ViewNode(["name": $0.name, "id": $0.id, "detail": $0.detail]) }, "user_count": users.count,
+            "groups": groups.map { ViewNode(["name": $0.name, "id": $0.id, "detail": $0.detail]) }, "group_count": groups.count,
+        ])
+    }
+
+    var resource: [String: Any] {
+        [
+            "gathered_at": RFC3339.string(gatheredAt), "job_id": orNull(jobID), "os": os, "kernel": kernel, "uptime_seconds": uptimeSeconds,
+            "cpus": cpus, "memory_mb": memoryMB,
+            "filesystems": filesystems.map {
+                ["mount": $0.mount, "type": $0.type, "size_bytes": $0.sizeBytes, "available_bytes": $0.availableBytes]
+            },
+            "addresses": addresses,
+            "updates": ["count": updates.count, "security_count": securityUpdates.count, "packages": updates, "security_packages": securityUpdates],
+            "reboot_required": rebootRequired, "users": users.map { ["name": $0.name, "uid": $0.id] },
+            "groups": groups.map { ["name": $0.name, "gid": $0.id] },
+        ]
+    }
+}
