@@ -67,6 +67,7 @@ test: unit-test e2e-test
 bench: release pam
 	$(call apt_ensure,$(BENCH_APT_PACKAGES))
 	bench/http
+	bench/engine
 
 ## install: binary in $(PREFIX)/bin, resources in $(PREFIX)/share/steward, where the binary looks for them.
 install: release

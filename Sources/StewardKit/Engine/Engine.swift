@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import Synchronization
 
 /// What a playbook job was asked to do (stored as the job's params).
 public struct PlaybookRun: Sendable, Codable, Equatable {
@@ -44,6 +45,8 @@ public struct Engine: Sendable {
     public let repository: ConfigRepository
     public let workDirectory: String
     public var forks = 20
+    /// Playbooks that passed the syntax check at a commit ("commit:path"); a commit never changes, so neither does the answer.
+    let checked = SyntaxCheckCache()
 
     public init(database: any DatabaseWriter, hosts: HostStore, keys: HostKeyStore, repository: ConfigRepository, dataDirectory: DataDirectory) {
         self.database = database
@@ -157,6 +160,9 @@ public struct Engine: Sendable {
             try Self.validate(command: command)
             let arguments = String(decoding: try JSONSerialization.data(withJSONObject: ["argv": command]), as: UTF8.self)
             argv = ["ansible", "all", "-i", inventoryPath, "-m", "ansible.builtin.command", "-a", arguments]
+        } else if checked.contains(commit + ":" + run.playbook) {
+            await context.log("syntax check: passed earlier for this commit")
+            argv = ["ansible-playbook", "-i", inventoryPath, playbookPath]
         } else {
             try await context.progress(5, "checking playbook syntax")
             do {
@@ -167,6 +173,7 @@ public struct Engine: Sendable {
             } catch is JobFailure {
                 throw JobFailure("\(run.playbook) failed its syntax check (see the log); nothing was run")
             }
+            checked.insert(commit + ":" + run.playbook)
             argv = ["ansible-playbook", "-i", inventoryPath, playbookPath]
         }
 
@@ -183,6 +190,9 @@ public struct Engine: Sendable {
         tail.cancel()
         _ = await tail.value
         let results = try await ingester.finish()
+        let (count, seconds) = await ingester.statistics
+        await context.log(
+            "events: \(count) ingested in \(Int(seconds * 1000)) ms" + (seconds > 0 ? " (\(Int(Double(count) / seconds)) events/s)" : ""))
         let failed = results.filter { $0.status == "failed" }.map(\.host)
         let unreachable = results.filter { $0.status == "unreachable" }.map(\.host)
         await context.log(
@@ -240,6 +250,13 @@ actor EventIngester {
     private var seq: Int64 = 0
     private var summaries: [String: HostResult] = [:]
     private(set) var eventCount = 0
+    private var busy: Duration = .zero
+
+    /// Events stored and the time spent parsing and storing them.
+    var statistics: (Int, Double) {
+        let (seconds, attoseconds) = busy.components
+        return (eventCount, Double(seconds) + Double(attoseconds) / 1e18)
+    }
 
     init(database: any DatabaseWriter, job: Int64, path: String) {
         self.database = database
@@ -261,6 +278,8 @@ actor EventIngester {
     }
 
     func ingest() throws {
+        let start = ContinuousClock.now
+        defer { busy += ContinuousClock.now - start }
         guard let handle = FileHandle(forReadingAtPath: path) else { return }
         defer { try? handle.close() }
         try handle.seek(toOffset: offset)
@@ -414,4 +433,11 @@ public enum Inventory {
         result["ungrouped"] = ["hosts": hostVars.keys.filter { !grouped.contains($0) }.sorted()]
         return result
     }
+}
+
+/// A set of strings shared between concurrent jobs.
+final class SyntaxCheckCache: Sendable {
+    private let entries = Mutex<Set<String>>([])
+    func contains(_ key: String) -> Bool { entries.withLock { $0.contains(key) } }
+    func insert(_ key: String) { _ = entries.withLock { $0.insert(key) } }
 }
