@@ -275,3 +275,39 @@ def test_facts_are_gathered_per_host_and_shown_with_their_time(api, fleet, signe
     browser.get(f"{steward.base_url}/jobs/{started['id']}")
     rows = browser.find_elements("css selector", "#host-results tbody tr")
     assert {row.find_elements("css selector", "td")[0].text for row in rows} >= {"fleet-1", "fleet-2"}
+
+
+SLEEP_PLAYBOOK = "- name: Slow\n  hosts: all\n  gather_facts: false\n  tasks:\n    - name: Wait\n      ansible.builtin.command:\n        argv: [sleep, '300']\n"
+
+
+def test_cancel_stops_the_whole_run_and_a_host_that_stops_answering_is_unreachable(api, fleet, steward):
+    ids = enrol(api, fleet)
+    commit_playbook(steward, "slow.yml", SLEEP_PLAYBOOK)
+    status, job = api.call("POST", "/api/v1/playbooks/run", {"playbook": "playbooks/slow.yml", "targets": ["fleet"]})
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        sleeping = subprocess.run(["pgrep", "-f", "sleep 300"], capture_output=True, text=True).stdout.split()
+        if len(sleeping) >= 2:
+            break
+        time.sleep(0.3)
+    assert len(sleeping) >= 2, "the sleep task started on both hosts"
+    status, cancelled = api.call("POST", f"/api/v1/jobs/{job['id']}/cancel")
+    assert status == 202
+    finished = wait_job(api, job["id"])
+    assert finished["state"] == "cancelled"
+    time.sleep(1)
+    leftover = subprocess.run(["pgrep", "-f", f"engine/runs/{job['id']}/"], capture_output=True, text=True).stdout.split()
+    assert leftover == [], "no ansible process of the cancelled run is left"
+
+    # A host whose sshd stops is reported unreachable in the run's per-host results; the other still runs.
+    second = fleet.hosts[1]
+    second.stop()
+    try:
+        status, job = api.call("POST", "/api/v1/playbooks/run", {"playbook": "playbooks/ping.yml", "targets": ["fleet"]})
+        finished = wait_job(api, job["id"], timeout=180)
+        assert finished["state"] == "failed" and f"unreachable: {second.name}" in finished["error"]
+        status, results = api.call("GET", f"/api/v1/jobs/{job['id']}/hosts")
+        by_host = {item["host"]: item for item in results["items"]}
+        assert by_host[second.name]["status"] == "unreachable" and by_host[fleet.hosts[0].name]["status"] == "ok"
+    finally:
+        second.start()

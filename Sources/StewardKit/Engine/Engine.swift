@@ -143,7 +143,10 @@ public struct Engine: Sendable {
         let runDirectory = workDirectory + "/runs/\(context.job.id)"
         try FileManager.default.createDirectory(
             atPath: runDirectory + "/tmp", withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-        defer { try? FileManager.default.removeItem(atPath: runDirectory) }
+        defer {
+            Self.closeConnections(in: runDirectory + "/cp")
+            try? FileManager.default.removeItem(atPath: runDirectory)
+        }
         let inventoryPath = runDirectory + "/inventory.json"
         try JSONSerialization.data(
             withJSONObject: try Inventory.document(hosts: runnable, groups: hosts.groups(), identity: keys.identity), options: [.sortedKeys]
@@ -223,6 +226,13 @@ public struct Engine: Sendable {
             "ANSIBLE_DEPRECATION_WARNINGS": "False", "ANSIBLE_PYTHON_INTERPRETER": "auto_silent", "STEWARD_EVENTS_PATH": eventsPath,
             "PYTHONDONTWRITEBYTECODE": "1", "ANSIBLE_LOAD_CALLBACK_PLUGINS": "True",
         ]
+    }
+
+    /// SSH connection masters (ControlPersist) outlive ansible by design; a run's end, or cancel, closes them.
+    static func closeConnections(in directory: String) {
+        for socket in (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [] {
+            _ = try? ShortCommand.run(["ssh", "-o", "ControlPath=\(directory)/\(socket)", "-O", "exit", "steward-control"], timeout: 5)
+        }
     }
 
     func record(_ result: HostResult, job: Int64) throws {

@@ -36,6 +36,8 @@ struct EngineController {
                 summary: "Run one command (an argv list, never a shell string) on hosts or groups through the engine; admins only",
                 tag: "engine", requestSchema: "AdhocRun", replies: [.init(status: 202, description: "The job", schema: "Job")]))
         routes.post("/api/v1/adhoc", .admin, use: apiAdhoc)
+        routes.get("/hosts/command", .admin, use: commandPage)
+        routes.post("/hosts/command", .admin, use: commandFromPage)
     }
 
     @Sendable func apiList(request: Request, context: Context) async throws -> Response {
@@ -72,6 +74,40 @@ struct EngineController {
         jobRequest.source = context.clientAddress
         let job = try await jobs.enqueue(jobRequest)
         return try JSONResponse.make(object: JobController.resource(job), status: .accepted)
+    }
+
+    @Sendable func commandPage(request: Request, context: Context) async throws -> Response {
+        let target = request.uri.queryParameters["target"].map(String.init) ?? ""
+        return pages.page(
+            "hosts/command", title: "Run a command", section: "hosts", data: ["targets": target], request: request, context: context)
+    }
+
+    /// The form: targets separated by commas, the command one argument per line (so nothing is ever split by a shell).
+    @Sendable func commandFromPage(request: Request, context: Context) async throws -> Response {
+        let form = try await FormBody.read(request, context: context)
+        let targets = HostSettings.list(form["targets"] ?? "")
+        let command = (form["arguments"] ?? "").replacingOccurrences(of: "\r\n", with: "\n").split(separator: "\n", omittingEmptySubsequences: true)
+            .map(String.init)
+        var run = PlaybookRun(playbook: "", targets: targets)
+        run.command = command
+        run.timeoutSeconds = 600
+        do {
+            guard !targets.isEmpty else { throw AccessError("name at least one host or group; a command never goes to every host by default") }
+            var jobRequest = try engine.request(run, startedBy: context.actor.actor, reason: "ad-hoc command from the Hosts page")
+            jobRequest.source = context.clientAddress
+            let job = try await jobs.enqueue(jobRequest)
+            try await engine.database.write { db in
+                try AuditLog.append(
+                    db, by: context.actor, action: "adhoc.run", target: "job:\(job.id)", after: ["command": command, "targets": targets], now: Date())
+            }
+            return pages.redirect(to: "/jobs/\(job.id)")
+        } catch let error as AccessError {
+            return pages.page(
+                "hosts/command", title: "Run a command", section: "hosts",
+                data: ["targets": form["targets"] ?? "", "arguments": form["arguments"] ?? "", "error": error.message], request: request,
+                context: context,
+                status: .unprocessableContent)
+        }
     }
 
     @Sendable func apiAdhoc(request: Request, context: Context) async throws -> Response {
