@@ -36,6 +36,7 @@ struct EngineController {
                 summary: "Run one command (an argv list, never a shell string) on hosts or groups through the engine; admins only",
                 tag: "engine", requestSchema: "AdhocRun", replies: [.init(status: 202, description: "The job", schema: "Job")]))
         routes.post("/api/v1/adhoc", .admin, use: apiAdhoc)
+        routes.post("/hosts/:id/facts", .operate, use: gatherFacts)
         routes.get("/hosts/command", .admin, use: commandPage)
         routes.post("/hosts/command", .admin, use: commandFromPage)
     }
@@ -74,6 +75,23 @@ struct EngineController {
         jobRequest.source = context.clientAddress
         let job = try await jobs.enqueue(jobRequest)
         return try JSONResponse.make(object: JobController.resource(job), status: .accepted)
+    }
+
+    /// Facts for one host now, instead of waiting for the hourly schedule.
+    @Sendable func gatherFacts(request: Request, context: Context) async throws -> Response {
+        guard let id = context.parameters.get("id", as: Int64.self), let host = try engine.hosts.host(id: id) else {
+            throw HTTPError(.notFound, message: "there is no such host")
+        }
+        do {
+            var jobRequest = try engine.request(
+                PlaybookRun(playbook: "playbooks/facts.yml", targets: [host.name]), startedBy: context.actor.actor,
+                reason: "facts requested on the host page")
+            jobRequest.source = context.clientAddress
+            let job = try await jobs.enqueue(jobRequest)
+            return pages.redirect(to: "/jobs/\(job.id)")
+        } catch let error as AccessError {
+            return pages.redirect(to: "/hosts/\(host.id)", flash: Flash(.error, error.message))
+        }
     }
 
     @Sendable func commandPage(request: Request, context: Context) async throws -> Response {

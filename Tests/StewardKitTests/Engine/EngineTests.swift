@@ -94,3 +94,27 @@ struct EngineTests {
         #expect((list["web"] as? [String: Any])?["hosts"] as? [String] == ["web-01"])
     }
 }
+
+@Suite("Facts on localhost", .serialized)
+struct FactsTests {
+    @Test("Gather facts now on the host page records localhost's facts, shown with their time")
+    func factsNow() async throws {
+        let harness = try await ServerHarness()
+        let runner = harness.server.jobs
+        let loop = Task { try? await runner.run() }
+        defer { loop.cancel() }
+        let localhost = try #require(try harness.server.hosts.host(named: "localhost"))
+        try await harness.test(as: [.operator]) { client in
+            try await client.execute(uri: "/hosts/\(localhost.id)/facts", method: .post) { response in #expect(response.status == .seeOther) }
+        }
+        #expect(try await waitUntil(timeout: .seconds(240)) { try runner.store.list(JobFilter()).allSatisfy(\.state.isFinished) })
+        let facts = try #require(try HostFacts.latest(harness.server.database, hostID: localhost.id))
+        #expect(!facts.kernel.isEmpty && facts.cpus > 0 && facts.memoryMB > 0 && facts.users.contains { $0.name == "root" })
+        #expect(facts.filesystems.contains { $0.mount == "/" })
+        try await harness.test(as: [.viewer]) { client in
+            try await client.execute(uri: "/hosts/\(localhost.id)", method: .get) { response in
+                #expect(text(response).contains(#"id="facts-as-of">As of "#))
+            }
+        }
+    }
+}
