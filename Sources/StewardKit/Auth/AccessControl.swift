@@ -81,6 +81,10 @@ public struct Routes {
         _ path: String, _ permission: Permission, use handler: @escaping @Sendable (Request, Context) async throws -> Output
     ) { on(.patch, path, permission, use: handler) }
 
+    func put<Output: ResponseGenerator>(
+        _ path: String, _ permission: Permission, use handler: @escaping @Sendable (Request, Context) async throws -> Output
+    ) { on(.put, path, permission, use: handler) }
+
     func delete<Output: ResponseGenerator>(
         _ path: String, _ permission: Permission, use handler: @escaping @Sendable (Request, Context) async throws -> Output
     ) { on(.delete, path, permission, use: handler) }

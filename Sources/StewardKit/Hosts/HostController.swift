@@ -62,6 +62,18 @@ struct HostController {
                 method: .get, path: "/api/v1/groups", operationID: "listGroups", summary: "Host groups with their variables", tag: "hosts",
                 replies: [.init(status: 200, description: "The groups", schema: "GroupList")]))
         routes.get("/api/v1/groups", .view, use: apiGroups)
+        let nameParameter = APIOperation.Parameter(name: "name", location: .path, type: "string", description: "group name")
+        docs.add(
+            APIOperation(
+                method: .put, path: "/api/v1/groups/{name}", operationID: "saveGroup", summary: "Create a group or replace its variables and notes",
+                tag: "hosts", parameters: [nameParameter], requestSchema: "GroupInput",
+                replies: [.init(status: 200, description: "The group", schema: "Group")]))
+        routes.put("/api/v1/groups/:name", .admin, use: apiSaveGroup)
+        docs.add(
+            APIOperation(
+                method: .delete, path: "/api/v1/groups/{name}", operationID: "deleteGroup", summary: "Remove a group (its hosts stay)", tag: "hosts",
+                parameters: [nameParameter], replies: [.init(status: 204, description: "Removed", schema: nil)]))
+        routes.delete("/api/v1/groups/:name", .admin, use: apiDeleteGroup)
         docs.add(
             APIOperation(
                 method: .get, path: "/api/v1/ssh-identity", operationID: "sshIdentity", summary: "Steward's SSH public key and how to authorize it",
@@ -398,6 +410,34 @@ struct HostController {
                 ]
             }
         ])
+    }
+
+    @Sendable func apiSaveGroup(request: Request, context: Context) async throws -> Response {
+        let name = context.parameters.get("name") ?? ""
+        let object = try await Self.jsonObject(request)
+        var errors: [String: String] = [:]
+        for key in object.keys where !["variables", "notes"].contains(key) { errors[key] = "unknown field; accepted: notes, variables" }
+        let variables = object["variables"].map { $0 as? String } ?? ""
+        let notes = object["notes"].map { $0 as? String } ?? ""
+        if variables == nil { errors["variables"] = "must be a string of YAML" }
+        if notes == nil { errors["notes"] = "must be a string" }
+        guard errors.isEmpty else { throw Problem.invalid(errors) }
+        do {
+            try store.saveGroup(name: name, variables: variables ?? "", notes: notes ?? "", by: context.actor, now: Date())
+        } catch HostError.invalid(let problems) {
+            throw Problem.invalid(problems)
+        }
+        let group = try store.group(named: name)!
+        return try JSONResponse.make(object: [
+            "name": group.name, "hosts": group.hostCount, "notes": group.notes, "variables": (try? HostVariables.parse(group.variables).get()) ?? [:],
+        ])
+    }
+
+    @Sendable func apiDeleteGroup(request: Request, context: Context) async throws -> Response {
+        guard try store.deleteGroup(name: context.parameters.get("name") ?? "", by: context.actor, now: Date()) else {
+            throw Problem.notFound("that group")
+        }
+        return Response(status: .noContent)
     }
 
     // MARK: helpers

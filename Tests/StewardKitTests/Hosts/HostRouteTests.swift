@@ -158,3 +158,38 @@ struct HostAPITypeTests {
         }
     }
 }
+
+@Suite("Group API")
+struct GroupAPITests {
+    @Test("groups are created, changed and removed through the API with validated variables; hosts stay")
+    func crud() async throws {
+        let harness = try await ServerHarness()
+        let jsonType: HTTPFields = [.contentType: "application/json"]
+        try await harness.test(as: [.admin]) { client in
+            try await client.execute(
+                uri: "/api/v1/groups/web", method: .put, headers: jsonType, body: ByteBuffer(string: #"{"variables":"tier: front\n","notes":"n"}"#)
+            ) {
+                response in
+                #expect(response.status == .ok)
+                let tier = (try json(response)["variables"] as? [String: Any])?["tier"] as? String
+                #expect(tier == "front")
+            }
+            try await client.execute(
+                uri: "/api/v1/groups/web", method: .put, headers: jsonType, body: ByteBuffer(string: #"{"variables":"x: !!python/name:os.system"}"#)
+            ) {
+                response in #expect(response.status == .unprocessableContent)
+            }
+            try await client.execute(uri: "/api/v1/groups/all", method: .put, headers: jsonType, body: ByteBuffer(string: #"{}"#)) { response in
+                #expect(response.status == .unprocessableContent)
+            }
+            try await client.execute(
+                uri: "/api/v1/hosts", method: .post, headers: jsonType,
+                body: ByteBuffer(string: #"{"name":"w1","address":"192.0.2.1","groups":["web"]}"#)
+            ) { response in #expect(response.status == .created) }
+            try await client.execute(uri: "/api/v1/groups/web", method: .delete) { response in #expect(response.status == .noContent) }
+            try await client.execute(uri: "/api/v1/groups/web", method: .delete) { response in #expect(response.status == .notFound) }
+        }
+        #expect(try harness.server.hosts.host(named: "w1")?.groups == [])
+        #expect(try AuditLog.events(harness.server.database, action: "group.*").map(\.action) == ["group.delete", "group.create"])
+    }
+}
