@@ -135,7 +135,7 @@ public struct ConfigRepository: Sendable {
                 throw AccessError("not valid YAML: \(error)")
             }
         }
-        return try await lock.run {
+        return try await lock.run { [self] in
             let previous = FileManager.default.contents(atPath: full)
             try FileManager.default.createDirectory(atPath: (full as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
             try Data(content.utf8).write(to: URL(fileURLWithPath: full))
@@ -160,7 +160,7 @@ public struct ConfigRepository: Sendable {
     /// Undo a commit with a new commit by `author`.
     public func revert(_ hash: String, author: String, lock: RepositoryLock) async throws -> String {
         guard Self.isCommitHash(hash), try show(hash) != nil else { throw AccessError("there is no commit \(hash) in the config repo") }
-        return try await lock.run {
+        return try await lock.run { [self] in
             do {
                 try git(["revert", "--no-edit", hash], author: (author, "\(author)@steward"))
             } catch {
@@ -306,8 +306,22 @@ enum SeedPlaybooks {
     ]
 }
 
-/// Serialises changes to the config repo's working tree.
-public actor RepositoryLock {
+/// Serialises changes to the config repo's working tree; the work itself (git, ansible's syntax check) runs on a
+/// thread of its own.
+public final class RepositoryLock: Sendable {
+    let gate = ConcurrencyGate(limit: 1)
+
     public init() {}
-    public func run<T: Sendable>(_ body: @Sendable () throws -> T) throws -> T { try body() }
+
+    public func run<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+        await gate.acquire()
+        do {
+            let value = try await offload(body)
+            await gate.release()
+            return value
+        } catch {
+            await gate.release()
+            throw error
+        }
+    }
 }

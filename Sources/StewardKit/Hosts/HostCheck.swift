@@ -13,7 +13,7 @@ public enum HostCheck {
             for (index, host) in all.enumerated() {
                 try Task.checkCancellation()
                 try await context.progress(Double(index) * 100 / Double(max(all.count, 1)), "checking \(host.name)")
-                let (state, detail) = try check(host, keys: keys)
+                let (state, detail) = try await check(host, keys: keys)
                 try hosts.setState(id: host.id, state, detail: detail, seen: state == .up ? Date() : nil)
                 await context.log("\(host.name): \(state.rawValue)\(detail.map { " (\($0))" } ?? "")")
             }
@@ -22,16 +22,16 @@ public enum HostCheck {
     }
 
     /// One host: key verdict first, then a real login that runs `true`.
-    static func check(_ host: Host, keys: HostKeyStore) throws -> (Host.State, String?) {
+    static func check(_ host: Host, keys: HostKeyStore) async throws -> (Host.State, String?) {
         guard host.transport == .ssh else { return (.up, "local transport") }
-        let verdict = try keys.scan(host, now: Date())
+        let verdict = try await keys.scan(host, now: Date())
         switch verdict {
         case .unreachable(let detail):
             return (.down, detail)
         case .unconfirmed, .changed:
             return (.unreachable, verdict.message)
         case .trusted:
-            let result = try ShortCommand.run(
+            let result = try await ShortCommand.output(
                 ["ssh"] + keys.identity.sshOptions() + ["-p", String(host.sshPort), "-l", host.sshUser, "--", host.address, "true"], timeout: 30)
             if result.status == 0 { return (.up, nil) }
             let reason = result.stderr.split(separator: "\n").last.map(String.init) ?? "ssh exited \(result.status)"

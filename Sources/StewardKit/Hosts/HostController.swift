@@ -226,7 +226,7 @@ struct HostController {
 
     @Sendable func scanKey(request: Request, context: Context) async throws -> Response {
         let host = try load(context)
-        let verdict = try keys.scan(host, now: Date())
+        let verdict = try await keys.scan(host, now: Date())
         try applyVerdict(verdict, to: host)
         let level: Flash.Level =
             switch verdict {
@@ -263,7 +263,7 @@ struct HostController {
 
     @Sendable func apiScanKey(request: Request, context: Context) async throws -> Response {
         let host = try load(context)
-        let verdict = try keys.scan(host, now: Date())
+        let verdict = try await keys.scan(host, now: Date())
         try applyVerdict(verdict, to: host)
         return try JSONResponse.make(object: Self.verdictObject(verdict))
     }

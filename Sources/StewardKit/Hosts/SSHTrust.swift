@@ -2,9 +2,22 @@ import Crypto
 import Foundation
 import GRDB
 
+/// Run blocking work (a child process, a slow system call) on a thread of its own, so no cooperative-pool or
+/// event-loop thread waits for it.
+func offload<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        Thread.detachNewThread { continuation.resume(with: Result { try body() }) }
+    }
+}
+
 /// Run a short external command from an argv array (never a shell string) and collect its output.
+/// `run` blocks its caller; async code uses `output`, which runs it off the cooperative pool.
 enum ShortCommand {
-    struct Output {
+    static func output(_ argv: [String], timeout: TimeInterval = 20, environment: [String: String]? = nil) async throws -> Output {
+        try await offload { try run(argv, timeout: timeout, environment: environment) }
+    }
+
+    struct Output: Sendable {
         var status: Int32
         var stdout: String
         var stderr: String
@@ -166,9 +179,9 @@ public struct HostKeyStore: Sendable {
     }
 
     /// Ask the host for its key (`ssh-keyscan`), record what it presented, and say where that leaves it.
-    public func scan(_ host: Host, now: Date) throws -> HostKeyVerdict {
+    public func scan(_ host: Host, now: Date) async throws -> HostKeyVerdict {
         guard host.transport == .ssh else { return .trusted(fingerprint: "local transport, no SSH") }
-        let result = try ShortCommand.run(
+        let result = try await ShortCommand.output(
             ["ssh-keyscan", "-T", "5", "-p", String(host.sshPort), "-t", "ed25519,ecdsa,rsa", host.address], timeout: 15)
         let keys = HostKey.parse(keyscan: result.stdout)
         guard let key = Self.preferredTypes.lazy.compactMap({ type in keys.first { $0.type == type } }).first else {
