@@ -77,6 +77,7 @@ public struct StewardServer {
         let navigation = [
             NavigationItem(key: "dashboard", title: "Dashboard", href: "/"),
             NavigationItem(key: "hosts", title: "Hosts", href: "/hosts"),
+            NavigationItem(key: "accounts", title: "Users", href: "/accounts"),
             NavigationItem(key: "jobs", title: "Jobs", href: "/jobs"),
             NavigationItem(key: "audit", title: "Audit", href: "/audit", permission: .audit),
             NavigationItem(key: "settings", title: "Settings", href: "/settings"),
@@ -124,6 +125,7 @@ public struct StewardServer {
         AuditController(database: database, pages: pages, docs: docs).addRoutes(to: routes)
         HostController(store: hostStore, keys: hostKeys, jobs: runner, pages: pages, docs: docs).addRoutes(to: routes)
         EngineController(engine: engine, jobs: runner, pages: pages, docs: docs).addRoutes(to: routes)
+        AccountsController(service: AccountService(engine: engine), hosts: hostStore, jobs: runner, pages: pages, docs: docs).addRoutes(to: routes)
         ConfigController(repository: repository, database: database, lock: RepositoryLock(), pages: pages, docs: docs).addRoutes(to: routes)
 
         return StewardServer(

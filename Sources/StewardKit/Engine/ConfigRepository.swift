@@ -256,6 +256,11 @@ enum SeedPlaybooks {
                 - name: Groups
                   ansible.builtin.getent:
                     database: group
+                - name: Login shells
+                  ansible.builtin.slurp:
+                    src: /etc/shells
+                  register: steward_shells
+                  failed_when: false
                 - name: Steward facts
                   ansible.builtin.set_fact:
                     steward_facts:
@@ -270,6 +275,7 @@ enum SeedPlaybooks {
                       reboot_required: "{{ steward_reboot.stat.exists | default(false) }}"
                       passwd: "{{ getent_passwd | default({}) }}"
                       group: "{{ getent_group | default({}) }}"
+                      shells: "{{ ((steward_shells.content | default('')) | b64decode).splitlines() | select('match', '^/') | list }}"
 
             """
         ),
@@ -291,15 +297,69 @@ enum SeedPlaybooks {
         (
             "playbooks/users.yml",
             """
-            # Makes Unix users and groups match what Steward manages (filled in by the users area).
+            # Applies the account changes Steward passes in steward_groups and steward_users, then refreshes facts.
+            # Values arrive as data in a vars file; Steward refuses template syntax in every field before a run.
             - name: Users
               hosts: all
               become: true
               gather_facts: false
               tasks:
-                - name: Nothing to change yet
-                  ansible.builtin.debug:
-                    msg: no managed users
+                - name: Groups
+                  ansible.builtin.group:
+                    name: "{{ item.name }}"
+                    gid: "{{ item.gid | default(omit) }}"
+                    state: "{{ item.state }}"
+                  loop: "{{ steward_groups | default([]) }}"
+                  loop_control:
+                    label: "{{ item.name }}"
+                - name: Users
+                  ansible.builtin.user:
+                    name: "{{ item.name }}"
+                    uid: "{{ item.uid | default(omit) }}"
+                    group: "{{ item.group | default(omit) }}"
+                    groups: "{{ item.groups | default(omit) }}"
+                    append: "{{ item.append | default(false) }}"
+                    shell: "{{ item.shell | default(omit) }}"
+                    home: "{{ item.home | default(omit) }}"
+                    create_home: "{{ item.create_home | default(true) }}"
+                    comment: "{{ item.comment | default(omit) }}"
+                    password: "{{ item.password | default(omit) }}"
+                    password_lock: "{{ item.password_lock | default(omit) }}"
+                    expires: "{{ item.expires | default(omit) }}"
+                    state: "{{ item.state | default('present') }}"
+                    remove: "{{ item.remove | default(false) }}"
+                  loop: "{{ steward_users | default([]) }}"
+                  loop_control:
+                    label: "{{ item.name }}"
+                  no_log: "{{ item.password is defined }}"
+                - name: Group members removed
+                  ansible.builtin.command:
+                    argv: [gpasswd, --delete, "{{ item.1 }}", "{{ item.0.name }}"]
+                  loop: "{{ (steward_groups | default([])) | subelements('remove_members', skip_missing=True) }}"
+                  register: steward_removed
+                  changed_when: steward_removed.rc == 0
+                  failed_when: false
+                - name: Authorized keys directory
+                  ansible.builtin.file:
+                    path: "~{{ item.name }}/.ssh"
+                    state: directory
+                    owner: "{{ item.name }}"
+                    mode: "0700"
+                  loop: "{{ (steward_users | default([])) | selectattr('authorized_keys', 'defined') | list }}"
+                  loop_control:
+                    label: "{{ item.name }}"
+                - name: Authorized keys
+                  ansible.builtin.copy:
+                    dest: "~{{ item.name }}/.ssh/authorized_keys"
+                    content: "{{ item.authorized_keys | join('\\n') }}{{ '\\n' if item.authorized_keys else '' }}"
+                    owner: "{{ item.name }}"
+                    mode: "0600"
+                  loop: "{{ (steward_users | default([])) | selectattr('authorized_keys', 'defined') | list }}"
+                  loop_control:
+                    label: "{{ item.name }}"
+
+            - name: Refresh facts
+              import_playbook: facts.yml
 
             """
         ),

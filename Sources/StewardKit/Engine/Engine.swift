@@ -14,6 +14,8 @@ public struct PlaybookRun: Sendable, Codable, Equatable {
     public var taskTimeoutSeconds: Int = 600
     /// An ad-hoc command instead of a playbook: an argv run by the `command` module (never a shell).
     public var command: [String]?
+    /// Extra variables as a JSON object, passed to the playbook as a vars file (data, never template text).
+    public var variables: String?
 
     public init(playbook: String, targets: [String] = []) {
         self.playbook = playbook
@@ -165,7 +167,7 @@ public struct Engine: Sendable {
             argv = ["ansible", "all", "-i", inventoryPath, "-m", "ansible.builtin.command", "-a", arguments]
         } else if checked.contains(commit + ":" + run.playbook) {
             await context.log("syntax check: passed earlier for this commit")
-            argv = ["ansible-playbook", "-i", inventoryPath, playbookPath]
+            argv = ["ansible-playbook", "-i", inventoryPath, playbookPath] + (try variablesArguments(run, runDirectory: runDirectory))
         } else {
             try await context.progress(5, "checking playbook syntax")
             do {
@@ -177,7 +179,7 @@ public struct Engine: Sendable {
                 throw JobFailure("\(run.playbook) failed its syntax check (see the log); nothing was run")
             }
             checked.insert(commit + ":" + run.playbook)
-            argv = ["ansible-playbook", "-i", inventoryPath, playbookPath]
+            argv = ["ansible-playbook", "-i", inventoryPath, playbookPath] + (try variablesArguments(run, runDirectory: runDirectory))
         }
 
         try await context.progress(10, "running on \(runnable.count) host(s)")
@@ -226,6 +228,21 @@ public struct Engine: Sendable {
             "ANSIBLE_DEPRECATION_WARNINGS": "False", "ANSIBLE_PYTHON_INTERPRETER": "auto_silent", "STEWARD_EVENTS_PATH": eventsPath,
             "PYTHONDONTWRITEBYTECODE": "1", "ANSIBLE_LOAD_CALLBACK_PLUGINS": "True",
         ]
+    }
+
+    /// `-e @vars.json` for a run's variables. Ansible would evaluate template syntax inside variable values on the
+    /// panel itself, so any value that contains it is refused here, whatever validated it before.
+    func variablesArguments(_ run: PlaybookRun, runDirectory: String) throws -> [String] {
+        guard let variables = run.variables else { return [] }
+        guard (try? JSONSerialization.jsonObject(with: Data(variables.utf8))) is [String: Any] else {
+            throw JobFailure("the run's variables are not a JSON object")
+        }
+        for marker in ["{{", "{%", "{#"] where variables.contains(marker) {
+            throw JobFailure("the run's variables contain template syntax (\(marker)); nothing was run")
+        }
+        let path = runDirectory + "/vars.json"
+        FileManager.default.createFile(atPath: path, contents: Data(variables.utf8), attributes: [.posixPermissions: 0o600])
+        return ["-e", "@" + path]
     }
 
     /// SSH connection masters (ControlPersist) outlive ansible by design; a run's end, or cancel, closes them.

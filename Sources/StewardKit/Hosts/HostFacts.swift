@@ -2,7 +2,7 @@ import Foundation
 import GRDB
 
 /// What the facts job found on a host, as stored in `host_facts`.
-public struct HostFacts: Sendable {
+public struct HostFacts: @unchecked Sendable {
     public struct Filesystem: Sendable, Equatable {
         public var mount: String
         public var type: String
@@ -30,6 +30,11 @@ public struct HostFacts: Sendable {
     public var rebootRequired: Bool
     public var users: [Account]
     public var groups: [Account]
+    /// Login shells from /etc/shells.
+    public var shells: [String]
+    /// user -> shell, home, gecos; group -> members (from getent).
+    public var passwd: [String: (uid: Int, gid: Int, gecos: String, home: String, shell: String)]
+    public var groupMembers: [String: (gid: Int, members: [String])]
 
     /// The newest facts for a host.
     public static func latest(_ reader: any DatabaseReader, hostID: Int64) throws -> HostFacts? {
@@ -74,6 +79,19 @@ public struct HostFacts: Sendable {
                 name: name, id: int(fields.count > 1 ? fields[1] : nil),
                 detail: [fields.count > 4 ? fields[4] : "", fields.count > 5 ? fields[5] : ""].compactMap { $0 as? String }.joined(separator: " · "))
         }.sorted { $0.id < $1.id }
+        shells = object["shells"] as? [String] ?? []
+        var passwd: [String: (uid: Int, gid: Int, gecos: String, home: String, shell: String)] = [:]
+        for (name, fields) in object["passwd"] as? [String: [Any]] ?? [:] {
+            func text(_ index: Int) -> String { fields.count > index ? (fields[index] as? String ?? "") : "" }
+            passwd[name] = (int(fields.count > 1 ? fields[1] : nil), int(fields.count > 2 ? fields[2] : nil), text(3), text(4), text(5))
+        }
+        self.passwd = passwd
+        var members: [String: (gid: Int, members: [String])] = [:]
+        for (name, fields) in object["group"] as? [String: [Any]] ?? [:] {
+            let list = (fields.count > 2 ? fields[2] as? String ?? "" : "").split(separator: ",").map(String.init)
+            members[name] = (int(fields.count > 1 ? fields[1] : nil), list)
+        }
+        groupMembers = members
         groups = (object["group"] as? [String: [Any]] ?? [:]).map { name, fields in
             Account(name: name, id: int(fields.count > 1 ? fields[1] : nil), detail: fields.count > 2 ? (fields[2] as? String ?? "") : "")
         }.sorted { $0.id < $1.id }

@@ -116,5 +116,27 @@ struct FactsTests {
                 #expect(text(response).contains(#"id="facts-as-of">As of "#))
             }
         }
+        try await harness.test(as: [.operator]) { client in
+            try await client.execute(uri: "/hosts/\(localhost.id)/accounts", method: .get) { response in
+                let page = text(response)
+                #expect(response.status == .ok && page.contains("<td>root</td><td>0</td>") && page.contains(#"<option value="/bin/sh">"#))
+            }
+            // Class 6 on a real host's facts: an operator may not give sudo or touch root.
+            try await client.execute(
+                uri: "/api/v1/hosts/\(localhost.id)/users", method: .post, headers: [.contentType: "application/json"],
+                body: ByteBuffer(string: #"{"action":"create","name":"steward-test-op","uid":0,"admin":true}"#)
+            ) { response in
+                #expect(response.status == .unprocessableContent)
+                let errors = try json(response)["errors"] as? [String: String]
+                #expect(errors?["uid"] != nil && errors?["admin"] != nil)
+            }
+            try await client.execute(
+                uri: "/api/v1/hosts/\(localhost.id)/users", method: .post, headers: [.contentType: "application/json"],
+                body: ByteBuffer(string: #"{"action":"lock","name":"root"}"#)
+            ) { response in
+                #expect(response.status == .unprocessableContent)
+            }
+        }
+        #expect(try runner.store.list(JobFilter()).count == 1, "nothing was queued for the refused changes")
     }
 }

@@ -1,0 +1,333 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+
+/// Users and groups: per host (from facts, changed through the engine) and across the fleet.
+struct AccountsController {
+    typealias Context = StewardRequestContext
+    let service: AccountService
+    let hosts: HostStore
+    let jobs: JobRunner
+    let pages: PageRenderer
+    let docs: APIDocumentation
+
+    func addRoutes(to routes: Routes) {
+        routes.get("/accounts", .view, use: matrixPage)
+        routes.get("/hosts/:id/accounts", .view, use: hostPage)
+        routes.post("/hosts/:id/accounts/users", .operate, use: userFromPage)
+        routes.post("/hosts/:id/accounts/groups", .operate, use: groupFromPage)
+        let idParameter = APIOperation.Parameter(name: "id", location: .path, type: "integer", description: "host id")
+        docs.add(
+            APIOperation(
+                method: .get, path: "/api/v1/accounts", operationID: "accountMatrix",
+                summary: "Which hosts have which users (uid, gid, shell), with uid and name conflicts", tag: "accounts",
+                replies: [.init(status: 200, description: "The matrix", schema: "AccountMatrix")]))
+        routes.get("/api/v1/accounts", .view, use: apiMatrix)
+        docs.add(
+            APIOperation(
+                method: .get, path: "/api/v1/hosts/{id}/accounts", operationID: "hostAccounts", summary: "A host's users and groups from its facts",
+                tag: "accounts", parameters: [idParameter], replies: [.init(status: 200, description: "Users and groups", schema: "HostAccounts")]))
+        routes.get("/api/v1/hosts/:id/accounts", .view, use: apiHost)
+        docs.add(
+            APIOperation(
+                method: .post, path: "/api/v1/hosts/{id}/users", operationID: "changeUser",
+                summary: "Create, update, lock, unlock or delete a user on a host, as a job", tag: "accounts", parameters: [idParameter],
+                requestSchema: "UserChange", replies: [.init(status: 202, description: "The job (and a generated password, once)", schema: "Job")]))
+        routes.post("/api/v1/hosts/:id/users", .operate, use: apiUser)
+        docs.add(
+            APIOperation(
+                method: .post, path: "/api/v1/hosts/{id}/groups", operationID: "changeGroup",
+                summary: "Create, update or delete a group on a host, as a job",
+                tag: "accounts", parameters: [idParameter], requestSchema: "GroupChange",
+                replies: [.init(status: 202, description: "The job", schema: "Job")]))
+        routes.post("/api/v1/hosts/:id/groups", .operate, use: apiGroup)
+    }
+
+    // MARK: fleet matrix
+
+    struct Matrix {
+        var hosts: [String]
+        /// user -> host -> (uid, gid, shell)
+        var cells: [String: [String: (uid: Int, gid: Int, shell: String)]]
+        var uidConflicts: [String: [Int]]
+        var nameConflicts: [Int: [String]]
+    }
+
+    func matrix(includeSystem: Bool) throws -> Matrix {
+        var cells: [String: [String: (uid: Int, gid: Int, shell: String)]] = [:]
+        var hostNames: [String] = []
+        for host in try hosts.all() {
+            guard let facts = try HostFacts.latest(hosts.database, hostID: host.id) else { continue }
+            hostNames.append(host.name)
+            for (name, entry) in facts.passwd where includeSystem || AccountRules.regularIDs.contains(entry.uid) {
+                cells[name, default: [:]][host.name] = (entry.uid, entry.gid, entry.shell)
+            }
+        }
+        var uidConflicts: [String: [Int]] = [:]
+        var byUID: [Int: Set<String>] = [:]
+        for (name, row) in cells {
+            let uids = Set(row.values.map(\.uid))
+            if uids.count > 1 { uidConflicts[name] = uids.sorted() }
+            for uid in uids { byUID[uid, default: []].insert(name) }
+        }
+        let nameConflicts = byUID.filter { $0.value.count > 1 }.mapValues { $0.sorted() }
+        return Matrix(hosts: hostNames.sorted(), cells: cells, uidConflicts: uidConflicts, nameConflicts: nameConflicts)
+    }
+
+    @Sendable func matrixPage(request: Request, context: Context) async throws -> Response {
+        let includeSystem = request.uri.queryParameters["system"] == "1"
+        let matrix = try matrix(includeSystem: includeSystem)
+        let rows = matrix.cells.keys.sorted().map { name -> ViewNode in
+            let row = matrix.cells[name]!
+            return ViewNode([
+                "name": name, "conflict": matrix.uidConflicts[name] != nil || row.values.contains { matrix.nameConflicts[$0.uid] != nil },
+                "cells": matrix.hosts.map { host -> ViewNode in
+                    guard let cell = row[host] else { return ViewNode(["present": false]) }
+                    return ViewNode(["present": true, "uid": cell.uid, "gid": cell.gid, "shell": cell.shell])
+                },
+            ])
+        }
+        var conflicts: [ViewNode] = matrix.uidConflicts.keys.sorted().map {
+            ViewNode(["text": "\($0) has different uids: " + matrix.uidConflicts[$0]!.map(String.init).joined(separator: ", ")])
+        }
+        conflicts += matrix.nameConflicts.keys.sorted().map {
+            ViewNode(["text": "uid \($0) belongs to different names: " + matrix.nameConflicts[$0]!.joined(separator: ", ")])
+        }
+        return pages.page(
+            "accounts/matrix", title: "Users across the fleet", section: "accounts",
+            data: [
+                "hosts": matrix.hosts.map { ViewNode(["name": $0]) }, "rows": rows, "conflicts": conflicts, "include_system": includeSystem,
+                "empty": rows.isEmpty,
+            ], request: request, context: context)
+    }
+
+    @Sendable func apiMatrix(request: Request, context: Context) async throws -> Response {
+        let matrix = try matrix(includeSystem: request.uri.queryParameters["system"] == "1")
+        return try JSONResponse.make(object: [
+            "hosts": matrix.hosts,
+            "users": matrix.cells.keys.sorted().map { name -> [String: Any] in
+                [
+                    "name": name,
+                    "hosts": matrix.cells[name]!.mapValues { ["uid": $0.uid, "gid": $0.gid, "shell": $0.shell] as [String: Any] },
+                ]
+            },
+            "conflicts": [
+                "uid": matrix.uidConflicts.map { ["name": $0.key, "uids": $0.value] as [String: Any] },
+                "name": matrix.nameConflicts.map { ["uid": $0.key, "names": $0.value] as [String: Any] },
+            ],
+        ])
+    }
+
+    // MARK: one host
+
+    func load(_ context: Context) throws -> Host {
+        guard let id = context.parameters.get("id", as: Int64.self), let host = try hosts.host(id: id) else {
+            throw HTTPError(.notFound, message: "there is no such host")
+        }
+        return host
+    }
+
+    @Sendable func hostPage(request: Request, context: Context) async throws -> Response {
+        try hostView(try load(context), request: request, context: context)
+    }
+
+    func hostView(
+        _ host: Host, request: Request, context: Context, errors: [String: String] = [:], status: HTTPResponse.Status = .ok
+    ) throws -> Response {
+        let facts = try HostFacts.latest(hosts.database, hostID: host.id)
+        let sudo = AccountService.sudoGroup(facts)
+        let users = (facts?.passwd ?? [:]).sorted { $0.value.uid < $1.value.uid }.map { name, entry -> ViewNode in
+            ViewNode([
+                "name": name, "uid": entry.uid, "gid": entry.gid, "gecos": entry.gecos, "home": entry.home, "shell": entry.shell,
+                "system": !AccountRules.regularIDs.contains(entry.uid),
+                "admin": sudo.map { facts?.groupMembers[$0]?.members.contains(name) ?? false } ?? false,
+                "groups": (facts?.groupMembers ?? [:]).filter { $0.value.members.contains(name) }.map(\.key).sorted().joined(separator: ", "),
+            ])
+        }
+        let groups = (facts?.groupMembers ?? [:]).sorted { $0.value.gid < $1.value.gid }.map { name, entry in
+            ViewNode([
+                "name": name, "gid": entry.gid, "members": entry.members.joined(separator: ", "),
+                "system": !AccountRules.regularIDs.contains(entry.gid),
+            ])
+        }
+        let data: [String: Any] = [
+            "host": ViewNode(["id": host.id, "name": host.name]), "has_facts": facts != nil,
+            "as_of": facts.map { RFC3339.display($0.gatheredAt) } ?? "",
+            "users": users, "groups": groups, "shells": (facts?.shells ?? []).map { ViewNode(["shell": $0]) },
+            "operator": context.identity?.permissions.contains(.operate) ?? false, "sudo_group": sudo ?? "",
+            "errors": errors.keys.sorted().map { ViewNode(["field": $0, "message": errors[$0]!]) }, "has_errors": !errors.isEmpty,
+        ]
+        return pages.page(
+            "accounts/host", title: "Users and groups on \(host.name)", section: "accounts", data: data, request: request, context: context,
+            status: status)
+    }
+
+    static func userChange(_ form: FormBody) -> UserChange {
+        var change = UserChange(
+            action: UserChange.Action(rawValue: form["action"] ?? "") ?? .create, name: (form["name"] ?? "").trimmingCharacters(in: .whitespaces))
+        func text(_ key: String) -> String? { form[key].map { $0.trimmingCharacters(in: .whitespaces) }.flatMap { $0.isEmpty ? nil : $0 } }
+        change.uid = text("uid").map { Int($0) ?? -1 }
+        change.primaryGroup = text("primary_group")
+        change.groups = text("groups").map(HostSettings.list)
+        change.shell = text("shell")
+        change.home = text("home")
+        change.createHome = form["create_home"] != nil || change.action != .create
+        change.gecos = form["gecos"].flatMap { $0.isEmpty ? nil : $0 }
+        switch form["password_mode"] {
+        case "hash": change.password = .hash(form["password_hash"] ?? "")
+        case "generate": change.password = .generate
+        case "locked": change.password = .locked
+        default: change.password = .unchanged
+        }
+        change.expiresOn = text("expires")
+        if let keys = form["authorized_keys"], form["set_keys"] != nil {
+            change.authorizedKeys = keys.replacingOccurrences(of: "\r\n", with: "\n").split(separator: "\n").map {
+                $0.trimmingCharacters(in: .whitespaces)
+            }
+            .filter { !$0.isEmpty }
+        }
+        if form["admin_set"] != nil { change.admin = form["admin"] != nil }
+        change.removeHome = form["remove_home"] != nil
+        return change
+    }
+
+    @Sendable func userFromPage(request: Request, context: Context) async throws -> Response {
+        let host = try load(context)
+        let change = Self.userChange(try await FormBody.read(request, context: context))
+        do {
+            let prepared = try service.prepare(change, on: host, by: context.actor, isAdmin: context.identity?.permissions.contains(.admin) ?? false)
+            let job = try await jobs.enqueue(prepared.request)
+            if let password = prepared.generatedPassword {
+                return pages.page(
+                    "accounts/password", title: "Generated password", section: "accounts",
+                    data: ["password": password, "user": change.name, "host": host.name, "job": job.id], request: request, context: context)
+            }
+            return pages.redirect(to: "/jobs/\(job.id)")
+        } catch let error as AccountError {
+            return try hostView(host, request: request, context: context, errors: error.errors, status: .unprocessableContent)
+        } catch let error as AccessError {
+            return try hostView(host, request: request, context: context, errors: ["targets": error.message], status: .unprocessableContent)
+        }
+    }
+
+    @Sendable func groupFromPage(request: Request, context: Context) async throws -> Response {
+        let host = try load(context)
+        let form = try await FormBody.read(request, context: context)
+        var change = GroupChange(
+            action: GroupChange.Action(rawValue: form["action"] ?? "") ?? .create, name: (form["name"] ?? "").trimmingCharacters(in: .whitespaces))
+        if let gid = form["gid"], !gid.isEmpty { change.gid = Int(gid) ?? -1 }
+        if form["set_members"] != nil { change.members = HostSettings.list(form["members"] ?? "") }
+        do {
+            let prepared = try service.prepare(change, on: host, by: context.actor, isAdmin: context.identity?.permissions.contains(.admin) ?? false)
+            let job = try await jobs.enqueue(prepared.request)
+            return pages.redirect(to: "/jobs/\(job.id)")
+        } catch let error as AccountError {
+            return try hostView(host, request: request, context: context, errors: error.errors, status: .unprocessableContent)
+        }
+    }
+
+    // MARK: API
+
+    @Sendable func apiHost(request: Request, context: Context) async throws -> Response {
+        let host = try load(context)
+        guard let facts = try HostFacts.latest(hosts.database, hostID: host.id) else {
+            throw Problem(status: .conflict, detail: "\(host.name) has no facts yet; run Gather facts first")
+        }
+        return try JSONResponse.make(object: [
+            "as_of": RFC3339.string(facts.gatheredAt), "shells": facts.shells,
+            "users": facts.passwd.sorted { $0.key < $1.key }.map { name, entry -> [String: Any] in
+                [
+                    "name": name, "uid": entry.uid, "gid": entry.gid, "gecos": entry.gecos, "home": entry.home, "shell": entry.shell,
+                    "system": !AccountRules.regularIDs.contains(entry.uid),
+                    "groups": facts.groupMembers.filter { $0.value.members.contains(name) }.map(\.key).sorted(),
+                ]
+            },
+            "groups": facts.groupMembers.sorted { $0.key < $1.key }.map { name, entry -> [String: Any] in
+                ["name": name, "gid": entry.gid, "members": entry.members, "system": !AccountRules.regularIDs.contains(entry.gid)]
+            },
+        ])
+    }
+
+    @Sendable func apiUser(request: Request, context: Context) async throws -> Response {
+        let host = try load(context)
+        let body = try await request.body.collect(upTo: 1 << 18)
+        let change: UserChange
+        do {
+            change = try JSONDecoder().decode(UserChangeInput.self, from: Data(body.readableBytesView)).change
+        } catch {
+            throw Problem.badRequest("the body must be a user change: {\"action\": \"create\", \"name\": \"ann\", ...}; \(error)")
+        }
+        do {
+            let prepared = try service.prepare(change, on: host, by: context.actor, isAdmin: context.identity?.permissions.contains(.admin) ?? false)
+            let job = try await jobs.enqueue(prepared.request)
+            var object = JobController.resource(job)
+            if let password = prepared.generatedPassword { object["generated_password"] = password }
+            return try JSONResponse.make(object: object, status: .accepted)
+        } catch let error as AccountError {
+            throw Problem.invalid(error.errors)
+        }
+    }
+
+    @Sendable func apiGroup(request: Request, context: Context) async throws -> Response {
+        let host = try load(context)
+        let body = try await request.body.collect(upTo: 1 << 16)
+        let change: GroupChange
+        do {
+            change = try JSONDecoder().decode(GroupChange.self, from: Data(body.readableBytesView))
+        } catch {
+            throw Problem.badRequest(
+                "the body must be a group change: {\"action\": \"create\", \"name\": \"developers\", \"gid\": 2000, \"members\": [...]}")
+        }
+        do {
+            let prepared = try service.prepare(change, on: host, by: context.actor, isAdmin: context.identity?.permissions.contains(.admin) ?? false)
+            let job = try await jobs.enqueue(prepared.request)
+            return try JSONResponse.make(object: JobController.resource(job), status: .accepted)
+        } catch let error as AccountError {
+            throw Problem.invalid(error.errors)
+        }
+    }
+}
+
+/// The API's user change: snake_case fields, the password as {"mode": "hash|generate|locked", "hash": ...}.
+struct UserChangeInput: Decodable {
+    let change: UserChange
+
+    enum Keys: String, CodingKey {
+        case action, name, uid, groups, shell, home, gecos, password, admin
+        case primaryGroup = "primary_group"
+        case createHome = "create_home"
+        case expires
+        case authorizedKeys = "authorized_keys"
+        case removeHome = "remove_home"
+    }
+    struct PasswordInput: Decodable {
+        let mode: String
+        let hash: String?
+    }
+
+    init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: Keys.self)
+        var change = UserChange(
+            action: try container.decode(UserChange.Action.self, forKey: .action), name: try container.decode(String.self, forKey: .name))
+        change.uid = try container.decodeIfPresent(Int.self, forKey: .uid)
+        change.primaryGroup = try container.decodeIfPresent(String.self, forKey: .primaryGroup)
+        change.groups = try container.decodeIfPresent([String].self, forKey: .groups)
+        change.shell = try container.decodeIfPresent(String.self, forKey: .shell)
+        change.home = try container.decodeIfPresent(String.self, forKey: .home)
+        change.createHome = try container.decodeIfPresent(Bool.self, forKey: .createHome) ?? true
+        change.gecos = try container.decodeIfPresent(String.self, forKey: .gecos)
+        if let password = try container.decodeIfPresent(PasswordInput.self, forKey: .password) {
+            switch password.mode {
+            case "hash": change.password = .hash(password.hash ?? "")
+            case "generate": change.password = .generate
+            case "locked": change.password = .locked
+            default: change.password = .unchanged
+            }
+        }
+        change.expiresOn = try container.decodeIfPresent(String.self, forKey: .expires)
+        change.authorizedKeys = try container.decodeIfPresent([String].self, forKey: .authorizedKeys)
+        change.admin = try container.decodeIfPresent(Bool.self, forKey: .admin)
+        change.removeHome = try container.decodeIfPresent(Bool.self, forKey: .removeHome) ?? false
+        self.change = change
+    }
+}
