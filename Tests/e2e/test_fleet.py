@@ -311,3 +311,92 @@ def test_cancel_stops_the_whole_run_and_a_host_that_stops_answering_is_unreachab
         assert by_host[second.name]["status"] == "unreachable" and by_host[fleet.hosts[0].name]["status"] == "ok"
     finally:
         second.start()
+
+
+TEST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFq0dj3X1w6dRQ2cXgYQxWlXyK7Hq0gBvK1o4nTz6Y3C steward-test@example"
+
+
+def change_user(api, host_id, body):
+    status, job = api.call("POST", f"/api/v1/hosts/{host_id}/users", body)
+    assert status == 202, job
+    finished = wait_job(api, job["id"], timeout=300)
+    assert finished["state"] == "succeeded", job_log(api, job["id"])
+    return job
+
+
+def test_users_and_groups_are_managed_on_one_host_and_the_matrix_shows_it(api, fleet, signed_in, steward):
+    ids = enrol(api, fleet)
+    first, second = fleet.hosts
+    # Facts first: shells and existing accounts come from them.
+    status, schedules = api.call("GET", "/api/v1/schedules")
+    gather = next(s for s in schedules["items"] if s["name"] == "Gather facts")
+    status, started = api.call("POST", f"/api/v1/schedules/{gather['id']}/run")
+    wait_job(api, started["id"], timeout=300)
+
+    name = "steward-test-ann"
+    job = change_user(api, ids[first.name], {
+        "action": "create", "name": name, "uid": 1500, "shell": "/bin/bash", "gecos": "Ann <script>alert(1)</script>",
+        "authorized_keys": [TEST_KEY], "password": {"mode": "generate"}})
+    assert job["generated_password"] and len(job["generated_password"]) == 20
+    passwd = first.run("getent", "passwd", name).stdout
+    assert passwd.startswith(f"{name}:x:1500:") and passwd.strip().endswith("/bin/bash")
+    assert (first.root / f"home/{name}/.ssh/authorized_keys").read_text() == TEST_KEY + "\n"
+    assert first.run("getent", "passwd", name, check=False).returncode == 0 and second.run("getent", "passwd", name, check=False).returncode != 0
+    shadow = first.run("getent", "shadow", name).stdout.split(":")[1]
+    assert shadow.startswith("$6$"), "the generated password is set as a hash"
+
+    # Class 5: the GECOS payload renders as text in a real browser (no alert, no element).
+    browser = signed_in
+    browser.get(f"{steward.base_url}/hosts/{ids[first.name]}/accounts")
+    row = browser.find_element("xpath", f"//table[@id='host-users']//tr[td[1]='{name}']")
+    assert "Ann <script>alert(1)</script>" in row.text
+    assert browser.find_elements("css selector", "main script") == []
+
+    # Edit, lock, group membership.
+    change_user(api, ids[first.name], {"action": "update", "name": name, "gecos": "Ann Example", "shell": "/bin/sh"})
+    assert first.run("getent", "passwd", name).stdout.split(":")[4] == "Ann Example"
+    change_user(api, ids[first.name], {"action": "lock", "name": name})
+    assert first.run("getent", "shadow", name).stdout.split(":")[1].startswith("!")
+    status, job = api.call("POST", f"/api/v1/hosts/{ids[first.name]}/groups",
+                           {"action": "create", "name": "steward-test-devs", "gid": 2500, "members": [name]})
+    assert status == 202, job
+    assert wait_job(api, job["id"], timeout=300)["state"] == "succeeded", job_log(api, job["id"])
+    assert first.run("getent", "group", "steward-test-devs").stdout.strip() == f"steward-test-devs:x:2500:{name}"
+    status, job = api.call("POST", f"/api/v1/hosts/{ids[first.name]}/groups", {"action": "update", "name": "steward-test-devs", "members": []})
+    assert wait_job(api, job["id"], timeout=300)["state"] == "succeeded", job_log(api, job["id"])
+    assert first.run("getent", "group", "steward-test-devs").stdout.strip() == "steward-test-devs:x:2500:"
+
+    # The facts refreshed with the change: the matrix shows the user on one host only.
+    status, matrix = api.call("GET", "/api/v1/accounts")
+    row = next(user for user in matrix["users"] if user["name"] == name)
+    assert set(row["hosts"]) == {first.name} and row["hosts"][first.name]["uid"] == 1500
+    browser.get(f"{steward.base_url}/accounts")
+    cells = [cell.text for cell in browser.find_elements("xpath", f"//table[@id='account-matrix']//tr[th[starts-with(., '{name}')]]/td")]
+    assert any("uid 1500" in cell for cell in cells) and "—" in cells
+
+    # A conflict: the same name with another uid on the second host.
+    change_user(api, ids[second.name], {"action": "create", "name": name, "uid": 1501})
+    status, matrix = api.call("GET", "/api/v1/accounts")
+    assert {"name": name, "uids": [1500, 1501]} in matrix["conflicts"]["uid"]
+
+    for host in fleet.hosts:
+        change_user(api, ids[host.name], {"action": "delete", "name": name, "remove_home": True})
+        assert host.run("getent", "passwd", name, check=False).returncode != 0
+    assert not (first.root / f"home/{name}").exists()
+
+
+def test_account_fields_refuse_injection_through_the_api(api, fleet):
+    ids = enrol(api, fleet)
+    host_id = ids[fleet.hosts[0].name]
+    for body, field in [
+        ({"action": "create", "name": "x;id"}, "name"),
+        ({"action": "create", "name": "steward-test-i", "gecos": "{{ lookup('pipe','id') }}"}, "gecos"),
+        ({"action": "create", "name": "steward-test-i", "shell": "/bin/sh -c id"}, "shell"),
+        ({"action": "create", "name": "steward-test-i", "shell": "/bin/zsh"}, "shell"),
+        ({"action": "create", "name": "steward-test-i", "home": "/home/../etc"}, "home"),
+        ({"action": "create", "name": "steward-test-i", "authorized_keys": ["command=\"id\" " + TEST_KEY]}, "authorized_keys"),
+        ({"action": "create", "name": "steward-test-i", "password": {"mode": "hash", "hash": "plaintext"}}, "password"),
+        ({"action": "create", "name": "root"}, "name"),
+    ]:
+        status, problem = api.call("POST", f"/api/v1/hosts/{host_id}/users", body)
+        assert status == 422 and field in problem["errors"], (body, problem)
