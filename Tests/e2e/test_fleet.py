@@ -400,3 +400,46 @@ def test_account_fields_refuse_injection_through_the_api(api, fleet):
     ]:
         status, problem = api.call("POST", f"/api/v1/hosts/{host_id}/users", body)
         assert status == 422 and field in problem["errors"], (body, problem)
+
+
+def test_users_as_code_report_drift_and_converge(api, fleet):
+    ids = enrol(api, fleet)
+    first, second = fleet.hosts
+    name = "steward-test-bob"
+    status, job = api.call("POST", "/api/v1/playbooks/run", {"playbook": "playbooks/facts.yml", "targets": ["fleet"]})
+    wait_job(api, job["id"], timeout=300)
+    status, saved = api.call("PUT", f"/api/v1/accounts/desired/{name}",
+                             {"uid": 1601, "shell": "/bin/bash", "apply_to": ["fleet"], "message": "Bob works on the fleet"})
+    assert status == 200, saved
+    status, commits = api.call("GET", "/api/v1/config/history")
+    assert commits["items"][0]["subject"] == "Bob works on the fleet" and commits["items"][0]["commit"] == saved["commit"]
+    status, desired = api.call("GET", "/api/v1/accounts/desired")
+    bob = next(item for item in desired["items"] if item["name"] == name)
+    assert sorted(bob["drifting"]) == [first.name, second.name] and all("missing" in h["drift"] for h in bob["hosts"])
+
+    status, job = api.call("POST", f"/api/v1/accounts/desired/{name}/converge")
+    assert status == 202
+    assert wait_job(api, job["id"], timeout=300)["state"] == "succeeded", job_log(api, job["id"])
+    for host in fleet.hosts:
+        assert host.run("getent", "passwd", name).stdout.startswith(f"{name}:x:1601:")
+    status, desired = api.call("GET", "/api/v1/accounts/desired")
+    assert next(item for item in desired["items"] if item["name"] == name)["drifting"] == []
+
+    # Someone changes the shell by hand on one host: the report names that host and what differs.
+    first.run("usermod", "--shell", "/bin/sh", name)
+    status, job = api.call("POST", "/api/v1/playbooks/run", {"playbook": "playbooks/facts.yml", "targets": [first.name]})
+    wait_job(api, job["id"], timeout=300)
+    status, desired = api.call("GET", "/api/v1/accounts/desired")
+    bob = next(item for item in desired["items"] if item["name"] == name)
+    assert bob["drifting"] == [first.name]
+    assert any("shell /bin/sh, should be /bin/bash" in d for h in bob["hosts"] for d in h["drift"])
+    status, job = api.call("POST", f"/api/v1/accounts/desired/{name}/converge")
+    assert wait_job(api, job["id"], timeout=300)["state"] == "succeeded"
+    assert first.run("getent", "passwd", name).stdout.strip().endswith("/bin/bash")
+
+    # Clean up: the definition becomes "absent" and converges away.
+    status, saved = api.call("PUT", f"/api/v1/accounts/desired/{name}", {"state": "absent", "apply_to": ["fleet"], "message": "Bob left"})
+    status, job = api.call("POST", f"/api/v1/accounts/desired/{name}/converge")
+    assert wait_job(api, job["id"], timeout=300)["state"] == "succeeded"
+    for host in fleet.hosts:
+        assert host.run("getent", "passwd", name, check=False).returncode != 0

@@ -126,7 +126,9 @@ public struct StewardServer {
         HostController(store: hostStore, keys: hostKeys, jobs: runner, pages: pages, docs: docs).addRoutes(to: routes)
         EngineController(engine: engine, jobs: runner, pages: pages, docs: docs).addRoutes(to: routes)
         AccountsController(service: AccountService(engine: engine), hosts: hostStore, jobs: runner, pages: pages, docs: docs).addRoutes(to: routes)
-        ConfigController(repository: repository, database: database, lock: RepositoryLock(), pages: pages, docs: docs).addRoutes(to: routes)
+        let repositoryLock = RepositoryLock()
+        ConfigController(repository: repository, database: database, lock: repositoryLock, pages: pages, docs: docs).addRoutes(to: routes)
+        DesiredAccountsController(engine: engine, jobs: runner, lock: repositoryLock, pages: pages, docs: docs).addRoutes(to: routes)
 
         return StewardServer(
             configuration: configuration, dataDirectory: dataDirectory, resources: resources, database: database, jobs: runner, scheduler: scheduler,

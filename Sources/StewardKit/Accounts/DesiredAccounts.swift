@@ -1,0 +1,101 @@
+import Foundation
+import Yams
+
+/// A user as it should be on every host of some host groups, kept in the config repo as users/NAME.yml.
+public struct DesiredUser: Sendable, Equatable {
+    public var name: String
+    public var present = true
+    public var uid: Int?
+    public var groups: [String]?
+    public var shell: String?
+    public var gecos: String?
+    public var authorizedKeys: [String]?
+    /// Host groups (or host names) the definition applies to.
+    public var applyTo: [String]
+
+    public init(name: String, applyTo: [String]) {
+        self.name = name
+        self.applyTo = applyTo
+    }
+
+    /// The file's text: plain YAML an operator can also edit with git.
+    public var yaml: String {
+        var lines = ["# Desired state of the Unix user \(name), kept by Steward.", "name: \(name)", "state: \(present ? "present" : "absent")"]
+        if let uid { lines.append("uid: \(uid)") }
+        if let groups { lines.append("groups: [" + groups.joined(separator: ", ") + "]") }
+        if let shell { lines.append("shell: \(shell)") }
+        if let gecos {
+            lines.append("gecos: \"" + gecos.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\"")
+        }
+        if let authorizedKeys {
+            lines.append("authorized_keys:")
+            lines += authorizedKeys.map { "  - \"\($0)\"" }
+        }
+        lines.append("apply_to: [" + applyTo.joined(separator: ", ") + "]")
+        return lines.joined(separator: "\n") + "\n"
+    }
+
+    /// Parse and validate a definition file; errors name the field.
+    public static func parse(_ text: String) throws(AccountError) -> DesiredUser {
+        guard let object = (try? Yams.load(yaml: text)) as? [String: Any] else { throw AccountError(errors: ["file": "not a YAML mapping"]) }
+        var errors: [String: String] = [:]
+        let name = object["name"] as? String ?? ""
+        let applyTo = (object["apply_to"] as? [Any])?.compactMap { "\($0)" } ?? []
+        var user = DesiredUser(name: name, applyTo: applyTo)
+        user.present = (object["state"] as? String ?? "present") != "absent"
+        user.uid = object["uid"] as? Int
+        user.groups = (object["groups"] as? [Any])?.compactMap { "\($0)" }
+        user.shell = object["shell"] as? String
+        user.gecos = object["gecos"] as? String
+        user.authorizedKeys = (object["authorized_keys"] as? [Any])?.compactMap { $0 as? String }
+        var change = UserChange(action: .create, name: name)
+        change.uid = user.uid
+        change.groups = user.groups
+        change.gecos = user.gecos
+        change.authorizedKeys = user.authorizedKeys
+        errors = AccountRules.problems(change, shells: [], isAdmin: true)
+        if let shell = user.shell, let problem = AccountRules.path(shell, field: "shell") { errors["shell"] = problem }
+        if applyTo.isEmpty || applyTo.contains(where: { HostValidation.groupName($0) != nil && HostValidation.name($0) != nil }) {
+            errors["apply_to"] = "list the host groups (or hosts) this user belongs on, like [web_servers]"
+        }
+        guard errors.isEmpty else { throw AccountError(errors: errors) }
+        return user
+    }
+
+    /// How one host differs from this definition, in words; empty when it matches.
+    public func drift(on facts: HostFacts) -> [String] {
+        guard let entry = facts.passwd[name] else { return present ? ["missing"] : [] }
+        guard present else { return ["present, should be absent"] }
+        var differences: [String] = []
+        if let uid, entry.uid != uid { differences.append("uid \(entry.uid), should be \(uid)") }
+        if let shell, entry.shell != shell { differences.append("shell \(entry.shell), should be \(shell)") }
+        if let gecos, entry.gecos != gecos { differences.append("full name \"\(entry.gecos)\", should be \"\(gecos)\"") }
+        if let groups {
+            let actual = Set(facts.groupMembers.filter { $0.value.members.contains(name) }.map(\.key))
+            let missing = Set(groups).subtracting(actual)
+            if !missing.isEmpty { differences.append("not in " + missing.sorted().joined(separator: ", ")) }
+        }
+        if let shellList = Optional(facts.shells), let shell, !shellList.isEmpty, !shellList.contains(shell) {
+            differences.append("\(shell) is not in this host's /etc/shells")
+        }
+        return differences
+    }
+
+    /// The users.yml item that converges a host to this definition.
+    var convergeItem: [String: Any] {
+        var item: [String: Any] = ["name": name]
+        if !present {
+            item["state"] = "absent"
+            return item
+        }
+        if let uid { item["uid"] = uid }
+        if let groups {
+            item["groups"] = groups
+            item["append"] = true
+        }
+        if let shell { item["shell"] = shell }
+        if let gecos { item["comment"] = gecos }
+        if let authorizedKeys { item["authorized_keys"] = authorizedKeys }
+        return item
+    }
+}
