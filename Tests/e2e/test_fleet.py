@@ -12,6 +12,7 @@ import urllib.error
 import urllib.request
 
 import pytest
+from selenium.webdriver.support.ui import WebDriverWait
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "fleet"))
 from fleet import Fleet  # noqa: E402
@@ -443,3 +444,46 @@ def test_users_as_code_report_drift_and_converge(api, fleet):
     assert wait_job(api, job["id"], timeout=300)["state"] == "succeeded"
     for host in fleet.hosts:
         assert host.run("getent", "passwd", name, check=False).returncode != 0
+
+
+def test_batch_csv_reports_bad_lines_and_applies_nothing_until_confirmed(api, fleet, signed_in, steward):
+    enrol(api, fleet)
+    first, second = fleet.hosts
+    status, job = api.call("POST", "/api/v1/playbooks/run", {"playbook": "playbooks/facts.yml", "targets": ["fleet"]})
+    wait_job(api, job["id"], timeout=300)
+    browser = signed_in
+    browser.get(f"{steward.base_url}/accounts/batch")
+    lines = "\n".join([
+        f"create,{first.name},steward-test-cat,1650,,/bin/bash,,Cat Example",
+        f"create,{second.name},x;id",
+        f"create,no-such-host,steward-test-dog",
+        f"create,{second.name},steward-test-dog,,,/bin/zsh",
+    ])
+    browser.find_element("id", "field-batch").send_keys(lines)
+    browser.find_element("css selector", "button[name=apply][value='0']").click()
+    rows = WebDriverWait(browser, 20).until(lambda d: d.find_elements("css selector", "#batch-preview tbody tr"))
+    assert len(rows) == 4 and "ready" in rows[0].text
+    assert "name:" in rows[1].text and "there is no host no-such-host" in rows[2].text and "/etc/shells" in rows[3].text
+    assert browser.find_elements("css selector", "button[name=apply][value='1']") == [], "no apply while lines are wrong"
+    assert first.run("getent", "passwd", "steward-test-cat", check=False).returncode != 0, "a preview changes nothing"
+
+    box = browser.find_element("id", "field-batch")
+    box.clear()
+    box.send_keys(lines.splitlines()[0])
+    browser.find_element("css selector", "button[name=apply][value='0']").click()
+    WebDriverWait(browser, 20).until(lambda d: d.find_elements("css selector", "button[name=apply][value='1']"))[0].click()
+    flash = WebDriverWait(browser, 20).until(lambda d: d.find_elements("css selector", ".flash-success"))[0].text
+    job_id = int(flash.split("#")[1].split(",")[0].strip())
+    assert wait_job(api, job_id, timeout=300)["state"] == "succeeded", job_log(api, job_id)
+    assert first.run("getent", "passwd", "steward-test-cat").stdout.startswith("steward-test-cat:x:1650:")
+    assert second.run("getent", "passwd", "steward-test-cat", check=False).returncode != 0
+    export = api_text(api, "/accounts/export.csv")
+    assert f"update,{first.name},steward-test-cat,1650," in export
+    status, job = api.call("POST", f"/api/v1/hosts/{enrol(api, fleet)[first.name]}/users", {"action": "delete", "name": "steward-test-cat", "remove_home": True})
+    wait_job(api, job["id"], timeout=300)
+
+
+def api_text(api, path):
+    request = urllib.request.Request(api.base + path, headers={"Authorization": f"Bearer {api.token}"})
+    with urllib.request.urlopen(request, context=api.context, timeout=30) as response:
+        return response.read().decode()

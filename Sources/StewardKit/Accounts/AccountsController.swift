@@ -1,6 +1,7 @@
 import Foundation
 import HTTPTypes
 import Hummingbird
+import NIOCore
 
 /// Users and groups: per host (from facts, changed through the engine) and across the fleet.
 struct AccountsController {
@@ -14,6 +15,9 @@ struct AccountsController {
     func addRoutes(to routes: Routes) {
         routes.get("/accounts", .view, use: matrixPage)
         routes.get("/hosts/:id/accounts", .view, use: hostPage)
+        routes.get("/accounts/batch", .operate, use: batchPage)
+        routes.post("/accounts/batch", .operate, use: batchFromPage)
+        routes.get("/accounts/export.csv", .view, use: export)
         routes.post("/hosts/:id/accounts/users", .operate, use: userFromPage)
         routes.post("/hosts/:id/accounts/groups", .operate, use: groupFromPage)
         let idParameter = APIOperation.Parameter(name: "id", location: .path, type: "integer", description: "host id")
@@ -116,6 +120,125 @@ struct AccountsController {
                 "name": matrix.nameConflicts.map { ["uid": $0.key, "names": $0.value] as [String: Any] },
             ],
         ])
+    }
+
+    // MARK: batch
+
+    struct BatchLine {
+        var number: Int
+        var text: String
+        var host: Host?
+        var change: UserChange?
+        var errors: [String]
+        var prepared: AccountService.Prepared?
+    }
+
+    static let batchColumns = "action,host,name,uid,groups,shell,home,gecos"
+
+    /// One user change per line: action,host,name,uid,groups,shell,home,gecos (groups separated by ';').
+    func parseBatch(_ text: String, context: Context) throws -> [BatchLine] {
+        let all = try hosts.all()
+        let isAdmin = context.identity?.permissions.contains(.admin) ?? false
+        var lines: [BatchLine] = []
+        for (index, raw) in text.replacingOccurrences(of: "\r\n", with: "\n").split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let line = raw.trimmingCharacters(in: .whitespaces)
+            guard !line.isEmpty, !line.hasPrefix("#"), line != Self.batchColumns else { continue }
+            guard lines.count < 500 else {
+                lines.append(BatchLine(number: index + 1, text: line, errors: ["at most 500 lines at a time"]))
+                break
+            }
+            let fields = line.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
+            var entry = BatchLine(number: index + 1, text: line, errors: [])
+            guard fields.count >= 3, fields.count <= 8 else {
+                entry.errors = ["write \(Self.batchColumns) (the first three are required)"]
+                lines.append(entry)
+                continue
+            }
+            guard let action = UserChange.Action(rawValue: fields[0]) else {
+                entry.errors = ["action must be create, update, lock, unlock or delete"]
+                lines.append(entry)
+                continue
+            }
+            guard let host = all.first(where: { $0.name == fields[1] }) else {
+                entry.errors = ["there is no host \(fields[1])"]
+                lines.append(entry)
+                continue
+            }
+            func field(_ index: Int) -> String? { fields.count > index && !fields[index].isEmpty ? fields[index] : nil }
+            var change = UserChange(action: action, name: fields[2])
+            change.uid = field(3).map { Int($0) ?? -1 }
+            change.groups = field(4).map { $0.split(separator: ";").map { $0.trimmingCharacters(in: .whitespaces) } }
+            change.shell = field(5)
+            change.home = field(6)
+            change.gecos = field(7)
+            entry.host = host
+            entry.change = change
+            do {
+                entry.prepared = try service.prepare(change, on: host, by: context.actor, isAdmin: isAdmin)
+            } catch let error as AccountError {
+                entry.errors = error.errors.keys.sorted().map { "\($0): \(error.errors[$0]!)" }
+            } catch let error as AccessError {
+                entry.errors = [error.message]
+            }
+            lines.append(entry)
+        }
+        return lines
+    }
+
+    @Sendable func batchPage(request: Request, context: Context) async throws -> Response {
+        pages.page(
+            "accounts/batch", title: "Batch users", section: "accounts", data: ["columns": Self.batchColumns], request: request, context: context)
+    }
+
+    @Sendable func batchFromPage(request: Request, context: Context) async throws -> Response {
+        let form = try await FormBody.read(request, context: context)
+        let text = form["lines"] ?? ""
+        let lines = try parseBatch(text, context: context)
+        let bad = lines.filter { !$0.errors.isEmpty }
+        var data: [String: Any] = [
+            "columns": Self.batchColumns, "lines_text": text, "previewed": true, "valid_count": lines.count - bad.count, "invalid_count": bad.count,
+            "can_apply": bad.isEmpty && !lines.isEmpty,
+            "rows": lines.map { line in
+                ViewNode([
+                    "number": line.number, "text": line.text, "ok": line.errors.isEmpty, "errors": line.errors.joined(separator: "; "),
+                    "summary": line.change.map { "\($0.action.rawValue) \($0.name) on \(line.host?.name ?? "")" },
+                ])
+            },
+        ]
+        guard form["apply"] == "1" else {
+            return pages.page("accounts/batch", title: "Batch users", section: "accounts", data: data, request: request, context: context)
+        }
+        guard bad.isEmpty, !lines.isEmpty else {
+            data["error"] = "Nothing was applied: fix the lines marked below (or remove them) and preview again."
+            return pages.page(
+                "accounts/batch", title: "Batch users", section: "accounts", data: data, request: request, context: context,
+                status: .unprocessableContent)
+        }
+        var started: [Int64] = []
+        for line in lines {
+            if let prepared = line.prepared { started.append(try await jobs.enqueue(prepared.request).id) }
+        }
+        return pages.redirect(
+            to: "/jobs", flash: Flash(.success, "Started \(started.count) job(s): " + started.map { "#\($0)" }.joined(separator: ", ")))
+    }
+
+    /// Every host's accounts from facts as CSV, in the batch file's columns (action "update").
+    @Sendable func export(request: Request, context: Context) async throws -> Response {
+        var rows = [Self.batchColumns]
+        for host in try hosts.all() {
+            guard let facts = try HostFacts.latest(hosts.database, hostID: host.id) else { continue }
+            for (name, entry) in facts.passwd.sorted(by: { $0.value.uid < $1.value.uid }) {
+                let groups = facts.groupMembers.filter { $0.value.members.contains(name) }.map(\.key).sorted().joined(separator: ";")
+                let gecos = entry.gecos.replacingOccurrences(of: ",", with: " ")
+                rows.append(["update", host.name, name, String(entry.uid), groups, entry.shell, entry.home, gecos].joined(separator: ","))
+            }
+        }
+        return Response(
+            status: .ok,
+            headers: [
+                .contentType: "text/csv; charset=utf-8", .contentDisposition: "attachment; filename=\"steward-users.csv\"", .cacheControl: "no-store",
+            ],
+            body: .init(byteBuffer: ByteBuffer(string: rows.joined(separator: "\n") + "\n")))
     }
 
     // MARK: one host
