@@ -487,3 +487,27 @@ def api_text(api, path):
     request = urllib.request.Request(api.base + path, headers={"Authorization": f"Bearer {api.token}"})
     with urllib.request.urlopen(request, context=api.context, timeout=30) as response:
         return response.read().decode()
+
+
+def test_hostile_names_from_a_host_render_inert(api, fleet, signed_in, steward):
+    """Class 5: a group and a GECOS someone wrote on the host itself (not through Steward) reach the pages as text."""
+    ids = enrol(api, fleet)
+    first = fleet.hosts[0]
+    with open(first.root / "etc/group", "a") as groups:
+        groups.write('steward-test-x"><img src=x onerror=alert(1)>:x:3999:\n')
+    first.run("useradd", "--no-create-home", "--comment", "<script>alert(2)</script>", "steward-test-xss")
+    try:
+        status, job = api.call("POST", "/api/v1/playbooks/run", {"playbook": "playbooks/facts.yml", "targets": [first.name]})
+        assert wait_job(api, job["id"], timeout=300)["state"] == "succeeded", job_log(api, job["id"])
+        browser = signed_in
+        for path in [f"/hosts/{ids[first.name]}/accounts", f"/hosts/{ids[first.name]}", "/accounts?system=1"]:
+            browser.get(steward.base_url + path)
+            assert browser.find_elements("css selector", "main img, main script") == [], path
+            if path.endswith("/accounts"):
+                main = browser.find_element("tag name", "main").text
+                assert 'onerror=alert(1)>' in main and "<script>alert(2)</script>" in main, "shown as text"
+    finally:
+        first.run("userdel", "steward-test-xss", check=False)
+        first.run("groupdel", 'steward-test-x"><img src=x onerror=alert(1)>', check=False)
+        text = (first.root / "etc/group").read_text()
+        (first.root / "etc/group").write_text("".join(line for line in text.splitlines(True) if not line.startswith("steward-test-x\"")))
