@@ -511,3 +511,32 @@ def test_hostile_names_from_a_host_render_inert(api, fleet, signed_in, steward):
         first.run("groupdel", 'steward-test-x"><img src=x onerror=alert(1)>', check=False)
         text = (first.root / "etc/group").read_text()
         (first.root / "etc/group").write_text("".join(line for line in text.splitlines(True) if not line.startswith("steward-test-x\"")))
+
+
+def test_groups_as_code_converge_with_members(api, fleet):
+    ids = enrol(api, fleet)
+    first, second = fleet.hosts
+    for host in fleet.hosts:
+        status, job = api.call("POST", f"/api/v1/hosts/{ids[host.name]}/users", {"action": "create", "name": "steward-test-eve", "uid": 1700}) \
+            if host.run("getent", "passwd", "steward-test-eve", check=False).returncode != 0 else (None, None)
+        if job:
+            assert wait_job(api, job["id"], timeout=300)["state"] == "succeeded", job_log(api, job["id"])
+    status, saved = api.call("PUT", "/api/v1/accounts/desired-groups/steward-test-ops",
+                             {"gid": 2700, "members": ["steward-test-eve"], "apply_to": ["fleet"], "message": "Ops group"})
+    assert status == 200, saved
+    status, desired = api.call("GET", "/api/v1/accounts/desired")
+    ops = next(item for item in desired["items"] if item.get("kind") == "group" and item["name"] == "steward-test-ops")
+    assert sorted(ops["drifting"]) == [first.name, second.name]
+    status, job = api.call("POST", "/api/v1/accounts/desired-groups/steward-test-ops/converge")
+    assert status == 202 and wait_job(api, job["id"], timeout=300)["state"] == "succeeded", job_log(api, job["id"])
+    for host in fleet.hosts:
+        assert host.run("getent", "group", "steward-test-ops").stdout.strip() == "steward-test-ops:x:2700:steward-test-eve"
+    status, desired = api.call("GET", "/api/v1/accounts/desired")
+    assert next(item for item in desired["items"] if item.get("kind") == "group" and item["name"] == "steward-test-ops")["drifting"] == []
+    api.call("PUT", "/api/v1/accounts/desired-groups/steward-test-ops", {"state": "absent", "apply_to": ["fleet"], "message": "No ops group"})
+    status, job = api.call("POST", "/api/v1/accounts/desired-groups/steward-test-ops/converge")
+    assert wait_job(api, job["id"], timeout=300)["state"] == "succeeded"
+    for host in fleet.hosts:
+        assert host.run("getent", "group", "steward-test-ops", check=False).returncode != 0
+        status, job = api.call("POST", f"/api/v1/hosts/{ids[host.name]}/users", {"action": "delete", "name": "steward-test-eve", "remove_home": True})
+        wait_job(api, job["id"], timeout=300)

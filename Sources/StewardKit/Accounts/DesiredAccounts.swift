@@ -99,3 +99,64 @@ public struct DesiredUser: Sendable, Equatable {
         return item
     }
 }
+
+/// A group as it should be on every host of some host groups, kept in the config repo as users/groups/NAME.yml.
+public struct DesiredGroup: Sendable, Equatable {
+    public var name: String
+    public var present = true
+    public var gid: Int?
+    public var members: [String]?
+    public var applyTo: [String]
+
+    public init(name: String, applyTo: [String]) {
+        self.name = name
+        self.applyTo = applyTo
+    }
+
+    public var path: String { "users/groups/\(name).yml" }
+
+    public var yaml: String {
+        var lines = ["# Desired state of the Unix group \(name), kept by Steward.", "name: \(name)", "state: \(present ? "present" : "absent")"]
+        if let gid { lines.append("gid: \(gid)") }
+        if let members { lines.append("members: [" + members.joined(separator: ", ") + "]") }
+        lines.append("apply_to: [" + applyTo.joined(separator: ", ") + "]")
+        return lines.joined(separator: "\n") + "\n"
+    }
+
+    public static func parse(_ text: String) throws(AccountError) -> DesiredGroup {
+        guard let object = (try? Yams.load(yaml: text)) as? [String: Any] else { throw AccountError(errors: ["file": "not a YAML mapping"]) }
+        var group = DesiredGroup(name: object["name"] as? String ?? "", applyTo: (object["apply_to"] as? [Any])?.compactMap { "\($0)" } ?? [])
+        group.present = (object["state"] as? String ?? "present") != "absent"
+        group.gid = object["gid"] as? Int
+        group.members = (object["members"] as? [Any])?.compactMap { "\($0)" }
+        var change = GroupChange(action: .create, name: group.name)
+        change.gid = group.gid
+        change.members = group.members
+        var errors = AccountRules.problems(change, isAdmin: true)
+        if group.applyTo.isEmpty || group.applyTo.contains(where: { HostValidation.groupName($0) != nil && HostValidation.name($0) != nil }) {
+            errors["apply_to"] = "list the host groups (or hosts) this group belongs on, like [web_servers]"
+        }
+        guard errors.isEmpty else { throw AccountError(errors: errors) }
+        return group
+    }
+
+    public func drift(on facts: HostFacts) -> [String] {
+        guard let entry = facts.groupMembers[name] else { return present ? ["missing"] : [] }
+        guard present else { return ["present, should be absent"] }
+        var differences: [String] = []
+        if let gid, entry.gid != gid { differences.append("gid \(entry.gid), should be \(gid)") }
+        if let members {
+            let missing = Set(members).subtracting(entry.members)
+            if !missing.isEmpty { differences.append("missing members " + missing.sorted().joined(separator: ", ")) }
+        }
+        return differences
+    }
+
+    /// users.yml variables that converge a host: the group, then each member added to it.
+    var convergeVariables: [String: Any] {
+        var item: [String: Any] = ["name": name, "state": present ? "present" : "absent"]
+        if let gid { item["gid"] = gid }
+        let users: [[String: Any]] = present ? (members ?? []).map { ["name": $0, "groups": [name], "append": true] } : []
+        return ["steward_groups": [item], "steward_users": users]
+    }
+}

@@ -19,3 +19,19 @@ struct DesiredUserTests {
         #expect(throws: AccountError.self) { try DesiredUser.parse("name: steward-test-cy\ngecos: \"{{ lookup('pipe','id') }}\"\napply_to: [web]\n") }
     }
 }
+
+@Suite("Groups as code: definition files")
+struct DesiredGroupTests {
+    @Test("a group definition round-trips and refuses bad fields; converge adds members")
+    func roundTrip() throws {
+        var group = DesiredGroup(name: "steward-test-ops", applyTo: ["web"])
+        group.gid = 2600
+        group.members = ["steward-test-ann"]
+        #expect(try DesiredGroup.parse(group.yaml) == group)
+        #expect(group.path == "users/groups/steward-test-ops.yml")
+        #expect(throws: AccountError.self) { try DesiredGroup.parse("name: \"<script>\"\napply_to: [web]\n") }
+        #expect(throws: AccountError.self) { try DesiredGroup.parse("name: ops\nmembers: [\"a;b\"]\napply_to: [web]\n") }
+        let users = group.convergeVariables["steward_users"] as? [[String: Any]]
+        #expect(users?.first?["append"] as? Bool == true)
+    }
+}
