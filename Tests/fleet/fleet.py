@@ -10,6 +10,7 @@ passwordless sudo, and its own sshd on 127.0.0.1 at its own port. Root only. Eve
 
 Run `python3 Tests/fleet/fleet.py --smoke` to build the cache and check two hosts answer over SSH.
 """
+import ctypes
 import os
 import pathlib
 import shutil
@@ -25,6 +26,7 @@ BASE = CACHE / "base"
 MIRROR = os.environ.get("STEWARD_FLEET_MIRROR", "http://deb.debian.org/debian")
 PACKAGES = ["openssh-server", "python3", "sudo"]
 USER = "steward"
+CLONE_NEWUTS = 0x04000000
 
 
 def ensure_base() -> pathlib.Path:
@@ -85,10 +87,17 @@ class FleetHost:
 
     def start(self) -> None:
         (self.root / "run/sshd").mkdir(parents=True, exist_ok=True)
+        name = self.name.encode()
+
+        def own_hostname():
+            # In the child, before exec: a UTS namespace of its own, named after the host (no shell involved).
+            libc = ctypes.CDLL(None, use_errno=True)
+            if libc.unshare(CLONE_NEWUTS) != 0 or libc.sethostname(name, len(name)) != 0:
+                raise OSError(ctypes.get_errno(), "unshare/sethostname failed")
+
         self.process = subprocess.Popen(
-            ["unshare", "--uts", "chroot", str(self.root), "/bin/sh", "-c",
-             f"hostname {self.name} && exec /usr/sbin/sshd -D -e -f /etc/ssh/sshd_config"],
-            stdout=subprocess.DEVNULL, stderr=open(self.directory / "sshd.log", "ab"))
+            ["chroot", str(self.root), "/usr/sbin/sshd", "-D", "-e", "-f", "/etc/ssh/sshd_config"],
+            stdout=subprocess.DEVNULL, stderr=open(self.directory / "sshd.log", "ab"), preexec_fn=own_hostname)
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
             try:
