@@ -37,27 +37,27 @@ enum ShortCommand {
         try process.run()
         if let input { stdin.fileHandleForWriting.write(Data(input.utf8)) }
         try? stdin.fileHandleForWriting.close()
-        let deadline = DispatchTime.now() + timeout
-        let finished = DispatchSemaphore(value: 0)
+        // Readers on threads of their own: GCD's shared pool can be exhausted under load, and a blocked reader there
+        // would stall every other command.
         let collected = CollectedOutput()
-        let group = DispatchGroup()
+        let readers = DispatchGroup()
         for (pipe, isOut) in [(out, true), (err, false)] {
-            group.enter()
-            DispatchQueue.global().async {
-                let data = pipe.fileHandleForReading.readDataToEndOfFile()
-                collected.set(data, isOut: isOut)
-                group.leave()
+            readers.enter()
+            Thread.detachNewThread {
+                collected.set(pipe.fileHandleForReading.readDataToEndOfFile(), isOut: isOut)
+                readers.leave()
             }
         }
-        DispatchQueue.global().async {
-            process.waitUntilExit()
-            finished.signal()
-        }
-        if finished.wait(timeout: deadline) == .timedOut {
+        let deadline = Date().addingTimeInterval(timeout)
+        while process.isRunning, Date() < deadline { usleep(5_000) }
+        if process.isRunning {
             process.terminate()
-            _ = finished.wait(timeout: .now() + 5)
+            let killAt = Date().addingTimeInterval(5)
+            while process.isRunning, Date() < killAt { usleep(5_000) }
+            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
         }
-        group.wait()
+        process.waitUntilExit()
+        readers.wait()
         return Output(status: process.terminationStatus, stdout: collected.text(true), stderr: collected.text(false))
     }
 
