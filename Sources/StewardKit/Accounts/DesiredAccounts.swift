@@ -1,8 +1,39 @@
 import Foundation
 import Yams
 
+/// A definition of desired state kept in the config repo and converged through playbooks/users.yml.
+protocol DesiredDefinition: Sendable {
+    /// Where definitions of this kind live in the config repo ("users/" or "users/groups/").
+    static var directory: String { get }
+    /// "user" or "group", for messages and job titles.
+    static var noun: String { get }
+    var name: String { get }
+    var present: Bool { get }
+    var applyTo: [String] { get }
+    var yaml: String { get }
+    /// users.yml variables that make a host match.
+    var convergeVariables: [String: Any] { get }
+    func drift(on facts: HostFacts) -> [String]
+    /// Problems with the definition for the person saving it (operators may not define system or sudo accounts).
+    func problems(isAdmin: Bool) -> [String: String]
+    static func parse(_ text: String) throws(AccountError) -> Self
+    /// Built from form or JSON fields by name.
+    static func from(fields: (String) -> String?) -> Self
+}
+
+extension DesiredDefinition {
+    var path: String { Self.directory + name + ".yml" }
+
+    static func isDefinition(_ path: String) -> Bool {
+        path.hasPrefix(directory) && path.hasSuffix(".yml") && !path.dropFirst(directory.count).contains("/")
+    }
+}
+
 /// A user as it should be on every host of some host groups, kept in the config repo as users/NAME.yml.
-public struct DesiredUser: Sendable, Equatable {
+public struct DesiredUser: Sendable, Equatable, DesiredDefinition {
+    static let directory = "users/"
+    static let noun = "user"
+
     public var name: String
     public var present = true
     public var uid: Int?
@@ -38,7 +69,7 @@ public struct DesiredUser: Sendable, Equatable {
     /// Parse and validate a definition file; errors name the field.
     public static func parse(_ text: String) throws(AccountError) -> DesiredUser {
         guard let object = (try? Yams.load(yaml: text)) as? [String: Any] else { throw AccountError(errors: ["file": "not a YAML mapping"]) }
-        var errors: [String: String] = [:]
+        var errors: [String: String]
         let name = object["name"] as? String ?? ""
         let applyTo = (object["apply_to"] as? [Any])?.compactMap { "\($0)" } ?? []
         var user = DesiredUser(name: name, applyTo: applyTo)
@@ -48,12 +79,7 @@ public struct DesiredUser: Sendable, Equatable {
         user.shell = object["shell"] as? String
         user.gecos = object["gecos"] as? String
         user.authorizedKeys = (object["authorized_keys"] as? [Any])?.compactMap { $0 as? String }
-        var change = UserChange(action: .create, name: name)
-        change.uid = user.uid
-        change.groups = user.groups
-        change.gecos = user.gecos
-        change.authorizedKeys = user.authorizedKeys
-        errors = AccountRules.problems(change, shells: [], isAdmin: true)
+        errors = user.problems(isAdmin: true)
         if let shell = user.shell, let problem = AccountRules.path(shell, field: "shell") { errors["shell"] = problem }
         if applyTo.isEmpty || applyTo.contains(where: { HostValidation.groupName($0) != nil && HostValidation.name($0) != nil }) {
             errors["apply_to"] = "list the host groups (or hosts) this user belongs on, like [web_servers]"
@@ -75,10 +101,35 @@ public struct DesiredUser: Sendable, Equatable {
             let missing = Set(groups).subtracting(actual)
             if !missing.isEmpty { differences.append("not in " + missing.sorted().joined(separator: ", ")) }
         }
-        if let shellList = Optional(facts.shells), let shell, !shellList.isEmpty, !shellList.contains(shell) {
+        if let shell, !facts.shells.isEmpty, !facts.shells.contains(shell) {
             differences.append("\(shell) is not in this host's /etc/shells")
         }
         return differences
+    }
+
+    var convergeVariables: [String: Any] { ["steward_users": [convergeItem]] }
+
+    func problems(isAdmin: Bool) -> [String: String] {
+        var change = UserChange(action: .create, name: name)
+        change.uid = uid
+        change.groups = groups
+        change.gecos = gecos
+        change.authorizedKeys = authorizedKeys
+        return AccountRules.problems(change, shells: [], isAdmin: isAdmin)
+    }
+
+    static func from(fields: (String) -> String?) -> DesiredUser {
+        var user = DesiredUser(
+            name: (fields("name") ?? "").trimmingCharacters(in: .whitespaces), applyTo: HostSettings.list(fields("apply_to") ?? ""))
+        user.present = fields("state") != "absent"
+        if let uid = fields("uid"), !uid.isEmpty { user.uid = Int(uid) ?? -1 }
+        if let groups = fields("groups"), !groups.isEmpty { user.groups = HostSettings.list(groups) }
+        if let shell = fields("shell"), !shell.isEmpty { user.shell = shell }
+        if let gecos = fields("gecos"), !gecos.isEmpty { user.gecos = gecos }
+        if let keys = fields("authorized_keys"), !keys.isEmpty {
+            user.authorizedKeys = keys.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespacesAndNewlines) }.filter { !$0.isEmpty }
+        }
+        return user
     }
 
     /// The users.yml item that converges a host to this definition.
@@ -101,7 +152,10 @@ public struct DesiredUser: Sendable, Equatable {
 }
 
 /// A group as it should be on every host of some host groups, kept in the config repo as users/groups/NAME.yml.
-public struct DesiredGroup: Sendable, Equatable {
+public struct DesiredGroup: Sendable, Equatable, DesiredDefinition {
+    static let directory = "users/groups/"
+    static let noun = "group"
+
     public var name: String
     public var present = true
     public var gid: Int?
@@ -112,8 +166,6 @@ public struct DesiredGroup: Sendable, Equatable {
         self.name = name
         self.applyTo = applyTo
     }
-
-    public var path: String { "users/groups/\(name).yml" }
 
     public var yaml: String {
         var lines = ["# Desired state of the Unix group \(name), kept by Steward.", "name: \(name)", "state: \(present ? "present" : "absent")"]
@@ -129,10 +181,7 @@ public struct DesiredGroup: Sendable, Equatable {
         group.present = (object["state"] as? String ?? "present") != "absent"
         group.gid = object["gid"] as? Int
         group.members = (object["members"] as? [Any])?.compactMap { "\($0)" }
-        var change = GroupChange(action: .create, name: group.name)
-        change.gid = group.gid
-        change.members = group.members
-        var errors = AccountRules.problems(change, isAdmin: true)
+        var errors = group.problems(isAdmin: true)
         if group.applyTo.isEmpty || group.applyTo.contains(where: { HostValidation.groupName($0) != nil && HostValidation.name($0) != nil }) {
             errors["apply_to"] = "list the host groups (or hosts) this group belongs on, like [web_servers]"
         }
@@ -150,6 +199,22 @@ public struct DesiredGroup: Sendable, Equatable {
             if !missing.isEmpty { differences.append("missing members " + missing.sorted().joined(separator: ", ")) }
         }
         return differences
+    }
+
+    func problems(isAdmin: Bool) -> [String: String] {
+        var change = GroupChange(action: .create, name: name)
+        change.gid = gid
+        change.members = members
+        return AccountRules.problems(change, isAdmin: isAdmin)
+    }
+
+    static func from(fields: (String) -> String?) -> DesiredGroup {
+        var group = DesiredGroup(
+            name: (fields("name") ?? "").trimmingCharacters(in: .whitespaces), applyTo: HostSettings.list(fields("apply_to") ?? ""))
+        group.present = fields("state") != "absent"
+        if let gid = fields("gid"), !gid.isEmpty { group.gid = Int(gid) ?? -1 }
+        if let members = fields("members") { group.members = HostSettings.list(members) }
+        return group
     }
 
     /// users.yml variables that converge a host: the group, then each member added to it.

@@ -101,12 +101,13 @@ public struct StewardServer {
         router.add(middleware: ClientAddressMiddleware(trustedProxies: configuration.trustedProxies))
         router.add(middleware: RequestObservationMiddleware(metrics: metrics, logger: logger))
         router.add(middleware: SecurityHeadersMiddleware(tls: configuration.tls))
+        // Public/ is answered before any session or token lookup: static files need none, and they are most requests.
+        router.add(middleware: StaticAssets(directory: resources + "/Public"))
         router.add(middleware: IdentityMiddleware(services: access))
         router.add(middleware: ErrorPageMiddleware(pages: pages, logger: logger))
         router.add(
             middleware: OriginCheckMiddleware(
                 externalOrigin: configuration.externalURL.flatMap(Self.origin), scheme: configuration.tls ? "https" : "http"))
-        router.add(middleware: StaticAssets(directory: resources + "/Public"))
         router.add(
             middleware: FileMiddleware(
                 resources + "/Public", cacheControl: .init([(MediaType(type: .any), [.maxAge(3600)])]), searchForIndexHtml: false, logger: logger))
