@@ -1,0 +1,253 @@
+import Foundation
+
+/// The Prometheus text exposition format (version 0.0.4), as node_exporter serves it: HELP and TYPE lines, label
+/// values with `\\`, `\"` and `\n` escapes, NaN and ±Inf, optional millisecond timestamps, and the `_bucket`,
+/// `_sum`, `_count` samples of histograms and summaries grouped under their family.
+public enum PrometheusText {
+    public enum FamilyType: String, Sendable {
+        case counter, gauge, histogram, summary, untyped
+    }
+
+    public struct Sample: Sendable, Equatable {
+        public var name: String
+        public var labels: [(String, String)]
+        public var value: Double
+        public var timestamp: Int64?
+
+        public init(name: String, labels: [(String, String)], value: Double, timestamp: Int64? = nil) {
+            self.name = name
+            self.labels = labels
+            self.value = value
+            self.timestamp = timestamp
+        }
+
+        public func label(_ name: String) -> String? { labels.first { $0.0 == name }?.1 }
+
+        public static func == (a: Sample, b: Sample) -> Bool {
+            a.name == b.name && a.labels.elementsEqual(b.labels, by: { $0 == $1 }) && a.timestamp == b.timestamp
+                && a.value.bitPattern == b.value.bitPattern
+        }
+    }
+
+    public struct Family: Sendable {
+        public var name: String
+        public var type: FamilyType
+        public var help: String?
+        public var samples: [Sample]
+    }
+
+    public struct ParseError: Error, CustomStringConvertible, Equatable {
+        public let line: Int
+        public let message: String
+        public var description: String { "line \(line): \(message)" }
+    }
+
+    /// Every family in document order. Samples without a TYPE line become untyped families of their own name.
+    public static func parse(_ text: String) throws(ParseError) -> [Family] {
+        var families: [Family] = []
+        var index: [String: Int] = [:]
+        var lineNumber = 0
+        func family(named name: String) -> Int {
+            if let existing = index[name] { return existing }
+            families.append(Family(name: name, type: .untyped, help: nil, samples: []))
+            index[name] = families.count - 1
+            return families.count - 1
+        }
+        for rawLine in text.split(separator: "\n", omittingEmptySubsequences: false) {
+            lineNumber += 1
+            let line = rawLine.last == "\r" ? rawLine.dropLast() : rawLine
+            if line.allSatisfy({ $0 == " " || $0 == "\t" }) { continue }
+            if line.first == "#" {
+                let parts = line.dropFirst().split(separator: " ", maxSplits: 2, omittingEmptySubsequences: true)
+                guard parts.count >= 2, parts[0] == "HELP" || parts[0] == "TYPE" else { continue }
+                let name = String(parts[1])
+                guard isMetricName(name) else { throw ParseError(line: lineNumber, message: "\"\(name)\" is not a metric name") }
+                let rest = parts.count > 2 ? String(parts[2]) : ""
+                let position = family(named: name)
+                if parts[0] == "HELP" {
+                    families[position].help = unescape(rest, quotes: false)
+                } else {
+                    guard let type = FamilyType(rawValue: rest.trimmingCharacters(in: .whitespaces)) else {
+                        throw ParseError(line: lineNumber, message: "unknown metric type \"\(rest)\" for \(name)")
+                    }
+                    guard families[position].samples.isEmpty else {
+                        throw ParseError(line: lineNumber, message: "TYPE for \(name) comes after its samples")
+                    }
+                    families[position].type = type
+                }
+                continue
+            }
+            let sample = try parseSample(Substring(line), line: lineNumber)
+            families[family(named: familyName(of: sample.name, families: families, index: index))].samples.append(sample)
+        }
+        return families
+    }
+
+    /// `_bucket`, `_sum`, `_count` (and `_created`) belong to the histogram or summary family they extend.
+    static func familyName(of name: String, families: [Family], index: [String: Int]) -> String {
+        if index[name] != nil { return name }
+        for suffix in ["_bucket", "_sum", "_count", "_created"] where name.hasSuffix(suffix) {
+            let base = String(name.dropLast(suffix.count))
+            if let position = index[base], families[position].type == .histogram || families[position].type == .summary {
+                return base
+            }
+        }
+        return name
+    }
+
+    static func isMetricName(_ name: String) -> Bool {
+        guard let first = name.unicodeScalars.first, first == "_" || first == ":" || isLetter(first) else { return false }
+        return name.unicodeScalars.allSatisfy { $0 == "_" || $0 == ":" || isLetter($0) || ("0"..."9").contains($0) }
+    }
+
+    static func isLabelName(_ name: String) -> Bool {
+        guard let first = name.unicodeScalars.first, first == "_" || isLetter(first) else { return false }
+        return name.unicodeScalars.allSatisfy { $0 == "_" || isLetter($0) || ("0"..."9").contains($0) }
+    }
+
+    private static func isLetter(_ scalar: Unicode.Scalar) -> Bool { ("a"..."z").contains(scalar) || ("A"..."Z").contains(scalar) }
+
+    static func parseSample(_ line: Substring, line number: Int) throws(ParseError) -> Sample {
+        let utf8 = Array(line.utf8)
+        var position = 0
+        func skipSpaces() { while position < utf8.count, utf8[position] == 0x20 || utf8[position] == 0x09 { position += 1 } }
+        skipSpaces()
+        let nameStart = position
+        while position < utf8.count, utf8[position] != 0x7B, utf8[position] != 0x20, utf8[position] != 0x09 { position += 1 }
+        let name = String(decoding: utf8[nameStart..<position], as: UTF8.self)
+        guard isMetricName(name) else { throw ParseError(line: number, message: "\"\(name)\" is not a metric name") }
+        var labels: [(String, String)] = []
+        skipSpaces()
+        if position < utf8.count, utf8[position] == 0x7B {
+            position += 1
+            while true {
+                skipSpaces()
+                guard position < utf8.count else { throw ParseError(line: number, message: "labels of \(name) are not closed with }") }
+                if utf8[position] == 0x7D {
+                    position += 1
+                    break
+                }
+                let labelStart = position
+                while position < utf8.count, utf8[position] != 0x3D, utf8[position] != 0x20 { position += 1 }
+                let label = String(decoding: utf8[labelStart..<position], as: UTF8.self)
+                guard isLabelName(label) else { throw ParseError(line: number, message: "\"\(label)\" is not a label name in \(name)") }
+                skipSpaces()
+                guard position < utf8.count, utf8[position] == 0x3D else {
+                    throw ParseError(line: number, message: "label \(label) of \(name) has no = sign")
+                }
+                position += 1
+                skipSpaces()
+                guard position < utf8.count, utf8[position] == 0x22 else {
+                    throw ParseError(line: number, message: "the value of label \(label) must be in double quotes")
+                }
+                position += 1
+                var value: [UInt8] = []
+                var closed = false
+                while position < utf8.count {
+                    let byte = utf8[position]
+                    position += 1
+                    if byte == 0x5C {
+                        guard position < utf8.count else { break }
+                        let escaped = utf8[position]
+                        position += 1
+                        switch escaped {
+                        case 0x6E: value.append(0x0A)
+                        case 0x5C, 0x22: value.append(escaped)
+                        default:
+                            throw ParseError(line: number, message: "unknown escape \\\(Character(Unicode.Scalar(escaped))) in label \(label)")
+                        }
+                    } else if byte == 0x22 {
+                        closed = true
+                        break
+                    } else {
+                        value.append(byte)
+                    }
+                }
+                guard closed else { throw ParseError(line: number, message: "the value of label \(label) is not closed with a quote") }
+                labels.append((label, String(decoding: value, as: UTF8.self)))
+                skipSpaces()
+                if position < utf8.count, utf8[position] == 0x2C { position += 1 }
+            }
+        }
+        skipSpaces()
+        let valueStart = position
+        while position < utf8.count, utf8[position] != 0x20, utf8[position] != 0x09 { position += 1 }
+        let valueText = String(decoding: utf8[valueStart..<position], as: UTF8.self)
+        guard let value = parseValue(valueText) else {
+            throw ParseError(line: number, message: "\"\(valueText)\" is not a sample value for \(name) (a number, NaN, +Inf or -Inf)")
+        }
+        skipSpaces()
+        var timestamp: Int64?
+        if position < utf8.count {
+            let text = String(decoding: utf8[position...], as: UTF8.self).trimmingCharacters(in: .whitespaces)
+            guard let parsed = Int64(text) else {
+                throw ParseError(line: number, message: "\"\(text)\" is not a timestamp in milliseconds for \(name)")
+            }
+            timestamp = parsed
+        }
+        return Sample(name: name, labels: labels, value: value, timestamp: timestamp)
+    }
+
+    static func parseValue(_ text: String) -> Double? {
+        switch text {
+        case "NaN": return .nan
+        case "+Inf", "Inf": return .infinity
+        case "-Inf": return -.infinity
+        case "": return nil
+        default:
+            guard text.utf8.allSatisfy({ (0x30...0x39).contains($0) || $0 == 0x2E || $0 == 0x2D || $0 == 0x2B || $0 == 0x65 || $0 == 0x45 })
+            else { return nil }
+            return Double(text)
+        }
+    }
+
+    /// HELP text escapes: `\\` and `\n` (quotes are literal there).
+    static func unescape(_ text: String, quotes: Bool) -> String {
+        guard text.contains("\\") else { return text }
+        var result = ""
+        var escaping = false
+        for character in text {
+            if escaping {
+                switch character {
+                case "n": result.append("\n")
+                case "\\": result.append("\\")
+                case "\"" where quotes: result.append("\"")
+                default:
+                    result.append("\\")
+                    result.append(character)
+                }
+                escaping = false
+            } else if character == "\\" {
+                escaping = true
+            } else {
+                result.append(character)
+            }
+        }
+        if escaping { result.append("\\") }
+        return result
+    }
+
+    /// The canonical text of a label set: sorted by name, values escaped as in the exposition format.
+    public static func canonicalLabels(_ labels: [(String, String)]) -> String {
+        labels.sorted { $0.0 < $1.0 }.map { "\($0.0)=\"\(escapeLabelValue($0.1))\"" }.joined(separator: ",")
+    }
+
+    public static func escapeLabelValue(_ value: String) -> String {
+        var result = ""
+        for character in value {
+            switch character {
+            case "\\": result += "\\\\"
+            case "\"": result += "\\\""
+            case "\n": result += "\\n"
+            default: result.append(character)
+            }
+        }
+        return result
+    }
+
+    /// Parse a canonical label text back into pairs.
+    public static func labels(fromCanonical text: String) -> [(String, String)] {
+        guard !text.isEmpty, let sample = try? parseSample(Substring("x{\(text)} 0"), line: 0) else { return [] }
+        return sample.labels
+    }
+}
