@@ -24,6 +24,10 @@ public struct StewardConfiguration: Sendable, Equatable {
     public var sessionIdleMinutes = 30
     /// Hours after sign-in when a session ends however active it is.
     public var sessionLifetimeHours = 12
+    /// Seconds between metric collections (the panel host's /proc and every host's metrics URL).
+    public var metricsIntervalSeconds = 10
+    /// Seconds a metrics URL has to answer before the scrape counts as failed.
+    public var scrapeTimeoutSeconds = 5
     /// Peers whose X-Forwarded-For is believed (reverse proxies); nobody else's is.
     public var trustedProxies: [AddressRange] = []
     /// Where each setting's value came from ("default", "steward.json", "STEWARD_PORT", "--port").
@@ -139,6 +143,8 @@ extension StewardConfiguration {
             return true
         },
         integer("session_idle_minutes", 1...1440, \.sessionIdleMinutes),
+        integer("metrics_interval_seconds", 1...3600, \.metricsIntervalSeconds),
+        integer("scrape_timeout_seconds", 1...300, \.scrapeTimeoutSeconds),
         integer("session_lifetime_hours", 1...720, \.sessionLifetimeHours),
         Setting(
             name: "trusted_proxies",

@@ -137,6 +137,8 @@ public enum ConfigurationReport {
             "job_log_cap_bytes": String(configuration.jobLogCapBytes), "shutdown_grace_seconds": String(configuration.shutdownGraceSeconds),
             "pam_service": configuration.pamService, "session_idle_minutes": String(configuration.sessionIdleMinutes),
             "session_lifetime_hours": String(configuration.sessionLifetimeHours),
+            "metrics_interval_seconds": String(configuration.metricsIntervalSeconds),
+            "scrape_timeout_seconds": String(configuration.scrapeTimeoutSeconds),
             "trusted_proxies": configuration.trustedProxies.isEmpty
                 ? "(none; X-Forwarded-For is ignored)" : configuration.trustedProxies.map(\.description).joined(separator: ","),
         ]

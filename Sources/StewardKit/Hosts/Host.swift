@@ -18,6 +18,8 @@ public struct Host: Sendable, Equatable {
     public var tags: [String]
     public var variables: String
     public var metricsURL: String?
+    /// The series kept from the metrics URL, one name or glob per line; nil keeps MetricAllowList's defaults.
+    public var metricsAllow: String?
     public var notes: String
     public var enabled: Bool
     public var state: State
@@ -39,6 +41,7 @@ public struct HostSettings: Sendable, Equatable {
     public var tags: [String] = []
     public var variables = ""
     public var metricsURL: String?
+    public var metricsAllow: String?
     public var notes = ""
     public var enabled = true
 
@@ -55,6 +58,7 @@ public struct HostSettings: Sendable, Equatable {
         if let message = tags.lazy.compactMap(HostValidation.tag).first { errors["tags"] = message }
         if case .failure(let error) = HostVariables.parse(variables) { errors["variables"] = error.message }
         if let url = metricsURL, let message = HostValidation.metricsURL(url) { errors["metrics_url"] = message }
+        if let allow = metricsAllow, let message = MetricAllowList.problem(allow) { errors["metrics_allow"] = message }
         if notes.utf8.count > 4096 { errors["notes"] = "notes are limited to 4096 bytes" }
         return errors
     }
@@ -101,14 +105,14 @@ public struct HostStore: Sendable {
             }
             try db.execute(
                 sql: """
-                    INSERT INTO hosts (name, address, transport, ssh_port, ssh_user, become, tags, variables, metrics_url, notes, enabled,
-                                       created_at, updated_at)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    INSERT INTO hosts (name, address, transport, ssh_port, ssh_user, become, tags, variables, metrics_url, metrics_allow,
+                                       notes, enabled, created_at, updated_at)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                     """,
                 arguments: [
                     settings.name, settings.address, settings.transport.rawValue, settings.sshPort, settings.sshUser, settings.become.rawValue,
-                    settings.tags.joined(separator: ","), settings.variables, settings.metricsURL, settings.notes, settings.enabled,
-                    EpochMilliseconds.from(now), EpochMilliseconds.from(now),
+                    settings.tags.joined(separator: ","), settings.variables, settings.metricsURL, settings.metricsAllow, settings.notes,
+                    settings.enabled, EpochMilliseconds.from(now), EpochMilliseconds.from(now),
                 ])
             let id = db.lastInsertedRowID
             try Self.setGroups(db, hostID: id, groups: settings.groups, now: now)
@@ -129,12 +133,12 @@ public struct HostStore: Sendable {
             try db.execute(
                 sql: """
                     UPDATE hosts SET name = ?, address = ?, transport = ?, ssh_port = ?, ssh_user = ?, become = ?, tags = ?, variables = ?,
-                        metrics_url = ?, notes = ?, enabled = ?, updated_at = ? WHERE id = ?
+                        metrics_url = ?, metrics_allow = ?, notes = ?, enabled = ?, updated_at = ? WHERE id = ?
                     """,
                 arguments: [
                     settings.name, settings.address, settings.transport.rawValue, settings.sshPort, settings.sshUser, settings.become.rawValue,
-                    settings.tags.joined(separator: ","), settings.variables, settings.metricsURL, settings.notes, settings.enabled,
-                    EpochMilliseconds.from(now), id,
+                    settings.tags.joined(separator: ","), settings.variables, settings.metricsURL, settings.metricsAllow, settings.notes,
+                    settings.enabled, EpochMilliseconds.from(now), id,
                 ])
             try Self.setGroups(db, hostID: id, groups: settings.groups, now: now)
             try AuditLog.append(
@@ -247,7 +251,8 @@ public struct HostStore: Sendable {
                 sshPort: row["ssh_port"], sshUser: row["ssh_user"], become: Host.Become(rawValue: row["become"]) ?? .none,
                 groups: ((row["group_names"] as String?) ?? "").split(separator: ",").map(String.init).sorted(),
                 tags: (row["tags"] as String).split(separator: ",").map(String.init), variables: row["variables"], metricsURL: row["metrics_url"],
-                notes: row["notes"], enabled: row["enabled"], state: Host.State(rawValue: row["state"]) ?? .unknown, stateDetail: row["state_detail"],
+                metricsAllow: row["metrics_allow"], notes: row["notes"], enabled: row["enabled"],
+                state: Host.State(rawValue: row["state"]) ?? .unknown, stateDetail: row["state_detail"],
                 lastSeenAt: (row["last_seen_at"] as Int64?).map(EpochMilliseconds.date), createdAt: EpochMilliseconds.date(row["created_at"]),
                 updatedAt: EpochMilliseconds.date(row["updated_at"]))
         }
@@ -265,6 +270,7 @@ public struct HostStore: Sendable {
         settings.tags = host.tags
         settings.variables = host.variables
         settings.metricsURL = host.metricsURL
+        settings.metricsAllow = host.metricsAllow
         settings.notes = host.notes
         settings.enabled = host.enabled
         return settings
@@ -274,7 +280,8 @@ public struct HostStore: Sendable {
         [
             "name": settings.name, "address": settings.address, "transport": settings.transport.rawValue, "ssh_port": settings.sshPort,
             "ssh_user": settings.sshUser, "become": settings.become.rawValue, "groups": settings.groups, "tags": settings.tags,
-            "variables": settings.variables, "metrics_url": settings.metricsURL ?? NSNull(), "enabled": settings.enabled,
+            "variables": settings.variables, "metrics_url": settings.metricsURL ?? NSNull(),
+            "metrics_allow": settings.metricsAllow ?? NSNull(), "enabled": settings.enabled,
         ]
     }
 }

@@ -199,7 +199,8 @@ struct HostController {
             "name": settings.name, "address": settings.address, "ssh_port": settings.sshPort, "ssh_user": settings.sshUser,
             "become_sudo": settings.become == .sudo, "local": settings.transport == .local, "groups": settings.groups.joined(separator: ", "),
             "tags": settings.tags.joined(separator: ", "), "variables": settings.variables, "metrics_url": settings.metricsURL,
-            "notes": settings.notes, "enabled": settings.enabled,
+            "metrics_allow": settings.metricsAllow ?? MetricAllowList.defaultPatterns.joined(separator: "\n"), "notes": settings.notes,
+            "enabled": settings.enabled,
         ]
         let data: [String: Any] = [
             "form": ViewNode(form), "errors": ViewNode(errors), "has_errors": !errors.isEmpty,
@@ -473,6 +474,8 @@ struct HostController {
         settings.tags = HostSettings.list(form["tags"] ?? "")
         settings.variables = form["variables"] ?? ""
         settings.metricsURL = (form["metrics_url"] ?? "").trimmingCharacters(in: .whitespaces).nilIfEmpty
+        let allow = (form["metrics_allow"] ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
+        settings.metricsAllow = allow.isEmpty || MetricAllowList(text: allow) == .standard ? nil : allow
         settings.notes = form["notes"] ?? ""
         settings.enabled = form["enabled"] == "on" || form["enabled"] == "1"
         return settings
@@ -502,7 +505,8 @@ struct HostController {
             return nil
         }
         let known: Set<String> = [
-            "name", "address", "transport", "ssh_port", "ssh_user", "become", "groups", "tags", "variables", "metrics_url", "notes", "enabled",
+            "name", "address", "transport", "ssh_port", "ssh_user", "become", "groups", "tags", "variables", "metrics_url", "metrics_allow", "notes",
+            "enabled",
         ]
         for key in object.keys where !known.contains(key) { errors[key] = "unknown field; accepted: " + known.sorted().joined(separator: ", ") }
         if let value = string("name") { settings.name = value }
@@ -524,6 +528,15 @@ struct HostController {
             settings.metricsURL = nil
         } else if let value = string("metrics_url") {
             settings.metricsURL = value.nilIfEmpty
+        }
+        if object["metrics_allow"] is NSNull {
+            settings.metricsAllow = nil
+        } else if let value = object["metrics_allow"] {
+            if let list = value as? [String] {
+                settings.metricsAllow = list.isEmpty ? nil : list.joined(separator: "\n")
+            } else {
+                errors["metrics_allow"] = "must be a list of metric names (globs with * allowed), or null for the default list"
+            }
         }
         if let value = string("notes") { settings.notes = value }
         if let value = object["enabled"] {
@@ -557,7 +570,8 @@ struct HostController {
             "id": host.id, "name": host.name, "address": host.address, "transport": host.transport.rawValue, "ssh_port": host.sshPort,
             "ssh_user": host.sshUser, "become": host.become.rawValue, "groups": host.groups, "tags": host.tags,
             "variables": (try? HostVariables.parse(host.variables).get()) ?? [:], "variables_yaml": host.variables,
-            "metrics_url": orNull(host.metricsURL), "notes": host.notes, "enabled": host.enabled, "state": host.state.rawValue,
+            "metrics_url": orNull(host.metricsURL), "metrics_allow": MetricAllowList(text: host.metricsAllow).patterns, "notes": host.notes,
+            "enabled": host.enabled, "state": host.state.rawValue,
             "state_detail": orNull(host.stateDetail), "last_seen_at": orNull(host.lastSeenAt.map(RFC3339.string)),
             "created_at": RFC3339.string(host.createdAt), "updated_at": RFC3339.string(host.updatedAt),
             "links": ["self": "/api/v1/hosts/\(host.id)", "page": "/hosts/\(host.id)"],

@@ -166,7 +166,13 @@ public enum PrometheusText {
                 guard closed else { throw ParseError(line: number, message: "the value of label \(label) is not closed with a quote") }
                 labels.append((label, String(decoding: value, as: UTF8.self)))
                 skipSpaces()
-                if position < utf8.count, utf8[position] == 0x2C { position += 1 }
+                if position < utf8.count, utf8[position] == 0x2C {
+                    position += 1
+                } else if position >= utf8.count {
+                    throw ParseError(line: number, message: "labels of \(name) are not closed with }")
+                } else if utf8[position] != 0x7D {
+                    throw ParseError(line: number, message: "expected , or } after label \(label) of \(name)")
+                }
             }
         }
         skipSpaces()

@@ -1,0 +1,211 @@
+import Foundation
+import Logging
+import ServiceLifecycle
+
+/// Per-host figures derived at ingest, as Prometheus recording rules would: they make the fleet overview and the
+/// built-in alert rules read one gauge per host instead of every CPU, filesystem and interface.
+public enum HostSummary {
+    public static let up = "steward_host_up"
+    public static let scrapeSeconds = "steward_host_scrape_duration_seconds"
+    public static let cpuPercent = "steward_host_cpu_percent"
+    public static let memoryPercent = "steward_host_memory_percent"
+    public static let swapPercent = "steward_host_swap_percent"
+    public static let filesystemPercent = "steward_host_filesystem_max_percent"
+    public static let loadPerCore = "steward_host_load_per_core"
+    public static let networkBytes = "steward_host_network_bytes_per_second"
+    public static let diskBytes = "steward_host_disk_bytes_per_second"
+
+    public static let names = [up, scrapeSeconds, cpuPercent, memoryPercent, swapPercent, filesystemPercent, loadPerCore, networkBytes, diskBytes]
+
+    /// Counter totals from the previous collection, for the rates.
+    public struct Counters: Sendable {
+        var time: Int64
+        var cpuIdle: Double
+        var cpuTotal: Double
+        var network: Double
+        var disk: Double
+    }
+
+    /// Derived gauges for one collection, and the counters the next one needs.
+    public static func derive(_ families: [PrometheusText.Family], time: Int64, previous: Counters?) -> (values: [String: Double], counters: Counters)
+    {
+        var values: [String: Double] = [:]
+        var byName: [String: [PrometheusText.Sample]] = [:]
+        for family in families { for sample in family.samples { byName[sample.name, default: []].append(sample) } }
+        func single(_ name: String) -> Double? { byName[name]?.first?.value }
+
+        let cpu = byName["node_cpu_seconds_total"] ?? []
+        let idle = cpu.filter { $0.label("mode") == "idle" }
+        let cpuIdle = idle.reduce(0) { $0 + $1.value }
+        let cpuTotal = cpu.filter { $0.label("mode") != "guest" && $0.label("mode") != "guest_nice" }.reduce(0) { $0 + $1.value }
+        let cores = Set(idle.compactMap { $0.label("cpu") }).count
+        if let total = single("node_memory_MemTotal_bytes"), let available = single("node_memory_MemAvailable_bytes"), total > 0 {
+            values[memoryPercent] = 100 * (1 - available / total)
+        }
+        if let total = single("node_memory_SwapTotal_bytes"), let free = single("node_memory_SwapFree_bytes") {
+            values[swapPercent] = total > 0 ? 100 * (1 - free / total) : 0
+        }
+        var sizes: [String: Double] = [:]
+        for sample in byName["node_filesystem_size_bytes"] ?? [] { sizes[PrometheusText.canonicalLabels(sample.labels)] = sample.value }
+        let fullest = (byName["node_filesystem_avail_bytes"] ?? []).compactMap { sample -> Double? in
+            guard let size = sizes[PrometheusText.canonicalLabels(sample.labels)], size > 0 else { return nil }
+            if let type = sample.label("fstype"), ProcCollector.pseudoFilesystems.contains(type) { return nil }
+            return 100 * (size - sample.value) / size
+        }.max()
+        if let fullest { values[filesystemPercent] = fullest }
+        if let load = single("node_load1"), cores > 0 { values[loadPerCore] = load / Double(cores) }
+        let network = ((byName["node_network_receive_bytes_total"] ?? []) + (byName["node_network_transmit_bytes_total"] ?? []))
+            .filter { $0.label("device") != "lo" }.reduce(0) { $0 + $1.value }
+        let disk = ((byName["node_disk_read_bytes_total"] ?? []) + (byName["node_disk_written_bytes_total"] ?? [])).reduce(0) { $0 + $1.value }
+        let counters = Counters(time: time, cpuIdle: cpuIdle, cpuTotal: cpuTotal, network: network, disk: disk)
+        if let previous, time > previous.time {
+            let seconds = Double(time - previous.time) / 1000
+            let busy = counters.cpuTotal - previous.cpuTotal
+            if busy > 0, counters.cpuIdle >= previous.cpuIdle {
+                values[cpuPercent] = min(100, max(0, 100 * (1 - (counters.cpuIdle - previous.cpuIdle) / busy)))
+            }
+            if network >= previous.network, !cpu.isEmpty || network > 0 { values[networkBytes] = (network - previous.network) / seconds }
+            if disk >= previous.disk { values[diskBytes] = (disk - previous.disk) / seconds }
+        }
+        return (values, counters)
+    }
+}
+
+/// Collects every `metrics_interval_seconds`: the panel host (transport local) from /proc, every other enabled host
+/// with a metrics URL by scraping it. Samples carry the tick's time, not the moment the answer came, so a 10 s
+/// interval stores exact 10 s steps (as Prometheus's timestamp tolerance does). Each round ends with one flush.
+public final class MetricCollector: Service, @unchecked Sendable {
+    let store: MetricStore
+    let hosts: HostStore
+    let interval: Int64
+    let scraper: MetricsScraper
+    let proc: ProcCollector
+    let logger: Logger
+    private let lock = NSLock()
+    private var counters: [Int64: HostSummary.Counters] = [:]
+    private var failures: [Int64: Int] = [:]
+    private var lastRound: (time: Int64, samples: Int, flushed: Int) = (0, 0, 0)
+
+    /// Consecutive failed scrapes before a host that was up is marked down.
+    public static let failuresBeforeDown = 2
+
+    public init(
+        store: MetricStore, hosts: HostStore, intervalSeconds: Int, timeoutSeconds: Int, proc: ProcCollector = ProcCollector(), logger: Logger
+    ) {
+        self.store = store
+        self.hosts = hosts
+        interval = Int64(intervalSeconds) * 1000
+        scraper = MetricsScraper(timeout: TimeInterval(timeoutSeconds))
+        self.proc = proc
+        self.logger = logger
+    }
+
+    public func run() async throws {
+        await withGracefulShutdownHandler {
+            while !Task.isCancelled {
+                let now = EpochMilliseconds.from(Date())
+                let tick = (now / interval + 1) * interval
+                do {
+                    try await Task.sleep(for: .milliseconds(tick - now))
+                } catch { break }
+                do {
+                    try await collect(at: tick)
+                } catch {
+                    logger.error("metric collection failed", metadata: ["error": "\(error)"])
+                }
+            }
+        } onGracefulShutdown: {
+        }
+        // Whatever the last round appended reaches the disk before the process exits.
+        _ = try? await offload { [store] in try store.flush() }
+    }
+
+    /// One round: collect every host concurrently, ingest, flush, then update host states from the outcome.
+    @discardableResult
+    public func collect(at tick: Int64) async throws -> Int {
+        let targets = try hosts.all().filter { $0.enabled && ($0.transport == .local || $0.metricsURL != nil) }
+        let results = await withTaskGroup(of: (Host, Result<[PrometheusText.Family], any Error>, Double).self) { group in
+            for host in targets {
+                group.addTask { [proc, scraper] in
+                    let started = Date()
+                    do {
+                        let families: [PrometheusText.Family]
+                        if let url = host.metricsURL {
+                            families = try await scraper.scrape(url)
+                        } else {
+                            families = try await offload { proc.collect() }
+                        }
+                        return (host, .success(families), Date().timeIntervalSince(started))
+                    } catch {
+                        return (host, .failure(error), Date().timeIntervalSince(started))
+                    }
+                }
+            }
+            var collected: [(Host, Result<[PrometheusText.Family], any Error>, Double)] = []
+            for await result in group { collected.append(result) }
+            return collected
+        }
+        var total = 0
+        for (host, result, seconds) in results {
+            switch result {
+            case .success(let families):
+                total += try ingest(host: host, families: families, time: tick, scrapeSeconds: seconds)
+                try noteOutcome(host, error: nil)
+            case .failure(let error):
+                total += try ingest(host: host, families: [], time: tick, scrapeSeconds: seconds, up: false)
+                try noteOutcome(host, error: error)
+            }
+        }
+        let report = try await offload { [store] in try store.flush() }
+        lock.withLock { lastRound = (tick, total, report.chunks) }
+        return total
+    }
+
+    /// Keep the allowed series, add the derived host gauges, and append them all at `time`.
+    @discardableResult
+    public func ingest(host: Host, families: [PrometheusText.Family], time: Int64, scrapeSeconds: Double, up: Bool = true) throws -> Int {
+        let allow = MetricAllowList(text: host.metricsAllow)
+        var entries: [(name: String, labels: String, type: PrometheusText.FamilyType)] = []
+        var values: [Double] = []
+        var seen: Set<String> = []
+        for family in families {
+            for sample in family.samples where allow.allows(sample) {
+                let labels = PrometheusText.canonicalLabels(sample.labels)
+                guard seen.insert(sample.name + "{" + labels + "}").inserted else { continue }
+                entries.append((sample.name, labels, family.type == .histogram || family.type == .summary ? .untyped : family.type))
+                values.append(sample.value)
+            }
+        }
+        let previous = lock.withLock { counters[host.id] }
+        var derived: [String: Double] = [HostSummary.up: up ? 1 : 0, HostSummary.scrapeSeconds: scrapeSeconds]
+        if up {
+            let summary = HostSummary.derive(families, time: time, previous: previous)
+            derived.merge(summary.values) { a, _ in a }
+            lock.withLock { counters[host.id] = summary.counters }
+        }
+        for name in HostSummary.names where derived[name] != nil {
+            entries.append((name, "", .gauge))
+            values.append(derived[name]!)
+        }
+        let ids = try store.resolve(hostID: host.id, series: entries)
+        return store.append(time: time, series: ids, values: values)
+    }
+
+    /// Scrapes decide up and down for hosts with a metrics URL: a success marks a down or unknown host up, and
+    /// `failuresBeforeDown` failures in a row mark an up or unknown host down with the reason. An SSH finding
+    /// (unreachable, such as a changed host key) is left for the connectivity check to clear.
+    func noteOutcome(_ host: Host, error: (any Error)?) throws {
+        let failed = lock.withLock { () -> Int in
+            failures[host.id] = error == nil ? 0 : (failures[host.id] ?? 0) + 1
+            return failures[host.id] ?? 0
+        }
+        if error == nil, host.state == .down || host.state == .unknown {
+            try hosts.setState(id: host.id, .up, detail: host.metricsURL.map { "metrics from \($0)" } ?? "metrics from /proc", seen: Date())
+        } else if let error, failed >= Self.failuresBeforeDown, host.state == .up || host.state == .unknown {
+            try hosts.setState(id: host.id, .down, detail: "\(failed) scrapes in a row failed: \(error)", seen: nil)
+        }
+    }
+
+    /// What the last round did, for the dashboard's footer and /metrics.
+    public var lastRoundSummary: (time: Int64, samples: Int, flushed: Int) { lock.withLock { lastRound } }
+}
