@@ -78,3 +78,29 @@ if (job && job.dataset.active === "true" && "EventSource" in window) {
     window.setTimeout(() => window.location.reload(), 800);
   });
 }
+
+// Sections marked data-refresh="SECONDS" reload their own content from the server while the tab is visible.
+// Without JavaScript the page is complete; it is only not refreshed.
+for (const section of document.querySelectorAll("[data-refresh][id]")) {
+  const seconds = Math.max(5, Number(section.dataset.refresh) || 30);
+  const status = section.querySelector(".refresh-status");
+  const refresh = async () => {
+    if (document.hidden) return;
+    try {
+      const response = await fetch(window.location.href, { headers: { Accept: "text/html" }, credentials: "same-origin" });
+      if (!response.ok) throw new Error(`HTTP ${response.status}`);
+      const page = new DOMParser().parseFromString(await response.text(), "text/html");
+      const fresh = page.getElementById(section.id);
+      if (fresh) {
+        section.replaceChildren(...fresh.childNodes);
+        const now = section.querySelector(".refresh-status");
+        if (now) now.textContent = `Refreshed at ${new Date().toLocaleTimeString()}; every ${seconds} s.`;
+      }
+    } catch (error) {
+      const now = section.querySelector(".refresh-status") || status;
+      if (now) now.textContent = `Refresh failed (${error.message}); showing the last figures.`;
+    }
+  };
+  window.setInterval(refresh, seconds * 1000);
+  document.addEventListener("visibilitychange", () => { if (!document.hidden) refresh(); });
+}

@@ -86,7 +86,7 @@ public final class APIDocumentation: Sendable {
                 "description": "Administration API for a Linux fleet. Timestamps are RFC 3339 UTC; errors are application/problem+json.",
             ],
             "paths": paths,
-            "components": ["schemas": APISchemas.all],
+            "components": ["schemas": APISchemas.all.merging(MonitoringController.schemas) { a, _ in a }],
         ]
     }
 }

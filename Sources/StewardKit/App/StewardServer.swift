@@ -24,6 +24,8 @@ public struct StewardServer {
     public let access: AccessServices
     public let hosts: HostStore
     public let engine: Engine
+    public let metrics: MetricStore
+    public let collector: MetricCollector
     public let tls: TLSMaterial?
     public let migrationReport: MigrationRunner.Report
     public let interruptedAtStartup: [Int64]
@@ -73,6 +75,11 @@ public struct StewardServer {
         try Engine.ensureFactsSchedule(scheduleStore, now: clock.now())
         try hostStore.ensureLocalhost(now: clock.now())
         let scheduler = Scheduler(store: scheduleStore, jobs: runner, clock: clock, logger: logger)
+        let metricStore = try MetricStore(database: database)
+        let collector = MetricCollector(
+            store: metricStore, hosts: hostStore, intervalSeconds: configuration.metricsIntervalSeconds,
+            timeoutSeconds: configuration.scrapeTimeoutSeconds, logger: logger)
+        let metricsDashboard = MetricsDashboard(store: metricStore, hosts: hostStore, database: database)
 
         let navigation = [
             NavigationItem(key: "dashboard", title: "Dashboard", href: "/"),
@@ -115,8 +122,11 @@ public struct StewardServer {
 
         SystemController(database: database, databasePath: dataDirectory.databasePath, jobs: jobStore, metrics: metrics, docs: docs)
             .addRoutes(to: routes)
-        DashboardController(jobs: jobStore, schedules: scheduleStore, pages: pages, databasePath: dataDirectory.databasePath, startedAt: Date())
-            .addRoutes(to: routes)
+        let monitoring = MonitoringController(dashboard: metricsDashboard, pages: pages, docs: docs)
+        monitoring.addRoutes(to: routes)
+        DashboardController(
+            jobs: jobStore, schedules: scheduleStore, fleet: monitoring, pages: pages, databasePath: dataDirectory.databasePath, startedAt: Date()
+        ).addRoutes(to: routes)
         JobController(runner: runner, pages: pages, docs: docs).addRoutes(to: routes)
         ScheduleController(scheduler: scheduler, pages: pages, docs: docs).addRoutes(to: routes)
         SettingsController(configuration: configuration, resources: resources, pages: pages).addRoutes(to: routes)
@@ -133,7 +143,8 @@ public struct StewardServer {
 
         return StewardServer(
             configuration: configuration, dataDirectory: dataDirectory, resources: resources, database: database, jobs: runner, scheduler: scheduler,
-            router: router, docs: docs, routeTable: routeTable, access: access, hosts: hostStore, engine: engine, tls: tls, migrationReport: report,
+            router: router, docs: docs, routeTable: routeTable, access: access, hosts: hostStore, engine: engine, metrics: metricStore,
+            collector: collector, tls: tls, migrationReport: report,
             interruptedAtStartup: interrupted,
             logger: logger)
     }
@@ -170,6 +181,7 @@ public struct StewardServer {
                     .init(service: DatabaseCheckpoint(database: database, logger: logger)),
                     .init(service: jobs),
                     .init(service: scheduler),
+                    .init(service: collector),
                     .init(service: app),
                     .init(service: StreamCloser(events: jobs.events)),
                 ],

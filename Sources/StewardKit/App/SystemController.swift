@@ -75,6 +75,7 @@ struct SystemController {
 struct DashboardController {
     let jobs: JobStore
     let schedules: ScheduleStore
+    let fleet: MonitoringController
     let pages: PageRenderer
     let databasePath: String
     let startedAt: Date
@@ -90,7 +91,10 @@ struct DashboardController {
             guard let next = schedule.nextFireAt else { return nil }
             return (next, ViewNode(["id": schedule.id, "name": schedule.name, "next": DisplayTime.text(next), "job_title": schedule.jobTitle]))
         }.sorted { $0.0 < $1.0 }.prefix(5).map(\.1)
-        let data: [String: Any] = [
+        var query: [String: String] = [:]
+        for (key, value) in request.uri.queryParameters { query[String(key)] = String(value) }
+        let fleetData = try fleet.fleetView(query)
+        let jobData: [String: Any] = [
             "counts": Job.State.allCases.map { ViewNode(["state": $0.rawValue, "count": counts[$0] ?? 0]) },
             "active_count": (counts[.running] ?? 0) + (counts[.queued] ?? 0),
             "problem_count": (counts[.failed] ?? 0) + (counts[.interrupted] ?? 0),
@@ -100,6 +104,7 @@ struct DashboardController {
             "database_size": ByteCountFormatter.string(fromByteCount: StewardDatabase.sizeOnDisk(path: databasePath), countStyle: .file),
             "uptime": DisplayTime.duration(from: EpochMilliseconds.from(startedAt), to: nil) ?? "",
         ]
+        let data = fleetData.merging(jobData) { a, _ in a }
         return pages.page("dashboard", title: "Dashboard", section: "dashboard", data: data, request: request, context: context)
     }
 }

@@ -123,7 +123,9 @@ public final class MetricCollector: Service, @unchecked Sendable {
     /// One round: collect every host concurrently, ingest, flush, then update host states from the outcome.
     @discardableResult
     public func collect(at tick: Int64) async throws -> Int {
-        let targets = try hosts.all().filter { $0.enabled && ($0.transport == .local || $0.metricsURL != nil) }
+        let everyHost = try hosts.all()
+        store.retainHosts(Set(everyHost.map(\.id)))
+        let targets = everyHost.filter { $0.enabled && ($0.transport == .local || $0.metricsURL != nil) }
         let results = await withTaskGroup(of: (Host, Result<[PrometheusText.Family], any Error>, Double).self) { group in
             for host in targets {
                 group.addTask { [proc, scraper] in

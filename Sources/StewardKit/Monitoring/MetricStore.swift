@@ -81,6 +81,11 @@ public struct RawSamples: Sendable, Equatable {
 
     public var count: Int { times.count }
 
+    public init(times: [Int64] = [], values: [Double] = []) {
+        self.times = times
+        self.values = values
+    }
+
     public static func == (a: RawSamples, b: RawSamples) -> Bool {
         a.times == b.times && a.values.map(\.bitPattern) == b.values.map(\.bitPattern)
     }
@@ -205,6 +210,11 @@ public final class MetricStore: @unchecked Sendable {
 
     public func series(id: Int64) -> MetricSeries? { lock.withLock { buffers[id]?.series } }
 
+    /// The series with exactly this host, name and canonical labels, if it exists.
+    public func series(hostID: Int64, name: String, labels: String) -> MetricSeries? {
+        lock.withLock { index[Self.key(hostID: hostID, name: name, labels: labels)].flatMap { buffers[$0]?.series } }
+    }
+
     /// The newest sample of a series.
     public func latest(_ id: Int64) -> (time: Int64, value: Double)? {
         lock.withLock {
@@ -216,10 +226,11 @@ public final class MetricStore: @unchecked Sendable {
     /// Samples refused because they were not newer than the series' last sample.
     public var outOfOrder: Int { lock.withLock { dropped } }
 
-    /// Forget a host's series in memory after its rows were deleted.
-    public func forgetHost(_ hostID: Int64) {
+    /// Forget the series of hosts that no longer exist (their rows went with the host, by cascade).
+    public func retainHosts(_ hostIDs: Set<Int64>) {
         lock.withLock {
-            for (id, buffer) in buffers where buffer.series.hostID == hostID {
+            for (id, buffer) in buffers where !hostIDs.contains(buffer.series.hostID) {
+                let hostID = buffer.series.hostID
                 buffers[id] = nil
                 index[Self.key(hostID: hostID, name: buffer.series.name, labels: buffer.series.labels)] = nil
             }
@@ -404,7 +415,9 @@ public final class MetricStore: @unchecked Sendable {
             return (parts, Set(parts.compactMap(\.times.first)))
         }
         var parts = memory
-        for row in try chunkRows(id, .raw, from: from, to: to) where !covered.contains(row.start) {
+        // Recent ranges are often wholly in memory: then the database is not asked at all.
+        let inMemory = (memory.compactMap(\.times.first).min() ?? .max) <= from
+        for row in try inMemory ? [] : chunkRows(id, .raw, from: from, to: to) where !covered.contains(row.start) {
             let decoded = try ChunkCodec.decode(row.data, columns: 1)
             parts.append(RawSamples(times: decoded.timestamps, values: decoded.columns[0]))
         }
@@ -429,7 +442,8 @@ public final class MetricStore: @unchecked Sendable {
         }
         let covered = Set(memory.compactMap(\.first?.start))
         var parts = memory
-        for row in try chunkRows(id, resolution, from: from, to: to) where !covered.contains(row.start) {
+        let inMemory = (memory.compactMap(\.first?.start).min() ?? .max) <= from
+        for row in try inMemory ? [] : chunkRows(id, resolution, from: from, to: to) where !covered.contains(row.start) {
             parts.append(try Self.decodeBuckets(row.data))
         }
         if let open { parts.append([open]) }
