@@ -122,11 +122,12 @@ struct HostGenerator {
         values[18] = switches
         values[19] = boot
         values[20] = 1
-        values[21] = 100 * (1 - (cpu[0] - previousIdle) / 10)
-        values[22] = 100 * (1 - available / memTotal)
-        values[23] = 100 * (fsSize - fsAvail) / fsSize
-        values[24] = load[0]
-        values[25] = (received + sent) / 10
+        // The derived gauges, rounded as the collector rounds them.
+        values[21] = HostSummary.rounded(100 * (1 - (cpu[0] - previousIdle) / 10), digits: 2)
+        values[22] = HostSummary.rounded(100 * (1 - available / memTotal), digits: 2)
+        values[23] = HostSummary.rounded(100 * (fsSize - fsAvail) / fsSize, digits: 2)
+        values[24] = HostSummary.rounded(load[0] / 2, digits: 3)
+        values[25] = HostSummary.rounded((received + sent) / 10, digits: 0)
     }
 }
 
@@ -334,19 +335,20 @@ func comparePrometheus(hostCount: Int, days: Int, end: Int64, work: String) thro
     let text = work + "/data.om"
     FileManager.default.createFile(atPath: text, contents: nil)
     let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: text))
-    var lines: [[String]] = Array(repeating: [], count: HostGenerator.series.count)
-    var buffered = 0
+    // lines[series][host]: one text per series and host, appended in time order.
+    var lines: [[String]] = Array(repeating: Array(repeating: "", count: hosts.count), count: HostGenerator.series.count)
+    let prefixes = HostGenerator.series.map { entry in
+        hosts.map { host in "\(entry.name){host=\"\(host.name)\"" + (entry.labels.isEmpty ? "" : "," + entry.labels) + "} " }
+    }
     let samples = try ingest(store, hosts: hosts, start: start, steps: steps, flushEvery: 360, afterFlush: nil) { hostIndex, time, values in
+        let seconds = String(time / 1000)
         for (index, value) in values.enumerated() {
-            let entry = HostGenerator.series[index]
-            let labels = "host=\"\(hosts[hostIndex].name)\"" + (entry.labels.isEmpty ? "" : "," + entry.labels)
-            lines[index].append("\(entry.name){\(labels)} \(value) \(time / 1000)")
+            lines[index][hostIndex] += prefixes[index][hostIndex] + "\(value) " + seconds + "\n"
         }
-        buffered += values.count
     }
     try checkpoint(database)
     let stewardBytes = fileSize(path) - emptySize
-    // Family by family (families sharing a name are contiguous), then series, then time.
+    // Family by family (the series of one metric name together), then series by series, each in time order.
     var families: [String: [Int]] = [:]
     var order: [String] = []
     for (index, entry) in HostGenerator.series.enumerated() {
@@ -356,20 +358,7 @@ func comparePrometheus(hostCount: Int, days: Int, end: Int64, work: String) thro
     for name in order {
         handle.write("# TYPE \(name) gauge\n".data(using: .utf8)!)
         for index in families[name]! {
-            let sorted = lines[index].sorted { a, b in
-                let hostA = a.split(separator: "\"")[1]
-                let hostB = b.split(separator: "\"")[1]
-                return hostA < hostB
-            }
-            var chunk = ""
-            for line in sorted {
-                chunk += line + "\n"
-                if chunk.utf8.count > 1 << 20 {
-                    handle.write(chunk.data(using: .utf8)!)
-                    chunk = ""
-                }
-            }
-            handle.write(chunk.data(using: .utf8)!)
+            for text in lines[index] { handle.write(Data(text.utf8)) }
             lines[index] = []
         }
     }

@@ -28,6 +28,18 @@ struct BitWriter {
 
     mutating func writeBit(_ bit: Bool) { write(bit ? 1 : 0, bits: 1) }
 
+    /// 7 bits at a time, low group first, each with a continuation bit: small numbers take a byte.
+    mutating func writeVarint(_ value: UInt64) {
+        var rest = value
+        repeat {
+            let group = rest & 0x7F
+            rest >>= 7
+            write(rest == 0 ? group : group | 0x80, bits: 8)
+        } while rest != 0
+    }
+
+    mutating func writeZigzag(_ value: Int64) { writeVarint(UInt64(bitPattern: (value << 1) ^ (value >> 63))) }
+
     /// The bytes with the last partial byte padded with zero bits.
     func finished() -> [UInt8] {
         guard pendingCount > 0 else { return bytes }
@@ -62,6 +74,23 @@ struct BitReader {
     }
 
     mutating func readBit() throws(ChunkCodec.Failure) -> Bool { try read(1) == 1 }
+
+    mutating func readVarint() throws(ChunkCodec.Failure) -> UInt64 {
+        var result: UInt64 = 0
+        var shift: UInt64 = 0
+        while true {
+            let byte = try read(8)
+            guard shift < 64 else { throw .truncated }
+            result |= (byte & 0x7F) << shift
+            if byte & 0x80 == 0 { return result }
+            shift += 7
+        }
+    }
+
+    mutating func readZigzag() throws(ChunkCodec.Failure) -> Int64 {
+        let value = try readVarint()
+        return Int64(bitPattern: value >> 1) ^ -Int64(bitPattern: value & 1)
+    }
 }
 
 /// Steward's chunk format: delta-of-delta timestamps and, per value column, the smallest of Gorilla's XOR float
@@ -90,7 +119,7 @@ public enum ChunkCodec {
         precondition(columns.allSatisfy { $0.count == timestamps.count })
         var writer = BitWriter(capacity: 16 + timestamps.count * 2 * columns.count)
         writer.write(UInt64(formatVersion), bits: 8)
-        writer.write(UInt64(timestamps.count), bits: 32)
+        writer.writeVarint(UInt64(timestamps.count))
         writeTimestamps(timestamps, into: &writer)
         for column in columns { writeColumn(column, into: &writer) }
         return writer.finished()
@@ -100,7 +129,8 @@ public enum ChunkCodec {
         var reader = BitReader(bytes)
         let format = UInt8(try reader.read(8))
         guard format == formatVersion else { throw .unknownFormat(format) }
-        let count = Int(try reader.read(32))
+        let count = Int(try reader.readVarint())
+        guard count <= bytes.count * 8 else { throw .truncated }
         let timestamps = try readTimestamps(count: count, from: &reader)
         var values: [[Double]] = []
         for _ in 0..<columns { values.append(try readColumn(count: count, from: &reader)) }
@@ -111,7 +141,7 @@ public enum ChunkCodec {
 
     static func writeTimestamps(_ timestamps: [Int64], into writer: inout BitWriter) {
         guard let first = timestamps.first else { return }
-        writer.write(UInt64(bitPattern: first), bits: 64)
+        writer.writeZigzag(first)
         var previous = first
         var previousDelta: Int64 = 0
         for (index, timestamp) in timestamps.enumerated().dropFirst() {
@@ -126,7 +156,7 @@ public enum ChunkCodec {
         guard count > 0 else { return [] }
         var result = [Int64]()
         result.reserveCapacity(count)
-        var previous = Int64(bitPattern: try reader.read(64))
+        var previous = try reader.readZigzag()
         result.append(previous)
         var delta: Int64 = 0
         for index in 1..<count {
@@ -205,6 +235,8 @@ public enum ChunkCodec {
         return nil
     }
 
+    static func varintBytes(_ value: UInt64) -> Int { max(1, (64 - value.leadingZeroBitCount + 6) / 7) }
+
     static func gcd(_ a: UInt64, _ b: UInt64) -> UInt64 {
         var (a, b) = (a, b)
         while b != 0 { (a, b) = (b, a % b) }
@@ -237,7 +269,7 @@ public enum ChunkCodec {
             if !deltas.isEmpty || integers.count == 1 {
                 step = max(common, 1)
                 let divisor = Int64(bitPattern: step)
-                var deltaBits = 4 + 64 + 64
+                var deltaBits = 4 + 8 * (varintBytes(step) + varintBytes(UInt64(bitPattern: (integers[0] << 1) ^ (integers[0] >> 63))))
                 var dodBits = deltaBits
                 var previous: Int64 = 0
                 for index in 1..<max(1, integers.count) {
@@ -256,8 +288,8 @@ public enum ChunkCodec {
             writeXOR(values, into: &writer)
         case .decimalDelta, .decimalDeltaOfDelta:
             writer.write(UInt64(scale), bits: 4)
-            writer.write(step, bits: 64)
-            writer.write(UInt64(bitPattern: integers[0]), bits: 64)
+            writer.writeVarint(step)
+            writer.writeZigzag(integers[0])
             let divisor = Int64(bitPattern: step)
             var previous: Int64 = 0
             for index in 1..<integers.count {
@@ -279,8 +311,8 @@ public enum ChunkCodec {
             let scale = Int(try reader.read(4))
             guard scale < powersOfTen.count else { throw .unknownMode(UInt64(scale)) }
             let factor = powersOfTen[scale]
-            let step = Int64(bitPattern: try reader.read(64))
-            var integer = Int64(bitPattern: try reader.read(64))
+            let step = Int64(bitPattern: try reader.readVarint())
+            var integer = try reader.readZigzag()
             var values = [Double]()
             values.reserveCapacity(count)
             values.append(Double(integer) / factor)

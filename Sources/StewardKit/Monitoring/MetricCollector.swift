@@ -17,6 +17,13 @@ public enum HostSummary {
 
     public static let names = [up, scrapeSeconds, cpuPercent, memoryPercent, swapPercent, filesystemPercent, loadPerCore, networkBytes, diskBytes]
 
+    /// Derived figures are kept to a precision people read (0.01 % or 0.001 of a load, whole bytes per second):
+    /// more digits are noise that would cost the metric store 8 bytes a sample instead of one or two.
+    public static func rounded(_ value: Double, digits: Int) -> Double {
+        let factor = ChunkCodec.powersOfTen[digits]
+        return (value * factor).rounded() / factor
+    }
+
     /// Counter totals from the previous collection, for the rates.
     public struct Counters: Sendable {
         var time: Int64
@@ -67,6 +74,8 @@ public enum HostSummary {
             if network >= previous.network, !cpu.isEmpty || network > 0 { values[networkBytes] = (network - previous.network) / seconds }
             if disk >= previous.disk { values[diskBytes] = (disk - previous.disk) / seconds }
         }
+        let precision: [String: Int] = [loadPerCore: 3, networkBytes: 0, diskBytes: 0]
+        for (name, value) in values { values[name] = rounded(value, digits: precision[name] ?? 2) }
         return (values, counters)
     }
 }
@@ -179,7 +188,7 @@ public final class MetricCollector: Service, @unchecked Sendable {
             }
         }
         let previous = lock.withLock { counters[host.id] }
-        var derived: [String: Double] = [HostSummary.up: up ? 1 : 0, HostSummary.scrapeSeconds: scrapeSeconds]
+        var derived: [String: Double] = [HostSummary.up: up ? 1 : 0, HostSummary.scrapeSeconds: HostSummary.rounded(scrapeSeconds, digits: 4)]
         if up {
             let summary = HostSummary.derive(families, time: time, previous: previous)
             derived.merge(summary.values) { a, _ in a }

@@ -72,6 +72,20 @@ public struct RollupBucket: Sendable, Equatable {
     }
 
     public var average: Double { count > 0 ? sum / count : .nan }
+
+    /// A sum of decimal values carries binary rounding noise (0.1 + 0.2 = 0.30000000000000004). When the nearest
+    /// decimal with at most 6 fraction digits is within 4 ulp of the sum, store that instead: it is as exact as the
+    /// sum was, and it compresses as a decimal instead of as 64 noisy bits.
+    static func snapped(_ sum: Double) -> Double {
+        guard sum.isFinite, sum != 0 else { return sum }
+        let tolerance = 4 * sum.ulp
+        for digits in 0...6 {
+            let factor = ChunkCodec.powersOfTen[digits]
+            let candidate = (sum * factor).rounded() / factor
+            if abs(candidate - sum) <= tolerance { return candidate }
+        }
+        return sum
+    }
 }
 
 /// Raw samples of one series, in time order.
@@ -121,8 +135,10 @@ struct SealedChunk {
 /// is one transaction, and on open the open rollup buckets are rebuilt from the raw samples that reached the disk.
 public final class MetricStore: @unchecked Sendable {
     public struct Limits: Sendable {
-        public var rawChunk = 120
-        public var minuteChunk = 120
+        // Sized so a chunk's row stays on its b-tree page: a WITHOUT ROWID row over about 1000 bytes spills into an
+        // overflow page of its own, which would waste most of 4 KiB per chunk.
+        public var rawChunk = 240
+        public var minuteChunk = 60
         public var hourChunk = 48
         public init() {}
 
@@ -294,6 +310,8 @@ public final class MetricStore: @unchecked Sendable {
     }
 
     private func close(_ bucket: RollupBucket, in buffer: SeriesBuffer, _ resolution: MetricResolution) {
+        var bucket = bucket
+        bucket.sum = RollupBucket.snapped(bucket.sum)
         if buffer.rollups[resolution, default: []].count >= limits.size(resolution) { seal(buffer, resolution) }
         buffer.rollups[resolution, default: []].append(bucket)
         buffer.rollupDirty[resolution] = true

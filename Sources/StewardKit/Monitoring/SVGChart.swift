@@ -129,8 +129,10 @@ public struct SVGChart: Sendable {
         let stepSize = (multiples.map { $0 * base }.first { $0 >= rough }) ?? rough
         var result: [Double] = []
         var value = (low / stepSize).rounded(.down) * stepSize
-        while value <= high + stepSize * 1e-9, result.count < 20 {
+        // The last tick is the first at or above `high`, so the top line is always labelled.
+        while result.count < 20 {
             if value >= low - stepSize * 1e-9 { result.append(value) }
+            if value >= high - stepSize * 1e-9 { break }
             value += stepSize
         }
         return result
