@@ -68,6 +68,7 @@ bench: release pam
 	$(call apt_ensure,$(BENCH_APT_PACKAGES))
 	bench/http
 	bench/engine
+	bench/metrics
 
 ## install: binary in $(PREFIX)/bin, resources in $(PREFIX)/share/steward, where the binary looks for them.
 install: release

@@ -212,3 +212,14 @@ def test_kill_9_during_ingest_loses_nothing_that_was_committed(tmp_path, run):
                             capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert result.returncode == 0, result.stderr + result.stdout
     assert result.stdout.startswith("ok: integrity_check ok;"), result.stdout
+
+
+def test_stewards_own_metrics_describe_the_metric_store(api):
+    wait_for(lambda: fleet_row(api, "localhost"), what="a collection round")
+    request = urllib.request.Request(api.base + "/metrics", headers={"Authorization": f"Bearer {api.token}"})
+    with urllib.request.urlopen(request, context=api.context, timeout=30) as response:
+        text = response.read().decode()
+    values = {line.split(" ")[0]: float(line.split(" ")[1]) for line in text.splitlines() if line and not line.startswith("#")}
+    assert values["steward_metric_series"] > 20
+    assert values["steward_metric_collection_samples"] > 20
+    assert "steward_metric_samples_out_of_order" in values

@@ -52,4 +52,24 @@ public final class HTTPMetrics: Sendable {
     func setDatabaseSize(_ bytes: Int64) {
         registry.makeGauge(descriptor: Self.databaseSize).set(to: Double(bytes))
     }
+
+    /// The metric store's own figures: how many series it holds, samples refused as out of order, and what the
+    /// last collection round appended.
+    func setMetricStore(series: Int, outOfOrder: Int, lastRound: (time: Int64, samples: Int, flushed: Int)) {
+        registry.makeGauge(descriptor: .init(namespace: "steward", metricName: "metric_series", unitName: "", helpText: "Series in the metric store"))
+            .set(to: Double(series))
+        registry.makeGauge(
+            descriptor: .init(
+                namespace: "steward", metricName: "metric_samples_out_of_order", unitName: "",
+                helpText: "Samples dropped since start because they were not newer than their series' last sample")
+        ).set(to: Double(outOfOrder))
+        registry.makeGauge(
+            descriptor: .init(
+                namespace: "steward", metricName: "metric_collection_samples", unitName: "", helpText: "Samples the last collection round appended")
+        ).set(to: Double(lastRound.samples))
+        registry.makeGauge(
+            descriptor: .init(
+                namespace: "steward", metricName: "metric_collection_time", unitName: "seconds", helpText: "Unix time of the last collection round")
+        ).set(to: Double(lastRound.time) / 1000)
+    }
 }

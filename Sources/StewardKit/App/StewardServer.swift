@@ -120,8 +120,9 @@ public struct StewardServer {
                 resources + "/Public", cacheControl: .init([(MediaType(type: .any), [.maxAge(3600)])]), searchForIndexHtml: false, logger: logger))
         router.add(middleware: AuthorizationMiddleware(table: routeTable, services: access, logger: logger))
 
-        SystemController(database: database, databasePath: dataDirectory.databasePath, jobs: jobStore, metrics: metrics, docs: docs)
-            .addRoutes(to: routes)
+        SystemController(
+            database: database, databasePath: dataDirectory.databasePath, jobs: jobStore, metrics: metrics, docs: docs, collector: collector
+        ).addRoutes(to: routes)
         let monitoring = MonitoringController(dashboard: metricsDashboard, pages: pages, docs: docs)
         monitoring.addRoutes(to: routes)
         DashboardController(

@@ -12,6 +12,7 @@ struct SystemController {
     let jobs: JobStore
     let metrics: HTTPMetrics
     let docs: APIDocumentation
+    var collector: MetricCollector?
 
     func addRoutes(to routes: Routes) {
         docs.add(
@@ -65,6 +66,10 @@ struct SystemController {
     @Sendable func exposition(request: Request, context: StewardRequestContext) async throws -> Response {
         metrics.setJobs(try jobs.countsByState())
         metrics.setDatabaseSize(StewardDatabase.sizeOnDisk(path: databasePath))
+        if let collector {
+            metrics.setMetricStore(
+                series: collector.store.series().count, outOfOrder: collector.store.outOfOrder, lastRound: collector.lastRoundSummary)
+        }
         return Response(
             status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8", .cacheControl: "no-store"],
             body: .init(byteBuffer: ByteBuffer(bytes: metrics.registry.emitToBuffer())))
