@@ -110,7 +110,8 @@ public final class MetricCollector: Service, @unchecked Sendable {
     }
 
     public func run() async throws {
-        await withGracefulShutdownHandler {
+        // Graceful shutdown (SIGTERM) cancels the loop's sleep; a round in progress finishes first.
+        try? await cancelWhenGracefulShutdown { [self] in
             while !Task.isCancelled {
                 let now = EpochMilliseconds.from(Date())
                 let tick = (now / interval + 1) * interval
@@ -123,7 +124,6 @@ public final class MetricCollector: Service, @unchecked Sendable {
                     logger.error("metric collection failed", metadata: ["error": "\(error)"])
                 }
             }
-        } onGracefulShutdown: {
         }
         // Whatever the last round appended reaches the disk before the process exits.
         _ = try? await offload { [store] in try store.flush() }
