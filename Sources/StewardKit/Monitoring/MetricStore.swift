@@ -161,6 +161,8 @@ public final class MetricStore: @unchecked Sendable {
     private let lock = NSLock()
     private var buffers: [Int64: SeriesBuffer] = [:]
     private var index: [String: Int64] = [:]
+    /// Series ids by host and metric name: the alert evaluator's lookup.
+    private var byHostName: [String: [Int64]] = [:]
     private var sealed: [SealedChunk] = []
     private var sequence = 0
     private var dropped = 0
@@ -211,14 +213,24 @@ public final class MetricStore: @unchecked Sendable {
             for (position, series) in zip(missing, created) {
                 result[position] = series.id
                 index[Self.key(hostID: hostID, name: series.name, labels: series.labels)] = series.id
-                if buffers[series.id] == nil { buffers[series.id] = SeriesBuffer(series: series) }
+                if buffers[series.id] == nil {
+                    buffers[series.id] = SeriesBuffer(series: series)
+                    byHostName[Self.key(hostID: hostID, name: series.name, labels: ""), default: []].append(series.id)
+                }
             }
         }
         return result
     }
 
     public func series(hostID: Int64? = nil, name: String? = nil) -> [MetricSeries] {
-        lock.withLock {
+        if let hostID, let name {
+            return lock.withLock {
+                (byHostName[Self.key(hostID: hostID, name: name, labels: "")] ?? []).compactMap { buffers[$0]?.series }.sorted {
+                    $0.labels < $1.labels
+                }
+            }
+        }
+        return lock.withLock {
             buffers.values.lazy.map(\.series).filter { (hostID == nil || $0.hostID == hostID) && (name == nil || $0.name == name) }
                 .sorted { ($0.hostID, $0.name, $0.labels) < ($1.hostID, $1.name, $1.labels) }
         }
@@ -249,6 +261,7 @@ public final class MetricStore: @unchecked Sendable {
                 let hostID = buffer.series.hostID
                 buffers[id] = nil
                 index[Self.key(hostID: hostID, name: buffer.series.name, labels: buffer.series.labels)] = nil
+                byHostName[Self.key(hostID: hostID, name: buffer.series.name, labels: "")] = nil
             }
             sealed.removeAll { chunk in buffers[chunk.seriesID] == nil }
         }
@@ -510,6 +523,7 @@ public final class MetricStore: @unchecked Sendable {
             let buffer = SeriesBuffer(series: entry)
             buffers[entry.id] = buffer
             index[Self.key(hostID: entry.hostID, name: entry.name, labels: entry.labels)] = entry.id
+            byHostName[Self.key(hostID: entry.hostID, name: entry.name, labels: ""), default: []].append(entry.id)
             let newest = try database.read { db in
                 try Row.fetchAll(
                     db,
