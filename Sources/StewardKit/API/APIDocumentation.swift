@@ -86,7 +86,9 @@ public final class APIDocumentation: Sendable {
                 "description": "Administration API for a Linux fleet. Timestamps are RFC 3339 UTC; errors are application/problem+json.",
             ],
             "paths": paths,
-            "components": ["schemas": APISchemas.all.merging(MonitoringController.schemas) { a, _ in a }],
+            "components": [
+                "schemas": APISchemas.all.merging(MonitoringController.schemas) { a, _ in a }.merging(AlertsController.schemas) { a, _ in a }
+            ],
         ]
     }
 }

@@ -26,6 +26,8 @@ public struct StewardConfiguration: Sendable, Equatable {
     public var sessionLifetimeHours = 12
     /// Seconds between metric collections (the panel host's /proc and every host's metrics URL).
     public var metricsIntervalSeconds = 10
+    /// Seconds between alert rule evaluations.
+    public var alertIntervalSeconds = 15
     /// Seconds a metrics URL has to answer before the scrape counts as failed.
     public var scrapeTimeoutSeconds = 5
     /// Peers whose X-Forwarded-For is believed (reverse proxies); nobody else's is.
@@ -145,6 +147,7 @@ extension StewardConfiguration {
         integer("session_idle_minutes", 1...1440, \.sessionIdleMinutes),
         integer("metrics_interval_seconds", 1...3600, \.metricsIntervalSeconds),
         integer("scrape_timeout_seconds", 1...300, \.scrapeTimeoutSeconds),
+        integer("alert_interval_seconds", 1...3600, \.alertIntervalSeconds),
         integer("session_lifetime_hours", 1...720, \.sessionLifetimeHours),
         Setting(
             name: "trusted_proxies",

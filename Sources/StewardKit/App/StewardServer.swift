@@ -26,6 +26,7 @@ public struct StewardServer {
     public let engine: Engine
     public let metrics: MetricStore
     public let collector: MetricCollector
+    public let alerts: AlertEvaluator
     public let tls: TLSMaterial?
     public let migrationReport: MigrationRunner.Report
     public let interruptedAtStartup: [Int64]
@@ -80,11 +81,16 @@ public struct StewardServer {
             store: metricStore, hosts: hostStore, intervalSeconds: configuration.metricsIntervalSeconds,
             timeoutSeconds: configuration.scrapeTimeoutSeconds, logger: logger)
         let metricsDashboard = MetricsDashboard(store: metricStore, hosts: hostStore, database: database)
+        try BuiltinAlerts.ensure(AlertRuleStore(database: database), now: clock.now())
+        let alertEvaluator = try AlertEvaluator(
+            database: database, hosts: hostStore, metrics: metricStore, sources: BuiltinAlerts.sources(database: database),
+            intervalSeconds: configuration.alertIntervalSeconds, logger: logger)
 
         let navigation = [
             NavigationItem(key: "dashboard", title: "Dashboard", href: "/"),
             NavigationItem(key: "hosts", title: "Hosts", href: "/hosts"),
             NavigationItem(key: "accounts", title: "Users", href: "/accounts"),
+            NavigationItem(key: "alerts", title: "Alerts", href: "/alerts"),
             NavigationItem(key: "jobs", title: "Jobs", href: "/jobs"),
             NavigationItem(key: "audit", title: "Audit", href: "/audit", permission: .audit),
             NavigationItem(key: "settings", title: "Settings", href: "/settings"),
@@ -125,6 +131,7 @@ public struct StewardServer {
         ).addRoutes(to: routes)
         let monitoring = MonitoringController(dashboard: metricsDashboard, pages: pages, docs: docs)
         monitoring.addRoutes(to: routes)
+        AlertsController(evaluator: alertEvaluator, pages: pages, docs: docs).addRoutes(to: routes)
         DashboardController(
             jobs: jobStore, schedules: scheduleStore, fleet: monitoring, pages: pages, databasePath: dataDirectory.databasePath, startedAt: Date()
         ).addRoutes(to: routes)
@@ -145,7 +152,7 @@ public struct StewardServer {
         return StewardServer(
             configuration: configuration, dataDirectory: dataDirectory, resources: resources, database: database, jobs: runner, scheduler: scheduler,
             router: router, docs: docs, routeTable: routeTable, access: access, hosts: hostStore, engine: engine, metrics: metricStore,
-            collector: collector, tls: tls, migrationReport: report,
+            collector: collector, alerts: alertEvaluator, tls: tls, migrationReport: report,
             interruptedAtStartup: interrupted,
             logger: logger)
     }
@@ -183,6 +190,7 @@ public struct StewardServer {
                     .init(service: jobs),
                     .init(service: scheduler),
                     .init(service: collector),
+                    .init(service: alerts),
                     .init(service: app),
                     .init(service: StreamCloser(events: jobs.events)),
                 ],

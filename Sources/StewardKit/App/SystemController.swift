@@ -149,6 +149,7 @@ public enum ConfigurationReport {
             "session_lifetime_hours": String(configuration.sessionLifetimeHours),
             "metrics_interval_seconds": String(configuration.metricsIntervalSeconds),
             "scrape_timeout_seconds": String(configuration.scrapeTimeoutSeconds),
+            "alert_interval_seconds": String(configuration.alertIntervalSeconds),
             "trusted_proxies": configuration.trustedProxies.isEmpty
                 ? "(none; X-Forwarded-For is ignored)" : configuration.trustedProxies.map(\.description).joined(separator: ","),
         ]

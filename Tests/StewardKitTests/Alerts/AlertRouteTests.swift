@@ -1,0 +1,86 @@
+import Foundation
+import GRDB
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import NIOCore
+import Testing
+
+@testable import StewardKit
+
+@Suite("Alert rules over HTTP: the built-in pack, API CRUD with per-field errors, pages, export")
+struct AlertRouteTests {
+    static let json: HTTPFields = [.contentType: "application/json"]
+
+    func text(_ response: TestResponse) -> String { String(buffer: response.body) }
+
+    func object(_ response: TestResponse) -> [String: Any] {
+        (try? JSONSerialization.jsonObject(with: Data(text(response).utf8)) as? [String: Any]) ?? [:]
+    }
+
+    @Test func rulesAreManagedThroughTheAPIAndThePages() async throws {
+        let harness = try await ServerHarness()
+        try await harness.test(as: [.operator]) { client in
+            try await client.execute(uri: "/api/v1/alerts/rules", method: .get) { response in
+                let items = object(response)["items"] as? [[String: Any]] ?? []
+                #expect(items.count == BuiltinAlerts.rules().count)
+            }
+            let bad = #"{"name":"","metric":"bad name","warn_threshold":90,"crit_threshold":80,"window_seconds":"5m","colour":"red"}"#
+            try await client.execute(uri: "/api/v1/alerts/rules", method: .post, headers: Self.json, body: ByteBuffer(string: bad)) { response in
+                #expect(response.status == .unprocessableContent)
+                let errors = object(response)["errors"] as? [String: String] ?? [:]
+                #expect(errors["window_seconds"] == "must be an integer" && errors["colour"]?.contains("unknown field") == true, "\(errors)")
+            }
+            let invalid = #"{"name":"","metric":"bad name","warn_threshold":90,"crit_threshold":80,"summary":"x"}"#
+            try await client.execute(uri: "/api/v1/alerts/rules", method: .post, headers: Self.json, body: ByteBuffer(string: invalid)) { response in
+                let errors = object(response)["errors"] as? [String: String] ?? [:]
+                #expect(Set(errors.keys) == ["name", "metric", "crit_threshold"], "\(errors)")
+            }
+            let good = """
+                {"name":"Root disk","metric":"node_filesystem_avail_bytes","matchers":"mountpoint=/","aggregation":"min","comparison":"below",
+                 "warn_threshold":2e9,"crit_threshold":5e8,"for_seconds":120,"scope_groups":["web"],"summary":"{{host}}: {{value}} bytes free on /",
+                 "runbook_url":"https://wiki.example.com/disk"}
+                """
+            var id = 0
+            try await client.execute(uri: "/api/v1/alerts/rules", method: .post, headers: Self.json, body: ByteBuffer(string: good)) { response in
+                #expect(response.status == .created, "\(text(response))")
+                id = object(response)["id"] as? Int ?? 0
+            }
+            try await client.execute(
+                uri: "/api/v1/alerts/rules/\(id)", method: .put, headers: Self.json, body: ByteBuffer(string: #"{"enabled":false,"for_seconds":60}"#)
+            ) { response in
+                #expect(object(response)["enabled"] as? Bool == false && object(response)["for_seconds"] as? Int == 60)
+                #expect(object(response)["metric"] as? String == "node_filesystem_avail_bytes")
+            }
+            try await client.execute(uri: "/api/v1/alerts/rules/export", method: .get) { response in
+                #expect(text(response).contains("FilesystemAlmostFull"))
+                #expect(!text(response).contains("RootDisk"), "paused rules are not exported")
+            }
+            try await client.execute(uri: "/alerts", method: .get) { response in
+                #expect(response.status == .ok)
+                #expect(text(response).contains("Root disk") && text(response).contains("paused"))
+            }
+            try await client.execute(uri: "/alerts/rules/\(id)", method: .get) { response in
+                #expect(text(response).contains(#"value="mountpoint=/""#))
+            }
+            let builtin = try #require(try AlertRuleStore(database: harness.server.database).all().first { $0.builtin != nil })
+            try await client.execute(uri: "/api/v1/alerts/rules/\(builtin.id)", method: .delete) { response in
+                #expect(response.status == .conflict)
+            }
+            try await client.execute(uri: "/api/v1/alerts/rules/\(id)", method: .delete) { response in #expect(response.status == .noContent) }
+            try await client.execute(uri: "/api/v1/alerts", method: .get) { response in
+                #expect(response.status == .ok && object(response)["items"] is [Any])
+            }
+        }
+        let actions = try await harness.server.database.read { db in
+            try String.fetchAll(db, sql: "SELECT action FROM audit_events WHERE action LIKE 'alert_rule.%' AND actor != 'system' ORDER BY id")
+        }
+        #expect(actions == ["alert_rule.create", "alert_rule.update", "alert_rule.delete"])
+        // A viewer reads but cannot change.
+        try await harness.test(as: [.viewer]) { client in
+            try await client.execute(uri: "/api/v1/alerts/rules", method: .post, headers: Self.json, body: ByteBuffer(string: "{}")) { response in
+                #expect(response.status == .forbidden)
+            }
+        }
+    }
+}
