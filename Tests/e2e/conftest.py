@@ -80,6 +80,7 @@ def steward(account):
         env = {k: v for k, v in os.environ.items() if not k.startswith("STEWARD_")}
         # Collect metrics every 2 s instead of 10 s, so charts and the fleet overview fill within the tests' time.
         env["STEWARD_METRICS_INTERVAL_SECONDS"] = "2"
+        env["STEWARD_ALERT_INTERVAL_SECONDS"] = "2"
         subprocess.run(
             [str(_binary()), "role", "grant", "admin", "--user", account.name, "--data", str(data)],
             check=True, env=env, cwd="/", capture_output=True)

@@ -88,6 +88,7 @@ public final class APIDocumentation: Sendable {
             "paths": paths,
             "components": [
                 "schemas": APISchemas.all.merging(MonitoringController.schemas) { a, _ in a }.merging(AlertsController.schemas) { a, _ in a }
+                    .merging(NotificationController.schemas) { a, _ in a }
             ],
         ]
     }

@@ -155,6 +155,16 @@ public final class AlertEvaluator: Service, @unchecked Sendable {
 
     public func state(rule: Int64, host: Int64) -> AlertState? { lock.withLock { states[Self.key(rule, host)] } }
 
+    func stateSnapshot() -> [(rule: Int64, host: Int64, state: AlertState)] {
+        lock.withLock {
+            states.compactMap { key, state in
+                let parts = key.split(separator: ":")
+                guard parts.count == 2, let rule = Int64(parts[0]), let host = Int64(parts[1]) else { return nil }
+                return (rule, host, state)
+            }
+        }
+    }
+
     public func run() async throws {
         try? await cancelWhenGracefulShutdown { [self] in
             while !Task.isCancelled {

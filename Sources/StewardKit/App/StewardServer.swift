@@ -27,6 +27,7 @@ public struct StewardServer {
     public let metrics: MetricStore
     public let collector: MetricCollector
     public let alerts: AlertEvaluator
+    public let notifier: Notifier
     public let tls: TLSMaterial?
     public let migrationReport: MigrationRunner.Report
     public let interruptedAtStartup: [Int64]
@@ -85,6 +86,10 @@ public struct StewardServer {
         let alertEvaluator = try AlertEvaluator(
             database: database, hosts: hostStore, metrics: metricStore, sources: BuiltinAlerts.sources(database: database),
             intervalSeconds: configuration.alertIntervalSeconds, logger: logger)
+        let channelStore = NotificationChannelStore(database: database, masterKey: secret)
+        let notifier = Notifier(
+            database: database, evaluator: alertEvaluator, channels: channelStore,
+            sender: NotificationSender(scratchDirectory: dataDirectory.path), baseURL: configuration.publicBaseURL, logger: logger)
 
         let navigation = [
             NavigationItem(key: "dashboard", title: "Dashboard", href: "/"),
@@ -132,6 +137,8 @@ public struct StewardServer {
         let monitoring = MonitoringController(dashboard: metricsDashboard, pages: pages, docs: docs)
         monitoring.addRoutes(to: routes)
         AlertsController(evaluator: alertEvaluator, pages: pages, docs: docs).addRoutes(to: routes)
+        NotificationController(channels: channelStore, silences: SilenceStore(database: database), notifier: notifier, docs: docs)
+            .addRoutes(to: routes)
         DashboardController(
             jobs: jobStore, schedules: scheduleStore, fleet: monitoring, pages: pages, databasePath: dataDirectory.databasePath, startedAt: Date()
         ).addRoutes(to: routes)
@@ -152,7 +159,7 @@ public struct StewardServer {
         return StewardServer(
             configuration: configuration, dataDirectory: dataDirectory, resources: resources, database: database, jobs: runner, scheduler: scheduler,
             router: router, docs: docs, routeTable: routeTable, access: access, hosts: hostStore, engine: engine, metrics: metricStore,
-            collector: collector, alerts: alertEvaluator, tls: tls, migrationReport: report,
+            collector: collector, alerts: alertEvaluator, notifier: notifier, tls: tls, migrationReport: report,
             interruptedAtStartup: interrupted,
             logger: logger)
     }
@@ -191,6 +198,7 @@ public struct StewardServer {
                     .init(service: scheduler),
                     .init(service: collector),
                     .init(service: alerts),
+                    .init(service: notifier),
                     .init(service: app),
                     .init(service: StreamCloser(events: jobs.events)),
                 ],
