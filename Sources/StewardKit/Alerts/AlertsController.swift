@@ -318,8 +318,26 @@ struct AlertsController {
                 "at": RFC3339.display(EpochMilliseconds.date(row["at"])),
             ])
         }
+        // The alert-fatigue view: how often each rule fired and notified in the last 7 days.
+        let weekAgo = EpochMilliseconds.from(Date()) - 7 * 86_400_000
+        let (fired, notified) = try await evaluator.database.read { db -> ([Int64: Int], [Int64: Int]) in
+            let fired = try Row.fetchAll(
+                db,
+                sql:
+                    "SELECT rule_id, COUNT(*) AS n FROM alert_history WHERE to_state = 'firing' AND from_state != 'recovering' AND at >= ? GROUP BY rule_id",
+                arguments: [weekAgo]
+            ).reduce(into: [Int64: Int]()) { $0[$1["rule_id"]] = $1["n"] }
+            let notified = try Row.fetchAll(
+                db, sql: "SELECT rule_id, COUNT(*) AS n FROM notification_deliveries WHERE created_at >= ? AND rule_id IS NOT NULL GROUP BY rule_id",
+                arguments: [weekAgo]
+            ).reduce(into: [Int64: Int]()) { $0[$1["rule_id"]] = $1["n"] }
+            return (fired, notified)
+        }
+        let noisiest = notified.values.max() ?? 0
         let ruleRows = try rules.all().map { rule in
             ViewNode([
+                "fired": fired[rule.id] ?? 0, "notified": notified[rule.id] ?? 0,
+                "noisy": noisiest >= 10 && (notified[rule.id] ?? 0) == noisiest,
                 "id": rule.id, "name": rule.name, "enabled": rule.enabled, "builtin": rule.builtin != nil,
                 "what": rule.source == "metric" ? "\(rule.aggregation.rawValue)(\(rule.metric)) over \(rule.windowSeconds) s" : rule.source,
                 "levels": [

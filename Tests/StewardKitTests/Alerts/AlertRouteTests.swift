@@ -59,6 +59,7 @@ struct AlertRouteTests {
             try await client.execute(uri: "/alerts", method: .get) { response in
                 #expect(response.status == .ok)
                 #expect(text(response).contains("Root disk") && text(response).contains("paused"))
+                #expect(text(response).contains("Notifications, 7 days"))
             }
             try await client.execute(uri: "/alerts/rules/\(id)", method: .get) { response in
                 #expect(text(response).contains(#"value="mountpoint=/""#))
