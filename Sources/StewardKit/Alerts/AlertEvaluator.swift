@@ -166,7 +166,7 @@ public final class AlertEvaluator: Service, @unchecked Sendable {
     }
 
     public func run() async throws {
-        try? await cancelWhenGracefulShutdown { [self] in
+        await cancelWhenGracefulShutdown { [self] in
             while !Task.isCancelled {
                 do {
                     try await Task.sleep(for: interval)

@@ -56,6 +56,23 @@ struct NotificationController {
                 parameters: [.init(name: "limit", location: .query, type: "integer", description: "at most this many (default 100)")],
                 replies: [.init(status: 200, description: "Deliveries", schema: "DeliveryList")]))
         routes.get("/api/v1/alerts/deliveries", .view, use: listDeliveries)
+        docs.add(
+            APIOperation(
+                method: .get, path: "/api/v1/alerts/maintenance", operationID: "listMaintenanceWindows",
+                summary: "Recurring maintenance windows per host group, and whether each is open now", tag: "alerts",
+                replies: [.init(status: 200, description: "Windows", schema: "MaintenanceList")]))
+        routes.get("/api/v1/alerts/maintenance", .view, use: listWindows)
+        docs.add(
+            APIOperation(
+                method: .post, path: "/api/v1/alerts/maintenance", operationID: "createMaintenanceWindow",
+                summary: "Add a window: name, host_group, cron (when it opens), duration_minutes, time_zone, comment", tag: "alerts",
+                requestSchema: "MaintenanceWindow", replies: [.init(status: 201, description: "The window", schema: "MaintenanceWindow")]))
+        routes.post("/api/v1/alerts/maintenance", .operate, use: createWindow)
+        docs.add(
+            APIOperation(
+                method: .delete, path: "/api/v1/alerts/maintenance/{id}", operationID: "deleteMaintenanceWindow", summary: "Remove a window",
+                tag: "alerts", parameters: [id], replies: [.init(status: 204, description: "Removed", schema: nil)]))
+        routes.delete("/api/v1/alerts/maintenance/:id", .operate, use: deleteWindow)
     }
 
     static var schemas: [String: Any] {
@@ -63,6 +80,7 @@ struct NotificationController {
             "Channel": ["type": "object"], "ChannelList": ["type": "object", "properties": ["items": ["type": "array"]]],
             "Silence": ["type": "object"], "SilenceList": ["type": "object", "properties": ["items": ["type": "array"]]],
             "DeliveryList": ["type": "object", "properties": ["items": ["type": "array"]]],
+            "MaintenanceWindow": ["type": "object"], "MaintenanceList": ["type": "object", "properties": ["items": ["type": "array"]]],
         ]
     }
 
@@ -218,6 +236,50 @@ struct NotificationController {
     @Sendable func expireSilence(request: Request, context: StewardRequestContext) async throws -> Response {
         guard let id = context.parameters.get("id", as: Int64.self), try silences.expire(id: id, by: context.actor, now: Date()) else {
             throw HTTPError(.notFound, message: "there is no such silence")
+        }
+        return Response(status: .noContent)
+    }
+
+    var windows: MaintenanceWindowStore { MaintenanceWindowStore(database: notifier.database) }
+
+    static func windowResource(_ window: MaintenanceWindow) -> [String: Any] {
+        [
+            "id": window.id, "name": window.name, "host_group": window.hostGroup, "cron": window.cron, "duration_minutes": window.durationMinutes,
+            "time_zone": window.timeZone, "enabled": window.enabled, "comment": window.comment, "open_now": window.isOpen(at: Date()),
+        ]
+    }
+
+    @Sendable func listWindows(request: Request, context: StewardRequestContext) async throws -> Response {
+        try JSONResponse.make(object: ["items": try windows.all().map(Self.windowResource)])
+    }
+
+    @Sendable func createWindow(request: Request, context: StewardRequestContext) async throws -> Response {
+        let object = try await Self.body(request)
+        var window = MaintenanceWindow()
+        var errors: [String: String] = [:]
+        let known: Set<String> = ["name", "host_group", "cron", "duration_minutes", "time_zone", "enabled", "comment"]
+        for key in object.keys where !known.contains(key) { errors[key] = "unknown field; accepted: " + known.sorted().joined(separator: ", ") }
+        window.name = object["name"] as? String ?? ""
+        window.hostGroup = object["host_group"] as? String ?? ""
+        window.cron = object["cron"] as? String ?? ""
+        window.timeZone = object["time_zone"] as? String ?? "UTC"
+        window.comment = object["comment"] as? String ?? ""
+        if let value = object["duration_minutes"] {
+            if !HostController.isBoolean(value), let minutes = value as? Int {
+                window.durationMinutes = minutes
+            } else {
+                errors["duration_minutes"] = "must be an integer"
+            }
+        }
+        errors.merge(window.problems()) { a, _ in a }
+        guard errors.isEmpty else { throw Problem.invalid(errors) }
+        window.id = try windows.create(window, by: context.actor, now: Date())
+        return try JSONResponse.make(object: Self.windowResource(window), status: .created)
+    }
+
+    @Sendable func deleteWindow(request: Request, context: StewardRequestContext) async throws -> Response {
+        guard let id = context.parameters.get("id", as: Int64.self), try windows.delete(id: id, by: context.actor, now: Date()) else {
+            throw HTTPError(.notFound, message: "there is no such maintenance window")
         }
         return Response(status: .noContent)
     }

@@ -35,7 +35,7 @@ public final class Notifier: Service, @unchecked Sendable {
     }
 
     public func run() async throws {
-        try? await cancelWhenGracefulShutdown { [self] in
+        await cancelWhenGracefulShutdown { [self] in
             while !Task.isCancelled {
                 do {
                     try await Task.sleep(for: .seconds(5))
@@ -67,6 +67,8 @@ public final class Notifier: Service, @unchecked Sendable {
         let rules = try evaluator.rules.all()
         let hosts = Dictionary(uniqueKeysWithValues: try evaluator.hosts.all().map { ($0.id, $0) })
         let activeSilences = try silences.all().filter { $0.endsAt > now && $0.startsAt <= now }
+        let openWindows = try MaintenanceWindowStore(database: database).all().filter { $0.isOpen(at: EpochMilliseconds.date(now)) }
+        let groupsInMaintenance = Set(openWindows.map(\.hostGroup))
         let allChannels = try channels.all().filter(\.enabled)
         let states = evaluator.allStates()
         // Inhibition: where "Host down" fires for a host, that host's other alerts are held back.
@@ -91,6 +93,7 @@ public final class Notifier: Service, @unchecked Sendable {
                     let routed = named.isEmpty ? channel.routes(labels: rule.labelPairs, severity: severity) : named.contains(channel.name)
                     guard routed else { continue }
                     if activeSilences.contains(where: { $0.matches(rule: rule, host: host.name, severity: severity, at: now) }) { continue }
+                    if !groupsInMaintenance.isDisjoint(with: host.groups) { continue }
                     if rule.id != hostDown?.id, downHosts.contains(host.id) { continue }
                     keys.append("\(host.id):\(severity.rawValue)")
                     items.append(

@@ -111,7 +111,7 @@ public final class MetricCollector: Service, @unchecked Sendable {
 
     public func run() async throws {
         // Graceful shutdown (SIGTERM) cancels the loop's sleep; a round in progress finishes first.
-        try? await cancelWhenGracefulShutdown { [self] in
+        await cancelWhenGracefulShutdown { [self] in
             while !Task.isCancelled {
                 let now = EpochMilliseconds.from(Date())
                 let tick = (now / interval + 1) * interval

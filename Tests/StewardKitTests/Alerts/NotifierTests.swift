@@ -66,6 +66,7 @@ final class RecordingSender: NotificationSending {
             var settings = HostSettings()
             settings.name = name
             settings.address = "10.0.0.\(name.last!)"
+            settings.groups = name == "web-01" ? ["web", "patch_tuesday"] : ["web"]
             return try hostStore.create(settings, by: AuditActor(actor: "t"), now: Date())
         }
         let clock = Clock()
@@ -163,5 +164,29 @@ final class RecordingSender: NotificationSending {
         world.clock.advance(3600)
         try await world.step([95, 95])
         #expect(world.sent.count == 1)
+    }
+
+    @Test func maintenanceWindowsMuteTheirGroupWhileOpen() async throws {
+        let world = try world(groupWait: 0)
+        // 1_790_000_000 is 2026-09-21 14:13:20 UTC: a window opening daily at 14:00 for 30 minutes is open.
+        var window = MaintenanceWindow()
+        window.name = "Patching"
+        window.hostGroup = "patch_tuesday"
+        window.cron = "0 14 * * *"
+        window.durationMinutes = 30
+        #expect(window.problems().isEmpty)
+        #expect(window.isOpen(at: world.clock.date))
+        #expect(!window.isOpen(at: world.clock.date.addingTimeInterval(20 * 60)))
+        _ = try MaintenanceWindowStore(database: world.database).create(window, by: AuditActor(actor: "t"), now: Date())
+        try await world.step([95, 95], wait: 1)
+        #expect(world.sent.count == 1 && world.sent[0].firing == ["web-02"], "web-01 is in maintenance")
+        world.clock.advance(20 * 60)  // the window closed: web-01 joins the group
+        try await world.step([95, 95])
+        #expect(world.sent.count == 2 && world.sent[1].firing.sorted() == ["web-01", "web-02"])
+        var bad = MaintenanceWindow()
+        bad.cron = "61 * * * *"
+        bad.timeZone = "Mars/Olympus"
+        bad.durationMinutes = 0
+        #expect(Set(bad.problems().keys) == ["name", "host_group", "cron", "duration_minutes", "time_zone"])
     }
 }
