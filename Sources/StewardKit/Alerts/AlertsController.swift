@@ -372,16 +372,89 @@ struct AlertsController {
         return values
     }
 
+    /// The preview: each host in scope with its value now and the level it would be at (ignoring `for`), and for
+    /// metric rules a chart of the last 6 hours per host with the thresholds drawn.
+    func preview(_ rule: AlertRule) -> [String: Any] {
+        guard
+            rule.problems(knownSources: knownSources).filter({
+                ["metric", "source", "matchers", "window_seconds", "horizon_seconds"].contains($0.key)
+            })
+            .isEmpty
+        else { return ["preview_unavailable": "Fix the fields marked below to see a preview."] }
+        let now = EpochMilliseconds.from(Date())
+        let hosts = ((try? evaluator.hosts.all()) ?? []).filter { $0.enabled && rule.applies(to: $0) }
+        var rows: [ViewNode] = []
+        var firingCount = 0
+        var lines: [ChartLine] = []
+        let range: Int64 = 6 * 3_600_000
+        let step = MetricQuery.step(for: range, points: 120)
+        let times = MetricQuery.grid(from: now - range, to: now, step: step)
+        for host in hosts.prefix(50) {
+            let observation: AlertObservation
+            do {
+                if rule.source == "metric" {
+                    observation = try MetricObservation.observe(rule, host: host, store: evaluator.metrics, now: now)
+                } else if let source = evaluator.sources[rule.source] {
+                    observation = try source.observe(host, rule, now)
+                } else {
+                    observation = .failure("unknown source")
+                }
+            } catch {
+                observation = .failure("\(error)")
+            }
+            var verdict = "normal"
+            var value = "–"
+            switch observation {
+            case .value(let number):
+                value = MetricUnit.trim(number, digits: 2)
+                verdict = AlertStateMachine.severity(of: number, rule: rule, current: nil).map { "firing (\($0.rawValue))" } ?? "normal"
+            case .noData:
+                verdict = rule.noData == .alerting ? "firing (critical: no data)" : rule.noData == .ok ? "normal (no data)" : "nodata"
+            case .failure(let message):
+                verdict = "error: \(message)"
+            }
+            if verdict.hasPrefix("firing") { firingCount += 1 }
+            rows.append(ViewNode(["host": host.name, "value": value, "verdict": verdict, "firing": verdict.hasPrefix("firing")]))
+            guard rule.source == "metric", lines.count < 8 else { continue }
+            let matchers = rule.matcherPairs
+            var worst = [Double?](repeating: nil, count: times.count)
+            for series in evaluator.metrics.series(hostID: host.id, name: rule.metric) where matchers.allSatisfy({ series.label($0.0) == $0.1 }) {
+                let function: MetricFunction = rule.aggregation == .rate ? .rate : .avg
+                guard
+                    let range = try? MetricQuery.evaluate(
+                        evaluator.metrics, series: series, function: function, from: now - range, to: now, step: step,
+                        resolution: MetricQuery.resolution(from: now - range, step: step, now: now))
+                else { continue }
+                for (index, value) in range.values.enumerated() {
+                    guard let value else { continue }
+                    worst[index] = worst[index].map { rule.comparison == .above ? max($0, value) : min($0, value) } ?? value
+                }
+            }
+            if worst.contains(where: { $0 != nil }) { lines.append(ChartLine(name: host.name, values: worst)) }
+        }
+        var result: [String: Any] = ["preview_rows": rows, "preview_empty": rows.isEmpty, "preview_firing": firingCount]
+        if !lines.isEmpty {
+            var chart = SVGChart(title: "\(rule.metric), last 6 hours", unit: .plain, times: times, step: step, lines: lines)
+            chart.fixedMinimum = nil
+            chart.thresholds = [
+                rule.warnThreshold.map { ChartThreshold(value: $0, label: "warning", level: "warning") },
+                rule.critThreshold.map { ChartThreshold(value: $0, label: "critical", level: "critical") },
+            ].compactMap { $0 }
+            result["preview_chart"] = chart.render()
+        }
+        return result
+    }
+
     func rulePage(_ rule: AlertRule, errors: [String: String], request: Request, context: StewardRequestContext, status: HTTPResponse.Status = .ok)
         -> Response
     {
         var form = Self.form(rule)
         form["sources"] = (["metric"] + knownSources.sorted()).map { ViewNode(["value": $0, "selected": $0 == rule.source]) }
-        let data: [String: Any] = [
+        let data: [String: Any] = preview(rule).merging([
             "form": ViewNode(form), "errors": ViewNode(errors), "has_errors": !errors.isEmpty, "is_new": rule.id == 0,
             "operator": context.identity?.permissions.contains(.operate) ?? false,
             "action": rule.id == 0 ? "/alerts/rules/new" : "/alerts/rules/\(rule.id)",
-        ]
+        ]) { _, b in b }
         return pages.page(
             "alerts/rule", title: rule.id == 0 ? "New alert rule" : rule.name, section: "alerts", data: data, request: request, context: context,
             status: status)
@@ -444,6 +517,8 @@ struct AlertsController {
         let form = try await FormBody.read(request, context: context)
         var (rule, errors) = Self.rule(from: form, base: base)
         errors.merge(rule.problems(knownSources: knownSources)) { a, _ in a }
+        // "Preview" shows what the edited rule would do now, without saving it.
+        if form["intent"] == "preview" { return rulePage(rule, errors: errors, request: request, context: context) }
         guard errors.isEmpty else { return rulePage(rule, errors: errors, request: request, context: context, status: .unprocessableContent) }
         do {
             let saved =

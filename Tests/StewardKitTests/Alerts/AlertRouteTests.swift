@@ -63,7 +63,20 @@ struct AlertRouteTests {
             }
             try await client.execute(uri: "/alerts/rules/\(id)", method: .get) { response in
                 #expect(text(response).contains(#"value="mountpoint=/""#))
+                #expect(text(response).contains("Preview: what this rule sees now"))
             }
+            // Preview renders the edited rule against localhost without saving it.
+            let previewForm =
+                "intent=preview&name=Preview+me&source=metric&metric=steward_host_up&aggregation=max&window_seconds=60"
+                + "&horizon_seconds=0&comparison=above&warn_threshold=0.5&for_seconds=0&keep_firing_seconds=0&no_data=nodata&summary=x&repeat_seconds=3600"
+            try await client.execute(
+                uri: "/alerts/rules/new", method: .post, headers: [.contentType: "application/x-www-form-urlencoded"],
+                body: ByteBuffer(string: previewForm)
+            ) { response in
+                #expect(response.status == .ok)
+                #expect(text(response).contains("<td>localhost</td>"))
+            }
+            #expect(try AlertRuleStore(database: harness.server.database).all().contains { $0.name == "Preview me" } == false)
             let builtin = try #require(try AlertRuleStore(database: harness.server.database).all().first { $0.builtin != nil })
             try await client.execute(uri: "/api/v1/alerts/rules/\(builtin.id)", method: .delete) { response in
                 #expect(response.status == .conflict)
