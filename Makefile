@@ -69,6 +69,7 @@ bench: release pam
 	bench/http
 	bench/engine
 	bench/metrics
+	bench/alerts
 
 ## install: binary in $(PREFIX)/bin, resources in $(PREFIX)/share/steward, where the binary looks for them.
 install: release

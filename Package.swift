@@ -68,7 +68,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "steward-bench",
-            dependencies: ["StewardKit", .product(name: "GRDB", package: "GRDB.swift")],
+            dependencies: ["StewardKit", .product(name: "GRDB", package: "GRDB.swift"), .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -5,6 +5,7 @@
 //   steward-bench verify --database FILE --through MS [--hosts 5]   check every sample up to MS is present
 import Foundation
 import GRDB
+import Logging
 import StewardKit
 
 #if canImport(FoundationNetworking)
@@ -323,6 +324,62 @@ extension Optional {
     }
 }
 
+// MARK: alerts
+
+/// 1,000 rules over 100 hosts evaluated against an hour of node_exporter-shaped data: the time of one cycle.
+func benchAlerts(_ options: Options) throws {
+    let hostCount = options.int("hosts", 100)
+    let ruleCount = options.int("rules", 1000)
+    let cycles = options.int("cycles", 5)
+    let work = options.string("work") ?? NSTemporaryDirectory() + "steward-bench-alerts"
+    try? FileManager.default.removeItem(atPath: work)
+    try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
+    say("steward-bench alerts: \(ruleCount) rules x \(hostCount) hosts, \(cycles) cycles; machine: \(ProcessInfo.processInfo.activeProcessorCount) cores")
+    let database = try makeDatabase(work + "/alerts.db")
+    let hosts = try addHosts(database, count: hostCount)
+    let store = try MetricStore(database: database)
+    let now = Int64(1_790_000_000_000)
+    let (samples, ingestSeconds) = try time { try ingest(store, hosts: hosts, start: now - 3_600_000, steps: 360, flushEvery: 360) }
+    say("data: \(samples) samples (1 hour, 10 s) ingested in \(format(ingestSeconds, 1)) s")
+    // A realistic mix: the derived gauges with short windows, node series with label filters, rates, and predictions.
+    let shapes: [(metric: String, matchers: String, aggregation: AlertRule.Aggregation, window: Int, warn: Double)] = [
+        (HostSummary.cpuPercent, "", .avg, 300, 80), (HostSummary.memoryPercent, "", .avg, 300, 90),
+        (HostSummary.filesystemPercent, "", .max, 300, 85), (HostSummary.loadPerCore, "", .avg, 900, 1.5),
+        (HostSummary.up, "", .max, 60, 2), ("node_load1", "", .max, 600, 3),
+        ("node_cpu_seconds_total", "mode=iowait", .rate, 300, 0.2), ("node_network_receive_bytes_total", "device=eth0", .rate, 300, 1e7),
+        ("node_filesystem_avail_bytes", "mountpoint=/", .min, 600, 1e9), (HostSummary.filesystemPercent, "", .predictLinear, 3600, 100),
+    ]
+    let rules = AlertRuleStore(database: database)
+    for index in 0..<ruleCount {
+        let shape = shapes[index % shapes.count]
+        var rule = AlertRule()
+        rule.name = "rule \(index)"
+        rule.metric = shape.metric
+        rule.matchers = shape.matchers
+        rule.aggregation = shape.aggregation
+        rule.windowSeconds = shape.window
+        rule.horizonSeconds = shape.aggregation == .predictLinear ? 86400 : 0
+        rule.comparison = shape.metric == "node_filesystem_avail_bytes" ? .below : .above
+        rule.warnThreshold = shape.warn * (1 + Double(index / shapes.count) / 1000)
+        rule.forSeconds = 60
+        rule.summary = "{{host}} {{value}}"
+        _ = try rules.create(rule, by: AuditActor(actor: "bench"), now: Date())
+    }
+    let evaluator = try AlertEvaluator(
+        database: database, hosts: HostStore(database: database), metrics: store, sources: [], intervalSeconds: 15,
+        logger: .init(label: "bench"), clock: { EpochMilliseconds.date(now) })
+    var durations: [Double] = []
+    var transitions = 0
+    for _ in 0..<cycles {
+        let (changed, seconds) = try time { try evaluator.evaluateNow() }
+        transitions += changed.count
+        durations.append(seconds * 1000)
+    }
+    say("cycle: \(ruleCount * hostCount) rule-host evaluations; first \(format(durations[0], 0)) ms (writes every new state), "
+        + "then p50 \(format(percentile(Array(durations.dropFirst()), 0.5), 0)) ms, max \(format(durations.dropFirst().max() ?? 0, 0)) ms (goal < 1000 ms); "
+        + "\(transitions) transitions recorded")
+}
+
 // MARK: Prometheus
 
 func comparePrometheus(hostCount: Int, days: Int, end: Int64, work: String) throws {
@@ -552,10 +609,12 @@ let options = Options(arguments.dropFirst())
 do {
     switch arguments.first {
     case "metrics": try benchMetrics(options)
+    case "alerts": try benchAlerts(options)
     case "ingest": try crashIngest(options)
     case "verify": try crashVerify(options)
     default:
         say("usage: steward-bench metrics [--hosts N] [--days N] [--long-days N] [--prometheus-days N] [--work DIR]")
+        say("       steward-bench alerts [--hosts N] [--rules N] [--cycles N] [--work DIR]")
         say("       steward-bench ingest --database FILE [--hosts N]")
         say("       steward-bench verify --database FILE --through MS")
         exit(2)
