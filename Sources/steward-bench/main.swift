@@ -334,14 +334,16 @@ func benchAlerts(_ options: Options) throws {
     let work = options.string("work") ?? NSTemporaryDirectory() + "steward-bench-alerts"
     try? FileManager.default.removeItem(atPath: work)
     try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
-    say("steward-bench alerts: \(ruleCount) rules x \(hostCount) hosts, \(cycles) cycles; machine: \(ProcessInfo.processInfo.activeProcessorCount) cores")
+    say(
+        "steward-bench alerts: \(ruleCount) rules x \(hostCount) hosts, \(cycles) cycles; machine: \(ProcessInfo.processInfo.activeProcessorCount) cores"
+    )
     let database = try makeDatabase(work + "/alerts.db")
     let hosts = try addHosts(database, count: hostCount)
     let store = try MetricStore(database: database)
     let now = Int64(1_790_000_000_000)
     let (samples, ingestSeconds) = try time { try ingest(store, hosts: hosts, start: now - 3_600_000, steps: 360, flushEvery: 360) }
     say("data: \(samples) samples (1 hour, 10 s) ingested in \(format(ingestSeconds, 1)) s")
-    // A realistic mix: the derived gauges with short windows, node series with label filters, rates, and predictions.
+    // A mix: the derived gauges with short windows, node series with label filters, rates, and predictions.
     let shapes: [(metric: String, matchers: String, aggregation: AlertRule.Aggregation, window: Int, warn: Double)] = [
         (HostSummary.cpuPercent, "", .avg, 300, 80), (HostSummary.memoryPercent, "", .avg, 300, 90),
         (HostSummary.filesystemPercent, "", .max, 300, 85), (HostSummary.loadPerCore, "", .avg, 900, 1.5),
@@ -357,7 +359,8 @@ func benchAlerts(_ options: Options) throws {
         rule.metric = shape.metric
         rule.matchers = shape.matchers
         rule.aggregation = shape.aggregation
-        rule.windowSeconds = shape.window
+        // Ten windows per shape: 100 distinct queries per host, each shared by 10 rules that differ in thresholds.
+        rule.windowSeconds = shape.window + (index / shapes.count % 10) * 30
         rule.horizonSeconds = shape.aggregation == .predictLinear ? 86400 : 0
         rule.comparison = shape.metric == "node_filesystem_avail_bytes" ? .below : .above
         rule.warnThreshold = shape.warn * (1 + Double(index / shapes.count) / 1000)
@@ -375,9 +378,10 @@ func benchAlerts(_ options: Options) throws {
         transitions += changed.count
         durations.append(seconds * 1000)
     }
-    say("cycle: \(ruleCount * hostCount) rule-host evaluations; first \(format(durations[0], 0)) ms (writes every new state), "
-        + "then p50 \(format(percentile(Array(durations.dropFirst()), 0.5), 0)) ms, max \(format(durations.dropFirst().max() ?? 0, 0)) ms (goal < 1000 ms); "
-        + "\(transitions) transitions recorded")
+    say(
+        "cycle: \(ruleCount * hostCount) rule-host evaluations; first \(format(durations[0], 0)) ms (writes every new state), "
+            + "then p50 \(format(percentile(Array(durations.dropFirst()), 0.5), 0)) ms, max \(format(durations.dropFirst().max() ?? 0, 0)) ms (goal < 1000 ms); "
+            + "\(transitions) transitions recorded")
 }
 
 // MARK: Prometheus

@@ -18,13 +18,28 @@ public struct AlertSource: Sendable {
 
 /// Computes a metric rule's value for one host from the metric store.
 public enum MetricObservation {
-    public static func observe(_ rule: AlertRule, host: Host, store: MetricStore, now: Int64) throws -> AlertObservation {
+    /// Values already computed in this cycle, by series and query: rules that differ only in thresholds, scope or
+    /// messages read each series once.
+    public final class Memo {
+        var values: [String: Double?] = [:]
+        public init() {}
+    }
+
+    public static func observe(_ rule: AlertRule, host: Host, store: MetricStore, now: Int64, memo: Memo? = nil) throws -> AlertObservation {
         let matchers = rule.matcherPairs
         let series = store.series(hostID: host.id, name: rule.metric).filter { series in matchers.allSatisfy { series.label($0.0) == $0.1 } }
         let from = now - Int64(rule.windowSeconds) * 1000
         var values: [Double] = []
         for entry in series {
-            if let value = try aggregate(rule, series: entry, store: store, from: from, now: now), value.isFinite { values.append(value) }
+            let key = "\(entry.id):\(rule.aggregation.rawValue):\(rule.windowSeconds):\(rule.horizonSeconds)"
+            let value: Double?
+            if let memo, let known = memo.values[key] {
+                value = known
+            } else {
+                value = try aggregate(rule, series: entry, store: store, from: from, now: now)
+                memo?.values[key] = value
+            }
+            if let value, value.isFinite { values.append(value) }
         }
         guard let worst = rule.comparison == .above ? values.max() : values.min() else { return .noData }
         return .value(worst)
@@ -197,6 +212,7 @@ public final class AlertEvaluator: Service, @unchecked Sendable {
         let allHosts = try hosts.all().filter(\.enabled)
         var transitions: [AlertTransition] = []
         var changed: [(Int64, Int64, AlertState)] = []
+        let memo = MetricObservation.Memo()
         for rule in allRules {
             for host in allHosts where rule.applies(to: host) {
                 let key = Self.key(rule.id, host.id)
@@ -206,7 +222,7 @@ public final class AlertEvaluator: Service, @unchecked Sendable {
                     let observation: AlertObservation
                     do {
                         if rule.source == "metric" {
-                            observation = try MetricObservation.observe(rule, host: host, store: metrics, now: now)
+                            observation = try MetricObservation.observe(rule, host: host, store: metrics, now: now, memo: memo)
                         } else if let source = sources[rule.source] {
                             observation = try source.observe(host, rule, now)
                         } else {
