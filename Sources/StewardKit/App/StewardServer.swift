@@ -139,6 +139,10 @@ public struct StewardServer {
         AlertsController(evaluator: alertEvaluator, pages: pages, docs: docs).addRoutes(to: routes)
         NotificationController(channels: channelStore, silences: SilenceStore(database: database), notifier: notifier, docs: docs)
             .addRoutes(to: routes)
+        NotificationPages(
+            channels: channelStore, silences: SilenceStore(database: database), windows: MaintenanceWindowStore(database: database),
+            sender: notifier.sender, baseURL: configuration.publicBaseURL, pages: pages
+        ).addRoutes(to: routes)
         DashboardController(
             jobs: jobStore, schedules: scheduleStore, fleet: monitoring, pages: pages, databasePath: dataDirectory.databasePath, startedAt: Date()
         ).addRoutes(to: routes)

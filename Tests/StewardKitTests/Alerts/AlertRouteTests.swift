@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import GRDB
 import HTTPTypes
@@ -94,6 +95,48 @@ struct AlertRouteTests {
         try await harness.test(as: [.viewer]) { client in
             try await client.execute(uri: "/api/v1/alerts/rules", method: .post, headers: Self.json, body: ByteBuffer(string: "{}")) { response in
                 #expect(response.status == .forbidden)
+            }
+        }
+    }
+
+    @Test func channelsSilencesAndWindowsHavePagesWithFieldErrors() async throws {
+        let harness = try await ServerHarness()
+        let form: HTTPFields = [.contentType: "application/x-www-form-urlencoded"]
+        try await harness.test(as: [.admin]) { client in
+            try await client.execute(uri: "/settings/channels", method: .get) { response in
+                #expect(response.status == .ok && text(response).contains("Add a channel"))
+            }
+            let bad = "name=ops&kind=webhook&url=ftp%3A%2F%2Fx&min_severity=warning&group_wait_seconds=30&group_interval_seconds=300&smtp_port=587"
+            try await client.execute(uri: "/settings/channels", method: .post, headers: form, body: ByteBuffer(string: bad)) { response in
+                #expect(response.status == .unprocessableContent)
+                #expect(text(response).contains("an http(s) URL") && text(response).contains(#"value="ops""#))
+            }
+            let good =
+                "name=ops&kind=webhook&url=https%3A%2F%2Fhooks.example.com%2Fx&secret=abc&enabled=on&send_resolved=on&min_severity=critical"
+                + "&group_wait_seconds=30&group_interval_seconds=300&smtp_port=587"
+            try await client.execute(uri: "/settings/channels", method: .post, headers: form, body: ByteBuffer(string: good)) { response in
+                #expect(response.status == .seeOther)
+            }
+            let channel = try #require(try NotificationChannelStore(database: harness.server.database, masterKey: .init(size: .bits256)).all().first)
+            #expect(channel.name == "ops" && channel.minSeverity == .critical)
+            try await client.execute(uri: "/settings/channels/\(channel.id)", method: .get) { response in
+                #expect(text(response).contains("set; leave empty to keep") && !text(response).contains("abc"))
+            }
+            try await client.execute(uri: "/alerts/silences", method: .get) { response in #expect(response.status == .ok) }
+            try await client.execute(
+                uri: "/alerts/silences", method: .post, headers: form, body: ByteBuffer(string: "matchers=host%3Dweb-*&duration=2h&comment=")
+            ) { response in
+                #expect(response.status == .unprocessableContent && text(response).contains("say why"))
+            }
+            try await client.execute(
+                uri: "/alerts/silences", method: .post, headers: form, body: ByteBuffer(string: "matchers=host%3Dweb-*&duration=2h&comment=OPS-1")
+            ) { response in #expect(response.status == .seeOther) }
+            try await client.execute(
+                uri: "/alerts/maintenance", method: .post, headers: form,
+                body: ByteBuffer(string: "window_name=Patch&host_group=web&cron=0+2+*+*+2&duration_minutes=120&time_zone=Europe%2FBerlin")
+            ) { response in #expect(response.status == .seeOther) }
+            try await client.execute(uri: "/alerts/silences", method: .get) { response in
+                #expect(text(response).contains("OPS-1") && text(response).contains("Europe/Berlin"))
             }
         }
     }
