@@ -159,3 +159,37 @@ def test_export_passes_promtool(api, tmp_path):
         (tmp_path / "rules.yml").write_bytes(response.read())
     result = subprocess.run(["promtool", "check", "rules", str(tmp_path / "rules.yml")], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_email_over_starttls_with_a_login_and_a_private_ca(api, tmp_path):
+    cert, key = tmp_path / "smtp.pem", tmp_path / "smtp.key"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    port = free_port()
+    maildir = tmp_path / "mail"
+    server = subprocess.Popen(["/usr/bin/python3", str(pathlib.Path(__file__).with_name("smtp_tls_server.py")), str(port), str(cert), str(key),
+                               str(maildir), "steward", "pa ss\"word"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert server.stdout.readline().strip() == "ready", server.stderr.read()
+        body = {"name": "tls-mail", "kind": "email", "smtp_host": "127.0.0.1", "smtp_port": port, "smtp_security": "starttls",
+                "smtp_user": "steward", "password": "wrong", "smtp_ca_file": str(cert), "mail_from": "steward@example.com",
+                "mail_to": "ops@example.com", "group_wait_seconds": 0, "match_labels": "team=e2e-tls"}
+        status, channel = api.call("POST", "/api/v1/alerts/channels", body)
+        assert status == 201 and channel["has_password"] and "password" not in channel, channel
+        status, missing = api.call("POST", "/api/v1/alerts/channels", dict(body, name="bad-ca", smtp_ca_file="/no/such.pem"))
+        assert status == 422 and "smtp_ca_file" in missing["errors"]
+        rule = make_rule(api, "E2E TLS mail", "{{host}} over TLS", labels="team=e2e-tls")
+        # A wrong password is refused by the server and the delivery says so, to be retried.
+        failed = wait_for(lambda: next((d for d in api.get("/api/v1/alerts/deliveries")[1]["items"]
+                                        if d["channel"] == "tls-mail" and d["error"]), None), timeout=60, what="a failed attempt")
+        assert failed["status"] == "pending" and failed["attempts"] >= 1, failed
+        api.call("PUT", f"/api/v1/alerts/channels/{channel['id']}", {"password": "pa ss\"word"})
+        wait_for(lambda: maildir.exists() and len(mailbox.Maildir(str(maildir))) > 0, timeout=90, what="the email over STARTTLS")
+        message = email.message_from_bytes(next(iter(mailbox.Maildir(str(maildir)))).as_bytes(), policy=email.policy.default)
+        assert "E2E TLS mail" in message["Subject"]
+        # The password never reached an argv: curl's command line is visible to every local user.
+        assert "pa ss" not in subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+        api.call("PUT", f"/api/v1/alerts/rules/{rule['id']}", {"enabled": False})
+    finally:
+        server.terminate()
+        server.wait(timeout=10)

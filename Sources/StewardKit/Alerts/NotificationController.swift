@@ -91,7 +91,7 @@ struct NotificationController {
             "group_wait_seconds": channel.groupWaitSeconds, "group_interval_seconds": channel.groupIntervalSeconds, "url": channel.url,
             "has_secret": channel.secret != nil, "smtp_host": channel.smtpHost, "smtp_port": channel.smtpPort,
             "smtp_security": channel.smtpSecurity.rawValue, "smtp_user": channel.smtpUser, "has_password": channel.password != nil,
-            "mail_from": channel.mailFrom, "mail_to": channel.mailTo,
+            "mail_from": channel.mailFrom, "mail_to": channel.mailTo, "smtp_ca_file": channel.smtpCAFile,
         ]
     }
 
@@ -99,7 +99,7 @@ struct NotificationController {
         var errors: [String: String] = [:]
         let known: Set<String> = [
             "name", "kind", "enabled", "min_severity", "match_labels", "send_resolved", "group_wait_seconds", "group_interval_seconds", "url",
-            "secret", "smtp_host", "smtp_port", "smtp_security", "smtp_user", "password", "mail_from", "mail_to",
+            "secret", "smtp_host", "smtp_port", "smtp_security", "smtp_user", "password", "mail_from", "mail_to", "smtp_ca_file",
         ]
         for key in object.keys where !known.contains(key) { errors[key] = "unknown field; accepted: " + known.sorted().joined(separator: ", ") }
         func string(_ key: String) -> String? {
@@ -155,6 +155,7 @@ struct NotificationController {
         }
         if let value = string("mail_from") { channel.mailFrom = value }
         if let value = string("mail_to") { channel.mailTo = value }
+        if let value = string("smtp_ca_file") { channel.smtpCAFile = value }
         guard errors.isEmpty else { throw Problem.invalid(errors) }
         let problems = channel.problems()
         guard problems.isEmpty else { throw Problem.invalid(problems) }

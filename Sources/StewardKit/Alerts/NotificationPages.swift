@@ -29,7 +29,7 @@ struct NotificationPages {
     /// The form's fields as the API's JSON object; empty secret and password fields keep the stored ones.
     static func object(from form: FormBody) -> [String: Any] {
         var object: [String: Any] = [:]
-        for key in ["name", "match_labels", "url", "smtp_host", "smtp_user", "mail_from", "mail_to"] {
+        for key in ["name", "match_labels", "url", "smtp_host", "smtp_user", "mail_from", "mail_to", "smtp_ca_file"] {
             object[key] = (form[key] ?? "").trimmingCharacters(in: .whitespaces)
         }
         // Choices left out keep their current value.
@@ -55,6 +55,7 @@ struct NotificationPages {
             "smtp_host": channel.smtpHost, "smtp_port": channel.smtpPort, "starttls": channel.smtpSecurity == .starttls,
             "tls": channel.smtpSecurity == .tls, "plain": channel.smtpSecurity == .none, "smtp_user": channel.smtpUser,
             "has_password": channel.password != nil, "mail_from": channel.mailFrom, "mail_to": channel.mailTo,
+            "smtp_ca_file": channel.smtpCAFile,
             "target": channel.kind == .webhook ? channel.url : "\(channel.mailTo) via \(channel.smtpHost):\(channel.smtpPort)",
             "routing": (channel.minSeverity == .critical ? "critical only" : "warning and critical")
                 + (channel.matchLabels.isEmpty ? "" : ", labels \(channel.matchLabels)"),

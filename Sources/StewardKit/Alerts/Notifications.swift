@@ -32,6 +32,8 @@ public struct NotificationChannel: Sendable, Equatable {
     public var password: String?
     public var mailFrom = ""
     public var mailTo = ""
+    /// A PEM file of the CA that signed the SMTP server's certificate, when it is not a public one.
+    public var smtpCAFile = ""
 
     public init() {}
 
@@ -59,6 +61,9 @@ public struct NotificationChannel: Sendable, Equatable {
             let recipients = mailTo.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
             if recipients.isEmpty || !recipients.allSatisfy(Self.isAddress) { errors["mail_to"] = "addresses separated by commas" }
             if smtpUser.contains(where: { $0 == "\n" || $0 == "\"" }) { errors["smtp_user"] = "no quotes or line breaks" }
+            if !smtpCAFile.isEmpty, !smtpCAFile.hasPrefix("/") || !FileManager.default.isReadableFile(atPath: smtpCAFile) {
+                errors["smtp_ca_file"] = "the absolute path of a readable PEM file on this server, or empty for the system's CAs"
+            }
         }
         return errors
     }
@@ -119,6 +124,7 @@ public struct NotificationChannelStore: Sendable {
         channel.password = open(row["password_sealed"])
         channel.mailFrom = row["mail_from"]
         channel.mailTo = row["mail_to"]
+        channel.smtpCAFile = row["smtp_ca_file"]
         return channel
     }
 
@@ -132,11 +138,12 @@ public struct NotificationChannelStore: Sendable {
         let values: [(any DatabaseValueConvertible)?] = [
             channel.name, channel.kind.rawValue, channel.enabled, channel.minSeverity.rawValue, channel.matchLabels, channel.sendResolved,
             channel.groupWaitSeconds, channel.groupIntervalSeconds, channel.url, try seal(channel.secret), channel.smtpHost, channel.smtpPort,
-            channel.smtpSecurity.rawValue, channel.smtpUser, try seal(channel.password), channel.mailFrom, channel.mailTo,
+            channel.smtpSecurity.rawValue, channel.smtpUser, try seal(channel.password), channel.mailFrom, channel.mailTo, channel.smtpCAFile,
         ]
         let columns = [
             "name", "kind", "enabled", "min_severity", "match_labels", "send_resolved", "group_wait_seconds", "group_interval_seconds", "url",
             "secret_sealed", "smtp_host", "smtp_port", "smtp_security", "smtp_user", "password_sealed", "mail_from", "mail_to",
+            "smtp_ca_file",
         ]
         let audit: [String: Any] = [
             "name": channel.name, "kind": channel.kind.rawValue, "url": channel.url, "smtp_host": channel.smtpHost, "mail_to": channel.mailTo,
@@ -415,6 +422,7 @@ public struct NotificationSender: NotificationSending {
         ]
         for recipient in recipients { argv += ["--mail-rcpt", recipient] }
         if channel.smtpSecurity == .starttls { argv.append("--ssl-reqd") }
+        if !channel.smtpCAFile.isEmpty { argv += ["--cacert", channel.smtpCAFile] }
         argv += ["--upload-file", "-"]
         var configPath: String?
         if !channel.smtpUser.isEmpty {

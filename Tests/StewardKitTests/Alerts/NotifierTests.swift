@@ -189,4 +189,24 @@ final class RecordingSender: NotificationSending {
         bad.durationMinutes = 0
         #expect(Set(bad.problems().keys) == ["name", "host_group", "cron", "duration_minutes", "time_zone"])
     }
+
+    @Test func hostDownInhibitsTheHostsOtherAlerts() async throws {
+        let world = try world(groupWait: 0)
+        var down = try #require(BuiltinAlerts.rules().first { $0.builtin == "host_down" })
+        down.forSeconds = 0
+        down.labels = "team=ops"
+        _ = try AlertRuleStore(database: world.database).create(down, by: AuditActor(actor: "t"), now: Date())
+        for (host, up) in zip(world.hosts, [0.0, 1.0]) {
+            let ids = try world.metrics.resolve(hostID: host.id, series: [(HostSummary.up, "", .gauge)])
+            world.metrics.append(time: EpochMilliseconds.from(world.clock.date) - 1000, series: ids, values: [up])
+        }
+        // Both hosts are over the memory threshold, but web-01 is down: only its host-down alert goes out.
+        try await world.step([95, 95])
+        let memory = world.sent.filter { $0.subject.contains("Memory") }
+        let hostDown = world.sent.filter { $0.subject.contains("Host down") }
+        #expect(memory.count == 1 && memory[0].firing == ["web-02"], "\(world.sent)")
+        #expect(hostDown.count == 1 && hostDown[0].firing == ["web-01"])
+        #expect(
+            world.evaluator.state(rule: world.rule.id, host: world.hosts[0].id)?.phase == .firing, "inhibition mutes, it does not stop evaluation")
+    }
 }
