@@ -64,6 +64,12 @@ struct AlertsController {
         routes.get("/api/v1/alerts/rules/export", .view, use: apiExport)
         docs.add(
             APIOperation(
+                method: .post, path: "/api/v1/alerts/rules/import", operationID: "importAlertRules",
+                summary: "Create rules from a Prometheus rule file (YAML body): the supported subset, and an error for each other rule",
+                tag: "alerts", replies: [.init(status: 200, description: "Created rules and per-rule errors", schema: "AlertImport")]))
+        routes.post("/api/v1/alerts/rules/import", .operate, use: apiImport)
+        docs.add(
+            APIOperation(
                 method: .get, path: "/api/v1/alerts/rules/{id}", operationID: "getAlertRule", summary: "One rule", tag: "alerts", parameters: [id],
                 replies: [.init(status: 200, description: "The rule", schema: "AlertRule")]))
         routes.get("/api/v1/alerts/rules/:id", .view, use: apiRule)
@@ -86,6 +92,13 @@ struct AlertsController {
             "AlertRule": ["type": "object", "properties": Dictionary(uniqueKeysWithValues: fields.map { ($0, ["description": $0]) })],
             "AlertRuleList": ["type": "object", "properties": ["items": ["type": "array", "items": ["$ref": "#/components/schemas/AlertRule"]]]],
             "AlertList": ["type": "object", "properties": ["items": ["type": "array", "items": ["type": "object"]]]],
+            "AlertImport": [
+                "type": "object",
+                "properties": [
+                    "created": ["type": "array", "items": ["$ref": "#/components/schemas/AlertRule"]],
+                    "errors": ["type": "array", "items": ["type": "object"]],
+                ],
+            ],
             "AlertHistory": [
                 "type": "object", "properties": ["items": ["type": "array", "items": ["type": "object"]], "next": ["type": ["string", "null"]]],
             ],
@@ -237,6 +250,30 @@ struct AlertsController {
             status: .ok,
             headers: [.contentType: "application/yaml; charset=utf-8", .contentDisposition: "attachment; filename=\"steward-rules.yml\""],
             body: .init(byteBuffer: ByteBuffer(string: PrometheusRules.export(try rules.all()))))
+    }
+
+    @Sendable func apiImport(request: Request, context: StewardRequestContext) async throws -> Response {
+        let buffer = try await request.body.collect(upTo: 4 << 20)
+        let (parsed, failures) = PrometheusImport.parse(String(buffer: buffer))
+        if parsed.isEmpty, failures.count == 1, failures[0].path.isEmpty { throw Problem.invalid(["body": failures[0].message]) }
+        var created: [[String: Any]] = []
+        var errors = failures.map { ["path": $0.path, "alert": $0.alert, "message": $0.message] }
+        for rule in parsed {
+            let problems = rule.problems(knownSources: knownSources)
+            guard problems.isEmpty else {
+                errors.append([
+                    "path": "", "alert": rule.name,
+                    "message": problems.keys.sorted().map { "\($0): \(problems[$0]!)" }.joined(separator: "; "),
+                ])
+                continue
+            }
+            do {
+                created.append(Self.resource(try rules.create(rule, by: context.actor, now: Date())))
+            } catch let problem as Problem {
+                errors.append(["path": "", "alert": rule.name, "message": problem.errors?.values.joined(separator: "; ") ?? problem.detail])
+            }
+        }
+        return try JSONResponse.make(object: ["created": created, "errors": errors])
     }
 
     /// Live alerts: every state that is not normal, worst first.

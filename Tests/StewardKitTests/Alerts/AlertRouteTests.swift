@@ -86,11 +86,32 @@ struct AlertRouteTests {
             try await client.execute(uri: "/api/v1/alerts", method: .get) { response in
                 #expect(response.status == .ok && object(response)["items"] is [Any])
             }
+            let file = """
+                groups:
+                  - name: imported
+                    rules:
+                      - alert: ImportedLoad
+                        expr: max_over_time(node_load1[10m]) > 4
+                        for: 5m
+                        labels: {severity: warning, team: ops}
+                        annotations: {summary: "{{ $labels.host }} load {{ $value | humanize }}"}
+                      - alert: Unsupported
+                        expr: sum(rate(x[5m])) > 1
+                """
+            try await client.execute(
+                uri: "/api/v1/alerts/rules/import", method: .post, headers: [.contentType: "application/yaml"], body: ByteBuffer(string: file)
+            ) { response in
+                let created = object(response)["created"] as? [[String: Any]] ?? []
+                let errors = object(response)["errors"] as? [[String: Any]] ?? []
+                #expect(created.map { $0["name"] as? String } == ["ImportedLoad"])
+                #expect(created.first?["summary"] as? String == "{{host}} load {{value}}")
+                #expect(errors.map { $0["alert"] as? String } == ["Unsupported"])
+            }
         }
         let actions = try await harness.server.database.read { db in
             try String.fetchAll(db, sql: "SELECT action FROM audit_events WHERE action LIKE 'alert_rule.%' AND actor != 'system' ORDER BY id")
         }
-        #expect(actions == ["alert_rule.create", "alert_rule.update", "alert_rule.delete"])
+        #expect(actions == ["alert_rule.create", "alert_rule.update", "alert_rule.delete", "alert_rule.create"])
         // A viewer reads but cannot change.
         try await harness.test(as: [.viewer]) { client in
             try await client.execute(uri: "/api/v1/alerts/rules", method: .post, headers: Self.json, body: ByteBuffer(string: "{}")) { response in
