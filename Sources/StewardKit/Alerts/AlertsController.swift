@@ -344,13 +344,16 @@ struct AlertsController {
                 "rule_id": rule.id, "rule": rule.name, "host_id": host.id, "host": host.name, "phase": state.phase.rawValue,
                 "severity": state.severity?.rawValue ?? "", "value": state.value.map { MetricUnit.trim($0, digits: 2) } ?? "–",
                 "since": RFC3339.display(EpochMilliseconds.date(state.since)), "detail": state.detail ?? "",
+                "has_detail": state.detail?.isEmpty == false,
                 "summary": AlertText.render(rule.summary, rule: rule, hostName: host.name, state: state), "runbook": rule.runbookURL,
+                "has_runbook": !rule.runbookURL.isEmpty, "has_severity": state.severity != nil,
             ])
         }
         let history = try self.history(limit: 50, before: nil).map { row in
             ViewNode([
                 "rule_id": row["rule_id"] as Int64, "rule": row["rule_name"] as String, "host": row["host_name"] as String,
                 "from": row["from_state"] as String, "to": row["to_state"] as String, "severity": (row["severity"] as String?) ?? "",
+                "has_severity": (row["severity"] as String?) != nil,
                 "value": (row["value"] as Double?).map { MetricUnit.trim($0, digits: 2) } ?? "",
                 "at": RFC3339.display(EpochMilliseconds.date(row["at"])),
             ])

@@ -162,6 +162,7 @@ struct NotificationPages {
                 ViewNode([
                     "id": window.id, "name": window.name, "host_group": window.hostGroup, "cron": window.cron,
                     "duration": window.durationMinutes, "time_zone": window.timeZone, "open": window.isOpen(at: Date()), "comment": window.comment,
+                    "has_comment": !window.comment.isEmpty,
                 ])
             },
             "errors": ViewNode(errors), "values": ViewNode(values), "has_errors": !errors.isEmpty,
