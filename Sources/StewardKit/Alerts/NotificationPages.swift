@@ -210,7 +210,8 @@ struct NotificationPages {
         window.name = (form["window_name"] ?? "").trimmingCharacters(in: .whitespaces)
         window.hostGroup = (form["host_group"] ?? "").trimmingCharacters(in: .whitespaces)
         window.cron = (form["cron"] ?? "").trimmingCharacters(in: .whitespaces)
-        window.timeZone = (form["time_zone"] ?? "UTC").trimmingCharacters(in: .whitespaces)
+        let zone = (form["time_zone"] ?? "").trimmingCharacters(in: .whitespaces)
+        window.timeZone = zone.isEmpty ? "UTC" : zone
         window.comment = (form["window_comment"] ?? "").trimmingCharacters(in: .whitespaces)
         var errors = window.problems()
         if let minutes = Int((form["duration_minutes"] ?? "").trimmingCharacters(in: .whitespaces)) {
