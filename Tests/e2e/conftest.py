@@ -1,5 +1,6 @@
 """Fixtures for Steward's browser tests: the real built binary on 127.0.0.1 with a temp data dir, a throwaway Unix
 account that signs in through the real pam_unix, and headless Chromium."""
+import json
 import os
 import pathlib
 import secrets
@@ -7,6 +8,8 @@ import socket
 import subprocess
 import tempfile
 import time
+import urllib.error
+import urllib.parse
 import urllib.request
 import ssl
 
@@ -148,3 +151,36 @@ def signed_in(browser, steward, account):
     sign_in(browser, steward.base_url, account.name, account.password)
     assert "/login" not in browser.current_url, browser.page_source[:2000]
     return browser
+
+
+class Api:
+    """The JSON API with an admin token: call() returns (status, parsed body), errors included."""
+
+    def __init__(self, steward, token):
+        self.base = steward.base_url
+        self.token = token
+        self.context = ssl.create_default_context()
+        self.context.check_hostname = False
+        self.context.verify_mode = ssl.CERT_NONE
+
+    def call(self, method, path, body=None):
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(self.base + path, data=data, method=method,
+                                         headers={"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, context=self.context, timeout=60) as response:
+                return response.status, json.loads(response.read() or b"null")
+        except urllib.error.HTTPError as error:
+            return error.code, json.loads(error.read() or b"null")
+
+    def get(self, path, **query):
+        return self.call("GET", path + ("?" + urllib.parse.urlencode(query) if query else ""))
+
+
+@pytest.fixture(scope="module")
+def api(steward, account):
+    """An admin API token for the module's tests, made through the CLI."""
+    token = subprocess.run([str(_binary()), "token", "create", "--user", account.name, "--name", "e2e tests", "--role", "admin",
+                            "--data", str(steward.data)], check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1]
+    return Api(steward, token)
+

@@ -14,10 +14,9 @@ import subprocess
 import threading
 import time
 
-import pytest
 from selenium.webdriver.common.by import By
 
-from test_metrics import Api, api, fleet_row, wait_for  # noqa: F401  (the api fixture)
+from test_metrics import wait_for
 
 XSS = '<script>window.pwned=1</script><img src=x onerror="window.pwned=2">'
 

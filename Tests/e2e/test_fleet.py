@@ -4,11 +4,9 @@ import json
 import os
 import pathlib
 import sqlite3
-import ssl
 import subprocess
 import sys
 import time
-import urllib.error
 import urllib.request
 
 import pytest
@@ -20,32 +18,6 @@ from fleet import Fleet  # noqa: E402
 from conftest import _binary  # noqa: E402
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the test fleet needs root")
-
-
-class Api:
-    def __init__(self, steward, token):
-        self.base = steward.base_url
-        self.token = token
-        self.context = ssl.create_default_context()
-        self.context.check_hostname = False
-        self.context.verify_mode = ssl.CERT_NONE
-
-    def call(self, method, path, body=None):
-        data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(self.base + path, data=data, method=method,
-                                         headers={"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"})
-        try:
-            with urllib.request.urlopen(request, context=self.context, timeout=60) as response:
-                return response.status, json.loads(response.read() or b"null")
-        except urllib.error.HTTPError as error:
-            return error.code, json.loads(error.read() or b"null")
-
-
-@pytest.fixture(scope="module")
-def api(steward, account):
-    token = subprocess.run([str(_binary()), "token", "create", "--user", account.name, "--name", "fleet tests", "--role", "admin",
-                            "--data", str(steward.data)], check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1]
-    return Api(steward, token)
 
 
 @pytest.fixture(scope="module")

@@ -1,24 +1,19 @@
 """Metrics end to end: the panel host collected from /proc, a real prometheus-node-exporter scraped over HTTP, the
 fleet overview and host dashboard in the browser (with a screenshot), job markers on the charts, the metrics API,
 and the metric store surviving kill -9 in the middle of ingest."""
-import json
 import os
 import pathlib
 import random
 import signal
 import socket
-import ssl
 import subprocess
 import time
-import urllib.error
-import urllib.parse
 import urllib.request
 
 import pytest
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support.ui import WebDriverWait
 
-from conftest import ROOT, _binary
+from conftest import ROOT
 
 ARTIFACTS = pathlib.Path(os.environ.get("STEWARD_ARTIFACTS", "/tmp/steward-e2e-artifacts"))
 
@@ -28,36 +23,6 @@ def _bench_binary() -> pathlib.Path:
         if candidate.is_file():
             return candidate
     raise RuntimeError("no steward-bench binary: run `swift build` first (make test does)")
-
-
-class Api:
-    def __init__(self, steward, token):
-        self.base = steward.base_url
-        self.token = token
-        self.context = ssl.create_default_context()
-        self.context.check_hostname = False
-        self.context.verify_mode = ssl.CERT_NONE
-
-    def call(self, method, path, body=None):
-        data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(self.base + path, data=data, method=method,
-                                         headers={"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"})
-        try:
-            with urllib.request.urlopen(request, context=self.context, timeout=60) as response:
-                return response.status, json.loads(response.read() or b"null")
-        except urllib.error.HTTPError as error:
-            return error.code, json.loads(error.read() or b"null")
-
-    def get(self, path, **query):
-        status, body = self.call("GET", path + ("?" + urllib.parse.urlencode(query) if query else ""))
-        return status, body
-
-
-@pytest.fixture(scope="module")
-def api(steward, account):
-    token = subprocess.run([str(_binary()), "token", "create", "--user", account.name, "--name", "metrics tests", "--role", "admin",
-                            "--data", str(steward.data)], check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1]
-    return Api(steward, token)
 
 
 def wait_for(predicate, timeout=60, interval=0.5, what="condition"):

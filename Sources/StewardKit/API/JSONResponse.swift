@@ -11,6 +11,15 @@ enum JSONResponse {
             status: status, headers: [.contentType: "application/json", .cacheControl: "no-store"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
     }
 
+    /// A request body that must be one JSON object; `what` says what it should hold, in the 400 otherwise.
+    static func object(from request: Request, what: String, limit: Int = 1 << 20) async throws -> [String: Any] {
+        let buffer = try await request.body.collect(upTo: limit)
+        guard let object = try? JSONSerialization.jsonObject(with: Data(buffer.readableBytesView)) as? [String: Any] else {
+            throw Problem.badRequest("the body must be a JSON object of \(what)")
+        }
+        return object
+    }
+
     /// Decode a JSON request body, with a problem that says what is wrong instead of a bare 400.
     static func decode<T: Decodable>(_ type: T.Type, from request: Request) async throws -> T {
         let buffer = try await request.body.collect(upTo: 1 << 20)

@@ -170,7 +170,8 @@ public final class AlertEvaluator: Service, @unchecked Sendable {
 
     public func state(rule: Int64, host: Int64) -> AlertState? { lock.withLock { states[Self.key(rule, host)] } }
 
-    func stateSnapshot() -> [(rule: Int64, host: Int64, state: AlertState)] {
+    /// Every state in memory, for the notifier.
+    public func allStates() -> [(rule: Int64, host: Int64, state: AlertState)] {
         lock.withLock {
             states.compactMap { key, state in
                 let parts = key.split(separator: ":")

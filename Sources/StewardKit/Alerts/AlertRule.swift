@@ -60,6 +60,17 @@ public struct AlertRule: Sendable, Equatable {
     public var matcherPairs: [(String, String)] { Self.pairs(matchers) }
     public var labelPairs: [(String, String)] { Self.pairs(labels) }
 
+    /// What is wrong with a `label=value,label=value` text, or nil when it is empty or well formed.
+    static func pairsProblem(_ text: String) -> String? {
+        for item in text.split(separator: ",") {
+            let parts = item.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
+            if parts.count != 2 || !PrometheusText.isLabelName(parts[0]) {
+                return "write label=value pairs separated by commas, e.g. mountpoint=/,fstype=ext4"
+            }
+        }
+        return nil
+    }
+
     static func pairs(_ text: String) -> [(String, String)] {
         text.split(separator: ",").compactMap { item in
             let parts = item.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
@@ -82,14 +93,8 @@ public struct AlertRule: Sendable, Equatable {
         } else if !knownSources.contains(source) {
             errors["source"] = "metric, or one of " + knownSources.sorted().joined(separator: ", ")
         }
-        for (key, text) in [("matchers", matchers), ("labels", labels)] where !text.isEmpty {
-            for item in text.split(separator: ",") {
-                let parts = item.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
-                if parts.count != 2 || !PrometheusText.isLabelName(parts[0]) {
-                    errors[key] = "write label=value pairs separated by commas, e.g. mountpoint=/,fstype=ext4"
-                    break
-                }
-            }
+        for (key, text) in [("matchers", matchers), ("labels", labels)] {
+            if let message = Self.pairsProblem(text) { errors[key] = message }
         }
         if !(10...(31 * 86400)).contains(windowSeconds) { errors["window_seconds"] = "from 10 seconds to 31 days" }
         if aggregation == .predictLinear, !(60...(365 * 86400)).contains(horizonSeconds) {

@@ -193,14 +193,6 @@ struct AlertsController {
         guard errors.isEmpty else { throw Problem.invalid(errors) }
     }
 
-    static func parse(_ request: Request) async throws -> [String: Any] {
-        let buffer = try await request.body.collect(upTo: 1 << 20)
-        guard let object = try? JSONSerialization.jsonObject(with: Data(buffer.readableBytesView)) as? [String: Any] else {
-            throw Problem.badRequest("the body must be a JSON object of rule fields")
-        }
-        return object
-    }
-
     // MARK: API
 
     func loadRule(_ context: StewardRequestContext) throws -> AlertRule {
@@ -220,7 +212,7 @@ struct AlertsController {
 
     @Sendable func apiCreate(request: Request, context: StewardRequestContext) async throws -> Response {
         var rule = AlertRule()
-        try Self.apply(try await Self.parse(request), to: &rule)
+        try Self.apply(try await JSONResponse.object(from: request, what: "rule fields"), to: &rule)
         let problems = rule.problems(knownSources: knownSources)
         guard problems.isEmpty else { throw Problem.invalid(problems) }
         let saved = try rules.create(rule, by: context.actor, now: Date())
@@ -229,7 +221,7 @@ struct AlertsController {
 
     @Sendable func apiUpdate(request: Request, context: StewardRequestContext) async throws -> Response {
         var rule = try loadRule(context)
-        try Self.apply(try await Self.parse(request), to: &rule)
+        try Self.apply(try await JSONResponse.object(from: request, what: "rule fields"), to: &rule)
         let problems = rule.problems(knownSources: knownSources)
         guard problems.isEmpty else { throw Problem.invalid(problems) }
         let saved = try rules.update(id: rule.id, rule, by: context.actor, now: Date())

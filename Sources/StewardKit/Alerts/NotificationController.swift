@@ -161,21 +161,13 @@ struct NotificationController {
         guard problems.isEmpty else { throw Problem.invalid(problems) }
     }
 
-    static func body(_ request: Request) async throws -> [String: Any] {
-        let buffer = try await request.body.collect(upTo: 1 << 20)
-        guard let object = try? JSONSerialization.jsonObject(with: Data(buffer.readableBytesView)) as? [String: Any] else {
-            throw Problem.badRequest("the body must be a JSON object")
-        }
-        return object
-    }
-
     @Sendable func listChannels(request: Request, context: StewardRequestContext) async throws -> Response {
         try JSONResponse.make(object: ["items": try channels.all().map(Self.resource)])
     }
 
     @Sendable func createChannel(request: Request, context: StewardRequestContext) async throws -> Response {
         var channel = NotificationChannel()
-        try Self.apply(try await Self.body(request), to: &channel)
+        try Self.apply(try await JSONResponse.object(from: request, what: "fields"), to: &channel)
         return try JSONResponse.make(object: Self.resource(try channels.save(channel, by: context.actor, now: Date())), status: .created)
     }
 
@@ -188,7 +180,7 @@ struct NotificationController {
 
     @Sendable func updateChannel(request: Request, context: StewardRequestContext) async throws -> Response {
         var channel = try load(context)
-        try Self.apply(try await Self.body(request), to: &channel)
+        try Self.apply(try await JSONResponse.object(from: request, what: "fields"), to: &channel)
         return try JSONResponse.make(object: Self.resource(try channels.save(channel, by: context.actor, now: Date())))
     }
 
@@ -210,7 +202,7 @@ struct NotificationController {
     }
 
     @Sendable func createSilence(request: Request, context: StewardRequestContext) async throws -> Response {
-        let object = try await Self.body(request)
+        let object = try await JSONResponse.object(from: request, what: "fields")
         var silence = Silence()
         var errors: [String: String] = [:]
         silence.matchers = object["matchers"] as? String ?? ""
@@ -255,7 +247,7 @@ struct NotificationController {
     }
 
     @Sendable func createWindow(request: Request, context: StewardRequestContext) async throws -> Response {
-        let object = try await Self.body(request)
+        let object = try await JSONResponse.object(from: request, what: "fields")
         var window = MaintenanceWindow()
         var errors: [String: String] = [:]
         let known: Set<String> = ["name", "host_group", "cron", "duration_minutes", "time_zone", "enabled", "comment"]

@@ -42,10 +42,7 @@ public struct NotificationChannel: Sendable, Equatable {
         if name.isEmpty || name.count > 64 || !name.allSatisfy({ $0.isLetter || $0.isNumber || "-_. ".contains($0) }) {
             errors["name"] = "1 to 64 letters, digits, spaces, '-', '_' or '.'"
         }
-        if !AlertRule.pairs(matchLabels).isEmpty || matchLabels.isEmpty {
-        } else {
-            errors["match_labels"] = "label=value pairs separated by commas"
-        }
+        if let message = AlertRule.pairsProblem(matchLabels) { errors["match_labels"] = message }
         if !(0...3600).contains(groupWaitSeconds) { errors["group_wait_seconds"] = "from 0 to 3600" }
         if !(10...86400).contains(groupIntervalSeconds) { errors["group_interval_seconds"] = "from 10 to 86400" }
         switch kind {
@@ -343,7 +340,8 @@ public struct NotificationMessage: Sendable {
     public var json: [String: Any] {
         func item(_ item: Item, _ state: String) -> [String: Any] {
             [
-                "host": item.host, "state": state, "severity": item.severity, "value": item.value.flatMap { $0.isFinite ? $0 : nil } ?? NSNull(),
+                "host": item.host, "host_id": item.hostID, "state": state, "severity": item.severity,
+                "value": item.value.flatMap { $0.isFinite ? $0 : nil } ?? NSNull(),
                 "since": RFC3339.string(milliseconds: item.since) ?? "", "summary": item.summary, "description": item.description,
                 "link": "\(baseURL)/hosts/\(item.hostID)/metrics",
             ]

@@ -220,8 +220,7 @@ public final class Notifier: Service, @unchecked Sendable {
         let object = (try? JSONSerialization.jsonObject(with: Data(payload.utf8)) as? [String: Any]) ?? [:]
         let alerts = object["alerts"] as? [[String: Any]] ?? []
         func item(_ entry: [String: Any]) -> NotificationMessage.Item {
-            let link = entry["link"] as? String ?? ""
-            let hostID = Int64(link.split(separator: "/").dropLast().last ?? "") ?? 0
+            let hostID = (entry["host_id"] as? NSNumber)?.int64Value ?? 0
             let since = (entry["since"] as? String).flatMap(MonitoringController.time) ?? 0
             return NotificationMessage.Item(
                 host: entry["host"] as? String ?? "", hostID: hostID, state: entry["state"] as? String ?? "",
@@ -232,12 +231,5 @@ public final class Notifier: Service, @unchecked Sendable {
         return NotificationMessage(
             reason: object["reason"] as? String ?? "", rule: rule, firing: alerts.filter { $0["state"] as? String != "resolved" }.map(item),
             resolved: alerts.filter { $0["state"] as? String == "resolved" }.map(item), baseURL: baseURL)
-    }
-}
-
-extension AlertEvaluator {
-    /// Every state in memory, for the notifier.
-    public func allStates() -> [(rule: Int64, host: Int64, state: AlertState)] {
-        stateSnapshot()
     }
 }

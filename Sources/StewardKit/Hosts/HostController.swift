@@ -482,11 +482,7 @@ struct HostController {
     }
 
     static func jsonObject(_ request: Request) async throws -> [String: Any] {
-        let buffer = try await request.body.collect(upTo: 1 << 20)
-        guard let object = try? JSONSerialization.jsonObject(with: Data(buffer.readableBytesView)) as? [String: Any] else {
-            throw Problem.badRequest("the body must be a JSON object of host fields")
-        }
-        return object
+        try await JSONResponse.object(from: request, what: "host fields")
     }
 
     /// Copy the fields present in a JSON object; wrong types are reported per field.

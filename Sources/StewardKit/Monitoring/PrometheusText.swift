@@ -65,7 +65,7 @@ public enum PrometheusText {
                 let rest = parts.count > 2 ? String(parts[2]) : ""
                 let position = family(named: name)
                 if parts[0] == "HELP" {
-                    families[position].help = unescape(rest, quotes: false)
+                    families[position].help = unescape(rest)
                 } else {
                     guard let type = FamilyType(rawValue: rest.trimmingCharacters(in: .whitespaces)) else {
                         throw ParseError(line: lineNumber, message: "unknown metric type \"\(rest)\" for \(name)")
@@ -208,7 +208,7 @@ public enum PrometheusText {
     }
 
     /// HELP text escapes: `\\` and `\n` (quotes are literal there).
-    static func unescape(_ text: String, quotes: Bool) -> String {
+    static func unescape(_ text: String) -> String {
         guard text.contains("\\") else { return text }
         var result = ""
         var escaping = false
@@ -217,7 +217,6 @@ public enum PrometheusText {
                 switch character {
                 case "n": result.append("\n")
                 case "\\": result.append("\\")
-                case "\"" where quotes: result.append("\"")
                 default:
                     result.append("\\")
                     result.append(character)
