@@ -10,7 +10,7 @@ public enum BuiltinAlerts {
     }
 
     /// Sources: the newest engine job on the host failed; security updates or a reboot pending since when; and the
-    /// backup sources, which report no data until backups exist (the backups issue fills them).
+    /// backup sources (each backup plan has its own two rules on them, see BackupAlerts).
     public static func sources(database: DatabasePool) -> [AlertSource] {
         let cache = FactsCache()
         return [
@@ -33,13 +33,7 @@ public enum BuiltinAlerts {
             AlertSource(name: "reboot_required_age_days", description: "days that the host has needed a reboot, by gathered facts") {
                 host, _, now in try factsAge(database: database, cache: cache, host: host, kind: "reboot", now: now)
             },
-            AlertSource(name: "backup_failed", description: "1 when the host's newest backup run failed (filled by backup plans)") { _, _, _ in
-                .noData
-            },
-            AlertSource(name: "backup_age_hours", description: "hours since the host's newest successful backup (filled by backup plans)") {
-                _, _, _ in .noData
-            },
-        ]
+        ] + BackupAlerts.sources(database: database)
     }
 
     /// How long, in days, every facts record back from the newest has shown `kind` (security updates or reboot).
@@ -184,28 +178,15 @@ public enum BuiltinAlerts {
                     in a maintenance window.
                     """
             },
-            rule("backup_failed", "Backup failed") {
-                $0.source = "backup_failed"
-                $0.critThreshold = 1
-                $0.noData = .ok
-                $0.summary = "{{host}}: the newest backup failed"
-                $0.description = "The last backup run for {{host}} failed. Open the run's log, fix the cause, and run the plan again."
-            },
-            rule("backup_missing", "No successful backup in 26 h") {
-                $0.source = "backup_age_hours"
-                $0.critThreshold = 26
-                $0.noData = .ok
-                $0.summary = "{{host}}: no successful backup for {{value}} hours"
-                $0.description = """
-                    No backup of {{host}} has succeeded for over a day (a dead man's switch: it also fires when backups silently \
-                    stop running). Check the plan's schedule and its last runs.
-                    """
-            },
         ]
     }
 
     /// Install each built-in rule whose key is not in the database yet.
     public static func ensure(_ store: AlertRuleStore, now: Date) throws {
+        // Host-wide backup rules came before plans had rules of their own; each plan now has two, so these go.
+        for legacy in try store.all() where legacy.builtin == "backup_failed" || legacy.builtin == "backup_missing" {
+            _ = try store.delete(id: legacy.id, by: AuditActor(actor: "system"), now: now)
+        }
         let present = Set(try store.all().compactMap(\.builtin))
         for rule in rules() where !present.contains(rule.builtin ?? "") {
             var named = rule

@@ -81,25 +81,16 @@ public struct NotificationChannel: Sendable, Equatable {
 /// Channels in SQLite, with the secret and password sealed (AES-GCM, a key derived from DATA/secret.key).
 public struct NotificationChannelStore: Sendable {
     let database: DatabasePool
-    let keyBytes: [UInt8]
+    let sealer: SecretSealer
 
     public init(database: DatabasePool, masterKey: SymmetricKey) {
         self.database = database
-        keyBytes = HKDF<SHA256>.deriveKey(inputKeyMaterial: masterKey, info: Data("steward notification secret".utf8), outputByteCount: 32)
-            .withUnsafeBytes { Array($0) }
+        sealer = SecretSealer(masterKey: masterKey, purpose: "steward notification secret")
     }
 
-    var key: SymmetricKey { SymmetricKey(data: keyBytes) }
+    func seal(_ text: String?) throws -> Data? { try sealer.seal(text) }
 
-    func seal(_ text: String?) throws -> Data? {
-        guard let text, !text.isEmpty else { return nil }
-        return try AES.GCM.seal(Data(text.utf8), using: key).combined
-    }
-
-    func open(_ data: Data?) -> String? {
-        guard let data, let box = try? AES.GCM.SealedBox(combined: data), let plain = try? AES.GCM.open(box, using: key) else { return nil }
-        return String(decoding: plain, as: UTF8.self)
-    }
+    func open(_ data: Data?) -> String? { sealer.open(data) }
 
     func channel(_ row: Row) -> NotificationChannel {
         var channel = NotificationChannel()

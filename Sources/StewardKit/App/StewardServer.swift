@@ -66,6 +66,10 @@ public struct StewardServer {
         handlers[Engine.kind] = engine.handler()
         handlers[Engine.adhocKind] = engine.handler()
         handlers[Engine.factsKind] = engine.factsHandler()
+        let backups = BackupService(
+            store: BackupStore(database: database, sealer: SecretSealer(masterKey: secret, purpose: "steward backup repository password")),
+            hosts: hostStore, identity: sshIdentity, dataDirectory: dataDirectory)
+        handlers.merge(backups.handlers()) { first, _ in first }
         let jobStore = JobStore(database: database)
         let runner = JobRunner(
             store: jobStore, events: JobEvents(), handlers: handlers, processes: processes, concurrency: configuration.jobConcurrency,
@@ -76,6 +80,7 @@ public struct StewardServer {
         try HostCheck.ensureSchedule(scheduleStore, now: clock.now())
         try Engine.ensureFactsSchedule(scheduleStore, now: clock.now())
         try hostStore.ensureLocalhost(now: clock.now())
+        await SelfBackup.ensure(service: backups, dataDirectory: dataDirectory, logger: logger, now: clock.now())
         let scheduler = Scheduler(store: scheduleStore, jobs: runner, clock: clock, logger: logger)
         let metricStore = try MetricStore(database: database)
         let collector = MetricCollector(
@@ -95,6 +100,7 @@ public struct StewardServer {
             NavigationItem(key: "dashboard", title: "Dashboard", href: "/"),
             NavigationItem(key: "hosts", title: "Hosts", href: "/hosts"),
             NavigationItem(key: "accounts", title: "Users", href: "/accounts"),
+            NavigationItem(key: "backups", title: "Backups", href: "/backups"),
             NavigationItem(key: "alerts", title: "Alerts", href: "/alerts"),
             NavigationItem(key: "jobs", title: "Jobs", href: "/jobs"),
             NavigationItem(key: "audit", title: "Audit", href: "/audit", permission: .audit),
@@ -148,6 +154,7 @@ public struct StewardServer {
         ).addRoutes(to: routes)
         JobController(runner: runner, pages: pages, docs: docs).addRoutes(to: routes)
         ScheduleController(scheduler: scheduler, pages: pages, docs: docs).addRoutes(to: routes)
+        BackupAPI(service: backups, scheduler: scheduler, jobs: runner, docs: docs).addRoutes(to: routes)
         SettingsController(configuration: configuration, resources: resources, pages: pages).addRoutes(to: routes)
         LoginController(services: access, pages: pages, logger: logger).addRoutes(to: routes)
         AccountController(services: access, pages: pages).addRoutes(to: routes)

@@ -13,12 +13,20 @@ public struct ProcessCommand: Sendable {
     public var environment: [String: String]?
     public var workingDirectory: String?
     public var timeout: Duration?
+    /// Bytes fed to the command's standard input, which is then closed (a secret for a remote command, for example);
+    /// nil connects it to /dev/null.
+    public var input: Data?
+    /// Send standard error to /dev/null instead of mixing it into the output (for binary output such as a file).
+    public var discardStandardError = false
 
-    public init(_ argv: [String], environment: [String: String]? = nil, workingDirectory: String? = nil, timeout: Duration? = nil) {
+    public init(
+        _ argv: [String], environment: [String: String]? = nil, workingDirectory: String? = nil, timeout: Duration? = nil, input: Data? = nil
+    ) {
         self.argv = argv
         self.environment = environment
         self.workingDirectory = workingDirectory
         self.timeout = timeout
+        self.input = input
     }
 }
 
@@ -155,9 +163,23 @@ public struct LocalProcessRunner: ProcessRunning {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        var inputFDs: [Int32] = [-1, -1]
+        if command.input != nil {
+            guard steward_pipe_cloexec(&inputFDs) == 0 else {
+                close(fds[0])
+                close(fds[1])
+                throw ProcessRunnerError.spawnFailed(executable, String(cString: strerror(errno)))
+            }
+            posix_spawn_file_actions_adddup2(&actions, inputFDs[0], 0)
+        } else {
+            posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        }
         posix_spawn_file_actions_adddup2(&actions, fds[1], 1)
-        posix_spawn_file_actions_adddup2(&actions, fds[1], 2)
+        if command.discardStandardError {
+            posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+        } else {
+            posix_spawn_file_actions_adddup2(&actions, fds[1], 2)
+        }
         if let directory = command.workingDirectory { steward_spawn_add_chdir(&actions, directory) }
 
         var attributes = posix_spawnattr_t()
@@ -180,9 +202,33 @@ public struct LocalProcessRunner: ProcessRunning {
         var pid: pid_t = 0
         let result = posix_spawn(&pid, executable, &actions, &attributes, argv, envp)
         close(fds[1])
+        if inputFDs[0] >= 0 { close(inputFDs[0]) }
         guard result == 0 else {
             close(fds[0])
+            if inputFDs[1] >= 0 { close(inputFDs[1]) }
             throw ProcessRunnerError.spawnFailed(executable, String(cString: strerror(result)))
+        }
+        if let input = command.input {
+            // A child that exits without reading its input must give us EPIPE, not kill Steward with SIGPIPE.
+            signal(SIGPIPE, SIG_IGN)
+            // Written from a thread of its own: a child that reads slowly must not stall the caller.
+            let writeFD = inputFDs[1]
+            Thread.detachNewThread {
+                input.withUnsafeBytes { bytes in
+                    var offset = 0
+                    while offset < bytes.count {
+                        let count = write(writeFD, bytes.baseAddress! + offset, bytes.count - offset)
+                        if count > 0 {
+                            offset += count
+                        } else if count < 0 && errno == EINTR {
+                            continue
+                        } else {
+                            break
+                        }
+                    }
+                }
+                close(writeFD)
+            }
         }
         return (pid, fds[0])
     }

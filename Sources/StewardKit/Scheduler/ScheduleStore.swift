@@ -26,40 +26,57 @@ public struct ScheduleStore: Sendable {
         name: String, settings: ScheduleSettings, jobKind: String, jobTitle: String, jobParams: String = "{}", jobHost: String? = nil,
         owner: String, now: Date
     ) throws -> Schedule {
-        let timing = try ScheduleTiming(cron: settings.cron, timeZone: settings.timeZone, jitterSeconds: settings.jitterSeconds)
-        return try database.write { db in
-            let nowMS = EpochMilliseconds.from(now)
-            try db.execute(
-                sql: """
-                    INSERT INTO schedules (name, cron, time_zone, jitter_seconds, catch_up, concurrency, job_kind, job_title, job_params,
-                        job_host, owner, enabled, created_at, updated_at)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                    """,
-                arguments: [
-                    name, settings.cron, settings.timeZone, settings.jitterSeconds, settings.catchUp.rawValue, settings.concurrency.rawValue,
-                    jobKind, jobTitle, jobParams, jobHost, owner, settings.enabled, nowMS, nowMS,
-                ])
-            let id = db.lastInsertedRowID
-            try Self.setNext(db, id: id, timing: timing, after: now)
+        try database.write { db in
+            let id = try Self.insert(
+                db, name: name, settings: settings, jobKind: jobKind, jobTitle: jobTitle, jobParams: jobParams, jobHost: jobHost, owner: owner,
+                now: now)
             return try Schedule.fetchOne(db, sql: "SELECT * FROM schedules WHERE id = ?", arguments: [id])!
         }
     }
 
+    /// Insert a schedule inside a caller's transaction (a backup plan and its schedules are saved together).
+    static func insert(
+        _ db: GRDB.Database, name: String, settings: ScheduleSettings, jobKind: String, jobTitle: String, jobParams: String, jobHost: String?,
+        owner: String, now: Date
+    ) throws -> Int64 {
+        let timing = try ScheduleTiming(cron: settings.cron, timeZone: settings.timeZone, jitterSeconds: settings.jitterSeconds)
+        let nowMS = EpochMilliseconds.from(now)
+        try db.execute(
+            sql: """
+                INSERT INTO schedules (name, cron, time_zone, jitter_seconds, catch_up, concurrency, job_kind, job_title, job_params,
+                    job_host, owner, enabled, created_at, updated_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """,
+            arguments: [
+                name, settings.cron, settings.timeZone, settings.jitterSeconds, settings.catchUp.rawValue, settings.concurrency.rawValue,
+                jobKind, jobTitle, jobParams, jobHost, owner, settings.enabled, nowMS, nowMS,
+            ])
+        let id = db.lastInsertedRowID
+        try setNext(db, id: id, timing: timing, after: now)
+        return id
+    }
+
+    /// Change a schedule's timing and switch inside a caller's transaction; the next fire time is recomputed.
+    static func apply(_ db: GRDB.Database, id: Int64, settings: ScheduleSettings, now: Date) throws {
+        let timing = try ScheduleTiming(cron: settings.cron, timeZone: settings.timeZone, jitterSeconds: settings.jitterSeconds)
+        try db.execute(
+            sql: """
+                UPDATE schedules SET cron = ?, time_zone = ?, jitter_seconds = ?, catch_up = ?, concurrency = ?, enabled = ?, updated_at = ?
+                WHERE id = ?
+                """,
+            arguments: [
+                settings.cron, settings.timeZone, settings.jitterSeconds, settings.catchUp.rawValue, settings.concurrency.rawValue,
+                settings.enabled, EpochMilliseconds.from(now), id,
+            ])
+        try setNext(db, id: id, timing: timing, after: now)
+    }
+
     /// Change timing and policies; the next fire time is recomputed from `now`, so an edit never causes a catch-up.
     public func update(id: Int64, settings: ScheduleSettings, now: Date, by who: AuditActor) throws -> Schedule? {
-        let timing = try ScheduleTiming(cron: settings.cron, timeZone: settings.timeZone, jitterSeconds: settings.jitterSeconds)
+        _ = try ScheduleTiming(cron: settings.cron, timeZone: settings.timeZone, jitterSeconds: settings.jitterSeconds)
         return try database.write { db in
             guard let before = try Schedule.fetchOne(db, sql: "SELECT * FROM schedules WHERE id = ?", arguments: [id]) else { return nil }
-            try db.execute(
-                sql: """
-                    UPDATE schedules SET cron = ?, time_zone = ?, jitter_seconds = ?, catch_up = ?, concurrency = ?, enabled = ?, updated_at = ?
-                    WHERE id = ?
-                    """,
-                arguments: [
-                    settings.cron, settings.timeZone, settings.jitterSeconds, settings.catchUp.rawValue, settings.concurrency.rawValue,
-                    settings.enabled, EpochMilliseconds.from(now), id,
-                ])
-            try Self.setNext(db, id: id, timing: timing, after: now)
+            try Self.apply(db, id: id, settings: settings, now: now)
             let after = try Schedule.fetchOne(db, sql: "SELECT * FROM schedules WHERE id = ?", arguments: [id])!
             try AuditLog.append(
                 db, by: who, action: "schedule.update", target: "schedule:\(id)", before: Self.auditFields(before), after: Self.auditFields(after),

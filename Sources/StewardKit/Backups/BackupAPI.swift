@@ -1,0 +1,454 @@
+import Foundation
+import GRDB
+import Hummingbird
+import NIOCore
+
+/// `/api/v1/backups`: repositories, plans, runs, snapshots, browsing, downloads and restores.
+struct BackupAPI {
+    let service: BackupService
+    let scheduler: Scheduler
+    let jobs: JobRunner
+    let docs: APIDocumentation
+
+    var store: BackupStore { service.store }
+
+    func addRoutes(to routes: Routes) {
+        let id = APIOperation.Parameter(name: "id", location: .path, type: "integer", description: "id")
+        let snapshot = APIOperation.Parameter(
+            name: "snapshot", location: .path, type: "string", description: "snapshot id (8 to 64 hex digits) or latest")
+        let path = APIOperation.Parameter(name: "path", location: .query, type: "string", description: "absolute path inside the snapshot")
+        func add(
+            _ method: HTTPRequest.Method, _ path: String, _ operation: String, _ summary: String, parameters: [APIOperation.Parameter] = [],
+            request: String? = nil, status: Int = 200, schema: String = "Object"
+        ) {
+            docs.add(
+                APIOperation(
+                    method: method, path: path, operationID: operation, summary: summary, tag: "backups", parameters: parameters,
+                    requestSchema: request,
+                    replies: [.init(status: status, description: summary, schema: schema)]))
+        }
+        add(.get, "/api/v1/backups/repositories", "listBackupRepositories", "List repositories with their status line")
+        routes.get("/api/v1/backups/repositories", .view, use: listRepositories)
+        add(
+            .post, "/api/v1/backups/repositories", "createBackupRepository", "Initialise a new repository, or import an existing one (init: false)",
+            request: "Object", status: 201)
+        routes.post("/api/v1/backups/repositories", .admin, use: createRepository)
+        add(.get, "/api/v1/backups/repositories/{id}", "getBackupRepository", "Read one repository", parameters: [id])
+        routes.get("/api/v1/backups/repositories/:id", .view, use: showRepository)
+        add(
+            .delete, "/api/v1/backups/repositories/{id}", "deleteBackupRepository", "Forget a repository in Steward (its data stays)",
+            parameters: [id], status: 204)
+        routes.delete("/api/v1/backups/repositories/:id", .admin, use: deleteRepository)
+        add(
+            .post, "/api/v1/backups/repositories/{id}/password", "setBackupRepositoryPassword", "Replace the stored password after restic accepts it",
+            parameters: [id], request: "Object")
+        routes.post("/api/v1/backups/repositories/:id/password", .admin, use: setPassword)
+        add(.post, "/api/v1/backups/repositories/{id}/refresh", "refreshBackupRepository", "Re-read size and snapshot count", parameters: [id])
+        routes.post("/api/v1/backups/repositories/:id/refresh", .operate, use: refreshRepository)
+        add(.get, "/api/v1/backups/repositories/{id}/snapshots", "listBackupSnapshots", "The repository's snapshots, newest first", parameters: [id])
+        routes.get("/api/v1/backups/repositories/:id/snapshots", .view, use: repositorySnapshots)
+        add(
+            .get, "/api/v1/backups/repositories/{id}/snapshots/{snapshot}/tree", "browseBackupSnapshot",
+            "The entries directly inside one directory of a snapshot", parameters: [id, snapshot, path])
+        routes.get("/api/v1/backups/repositories/:id/snapshots/:snapshot/tree", .view, use: tree)
+        add(
+            .get, "/api/v1/backups/repositories/{id}/snapshots/{snapshot}/file", "downloadBackupFile", "Download one file of a snapshot",
+            parameters: [id, snapshot, path], schema: "Binary")
+        routes.get("/api/v1/backups/repositories/:id/snapshots/:snapshot/file", .operate, use: download)
+        add(
+            .post, "/api/v1/backups/repositories/{id}/snapshots/{snapshot}/restore", "restoreBackupSnapshot",
+            "Restore a snapshot, or paths of it, into a target directory (a job)", parameters: [id, snapshot], request: "Object", status: 202,
+            schema: "Job")
+        routes.post("/api/v1/backups/repositories/:id/snapshots/:snapshot/restore", .operate, use: restore)
+
+        add(.get, "/api/v1/backups/plans", "listBackupPlans", "List plans with their last runs")
+        routes.get("/api/v1/backups/plans", .view, use: listPlans)
+        add(.post, "/api/v1/backups/plans", "createBackupPlan", "Create a plan with its schedules and alert rules", request: "Object", status: 201)
+        routes.post("/api/v1/backups/plans", .operate, use: createPlan)
+        add(.get, "/api/v1/backups/plans/{id}", "getBackupPlan", "Read one plan", parameters: [id])
+        routes.get("/api/v1/backups/plans/:id", .view, use: showPlan)
+        add(
+            .patch, "/api/v1/backups/plans/{id}", "updateBackupPlan", "Change a plan; omitted fields keep their values", parameters: [id],
+            request: "Object")
+        routes.patch("/api/v1/backups/plans/:id", .operate, use: updatePlan)
+        add(
+            .delete, "/api/v1/backups/plans/{id}", "deleteBackupPlan", "Delete a plan (its snapshots stay in the repository)", parameters: [id],
+            status: 204)
+        routes.delete("/api/v1/backups/plans/:id", .operate, use: deletePlan)
+        for (action, summary) in [("run", "Back up now"), ("verify", "Run restic check now"), ("prune", "Apply retention now")] {
+            add(.post, "/api/v1/backups/plans/{id}/\(action)", "\(action)BackupPlan", summary, parameters: [id], status: 202, schema: "Job")
+            routes.post("/api/v1/backups/plans/:id/\(action)", .operate) { request, context in
+                try await self.start(action, request: request, context: context)
+            }
+        }
+        for paused in [true, false] {
+            let action = paused ? "pause" : "resume"
+            add(
+                .post, "/api/v1/backups/plans/{id}/\(action)", "\(action)BackupPlan",
+                paused ? "Pause the plan's schedules" : "Resume the plan's schedules", parameters: [id])
+            routes.post("/api/v1/backups/plans/:id/\(action)", .operate) { request, context in try await self.setPaused(paused, context: context) }
+        }
+        add(.get, "/api/v1/backups/plans/{id}/runs", "listBackupRuns", "The plan's runs with their summaries", parameters: [id])
+        routes.get("/api/v1/backups/plans/:id/runs", .view, use: planRuns)
+        add(.get, "/api/v1/backups/plans/{id}/snapshots", "listBackupPlanSnapshots", "The plan's snapshots, newest first", parameters: [id])
+        routes.get("/api/v1/backups/plans/:id/snapshots", .view, use: planSnapshots)
+        add(
+            .post, "/api/v1/backups/plans/{id}/retention/preview", "previewBackupRetention", "Which snapshots a policy keeps (and why) and removes",
+            parameters: [id], request: "Object")
+        routes.post("/api/v1/backups/plans/:id/retention/preview", .view, use: preview)
+    }
+
+    // MARK: repositories
+
+    func loadRepository(_ context: StewardRequestContext) throws -> BackupRepository {
+        guard let id = context.parameters.get("id", as: Int64.self), let repository = try store.repository(id: id) else {
+            throw Problem.notFound("backup repository \(context.parameters.get("id") ?? "")")
+        }
+        return repository
+    }
+
+    @Sendable func listRepositories(request: Request, context: StewardRequestContext) async throws -> Response {
+        try JSONResponse.make(object: ["items": try store.repositories().map(Self.resource), "next": NSNull()])
+    }
+
+    @Sendable func showRepository(request: Request, context: StewardRequestContext) async throws -> Response {
+        try JSONResponse.make(object: Self.resource(try loadRepository(context)))
+    }
+
+    @Sendable func createRepository(request: Request, context: StewardRequestContext) async throws -> Response {
+        let body = try await JSONResponse.object(from: request, what: "a repository: name, kind, host, path, password, init")
+        let (repository, password, initialise) = try Self.repositoryInput(BackupInput(json: body), hosts: service.hosts)
+        let saved = try await service.addRepository(repository, password: password, initialise: initialise, by: context.actor, now: Date())
+        return try JSONResponse.make(object: Self.resource(saved), status: .created)
+    }
+
+    static func repositoryInput(_ input: BackupInput, hosts: HostStore) throws -> (BackupRepository, String, Bool) {
+        var repository = BackupRepository()
+        var errors: [String: String] = [:]
+        repository.name = (input.string("name") ?? "").trimmingCharacters(in: .whitespaces)
+        if let kind = BackupRepository.Kind(rawValue: input.string("kind") ?? "local") {
+            repository.kind = kind
+        } else {
+            errors["kind"] = "choose local or sftp"
+        }
+        let hostText = input.string("host") ?? "localhost"
+        if let host = try Int64(hostText).flatMap({ try hosts.host(id: $0) }) ?? hosts.host(named: hostText.isEmpty ? "localhost" : hostText) {
+            repository.hostID = host.id
+        } else {
+            errors["host"] = "no host \(hostText); give a host's id or name"
+        }
+        repository.path = (input.string("path") ?? "").trimmingCharacters(in: .whitespaces)
+        guard errors.isEmpty else { throw Problem.invalid(errors) }
+        return (repository, input.string("password") ?? "", input.flag("init") ?? (input.string("mode") != "import"))
+    }
+
+    @Sendable func deleteRepository(request: Request, context: StewardRequestContext) async throws -> Response {
+        let repository = try loadRepository(context)
+        if repository.builtin != nil { throw Problem(status: .conflict, detail: "the self-backup repository is built in and cannot be removed") }
+        try store.deleteRepository(repository, by: context.actor, now: Date())
+        return Response(status: .noContent)
+    }
+
+    @Sendable func setPassword(request: Request, context: StewardRequestContext) async throws -> Response {
+        let repository = try loadRepository(context)
+        let body = try await JSONResponse.object(from: request, what: "password")
+        try await Self.changePassword(service, repository, password: body["password"] as? String ?? "", by: context.actor)
+        return try JSONResponse.make(object: Self.resource(try store.repository(id: repository.id) ?? repository))
+    }
+
+    /// Store a new password for an existing repository once restic opens the repository with it.
+    static func changePassword(_ service: BackupService, _ repository: BackupRepository, password: String, by who: AuditActor) async throws {
+        guard !password.isEmpty else { throw Problem.invalid(["password": "enter the repository's password"]) }
+        let access = try service.accessHost(repository)
+        let storage = repository.kind == .sftp ? try service.hosts.host(id: repository.hostID) : nil
+        let target = ResticTarget(
+            host: access, repository: repository, storageHost: storage, password: password, identity: service.identity,
+            cacheDirectory: service.cacheDirectory)
+        do {
+            _ = try await service.restic(target, ["snapshots", "--json", "--no-lock"])
+        } catch let failure as JobFailure {
+            throw Problem.invalid(["password": failure.message])
+        }
+        try service.store.setPassword(repository, password: password, by: who, now: Date())
+        await service.refreshStatus(repository)
+    }
+
+    @Sendable func refreshRepository(request: Request, context: StewardRequestContext) async throws -> Response {
+        let repository = try loadRepository(context)
+        await service.refreshStatus(repository)
+        return try JSONResponse.make(object: Self.resource(try store.repository(id: repository.id) ?? repository))
+    }
+
+    @Sendable func repositorySnapshots(request: Request, context: StewardRequestContext) async throws -> Response {
+        let snapshots = try await Self.problemOnFailure { try await service.snapshots(try loadRepository(context)) }
+        return try JSONResponse.make(object: ["items": snapshots.map(Self.resource), "next": NSNull()])
+    }
+
+    @Sendable func tree(request: Request, context: StewardRequestContext) async throws -> Response {
+        let repository = try loadRepository(context)
+        let snapshot = context.parameters.get("snapshot") ?? ""
+        let path = request.uri.queryParameters.get("path") ?? "/"
+        let entries = try await Self.problemOnFailure { try await service.browse(repository, snapshot: snapshot, directory: path) }
+        return try JSONResponse.make(object: [
+            "path": path,
+            "items": entries.map { entry -> [String: Any] in
+                [
+                    "name": entry.name, "path": entry.path, "type": entry.type, "size": entry.size.map { $0 as Any } ?? NSNull(),
+                    "mtime": entry.mtime, "permissions": entry.permissions,
+                ]
+            },
+        ])
+    }
+
+    @Sendable func download(request: Request, context: StewardRequestContext) async throws -> Response {
+        try await Self.fileResponse(
+            service, repository: try loadRepository(context), snapshot: context.parameters.get("snapshot") ?? "",
+            path: request.uri.queryParameters.get("path") ?? "", actor: context.actor)
+    }
+
+    /// Stream one file; the entry is looked up first, so a missing path or a directory is a clear 404/422, not a broken download.
+    static func fileResponse(_ service: BackupService, repository: BackupRepository, snapshot: String, path: String, actor: AuditActor) async throws
+        -> Response
+    {
+        if let problem = BackupPaths.problem(path) { throw Problem.invalid(["path": problem]) }
+        let parent = BackupService.parent(of: path)
+        let entries = try await problemOnFailure { try await service.browse(repository, snapshot: snapshot, directory: parent) }
+        guard let entry = entries.first(where: { $0.path == path }) else { throw Problem.notFound("\(path) in snapshot \(snapshot)") }
+        guard entry.type == "file" else {
+            throw Problem.invalid(["path": "\(path) is a \(entry.type), not a file; download files one at a time, or restore the directory"])
+        }
+        try await service.store.database.write { db in
+            try AuditLog.append(
+                db, by: actor, action: "backup.download", target: "backup_repository:\(repository.name)",
+                after: ["snapshot": snapshot, "path": path], now: Date())
+        }
+        let name = entry.name.replacingOccurrences(of: "\"", with: "").filter { $0.isASCII && !$0.isNewline }
+        var headers: HTTPFields = [
+            .contentType: "application/octet-stream", .cacheControl: "no-store",
+            .contentDisposition: "attachment; filename=\"\(name.isEmpty ? "file" : name)\"",
+        ]
+        if let size = entry.size { headers[.contentLength] = String(size) }
+        return Response(
+            status: .ok, headers: headers,
+            body: ResponseBody { writer in
+                let (chunks, continuation) = AsyncStream<Data>.makeStream(bufferingPolicy: .unbounded)
+                let producer = Task {
+                    try? await service.dump(repository, snapshot: snapshot, path: path) { data in continuation.yield(data) }
+                    continuation.finish()
+                }
+                for await chunk in chunks { try await writer.write(ByteBuffer(bytes: chunk)) }
+                _ = await producer.value
+                try await writer.finish(nil)
+            })
+    }
+
+    @Sendable func restore(request: Request, context: StewardRequestContext) async throws -> Response {
+        let repository = try loadRepository(context)
+        let body = try await JSONResponse.object(from: request, what: "a restore: target, include, host, plan, confirm")
+        let restore = try Self.restoreRequest(
+            BackupInput(json: body), repository: repository, snapshot: context.parameters.get("snapshot") ?? "", service: service)
+        let job = try await jobs.enqueue(try await service.prepareRestore(restore, by: context.actor))
+        try await Self.auditRestore(service, job: job, restore: restore, actor: context.actor)
+        return try JSONResponse.make(object: JobController.resource(job), status: .accepted)
+    }
+
+    static func restoreRequest(_ input: BackupInput, repository: BackupRepository, snapshot: String, service: BackupService) throws
+        -> BackupService.RestoreRequest
+    {
+        let planID = input.string("plan").flatMap { Int64($0) }
+        var hostID = try service.accessHost(repository).id
+        if let plan = try planID.flatMap({ try service.store.plan(id: $0) }) { hostID = plan.hostID }
+        if let text = input.string("host"), !text.isEmpty {
+            guard let host = try Int64(text).flatMap({ try service.hosts.host(id: $0) }) ?? service.hosts.host(named: text) else {
+                throw Problem.invalid(["host": "no host \(text)"])
+            }
+            hostID = host.id
+        }
+        return BackupService.RestoreRequest(
+            repositoryID: repository.id, planID: planID, snapshot: snapshot, includes: input.list("include") ?? [],
+            target: (input.string("target") ?? "").trimmingCharacters(in: .whitespaces), hostID: hostID, confirm: input.string("confirm") ?? "")
+    }
+
+    static func auditRestore(_ service: BackupService, job: Job, restore: BackupService.RestoreRequest, actor: AuditActor) async throws {
+        try await service.store.database.write { db in
+            try AuditLog.append(
+                db, by: actor, action: "backup.restore", target: "job:\(job.id)",
+                after: [
+                    "snapshot": restore.snapshot, "target": restore.target, "include": restore.includes, "host_id": restore.hostID,
+                    "confirmed_overwrite": restore.confirm == restore.target,
+                ],
+                now: Date())
+        }
+    }
+
+    /// restic failures (a wrong password, a missing repository) as a 502 problem that says what to do.
+    static func problemOnFailure<T>(_ body: () async throws -> T) async throws -> T {
+        do {
+            return try await body()
+        } catch let failure as JobFailure {
+            throw Problem(status: .badGateway, detail: failure.message)
+        }
+    }
+
+    // MARK: plans
+
+    func loadPlan(_ context: StewardRequestContext) throws -> BackupPlan {
+        guard let id = context.parameters.get("id", as: Int64.self), let plan = try store.plan(id: id) else {
+            throw Problem.notFound("backup plan \(context.parameters.get("id") ?? "")")
+        }
+        return plan
+    }
+
+    @Sendable func listPlans(request: Request, context: StewardRequestContext) async throws -> Response {
+        try JSONResponse.make(object: ["items": try store.plans().map { try planResource($0) }, "next": NSNull()])
+    }
+
+    @Sendable func showPlan(request: Request, context: StewardRequestContext) async throws -> Response {
+        try JSONResponse.make(object: try planResource(try loadPlan(context)))
+    }
+
+    @Sendable func createPlan(request: Request, context: StewardRequestContext) async throws -> Response {
+        let body = try await JSONResponse.object(from: request, what: "a backup plan")
+        var base = BackupPlan()
+        base.repositoryID = 0
+        let (plan, timing, errors) = try BackupInput(json: body).apply(to: base, timing: BackupPlanTiming(), hosts: service.hosts)
+        guard errors.isEmpty else { throw Problem.invalid(errors) }
+        let saved = try service.save(plan, timing: timing, by: context.actor, now: Date())
+        await scheduler.reload()
+        return try JSONResponse.make(object: try planResource(saved), status: .created)
+    }
+
+    @Sendable func updatePlan(request: Request, context: StewardRequestContext) async throws -> Response {
+        let current = try loadPlan(context)
+        let body = try await JSONResponse.object(from: request, what: "the plan fields to change")
+        let (plan, timing, errors) = try BackupInput(json: body).apply(to: current, timing: try store.timing(of: current), hosts: service.hosts)
+        guard errors.isEmpty else { throw Problem.invalid(errors) }
+        let saved = try service.save(plan, timing: timing, by: context.actor, now: Date())
+        await scheduler.reload()
+        return try JSONResponse.make(object: try planResource(saved))
+    }
+
+    @Sendable func deletePlan(request: Request, context: StewardRequestContext) async throws -> Response {
+        let plan = try loadPlan(context)
+        if plan.builtin != nil { throw Problem(status: .conflict, detail: "the self-backup plan is built in; pause it instead of deleting it") }
+        try service.delete(plan, by: context.actor, now: Date())
+        await scheduler.reload()
+        return Response(status: .noContent)
+    }
+
+    func start(_ action: String, request: Request, context: StewardRequestContext) async throws -> Response {
+        let job = try await Self.start(action, plan: try loadPlan(context), service: service, scheduler: scheduler, jobs: jobs, actor: context.actor)
+        return try JSONResponse.make(object: JobController.resource(job), status: .accepted)
+    }
+
+    /// "Run now" (and verify or prune now) through the plan's schedule when it has one, so concurrency forbid applies.
+    static func start(_ action: String, plan: BackupPlan, service: BackupService, scheduler: Scheduler, jobs: JobRunner, actor: AuditActor)
+        async throws -> Job
+    {
+        let scheduleID =
+            [("run", plan.backupScheduleID), ("verify", plan.verifyScheduleID), ("prune", plan.pruneScheduleID)].first { $0.0 == action }?.1 ?? nil
+        if let scheduleID, let firing = try await scheduler.runNow(id: scheduleID, by: actor) {
+            guard let jobID = firing.jobID, let job = try jobs.store.job(id: jobID) else {
+                throw Problem(status: .conflict, detail: "plan \(plan.name) was not started: \(firing.outcome)")
+            }
+            return job
+        }
+        let kind =
+            ["run": BackupStore.backupKind, "verify": BackupStore.checkKind, "prune": BackupStore.forgetKind][action] ?? BackupStore.backupKind
+        let label = ["run": "Backup", "verify": "Verify backups", "prune": "Apply retention"][action] ?? "Backup"
+        let host = try service.hosts.host(id: plan.hostID)?.name
+        return try await jobs.enqueue(
+            JobRequest(
+                kind: kind, title: "\(label): \(plan.name)", params: "{\"plan_id\":\(plan.id)}", host: host, startedBy: actor.actor,
+                reason: "run now by \(actor.actor)", source: actor.source))
+    }
+
+    func setPaused(_ paused: Bool, context: StewardRequestContext) async throws -> Response {
+        var plan = try loadPlan(context)
+        plan.paused = paused
+        let saved = try service.save(plan, timing: try store.timing(of: plan), by: context.actor, now: Date())
+        await scheduler.reload()
+        return try JSONResponse.make(object: try planResource(saved))
+    }
+
+    @Sendable func planRuns(request: Request, context: StewardRequestContext) async throws -> Response {
+        let plan = try loadPlan(context)
+        return try JSONResponse.make(object: ["items": try store.runs(planID: plan.id, limit: 100).map(Self.resource), "next": NSNull()])
+    }
+
+    @Sendable func planSnapshots(request: Request, context: StewardRequestContext) async throws -> Response {
+        let plan = try loadPlan(context)
+        guard let repository = try store.repository(id: plan.repositoryID) else { throw Problem.notFound("the plan's repository") }
+        let snapshots = try await Self.problemOnFailure { try await service.snapshots(repository, plan: plan) }
+        return try JSONResponse.make(object: ["items": snapshots.map(Self.resource), "repository_id": repository.id, "next": NSNull()])
+    }
+
+    @Sendable func preview(request: Request, context: StewardRequestContext) async throws -> Response {
+        let plan = try loadPlan(context)
+        let body = try await JSONResponse.object(from: request, what: "a retention policy: keep_last, keep_daily, ..., keep_within")
+        let (changed, _, errors) = try BackupInput(json: body).apply(to: plan, timing: BackupPlanTiming(), hosts: service.hosts)
+        let problems = errors.merging(changed.retention.problems()) { first, _ in first }
+        guard problems.isEmpty else { throw Problem.invalid(problems) }
+        guard let repository = try store.repository(id: plan.repositoryID) else { throw Problem.notFound("the plan's repository") }
+        let preview = try await Self.problemOnFailure { try await service.previewRetention(repository, plan: plan, policy: changed.retention) }
+        return try JSONResponse.make(object: [
+            "keep": preview.kept, "remove": preview.removed, "flags": changed.retention.resticFlags,
+            "items": preview.items.map { ["id": $0.id, "short_id": $0.shortID, "time": $0.time, "keep": $0.keep, "reasons": $0.reasons] },
+        ])
+    }
+
+    // MARK: resources
+
+    static func resource(_ repository: BackupRepository) -> [String: Any] {
+        [
+            "id": repository.id, "name": repository.name, "kind": repository.kind.rawValue, "host_id": repository.hostID, "path": repository.path,
+            "builtin": orNull(repository.builtin), "size_bytes": orNull(repository.sizeBytes), "snapshot_count": orNull(repository.snapshotCount),
+            "status_at": orNull(RFC3339.string(milliseconds: repository.statusAt)), "status_error": orNull(repository.statusError),
+            "check_at": orNull(RFC3339.string(milliseconds: repository.checkAt)), "check_ok": orNull(repository.checkOK),
+            "check_message": orNull(repository.checkMessage),
+        ]
+    }
+
+    static func resource(_ snapshot: BackupSnapshot) -> [String: Any] {
+        [
+            "id": snapshot.id, "short_id": snapshot.shortID, "time": snapshot.time, "hostname": snapshot.hostname, "paths": snapshot.paths,
+            "tags": snapshot.tags, "plan_id": orNull(snapshot.planID),
+        ]
+    }
+
+    static func resource(_ run: BackupStore.Run) -> [String: Any] {
+        [
+            "job_id": run.jobID, "kind": run.kind, "state": run.jobState.rawValue, "plan_id": orNull(run.planID),
+            "repository_id": orNull(run.repositoryID),
+            "started_at": orNull(RFC3339.string(milliseconds: run.startedAt)), "finished_at": orNull(RFC3339.string(milliseconds: run.finishedAt)),
+            "snapshot_id": orNull(run.snapshotID), "files_new": orNull(run.filesNew), "files_changed": orNull(run.filesChanged),
+            "files_unmodified": orNull(run.filesUnmodified), "bytes_added": orNull(run.bytesAdded), "bytes_processed": orNull(run.bytesProcessed),
+            "duration_ms": orNull(run.durationMS), "removed_snapshots": orNull(run.removedSnapshots), "detail": orNull(run.detail),
+        ]
+    }
+
+    func planResource(_ plan: BackupPlan) throws -> [String: Any] {
+        let timing = try store.timing(of: plan)
+        let (last, success) = try store.lastBackups(planID: plan.id)
+        func schedule(_ settings: ScheduleSettings?) -> Any {
+            guard let settings else { return NSNull() }
+            return [
+                "cron": settings.cron, "time_zone": settings.timeZone, "jitter_seconds": settings.jitterSeconds,
+                "catch_up": settings.catchUp.rawValue,
+            ]
+        }
+        let r = plan.retention
+        return [
+            "id": plan.id, "name": plan.name, "host_id": plan.hostID, "repository_id": plan.repositoryID, "paths": plan.paths,
+            "excludes": plan.excludes,
+            "keep_last": orNull(r.last), "keep_hourly": orNull(r.hourly), "keep_daily": orNull(r.daily), "keep_weekly": orNull(r.weekly),
+            "keep_monthly": orNull(r.monthly), "keep_yearly": orNull(r.yearly), "keep_within": r.within, "prune_after_run": plan.pruneAfterRun,
+            "pre_hook": plan.preHook, "post_hook": plan.postHook, "verify_read_data_subset": plan.verifyReadDataSubset,
+            "alert_after_hours": plan.alertAfterHours, "paused": plan.paused, "builtin": orNull(plan.builtin),
+            "backup_schedule": schedule(timing.backup), "verify_schedule": schedule(timing.verify), "prune_schedule": schedule(timing.prune),
+            "backup_schedule_id": orNull(plan.backupScheduleID), "verify_schedule_id": orNull(plan.verifyScheduleID),
+            "prune_schedule_id": orNull(plan.pruneScheduleID),
+            "last_run": last.map(Self.resource) ?? NSNull(), "last_success": success.map(Self.resource) ?? NSNull(),
+        ]
+    }
+}
