@@ -13,7 +13,7 @@ struct Steward: AsyncParsableCommand {
         abstract: "Steward: a web administration server for Linux fleets.",
         subcommands: [
             Serve.self, Migrate.self, CheckConfig.self, RoleCommand.self, TokenCommand.self, SecondFactorCommand.self, InventoryCommand.self,
-            Version.self,
+            RestoreSelf.self, Version.self,
         ],
         defaultSubcommand: Serve.self)
 }
@@ -104,6 +104,11 @@ struct Serve: AsyncParsableCommand {
         let logger = Logger(label: "steward")
         let server: StewardServer
         do {
+            let directory = DataDirectory(path: configuration.dataDirectory)
+            try directory.prepare()
+            guard try directory.holdServeLock() else {
+                throw Fatal(message: "another steward serve is already using \(directory.path) (it holds serve.lock); stop it first")
+            }
             server = try await StewardServer.build(configuration: configuration, logger: logger)
         } catch {
             throw fail(error)

@@ -52,6 +52,20 @@ public struct DataDirectory: Sendable {
         return key
     }
 
+    /// Hold DATA/serve.lock for as long as this process runs: one `steward serve` per data directory, and
+    /// `restore-self` can tell that Steward is running. Returns false when another process holds it.
+    public func holdServeLock() throws(Failure) -> Bool {
+        let lockPath = path + "/serve.lock"
+        let fd = open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw .cannotWrite(lockPath, String(cString: strerror(errno))) }
+        if flock(fd, LOCK_EX | LOCK_NB) != 0 {
+            close(fd)
+            return false
+        }
+        // Deliberately left open: the lock lasts until the process exits, however it exits.
+        return true
+    }
+
     /// Write a file readable only by its owner, atomically, so a crash never leaves half a key.
     public func writePrivateFile(_ filePath: String, _ data: Data) throws(Failure) {
         let temporary = filePath + ".tmp-\(getpid())"

@@ -155,6 +155,7 @@ public struct StewardServer {
         JobController(runner: runner, pages: pages, docs: docs).addRoutes(to: routes)
         ScheduleController(scheduler: scheduler, pages: pages, docs: docs).addRoutes(to: routes)
         BackupAPI(service: backups, scheduler: scheduler, jobs: runner, docs: docs).addRoutes(to: routes)
+        BackupPages(service: backups, scheduler: scheduler, jobs: runner, pages: pages).addRoutes(to: routes)
         SettingsController(configuration: configuration, resources: resources, pages: pages).addRoutes(to: routes)
         LoginController(services: access, pages: pages, logger: logger).addRoutes(to: routes)
         AccountController(services: access, pages: pages).addRoutes(to: routes)

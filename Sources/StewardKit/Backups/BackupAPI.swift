@@ -222,10 +222,12 @@ struct BackupAPI {
                 db, by: actor, action: "backup.download", target: "backup_repository:\(repository.name)",
                 after: ["snapshot": snapshot, "path": path], now: Date())
         }
-        let name = entry.name.replacingOccurrences(of: "\"", with: "").filter { $0.isASCII && !$0.isNewline }
+        // An ASCII fallback name plus the exact one in RFC 5987 form, so unicode names survive the download.
+        let fallback = String(entry.name.unicodeScalars.map { $0.isASCII && $0 != "\"" && $0 != "\\" && $0.value >= 0x20 ? Character($0) : "_" })
+        let exact = entry.name.addingPercentEncoding(withAllowedCharacters: .alphanumerics.union(CharacterSet(charactersIn: "-._~"))) ?? "file"
         var headers: HTTPFields = [
             .contentType: "application/octet-stream", .cacheControl: "no-store",
-            .contentDisposition: "attachment; filename=\"\(name.isEmpty ? "file" : name)\"",
+            .contentDisposition: "attachment; filename=\"\(fallback)\"; filename*=UTF-8''\(exact)",
         ]
         if let size = entry.size { headers[.contentLength] = String(size) }
         return Response(

@@ -149,7 +149,8 @@ public struct BackupService: Sendable {
     }
 
     static func failure(_ output: String, outcome: ProcessOutcome, target: ResticTarget) -> String {
-        if let explained = ResticDiagnosis.explain(output, repository: target.repository.name, host: target.host.name) { return explained }
+        let name = target.repository.name.isEmpty ? target.repositoryURL : "\(target.repository.name) (\(target.repositoryURL))"
+        if let explained = ResticDiagnosis.explain(output, repository: name, host: target.host.name) { return explained }
         let lines = output.split(separator: "\n").map(String.init).filter { !$0.hasPrefix("{\"message_type\":\"status\"") }
         return "restic \(outcome.summary): " + lines.suffix(3).joined(separator: " / ")
     }
@@ -176,7 +177,7 @@ public struct BackupService: Sendable {
         do {
             _ = try await restic(target, initialise ? ["init"] : ["snapshots", "--json", "--no-lock"])
         } catch let failure as JobFailure {
-            throw Problem.invalid(["path": failure.message])
+            throw Problem.invalid([failure.message.contains("password") ? "password" : "path": failure.message])
         }
         let saved = try store.createRepository(repository, password: password, by: who, now: now)
         await refreshStatus(saved)
