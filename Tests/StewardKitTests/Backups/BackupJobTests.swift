@@ -1,0 +1,249 @@
+import Crypto
+import Foundation
+import GRDB
+import Testing
+
+@testable import StewardKit
+
+/// Backups against the real restic: a temp database, a job runner with the backup handlers, and repositories in a
+/// temp directory.
+final class BackupHarness: Sendable {
+    let directory = TemporaryDirectory()
+    let database: DatabasePool
+    let service: BackupService
+    let runner: JobRunner
+    let loop: Task<Void, Never>
+    let localhost: StewardKit.Host
+
+    init() throws {
+        database = try makeDatabase(directory)
+        let hosts = HostStore(database: database)
+        try hosts.ensureLocalhost(now: Date())
+        localhost = try #require(try hosts.host(named: "localhost"))
+        let data = DataDirectory(path: directory.path + "/data")
+        try data.prepare()
+        service = BackupService(
+            store: BackupStore(database: database, sealer: SecretSealer(masterKey: SymmetricKey(size: .bits256), purpose: "test")), hosts: hosts,
+            identity: SSHIdentity(directory: directory.path + "/ssh"), dataDirectory: data)
+        runner = JobRunner(
+            store: JobStore(database: database), events: JobEvents(), handlers: service.handlers(), processes: LocalProcessRunner(terminationGrace: .seconds(2)),
+            concurrency: 4, logCap: 1 << 20, shutdownGrace: .seconds(1), logger: quietLogger)
+        let runner = self.runner
+        loop = Task { try? await runner.run() }
+    }
+
+    deinit { loop.cancel() }
+
+    func repository(_ name: String, password: String = "correct horse") async throws -> BackupRepository {
+        var repository = BackupRepository()
+        repository.name = name
+        repository.hostID = localhost.id
+        repository.path = directory.path + "/repos/" + name
+        return try await service.addRepository(repository, password: password, initialise: true, by: .system, now: Date())
+    }
+
+    func plan(_ name: String, repository: BackupRepository, paths: [String], configure: (inout BackupPlan) -> Void = { _ in }) throws -> BackupPlan {
+        var plan = BackupPlan()
+        plan.name = name
+        plan.hostID = localhost.id
+        plan.repositoryID = repository.id
+        plan.paths = paths
+        configure(&plan)
+        return try service.save(plan, timing: BackupPlanTiming(), by: .system, now: Date())
+    }
+
+    func run(_ kind: String, _ params: String) async throws -> Job {
+        let job = try await runner.enqueue(JobRequest(kind: kind, title: kind, params: params, startedBy: "test"))
+        let store = runner.store
+        _ = try await waitUntil(timeout: .seconds(120)) { try store.job(id: job.id)?.state.isFinished == true }
+        return try #require(try store.job(id: job.id))
+    }
+
+    func backup(_ plan: BackupPlan) async throws -> Job { try await run(BackupStore.backupKind, "{\"plan_id\":\(plan.id)}") }
+
+    func log(_ job: Job) throws -> String { try runner.store.logChunks(id: job.id).map(\.text).joined() }
+}
+
+/// Every file, directory and link under `root`, with a SHA-256 of file contents, link targets and modes.
+func treeDigest(_ root: String) throws -> [String: String] {
+    var result: [String: String] = [:]
+    let manager = FileManager.default
+    for relative in try manager.subpathsOfDirectory(atPath: root) {
+        let path = root + "/" + relative
+        let attributes = try manager.attributesOfItem(atPath: path)
+        let mode = String((attributes[.posixPermissions] as? NSNumber)?.intValue ?? 0, radix: 8)
+        switch attributes[.type] as? FileAttributeType {
+        case .typeSymbolicLink?: result[relative] = "link -> " + (try manager.destinationOfSymbolicLink(atPath: path))
+        case .typeDirectory?: result[relative] = "dir \(mode)"
+        default:
+            let digest = SHA256.hash(data: try Data(contentsOf: URL(fileURLWithPath: path)))
+            result[relative] = "file \(mode) " + digest.map { String(format: "%02x", $0) }.joined()
+        }
+    }
+    return result
+}
+
+/// A tree with the awkward cases: spaces, unicode, shell metacharacters, a symlink, an empty dir, a large file.
+func makeAwkwardTree(_ root: String) throws {
+    let manager = FileManager.default
+    try manager.createDirectory(atPath: root + "/odd dir/ünï cödé", withIntermediateDirectories: true)
+    try manager.createDirectory(atPath: root + "/empty", withIntermediateDirectories: true)
+    try Data("plain\n".utf8).write(to: URL(fileURLWithPath: root + "/plain.txt"))
+    try Data("spaces and ünïcödé\n".utf8).write(to: URL(fileURLWithPath: root + "/odd dir/ünï cödé/file with spaces.txt"))
+    try Data("meta\n".utf8).write(to: URL(fileURLWithPath: root + "/odd dir/u=1337;$(whoami);"))
+    var generator = SystemRandomNumberGenerator()
+    try Data((0..<3_000_000).map { _ in UInt8.random(in: 0...255, using: &generator) }).write(to: URL(fileURLWithPath: root + "/random.bin"))
+    try manager.createSymbolicLink(atPath: root + "/link-to-plain", withDestinationPath: "plain.txt")
+    chmod(root + "/plain.txt", 0o640)
+}
+
+@Suite("backup jobs with the real restic", .serialized)
+struct BackupJobTests {
+    @Test func aRestoreIsByteIdenticalToTheSource() async throws {
+        let harness = try BackupHarness()
+        let source = harness.directory.path + "/source"
+        try makeAwkwardTree(source)
+        let repository = try await harness.repository("main")
+        let plan = try harness.plan("awkward", repository: repository, paths: [source])
+        let job = try await harness.backup(plan)
+        let jobLog = try harness.log(job)
+        #expect(job.state == .succeeded, "\(jobLog)")
+        #expect(job.progressPercent == 100 && job.progressMessage.hasPrefix("snapshot "))
+        let run = try #require(try harness.service.store.run(jobID: job.id))
+        #expect(run.snapshotID?.count == 8, "\(run)")
+        #expect(run.filesNew == 4 && (run.bytesProcessed ?? 0) > 3_000_000 && run.durationMS != nil, "\(run)")
+
+        let target = harness.directory.path + "/restored"
+        let request = BackupService.RestoreRequest(
+            repositoryID: repository.id, planID: plan.id, snapshot: run.snapshotID!, includes: [], target: target, hostID: harness.localhost.id, confirm: "")
+        let restoreJob = try await harness.runner.enqueue(try await harness.service.prepareRestore(request, by: .system))
+        _ = try await waitUntil(timeout: .seconds(120)) { try harness.runner.store.job(id: restoreJob.id)?.state.isFinished == true }
+        let restored = try #require(try harness.runner.store.job(id: restoreJob.id))
+        let restoreLog = try harness.log(restored)
+        #expect(restored.state == .succeeded, "\(restoreLog)")
+        #expect(restored.progressPercent == 100 && restored.progressMessage.contains("restored and verified"))
+        // restic keeps the absolute path under the target.
+        let digest = try treeDigest(target + source)
+        #expect(digest == (try treeDigest(source)))
+        #expect(digest["empty"] == "dir 755" && digest["link-to-plain"] == "link -> plain.txt" && digest["plain.txt"]?.hasPrefix("file 640 ") == true)
+
+        // Browsing lists one directory's children; downloading streams one file's bytes.
+        let entries = try await harness.service.browse(repository, snapshot: run.snapshotID!, directory: source + "/odd dir")
+        #expect(entries.map(\.name) == ["ünï cödé", "u=1337;$(whoami);"])
+        let collected = Collected()
+        try await harness.service.dump(repository, snapshot: run.snapshotID!, path: source + "/odd dir/ünï cödé/file with spaces.txt") { await collected.add($0) }
+        #expect(await collected.data == Data("spaces and ünïcödé\n".utf8))
+    }
+
+    @Test func restoringOverLivePathsNeedsTheTargetTypedAgain() async throws {
+        let harness = try BackupHarness()
+        let source = harness.directory.path + "/live"
+        try FileManager.default.createDirectory(atPath: source, withIntermediateDirectories: true)
+        try Data("v1".utf8).write(to: URL(fileURLWithPath: source + "/a"))
+        let repository = try await harness.repository("main")
+        let plan = try harness.plan("live", repository: repository, paths: [source])
+        _ = try await harness.backup(plan)
+        var request = BackupService.RestoreRequest(
+            repositoryID: repository.id, planID: plan.id, snapshot: "latest", includes: [], target: source, hostID: harness.localhost.id, confirm: "")
+        await #expect { try await harness.service.prepareRestore(request, by: .system) } throws: { error in
+            ((error as? Problem)?.errors?["confirm"] ?? "").contains("live path")
+        }
+        request.confirm = source + "/"
+        await #expect(throws: Problem.self) { try await harness.service.prepareRestore(request, by: .system) }
+        request.confirm = source
+        let job = try await harness.service.prepareRestore(request, by: .system)
+        #expect(job.reason.contains("confirmed restore over"))
+        // Traversal and other refusals (SECURITY.md class 7).
+        for (target, include, snapshot) in [("/tmp/../etc", "", "latest"), ("relative", "", "latest"), ("/", "", "latest"), (source + "x", "../etc", "latest"), (source + "x", "", "../../x")] {
+            request = BackupService.RestoreRequest(
+                repositoryID: repository.id, planID: nil, snapshot: snapshot, includes: include.isEmpty ? [] : [include], target: target, hostID: harness.localhost.id,
+                confirm: target)
+            await #expect(throws: Problem.self, "\(target) \(include) \(snapshot)") { try await harness.service.prepareRestore(request, by: .system) }
+        }
+        request = BackupService.RestoreRequest(
+            repositoryID: repository.id, planID: nil, snapshot: "latest", includes: [], target: repository.path + "/sub", hostID: harness.localhost.id, confirm: "")
+        await #expect { try await harness.service.prepareRestore(request, by: .system) } throws: { error in
+            ((error as? Problem)?.errors?["target"] ?? "").contains("overlaps the repository")
+        }
+    }
+
+    @Test func twoPlansOnOneRepositoryNeverRunAtOnce() async throws {
+        let harness = try BackupHarness()
+        let source = harness.directory.path + "/shared"
+        try FileManager.default.createDirectory(atPath: source, withIntermediateDirectories: true)
+        let repository = try await harness.repository("shared")
+        let marker = harness.directory.path + "/overlap"
+        // Each run's pre hook fails if the other run's hook is inside its window.
+        let hook = ["/bin/sh", "-c", "test ! -e \(marker) && touch \(marker) && sleep 1.5 && rm \(marker)"]
+        let first = try harness.plan("first", repository: repository, paths: [source]) { $0.preHook = hook }
+        let second = try harness.plan("second", repository: repository, paths: [source]) { $0.preHook = hook }
+        async let a = harness.backup(first)
+        async let b = harness.backup(second)
+        let (jobA, jobB) = try await (a, b)
+        let logs = [try harness.log(jobA), try harness.log(jobB)]
+        #expect(jobA.state == .succeeded && jobB.state == .succeeded, "\(logs)")
+        let waited = logs.filter { $0.contains("waiting: job") && $0.contains("one operation runs per repository") }
+        #expect(waited.count == 1)
+        let runs = try [jobA, jobB].map { try #require(try harness.service.store.run(jobID: $0.id)) }.sorted { $0.startedAt < $1.startedAt }
+        #expect(runs[0].finishedAt! <= runs[1].startedAt)
+    }
+
+    @Test func wrongPasswordAndMissingRepositoryFailWithClearErrorsAndAlert() async throws {
+        let harness = try BackupHarness()
+        let source = harness.directory.path + "/src"
+        try FileManager.default.createDirectory(atPath: source, withIntermediateDirectories: true)
+        let repository = try await harness.repository("main")
+        let plan = try harness.plan("p", repository: repository, paths: [source])
+        try harness.service.store.setPassword(repository, password: "not the password", by: .system, now: Date())
+        let wrong = try await harness.backup(plan)
+        #expect(wrong.state == .failed)
+        #expect(wrong.error?.contains("the password for repository main") == true && wrong.error?.contains("is wrong") == true, "\(wrong.error ?? "")")
+        let status = try #require(try harness.service.store.repository(id: repository.id))
+        #expect(status.statusError?.contains("password") == true)
+
+        // The plan's own alert source sees the failure.
+        let sources = BackupAlerts.sources(database: harness.database)
+        var rule = AlertRule()
+        rule.matchers = "plan=\(plan.id)"
+        let now = EpochMilliseconds.from(Date())
+        #expect(try sources[0].observe(harness.localhost, rule, now) == .value(1))
+        guard case .value(let age) = try sources[1].observe(harness.localhost, rule, now) else { Issue.record("no age"); return }
+        #expect(age < 1, "never succeeded: counted from the plan's creation")
+        let rules = try AlertRuleStore(database: harness.database).all().filter { BackupAlerts.planID(ofRule: $0.builtin) == plan.id }
+        #expect(Set(rules.map(\.source)) == ["backup_failed", "backup_age_hours"] && rules.allSatisfy { $0.scopeHosts == ["localhost"] })
+
+        try harness.service.store.setPassword(repository, password: "correct horse", by: .system, now: Date())
+        let good = try await harness.backup(plan)
+        #expect(good.state == .succeeded)
+        #expect(try sources[0].observe(harness.localhost, rule, now) == .value(0))
+
+        try FileManager.default.removeItem(atPath: repository.path)
+        let missing = try await harness.backup(plan)
+        #expect(missing.state == .failed && missing.error?.contains("there is no restic repository at main") == true, "\(missing.error ?? "")")
+    }
+
+    @Test func retentionRunsAfterEachBackupAndKeepsTheNewest() async throws {
+        let harness = try BackupHarness()
+        let source = harness.directory.path + "/src"
+        try FileManager.default.createDirectory(atPath: source, withIntermediateDirectories: true)
+        let repository = try await harness.repository("main")
+        let plan = try harness.plan("kept", repository: repository, paths: [source]) { $0.retention = RetentionPolicy(last: 2) }
+        var last: Job?
+        for round in 0..<3 {
+            try Data("round \(round)".utf8).write(to: URL(fileURLWithPath: source + "/f"))
+            last = try await harness.backup(plan)
+            #expect(last?.state == .succeeded)
+        }
+        let snapshots = try await harness.service.snapshots(repository, plan: plan)
+        #expect(snapshots.count == 2)
+        let newest = try #require(try harness.service.store.run(jobID: last!.id))
+        #expect(snapshots.first?.shortID == newest.snapshotID && newest.removedSnapshots == 1)
+        let preview = try await harness.service.previewRetention(repository, plan: plan, policy: RetentionPolicy(last: 0))
+        #expect(preview.kept == 1 && preview.removed == 1 && preview.items.first?.keep == true && preview.items.first?.reasons == ["last snapshot"])
+    }
+}
+
+actor Collected {
+    var data = Data()
+    func add(_ chunk: Data) { data.append(chunk) }
+}
