@@ -72,50 +72,64 @@ def account():
         remove_account(created)
 
 
+def test_environment() -> dict:
+    """The environment every test server runs with: no inherited STEWARD_*, and collection every 2 s instead of
+    10 s, so charts, the fleet overview and alerts fill within the tests' time."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STEWARD_")}
+    env["STEWARD_METRICS_INTERVAL_SECONDS"] = "2"
+    env["STEWARD_ALERT_INTERVAL_SECONDS"] = "2"
+    return env
+
+
+def start_steward(data: pathlib.Path, output: pathlib.Path, port: int) -> RunningSteward:
+    """`steward serve` with its defaults (HTTPS, self-signed certificate) on 127.0.0.1:port, once it answers /readyz."""
+    env = test_environment()
+    with open(output, "ab") as log:
+        process = subprocess.Popen(
+            [str(_binary()), "serve", "--data", str(data), "--bind", "127.0.0.1", "--port", str(port)],
+            stdout=log, stderr=subprocess.STDOUT, env=env, cwd="/",
+        )
+    base_url = f"https://127.0.0.1:{port}"
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            with urllib.request.urlopen(base_url + "/readyz", context=context, timeout=2) as response:
+                if response.status == 200:
+                    break
+        except OSError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError("steward did not become ready:\n" + output.read_text(errors="replace"))
+        time.sleep(0.2)
+    return RunningSteward(base_url, data, process, output)
+
+
+def stop_steward(running: RunningSteward) -> None:
+    running.process.terminate()
+    try:
+        running.process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        running.process.kill()
+        running.process.wait(timeout=10)
+
+
 @pytest.fixture(scope="session")
 def steward(account):
     """Start `steward serve` with its defaults (HTTPS, self-signed certificate, PAM service steward) on a free
     loopback port, with the throwaway account made admin through the CLI first."""
     with tempfile.TemporaryDirectory(prefix="steward-e2e-") as temp:
         data = pathlib.Path(temp) / "data"
-        output = pathlib.Path(temp) / "steward.log"
-        port = _free_port()
-        env = {k: v for k, v in os.environ.items() if not k.startswith("STEWARD_")}
-        # Collect metrics every 2 s instead of 10 s, so charts and the fleet overview fill within the tests' time.
-        env["STEWARD_METRICS_INTERVAL_SECONDS"] = "2"
-        env["STEWARD_ALERT_INTERVAL_SECONDS"] = "2"
         subprocess.run(
             [str(_binary()), "role", "grant", "admin", "--user", account.name, "--data", str(data)],
-            check=True, env=env, cwd="/", capture_output=True)
-        with open(output, "wb") as log:
-            process = subprocess.Popen(
-                [str(_binary()), "serve", "--data", str(data), "--bind", "127.0.0.1", "--port", str(port)],
-                stdout=log, stderr=subprocess.STDOUT, env=env, cwd="/",
-            )
-        base_url = f"https://127.0.0.1:{port}"
-        context = ssl.create_default_context()
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(base_url + "/readyz", context=context, timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("steward did not become ready:\n" + output.read_text(errors="replace"))
-            time.sleep(0.2)
+            check=True, env=test_environment(), cwd="/", capture_output=True)
+        running = start_steward(data, pathlib.Path(temp) / "steward.log", _free_port())
         try:
-            yield RunningSteward(base_url, data, process, output)
+            yield running
         finally:
-            process.terminate()
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=10)
+            stop_steward(running)
 
 
 @pytest.fixture(scope="session")
@@ -177,10 +191,30 @@ class Api:
         return self.call("GET", path + ("?" + urllib.parse.urlencode(query) if query else ""))
 
 
+def make_token(data: pathlib.Path, user: str) -> str:
+    """An admin API token for `user`, made through the CLI."""
+    return subprocess.run([str(_binary()), "token", "create", "--user", user, "--name", "e2e tests", "--role", "admin",
+                           "--data", str(data)], check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1]
+
+
 @pytest.fixture(scope="module")
 def api(steward, account):
     """An admin API token for the module's tests, made through the CLI."""
-    token = subprocess.run([str(_binary()), "token", "create", "--user", account.name, "--name", "e2e tests", "--role", "admin",
-                            "--data", str(steward.data)], check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1]
-    return Api(steward, token)
+    return Api(steward, make_token(steward.data, account.name))
 
+
+def wait_job(api, job_id, timeout=120):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status, job = api.call("GET", f"/api/v1/jobs/{job_id}")
+        if job["state"] not in ("queued", "running"):
+            return job
+        time.sleep(0.5)
+    raise AssertionError(f"job {job_id} did not finish")
+
+
+def job_log(api, job_id):
+    request = urllib.request.Request(api.base + f"/api/v1/jobs/{job_id}/log?follow=false", headers={"Authorization": f"Bearer {api.token}"})
+    with urllib.request.urlopen(request, context=api.context, timeout=30) as response:
+        lines = [json.loads(line) for line in response.read().decode().splitlines() if line.strip()]
+    return "".join(line.get("text", "") for line in lines if line.get("type") == "log")

@@ -15,7 +15,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "fleet"))
 from fleet import Fleet  # noqa: E402
 
-from conftest import _binary  # noqa: E402
+from conftest import _binary, job_log, wait_job  # noqa: E402
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the test fleet needs root")
 
@@ -25,13 +25,6 @@ def fleet(steward):
     public_key = (steward.data / "ssh" / "id_ed25519.pub").read_text()
     with Fleet(2, authorized_key=public_key) as running:
         yield running
-
-
-def job_log(api, job_id):
-    request = urllib.request.Request(api.base + f"/api/v1/jobs/{job_id}/log?follow=false", headers={"Authorization": f"Bearer {api.token}"})
-    with urllib.request.urlopen(request, context=api.context, timeout=30) as response:
-        lines = [json.loads(line) for line in response.read().decode().splitlines() if line.strip()]
-    return "".join(line.get("text", "") for line in lines if line.get("type") == "log")
 
 
 def run_schedule(api, schedule, timeout=300):
@@ -44,16 +37,6 @@ def run_schedule(api, schedule, timeout=300):
             assert status in (200, 201, 202), started
             return started
         time.sleep(2)
-
-
-def wait_job(api, job_id, timeout=120):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        status, job = api.call("GET", f"/api/v1/jobs/{job_id}")
-        if job["state"] not in ("queued", "running"):
-            return job
-        time.sleep(0.5)
-    raise AssertionError(f"job {job_id} did not finish")
 
 
 def test_host_keys_are_trusted_explicitly_and_a_substituted_key_blocks_the_host(api, fleet):

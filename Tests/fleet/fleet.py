@@ -1,6 +1,6 @@
 """A test fleet of real Debian hosts on this machine, for Steward's engine, users, backups and rollouts tests.
 
-Each host is a Debian bookworm minbase tree (openssh-server, python3, sudo) made once with debootstrap and cached in
+Each host is a Debian bookworm minbase tree (openssh-server, python3, sudo, restic) made once with debootstrap and cached in
 /var/cache/steward-fleet/base, then overlay-mounted per host, so every host has a filesystem of its own. A host has
 its own host keys, its own hostname (a UTS namespace), /proc and /dev bind-mounted, a `steward` user with
 passwordless sudo, and its own sshd on 127.0.0.1 at its own port. Root only. Everything is torn down on exit.
@@ -24,7 +24,7 @@ import time
 CACHE = pathlib.Path(os.environ.get("STEWARD_FLEET_CACHE", "/var/cache/steward-fleet"))
 BASE = CACHE / "base"
 MIRROR = os.environ.get("STEWARD_FLEET_MIRROR", "http://deb.debian.org/debian")
-PACKAGES = ["openssh-server", "python3", "sudo"]
+PACKAGES = ["openssh-server", "python3", "sudo", "restic"]
 USER = "steward"
 CLONE_NEWUTS = 0x04000000
 
@@ -32,8 +32,10 @@ CLONE_NEWUTS = 0x04000000
 def ensure_base() -> pathlib.Path:
     """Build the cached Debian tree once (about a minute); later runs reuse it."""
     marker = BASE / ".steward-fleet-complete"
-    if marker.exists():
+    recipe = "debootstrap minbase bookworm + " + " ".join(PACKAGES) + "\n"
+    if marker.exists() and marker.read_text() == recipe:
         return BASE
+    # A cache made with another package list is rebuilt (no fleet may be running from it at this point).
     if os.geteuid() != 0:
         raise PermissionError("the test fleet needs root (debootstrap, mounts, chroot)")
     building = CACHE / "base.partial"
@@ -45,7 +47,7 @@ def ensure_base() -> pathlib.Path:
     # No host keys in the shared tree: each host makes its own.
     for key in (building / "etc/ssh").glob("ssh_host_*"):
         key.unlink()
-    (building / ".steward-fleet-complete").write_text("debootstrap minbase bookworm + " + " ".join(PACKAGES) + "\n")
+    (building / ".steward-fleet-complete").write_text(recipe)
     shutil.rmtree(BASE, ignore_errors=True)
     building.rename(BASE)
     return BASE

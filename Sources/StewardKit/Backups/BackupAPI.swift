@@ -311,10 +311,12 @@ struct BackupAPI {
 
     @Sendable func createPlan(request: Request, context: StewardRequestContext) async throws -> Response {
         let body = try await JSONResponse.object(from: request, what: "a backup plan")
-        var base = BackupPlan()
-        base.repositoryID = 0
-        let (plan, timing, errors) = try BackupInput(json: body).apply(to: base, timing: BackupPlanTiming(), hosts: service.hosts)
+        var (plan, timing, errors) = try BackupInput(json: body).apply(to: BackupPlan(), timing: BackupPlanTiming(), hosts: service.hosts)
         guard errors.isEmpty else { throw Problem.invalid(errors) }
+        if body["host"] == nil, let repository = try store.repository(id: plan.repositoryID) {
+            // Without a host, the plan runs where the repository can be reached: its own host, or the panel for SFTP.
+            plan.hostID = try service.accessHost(repository).id
+        }
         let saved = try service.save(plan, timing: timing, by: context.actor, now: Date())
         await scheduler.reload()
         return try JSONResponse.make(object: try planResource(saved), status: .created)

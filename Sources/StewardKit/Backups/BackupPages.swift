@@ -398,7 +398,7 @@ struct BackupPages {
         } catch {
             failure = String(describing: error)
         }
-        var crumbs: [ViewNode] = [ViewNode(["name": "/", "query": Self.query("/")])]
+        var crumbs: [ViewNode] = [ViewNode(["name": "root", "query": Self.query("/")])]
         var walked = ""
         for part in path.split(separator: "/") {
             walked += "/" + part
