@@ -333,13 +333,16 @@ def test_kill_9_mid_backup_then_restart_catch_up_once_and_restore_self(own_stewa
         time.sleep(0.1)
     else:
         raise AssertionError("the backup never got under way")
+    pids = restic_processes(repository_path)
+    assert pids, "restic is running"
     running.process.send_signal(signal.SIGKILL)
     running.process.wait(timeout=10)
     # restic dies at its next progress line (its output pipe is gone) and leaves its lock behind: a stale lock.
-    deadline = time.monotonic() + 15
-    while restic_processes(repository_path) and time.monotonic() < deadline:
+    # Wait until it is gone entirely, not a zombie: restic treats a lock whose process still exists as live.
+    deadline = time.monotonic() + 60
+    while any(pathlib.Path(f"/proc/{pid}").exists() for pid in pids) and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert not restic_processes(repository_path)
+    assert not any(pathlib.Path(f"/proc/{pid}").exists() for pid in pids), "restic ended with Steward"
     assert list((repository_path / "locks").iterdir()), "the dead restic left its lock"
 
     running = restart()
@@ -350,7 +353,263 @@ def test_kill_9_mid_backup_then_restart_catch_up_once_and_restore_self(own_stewa
     assert again["state"] == "succeeded", job_log(api, again["id"])
     log = job_log(api, again["id"])
     assert "restic --repo" in log and "unlock" in log and "successfully removed" in log
-    assert not list((repository_path / "locks").iterdir()), "no lock is left after the good run"
+    assert not list((repository_path / "locks").iterdir()), "the stale lock was removed and the good run left none"
+    status, runs = api.call("GET", f"/api/v1/backups/plans/{plan['id']}/runs")
+    run = runs["items"][0]
+    assert run["kind"] == "backup" and run["snapshot_id"] and run["files_new"] == 4 and run["bytes_processed"] > 2_000_000
+    assert run["duration_ms"] is not None
+
+    # The plans list, the plan page with its run and snapshot, and the snapshot browser.
+    browser.get(steward.base_url + "/backups")
+    row = next(r for r in browser.find_elements(By.CSS_SELECTOR, "#plans-table tbody tr") if "e2e awkward tree" in r.text)
+    assert "succeeded" in row.text and "ago" in row.text
+    browser.get(f"{steward.base_url}/backups/plans/{plan['id']}")
+    assert run["snapshot_id"] in browser.find_element(By.ID, "runs-table").text
+    browser.find_element(By.CSS_SELECTOR, "#snapshots-table a").click()
+    WebDriverWait(browser, 15).until(lambda d: d.find_elements(By.ID, "tree-table"))
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    browser.save_screenshot(str(ARTIFACTS / "backup-snapshot.png"))
+    snapshot = run["snapshot_id"]
+    status, tree = browse(api, repository, snapshot, str(source / "odd dir"))
+    assert [item["name"] for item in tree["items"]] == ["ünï cödé", "u=1337;$(whoami);"]
+    status, tree = browse(api, repository, snapshot, str(source))
+    assert "skipped.tmp" not in [item["name"] for item in tree["items"]], "excludes apply"
+
+    # Download one file: its exact bytes, with the unicode name kept.
+    import urllib.parse
+    import urllib.request
+    wanted = source / "odd dir" / "ünï cödé" / "file with spaces.txt"
+    request = urllib.request.Request(
+        f"{api.base}/api/v1/backups/repositories/{repository['id']}/snapshots/{snapshot}/file?path={urllib.parse.quote(str(wanted))}",
+        headers={"Authorization": f"Bearer {api.token}"})
+    with urllib.request.urlopen(request, context=api.context, timeout=30) as response:
+        assert response.read() == wanted.read_bytes()
+        assert "filename*=UTF-8''file%20with%20spaces.txt" in response.headers["Content-Disposition"]
+
+    # A restore is byte-identical: contents, modes, the symlink and the empty directory.
+    target = tmp_path / "restored"
+    status, restore = api.call("POST", f"/api/v1/backups/repositories/{repository['id']}/snapshots/{snapshot}/restore",
+                               {"target": str(target), "plan": plan["id"]})
+    assert status == 202, restore
+    finished = wait_job(api, restore["id"])
+    assert finished["state"] == "succeeded", job_log(api, restore["id"])
+    assert "verified" in finished["progress"]["message"]
+    expected = digest(source)
+    del expected["skipped.tmp"]
+    assert digest(pathlib.Path(str(target) + str(source))) == expected
+
+    # Restoring over the live path needs the path typed again; the page says so, and the audit log has it.
+    (source / "plain.txt").write_text("changed after the backup\n")
+    browser.get(f"{steward.base_url}/backups/repositories/{repository['id']}/snapshots/{snapshot}?path={urllib.parse.quote(str(source))}&plan={plan['id']}")
+    browser.find_element(By.ID, "field-include").clear()
+    browser.find_element(By.ID, "field-include").send_keys(str(source / "plain.txt"))
+    browser.find_element(By.ID, "field-target").send_keys(str(source))
+    browser.find_element(By.CSS_SELECTOR, "#restore-form button[type=submit]").click()
+    WebDriverWait(browser, 15).until(lambda d: d.find_elements(By.CSS_SELECTOR, ".flash"))
+    flash = browser.find_element(By.CSS_SELECTOR, ".flash").text
+    assert "live path" in flash and f"type the target path {source} to confirm" in flash, flash
+    assert (source / "plain.txt").read_text() == "changed after the backup\n", "nothing was restored"
+    status, problem = api.call("POST", f"/api/v1/backups/repositories/{repository['id']}/snapshots/{snapshot}/restore",
+                               {"target": str(source), "plan": plan["id"]})
+    assert status == 422 and "live path" in problem["errors"]["confirm"] and str(source) in problem["errors"]["confirm"]
+    status, problem = api.call("POST", f"/api/v1/backups/repositories/{repository['id']}/snapshots/{snapshot}/restore",
+                               {"target": "/", "include": [str(source / "plain.txt")], "plan": plan["id"], "confirm": "/"})
+    assert status == 422 and "onto / is refused" in problem["errors"]["target"]
+    # Restore the one file in place: restic puts it back at its own path under the target /.
+    status, restore = api.call("POST", f"/api/v1/backups/repositories/{repository['id']}/snapshots/{snapshot}/restore",
+                               {"target": str(tmp_path / "inplace"), "include": [str(source / "plain.txt")], "plan": plan["id"]})
+    assert status == 202
+    assert wait_job(api, restore["id"])["state"] == "succeeded"
+    assert (pathlib.Path(str(tmp_path / "inplace") + str(source)) / "plain.txt").read_text() == "plain\n"
+    status, restore = api.call("POST", f"/api/v1/backups/repositories/{repository['id']}/snapshots/{snapshot}/restore",
+                               {"target": str(tmp_path / "inplace"), "plan": plan["id"], "confirm": str(tmp_path / "inplace")})
+    assert status == 202, restore
+    assert wait_job(api, restore["id"])["state"] == "succeeded"
+    status, events = api.get("/api/v1/audit", action="backup.restore")
+    assert events["items"][0]["after"]["confirmed_overwrite"] is True and events["items"][0]["actor"]
+
+    # Traversal and friends are refused before anything runs (SECURITY.md class 7).
+    for body in ({"target": "/tmp/../etc"}, {"target": "restored"}, {"target": str(tmp_path / "x"), "include": ["../../etc"]}):
+        status, problem = api.call("POST", f"/api/v1/backups/repositories/{repository['id']}/snapshots/{snapshot}/restore", body)
+        assert status == 422, (body, problem)
+    status, problem = api.call("POST", f"/api/v1/backups/repositories/{repository['id']}/snapshots/..%2F..%2Fx/restore", {"target": str(tmp_path / "y")})
+    assert status in (404, 422)
+    status, problem = browse(api, repository, snapshot, "/etc/../root")
+    assert status == 422 and "path" in problem["errors"]
+
+
+def test_retention_preview_then_a_wrong_password_and_a_full_disk_say_what_to_fix(api, signed_in, steward, tmp_path):
+    source = tmp_path / "data"
+    source.mkdir()
+    repository = add_repository(api, "e2e retention", tmp_path / "repo")
+    plan = add_plan(api, "e2e retention", repository, [source], keep_last=10)
+    for round_ in range(3):
+        (source / "f").write_text(f"round {round_}\n")
+        assert run_plan(api, plan)["state"] == "succeeded"
+    status, preview = api.call("POST", f"/api/v1/backups/plans/{plan['id']}/retention/preview", {"keep_last": 1})
+    assert status == 200 and preview["keep"] == 1 and preview["remove"] == 2 and preview["items"][0]["reasons"] == ["last snapshot"]
+    status, problem = api.call("POST", f"/api/v1/backups/plans/{plan['id']}/retention/preview", {"keep_within": "forever"})
+    assert status == 422 and "keep_within" in problem["errors"]
+    # The form shows the preview before saving, and nothing changes until Save.
+    browser = signed_in
+    browser.get(f"{steward.base_url}/backups/plans/{plan['id']}/edit")
+    field = browser.find_element(By.ID, "field-keep_last")
+    field.clear()
+    field.send_keys("2")
+    browser.find_element(By.ID, "preview-retention").click()
+    WebDriverWait(browser, 30).until(lambda d: d.find_elements(By.ID, "preview-summary"))
+    assert browser.find_element(By.ID, "preview-summary").text == "Keeps 2, removes 1."
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#preview-table tr.removed")) == 1
+    status, unchanged = api.call("GET", f"/api/v1/backups/plans/{plan['id']}")
+    assert unchanged["keep_last"] == 10
+
+    # Importing with the wrong password is refused with a message about the password.
+    status, problem = api.call("POST", "/api/v1/backups/repositories",
+                               {"name": "e2e wrong", "path": str(tmp_path / "repo"), "password": "not the password", "init": False})
+    assert status == 422 and "password" in problem["errors"]["password"] and "wrong" in problem["errors"]["password"]
+    # A repository that is not there.
+    status, problem = api.call("POST", "/api/v1/backups/repositories",
+                               {"name": "e2e missing", "path": str(tmp_path / "nowhere"), "password": "whatever123", "init": False})
+    assert status == 422 and "there is no restic repository" in problem["errors"]["path"]
+
+    # A full disk: a 3 MiB tmpfs holding the repository, and 8 MB of data that does not compress.
+    small = tmp_path / "small"
+    small.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(small)], check=True)
+    try:
+        full = add_repository(api, "e2e full disk", small / "repo")
+        big = tmp_path / "big"
+        big.mkdir()
+        (big / "noise.bin").write_bytes(os.urandom(8_000_000))
+        plan = add_plan(api, "e2e full disk", full, [big])
+        job = run_plan(api, plan)
+        assert job["state"] == "failed"
+        assert "is full (no space left on device)" in job["error"], job["error"]
+    finally:
+        subprocess.run(["umount", "--lazy", str(small)], check=False)
+
+
+def alert_for(api, rule_name, timeout=30):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status, alerts = api.call("GET", "/api/v1/alerts")
+        match = [a for a in alerts["items"] if a["rule"] == rule_name and a["state"] == "firing"]
+        if match:
+            return match[0]
+        time.sleep(1)
+    raise AssertionError(f"{rule_name} did not fire: {alerts}")
+
+
+def test_a_failed_run_and_a_silent_plan_raise_the_plans_own_alerts(api, steward, tmp_path):
+    source = tmp_path / "src"
+    source.mkdir()
+    repository = add_repository(api, "e2e alerts", tmp_path / "repo")
+    plan = add_plan(api, "e2e failing hook", repository, [source], pre_hook=["/bin/false"])
+    job = run_plan(api, plan)
+    assert job["state"] == "failed" and "the pre hook exited with status 1" in job["error"]
+    alert = alert_for(api, "Backup failed: e2e failing hook")
+    assert alert["severity"] == "critical" and alert["host"] == "localhost" and "e2e failing hook" in alert["summary"]
+    # Fixed and run again: the alert resolves.
+    status, plan = api.call("PATCH", f"/api/v1/backups/plans/{plan['id']}", {"pre_hook": []})
+    assert status == 200 and plan["pre_hook"] == []
+    assert run_plan(api, plan)["state"] == "succeeded"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        status, alerts = api.call("GET", "/api/v1/alerts")
+        if not [a for a in alerts["items"] if a["rule"] == "Backup failed: e2e failing hook" and a["state"] == "firing"]:
+            break
+        time.sleep(1)
+    else:
+        raise AssertionError("the failure alert did not resolve after a good run")
+
+    # The dead man's switch: a plan that has made no snapshot for longer than its window (its creation moved back
+    # three hours, as if it had been silent since), with no run at all.
+    silent = add_plan(api, "e2e silent", repository, [source], alert_after_hours=2)
+    database = sqlite3.connect(steward.data / "steward.db")
+    with database:
+        database.execute("UPDATE backup_plans SET created_at = created_at - 3 * 3600 * 1000 WHERE id = ?", (silent["id"],))
+    alert = alert_for(api, "No backup in 2 h: e2e silent")
+    assert alert["severity"] == "critical" and alert["value"] >= 3 and "dead man's switch" in alert["description"]
+    # Paused plans do not alert.
+    status, paused = api.call("POST", f"/api/v1/backups/plans/{silent['id']}/pause")
+    assert status == 200 and paused["paused"] is True
+    status, rules = api.call("GET", "/api/v1/alerts/rules")
+    assert not next(r for r in rules["items"] if r["name"] == "No backup in 2 h: e2e silent")["enabled"]
+
+
+@pytest.fixture()
+def own_steward(account):
+    """A Steward of this test's own, which it may kill and restart."""
+    with tempfile.TemporaryDirectory(prefix="steward-e2e-own-") as temp:
+        data = pathlib.Path(temp) / "data"
+        subprocess.run([str(_binary()), "role", "grant", "admin", "--user", account.name, "--data", str(data)],
+                       check=True, env=test_environment(), cwd="/", capture_output=True)
+        port = _free_port()
+        state = {"running": start_steward(data, pathlib.Path(temp) / "steward.log", port)}
+
+        def restart():
+            state["running"] = start_steward(data, pathlib.Path(temp) / "steward.log", port)
+            return state["running"]
+
+        try:
+            yield state["running"], restart, make_token(data, account.name)
+        finally:
+            if state["running"].process.poll() is None:
+                stop_steward(state["running"])
+
+
+def restic_processes(repository: pathlib.Path):
+    out = subprocess.run(["pgrep", "-f", f"restic --repo {repository}"], capture_output=True, text=True).stdout.split()
+    return [pid for pid in out if pid != str(os.getpid())]
+
+
+def test_kill_9_mid_backup_then_restart_catch_up_once_and_restore_self(own_steward, tmp_path):
+    running, restart, token = own_steward
+    api = Api(running, token)
+    source = tmp_path / "big"
+    source.mkdir()
+    for index in range(12):
+        (source / f"chunk-{index}.bin").write_bytes(os.urandom(40_000_000))
+    repository_path = tmp_path / "repo"
+    repository = add_repository(api, "kill test", repository_path)
+    plan = add_plan(api, "kill test", repository, [source], backup_cron="0 * * * *", backup_jitter_seconds=0)
+    status, job = api.call("POST", f"/api/v1/backups/plans/{plan['id']}/run")
+    # Wait until restic is writing (progress above 0 and its lock in the repository), then kill Steward outright.
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        status, current = api.call("GET", f"/api/v1/jobs/{job['id']}")
+        percent = current["progress"]["percent"] or 0
+        if 0 < percent < 90 and list((repository_path / "locks").iterdir()):
+            break
+        assert current["state"] in ("queued", "running"), current
+        time.sleep(0.1)
+    else:
+        raise AssertionError("the backup never got under way")
+    pids = restic_processes(repository_path)
+    assert pids, "restic is running"
+    running.process.send_signal(signal.SIGKILL)
+    running.process.wait(timeout=10)
+    # restic dies at its next progress line (its output pipe is gone) and leaves its lock behind: a stale lock.
+    # Wait until it is gone entirely, not a zombie: restic treats a lock whose process still exists as live.
+    deadline = time.monotonic() + 60
+    while any(pathlib.Path(f"/proc/{pid}").exists() for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not any(pathlib.Path(f"/proc/{pid}").exists() for pid in pids), "restic ended with Steward"
+    assert list((repository_path / "locks").iterdir()), "the dead restic left its lock"
+
+    running = restart()
+    api = Api(running, token)
+    status, interrupted = api.call("GET", f"/api/v1/jobs/{job['id']}")
+    assert interrupted["state"] == "interrupted" and "Steward stopped while this job was running" in interrupted["error"]
+    again = run_plan(api, plan)
+    assert again["state"] == "succeeded", job_log(api, again["id"])
+    log = job_log(api, again["id"])
+    assert "restic --repo" in log and "unlock" in log and "successfully removed" in log
+    left = list((repository_path / "locks").iterdir())
+    pathlib.Path("/tmp/lockdiag.txt").write_text(repr([subprocess.run(["restic", "--repo", str(repository_path), "cat", "lock", lock.name], capture_output=True, text=True,
+                                     env={"RESTIC_PASSWORD": "correct horse battery", "PATH": "/usr/bin:/bin"}).stdout for lock in left] + [
+        subprocess.run(["ps", "-ef"], capture_output=True, text=True).stdout[-3000:], log]))
+    assert not left, "a lock is left after the good run: see /tmp/lockdiag.txt"
     status, runs = api.call("GET", f"/api/v1/backups/plans/{plan['id']}/runs")
     assert [r["state"] for r in runs["items"]][:2] == ["succeeded", "interrupted"]
 
