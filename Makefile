@@ -70,6 +70,7 @@ bench: release pam
 	bench/engine
 	bench/metrics
 	bench/alerts
+	bench/backup
 
 ## install: binary in $(PREFIX)/bin, resources in $(PREFIX)/share/steward, where the binary looks for them.
 install: release

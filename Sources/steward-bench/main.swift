@@ -3,6 +3,7 @@
 //   steward-bench metrics [--hosts 100] [--days 7] [--long-days 30] [--prometheus-days 1] [--work DIR]
 //   steward-bench ingest --database FILE [--hosts 5]      ingest until killed, printing each committed watermark
 //   steward-bench verify --database FILE --through MS [--hosts 5]   check every sample up to MS is present
+//   steward-bench backup [--megabytes 1024] [--rounds 2] [--work DIR]   a Steward backup job versus restic directly
 import Foundation
 import GRDB
 import Logging
@@ -616,11 +617,13 @@ do {
     case "alerts": try benchAlerts(options)
     case "ingest": try crashIngest(options)
     case "verify": try crashVerify(options)
+    case "backup": try await benchBackup(options)
     default:
         say("usage: steward-bench metrics [--hosts N] [--days N] [--long-days N] [--prometheus-days N] [--work DIR]")
         say("       steward-bench alerts [--hosts N] [--rules N] [--cycles N] [--work DIR]")
         say("       steward-bench ingest --database FILE [--hosts N]")
         say("       steward-bench verify --database FILE --through MS")
+        say("       steward-bench backup [--megabytes N] [--rounds N] [--work DIR]")
         exit(2)
     }
 } catch {

@@ -95,11 +95,11 @@ extension BackupService {
                 try store.finishRun(jobID: context.job.id, now: Date())
             } catch {
                 try? store.finishRun(jobID: context.job.id, detail: String(describing: error), now: Date())
-                await refreshStatus(repository)
+                refreshStatusLater(repository)
                 throw error
             }
         }
-        await refreshStatus(repository)
+        refreshStatusLater(repository)
     }
 
     func backup(plan: BackupPlan, target: ResticTarget, context: JobContext) async throws {
@@ -107,42 +107,24 @@ extension BackupService {
         if plan.builtin == SelfBackup.builtin {
             paths = [try await SelfBackup.stage(database: store.database, dataDirectory: dataDirectory, context: context)]
         }
-        try await unlockStale(target, context)
+        // Stale locks come from runs that did not end cleanly (Steward or restic killed); clear them only then,
+        // since every restic command costs a key derivation. A lock met anyway is handled below.
+        if !(try store.previousRunEndedCleanly(repositoryID: target.repository.id, excluding: context.job.id)) {
+            await context.log("the previous operation on this repository did not finish cleanly; removing stale locks first")
+            try await unlockStale(target, context)
+        }
         try await hook(plan.preHook, name: "pre", target: target, context: context)
         var arguments = ["backup", "--json", "--tag", plan.tag, "--host", target.host.name]
         for pattern in plan.excludes { arguments += ["--exclude", pattern] }
         arguments += ["--"] + paths
-        let store = self.store
-        let jobID = context.job.id
-        let summary = Mutex<ResticMessage.Summary?>(nil)
-        let errors = Mutex<[String]>([])
-        let lastLogged = Mutex(Date.distantPast)
-        let (outcome, tail) = try await stream(target.command(arguments), context, display: target.resticArguments(arguments)) { line in
-            switch ResticMessage.parse(line) {
-            case .status(let status):
-                try? await context.progress(status.percent * 100, ResticMessage.progressText(status))
-                // One progress line in the log every 10 s; the bar shows every update.
-                let now = Date()
-                let due = lastLogged.withLock { last in
-                    guard now.timeIntervalSince(last) >= 10 else { return false }
-                    last = now
-                    return true
-                }
-                if due { await context.log("progress: " + ResticMessage.progressText(status)) }
-                return false
-            case .summary(let value):
-                summary.withLock { $0 = value }
-                try? store.recordSummary(jobID: jobID, summary: value)
-                return false
-            case .error(let message):
-                errors.withLock { $0.append(message) }
-                await context.log("error: \(message)")
-                return false
-            case .text:
-                return true
-            }
+        let collected = BackupCollector()
+        var (outcome, tail) = try await runBackupCommand(target, arguments, context: context, collected: collected)
+        if !outcome.succeeded, tail.contains("repository is already locked") {
+            await context.log("the repository is locked; removing stale locks (live ones stay) and trying once more")
+            try await unlockStale(target, context)
+            (outcome, tail) = try await runBackupCommand(target, arguments, context: context, collected: collected)
         }
-        let made = summary.withLock { $0 }
+        let made = collected.summary.withLock { $0 }
         let result = outcome.succeeded ? "succeeded" : "failed"
         var hookFailure: (any Error)?
         do {
@@ -151,8 +133,8 @@ extension BackupService {
             hookFailure = error
         }
         guard outcome.succeeded, let made else {
-            if outcome.termination == .exited(3), let made {
-                let unreadable = errors.withLock { $0 }
+            if outcome.termination == ProcessOutcome.Termination.exited(3), let made {
+                let unreadable = collected.errors.withLock { $0 }
                 throw JobFailure(
                     "snapshot \(made.snapshotID) was made, but \(unreadable.count) file\(unreadable.count == 1 ? "" : "s") could not be read: "
                         + unreadable.prefix(3).joined(separator: "; "))
@@ -169,6 +151,41 @@ extension BackupService {
             let removed = try await forget(plan: plan, target: target, context: context)
             try store.finishRun(jobID: context.job.id, removed: removed, now: Date())
             try await context.progress(100, text + "; retention removed \(removed) snapshot\(removed == 1 ? "" : "s")")
+        }
+    }
+
+    /// `restic backup --json`: status lines become the progress bar (and a log line every 10 s), the summary is
+    /// stored with the run, errors for single files go to the log.
+    func runBackupCommand(
+        _ target: ResticTarget, _ arguments: [String], context: JobContext, collected: BackupCollector
+    ) async throws -> (outcome: ProcessOutcome, tail: String) {
+        let store = self.store
+        let jobID = context.job.id
+        let lastLogged = Mutex(Date.distantPast)
+        return try await stream(target.command(arguments), context, display: target.resticArguments(arguments)) { line in
+            switch ResticMessage.parse(line) {
+            case .status(let status):
+                try? await context.progress(status.percent * 100, ResticMessage.progressText(status))
+                // One progress line in the log every 10 s; the bar shows every update.
+                let now = Date()
+                let due = lastLogged.withLock { last in
+                    guard now.timeIntervalSince(last) >= 10 else { return false }
+                    last = now
+                    return true
+                }
+                if due { await context.log("progress: " + ResticMessage.progressText(status)) }
+                return false
+            case .summary(let value):
+                collected.summary.withLock { $0 = value }
+                try? store.recordSummary(jobID: jobID, summary: value)
+                return false
+            case .error(let message):
+                collected.errors.withLock { $0.append(message) }
+                await context.log("error: \(message)")
+                return false
+            case .text:
+                return true
+            }
         }
     }
 
@@ -194,7 +211,7 @@ extension BackupService {
                 throw error
             }
         }
-        await refreshStatus(repository)
+        refreshStatusLater(repository)
     }
 
     /// `restic forget --prune` with the plan's policy on the plan's snapshots only; returns how many were removed.
@@ -253,7 +270,7 @@ extension BackupService {
             try store.finishRun(jobID: context.job.id, detail: message, now: Date())
             guard outcome.succeeded else { throw JobFailure("check: " + message) }
         }
-        await refreshStatus(repository)
+        refreshStatusLater(repository)
     }
 
     // MARK: restore
@@ -403,6 +420,12 @@ extension BackupService {
         }
         return total
     }
+}
+
+/// What one `restic backup` reported: its summary, and the files it could not read.
+final class BackupCollector: Sendable {
+    let summary = Mutex<ResticMessage.Summary?>(nil)
+    let errors = Mutex<[String]>([])
 }
 
 /// Splits a byte stream into lines, keeping the last ten lines that are not progress for error messages.

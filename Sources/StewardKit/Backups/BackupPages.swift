@@ -75,9 +75,12 @@ struct BackupPages {
     }
 
     func repositoryValues(_ repository: BackupRepository, hosts: [Int64: String]) -> [String: Any?] {
-        let location = repository.kind == .local ? "\(hosts[repository.hostID] ?? "?"):\(repository.path)" : "sftp \(hosts[repository.hostID] ?? "?"):\(repository.path)"
+        let location =
+            repository.kind == .local
+            ? "\(hosts[repository.hostID] ?? "?"):\(repository.path)" : "sftp \(hosts[repository.hostID] ?? "?"):\(repository.path)"
         return [
-            "id": repository.id, "name": repository.name, "kind": repository.kind.rawValue, "location": location, "builtin": repository.builtin != nil,
+            "id": repository.id, "name": repository.name, "kind": repository.kind.rawValue, "location": location,
+            "builtin": repository.builtin != nil,
             "size": repository.sizeBytes.map { MetricUnit.bytes.format(Double($0)) } ?? "unknown",
             "snapshots": repository.snapshotCount.map(String.init) ?? "unknown",
             "status_error": repository.statusError, "has_status_error": repository.statusError != nil,
@@ -105,7 +108,10 @@ struct BackupPages {
         if let repository {
             do {
                 snapshots = try await service.snapshots(repository, plan: plan).map { snapshot in
-                    ViewNode(["id": snapshot.id, "short_id": snapshot.shortID, "time": snapshot.time, "hostname": snapshot.hostname, "repository_id": repository.id])
+                    ViewNode([
+                        "id": snapshot.id, "short_id": snapshot.shortID, "time": snapshot.time, "hostname": snapshot.hostname,
+                        "repository_id": repository.id,
+                    ])
                 }
             } catch {
                 snapshotError = String(describing: error)
@@ -116,7 +122,8 @@ struct BackupPages {
         let subset = plan.verifyReadDataSubset.isEmpty ? "" : ", reading \(plan.verifyReadDataSubset) of the data"
         let verify: String = timing.verify.map { "\($0.cron) (\($0.timeZone))" + subset } ?? "off"
         let prune: String = timing.prune.map { "\($0.cron) (\($0.timeZone))" } ?? "off"
-        let backup = "\(timing.backup.cron) (\(timing.backup.timeZone), jitter \(timing.backup.jitterSeconds) s, catch-up \(timing.backup.catchUp.rawValue))"
+        let backup =
+            "\(timing.backup.cron) (\(timing.backup.timeZone), jitter \(timing.backup.jitterSeconds) s, catch-up \(timing.backup.catchUp.rawValue))"
         var values = try planValues(plan)
         values.merge([
             "host": host?.name, "host_id": plan.hostID, "repository": repository?.name, "repository_id": plan.repositoryID,
@@ -130,7 +137,8 @@ struct BackupPages {
         return pages.page(
             "backups/plan", title: "Backup plan: \(plan.name)", section: "backups",
             data: [
-                "plan": ViewNode(values), "runs": runs, "no_runs": runs.isEmpty, "snapshots": snapshots, "no_snapshots": snapshots.isEmpty && snapshotError == nil,
+                "plan": ViewNode(values), "runs": runs, "no_runs": runs.isEmpty, "snapshots": snapshots,
+                "no_snapshots": snapshots.isEmpty && snapshotError == nil,
                 "snapshot_error": snapshotError as Any, "has_snapshot_error": snapshotError != nil,
                 "operator": context.identity?.permissions.contains(.operate) ?? false,
             ], request: request, context: context)
@@ -172,9 +180,12 @@ struct BackupPages {
     }
 
     /// Save, or with intent=preview show what the retention policy would keep and remove, without saving.
-    func submitPlan(_ base: BackupPlan, timing baseTiming: BackupPlanTiming, request: Request, context: StewardRequestContext) async throws -> Response {
+    func submitPlan(_ base: BackupPlan, timing baseTiming: BackupPlanTiming, request: Request, context: StewardRequestContext) async throws
+        -> Response
+    {
         let form = try await FormBody.read(request, context: context)
-        var (plan, timing, errors) = try BackupInput(form: form, checkboxes: ["prune_after_run", "paused"]).apply(to: base, timing: baseTiming, hosts: service.hosts)
+        var (plan, timing, errors) = try BackupInput(form: form, checkboxes: ["prune_after_run", "paused"]).apply(
+            to: base, timing: baseTiming, hosts: service.hosts)
         if form["intent"] == "preview" {
             errors.merge(plan.retention.problems()) { first, _ in first }
             var preview: [String: Any] = [:]
@@ -183,7 +194,9 @@ struct BackupPages {
                     let result = try await service.previewRetention(repository, plan: base, policy: plan.retention)
                     preview = [
                         "kept": result.kept, "removed": result.removed, "empty": result.items.isEmpty,
-                        "items": result.items.map { ViewNode(["short_id": $0.shortID, "time": $0.time, "keep": $0.keep, "reasons": $0.reasons.joined(separator: ", ")]) },
+                        "items": result.items.map {
+                            ViewNode(["short_id": $0.shortID, "time": $0.time, "keep": $0.keep, "reasons": $0.reasons.joined(separator: ", ")])
+                        },
                     ]
                 } catch {
                     preview = ["error": String(describing: error), "has_error": true]
@@ -206,7 +219,8 @@ struct BackupPages {
     }
 
     func planForm(
-        _ plan: BackupPlan, timing: BackupPlanTiming, errors: [String: String], preview: [String: Any]?, request: Request, context: StewardRequestContext,
+        _ plan: BackupPlan, timing: BackupPlanTiming, errors: [String: String], preview: [String: Any]?, request: Request,
+        context: StewardRequestContext,
         status: HTTPResponse.Status = .ok
     ) throws -> Response {
         let r = plan.retention
@@ -214,12 +228,14 @@ struct BackupPages {
         let hosts = try service.hosts.all().map { ViewNode(["id": $0.id, "name": $0.name, "selected": $0.id == plan.hostID]) }
         let repositories = try store.repositories().map { ViewNode(["id": $0.id, "name": $0.name, "selected": $0.id == plan.repositoryID]) }
         let form: [String: Any] = [
-            "id": plan.id, "is_new": plan.id == 0, "name": plan.name, "paths": plan.paths.joined(separator: "\n"), "excludes": plan.excludes.joined(separator: "\n"),
+            "id": plan.id, "is_new": plan.id == 0, "name": plan.name, "paths": plan.paths.joined(separator: "\n"),
+            "excludes": plan.excludes.joined(separator: "\n"),
             "keep_last": number(r.last), "keep_hourly": number(r.hourly), "keep_daily": number(r.daily), "keep_weekly": number(r.weekly),
             "keep_monthly": number(r.monthly), "keep_yearly": number(r.yearly), "keep_within": r.within, "prune_after_run": plan.pruneAfterRun,
             "pre_hook": plan.preHook.joined(separator: "\n"), "post_hook": plan.postHook.joined(separator: "\n"),
             "verify_read_data_subset": plan.verifyReadDataSubset, "alert_after_hours": String(plan.alertAfterHours), "paused": plan.paused,
-            "backup_cron": timing.backup.cron, "backup_time_zone": timing.backup.timeZone, "backup_jitter_seconds": String(timing.backup.jitterSeconds),
+            "backup_cron": timing.backup.cron, "backup_time_zone": timing.backup.timeZone,
+            "backup_jitter_seconds": String(timing.backup.jitterSeconds),
             "catch_up_one": timing.backup.catchUp == .one, "verify_cron": timing.verify?.cron ?? "", "prune_cron": timing.prune?.cron ?? "",
             "action": plan.id == 0 ? "/backups/plans" : "/backups/plans/\(plan.id)",
         ]
@@ -240,7 +256,8 @@ struct BackupPages {
             return pages.redirect(to: "/backups/plans/\(plan.id)", flash: Flash(.error, "The self-backup plan is built in; pause it instead."))
         }
         guard form["confirm"] == plan.name else {
-            return pages.redirect(to: "/backups/plans/\(plan.id)", flash: Flash(.error, "Not deleted: type the plan's name, \(plan.name), to confirm."))
+            return pages.redirect(
+                to: "/backups/plans/\(plan.id)", flash: Flash(.error, "Not deleted: type the plan's name, \(plan.name), to confirm."))
         }
         try service.delete(plan, by: context.actor, now: Date())
         await scheduler.reload()
@@ -280,13 +297,16 @@ struct BackupPages {
         try repositoryForm(["kind": "local", "host": "localhost", "mode": "init"], errors: [:], request: request, context: context)
     }
 
-    func repositoryForm(_ values: [String: String], errors: [String: String], request: Request, context: StewardRequestContext, status: HTTPResponse.Status = .ok) throws -> Response {
+    func repositoryForm(
+        _ values: [String: String], errors: [String: String], request: Request, context: StewardRequestContext, status: HTTPResponse.Status = .ok
+    ) throws -> Response {
         let hosts = try service.hosts.all().map { ViewNode(["name": $0.name, "selected": $0.name == values["host"]]) }
         return pages.page(
             "backups/repository_form", title: "New backup repository", section: "backups",
             data: [
                 "form": ViewNode([
-                    "name": values["name"] ?? "", "path": values["path"] ?? "", "sftp": values["kind"] == "sftp", "import": values["mode"] == "import",
+                    "name": values["name"] ?? "", "path": values["path"] ?? "", "sftp": values["kind"] == "sftp",
+                    "import": values["mode"] == "import",
                 ]),
                 "hosts": hosts, "errors": ViewNode(errors), "has_errors": !errors.isEmpty,
                 "error_list": errors.keys.sorted().map { ViewNode(["field": $0, "message": errors[$0]!]) },
@@ -299,11 +319,13 @@ struct BackupPages {
             let (repository, password, initialise) = try BackupAPI.repositoryInput(BackupInput(form: form, checkboxes: []), hosts: service.hosts)
             let saved = try await service.addRepository(repository, password: password, initialise: initialise, by: context.actor, now: Date())
             return pages.redirect(
-                to: "/backups/repositories/\(saved.id)", flash: Flash(.success, "Repository \"\(saved.name)\" \(initialise ? "created" : "imported")."))
+                to: "/backups/repositories/\(saved.id)",
+                flash: Flash(.success, "Repository \"\(saved.name)\" \(initialise ? "created" : "imported")."))
         } catch let problem as Problem {
             var values = form.values
             values["password"] = nil
-            return try repositoryForm(values, errors: problem.errors ?? ["name": problem.detail], request: request, context: context, status: .unprocessableContent)
+            return try repositoryForm(
+                values, errors: problem.errors ?? ["name": problem.detail], request: request, context: context, status: .unprocessableContent)
         }
     }
 
@@ -317,7 +339,8 @@ struct BackupPages {
             snapshots = try await service.snapshots(repository).map { snapshot in
                 ViewNode([
                     "id": snapshot.id, "short_id": snapshot.shortID, "time": snapshot.time, "hostname": snapshot.hostname,
-                    "paths": snapshot.paths.joined(separator: ", "), "plan": snapshot.planID.flatMap { plans[$0] } ?? "", "repository_id": repository.id,
+                    "paths": snapshot.paths.joined(separator: ", "), "plan": snapshot.planID.flatMap { plans[$0] } ?? "",
+                    "repository_id": repository.id,
                 ])
             }
         } catch {
@@ -327,9 +350,11 @@ struct BackupPages {
         return pages.page(
             "backups/repository", title: "Repository: \(repository.name)", section: "backups",
             data: [
-                "repository": ViewNode(repositoryValues(repository, hosts: hosts)), "snapshots": snapshots, "no_snapshots": snapshots.isEmpty && snapshotError == nil,
+                "repository": ViewNode(repositoryValues(repository, hosts: hosts)), "snapshots": snapshots,
+                "no_snapshots": snapshots.isEmpty && snapshotError == nil,
                 "snapshot_error": snapshotError as Any, "has_snapshot_error": snapshotError != nil, "runs": runs, "no_runs": runs.isEmpty,
-                "operator": context.identity?.permissions.contains(.operate) ?? false, "admin": context.identity?.permissions.contains(.admin) ?? false,
+                "operator": context.identity?.permissions.contains(.operate) ?? false,
+                "admin": context.identity?.permissions.contains(.admin) ?? false,
             ], request: request, context: context)
     }
 
@@ -340,7 +365,9 @@ struct BackupPages {
             try await BackupAPI.changePassword(service, repository, password: form["password"] ?? "", by: context.actor)
             return pages.redirect(to: "/backups/repositories/\(repository.id)", flash: Flash(.success, "Password accepted by restic and stored."))
         } catch let problem as Problem {
-            return pages.redirect(to: "/backups/repositories/\(repository.id)", flash: Flash(.error, "Password not stored: \(problem.errors?["password"] ?? problem.detail)"))
+            return pages.redirect(
+                to: "/backups/repositories/\(repository.id)",
+                flash: Flash(.error, "Password not stored: \(problem.errors?["password"] ?? problem.detail)"))
         }
     }
 
@@ -355,7 +382,8 @@ struct BackupPages {
         let host = try service.accessHost(repository)
         let job = try await jobs.enqueue(
             JobRequest(
-                kind: BackupStore.checkKind, title: "Verify repository: \(repository.name)", params: "{\"repository_id\":\(repository.id)}", host: host.name,
+                kind: BackupStore.checkKind, title: "Verify repository: \(repository.name)", params: "{\"repository_id\":\(repository.id)}",
+                host: host.name,
                 startedBy: context.actor.actor, reason: "check now by \(context.actor.actor)", source: context.actor.source))
         return pages.redirect(to: "/jobs/\(job.id)", flash: Flash(.success, "Started \"\(job.title)\" as job \(job.id)."))
     }
@@ -366,14 +394,17 @@ struct BackupPages {
         guard repository.builtin == nil, form["confirm"] == repository.name else {
             return pages.redirect(
                 to: "/backups/repositories/\(repository.id)",
-                flash: Flash(.error, repository.builtin != nil ? "The self-backup repository is built in." : "Not removed: type the repository's name to confirm."))
+                flash: Flash(
+                    .error,
+                    repository.builtin != nil ? "The self-backup repository is built in." : "Not removed: type the repository's name to confirm."))
         }
         do {
             try store.deleteRepository(repository, by: context.actor, now: Date())
         } catch let problem as Problem {
             return pages.redirect(to: "/backups/repositories/\(repository.id)", flash: Flash(.error, problem.detail))
         }
-        return pages.redirect(to: "/backups", flash: Flash(.success, "Repository \"\(repository.name)\" removed from Steward; its data was not touched."))
+        return pages.redirect(
+            to: "/backups", flash: Flash(.success, "Repository \"\(repository.name)\" removed from Steward; its data was not touched."))
     }
 
     // MARK: snapshots
@@ -429,9 +460,12 @@ struct BackupPages {
         let repository = try loadRepository(context)
         let snapshot = context.parameters.get("snapshot") ?? ""
         let form = try await FormBody.read(request, context: context)
-        let back = "/backups/repositories/\(repository.id)/snapshots/\(snapshot)?path=\(Self.query(form["path"] ?? "/"))" + (form["plan"].map { "&plan=\($0)" } ?? "")
+        let back =
+            "/backups/repositories/\(repository.id)/snapshots/\(snapshot)?path=\(Self.query(form["path"] ?? "/"))"
+            + (form["plan"].map { "&plan=\($0)" } ?? "")
         do {
-            let restore = try BackupAPI.restoreRequest(BackupInput(form: form, checkboxes: []), repository: repository, snapshot: snapshot, service: service)
+            let restore = try BackupAPI.restoreRequest(
+                BackupInput(form: form, checkboxes: []), repository: repository, snapshot: snapshot, service: service)
             let job = try await jobs.enqueue(try await service.prepareRestore(restore, by: context.actor))
             try await BackupAPI.auditRestore(service, job: job, restore: restore, actor: context.actor)
             return pages.redirect(to: "/jobs/\(job.id)", flash: Flash(.success, "Restore started as job \(job.id)."))

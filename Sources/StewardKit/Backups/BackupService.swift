@@ -184,18 +184,24 @@ public struct BackupService: Sendable {
         return try store.repository(id: saved.id) ?? saved
     }
 
-    /// Read the repository's size and snapshot count into its status line; failures are kept there, not thrown.
+    /// Read the repository's size and snapshot count into its status line (one `restic stats`); failures are kept
+    /// there, not thrown.
     public func refreshStatus(_ repository: BackupRepository) async {
         do {
             let target = try target(repository: repository)
-            let snapshots = try await restic(target, ["snapshots", "--json", "--no-lock"]).json.first as? [Any] ?? []
             let stats = try await restic(target, ["stats", "--json", "--no-lock", "--mode", "raw-data"]).json.first as? [String: Any]
             try store.recordStatus(
-                repositoryID: repository.id, size: (stats?["total_size"] as? NSNumber)?.int64Value, snapshots: snapshots.count, error: nil,
-                now: Date())
+                repositoryID: repository.id, size: (stats?["total_size"] as? NSNumber)?.int64Value,
+                snapshots: (stats?["snapshots_count"] as? NSNumber)?.intValue, error: nil, now: Date())
         } catch {
             try? store.recordStatus(repositoryID: repository.id, size: nil, snapshots: nil, error: String(describing: error), now: Date())
         }
+    }
+
+    /// Refresh the status line after a job, without holding the job open for it.
+    func refreshStatusLater(_ repository: BackupRepository) {
+        let service = self
+        Task.detached { await service.refreshStatus(repository) }
     }
 
     /// Snapshots, newest first; only the plan's own when a plan is given.

@@ -333,6 +333,19 @@ public struct BackupStore: Sendable {
         }
     }
 
+    /// Whether the newest other operation on the repository ended on its own (succeeded or failed). One that was
+    /// interrupted or cancelled may have left a restic lock behind.
+    public func previousRunEndedCleanly(repositoryID: Int64, excluding jobID: Int64) throws -> Bool {
+        let state = try database.read { db in
+            try String.fetchOne(
+                db,
+                sql:
+                    "SELECT j.state FROM backup_runs r JOIN jobs j ON j.id = r.job_id WHERE r.repository_id = ? AND r.job_id != ? ORDER BY r.job_id DESC LIMIT 1",
+                arguments: [repositoryID, jobID])
+        }
+        return state == nil || state == "succeeded" || state == "failed"
+    }
+
     static let runSelect = "SELECT r.*, j.state FROM backup_runs r JOIN jobs j ON j.id = r.job_id"
 
     public func runs(planID: Int64, limit: Int = 20) throws -> [Run] {

@@ -26,7 +26,8 @@ final class BackupHarness: Sendable {
             store: BackupStore(database: database, sealer: SecretSealer(masterKey: SymmetricKey(size: .bits256), purpose: "test")), hosts: hosts,
             identity: SSHIdentity(directory: directory.path + "/ssh"), dataDirectory: data)
         runner = JobRunner(
-            store: JobStore(database: database), events: JobEvents(), handlers: service.handlers(), processes: LocalProcessRunner(terminationGrace: .seconds(2)),
+            store: JobStore(database: database), events: JobEvents(), handlers: service.handlers(),
+            processes: LocalProcessRunner(terminationGrace: .seconds(2)),
             concurrency: 4, logCap: 1 << 20, shutdownGrace: .seconds(1), logger: quietLogger)
         let runner = self.runner
         loop = Task { try? await runner.run() }
@@ -115,7 +116,8 @@ struct BackupJobTests {
 
         let target = harness.directory.path + "/restored"
         let request = BackupService.RestoreRequest(
-            repositoryID: repository.id, planID: plan.id, snapshot: run.snapshotID!, includes: [], target: target, hostID: harness.localhost.id, confirm: "")
+            repositoryID: repository.id, planID: plan.id, snapshot: run.snapshotID!, includes: [], target: target, hostID: harness.localhost.id,
+            confirm: "")
         let restoreJob = try await harness.runner.enqueue(try await harness.service.prepareRestore(request, by: .system))
         _ = try await waitUntil(timeout: .seconds(120)) { try harness.runner.store.job(id: restoreJob.id)?.state.isFinished == true }
         let restored = try #require(try harness.runner.store.job(id: restoreJob.id))
@@ -131,7 +133,9 @@ struct BackupJobTests {
         let entries = try await harness.service.browse(repository, snapshot: run.snapshotID!, directory: source + "/odd dir")
         #expect(entries.map(\.name) == ["ünï cödé", "u=1337;$(whoami);"])
         let collected = Collected()
-        try await harness.service.dump(repository, snapshot: run.snapshotID!, path: source + "/odd dir/ünï cödé/file with spaces.txt") { await collected.add($0) }
+        try await harness.service.dump(repository, snapshot: run.snapshotID!, path: source + "/odd dir/ünï cödé/file with spaces.txt") {
+            await collected.add($0)
+        }
         #expect(await collected.data == Data("spaces and ünïcödé\n".utf8))
     }
 
@@ -154,14 +158,19 @@ struct BackupJobTests {
         let job = try await harness.service.prepareRestore(request, by: .system)
         #expect(job.reason.contains("confirmed restore over"))
         // Traversal and other refusals (SECURITY.md class 7).
-        for (target, include, snapshot) in [("/tmp/../etc", "", "latest"), ("relative", "", "latest"), ("/", "", "latest"), (source + "x", "../etc", "latest"), (source + "x", "", "../../x")] {
+        for (target, include, snapshot) in [
+            ("/tmp/../etc", "", "latest"), ("relative", "", "latest"), ("/", "", "latest"), (source + "x", "../etc", "latest"),
+            (source + "x", "", "../../x"),
+        ] {
             request = BackupService.RestoreRequest(
-                repositoryID: repository.id, planID: nil, snapshot: snapshot, includes: include.isEmpty ? [] : [include], target: target, hostID: harness.localhost.id,
+                repositoryID: repository.id, planID: nil, snapshot: snapshot, includes: include.isEmpty ? [] : [include], target: target,
+                hostID: harness.localhost.id,
                 confirm: target)
             await #expect(throws: Problem.self, "\(target) \(include) \(snapshot)") { try await harness.service.prepareRestore(request, by: .system) }
         }
         request = BackupService.RestoreRequest(
-            repositoryID: repository.id, planID: nil, snapshot: "latest", includes: [], target: repository.path + "/sub", hostID: harness.localhost.id, confirm: "")
+            repositoryID: repository.id, planID: nil, snapshot: "latest", includes: [], target: repository.path + "/sub",
+            hostID: harness.localhost.id, confirm: "")
         await #expect { try await harness.service.prepareRestore(request, by: .system) } throws: { error in
             ((error as? Problem)?.errors?["target"] ?? "").contains("overlaps the repository")
         }
@@ -197,9 +206,11 @@ struct BackupJobTests {
         try harness.service.store.setPassword(repository, password: "not the password", by: .system, now: Date())
         let wrong = try await harness.backup(plan)
         #expect(wrong.state == .failed)
-        #expect(wrong.error?.contains("the password for repository main") == true && wrong.error?.contains("is wrong") == true, "\(wrong.error ?? "")")
-        let status = try #require(try harness.service.store.repository(id: repository.id))
-        #expect(status.statusError?.contains("password") == true)
+        #expect(
+            wrong.error?.contains("the password for repository main") == true && wrong.error?.contains("is wrong") == true, "\(wrong.error ?? "")")
+        // The status line is read again after the job, in the background.
+        let store = harness.service.store
+        #expect(try await waitUntil { try store.repository(id: repository.id)?.statusError?.contains("password") == true })
 
         // The plan's own alert source sees the failure.
         let sources = BackupAlerts.sources(database: harness.database)
@@ -207,7 +218,10 @@ struct BackupJobTests {
         rule.matchers = "plan=\(plan.id)"
         let now = EpochMilliseconds.from(Date())
         #expect(try sources[0].observe(harness.localhost, rule, now) == .value(1))
-        guard case .value(let age) = try sources[1].observe(harness.localhost, rule, now) else { Issue.record("no age"); return }
+        guard case .value(let age) = try sources[1].observe(harness.localhost, rule, now) else {
+            Issue.record("no age")
+            return
+        }
         #expect(age < 1, "never succeeded: counted from the plan's creation")
         let rules = try AlertRuleStore(database: harness.database).all().filter { BackupAlerts.planID(ofRule: $0.builtin) == plan.id }
         #expect(Set(rules.map(\.source)) == ["backup_failed", "backup_age_hours"] && rules.allSatisfy { $0.scopeHosts == ["localhost"] })

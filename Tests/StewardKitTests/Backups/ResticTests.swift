@@ -17,7 +17,8 @@ struct ResticTests {
         repository.name = "main"
         repository.path = path
         return ResticTarget(
-            host: host(transport, become: become), repository: repository, storageHost: nil, password: "s3cret pass", identity: SSHIdentity(directory: "/data/ssh"),
+            host: host(transport, become: become), repository: repository, storageHost: nil, password: "s3cret pass",
+            identity: SSHIdentity(directory: "/data/ssh"),
             cacheDirectory: "/data/backups/cache")
     }
 
@@ -70,7 +71,10 @@ struct ResticTests {
         let status = ResticMessage.parse(
             #"{"message_type":"status","seconds_elapsed":2,"seconds_remaining":130,"percent_done":0.42,"total_files":3000,"files_done":1200,"total_bytes":3113851289,"bytes_done":1288490188}"#
         )
-        guard case .status(let value) = status else { Issue.record("not a status: \(status)"); return }
+        guard case .status(let value) = status else {
+            Issue.record("not a status: \(status)")
+            return
+        }
         #expect(value.filesDone == 1200 && value.totalBytes == 3_113_851_289 && value.secondsRemaining == 130)
         #expect(ResticMessage.progressText(value) == "42% · 1.2 GiB of 2.9 GiB · 1200 of 3000 files · about 2 min left")
         let summary = ResticMessage.parse(
@@ -79,18 +83,29 @@ struct ResticTests {
         #expect(
             summary
                 == .summary(
-                    .init(filesNew: 40, filesChanged: 2, filesUnmodified: 7, bytesAdded: 392_875, bytesProcessed: 368_613, duration: 0.21, snapshotID: "188da4e1")))
-        #expect(ResticMessage.parse(#"{"message_type":"error","error":{"message":"permission denied"},"during":"archival","item":"/root/x"}"#) == .error("/root/x: permission denied"))
+                    .init(
+                        filesNew: 40, filesChanged: 2, filesUnmodified: 7, bytesAdded: 392_875, bytesProcessed: 368_613, duration: 0.21,
+                        snapshotID: "188da4e1")))
+        #expect(
+            ResticMessage.parse(#"{"message_type":"error","error":{"message":"permission denied"},"during":"archival","item":"/root/x"}"#)
+                == .error("/root/x: permission denied"))
         #expect(ResticMessage.parse("successfully removed locks") == .text("successfully removed locks"))
     }
 
     @Test func failuresAreExplainedInWordsThatSayWhatToDo() {
-        #expect(ResticDiagnosis.explain("Fatal: wrong password or no key found", repository: "r", host: "h")!.contains("password for repository r is wrong"))
         #expect(
-            ResticDiagnosis.explain("Fatal: unable to open config file: stat /x/config: no such file or directory\nIs there a repository at the following location?", repository: "r", host: "h")!
+            ResticDiagnosis.explain("Fatal: wrong password or no key found", repository: "r", host: "h")!.contains(
+                "password for repository r is wrong"))
+        #expect(
+            ResticDiagnosis.explain(
+                "Fatal: unable to open config file: stat /x/config: no such file or directory\nIs there a repository at the following location?",
+                repository: "r", host: "h")!
                 .contains("there is no restic repository at r"))
-        #expect(ResticDiagnosis.explain("Save(<data/2b1c>) returned error: write /r/data/2b: no space left on device", repository: "r", host: "h")!.contains("is full"))
-        #expect(ResticDiagnosis.explain("bash: line 1: restic: command not found", repository: "r", host: "web-1")!.contains("not installed on web-1"))
+        #expect(
+            ResticDiagnosis.explain("Save(<data/2b1c>) returned error: write /r/data/2b: no space left on device", repository: "r", host: "h")!
+                .contains("is full"))
+        #expect(
+            ResticDiagnosis.explain("bash: line 1: restic: command not found", repository: "r", host: "web-1")!.contains("not installed on web-1"))
         #expect(ResticDiagnosis.explain("all fine", repository: "r", host: "h") == nil)
     }
 
@@ -113,9 +128,12 @@ struct ResticTests {
             #expect(BackupPaths.problem(good) == nil, "\(good)")
         }
         #expect(BackupPaths.contains("/srv", "/srv/x") && BackupPaths.contains("/srv", "/srv") && !BackupPaths.contains("/srv", "/srvx"))
-        #expect(BackupService.snapshotProblem("../../etc") != nil && BackupService.snapshotProblem("5b4dbedd") == nil && BackupService.snapshotProblem("latest") == nil)
+        #expect(
+            BackupService.snapshotProblem("../../etc") != nil && BackupService.snapshotProblem("5b4dbedd") == nil
+                && BackupService.snapshotProblem("latest") == nil)
         #expect(BackupService.snapshotProblem("5B4DBEDD") != nil && BackupService.snapshotProblem("--help") != nil)
-        #expect(BackupPaths.hookProblem(["-rf"]) != nil && BackupPaths.hookProblem(["pg_dump", "--file=/x"]) == nil && BackupPaths.hookProblem([]) == nil)
+        #expect(
+            BackupPaths.hookProblem(["-rf"]) != nil && BackupPaths.hookProblem(["pg_dump", "--file=/x"]) == nil && BackupPaths.hookProblem([]) == nil)
     }
 
     @Test func verifySubsetsFollowResticsSyntax() {
