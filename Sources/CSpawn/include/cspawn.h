@@ -8,4 +8,8 @@ int steward_pipe_cloexec(int fds[2]);
 /// posix_spawn_file_actions_addchdir_np, which glibc declares only under _GNU_SOURCE.
 int steward_spawn_add_chdir(posix_spawn_file_actions_t *actions, const char *path);
 
+/// posix_spawn_file_actions_addclosefrom_np (glibc 2.34+): close every descriptor from `lowest` up in the child,
+/// so it inherits none of ours (listening sockets that libraries open without close-on-exec among them).
+int steward_spawn_add_closefrom(posix_spawn_file_actions_t *actions, int lowest);
+
 #endif

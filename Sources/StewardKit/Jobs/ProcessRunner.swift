@@ -181,6 +181,9 @@ public struct LocalProcessRunner: ProcessRunning {
             posix_spawn_file_actions_adddup2(&actions, fds[1], 2)
         }
         if let directory = command.workingDirectory { steward_spawn_add_chdir(&actions, directory) }
+        // Only stdin, stdout and stderr reach the child. NIO's listening socket is not close-on-exec; a child that
+        // outlived Steward would otherwise keep the port, and a restarted Steward could not bind it.
+        steward_spawn_add_closefrom(&actions, 3)
 
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)

@@ -81,6 +81,19 @@ struct JobRunnerTests {
         #expect(log.contains("hello from a job\n"))
     }
 
+    @Test("a child inherits only stdin, stdout and stderr, not Steward's other descriptors (a listening socket among them)")
+    func childrenInheritNoExtraDescriptors() async throws {
+        // A descriptor without close-on-exec, as NIO's listening socket is.
+        let leaked = open("/dev/null", O_RDONLY)
+        defer { close(leaked) }
+        #expect(fcntl(leaked, F_GETFD) & FD_CLOEXEC == 0)
+        let collected = Collected()
+        let outcome = try await LocalProcessRunner().run(ProcessCommand(["/bin/sh", "-c", "ls /proc/$$/fd"])) { await collected.add($0) }
+        #expect(outcome.succeeded)
+        let descriptors = String(decoding: await collected.data, as: UTF8.self).split(separator: "\n").compactMap { Int($0) }.sorted()
+        #expect(descriptors == [0, 1, 2])
+    }
+
     @Test("a command that exits non-zero fails the job with a message that says so")
     func failure() async throws {
         let harness = try RunnerHarness(handlers: [
