@@ -107,6 +107,14 @@ def test_back_up_browse_and_restore_byte_identical_through_pages_and_api(api, st
     assert run["kind"] == "backup" and run["snapshot_id"] and run["files_new"] == 4 and run["bytes_processed"] > 2_000_000
     assert run["duration_ms"] is not None
 
+    # The host page links to its backups: its plans and the snapshots they made.
+    status, hosts = api.call("GET", "/api/v1/hosts")
+    localhost = next(h for h in hosts["items"] if h["name"] == "localhost")
+    browser.get(f"{steward.base_url}/hosts/{localhost['id']}")
+    browser.find_element(By.ID, "host-backups-link").click()
+    WebDriverWait(browser, 30).until(lambda d: d.find_elements(By.ID, "host-snapshots-table"))
+    assert run["snapshot_id"] in browser.find_element(By.ID, "host-snapshots-table").text
+
     # The plans list, the plan page with its run and snapshot, and the snapshot browser.
     browser.get(steward.base_url + "/backups")
     row = next(r for r in browser.find_elements(By.CSS_SELECTOR, "#plans-table tbody tr") if "e2e awkward tree" in r.text)
@@ -358,6 +366,14 @@ def test_kill_9_mid_backup_then_restart_catch_up_once_and_restore_self(own_stewa
     run = runs["items"][0]
     assert run["kind"] == "backup" and run["snapshot_id"] and run["files_new"] == 4 and run["bytes_processed"] > 2_000_000
     assert run["duration_ms"] is not None
+
+    # The host page links to its backups: its plans and the snapshots they made.
+    status, hosts = api.call("GET", "/api/v1/hosts")
+    localhost = next(h for h in hosts["items"] if h["name"] == "localhost")
+    browser.get(f"{steward.base_url}/hosts/{localhost['id']}")
+    browser.find_element(By.ID, "host-backups-link").click()
+    WebDriverWait(browser, 30).until(lambda d: d.find_elements(By.ID, "host-snapshots-table"))
+    assert run["snapshot_id"] in browser.find_element(By.ID, "host-snapshots-table").text
 
     # The plans list, the plan page with its run and snapshot, and the snapshot browser.
     browser.get(steward.base_url + "/backups")
@@ -660,10 +676,15 @@ def test_kill_9_mid_backup_then_restart_catch_up_once_and_restore_self(own_stewa
 
 
 @pytest.fixture(scope="module")
-def backup_fleet(steward):
+def backup_fleet(steward, api):
     public_key = (steward.data / "ssh" / "id_ed25519.pub").read_text()
     with Fleet(2, authorized_key=public_key, prefix="bfleet") as running:
         yield running
+    # The hosts are gone with the fleet; disable them so later modules' fleet-wide runs do not try to reach them.
+    status, hosts = api.call("GET", "/api/v1/hosts")
+    for host in hosts["items"]:
+        if host["name"].startswith("bfleet-"):
+            api.call("PATCH", f"/api/v1/hosts/{host['id']}", {"enabled": False})
 
 
 def enrol(api, fleet):
@@ -710,6 +731,9 @@ def test_remote_hosts_back_up_over_ssh_with_live_progress_and_an_sftp_repository
     assert status == 202, restore
     assert wait_job(api, restore["id"], timeout=300)["state"] == "succeeded", job_log(api, restore["id"])
     assert digest(first.root / "var/tmp/restored/srv/app") == digest(data)
+    # The host's snapshots, across its plans.
+    status, listed = api.call("GET", f"/api/v1/backups/hosts/{ids[first.name]}/snapshots")
+    assert status == 200 and [item["id"] for item in listed["items"]] == [snapshots["items"][0]["id"]]
     # A plan on one host cannot use a directory on another host's disk.
     status, problem = api.call("POST", "/api/v1/backups/plans", {"name": "x", "repository": repository["id"], "paths": ["/etc"], "host": second.name})
     assert status == 422 and "bfleet-1" in problem["errors"]["repository"]

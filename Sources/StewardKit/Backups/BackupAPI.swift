@@ -61,6 +61,10 @@ struct BackupAPI {
             schema: "Job")
         routes.post("/api/v1/backups/repositories/:id/snapshots/:snapshot/restore", .operate, use: restore)
 
+        add(
+            .get, "/api/v1/backups/hosts/{id}/snapshots", "listBackupHostSnapshots", "Every snapshot the host's plans made, newest first",
+            parameters: [id])
+        routes.get("/api/v1/backups/hosts/:id/snapshots", .view, use: hostSnapshots)
         add(.get, "/api/v1/backups/plans", "listBackupPlans", "List plans with their last runs")
         routes.get("/api/v1/backups/plans", .view, use: listPlans)
         add(.post, "/api/v1/backups/plans", "createBackupPlan", "Create a plan with its schedules and alert rules", request: "Object", status: 201)
@@ -385,6 +389,24 @@ struct BackupAPI {
         guard let repository = try store.repository(id: plan.repositoryID) else { throw Problem.notFound("the plan's repository") }
         let snapshots = try await Self.problemOnFailure { try await service.snapshots(repository, plan: plan) }
         return try JSONResponse.make(object: ["items": snapshots.map(Self.resource), "repository_id": repository.id, "next": NSNull()])
+    }
+
+    @Sendable func hostSnapshots(request: Request, context: StewardRequestContext) async throws -> Response {
+        guard let id = context.parameters.get("id", as: Int64.self), try service.hosts.host(id: id) != nil else {
+            throw Problem.notFound("host \(context.parameters.get("id") ?? "")")
+        }
+        var items: [[String: Any]] = []
+        for plan in try store.plans(hostID: id) {
+            guard let repository = try store.repository(id: plan.repositoryID) else { continue }
+            let snapshots = try await Self.problemOnFailure { try await service.snapshots(repository, plan: plan) }
+            items += snapshots.map { snapshot in
+                var item = Self.resource(snapshot)
+                item["repository_id"] = repository.id
+                return item
+            }
+        }
+        items.sort { ($0["time"] as? String ?? "") > ($1["time"] as? String ?? "") }
+        return try JSONResponse.make(object: ["items": items, "next": NSNull()])
     }
 
     @Sendable func preview(request: Request, context: StewardRequestContext) async throws -> Response {

@@ -45,7 +45,26 @@ struct BackupPages {
         let hosts = Dictionary(uniqueKeysWithValues: try service.hosts.all().map { ($0.id, $0.name) })
         let repositories = try store.repositories()
         let names = Dictionary(uniqueKeysWithValues: repositories.map { ($0.id, $0.name) })
-        let plans = try store.plans().map { plan -> ViewNode in
+        // ?host=NAME narrows the page to one host: its plans, and the snapshots they made.
+        let hostFilter = request.uri.queryParameters.get("host").flatMap { name in hosts.first { $0.value == name } }
+        var snapshots: [ViewNode] = []
+        var snapshotErrors: [String] = []
+        if let hostFilter {
+            for plan in try store.plans(hostID: hostFilter.key) {
+                guard let repository = try store.repository(id: plan.repositoryID) else { continue }
+                do {
+                    snapshots += try await service.snapshots(repository, plan: plan).map { snapshot in
+                        ViewNode([
+                            "id": snapshot.id, "short_id": snapshot.shortID, "time": snapshot.time, "plan": plan.name, "plan_id": plan.id,
+                            "repository_id": repository.id, "repository": repository.name,
+                        ])
+                    }
+                } catch {
+                    snapshotErrors.append("\(plan.name): \(error)")
+                }
+            }
+        }
+        let plans = try store.plans().filter { hostFilter == nil || $0.hostID == hostFilter!.key }.map { plan -> ViewNode in
             var values = try planValues(plan)
             values["host"] = hosts[plan.hostID] ?? "?"
             values["repository"] = names[plan.repositoryID] ?? "?"
@@ -56,6 +75,8 @@ struct BackupPages {
             data: [
                 "plans": plans, "no_plans": plans.isEmpty, "repositories": repositories.map { ViewNode(repositoryValues($0, hosts: hosts)) },
                 "no_repositories": repositories.isEmpty, "operator": context.identity?.permissions.contains(.operate) ?? false,
+                "host_filter": hostFilter?.value as Any, "has_host_filter": hostFilter != nil, "host_snapshots": snapshots,
+                "no_host_snapshots": snapshots.isEmpty, "snapshot_errors": snapshotErrors,
                 "admin": context.identity?.permissions.contains(.admin) ?? false,
             ], request: request, context: context)
     }
