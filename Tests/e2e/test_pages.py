@@ -41,7 +41,7 @@ def visit(browser, steward, path, name):
         ("/settings/roles", "Roles"), ("/settings/sessions", "Sessions"), ("/settings/tokens", "API tokens"),
         ("/settings/blocks", "Sign-in blocks"), ("/hosts", "Hosts"), ("/hosts/new", "Add a host"), ("/hosts/bulk", "Add hosts in bulk"),
         ("/hosts/groups", "Host groups"), ("/hosts/ssh", "SSH identity"), ("/config", "Config repo"), ("/config/file", "New file"), ("/hosts/command", "Run a command"), ("/accounts", "Users across the fleet"), ("/accounts/desired", "Users as code"), ("/accounts/batch", "Batch users"), ("/alerts", "Alerts"), ("/alerts/rules/new", "New alert rule"), ("/alerts/silences", "Silences and maintenance"), ("/settings/channels", "Notification channels"),
-        ("/backups", "Backups"), ("/backups/plans/new", "New backup plan"), ("/backups/repositories/new", "New or existing repository"),
+        ("/updates", "Updates"), ("/updates/packages", "Updates by package"), ("/backups", "Backups"), ("/backups/plans/new", "New backup plan"), ("/backups/repositories/new", "New or existing repository"),
     ],
 )
 def test_pages_load_without_csp_violations(signed_in, steward, path, heading):
@@ -51,7 +51,7 @@ def test_pages_load_without_csp_violations(signed_in, steward, path, heading):
     # The stylesheet applied (a strict CSP that blocked it would leave the default body margin).
     assert browser.execute_script("return getComputedStyle(document.body).margin") == "0px"
     nav = [link.text for link in browser.find_elements(By.CSS_SELECTOR, "header nav a")]
-    assert nav == ["Dashboard", "Hosts", "Users", "Backups", "Alerts", "Jobs", "Audit", "Settings"]
+    assert nav == ["Dashboard", "Hosts", "Users", "Updates", "Backups", "Alerts", "Jobs", "Audit", "Settings"]
     assert console_problems(browser) == []
 
 

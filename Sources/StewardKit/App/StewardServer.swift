@@ -100,6 +100,7 @@ public struct StewardServer {
             NavigationItem(key: "dashboard", title: "Dashboard", href: "/"),
             NavigationItem(key: "hosts", title: "Hosts", href: "/hosts"),
             NavigationItem(key: "accounts", title: "Users", href: "/accounts"),
+            NavigationItem(key: "updates", title: "Updates", href: "/updates"),
             NavigationItem(key: "backups", title: "Backups", href: "/backups"),
             NavigationItem(key: "alerts", title: "Alerts", href: "/alerts"),
             NavigationItem(key: "jobs", title: "Jobs", href: "/jobs"),
@@ -156,6 +157,7 @@ public struct StewardServer {
         ScheduleController(scheduler: scheduler, pages: pages, docs: docs).addRoutes(to: routes)
         BackupAPI(service: backups, scheduler: scheduler, jobs: runner, docs: docs).addRoutes(to: routes)
         BackupPages(service: backups, scheduler: scheduler, jobs: runner, pages: pages).addRoutes(to: routes)
+        UpdatesController(database: database, hosts: hostStore, scheduler: scheduler, pages: pages, docs: docs).addRoutes(to: routes)
         SettingsController(configuration: configuration, resources: resources, pages: pages).addRoutes(to: routes)
         LoginController(services: access, pages: pages, logger: logger).addRoutes(to: routes)
         AccountController(services: access, pages: pages).addRoutes(to: routes)

@@ -246,6 +246,21 @@ enum SeedPlaybooks {
                   register: steward_upgrade
                   changed_when: false
                   failed_when: false
+                  when: ansible_pkg_mgr == 'apt'
+                - name: Pending package updates (dnf)
+                  ansible.builtin.command:
+                    argv: [dnf, -q, check-update]
+                  register: steward_dnf
+                  changed_when: false
+                  failed_when: steward_dnf.rc not in [0, 100]
+                  when: ansible_pkg_mgr == 'dnf'
+                - name: Security advisories (dnf)
+                  ansible.builtin.command:
+                    argv: [dnf, -q, updateinfo, list, --security]
+                  register: steward_dnf_security
+                  changed_when: false
+                  failed_when: false
+                  when: ansible_pkg_mgr == 'dnf'
                 - name: Reboot required
                   ansible.builtin.stat:
                     path: /var/run/reboot-required
@@ -272,6 +287,8 @@ enum SeedPlaybooks {
                       filesystems: "{{ ansible_mounts | default([]) }}"
                       addresses: "{{ (ansible_all_ipv4_addresses | default([])) + (ansible_all_ipv6_addresses | default([])) }}"
                       upgrade_lines: "{{ steward_upgrade.stdout_lines | default([]) | select('match', '^Inst ') | list }}"
+                      dnf_lines: "{{ steward_dnf.stdout_lines | default([]) }}"
+                      dnf_security_lines: "{{ steward_dnf_security.stdout_lines | default([]) }}"
                       reboot_required: "{{ steward_reboot.stat.exists | default(false) }}"
                       passwd: "{{ getent_passwd | default({}) }}"
                       group: "{{ getent_group | default({}) }}"

@@ -26,6 +26,8 @@ public struct HostFacts: @unchecked Sendable {
     public var addresses: [String]
     /// Packages with a pending update, and which of them come from a security archive.
     public var updates: [String]
+    /// The same updates with their current and new versions and where they come from.
+    public var pendingUpdates: [PendingUpdate]
     public var securityUpdates: [String]
     public var rebootRequired: Bool
     public var users: [Account]
@@ -69,10 +71,18 @@ public struct HostFacts: @unchecked Sendable {
         }.sorted { $0.mount < $1.mount }
         addresses = object["addresses"] as? [String] ?? []
         let lines = object["upgrade_lines"] as? [String] ?? []
-        updates = lines.compactMap { $0.split(separator: " ").dropFirst().first.map(String.init) }
-        securityUpdates = lines.filter { $0.lowercased().contains("security") }.compactMap {
-            $0.split(separator: " ").dropFirst().first.map(String.init)
-        }
+        let dnfSecurity = Set(
+            (object["dnf_security_lines"] as? [String] ?? []).compactMap { line -> String? in
+                // `dnf updateinfo list --security`: ADVISORY SEVERITY/sec PACKAGE-VERSION.ARCH; keep the name before the version.
+                guard let nevra = line.split(whereSeparator: \.isWhitespace).last else { return nil }
+                let parts = nevra.split(separator: "-")
+                return parts.count >= 3 ? parts.dropLast(2).joined(separator: "-") : nil
+            })
+        pendingUpdates =
+            lines.compactMap(PendingUpdate.parseApt)
+            + (object["dnf_lines"] as? [String] ?? []).compactMap { PendingUpdate.parseDnf($0, security: dnfSecurity) }
+        updates = pendingUpdates.map(\.package)
+        securityUpdates = pendingUpdates.filter(\.security).map(\.package)
         rebootRequired = (object["reboot_required"] as? Bool) ?? ((object["reboot_required"] as? String)?.lowercased() == "true")
         users = (object["passwd"] as? [String: [Any]] ?? [:]).map { name, fields in
             Account(

@@ -1,0 +1,107 @@
+import Foundation
+import GRDB
+
+/// One package with a newer version available, as the package manager's simulation reports it.
+public struct PendingUpdate: Sendable, Equatable {
+    public var package: String
+    /// The installed version; empty for a package the upgrade would newly install.
+    public var current: String
+    public var candidate: String
+    /// Where the new version comes from: apt's origin and suite (Debian-Security:12/stable-security), or dnf's repo.
+    public var origin: String
+    /// A security update: the origin or pocket says so (bookworm-security, jammy-security, a dnf security advisory).
+    public var security: Bool
+
+    /// `apt-get -s` lines: `Inst name [current] (candidate origin:version/suite [arch]) [...]`. Other lines are nil.
+    public static func parseApt(_ line: String) -> PendingUpdate? {
+        guard line.hasPrefix("Inst ") else { return nil }
+        let rest = line.dropFirst(5)
+        guard let nameEnd = rest.firstIndex(of: " ") else { return nil }
+        let package = String(rest[..<nameEnd])
+        var tail = rest[nameEnd...].drop { $0 == " " }
+        var current = ""
+        if tail.first == "[", let close = tail.firstIndex(of: "]") {
+            current = String(tail[tail.index(after: tail.startIndex)..<close])
+            tail = tail[tail.index(after: close)...].drop { $0 == " " }
+        }
+        guard tail.first == "(", let close = tail.firstIndex(of: ")") else { return nil }
+        var inside = tail[tail.index(after: tail.startIndex)..<close]
+        if let bracket = inside.lastIndex(of: "[") { inside = inside[..<bracket] }
+        let words = inside.split(separator: " ", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
+        guard let candidate = words.first, !candidate.isEmpty else { return nil }
+        let origin = words.count > 1 ? words[1] : ""
+        return PendingUpdate(package: package, current: current, candidate: candidate, origin: origin, security: isSecurity(origin))
+    }
+
+    /// `dnf -q check-update` lines: `name.arch  version  repo`; `security` names the packages a security advisory covers.
+    public static func parseDnf(_ line: String, security: Set<String>) -> PendingUpdate? {
+        let fields = line.split(whereSeparator: \.isWhitespace)
+        guard fields.count == 3, let dot = fields[0].lastIndex(of: "."), fields[1].first?.isNumber == true else { return nil }
+        let package = String(fields[0][..<dot])
+        return PendingUpdate(
+            package: package, current: "", candidate: String(fields[1]), origin: String(fields[2]),
+            security: security.contains(package) || isSecurity(String(fields[2])))
+    }
+
+    static func isSecurity(_ origin: String) -> Bool { origin.lowercased().contains("security") }
+}
+
+/// The fleet's pending updates from each host's newest facts.
+public struct PendingUpdatesReport: Sendable {
+    public struct HostRow: Sendable {
+        public var host: Host
+        public var gatheredAt: Date?
+        public var updates: [PendingUpdate]
+        public var rebootRequired: Bool
+        /// Days that security updates have been pending, by the facts history.
+        public var securityAgeDays: Double?
+        public var securityCount: Int { updates.filter(\.security).count }
+    }
+    public var hosts: [HostRow]
+
+    /// Each package with the hosts that would take it, security updates first, then by how many hosts.
+    public var packages: [(package: String, security: Bool, hosts: [(host: String, current: String, candidate: String, origin: String)])] {
+        var byName: [String: [(String, String, String, String)]] = [:]
+        var security: [String: Bool] = [:]
+        for row in hosts {
+            for update in row.updates {
+                byName[update.package, default: []].append((row.host.name, update.current, update.candidate, update.origin))
+                security[update.package] = (security[update.package] ?? false) || update.security
+            }
+        }
+        return byName.map { (package: $0.key, security: security[$0.key] ?? false, hosts: $0.value.sorted { $0.0 < $1.0 }) }
+            .sorted { ($0.security ? 0 : 1, -$0.hosts.count, $0.package) < ($1.security ? 0 : 1, -$1.hosts.count, $1.package) }
+    }
+
+    public static func build(database: any DatabaseReader, hosts: [Host], now: Date = Date()) throws -> PendingUpdatesReport {
+        var rows: [HostRow] = []
+        for host in hosts where host.enabled {
+            let facts = try HostFacts.latest(database, hostID: host.id)
+            var age: Double?
+            if let facts, facts.pendingUpdates.contains(where: \.security) {
+                age = try securitySince(database: database, hostID: host.id).map { now.timeIntervalSince($0) / 86_400 }
+            }
+            rows.append(
+                HostRow(
+                    host: host, gatheredAt: facts?.gatheredAt, updates: facts?.pendingUpdates ?? [], rebootRequired: facts?.rebootRequired ?? false,
+                    securityAgeDays: age))
+        }
+        return PendingUpdatesReport(hosts: rows)
+    }
+
+    /// The oldest gathering in the unbroken run of facts, back from the newest, that all show security updates.
+    static func securitySince(database: any DatabaseReader, hostID: Int64) throws -> Date? {
+        try database.read { db in
+            var since: Int64?
+            let rows = try Row.fetchAll(
+                db, sql: "SELECT gathered_at, facts FROM host_facts WHERE host_id = ? ORDER BY gathered_at DESC LIMIT 2000", arguments: [hostID])
+            for row in rows {
+                guard let object = try? JSONSerialization.jsonObject(with: Data((row["facts"] as String).utf8)) as? [String: Any] else { break }
+                let lines = object["upgrade_lines"] as? [String] ?? []
+                guard lines.contains(where: { PendingUpdate.parseApt($0)?.security == true }) else { break }
+                since = row["gathered_at"]
+            }
+            return since.map(EpochMilliseconds.date)
+        }
+    }
+}

@@ -1,0 +1,124 @@
+import Foundation
+import GRDB
+import Hummingbird
+
+/// Pending updates across the fleet (from each host's newest facts): the Updates page, the per-package view, refresh
+/// on demand, and `/api/v1/updates`.
+struct UpdatesController {
+    let database: DatabasePool
+    let hosts: HostStore
+    let scheduler: Scheduler
+    let pages: PageRenderer
+    let docs: APIDocumentation
+
+    func addRoutes(to routes: Routes) {
+        routes.get("/updates", .view, use: fleetPage)
+        routes.get("/updates/packages", .view, use: packagesPage)
+        routes.post("/updates/refresh", .operate, use: refreshFromPage)
+        docs.add(
+            APIOperation(
+                method: .get, path: "/api/v1/updates", operationID: "listPendingUpdates",
+                summary: "Each host's pending updates with versions, the security count, reboot-required and how long security updates have waited",
+                tag: "updates", replies: [.init(status: 200, description: "Hosts", schema: "Object")]))
+        routes.get("/api/v1/updates", .view, use: apiFleet)
+        docs.add(
+            APIOperation(
+                method: .get, path: "/api/v1/updates/packages", operationID: "listPendingPackages",
+                summary: "Each package with a pending update and the hosts that would take it", tag: "updates",
+                replies: [.init(status: 200, description: "Packages", schema: "Object")]))
+        routes.get("/api/v1/updates/packages", .view, use: apiPackages)
+        docs.add(
+            APIOperation(
+                method: .post, path: "/api/v1/updates/refresh", operationID: "refreshPendingUpdates",
+                summary: "Gather facts from every host now (the Gather facts schedule's job)", tag: "updates",
+                replies: [.init(status: 202, description: "The job", schema: "Job")]))
+        routes.post("/api/v1/updates/refresh", .operate, use: apiRefresh)
+    }
+
+    func report() throws -> PendingUpdatesReport { try PendingUpdatesReport.build(database: database, hosts: try hosts.all()) }
+
+    // MARK: pages
+
+    @Sendable func fleetPage(request: Request, context: StewardRequestContext) async throws -> Response {
+        let rows = try report().hosts.sorted { ($0.securityCount, $0.updates.count) > ($1.securityCount, $1.updates.count) }
+        let view = rows.map { row in
+            ViewNode([
+                "id": row.host.id, "name": row.host.name, "count": row.updates.count, "security": row.securityCount, "reboot": row.rebootRequired,
+                "age": row.securityAgeDays.map { MetricUnit.trim($0, digits: 1) + " d" } ?? "", "stale": row.gatheredAt == nil,
+                "gathered": row.gatheredAt.map { RFC3339.display($0) } ?? "never", "old": (row.securityAgeDays ?? 0) >= 7,
+                "packages": row.updates.prefix(8).map(\.package).joined(separator: ", ") + (row.updates.count > 8 ? ", …" : ""),
+            ])
+        }
+        return pages.page(
+            "updates/fleet", title: "Updates", section: "updates",
+            data: [
+                "hosts": view, "empty": view.isEmpty, "total": rows.reduce(0) { $0 + $1.updates.count },
+                "total_security": rows.reduce(0) { $0 + $1.securityCount }, "reboots": rows.filter(\.rebootRequired).count,
+                "operator": context.identity?.permissions.contains(.operate) ?? false,
+            ], request: request, context: context)
+    }
+
+    @Sendable func packagesPage(request: Request, context: StewardRequestContext) async throws -> Response {
+        let packages = try report().packages.map { entry in
+            ViewNode([
+                "package": entry.package, "security": entry.security, "count": entry.hosts.count,
+                "hosts": entry.hosts.map {
+                    ViewNode(["host": $0.host, "current": $0.current.isEmpty ? "new" : $0.current, "candidate": $0.candidate, "origin": $0.origin])
+                },
+            ])
+        }
+        return pages.page(
+            "updates/packages", title: "Updates by package", section: "updates", data: ["packages": packages, "empty": packages.isEmpty],
+            request: request, context: context)
+    }
+
+    @Sendable func refreshFromPage(request: Request, context: StewardRequestContext) async throws -> Response {
+        do {
+            let job = try await refresh(context.actor)
+            return pages.redirect(to: "/jobs/\(job.id)", flash: Flash(.success, "Gathering facts from every host as job \(job.id)."))
+        } catch let problem as Problem {
+            return pages.redirect(to: "/updates", flash: Flash(.warning, problem.detail))
+        }
+    }
+
+    func refresh(_ actor: AuditActor) async throws -> Job {
+        guard let schedule = try scheduler.store.schedule(named: "Gather facts") else { throw Problem.notFound("the Gather facts schedule") }
+        guard let firing = try await scheduler.runNow(id: schedule.id, by: actor), let id = firing.jobID,
+            let job = try scheduler.jobs.store.job(id: id)
+        else {
+            throw Problem(status: .conflict, detail: "facts are already being gathered; the page shows the new ones when that job ends")
+        }
+        return job
+    }
+
+    // MARK: API
+
+    static func resource(_ update: PendingUpdate) -> [String: Any] {
+        ["package": update.package, "current": update.current, "candidate": update.candidate, "origin": update.origin, "security": update.security]
+    }
+
+    @Sendable func apiFleet(request: Request, context: StewardRequestContext) async throws -> Response {
+        let items = try report().hosts.map { row -> [String: Any] in
+            [
+                "host_id": row.host.id, "host": row.host.name, "gathered_at": orNull(row.gatheredAt.map(RFC3339.string)),
+                "count": row.updates.count, "security_count": row.securityCount, "reboot_required": row.rebootRequired,
+                "security_pending_days": orNull(row.securityAgeDays.map { ($0 * 10).rounded() / 10 }), "updates": row.updates.map(Self.resource),
+            ]
+        }
+        return try JSONResponse.make(object: ["items": items, "next": NSNull()])
+    }
+
+    @Sendable func apiPackages(request: Request, context: StewardRequestContext) async throws -> Response {
+        let items = try report().packages.map { entry -> [String: Any] in
+            [
+                "package": entry.package, "security": entry.security,
+                "hosts": entry.hosts.map { ["host": $0.host, "current": $0.current, "candidate": $0.candidate, "origin": $0.origin] },
+            ]
+        }
+        return try JSONResponse.make(object: ["items": items, "next": NSNull()])
+    }
+
+    @Sendable func apiRefresh(request: Request, context: StewardRequestContext) async throws -> Response {
+        try JSONResponse.make(object: JobController.resource(try await refresh(context.actor)), status: .accepted)
+    }
+}
