@@ -55,6 +55,10 @@ enum CallbackPlugin {
                     if key in body and body[key] not in (None, "", []):
                         value = body[key]
                         detail[key] = value[-2000:] if isinstance(value, str) else value
+                diff = body.get("diff")
+                if diff:
+                    # --diff output: the before/after of each changed file or package, kept short.
+                    detail["diff"] = json.dumps(diff, default=str)[-4000:]
                 changed = bool(body.get("changed", False))
                 facts = body.get("ansible_facts") or {}
                 if status == "ok" and isinstance(facts, dict) and "steward_facts" in facts:

@@ -21,6 +21,19 @@ public struct ConfigRepository: Sendable {
         try git(["commit", "-q", "-m", "Seed Steward's own playbooks"], author: ("Steward", "steward@localhost"))
     }
 
+    /// Unpack the tree of `commit` into `directory` (git archive into tar, both argv), for a run pinned to that commit.
+    public func export(commit: String, to directory: String) throws {
+        guard commit.count >= 7, commit.count <= 64, commit.allSatisfy(\.isHexDigit) else {
+            throw AccessError("a commit is 7 to 64 hex digits")
+        }
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let archive = directory + ".tar"
+        _ = try git(["archive", "--format=tar", "-o", archive, commit])
+        defer { try? FileManager.default.removeItem(atPath: archive) }
+        let result = try ShortCommand.run(["tar", "-x", "-f", archive, "-C", directory], timeout: 60)
+        guard result.status == 0 else { throw AccessError("could not unpack commit \(commit): \(result.stderr)") }
+    }
+
     /// The commit the working tree is at.
     public func head() throws -> String {
         try git(["rev-parse", "HEAD"]).trimmingCharacters(in: .whitespacesAndNewlines)

@@ -16,6 +16,12 @@ public struct PlaybookRun: Sendable, Codable, Equatable {
     public var command: [String]?
     /// Extra variables as a JSON object, passed to the playbook as a vars file (data, never template text).
     public var variables: String?
+    /// A playbook Steward ships (written into DATA/engine/builtin at start) instead of one from the config repo.
+    public var builtin: String?
+    /// `--check --diff`: report what would change, change nothing.
+    public var check = false
+    /// Run the config repo's playbook as it was at this commit instead of the working tree.
+    public var commit: String?
 
     public init(playbook: String, targets: [String] = []) {
         self.playbook = playbook
@@ -63,6 +69,10 @@ public struct Engine: Sendable {
         try FileManager.default.createDirectory(atPath: workDirectory + "/callback_plugins", withIntermediateDirectories: true)
         try Data(CallbackPlugin.source.utf8).write(to: URL(fileURLWithPath: workDirectory + "/callback_plugins/\(CallbackPlugin.name).py"))
         try FileManager.default.createDirectory(atPath: workDirectory + "/runs", withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: workDirectory + "/builtin", withIntermediateDirectories: true)
+        for (name, text) in BuiltinPlaybooks.files {
+            try Data(text.utf8).write(to: URL(fileURLWithPath: workDirectory + "/builtin/" + name))
+        }
     }
 
     /// A job request for a run; validates the playbook path and the targets first.
@@ -120,8 +130,15 @@ public struct Engine: Sendable {
     }
 
     func execute(_ run: PlaybookRun, _ context: JobContext) async throws {
-        let playbookPath = run.command == nil ? try repository.resolvePlaybook(run.playbook) : ""
-        let commit = try repository.head()
+        var playbookPath = ""
+        if let builtin = run.builtin {
+            guard BuiltinPlaybooks.files.contains(where: { $0.name == builtin }) else { throw JobFailure("no built-in playbook \(builtin)") }
+            playbookPath = workDirectory + "/builtin/" + builtin
+        } else if run.command == nil {
+            playbookPath = try repository.resolvePlaybook(run.playbook)
+        }
+        var workingDirectory = repository.path
+        let commit = try run.commit ?? repository.head()
         try await database.write { db in
             try db.execute(sql: "UPDATE jobs SET config_commit = ? WHERE id = ?", arguments: [commit, context.job.id])
         }
@@ -159,27 +176,37 @@ public struct Engine: Sendable {
         // An empty config of our own, so no ansible.cfg from the working directory or the system is read.
         FileManager.default.createFile(atPath: runDirectory + "/ansible.cfg", contents: Data("[defaults]\n".utf8))
         let environment = self.environment(run: run, runDirectory: runDirectory, eventsPath: eventsPath)
+        if let pinned = run.commit, run.builtin == nil, run.command == nil {
+            // The repository as it was at that commit, unpacked for this run only.
+            let tree = runDirectory + "/tree"
+            try repository.export(commit: pinned, to: tree)
+            workingDirectory = tree
+            playbookPath = tree + "/" + run.playbook
+            guard FileManager.default.fileExists(atPath: playbookPath) else { throw JobFailure("\(run.playbook) does not exist at commit \(pinned)") }
+            await context.log("playbook \(run.playbook) as of commit \(pinned)")
+        }
+        let checkFlags = run.check ? ["--check", "--diff"] : []
 
         let argv: [String]
         if let command = run.command {
             try Self.validate(command: command)
             let arguments = String(decoding: try JSONSerialization.data(withJSONObject: ["argv": command]), as: UTF8.self)
             argv = ["ansible", "all", "-i", inventoryPath, "-m", "ansible.builtin.command", "-a", arguments]
-        } else if checked.contains(commit + ":" + run.playbook) {
-            await context.log("syntax check: passed earlier for this commit")
-            argv = ["ansible-playbook", "-i", inventoryPath, playbookPath] + (try variablesArguments(run, runDirectory: runDirectory))
+        } else if run.builtin != nil || checked.contains(commit + ":" + run.playbook) {
+            await context.log(run.builtin != nil ? "Steward's own playbook \(run.builtin!)" : "syntax check: passed earlier for this commit")
+            argv = ["ansible-playbook", "-i", inventoryPath, playbookPath] + checkFlags + (try variablesArguments(run, runDirectory: runDirectory))
         } else {
             try await context.progress(5, "checking playbook syntax")
             do {
                 try await context.run(
                     ProcessCommand(
                         ["ansible-playbook", "--syntax-check", "-i", inventoryPath, playbookPath], environment: environment,
-                        workingDirectory: repository.path, timeout: .seconds(120)))
+                        workingDirectory: workingDirectory, timeout: .seconds(120)))
             } catch is JobFailure {
                 throw JobFailure("\(run.playbook) failed its syntax check (see the log); nothing was run")
             }
             checked.insert(commit + ":" + run.playbook)
-            argv = ["ansible-playbook", "-i", inventoryPath, playbookPath] + (try variablesArguments(run, runDirectory: runDirectory))
+            argv = ["ansible-playbook", "-i", inventoryPath, playbookPath] + checkFlags + (try variablesArguments(run, runDirectory: runDirectory))
         }
 
         try await context.progress(10, "running on \(runnable.count) host(s)")
@@ -188,7 +215,7 @@ public struct Engine: Sendable {
         var failure: (any Error)?
         do {
             try await context.run(
-                ProcessCommand(argv, environment: environment, workingDirectory: repository.path, timeout: .seconds(run.timeoutSeconds)))
+                ProcessCommand(argv, environment: environment, workingDirectory: workingDirectory, timeout: .seconds(run.timeoutSeconds)))
         } catch {
             failure = error
         }

@@ -1,0 +1,131 @@
+/// Playbooks that belong to Steward rather than to the config repo: written into DATA/engine/builtin at every start,
+/// so they always match the binary. Their inputs arrive as data in a vars file.
+enum BuiltinPlaybooks {
+    static let rollout = "rollout.yml"
+
+    static let files: [(name: String, text: String)] = [
+        (
+            rollout,
+            """
+            # Steward's update rollout. Inputs (vars file): steward_phase (plan | apply), steward_plan (host -> packages
+            # to upgrade, each "name" or "name=version"), steward_reboot (never | when_required | always).
+            # plan: refreshes the package lists and reports what an upgrade would do (the simulation runs even under
+            # --check). apply: upgrades exactly the planned packages, then reports versions and whether a reboot is due.
+            - name: Steward rollout
+              hosts: all
+              become: true
+              gather_facts: false
+              vars:
+                steward_wanted: "{{ steward_plan[inventory_hostname] | default([]) }}"
+              tasks:
+                - name: Package manager
+                  ansible.builtin.setup:
+                    gather_subset: ['!all', '!min', 'pkg_mgr']
+                - name: Refresh package lists
+                  ansible.builtin.apt:
+                    update_cache: true
+                  check_mode: false
+                  changed_when: false
+                  when: ansible_pkg_mgr == 'apt'
+                - name: Simulate the upgrade (apt)
+                  ansible.builtin.command:
+                    argv: [apt-get, -s, -o, Debug::NoLocking=1, dist-upgrade]
+                  check_mode: false
+                  changed_when: false
+                  register: steward_apt_simulation
+                  when: ansible_pkg_mgr == 'apt' and steward_phase == 'plan'
+                - name: Simulate downgrades (apt)
+                  ansible.builtin.command:
+                    argv: "{{ ['apt-get', '-s', '-o', 'Debug::NoLocking=1', '--allow-downgrades', 'install'] + steward_pinned }}"
+                  check_mode: false
+                  changed_when: false
+                  failed_when: false
+                  register: steward_apt_pinned
+                  vars:
+                    steward_pinned: "{{ steward_pins | default([]) }}"
+                  when: ansible_pkg_mgr == 'apt' and steward_phase == 'plan' and (steward_pins | default([]) | length > 0)
+                - name: Simulate the upgrade (dnf)
+                  ansible.builtin.command:
+                    argv: [dnf, -q, check-update]
+                  check_mode: false
+                  changed_when: false
+                  failed_when: steward_dnf_simulation.rc not in [0, 100]
+                  register: steward_dnf_simulation
+                  when: ansible_pkg_mgr == 'dnf' and steward_phase == 'plan'
+                - name: Security advisories (dnf)
+                  ansible.builtin.command:
+                    argv: [dnf, -q, updateinfo, list, --security]
+                  check_mode: false
+                  changed_when: false
+                  failed_when: false
+                  register: steward_dnf_security
+                  when: ansible_pkg_mgr == 'dnf' and steward_phase == 'plan'
+                - name: Steward plan
+                  ansible.builtin.debug:
+                    msg: "{{ {'pkg_mgr': ansible_pkg_mgr, 'apt': steward_apt_simulation.stdout_lines | default([]) | select('match', '^Inst ') | list, 'pinned': steward_apt_pinned.stdout_lines | default([]) | select('match', '^(Inst|E:) ') | list, 'dnf': steward_dnf_simulation.stdout_lines | default([]), 'dnf_security': steward_dnf_security.stdout_lines | default([])} | to_json }}"
+                  when: steward_phase == 'plan'
+                - name: Upgrade the planned packages (apt)
+                  ansible.builtin.apt:
+                    name: "{{ steward_wanted }}"
+                    state: "{{ 'present' if (steward_wanted | select('search', '=') | list | length > 0) else 'latest' }}"
+                    only_upgrade: "{{ steward_wanted | select('search', '=') | list | length == 0 }}"
+                    allow_downgrade: "{{ steward_wanted | select('search', '=') | list | length > 0 }}"
+                  when: ansible_pkg_mgr == 'apt' and steward_phase == 'apply' and steward_wanted | length > 0
+                - name: Upgrade the planned packages (dnf)
+                  ansible.builtin.dnf:
+                    name: "{{ steward_wanted | map('regex_replace', '=', '-') | list }}"
+                    state: "{{ 'present' if (steward_wanted | select('search', '=') | list | length > 0) else 'latest' }}"
+                    allow_downgrade: "{{ steward_wanted | select('search', '=') | list | length > 0 }}"
+                  when: ansible_pkg_mgr == 'dnf' and steward_phase == 'apply' and steward_wanted | length > 0
+                - name: Installed versions (apt)
+                  ansible.builtin.command:
+                    argv: "{{ ['dpkg-query', '-W', '-f', '${Package} ${Version}\\\\n'] + (steward_wanted | map('regex_replace', '=.*$', '') | list) }}"
+                  check_mode: false
+                  changed_when: false
+                  failed_when: false
+                  register: steward_versions
+                  when: ansible_pkg_mgr == 'apt' and steward_phase == 'apply' and steward_wanted | length > 0
+                - name: Installed versions (dnf)
+                  ansible.builtin.command:
+                    argv: "{{ ['rpm', '-q', '--qf', '%{NAME} %{EPOCHNUM}:%{VERSION}-%{RELEASE}\\\\n'] + (steward_wanted | map('regex_replace', '=.*$', '') | list) }}"
+                  check_mode: false
+                  changed_when: false
+                  failed_when: false
+                  register: steward_rpm_versions
+                  when: ansible_pkg_mgr == 'dnf' and steward_phase == 'apply' and steward_wanted | length > 0
+                - name: Reboot required file
+                  ansible.builtin.stat:
+                    path: /var/run/reboot-required
+                  register: steward_reboot_file
+                  when: steward_phase == 'apply'
+                - name: Steward report
+                  ansible.builtin.debug:
+                    msg: "{{ {'versions': (steward_versions.stdout_lines | default([])) + (steward_rpm_versions.stdout_lines | default([])), 'reboot_required': steward_reboot_file.stat.exists | default(false)} | to_json }}"
+                  when: steward_phase == 'apply'
+
+            # Reboots, one host at a time; the reboot module waits until the host answers again.
+            - name: Steward reboots
+              hosts: all
+              become: true
+              gather_facts: false
+              serial: 1
+              tasks:
+                - name: Reboot required file
+                  ansible.builtin.stat:
+                    path: /var/run/reboot-required
+                  register: steward_reboot_file
+                  when: steward_phase == 'apply' and steward_reboot != 'never'
+                - name: Reboot and wait for the host
+                  ansible.builtin.reboot:
+                    reboot_timeout: 900
+                  when: steward_phase == 'apply' and (steward_reboot == 'always' or (steward_reboot == 'when_required' and steward_reboot_file.stat.exists | default(false)))
+                  register: steward_rebooted
+                - name: Steward reboot
+                  ansible.builtin.debug:
+                    msg: "{{ {'rebooted': steward_rebooted.rebooted | default(false)} | to_json }}"
+                  when: steward_phase == 'apply'
+
+            """
+        )
+    ]
+}
