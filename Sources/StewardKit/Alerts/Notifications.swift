@@ -258,6 +258,16 @@ public struct SilenceStore: Sendable {
 }
 
 /// One message to one channel about one rule: what is happening, why, what to do, and a link.
+/// A message about something other than an alert (a rollout awaiting approval, paused or done), sent through the
+/// same channels.
+public struct NotificationEvent: Sendable {
+    public var kind: String
+    public var subject: String
+    public var text: String
+    public var link: String
+    public var severity: String
+}
+
 public struct NotificationMessage: Sendable {
     public struct Item: Sendable {
         public var host: String
@@ -275,14 +285,27 @@ public struct NotificationMessage: Sendable {
     public var firing: [Item]
     public var resolved: [Item]
     public var baseURL: String
+    /// Set for non-alert messages: its subject, text and link replace the alert's.
+    public var event: NotificationEvent?
 
-    public var status: String { firing.isEmpty ? "resolved" : "firing" }
-    public var link: String { "\(baseURL)/alerts/rules/\(rule.id)" }
+    public init(reason: String, rule: AlertRule, firing: [Item], resolved: [Item], baseURL: String) {
+        self.reason = reason
+        self.rule = rule
+        self.firing = firing
+        self.resolved = resolved
+        self.baseURL = baseURL
+    }
 
-    public var worst: String { firing.contains { $0.severity == "critical" } ? "critical" : firing.isEmpty ? "resolved" : "warning" }
+    public var status: String { event?.kind ?? (firing.isEmpty ? "resolved" : "firing") }
+    public var link: String { event?.link ?? "\(baseURL)/alerts/rules/\(rule.id)" }
+
+    public var worst: String {
+        event?.severity ?? (firing.contains { $0.severity == "critical" } ? "critical" : firing.isEmpty ? "resolved" : "warning")
+    }
 
     public var subject: String {
-        firing.isEmpty
+        if let event { return event.subject }
+        return firing.isEmpty
             ? "[RESOLVED] \(rule.name): \(resolved.map(\.host).joined(separator: ", "))"
             : "[\(worst.uppercased()) x\(firing.count)] \(rule.name): \(firing.map(\.host).joined(separator: ", "))"
     }
@@ -294,6 +317,7 @@ public struct NotificationMessage: Sendable {
 
     /// Plain text: the body of the email's text part and the webhook's Slack-compatible `text`.
     public var text: String {
+        if let event { return event.text }
         var lines: [String] = [subject, ""]
         for item in firing {
             lines.append("What: \(item.summary)")
@@ -313,6 +337,9 @@ public struct NotificationMessage: Sendable {
     /// The email's HTML part: every value escaped, so nothing a rule or host says can become markup.
     public var html: String {
         func e(_ text: String) -> String { SVGChart.escape(text) }
+        if let event {
+            return "<!doctype html><html><body><h2>\(e(event.subject))</h2><pre>\(e(event.text))</pre><p><a href=\"\(e(event.link))\">Open it</a></p></body></html>"
+        }
         var body = "<!doctype html><html><body><h2>\(e(subject))</h2>"
         for item in firing {
             body += "<p><strong>What:</strong> \(e(item.summary))<br><strong>Why:</strong> rule “\(e(rule.name))” is \(e(item.severity)) "
@@ -329,6 +356,9 @@ public struct NotificationMessage: Sendable {
     }
 
     public var json: [String: Any] {
+        if let event {
+            return ["version": 1, "status": event.kind, "reason": reason, "severity": event.severity, "subject": event.subject, "text": event.text, "link": event.link]
+        }
         func item(_ item: Item, _ state: String) -> [String: Any] {
             [
                 "host": item.host, "host_id": item.hostID, "state": state, "severity": item.severity,

@@ -1,0 +1,328 @@
+import Foundation
+import GRDB
+import HTTPTypes
+import Logging
+import ServiceLifecycle
+
+#if canImport(FoundationNetworking)
+    import FoundationNetworking
+#endif
+
+/// Rollouts: records, the plan and wave jobs, approvals, and the driver that runs approved rollouts wave by wave.
+public struct RolloutService: Sendable {
+    public static let planKind = "rollout.plan"
+    public static let waveKind = "rollout.wave"
+
+    public let database: DatabasePool
+    let engine: Engine
+    let hosts: HostStore
+    let channels: NotificationChannelStore?
+    let sender: (any NotificationSending)?
+    let baseURL: String
+
+    public init(
+        database: DatabasePool, engine: Engine, hosts: HostStore, channels: NotificationChannelStore? = nil, sender: (any NotificationSending)? = nil,
+        baseURL: String = ""
+    ) {
+        self.database = database
+        self.engine = engine
+        self.hosts = hosts
+        self.channels = channels
+        self.sender = sender
+        self.baseURL = baseURL
+    }
+
+    // MARK: records
+
+    public func rollout(id: Int64) throws -> Rollout? {
+        try database.read { db in try Row.fetchOne(db, sql: "SELECT * FROM rollouts WHERE id = ?", arguments: [id]).map(Rollout.init) }
+    }
+
+    public func all(limit: Int = 100) throws -> [Rollout] {
+        try database.read { db in try Row.fetchAll(db, sql: "SELECT * FROM rollouts ORDER BY id DESC LIMIT ?", arguments: [limit]).map(Rollout.init) }
+    }
+
+    public func plan(_ id: Int64) throws -> [RolloutPlanItem] {
+        try database.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM rollout_plan WHERE rollout_id = ? ORDER BY host", arguments: [id]).map { row in
+                RolloutPlanItem(host: row["host"], changes: Self.decodeChanges(row["changes"]), diff: row["diff"], problem: row["problem"])
+            }
+        }
+    }
+
+    public struct Approval: Sendable, Equatable {
+        public var revision: Int
+        public var actor: String
+        public var decision: String
+        public var reason: String
+        public var at: Int64
+    }
+
+    public func approvals(_ id: Int64) throws -> [Approval] {
+        try database.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM rollout_approvals WHERE rollout_id = ? ORDER BY id", arguments: [id]).map { row in
+                Approval(revision: row["revision"], actor: row["actor"], decision: row["decision"], reason: row["reason"], at: row["at"])
+            }
+        }
+    }
+
+    public struct Wave: Sendable, Equatable {
+        public var number: Int
+        public var hosts: [String]
+        public var jobID: Int64?
+        public var state: String
+        public var startedAt: Int64?
+        public var finishedAt: Int64?
+        public var gate: String
+    }
+
+    public func waves(_ id: Int64) throws -> [Wave] {
+        try database.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM rollout_waves WHERE rollout_id = ? ORDER BY number", arguments: [id]).map { row in
+                Wave(
+                    number: row["number"], hosts: BackupJSON.strings(row["hosts"]), jobID: row["job_id"], state: row["state"], startedAt: row["started_at"],
+                    finishedAt: row["finished_at"], gate: row["gate"])
+            }
+        }
+    }
+
+    public func results(_ id: Int64) throws -> [RolloutResult] {
+        try database.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM rollout_results WHERE rollout_id = ? ORDER BY wave, host", arguments: [id]).map { row in
+                let changes = (try? JSONSerialization.jsonObject(with: Data((row["changes"] as String).utf8)) as? [[String: String]]) ?? []
+                return RolloutResult(
+                    host: row["host"], wave: row["wave"], status: row["status"],
+                    changes: changes.map { .init(package: $0["package"] ?? "", from: $0["from"] ?? "", to: $0["to"] ?? "") }, rebooted: row["rebooted"],
+                    detail: row["detail"])
+            }
+        }
+    }
+
+    static func decodeChanges(_ text: String) -> [PendingUpdate] {
+        ((try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [[String: Any]]) ?? []).map {
+            PendingUpdate(
+                package: $0["package"] as? String ?? "", current: $0["current"] as? String ?? "", candidate: $0["candidate"] as? String ?? "",
+                origin: $0["origin"] as? String ?? "", security: $0["security"] as? Bool ?? false)
+        }
+    }
+
+    static func encode(_ value: Any) -> String {
+        (try? JSONSerialization.data(withJSONObject: value, options: [.sortedKeys])).map { String(decoding: $0, as: UTF8.self) } ?? "[]"
+    }
+
+    /// The enabled hosts a rollout targets (names, groups or tags), in name order; the first ones are the canary.
+    public func targetHosts(_ rollout: Rollout) throws -> [Host] {
+        try hosts.all().filter { host in
+            host.enabled
+                && (rollout.targets.contains { $0 == host.name || host.groups.contains($0) } || rollout.tags.contains { host.tags.contains($0) })
+        }.sorted { $0.name < $1.name }
+    }
+
+    /// True when a host's facts are newer than the plan: what the approvers saw may no longer be what will change.
+    public func planIsStale(_ rollout: Rollout) throws -> Bool {
+        guard let planned = rollout.planFactsAt else { return false }
+        let newest = try database.read { db in
+            try Int64.fetchOne(
+                db,
+                sql: "SELECT MAX(f.gathered_at) FROM host_facts f JOIN hosts h ON h.id = f.host_id WHERE h.name IN (SELECT host FROM rollout_plan WHERE rollout_id = ?)",
+                arguments: [rollout.id])
+        }
+        return (newest ?? 0) > planned
+    }
+
+    static let columns = [
+        "title", "what", "packages", "playbook", "playbook_commit", "targets", "tags", "canary", "wave_kind", "wave_size", "pause_seconds",
+        "max_failure_percent", "reboot", "window_id", "approvals_required", "expires_at", "check_url", "settle_seconds",
+    ]
+
+    static func values(_ rollout: Rollout) -> [(any DatabaseValueConvertible)?] {
+        [
+            rollout.title, rollout.what.rawValue, encode(rollout.packages), rollout.playbook, rollout.playbookCommit, encode(rollout.targets),
+            encode(rollout.tags), rollout.canary, rollout.waveKind.rawValue, rollout.waveSize, rollout.pauseSeconds, rollout.maxFailurePercent,
+            rollout.reboot.rawValue, rollout.windowID, rollout.approvalsRequired, rollout.expiresAt, rollout.checkURL, rollout.settleSeconds,
+        ]
+    }
+
+    static func audit(_ rollout: Rollout) -> [String: Any] {
+        var result: [String: Any] = [:]
+        for (column, value) in zip(columns, values(rollout)) { result[column] = value.map { "\($0)" } ?? NSNull() }
+        return result
+    }
+
+    /// Check and save a new rollout, or a change to one that has not started (which resets its approvals), and queue
+    /// its plan. Returns the rollout and the plan job.
+    public func save(_ rollout: Rollout, by who: AuditActor, jobs: JobRunner, now: Date = Date()) async throws -> (Rollout, Job) {
+        var errors = rollout.problems(now: EpochMilliseconds.from(now))
+        if rollout.what == .playbook, errors["playbook"] == nil {
+            do { _ = try engine.repository.resolvePlaybook(rollout.playbook) } catch { errors["playbook"] = error.description }
+        }
+        let known = try hosts.all()
+        let unknown = rollout.targets.filter { name in !known.contains { $0.name == name || $0.groups.contains(name) } }
+        if !unknown.isEmpty { errors["targets"] = "no host or group is called " + unknown.joined(separator: ", ") }
+        if errors.isEmpty, try targetHosts(rollout).isEmpty { errors["targets"] = "these targets match no enabled host" }
+        if let window = rollout.windowID, try MaintenanceWindowStore(database: database).all().first(where: { $0.id == window }) == nil {
+            errors["window"] = "no maintenance window \(window)"
+        }
+        guard errors.isEmpty else { throw Problem.invalid(errors) }
+        let nowMS = EpochMilliseconds.from(now)
+        let id: Int64 = try await database.write { db in
+            if rollout.id == 0 {
+                let placeholders = Array(repeating: "?", count: Self.columns.count + 6).joined(separator: ", ")
+                try db.execute(
+                    sql: """
+                        INSERT INTO rollouts (\(Self.columns.joined(separator: ", ")), state, requested_by, rollback_of, revision, created_at, updated_at)
+                        VALUES (\(placeholders))
+                        """,
+                    arguments: StatementArguments(Self.values(rollout) + ["planning", who.actor, rollout.rollbackOf, 1, nowMS, nowMS]))
+                let id = db.lastInsertedRowID
+                try AuditLog.append(db, by: who, action: "rollout.create", target: "rollout:\(id)", after: Self.audit(rollout), now: now)
+                return id
+            }
+            guard let before = try Row.fetchOne(db, sql: "SELECT * FROM rollouts WHERE id = ?", arguments: [rollout.id]).map(Rollout.init) else {
+                throw Problem.notFound("rollout \(rollout.id)")
+            }
+            guard before.state.isEditable else {
+                throw Problem(status: .conflict, detail: "rollout \(rollout.id) is \(before.state.rawValue); only a rollout that has not started can change")
+            }
+            let assignments = Self.columns.map { "\($0) = ?" }.joined(separator: ", ")
+            // A new revision: approvals given to the old one no longer count.
+            try db.execute(
+                sql: "UPDATE rollouts SET \(assignments), state = 'planning', state_detail = '', revision = revision + 1, updated_at = ? WHERE id = ?",
+                arguments: StatementArguments(Self.values(rollout) + [nowMS, rollout.id]))
+            let reset = try Int.fetchOne(
+                db, sql: "SELECT COUNT(*) FROM rollout_approvals WHERE rollout_id = ? AND revision = ? AND decision = 'approve'",
+                arguments: [rollout.id, before.revision]) ?? 0
+            try AuditLog.append(
+                db, by: who, action: "rollout.update", target: "rollout:\(rollout.id)", before: Self.audit(before),
+                after: Self.audit(rollout).merging(["approvals_reset": reset]) { a, _ in a }, now: now)
+            return rollout.id
+        }
+        let saved = try self.rollout(id: id)!
+        let job = try await jobs.enqueue(
+            JobRequest(
+                kind: Self.planKind, title: "Plan rollout #\(id): \(saved.title)", params: "{\"rollout_id\":\(id),\"revision\":\(saved.revision)}",
+                startedBy: who.actor, reason: "plan before approval", source: who.source))
+        try await database.write { db in try db.execute(sql: "UPDATE rollouts SET plan_job_id = ? WHERE id = ?", arguments: [job.id, id]) }
+        return (try self.rollout(id: id)!, job)
+    }
+
+    func setState(_ id: Int64, _ state: Rollout.State, detail: String, now: Date = Date(), extra: String = "", arguments: [(any DatabaseValueConvertible)?] = [])
+        throws
+    {
+        try database.write { db in
+            try db.execute(
+                sql: "UPDATE rollouts SET state = ?, state_detail = ?, updated_at = ?\(state.isFinished ? ", finished_at = ?" : "")\(extra) WHERE id = ?",
+                arguments: StatementArguments(
+                    [state.rawValue, detail, EpochMilliseconds.from(now)] + (state.isFinished ? [EpochMilliseconds.from(now)] : []) + arguments + [id]))
+        }
+    }
+
+    // MARK: approvals
+
+    /// Approve the current revision. The requester never approves their own rollout; a stale plan must be re-planned.
+    public func approve(_ id: Int64, by who: AuditActor, reason: String, now: Date = Date()) async throws -> Rollout {
+        guard let rollout = try rollout(id: id) else { throw Problem.notFound("rollout \(id)") }
+        guard rollout.state == .awaitingApproval else {
+            throw Problem(status: .conflict, detail: "rollout \(id) is \(rollout.state.rawValue.replacingOccurrences(of: "_", with: " ")); only a planned rollout awaiting approval can be approved")
+        }
+        guard who.actor != rollout.requestedBy else {
+            throw Problem(status: .forbidden, detail: "\(who.actor) requested this rollout and cannot approve it; another approver must")
+        }
+        if EpochMilliseconds.from(now) > rollout.expiresAt {
+            try setState(id, .expired, detail: "the approval window ended at \(RFC3339.string(milliseconds: rollout.expiresAt) ?? "")", now: now)
+            throw Problem(status: .conflict, detail: "rollout \(id) expired before it was approved")
+        }
+        if try planIsStale(rollout) {
+            throw Problem(status: .conflict, detail: "the plan is stale: facts changed after it was made; re-plan the rollout (edit and save it) before approving")
+        }
+        let approved = try await database.write { db -> Bool in
+            if try Bool.fetchOne(
+                db, sql: "SELECT EXISTS (SELECT 1 FROM rollout_approvals WHERE rollout_id = ? AND revision = ? AND actor = ?)",
+                arguments: [id, rollout.revision, who.actor]) == true
+            {
+                throw Problem(status: .conflict, detail: "\(who.actor) already decided on this revision")
+            }
+            try db.execute(
+                sql: "INSERT INTO rollout_approvals (rollout_id, revision, actor, decision, reason, at) VALUES (?, ?, ?, 'approve', ?, ?)",
+                arguments: [id, rollout.revision, who.actor, reason, EpochMilliseconds.from(now)])
+            try AuditLog.append(
+                db, by: who, action: "rollout.approve", target: "rollout:\(id)", after: ["revision": rollout.revision, "reason": reason], now: now)
+            let count = try Int.fetchOne(
+                db, sql: "SELECT COUNT(*) FROM rollout_approvals WHERE rollout_id = ? AND revision = ? AND decision = 'approve'",
+                arguments: [id, rollout.revision]) ?? 0
+            if count >= rollout.approvalsRequired {
+                try db.execute(
+                    sql: "UPDATE rollouts SET state = 'approved', state_detail = ?, updated_at = ? WHERE id = ?",
+                    arguments: ["approved by \(count) approver\(count == 1 ? "" : "s")", EpochMilliseconds.from(now), id])
+                return true
+            }
+            return false
+        }
+        if approved { await notify(try self.rollout(id: id)!, event: "approved", detail: "approved by \(who.actor); it starts with the canary wave") }
+        return try self.rollout(id: id)!
+    }
+
+    /// Deny, with a reason the requester will read.
+    public func deny(_ id: Int64, by who: AuditActor, reason: String, now: Date = Date()) async throws -> Rollout {
+        let reason = reason.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard !reason.isEmpty else { throw Problem.invalid(["reason": "say why the rollout is denied; the requester reads it"]) }
+        guard let rollout = try rollout(id: id) else { throw Problem.notFound("rollout \(id)") }
+        guard [.awaitingApproval, .planning, .planFailed, .approved].contains(rollout.state) else {
+            throw Problem(status: .conflict, detail: "rollout \(id) is \(rollout.state.rawValue); it can no longer be denied")
+        }
+        try await database.write { db in
+            try db.execute(
+                sql: "INSERT OR REPLACE INTO rollout_approvals (rollout_id, revision, actor, decision, reason, at) VALUES (?, ?, ?, 'deny', ?, ?)",
+                arguments: [id, rollout.revision, who.actor, reason, EpochMilliseconds.from(now)])
+            try db.execute(
+                sql: "UPDATE rollouts SET state = 'denied', state_detail = ?, updated_at = ?, finished_at = ? WHERE id = ?",
+                arguments: ["denied by \(who.actor): \(reason)", EpochMilliseconds.from(now), EpochMilliseconds.from(now), id])
+            try AuditLog.append(db, by: who, action: "rollout.deny", target: "rollout:\(id)", after: ["revision": rollout.revision, "reason": reason], now: now)
+        }
+        await notify(try self.rollout(id: id)!, event: "denied", detail: "denied by \(who.actor): \(reason)")
+        return try self.rollout(id: id)!
+    }
+
+    /// Pause (no new wave starts), resume, or abort (the running wave is cancelled).
+    public func control(_ id: Int64, action: String, by who: AuditActor, jobs: JobRunner, now: Date = Date()) async throws -> Rollout {
+        guard let rollout = try rollout(id: id) else { throw Problem.notFound("rollout \(id)") }
+        switch action {
+        case "pause":
+            guard rollout.state == .running || rollout.state == .approved else { throw Problem(status: .conflict, detail: "only a running rollout can be paused") }
+            try setState(id, .paused, detail: "paused by \(who.actor)", now: now)
+        case "resume":
+            guard rollout.state == .paused else { throw Problem(status: .conflict, detail: "only a paused rollout can be resumed") }
+            try await database.write { db in try db.execute(sql: "UPDATE rollout_waves SET state = 'gating', gate = '' WHERE rollout_id = ? AND state = 'failed'", arguments: [id]) }
+            try setState(id, .running, detail: "resumed by \(who.actor)", now: now, extra: ", gate_started_at = ?", arguments: [EpochMilliseconds.from(now)])
+        case "abort":
+            guard !rollout.state.isFinished else { throw Problem(status: .conflict, detail: "rollout \(id) has already ended (\(rollout.state.rawValue))") }
+            for wave in try waves(id) where wave.state == "running" {
+                if let job = wave.jobID { _ = try await jobs.cancel(id: job, by: who) }
+            }
+            try setState(id, .aborted, detail: "aborted by \(who.actor)", now: now)
+        default:
+            throw Problem.badRequest("unknown action \(action)")
+        }
+        try await database.write { db in try AuditLog.append(db, by: who, action: "rollout.\(action)", target: "rollout:\(id)", now: now) }
+        return try self.rollout(id: id)!
+    }
+
+    // MARK: notifications
+
+    /// Tell every enabled channel (that takes warnings) about a rollout event, with a direct link to it.
+    func notify(_ rollout: Rollout, event: String, detail: String) async {
+        guard let channels, let sender, let all = try? channels.all() else { return }
+        let link = "\(baseURL)/rollouts/\(rollout.id)"
+        let subject = "[ROLLOUT \(event.uppercased())] #\(rollout.id) \(rollout.title)"
+        let text = [
+            subject, "", "What: rollout #\(rollout.id) \"\(rollout.title)\" (\(rollout.what.rawValue)) \(event): \(detail)",
+            "Requested by: \(rollout.requestedBy)", "Approvals needed: \(rollout.approvalsRequired)",
+            "Open it: \(link)",
+        ].joined(separator: "\n")
+        var message = NotificationMessage(reason: "rollout.\(event)", rule: AlertRule(), firing: [], resolved: [], baseURL: baseURL)
+        message.event = NotificationEvent(kind: "rollout.\(event)", subject: subject, text: text, link: link, severity: event == "paused" || event == "failed" ? "critical" : "warning")
+        for channel in all where channel.enabled && channel.minSeverity == .warning || (channel.enabled && (event == "paused" || event == "failed")) {
+            try? await sender.send(message, to: channel)
+        }
+    }
+}
