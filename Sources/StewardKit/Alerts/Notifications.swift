@@ -338,7 +338,8 @@ public struct NotificationMessage: Sendable {
     public var html: String {
         func e(_ text: String) -> String { SVGChart.escape(text) }
         if let event {
-            return "<!doctype html><html><body><h2>\(e(event.subject))</h2><pre>\(e(event.text))</pre><p><a href=\"\(e(event.link))\">Open it</a></p></body></html>"
+            return
+                "<!doctype html><html><body><h2>\(e(event.subject))</h2><pre>\(e(event.text))</pre><p><a href=\"\(e(event.link))\">Open it</a></p></body></html>"
         }
         var body = "<!doctype html><html><body><h2>\(e(subject))</h2>"
         for item in firing {
@@ -357,7 +358,10 @@ public struct NotificationMessage: Sendable {
 
     public var json: [String: Any] {
         if let event {
-            return ["version": 1, "status": event.kind, "reason": reason, "severity": event.severity, "subject": event.subject, "text": event.text, "link": event.link]
+            return [
+                "version": 1, "status": event.kind, "reason": reason, "severity": event.severity, "subject": event.subject, "text": event.text,
+                "link": event.link,
+            ]
         }
         func item(_ item: Item, _ state: String) -> [String: Any] {
             [

@@ -116,7 +116,9 @@ public struct Rollout: Sendable, Equatable {
     /// Field errors; empty when the rollout can be saved.
     public func problems(now: Int64) -> [String: String] {
         var errors: [String: String] = [:]
-        if title.trimmingCharacters(in: .whitespaces).isEmpty || title.count > 200 { errors["title"] = "give the rollout a title of 1 to 200 characters" }
+        if title.trimmingCharacters(in: .whitespaces).isEmpty || title.count > 200 {
+            errors["title"] = "give the rollout a title of 1 to 200 characters"
+        }
         switch what {
         case .packages:
             if packages.isEmpty { errors["packages"] = "name at least one package" }

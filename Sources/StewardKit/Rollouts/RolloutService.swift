@@ -80,7 +80,8 @@ public struct RolloutService: Sendable {
         try database.read { db in
             try Row.fetchAll(db, sql: "SELECT * FROM rollout_waves WHERE rollout_id = ? ORDER BY number", arguments: [id]).map { row in
                 Wave(
-                    number: row["number"], hosts: BackupJSON.strings(row["hosts"]), jobID: row["job_id"], state: row["state"], startedAt: row["started_at"],
+                    number: row["number"], hosts: BackupJSON.strings(row["hosts"]), jobID: row["job_id"], state: row["state"],
+                    startedAt: row["started_at"],
                     finishedAt: row["finished_at"], gate: row["gate"])
             }
         }
@@ -92,7 +93,8 @@ public struct RolloutService: Sendable {
                 let changes = (try? JSONSerialization.jsonObject(with: Data((row["changes"] as String).utf8)) as? [[String: String]]) ?? []
                 return RolloutResult(
                     host: row["host"], wave: row["wave"], status: row["status"],
-                    changes: changes.map { .init(package: $0["package"] ?? "", from: $0["from"] ?? "", to: $0["to"] ?? "") }, rebooted: row["rebooted"],
+                    changes: changes.map { .init(package: $0["package"] ?? "", from: $0["from"] ?? "", to: $0["to"] ?? "") },
+                    rebooted: row["rebooted"],
                     detail: row["detail"])
             }
         }
@@ -124,7 +126,8 @@ public struct RolloutService: Sendable {
         let newest = try database.read { db in
             try Int64.fetchOne(
                 db,
-                sql: "SELECT MAX(f.gathered_at) FROM host_facts f JOIN hosts h ON h.id = f.host_id WHERE h.name IN (SELECT host FROM rollout_plan WHERE rollout_id = ?)",
+                sql:
+                    "SELECT MAX(f.gathered_at) FROM host_facts f JOIN hosts h ON h.id = f.host_id WHERE h.name IN (SELECT host FROM rollout_plan WHERE rollout_id = ?)",
                 arguments: [rollout.id])
         }
         return (newest ?? 0) > planned
@@ -182,16 +185,19 @@ public struct RolloutService: Sendable {
                 throw Problem.notFound("rollout \(rollout.id)")
             }
             guard before.state.isEditable else {
-                throw Problem(status: .conflict, detail: "rollout \(rollout.id) is \(before.state.rawValue); only a rollout that has not started can change")
+                throw Problem(
+                    status: .conflict, detail: "rollout \(rollout.id) is \(before.state.rawValue); only a rollout that has not started can change")
             }
             let assignments = Self.columns.map { "\($0) = ?" }.joined(separator: ", ")
             // A new revision: approvals given to the old one no longer count.
             try db.execute(
-                sql: "UPDATE rollouts SET \(assignments), state = 'planning', state_detail = '', revision = revision + 1, updated_at = ? WHERE id = ?",
+                sql:
+                    "UPDATE rollouts SET \(assignments), state = 'planning', state_detail = '', revision = revision + 1, updated_at = ? WHERE id = ?",
                 arguments: StatementArguments(Self.values(rollout) + [nowMS, rollout.id]))
-            let reset = try Int.fetchOne(
-                db, sql: "SELECT COUNT(*) FROM rollout_approvals WHERE rollout_id = ? AND revision = ? AND decision = 'approve'",
-                arguments: [rollout.id, before.revision]) ?? 0
+            let reset =
+                try Int.fetchOne(
+                    db, sql: "SELECT COUNT(*) FROM rollout_approvals WHERE rollout_id = ? AND revision = ? AND decision = 'approve'",
+                    arguments: [rollout.id, before.revision]) ?? 0
             try AuditLog.append(
                 db, by: who, action: "rollout.update", target: "rollout:\(rollout.id)", before: Self.audit(before),
                 after: Self.audit(rollout).merging(["approvals_reset": reset]) { a, _ in a }, now: now)
@@ -206,14 +212,18 @@ public struct RolloutService: Sendable {
         return (try self.rollout(id: id)!, job)
     }
 
-    func setState(_ id: Int64, _ state: Rollout.State, detail: String, now: Date = Date(), extra: String = "", arguments: [(any DatabaseValueConvertible)?] = [])
+    func setState(
+        _ id: Int64, _ state: Rollout.State, detail: String, now: Date = Date(), extra: String = "", arguments: [(any DatabaseValueConvertible)?] = []
+    )
         throws
     {
         try database.write { db in
             try db.execute(
-                sql: "UPDATE rollouts SET state = ?, state_detail = ?, updated_at = ?\(state.isFinished ? ", finished_at = ?" : "")\(extra) WHERE id = ?",
+                sql:
+                    "UPDATE rollouts SET state = ?, state_detail = ?, updated_at = ?\(state.isFinished ? ", finished_at = ?" : "")\(extra) WHERE id = ?",
                 arguments: StatementArguments(
-                    [state.rawValue, detail, EpochMilliseconds.from(now)] + (state.isFinished ? [EpochMilliseconds.from(now)] : []) + arguments + [id]))
+                    [state.rawValue, detail, EpochMilliseconds.from(now)] + (state.isFinished ? [EpochMilliseconds.from(now)] : []) + arguments + [id]
+                ))
         }
     }
 
@@ -223,7 +233,11 @@ public struct RolloutService: Sendable {
     public func approve(_ id: Int64, by who: AuditActor, reason: String, now: Date = Date()) async throws -> Rollout {
         guard let rollout = try rollout(id: id) else { throw Problem.notFound("rollout \(id)") }
         guard rollout.state == .awaitingApproval else {
-            throw Problem(status: .conflict, detail: "rollout \(id) is \(rollout.state.rawValue.replacingOccurrences(of: "_", with: " ")); only a planned rollout awaiting approval can be approved")
+            throw Problem(
+                status: .conflict,
+                detail:
+                    "rollout \(id) is \(rollout.state.rawValue.replacingOccurrences(of: "_", with: " ")); only a planned rollout awaiting approval can be approved"
+            )
         }
         guard who.actor != rollout.requestedBy else {
             throw Problem(status: .forbidden, detail: "\(who.actor) requested this rollout and cannot approve it; another approver must")
@@ -233,7 +247,9 @@ public struct RolloutService: Sendable {
             throw Problem(status: .conflict, detail: "rollout \(id) expired before it was approved")
         }
         if try planIsStale(rollout) {
-            throw Problem(status: .conflict, detail: "the plan is stale: facts changed after it was made; re-plan the rollout (edit and save it) before approving")
+            throw Problem(
+                status: .conflict,
+                detail: "the plan is stale: facts changed after it was made; re-plan the rollout (edit and save it) before approving")
         }
         let approved = try await database.write { db -> Bool in
             if try Bool.fetchOne(
@@ -247,9 +263,10 @@ public struct RolloutService: Sendable {
                 arguments: [id, rollout.revision, who.actor, reason, EpochMilliseconds.from(now)])
             try AuditLog.append(
                 db, by: who, action: "rollout.approve", target: "rollout:\(id)", after: ["revision": rollout.revision, "reason": reason], now: now)
-            let count = try Int.fetchOne(
-                db, sql: "SELECT COUNT(*) FROM rollout_approvals WHERE rollout_id = ? AND revision = ? AND decision = 'approve'",
-                arguments: [id, rollout.revision]) ?? 0
+            let count =
+                try Int.fetchOne(
+                    db, sql: "SELECT COUNT(*) FROM rollout_approvals WHERE rollout_id = ? AND revision = ? AND decision = 'approve'",
+                    arguments: [id, rollout.revision]) ?? 0
             if count >= rollout.approvalsRequired {
                 try db.execute(
                     sql: "UPDATE rollouts SET state = 'approved', state_detail = ?, updated_at = ? WHERE id = ?",
@@ -277,7 +294,8 @@ public struct RolloutService: Sendable {
             try db.execute(
                 sql: "UPDATE rollouts SET state = 'denied', state_detail = ?, updated_at = ?, finished_at = ? WHERE id = ?",
                 arguments: ["denied by \(who.actor): \(reason)", EpochMilliseconds.from(now), EpochMilliseconds.from(now), id])
-            try AuditLog.append(db, by: who, action: "rollout.deny", target: "rollout:\(id)", after: ["revision": rollout.revision, "reason": reason], now: now)
+            try AuditLog.append(
+                db, by: who, action: "rollout.deny", target: "rollout:\(id)", after: ["revision": rollout.revision, "reason": reason], now: now)
         }
         await notify(try self.rollout(id: id)!, event: "denied", detail: "denied by \(who.actor): \(reason)")
         return try self.rollout(id: id)!
@@ -288,14 +306,21 @@ public struct RolloutService: Sendable {
         guard let rollout = try rollout(id: id) else { throw Problem.notFound("rollout \(id)") }
         switch action {
         case "pause":
-            guard rollout.state == .running || rollout.state == .approved else { throw Problem(status: .conflict, detail: "only a running rollout can be paused") }
+            guard rollout.state == .running || rollout.state == .approved else {
+                throw Problem(status: .conflict, detail: "only a running rollout can be paused")
+            }
             try setState(id, .paused, detail: "paused by \(who.actor)", now: now)
         case "resume":
             guard rollout.state == .paused else { throw Problem(status: .conflict, detail: "only a paused rollout can be resumed") }
-            try await database.write { db in try db.execute(sql: "UPDATE rollout_waves SET state = 'gating', gate = '' WHERE rollout_id = ? AND state = 'failed'", arguments: [id]) }
-            try setState(id, .running, detail: "resumed by \(who.actor)", now: now, extra: ", gate_started_at = ?", arguments: [EpochMilliseconds.from(now)])
+            try await database.write { db in
+                try db.execute(sql: "UPDATE rollout_waves SET state = 'gating', gate = '' WHERE rollout_id = ? AND state = 'failed'", arguments: [id])
+            }
+            try setState(
+                id, .running, detail: "resumed by \(who.actor)", now: now, extra: ", gate_started_at = ?", arguments: [EpochMilliseconds.from(now)])
         case "abort":
-            guard !rollout.state.isFinished else { throw Problem(status: .conflict, detail: "rollout \(id) has already ended (\(rollout.state.rawValue))") }
+            guard !rollout.state.isFinished else {
+                throw Problem(status: .conflict, detail: "rollout \(id) has already ended (\(rollout.state.rawValue))")
+            }
             for wave in try waves(id) where wave.state == "running" {
                 if let job = wave.jobID { _ = try await jobs.cancel(id: job, by: who) }
             }
@@ -320,7 +345,9 @@ public struct RolloutService: Sendable {
             "Open it: \(link)",
         ].joined(separator: "\n")
         var message = NotificationMessage(reason: "rollout.\(event)", rule: AlertRule(), firing: [], resolved: [], baseURL: baseURL)
-        message.event = NotificationEvent(kind: "rollout.\(event)", subject: subject, text: text, link: link, severity: event == "paused" || event == "failed" ? "critical" : "warning")
+        message.event = NotificationEvent(
+            kind: "rollout.\(event)", subject: subject, text: text, link: link,
+            severity: event == "paused" || event == "failed" ? "critical" : "warning")
         for channel in all where channel.enabled && channel.minSeverity == .warning || (channel.enabled && (event == "paused" || event == "failed")) {
             try? await sender.send(message, to: channel)
         }

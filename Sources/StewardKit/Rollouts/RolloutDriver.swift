@@ -1,0 +1,223 @@
+import Foundation
+import GRDB
+import Logging
+import ServiceLifecycle
+
+#if canImport(FoundationNetworking)
+    import FoundationNetworking
+#endif
+
+/// Moves approved rollouts forward, one step per tick: waits for the maintenance window and the pause between
+/// waves, starts each wave's job, records its results, and holds the health gate for the settle time: the wave's
+/// hosts are back up, no critical alert fires on them, and the check URL (if any) answers 2xx. A failed gate or too
+/// many failures pauses the rollout and notifies. State is in the database, so a restart picks up where it was.
+public actor RolloutDriver: Service {
+    let service: RolloutService
+    let jobs: JobRunner
+    let evaluator: AlertEvaluator?
+    let interval: Duration
+    let logger: Logger
+    /// When the HTTP check last passed, per rollout and wave, so it is not asked on every tick.
+    private var lastCheck: [String: Date] = [:]
+
+    public init(service: RolloutService, jobs: JobRunner, evaluator: AlertEvaluator?, interval: Duration = .seconds(2), logger: Logger) {
+        self.service = service
+        self.jobs = jobs
+        self.evaluator = evaluator
+        self.interval = interval
+        self.logger = logger
+    }
+
+    public func run() async throws {
+        await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                await self.tick()
+                try? await Task.sleep(for: self.interval)
+            }
+        }
+    }
+
+    public func tick(now: Date = Date()) async {
+        do {
+            for rollout in try await service.database.read({ db in
+                try Row.fetchAll(
+                    db, sql: "SELECT * FROM rollouts WHERE state IN ('planning', 'plan_failed', 'awaiting_approval', 'approved', 'running')"
+                ).map(Rollout.init)
+            }) {
+                try await step(rollout, now: now)
+            }
+        } catch {
+            logger.error("rollout driver step failed", metadata: ["error": "\(error)"])
+        }
+    }
+
+    func detail(_ rollout: Rollout, _ text: String, now: Date) throws {
+        guard rollout.stateDetail != text else { return }
+        try service.database.write { db in
+            try db.execute(
+                sql: "UPDATE rollouts SET state_detail = ?, updated_at = ? WHERE id = ?", arguments: [text, EpochMilliseconds.from(now), rollout.id])
+        }
+    }
+
+    func pause(_ rollout: Rollout, wave: Int, because reason: String, now: Date) async throws {
+        try await service.database.write { db in
+            try db.execute(
+                sql: "UPDATE rollout_waves SET state = 'failed', gate = ? WHERE rollout_id = ? AND number = ?", arguments: [reason, rollout.id, wave])
+        }
+        try service.setState(rollout.id, .paused, detail: "paused at wave \(wave): \(reason)", now: now)
+        logger.warning("rollout paused", metadata: ["rollout": "\(rollout.id)", "reason": "\(reason)"])
+        await service.notify(
+            try service.rollout(id: rollout.id)!, event: "paused",
+            detail: "wave \(wave): \(reason). Look at the hosts, then resume or abort the rollout.")
+    }
+
+    func step(_ rollout: Rollout, now: Date) async throws {
+        let nowMS = EpochMilliseconds.from(now)
+        switch rollout.state {
+        case .planning, .planFailed, .awaitingApproval:
+            if nowMS > rollout.expiresAt {
+                try service.setState(
+                    rollout.id, .expired, detail: "not approved before \(RFC3339.string(milliseconds: rollout.expiresAt) ?? "")", now: now)
+                await service.notify(
+                    try service.rollout(id: rollout.id)!, event: "expired", detail: "it was not approved in time; nothing was changed")
+            }
+            return
+        case .approved:
+            let waves = Rollout.waves(
+                hosts: try service.plan(rollout.id).map(\.host), canary: rollout.canary, kind: rollout.waveKind, size: rollout.waveSize)
+            try await service.database.write { db in
+                try db.execute(sql: "DELETE FROM rollout_waves WHERE rollout_id = ?", arguments: [rollout.id])
+                for (index, hosts) in waves.enumerated() {
+                    try db.execute(
+                        sql: "INSERT INTO rollout_waves (rollout_id, number, hosts, state) VALUES (?, ?, ?, 'pending')",
+                        arguments: [rollout.id, index + 1, RolloutService.encode(hosts)])
+                }
+            }
+            try service.setState(rollout.id, .running, detail: "\(waves.count) wave(s); the canary goes first", now: now)
+            return
+        case .running:
+            break
+        default:
+            return
+        }
+        let waves = try service.waves(rollout.id)
+        if let active = waves.first(where: { $0.state == "running" || $0.state == "gating" }) {
+            try await follow(rollout, wave: active, all: waves, now: now)
+            return
+        }
+        guard let next = waves.first(where: { $0.state == "pending" }) else {
+            let results = try service.results(rollout.id)
+            let failed = results.filter { ["failed", "unreachable"].contains($0.status) }
+            let changed = results.reduce(0) { $0 + $1.changes.count }
+            let report =
+                "\(results.count) host(s) in \(waves.count) wave(s): \(changed) package change(s), \(results.filter(\.rebooted).count) reboot(s), \(failed.count) failure(s)"
+            try service.setState(rollout.id, .succeeded, detail: report, now: now)
+            await service.notify(try service.rollout(id: rollout.id)!, event: "finished", detail: report)
+            return
+        }
+        // The pause between waves runs from the end of the previous one.
+        if let previous = waves.last(where: { $0.state == "passed" }), let ended = previous.finishedAt,
+            nowMS < ended + Int64(rollout.pauseSeconds) * 1000
+        {
+            try detail(rollout, "wave \(next.number) starts after the \(rollout.pauseSeconds) s pause", now: now)
+            return
+        }
+        if let windowID = rollout.windowID,
+            let window = try MaintenanceWindowStore(database: service.database).all().first(where: { $0.id == windowID }),
+            !window.isOpen(at: now)
+        {
+            try detail(rollout, "wave \(next.number) waits for maintenance window \"\(window.name)\"", now: now)
+            return
+        }
+        let job = try await jobs.enqueue(
+            JobRequest(
+                kind: RolloutService.waveKind, title: "Rollout #\(rollout.id) wave \(next.number): \(rollout.title)",
+                params: "{\"rollout_id\":\(rollout.id),\"wave\":\(next.number)}", host: next.hosts.count == 1 ? next.hosts[0] : nil,
+                startedBy: "rollout #\(rollout.id)",
+                reason: "wave \(next.number) of \(waves.count)" + (next.number == 1 && rollout.canary > 0 ? " (canary)" : "")))
+        try await service.database.write { db in
+            try db.execute(
+                sql: "UPDATE rollout_waves SET state = 'running', job_id = ?, started_at = ? WHERE rollout_id = ? AND number = ?",
+                arguments: [job.id, nowMS, rollout.id, next.number])
+            try db.execute(
+                sql: "UPDATE rollouts SET current_wave = ?, state_detail = ?, updated_at = ? WHERE id = ?",
+                arguments: [next.number, "wave \(next.number) of \(waves.count) running (job \(job.id))", nowMS, rollout.id])
+        }
+    }
+
+    func follow(_ rollout: Rollout, wave: RolloutService.Wave, all waves: [RolloutService.Wave], now: Date) async throws {
+        let nowMS = EpochMilliseconds.from(now)
+        if wave.state == "running" {
+            guard let jobID = wave.jobID, let job = try jobs.store.job(id: jobID), job.state.isFinished else { return }
+            // Failures so far, over every host that has been through a wave.
+            let results = try service.results(rollout.id)
+            let failed = results.filter { ["failed", "unreachable"].contains($0.status) }
+            let share = results.isEmpty ? 0 : Double(failed.count) * 100 / Double(results.count)
+            try await service.database.write { db in
+                try db.execute(
+                    sql: "UPDATE rollout_waves SET state = 'gating', finished_at = ? WHERE rollout_id = ? AND number = ?",
+                    arguments: [nowMS, rollout.id, wave.number])
+                try db.execute(sql: "UPDATE rollouts SET gate_started_at = ? WHERE id = ?", arguments: [nowMS, rollout.id])
+            }
+            if job.state != .succeeded && failed.isEmpty {
+                try await pause(rollout, wave: wave.number, because: "the wave's job \(job.state.rawValue): \(job.error ?? "")", now: now)
+            } else if share > Double(rollout.maxFailurePercent) {
+                try await pause(
+                    rollout, wave: wave.number,
+                    because:
+                        "\(failed.count) of \(results.count) host(s) failed (\(Int(share)) %, more than the allowed \(rollout.maxFailurePercent) %): "
+                        + failed.map { "\($0.host) \($0.status)" }.joined(separator: ", "), now: now)
+            }
+            return
+        }
+        // Gating: every check must hold for the whole settle time.
+        if let problem = try await gateProblem(rollout, wave: wave, now: now) {
+            try await pause(rollout, wave: wave.number, because: "health gate: \(problem)", now: now)
+            return
+        }
+        let started = rollout.gateStartedAt ?? nowMS
+        if nowMS - started >= Int64(rollout.settleSeconds) * 1000 {
+            try await service.database.write { db in
+                try db.execute(
+                    sql: "UPDATE rollout_waves SET state = 'passed', gate = ?, finished_at = ? WHERE rollout_id = ? AND number = ?",
+                    arguments: ["passed: hosts up, no critical alert for \(rollout.settleSeconds) s", nowMS, rollout.id, wave.number])
+            }
+            try detail(rollout, "wave \(wave.number) of \(waves.count) passed its health gate", now: now)
+        } else {
+            try detail(rollout, "wave \(wave.number) of \(waves.count) settling: health gate for \(rollout.settleSeconds) s", now: now)
+        }
+    }
+
+    /// What is wrong with the wave's hosts now, or nil when the gate holds.
+    func gateProblem(_ rollout: Rollout, wave: RolloutService.Wave, now: Date) async throws -> String? {
+        let hosts = try service.hosts.all().filter { wave.hosts.contains($0.name) }
+        let results = try service.results(rollout.id).filter { $0.wave == wave.number }
+        if let down = results.first(where: { $0.status == "unreachable" }) { return "\(down.host) is not back up (unreachable in the wave)" }
+        if let down = hosts.first(where: { $0.state == .down || $0.state == .unreachable }) {
+            return "\(down.name) is \(down.state.rawValue)" + (down.stateDetail.map { ": \($0)" } ?? "")
+        }
+        if let evaluator {
+            let ids = Set(hosts.map(\.id))
+            let rules = Dictionary(uniqueKeysWithValues: try AlertRuleStore(database: service.database).all().map { ($0.id, $0.name) })
+            for entry in evaluator.allStates() where ids.contains(entry.host) && entry.state.phase == .firing && entry.state.severity == .critical {
+                let host = hosts.first { $0.id == entry.host }?.name ?? "?"
+                return "critical alert \"\(rules[entry.rule] ?? "?")\" is firing on \(host)"
+            }
+        }
+        if !rollout.checkURL.isEmpty, let url = URL(string: rollout.checkURL) {
+            let key = "\(rollout.id):\(wave.number)"
+            if let last = lastCheck[key], now.timeIntervalSince(last) < 5 { return nil }
+            var request = URLRequest(url: url, timeoutInterval: 10)
+            request.httpMethod = "GET"
+            do {
+                let (_, response) = try await URLSession.shared.data(for: request)
+                let status = (response as? HTTPURLResponse)?.statusCode ?? 0
+                guard (200..<300).contains(status) else { return "the check URL answered \(status), not 2xx" }
+                lastCheck[key] = now
+            } catch {
+                return "the check URL did not answer: \(error.localizedDescription)"
+            }
+        }
+        return nil
+    }
+}
