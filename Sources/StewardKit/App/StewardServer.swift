@@ -28,6 +28,7 @@ public struct StewardServer {
     public let collector: MetricCollector
     public let alerts: AlertEvaluator
     public let notifier: Notifier
+    public let rolloutDriver: RolloutDriver
     public let tls: TLSMaterial?
     public let migrationReport: MigrationRunner.Report
     public let interruptedAtStartup: [Int64]
@@ -70,6 +71,11 @@ public struct StewardServer {
             store: BackupStore(database: database, sealer: SecretSealer(masterKey: secret, purpose: "steward backup repository password")),
             hosts: hostStore, identity: sshIdentity, dataDirectory: dataDirectory)
         handlers.merge(backups.handlers()) { first, _ in first }
+        let secretForRollouts = secret
+        let rollouts = RolloutService(
+            database: database, engine: engine, hosts: hostStore, channels: NotificationChannelStore(database: database, masterKey: secretForRollouts),
+            sender: NotificationSender(scratchDirectory: dataDirectory.path), baseURL: configuration.publicBaseURL)
+        handlers.merge(rollouts.handlers()) { first, _ in first }
         let jobStore = JobStore(database: database)
         let runner = JobRunner(
             store: jobStore, events: JobEvents(), handlers: handlers, processes: processes, concurrency: configuration.jobConcurrency,
@@ -158,6 +164,9 @@ public struct StewardServer {
         BackupAPI(service: backups, scheduler: scheduler, jobs: runner, docs: docs).addRoutes(to: routes)
         BackupPages(service: backups, scheduler: scheduler, jobs: runner, pages: pages).addRoutes(to: routes)
         UpdatesController(database: database, hosts: hostStore, scheduler: scheduler, pages: pages, docs: docs).addRoutes(to: routes)
+        RolloutAPI(service: rollouts, jobs: runner, docs: docs).addRoutes(to: routes)
+        RolloutPages(service: rollouts, jobs: runner, pages: pages).addRoutes(to: routes)
+        let rolloutDriver = RolloutDriver(service: rollouts, jobs: runner, evaluator: alertEvaluator, logger: logger)
         SettingsController(configuration: configuration, resources: resources, pages: pages).addRoutes(to: routes)
         LoginController(services: access, pages: pages, logger: logger).addRoutes(to: routes)
         AccountController(services: access, pages: pages).addRoutes(to: routes)
@@ -173,7 +182,7 @@ public struct StewardServer {
         return StewardServer(
             configuration: configuration, dataDirectory: dataDirectory, resources: resources, database: database, jobs: runner, scheduler: scheduler,
             router: router, docs: docs, routeTable: routeTable, access: access, hosts: hostStore, engine: engine, metrics: metricStore,
-            collector: collector, alerts: alertEvaluator, notifier: notifier, tls: tls, migrationReport: report,
+            collector: collector, alerts: alertEvaluator, notifier: notifier, rolloutDriver: rolloutDriver, tls: tls, migrationReport: report,
             interruptedAtStartup: interrupted,
             logger: logger)
     }
@@ -213,6 +222,7 @@ public struct StewardServer {
                     .init(service: collector),
                     .init(service: alerts),
                     .init(service: notifier),
+                    .init(service: rolloutDriver),
                     .init(service: app),
                     .init(service: StreamCloser(events: jobs.events)),
                 ],

@@ -332,6 +332,44 @@ public struct RolloutService: Sendable {
         return try self.rollout(id: id)!
     }
 
+    /// The reverse of a finished package rollout: the previous versions, pinned, on the hosts that changed. Its plan
+    /// (check mode) finds out whether the package manager can still install them; if not, the plan says so.
+    public func proposeRollback(of original: Rollout, by who: AuditActor, jobs: JobRunner) async throws -> (Rollout, Job) {
+        guard original.what != .playbook else {
+            throw Problem(status: .conflict, detail: "a playbook's changes cannot be reversed automatically; write a playbook that undoes them and roll that out")
+        }
+        guard original.state.isFinished || original.state == .paused else {
+            throw Problem(status: .conflict, detail: "rollout #\(original.id) is \(original.state.rawValue); roll back once it has stopped")
+        }
+        let results = try results(original.id)
+        var pins = Set<String>()
+        var hosts = Set<String>()
+        var skipped: [String] = []
+        for result in results where result.status != "unreachable" {
+            for change in result.changes where change.from != change.to {
+                if change.from.isEmpty {
+                    skipped.append("\(change.package) on \(result.host) was newly installed")
+                    continue
+                }
+                pins.insert("\(change.package)=\(change.from)")
+                hosts.insert(result.host)
+            }
+        }
+        guard !pins.isEmpty else {
+            throw Problem(status: .conflict, detail: "rollout #\(original.id) changed no package version that can be pinned back" + (skipped.isEmpty ? "" : " (\(skipped.joined(separator: "; ")))"))
+        }
+        var rollback = original
+        rollback.id = 0
+        rollback.title = "Roll back #\(original.id): \(original.title)"
+        rollback.what = .packages
+        rollback.packages = pins.sorted()
+        rollback.targets = hosts.sorted()
+        rollback.tags = []
+        rollback.rollbackOf = original.id
+        rollback.expiresAt = EpochMilliseconds.from(Date()) + 24 * 3_600_000
+        return try await save(rollback, by: who, jobs: jobs)
+    }
+
     // MARK: notifications
 
     /// Tell every enabled channel (that takes warnings) about a rollout event, with a direct link to it.

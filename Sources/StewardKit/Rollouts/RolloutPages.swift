@@ -1,0 +1,176 @@
+import Foundation
+import Hummingbird
+
+/// The rollout pages: the list, the proposal form, and a rollout's page with its plan, approvals, waves and report.
+struct RolloutPages {
+    let service: RolloutService
+    let jobs: JobRunner
+    let pages: PageRenderer
+
+    func addRoutes(to routes: Routes) {
+        routes.get("/rollouts", .view, use: list)
+        routes.get("/rollouts/new", .operate, use: newForm)
+        routes.post("/rollouts", .operate, use: create)
+        routes.get("/rollouts/:id", .view, use: show)
+        routes.post("/rollouts/:id/approve", .approve) { request, context in try await self.decide(true, request: request, context: context) }
+        routes.post("/rollouts/:id/deny", .approve) { request, context in try await self.decide(false, request: request, context: context) }
+        for action in ["pause", "resume", "abort"] {
+            routes.post("/rollouts/:id/\(action)", .operate) { request, context in try await self.control(action, context: context) }
+        }
+        routes.post("/rollouts/:id/rollback", .operate, use: rollback)
+    }
+
+    func id(_ context: StewardRequestContext) throws -> Int64 {
+        guard let id = context.parameters.get("id", as: Int64.self), try service.rollout(id: id) != nil else {
+            throw HTTPError(.notFound, message: "rollout \(context.parameters.get("id") ?? "") does not exist")
+        }
+        return id
+    }
+
+    @Sendable func list(request: Request, context: StewardRequestContext) async throws -> Response {
+        let rows = try service.all().map { rollout in
+            ViewNode([
+                "id": rollout.id, "title": rollout.title, "what": rollout.what.rawValue, "state": rollout.state.rawValue,
+                "state_label": rollout.state.rawValue.replacingOccurrences(of: "_", with: " "), "detail": rollout.stateDetail,
+                "requested_by": rollout.requestedBy, "created": RFC3339.string(milliseconds: rollout.createdAt) ?? "",
+            ])
+        }
+        return pages.page(
+            "rollouts/list", title: "Rollouts", section: "updates",
+            data: ["rollouts": rows, "empty": rows.isEmpty, "operator": context.identity?.permissions.contains(.operate) ?? false], request: request,
+            context: context)
+    }
+
+    @Sendable func newForm(request: Request, context: StewardRequestContext) async throws -> Response {
+        try form(values: ["what": "security", "canary": "1", "wave_size": "1", "approvals_required": "1", "expires_hours": "24", "settle_seconds": "60"], errors: [:], request: request, context: context)
+    }
+
+    func form(values: [String: String], errors: [String: String], request: Request, context: StewardRequestContext, status: HTTPResponse.Status = .ok) throws -> Response {
+        let windows = try MaintenanceWindowStore(database: service.database).all().map { ViewNode(["id": $0.id, "name": $0.name, "selected": String($0.id) == values["window"]]) }
+        var view: [String: Any] = values
+        for what in Rollout.What.allCases { view["what_\(what.rawValue)"] = values["what"] == what.rawValue }
+        for reboot in Rollout.Reboot.allCases { view["reboot_\(reboot.rawValue)"] = values["reboot"] == reboot.rawValue }
+        view["percent"] = values["wave_kind"] == "percent"
+        return pages.page(
+            "rollouts/new", title: "New rollout", section: "updates",
+            data: [
+                "form": ViewNode(view), "windows": windows, "errors": ViewNode(errors), "has_errors": !errors.isEmpty,
+                "error_list": errors.keys.sorted().map { ViewNode(["field": $0, "message": errors[$0]!]) },
+                "playbooks": (try? service.engine.repository.playbooks()) ?? [],
+            ], request: request, context: context, status: status)
+    }
+
+    @Sendable func create(request: Request, context: StewardRequestContext) async throws -> Response {
+        let form = try await FormBody.read(request, context: context)
+        func list(_ key: String) -> [String] { (form[key] ?? "").split(whereSeparator: { $0.isNewline || $0 == "," || $0 == " " }).map(String.init) }
+        var body: [String: Any] = [
+            "title": form["title"] ?? "", "what": form["what"] ?? "security", "packages": list("packages"), "playbook": form["playbook"] ?? "",
+            "commit": form["commit"] ?? "", "targets": list("targets"), "tags": list("tags"), "wave_kind": form["wave_kind"] ?? "count",
+            "reboot": form["reboot"] ?? "never", "check_url": form["check_url"] ?? "",
+        ]
+        var errors: [String: String] = [:]
+        for key in ["canary", "wave_size", "pause_seconds", "max_failure_percent", "approvals_required", "expires_hours", "settle_seconds"] {
+            let text = (form[key] ?? "").trimmingCharacters(in: .whitespaces)
+            if text.isEmpty { continue }
+            if let value = Int(text) { body[key] = value } else { errors[key] = "must be a whole number" }
+        }
+        if let window = form["window"], let id = Int(window) { body["window"] = id }
+        var rollout = Rollout()
+        rollout.expiresAt = EpochMilliseconds.from(Date()) + 24 * 3_600_000
+        errors.merge(RolloutAPI.apply(body, to: &rollout)) { first, _ in first }
+        if errors.isEmpty {
+            do {
+                let (saved, _) = try await service.save(rollout, by: context.actor, jobs: jobs)
+                return pages.redirect(to: "/rollouts/\(saved.id)", flash: Flash(.success, "Rollout #\(saved.id) proposed; Steward is planning it in check mode."))
+            } catch let problem as Problem {
+                errors = problem.errors ?? ["title": problem.detail]
+            }
+        }
+        return try self.form(values: form.values, errors: errors, request: request, context: context, status: .unprocessableContent)
+    }
+
+    @Sendable func show(request: Request, context: StewardRequestContext) async throws -> Response {
+        let rollout = try service.rollout(id: try id(context))!
+        let plan = try service.plan(rollout.id).map { item in
+            ViewNode([
+                "host": item.host, "problem": item.problem, "has_problem": !item.problem.isEmpty, "diff": item.diff, "has_diff": !item.diff.isEmpty,
+                "none": item.changes.isEmpty && item.diff.isEmpty && item.problem.isEmpty,
+                "changes": item.changes.map { ViewNode(["package": $0.package, "current": $0.current.isEmpty ? "new" : $0.current, "candidate": $0.candidate, "security": $0.security]) },
+            ])
+        }
+        let approvals = try service.approvals(rollout.id).map { approval in
+            ViewNode([
+                "actor": approval.actor, "decision": approval.decision, "reason": approval.reason, "has_reason": !approval.reason.isEmpty,
+                "revision": approval.revision, "current": approval.revision == rollout.revision, "at": RFC3339.string(milliseconds: approval.at) ?? "",
+            ])
+        }
+        let waves = try service.waves(rollout.id).map { wave in
+            ViewNode(["number": wave.number, "hosts": wave.hosts.joined(separator: ", "), "job_id": wave.jobID as Any, "state": wave.state, "gate": wave.gate])
+        }
+        let results = try service.results(rollout.id).map { result in
+            ViewNode([
+                "host": result.host, "wave": result.wave, "status": result.status, "rebooted": result.rebooted, "detail": result.detail,
+                "changes": result.changes.map { "\($0.package) \($0.from.isEmpty ? "new" : $0.from) → \($0.to)" }.joined(separator: ", "),
+            ])
+        }
+        let permissions = context.identity?.permissions ?? []
+        let stale = try service.planIsStale(rollout)
+        return pages.page(
+            "rollouts/show", title: "Rollout #\(rollout.id)", section: "updates",
+            data: [
+                "rollout": ViewNode([
+                    "id": rollout.id, "title": rollout.title, "what": rollout.what.rawValue, "state": rollout.state.rawValue,
+                    "state_label": rollout.state.rawValue.replacingOccurrences(of: "_", with: " "), "detail": rollout.stateDetail,
+                    "requested_by": rollout.requestedBy, "revision": rollout.revision, "targets": (rollout.targets + rollout.tags.map { "tag:" + $0 }).joined(separator: ", "),
+                    "packages": rollout.packages.joined(separator: ", "), "has_packages": !rollout.packages.isEmpty, "playbook": rollout.playbook,
+                    "waves_text": "canary \(rollout.canary), then \(rollout.waveSize)\(rollout.waveKind == .percent ? " %" : " host(s)") per wave, \(rollout.pauseSeconds) s apart, stop above \(rollout.maxFailurePercent) % failures",
+                    "reboot": rollout.reboot.rawValue.replacingOccurrences(of: "_", with: " "), "approvals_required": rollout.approvalsRequired,
+                    "expires": RFC3339.string(milliseconds: rollout.expiresAt) ?? "", "settle": rollout.settleSeconds, "check_url": rollout.checkURL,
+                    "has_check_url": !rollout.checkURL.isEmpty, "plan_job_id": rollout.planJobID as Any, "stale": stale,
+                ]),
+                "plan": plan, "no_plan": plan.isEmpty, "approvals": approvals, "waves": waves, "results": results, "has_results": !results.isEmpty,
+                "can_decide": permissions.contains(.approve) && rollout.state == .awaitingApproval && context.actor.actor != rollout.requestedBy,
+                "is_requester": context.actor.actor == rollout.requestedBy && rollout.state == .awaitingApproval,
+                "can_pause": permissions.contains(.operate) && (rollout.state == .running || rollout.state == .approved),
+                "can_resume": permissions.contains(.operate) && rollout.state == .paused,
+                "can_abort": permissions.contains(.operate) && !rollout.state.isFinished,
+                "can_rollback": permissions.contains(.operate) && rollout.what != .playbook && !results.isEmpty && (rollout.state.isFinished || rollout.state == .paused),
+                "playbook_rollback": rollout.what == .playbook && !results.isEmpty,
+            ], request: request, context: context)
+    }
+
+    func decide(_ approve: Bool, request: Request, context: StewardRequestContext) async throws -> Response {
+        let id = try id(context)
+        let form = try await FormBody.read(request, context: context)
+        do {
+            if approve {
+                _ = try await service.approve(id, by: context.actor, reason: form["reason"] ?? "")
+            } else {
+                _ = try await service.deny(id, by: context.actor, reason: form["reason"] ?? "")
+            }
+            return pages.redirect(to: "/rollouts/\(id)", flash: Flash(.success, approve ? "Approved." : "Denied; the requester sees your reason."))
+        } catch let problem as Problem {
+            return pages.redirect(to: "/rollouts/\(id)", flash: Flash(.error, problem.errors?["reason"] ?? problem.detail))
+        }
+    }
+
+    func control(_ action: String, context: StewardRequestContext) async throws -> Response {
+        let id = try id(context)
+        do {
+            _ = try await service.control(id, action: action, by: context.actor, jobs: jobs)
+            return pages.redirect(to: "/rollouts/\(id)", flash: Flash(.success, "Rollout \(action == "abort" ? "aborted" : action + "d")."))
+        } catch let problem as Problem {
+            return pages.redirect(to: "/rollouts/\(id)", flash: Flash(.error, problem.detail))
+        }
+    }
+
+    @Sendable func rollback(request: Request, context: StewardRequestContext) async throws -> Response {
+        let id = try id(context)
+        do {
+            let (saved, _) = try await service.proposeRollback(of: try service.rollout(id: id)!, by: context.actor, jobs: jobs)
+            return pages.redirect(to: "/rollouts/\(saved.id)", flash: Flash(.success, "Rollback proposed as rollout #\(saved.id); its plan shows whether the old versions can be installed."))
+        } catch let problem as Problem {
+            return pages.redirect(to: "/rollouts/\(id)", flash: Flash(.error, problem.detail))
+        }
+    }
+}
