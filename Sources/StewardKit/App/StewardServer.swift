@@ -73,7 +73,8 @@ public struct StewardServer {
         handlers.merge(backups.handlers()) { first, _ in first }
         let secretForRollouts = secret
         let rollouts = RolloutService(
-            database: database, engine: engine, hosts: hostStore, channels: NotificationChannelStore(database: database, masterKey: secretForRollouts),
+            database: database, engine: engine, hosts: hostStore,
+            channels: NotificationChannelStore(database: database, masterKey: secretForRollouts),
             sender: NotificationSender(scratchDirectory: dataDirectory.path), baseURL: configuration.publicBaseURL)
         handlers.merge(rollouts.handlers()) { first, _ in first }
         let jobStore = JobStore(database: database)

@@ -22,8 +22,8 @@ enum BuiltinPlaybooks {
                   ansible.builtin.setup:
                     gather_subset: ['!all', '!min', 'pkg_mgr']
                 - name: Refresh package lists
-                  ansible.builtin.apt:
-                    update_cache: true
+                  ansible.builtin.command:
+                    argv: [apt-get, update, -q]
                   check_mode: false
                   changed_when: false
                   when: ansible_pkg_mgr == 'apt'
@@ -36,7 +36,7 @@ enum BuiltinPlaybooks {
                   when: ansible_pkg_mgr == 'apt' and steward_phase == 'plan'
                 - name: Simulate downgrades (apt)
                   ansible.builtin.command:
-                    argv: "{{ ['apt-get', '-s', '-o', 'Debug::NoLocking=1', '--allow-downgrades', 'install'] + steward_pinned }}"
+                    argv: "{{ ['apt-get', '-s', '-o', 'Debug::NoLocking=1', '--allow-downgrades', 'install', '--'] + steward_pinned }}"
                   check_mode: false
                   changed_when: false
                   failed_when: false
@@ -62,14 +62,16 @@ enum BuiltinPlaybooks {
                   when: ansible_pkg_mgr == 'dnf' and steward_phase == 'plan'
                 - name: Steward plan
                   ansible.builtin.debug:
-                    msg: "{{ {'pkg_mgr': ansible_pkg_mgr, 'apt': steward_apt_simulation.stdout_lines | default([]) | select('match', '^Inst ') | list, 'pinned': steward_apt_pinned.stdout_lines | default([]) | select('match', '^(Inst|E:) ') | list, 'dnf': steward_dnf_simulation.stdout_lines | default([]), 'dnf_security': steward_dnf_security.stdout_lines | default([])} | to_json }}"
+                    msg: "{{ {'pkg_mgr': ansible_pkg_mgr, 'apt': steward_apt_simulation.stdout_lines | default([]) | select('match', '^Inst ') | list, 'pinned': ((steward_apt_pinned.stdout_lines | default([])) + (steward_apt_pinned.stderr_lines | default([]))) | select('match', '^(Inst|E:) ') | list, 'dnf': steward_dnf_simulation.stdout_lines | default([]), 'dnf_security': steward_dnf_security.stdout_lines | default([])} | to_json }}"
                   when: steward_phase == 'plan'
+                # apt-get through argv (no python3-apt needed on the host); pinned versions may go down (rollbacks).
                 - name: Upgrade the planned packages (apt)
-                  ansible.builtin.apt:
-                    name: "{{ steward_wanted }}"
-                    state: "{{ 'present' if (steward_wanted | select('search', '=') | list | length > 0) else 'latest' }}"
-                    only_upgrade: "{{ steward_wanted | select('search', '=') | list | length == 0 }}"
-                    allow_downgrade: "{{ steward_wanted | select('search', '=') | list | length > 0 }}"
+                  ansible.builtin.command:
+                    argv: "{{ ['apt-get', 'install', '-y', '-q', '-o', 'Dpkg::Options::=--force-confold', '-o', 'Dpkg::Options::=--force-confdef'] + (['--allow-downgrades'] if (steward_wanted | select('search', '=') | list | length > 0) else ['--only-upgrade']) + ['--'] + steward_wanted }}"
+                  environment:
+                    DEBIAN_FRONTEND: noninteractive
+                  register: steward_apt_result
+                  changed_when: "'Setting up' in steward_apt_result.stdout"
                   when: ansible_pkg_mgr == 'apt' and steward_phase == 'apply' and steward_wanted | length > 0
                 - name: Upgrade the planned packages (dnf)
                   ansible.builtin.dnf:

@@ -90,7 +90,7 @@ public struct MetricsDashboard: Sendable {
 
     /// Jobs that touched a host (or any host, when nil) in [from, to], leaving out the routine ones.
     public func annotations(hostName: String?, from: Int64, to: Int64) throws -> [ChartAnnotation] {
-        let routine = [HostCheck.kind, DatabaseMaintenance.kind, Engine.factsKind]
+        let routine = [HostCheck.kind, DatabaseMaintenance.kind, Engine.factsKind, RolloutService.planKind]
         return try database.read { db in
             var sql = """
                 SELECT j.id, j.kind, j.title, j.state, COALESCE(j.started_at, j.created_at) AS at FROM jobs j

@@ -10,31 +10,44 @@ struct RolloutAPI {
 
     func addRoutes(to routes: Routes) {
         let id = APIOperation.Parameter(name: "id", location: .path, type: "integer", description: "rollout id")
-        func add(_ method: HTTPRequest.Method, _ path: String, _ operation: String, _ summary: String, parameters: [APIOperation.Parameter] = [], request: String? = nil, status: Int = 200) {
+        func add(
+            _ method: HTTPRequest.Method, _ path: String, _ operation: String, _ summary: String, parameters: [APIOperation.Parameter] = [],
+            request: String? = nil, status: Int = 200
+        ) {
             docs.add(
                 APIOperation(
-                    method: method, path: path, operationID: operation, summary: summary, tag: "rollouts", parameters: parameters, requestSchema: request,
+                    method: method, path: path, operationID: operation, summary: summary, tag: "rollouts", parameters: parameters,
+                    requestSchema: request,
                     replies: [.init(status: status, description: summary, schema: "Object")]))
         }
         add(.get, "/api/v1/rollouts", "listRollouts", "Rollouts, newest first")
         routes.get("/api/v1/rollouts", .view, use: list)
-        add(.post, "/api/v1/rollouts", "createRollout", "Propose a rollout; Steward plans it in check mode before anyone can approve it", request: "Object", status: 201)
+        add(
+            .post, "/api/v1/rollouts", "createRollout", "Propose a rollout; Steward plans it in check mode before anyone can approve it",
+            request: "Object", status: 201)
         routes.post("/api/v1/rollouts", .operate, use: create)
         add(.get, "/api/v1/rollouts/{id}", "getRollout", "A rollout with its plan, approvals, waves and per-host results", parameters: [id])
         routes.get("/api/v1/rollouts/:id", .view, use: show)
-        add(.patch, "/api/v1/rollouts/{id}", "updateRollout", "Change a rollout that has not started: it is planned again and its approvals reset", parameters: [id], request: "Object")
+        add(
+            .patch, "/api/v1/rollouts/{id}", "updateRollout", "Change a rollout that has not started: it is planned again and its approvals reset",
+            parameters: [id], request: "Object")
         routes.patch("/api/v1/rollouts/:id", .operate, use: update)
-        add(.post, "/api/v1/rollouts/{id}/approve", "approveRollout", "Approve (an approver other than the requester)", parameters: [id], request: "Object")
+        add(
+            .post, "/api/v1/rollouts/{id}/approve", "approveRollout", "Approve (an approver other than the requester)", parameters: [id],
+            request: "Object")
         routes.post("/api/v1/rollouts/:id/approve", .approve) { request, context in try await self.decide(true, request: request, context: context) }
         add(.post, "/api/v1/rollouts/{id}/deny", "denyRollout", "Deny, with a required reason", parameters: [id], request: "Object")
         routes.post("/api/v1/rollouts/:id/deny", .approve) { request, context in try await self.decide(false, request: request, context: context) }
         for action in ["pause", "resume", "abort"] {
             add(.post, "/api/v1/rollouts/{id}/\(action)", "\(action)Rollout", "\(action.capitalized) the rollout", parameters: [id])
             routes.post("/api/v1/rollouts/:id/\(action)", .operate) { request, context in
-                try JSONResponse.make(object: try self.resource(try await service.control(try self.id(context), action: action, by: context.actor, jobs: jobs)))
+                try JSONResponse.make(
+                    object: try self.resource(try await service.control(try self.id(context), action: action, by: context.actor, jobs: jobs)))
             }
         }
-        add(.post, "/api/v1/rollouts/{id}/rollback", "rollbackRollout", "Propose the reverse of a finished rollout, where the package manager can downgrade", parameters: [id], status: 201)
+        add(
+            .post, "/api/v1/rollouts/{id}/rollback", "rollbackRollout",
+            "Propose the reverse of a finished rollout, where the package manager can downgrade", parameters: [id], status: 201)
         routes.post("/api/v1/rollouts/:id/rollback", .operate, use: rollback)
     }
 
@@ -146,7 +159,8 @@ struct RolloutAPI {
 
     func summary(_ rollout: Rollout) -> [String: Any] {
         [
-            "id": rollout.id, "title": rollout.title, "what": rollout.what.rawValue, "state": rollout.state.rawValue, "state_detail": rollout.stateDetail,
+            "id": rollout.id, "title": rollout.title, "what": rollout.what.rawValue, "state": rollout.state.rawValue,
+            "state_detail": rollout.stateDetail,
             "requested_by": rollout.requestedBy, "revision": rollout.revision, "created_at": RFC3339.string(milliseconds: rollout.createdAt) ?? "",
             "expires_at": RFC3339.string(milliseconds: rollout.expiresAt) ?? "", "current_wave": rollout.currentWave,
             "link": "/rollouts/\(rollout.id)",
@@ -156,7 +170,8 @@ struct RolloutAPI {
     func resource(_ rollout: Rollout) throws -> [String: Any] {
         var object = summary(rollout)
         object.merge([
-            "packages": rollout.packages, "playbook": rollout.playbook, "commit": rollout.playbookCommit, "targets": rollout.targets, "tags": rollout.tags,
+            "packages": rollout.packages, "playbook": rollout.playbook, "commit": rollout.playbookCommit, "targets": rollout.targets,
+            "tags": rollout.tags,
             "canary": rollout.canary, "wave_kind": rollout.waveKind.rawValue, "wave_size": rollout.waveSize, "pause_seconds": rollout.pauseSeconds,
             "max_failure_percent": rollout.maxFailurePercent, "reboot": rollout.reboot.rawValue, "window": orNull(rollout.windowID),
             "approvals_required": rollout.approvalsRequired, "check_url": rollout.checkURL, "settle_seconds": rollout.settleSeconds,
@@ -166,16 +181,22 @@ struct RolloutAPI {
             "plan": try service.plan(rollout.id).map { item -> [String: Any] in
                 [
                     "host": item.host, "diff": item.diff, "problem": item.problem,
-                    "packages": item.changes.map { ["package": $0.package, "current": $0.current, "candidate": $0.candidate, "origin": $0.origin, "security": $0.security] },
+                    "packages": item.changes.map {
+                        ["package": $0.package, "current": $0.current, "candidate": $0.candidate, "origin": $0.origin, "security": $0.security]
+                    },
                 ]
             },
             "approvals": try service.approvals(rollout.id).map {
-                ["revision": $0.revision, "actor": $0.actor, "decision": $0.decision, "reason": $0.reason, "at": RFC3339.string(milliseconds: $0.at) ?? ""]
+                [
+                    "revision": $0.revision, "actor": $0.actor, "decision": $0.decision, "reason": $0.reason,
+                    "at": RFC3339.string(milliseconds: $0.at) ?? "",
+                ]
             },
             "waves": try service.waves(rollout.id).map { wave -> [String: Any] in
                 [
                     "number": wave.number, "hosts": wave.hosts, "job_id": orNull(wave.jobID), "state": wave.state, "gate": wave.gate,
-                    "started_at": orNull(RFC3339.string(milliseconds: wave.startedAt)), "finished_at": orNull(RFC3339.string(milliseconds: wave.finishedAt)),
+                    "started_at": orNull(RFC3339.string(milliseconds: wave.startedAt)),
+                    "finished_at": orNull(RFC3339.string(milliseconds: wave.finishedAt)),
                 ]
             },
             "results": try service.results(rollout.id).map { result -> [String: Any] in

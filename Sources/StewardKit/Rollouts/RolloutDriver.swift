@@ -193,8 +193,10 @@ public actor RolloutDriver: Service {
         let hosts = try service.hosts.all().filter { wave.hosts.contains($0.name) }
         let results = try service.results(rollout.id).filter { $0.wave == wave.number }
         if let down = results.first(where: { $0.status == "unreachable" }) { return "\(down.host) is not back up (unreachable in the wave)" }
-        if let down = hosts.first(where: { $0.state == .down || $0.state == .unreachable }) {
-            return "\(down.name) is \(down.state.rawValue)" + (down.stateDetail.map { ": \($0)" } ?? "")
+        // The wave's own results are the fresh answer for SSH; hosts with a metrics URL are also watched by each
+        // scrape round, so a host that goes down while the gate holds is seen.
+        if let down = hosts.first(where: { $0.metricsURL != nil && $0.state == .down }) {
+            return "\(down.name) is down" + (down.stateDetail.map { ": \($0)" } ?? "")
         }
         if let evaluator {
             let ids = Set(hosts.map(\.id))

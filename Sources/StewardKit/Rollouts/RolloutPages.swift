@@ -42,11 +42,17 @@ struct RolloutPages {
     }
 
     @Sendable func newForm(request: Request, context: StewardRequestContext) async throws -> Response {
-        try form(values: ["what": "security", "canary": "1", "wave_size": "1", "approvals_required": "1", "expires_hours": "24", "settle_seconds": "60"], errors: [:], request: request, context: context)
+        try form(
+            values: ["what": "security", "canary": "1", "wave_size": "1", "approvals_required": "1", "expires_hours": "24", "settle_seconds": "60"],
+            errors: [:], request: request, context: context)
     }
 
-    func form(values: [String: String], errors: [String: String], request: Request, context: StewardRequestContext, status: HTTPResponse.Status = .ok) throws -> Response {
-        let windows = try MaintenanceWindowStore(database: service.database).all().map { ViewNode(["id": $0.id, "name": $0.name, "selected": String($0.id) == values["window"]]) }
+    func form(values: [String: String], errors: [String: String], request: Request, context: StewardRequestContext, status: HTTPResponse.Status = .ok)
+        throws -> Response
+    {
+        let windows = try MaintenanceWindowStore(database: service.database).all().map {
+            ViewNode(["id": $0.id, "name": $0.name, "selected": String($0.id) == values["window"]])
+        }
         var view: [String: Any] = values
         for what in Rollout.What.allCases { view["what_\(what.rawValue)"] = values["what"] == what.rawValue }
         for reboot in Rollout.Reboot.allCases { view["reboot_\(reboot.rawValue)"] = values["reboot"] == reboot.rawValue }
@@ -81,7 +87,8 @@ struct RolloutPages {
         if errors.isEmpty {
             do {
                 let (saved, _) = try await service.save(rollout, by: context.actor, jobs: jobs)
-                return pages.redirect(to: "/rollouts/\(saved.id)", flash: Flash(.success, "Rollout #\(saved.id) proposed; Steward is planning it in check mode."))
+                return pages.redirect(
+                    to: "/rollouts/\(saved.id)", flash: Flash(.success, "Rollout #\(saved.id) proposed; Steward is planning it in check mode."))
             } catch let problem as Problem {
                 errors = problem.errors ?? ["title": problem.detail]
             }
@@ -95,17 +102,25 @@ struct RolloutPages {
             ViewNode([
                 "host": item.host, "problem": item.problem, "has_problem": !item.problem.isEmpty, "diff": item.diff, "has_diff": !item.diff.isEmpty,
                 "none": item.changes.isEmpty && item.diff.isEmpty && item.problem.isEmpty,
-                "changes": item.changes.map { ViewNode(["package": $0.package, "current": $0.current.isEmpty ? "new" : $0.current, "candidate": $0.candidate, "security": $0.security]) },
+                "changes": item.changes.map {
+                    ViewNode([
+                        "package": $0.package, "current": $0.current.isEmpty ? "new" : $0.current, "candidate": $0.candidate, "security": $0.security,
+                    ])
+                },
             ])
         }
         let approvals = try service.approvals(rollout.id).map { approval in
             ViewNode([
                 "actor": approval.actor, "decision": approval.decision, "reason": approval.reason, "has_reason": !approval.reason.isEmpty,
-                "revision": approval.revision, "current": approval.revision == rollout.revision, "at": RFC3339.string(milliseconds: approval.at) ?? "",
+                "revision": approval.revision, "current": approval.revision == rollout.revision,
+                "at": RFC3339.string(milliseconds: approval.at) ?? "",
             ])
         }
         let waves = try service.waves(rollout.id).map { wave in
-            ViewNode(["number": wave.number, "hosts": wave.hosts.joined(separator: ", "), "job_id": wave.jobID as Any, "state": wave.state, "gate": wave.gate])
+            ViewNode([
+                "number": wave.number, "hosts": wave.hosts.joined(separator: ", "), "job_id": wave.jobID as Any, "state": wave.state,
+                "gate": wave.gate,
+            ])
         }
         let results = try service.results(rollout.id).map { result in
             ViewNode([
@@ -121,9 +136,11 @@ struct RolloutPages {
                 "rollout": ViewNode([
                     "id": rollout.id, "title": rollout.title, "what": rollout.what.rawValue, "state": rollout.state.rawValue,
                     "state_label": rollout.state.rawValue.replacingOccurrences(of: "_", with: " "), "detail": rollout.stateDetail,
-                    "requested_by": rollout.requestedBy, "revision": rollout.revision, "targets": (rollout.targets + rollout.tags.map { "tag:" + $0 }).joined(separator: ", "),
+                    "requested_by": rollout.requestedBy, "revision": rollout.revision,
+                    "targets": (rollout.targets + rollout.tags.map { "tag:" + $0 }).joined(separator: ", "),
                     "packages": rollout.packages.joined(separator: ", "), "has_packages": !rollout.packages.isEmpty, "playbook": rollout.playbook,
-                    "waves_text": "canary \(rollout.canary), then \(rollout.waveSize)\(rollout.waveKind == .percent ? " %" : " host(s)") per wave, \(rollout.pauseSeconds) s apart, stop above \(rollout.maxFailurePercent) % failures",
+                    "waves_text":
+                        "canary \(rollout.canary), then \(rollout.waveSize)\(rollout.waveKind == .percent ? " %" : " host(s)") per wave, \(rollout.pauseSeconds) s apart, stop above \(rollout.maxFailurePercent) % failures",
                     "reboot": rollout.reboot.rawValue.replacingOccurrences(of: "_", with: " "), "approvals_required": rollout.approvalsRequired,
                     "expires": RFC3339.string(milliseconds: rollout.expiresAt) ?? "", "settle": rollout.settleSeconds, "check_url": rollout.checkURL,
                     "has_check_url": !rollout.checkURL.isEmpty, "plan_job_id": rollout.planJobID as Any, "stale": stale,
@@ -134,7 +151,8 @@ struct RolloutPages {
                 "can_pause": permissions.contains(.operate) && (rollout.state == .running || rollout.state == .approved),
                 "can_resume": permissions.contains(.operate) && rollout.state == .paused,
                 "can_abort": permissions.contains(.operate) && !rollout.state.isFinished,
-                "can_rollback": permissions.contains(.operate) && rollout.what != .playbook && !results.isEmpty && (rollout.state.isFinished || rollout.state == .paused),
+                "can_rollback": permissions.contains(.operate) && rollout.what != .playbook && !results.isEmpty
+                    && (rollout.state.isFinished || rollout.state == .paused),
                 "playbook_rollback": rollout.what == .playbook && !results.isEmpty,
             ], request: request, context: context)
     }
@@ -168,7 +186,9 @@ struct RolloutPages {
         let id = try id(context)
         do {
             let (saved, _) = try await service.proposeRollback(of: try service.rollout(id: id)!, by: context.actor, jobs: jobs)
-            return pages.redirect(to: "/rollouts/\(saved.id)", flash: Flash(.success, "Rollback proposed as rollout #\(saved.id); its plan shows whether the old versions can be installed."))
+            return pages.redirect(
+                to: "/rollouts/\(saved.id)",
+                flash: Flash(.success, "Rollback proposed as rollout #\(saved.id); its plan shows whether the old versions can be installed."))
         } catch let problem as Problem {
             return pages.redirect(to: "/rollouts/\(id)", flash: Flash(.error, problem.detail))
         }

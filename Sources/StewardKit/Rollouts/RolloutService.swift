@@ -336,7 +336,9 @@ public struct RolloutService: Sendable {
     /// (check mode) finds out whether the package manager can still install them; if not, the plan says so.
     public func proposeRollback(of original: Rollout, by who: AuditActor, jobs: JobRunner) async throws -> (Rollout, Job) {
         guard original.what != .playbook else {
-            throw Problem(status: .conflict, detail: "a playbook's changes cannot be reversed automatically; write a playbook that undoes them and roll that out")
+            throw Problem(
+                status: .conflict,
+                detail: "a playbook's changes cannot be reversed automatically; write a playbook that undoes them and roll that out")
         }
         guard original.state.isFinished || original.state == .paused else {
             throw Problem(status: .conflict, detail: "rollout #\(original.id) is \(original.state.rawValue); roll back once it has stopped")
@@ -356,7 +358,10 @@ public struct RolloutService: Sendable {
             }
         }
         guard !pins.isEmpty else {
-            throw Problem(status: .conflict, detail: "rollout #\(original.id) changed no package version that can be pinned back" + (skipped.isEmpty ? "" : " (\(skipped.joined(separator: "; ")))"))
+            throw Problem(
+                status: .conflict,
+                detail: "rollout #\(original.id) changed no package version that can be pinned back"
+                    + (skipped.isEmpty ? "" : " (\(skipped.joined(separator: "; ")))"))
         }
         var rollback = original
         rollback.id = 0

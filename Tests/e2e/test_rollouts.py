@@ -1,0 +1,242 @@
+"""Update rollouts on the test fleet: a local apt repository (built here with dpkg-deb and apt-ftparchive) serving
+steward-test-pkg 1.0 and 2.0 over HTTP, three hosts with 1.0 installed, a plan in check mode, four-eyes approval,
+the canary wave first, a failing health gate, expiry, denial, and package-name injection. Root only."""
+import functools
+import http.server
+import os
+import pathlib
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+import pytest
+
+from conftest import Api, _binary, _free_port, job_log, make_account, remove_account, wait_job
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "fleet"))
+from fleet import Fleet  # noqa: E402
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the test fleet needs root")
+PACKAGE = "steward-test-pkg"
+
+
+def build_package(workdir: pathlib.Path, version: str) -> pathlib.Path:
+    root = workdir / f"build-{version}"
+    (root / "DEBIAN").mkdir(parents=True)
+    (root / "usr/share/steward-test").mkdir(parents=True)
+    (root / "usr/share/steward-test/version").write_text(version + "\n")
+    (root / "DEBIAN/control").write_text(
+        f"Package: {PACKAGE}\nVersion: {version}\nArchitecture: all\nMaintainer: Steward tests <tests@localhost>\n"
+        "Section: misc\nPriority: optional\nDescription: A package for Steward's rollout tests\n")
+    output = workdir / f"{PACKAGE}_{version}_all.deb"
+    subprocess.run(["dpkg-deb", "--root-owner-group", "--build", str(root), str(output)], check=True, capture_output=True)
+    return output
+
+
+@pytest.fixture(scope="module")
+def apt_repository():
+    """A flat apt repository whose Release says its suite is stewardtest-security, served on 127.0.0.1."""
+    with tempfile.TemporaryDirectory(prefix="steward-apt-") as temp:
+        workdir = pathlib.Path(temp)
+        repo = workdir / "repo"
+        repo.mkdir()
+        first = build_package(workdir, "1.0")
+        second = build_package(workdir, "2.0")
+        (repo / second.name).write_bytes(second.read_bytes())
+        packages = subprocess.run(["apt-ftparchive", "packages", "."], cwd=repo, check=True, capture_output=True, text=True).stdout
+        (repo / "Packages").write_text(packages)
+        release = subprocess.run(
+            ["apt-ftparchive", "-o", "APT::FTPArchive::Release::Origin=Steward", "-o", "APT::FTPArchive::Release::Label=Steward",
+             "-o", "APT::FTPArchive::Release::Suite=stewardtest-security", "-o", "APT::FTPArchive::Release::Codename=stewardtest-security",
+             "release", "."], cwd=repo, check=True, capture_output=True, text=True).stdout
+        (repo / "Release").write_text(release)
+        handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(repo))
+        handler.log_message = lambda *args: None
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        try:
+            yield f"http://127.0.0.1:{server.server_address[1]}", first
+        finally:
+            server.shutdown()
+
+
+def installed(host) -> str:
+    out = host.run("dpkg-query", "-W", "-f", "${Version}", PACKAGE, check=False)
+    return out.stdout.strip() if out.returncode == 0 else "absent"
+
+
+@pytest.fixture(scope="module")
+def rollout_fleet(steward, api, apt_repository):
+    url, first = apt_repository
+    public_key = (steward.data / "ssh" / "id_ed25519.pub").read_text()
+    with Fleet(3, authorized_key=public_key, prefix="rfleet") as fleet:
+        ids = {}
+        for host in fleet.hosts:
+            # Only the test repository: the hosts have their own package databases and no other source.
+            (host.root / "etc/apt/sources.list").write_text("")
+            (host.root / "etc/apt/sources.list.d/steward-test.list").write_text(f"deb [trusted=yes] {url} ./\n")
+            (host.root / "tmp/v1.deb").write_bytes(first.read_bytes())
+            host.run("dpkg", "-i", "/tmp/v1.deb")
+            assert installed(host) == "1.0"
+            status, created = api.call("POST", "/api/v1/hosts", {
+                "name": host.name, "address": host.address, "ssh_port": host.port, "ssh_user": host.user, "become": "sudo",
+                "groups": ["rfleet"], "tags": ["patchable"]})
+            assert status == 201, created
+            ids[host.name] = created["id"]
+            status, verdict = api.call("POST", f"/api/v1/hosts/{created['id']}/host-key/scan")
+            api.call("POST", f"/api/v1/hosts/{created['id']}/host-key/trust", {"fingerprint": verdict["presented"]})
+        yield fleet, ids
+        for host_id in ids.values():
+            api.call("PATCH", f"/api/v1/hosts/{host_id}", {"enabled": False})
+
+
+@pytest.fixture(scope="module")
+def approver(steward):
+    """A second person with the approver role, and their API token."""
+    person = make_account("steward-appr")
+    try:
+        subprocess.run([str(_binary()), "role", "grant", "approver", "--user", person.name, "--data", str(steward.data)], check=True, capture_output=True)
+        token = subprocess.run([str(_binary()), "token", "create", "--user", person.name, "--name", "approvals", "--role", "approver",
+                                "--data", str(steward.data)], check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1]
+        yield person, Api(steward, token)
+    finally:
+        remove_account(person)
+
+
+def wait_rollout(api, rollout_id, condition, timeout=300, what="the rollout"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status, rollout = api.call("GET", f"/api/v1/rollouts/{rollout_id}")
+        if condition(rollout):
+            return rollout
+        time.sleep(0.5)
+    raise AssertionError(f"{what} did not get there: {rollout['state']} {rollout['state_detail']}")
+
+
+def test_a_rollout_is_planned_approved_by_someone_else_and_applied_canary_first(api, rollout_fleet, approver, signed_in, steward):
+    fleet, ids = rollout_fleet
+    person, approver_api = approver
+    status, rollout = api.call("POST", "/api/v1/rollouts", {
+        "title": "Security updates for rfleet", "what": "security", "targets": ["rfleet"], "canary": 1, "wave_size": 2,
+        "pause_seconds": 4, "settle_seconds": 3, "approvals_required": 1})
+    assert status == 201, rollout
+    assert wait_job(api, rollout["plan_job"]["id"], timeout=300)["state"] == "succeeded", job_log(api, rollout["plan_job"]["id"])
+    planned = wait_rollout(api, rollout["id"], lambda r: r["state"] != "planning")
+    assert planned["state"] == "awaiting_approval", planned["state_detail"]
+    # The plan: every host, the package with its current and new version, classified security by its pocket.
+    by_host = {item["host"]: item["packages"] for item in planned["plan"]}
+    assert set(by_host) == {h.name for h in fleet.hosts}
+    for packages in by_host.values():
+        assert [(p["package"], p["current"], p["candidate"], p["security"]) for p in packages] == [(PACKAGE, "1.0", "2.0", True)]
+    assert all(installed(host) == "1.0" for host in fleet.hosts), "check mode changed nothing"
+
+    # The requester cannot approve; a denial needs a reason.
+    status, problem = api.call("POST", f"/api/v1/rollouts/{rollout['id']}/approve", {})
+    assert status == 403 and "cannot approve" in problem["detail"]
+    status, problem = approver_api.call("POST", f"/api/v1/rollouts/{rollout['id']}/deny", {"reason": "  "})
+    assert status == 422 and "reason" in problem["errors"]
+    # The approver sees the plan on the page, then approves over the API.
+    status, approved = approver_api.call("POST", f"/api/v1/rollouts/{rollout['id']}/approve", {"reason": "canary first, looks fine"})
+    assert status == 200 and approved["state"] in ("approved", "running"), approved
+
+    # Wave 1 is the canary alone; the others wait out the gate and the pause.
+    canary = fleet.hosts[0]
+    wait_rollout(api, rollout["id"], lambda r: r["waves"] and r["waves"][0]["state"] in ("gating", "passed"), what="the canary wave")
+    status, current = api.call("GET", f"/api/v1/rollouts/{rollout['id']}")
+    assert current["waves"][0]["hosts"] == [canary.name] and current["waves"][1]["state"] == "pending"
+    assert installed(canary) == "2.0"
+    assert [installed(host) for host in fleet.hosts[1:]] == ["1.0", "1.0"], "after the canary wave only the canary has 2.0"
+
+    done = wait_rollout(api, rollout["id"], lambda r: r["state"] in ("succeeded", "failed", "paused", "aborted"), what="the rollout's end")
+    assert done["state"] == "succeeded", done["state_detail"]
+    assert [installed(host) for host in fleet.hosts] == ["2.0", "2.0", "2.0"]
+    assert [w["hosts"] for w in done["waves"]] == [[canary.name], [h.name for h in fleet.hosts[1:]]]
+    report = {r["host"]: r for r in done["results"]}
+    assert report[canary.name]["packages"] == [{"package": PACKAGE, "from": "1.0", "to": "2.0"}] and report[canary.name]["rebooted"] is False
+    assert "3 host(s) in 2 wave(s): 3 package change(s)" in done["state_detail"]
+    # Who, when and why, in the audit trail.
+    status, events = api.get("/api/v1/audit", action="rollout.approve")
+    assert events["items"][0]["actor"] == person.name and events["items"][0]["after"]["reason"] == "canary first, looks fine"
+
+    # The page shows the plan, the approval and the report.
+    browser = signed_in
+    browser.get(f"{steward.base_url}/rollouts/{rollout['id']}")
+    assert browser.find_element("id", "rollout-state").text == "succeeded"
+    assert "2.0" in browser.find_element("id", "plan-table").text and person.name in browser.find_element("id", "approvals").text
+    assert len(browser.find_elements("css selector", "#results-table tbody tr")) == 3
+
+    # Rollback is offered honestly: 1.0 is not in any repository the hosts use, so its plan says it cannot be done.
+    status, rollback = api.call("POST", f"/api/v1/rollouts/{rollout['id']}/rollback")
+    assert status == 201 and rollback["packages"] == [f"{PACKAGE}=1.0"]
+    wait_job(api, rollback["plan_job"]["id"], timeout=300)
+    failed = wait_rollout(api, rollback["id"], lambda r: r["state"] != "planning")
+    assert failed["state"] == "plan_failed" and "cannot install the pinned version" in failed["state_detail"], failed["state_detail"]
+
+
+def test_a_critical_alert_on_the_canary_pauses_the_rollout(api, rollout_fleet, approver):
+    fleet, ids = rollout_fleet
+    person, approver_api = approver
+    canary = fleet.hosts[0]
+    status, rule = api.call("POST", "/api/v1/alerts/rules", {
+        "name": "Canary broken (rollout test)", "source": "job_failed", "crit_threshold": 1, "scope_hosts": [canary.name],
+        "summary": "{{host}}: the newest job failed"})
+    assert status == 201, rule
+    status, rollout = api.call("POST", "/api/v1/rollouts", {
+        "title": "Ping through the rollout machinery", "what": "playbook", "playbook": "playbooks/ping.yml", "targets": ["rfleet"],
+        "canary": 1, "wave_size": 2, "settle_seconds": 40, "approvals_required": 1})
+    assert status == 201, rollout
+    wait_rollout(api, rollout["id"], lambda r: r["state"] == "awaiting_approval")
+    approver_api.call("POST", f"/api/v1/rollouts/{rollout['id']}/approve", {})
+    wait_rollout(api, rollout["id"], lambda r: r["waves"] and r["waves"][0]["state"] == "gating", what="the canary's health gate")
+    # Something breaks on the canary: its newest job fails, and the critical rule fires.
+    status, job = api.call("POST", "/api/v1/adhoc", {"command": ["/bin/false"], "targets": [canary.name]})
+    wait_job(api, job["id"])
+    paused = wait_rollout(api, rollout["id"], lambda r: r["state"] == "paused", timeout=60, what="the paused rollout")
+    assert "Canary broken (rollout test)" in paused["state_detail"] and canary.name in paused["state_detail"]
+    assert paused["waves"][1]["state"] == "pending", "the next wave did not start"
+    status, aborted = api.call("POST", f"/api/v1/rollouts/{rollout['id']}/abort")
+    assert status == 200 and aborted["state"] == "aborted"
+    api.call("PATCH", f"/api/v1/alerts/rules/{rule['id']}", {"enabled": False})
+
+
+def test_unapproved_rollouts_expire_and_changes_reset_approvals(api, rollout_fleet, approver, steward):
+    fleet, ids = rollout_fleet
+    person, approver_api = approver
+    status, rollout = api.call("POST", "/api/v1/rollouts", {
+        "title": "Needs two", "what": "all", "targets": [fleet.hosts[1].name], "approvals_required": 2, "expires_hours": 1})
+    wait_rollout(api, rollout["id"], lambda r: r["state"] == "awaiting_approval")
+    status, one = approver_api.call("POST", f"/api/v1/rollouts/{rollout['id']}/approve", {})
+    assert one["state"] == "awaiting_approval" and len(one["approvals"]) == 1
+    # A change after an approval: a new revision, planned again, and the approval no longer counts.
+    status, changed = api.call("PATCH", f"/api/v1/rollouts/{rollout['id']}", {"canary": 0})
+    assert status == 200 and changed["revision"] == 2
+    again = wait_rollout(api, rollout["id"], lambda r: r["state"] == "awaiting_approval")
+    assert [a["revision"] for a in again["approvals"]] == [1]
+    status, events = api.get("/api/v1/audit", action="rollout.update")
+    assert events["items"][0]["after"]["approvals_reset"] == 1
+    # The approval window ends (moved into the past here): the driver expires it.
+    database = sqlite3.connect(steward.data / "steward.db")
+    with database:
+        database.execute("UPDATE rollouts SET expires_at = ? WHERE id = ?", (int(time.time() * 1000) - 1000, rollout["id"]))
+    database.close()
+    expired = wait_rollout(api, rollout["id"], lambda r: r["state"] == "expired", timeout=30)
+    assert "not approved before" in expired["state_detail"]
+    status, problem = approver_api.call("POST", f"/api/v1/rollouts/{rollout['id']}/approve", {})
+    assert status == 409
+
+    # Deny with a reason ends a rollout.
+    status, other = api.call("POST", "/api/v1/rollouts", {"title": "To deny", "what": "all", "targets": [fleet.hosts[2].name]})
+    wait_rollout(api, other["id"], lambda r: r["state"] == "awaiting_approval")
+    status, denied = approver_api.call("POST", f"/api/v1/rollouts/{other['id']}/deny", {"reason": "not during the sale"})
+    assert denied["state"] == "denied" and "not during the sale" in denied["state_detail"]
+
+
+def test_package_names_cannot_carry_shell_payloads(api, rollout_fleet):
+    for name in ["u=1337;$(whoami);", "pkg;id", "$(reboot)", "-oAPT::Get=x", "Pkg", "a b"]:
+        status, problem = api.call("POST", "/api/v1/rollouts", {"title": "x", "what": "packages", "packages": [name], "targets": ["rfleet"]})
+        assert status == 422 and "packages" in problem["errors"], (name, problem)
+    status, problem = api.call("POST", "/api/v1/rollouts", {"title": "x", "what": "security", "targets": ["no-such-group"]})
+    assert status == 422 and "no-such-group" in problem["errors"]["targets"]
