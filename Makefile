@@ -71,6 +71,7 @@ bench: release pam
 	bench/metrics
 	bench/alerts
 	bench/backup
+	bench/rollout
 
 ## install: binary in $(PREFIX)/bin, resources in $(PREFIX)/share/steward, where the binary looks for them.
 install: release

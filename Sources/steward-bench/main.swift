@@ -4,6 +4,7 @@
 //   steward-bench ingest --database FILE [--hosts 5]      ingest until killed, printing each committed watermark
 //   steward-bench verify --database FILE --through MS [--hosts 5]   check every sample up to MS is present
 //   steward-bench backup [--megabytes 1024] [--rounds 2] [--work DIR]   a Steward backup job versus restic directly
+//   steward-bench rollout [--hosts 20] [--waves 4] [--rounds 2]   Steward's time on top of ansible's in a rollout
 import Foundation
 import GRDB
 import Logging
@@ -618,12 +619,14 @@ do {
     case "ingest": try crashIngest(options)
     case "verify": try crashVerify(options)
     case "backup": try await benchBackup(options)
+    case "rollout": try await benchRollout(options)
     default:
         say("usage: steward-bench metrics [--hosts N] [--days N] [--long-days N] [--prometheus-days N] [--work DIR]")
         say("       steward-bench alerts [--hosts N] [--rules N] [--cycles N] [--work DIR]")
         say("       steward-bench ingest --database FILE [--hosts N]")
         say("       steward-bench verify --database FILE --through MS")
         say("       steward-bench backup [--megabytes N] [--rounds N] [--work DIR]")
+        say("       steward-bench rollout [--hosts N] [--waves N] [--rounds N] [--work DIR]")
         exit(2)
     }
 } catch {

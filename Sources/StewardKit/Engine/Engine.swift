@@ -197,6 +197,7 @@ public struct Engine: Sendable {
             argv = ["ansible-playbook", "-i", inventoryPath, playbookPath] + checkFlags + (try variablesArguments(run, runDirectory: runDirectory))
         } else {
             try await context.progress(5, "checking playbook syntax")
+            let checkStart = ContinuousClock.now
             do {
                 try await context.run(
                     ProcessCommand(
@@ -205,6 +206,7 @@ public struct Engine: Sendable {
             } catch is JobFailure {
                 throw JobFailure("\(run.playbook) failed its syntax check (see the log); nothing was run")
             }
+            await context.log(String(format: "engine: ansible-playbook --syntax-check ran %.3f s", Self.seconds(ContinuousClock.now - checkStart)))
             checked.insert(commit + ":" + run.playbook)
             argv = ["ansible-playbook", "-i", inventoryPath, playbookPath] + checkFlags + (try variablesArguments(run, runDirectory: runDirectory))
         }
@@ -213,12 +215,16 @@ public struct Engine: Sendable {
         let ingester = EventIngester(database: database, job: context.job.id, path: eventsPath)
         let tail = Task { await ingester.follow() }
         var failure: (any Error)?
+        let engineStart = ContinuousClock.now
         do {
             try await context.run(
                 ProcessCommand(argv, environment: environment, workingDirectory: workingDirectory, timeout: .seconds(run.timeoutSeconds)))
         } catch {
             failure = error
         }
+        let engineTime = ContinuousClock.now - engineStart
+        // The engine's own time, for the rollout benchmark and for anyone asking where a job's time went.
+        await context.log(String(format: "engine: %@ ran %.3f s", argv[0], Self.seconds(engineTime)))
         tail.cancel()
         _ = await tail.value
         let results = try await ingester.finish()
@@ -238,6 +244,10 @@ public struct Engine: Sendable {
         }
         if let failure { throw failure }
         try await context.progress(100, "done on \(results.count) host(s)")
+    }
+
+    static func seconds(_ duration: Duration) -> Double {
+        Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
     }
 
     /// Ansible's environment, pinned: nothing inherited, nothing read from ansible.cfg or ~/.ssh.

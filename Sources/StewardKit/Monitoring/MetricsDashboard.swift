@@ -94,7 +94,7 @@ public struct MetricsDashboard: Sendable {
         return try database.read { db in
             var sql = """
                 SELECT j.id, j.kind, j.title, j.state, COALESCE(j.started_at, j.created_at) AS at FROM jobs j
-                WHERE COALESCE(j.started_at, j.created_at) BETWEEN ? AND ? AND j.kind NOT IN (?, ?, ?)
+                WHERE COALESCE(j.started_at, j.created_at) BETWEEN ? AND ? AND j.kind NOT IN (\(routine.map { _ in "?" }.joined(separator: ", ")))
                 """
             var arguments: [any DatabaseValueConvertible] = [from, to] + routine
             if let hostName {

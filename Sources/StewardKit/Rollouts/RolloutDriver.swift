@@ -19,6 +19,7 @@ public actor RolloutDriver: Service {
     let logger: Logger
     /// When the HTTP check last passed, per rollout and wave, so it is not asked on every tick.
     private var lastCheck: [String: Date] = [:]
+    private var wake: AsyncStream<Void>.Continuation?
 
     public init(service: RolloutService, jobs: JobRunner, evaluator: AlertEvaluator?, interval: Duration = .seconds(2), logger: Logger) {
         self.service = service
@@ -29,10 +30,33 @@ public actor RolloutDriver: Service {
     }
 
     public func run() async throws {
+        let (signals, continuation) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
+        wake = continuation
         await cancelWhenGracefulShutdown {
+            var iterator = signals.makeAsyncIterator()
             while !Task.isCancelled {
                 await self.tick()
-                try? await Task.sleep(for: self.interval)
+                // Sleep for the interval, or less when a wave's job ends.
+                let interval = self.interval
+                let sleeper = Task {
+                    try? await Task.sleep(for: interval)
+                    continuation.yield()
+                }
+                _ = await iterator.next()
+                sleeper.cancel()
+            }
+        }
+    }
+
+    /// Take the next step at once (a wave's job ended, a rollout was approved).
+    public func nudge() { wake?.yield() }
+
+    /// Wake when this wave's job ends, so the next step does not wait for the interval.
+    func watch(job id: Int64) {
+        let stream = jobs.events.subscribe(job: id)
+        Task {
+            for await event in stream {
+                if case .finished = event { await self.nudge() }
             }
         }
     }
@@ -44,7 +68,15 @@ public actor RolloutDriver: Service {
                     db, sql: "SELECT * FROM rollouts WHERE state IN ('planning', 'plan_failed', 'awaiting_approval', 'approved', 'running')"
                 ).map(Rollout.init)
             }) {
-                try await step(rollout, now: now)
+                // Several steps in one tick when nothing needs to wait (a gate with no settle time, no pause).
+                var current = rollout
+                for _ in 0..<8 {
+                    try await step(current, now: now)
+                    guard let next = try service.rollout(id: rollout.id), next != current, next.state == .running || next.state == .approved else {
+                        break
+                    }
+                    current = next
+                }
             }
         } catch {
             logger.error("rollout driver step failed", metadata: ["error": "\(error)"])
@@ -135,6 +167,7 @@ public actor RolloutDriver: Service {
                 params: "{\"rollout_id\":\(rollout.id),\"wave\":\(next.number)}", host: next.hosts.count == 1 ? next.hosts[0] : nil,
                 startedBy: "rollout #\(rollout.id)",
                 reason: "wave \(next.number) of \(waves.count)" + (next.number == 1 && rollout.canary > 0 ? " (canary)" : "")))
+        watch(job: job.id)
         try await service.database.write { db in
             try db.execute(
                 sql: "UPDATE rollout_waves SET state = 'running', job_id = ?, started_at = ? WHERE rollout_id = ? AND number = ?",
