@@ -32,6 +32,7 @@ public actor RolloutDriver: Service {
     public func run() async throws {
         let (signals, continuation) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
         wake = continuation
+        service.wakeDriver.install { continuation.yield() }
         await cancelWhenGracefulShutdown {
             var iterator = signals.makeAsyncIterator()
             while !Task.isCancelled {

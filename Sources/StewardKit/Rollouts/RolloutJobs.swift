@@ -159,6 +159,7 @@ extension RolloutService {
                 ])
         }
         await context.log("plan: \(detail)")
+        wakeDriver()
         if let updated = try self.rollout(id: id) {
             await notify(
                 updated, event: state == .awaitingApproval ? "awaiting approval" : state.rawValue.replacingOccurrences(of: "_", with: " "),

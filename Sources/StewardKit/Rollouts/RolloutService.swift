@@ -3,10 +3,18 @@ import GRDB
 import HTTPTypes
 import Logging
 import ServiceLifecycle
+import Synchronization
 
 #if canImport(FoundationNetworking)
     import FoundationNetworking
 #endif
+
+/// A hook the driver installs so the service can wake it without waiting for its next tick.
+final class DriverWake: Sendable {
+    private let action = Mutex<(@Sendable () -> Void)?>(nil)
+    func install(_ body: @escaping @Sendable () -> Void) { action.withLock { $0 = body } }
+    func callAsFunction() { action.withLock { $0 }?() }
+}
 
 /// Rollouts: records, the plan and wave jobs, approvals, and the driver that runs approved rollouts wave by wave.
 public struct RolloutService: Sendable {
@@ -19,6 +27,8 @@ public struct RolloutService: Sendable {
     let channels: NotificationChannelStore?
     let sender: (any NotificationSending)?
     let baseURL: String
+    /// Wakes the driver when something it waits for happened here (a plan finished, an approval arrived).
+    let wakeDriver = DriverWake()
 
     public init(
         database: DatabasePool, engine: Engine, hosts: HostStore, channels: NotificationChannelStore? = nil, sender: (any NotificationSending)? = nil,
@@ -275,6 +285,7 @@ public struct RolloutService: Sendable {
             }
             return false
         }
+        if approved { wakeDriver() }
         if approved { await notify(try self.rollout(id: id)!, event: "approved", detail: "approved by \(who.actor); it starts with the canary wave") }
         return try self.rollout(id: id)!
     }
