@@ -240,3 +240,77 @@ def test_package_names_cannot_carry_shell_payloads(api, rollout_fleet):
         assert status == 422 and "packages" in problem["errors"], (name, problem)
     status, problem = api.call("POST", "/api/v1/rollouts", {"title": "x", "what": "security", "targets": ["no-such-group"]})
     assert status == 422 and "no-such-group" in problem["errors"]["targets"]
+
+
+class TinyServer:
+    """127.0.0.1 HTTP: records POSTed JSON (a webhook channel) and answers GETs with `status` (a check URL)."""
+
+    def __init__(self):
+        import json
+        self.posts = []
+        self.status = 500
+        owner = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                owner.posts.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+                self.send_response(200)
+                self.end_headers()
+
+            def do_GET(self):
+                self.send_response(owner.status)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+def test_window_check_url_resume_and_messages_with_links(api, rollout_fleet, approver):
+    fleet, ids = rollout_fleet
+    person, approver_api = approver
+    server = TinyServer()
+    try:
+        status, channel = api.call("POST", "/api/v1/alerts/channels", {
+            "name": "rollout hook", "kind": "webhook", "url": server.url + "/hook", "group_wait_seconds": 0})
+        assert status == 201, channel
+        # A maintenance window that is not open now: the approved rollout waits for it and starts no wave.
+        status, window = api.call("POST", "/api/v1/alerts/maintenance", {
+            "name": "New year, 03:00", "host_group": "rfleet", "cron": "0 3 1 1 *", "duration_minutes": 1, "time_zone": "UTC"})
+        assert status == 201, window
+        status, waiting = api.call("POST", "/api/v1/rollouts", {
+            "title": "Inside the window only", "what": "playbook", "playbook": "playbooks/ping.yml", "targets": [fleet.hosts[1].name],
+            "window": window["id"]})
+        assert status == 201, waiting
+        wait_rollout(api, waiting["id"], lambda r: r["state"] == "awaiting_approval")
+        approver_api.call("POST", f"/api/v1/rollouts/{waiting['id']}/approve", {})
+        held = wait_rollout(api, waiting["id"], lambda r: "waits for maintenance window" in r["state_detail"], timeout=30)
+        assert held["state"] == "running" and held["waves"][0]["state"] == "pending" and held["waves"][0]["job_id"] is None
+        api.call("POST", f"/api/v1/rollouts/{waiting['id']}/abort")
+
+        # A check URL answering 500 fails the gate; once it answers 200, resume finishes the rollout.
+        status, checked = api.call("POST", "/api/v1/rollouts", {
+            "title": "Behind a check URL", "what": "playbook", "playbook": "playbooks/ping.yml", "targets": [fleet.hosts[2].name],
+            "settle_seconds": 3, "check_url": server.url + "/healthz"})
+        wait_rollout(api, checked["id"], lambda r: r["state"] == "awaiting_approval")
+        approver_api.call("POST", f"/api/v1/rollouts/{checked['id']}/approve", {})
+        paused = wait_rollout(api, checked["id"], lambda r: r["state"] == "paused", timeout=120)
+        assert "the check URL answered 500, not 2xx" in paused["state_detail"]
+        server.status = 200
+        status, resumed = api.call("POST", f"/api/v1/rollouts/{checked['id']}/resume")
+        assert status == 200 and resumed["state"] == "running"
+        done = wait_rollout(api, checked["id"], lambda r: r["state"] in ("succeeded", "paused", "failed"), timeout=120)
+        assert done["state"] == "succeeded", done["state_detail"]
+
+        # The channel heard about each step, with a direct link to the rollout.
+        kinds = [(post["status"], post["link"]) for post in server.posts]
+        assert any(k == "rollout.awaiting approval" and l.endswith(f"/rollouts/{checked['id']}") for k, l in kinds), kinds
+        assert any(k == "rollout.paused" and l.endswith(f"/rollouts/{checked['id']}") for k, l in kinds), kinds
+        assert any(k == "rollout.finished" and l.endswith(f"/rollouts/{checked['id']}") for k, l in kinds), kinds
+        assert all("What: rollout #" in post["text"] for post in server.posts if post["status"].startswith("rollout."))
+        api.call("PATCH", f"/api/v1/alerts/channels/{channel['id']}", {"enabled": False})
+    finally:
+        server.server.shutdown()

@@ -402,8 +402,11 @@ public struct RolloutService: Sendable {
         message.event = NotificationEvent(
             kind: "rollout.\(event)", subject: subject, text: text, link: link,
             severity: event == "paused" || event == "failed" ? "critical" : "warning")
-        for channel in all where channel.enabled && channel.minSeverity == .warning || (channel.enabled && (event == "paused" || event == "failed")) {
-            try? await sender.send(message, to: channel)
+        // Sent in the background, each channel on its own: a slow or dead mail server must not hold an approval
+        // request or the driver.
+        for channel in all where channel.enabled && (channel.minSeverity == .warning || event == "paused" || event == "failed") {
+            let outgoing = message
+            Task.detached { try? await sender.send(outgoing, to: channel) }
         }
     }
 }
