@@ -21,14 +21,12 @@ public struct SecondFactorStore: Sendable {
     static let timeStep: TimeInterval = 30
     static let recoveryCodeCount = 10
     public let database: any DatabaseWriter
-    let sealingKeyBytes: [UInt8]
-    var sealingKey: SymmetricKey { SymmetricKey(data: sealingKeyBytes) }
+    let sealer: SecretSealer
     let issuer: String
 
     public init(database: any DatabaseWriter, masterKey: SymmetricKey, issuer: String = "Steward") {
         self.database = database
-        sealingKeyBytes = HKDF<SHA256>.deriveKey(inputKeyMaterial: masterKey, info: Data("steward totp secret".utf8), outputByteCount: 32)
-            .withUnsafeBytes { Array($0) }
+        sealer = SecretSealer(masterKey: masterKey, purpose: "steward totp secret")
         self.issuer = issuer
     }
 
@@ -44,7 +42,7 @@ public struct SecondFactorStore: Sendable {
         guard try !isEnrolled(user) else { throw AccessError("a second factor is already set up; turn it off first to enrol a new one") }
         let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567")
         let secret = String((0..<20).map { _ in alphabet[Int.random(in: 0..<alphabet.count)] })
-        let sealed = try AES.GCM.seal(Data(secret.utf8), using: sealingKey).combined!
+        let sealed = try sealer.seal(secret)!
         try database.write { db in
             try db.execute(
                 sql: "INSERT OR REPLACE INTO totp_factors (user_name, sealed_secret, created_at) VALUES (?, ?, ?)",
@@ -131,8 +129,10 @@ public struct SecondFactorStore: Sendable {
                 try Row.fetchOne(db, sql: "SELECT sealed_secret, confirmed_at, last_step FROM totp_factors WHERE user_name = ?", arguments: [user])
             })
         else { return nil }
-        let box = try AES.GCM.SealedBox(combined: row["sealed_secret"] as Data)
-        let secret = String(decoding: try AES.GCM.open(box, using: sealingKey), as: UTF8.self)
+        guard let secret = sealer.open(row["sealed_secret"] as Data) else {
+            throw AccessError(
+                "the stored second-factor secret cannot be opened with this data directory's secret.key; reset it with `steward second-factor reset`")
+        }
         return (secret, (row["confirmed_at"] as Int64?) != nil, row["last_step"])
     }
 

@@ -152,14 +152,14 @@ public struct BackupPlan: Sendable, Equatable {
         name = row["name"]
         hostID = row["host_id"]
         repositoryID = row["repository_id"]
-        paths = BackupJSON.strings(row["paths"])
-        excludes = BackupJSON.strings(row["excludes"])
+        paths = JSONText.strings(row["paths"])
+        excludes = JSONText.strings(row["excludes"])
         retention = RetentionPolicy(
             last: row["keep_last"], hourly: row["keep_hourly"], daily: row["keep_daily"], weekly: row["keep_weekly"], monthly: row["keep_monthly"],
             yearly: row["keep_yearly"], within: row["keep_within"])
         pruneAfterRun = row["prune_after_run"]
-        preHook = BackupJSON.strings(row["pre_hook"])
-        postHook = BackupJSON.strings(row["post_hook"])
+        preHook = JSONText.strings(row["pre_hook"])
+        postHook = JSONText.strings(row["post_hook"])
         verifyReadDataSubset = row["verify_read_data_subset"]
         alertAfterHours = row["alert_after_hours"]
         paused = row["paused"]
@@ -180,17 +180,6 @@ public struct BackupPlanTiming: Sendable, Equatable {
     public var prune: ScheduleSettings?
 
     public init() {}
-}
-
-enum BackupJSON {
-    static func strings(_ text: String?) -> [String] {
-        guard let text, let data = text.data(using: .utf8), let list = try? JSONSerialization.jsonObject(with: data) as? [String] else { return [] }
-        return list
-    }
-
-    static func text(_ list: [String]) -> String {
-        (try? JSONSerialization.data(withJSONObject: list)).map { String(decoding: $0, as: UTF8.self) } ?? "[]"
-    }
 }
 
 /// Path rules for backups and restores (SECURITY.md class 7): absolute, normalised, no `..`, no NUL or newline.

@@ -468,7 +468,7 @@ struct BackupPages {
     }
 
     static func query(_ path: String) -> String {
-        path.addingPercentEncoding(withAllowedCharacters: .alphanumerics.union(CharacterSet(charactersIn: "-._~/"))) ?? ""
+        path.addingPercentEncoding(withAllowedCharacters: .urlQueryValueAllowed) ?? ""
     }
 
     @Sendable func download(request: Request, context: StewardRequestContext) async throws -> Response {

@@ -164,9 +164,9 @@ public struct BackupStore: Sendable {
     static func planValues(_ plan: BackupPlan) -> [(any DatabaseValueConvertible)?] {
         let r = plan.retention
         return [
-            plan.name, plan.hostID, plan.repositoryID, BackupJSON.text(plan.paths), BackupJSON.text(plan.excludes), r.last, r.hourly, r.daily,
+            plan.name, plan.hostID, plan.repositoryID, JSONText.encode(plan.paths), JSONText.encode(plan.excludes), r.last, r.hourly, r.daily,
             r.weekly,
-            r.monthly, r.yearly, r.within, plan.pruneAfterRun, BackupJSON.text(plan.preHook), BackupJSON.text(plan.postHook),
+            r.monthly, r.yearly, r.within, plan.pruneAfterRun, JSONText.encode(plan.preHook), JSONText.encode(plan.postHook),
             plan.verifyReadDataSubset, plan.alertAfterHours, plan.paused,
         ]
     }

@@ -70,17 +70,9 @@ public struct HostFacts: @unchecked Sendable {
                 availableBytes: Int64(int(mount["size_available"])))
         }.sorted { $0.mount < $1.mount }
         addresses = object["addresses"] as? [String] ?? []
-        let lines = object["upgrade_lines"] as? [String] ?? []
-        let dnfSecurity = Set(
-            (object["dnf_security_lines"] as? [String] ?? []).compactMap { line -> String? in
-                // `dnf updateinfo list --security`: ADVISORY SEVERITY/sec PACKAGE-VERSION.ARCH; keep the name before the version.
-                guard let nevra = line.split(whereSeparator: \.isWhitespace).last else { return nil }
-                let parts = nevra.split(separator: "-")
-                return parts.count >= 3 ? parts.dropLast(2).joined(separator: "-") : nil
-            })
-        pendingUpdates =
-            lines.compactMap(PendingUpdate.parseApt)
-            + (object["dnf_lines"] as? [String] ?? []).compactMap { PendingUpdate.parseDnf($0, security: dnfSecurity) }
+        pendingUpdates = PendingUpdate.parse(
+            apt: object["upgrade_lines"] as? [String] ?? [], dnf: object["dnf_lines"] as? [String] ?? [],
+            dnfSecurity: object["dnf_security_lines"] as? [String] ?? [])
         updates = pendingUpdates.map(\.package)
         securityUpdates = pendingUpdates.filter(\.security).map(\.package)
         rebootRequired = (object["reboot_required"] as? Bool) ?? ((object["reboot_required"] as? String)?.lowercased() == "true")

@@ -44,6 +44,17 @@ public struct PendingUpdate: Sendable, Equatable {
     }
 
     static func isSecurity(_ origin: String) -> Bool { origin.lowercased().contains("security") }
+
+    /// Every pending update in a host's output: apt's simulation lines, and dnf's check-update lines with the
+    /// packages its security advisories name (`ADVISORY SEVERITY/Sec. NAME-VERSION-RELEASE.ARCH`).
+    public static func parse(apt: [String], dnf: [String], dnfSecurity: [String]) -> [PendingUpdate] {
+        let advised = Set(
+            dnfSecurity.compactMap { line -> String? in
+                let parts = line.split(whereSeparator: \.isWhitespace).last?.split(separator: "-") ?? []
+                return parts.count >= 3 ? parts.dropLast(2).joined(separator: "-") : nil
+            })
+        return apt.compactMap(parseApt) + dnf.compactMap { parseDnf($0, security: advised) }
+    }
 }
 
 /// The fleet's pending updates from each host's newest facts.
@@ -73,13 +84,19 @@ public struct PendingUpdatesReport: Sendable {
             .sorted { ($0.security ? 0 : 1, -$0.hosts.count, $0.package) < ($1.security ? 0 : 1, -$1.hosts.count, $1.package) }
     }
 
-    public static func build(database: any DatabaseReader, hosts: [Host], now: Date = Date()) throws -> PendingUpdatesReport {
+    /// Security-update ages per host, cached until newer facts arrive (shared with the alert source).
+    static let ages = BuiltinAlerts.FactsCache()
+
+    public static func build(database: DatabasePool, hosts: [Host], now: Date = Date()) throws -> PendingUpdatesReport {
         var rows: [HostRow] = []
         for host in hosts where host.enabled {
             let facts = try HostFacts.latest(database, hostID: host.id)
             var age: Double?
-            if let facts, facts.pendingUpdates.contains(where: \.security) {
-                age = try securitySince(database: database, hostID: host.id).map { now.timeIntervalSince($0) / 86_400 }
+            if let facts, facts.pendingUpdates.contains(where: \.security),
+                case .value(let days) = try BuiltinAlerts.factsAge(
+                    database: database, cache: ages, host: host, kind: "security", now: EpochMilliseconds.from(now))
+            {
+                age = days
             }
             rows.append(
                 HostRow(
@@ -87,21 +104,5 @@ public struct PendingUpdatesReport: Sendable {
                     securityAgeDays: age))
         }
         return PendingUpdatesReport(hosts: rows)
-    }
-
-    /// The oldest gathering in the unbroken run of facts, back from the newest, that all show security updates.
-    static func securitySince(database: any DatabaseReader, hostID: Int64) throws -> Date? {
-        try database.read { db in
-            var since: Int64?
-            let rows = try Row.fetchAll(
-                db, sql: "SELECT gathered_at, facts FROM host_facts WHERE host_id = ? ORDER BY gathered_at DESC LIMIT 2000", arguments: [hostID])
-            for row in rows {
-                guard let object = try? JSONSerialization.jsonObject(with: Data((row["facts"] as String).utf8)) as? [String: Any] else { break }
-                let lines = object["upgrade_lines"] as? [String] ?? []
-                guard lines.contains(where: { PendingUpdate.parseApt($0)?.security == true }) else { break }
-                since = row["gathered_at"]
-            }
-            return since.map(EpochMilliseconds.date)
-        }
     }
 }

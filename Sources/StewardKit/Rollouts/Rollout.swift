@@ -60,11 +60,11 @@ public struct Rollout: Sendable, Equatable {
         id = row["id"]
         title = row["title"]
         what = What(rawValue: row["what"]) ?? .security
-        packages = BackupJSON.strings(row["packages"])
+        packages = JSONText.strings(row["packages"])
         playbook = row["playbook"]
         playbookCommit = row["playbook_commit"]
-        targets = BackupJSON.strings(row["targets"])
-        tags = BackupJSON.strings(row["tags"])
+        targets = JSONText.strings(row["targets"])
+        tags = JSONText.strings(row["tags"])
         canary = row["canary"]
         waveKind = WaveKind(rawValue: row["wave_kind"]) ?? .count
         waveSize = row["wave_size"]

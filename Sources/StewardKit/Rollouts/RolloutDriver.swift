@@ -123,7 +123,7 @@ public actor RolloutDriver: Service {
                 for (index, hosts) in waves.enumerated() {
                     try db.execute(
                         sql: "INSERT INTO rollout_waves (rollout_id, number, hosts, state) VALUES (?, ?, ?, 'pending')",
-                        arguments: [rollout.id, index + 1, RolloutService.encode(hosts)])
+                        arguments: [rollout.id, index + 1, JSONText.encode(hosts)])
                 }
             }
             try service.setState(rollout.id, .running, detail: "\(waves.count) wave(s); the canary goes first", now: now)

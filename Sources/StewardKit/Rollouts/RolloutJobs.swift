@@ -30,6 +30,20 @@ extension RolloutService {
         }
     }
 
+    /// Run the engine and read the per-host results whether or not some hosts failed; the failure is returned for the
+    /// caller to raise once it has recorded what happened. Cancellation is raised at once.
+    func executeKeepingResults(_ run: PlaybookRun, _ context: JobContext) async throws -> ([HostResult], (any Error)?) {
+        var failure: (any Error)?
+        do {
+            try await engine.execute(run, context)
+        } catch is CancellationError {
+            throw CancellationError()
+        } catch {
+            failure = error
+        }
+        return (try Engine.results(database, job: context.job.id), failure)
+    }
+
     // MARK: plan
 
     func runPlan(_ context: JobContext) async throws {
@@ -50,20 +64,12 @@ extension RolloutService {
             run = PlaybookRun(playbook: BuiltinPlaybooks.rollout, targets: names)
             run.builtin = BuiltinPlaybooks.rollout
             let pins = rollout.packages.filter { $0.contains("=") }
-            run.variables = Self.encode([
+            run.variables = JSONText.encode([
                 "steward_phase": "plan", "steward_plan": [String: [String]](), "steward_reboot": "never", "steward_pins": pins,
             ])
         }
         run.check = true
-        var failure: (any Error)?
-        do {
-            try await engine.execute(run, context)
-        } catch is CancellationError {
-            throw CancellationError()
-        } catch {
-            failure = error
-        }
-        let results = try Engine.results(database, job: context.job.id)
+        let (results, failure) = try await executeKeepingResults(run, context)
         var items: [RolloutPlanItem] = []
         if rollout.what == .playbook {
             let diffs = try database.read { db in
@@ -97,13 +103,9 @@ extension RolloutService {
                             problem: "\(result?.status ?? "no result"): \(result?.message ?? "the plan task did not run")"))
                     continue
                 }
-                var updates = (report["apt"] as? [String] ?? []).compactMap(PendingUpdate.parseApt)
-                let security = Set(
-                    (report["dnf_security"] as? [String] ?? []).compactMap { line -> String? in
-                        let parts = line.split(whereSeparator: \.isWhitespace).last?.split(separator: "-") ?? []
-                        return parts.count >= 3 ? parts.dropLast(2).joined(separator: "-") : nil
-                    })
-                updates += (report["dnf"] as? [String] ?? []).compactMap { PendingUpdate.parseDnf($0, security: security) }
+                var updates = PendingUpdate.parse(
+                    apt: report["apt"] as? [String] ?? [], dnf: report["dnf"] as? [String] ?? [],
+                    dnfSecurity: report["dnf_security"] as? [String] ?? [])
                 var problem = ""
                 switch rollout.what {
                 case .security: updates = updates.filter(\.security)
@@ -150,7 +152,7 @@ extension RolloutService {
                 }
                 try db.execute(
                     sql: "INSERT INTO rollout_plan (rollout_id, host, changes, diff, problem) VALUES (?, ?, ?, ?, ?)",
-                    arguments: [id, item.host, Self.encode(changes), item.diff, item.problem])
+                    arguments: [id, item.host, JSONText.encode(changes), item.diff, item.problem])
             }
             try db.execute(
                 sql: "UPDATE rollouts SET state = ?, state_detail = ?, planned_at = ?, plan_facts_at = ?, updated_at = ? WHERE id = ?",
@@ -193,18 +195,10 @@ extension RolloutService {
                     ? rollout.packages.filter { pin in item.changes.contains { pin.hasPrefix($0.package + "=") } }
                     : item.changes.map(\.package)
             }
-            run.variables = Self.encode(["steward_phase": "apply", "steward_plan": perHost, "steward_reboot": rollout.reboot.rawValue])
+            run.variables = JSONText.encode(["steward_phase": "apply", "steward_plan": perHost, "steward_reboot": rollout.reboot.rawValue])
         }
         await context.log("rollout #\(id) wave \(number): \(wave.hosts.joined(separator: ", "))")
-        var failure: (any Error)?
-        do {
-            try await engine.execute(run, context)
-        } catch is CancellationError {
-            throw CancellationError()
-        } catch {
-            failure = error
-        }
-        let results = try Engine.results(database, job: context.job.id)
+        let (results, failure) = try await executeKeepingResults(run, context)
         let reports = try self.reports(job: context.job.id, task: "Steward report")
         let reboots = try self.reports(job: context.job.id, task: "Steward reboot")
         var rows: [(host: String, status: String, changes: String, rebooted: Bool, detail: String)] = []
@@ -219,7 +213,10 @@ extension RolloutService {
                 ["package": change.package, "from": change.current, "to": versions[change.package] ?? change.candidate]
             }
             rows.append(
-                (host, result?.status ?? "unreachable", Self.encode(changes), (reboots[host]?["rebooted"] as? Bool) ?? false, result?.message ?? ""))
+                (
+                    host, result?.status ?? "unreachable", JSONText.encode(changes), (reboots[host]?["rebooted"] as? Bool) ?? false,
+                    result?.message ?? ""
+                ))
         }
         let recorded = rows
         try await database.write { db in

@@ -90,7 +90,7 @@ public struct RolloutService: Sendable {
         try database.read { db in
             try Row.fetchAll(db, sql: "SELECT * FROM rollout_waves WHERE rollout_id = ? ORDER BY number", arguments: [id]).map { row in
                 Wave(
-                    number: row["number"], hosts: BackupJSON.strings(row["hosts"]), jobID: row["job_id"], state: row["state"],
+                    number: row["number"], hosts: JSONText.strings(row["hosts"]), jobID: row["job_id"], state: row["state"],
                     startedAt: row["started_at"],
                     finishedAt: row["finished_at"], gate: row["gate"])
             }
@@ -116,10 +116,6 @@ public struct RolloutService: Sendable {
                 package: $0["package"] as? String ?? "", current: $0["current"] as? String ?? "", candidate: $0["candidate"] as? String ?? "",
                 origin: $0["origin"] as? String ?? "", security: $0["security"] as? Bool ?? false)
         }
-    }
-
-    static func encode(_ value: Any) -> String {
-        (try? JSONSerialization.data(withJSONObject: value, options: [.sortedKeys])).map { String(decoding: $0, as: UTF8.self) } ?? "[]"
     }
 
     /// The enabled hosts a rollout targets (names, groups or tags), in name order; the first ones are the canary.
@@ -150,8 +146,10 @@ public struct RolloutService: Sendable {
 
     static func values(_ rollout: Rollout) -> [(any DatabaseValueConvertible)?] {
         [
-            rollout.title, rollout.what.rawValue, encode(rollout.packages), rollout.playbook, rollout.playbookCommit, encode(rollout.targets),
-            encode(rollout.tags), rollout.canary, rollout.waveKind.rawValue, rollout.waveSize, rollout.pauseSeconds, rollout.maxFailurePercent,
+            rollout.title, rollout.what.rawValue, JSONText.encode(rollout.packages), rollout.playbook, rollout.playbookCommit,
+            JSONText.encode(rollout.targets),
+            JSONText.encode(rollout.tags), rollout.canary, rollout.waveKind.rawValue, rollout.waveSize, rollout.pauseSeconds,
+            rollout.maxFailurePercent,
             rollout.reboot.rawValue, rollout.windowID, rollout.approvalsRequired, rollout.expiresAt, rollout.checkURL, rollout.settleSeconds,
         ]
     }

@@ -43,7 +43,8 @@ struct UpdatesController {
         let rows = try report().hosts.sorted { ($0.securityCount, $0.updates.count) > ($1.securityCount, $1.updates.count) }
         let view = rows.map { row in
             ViewNode([
-                "id": row.host.id, "name": row.host.name, "count": row.updates.count, "security": row.securityCount, "has_security": row.securityCount > 0, "reboot": row.rebootRequired,
+                "id": row.host.id, "name": row.host.name, "count": row.updates.count, "security": row.securityCount,
+                "has_security": row.securityCount > 0, "reboot": row.rebootRequired,
                 "age": row.securityAgeDays.map { MetricUnit.trim($0, digits: 1) + " d" } ?? "", "stale": row.gatheredAt == nil,
                 "gathered": row.gatheredAt.map { RFC3339.display($0) } ?? "never", "old": (row.securityAgeDays ?? 0) >= 7,
                 "packages": row.updates.prefix(8).map(\.package).joined(separator: ", ") + (row.updates.count > 8 ? ", …" : ""),

@@ -1,0 +1,15 @@
+import Foundation
+
+/// JSON kept in a TEXT column: lists of strings (paths, argv, host names) and small documents.
+enum JSONText {
+    /// A JSON array of strings; anything else reads as empty.
+    static func strings(_ text: String?) -> [String] {
+        guard let text, let list = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String] else { return [] }
+        return list
+    }
+
+    /// Compact JSON with sorted keys; "[]" if the value cannot be written.
+    static func encode(_ value: Any) -> String {
+        (try? JSONSerialization.data(withJSONObject: value, options: [.sortedKeys])).map { String(decoding: $0, as: UTF8.self) } ?? "[]"
+    }
+}
