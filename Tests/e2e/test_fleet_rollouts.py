@@ -314,3 +314,32 @@ def test_window_check_url_resume_and_messages_with_links(api, rollout_fleet, app
         api.call("PATCH", f"/api/v1/alerts/channels/{channel['id']}", {"enabled": False})
     finally:
         server.server.shutdown()
+
+
+def test_reboots_go_one_host_at_a_time_and_wait_for_each_host(api, rollout_fleet, approver):
+    """Reboot policy "when required": only hosts with /run/reboot-required go down, one at a time, and each is back
+    (a new boot id, SSH answering) before the next one starts. The fleet's hosts reboot as containers do (see fleet.py)."""
+    fleet, ids = rollout_fleet
+    person, approver_api = approver
+    first, second, third = fleet.hosts
+    for host in (second, third):
+        (host.root / "run/reboot-required").write_text("*** System restart required ***\n")
+    boots = {host.name: host.boot_id for host in fleet.hosts}
+    status, rollout = api.call("POST", "/api/v1/rollouts", {
+        "title": "Ping, then reboot where required", "what": "playbook", "playbook": "playbooks/ping.yml", "targets": ["rfleet"],
+        "canary": 1, "wave_size": 2, "settle_seconds": 1, "reboot": "when_required"})
+    assert status == 201, rollout
+    wait_rollout(api, rollout["id"], lambda r: r["state"] == "awaiting_approval")
+    approver_api.call("POST", f"/api/v1/rollouts/{rollout['id']}/approve", {"reason": "reboots are fine today"})
+    done = wait_rollout(api, rollout["id"], lambda r: r["state"] in ("succeeded", "failed", "paused", "aborted"), what="the rollout's end")
+    assert done["state"] == "succeeded", done["state_detail"]
+    assert "2 reboot(s)" in done["state_detail"]
+
+    assert first.boot_id == boots[first.name] and first.reboots == [], "no reboot was required on the canary"
+    for host in (second, third):
+        assert host.boot_id != boots[host.name] and len(host.reboots) == 1, host.name
+        assert not (host.root / "run/reboot-required").exists()
+    (down_a, up_a), (down_b, up_b) = sorted([second.reboots[0], third.reboots[0]])
+    assert down_b >= up_a, "the second host went down only after the first was back"
+    report = {r["host"]: r["rebooted"] for r in done["results"]}
+    assert report == {first.name: False, second.name: True, third.name: True}

@@ -5,6 +5,11 @@ Each host is a Debian bookworm minbase tree (openssh-server, python3, sudo, rest
 its own host keys, its own hostname (a UTS namespace), /proc and /dev bind-mounted, a `steward` user with
 passwordless sudo, and its own sshd on 127.0.0.1 at its own port. Root only. Everything is torn down on exit.
 
+Hosts can reboot the way a container does. A host's /proc/sys/kernel/random/boot_id is a file of its own, and its
+/usr/sbin/shutdown asks the fleet for a reboot. The fleet then kills every process whose root is that host's tree,
+clears /run/reboot-required, gives the host a new boot id, and starts its sshd again after a short "boot". The real
+kernel is never touched. `host.reboots` lists (down, up) monotonic times.
+
     with Fleet(2, authorized_key=public_key_text) as fleet:
         for host in fleet.hosts: print(host.name, host.port, host.root)
 
@@ -19,7 +24,9 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+import uuid
 
 CACHE = pathlib.Path(os.environ.get("STEWARD_FLEET_CACHE", "/var/cache/steward-fleet"))
 BASE = CACHE / "base"
@@ -27,6 +34,13 @@ MIRROR = os.environ.get("STEWARD_FLEET_MIRROR", "http://deb.debian.org/debian")
 PACKAGES = ["openssh-server", "python3", "sudo", "restic"]
 USER = "steward"
 CLONE_NEWUTS = 0x04000000
+BOOT_SECONDS = 2.0
+SHUTDOWN = """#!/bin/sh
+# Test fleet host: a reboot is carried out from outside by the fleet, which restarts this host's processes with a new
+# boot id (as a container restarts). The request returns at once, as `shutdown -r` does.
+echo "$(date +%s) shutdown $*" >> /var/log/fleet-shutdown.log
+: > /run/fleet-reboot-requested
+"""
 
 
 def ensure_base() -> pathlib.Path:
@@ -69,6 +83,51 @@ class FleetHost:
         self.user = USER
         self.process = None
         self.mounts = []
+        self.reboots = []
+        self.rebooting = threading.Lock()
+
+    @property
+    def boot_id(self) -> str:
+        return (self.directory / "boot_id").read_text().strip()
+
+    def reboot(self, requested_only: bool = False) -> None:
+        """What a reboot does to this host: all its processes end, /run is cleared, and it comes back with a new boot id."""
+        with self.rebooting:
+            if requested_only and not (self.root / "run/fleet-reboot-requested").exists():
+                return  # another thread already carried this request out
+            down = time.monotonic()
+            time.sleep(0.5)  # `shutdown -r` returns to its caller before the machine goes down
+            self.kill_all()
+            self.process = None
+            for name in ("fleet-reboot-requested", "reboot-required", "reboot-required.pkgs"):
+                (self.root / "run" / name).unlink(missing_ok=True)
+            (self.directory / "boot_id").write_text(str(uuid.uuid4()) + "\n")
+            time.sleep(BOOT_SECONDS)
+            self.start()
+            self.reboots.append((down, time.monotonic()))
+
+    def kill_all(self) -> None:
+        """SIGKILL every process whose root directory is this host's tree (sshd, sessions, anything they started)."""
+        root = str(self.root)
+        for _ in range(20):
+            found = False
+            for entry in os.listdir("/proc"):
+                if not entry.isdigit():
+                    continue
+                try:
+                    if os.readlink(f"/proc/{entry}/root") == root:
+                        found = True
+                        os.kill(int(entry), signal.SIGKILL)
+                except OSError:
+                    continue
+            if self.process:
+                try:
+                    self.process.wait(timeout=0)
+                except subprocess.TimeoutExpired:
+                    pass
+            if not found:
+                return
+            time.sleep(0.1)
 
     def run(self, *argv: str, check: bool = True) -> subprocess.CompletedProcess:
         """Run a command inside this host's tree (as root, without SSH): for setting up and checking results."""
@@ -130,6 +189,8 @@ class Fleet:
         self.prefix = prefix
         self.hosts = []
         self.directory = None
+        self.stopping = threading.Event()
+        self.watcher = None
 
     def __enter__(self) -> "Fleet":
         base = ensure_base()
@@ -140,7 +201,17 @@ class Fleet:
         except BaseException:
             self.__exit__(None, None, None)
             raise
+        self.watcher = threading.Thread(target=self._watch_reboots, daemon=True)
+        self.watcher.start()
         return self
+
+    def _watch_reboots(self) -> None:
+        """Carry out reboot requests, each host on its own thread, so overlapping requests would overlap here too."""
+        while not self.stopping.wait(0.2):
+            for host in self.hosts:
+                if (host.root / "run/fleet-reboot-requested").exists() and not host.rebooting.locked():
+                    threading.Thread(target=host.reboot, args=(True,), daemon=True).start()
+                    time.sleep(0.05)
 
     def _make_host(self, base: pathlib.Path, name: str) -> FleetHost:
         host = FleetHost(name, self.directory / name, free_port())
@@ -151,8 +222,17 @@ class Fleet:
                        check=True)
         host.mounts.append(host.root)
         for special in ("proc", "dev"):
-            subprocess.run(["mount", "--bind", f"/{special}", str(host.root / special)], check=True)
+            # /dev recursively, so /dev/pts comes along and sshd can give sessions a terminal (ssh -tt, as sudo wants).
+            subprocess.run(["mount", "--rbind", f"/{special}", str(host.root / special)], check=True)
+            subprocess.run(["mount", "--make-rprivate", str(host.root / special)], check=True)
             host.mounts.append(host.root / special)
+        # A boot id of the host's own, over the kernel's (only inside this host's /proc bind mount).
+        (host.directory / "boot_id").write_text(str(uuid.uuid4()) + "\n")
+        boot_id = host.root / "proc/sys/kernel/random/boot_id"
+        subprocess.run(["mount", "--bind", str(host.directory / "boot_id"), str(boot_id)], check=True)
+        host.mounts.append(boot_id)
+        (host.root / "usr/sbin/shutdown").write_text(SHUTDOWN)
+        os.chmod(host.root / "usr/sbin/shutdown", 0o755)
         host.run("ssh-keygen", "-A")
         (host.root / "etc/hostname").write_text(name + "\n")
         (host.root / "etc/hosts").write_text(f"127.0.0.1 localhost {name}\n")
@@ -171,8 +251,12 @@ class Fleet:
         return host
 
     def __exit__(self, *exc) -> None:
+        self.stopping.set()
+        if self.watcher:
+            self.watcher.join(timeout=5)
         for host in self.hosts:
-            host.stop()
+            with host.rebooting:
+                host.stop()
             for mount in reversed(host.mounts):
                 subprocess.run(["umount", "--lazy", str(mount)], check=False)
         if self.directory:

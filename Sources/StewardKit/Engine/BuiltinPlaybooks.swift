@@ -2,13 +2,14 @@
 /// so they always match the binary. Their inputs arrive as data in a vars file.
 enum BuiltinPlaybooks {
     static let rollout = "rollout.yml"
+    static let reboot = "reboot.yml"
 
     static let files: [(name: String, text: String)] = [
         (
             rollout,
             """
             # Steward's update rollout. Inputs (vars file): steward_phase (plan | apply), steward_plan (host -> packages
-            # to upgrade, each "name" or "name=version"), steward_reboot (never | when_required | always).
+            # to upgrade, each "name" or "name=version"), steward_pins (plan only: "name=version" to simulate).
             # plan: refreshes the package lists and reports what an upgrade would do (the simulation runs even under
             # --check). apply: upgrades exactly the planned packages, then reports versions and whether a reboot is due.
             - name: Steward rollout
@@ -105,7 +106,15 @@ enum BuiltinPlaybooks {
                     msg: "{{ {'versions': (steward_versions.stdout_lines | default([])) + (steward_rpm_versions.stdout_lines | default([])), 'reboot_required': steward_reboot_file.stat.exists | default(false)} | to_json }}"
                   when: steward_phase == 'apply'
 
-            # Reboots, one host at a time; the reboot module waits until the host answers again.
+            """
+        ),
+        (
+            reboot,
+            """
+            # Steward's reboot policy, run after a rollout wave's changes in the same ansible-playbook invocation (hosts
+            # that failed the changes are left alone). Input: steward_reboot (when_required | always). One host at a
+            # time; the reboot module waits until the host has a new boot id and answers again, and a host that does not
+            # come back stops the play, so no further host goes down.
             - name: Steward reboots
               hosts: all
               become: true
@@ -116,18 +125,17 @@ enum BuiltinPlaybooks {
                   ansible.builtin.stat:
                     path: /var/run/reboot-required
                   register: steward_reboot_file
-                  when: steward_phase == 'apply' and steward_reboot != 'never'
                 - name: Reboot and wait for the host
                   ansible.builtin.reboot:
                     reboot_timeout: 900
-                  when: steward_phase == 'apply' and (steward_reboot == 'always' or (steward_reboot == 'when_required' and steward_reboot_file.stat.exists | default(false)))
+                    msg: Reboot by Steward (rollout)
+                  when: steward_reboot == 'always' or (steward_reboot == 'when_required' and steward_reboot_file.stat.exists)
                   register: steward_rebooted
                 - name: Steward reboot
                   ansible.builtin.debug:
-                    msg: "{{ {'rebooted': steward_rebooted.rebooted | default(false)} | to_json }}"
-                  when: steward_phase == 'apply'
+                    msg: "{{ {'rebooted': steward_rebooted.rebooted | default(false), 'reboot_was_required': steward_reboot_file.stat.exists} | to_json }}"
 
             """
-        )
+        ),
     ]
 }

@@ -22,10 +22,28 @@ public struct PlaybookRun: Sendable, Codable, Equatable {
     public var check = false
     /// Run the config repo's playbook as it was at this commit instead of the working tree.
     public var commit: String?
+    /// Built-in playbooks run after the main one in the same ansible-playbook invocation (hosts that failed it are
+    /// left out), e.g. the rollout's reboots.
+    public var followedBy: [String] = []
 
     public init(playbook: String, targets: [String] = []) {
         self.playbook = playbook
         self.targets = targets
+    }
+
+    /// Fields added over time may be missing from jobs queued by an older Steward; they take their defaults.
+    public init(from decoder: any Decoder) throws {
+        let values = try decoder.container(keyedBy: CodingKeys.self)
+        playbook = try values.decode(String.self, forKey: .playbook)
+        targets = try values.decodeIfPresent([String].self, forKey: .targets) ?? []
+        timeoutSeconds = try values.decodeIfPresent(Int.self, forKey: .timeoutSeconds) ?? 3600
+        taskTimeoutSeconds = try values.decodeIfPresent(Int.self, forKey: .taskTimeoutSeconds) ?? 600
+        command = try values.decodeIfPresent([String].self, forKey: .command)
+        variables = try values.decodeIfPresent(String.self, forKey: .variables)
+        builtin = try values.decodeIfPresent(String.self, forKey: .builtin)
+        check = try values.decodeIfPresent(Bool.self, forKey: .check) ?? false
+        commit = try values.decodeIfPresent(String.self, forKey: .commit)
+        followedBy = try values.decodeIfPresent([String].self, forKey: .followedBy) ?? []
     }
 }
 
@@ -137,6 +155,10 @@ public struct Engine: Sendable {
         } else if run.command == nil {
             playbookPath = try repository.resolvePlaybook(run.playbook)
         }
+        for name in run.followedBy where !BuiltinPlaybooks.files.contains(where: { $0.name == name }) {
+            throw JobFailure("no built-in playbook \(name)")
+        }
+        let following = run.followedBy.map { workDirectory + "/builtin/" + $0 }
         var workingDirectory = repository.path
         let commit = try run.commit ?? repository.head()
         try await database.write { db in
@@ -194,7 +216,9 @@ public struct Engine: Sendable {
             argv = ["ansible", "all", "-i", inventoryPath, "-m", "ansible.builtin.command", "-a", arguments]
         } else if run.builtin != nil || checked.contains(commit + ":" + run.playbook) {
             await context.log(run.builtin != nil ? "Steward's own playbook \(run.builtin!)" : "syntax check: passed earlier for this commit")
-            argv = ["ansible-playbook", "-i", inventoryPath, playbookPath] + checkFlags + (try variablesArguments(run, runDirectory: runDirectory))
+            argv =
+                ["ansible-playbook", "-i", inventoryPath, playbookPath] + following + checkFlags
+                + (try variablesArguments(run, runDirectory: runDirectory))
         } else {
             try await context.progress(5, "checking playbook syntax")
             let checkStart = ContinuousClock.now
@@ -208,7 +232,9 @@ public struct Engine: Sendable {
             }
             await context.log(String(format: "engine: ansible-playbook --syntax-check ran %.3f s", Self.seconds(ContinuousClock.now - checkStart)))
             checked.insert(commit + ":" + run.playbook)
-            argv = ["ansible-playbook", "-i", inventoryPath, playbookPath] + checkFlags + (try variablesArguments(run, runDirectory: runDirectory))
+            argv =
+                ["ansible-playbook", "-i", inventoryPath, playbookPath] + following + checkFlags
+                + (try variablesArguments(run, runDirectory: runDirectory))
         }
 
         try await context.progress(10, "running on \(runnable.count) host(s)")

@@ -195,7 +195,14 @@ extension RolloutService {
                     ? rollout.packages.filter { pin in item.changes.contains { pin.hasPrefix($0.package + "=") } }
                     : item.changes.map(\.package)
             }
-            run.variables = JSONText.encode(["steward_phase": "apply", "steward_plan": perHost, "steward_reboot": rollout.reboot.rawValue])
+            run.variables = JSONText.encode(["steward_phase": "apply", "steward_plan": perHost])
+        }
+        if rollout.reboot != .never {
+            // The reboot play follows the changes in the same run, one host at a time; its input is data in the vars file.
+            var variables = (run.variables.flatMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }) ?? [:]
+            variables["steward_reboot"] = rollout.reboot.rawValue
+            run.variables = JSONText.encode(variables)
+            run.followedBy = [BuiltinPlaybooks.reboot]
         }
         await context.log("rollout #\(id) wave \(number): \(wave.hosts.joined(separator: ", "))")
         let (results, failure) = try await executeKeepingResults(run, context)

@@ -41,6 +41,19 @@ struct EngineTests {
         #expect(try AuditLog.events(harness.server.database, action: "adhoc.run").count == 1)
     }
 
+    @Test("a job queued by an older Steward (fewer fields in its params) still decodes, with the defaults")
+    func olderRunParametersDecode() throws {
+        let old = try JSONDecoder().decode(
+            PlaybookRun.self, from: Data(#"{"playbook":"playbooks/ping.yml","targets":["web"],"timeoutSeconds":60}"#.utf8))
+        #expect(old.playbook == "playbooks/ping.yml" && old.targets == ["web"] && old.timeoutSeconds == 60)
+        #expect(old.taskTimeoutSeconds == 600 && !old.check && old.commit == nil && old.builtin == nil && old.followedBy.isEmpty)
+        var current = PlaybookRun(playbook: "rollout.yml", targets: ["a"])
+        current.followedBy = [BuiltinPlaybooks.reboot]
+        current.check = true
+        #expect(try JSONDecoder().decode(PlaybookRun.self, from: JSONEncoder().encode(current)) == current)
+        #expect(throws: DecodingError.self) { try JSONDecoder().decode(PlaybookRun.self, from: Data(#"{"targets":[]}"#.utf8)) }
+    }
+
     @Test("an ad-hoc command must name targets and be a list; an operator may not run one")
     func adhocRefusals() async throws {
         let harness = try await ServerHarness()
