@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := run
 
-APT_PACKAGES := libpam0g-dev libsqlite3-dev chromium chromium-driver libpam-wrapper openssh-client openssh-server ansible-core git debootstrap prometheus-node-exporter prometheus python3-aiosmtpd curl restic apt-utils
+APT_PACKAGES := libpam0g-dev libsqlite3-dev chromium chromium-driver libpam-wrapper openssh-client openssh-server ansible-core git debootstrap prometheus-node-exporter prometheus python3-aiosmtpd curl restic apt-utils rpm createrepo-c
 BENCH_APT_PACKAGES := wrk nginx-light
 PYTHON ?= python3
 PIP_PACKAGES := selenium==4.38.0 pytest

@@ -343,3 +343,127 @@ def test_reboots_go_one_host_at_a_time_and_wait_for_each_host(api, rollout_fleet
     assert down_b >= up_a, "the second host went down only after the first was back"
     report = {r["host"]: r["rebooted"] for r in done["results"]}
     assert report == {first.name: False, second.name: True, third.name: True}
+
+
+def build_rpm(workdir: pathlib.Path, version: str) -> pathlib.Path:
+    spec = workdir / f"{PACKAGE}-{version}.spec"
+    spec.write_text(
+        f"Name: {PACKAGE}\nVersion: {version}\nRelease: 1\nSummary: A package for Steward's rollout tests\nLicense: MIT\nBuildArch: noarch\n\n"
+        "%description\nA package for Steward's rollout tests.\n\n"
+        f"%install\nmkdir -p %{{buildroot}}/usr/share/steward-test\necho {version} > %{{buildroot}}/usr/share/steward-test/version\n\n"
+        "%files\n/usr/share/steward-test/version\n")
+    subprocess.run(["rpmbuild", "-bb", "--define", f"_topdir {workdir / 'rpmbuild'}", "--define", "_build_id_links none", str(spec)],
+                   check=True, capture_output=True)
+    return workdir / "rpmbuild/RPMS/noarch" / f"{PACKAGE}-{version}-1.noarch.rpm"
+
+
+UPDATEINFO = """<?xml version="1.0" encoding="UTF-8"?>
+<updates>
+  <update from="tests@localhost" status="stable" type="security" version="1">
+    <id>STEWARD-2026-0001</id>
+    <title>steward-test-pkg security update</title>
+    <severity>Important</severity>
+    <issued date="2026-11-01 00:00:00"/>
+    <description>A security advisory for Steward's rollout tests.</description>
+    <pkglist><collection short="stewardtest"><name>stewardtest</name>
+      <package name="steward-test-pkg" version="2.0" release="1" epoch="0" arch="noarch"><filename>steward-test-pkg-2.0-1.noarch.rpm</filename></package>
+    </collection></pkglist>
+  </update>
+</updates>
+"""
+
+
+@pytest.fixture(scope="module")
+def dnf_fleet(steward, api):
+    """Two hosts managed with dnf and rpm (see fleet.py), 1.0-1 installed, and an rpm repository (rpmbuild, createrepo_c)
+    offering 1.0-1 and 2.0-1 with a security advisory for 2.0-1 (modifyrepo_c updateinfo), served on 127.0.0.1."""
+    with tempfile.TemporaryDirectory(prefix="steward-rpm-") as temp:
+        workdir = pathlib.Path(temp)
+        repo = workdir / "repo"
+        repo.mkdir()
+        first, second = build_rpm(workdir, "1.0"), build_rpm(workdir, "2.0")
+        for package in (first, second):
+            (repo / package.name).write_bytes(package.read_bytes())
+        subprocess.run(["createrepo_c", "-q", str(repo)], check=True, capture_output=True)
+        (workdir / "updateinfo.xml").write_text(UPDATEINFO)
+        subprocess.run(["modifyrepo_c", "--mdtype=updateinfo", str(workdir / "updateinfo.xml"), str(repo / "repodata")], check=True, capture_output=True)
+        handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(repo))
+        handler.log_message = lambda *args: None
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        public_key = (steward.data / "ssh" / "id_ed25519.pub").read_text()
+        ids = {}
+        try:
+            with Fleet(2, authorized_key=public_key, prefix="dfleet", package_manager="dnf") as fleet:
+                for host in fleet.hosts:
+                    (host.root / "etc/yum.repos.d").mkdir(exist_ok=True)
+                    (host.root / "etc/yum.repos.d/stewardtest.repo").write_text(
+                        f"[stewardtest]\nname=Steward tests\nbaseurl=http://127.0.0.1:{server.server_address[1]}/\ngpgcheck=0\nenabled=1\n")
+                    (host.root / "tmp/v1.rpm").write_bytes(first.read_bytes())
+                    host.run("dnf", "-y", "-q", "--disablerepo=*", "install", "/tmp/v1.rpm")
+                    assert rpm_version(host) == "1.0-1"
+                    status, created = api.call("POST", "/api/v1/hosts", {
+                        "name": host.name, "address": host.address, "ssh_port": host.port, "ssh_user": host.user, "become": "sudo",
+                        "groups": ["dfleet"]})
+                    assert status == 201, created
+                    ids[host.name] = created["id"]
+                    status, verdict = api.call("POST", f"/api/v1/hosts/{created['id']}/host-key/scan")
+                    api.call("POST", f"/api/v1/hosts/{created['id']}/host-key/trust", {"fingerprint": verdict["presented"]})
+                yield fleet, ids
+        finally:
+            for host_id in ids.values():
+                api.call("PATCH", f"/api/v1/hosts/{host_id}", {"enabled": False})
+            server.shutdown()
+
+
+def rpm_version(host) -> str:
+    out = host.run("rpm", "-q", "--qf", "%{VERSION}-%{RELEASE}", PACKAGE, check=False)
+    return out.stdout.strip() if out.returncode == 0 else "absent"
+
+
+def test_dnf_hosts_report_updates_and_take_a_rollout_and_its_rollback(api, dnf_fleet, approver):
+    fleet, ids = dnf_fleet
+    person, approver_api = approver
+    # Facts: the Updates view shows the pending update with both versions, classified security by its advisory.
+    status, job = api.call("POST", "/api/v1/updates/refresh")
+    assert status == 202, job
+    assert wait_job(api, job["id"], timeout=300)["state"] in ("succeeded", "failed"), job_log(api, job["id"])
+    status, fleet_updates = api.call("GET", "/api/v1/updates")
+    rows = {row["host"]: row for row in fleet_updates["items"] if row["host"] in ids}
+    assert set(rows) == set(ids), fleet_updates
+    for row in rows.values():
+        assert row["security_count"] == 1 and [(u["package"], u["current"], u["candidate"], u["security"]) for u in row["updates"]] == [
+            (PACKAGE, "1.0-1", "2.0-1", True)], row
+
+    # A security rollout: planned with dnf (check-update, updateinfo, rpm), approved, canary first, applied by dnf.
+    status, rollout = api.call("POST", "/api/v1/rollouts", {
+        "title": "Security updates for dfleet", "what": "security", "targets": ["dfleet"], "canary": 1, "wave_size": 1, "settle_seconds": 1})
+    assert status == 201, rollout
+    planned = wait_rollout(api, rollout["id"], lambda r: r["state"] != "planning")
+    assert planned["state"] == "awaiting_approval", planned["state_detail"]
+    for item in planned["plan"]:
+        assert [(p["package"], p["current"], p["candidate"], p["security"]) for p in item["packages"]] == [(PACKAGE, "1.0-1", "2.0-1", True)]
+    assert [rpm_version(host) for host in fleet.hosts] == ["1.0-1", "1.0-1"], "check mode changed nothing"
+    approver_api.call("POST", f"/api/v1/rollouts/{rollout['id']}/approve", {})
+    done = wait_rollout(api, rollout["id"], lambda r: r["state"] in ("succeeded", "failed", "paused", "aborted"), what="the dnf rollout")
+    assert done["state"] == "succeeded", done["state_detail"]
+    assert [rpm_version(host) for host in fleet.hosts] == ["2.0-1", "2.0-1"]
+    assert all(r["packages"] == [{"package": PACKAGE, "from": "1.0-1", "to": "2.0-1"}] for r in done["results"]), done["results"]
+
+    # dnf can go back: the repository still offers 1.0-1, so the rollback plans a downgrade and carries it out.
+    status, rollback = api.call("POST", f"/api/v1/rollouts/{rollout['id']}/rollback")
+    assert status == 201 and rollback["packages"] == [f"{PACKAGE}=1.0-1"], rollback
+    planned = wait_rollout(api, rollback["id"], lambda r: r["state"] != "planning")
+    assert planned["state"] == "awaiting_approval", planned["state_detail"]
+    assert all([(p["current"], p["candidate"]) for p in item["packages"]] == [("2.0-1", "1.0-1")] for item in planned["plan"]), planned["plan"]
+    approver_api.call("POST", f"/api/v1/rollouts/{rollback['id']}/approve", {})
+    back = wait_rollout(api, rollback["id"], lambda r: r["state"] in ("succeeded", "failed", "paused", "aborted"), what="the rollback")
+    assert back["state"] == "succeeded", back["state_detail"]
+    assert [rpm_version(host) for host in fleet.hosts] == ["1.0-1", "1.0-1"]
+
+    # A pin no repository offers is refused in the plan, saying why.
+    status, missing = api.call("POST", "/api/v1/rollouts", {
+        "title": "Pin to a version nobody has", "what": "packages", "packages": [f"{PACKAGE}=0.9-1"], "targets": ["dfleet"]})
+    assert status == 201, missing
+    failed = wait_rollout(api, missing["id"], lambda r: r["state"] != "planning")
+    assert failed["state"] == "plan_failed" and "no repository offers steward-test-pkg=0.9-1" in failed["state_detail"], failed["state_detail"]

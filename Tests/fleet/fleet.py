@@ -31,7 +31,7 @@ import uuid
 CACHE = pathlib.Path(os.environ.get("STEWARD_FLEET_CACHE", "/var/cache/steward-fleet"))
 BASE = CACHE / "base"
 MIRROR = os.environ.get("STEWARD_FLEET_MIRROR", "http://deb.debian.org/debian")
-PACKAGES = ["openssh-server", "python3", "sudo", "restic"]
+PACKAGES = ["openssh-server", "python3", "sudo", "restic", "dnf", "rpm"]
 USER = "steward"
 CLONE_NEWUTS = 0x04000000
 BOOT_SECONDS = 2.0
@@ -183,8 +183,9 @@ class FleetHost:
 class Fleet:
     """`count` hosts named fleet-1, fleet-2, ...; `authorized_key` is the public key allowed to log in as `steward`."""
 
-    def __init__(self, count: int = 2, authorized_key: str = "", prefix: str = "fleet"):
+    def __init__(self, count: int = 2, authorized_key: str = "", prefix: str = "fleet", package_manager: str = "apt"):
         self.count = count
+        self.package_manager = package_manager
         self.authorized_key = authorized_key.strip()
         self.prefix = prefix
         self.hosts = []
@@ -234,6 +235,8 @@ class Fleet:
         (host.root / "usr/sbin/shutdown").write_text(SHUTDOWN)
         os.chmod(host.root / "usr/sbin/shutdown", 0o755)
         host.run("ssh-keygen", "-A")
+        if self.package_manager == "dnf":
+            self._present_as_rpm_host(host)
         (host.root / "etc/hostname").write_text(name + "\n")
         (host.root / "etc/hosts").write_text(f"127.0.0.1 localhost {name}\n")
         host.run("useradd", "--create-home", "--shell", "/bin/bash", USER)
@@ -249,6 +252,22 @@ class Fleet:
             "PermitRootLogin no\nPidFile /run/sshd.pid\nSubsystem sftp /usr/lib/openssh/sftp-server\n")
         host.start()
         return host
+
+    @staticmethod
+    def _present_as_rpm_host(host: FleetHost) -> None:
+        """A host managed with dnf and rpm. Only Debian's packages may be installed here, so the tree stays Debian's with
+        Debian's dnf and rpm, an empty rpm database of its own, and an os-release of the RPM family, which is what
+        Ansible reads to choose dnf. Package sources are the test's to add in /etc/yum.repos.d."""
+        (host.root / "etc/os-release").unlink(missing_ok=True)
+        (host.root / "etc/os-release").write_text(
+            'NAME="Fedora Linux"\nVERSION="39 (Steward test fleet)"\nID=fedora\nVERSION_ID=39\n'
+            'PRETTY_NAME="Fedora Linux 39 (Steward test fleet)"\n')
+        (host.root / "etc/debian_version").unlink(missing_ok=True)
+        for name in ("fedora-release", "redhat-release", "system-release"):
+            (host.root / "etc" / name).write_text("Fedora release 39 (Thirty Nine)\n")
+        (host.root / "etc/dnf/vars").mkdir(parents=True, exist_ok=True)
+        (host.root / "etc/dnf/vars/releasever").write_text("39\n")
+        host.run("rpm", "--initdb")
 
     def __exit__(self, *exc) -> None:
         self.stopping.set()

@@ -61,9 +61,27 @@ enum BuiltinPlaybooks {
                   failed_when: false
                   register: steward_dnf_security
                   when: ansible_pkg_mgr == 'dnf' and steward_phase == 'plan'
+                - name: Versions the repositories offer for pinned packages (dnf)
+                  ansible.builtin.command:
+                    argv: "{{ ['dnf', '-q', 'list', '--showduplicates', '--available', '--'] + (steward_pins | default([]) | map('regex_replace', '=.*$', '') | list) }}"
+                  check_mode: false
+                  changed_when: false
+                  failed_when: false
+                  register: steward_dnf_offered
+                  when: ansible_pkg_mgr == 'dnf' and steward_phase == 'plan' and (steward_pins | default([]) | length > 0)
+                - name: Installed versions of the pending and pinned packages (dnf)
+                  ansible.builtin.command:
+                    argv: "{{ ['rpm', '-q', '--qf', '%{NAME} %|EPOCH?{%{EPOCH}:}:{}|%{VERSION}-%{RELEASE}\\\\n'] + steward_dnf_names }}"
+                  check_mode: false
+                  changed_when: false
+                  failed_when: false
+                  register: steward_dnf_installed
+                  vars:
+                    steward_dnf_names: "{{ (steward_dnf_simulation.stdout_lines | map('regex_search', '^[^ ]+[.][^ .]+ ') | select | map('trim') | map('regex_replace', '[.][^.]+$', '') | list) + (steward_pins | default([]) | map('regex_replace', '=.*$', '') | list) }}"
+                  when: ansible_pkg_mgr == 'dnf' and steward_phase == 'plan' and steward_dnf_names | length > 0
                 - name: Steward plan
                   ansible.builtin.debug:
-                    msg: "{{ {'pkg_mgr': ansible_pkg_mgr, 'apt': steward_apt_simulation.stdout_lines | default([]) | select('match', '^Inst ') | list, 'pinned': ((steward_apt_pinned.stdout_lines | default([])) + (steward_apt_pinned.stderr_lines | default([]))) | select('match', '^(Inst|E:) ') | list, 'dnf': steward_dnf_simulation.stdout_lines | default([]), 'dnf_security': steward_dnf_security.stdout_lines | default([])} | to_json }}"
+                    msg: "{{ {'pkg_mgr': ansible_pkg_mgr, 'apt': steward_apt_simulation.stdout_lines | default([]) | select('match', '^Inst ') | list, 'pinned': ((steward_apt_pinned.stdout_lines | default([])) + (steward_apt_pinned.stderr_lines | default([]))) | select('match', '^(Inst|E:) ') | list, 'dnf': steward_dnf_simulation.stdout_lines | default([]), 'dnf_security': steward_dnf_security.stdout_lines | default([]), 'dnf_installed': steward_dnf_installed.stdout_lines | default([]), 'dnf_offered': steward_dnf_offered.stdout_lines | default([])} | to_json }}"
                   when: steward_phase == 'plan'
                 # apt-get through argv (no python3-apt needed on the host); pinned versions may go down (rollbacks).
                 - name: Upgrade the planned packages (apt)
@@ -90,7 +108,7 @@ enum BuiltinPlaybooks {
                   when: ansible_pkg_mgr == 'apt' and steward_phase == 'apply' and steward_wanted | length > 0
                 - name: Installed versions (dnf)
                   ansible.builtin.command:
-                    argv: "{{ ['rpm', '-q', '--qf', '%{NAME} %{EPOCHNUM}:%{VERSION}-%{RELEASE}\\\\n'] + (steward_wanted | map('regex_replace', '=.*$', '') | list) }}"
+                    argv: "{{ ['rpm', '-q', '--qf', '%{NAME} %|EPOCH?{%{EPOCH}:}:{}|%{VERSION}-%{RELEASE}\\\\n'] + (steward_wanted | map('regex_replace', '=.*$', '') | list) }}"
                   check_mode: false
                   changed_when: false
                   failed_when: false
@@ -101,9 +119,17 @@ enum BuiltinPlaybooks {
                     path: /var/run/reboot-required
                   register: steward_reboot_file
                   when: steward_phase == 'apply'
+                - name: Reboot required (dnf; needs-restarting exits 1 when a reboot is due)
+                  ansible.builtin.command:
+                    argv: [needs-restarting, -r]
+                  check_mode: false
+                  changed_when: false
+                  failed_when: false
+                  register: steward_needs_restarting
+                  when: ansible_pkg_mgr == 'dnf' and steward_phase == 'apply'
                 - name: Steward report
                   ansible.builtin.debug:
-                    msg: "{{ {'versions': (steward_versions.stdout_lines | default([])) + (steward_rpm_versions.stdout_lines | default([])), 'reboot_required': steward_reboot_file.stat.exists | default(false)} | to_json }}"
+                    msg: "{{ {'versions': (steward_versions.stdout_lines | default([])) + (steward_rpm_versions.stdout_lines | default([])), 'reboot_required': (steward_reboot_file.stat.exists | default(false)) or (steward_needs_restarting.rc | default(0)) == 1} | to_json }}"
                   when: steward_phase == 'apply'
 
             """
@@ -125,15 +151,24 @@ enum BuiltinPlaybooks {
                   ansible.builtin.stat:
                     path: /var/run/reboot-required
                   register: steward_reboot_file
+                - name: Reboot required (RPM hosts; needs-restarting exits 1 when a reboot is due)
+                  ansible.builtin.command:
+                    argv: [needs-restarting, -r]
+                  changed_when: false
+                  failed_when: false
+                  register: steward_needs_restarting
+                  when: not steward_reboot_file.stat.exists
                 - name: Reboot and wait for the host
                   ansible.builtin.reboot:
                     reboot_timeout: 900
                     msg: Reboot by Steward (rollout)
-                  when: steward_reboot == 'always' or (steward_reboot == 'when_required' and steward_reboot_file.stat.exists)
+                  when: steward_reboot == 'always' or (steward_reboot == 'when_required' and steward_reboot_required)
                   register: steward_rebooted
                 - name: Steward reboot
                   ansible.builtin.debug:
-                    msg: "{{ {'rebooted': steward_rebooted.rebooted | default(false), 'reboot_was_required': steward_reboot_file.stat.exists} | to_json }}"
+                    msg: "{{ {'rebooted': steward_rebooted.rebooted | default(false), 'reboot_was_required': steward_reboot_required} | to_json }}"
+              vars:
+                steward_reboot_required: "{{ steward_reboot_file.stat.exists or (steward_needs_restarting.rc | default(0)) == 1 }}"
 
             """
         ),

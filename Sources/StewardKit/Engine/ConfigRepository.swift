@@ -274,10 +274,24 @@ enum SeedPlaybooks {
                   changed_when: false
                   failed_when: false
                   when: ansible_pkg_mgr == 'dnf'
+                - name: Installed versions of the pending packages (dnf)
+                  ansible.builtin.command:
+                    argv: "{{ ['rpm', '-q', '--qf', '%{NAME} %|EPOCH?{%{EPOCH}:}:{}|%{VERSION}-%{RELEASE}\\\\n'] + (steward_dnf.stdout_lines | map('regex_search', '^[^ ]+[.][^ .]+ ') | select | map('trim') | map('regex_replace', '[.][^.]+$', '') | list) }}"
+                  register: steward_dnf_installed
+                  changed_when: false
+                  failed_when: false
+                  when: ansible_pkg_mgr == 'dnf' and steward_dnf.stdout_lines | default([]) | length > 0
                 - name: Reboot required
                   ansible.builtin.stat:
                     path: /var/run/reboot-required
                   register: steward_reboot
+                - name: Reboot required (dnf; needs-restarting exits 1 when a reboot is due)
+                  ansible.builtin.command:
+                    argv: [needs-restarting, -r]
+                  register: steward_needs_restarting
+                  changed_when: false
+                  failed_when: false
+                  when: ansible_pkg_mgr == 'dnf'
                 - name: Users
                   ansible.builtin.getent:
                     database: passwd
@@ -302,7 +316,8 @@ enum SeedPlaybooks {
                       upgrade_lines: "{{ steward_upgrade.stdout_lines | default([]) | select('match', '^Inst ') | list }}"
                       dnf_lines: "{{ steward_dnf.stdout_lines | default([]) }}"
                       dnf_security_lines: "{{ steward_dnf_security.stdout_lines | default([]) }}"
-                      reboot_required: "{{ steward_reboot.stat.exists | default(false) }}"
+                      dnf_installed_lines: "{{ steward_dnf_installed.stdout_lines | default([]) }}"
+                      reboot_required: "{{ (steward_reboot.stat.exists | default(false)) or (steward_needs_restarting.rc | default(0)) == 1 }}"
                       passwd: "{{ getent_passwd | default({}) }}"
                       group: "{{ getent_group | default({}) }}"
                       shells: "{{ ((steward_shells.content | default('')) | b64decode).splitlines() | select('match', '^/') | list }}"

@@ -72,7 +72,7 @@ public struct HostFacts: @unchecked Sendable {
         addresses = object["addresses"] as? [String] ?? []
         pendingUpdates = PendingUpdate.parse(
             apt: object["upgrade_lines"] as? [String] ?? [], dnf: object["dnf_lines"] as? [String] ?? [],
-            dnfSecurity: object["dnf_security_lines"] as? [String] ?? [])
+            dnfSecurity: object["dnf_security_lines"] as? [String] ?? [], dnfInstalled: object["dnf_installed_lines"] as? [String] ?? [])
         updates = pendingUpdates.map(\.package)
         securityUpdates = pendingUpdates.filter(\.security).map(\.package)
         rebootRequired = (object["reboot_required"] as? Bool) ?? ((object["reboot_required"] as? String)?.lowercased() == "true")

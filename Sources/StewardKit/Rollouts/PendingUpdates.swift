@@ -45,15 +45,53 @@ public struct PendingUpdate: Sendable, Equatable {
 
     static func isSecurity(_ origin: String) -> Bool { origin.lowercased().contains("security") }
 
+    /// `rpm -q --qf '%{NAME} [EPOCH:]VERSION-RELEASE'` lines as name → version; "package X is not installed" is left out.
+    static func rpmVersions(_ lines: [String]) -> [String: String] {
+        Dictionary(
+            lines.compactMap { line -> (String, String)? in
+                let fields = line.split(whereSeparator: \.isWhitespace)
+                return fields.count == 2 && fields[1].first?.isNumber == true ? (String(fields[0]), String(fields[1])) : nil
+            }, uniquingKeysWith: { first, _ in first })
+    }
+
+    /// Pinned `name=version` packages on a dnf host (a rollback): a change for each version some repository offers
+    /// (`dnf list --showduplicates --available` lines), and the pins no repository offers.
+    public static func dnfPins(_ pins: [String], offered: [String], installed: [String]) -> (updates: [PendingUpdate], missing: [String]) {
+        let current = rpmVersions(installed)
+        let available = offered.compactMap { parseDnf($0, security: []) }
+        var updates: [PendingUpdate] = []
+        var missing: [String] = []
+        for pin in pins {
+            let parts = pin.split(separator: "=", maxSplits: 1).map(String.init)
+            guard parts.count == 2 else { continue }
+            if let match = available.first(where: { $0.package == parts[0] && $0.candidate == parts[1] }) {
+                updates.append(
+                    PendingUpdate(package: parts[0], current: current[parts[0]] ?? "", candidate: parts[1], origin: match.origin, security: false))
+            } else {
+                missing.append(pin)
+            }
+        }
+        return (updates, missing)
+    }
+
     /// Every pending update in a host's output: apt's simulation lines, and dnf's check-update lines with the
-    /// packages its security advisories name (`ADVISORY SEVERITY/Sec. NAME-VERSION-RELEASE.ARCH`).
-    public static func parse(apt: [String], dnf: [String], dnfSecurity: [String]) -> [PendingUpdate] {
+    /// packages its security advisories name (`ADVISORY SEVERITY/Sec. NAME-VERSION-RELEASE.ARCH`) and the installed
+    /// versions rpm reports for them (`NAME [EPOCH:]VERSION-RELEASE`, the form dnf prints).
+    public static func parse(apt: [String], dnf: [String], dnfSecurity: [String], dnfInstalled: [String] = []) -> [PendingUpdate] {
         let advised = Set(
             dnfSecurity.compactMap { line -> String? in
                 let parts = line.split(whereSeparator: \.isWhitespace).last?.split(separator: "-") ?? []
                 return parts.count >= 3 ? parts.dropLast(2).joined(separator: "-") : nil
             })
-        return apt.compactMap(parseApt) + dnf.compactMap { parseDnf($0, security: advised) }
+        let installed = rpmVersions(dnfInstalled)
+        return apt.compactMap(parseApt)
+            + dnf.compactMap { line in
+                parseDnf(line, security: advised).map { update in
+                    var update = update
+                    update.current = installed[update.package] ?? ""
+                    return update
+                }
+            }
     }
 }
 

@@ -105,14 +105,22 @@ extension RolloutService {
                 }
                 var updates = PendingUpdate.parse(
                     apt: report["apt"] as? [String] ?? [], dnf: report["dnf"] as? [String] ?? [],
-                    dnfSecurity: report["dnf_security"] as? [String] ?? [])
+                    dnfSecurity: report["dnf_security"] as? [String] ?? [], dnfInstalled: report["dnf_installed"] as? [String] ?? [])
                 var problem = ""
                 switch rollout.what {
                 case .security: updates = updates.filter(\.security)
                 case .all: break
                 case .packages:
                     let pinned = rollout.packages.filter { $0.contains("=") }
-                    if !pinned.isEmpty {
+                    if !pinned.isEmpty, report["pkg_mgr"] as? String == "dnf" {
+                        let (changes, missing) = PendingUpdate.dnfPins(
+                            pinned, offered: report["dnf_offered"] as? [String] ?? [], installed: report["dnf_installed"] as? [String] ?? [])
+                        updates = changes
+                        if !missing.isEmpty {
+                            problem =
+                                "the package manager cannot install the pinned version here (no repository offers \(missing.joined(separator: ", "))); rolling back needs that version in a repository"
+                        }
+                    } else if !pinned.isEmpty {
                         let lines = report["pinned"] as? [String] ?? []
                         updates = lines.compactMap(PendingUpdate.parseApt)
                         if let error = lines.first(where: { $0.hasPrefix("E:") }) {

@@ -29,6 +29,23 @@ struct PendingUpdateTests {
         #expect(PendingUpdate.parseDnf("vim-minimal.x86_64 2:8.2.2637-20.el9_1 baseos", security: [])?.security == false)
     }
 
+    @Test func dnfCurrentVersionsComeFromRpm() {
+        let updates = PendingUpdate.parse(
+            apt: [], dnf: ["", "openssl-libs.x86_64  1:3.0.7-27.el9  baseos", "curl.x86_64  7.76.1-29.el9_4.1  appstream"],
+            dnfSecurity: ["RHSA-2024:1 Important/Sec. openssl-libs-1:3.0.7-27.el9.x86_64"],
+            dnfInstalled: ["openssl-libs 1:3.0.7-24.el9", "package curl is not installed"])
+        #expect(updates.map(\.package) == ["openssl-libs", "curl"])
+        #expect(updates[0].current == "1:3.0.7-24.el9" && updates[0].security && updates[1].current == "" && !updates[1].security)
+    }
+
+    @Test func dnfPinsNeedAVersionSomeRepositoryOffers() {
+        let offered = ["Available Packages", "steward-test-pkg.noarch   1.0-1   stewardtest", "steward-test-pkg.noarch   2.0-1   stewardtest"]
+        let (updates, missing) = PendingUpdate.dnfPins(
+            ["steward-test-pkg=1.0-1", "other=3.1-2"], offered: offered, installed: ["steward-test-pkg 2.0-1", "other 3.2-1"])
+        #expect(updates == [PendingUpdate(package: "steward-test-pkg", current: "2.0-1", candidate: "1.0-1", origin: "stewardtest", security: false)])
+        #expect(missing == ["other=3.1-2"])
+    }
+
     @Test func factsCarryTheParsedUpdates() {
         let facts = HostFacts(
             [
