@@ -30,6 +30,8 @@ public struct StewardConfiguration: Sendable, Equatable {
     public var alertIntervalSeconds = 15
     /// Seconds a metrics URL has to answer before the scrape counts as failed.
     public var scrapeTimeoutSeconds = 5
+    /// Minutes a saved retention policy change waits before it takes effect (and can still be taken back).
+    public var retentionGraceMinutes = 120
     /// Peers whose X-Forwarded-For is believed (reverse proxies); nobody else's is.
     public var trustedProxies: [AddressRange] = []
     /// Where each setting's value came from ("default", "steward.json", "STEWARD_PORT", "--port").
@@ -149,6 +151,7 @@ extension StewardConfiguration {
         integer("scrape_timeout_seconds", 1...300, \.scrapeTimeoutSeconds),
         integer("alert_interval_seconds", 1...3600, \.alertIntervalSeconds),
         integer("session_lifetime_hours", 1...720, \.sessionLifetimeHours),
+        integer("retention_grace_minutes", 0...10080, \.retentionGraceMinutes),
         Setting(
             name: "trusted_proxies",
             accepted: "a comma-separated list of proxy addresses or CIDR ranges whose X-Forwarded-For is believed, e.g. 127.0.0.1,10.0.0.0/8"

@@ -1,0 +1,418 @@
+import Foundation
+import GRDB
+import HTTPTypes
+
+/// A data class's policy: the one in force, and a saved change waiting out the grace window.
+public struct DataRetentionRecord: Sendable, Equatable {
+    public var dataClass: DataClass
+    public var policy: DataRetention
+    public var isDefault: Bool
+    public var pending: DataRetention?
+    public var pendingAt: Int64?
+    public var pendingBy: String?
+    public var updatedAt: Int64?
+    public var updatedBy: String?
+}
+
+/// A legal hold: no deletion for a host (nil: every host) within a time range (nil ends: open).
+public struct RetentionHold: Sendable, Equatable {
+    public var id: Int64 = 0
+    public var hostID: Int64?
+    public var hostName: String?
+    public var fromMS: Int64?
+    public var toMS: Int64?
+    public var reason = ""
+    public var createdBy = ""
+    public var createdAt: Int64 = 0
+
+    public init() {}
+}
+
+/// What a policy would delete now.
+public struct DataRetentionPreview: Sendable, Equatable {
+    public struct Stage: Sendable, Equatable {
+        public var label: String
+        public var rows: Int
+        public var bytes: Int64
+    }
+    public var dataClass: DataClass
+    public var rows = 0
+    public var bytes: Int64 = 0
+    public var oldest: Int64?
+    public var newest: Int64?
+    public var stages: [Stage] = []
+    /// Rows of the class now, and the share of them (or of their bytes, whichever is larger) the policy would remove.
+    public var classRows = 0
+    public var share = 0.0
+}
+
+/// What one enforcement run did.
+public struct RetentionReport: Sendable {
+    public var deleted: [DataClass: (rows: Int, bytes: Int64)] = [:]
+    public var fileBefore: Int64 = 0
+    public var fileAfter: Int64 = 0
+    public var freedBytes: Int64 { max(0, fileBefore - fileAfter) }
+}
+
+/// Retention: policies per data class (with a grace window before changes apply), legal holds, previews, and the
+/// enforcement job that deletes in small batches and hands the space back to the filesystem.
+public final class RetentionService: Sendable {
+    public static let kind = "retention.enforce"
+    /// A change that would delete more than this share of a class needs the class's name typed as confirmation.
+    public static let confirmShare = 0.25
+
+    let database: DatabasePool
+    let databasePath: String
+    let graceMS: Int64
+    let sessionIdleMS: Int64
+    let batchSize: Int
+    let pause: Duration
+
+    public init(
+        database: DatabasePool, databasePath: String, graceMinutes: Int, sessionIdleMinutes: Int, batchSize: Int = 500,
+        pause: Duration = .milliseconds(2)
+    ) {
+        self.database = database
+        self.databasePath = databasePath
+        graceMS = Int64(graceMinutes) * 60_000
+        sessionIdleMS = Int64(sessionIdleMinutes) * 60_000
+        self.batchSize = batchSize
+        self.pause = pause
+    }
+
+    // MARK: policies
+
+    public func policies() throws -> [DataRetentionRecord] {
+        try database.read { db in try DataClass.allCases.map { try Self.record(db, $0) } }
+    }
+
+    public func policy(_ dataClass: DataClass) throws -> DataRetentionRecord {
+        try database.read { db in try Self.record(db, dataClass) }
+    }
+
+    static func decode(_ text: String?) -> DataRetention? {
+        text.flatMap { try? JSONDecoder().decode(DataRetention.self, from: Data($0.utf8)) }
+    }
+
+    static func encode(_ policy: DataRetention) -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        return (try? encoder.encode(policy)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
+    }
+
+    static func record(_ db: Database, _ dataClass: DataClass) throws -> DataRetentionRecord {
+        let row = try Row.fetchOne(db, sql: "SELECT * FROM retention_policies WHERE data_class = ?", arguments: [dataClass.rawValue])
+        let stored = decode(row?["policy"])
+        return DataRetentionRecord(
+            dataClass: dataClass, policy: stored ?? DataRetention.defaults(dataClass), isDefault: stored == nil, pending: decode(row?["pending"]),
+            pendingAt: row?["pending_at"], pendingBy: row?["pending_by"], updatedAt: row?["updated_at"], updatedBy: row?["updated_by"])
+    }
+
+    /// Save a change. It takes effect after the grace window; until then the policy in force keeps applying and the
+    /// change can be taken back. A change that would delete more than `confirmShare` of the class needs `confirm`
+    /// equal to the class's name.
+    @discardableResult
+    public func save(_ dataClass: DataClass, _ policy: DataRetention, confirm: String?, by who: AuditActor, now: Date) throws
+        -> DataRetentionRecord
+    {
+        let errors = policy.problems(for: dataClass)
+        guard errors.isEmpty else { throw Problem.invalid(errors) }
+        let preview = try self.preview(dataClass, policy, now: now)
+        if preview.share > Self.confirmShare, confirm?.trimmingCharacters(in: .whitespaces) != dataClass.rawValue {
+            throw Problem(
+                status: .unprocessableContent,
+                detail:
+                    "this policy would delete \(preview.rows) row(s), \(Int((preview.share * 100).rounded())) % of \(dataClass.title.lowercased()); type \(dataClass.rawValue) to confirm",
+                errors: ["confirm": "type \(dataClass.rawValue) to confirm deleting \(Int((preview.share * 100).rounded())) % of this data"])
+        }
+        let nowMS = EpochMilliseconds.from(now)
+        let effective = nowMS + graceMS
+        return try database.write { db in
+            let before = try Self.record(db, dataClass)
+            try db.execute(
+                sql: """
+                    INSERT INTO retention_policies (data_class, policy, pending, pending_at, pending_by, updated_at, updated_by)
+                    VALUES (?, ?, ?, ?, ?, ?, ?)
+                    ON CONFLICT (data_class) DO UPDATE SET pending = excluded.pending, pending_at = excluded.pending_at,
+                        pending_by = excluded.pending_by, updated_at = excluded.updated_at, updated_by = excluded.updated_by
+                    """,
+                arguments: [
+                    dataClass.rawValue, Self.encode(before.policy), Self.encode(policy), effective, who.actor, nowMS, who.actor,
+                ])
+            if graceMS == 0 { try Self.promote(db, dataClass, now: nowMS, by: who) }
+            try AuditLog.append(
+                db, by: who, action: "retention.update", target: "retention:\(dataClass.rawValue)",
+                before: ["policy": before.policy.summary(for: dataClass)],
+                after: [
+                    "policy": policy.summary(for: dataClass), "effective_at": RFC3339.string(milliseconds: effective) ?? "",
+                    "would_delete_rows": preview.rows, "would_delete_bytes": preview.bytes,
+                ], now: now)
+            return try Self.record(db, dataClass)
+        }
+    }
+
+    /// Take back a saved change before it takes effect.
+    public func discardPending(_ dataClass: DataClass, by who: AuditActor, now: Date) throws {
+        try database.write { db in
+            let record = try Self.record(db, dataClass)
+            guard let pending = record.pending else {
+                throw Problem(status: .conflict, detail: "\(dataClass.title) has no change waiting to take effect")
+            }
+            try db.execute(
+                sql: "UPDATE retention_policies SET pending = NULL, pending_at = NULL, pending_by = NULL WHERE data_class = ?",
+                arguments: [dataClass.rawValue])
+            try AuditLog.append(
+                db, by: who, action: "retention.undo", target: "retention:\(dataClass.rawValue)",
+                before: ["pending": pending.summary(for: dataClass)], after: ["policy": record.policy.summary(for: dataClass)], now: now)
+        }
+    }
+
+    static func promote(_ db: Database, _ dataClass: DataClass, now: Int64, by who: AuditActor) throws {
+        try db.execute(
+            sql: """
+                UPDATE retention_policies SET policy = pending, pending = NULL, pending_at = NULL, pending_by = NULL
+                WHERE data_class = ? AND pending IS NOT NULL AND pending_at <= ?
+                """, arguments: [dataClass.rawValue, now])
+    }
+
+    /// Changes whose grace window has passed take effect (each recorded in the audit log).
+    func promoteDue(now: Date) throws -> [DataClass] {
+        let nowMS = EpochMilliseconds.from(now)
+        return try database.write { db in
+            var promoted: [DataClass] = []
+            for dataClass in DataClass.allCases {
+                let record = try Self.record(db, dataClass)
+                guard let pending = record.pending, let at = record.pendingAt, at <= nowMS else { continue }
+                try Self.promote(db, dataClass, now: nowMS, by: .system)
+                try AuditLog.append(
+                    db, by: .system, action: "retention.effective", target: "retention:\(dataClass.rawValue)",
+                    before: ["policy": record.policy.summary(for: dataClass)],
+                    after: ["policy": pending.summary(for: dataClass), "saved_by": record.pendingBy ?? ""], now: now)
+                promoted.append(dataClass)
+            }
+            return promoted
+        }
+    }
+
+    // MARK: preview
+
+    func planner(_ dataClass: DataClass, _ policy: DataRetention, now: Date) -> RetentionPlanner {
+        RetentionPlanner(dataClass: dataClass, policy: policy, now: EpochMilliseconds.from(now), sessionIdleMS: sessionIdleMS)
+    }
+
+    /// Exactly what `policy` would delete now: per stage and in total, with the oldest and newest affected time.
+    public func preview(_ dataClass: DataClass, _ policy: DataRetention, now: Date) throws -> DataRetentionPreview {
+        let planner = self.planner(dataClass, policy, now: now)
+        return try database.read { db in
+            var preview = DataRetentionPreview(dataClass: dataClass)
+            for stage in try planner.stages(db) {
+                let row = try Row.fetchOne(
+                    db, sql: "SELECT COUNT(*), COALESCE(SUM(bytes), 0), MIN(t), MAX(t) FROM (\(stage.select))",
+                    arguments: StatementArguments(stage.arguments))
+                let rows: Int = row?[0] ?? 0
+                let bytes: Int64 = row?[1] ?? 0
+                preview.stages.append(.init(label: stage.label, rows: rows, bytes: bytes))
+                preview.rows += rows
+                preview.bytes += bytes
+                if let oldest: Int64 = row?[2] { preview.oldest = min(preview.oldest ?? oldest, oldest) }
+                if let newest: Int64 = row?[3] { preview.newest = max(preview.newest ?? newest, newest) }
+            }
+            let shape = planner.shape
+            let totals = try Row.fetchOne(
+                db, sql: "SELECT COUNT(*), COALESCE(SUM(\(shape.bytes)), 0) FROM \(shape.from)")
+            preview.classRows = totals?[0] ?? 0
+            let classBytes: Int64 = totals?[1] ?? 0
+            let rowShare = preview.classRows > 0 ? Double(preview.rows) / Double(preview.classRows) : 0
+            let byteShare = classBytes > 0 ? Double(preview.bytes) / Double(classBytes) : 0
+            preview.share = min(1, max(rowShare, byteShare))
+            return preview
+        }
+    }
+
+    // MARK: enforcement
+
+    /// Apply every policy in force: promote changes past their grace window, delete due rows in batches of
+    /// `batchSize` (one short transaction each, so writers wait at most one batch), then return free pages to the
+    /// filesystem. Each batch commits on its own, so a crash leaves a consistent database and the next run goes on.
+    public func enforce(now: Date, log: @Sendable (String) async -> Void = { _ in }) async throws -> RetentionReport {
+        var report = RetentionReport()
+        report.fileBefore = StewardDatabase.sizeOnDisk(path: databasePath)
+        for dataClass in try promoteDue(now: now) { await log("\(dataClass.title): the saved change took effect") }
+        for record in try policies() {
+            try Task.checkCancellation()
+            let started = EpochMilliseconds.from(Date())
+            let planner = self.planner(record.dataClass, record.policy, now: now)
+            let stages = try await database.read { db in try planner.stages(db) }
+            var rows = 0
+            var bytes: Int64 = 0
+            var details: [String] = []
+            for stage in stages {
+                let (stageRows, stageBytes) = try await run(stage, now: EpochMilliseconds.from(now))
+                rows += stageRows
+                bytes += stageBytes
+                if stageRows > 0 { details.append("\(stage.label): \(stageRows) row(s), \(ByteCount.text(stageBytes))") }
+            }
+            report.deleted[record.dataClass] = (rows, bytes)
+            await log(
+                "\(record.dataClass.title) (\(record.policy.summary(for: record.dataClass))): "
+                    + (details.isEmpty ? "nothing due" : details.joined(separator: "; ")))
+            let detail = details.joined(separator: "; ")
+            let dataClass = record.dataClass
+            let (totalRows, totalBytes) = (rows, bytes)
+            try await database.write { db in
+                try db.execute(
+                    sql:
+                        "INSERT INTO retention_runs (data_class, started_at, ended_at, rows_deleted, bytes_deleted, detail) VALUES (?, ?, ?, ?, ?, ?)",
+                    arguments: [dataClass.rawValue, started, EpochMilliseconds.from(Date()), totalRows, totalBytes, detail])
+            }
+        }
+        await log("returning free pages to the filesystem")
+        try await vacuum()
+        report.fileAfter = StewardDatabase.sizeOnDisk(path: databasePath)
+        let deleted = report.deleted.map { (name: $0.key.rawValue, rows: $0.value.rows, bytes: $0.value.bytes) }
+        let freed = report.freedBytes
+        let before = report.fileBefore
+        let after = report.fileAfter
+        try await database.write { db in
+            let summary = Dictionary(uniqueKeysWithValues: deleted.map { ($0.name, ["rows": $0.rows, "bytes": $0.bytes] as [String: Any]) })
+            try AuditLog.append(
+                db, by: .system, action: "retention.enforce", target: "retention",
+                after: ["deleted": summary, "file_bytes_before": before, "file_bytes_after": after, "bytes_freed": freed], now: now)
+        }
+        await log("database file: \(ByteCount.text(before)) → \(ByteCount.text(after)) (\(ByteCount.text(freed)) freed)")
+        return report
+    }
+
+    /// Delete a stage's due rows, one batch per transaction.
+    func run(_ stage: RetentionStage, now: Int64) async throws -> (Int, Int64) {
+        var rows = 0
+        var bytes: Int64 = 0
+        let limit = batchSize
+        while true {
+            try Task.checkCancellation()
+            let (count, size) = try await database.write { db -> (Int, Int64) in
+                for sql in stage.before { try db.execute(sql: sql) }
+                let batch = try Row.fetchAll(
+                    db, sql: stage.select + " LIMIT ?", arguments: StatementArguments(stage.arguments + [limit.databaseValue]))
+                var size: Int64 = 0
+                let statements = try stage.statements.map { try db.cachedStatement(sql: $0) }
+                for row in batch {
+                    let key: [(any DatabaseValueConvertible)?] = (0..<stage.keyCount).map { row[$0] as DatabaseValue }
+                    for statement in statements {
+                        let extra: [(any DatabaseValueConvertible)?] = statement.sql.contains("?2") ? [now] : []
+                        try statement.execute(arguments: StatementArguments(key + extra) ?? [])
+                    }
+                    size += row["bytes"] as Int64? ?? 0
+                }
+                for sql in stage.after { try db.execute(sql: sql) }
+                return (batch.count, size)
+            }
+            rows += count
+            bytes += size
+            if count < limit { return (rows, bytes) }
+            try await Task.sleep(for: pause)
+        }
+    }
+
+    /// Hand free pages back in steps, so no single step holds the write lock for long, then checkpoint the WAL so the
+    /// file itself shrinks.
+    func vacuum() async throws {
+        while true {
+            let remaining = try await database.writeWithoutTransaction { db -> Int in
+                try db.execute(sql: "PRAGMA incremental_vacuum(2000)")
+                return try Int.fetchOne(db, sql: "PRAGMA freelist_count") ?? 0
+            }
+            if remaining == 0 { break }
+            try await Task.sleep(for: pause)
+        }
+        _ = try await database.writeWithoutTransaction { db in try Row.fetchOne(db, sql: "PRAGMA wal_checkpoint(TRUNCATE)") }
+    }
+
+    public func handler() -> JobHandler {
+        { [self] context in
+            try await context.progress(5, "applying retention policies")
+            let report = try await enforce(now: Date()) { line in await context.log(line) }
+            let rows = report.deleted.values.reduce(0) { $0 + $1.rows }
+            try await context.progress(100, "\(rows) row(s) deleted, \(ByteCount.text(report.freedBytes)) freed")
+        }
+    }
+
+    /// The built-in hourly schedule, created once.
+    public static func ensureSchedule(_ store: ScheduleStore, now: Date) throws {
+        guard try store.schedule(named: "Enforce retention") == nil else { return }
+        _ = try store.create(
+            name: "Enforce retention",
+            settings: ScheduleSettings(cron: "41 * * * *", timeZone: "UTC", jitterSeconds: 120, catchUp: .one, concurrency: .forbid),
+            jobKind: kind, jobTitle: "Enforce retention policies", owner: "system", now: now)
+    }
+
+    // MARK: holds
+
+    public func holds() throws -> [RetentionHold] {
+        try database.read { db in
+            try Row.fetchAll(
+                db,
+                sql:
+                    "SELECT r.*, h.name AS host_name FROM retention_holds r LEFT JOIN hosts h ON h.id = r.host_id WHERE r.released_at IS NULL ORDER BY r.id"
+            ).map { row in
+                var hold = RetentionHold()
+                hold.id = row["id"]
+                hold.hostID = row["host_id"]
+                hold.hostName = row["host_name"]
+                hold.fromMS = row["from_ms"]
+                hold.toMS = row["to_ms"]
+                hold.reason = row["reason"]
+                hold.createdBy = row["created_by"]
+                hold.createdAt = row["created_at"]
+                return hold
+            }
+        }
+    }
+
+    @discardableResult
+    public func addHold(_ hold: RetentionHold, by who: AuditActor, now: Date) throws -> Int64 {
+        var errors: [String: String] = [:]
+        if hold.reason.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty { errors["reason"] = "say why the data is held (case, ticket)" }
+        if let from = hold.fromMS, let to = hold.toMS, from > to { errors["to"] = "the end must not be before the start" }
+        guard errors.isEmpty else { throw Problem.invalid(errors) }
+        return try database.write { db in
+            try db.execute(
+                sql: "INSERT INTO retention_holds (host_id, from_ms, to_ms, reason, created_by, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+                arguments: [hold.hostID, hold.fromMS, hold.toMS, hold.reason, who.actor, EpochMilliseconds.from(now)])
+            let id = db.lastInsertedRowID
+            try AuditLog.append(
+                db, by: who, action: "retention.hold", target: "retention_hold:\(id)",
+                after: [
+                    "host": hold.hostName ?? "every host", "from": hold.fromMS.flatMap { RFC3339.string(milliseconds: $0) } ?? "open",
+                    "to": hold.toMS.flatMap { RFC3339.string(milliseconds: $0) } ?? "open", "reason": hold.reason,
+                ], now: now)
+            return id
+        }
+    }
+
+    public func releaseHold(_ id: Int64, by who: AuditActor, now: Date) throws {
+        try database.write { db in
+            try db.execute(
+                sql: "UPDATE retention_holds SET released_at = ?, released_by = ? WHERE id = ? AND released_at IS NULL",
+                arguments: [EpochMilliseconds.from(now), who.actor, id])
+            guard db.changesCount == 1 else { throw Problem.notFound("legal hold \(id)") }
+            try AuditLog.append(db, by: who, action: "retention.release", target: "retention_hold:\(id)", now: now)
+        }
+    }
+
+    /// Event-based retention for failed jobs: acknowledging a failure starts its retention clock.
+    public func acknowledge(job id: Int64, by who: AuditActor, now: Date) throws {
+        try database.write { db in
+            guard let state = try String.fetchOne(db, sql: "SELECT state FROM jobs WHERE id = ?", arguments: [id]) else {
+                throw Problem.notFound("job \(id)")
+            }
+            guard state == "failed" || state == "interrupted" else {
+                throw Problem(status: .conflict, detail: "job \(id) is \(state); only failed or interrupted jobs are acknowledged")
+            }
+            try db.execute(
+                sql: "UPDATE jobs SET acknowledged_at = ?, acknowledged_by = ? WHERE id = ? AND acknowledged_at IS NULL",
+                arguments: [EpochMilliseconds.from(now), who.actor, id])
+            if db.changesCount == 1 { try AuditLog.append(db, by: who, action: "job.acknowledge", target: "job:\(id)", now: now) }
+        }
+    }
+}
