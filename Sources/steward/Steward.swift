@@ -13,7 +13,7 @@ struct Steward: AsyncParsableCommand {
         abstract: "Steward: a web administration server for Linux fleets.",
         subcommands: [
             Serve.self, Migrate.self, CheckConfig.self, RoleCommand.self, TokenCommand.self, SecondFactorCommand.self, InventoryCommand.self,
-            RestoreSelf.self, Version.self,
+            RestoreSelf.self, RetentionCommand.self, Version.self,
         ],
         defaultSubcommand: Serve.self)
 }

@@ -37,6 +37,25 @@ public final class APIDocumentation: Sendable {
 
     func add(_ operation: APIOperation) { operations.withLock { $0.append(operation) } }
 
+    /// A writer for one tag's operations: `let add = docs.section("backups")`, then `add(.get, path, id, summary)`.
+    func section(_ tag: String) -> Section { Section(docs: self, tag: tag) }
+
+    struct Section {
+        let docs: APIDocumentation
+        let tag: String
+
+        /// An operation with one reply whose description is its summary (the common case).
+        func callAsFunction(
+            _ method: HTTPRequest.Method, _ path: String, _ operation: String, _ summary: String, parameters: [APIOperation.Parameter] = [],
+            request: String? = nil, status: Int = 200, schema: String = "Object"
+        ) {
+            docs.add(
+                APIOperation(
+                    method: method, path: path, operationID: operation, summary: summary, tag: tag, parameters: parameters, requestSchema: request,
+                    replies: [.init(status: status, description: summary, schema: schema)]))
+        }
+    }
+
     /// Method and path of each documented operation, in the router's own "{id}" notation.
     public var routerPaths: [(method: String, path: String)] {
         operations.withLock { ops in ops.map { ($0.method.rawValue, $0.path) } }

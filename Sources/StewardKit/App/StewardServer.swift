@@ -77,6 +77,10 @@ public struct StewardServer {
             channels: NotificationChannelStore(database: database, masterKey: secretForRollouts),
             sender: NotificationSender(scratchDirectory: dataDirectory.path), baseURL: configuration.publicBaseURL)
         handlers.merge(rollouts.handlers()) { first, _ in first }
+        let retention = RetentionService(
+            database: database, databasePath: dataDirectory.databasePath, graceMinutes: configuration.retentionGraceMinutes,
+            sessionIdleMinutes: configuration.sessionIdleMinutes)
+        handlers[RetentionService.kind] = retention.handler()
         let jobStore = JobStore(database: database)
         let runner = JobRunner(
             store: jobStore, events: JobEvents(), handlers: handlers, processes: processes, concurrency: configuration.jobConcurrency,
@@ -86,6 +90,7 @@ public struct StewardServer {
         try DatabaseMaintenance.ensureSchedule(scheduleStore, now: clock.now())
         try HostCheck.ensureSchedule(scheduleStore, now: clock.now())
         try Engine.ensureFactsSchedule(scheduleStore, now: clock.now())
+        try RetentionService.ensureSchedule(scheduleStore, now: clock.now())
         try hostStore.ensureLocalhost(now: clock.now())
         await SelfBackup.ensure(service: backups, dataDirectory: dataDirectory, logger: logger, now: clock.now())
         let scheduler = Scheduler(store: scheduleStore, jobs: runner, clock: clock, logger: logger)
@@ -169,6 +174,8 @@ public struct StewardServer {
         RolloutPages(service: rollouts, jobs: runner, pages: pages).addRoutes(to: routes)
         let rolloutDriver = RolloutDriver(service: rollouts, jobs: runner, evaluator: alertEvaluator, logger: logger)
         SettingsController(configuration: configuration, resources: resources, pages: pages).addRoutes(to: routes)
+        RetentionAPI(service: retention, scheduler: scheduler, docs: docs).addRoutes(to: routes)
+        RetentionPages(service: retention, scheduler: scheduler, hosts: hostStore, pages: pages).addRoutes(to: routes)
         LoginController(services: access, pages: pages, logger: logger).addRoutes(to: routes)
         AccountController(services: access, pages: pages).addRoutes(to: routes)
         AccessSettingsController(services: access, pages: pages, docs: docs).addRoutes(to: routes)

@@ -17,16 +17,7 @@ struct BackupAPI {
         let snapshot = APIOperation.Parameter(
             name: "snapshot", location: .path, type: "string", description: "snapshot id (8 to 64 hex digits) or latest")
         let path = APIOperation.Parameter(name: "path", location: .query, type: "string", description: "absolute path inside the snapshot")
-        func add(
-            _ method: HTTPRequest.Method, _ path: String, _ operation: String, _ summary: String, parameters: [APIOperation.Parameter] = [],
-            request: String? = nil, status: Int = 200, schema: String = "Object"
-        ) {
-            docs.add(
-                APIOperation(
-                    method: method, path: path, operationID: operation, summary: summary, tag: "backups", parameters: parameters,
-                    requestSchema: request,
-                    replies: [.init(status: status, description: summary, schema: schema)]))
-        }
+        let add = docs.section("backups")
         add(.get, "/api/v1/backups/repositories", "listBackupRepositories", "List repositories with their status line")
         routes.get("/api/v1/backups/repositories", .view, use: listRepositories)
         add(

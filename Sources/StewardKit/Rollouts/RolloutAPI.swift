@@ -10,16 +10,7 @@ struct RolloutAPI {
 
     func addRoutes(to routes: Routes) {
         let id = APIOperation.Parameter(name: "id", location: .path, type: "integer", description: "rollout id")
-        func add(
-            _ method: HTTPRequest.Method, _ path: String, _ operation: String, _ summary: String, parameters: [APIOperation.Parameter] = [],
-            request: String? = nil, status: Int = 200
-        ) {
-            docs.add(
-                APIOperation(
-                    method: method, path: path, operationID: operation, summary: summary, tag: "rollouts", parameters: parameters,
-                    requestSchema: request,
-                    replies: [.init(status: status, description: summary, schema: "Object")]))
-        }
+        let add = docs.section("rollouts")
         add(.get, "/api/v1/rollouts", "listRollouts", "Rollouts, newest first")
         routes.get("/api/v1/rollouts", .view, use: list)
         add(

@@ -1,0 +1,118 @@
+import Foundation
+import GRDB
+
+/// What each data class costs on disk, how fast it grows, and when the disk fills at that rate.
+public struct StorageFigures: Sendable {
+    public struct Entry: Sendable {
+        public var dataClass: DataClass
+        public var rows: Int
+        /// Pages of the class's tables and their indexes (SQLite's dbstat).
+        public var bytes: Int64
+        /// Rows added in the last 7 days, and the bytes that is per day at the class's average row size.
+        public var rowsLastWeek: Int
+        public var bytesPerDay: Double
+        public var oldest: Int64?
+    }
+
+    public var entries: [Entry] = []
+    public var databaseBytes: Int64 = 0
+    public var freeBytes: Int64 = 0
+    public var filesystemBytes: Int64 = 0
+    public var bytesPerDay: Double { entries.reduce(0) { $0 + $1.bytesPerDay } }
+    /// Days until the filesystem holding the database is full at this week's rate; nil when nothing grows.
+    public var daysUntilFull: Double? { bytesPerDay > 0 ? Double(freeBytes) / bytesPerDay : nil }
+}
+
+extension DataClass {
+    /// The table whose rows are counted, and the time column that dates them.
+    var countedTable: (table: String, time: String) {
+        switch self {
+        case .metrics: ("metric_chunks", "end_ms")
+        case .jobLogs: ("jobs", "created_at")
+        case .audit: ("audit_events", "at")
+        case .alertHistory: ("alert_history", "at")
+        case .notifications: ("notification_deliveries", "created_at")
+        case .sessions: ("sessions", "created_at")
+        case .facts: ("host_facts", "gathered_at")
+        }
+    }
+}
+
+extension RetentionService {
+    public func storage(now: Date) throws -> StorageFigures {
+        let weekAgo = EpochMilliseconds.from(now) - 7 * 86_400_000
+        var figures = try database.read { db -> StorageFigures in
+            var figures = StorageFigures()
+            // Every table's and index's pages, attributed to the table they belong to.
+            var pages: [String: Int64] = [:]
+            for row in try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT COALESCE(m.tbl_name, d.name) AS owner, SUM(d.pgsize) AS bytes FROM dbstat d
+                    LEFT JOIN sqlite_schema m ON m.name = d.name GROUP BY owner
+                    """)
+            {
+                pages[row["owner"], default: 0] += row["bytes"] as Int64? ?? 0
+            }
+            for dataClass in DataClass.allCases {
+                let (table, time) = dataClass.countedTable
+                let counts = try Row.fetchOne(
+                    db, sql: "SELECT COUNT(*), COALESCE(SUM(\(time) >= ?), 0), MIN(\(time)) FROM \(table)", arguments: [weekAgo])
+                let rows: Int = counts?[0] ?? 0
+                let recent: Int = counts?[1] ?? 0
+                let bytes = dataClass.tables.reduce(Int64(0)) { $0 + (pages[$1] ?? 0) }
+                figures.entries.append(
+                    StorageFigures.Entry(
+                        dataClass: dataClass, rows: rows, bytes: bytes, rowsLastWeek: recent,
+                        bytesPerDay: rows > 0 ? Double(bytes) * Double(recent) / Double(rows) / 7 : 0, oldest: counts?[2]))
+            }
+            figures.databaseBytes =
+                (try Int64.fetchOne(db, sql: "PRAGMA page_count") ?? 0) * (try Int64.fetchOne(db, sql: "PRAGMA page_size") ?? 0)
+            return figures
+        }
+        var stats = statvfs()
+        if statvfs((databasePath as NSString).deletingLastPathComponent, &stats) == 0 {
+            figures.freeBytes = Int64(stats.f_bavail) * Int64(stats.f_frsize)
+            figures.filesystemBytes = Int64(stats.f_blocks) * Int64(stats.f_frsize)
+        }
+        return figures
+    }
+
+    /// The newest enforcement runs, newest first.
+    public func runs(limit: Int = 30) throws -> [Row] {
+        try database.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM retention_runs ORDER BY id DESC LIMIT ?", arguments: [limit])
+        }
+    }
+
+    /// Backup snapshots are kept by each backup plan's own retention; the storage page lists them beside the rest.
+    public func backupRetention() throws -> [(plan: String, repository: String, keep: String, bytes: Int64?, snapshots: Int?)] {
+        try database.read { db in
+            try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT p.name, r.name AS repository, r.size_bytes, r.snapshot_count, p.keep_last, p.keep_hourly, p.keep_daily,
+                        p.keep_weekly, p.keep_monthly, p.keep_yearly, p.keep_within
+                    FROM backup_plans p LEFT JOIN backup_repositories r ON r.id = p.repository_id ORDER BY p.name
+                    """
+            ).map { row in
+                var keep: [String] = []
+                for name in ["last", "hourly", "daily", "weekly", "monthly", "yearly"] {
+                    if let count = row["keep_\(name)"] as Int? { keep.append("\(name) \(count)") }
+                }
+                if let within = row["keep_within"] as String?, !within.isEmpty { keep.append("within \(within)") }
+                return (
+                    row["name"], row["repository"] ?? "",
+                    "keep " + (keep.isEmpty ? "last 1" : keep.joined(separator: ", ")) + "; the newest snapshot always stays",
+                    row["size_bytes"], row["snapshot_count"]
+                )
+            }
+        }
+    }
+}
+
+extension RetentionService {
+    func hostID(named name: String) throws -> Int64? {
+        try database.read { db in try Int64.fetchOne(db, sql: "SELECT id FROM hosts WHERE name = ?", arguments: [name]) }
+    }
+}
