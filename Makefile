@@ -72,6 +72,7 @@ bench: release pam
 	bench/alerts
 	bench/backup
 	bench/rollout
+	bench/retention
 
 ## install: binary in $(PREFIX)/bin, resources in $(PREFIX)/share/steward, where the binary looks for them.
 install: release

@@ -319,7 +319,7 @@ public final class RetentionService: Sendable {
     func vacuum() async throws {
         while true {
             let remaining = try await database.writeWithoutTransaction { db -> Int in
-                try db.execute(sql: "PRAGMA incremental_vacuum(2000)")
+                try db.execute(sql: "PRAGMA incremental_vacuum(256)")
                 return try Int.fetchOne(db, sql: "PRAGMA freelist_count") ?? 0
             }
             if remaining == 0 { break }

@@ -302,6 +302,27 @@ struct RetentionTests {
         #expect(remaining == 1)
     }
 
+    @Test("full keeps everything; a time-range hold on every host protects what falls inside it, and releasing it lets retention go on")
+    func fullAndTimeRangeHold() async throws {
+        let fixture = try Fixture()
+        let inside = try fixture.job(daysAgo: 200)
+        let outside = try fixture.job(daysAgo: 500)
+        let unrelated = try fixture.audit("host.update", daysAgo: 800)
+        try fixture.save(.audit, DataRetention(kind: .full))
+        var hold = RetentionHold()
+        hold.fromMS = Self.ago(250)
+        hold.toMS = Self.ago(150)
+        hold.reason = "audit of last spring"
+        let holdID = try fixture.service.addHold(hold, by: AuditActor(actor: "alice"), now: Self.now)
+        _ = try await fixture.enforce()
+        #expect(try fixture.ids("jobs") == [inside])
+        #expect(!(try fixture.ids("jobs")).contains(outside))
+        #expect(try fixture.ids("audit_events").contains(unrelated), "a full policy deletes nothing")
+        try fixture.service.releaseHold(holdID, by: AuditActor(actor: "alice"), now: Self.now)
+        _ = try await fixture.enforce()
+        #expect(try fixture.ids("jobs") == [inside] && (try fixture.ids("job_log_chunks", "job_id")).isEmpty, "now reduced to its summary")
+    }
+
     @Test("policies are checked: kinds per class, tier order, rule fields")
     func validation() {
         #expect(DataRetention(kind: .tiered, tierDays: [7, 90]).problems(for: .metrics)["tier_days"] != nil)
