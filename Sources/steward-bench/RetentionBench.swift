@@ -114,7 +114,9 @@ func benchRetention(_ options: Options) async throws {
     say(
         "after: the oldest raw sample is \(format(Double(end - (oldest ?? end)) / 86_400_000, 2)) days old; \(rollups ?? 0) rollup chunks older than 7 days remain"
     )
-    say(worst <= 100 ? "ok: no ingest write waited more than 100 ms for the lock" : "MISSED: an ingest write waited \(format(worst, 1)) ms for the lock")
+    say(
+        worst <= 100
+            ? "ok: no ingest write waited more than 100 ms for the lock" : "MISSED: an ingest write waited \(format(worst, 1)) ms for the lock")
 }
 
 /// A value shared between the bench and its writer task.

@@ -72,7 +72,7 @@ def account():
         remove_account(created)
 
 
-def test_environment() -> dict:
+def steward_environment() -> dict:
     """The environment every test server runs with: no inherited STEWARD_*, and collection every 2 s instead of
     10 s, so charts, the fleet overview and alerts fill within the tests' time."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("STEWARD_")}
@@ -83,7 +83,7 @@ def test_environment() -> dict:
 
 def start_steward(data: pathlib.Path, output: pathlib.Path, port: int) -> RunningSteward:
     """`steward serve` with its defaults (HTTPS, self-signed certificate) on 127.0.0.1:port, once it answers /readyz."""
-    env = test_environment()
+    env = steward_environment()
     with open(output, "ab") as log:
         process = subprocess.Popen(
             [str(_binary()), "serve", "--data", str(data), "--bind", "127.0.0.1", "--port", str(port)],
@@ -124,7 +124,7 @@ def steward(account):
         data = pathlib.Path(temp) / "data"
         subprocess.run(
             [str(_binary()), "role", "grant", "admin", "--user", account.name, "--data", str(data)],
-            check=True, env=test_environment(), cwd="/", capture_output=True)
+            check=True, env=steward_environment(), cwd="/", capture_output=True)
         running = start_steward(data, pathlib.Path(temp) / "steward.log", _free_port())
         try:
             yield running

@@ -15,7 +15,7 @@ import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
-from conftest import Api, _binary, _free_port, job_log, make_token, start_steward, stop_steward, test_environment, wait_job
+from conftest import Api, _binary, _free_port, job_log, make_token, start_steward, stop_steward, steward_environment, wait_job
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "fleet"))
 from fleet import Fleet  # noqa: E402
@@ -299,7 +299,7 @@ def own_steward(account):
     with tempfile.TemporaryDirectory(prefix="steward-e2e-own-") as temp:
         data = pathlib.Path(temp) / "data"
         subprocess.run([str(_binary()), "role", "grant", "admin", "--user", account.name, "--data", str(data)],
-                       check=True, env=test_environment(), cwd="/", capture_output=True)
+                       check=True, env=steward_environment(), cwd="/", capture_output=True)
         port = _free_port()
         state = {"running": start_steward(data, pathlib.Path(temp) / "steward.log", port)}
 

@@ -51,8 +51,12 @@ struct RetentionAPI {
         }
         add(
             .get, "/api/v1/retention/storage", "getStorage",
-            "Rows and bytes on disk per data class, growth per day over the last week, and when the disk fills at that rate")
-        routes.get("/api/v1/retention/storage", .view) { _, _ in try JSONResponse.make(object: try Self.resource(service.storage(now: Date()))) }
+            "Rows and bytes on disk per data class, growth per day over the last week, and when the disk fills at that rate (read at most every 5 minutes; `refresh=1` reads them now)"
+        )
+        routes.get("/api/v1/retention/storage", .view) { request, _ in
+            try JSONResponse.make(
+                object: try Self.resource(service.storage(now: Date(), fresh: request.uri.queryParameters.get("refresh") != nil)))
+        }
         add(.get, "/api/v1/retention/holds", "listLegalHolds", "Legal holds in force")
         routes.get("/api/v1/retention/holds", .view) { _, _ in
             try JSONResponse.make(object: ["items": try service.holds().map(Self.resource), "next": NSNull()])
@@ -191,7 +195,8 @@ struct RetentionAPI {
                 ] as [String: Any]
             },
             "database_bytes": figures.databaseBytes, "free_bytes": figures.freeBytes, "filesystem_bytes": figures.filesystemBytes,
-            "bytes_per_day": figures.bytesPerDay.rounded(), "days_until_full": orNull(figures.daysUntilFull.map { ($0 * 10).rounded() / 10 }),
+            "bytes_per_day": figures.bytesPerDay.rounded(), "read_at": RFC3339.string(figures.readAt),
+            "days_until_full": orNull(figures.daysUntilFull.map { ($0 * 10).rounded() / 10 }),
         ]
     }
 

@@ -66,7 +66,7 @@ struct RetentionPages {
 
     @Sendable func storage(request: Request, context: StewardRequestContext) async throws -> Response {
         let now = Date()
-        let figures = try service.storage(now: now)
+        let figures = try service.storage(now: now, fresh: request.uri.queryParameters.get("refresh") != nil)
         let records = Dictionary(uniqueKeysWithValues: try service.policies().map { ($0.dataClass, $0) })
         let classes = figures.entries.map { entry -> ViewNode in
             let record = records[entry.dataClass]!
@@ -115,6 +115,7 @@ struct RetentionPages {
                 "has_holds": !holds.isEmpty, "runs": runs, "has_runs": !runs.isEmpty, "backups": backups, "has_backups": !backups.isEmpty,
                 "hosts": try hosts.all().map { ViewNode(["name": $0.name]) }, "admin": context.identity?.permissions.contains(.admin) ?? false,
                 "grace": RetentionPolicyText.grace(service.graceMS),
+                "read_at": RFC3339.display(figures.readAt),
             ], request: request, context: context)
     }
 

@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 import HTTPTypes
+import Synchronization
 
 /// A data class's policy: the one in force, and a saved change waiting out the grace window.
 public struct DataRetentionRecord: Sendable, Equatable {
@@ -67,6 +68,9 @@ public final class RetentionService: Sendable {
     let sessionIdleMS: Int64
     let batchSize: Int
     let pause: Duration
+    /// Storage figures scan every page (dbstat); a page view within `storageCacheSeconds` of the last reuses them.
+    let storageCache = Mutex<StorageFigures?>(nil)
+    static let storageCacheSeconds: TimeInterval = 300
 
     public init(
         database: DatabasePool, databasePath: String, graceMinutes: Int, sessionIdleMinutes: Int, batchSize: Int = 500,
@@ -268,6 +272,7 @@ public final class RetentionService: Sendable {
         }
         await log("returning free pages to the filesystem")
         try await vacuum()
+        storageCache.withLock { $0 = nil }
         report.fileAfter = StewardDatabase.sizeOnDisk(path: databasePath)
         let deleted = report.deleted.map { (name: $0.key.rawValue, rows: $0.value.rows, bytes: $0.value.bytes) }
         let freed = report.freedBytes

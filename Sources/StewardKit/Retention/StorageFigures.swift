@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import Synchronization
 
 /// What each data class costs on disk, how fast it grows, and when the disk fills at that rate.
 public struct StorageFigures: Sendable {
@@ -15,6 +16,8 @@ public struct StorageFigures: Sendable {
     }
 
     public var entries: [Entry] = []
+    /// When the figures were read.
+    public var readAt = Date()
     public var databaseBytes: Int64 = 0
     public var freeBytes: Int64 = 0
     public var filesystemBytes: Int64 = 0
@@ -39,10 +42,23 @@ extension DataClass {
 }
 
 extension RetentionService {
-    public func storage(now: Date) throws -> StorageFigures {
+    /// The figures, read again when older than `storageCacheSeconds` or when `fresh` is asked for.
+    public func storage(now: Date, fresh: Bool = false) throws -> StorageFigures {
+        if !fresh, let cached = storageCache.withLock({ $0 }), now.timeIntervalSince(cached.readAt) < Self.storageCacheSeconds,
+            now >= cached.readAt
+        {
+            return cached
+        }
+        let figures = try readStorage(now: now)
+        storageCache.withLock { $0 = figures }
+        return figures
+    }
+
+    func readStorage(now: Date) throws -> StorageFigures {
         let weekAgo = EpochMilliseconds.from(now) - 7 * 86_400_000
         var figures = try database.read { db -> StorageFigures in
             var figures = StorageFigures()
+            figures.readAt = now
             // Every table's and index's pages, attributed to the table they belong to.
             var pages: [String: Int64] = [:]
             for row in try Row.fetchAll(
