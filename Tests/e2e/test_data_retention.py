@@ -79,6 +79,17 @@ def test_storage_page_shows_every_class_and_a_policy_change_can_be_previewed_con
     status, events = api.get("/api/v1/audit", action="retention.undo")
     assert events["items"] and events["items"][0]["target"] == "retention:audit"
 
+    # A legal hold placed and released through the page.
+    browser.find_element(By.ID, "field-host").send_keys("localhost")
+    browser.find_element(By.ID, "field-from").send_keys("2026-01-01")
+    browser.find_element(By.ID, "field-reason").send_keys("case 2026-114")
+    submit(browser, (By.CSS_SELECTOR, "#hold-form button[type=submit]"), lambda d: "is in force" in d.page_source)
+    assert "case 2026-114" in browser.find_element(By.ID, "holds-table").text
+    assert [h["reason"] for h in api.call("GET", "/api/v1/retention/holds")[1]["items"]] == ["case 2026-114"]
+    browser.execute_script("document.querySelectorAll('#holds-table form').forEach(f => f.removeAttribute('data-confirm'))")
+    submit(browser, (By.CSS_SELECTOR, "#holds-table form button"), lambda d: "released" in d.page_source)
+    assert api.call("GET", "/api/v1/retention/holds")[1]["items"] == []
+
 
 def test_api_policies_preview_storage_and_holds(api, steward):
     status, policies = api.call("GET", "/api/v1/retention/policies")
