@@ -17,7 +17,8 @@ struct RetentionPages {
             let record = try service.policy(dataClass)
             return try editor(dataClass, values: Self.formValues(record.pending ?? record.policy), request: request, context: context)
         }
-        routes.post("/settings/storage/:class", .admin, use: submit)
+        // Preview is a read (any viewer); Save checks for admin itself.
+        routes.post("/settings/storage/:class", .view, use: submit)
         routes.post("/settings/storage/:class/undo", .admin) { _, context in
             let dataClass = try Self.dataClass(context)
             do {
@@ -231,6 +232,9 @@ struct RetentionPages {
         let preview = try service.preview(dataClass, policy, now: Date())
         if form["action"] != "save" {
             return try editor(dataClass, values: form.values, preview: preview, request: request, context: context)
+        }
+        guard context.identity?.permissions.contains(.admin) == true else {
+            throw HTTPError(.forbidden, message: "changing a retention policy needs the admin role")
         }
         do {
             let record = try service.save(dataClass, policy, confirm: form["confirm"], by: context.actor, now: Date())
