@@ -34,7 +34,7 @@ struct RetentionCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Apply every retention policy now: delete due rows in small batches, then return the space to the filesystem.")
         @Option(help: "Data directory.") var data: String?
-        @Option(help: "Rows per transaction.") var batchSize = 500
+        @Option(help: "At most this many rows per transaction (batches are sized to hold the write lock about 25 ms).") var batchSize = 2000
 
         func run() async throws {
             do {
@@ -47,7 +47,7 @@ struct RetentionCommand: AsyncParsableCommand {
         }
     }
 
-    static func openService(_ data: String?, batchSize: Int = 500) throws -> (RetentionService, DataDirectory) {
+    static func openService(_ data: String?, batchSize: Int = 2000) throws -> (RetentionService, DataDirectory) {
         let configuration = try resolveConfiguration(dataFlag: data, flags: SettingsLayer(source: "command-line flags"))
         let (database, directory, _) = try openDatabase(configuration)
         return (

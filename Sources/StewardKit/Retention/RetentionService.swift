@@ -73,7 +73,7 @@ public final class RetentionService: Sendable {
     static let storageCacheSeconds: TimeInterval = 300
 
     public init(
-        database: DatabasePool, databasePath: String, graceMinutes: Int, sessionIdleMinutes: Int, batchSize: Int = 500,
+        database: DatabasePool, databasePath: String, graceMinutes: Int, sessionIdleMinutes: Int, batchSize: Int = 2000,
         pause: Duration = .milliseconds(2)
     ) {
         self.database = database
@@ -288,17 +288,20 @@ public final class RetentionService: Sendable {
         return report
     }
 
-    /// Delete a stage's due rows, one batch per transaction.
+    /// Delete a stage's due rows, one batch per transaction. Batches are sized by time: each aims at `batchTarget`
+    /// of holding the write lock, so a writer waiting behind one never waits long, whatever the rows cost.
     func run(_ stage: RetentionStage, now: Int64) async throws -> (Int, Int64) {
         var rows = 0
         var bytes: Int64 = 0
-        let limit = batchSize
+        var limit = min(batchSize, 200)
         while true {
             try Task.checkCancellation()
+            let batchLimit = limit
+            let started = ContinuousClock.now
             let (count, size) = try await database.write { db -> (Int, Int64) in
                 for sql in stage.before { try db.execute(sql: sql) }
                 let batch = try Row.fetchAll(
-                    db, sql: stage.select + " LIMIT ?", arguments: StatementArguments(stage.arguments + [limit.databaseValue]))
+                    db, sql: stage.select + " LIMIT ?", arguments: StatementArguments(stage.arguments + [batchLimit.databaseValue]))
                 var size: Int64 = 0
                 let statements = try stage.statements.map { try db.cachedStatement(sql: $0) }
                 for row in batch {
@@ -314,10 +317,19 @@ public final class RetentionService: Sendable {
             }
             rows += count
             bytes += size
-            if count < limit { return (rows, bytes) }
+            if count < batchLimit { return (rows, bytes) }
+            let took = ContinuousClock.now - started
+            if took > Self.batchTarget * 2 {
+                limit = max(10, limit / 2)
+            } else if took < Self.batchTarget / 2 {
+                limit = min(batchSize, limit + limit / 2)
+            }
             try await Task.sleep(for: pause)
         }
     }
+
+    /// How long one batch should hold the write lock.
+    static let batchTarget: Duration = .milliseconds(25)
 
     /// Hand free pages back in steps, so no single step holds the write lock for long, then checkpoint the WAL so the
     /// file itself shrinks.
@@ -330,6 +342,9 @@ public final class RetentionService: Sendable {
             if remaining == 0 { break }
             try await Task.sleep(for: pause)
         }
+        // PASSIVE copies the log back without blocking writers; TRUNCATE then has (almost) nothing left to copy and
+        // only empties the log file.
+        _ = try await database.writeWithoutTransaction { db in try Row.fetchOne(db, sql: "PRAGMA wal_checkpoint(PASSIVE)") }
         _ = try await database.writeWithoutTransaction { db in try Row.fetchOne(db, sql: "PRAGMA wal_checkpoint(TRUNCATE)") }
     }
 
