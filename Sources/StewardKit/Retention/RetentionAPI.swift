@@ -67,28 +67,10 @@ struct RetentionAPI {
             request: "Object", status: 201)
         routes.post("/api/v1/retention/holds", .admin) { request, context in
             let body = try await JSONResponse.object(from: request, what: "a legal hold: host, from, to, reason")
-            var hold = RetentionHold()
-            var errors: [String: String] = [:]
-            if let host = body["host"] as? String, !host.isEmpty {
-                if let found = try service.hostID(named: host) {
-                    hold.hostID = found
-                    hold.hostName = host
-                } else {
-                    errors["host"] = "no host is named \(host)"
-                }
-            }
-            for (key, path) in [("from", \RetentionHold.fromMS), ("to", \RetentionHold.toMS)] {
-                guard let text = body[key] as? String, !text.isEmpty else { continue }
-                if let date = AuditController.parseTime(text) {
-                    hold[keyPath: path] = EpochMilliseconds.from(date)
-                } else {
-                    errors[key] = "YYYY-MM-DD or an RFC 3339 time"
-                }
-            }
-            hold.reason = body["reason"] as? String ?? ""
-            guard errors.isEmpty else { throw Problem.invalid(errors) }
-            let created = try service.addHold(hold, by: context.actor, now: Date())
-            let saved = try service.holds().first { $0.id == created } ?? hold
+            let created = try service.addHold(
+                host: body["host"] as? String, from: body["from"] as? String, to: body["to"] as? String, reason: body["reason"] as? String ?? "",
+                by: context.actor, now: Date())
+            guard let saved = try service.holds().first(where: { $0.id == created }) else { throw Problem.notFound("legal hold \(created)") }
             return try JSONResponse.make(object: Self.resource(saved), status: .created)
         }
         add(.delete, "/api/v1/retention/holds/{id}", "releaseLegalHold", "Release a legal hold", parameters: [id], status: 204)

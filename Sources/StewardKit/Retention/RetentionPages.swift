@@ -250,31 +250,13 @@ struct RetentionPages {
 
     @Sendable func addHold(request: Request, context: StewardRequestContext) async throws -> Response {
         let form = try await FormBody.read(request, context: context)
-        var hold = RetentionHold()
-        var problems: [String] = []
-        if let name = form["host"], !name.isEmpty {
-            if let id = try service.hostID(named: name) {
-                hold.hostID = id
-                hold.hostName = name
-            } else {
-                problems.append("no host is named \(name)")
-            }
-        }
-        for (key, path) in [("from", \RetentionHold.fromMS), ("to", \RetentionHold.toMS)] {
-            guard let text = form[key]?.trimmingCharacters(in: .whitespaces), !text.isEmpty else { continue }
-            if let date = AuditController.parseTime(text) {
-                hold[keyPath: path] = EpochMilliseconds.from(date)
-            } else {
-                problems.append("\(key): use YYYY-MM-DD or an RFC 3339 time")
-            }
-        }
-        hold.reason = form["reason"] ?? ""
         do {
-            guard problems.isEmpty else { throw Problem.badRequest(problems.joined(separator: "; ")) }
-            let id = try service.addHold(hold, by: context.actor, now: Date())
+            let id = try service.addHold(
+                host: form["host"], from: form["from"], to: form["to"], reason: form["reason"] ?? "", by: context.actor, now: Date())
             return pages.redirect(to: "/settings/storage", flash: Flash(.success, "Legal hold \(id) is in force: nothing it covers is deleted."))
         } catch let problem as Problem {
-            let detail = problem.errors.map { $0.values.sorted().joined(separator: "; ") } ?? problem.detail
+            let detail =
+                problem.errors.map { errors in errors.keys.sorted().map { "\($0): \(errors[$0]!)" }.joined(separator: "; ") } ?? problem.detail
             return pages.redirect(to: "/settings/storage", flash: Flash(.error, "The hold was not added: \(detail)"))
         }
     }

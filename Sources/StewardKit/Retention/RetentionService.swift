@@ -303,12 +303,12 @@ public final class RetentionService: Sendable {
                 let batch = try Row.fetchAll(
                     db, sql: stage.select + " LIMIT ?", arguments: StatementArguments(stage.arguments + [batchLimit.databaseValue]))
                 var size: Int64 = 0
-                let statements = try stage.statements.map { try db.cachedStatement(sql: $0) }
+                // A statement with `?2` also takes `now` (the summary step's log_pruned_at).
+                let statements = try stage.statements.map { (try db.cachedStatement(sql: $0), $0.contains("?2")) }
                 for row in batch {
                     let key: [(any DatabaseValueConvertible)?] = (0..<stage.keyCount).map { row[$0] as DatabaseValue }
-                    for statement in statements {
-                        let extra: [(any DatabaseValueConvertible)?] = statement.sql.contains("?2") ? [now] : []
-                        try statement.execute(arguments: StatementArguments(key + extra) ?? [])
+                    for (statement, takesNow) in statements {
+                        try statement.execute(arguments: StatementArguments(key + (takesNow ? [now] : [])) ?? [])
                     }
                     size += row["bytes"] as Int64? ?? 0
                 }

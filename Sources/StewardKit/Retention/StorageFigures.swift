@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import HTTPTypes
 import Synchronization
 
 /// What each data class costs on disk, how fast it grows, and when the disk fills at that rate.
@@ -128,6 +129,32 @@ extension RetentionService {
 }
 
 extension RetentionService {
+    /// Place a hold described as text (a host name, YYYY-MM-DD or RFC 3339 times, a reason), as the form and the API
+    /// send it; a 422 names each field that is wrong.
+    func addHold(host: String?, from: String?, to: String?, reason: String, by who: AuditActor, now: Date) throws -> Int64 {
+        var hold = RetentionHold()
+        var errors: [String: String] = [:]
+        if let host = host?.trimmingCharacters(in: .whitespaces), !host.isEmpty {
+            if let found = try hostID(named: host) {
+                hold.hostID = found
+                hold.hostName = host
+            } else {
+                errors["host"] = "no host is named \(host)"
+            }
+        }
+        for (key, text, path) in [("from", from, \RetentionHold.fromMS), ("to", to, \RetentionHold.toMS)] {
+            guard let text = text?.trimmingCharacters(in: .whitespaces), !text.isEmpty else { continue }
+            if let date = AuditController.parseTime(text) {
+                hold[keyPath: path] = EpochMilliseconds.from(date)
+            } else {
+                errors[key] = "YYYY-MM-DD or an RFC 3339 time"
+            }
+        }
+        hold.reason = reason
+        guard errors.isEmpty else { throw Problem.invalid(errors) }
+        return try addHold(hold, by: who, now: now)
+    }
+
     func hostID(named name: String) throws -> Int64? {
         try database.read { db in try Int64.fetchOne(db, sql: "SELECT id FROM hosts WHERE name = ?", arguments: [name]) }
     }
