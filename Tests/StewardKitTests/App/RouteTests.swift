@@ -36,8 +36,13 @@ struct RouteTests {
                 for area in ["/hosts", "/accounts", "/updates", "/backups", "/alerts"] {
                     #expect(page.contains("href=\"\(area)\""), "navigation links to \(area)")
                 }
-                #expect(page.contains("Database maintenance"))
+                // The dashboard shows the five schedules that fire next; which five depends on the hour.
+                #expect(page.contains("next at") && page.contains(#"href="/schedules""#))
                 #expect(!page.contains("<script>"), "no inline script")
+            }
+            try await client.execute(uri: "/schedules", method: .get) { response in
+                #expect(response.status == .ok)
+                #expect(text(response).contains("Database maintenance"), "the built-in schedules are listed")
             }
         }
     }
