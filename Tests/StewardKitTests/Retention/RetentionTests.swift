@@ -345,5 +345,19 @@ struct RetentionTests {
         #expect(report.fileBefore > 15_000_000 && report.fileAfter < report.fileBefore / 4, "\(report.fileBefore) -> \(report.fileAfter)")
         let size = try FileManager.default.attributesOfItem(atPath: fixture.directory.path + "/steward.db")[.size] as? Int ?? 0
         #expect(size < 5_000_000)
+        let log = try FileManager.default.attributesOfItem(atPath: fixture.directory.path + "/steward.db-wal")[.size] as? Int ?? -1
+        #expect(log < 100_000, "the closing checkpoint empties the write-ahead log; only the run's audit entry follows it (\(log) bytes)")
+        let automatic = try await fixture.database.writeWithoutTransaction { db in try Int.fetchOne(db, sql: "PRAGMA wal_autocheckpoint") }
+        #expect(automatic == 1000, "the write connection checkpoints by itself again after the run")
+    }
+
+    @Test("batches and vacuum steps are sized by the time the last one held the lock")
+    func batchSizing() {
+        #expect(RetentionService.resized(200, took: .milliseconds(80), within: 10...2000) == 100)
+        #expect(RetentionService.resized(200, took: .milliseconds(25), within: 10...2000) == 200)
+        #expect(RetentionService.resized(200, took: .milliseconds(5), within: 10...2000) == 300)
+        #expect(RetentionService.resized(1900, took: .milliseconds(5), within: 10...2000) == 2000)
+        #expect(RetentionService.resized(12, took: .milliseconds(500), within: 10...2000) == 10)
+        #expect(RetentionService.resized(1, took: .milliseconds(1), within: 1...3) == 2)
     }
 }
