@@ -6,6 +6,7 @@ import pathlib
 import secrets
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.error
@@ -18,6 +19,9 @@ from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
+
+# Screenshots, and the output of a server that ended before its tests did.
+ARTIFACTS = pathlib.Path(os.environ.get("STEWARD_ARTIFACTS", "/tmp/steward-e2e-artifacts"))
 
 
 def _binary() -> pathlib.Path:
@@ -108,12 +112,20 @@ def start_steward(data: pathlib.Path, output: pathlib.Path, port: int) -> Runnin
 
 
 def stop_steward(running: RunningSteward) -> None:
+    died = running.process.poll()
     running.process.terminate()
     try:
         running.process.wait(timeout=30)
     except subprocess.TimeoutExpired:
         running.process.kill()
         running.process.wait(timeout=10)
+    if died is not None:
+        # The server ended before its tests did: keep its output (the temporary directory goes away) and show the end.
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        kept = ARTIFACTS / f"steward-exited-{running.process.pid}.log"
+        text = running.output.read_text(errors="replace")
+        kept.write_text(text)
+        sys.stderr.write(f"steward exited early with status {died}; its output is in {kept}. The end of it:\n{text[-6000:]}\n")
 
 
 @pytest.fixture(scope="session")
