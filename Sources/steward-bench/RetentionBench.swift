@@ -87,7 +87,7 @@ func benchRetention(_ options: Options) async throws {
             try? await database.write { _ in }
             let locked = DispatchTime.now().uptimeNanoseconds
             _ = try? store.flush()
-            let log = fileSize(path + "-wal")
+            let log = logSize(path)
             largestLog.value.withLock { $0 = max($0, log) }
             waits.append(Double(locked - asked) / 1e6)
             if traceMs > 0, Double(locked - asked) / 1e6 >= Double(traceMs) {
@@ -148,7 +148,7 @@ func benchRetention(_ options: Options) async throws {
     )
     say("file: \(before / 1_048_576) MiB -> \(after / 1_048_576) MiB (\((before - after) / 1_048_576) MiB freed)")
     say(
-        "write-ahead log: at most \(largestLog.value.withLock { $0 } / 1_048_576) MiB seen by the writer; \(fileSize(path + "-wal") / 1_048_576) MiB after"
+        "write-ahead log: at most \(largestLog.value.withLock { $0 } / 1_048_576) MiB seen by the writer; \(logSize(path) / 1_048_576) MiB after"
     )
     let worst = during.waits.max() ?? 0
     say("ingest during enforcement: \(during.waits.count) writes")
@@ -175,4 +175,9 @@ func benchRetention(_ options: Options) async throws {
 final class Shared<Value: Sendable>: Sendable {
     let value: Mutex<Value>
     init(_ initial: Value) { value = Mutex(initial) }
+}
+
+/// The size of a database's write-ahead log file.
+func logSize(_ path: String) -> Int64 {
+    ((try? FileManager.default.attributesOfItem(atPath: path + "-wal")[.size]) as? NSNumber)?.int64Value ?? 0
 }

@@ -36,6 +36,10 @@ struct RetentionCommand: AsyncParsableCommand {
         @Option(help: "Data directory.") var data: String?
         @Option(help: "At most this many rows per transaction (batches are sized to hold the write lock about 25 ms).") var batchSize = 2000
 
+        func validate() throws {
+            guard batchSize >= 1 else { throw ValidationError("--batch-size must be 1 or more rows (the default is 2000)") }
+        }
+
         func run() async throws {
             do {
                 let (service, _) = try RetentionCommand.openService(data, batchSize: batchSize)

@@ -510,7 +510,6 @@ final class SideCheckpoints: Sendable {
     func passive() async throws -> Bool {
         guard let side else { return false }
         let (frames, copied) = try await side.writeWithoutTransaction { db in try db.checkpoint(.passive) }
-        last.withLock { $0 = ContinuousClock.now }
         return frames == copied
     }
 
