@@ -102,6 +102,11 @@ struct Serve: AsyncParsableCommand {
         let format = configuration.logFormat
         LoggingSystem.bootstrap { StewardLogHandler(label: $0, level: level, format: format) }
         let logger = Logger(label: "steward")
+        // Connections are capped well below the open-file limit; raise it first so the caps have room.
+        let descriptors = DescriptorLimit.raiseToHard()
+        if descriptors.after != descriptors.before {
+            logger.notice("raised the open-file limit to the hard limit", metadata: ["from": "\(descriptors.before)", "to": "\(descriptors.after)"])
+        }
         let server: StewardServer
         do {
             let directory = DataDirectory(path: configuration.dataDirectory)

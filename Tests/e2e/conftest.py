@@ -202,6 +202,24 @@ class Api:
     def get(self, path, **query):
         return self.call("GET", path + ("?" + urllib.parse.urlencode(query) if query else ""))
 
+    def commit_file(self, path, content, message):
+        """Commit a file to the config repo as an admin does on the Config page (hooks/, playbooks/)."""
+        data = urllib.parse.urlencode({"path": path, "content": content, "message": message, "is_new": "1"}).encode()
+        request = urllib.request.Request(self.base + "/config/file", data=data, method="POST",
+                                         headers={"Authorization": f"Bearer {self.token}",
+                                                  "Content-Type": "application/x-www-form-urlencoded"})
+
+        class NoRedirect(urllib.request.HTTPRedirectHandler):
+            def redirect_request(self, *args, **kwargs):
+                return None
+
+        opener = urllib.request.build_opener(NoRedirect, urllib.request.HTTPSHandler(context=self.context))
+        try:
+            with opener.open(request, timeout=60) as response:
+                return response.status
+        except urllib.error.HTTPError as error:
+            return error.code
+
 
 def make_token(data: pathlib.Path, user: str) -> str:
     """An admin API token for `user`, made through the CLI."""

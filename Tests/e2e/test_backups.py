@@ -260,7 +260,8 @@ def test_a_failed_run_and_a_silent_plan_raise_the_plans_own_alerts(api, steward,
     source = tmp_path / "src"
     source.mkdir()
     repository = add_repository(api, "e2e alerts", tmp_path / "repo")
-    plan = add_plan(api, "e2e failing hook", repository, [source], pre_hook=["/bin/false"])
+    assert api.commit_file("hooks/e2e-fail.sh", "#!/bin/sh\necho about to fail\nexit 1\n", "e2e: a hook that fails") == 303
+    plan = add_plan(api, "e2e failing hook", repository, [source], pre_hook=["e2e-fail.sh"])
     job = run_plan(api, plan)
     assert job["state"] == "failed" and "the pre hook exited with status 1" in job["error"]
     alert = alert_for(api, "Backup failed: e2e failing hook")

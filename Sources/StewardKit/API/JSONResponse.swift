@@ -27,14 +27,38 @@ enum JSONResponse {
         decoder.keyDecodingStrategy = .convertFromSnakeCase
         do {
             return try decoder.decode(type, from: Data(buffer.readableBytesView))
-        } catch let DecodingError.typeMismatch(expected, context) {
-            throw Problem.invalid([fieldName(context.codingPath): "must be of type \(expected)"])
-        } catch let DecodingError.keyNotFound(key, _) {
-            throw Problem.invalid([key.stringValue.snakeCased: "is required"])
-        } catch let DecodingError.dataCorrupted(context) where !context.codingPath.isEmpty {
-            throw Problem.invalid([fieldName(context.codingPath): context.debugDescription])
+        } catch let error as DecodingError {
+            throw problem(error)
         } catch {
-            throw Problem.badRequest("the body must be a JSON object: \(error)")
+            throw Problem.badRequest("the body must be a JSON object")
+        }
+    }
+
+    /// A decoding failure in words (field and what it must be), never Swift's debug text (SECURITY.md item 9).
+    static func problem(_ error: DecodingError, prefix: String = "") -> Problem {
+        switch error {
+        case .typeMismatch(let expected, let context) where !context.codingPath.isEmpty:
+            return Problem.invalid([fieldName(context.codingPath): "must be \(typeName(expected))"])
+        case .valueNotFound(let expected, let context) where !context.codingPath.isEmpty:
+            return Problem.invalid([fieldName(context.codingPath): "must be \(typeName(expected)), not null"])
+        case .keyNotFound(let key, let context):
+            return Problem.invalid([fieldName(context.codingPath + [key]): "is required"])
+        case .dataCorrupted(let context) where !context.codingPath.isEmpty:
+            return Problem.invalid([fieldName(context.codingPath): "has a value that is not accepted here"])
+        default:
+            return Problem.badRequest(prefix + "the body is not valid JSON, or not a JSON object")
+        }
+    }
+
+    static func typeName(_ type: Any.Type) -> String {
+        switch type {
+        case is String.Type: "a string"
+        case is Bool.Type: "true or false"
+        case is Int.Type, is Int64.Type, is Int32.Type, is UInt.Type: "a whole number"
+        case is Double.Type, is Float.Type: "a number"
+        case is [String].Type: "a list of strings"
+        case is [Any].Type: "a list"
+        default: String(describing: type).hasPrefix("Array") ? "a list" : "an object of the documented shape"
         }
     }
 

@@ -1,10 +1,22 @@
 import Foundation
+import HTTPTypes
 
 /// Turns validated account changes into a run of playbooks/users.yml on one host, with the facts they rely on.
 public struct AccountService: Sendable {
     public let engine: Engine
+    public let boundary: RoleBoundary
 
-    public init(engine: Engine) { self.engine = engine }
+    public init(engine: Engine, boundary: RoleBoundary) {
+        self.engine = engine
+        self.boundary = boundary
+    }
+
+    /// A change on a disabled host is refused up front (409), before anything is validated or queued.
+    static func requireEnabled(_ host: Host) throws {
+        guard host.enabled else {
+            throw Problem(status: .conflict, detail: "\(host.name) is disabled; enable it on its host page before changing its accounts")
+        }
+    }
 
     public struct Prepared: Sendable {
         public var request: JobRequest
@@ -20,6 +32,7 @@ public struct AccountService: Sendable {
 
     /// Validate and build the job for a user change; throws `Problem`-ready field errors as `AccountError`.
     public func prepare(_ change: UserChange, on host: Host, by who: AuditActor, isAdmin: Bool) throws -> Prepared {
+        try Self.requireEnabled(host)
         let facts = try HostFacts.latest(engine.database, hostID: host.id)
         var errors = AccountRules.problems(change, shells: facts?.shells ?? [], isAdmin: isAdmin)
         let existing = facts?.passwd[change.name]
@@ -35,6 +48,12 @@ public struct AccountService: Sendable {
                 errors["name"] = "\(change.name) is a system account (uid \(existing.uid)); only an admin may change it"
             } else if let sudo, facts?.groupMembers[sudo]?.members.contains(change.name) == true {
                 errors["name"] = "\(change.name) has sudo rights; only an admin may change it"
+            }
+        }
+        if !isAdmin {
+            if let problem = try boundary.userProblem(change.name, on: host, facts: facts) { errors["name"] = problem }
+            for group in (change.groups ?? []) + [change.primaryGroup].compactMap({ $0 }) {
+                if let problem = try boundary.groupProblem(group, on: nil) { errors["groups"] = problem }
             }
         }
         if change.admin == true, Self.sudoGroup(facts) == nil { errors["admin"] = "\(host.name) has no sudo or wheel group" }
@@ -93,6 +112,7 @@ public struct AccountService: Sendable {
     }
 
     public func prepare(_ change: GroupChange, on host: Host, by who: AuditActor, isAdmin: Bool) throws -> Prepared {
+        try Self.requireEnabled(host)
         let facts = try HostFacts.latest(engine.database, hostID: host.id)
         var errors = AccountRules.problems(change, isAdmin: isAdmin)
         let existing = facts?.groupMembers[change.name]
@@ -105,6 +125,7 @@ public struct AccountService: Sendable {
         if !isAdmin, let existing, !AccountRules.regularIDs.contains(existing.gid) {
             errors["name"] = "\(change.name) is a system group (gid \(existing.gid)); only an admin may change it"
         }
+        if !isAdmin, let problem = try boundary.groupProblem(change.name, on: host) { errors["name"] = problem }
         for member in change.members ?? [] where facts != nil && facts?.passwd[member] == nil {
             errors["members"] = "\(member) is not a user on \(host.name)"
         }

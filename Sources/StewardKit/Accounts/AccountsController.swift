@@ -377,8 +377,8 @@ struct AccountsController {
         let change: UserChange
         do {
             change = try JSONDecoder().decode(UserChangeInput.self, from: Data(body.readableBytesView)).change
-        } catch {
-            throw Problem.badRequest("the body must be a user change: {\"action\": \"create\", \"name\": \"ann\", ...}; \(error)")
+        } catch let error as DecodingError {
+            throw JSONResponse.problem(error, prefix: "the body must be a user change: {\"action\": \"create\", \"name\": \"ann\", ...}; ")
         }
         do {
             let prepared = try service.prepare(change, on: host, by: context.actor, isAdmin: context.identity?.permissions.contains(.admin) ?? false)

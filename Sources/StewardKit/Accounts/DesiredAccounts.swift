@@ -1,5 +1,4 @@
 import Foundation
-import Yams
 
 /// A definition of desired state kept in the config repo and converged through playbooks/users.yml.
 protocol DesiredDefinition: Sendable {
@@ -66,9 +65,21 @@ public struct DesiredUser: Sendable, Equatable, DesiredDefinition {
         return lines.joined(separator: "\n") + "\n"
     }
 
+    /// A definition file's mapping, read with the repository-file limits (an alias bomb is refused, not expanded).
+    static func mapping(_ text: String) throws(AccountError) -> [String: Any] {
+        let value: Any?
+        do {
+            value = try YAMLReader.read(text, limits: .repositoryFile)
+        } catch {
+            throw AccountError(errors: ["file": error.message])
+        }
+        guard let object = value as? [String: Any] else { throw AccountError(errors: ["file": "not a YAML mapping"]) }
+        return object
+    }
+
     /// Parse and validate a definition file; errors name the field.
     public static func parse(_ text: String) throws(AccountError) -> DesiredUser {
-        guard let object = (try? Yams.load(yaml: text)) as? [String: Any] else { throw AccountError(errors: ["file": "not a YAML mapping"]) }
+        let object = try DesiredUser.mapping(text)
         var errors: [String: String]
         let name = object["name"] as? String ?? ""
         let applyTo = (object["apply_to"] as? [Any])?.compactMap { "\($0)" } ?? []
@@ -176,7 +187,7 @@ public struct DesiredGroup: Sendable, Equatable, DesiredDefinition {
     }
 
     public static func parse(_ text: String) throws(AccountError) -> DesiredGroup {
-        guard let object = (try? Yams.load(yaml: text)) as? [String: Any] else { throw AccountError(errors: ["file": "not a YAML mapping"]) }
+        let object = try DesiredUser.mapping(text)
         var group = DesiredGroup(name: object["name"] as? String ?? "", applyTo: (object["apply_to"] as? [Any])?.compactMap { "\($0)" } ?? [])
         group.present = (object["state"] as? String ?? "present") != "absent"
         group.gid = object["gid"] as? Int

@@ -8,6 +8,7 @@ import Hummingbird
 struct DesiredAccountsController {
     typealias Context = StewardRequestContext
     let engine: Engine
+    let boundary: RoleBoundary
     let jobs: JobRunner
     let lock: RepositoryLock
     let pages: PageRenderer
@@ -110,7 +111,9 @@ struct DesiredAccountsController {
 
     /// Validate for the caller, then commit the definition's file as the caller.
     func save<D: DesiredDefinition>(_ definition: D, message: String, context: Context) async throws -> String {
-        var errors = definition.problems(isAdmin: context.identity?.permissions.contains(.admin) ?? false)
+        let isAdmin = context.identity?.permissions.contains(.admin) ?? false
+        var errors = definition.problems(isAdmin: isAdmin)
+        if !isAdmin, let problem = try boundaryProblem(definition) { errors["name"] = problem }
         do { _ = try D.parse(definition.yaml) } catch { errors.merge(error.errors) { first, _ in first } }
         guard errors.isEmpty else { throw AccountError(errors: errors) }
         let before = try repository.head()
@@ -121,6 +124,26 @@ struct DesiredAccountsController {
                 after: ["commit": after, "message": message], now: Date())
         }
         return after
+    }
+
+    /// Why only an admin may save this definition: it reaches the panel host, names an account that holds a Steward
+    /// role, or puts someone into a group that holds one (SECURITY.md class 14).
+    func boundaryProblem<D: DesiredDefinition>(_ definition: D) throws -> String? {
+        // Disabled hosts count too: enabling one later must not make an operator's definition reach it.
+        let reached = try engine.hosts.all().filter { host in
+            definition.applyTo.contains(host.name) || host.groups.contains(where: definition.applyTo.contains)
+        }
+        if let panel = reached.first(where: { $0.transport == .local }) {
+            return "this definition applies to \(panel.name), the panel host; only an admin may define accounts there"
+        }
+        if let user = definition as? DesiredUser {
+            if let problem = try boundary.userProblem(user.name, on: nil, facts: nil) { return problem }
+            for group in user.groups ?? [] {
+                if let problem = try boundary.groupProblem(group, on: nil) { return problem }
+            }
+        }
+        if let group = definition as? DesiredGroup, let problem = try boundary.groupProblem(group.name, on: nil) { return problem }
+        return nil
     }
 
     /// A job that makes the drifting hosts match the definition named in the route.

@@ -1,5 +1,4 @@
 import Foundation
-import Yams
 
 /// Reads a Prometheus rule file into Steward rules: the subset Steward can evaluate, one series selector with
 /// avg/min/max/last_over_time, rate or predict_linear (or a bare selector) compared with a number. Alerts with the
@@ -13,7 +12,13 @@ public enum PrometheusImport {
     }
 
     public static func parse(_ text: String) -> (rules: [AlertRule], failures: [Failure]) {
-        guard let document = try? Yams.load(yaml: text) as? [String: Any], let groups = document["groups"] as? [[String: Any]] else {
+        let value: Any?
+        do {
+            value = try YAMLReader.read(text, limits: .document)
+        } catch {
+            return ([], [Failure(path: "", alert: "", message: error.message)])
+        }
+        guard let document = value as? [String: Any], let groups = document["groups"] as? [[String: Any]] else {
             return ([], [Failure(path: "", alert: "", message: "not a Prometheus rule file: expected a mapping with a groups list")])
         }
         var failures: [Failure] = []

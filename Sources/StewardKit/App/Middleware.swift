@@ -62,11 +62,11 @@ struct SecurityHeadersMiddleware: RouterMiddleware {
     }
 }
 
-/// Refuses state-changing requests that a browser sent from another origin (SECURITY.md class 4, first line).
+/// Refuses state-changing requests that a browser sent from another origin (SECURITY.md class 4, first line). The
+/// Origin is compared with this server's own origins, never with the request's Host (class 17).
 struct OriginCheckMiddleware: RouterMiddleware {
     typealias Context = StewardRequestContext
-    let externalOrigin: String?
-    let scheme: String
+    let allowlist: HostAllowlist
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         switch request.method {
@@ -74,8 +74,7 @@ struct OriginCheckMiddleware: RouterMiddleware {
         default: break
         }
         if let origin = request.headers[.origin] {
-            let sameHost = request.head.authority.map { origin == "\(scheme)://\($0)" } ?? false
-            guard sameHost || origin == externalOrigin else {
+            guard allowlist.origins.contains(origin.lowercased()) else {
                 throw HTTPError(.forbidden, message: "cross-origin request refused: Origin \(origin) is not this server")
             }
         } else if let site = request.headers[HTTPField.Name("Sec-Fetch-Site")!], site != "same-origin", site != "none" {

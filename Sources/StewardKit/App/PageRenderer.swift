@@ -63,8 +63,10 @@ public struct PageRenderer: Sendable {
             ])
         }
         if let token = requestContext.identity?.csrfToken { context["csrf_token"] = token }
-        context["version"] = StewardVersion.current
-        context["host_name"] = hostName
+        // The version and the host name tell an attacker which exploit to try and where they are: signed-in users only.
+        if let identity, !identity.secondFactorPending {
+            context["footer"] = ViewNode(["version": StewardVersion.current, "host_name": hostName])
+        }
         var headers: HTTPFields = [.contentType: "text/html; charset=utf-8", .cacheControl: "no-store"]
         if let flash = readFlash(request) {
             context["flash"] = ViewNode(["level": flash.level.rawValue, "text": flash.text])

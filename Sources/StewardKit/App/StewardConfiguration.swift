@@ -34,6 +34,18 @@ public struct StewardConfiguration: Sendable, Equatable {
     public var retentionGraceMinutes = 120
     /// Peers whose X-Forwarded-For is believed (reverse proxies); nobody else's is.
     public var trustedProxies: [AddressRange] = []
+    /// Open connections at most, and per client address; lowered at start to half the descriptor limit if need be.
+    public var maxConnections = 4096
+    public var maxConnectionsPerAddress = 256
+    /// Seconds a connection has to deliver a complete request head (slow headers, stalled TLS handshakes).
+    public var headerTimeoutSeconds = 10
+    /// Seconds a kept-alive connection may wait for its next request.
+    public var idleTimeoutSeconds = 60
+    /// Paths on the panel host added to the built-in secrets only an admin may back up, read or restore over.
+    public var sensitivePaths: [String] = []
+    /// Extra host names requests may be addressed to, beyond external_url's host, the bind address, localhost and
+    /// the machine's own names (a reverse proxy's name, a DNS alias).
+    public var allowedHosts: [String] = []
     /// Where each setting's value came from ("default", "steward.json", "STEWARD_PORT", "--port").
     public var sources: [String: String] = [:]
 
@@ -152,6 +164,10 @@ extension StewardConfiguration {
         integer("alert_interval_seconds", 1...3600, \.alertIntervalSeconds),
         integer("session_lifetime_hours", 1...720, \.sessionLifetimeHours),
         integer("retention_grace_minutes", 0...10080, \.retentionGraceMinutes),
+        integer("max_connections", 16...1_000_000, \.maxConnections),
+        integer("max_connections_per_address", 1...1_000_000, \.maxConnectionsPerAddress),
+        integer("header_timeout_seconds", 1...600, \.headerTimeoutSeconds),
+        integer("idle_timeout_seconds", 1...3600, \.idleTimeoutSeconds),
         Setting(
             name: "trusted_proxies",
             accepted: "a comma-separated list of proxy addresses or CIDR ranges whose X-Forwarded-For is believed, e.g. 127.0.0.1,10.0.0.0/8"
@@ -160,6 +176,24 @@ extension StewardConfiguration {
             let ranges = items.compactMap(AddressRange.init)
             guard ranges.count == items.count else { return false }
             config.trustedProxies = ranges
+            return true
+        },
+        Setting(
+            name: "sensitive_paths",
+            accepted: "a comma-separated list of absolute paths (shell globs allowed per component), e.g. /srv/vault,/home/*/.gnupg"
+        ) { config, value in
+            let items = value.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+            guard items.allSatisfy({ $0.hasPrefix("/") && !$0.contains("\0") && !$0.split(separator: "/").contains("..") }) else { return false }
+            config.sensitivePaths = items
+            return true
+        },
+        Setting(
+            name: "allowed_hosts",
+            accepted: "a comma-separated list of extra host names or addresses requests may be addressed to, e.g. panel.example.com,10.0.0.5"
+        ) { config, value in
+            let items = value.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces).lowercased() }.filter { !$0.isEmpty }
+            guard items.allSatisfy({ HostValidation.address($0) == nil }) else { return false }
+            config.allowedHosts = items
             return true
         },
     ]

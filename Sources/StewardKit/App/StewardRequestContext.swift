@@ -18,6 +18,9 @@ public struct StewardRequestContext: RequestContext {
         AuditActor(actor: identity?.user ?? "anonymous", source: clientAddress, requestID: requestID)
     }
 
+    /// Whether the caller holds admin rights (for actions whose permission depends on what they touch).
+    public var isAdmin: Bool { identity?.permissions.contains(.admin) ?? false }
+
     public init(source: ApplicationRequestContextSource) {
         coreContext = .init(source: source)
         remoteAddress = source.channel.remoteAddress?.ipAddress

@@ -32,6 +32,8 @@ public struct StewardServer {
     public let tls: TLSMaterial?
     public let migrationReport: MigrationRunner.Report
     public let interruptedAtStartup: [Int64]
+    /// Open connections and the caps on them (SECURITY.md class 15).
+    public let connections: ConnectionCounts
     let logger: Logger
 
     /// Open and prepare everything; nothing listens until `run()`.
@@ -39,7 +41,8 @@ public struct StewardServer {
         configuration: StewardConfiguration, logger: Logger, clock: any SchedulerClock = SystemClock(),
         processes: any ProcessRunning = LocalProcessRunner(), extraJobHandlers: [String: JobHandler] = [:],
         authenticator: (any PasswordAuthenticating)? = nil, groupsOf: @escaping @Sendable (String) -> [String] = UnixAccounts.groups(of:),
-        throttlePolicy: LoginThrottlePolicy = LoginThrottlePolicy()
+        throttlePolicy: LoginThrottlePolicy = LoginThrottlePolicy(),
+        accountStanding: @escaping @Sendable (String) -> AccountStanding = { AccountStanding.read(user: $0) }
     ) async throws -> StewardServer {
         let dataDirectory = DataDirectory(path: configuration.dataDirectory)
         try dataDirectory.prepare()
@@ -69,7 +72,9 @@ public struct StewardServer {
         handlers[Engine.factsKind] = engine.factsHandler()
         let backups = BackupService(
             store: BackupStore(database: database, sealer: SecretSealer(masterKey: secret, purpose: "steward backup repository password")),
-            hosts: hostStore, identity: sshIdentity, dataDirectory: dataDirectory)
+            hosts: hostStore, identity: sshIdentity, dataDirectory: dataDirectory,
+            sensitive: SensitivePaths(
+                dataDirectory: dataDirectory.path, tlsKeyPath: configuration.tlsKeyPath, extra: configuration.sensitivePaths))
         handlers.merge(backups.handlers()) { first, _ in first }
         let secretForRollouts = secret
         let rollouts = RolloutService(
@@ -127,7 +132,7 @@ public struct StewardServer {
             secondFactors: SecondFactorStore(database: database, masterKey: secret),
             throttle: LoginThrottle(database: database, policy: throttlePolicy),
             authenticator: authenticator ?? PAMAuthenticator(service: configuration.pamService), setup: SetupToken(),
-            secureCookies: configuration.tls, groupsOf: groupsOf)
+            secureCookies: configuration.tls, groupsOf: groupsOf, standings: AccountStandingCache(lookup: accountStanding))
         let pages = try await PageRenderer(
             templatesDirectory: resources + "/Templates", navigation: navigation, secureCookies: configuration.tls, signingKey: secret)
         let metrics = HTTPMetrics()
@@ -137,14 +142,15 @@ public struct StewardServer {
         let routes = Routes(router: router, table: routeTable)
         router.add(middleware: ClientAddressMiddleware(trustedProxies: configuration.trustedProxies))
         router.add(middleware: RequestObservationMiddleware(metrics: metrics, logger: logger))
+        // Before anything else answers: a request for another host name is refused (DNS rebinding, SECURITY.md 17).
+        let allowlist = HostAllowlist(configuration: configuration)
+        router.add(middleware: HostCheckMiddleware(allowlist: allowlist))
         router.add(middleware: SecurityHeadersMiddleware(tls: configuration.tls))
         // Public/ is answered before any session or token lookup: static files need none, and they are most requests.
         router.add(middleware: StaticAssets(directory: resources + "/Public"))
         router.add(middleware: IdentityMiddleware(services: access))
         router.add(middleware: ErrorPageMiddleware(pages: pages, logger: logger))
-        router.add(
-            middleware: OriginCheckMiddleware(
-                externalOrigin: configuration.externalURL.flatMap(Self.origin), scheme: configuration.tls ? "https" : "http"))
+        router.add(middleware: OriginCheckMiddleware(allowlist: allowlist))
         router.add(
             middleware: FileMiddleware(
                 resources + "/Public", cacheControl: .init([(MediaType(type: .any), [.maxAge(3600)])]), searchForIndexHtml: false, logger: logger))
@@ -182,16 +188,17 @@ public struct StewardServer {
         AuditController(database: database, pages: pages, docs: docs).addRoutes(to: routes)
         HostController(store: hostStore, keys: hostKeys, jobs: runner, pages: pages, docs: docs).addRoutes(to: routes)
         EngineController(engine: engine, jobs: runner, pages: pages, docs: docs).addRoutes(to: routes)
-        AccountsController(service: AccountService(engine: engine), hosts: hostStore, jobs: runner, pages: pages, docs: docs).addRoutes(to: routes)
+        let accountService = AccountService(engine: engine, boundary: RoleBoundary(roles: access.roles, groupsOf: groupsOf))
+        AccountsController(service: accountService, hosts: hostStore, jobs: runner, pages: pages, docs: docs).addRoutes(to: routes)
         let repositoryLock = RepositoryLock()
         ConfigController(repository: repository, database: database, lock: repositoryLock, pages: pages, docs: docs).addRoutes(to: routes)
-        DesiredAccountsController(engine: engine, jobs: runner, lock: repositoryLock, pages: pages, docs: docs).addRoutes(to: routes)
+        DesiredAccountsController(engine: engine, boundary: accountService.boundary, jobs: runner, lock: repositoryLock, pages: pages, docs: docs).addRoutes(to: routes)
 
         return StewardServer(
             configuration: configuration, dataDirectory: dataDirectory, resources: resources, database: database, jobs: runner, scheduler: scheduler,
             router: router, docs: docs, routeTable: routeTable, access: access, hosts: hostStore, engine: engine, metrics: metricStore,
             collector: collector, alerts: alertEvaluator, notifier: notifier, rolloutDriver: rolloutDriver, tls: tls, migrationReport: report,
-            interruptedAtStartup: interrupted,
+            interruptedAtStartup: interrupted, connections: ConnectionCounts(limits: .from(configuration)),
             logger: logger)
     }
 
@@ -211,7 +218,13 @@ public struct StewardServer {
 
     /// The HTTP(S) application; tests drive this with HummingbirdTesting.
     public func makeApplication(onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }) throws -> some ApplicationProtocol {
-        let server: HTTPServerBuilder = try tls.map { try .tls(.http1(), tlsConfiguration: try $0.serverConfiguration()) } ?? .http1()
+        let counts = connections
+        let guardLogger = logger
+        let http1 = HTTPServerBuilder.http1(
+            configuration: .init(
+                additionalChannelHandlers: [ConnectionGuardHandler(counts: counts, logger: guardLogger)],
+                idleTimeout: counts.limits.idleTimeout))
+        let server: HTTPServerBuilder = try tls.map { try .tls(http1, tlsConfiguration: try $0.serverConfiguration()) } ?? http1
         return Application(
             router: router, server: server,
             configuration: .init(address: .hostname(configuration.bind, port: configuration.port), serverName: nil),

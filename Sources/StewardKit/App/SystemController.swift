@@ -19,11 +19,7 @@ struct SystemController {
             APIOperation(
                 method: .get, path: "/healthz", operationID: "health", summary: "The process is alive", tag: "system",
                 replies: [.init(status: 200, description: "Alive", schema: "Health")]))
-        routes.get("/healthz", .anonymous) { _, _ in
-            Response(
-                status: .ok, headers: [.contentType: "application/json", .cacheControl: "no-store"],
-                body: .init(byteBuffer: ByteBuffer(string: #"{"status":"ok","version":"\#(StewardVersion.current)"}"#)))
-        }
+        routes.get("/healthz", .anonymous) { _, context in Self.health("ok", context: context) }
         docs.add(
             APIOperation(
                 method: .get, path: "/readyz", operationID: "ready", summary: "The database accepts writes", tag: "system",
@@ -56,11 +52,20 @@ struct SystemController {
                 _ = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM schema_migrations")
             }
         } catch {
-            throw Problem(status: .serviceUnavailable, detail: "database \(databasePath) is not writable: \(error)")
+            let signedIn = context.identity.map { !$0.secondFactorPending } ?? false
+            throw Problem(
+                status: .serviceUnavailable,
+                detail: signedIn ? "database \(databasePath) is not writable: \(error)" : "the database is not writable; sign in (or read /readyz with a token) for the cause")
         }
+        return Self.health("ready", context: context)
+    }
+
+    /// A health answer; the version only for a signed-in caller (anyone can reach these).
+    static func health(_ status: String, context: StewardRequestContext) -> Response {
+        let signedIn = context.identity.map { !$0.secondFactorPending } ?? false
+        let body = signedIn ? #"{"status":"\#(status)","version":"\#(StewardVersion.current)"}"# : #"{"status":"\#(status)"}"#
         return Response(
-            status: .ok, headers: [.contentType: "application/json", .cacheControl: "no-store"],
-            body: .init(byteBuffer: ByteBuffer(string: #"{"status":"ready","version":"\#(StewardVersion.current)"}"#)))
+            status: .ok, headers: [.contentType: "application/json", .cacheControl: "no-store"], body: .init(byteBuffer: ByteBuffer(string: body)))
     }
 
     @Sendable func exposition(request: Request, context: StewardRequestContext) async throws -> Response {

@@ -80,6 +80,8 @@ public struct TLSMaterial: Sendable {
     }
 
     /// The NIOSSL server configuration for this pair, with clear errors for unreadable or mismatched files.
+    static let tls12CipherSuites = "ECDHE+AESGCM:ECDHE+CHACHA20"
+
     public func serverConfiguration() throws(Failure) -> TLSConfiguration {
         let chain: [NIOSSLCertificate]
         let privateKey: NIOSSLPrivateKey
@@ -97,6 +99,8 @@ public struct TLSMaterial: Sendable {
         var configuration = TLSConfiguration.makeServerConfiguration(
             certificateChain: chain.map { .certificate($0) }, privateKey: .privateKey(privateKey))
         configuration.minimumTLSVersion = .tlsv12
+        // TLS 1.2: forward-secret AEAD suites only (no CBC, no static RSA key exchange). TLS 1.3 offers only AEAD anyway.
+        configuration.cipherSuites = Self.tls12CipherSuites
         return configuration
     }
 }

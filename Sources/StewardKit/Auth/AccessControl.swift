@@ -102,6 +102,8 @@ public struct AccessServices: Sendable {
     public let secureCookies: Bool
     /// Unix groups of a user; NSS in production.
     public let groupsOf: @Sendable (String) -> [String]
+    /// Whether a credential's owner may still use it (exists, unlocked, unexpired, no password change owed).
+    public let standings: AccountStandingCache
 
     public static let sessionCookie = "steward_session"
 
@@ -134,6 +136,12 @@ struct IdentityMiddleware: RouterMiddleware {
         } else if let cookie = request.cookies[AccessServices.sessionCookie]?.value,
             var session = try services.sessions.validate(id: cookie, now: now)
         {
+            if let refusal = services.standings.standing(of: session.user, now: now).refusal(user: session.user) {
+                _ = try services.sessions.revoke(idHash: session.idHash, by: "system (\(refusal))", now: now)
+                var response = Problem(status: .unauthorized, detail: refusal + "; sign in again once the account is in order").response()
+                response.headers.append(HTTPField(name: .setCookie, value: services.clearedSessionCookie()))
+                return response
+            }
             let current = try services.roles.roles(user: session.user, groups: session.groups)
             if current.isEmpty, !session.secondFactorPending {
                 _ = try services.sessions.revoke(idHash: session.idHash, by: "system (no role left)", now: now)
@@ -163,6 +171,9 @@ struct IdentityMiddleware: RouterMiddleware {
         }
         guard let token = try services.tokens.authenticate(String(parts[1]), from: context.clientAddress, now: now) else {
             throw Problem(status: .unauthorized, detail: "the API token is unknown, expired or revoked; create a new one under Account → API tokens")
+        }
+        if let refusal = services.standings.standing(of: token.user, now: now).refusal(user: token.user) {
+            throw Problem(status: .unauthorized, detail: refusal)
         }
         let ownerRoles = try services.roles.roles(user: token.user, groups: services.groupsOf(token.user))
         guard ownerRoles.contains(where: { $0.covers(token.role) }) else {

@@ -128,6 +128,7 @@ public struct BackupPlan: Sendable, Equatable {
     public var retention = RetentionPolicy()
     /// Apply retention (forget + prune) after every successful backup; otherwise only on the prune schedule.
     public var pruneAfterRun = true
+    /// Hook scripts by name, from the config repo's hooks/ folder (a one-element list; empty for none).
     public var preHook: [String] = []
     public var postHook: [String] = []
     /// restic's --read-data-subset for verification, such as 5% or 1/10; empty checks structure only.
@@ -202,15 +203,6 @@ public enum BackupPaths {
         if pattern.isEmpty { return "an exclude pattern is empty" }
         if pattern.contains(where: { $0 == "\0" || $0 == "\n" || $0 == "\r" }) { return "an exclude pattern contains a NUL or line break" }
         if pattern.utf8.count > 1024 { return "an exclude pattern is longer than 1024 bytes" }
-        return nil
-    }
-
-    /// A hook's argv: up to 64 words, the first an absolute program path or a plain command name.
-    public static func hookProblem(_ argv: [String]) -> String? {
-        guard let first = argv.first else { return nil }
-        if argv.count > 64 { return "a hook has at most 64 arguments" }
-        if argv.contains(where: { $0.contains("\0") || $0.utf8.count > 4096 }) { return "hook arguments may not contain NUL or exceed 4096 bytes" }
-        if first.isEmpty || first.hasPrefix("-") { return "the hook's first word must be the program to run" }
         return nil
     }
 

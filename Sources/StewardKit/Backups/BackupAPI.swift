@@ -183,6 +183,7 @@ struct BackupAPI {
         let repository = try loadRepository(context)
         let snapshot = context.parameters.get("snapshot") ?? ""
         let path = request.uri.queryParameters.get("path") ?? "/"
+        try service.requireReadable(path, isAdmin: context.isAdmin)
         let entries = try await Self.problemOnFailure { try await service.browse(repository, snapshot: snapshot, directory: path) }
         return try JSONResponse.make(object: [
             "path": path,
@@ -198,14 +199,15 @@ struct BackupAPI {
     @Sendable func download(request: Request, context: StewardRequestContext) async throws -> Response {
         try await Self.fileResponse(
             service, repository: try loadRepository(context), snapshot: context.parameters.get("snapshot") ?? "",
-            path: request.uri.queryParameters.get("path") ?? "", actor: context.actor)
+            path: request.uri.queryParameters.get("path") ?? "", actor: context.actor, isAdmin: context.isAdmin)
     }
 
     /// Stream one file; the entry is looked up first, so a missing path or a directory is a clear 404/422, not a broken download.
-    static func fileResponse(_ service: BackupService, repository: BackupRepository, snapshot: String, path: String, actor: AuditActor) async throws
-        -> Response
-    {
+    static func fileResponse(
+        _ service: BackupService, repository: BackupRepository, snapshot: String, path: String, actor: AuditActor, isAdmin: Bool
+    ) async throws -> Response {
         if let problem = BackupPaths.problem(path) { throw Problem.invalid(["path": problem]) }
+        try service.requireReadable(path, isAdmin: isAdmin)
         let parent = BackupService.parent(of: path)
         let entries = try await problemOnFailure { try await service.browse(repository, snapshot: snapshot, directory: parent) }
         guard let entry = entries.first(where: { $0.path == path }) else { throw Problem.notFound("\(path) in snapshot \(snapshot)") }
@@ -244,7 +246,7 @@ struct BackupAPI {
         let body = try await JSONResponse.object(from: request, what: "a restore: target, include, host, plan, confirm")
         let restore = try Self.restoreRequest(
             BackupInput(json: body), repository: repository, snapshot: context.parameters.get("snapshot") ?? "", service: service)
-        let job = try await jobs.enqueue(try await service.prepareRestore(restore, by: context.actor))
+        let job = try await jobs.enqueue(try await service.prepareRestore(restore, by: context.actor, isAdmin: context.isAdmin))
         try await Self.auditRestore(service, job: job, restore: restore, actor: context.actor)
         return try JSONResponse.make(object: JobController.resource(job), status: .accepted)
     }
@@ -312,7 +314,7 @@ struct BackupAPI {
             // Without a host, the plan runs where the repository can be reached: its own host, or the panel for SFTP.
             plan.hostID = try service.accessHost(repository).id
         }
-        let saved = try service.save(plan, timing: timing, by: context.actor, now: Date())
+        let saved = try service.save(plan, timing: timing, by: context.actor, isAdmin: context.isAdmin, now: Date())
         await scheduler.reload()
         return try JSONResponse.make(object: try planResource(saved), status: .created)
     }
@@ -322,7 +324,7 @@ struct BackupAPI {
         let body = try await JSONResponse.object(from: request, what: "the plan fields to change")
         let (plan, timing, errors) = try BackupInput(json: body).apply(to: current, timing: try store.timing(of: current), hosts: service.hosts)
         guard errors.isEmpty else { throw Problem.invalid(errors) }
-        let saved = try service.save(plan, timing: timing, by: context.actor, now: Date())
+        let saved = try service.save(plan, timing: timing, by: context.actor, isAdmin: context.isAdmin, now: Date())
         await scheduler.reload()
         return try JSONResponse.make(object: try planResource(saved))
     }
@@ -330,20 +332,21 @@ struct BackupAPI {
     @Sendable func deletePlan(request: Request, context: StewardRequestContext) async throws -> Response {
         let plan = try loadPlan(context)
         if plan.builtin != nil { throw Problem(status: .conflict, detail: "the self-backup plan is built in; pause it instead of deleting it") }
-        try service.delete(plan, by: context.actor, now: Date())
+        try service.delete(plan, by: context.actor, isAdmin: context.isAdmin, now: Date())
         await scheduler.reload()
         return Response(status: .noContent)
     }
 
     func start(_ action: String, request: Request, context: StewardRequestContext) async throws -> Response {
-        let job = try await Self.start(action, plan: try loadPlan(context), service: service, scheduler: scheduler, jobs: jobs, actor: context.actor)
+        let job = try await Self.start(action, plan: try loadPlan(context), service: service, scheduler: scheduler, jobs: jobs, actor: context.actor, isAdmin: context.isAdmin)
         return try JSONResponse.make(object: JobController.resource(job), status: .accepted)
     }
 
     /// "Run now" (and verify or prune now) through the plan's schedule when it has one, so concurrency forbid applies.
-    static func start(_ action: String, plan: BackupPlan, service: BackupService, scheduler: Scheduler, jobs: JobRunner, actor: AuditActor)
-        async throws -> Job
-    {
+    static func start(
+        _ action: String, plan: BackupPlan, service: BackupService, scheduler: Scheduler, jobs: JobRunner, actor: AuditActor, isAdmin: Bool
+    ) async throws -> Job {
+        try service.requireAllowed(plan, isAdmin: isAdmin)
         let scheduleID =
             [("run", plan.backupScheduleID), ("verify", plan.verifyScheduleID), ("prune", plan.pruneScheduleID)].first { $0.0 == action }?.1 ?? nil
         if let scheduleID, let firing = try await scheduler.runNow(id: scheduleID, by: actor) {
@@ -365,7 +368,7 @@ struct BackupAPI {
     func setPaused(_ paused: Bool, context: StewardRequestContext) async throws -> Response {
         var plan = try loadPlan(context)
         plan.paused = paused
-        let saved = try service.save(plan, timing: try store.timing(of: plan), by: context.actor, now: Date())
+        let saved = try service.save(plan, timing: try store.timing(of: plan), by: context.actor, isAdmin: context.isAdmin, now: Date())
         await scheduler.reload()
         return try JSONResponse.make(object: try planResource(saved))
     }

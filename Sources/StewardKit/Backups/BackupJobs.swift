@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import HTTPTypes
 import Synchronization
 
 /// The job handlers: backup, verify (check), retention (forget + prune) and restore. Each holds its repository for
@@ -73,13 +74,52 @@ extension BackupService {
         guard outcome.succeeded else { throw JobFailure(Self.failure(tail, outcome: outcome, target: target)) }
     }
 
-    func hook(_ argv: [String], name: String, target: ResticTarget, context: JobContext, environment: [String: String] = [:]) async throws {
-        guard !argv.isEmpty else { return }
-        let (outcome, tail) = try await stream(target.plainCommand(argv, environment: environment, timeout: .seconds(3600)), context, display: argv)
+    /// The config repository's folder of hook scripts: reviewed, versioned and written only by admins.
+    static let hooksFolder = "hooks/"
+
+    /// A hook's name: a file name in hooks/, nothing that reads as a path or an option.
+    static func isHookName(_ name: String) -> Bool {
+        let bytes = Array(name.utf8)
+        guard (1...100).contains(bytes.count), let first = bytes.first, first != UInt8(ascii: "-"), first != UInt8(ascii: ".") else { return false }
+        return bytes.allSatisfy { byte in
+            (byte >= 0x61 && byte <= 0x7A) || (byte >= 0x41 && byte <= 0x5A) || (byte >= 0x30 && byte <= 0x39) || [0x2D, 0x2E, 0x5F].contains(byte)
+        }
+    }
+
+    /// What is wrong with a plan's hook (stored as a one-element list holding its name), or nil.
+    func hookProblem(_ hook: [String]) -> String? {
+        guard let name = hook.first else { return nil }
+        guard hook.count == 1, Self.isHookName(name) else {
+            return "choose a hook by name: a script committed to the config repo's hooks/ folder, like dump-database.sh (a hook is not a command line)"
+        }
+        guard (try? ConfigRepository(dataDirectory: dataDirectory).read(Self.hooksFolder + name)) != nil else {
+            return "the config repo has no hooks/\(name); an admin commits hook scripts there first"
+        }
+        return nil
+    }
+
+    /// Run a hook script from the config repo on the plan's host, as restic runs there. The script travels on
+    /// standard input into a private temporary file, so nothing of it is ever parsed as a command line.
+    func hook(_ hook: [String], name: String, target: ResticTarget, context: JobContext, environment: [String: String] = [:]) async throws {
+        guard let script = hook.first else { return }
+        if let problem = hookProblem(hook) { throw JobFailure("the \(name) hook: \(problem)") }
+        let repository = ConfigRepository(dataDirectory: dataDirectory)
+        guard let text = try repository.read(Self.hooksFolder + script) else { throw JobFailure("the \(name) hook hooks/\(script) is gone") }
+        let commit = (try? repository.head()) ?? "unknown"
+        await context.log("running the \(name) hook hooks/\(script) at config commit \(commit.prefix(12)) on \(target.host.name)")
+        let runner = ["/bin/sh", "-c", Self.hookLauncher, "steward-hook"]
+        var command = target.plainCommand(runner, environment: environment, timeout: .seconds(3600))
+        command.input = Data(text.utf8)
+        let (outcome, tail) = try await stream(command, context, display: ["hooks/" + script])
         guard outcome.succeeded else {
             throw JobFailure("the \(name) hook \(outcome.summary)" + (tail.isEmpty ? "" : ": \(tail.split(separator: "\n").last ?? "")"))
         }
     }
+
+    /// Fixed text (no user input): copy the script from stdin to a 0700 temporary file, run it with stdin closed,
+    /// remove it, and exit with its status. A script without a #! line runs under sh.
+    static let hookLauncher =
+        #"t=$(mktemp) || exit 70; trap 'rm -f "$t"' EXIT; cat >"$t" && chmod 700 "$t" && "$t" </dev/null"#
 
     // MARK: backup
 
@@ -288,7 +328,7 @@ extension BackupService {
 
     /// Check a restore and build its job; a target that holds data or overlaps the plan's live paths needs `confirm`
     /// to repeat the target exactly.
-    public func prepareRestore(_ request: RestoreRequest, by who: AuditActor) async throws -> JobRequest {
+    public func prepareRestore(_ request: RestoreRequest, by who: AuditActor, isAdmin: Bool) async throws -> JobRequest {
         var errors: [String: String] = [:]
         if let problem = Self.snapshotProblem(request.snapshot) { errors["snapshot"] = problem }
         if let problem = BackupPaths.problem(request.target, what: "the target") { errors["target"] = problem }
@@ -306,6 +346,7 @@ extension BackupService {
         }
         guard errors.isEmpty else { throw Problem.invalid(errors) }
         let plan = try request.planID.flatMap { try store.plan(id: $0) }
+        if !isAdmin, let reason = try restoreProblem(request, host: host, plan: plan) { throw Problem(status: .forbidden, detail: reason) }
         let live =
             plan.map { plan in
                 plan.hostID == host.id && plan.paths.contains { BackupPaths.contains($0, request.target) || BackupPaths.contains(request.target, $0) }

@@ -229,7 +229,7 @@ struct BackupPages {
         }
         if errors.isEmpty {
             do {
-                let saved = try service.save(plan, timing: timing, by: context.actor, now: Date())
+                let saved = try service.save(plan, timing: timing, by: context.actor, isAdmin: context.isAdmin, now: Date())
                 await scheduler.reload()
                 return pages.redirect(to: "/backups/plans/\(saved.id)", flash: Flash(.success, "Backup plan \"\(saved.name)\" saved."))
             } catch let problem as Problem {
@@ -280,7 +280,7 @@ struct BackupPages {
             return pages.redirect(
                 to: "/backups/plans/\(plan.id)", flash: Flash(.error, "Not deleted: type the plan's name, \(plan.name), to confirm."))
         }
-        try service.delete(plan, by: context.actor, now: Date())
+        try service.delete(plan, by: context.actor, isAdmin: context.isAdmin, now: Date())
         await scheduler.reload()
         return pages.redirect(to: "/backups", flash: Flash(.success, "Plan \"\(plan.name)\" deleted. Its snapshots are still in the repository."))
     }
@@ -288,7 +288,7 @@ struct BackupPages {
     func start(_ action: String, context: StewardRequestContext) async throws -> Response {
         let plan = try loadPlan(context)
         do {
-            let job = try await BackupAPI.start(action, plan: plan, service: service, scheduler: scheduler, jobs: jobs, actor: context.actor)
+            let job = try await BackupAPI.start(action, plan: plan, service: service, scheduler: scheduler, jobs: jobs, actor: context.actor, isAdmin: context.isAdmin)
             return pages.redirect(to: "/jobs/\(job.id)", flash: Flash(.success, "Started \"\(job.title)\" as job \(job.id)."))
         } catch let problem as Problem {
             return pages.redirect(to: "/backups/plans/\(plan.id)", flash: Flash(.warning, problem.detail))
@@ -298,7 +298,7 @@ struct BackupPages {
     func setPaused(_ paused: Bool, context: StewardRequestContext) async throws -> Response {
         var plan = try loadPlan(context)
         plan.paused = paused
-        _ = try service.save(plan, timing: try store.timing(of: plan), by: context.actor, now: Date())
+        _ = try service.save(plan, timing: try store.timing(of: plan), by: context.actor, isAdmin: context.isAdmin, now: Date())
         await scheduler.reload()
         return pages.redirect(
             to: "/backups/plans/\(plan.id)",
@@ -435,6 +435,7 @@ struct BackupPages {
         let snapshot = context.parameters.get("snapshot") ?? ""
         let path = request.uri.queryParameters.get("path") ?? "/"
         let planID = request.uri.queryParameters.get("plan").flatMap { Int64($0) }
+        try service.requireReadable(path, isAdmin: context.isAdmin)
         var entries: [ViewNode] = []
         var failure: String?
         do {
@@ -474,7 +475,7 @@ struct BackupPages {
     @Sendable func download(request: Request, context: StewardRequestContext) async throws -> Response {
         try await BackupAPI.fileResponse(
             service, repository: try loadRepository(context), snapshot: context.parameters.get("snapshot") ?? "",
-            path: request.uri.queryParameters.get("path") ?? "", actor: context.actor)
+            path: request.uri.queryParameters.get("path") ?? "", actor: context.actor, isAdmin: context.isAdmin)
     }
 
     @Sendable func restore(request: Request, context: StewardRequestContext) async throws -> Response {
@@ -487,7 +488,7 @@ struct BackupPages {
         do {
             let restore = try BackupAPI.restoreRequest(
                 BackupInput(form: form, checkboxes: []), repository: repository, snapshot: snapshot, service: service)
-            let job = try await jobs.enqueue(try await service.prepareRestore(restore, by: context.actor))
+            let job = try await jobs.enqueue(try await service.prepareRestore(restore, by: context.actor, isAdmin: context.isAdmin))
             try await BackupAPI.auditRestore(service, job: job, restore: restore, actor: context.actor)
             return pages.redirect(to: "/jobs/\(job.id)", flash: Flash(.success, "Restore started as job \(job.id)."))
         } catch let problem as Problem {

@@ -1,4 +1,5 @@
 import Foundation
+import HTTPTypes
 import GRDB
 import Synchronization
 
@@ -66,11 +67,14 @@ public struct BackupService: Sendable {
     let rules: AlertRuleStore
     public let gate: RepositoryGate
     let runner: any ProcessRunning
+    /// The panel host's secrets, which only an admin may back up, browse, download or restore over.
+    public let sensitive: SensitivePaths
 
     public init(
         store: BackupStore, hosts: HostStore, identity: SSHIdentity, dataDirectory: DataDirectory, gate: RepositoryGate = RepositoryGate(),
-        runner: any ProcessRunning = LocalProcessRunner()
+        runner: any ProcessRunning = LocalProcessRunner(), sensitive: SensitivePaths? = nil
     ) {
+        self.sensitive = sensitive ?? SensitivePaths(dataDirectory: dataDirectory.path)
         self.store = store
         self.hosts = hosts
         self.identity = identity
@@ -113,6 +117,10 @@ public struct BackupService: Sendable {
     public func target(repository: BackupRepository, on host: Host) throws -> ResticTarget {
         if let problem = reachProblem(host: host, repository: repository) { throw JobFailure(problem) }
         let storage = repository.kind == .sftp ? try hosts.host(id: repository.hostID) : nil
+        // Every backup operation honours the enabled switch, on the plan's host and on the repository's.
+        for reached in [host, storage].compactMap({ $0 }) where !reached.enabled {
+            throw JobFailure("\(reached.name) is disabled, and Steward runs nothing on a disabled host; enable it on its host page first")
+        }
         return ResticTarget(
             host: host, repository: repository, storageHost: storage, password: try store.password(of: repository), identity: identity,
             cacheDirectory: cacheDirectory)
@@ -257,6 +265,45 @@ public struct BackupService: Sendable {
         return RetentionPreview(groups: groups)
     }
 
+    // MARK: the panel host's boundary
+
+    /// Why only an admin may edit, run or delete this plan, or nil: it is built in, or it backs up a secret of the
+    /// panel host (SECURITY.md class 14).
+    public func adminOnlyReason(_ plan: BackupPlan) throws -> String? {
+        if plan.builtin != nil { return "\(plan.name) is built in; only an admin may change or run it" }
+        guard let host = try hosts.host(id: plan.hostID), host.transport == .local else { return nil }
+        for path in plan.paths {
+            if let pattern = sensitive.overlapping(path) {
+                return "\(path) on \(host.name), the panel host, includes its secrets (\(pattern)); only an admin may back it up"
+            }
+        }
+        return nil
+    }
+
+    /// Refuse a non-admin's action on an admin-only plan with 403 and the reason.
+    public func requireAllowed(_ plan: BackupPlan, isAdmin: Bool) throws {
+        guard !isAdmin, let reason = try adminOnlyReason(plan) else { return }
+        throw Problem(status: .forbidden, detail: reason)
+    }
+
+    /// Snapshot reads (browse, download): a path within the panel's secrets needs an admin.
+    public func requireReadable(_ path: String, isAdmin: Bool) throws {
+        guard !isAdmin, let pattern = sensitive.within(path) else { return }
+        throw Problem(status: .forbidden, detail: "\(path) lies within \(pattern), one of the panel host's secrets; only an admin may read it from a snapshot")
+    }
+
+    /// A restore by a non-admin: nothing from the panel's secrets, and nothing over the panel host's system paths.
+    func restoreProblem(_ request: RestoreRequest, host: Host, plan: BackupPlan?) throws -> String? {
+        if let plan, let reason = try adminOnlyReason(plan) { return reason }
+        for path in request.includes {
+            if let pattern = sensitive.overlapping(path) { return "\(path) includes \(pattern), one of the panel host's secrets; only an admin may restore it" }
+        }
+        if host.transport == .local, let pattern = sensitive.restoreTargetNeedsAdmin(request.target) {
+            return "restoring over \(request.target) on \(host.name), the panel host, touches \(pattern); only an admin may restore there"
+        }
+        return nil
+    }
+
     // MARK: plans
 
     /// Field errors for a plan and its timing; empty when it can be saved.
@@ -274,8 +321,8 @@ public struct BackupService: Sendable {
         if let problem = plan.paths.lazy.compactMap({ BackupPaths.problem($0) }).first { errors["paths"] = problem }
         if plan.paths.count > 100 { errors["paths"] = "at most 100 paths" }
         if let problem = plan.excludes.lazy.compactMap(BackupPaths.excludeProblem).first { errors["excludes"] = problem }
-        if let problem = BackupPaths.hookProblem(plan.preHook) { errors["pre_hook"] = problem }
-        if let problem = BackupPaths.hookProblem(plan.postHook) { errors["post_hook"] = problem }
+        if let problem = hookProblem(plan.preHook) { errors["pre_hook"] = problem }
+        if let problem = hookProblem(plan.postHook) { errors["post_hook"] = problem }
         errors.merge(plan.retention.problems()) { first, _ in first }
         if !plan.verifyReadDataSubset.isEmpty, !Self.isSubset(plan.verifyReadDataSubset) {
             errors["verify_read_data_subset"] = "write a share such as 5% or 1/10, or a size such as 500M (empty checks structure only)"
@@ -299,9 +346,12 @@ public struct BackupService: Sendable {
         return false
     }
 
-    public func save(_ plan: BackupPlan, timing: BackupPlanTiming, by who: AuditActor, now: Date) throws -> BackupPlan {
+    public func save(_ plan: BackupPlan, timing: BackupPlanTiming, by who: AuditActor, isAdmin: Bool, now: Date) throws -> BackupPlan {
         let errors = try problems(plan, timing: timing)
         guard errors.isEmpty else { throw Problem.invalid(errors) }
+        // Both the plan as it was and as it would be: an operator may neither edit an admin-only plan nor make one.
+        if plan.id != 0, let before = try store.plan(id: plan.id) { try requireAllowed(before, isAdmin: isAdmin) }
+        try requireAllowed(plan, isAdmin: isAdmin)
         let hostName = try hosts.host(id: plan.hostID)?.name ?? ""
         let saved: BackupPlan
         if plan.id == 0 {
@@ -316,7 +366,8 @@ public struct BackupService: Sendable {
         return saved
     }
 
-    public func delete(_ plan: BackupPlan, by who: AuditActor, now: Date) throws {
+    public func delete(_ plan: BackupPlan, by who: AuditActor, isAdmin: Bool, now: Date) throws {
+        try requireAllowed(plan, isAdmin: isAdmin)
         try store.deletePlan(plan, by: who, now: now)
         for rule in try rules.all() where BackupAlerts.planID(ofRule: rule.builtin) == plan.id {
             _ = try rules.delete(id: rule.id, by: who, now: now)

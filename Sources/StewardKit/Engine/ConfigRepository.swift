@@ -1,5 +1,4 @@
 import Foundation
-import Yams
 
 /// The config repo: a git repository in DATA/config holding the playbooks the engine runs. Seeded at first run with
 /// Steward's own playbooks. Every git call is an argv array with a fixed environment (no user config, no hooks).
@@ -142,10 +141,9 @@ public struct ConfigRepository: Sendable {
         let full = try validateFilePath(relative)
         if relative.hasSuffix(".yml") || relative.hasSuffix(".yaml") {
             do {
-                let parser = try Parser(yaml: content)
-                while try parser.nextRoot() != nil {}
+                _ = try YAMLReader.readAll(content, limits: .repositoryFile)
             } catch {
-                throw AccessError("not valid YAML: \(error)")
+                throw AccessError(error.message)
             }
         }
         return try await lock.run { [self] in

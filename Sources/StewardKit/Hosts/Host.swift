@@ -1,4 +1,5 @@
 import Foundation
+import HTTPTypes
 import GRDB
 
 /// A managed machine.
@@ -60,6 +61,10 @@ public struct HostSettings: Sendable, Equatable {
         if let url = metricsURL, let message = HostValidation.metricsURL(url) { errors["metrics_url"] = message }
         if let allow = metricsAllow, let message = MetricAllowList.problem(allow) { errors["metrics_allow"] = message }
         if notes.utf8.count > 4096 { errors["notes"] = "notes are limited to 4096 bytes" }
+        // The local transport runs on the panel itself; only the panel's own entry may use it.
+        if transport == .local, name != HostStore.localhostName {
+            errors["transport"] = "only localhost (the panel host) uses the local transport; reach other hosts over SSH"
+        }
         return errors
     }
 
@@ -150,6 +155,23 @@ public struct HostStore: Sendable {
 
     public func delete(id: Int64, by who: AuditActor, now: Date) throws -> Bool {
         guard let before = try host(id: id) else { return false }
+        if before.transport == .local {
+            throw Problem(
+                status: .conflict, detail: "\(before.name) is the panel host itself and cannot be removed; disable it to stop jobs running on it")
+        }
+        let users = try database.read { db in
+            try String.fetchAll(
+                db,
+                sql: """
+                    SELECT 'backup plan "' || name || '"' FROM backup_plans WHERE host_id = ?
+                    UNION ALL SELECT 'backup repository "' || name || '"' FROM backup_repositories WHERE host_id = ?
+                    """, arguments: [id, id])
+        }
+        if !users.isEmpty {
+            throw Problem(
+                status: .conflict,
+                detail: "\(before.name) is still used by \(users.joined(separator: ", ")); delete those or move them to another host first")
+        }
         return try database.write { db in
             try db.execute(sql: "DELETE FROM hosts WHERE id = ?", arguments: [id])
             try AuditLog.append(
@@ -167,11 +189,14 @@ public struct HostStore: Sendable {
         }
     }
 
+    /// The panel host's own entry; the only host with the local transport.
+    public static let localhostName = "localhost"
+
     /// Enrol `localhost` with the local transport, once (first run).
     public func ensureLocalhost(now: Date) throws {
-        guard try host(named: "localhost") == nil else { return }
+        guard try host(named: Self.localhostName) == nil else { return }
         var settings = HostSettings()
-        settings.name = "localhost"
+        settings.name = Self.localhostName
         settings.address = "127.0.0.1"
         settings.transport = .local
         settings.notes = "The panel's own machine, enrolled at first run; jobs run here without SSH."

@@ -1,5 +1,4 @@
 import Foundation
-import Yams
 
 #if canImport(Glibc)
     import Glibc
@@ -82,98 +81,30 @@ public enum HostValidation {
 /// `ansible_*` connection variables, which would let a variable choose what runs on the panel itself
 /// (`ansible_ssh_common_args: -o ProxyCommand=...`). Only `ansible_python_interpreter` is allowed of those.
 public enum HostVariables {
-    public static let maximumBytes = 64 * 1024
-    public static let maximumDepth = 32
-    public static let maximumNodes = 10_000
-    static let allowedTags: Set<String> = [
-        Tag.Name.str.rawValue, Tag.Name.int.rawValue, Tag.Name.float.rawValue, Tag.Name.bool.rawValue, Tag.Name.null.rawValue,
-        Tag.Name.map.rawValue, Tag.Name.seq.rawValue, Tag.Name.timestamp.rawValue,
-    ]
+    public static let maximumBytes = YAMLReader.Limits.variables.maximumBytes
     static let allowedAnsibleVariables: Set<String> = ["ansible_python_interpreter"]
 
     /// The variables as JSON-ready values, or a message that says what to fix (with a line number where known).
     public static func parse(_ text: String) -> Result<[String: Any], VariablesError> {
-        let trimmed = text.trimmingCharacters(in: .whitespacesAndNewlines)
-        if trimmed.isEmpty { return .success([:]) }
-        guard text.utf8.count <= maximumBytes else {
-            return .failure(VariablesError("variables are \(text.utf8.count) bytes; at most \(maximumBytes) are accepted"))
-        }
-        // The parser stays alive while the nodes are walked: Yams holds anchors weakly, and they vanish with it.
-        let parser: Parser
-        let root: Node?
+        if text.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty { return .success([:]) }
+        let value: Any?
         do {
-            parser = try Parser(yaml: text)
-            root = try parser.singleRoot()
-        } catch let error as YamlError {
-            return .failure(VariablesError("not valid YAML: \(error)"))
+            value = try YAMLReader.read(text, limits: .variables)
         } catch {
-            return .failure(VariablesError("not valid YAML: \(error)"))
+            return .failure(VariablesError(error.message))
         }
-        guard let root, case .mapping(let mapping) = root else {
+        guard let mapping = value as? [String: Any] else {
             return .failure(VariablesError("variables must be a YAML mapping of name: value lines, like \"http_port: 8080\""))
         }
-        var count = 0
-        do {
-            var result: [String: Any] = [:]
-            for (key, value) in mapping {
-                guard case .scalar(let scalar) = key, key.anchor == nil else {
-                    throw VariablesError("a key must be a plain name", line: key.mark?.line)
-                }
-                let name = scalar.string
-                guard isVariableName(name) else {
-                    throw VariablesError(
-                        "\"\(name)\" is not a variable name; use letters, digits and '_', starting with a letter or '_'", line: key.mark?.line)
-                }
-                if name.hasPrefix("ansible_"), !allowedAnsibleVariables.contains(name) {
-                    throw VariablesError(
-                        "\"\(name)\" is a connection variable that Steward sets itself; it cannot be set here", line: key.mark?.line)
-                }
-                result[name] = try convert(value, depth: 1, count: &count)
+        for name in mapping.keys.sorted() {
+            guard isVariableName(name) else {
+                return .failure(VariablesError("\"\(name)\" is not a variable name; use letters, digits and '_', starting with a letter or '_'"))
             }
-            withExtendedLifetime(parser) {}
-            return .success(result)
-        } catch let error as VariablesError {
-            return .failure(error)
-        } catch {
-            return .failure(VariablesError("\(error)"))
-        }
-    }
-
-    static func convert(_ node: Node, depth: Int, count: inout Int) throws -> Any {
-        count += 1
-        guard count <= maximumNodes else { throw VariablesError("more than \(maximumNodes) values; split the data or keep it in the config repo") }
-        guard depth <= maximumDepth else { throw VariablesError("nested deeper than \(maximumDepth) levels", line: node.mark?.line) }
-        guard node.anchor == nil else {
-            throw VariablesError("anchors and aliases (& and *) are not accepted; write the value out", line: node.mark?.line)
-        }
-        let tag = node.tag.rawValue
-        guard allowedTags.contains(tag) else {
-            throw VariablesError(
-                "the YAML tag \(tag) is not accepted; only plain strings, numbers, booleans, lists and mappings", line: node.mark?.line)
-        }
-        switch node {
-        case .alias:
-            throw VariablesError("anchors and aliases (& and *) are not accepted; write the value out", line: node.mark?.line)
-        case .scalar(let scalar):
-            switch Tag.Name(rawValue: tag) {
-            case .int: return Int(scalar.string.replacingOccurrences(of: "_", with: "")) ?? scalar.string
-            case .float: return Double(scalar.string) ?? scalar.string
-            case .bool: return ["true", "yes", "on"].contains(scalar.string.lowercased())
-            case .null: return NSNull()
-            default: return scalar.string
+            if name.hasPrefix("ansible_"), !allowedAnsibleVariables.contains(name) {
+                return .failure(VariablesError("\"\(name)\" is a connection variable that Steward sets itself; it cannot be set here"))
             }
-        case .sequence(let sequence):
-            return try sequence.map { try convert($0, depth: depth + 1, count: &count) }
-        case .mapping(let mapping):
-            var result: [String: Any] = [:]
-            for (key, value) in mapping {
-                guard case .scalar(let scalar) = key, key.anchor == nil else {
-                    throw VariablesError("a key must be a plain value", line: key.mark?.line)
-                }
-                result[scalar.string] = try convert(value, depth: depth + 1, count: &count)
-            }
-            return result
         }
+        return .success(mapping)
     }
 
     static func isVariableName(_ text: String) -> Bool {

@@ -146,7 +146,8 @@ struct RolloutPages {
                     "has_check_url": !rollout.checkURL.isEmpty, "plan_job_id": rollout.planJobID as Any, "stale": stale,
                 ]),
                 "plan": plan, "no_plan": plan.isEmpty, "approvals": approvals, "waves": waves, "results": results, "has_results": !results.isEmpty,
-                "can_decide": permissions.contains(.approve) && rollout.state == .awaitingApproval && context.actor.actor != rollout.requestedBy,
+                "can_decide": try permissions.contains(.approve) && rollout.state == .awaitingApproval && context.actor.actor != rollout.requestedBy
+                    && !service.isAuthor(rollout.id, actor: context.actor.actor),
                 "is_requester": context.actor.actor == rollout.requestedBy && rollout.state == .awaitingApproval,
                 "can_pause": permissions.contains(.operate) && (rollout.state == .running || rollout.state == .approved),
                 "can_resume": permissions.contains(.operate) && rollout.state == .paused,

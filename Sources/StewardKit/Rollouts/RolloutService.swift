@@ -186,6 +186,7 @@ public struct RolloutService: Sendable {
                         """,
                     arguments: StatementArguments(Self.values(rollout) + ["planning", who.actor, rollout.rollbackOf, 1, nowMS, nowMS]))
                 let id = db.lastInsertedRowID
+                try Self.recordAuthor(db, rollout: id, actor: who.actor, revision: 1)
                 try AuditLog.append(db, by: who, action: "rollout.create", target: "rollout:\(id)", after: Self.audit(rollout), now: now)
                 return id
             }
@@ -202,6 +203,7 @@ public struct RolloutService: Sendable {
                 sql:
                     "UPDATE rollouts SET \(assignments), state = 'planning', state_detail = '', revision = revision + 1, updated_at = ? WHERE id = ?",
                 arguments: StatementArguments(Self.values(rollout) + [nowMS, rollout.id]))
+            try Self.recordAuthor(db, rollout: rollout.id, actor: who.actor, revision: before.revision + 1)
             let reset =
                 try Int.fetchOne(
                     db, sql: "SELECT COUNT(*) FROM rollout_approvals WHERE rollout_id = ? AND revision = ? AND decision = 'approve'",
@@ -250,6 +252,9 @@ public struct RolloutService: Sendable {
         guard who.actor != rollout.requestedBy else {
             throw Problem(status: .forbidden, detail: "\(who.actor) requested this rollout and cannot approve it; another approver must")
         }
+        if try isAuthor(id, actor: who.actor) {
+            throw Problem(status: .forbidden, detail: "\(who.actor) wrote a revision of this rollout and cannot approve it; another approver must")
+        }
         if EpochMilliseconds.from(now) > rollout.expiresAt {
             try setState(id, .expired, detail: "the approval window ended at \(RFC3339.string(milliseconds: rollout.expiresAt) ?? "")", now: now)
             throw Problem(status: .conflict, detail: "rollout \(id) expired before it was approved")
@@ -286,6 +291,20 @@ public struct RolloutService: Sendable {
         if approved { wakeDriver() }
         if approved { await notify(try self.rollout(id: id)!, event: "approved", detail: "approved by \(who.actor); it starts with the canary wave") }
         return try self.rollout(id: id)!
+    }
+
+    /// Remember who wrote a revision (four-eyes covers every author, not only the first requester).
+    static func recordAuthor(_ db: Database, rollout: Int64, actor: String, revision: Int) throws {
+        try db.execute(
+            sql: "INSERT OR IGNORE INTO rollout_authors (rollout_id, actor, first_revision) VALUES (?, ?, ?)", arguments: [rollout, actor, revision])
+    }
+
+    /// Whether `actor` wrote any revision of the rollout.
+    public func isAuthor(_ id: Int64, actor: String) throws -> Bool {
+        try database.read { db in
+            try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM rollout_authors WHERE rollout_id = ? AND actor = ?)", arguments: [id, actor])
+                ?? false
+        }
     }
 
     /// Deny, with a reason the requester will read.

@@ -50,7 +50,7 @@ final class BackupHarness: Sendable {
         plan.repositoryID = repository.id
         plan.paths = paths
         configure(&plan)
-        return try service.save(plan, timing: BackupPlanTiming(), by: .system, now: Date())
+        return try service.save(plan, timing: BackupPlanTiming(), by: .system, isAdmin: true, now: Date())
     }
 
     func run(_ kind: String, _ params: String) async throws -> Job {
@@ -118,7 +118,7 @@ struct BackupJobTests {
         let request = BackupService.RestoreRequest(
             repositoryID: repository.id, planID: plan.id, snapshot: run.snapshotID!, includes: [], target: target, hostID: harness.localhost.id,
             confirm: "")
-        let restoreJob = try await harness.runner.enqueue(try await harness.service.prepareRestore(request, by: .system))
+        let restoreJob = try await harness.runner.enqueue(try await harness.service.prepareRestore(request, by: .system, isAdmin: true))
         _ = try await waitUntil(timeout: .seconds(120)) { try harness.runner.store.job(id: restoreJob.id)?.state.isFinished == true }
         let restored = try #require(try harness.runner.store.job(id: restoreJob.id))
         let restoreLog = try harness.log(restored)
@@ -149,13 +149,13 @@ struct BackupJobTests {
         _ = try await harness.backup(plan)
         var request = BackupService.RestoreRequest(
             repositoryID: repository.id, planID: plan.id, snapshot: "latest", includes: [], target: source, hostID: harness.localhost.id, confirm: "")
-        await #expect { try await harness.service.prepareRestore(request, by: .system) } throws: { error in
+        await #expect { try await harness.service.prepareRestore(request, by: .system, isAdmin: true) } throws: { error in
             ((error as? Problem)?.errors?["confirm"] ?? "").contains("live path")
         }
         request.confirm = source + "/"
-        await #expect(throws: Problem.self) { try await harness.service.prepareRestore(request, by: .system) }
+        await #expect(throws: Problem.self) { try await harness.service.prepareRestore(request, by: .system, isAdmin: true) }
         request.confirm = source
-        let job = try await harness.service.prepareRestore(request, by: .system)
+        let job = try await harness.service.prepareRestore(request, by: .system, isAdmin: true)
         #expect(job.reason.contains("confirmed restore over"))
         // Traversal and other refusals (SECURITY.md class 7).
         for (target, include, snapshot) in [
@@ -166,12 +166,12 @@ struct BackupJobTests {
                 repositoryID: repository.id, planID: nil, snapshot: snapshot, includes: include.isEmpty ? [] : [include], target: target,
                 hostID: harness.localhost.id,
                 confirm: target)
-            await #expect(throws: Problem.self, "\(target) \(include) \(snapshot)") { try await harness.service.prepareRestore(request, by: .system) }
+            await #expect(throws: Problem.self, "\(target) \(include) \(snapshot)") { try await harness.service.prepareRestore(request, by: .system, isAdmin: true) }
         }
         request = BackupService.RestoreRequest(
             repositoryID: repository.id, planID: nil, snapshot: "latest", includes: [], target: repository.path + "/sub",
             hostID: harness.localhost.id, confirm: "")
-        await #expect { try await harness.service.prepareRestore(request, by: .system) } throws: { error in
+        await #expect { try await harness.service.prepareRestore(request, by: .system, isAdmin: true) } throws: { error in
             ((error as? Problem)?.errors?["target"] ?? "").contains("overlaps the repository")
         }
     }
@@ -183,7 +183,12 @@ struct BackupJobTests {
         let repository = try await harness.repository("shared")
         let marker = harness.directory.path + "/overlap"
         // Each run's pre hook fails if the other run's hook is inside its window.
-        let hook = ["/bin/sh", "-c", "test ! -e \(marker) && touch \(marker) && sleep 1.5 && rm \(marker)"]
+        let config = ConfigRepository(dataDirectory: harness.service.dataDirectory)
+        try config.prepare()
+        _ = try await config.save(
+            "hooks/overlap.sh", content: "#!/bin/sh\ntest ! -e \(marker) && touch \(marker) && sleep 1.5 && rm \(marker)\n", message: "test hook",
+            author: "tests", lock: RepositoryLock())
+        let hook = ["overlap.sh"]
         let first = try harness.plan("first", repository: repository, paths: [source]) { $0.preHook = hook }
         let second = try harness.plan("second", repository: repository, paths: [source]) { $0.preHook = hook }
         async let a = harness.backup(first)

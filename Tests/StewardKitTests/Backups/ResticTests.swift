@@ -133,7 +133,8 @@ struct ResticTests {
                 && BackupService.snapshotProblem("latest") == nil)
         #expect(BackupService.snapshotProblem("5B4DBEDD") != nil && BackupService.snapshotProblem("--help") != nil)
         #expect(
-            BackupPaths.hookProblem(["-rf"]) != nil && BackupPaths.hookProblem(["pg_dump", "--file=/x"]) == nil && BackupPaths.hookProblem([]) == nil)
+            !BackupService.isHookName("-rf") && !BackupService.isHookName("../x.sh") && !BackupService.isHookName("a b")
+                && BackupService.isHookName("dump-database.sh"))
     }
 
     @Test func verifySubsetsFollowResticsSyntax() {

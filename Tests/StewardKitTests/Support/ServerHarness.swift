@@ -14,7 +14,9 @@ struct ServerHarness: @unchecked Sendable {
 
     init(
         configure: (inout StewardConfiguration) -> Void = { _ in }, authenticator: (any PasswordAuthenticating)? = nil,
-        throttle: LoginThrottlePolicy = .fast
+        throttle: LoginThrottlePolicy = .fast,
+        // Test users are not Unix accounts; tests of account standing pass their own lookup.
+        accountStanding: @escaping @Sendable (String) -> AccountStanding = { _ in .usable }
     ) async throws {
         var configuration = StewardConfiguration(dataDirectory: directory.path + "/data")
         configuration.tls = false
@@ -29,7 +31,8 @@ struct ServerHarness: @unchecked Sendable {
                     try await context.run(ProcessCommand(["echo", "output of \(context.job.title)"]))
                 }
             ],
-            authenticator: authenticator, groupsOf: { user in user.hasPrefix("member-") ? ["staff"] : [] }, throttlePolicy: throttle)
+            authenticator: authenticator, groupsOf: { user in user.hasPrefix("member-") ? ["staff"] : [] }, throttlePolicy: throttle,
+            accountStanding: accountStanding)
     }
 
     /// Run a job to completion through the real runner loop.

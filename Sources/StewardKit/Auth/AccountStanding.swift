@@ -1,0 +1,70 @@
+import CPAM
+import Foundation
+import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Whether a Unix account may still use Steward (SECURITY.md class 16): sessions and API tokens stop working as
+/// soon as their owner is deleted, locked, expired or owes a password change, as a new login would be refused.
+public enum AccountStanding: Sendable, Equatable {
+    case usable
+    case deleted
+    case locked
+    case expired
+    case passwordChangeRequired
+
+    /// Why a credential of `user` no longer works, for the 401.
+    public func refusal(user: String) -> String? {
+        switch self {
+        case .usable: nil
+        case .deleted: "the Unix account \(user) no longer exists, so its sessions and tokens no longer work"
+        case .locked: "the Unix account \(user) is locked, so its sessions and tokens no longer work until it is unlocked"
+        case .expired: "the Unix account \(user) has expired, so its sessions and tokens no longer work until an administrator extends it"
+        case .passwordChangeRequired:
+            "the Unix account \(user) must change its password; change it on the machine, then sign in again"
+        }
+    }
+
+    /// The account's standing from the password and shadow databases, the same facts pam_unix's account stage reads.
+    public static func read(user: String, now: Date = Date()) -> AccountStanding {
+        guard getpwnam(user) != nil else { return .deleted }
+        // Without a shadow entry (NIS, LDAP through NSS without shadow) there is nothing more to check here.
+        guard let shadow = getspnam(user) else { return .usable }
+        let password: String = shadow.pointee.sp_pwdp.map { String(cString: $0) } ?? ""
+        if password.hasPrefix("!") { return .locked }
+        let today = Int(now.timeIntervalSince1970 / 86_400)
+        let expire = Int(shadow.pointee.sp_expire)
+        if expire > 0, today >= expire { return .expired }
+        let lastChange = Int(shadow.pointee.sp_lstchg)
+        if lastChange == 0 { return .passwordChangeRequired }
+        let maximum = Int(shadow.pointee.sp_max)
+        if lastChange > 0, maximum >= 0, maximum < 99_999, today > lastChange + maximum { return .passwordChangeRequired }
+        return .usable
+    }
+}
+
+/// Account standings, read at most once a minute per user: every request asks, and NSS is not free.
+public final class AccountStandingCache: Sendable {
+    let lookup: @Sendable (String) -> AccountStanding
+    let maximumAge: TimeInterval
+    let entries = Mutex<[String: (standing: AccountStanding, at: Date)]>([:])
+
+    public init(maximumAge: TimeInterval = 60, lookup: @escaping @Sendable (String) -> AccountStanding = { AccountStanding.read(user: $0) }) {
+        self.lookup = lookup
+        self.maximumAge = maximumAge
+    }
+
+    public func standing(of user: String, now: Date = Date()) -> AccountStanding {
+        if let cached = entries.withLock({ $0[user] }), now.timeIntervalSince(cached.at) < maximumAge, now >= cached.at {
+            return cached.standing
+        }
+        let fresh = lookup(user)
+        entries.withLock { entries in
+            if entries.count > 10_000 { entries.removeAll() }
+            entries[user] = (fresh, now)
+        }
+        return fresh
+    }
+}
