@@ -227,7 +227,9 @@ public struct StewardServer {
         let server: HTTPServerBuilder = try tls.map { try .tls(http1, tlsConfiguration: try $0.serverConfiguration()) } ?? http1
         return Application(
             router: router, server: server,
-            configuration: .init(address: .hostname(configuration.bind, port: configuration.port), serverName: nil),
+            // A deep accept queue (the kernel caps it at somaxconn): a connection burst must not drop a client's SYN,
+            // which costs it a one-second retransmit.
+            configuration: .init(address: .hostname(configuration.bind, port: configuration.port), serverName: nil, backlog: 4096),
             onServerRunning: onServerRunning, logger: logger)
     }
 
