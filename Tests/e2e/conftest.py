@@ -82,12 +82,15 @@ def steward_environment() -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith("STEWARD_")}
     env["STEWARD_METRICS_INTERVAL_SECONDS"] = "2"
     env["STEWARD_ALERT_INTERVAL_SECONDS"] = "2"
+    # Account standing (deleted, locked, expired) is read again after 2 s instead of a minute.
+    env["STEWARD_ACCOUNT_RECHECK_SECONDS"] = "2"
     return env
 
 
-def start_steward(data: pathlib.Path, output: pathlib.Path, port: int) -> RunningSteward:
+def start_steward(data: pathlib.Path, output: pathlib.Path, port: int, extra_env: dict | None = None) -> RunningSteward:
     """`steward serve` with its defaults (HTTPS, self-signed certificate) on 127.0.0.1:port, once it answers /readyz."""
     env = steward_environment()
+    env.update(extra_env or {})
     with open(output, "ab") as log:
         process = subprocess.Popen(
             [str(_binary()), "serve", "--data", str(data), "--bind", "127.0.0.1", "--port", str(port)],

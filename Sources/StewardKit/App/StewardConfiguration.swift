@@ -34,6 +34,8 @@ public struct StewardConfiguration: Sendable, Equatable {
     public var retentionGraceMinutes = 120
     /// Peers whose X-Forwarded-For is believed (reverse proxies); nobody else's is.
     public var trustedProxies: [AddressRange] = []
+    /// Seconds a Unix account's standing (exists, unlocked, unexpired) is trusted before it is read again.
+    public var accountRecheckSeconds = 60
     /// Open connections at most, and per client address; lowered at start to half the descriptor limit if need be.
     public var maxConnections = 4096
     public var maxConnectionsPerAddress = 256
@@ -164,6 +166,7 @@ extension StewardConfiguration {
         integer("alert_interval_seconds", 1...3600, \.alertIntervalSeconds),
         integer("session_lifetime_hours", 1...720, \.sessionLifetimeHours),
         integer("retention_grace_minutes", 0...10080, \.retentionGraceMinutes),
+        integer("account_recheck_seconds", 1...60, \.accountRecheckSeconds),
         integer("max_connections", 16...1_000_000, \.maxConnections),
         integer("max_connections_per_address", 1...1_000_000, \.maxConnectionsPerAddress),
         integer("header_timeout_seconds", 1...600, \.headerTimeoutSeconds),

@@ -132,7 +132,7 @@ public struct StewardServer {
             secondFactors: SecondFactorStore(database: database, masterKey: secret),
             throttle: LoginThrottle(database: database, policy: throttlePolicy),
             authenticator: authenticator ?? PAMAuthenticator(service: configuration.pamService), setup: SetupToken(),
-            secureCookies: configuration.tls, groupsOf: groupsOf, standings: AccountStandingCache(lookup: accountStanding))
+            secureCookies: configuration.tls, groupsOf: groupsOf, standings: AccountStandingCache(maximumAge: TimeInterval(configuration.accountRecheckSeconds), lookup: accountStanding))
         let pages = try await PageRenderer(
             templatesDirectory: resources + "/Templates", navigation: navigation, secureCookies: configuration.tls, signingKey: secret)
         let metrics = HTTPMetrics()

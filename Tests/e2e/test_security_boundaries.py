@@ -1,0 +1,261 @@
+"""SECURITY.md classes 14-17 against the real server: foreign Host headers, TLS suites, credentials of Unix accounts
+that were deleted, locked, expired or must change their password, hooks that come only from the config repo, the
+enabled switch, a YAML alias bomb, and a connection flood."""
+import http.client
+import os
+import pathlib
+import socket
+import ssl
+import subprocess
+import tempfile
+import time
+import urllib.parse
+
+import pytest
+
+from conftest import (Api, _binary, _free_port, make_account, remove_account, start_steward, steward_environment,
+                      stop_steward, wait_job)
+
+
+def unverified() -> ssl.SSLContext:
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+def port_of(steward) -> int:
+    return urllib.parse.urlsplit(steward.base_url).port
+
+
+def request(steward, path, host=None, method="GET", source="127.0.0.1", timeout=10):
+    connection = http.client.HTTPSConnection("127.0.0.1", port_of(steward), context=unverified(), timeout=timeout,
+                                             source_address=(source, 0))
+    try:
+        connection.putrequest(method, path, skip_host=True)
+        connection.putheader("Host", host or f"127.0.0.1:{port_of(steward)}")
+        connection.endheaders()
+        response = connection.getresponse()
+        return response.status, response.read().decode(errors="replace")
+    finally:
+        connection.close()
+
+
+def token_for(steward, user, role):
+    subprocess.run([str(_binary()), "role", "grant", role, "--user", user, "--data", str(steward.data)], check=True,
+                   capture_output=True, env=steward_environment(), cwd="/")
+    created = subprocess.run([str(_binary()), "token", "create", "--user", user, "--name", "e2e security", "--role", role,
+                              "--data", str(steward.data)], check=True, capture_output=True, text=True,
+                             env=steward_environment(), cwd="/")
+    return created.stdout.strip().splitlines()[-1]
+
+
+def test_class_17_a_foreign_host_is_refused_before_any_page(steward):
+    for path in ("/login", "/setup", "/healthz", "/api/v1/me"):
+        status, body = request(steward, path, host="evil.example")
+        assert status == 421, (path, status)
+        assert "<form" not in body and "allowed_hosts" in body
+    # DNS rebinding: the attacker's name resolving to our address changes nothing.
+    status, _ = request(steward, "/login", host=f"evil.example:{port_of(steward)}")
+    assert status == 421
+    assert request(steward, "/login", host=f"localhost:{port_of(steward)}")[0] == 200
+    assert request(steward, "/healthz")[0] == 200
+
+
+def test_class_17_a_state_change_with_the_attackers_origin_is_refused(steward):
+    connection = http.client.HTTPSConnection("127.0.0.1", port_of(steward), context=unverified(), timeout=10)
+    body = "user=x&password=y"
+    connection.request("POST", "/login", body=body, headers={
+        "Host": f"127.0.0.1:{port_of(steward)}", "Origin": "https://evil.example",
+        "Content-Type": "application/x-www-form-urlencoded"})
+    assert connection.getresponse().status == 403
+
+
+def test_item_9_tls_1_2_offers_only_aead_suites(steward):
+    def handshake(ciphers):
+        context = unverified()
+        context.maximum_version = ssl.TLSVersion.TLSv1_2
+        context.set_ciphers(ciphers + ":@SECLEVEL=0")
+        with socket.create_connection(("127.0.0.1", port_of(steward)), timeout=10) as raw:
+            try:
+                with context.wrap_socket(raw) as tls:
+                    return tls.cipher()[0]
+            except ssl.SSLError:
+                return None
+
+    for weak in ("ECDHE-RSA-AES128-SHA", "ECDHE-RSA-AES256-SHA", "AES128-SHA", "AES256-SHA", "AES128-GCM-SHA256",
+                 "ECDHE-ECDSA-AES128-SHA"):
+        assert handshake(weak) is None, weak
+    chosen = handshake("ECDHE+AESGCM:ECDHE+CHACHA20")
+    assert chosen is not None and ("GCM" in chosen or "CHACHA20" in chosen)
+
+
+def test_item_9_anonymous_callers_learn_no_version_or_host_name(steward):
+    status, body = request(steward, "/healthz")
+    assert status == 200 and body == '{"status":"ok"}'
+    status, body = request(steward, "/login")
+    assert socket.gethostname() not in body and "footer" not in body
+
+
+@pytest.mark.parametrize("change", ["userdel", "usermod -L", "usermod -e 1", "chage -d 0"])
+def test_class_16_credentials_follow_the_unix_account(steward, change):
+    person = make_account("steward-test-cred")
+    try:
+        token = token_for(steward, person.name, "operator")
+        api = Api(steward, token)
+        status, me = api.call("GET", "/api/v1/me")
+        assert status == 200 and me["user"] == person.name
+        subprocess.run(change.split() + [person.name], check=True, capture_output=True)
+        # The standing is read again after account_recheck_seconds (2 s for test servers).
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            status, problem = api.call("GET", "/api/v1/me")
+            if status == 401:
+                break
+            time.sleep(0.5)
+        assert status == 401, (change, status)
+        expected = {"userdel": "no longer exists", "usermod -L": "is locked", "usermod -e 1": "has expired",
+                    "chage -d 0": "must change its password"}[change]
+        assert expected in problem["detail"], problem
+    finally:
+        remove_account(person)
+
+
+def test_class_14_hooks_come_from_the_config_repo_and_jobs_honour_a_disabled_host(steward, api, tmp_path):
+    person = make_account("steward-test-op")
+    marker = tmp_path / "hook-ran"
+    try:
+        operator = Api(steward, token_for(steward, person.name, "operator"))
+        source = tmp_path / "src"
+        source.mkdir()
+        (source / "file.txt").write_text("hello\n")
+        status, repository = api.call("POST", "/api/v1/backups/repositories", {
+            "name": "e2e security", "path": str(tmp_path / "repo"), "password": "correct horse battery staple"})
+        assert status == 201, repository
+        # The finding: an operator's plan with a free argv hook. Refused now, whatever the argv.
+        for hook in (["/usr/bin/id"], ["/bin/sh", "-c", "id"]):
+            status, problem = operator.call("POST", "/api/v1/backups/plans", {
+                "name": "e2e argv hook", "repository": repository["id"], "host": "localhost", "paths": [str(source)],
+                "pre_hook": hook})
+            assert status == 422 and "hooks/" in problem["errors"]["pre_hook"], problem
+        # Only an admin writes hooks/; the operator chooses one by name.
+        assert operator.commit_file("hooks/e2e-id.sh", "#!/bin/sh\nid\n", "operator tries") == 403
+        hook = f"#!/bin/sh\necho \"hook ran as $(id -un) result=${{STEWARD_BACKUP_RESULT:-none}}\" > {marker}\n"
+        assert api.commit_file("hooks/e2e-marker.sh", hook, "e2e: a reviewed hook") == 303
+        status, plan = operator.call("POST", "/api/v1/backups/plans", {
+            "name": "e2e reviewed hook", "repository": repository["id"], "host": "localhost", "paths": [str(source)],
+            "pre_hook": ["e2e-marker.sh"]})
+        assert status == 201, plan
+        status, job = operator.call("POST", f"/api/v1/backups/plans/{plan['id']}/run")
+        assert status == 202, job
+        job = wait_job(operator, job["id"], timeout=180)
+        assert job["state"] == "succeeded", job
+        assert marker.read_text().startswith("hook ran as ")
+        # The panel's secrets stay out of an operator's plans.
+        status, problem = operator.call("POST", "/api/v1/backups/plans", {
+            "name": "e2e shadow", "repository": repository["id"], "host": "localhost", "paths": ["/etc/shadow"]})
+        assert status == 403, problem
+        status, problem = operator.call("PATCH", f"/api/v1/backups/plans/{plan['id']}", {"paths": [str(steward.data)]})
+        assert status == 403, problem
+        # The enabled switch: a backup job on a disabled localhost does not run.
+        marker.unlink()
+        status, _ = api.call("PATCH", "/api/v1/hosts/1", {"enabled": False})
+        assert status == 200
+        try:
+            status, job = api.call("POST", f"/api/v1/backups/plans/{plan['id']}/run")
+            assert status == 202, job
+            job = wait_job(api, job["id"], timeout=120)
+            assert job["state"] == "failed" and "disabled" in job["error"], job
+            assert not marker.exists()
+            status, problem = api.call("POST", "/api/v1/hosts/1/users", {"action": "create", "name": "steward-test-nope"})
+            assert status == 409 and "disabled" in problem["detail"]
+        finally:
+            assert api.call("PATCH", "/api/v1/hosts/1", {"enabled": True})[0] == 200
+        api.call("DELETE", f"/api/v1/backups/plans/{plan['id']}")
+    finally:
+        remove_account(person)
+
+
+def test_class_15_a_yaml_alias_bomb_is_refused_quickly_and_memory_stays_flat(steward, api):
+    bomb = 'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n'
+    for level in range(1, 10):
+        previous, name = chr(ord("a") + level - 1), chr(ord("a") + level)
+        bomb += f"{name}: &{name} [" + ",".join([f"*{previous}"] * 9) + "]\n"
+    bomb += "groups: *j\n"
+    assert len(bomb) < 500
+
+    def rss_kib():
+        for line in pathlib.Path(f"/proc/{steward.process.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+        return 0
+
+    before = rss_kib()
+    connection = http.client.HTTPSConnection("127.0.0.1", port_of(steward), context=unverified(), timeout=30)
+    started = time.monotonic()
+    connection.request("POST", "/api/v1/alerts/rules/import", body=bomb,
+                       headers={"Authorization": f"Bearer {api.token}", "Content-Type": "application/yaml"})
+    response = connection.getresponse()
+    body = response.read().decode()
+    elapsed = time.monotonic() - started
+    assert response.status == 422 and "more than 200000 values" in body, body
+    assert elapsed < 20, elapsed
+    assert rss_kib() - before < 300 * 1024, (before, rss_kib())
+
+
+def test_class_15_a_connection_flood_never_stops_the_server_answering_others():
+    """A server with small caps (64 connections, 16 per address, 2 s for a request head) under 600 idle and 100
+    slow-header connections from 20 loopback addresses: a normal client keeps getting answers, the idle ones are
+    closed, and the process is alive afterwards."""
+    with tempfile.TemporaryDirectory(prefix="steward-flood-") as temp:
+        running = start_steward(pathlib.Path(temp) / "data", pathlib.Path(temp) / "steward.log", _free_port(), {
+            "STEWARD_MAX_CONNECTIONS": "64", "STEWARD_MAX_CONNECTIONS_PER_ADDRESS": "16",
+            "STEWARD_HEADER_TIMEOUT_SECONDS": "2"})
+        port = urllib.parse.urlsplit(running.base_url).port
+        flood = []
+        try:
+            for index in range(700):
+                raw = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                raw.bind((f"127.0.1.{index % 20 + 1}", 0))
+                raw.settimeout(5)
+                try:
+                    raw.connect(("127.0.0.1", port))
+                except OSError:
+                    raw.close()
+                    continue
+                if index % 7 == 0:
+                    raw.sendall(b"\x16\x03\x01")  # the start of a TLS record that never finishes
+                flood.append(raw)
+            assert len(flood) > 600
+            failures, answered = 0, 0
+            deadline = time.monotonic() + 8
+            while time.monotonic() < deadline:
+                try:
+                    status, _ = request(running, "/healthz", source="127.0.0.2", timeout=5)
+                    answered += status == 200
+                except OSError:
+                    failures += 1
+                for raw in flood[::50]:
+                    try:
+                        raw.send(b"\x03")
+                    except OSError:
+                        pass
+                time.sleep(0.1)
+            assert answered >= 20 and failures == 0, (answered, failures)
+            closed = 0
+            for raw in flood:
+                raw.settimeout(0.01)
+                try:
+                    if raw.recv(1) == b"":
+                        closed += 1
+                except socket.timeout:
+                    pass
+                except OSError:
+                    closed += 1
+            assert closed > len(flood) * 0.9, (closed, len(flood))
+            assert running.process.poll() is None
+            assert request(running, "/healthz", source="127.0.0.2")[0] == 200
+        finally:
+            for raw in flood:
+                raw.close()
+            stop_steward(running)
