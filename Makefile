@@ -10,7 +10,7 @@ DATA ?= /var/lib/steward
 PREFIX ?= /usr/local
 STEWARD_FLAGS ?=
 
-.PHONY: run test deps build release unit-test e2e-test bench install clean pam
+.PHONY: run test deps build release unit-test e2e-test bench install clean pam user
 
 # Install whichever of the named Debian packages are missing (needs root only when something is missing).
 define apt_ensure
@@ -44,7 +44,7 @@ pam:
 	fi
 
 ## run: build a release binary and start Steward with its defaults (HTTPS on port 10000, data in $(DATA)).
-run: release pam
+run: release pam user
 	.build/release/steward serve --data $(DATA) $(STEWARD_FLAGS)
 
 # PAM tests run in a process of their own: pam_wrapper must be preloaded at start, and other tests' subprocesses
@@ -74,11 +74,50 @@ bench: release pam
 	bench/rollout
 	bench/retention
 
-## install: binary in $(PREFIX)/bin, resources in $(PREFIX)/share/steward, where the binary looks for them.
-install: release
+## user: the steward system user the web process runs as under privilege separation (no login, no home made).
+user:
+	@if ! getent passwd steward >/dev/null; then \
+	  if [ "$$(id -u)" != 0 ]; then echo "run as root to create the steward system user" >&2; exit 1; fi; \
+	  useradd --system --user-group --no-create-home --home-dir $(DATA) --shell /usr/sbin/nologin steward; \
+	  echo "created the steward system user"; \
+	fi
+
+SYSTEMD_UNIT ?= /etc/systemd/system/steward.service
+
+## install: binary in $(PREFIX)/bin, resources in $(PREFIX)/share/steward, where the binary looks for them, the
+## steward user, and a hardened systemd unit (see docs/SECURITY.md for what each setting allows and why).
+install: release pam user
 	install -D -m 0755 .build/release/steward $(PREFIX)/bin/steward
 	mkdir -p $(PREFIX)/share/steward
 	cp -R Templates Public migrations $(PREFIX)/share/steward/
+	@mkdir -p $(dir $(SYSTEMD_UNIT))
+	@printf '%s\n' \
+	  '[Unit]' \
+	  'Description=Steward web administration panel' \
+	  'After=network-online.target' \
+	  'Wants=network-online.target' \
+	  '' \
+	  '[Service]' \
+	  'ExecStart=$(PREFIX)/bin/steward serve --data $(DATA)' \
+	  'Restart=on-failure' \
+	  'LimitNOFILE=65536' \
+	  'NoNewPrivileges=yes' \
+	  'PrivateTmp=yes' \
+	  'PrivateDevices=no' \
+	  'ProtectKernelTunables=yes' \
+	  'ProtectKernelModules=yes' \
+	  'ProtectKernelLogs=yes' \
+	  'ProtectControlGroups=yes' \
+	  'ProtectClock=yes' \
+	  'RestrictRealtime=yes' \
+	  'LockPersonality=yes' \
+	  'SystemCallArchitectures=native' \
+	  'RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6 AF_NETLINK' \
+	  'UMask=0077' \
+	  '' \
+	  '[Install]' \
+	  'WantedBy=multi-user.target' > $(SYSTEMD_UNIT)
+	@echo "installed $(SYSTEMD_UNIT); start it with: systemctl daemon-reload && systemctl enable --now steward"
 
 clean:
 	rm -rf .build

@@ -94,6 +94,8 @@ func fail(_ error: any Error) -> ExitCode {
 struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Run the web server (the default command).")
     @OptionGroup var options: ServerOptions
+    /// Set only by the root helper when it starts the web process: the helper's socket.
+    @Option(name: .customLong("privsep-fd"), help: .hidden) var privsepDescriptor: Int32?
 
     func run() async throws {
         let configuration: StewardConfiguration
@@ -102,6 +104,17 @@ struct Serve: AsyncParsableCommand {
         let format = configuration.logFormat
         LoggingSystem.bootstrap { StewardLogHandler(label: $0, level: level, format: format) }
         let logger = Logger(label: "steward")
+        var helper: HelperClient?
+        if let privsepDescriptor {
+            // The web process: become steward before anything is opened or read.
+            // The drop itself happened before main, before any thread existed (see CSpawn); check it held.
+            do { try PrivilegeSeparation.verifyDropped() } catch { throw fail(error) }
+            helper = HelperClient(descriptor: privsepDescriptor)
+            logger.notice("web process running unprivileged", metadata: ["user": "\(PrivilegeSeparation.userName)", "uid": "\(getuid())"])
+        } else if configuration.privilegeSeparation, getuid() == 0 {
+            try await superviseWebProcess(configuration: configuration, logger: logger)
+            return
+        }
         // Connections are capped well below the open-file limit; raise it first so the caps have room.
         let descriptors = DescriptorLimit.raiseToHard()
         if descriptors.after != descriptors.before {
@@ -114,7 +127,16 @@ struct Serve: AsyncParsableCommand {
             guard try directory.holdServeLock() else {
                 throw Fatal(message: "another steward serve is already using \(directory.path) (it holds serve.lock); stop it first")
             }
-            server = try await StewardServer.build(configuration: configuration, logger: logger)
+            if let helper {
+                server = try await StewardServer.build(
+                    configuration: configuration, logger: logger, authenticator: HelperAuthenticator(client: helper),
+                    accountStanding: { user in
+                        guard case .standing(let name) = try? await helper.ask(.standing(user: user)) else { return .deleted }
+                        return AccountStanding(name: name)
+                    })
+            } else {
+                server = try await StewardServer.build(configuration: configuration, logger: logger)
+            }
         } catch {
             throw fail(error)
         }
@@ -127,6 +149,51 @@ struct Serve: AsyncParsableCommand {
             throw fail(Fatal(message: "server stopped: \(error) (is port \(configuration.port) on \(configuration.bind) already in use?)"))
         }
     }
+}
+
+/// The root side of `steward serve` under privilege separation: make the system user, hand it the data directory,
+/// start the web process as it, answer the web process's PAM and account requests, pass signals on, and end with it.
+func superviseWebProcess(configuration: StewardConfiguration, logger: Logger) async throws {
+    let pid: pid_t
+    let helperSocket: Int32
+    do {
+        let directory = DataDirectory(path: configuration.dataDirectory)
+        try directory.prepare()
+        let account = try PrivilegeSeparation.ensureUser(home: configuration.dataDirectory, logger: logger)
+        try PrivilegeSeparation.handOver(dataDirectory: configuration.dataDirectory, to: account, logger: logger)
+        let (helperEnd, webEnd) = try PrivilegeSeparation.socketPair()
+        var arguments = Array(CommandLine.arguments.dropFirst())
+        if arguments.first == "serve" { arguments.removeFirst() }
+        pid = try PrivilegeSeparation.spawnWebProcess(arguments: ["serve"] + arguments, socket: webEnd)
+        close(webEnd)
+        helperSocket = helperEnd
+        logger.notice("privileged helper started the web process", metadata: ["pid": "\(pid)", "user": "\(PrivilegeSeparation.userName)"])
+    } catch {
+        throw fail(error)
+    }
+    let helper = PrivilegedHelper(descriptor: helperSocket, pamService: configuration.pamService, logger: logger)
+    Thread.detachNewThread { helper.serve() }
+    // SIGTERM and SIGINT go to the web process, which shuts down gracefully; the helper ends when it does.
+    var sources: [any DispatchSourceSignal] = []
+    for number in [SIGTERM, SIGINT, SIGHUP] {
+        signal(number, SIG_IGN)
+        let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+        source.setEventHandler { kill(pid, number) }
+        source.resume()
+        sources.append(source)
+    }
+    let status: Int32 = await withCheckedContinuation { continuation in
+        Thread.detachNewThread {
+            var status: Int32 = 0
+            while waitpid(pid, &status, 0) < 0, errno == EINTR {}
+            continuation.resume(returning: status)
+        }
+    }
+    withExtendedLifetime(sources) {}
+    let signalled = status & 0x7f
+    let code = signalled == 0 ? (status >> 8) & 0xff : 128 + signalled
+    logger.notice("web process ended; the helper stops too", metadata: ["status": "\(code)"])
+    if code != 0 { throw ExitCode(code) }
 }
 
 /// What an operator needs on the console after start: where to go and what was made for them.

@@ -17,6 +17,20 @@ from conftest import (Api, _binary, _free_port, make_account, remove_account, st
                       stop_steward, wait_job)
 
 
+@pytest.fixture(scope="module")
+def steward(account):
+    """A server of this module's own: test_pages.py ends the session's shared server with SIGTERM."""
+    with tempfile.TemporaryDirectory(prefix="steward-security-") as temp:
+        data = pathlib.Path(temp) / "data"
+        subprocess.run([str(_binary()), "role", "grant", "admin", "--user", account.name, "--data", str(data)],
+                       check=True, env=steward_environment(), cwd="/", capture_output=True)
+        running = start_steward(data, pathlib.Path(temp) / "steward.log", _free_port())
+        try:
+            yield running
+        finally:
+            stop_steward(running)
+
+
 def unverified() -> ssl.SSLContext:
     context = ssl.create_default_context()
     context.check_hostname = False
@@ -259,3 +273,77 @@ def test_class_15_a_connection_flood_never_stops_the_server_answering_others():
             for raw in flood:
                 raw.close()
             stop_steward(running)
+
+
+def _processes_of(pid):
+    """(user, uid line, NoNewPrivs, CapEff) of a process, from /proc."""
+    status = pathlib.Path(f"/proc/{pid}/status").read_text()
+    fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+    user = subprocess.run(["ps", "-o", "user=", "-p", str(pid)], capture_output=True, text=True).stdout.strip()
+    return user, fields["Uid"].split(), fields["NoNewPrivs"].strip(), fields["CapEff"].strip()
+
+
+def _children(pid):
+    found = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True).stdout.split()
+    return [int(p) for p in found]
+
+
+def test_class_14_privilege_separation_runs_the_web_process_as_steward():
+    """With privilege_separation, `steward serve` as root keeps a helper and runs the server as the steward user
+    (no capabilities, no-new-privileges); the data directory made by root is handed over; PAM and account standing
+    go through the helper: a real sign-in works, and a locked account's token stops working."""
+    person = make_account("steward-test-priv")
+    with tempfile.TemporaryDirectory(prefix="steward-privsep-") as temp:
+        os.chmod(temp, 0o711)  # the web process must reach the data directory inside
+        data = pathlib.Path(temp) / "data"
+        # An earlier version's data directory: made by root.
+        subprocess.run([str(_binary()), "role", "grant", "admin", "--user", person.name, "--data", str(data)],
+                       check=True, env=steward_environment(), cwd="/", capture_output=True)
+        assert data.stat().st_uid == 0
+        running = start_steward(data, pathlib.Path(temp) / "steward.log", _free_port(),
+                                {"STEWARD_PRIVILEGE_SEPARATION": "true"})
+        try:
+            helper_user, helper_uid, _, _ = _processes_of(running.process.pid)
+            assert helper_user == "root" and helper_uid[0] == "0"
+            children = _children(running.process.pid)
+            assert len(children) == 1, children
+            web_user, web_uids, no_new_privs, capabilities = _processes_of(children[0])
+            steward_uid = str(subprocess.run(["id", "-u", "steward"], capture_output=True, text=True).stdout.strip())
+            assert web_user == "steward" and web_uids == [steward_uid] * 4, web_uids
+            assert no_new_privs == "1" and int(capabilities, 16) == 0
+            # Only steward (and root) can read the secrets.
+            for name in ("secret.key", "steward.db", "ssh/id_ed25519", "tls/key.pem"):
+                info = (data / name).stat()
+                assert str(info.st_uid) == steward_uid and info.st_mode & 0o077 == 0, name
+            assert "handed the data directory to the steward user" in running.output.read_text()
+            # A real PAM sign-in, answered by the helper.
+            port = urllib.parse.urlsplit(running.base_url).port
+            connection = http.client.HTTPSConnection("127.0.0.1", port, context=unverified(), timeout=30)
+            connection.request("GET", "/login")
+            page = connection.getresponse()
+            body = page.read().decode()
+            cookie = [c.split(";")[0] for c in page.headers.get_all("Set-Cookie")]
+            form_token = body.split('name="form_token" value="')[1].split('"')[0]
+            form = urllib.parse.urlencode({"form_token": form_token, "next": "/", "username": person.name,
+                                           "password": person.password})
+            connection.request("POST", "/login", body=form, headers={
+                "Cookie": "; ".join(cookie), "Content-Type": "application/x-www-form-urlencoded",
+                "Origin": f"https://127.0.0.1:{port}"})
+            signed_in = connection.getresponse()
+            signed_in.read()
+            assert signed_in.status == 303, signed_in.status
+            assert any("steward_session=" in c for c in signed_in.headers.get_all("Set-Cookie"))
+            # Account standing through the helper: a locked account's token stops working.
+            token = token_for(running, person.name, "operator")
+            api = Api(running, token)
+            assert api.call("GET", "/api/v1/me")[0] == 200
+            subprocess.run(["usermod", "-L", person.name], check=True)
+            deadline = time.monotonic() + 15
+            while time.monotonic() < deadline and api.call("GET", "/api/v1/me")[0] != 401:
+                time.sleep(0.5)
+            status, problem = api.call("GET", "/api/v1/me")
+            assert status == 401 and "is locked" in problem["detail"]
+        finally:
+            stop_steward(running)
+            remove_account(person)
+        assert running.process.returncode == 0, running.output.read_text()[-3000:]

@@ -12,4 +12,13 @@ int steward_spawn_add_chdir(posix_spawn_file_actions_t *actions, const char *pat
 /// so it inherits none of ours (listening sockets that libraries open without close-on-exec among them).
 int steward_spawn_add_closefrom(posix_spawn_file_actions_t *actions, int lowest);
 
+#include <sys/types.h>
+
+/// Become uid/gid for good: supplementary groups, real/effective/saved gid and uid (which clears every capability),
+/// then PR_SET_NO_NEW_PRIVS. 0 on success; -1 to -4 say which step failed (errno holds why).
+int steward_become(uid_t uid, gid_t gid);
+
+/// PR_GET_NO_NEW_PRIVS for the calling thread: 1 when set.
+int steward_no_new_privs(void);
+
 #endif

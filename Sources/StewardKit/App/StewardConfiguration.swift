@@ -34,6 +34,8 @@ public struct StewardConfiguration: Sendable, Equatable {
     public var retentionGraceMinutes = 120
     /// Peers whose X-Forwarded-For is believed (reverse proxies); nobody else's is.
     public var trustedProxies: [AddressRange] = []
+    /// Run the network-facing server as the `steward` system user, with a small root helper for PAM and account checks.
+    public var privilegeSeparation = false
     /// Seconds a Unix account's standing (exists, unlocked, unexpired) is trusted before it is read again.
     public var accountRecheckSeconds = 60
     /// Open connections at most, and per client address; lowered at start to half the descriptor limit if need be.
@@ -179,6 +181,11 @@ extension StewardConfiguration {
             let ranges = items.compactMap(AddressRange.init)
             guard ranges.count == items.count else { return false }
             config.trustedProxies = ranges
+            return true
+        },
+        Setting(name: "privilege_separation", accepted: "true or false") { config, value in
+            guard let flag = parseBool(value) else { return false }
+            config.privilegeSeparation = flag
             return true
         },
         Setting(

@@ -42,7 +42,7 @@ public struct StewardServer {
         processes: any ProcessRunning = LocalProcessRunner(), extraJobHandlers: [String: JobHandler] = [:],
         authenticator: (any PasswordAuthenticating)? = nil, groupsOf: @escaping @Sendable (String) -> [String] = UnixAccounts.groups(of:),
         throttlePolicy: LoginThrottlePolicy = LoginThrottlePolicy(),
-        accountStanding: @escaping @Sendable (String) -> AccountStanding = { AccountStanding.read(user: $0) }
+        accountStanding: @escaping @Sendable (String) async -> AccountStanding = { AccountStanding.read(user: $0) }
     ) async throws -> StewardServer {
         let dataDirectory = DataDirectory(path: configuration.dataDirectory)
         try dataDirectory.prepare()

@@ -128,7 +128,7 @@ struct IdentityMiddleware: RouterMiddleware {
         var newSessionID: String?
         if let authorization = request.headers[.authorization] {
             do {
-                context.identity = try tokenIdentity(authorization, context: context, now: now)
+                context.identity = try await tokenIdentity(authorization, context: context, now: now)
             } catch let problem as Problem {
                 // This runs before the error pages, so it answers for itself.
                 return problem.response(headers: [.wwwAuthenticate: "Bearer realm=\"steward\""])
@@ -136,7 +136,7 @@ struct IdentityMiddleware: RouterMiddleware {
         } else if let cookie = request.cookies[AccessServices.sessionCookie]?.value,
             var session = try services.sessions.validate(id: cookie, now: now)
         {
-            if let refusal = services.standings.standing(of: session.user, now: now).refusal(user: session.user) {
+            if let refusal = await services.standings.standing(of: session.user, now: now).refusal(user: session.user) {
                 _ = try services.sessions.revoke(idHash: session.idHash, by: "system (\(refusal))", now: now)
                 var response = Problem(status: .unauthorized, detail: refusal + "; sign in again once the account is in order").response()
                 response.headers.append(HTTPField(name: .setCookie, value: services.clearedSessionCookie()))
@@ -160,7 +160,7 @@ struct IdentityMiddleware: RouterMiddleware {
         return response
     }
 
-    func tokenIdentity(_ authorization: String, context: Context, now: Date) throws -> Identity {
+    func tokenIdentity(_ authorization: String, context: Context, now: Date) async throws -> Identity {
         let parts = authorization.split(separator: " ", maxSplits: 1)
         guard parts.count == 2, parts[0].lowercased() == "bearer" else {
             throw Problem(
@@ -172,7 +172,7 @@ struct IdentityMiddleware: RouterMiddleware {
         guard let token = try services.tokens.authenticate(String(parts[1]), from: context.clientAddress, now: now) else {
             throw Problem(status: .unauthorized, detail: "the API token is unknown, expired or revoked; create a new one under Account → API tokens")
         }
-        if let refusal = services.standings.standing(of: token.user, now: now).refusal(user: token.user) {
+        if let refusal = await services.standings.standing(of: token.user, now: now).refusal(user: token.user) {
             throw Problem(status: .unauthorized, detail: refusal)
         }
         let ownerRoles = try services.roles.roles(user: token.user, groups: services.groupsOf(token.user))

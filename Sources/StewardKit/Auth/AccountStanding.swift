@@ -47,20 +47,22 @@ public enum AccountStanding: Sendable, Equatable {
 
 /// Account standings, read at most once a minute per user: every request asks, and NSS is not free.
 public final class AccountStandingCache: Sendable {
-    let lookup: @Sendable (String) -> AccountStanding
+    let lookup: @Sendable (String) async -> AccountStanding
     let maximumAge: TimeInterval
     let entries = Mutex<[String: (standing: AccountStanding, at: Date)]>([:])
 
-    public init(maximumAge: TimeInterval = 60, lookup: @escaping @Sendable (String) -> AccountStanding = { AccountStanding.read(user: $0) }) {
+    public init(
+        maximumAge: TimeInterval = 60, lookup: @escaping @Sendable (String) async -> AccountStanding = { AccountStanding.read(user: $0) }
+    ) {
         self.lookup = lookup
         self.maximumAge = maximumAge
     }
 
-    public func standing(of user: String, now: Date = Date()) -> AccountStanding {
+    public func standing(of user: String, now: Date = Date()) async -> AccountStanding {
         if let cached = entries.withLock({ $0[user] }), now.timeIntervalSince(cached.at) < maximumAge, now >= cached.at {
             return cached.standing
         }
-        let fresh = lookup(user)
+        let fresh = await lookup(user)
         entries.withLock { entries in
             if entries.count > 10_000 { entries.removeAll() }
             entries[user] = (fresh, now)

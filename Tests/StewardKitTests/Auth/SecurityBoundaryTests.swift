@@ -303,14 +303,14 @@ struct SecurityBoundaryTests {
     }
 
     @Test("class 16: standings are read again after at most a minute")
-    func standingCache() {
+    func standingCache() async {
         let answer = Mutex(AccountStanding.usable)
         let cache = AccountStandingCache(lookup: { _ in answer.withLock { $0 } })
         let start = Date(timeIntervalSince1970: 1_000_000)
-        #expect(cache.standing(of: "ann", now: start) == .usable)
+        #expect(await cache.standing(of: "ann", now: start) == .usable)
         answer.withLock { $0 = .locked }
-        #expect(cache.standing(of: "ann", now: start.addingTimeInterval(30)) == .usable)
-        #expect(cache.standing(of: "ann", now: start.addingTimeInterval(61)) == .locked)
+        #expect(await cache.standing(of: "ann", now: start.addingTimeInterval(30)) == .usable)
+        #expect(await cache.standing(of: "ann", now: start.addingTimeInterval(61)) == .locked)
     }
 
     @Test("class 16: the real shadow database: root exists here, a made-up name does not")

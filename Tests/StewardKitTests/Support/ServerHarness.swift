@@ -16,7 +16,7 @@ struct ServerHarness: @unchecked Sendable {
         configure: (inout StewardConfiguration) -> Void = { _ in }, authenticator: (any PasswordAuthenticating)? = nil,
         throttle: LoginThrottlePolicy = .fast,
         // Test users are not Unix accounts; tests of account standing pass their own lookup.
-        accountStanding: @escaping @Sendable (String) -> AccountStanding = { _ in .usable }
+        accountStanding: @escaping @Sendable (String) async -> AccountStanding = { _ in .usable }
     ) async throws {
         var configuration = StewardConfiguration(dataDirectory: directory.path + "/data")
         configuration.tls = false

@@ -1,0 +1,257 @@
+import Foundation
+import Logging
+import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// The privilege split (SECURITY.md, "Processes"): `steward serve` started as root keeps this small helper, and the
+/// network-facing server runs as the `steward` system user. The two talk over a socket pair in length-prefixed JSON
+/// messages, and the helper accepts only this closed set of typed requests: never a shell string, never an argv.
+public enum HelperRequest: Codable, Sendable, Equatable {
+    /// A PAM transaction (authenticate, then the account stage) against the configured service.
+    case authenticate(user: String, password: String, remoteHost: String?)
+    /// Whether an account still exists, is unlocked, unexpired and owes no password change (reads shadow).
+    case standing(user: String)
+}
+
+public enum HelperReply: Codable, Sendable, Equatable {
+    case authenticated(user: String)
+    case refused(kind: String, detail: String, messages: [String])
+    case standing(String)
+    case failed(String)
+}
+
+/// One framed message: a 4-byte big-endian length, then that many bytes of JSON. Messages are capped at 1 MiB.
+struct HelperEnvelope<Body: Codable & Sendable>: Codable, Sendable {
+    var id: UInt64
+    var body: Body
+}
+
+enum HelperWire {
+    static let maximumMessage = 1 << 20
+
+    static func write<Body: Codable>(_ envelope: HelperEnvelope<Body>, to descriptor: Int32) throws {
+        let payload = try JSONEncoder().encode(envelope)
+        var length = UInt32(payload.count).bigEndian
+        var frame = Data(bytes: &length, count: 4)
+        frame.append(payload)
+        try frame.withUnsafeBytes { raw in
+            var offset = 0
+            while offset < raw.count {
+                let written = Glibc.write(descriptor, raw.baseAddress! + offset, raw.count - offset)
+                if written < 0 {
+                    if errno == EINTR { continue }
+                    throw HelperError.closed("write: \(String(cString: strerror(errno)))")
+                }
+                offset += written
+            }
+        }
+    }
+
+    /// The next message, or nil at end of stream.
+    static func read<Body: Codable>(_ type: Body.Type, from descriptor: Int32) throws -> HelperEnvelope<Body>? {
+        guard let header = try readExactly(4, from: descriptor) else { return nil }
+        let length = header.withUnsafeBytes { Int(UInt32(bigEndian: $0.loadUnaligned(as: UInt32.self))) }
+        guard length <= maximumMessage else { throw HelperError.closed("a message of \(length) bytes is over the 1 MiB limit") }
+        guard let payload = try readExactly(length, from: descriptor) else { throw HelperError.closed("the stream ended inside a message") }
+        return try JSONDecoder().decode(HelperEnvelope<Body>.self, from: payload)
+    }
+
+    static func readExactly(_ count: Int, from descriptor: Int32) throws -> Data? {
+        var data = Data(count: count)
+        var offset = 0
+        while offset < count {
+            let got = data.withUnsafeMutableBytes { Glibc.read(descriptor, $0.baseAddress! + offset, count - offset) }
+            if got < 0, errno == EINTR { continue }
+            if got < 0 { throw HelperError.closed("read: \(String(cString: strerror(errno)))") }
+            if got == 0 { return nil }
+            offset += got
+        }
+        return data
+    }
+}
+
+public enum HelperError: Error, CustomStringConvertible {
+    case closed(String)
+    public var description: String {
+        switch self {
+        case .closed(let why): "the privileged helper is gone (\(why)); restart steward"
+        }
+    }
+}
+
+/// The root side: answers the web process's requests until it closes the socket. Each request runs on a thread
+/// of its own (PAM blocks), and every answer names the request it answers.
+public struct PrivilegedHelper: Sendable {
+    let descriptor: Int32
+    let authenticator: PAMAuthenticator
+    let logger: Logger
+
+    public init(descriptor: Int32, pamService: String, logger: Logger) {
+        self.descriptor = descriptor
+        self.authenticator = PAMAuthenticator(service: pamService)
+        self.logger = logger
+    }
+
+    /// Serve until the other side closes; returns then.
+    public func serve() {
+        let writing = Mutex(())
+        while true {
+            let envelope: HelperEnvelope<HelperRequest>?
+            do {
+                envelope = try HelperWire.read(HelperRequest.self, from: descriptor)
+            } catch {
+                logger.error("privileged helper: unreadable request; closing", metadata: ["error": "\(error)"])
+                return
+            }
+            guard let envelope else { return }
+            let descriptor = self.descriptor
+            let authenticator = self.authenticator
+            let logger = self.logger
+            Thread.detachNewThread {
+                let reply = Self.answer(envelope.body, authenticator: authenticator, logger: logger)
+                writing.withLock { _ in
+                    try? HelperWire.write(HelperEnvelope(id: envelope.id, body: reply), to: descriptor)
+                }
+            }
+        }
+    }
+
+    static func answer(_ request: HelperRequest, authenticator: PAMAuthenticator, logger: Logger) -> HelperReply {
+        switch request {
+        case .authenticate(let user, let password, let remoteHost):
+            // The helper's own line: who was checked, from where, and the outcome (never the password).
+            let result = PAMAuthenticator.transaction(service: authenticator.service, user: user, password: password, remoteHost: remoteHost)
+            switch result {
+            case .success(let name):
+                logger.info("helper: PAM accepted", metadata: ["user": "\(name)", "remote": "\(remoteHost ?? "-")"])
+                return .authenticated(user: name)
+            case .failure(let refusal):
+                logger.info("helper: PAM refused", metadata: ["user": "\(user)", "remote": "\(remoteHost ?? "-")"])
+                return refusal.helperReply
+            }
+        case .standing(let user):
+            return .standing(AccountStanding.read(user: user).name)
+        }
+    }
+}
+
+/// The web side's end of the socket: requests go out with an id, and a reader thread hands each reply to its
+/// waiter. When the helper is gone every waiter fails, and so does every later request.
+public final class HelperClient: Sendable {
+    let descriptor: Int32
+    let state = Mutex<(next: UInt64, waiting: [UInt64: CheckedContinuation<HelperReply, any Error>], closed: String?)>((1, [:], nil))
+    let writing = Mutex(())
+
+    public init(descriptor: Int32) {
+        self.descriptor = descriptor
+        Thread.detachNewThread { [self] in readReplies() }
+    }
+
+    func readReplies() {
+        var why = "the helper closed the socket"
+        while true {
+            do {
+                guard let envelope = try HelperWire.read(HelperReply.self, from: descriptor) else { break }
+                let waiter = state.withLock { $0.waiting.removeValue(forKey: envelope.id) }
+                waiter?.resume(returning: envelope.body)
+            } catch {
+                why = "\(error)"
+                break
+            }
+        }
+        let waiters = state.withLock { state in
+            state.closed = why
+            let all = state.waiting.values
+            state.waiting = [:]
+            return Array(all)
+        }
+        for waiter in waiters { waiter.resume(throwing: HelperError.closed(why)) }
+    }
+
+    public func ask(_ request: HelperRequest) async throws -> HelperReply {
+        try await withCheckedThrowingContinuation { continuation in
+            let id: UInt64? = state.withLock { state in
+                if state.closed != nil { return nil }
+                let id = state.next
+                state.next += 1
+                state.waiting[id] = continuation
+                return id
+            }
+            guard let id else {
+                continuation.resume(throwing: HelperError.closed(state.withLock { $0.closed } ?? "closed"))
+                return
+            }
+            do {
+                try writing.withLock { _ in try HelperWire.write(HelperEnvelope(id: id, body: request), to: descriptor) }
+            } catch {
+                if let waiter = state.withLock({ $0.waiting.removeValue(forKey: id) }) { waiter.resume(throwing: error) }
+            }
+        }
+    }
+}
+
+/// PAM through the helper, for the unprivileged web process (it cannot read /etc/shadow itself).
+public struct HelperAuthenticator: PasswordAuthenticating {
+    let client: HelperClient
+
+    public init(client: HelperClient) { self.client = client }
+
+    public func authenticate(user: String, password: String, remoteHost: String?) async -> Result<String, LoginRefusal> {
+        do {
+            switch try await client.ask(.authenticate(user: user, password: password, remoteHost: remoteHost)) {
+            case .authenticated(let name): return .success(name)
+            case .refused(let kind, let detail, let messages): return .failure(LoginRefusal(helperKind: kind, detail: detail, messages: messages))
+            case .standing, .failed: return .failure(.serviceFailure(detail: "the helper answered a PAM request with something else"))
+            }
+        } catch {
+            return .failure(.serviceFailure(detail: "\(error)"))
+        }
+    }
+}
+
+extension LoginRefusal {
+    var helperReply: HelperReply {
+        switch self {
+        case .invalidCredentials(let detail): .refused(kind: "invalid", detail: detail, messages: [])
+        case .accountExpired: .refused(kind: "expired", detail: "", messages: [])
+        case .passwordChangeRequired: .refused(kind: "change", detail: "", messages: [])
+        case .accountNotPermitted(let detail, let messages): .refused(kind: "denied", detail: detail, messages: messages)
+        case .serviceFailure(let detail): .refused(kind: "service", detail: detail, messages: [])
+        }
+    }
+
+    init(helperKind: String, detail: String, messages: [String]) {
+        switch helperKind {
+        case "invalid": self = .invalidCredentials(detail: detail)
+        case "expired": self = .accountExpired
+        case "change": self = .passwordChangeRequired
+        case "denied": self = .accountNotPermitted(detail: detail, pamMessages: messages)
+        default: self = .serviceFailure(detail: detail)
+        }
+    }
+}
+
+extension AccountStanding {
+    var name: String {
+        switch self {
+        case .usable: "usable"
+        case .deleted: "deleted"
+        case .locked: "locked"
+        case .expired: "expired"
+        case .passwordChangeRequired: "password_change_required"
+        }
+    }
+
+    public init(name: String) {
+        switch name {
+        case "usable": self = .usable
+        case "deleted": self = .deleted
+        case "locked": self = .locked
+        case "expired": self = .expired
+        default: self = .passwordChangeRequired
+        }
+    }
+}
