@@ -133,7 +133,7 @@ struct Serve: AsyncParsableCommand {
                     accountStanding: { user in
                         guard case .standing(let name) = try? await helper.ask(.standing(user: user)) else { return .deleted }
                         return AccountStanding(name: name)
-                    })
+                    }, panel: helper)
             } else {
                 server = try await StewardServer.build(configuration: configuration, logger: logger)
             }
@@ -171,7 +171,8 @@ func superviseWebProcess(configuration: StewardConfiguration, logger: Logger) as
     } catch {
         throw fail(error)
     }
-    let helper = PrivilegedHelper(descriptor: helperSocket, pamService: configuration.pamService, logger: logger)
+    let helper = PrivilegedHelper(
+        descriptor: helperSocket, pamService: configuration.pamService, dataDirectory: DataDirectory(path: configuration.dataDirectory), logger: logger)
     Thread.detachNewThread { helper.serve() }
     // SIGTERM and SIGINT go to the web process, which shuts down gracefully; the helper ends when it does.
     var sources: [any DispatchSourceSignal] = []

@@ -333,6 +333,23 @@ def test_class_14_privilege_separation_runs_the_web_process_as_steward():
             signed_in.read()
             assert signed_in.status == 303, signed_in.status
             assert any("steward_session=" in c for c in signed_in.headers.get_all("Set-Cookie"))
+            # A playbook on the panel host runs as a child of the root helper; the job's log says so, and the
+            # account it makes is really there.
+            admin = Api(running, token_for(running, person.name, "admin"))
+            status, job = admin.call("POST", "/api/v1/playbooks/run", {"playbook": "playbooks/facts.yml", "targets": ["localhost"]})
+            assert status == 202, job
+            assert wait_job(admin, job["id"], timeout=180)["state"] == "succeeded"
+            made = f"steward-test-pv{os.getpid() % 10000}"
+            status, job = admin.call("POST", "/api/v1/hosts/1/users", {"action": "create", "name": made, "shell": "/bin/sh",
+                                                                       "create_home": False})
+            assert status == 202, job
+            try:
+                finished = wait_job(admin, job["id"], timeout=180)
+                assert finished["state"] == "succeeded", finished
+                assert subprocess.run(["getent", "passwd", made], capture_output=True).returncode == 0
+            finally:
+                subprocess.run(["userdel", made], capture_output=True)
+            assert "helper: running a playbook on the panel host" in running.output.read_text()
             # Account standing through the helper: a locked account's token stops working.
             token = token_for(running, person.name, "operator")
             api = Api(running, token)

@@ -14,6 +14,10 @@ public enum HelperRequest: Codable, Sendable, Equatable {
     case authenticate(user: String, password: String, remoteHost: String?)
     /// Whether an account still exists, is unlocked, unexpired and owes no password change (reads shadow).
     case standing(user: String)
+    /// A running job's playbook on the panel host itself, at the commit the job recorded (`PanelPlaybook`).
+    case panelPlaybook(job: Int64, run: PlaybookRun)
+    /// Stop the panel-host part of a job.
+    case cancel(job: Int64)
 }
 
 public enum HelperReply: Codable, Sendable, Equatable {
@@ -21,6 +25,10 @@ public enum HelperReply: Codable, Sendable, Equatable {
     case refused(kind: String, detail: String, messages: [String])
     case standing(String)
     case failed(String)
+    /// A chunk of a running command's output, and of its callback events; more replies follow for the same request.
+    case output(Data)
+    case events(Data)
+    case exited(code: Int32, signal: Int32, timedOut: Bool, cancelled: Bool)
 }
 
 /// One framed message: a 4-byte big-endian length, then that many bytes of JSON. Messages are capped at 1 MiB.
@@ -84,20 +92,28 @@ public enum HelperError: Error, CustomStringConvertible {
 
 /// The root side: answers the web process's requests until it closes the socket. Each request runs on a thread
 /// of its own (PAM blocks), and every answer names the request it answers.
-public struct PrivilegedHelper: Sendable {
+public final class PrivilegedHelper: Sendable {
     let descriptor: Int32
     let authenticator: PAMAuthenticator
+    let panel: PanelPlaybook
     let logger: Logger
+    /// Panel-host runs in progress, by job, so a cancel can reach them.
+    let running = Mutex<[Int64: Task<Void, Never>]>([:])
+    let writing = Mutex(())
 
-    public init(descriptor: Int32, pamService: String, logger: Logger) {
+    public init(descriptor: Int32, pamService: String, dataDirectory: DataDirectory, logger: Logger) {
         self.descriptor = descriptor
         self.authenticator = PAMAuthenticator(service: pamService)
+        self.panel = PanelPlaybook(dataDirectory: dataDirectory)
         self.logger = logger
+    }
+
+    func send(_ reply: HelperReply, to id: UInt64) {
+        writing.withLock { _ in try? HelperWire.write(HelperEnvelope(id: id, body: reply), to: descriptor) }
     }
 
     /// Serve until the other side closes; returns then.
     public func serve() {
-        let writing = Mutex(())
         while true {
             let envelope: HelperEnvelope<HelperRequest>?
             do {
@@ -107,16 +123,48 @@ public struct PrivilegedHelper: Sendable {
                 return
             }
             guard let envelope else { return }
-            let descriptor = self.descriptor
-            let authenticator = self.authenticator
-            let logger = self.logger
-            Thread.detachNewThread {
-                let reply = Self.answer(envelope.body, authenticator: authenticator, logger: logger)
-                writing.withLock { _ in
-                    try? HelperWire.write(HelperEnvelope(id: envelope.id, body: reply), to: descriptor)
+            switch envelope.body {
+            case .panelPlaybook(let job, let run):
+                startPanelPlaybook(job: job, run: run, id: envelope.id)
+            case .cancel(let job):
+                running.withLock { $0[job] }?.cancel()
+                send(.exited(code: 0, signal: 0, timedOut: false, cancelled: true), to: envelope.id)
+            default:
+                let authenticator = self.authenticator
+                let logger = self.logger
+                Thread.detachNewThread { [self] in
+                    send(Self.answer(envelope.body, authenticator: authenticator, logger: logger), to: envelope.id)
                 }
             }
         }
+    }
+
+    func startPanelPlaybook(job: Int64, run: PlaybookRun, id: UInt64) {
+        // The helper's own line for every command it starts on the panel host.
+        logger.notice(
+            "helper: running a playbook on the panel host",
+            metadata: [
+                "job": "\(job)", "playbook": "\(run.builtin.map { "builtin/" + $0 } ?? run.playbook)", "commit": "\(run.commit ?? "-")",
+                "check": "\(run.check)",
+            ])
+        let task = Task { [self] in
+            do {
+                let outcome = try await panel.run(
+                    job: job, run, output: { data in self.send(.output(data), to: id) }, events: { data in self.send(.events(data), to: id) })
+                let (code, signal): (Int32, Int32) =
+                    switch outcome.termination {
+                    case .exited(let code): (code, 0)
+                    case .signalled(let signal): (-1, signal)
+                    }
+                logger.notice("helper: panel-host playbook ended", metadata: ["job": "\(job)", "outcome": "\(outcome.summary)"])
+                send(.exited(code: code, signal: signal, timedOut: outcome.timedOut, cancelled: outcome.cancelled), to: id)
+            } catch {
+                logger.warning("helper: panel-host playbook refused or failed", metadata: ["job": "\(job)", "error": "\(error)"])
+                send(.failed("\(error)"), to: id)
+            }
+            _ = running.withLock { $0.removeValue(forKey: job) }
+        }
+        running.withLock { $0[job] = task }
     }
 
     static func answer(_ request: HelperRequest, authenticator: PAMAuthenticator, logger: Logger) -> HelperReply {
@@ -134,6 +182,8 @@ public struct PrivilegedHelper: Sendable {
             }
         case .standing(let user):
             return .standing(AccountStanding.read(user: user).name)
+        case .panelPlaybook, .cancel:
+            return .failed("not a one-answer request")
         }
     }
 }
@@ -141,8 +191,12 @@ public struct PrivilegedHelper: Sendable {
 /// The web side's end of the socket: requests go out with an id, and a reader thread hands each reply to its
 /// waiter. When the helper is gone every waiter fails, and so does every later request.
 public final class HelperClient: Sendable {
+    struct Waiter {
+        var done: CheckedContinuation<HelperReply, any Error>
+        var stream: (@Sendable (HelperReply) -> Void)?
+    }
     let descriptor: Int32
-    let state = Mutex<(next: UInt64, waiting: [UInt64: CheckedContinuation<HelperReply, any Error>], closed: String?)>((1, [:], nil))
+    let state = Mutex<(next: UInt64, waiting: [UInt64: Waiter], closed: String?)>((1, [:], nil))
     let writing = Mutex(())
 
     public init(descriptor: Int32) {
@@ -155,8 +209,14 @@ public final class HelperClient: Sendable {
         while true {
             do {
                 guard let envelope = try HelperWire.read(HelperReply.self, from: descriptor) else { break }
-                let waiter = state.withLock { $0.waiting.removeValue(forKey: envelope.id) }
-                waiter?.resume(returning: envelope.body)
+                switch envelope.body {
+                case .output, .events:
+                    let stream = state.withLock { $0.waiting[envelope.id]?.stream }
+                    stream?(envelope.body)
+                default:
+                    let waiter = state.withLock { $0.waiting.removeValue(forKey: envelope.id) }
+                    waiter?.done.resume(returning: envelope.body)
+                }
             } catch {
                 why = "\(error)"
                 break
@@ -168,16 +228,21 @@ public final class HelperClient: Sendable {
             state.waiting = [:]
             return Array(all)
         }
-        for waiter in waiters { waiter.resume(throwing: HelperError.closed(why)) }
+        for waiter in waiters { waiter.done.resume(throwing: HelperError.closed(why)) }
     }
 
     public func ask(_ request: HelperRequest) async throws -> HelperReply {
+        try await ask(request, stream: nil)
+    }
+
+    /// A request whose answer streams: `stream` gets every output and events reply, the return value the last one.
+    func ask(_ request: HelperRequest, stream: (@Sendable (HelperReply) -> Void)?) async throws -> HelperReply {
         try await withCheckedThrowingContinuation { continuation in
             let id: UInt64? = state.withLock { state in
                 if state.closed != nil { return nil }
                 let id = state.next
                 state.next += 1
-                state.waiting[id] = continuation
+                state.waiting[id] = Waiter(done: continuation, stream: stream)
                 return id
             }
             guard let id else {
@@ -187,8 +252,44 @@ public final class HelperClient: Sendable {
             do {
                 try writing.withLock { _ in try HelperWire.write(HelperEnvelope(id: id, body: request), to: descriptor) }
             } catch {
-                if let waiter = state.withLock({ $0.waiting.removeValue(forKey: id) }) { waiter.resume(throwing: error) }
+                if let waiter = state.withLock({ $0.waiting.removeValue(forKey: id) }) { waiter.done.resume(throwing: error) }
             }
+        }
+    }
+}
+
+extension HelperClient: PanelPlaybookRunning {
+    public func runOnPanel(
+        job: Int64, run: PlaybookRun, output: @escaping @Sendable (Data) async -> Void, events: @escaping @Sendable (Data) async -> Void
+    ) async throws -> ProcessOutcome {
+        // Replies arrive on the reader thread in order; one task per run hands them on in that order.
+        let (chunks, continuation) = AsyncStream<HelperReply>.makeStream()
+        let relay = Task {
+            for await reply in chunks {
+                switch reply {
+                case .output(let data): await output(data)
+                case .events(let data): await events(data)
+                default: break
+                }
+            }
+        }
+        let final = try await withTaskCancellationHandler {
+            try await ask(.panelPlaybook(job: job, run: run)) { reply in continuation.yield(reply) }
+        } onCancel: {
+            Task { _ = try? await self.ask(.cancel(job: job)) }
+        }
+        continuation.finish()
+        await relay.value
+        switch final {
+        case .exited(let code, let signal, let timedOut, let cancelled):
+            var outcome = ProcessOutcome(termination: signal == 0 ? .exited(code) : .signalled(signal))
+            outcome.timedOut = timedOut
+            outcome.cancelled = cancelled
+            return outcome
+        case .failed(let why):
+            throw JobFailure(why)
+        default:
+            throw JobFailure("the helper answered a playbook request with something else")
         }
     }
 }
@@ -204,7 +305,7 @@ public struct HelperAuthenticator: PasswordAuthenticating {
             switch try await client.ask(.authenticate(user: user, password: password, remoteHost: remoteHost)) {
             case .authenticated(let name): return .success(name)
             case .refused(let kind, let detail, let messages): return .failure(LoginRefusal(helperKind: kind, detail: detail, messages: messages))
-            case .standing, .failed: return .failure(.serviceFailure(detail: "the helper answered a PAM request with something else"))
+            default: return .failure(.serviceFailure(detail: "the helper answered a PAM request with something else"))
             }
         } catch {
             return .failure(.serviceFailure(detail: "\(error)"))

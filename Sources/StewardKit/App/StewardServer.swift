@@ -42,7 +42,8 @@ public struct StewardServer {
         processes: any ProcessRunning = LocalProcessRunner(), extraJobHandlers: [String: JobHandler] = [:],
         authenticator: (any PasswordAuthenticating)? = nil, groupsOf: @escaping @Sendable (String) -> [String] = UnixAccounts.groups(of:),
         throttlePolicy: LoginThrottlePolicy = LoginThrottlePolicy(),
-        accountStanding: @escaping @Sendable (String) async -> AccountStanding = { AccountStanding.read(user: $0) }
+        accountStanding: @escaping @Sendable (String) async -> AccountStanding = { AccountStanding.read(user: $0) },
+        panel: (any PanelPlaybookRunning)? = nil
     ) async throws -> StewardServer {
         let dataDirectory = DataDirectory(path: configuration.dataDirectory)
         try dataDirectory.prepare()
@@ -65,7 +66,8 @@ public struct StewardServer {
         handlers[HostCheck.kind] = HostCheck.handler(hosts: hostStore, keys: hostKeys)
         let repository = ConfigRepository(dataDirectory: dataDirectory)
         try repository.prepare()
-        let engine = Engine(database: database, hosts: hostStore, keys: hostKeys, repository: repository, dataDirectory: dataDirectory)
+        var engine = Engine(database: database, hosts: hostStore, keys: hostKeys, repository: repository, dataDirectory: dataDirectory)
+        engine.panel = panel
         try engine.prepare()
         handlers[Engine.kind] = engine.handler()
         handlers[Engine.adhocKind] = engine.handler()

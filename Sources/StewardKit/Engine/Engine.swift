@@ -59,6 +59,13 @@ public struct HostResult: Sendable, Equatable {
     public var message: String?
 }
 
+/// Where the panel host's part of a playbook runs under privilege separation: the root helper (`HelperClient`).
+public protocol PanelPlaybookRunning: Sendable {
+    func runOnPanel(
+        job: Int64, run: PlaybookRun, output: @escaping @Sendable (Data) async -> Void, events: @escaping @Sendable (Data) async -> Void
+    ) async throws -> ProcessOutcome
+}
+
 /// Runs `ansible-playbook` as a job: inventory from the database, playbook from the config repo, a pinned
 /// environment (strict host keys, our key and known_hosts, no retry files), a syntax check first, and the callback
 /// plugin's events turned into per-host results while the run goes on.
@@ -71,6 +78,9 @@ public struct Engine: Sendable {
     public let repository: ConfigRepository
     public let workDirectory: String
     public var forks = 20
+    /// Under privilege separation, the panel host's part of each run goes to the root helper; everything else runs
+    /// here, as the unprivileged user. Nil: one process does all of it.
+    public var panel: (any PanelPlaybookRunning)?
     /// Playbooks that passed the syntax check at a commit ("commit:path"); a commit never changes, so neither does the answer.
     let checked = SyntaxCheckCache()
 
@@ -180,6 +190,9 @@ public struct Engine: Sendable {
             }
         }
         guard !runnable.isEmpty else { throw JobFailure("no host can be reached safely: see each host's key status") }
+        // The panel host's part goes to the root helper when there is one; the fleet's runs here, unprivileged.
+        let onPanel = panel == nil ? [] : runnable.filter { $0.transport == .local }
+        let elsewhere = runnable.filter { host in !onPanel.contains { $0.id == host.id } }
 
         let runDirectory = workDirectory + "/runs/\(context.job.id)"
         try FileManager.default.createDirectory(
@@ -190,7 +203,7 @@ public struct Engine: Sendable {
         }
         let inventoryPath = runDirectory + "/inventory.json"
         try JSONSerialization.data(
-            withJSONObject: try Inventory.document(hosts: runnable, groups: hosts.groups(), identity: keys.identity), options: [.sortedKeys]
+            withJSONObject: try Inventory.document(hosts: elsewhere, groups: hosts.groups(), identity: keys.identity), options: [.sortedKeys]
         )
         .write(to: URL(fileURLWithPath: inventoryPath))
         let eventsPath = runDirectory + "/events.ndjson"
@@ -242,12 +255,11 @@ public struct Engine: Sendable {
         let tail = Task { await ingester.follow() }
         var failure: (any Error)?
         let engineStart = ContinuousClock.now
-        do {
-            try await context.run(
-                ProcessCommand(argv, environment: environment, workingDirectory: workingDirectory, timeout: .seconds(run.timeoutSeconds)))
-        } catch {
-            failure = error
-        }
+        let fleetCommand = ProcessCommand(argv, environment: environment, workingDirectory: workingDirectory, timeout: .seconds(run.timeoutSeconds))
+        async let fleetPart: (any Error)? = elsewhere.isEmpty ? nil : Self.attempt { _ = try await context.run(fleetCommand) }
+        async let panelPart: (any Error)? = onPanel.isEmpty ? nil : Self.attempt { try await runOnPanel(run, commit: commit, eventsPath: eventsPath, context) }
+        let (fleetFailure, panelFailure) = await (fleetPart, panelPart)
+        failure = fleetFailure ?? panelFailure
         let engineTime = ContinuousClock.now - engineStart
         // The engine's own time, for the rollout benchmark and for anyone asking where a job's time went.
         await context.log(String(format: "engine: %@ ran %.3f s", argv[0], Self.seconds(engineTime)))
@@ -270,6 +282,41 @@ public struct Engine: Sendable {
         }
         if let failure { throw failure }
         try await context.progress(100, "done on \(results.count) host(s)")
+    }
+
+    static func attempt(_ body: () async throws -> Void) async -> (any Error)? {
+        do {
+            try await body()
+            return nil
+        } catch {
+            return error
+        }
+    }
+
+    /// The panel host's part of a run, through the root helper: its output joins the job log line by line, and its
+    /// callback events join the run's events file, which the ingester follows for every host alike.
+    func runOnPanel(_ run: PlaybookRun, commit: String, eventsPath: String, _ context: JobContext) async throws {
+        guard let panel else { return }
+        var panelRun = run
+        if run.builtin == nil { panelRun.commit = commit }
+        await context.log("the panel host's part runs in the privileged helper (playbook at commit \(commit.prefix(12)))")
+        let lines = LineSplitter()
+        let writer = context.writer
+        let outcome = try await panel.runOnPanel(
+            job: context.job.id, run: panelRun,
+            output: { data in for line in lines.feed(data) { await writer.append(line + "\n") } },
+            events: { data in Self.append(data, to: eventsPath) })
+        for line in lines.finish() { await writer.append(line + "\n") }
+        if outcome.cancelled || Task.isCancelled { throw CancellationError() }
+        guard outcome.succeeded else { throw JobFailure("ansible-playbook on the panel host \(outcome.summary)") }
+    }
+
+    /// Whole lines, in one O_APPEND write, so they never interleave with the callback plugin's own lines.
+    static func append(_ data: Data, to path: String) {
+        let descriptor = open(path, O_WRONLY | O_APPEND | O_CLOEXEC)
+        guard descriptor >= 0 else { return }
+        defer { close(descriptor) }
+        data.withUnsafeBytes { raw in _ = write(descriptor, raw.baseAddress, raw.count) }
     }
 
     static func seconds(_ duration: Duration) -> Double {
