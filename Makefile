@@ -113,6 +113,9 @@ install: release pam user
 	  'LockPersonality=yes' \
 	  'SystemCallArchitectures=native' \
 	  'RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6 AF_NETLINK' \
+	  'RestrictNamespaces=yes' \
+	  'SystemCallFilter=~@cpu-emulation @debug @module @obsolete @raw-io @reboot @swap' \
+	  'SystemCallErrorNumber=EPERM' \
 	  'UMask=0077' \
 	  '' \
 	  '[Install]' \

@@ -133,7 +133,7 @@ struct Serve: AsyncParsableCommand {
                     accountStanding: { user in
                         guard case .standing(let name) = try? await helper.ask(.standing(user: user)) else { return .deleted }
                         return AccountStanding(name: name)
-                    }, panel: helper)
+                    }, helper: helper)
             } else {
                 server = try await StewardServer.build(configuration: configuration, logger: logger)
             }

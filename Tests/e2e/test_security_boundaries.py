@@ -364,3 +364,62 @@ def test_class_14_privilege_separation_runs_the_web_process_as_steward():
             stop_steward(running)
             remove_account(person)
         assert running.process.returncode == 0, running.output.read_text()[-3000:]
+
+
+def test_class_14_under_privilege_separation_backups_of_the_panel_host_run_in_the_helper():
+    """restic and hooks on the panel host go to the root helper as typed requests: a root-only source is backed up
+    into a root-only repository, the hook runs as root, the snapshot is browsed, downloaded and restored; a restic
+    argument outside Steward's grammar is refused by the helper itself."""
+    person = make_account("steward-test-pbk")
+    with tempfile.TemporaryDirectory(prefix="steward-privsep-") as temp:
+        os.chmod(temp, 0o711)
+        root = pathlib.Path(temp)
+        data = root / "data"
+        subprocess.run([str(_binary()), "role", "grant", "admin", "--user", person.name, "--data", str(data)],
+                       check=True, env=steward_environment(), cwd="/", capture_output=True)
+        running = start_steward(data, root / "steward.log", _free_port(), {"STEWARD_PRIVILEGE_SEPARATION": "true"})
+        try:
+            admin = Api(running, token_for(running, person.name, "admin"))
+            source = root / "src"
+            source.mkdir(mode=0o700)
+            (source / "secret.txt").write_text("only root reads this\n")
+            os.chmod(source / "secret.txt", 0o600)
+            marker = root / "hook-uid"
+            assert admin.commit_file("hooks/whoami.sh", f"#!/bin/sh\nid -u > {marker}\n", "e2e: a hook") == 303
+            status, repository = admin.call("POST", "/api/v1/backups/repositories", {
+                "name": "privsep", "path": str(root / "repo"), "password": "correct horse battery staple"})
+            assert status == 201, repository
+            assert (root / "repo" / "config").stat().st_uid == 0
+            status, plan = admin.call("POST", "/api/v1/backups/plans", {
+                "name": "privsep plan", "repository": repository["id"], "host": "localhost", "paths": [str(source)],
+                "pre_hook": ["whoami.sh"]})
+            assert status == 201, plan
+            status, job = admin.call("POST", f"/api/v1/backups/plans/{plan['id']}/run")
+            assert status == 202, job
+            finished = wait_job(admin, job["id"], timeout=180)
+            assert finished["state"] == "succeeded", finished
+            assert marker.read_text().strip() == "0"
+            status, snapshots = admin.get(f"/api/v1/backups/plans/{plan['id']}/snapshots")
+            assert status == 200 and len(snapshots["items"]) == 1, snapshots
+            snapshot = snapshots["items"][0]["id"]
+            status, tree = admin.call("GET", f"/api/v1/backups/repositories/{repository['id']}/snapshots/{snapshot}/tree?"
+                                      + urllib.parse.urlencode({"path": str(source)}))
+            assert status == 200 and [item["name"] for item in tree["items"]] == ["secret.txt"], tree
+            connection = http.client.HTTPSConnection("127.0.0.1", port_of(running), context=unverified(), timeout=60)
+            connection.request("GET", f"/api/v1/backups/repositories/{repository['id']}/snapshots/{snapshot}/file?"
+                               + urllib.parse.urlencode({"path": str(source / "secret.txt")}),
+                               headers={"Authorization": f"Bearer {admin.token}", "Host": f"127.0.0.1:{port_of(running)}"})
+            download = connection.getresponse()
+            assert download.status == 200 and download.read() == b"only root reads this\n"
+            target = root / "restored"
+            status, job = admin.call("POST", f"/api/v1/backups/repositories/{repository['id']}/snapshots/{snapshot}/restore",
+                                     {"target": str(target), "plan": str(plan["id"])})
+            assert status == 202, job
+            assert wait_job(admin, job["id"], timeout=180)["state"] == "succeeded"
+            assert (target / str(source).lstrip("/") / "secret.txt").read_text() == "only root reads this\n"
+            log = running.output.read_text()
+            assert "helper: running on the panel host" in log and "restic backup on repository" in log
+        finally:
+            stop_steward(running)
+            remove_account(person)
+

@@ -18,6 +18,10 @@ public enum HelperRequest: Codable, Sendable, Equatable {
     case panelPlaybook(job: Int64, run: PlaybookRun)
     /// Stop the panel-host part of a job.
     case cancel(job: Int64)
+    /// restic, a hook or a probe on the panel host (`PanelCommand`), rebuilt by the helper from records.
+    case panelCommand(PanelCommand)
+    /// Stop the panel command started by the request with this id.
+    case cancelRequest(id: UInt64)
 }
 
 public enum HelperReply: Codable, Sendable, Equatable {
@@ -96,15 +100,19 @@ public final class PrivilegedHelper: Sendable {
     let descriptor: Int32
     let authenticator: PAMAuthenticator
     let panel: PanelPlaybook
+    let commands: PanelCommandRunner
     let logger: Logger
     /// Panel-host runs in progress, by job, so a cancel can reach them.
     let running = Mutex<[Int64: Task<Void, Never>]>([:])
+    /// Panel commands in progress, by the id of the request that started them.
+    let commandsRunning = Mutex<[UInt64: Task<Void, Never>]>([:])
     let writing = Mutex(())
 
     public init(descriptor: Int32, pamService: String, dataDirectory: DataDirectory, logger: Logger) {
         self.descriptor = descriptor
         self.authenticator = PAMAuthenticator(service: pamService)
         self.panel = PanelPlaybook(dataDirectory: dataDirectory)
+        self.commands = PanelCommandRunner(dataDirectory: dataDirectory)
         self.logger = logger
     }
 
@@ -129,6 +137,11 @@ public final class PrivilegedHelper: Sendable {
             case .cancel(let job):
                 running.withLock { $0[job] }?.cancel()
                 send(.exited(code: 0, signal: 0, timedOut: false, cancelled: true), to: envelope.id)
+            case .panelCommand(let command):
+                startPanelCommand(command, id: envelope.id)
+            case .cancelRequest(let id):
+                commandsRunning.withLock { $0[id] }?.cancel()
+                send(.exited(code: 0, signal: 0, timedOut: false, cancelled: true), to: envelope.id)
             default:
                 let authenticator = self.authenticator
                 let logger = self.logger
@@ -137,6 +150,33 @@ public final class PrivilegedHelper: Sendable {
                 }
             }
         }
+    }
+
+    func startPanelCommand(_ command: PanelCommand, id: UInt64) {
+        // The helper's own line for every command it starts on the panel host (never a password).
+        let what: String =
+            switch command {
+            case .restic(let repository, let arguments): "restic \(arguments.first ?? "") on repository \(repository)"
+            case .hook(let plan, let phase, _): "the \(phase) hook of plan \(plan)"
+            case .probe(let path): "a look into \(path)"
+            }
+        logger.notice("helper: running on the panel host", metadata: ["command": "\(what)"])
+        let task = Task { [self] in
+            do {
+                let outcome = try await commands.run(command) { data in self.send(.output(data), to: id) }
+                let (code, signal): (Int32, Int32) =
+                    switch outcome.termination {
+                    case .exited(let code): (code, 0)
+                    case .signalled(let signal): (-1, signal)
+                    }
+                send(.exited(code: code, signal: signal, timedOut: outcome.timedOut, cancelled: outcome.cancelled), to: id)
+            } catch {
+                logger.warning("helper: panel command refused or failed", metadata: ["command": "\(what)", "error": "\(error)"])
+                send(.failed("\(error)"), to: id)
+            }
+            _ = commandsRunning.withLock { $0.removeValue(forKey: id) }
+        }
+        commandsRunning.withLock { $0[id] = task }
     }
 
     func startPanelPlaybook(job: Int64, run: PlaybookRun, id: UInt64) {
@@ -182,7 +222,7 @@ public final class PrivilegedHelper: Sendable {
             }
         case .standing(let user):
             return .standing(AccountStanding.read(user: user).name)
-        case .panelPlaybook, .cancel:
+        case .panelPlaybook, .cancel, .panelCommand, .cancelRequest:
             return .failed("not a one-answer request")
         }
     }
@@ -236,7 +276,9 @@ public final class HelperClient: Sendable {
     }
 
     /// A request whose answer streams: `stream` gets every output and events reply, the return value the last one.
-    func ask(_ request: HelperRequest, stream: (@Sendable (HelperReply) -> Void)?) async throws -> HelperReply {
+    func ask(
+        _ request: HelperRequest, stream: (@Sendable (HelperReply) -> Void)?, started: (@Sendable (UInt64) -> Void)? = nil
+    ) async throws -> HelperReply {
         try await withCheckedThrowingContinuation { continuation in
             let id: UInt64? = state.withLock { state in
                 if state.closed != nil { return nil }
@@ -249,11 +291,45 @@ public final class HelperClient: Sendable {
                 continuation.resume(throwing: HelperError.closed(state.withLock { $0.closed } ?? "closed"))
                 return
             }
+            started?(id)
             do {
                 try writing.withLock { _ in try HelperWire.write(HelperEnvelope(id: id, body: request), to: descriptor) }
             } catch {
                 if let waiter = state.withLock({ $0.waiting.removeValue(forKey: id) }) { waiter.done.resume(throwing: error) }
             }
+        }
+    }
+}
+
+extension HelperClient {
+    /// A panel command through the helper, streamed like a local process; cancelling the task cancels it there.
+    public func runPanelCommand(_ command: PanelCommand, output: @escaping @Sendable (Data) async -> Void) async throws -> ProcessOutcome {
+        let (chunks, continuation) = AsyncStream<HelperReply>.makeStream()
+        let relay = Task {
+            for await reply in chunks { if case .output(let data) = reply { await output(data) } }
+        }
+        let started = Mutex<UInt64?>(nil)
+        let final = try await withTaskCancellationHandler {
+            try await ask(.panelCommand(command), stream: { reply in continuation.yield(reply) }, started: { id in started.withLock { $0 = id } })
+        } onCancel: {
+            if let id = started.withLock({ $0 }) { Task { _ = try? await self.ask(.cancelRequest(id: id)) } }
+        }
+        continuation.finish()
+        await relay.value
+        return try Self.outcome(final)
+    }
+
+    static func outcome(_ final: HelperReply) throws -> ProcessOutcome {
+        switch final {
+        case .exited(let code, let signal, let timedOut, let cancelled):
+            var outcome = ProcessOutcome(termination: signal == 0 ? .exited(code) : .signalled(signal))
+            outcome.timedOut = timedOut
+            outcome.cancelled = cancelled
+            return outcome
+        case .failed(let why):
+            throw JobFailure(why)
+        default:
+            throw JobFailure("the helper answered with something unexpected")
         }
     }
 }
@@ -280,17 +356,7 @@ extension HelperClient: PanelPlaybookRunning {
         }
         continuation.finish()
         await relay.value
-        switch final {
-        case .exited(let code, let signal, let timedOut, let cancelled):
-            var outcome = ProcessOutcome(termination: signal == 0 ? .exited(code) : .signalled(signal))
-            outcome.timedOut = timedOut
-            outcome.cancelled = cancelled
-            return outcome
-        case .failed(let why):
-            throw JobFailure(why)
-        default:
-            throw JobFailure("the helper answered a playbook request with something else")
-        }
+        return try Self.outcome(final)
     }
 }
 

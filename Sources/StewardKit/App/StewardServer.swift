@@ -43,7 +43,7 @@ public struct StewardServer {
         authenticator: (any PasswordAuthenticating)? = nil, groupsOf: @escaping @Sendable (String) -> [String] = UnixAccounts.groups(of:),
         throttlePolicy: LoginThrottlePolicy = LoginThrottlePolicy(),
         accountStanding: @escaping @Sendable (String) async -> AccountStanding = { AccountStanding.read(user: $0) },
-        panel: (any PanelPlaybookRunning)? = nil
+        helper: HelperClient? = nil
     ) async throws -> StewardServer {
         let dataDirectory = DataDirectory(path: configuration.dataDirectory)
         try dataDirectory.prepare()
@@ -67,7 +67,8 @@ public struct StewardServer {
         let repository = ConfigRepository(dataDirectory: dataDirectory)
         try repository.prepare()
         var engine = Engine(database: database, hosts: hostStore, keys: hostKeys, repository: repository, dataDirectory: dataDirectory)
-        engine.panel = panel
+        // Under privilege separation the panel host's own work goes to the root helper.
+        engine.panel = helper
         try engine.prepare()
         handlers[Engine.kind] = engine.handler()
         handlers[Engine.adhocKind] = engine.handler()
@@ -75,6 +76,7 @@ public struct StewardServer {
         let backups = BackupService(
             store: BackupStore(database: database, sealer: SecretSealer(masterKey: secret, purpose: "steward backup repository password")),
             hosts: hostStore, identity: sshIdentity, dataDirectory: dataDirectory,
+            runner: helper.map { PanelAwareRunner(helper: $0) as any ProcessRunning } ?? LocalProcessRunner(),
             sensitive: SensitivePaths(
                 dataDirectory: dataDirectory.path, tlsKeyPath: configuration.tlsKeyPath, extra: configuration.sensitivePaths))
         handlers.merge(backups.handlers()) { first, _ in first }

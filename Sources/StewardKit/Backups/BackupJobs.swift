@@ -100,7 +100,9 @@ extension BackupService {
 
     /// Run a hook script from the config repo on the plan's host, as restic runs there. The script travels on
     /// standard input into a private temporary file, so nothing of it is ever parsed as a command line.
-    func hook(_ hook: [String], name: String, target: ResticTarget, context: JobContext, environment: [String: String] = [:]) async throws {
+    func hook(
+        _ hook: [String], name: String, plan: BackupPlan, target: ResticTarget, context: JobContext, environment: [String: String] = [:]
+    ) async throws {
         guard let script = hook.first else { return }
         if let problem = hookProblem(hook) { throw JobFailure("the \(name) hook: \(problem)") }
         let repository = ConfigRepository(dataDirectory: dataDirectory)
@@ -110,6 +112,9 @@ extension BackupService {
         let runner = ["/bin/sh", "-c", Self.hookLauncher, "steward-hook"]
         var command = target.plainCommand(runner, environment: environment, timeout: .seconds(3600))
         command.input = Data(text.utf8)
+        if target.host.transport == .local {
+            command.panel = .hook(plan: plan.id, phase: name, result: environment["STEWARD_BACKUP_RESULT"])
+        }
         let (outcome, tail) = try await stream(command, context, display: ["hooks/" + script])
         guard outcome.succeeded else {
             throw JobFailure("the \(name) hook \(outcome.summary)" + (tail.isEmpty ? "" : ": \(tail.split(separator: "\n").last ?? "")"))
@@ -153,7 +158,7 @@ extension BackupService {
             await context.log("the previous operation on this repository did not finish cleanly; removing stale locks first")
             try await unlockStale(target, context)
         }
-        try await hook(plan.preHook, name: "pre", target: target, context: context)
+        try await hook(plan.preHook, name: "pre", plan: plan, target: target, context: context)
         var arguments = ["backup", "--json", "--tag", plan.tag, "--host", target.host.name]
         for pattern in plan.excludes { arguments += ["--exclude", pattern] }
         arguments += ["--"] + paths
@@ -168,7 +173,7 @@ extension BackupService {
         let result = outcome.succeeded ? "succeeded" : "failed"
         var hookFailure: (any Error)?
         do {
-            try await hook(plan.postHook, name: "post", target: target, context: context, environment: ["STEWARD_BACKUP_RESULT": result])
+            try await hook(plan.postHook, name: "post", plan: plan, target: target, context: context, environment: ["STEWARD_BACKUP_RESULT": result])
         } catch {
             hookFailure = error
         }
@@ -372,8 +377,9 @@ extension BackupService {
 
     func targetHasContent(host: Host, repository: BackupRepository, path: String) async throws -> Bool {
         let target = try target(repository: repository, on: host)
-        let found = try await capture(
-            target.plainCommand(["find", path, "-mindepth", "1", "-maxdepth", "1", "-print", "-quit"], timeout: .seconds(60)))
+        var probe = target.plainCommand(["find", path, "-mindepth", "1", "-maxdepth", "1", "-print", "-quit"], timeout: .seconds(60))
+        if host.transport == .local { probe.panel = .probe(path: path) }
+        let found = try await capture(probe)
         return found.outcome.succeeded && !found.output.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty
     }
 

@@ -180,14 +180,20 @@ public struct BackupService: Sendable {
         guard errors.isEmpty else { throw Problem.invalid(errors) }
         let storage = repository.kind == .sftp ? host : nil
         let access = try repository.kind == .local ? host : accessHost(repository)
+        // Under privilege separation the root helper reaches the panel host's repositories, and it knows them only by
+        // their record: save first, and take the record back if restic refuses.
+        let viaHelper = runner is PanelAwareRunner && access.transport == .local
+        let recorded = viaHelper ? try store.createRepository(repository, password: password, by: who, now: now) : nil
         let target = ResticTarget(
-            host: access, repository: repository, storageHost: storage, password: password, identity: identity, cacheDirectory: cacheDirectory)
+            host: access, repository: recorded ?? repository, storageHost: storage, password: password, identity: identity,
+            cacheDirectory: cacheDirectory)
         do {
             _ = try await restic(target, initialise ? ["init"] : ["snapshots", "--json", "--no-lock"])
         } catch let failure as JobFailure {
+            if let recorded { try store.deleteRepository(recorded, by: who, now: now) }
             throw Problem.invalid([failure.message.contains("password") ? "password" : "path": failure.message])
         }
-        let saved = try store.createRepository(repository, password: password, by: who, now: now)
+        let saved = try recorded ?? store.createRepository(repository, password: password, by: who, now: now)
         await refreshStatus(saved)
         return try store.repository(id: saved.id) ?? saved
     }

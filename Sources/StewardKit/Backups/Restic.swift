@@ -51,7 +51,10 @@ public struct ResticTarget: Sendable {
             var environment = ResticTarget.baseEnvironment()
             environment["RESTIC_PASSWORD"] = password
             environment["RESTIC_CACHE_DIR"] = cacheDirectory
-            return ProcessCommand(argv, environment: environment, timeout: timeout)
+            var command = ProcessCommand(argv, environment: environment, timeout: timeout)
+            // A repository being added has no id yet; its first commands run in the process that asks.
+            if repository.id != 0 { command.panel = .restic(repository: repository.id, arguments: arguments) }
+            return command
         }
         let remote = ["env", "RESTIC_PROGRESS_FPS=1", "RESTIC_PASSWORD_FILE=/dev/stdin"] + argv
         return ProcessCommand(remoteArgv(remote), environment: ResticTarget.baseEnvironment(), timeout: timeout, input: Data((password + "\n").utf8))

@@ -18,6 +18,9 @@ public struct ProcessCommand: Sendable {
     public var input: Data?
     /// Send standard error to /dev/null instead of mixing it into the output (for binary output such as a file).
     public var discardStandardError = false
+    /// Under privilege separation, what this command is to the root helper: a panel-host command the helper rebuilds
+    /// from records. A runner without a helper ignores it and runs the argv.
+    public var panel: PanelCommand?
 
     public init(
         _ argv: [String], environment: [String: String]? = nil, workingDirectory: String? = nil, timeout: Duration? = nil, input: Data? = nil

@@ -407,4 +407,53 @@ struct SecurityBoundaryTests {
     func aeadOnly() {
         #expect(TLSMaterial.tls12CipherSuites == "ECDHE+AESGCM:ECDHE+CHACHA20")
     }
+
+    // MARK: the privileged helper (item 8)
+
+    @Test("item 8: the helper takes only restic commands Steward itself writes")
+    func resticGrammar() {
+        let steward: [[String]] = [
+            ["backup", "--json", "--tag", "steward-plan-3", "--host", "localhost", "--exclude", "*.tmp", "--", "/srv/data", "/etc/nginx"],
+            ["unlock"], ["check"], ["check", "--read-data-subset", "5%"],
+            ["forget", "--json", "--tag", "steward-plan-3", "--group-by", "tags", "--prune", "--keep-last", "3", "--keep-within", "7d"],
+            ["forget", "--dry-run", "--no-lock", "--json", "--tag", "steward-plan-3", "--group-by", "tags", "--keep-daily", "7"],
+            ["restore", "5b4dbedd", "--target", "/srv/restore", "--verify", "--include", "/srv/data/a"],
+            ["snapshots", "--json", "--no-lock"], ["snapshots", "--json", "--no-lock", "--tag", "steward-plan-1"],
+            ["ls", "--json", "--no-lock", "latest"], ["ls", "--json", "--no-lock", "5b4dbedd", "/srv"], ["dump", "--no-lock", "latest", "/srv/a"],
+            ["stats", "--json", "--no-lock", "--mode", "raw-data"], ["init"],
+        ]
+        for arguments in steward { #expect(ResticGrammar.problem(arguments) == nil, "\(arguments): \(ResticGrammar.problem(arguments) ?? "")") }
+        let attacks: [[String]] = [
+            ["snapshots", "--password-command", "id"], ["snapshots", "-o", "sftp.command=sh -c id"], ["snapshots", "--option", "sftp.command=id"],
+            ["snapshots", "--repo", "/etc"], ["snapshots", "-r", "/"], ["self-update"], ["key", "add"], ["backup", "--json", "--", "../etc"],
+            ["backup", "--files-from", "/etc/shadow", "--", "/srv"], ["backup", "--json"], ["restore", "latest", "--target", "/srv/../etc"],
+            ["dump", "--no-lock", "latest"], ["ls", "--json", "--no-lock", "$(id)"], ["forget", "--keep-last", "-1"],
+            ["check", "--read-data-subset", "1/0"], ["backup", "--tag", "other", "--", "/srv"], ["cache", "--cleanup"],
+            ["snapshots", "--json\u{0}x"],
+        ]
+        for arguments in attacks { #expect(ResticGrammar.problem(arguments) != nil, "\(arguments)") }
+        #expect(PanelCommandRunner.refusal(.probe(path: "../etc")) != nil && PanelCommandRunner.refusal(.hook(plan: 1, phase: "x", result: nil)) != nil)
+    }
+
+    @Test("item 8: the helper answers typed requests over a real socket pair and refuses a restic command outside the grammar")
+    func helperOverSocketPair() async throws {
+        let directory = TemporaryDirectory()
+        let (helperEnd, webEnd) = try PrivilegeSeparation.socketPair()
+        let helper = PrivilegedHelper(
+            descriptor: helperEnd, pamService: "steward-test-no-such-service", dataDirectory: DataDirectory(path: directory.path + "/data"),
+            logger: quietLogger)
+        Thread.detachNewThread { helper.serve() }
+        let client = HelperClient(descriptor: webEnd)
+        #expect(try await client.ask(.standing(user: "steward-test-no-such-user")) == .standing("deleted"))
+        #expect(try await client.ask(.standing(user: "root")) != .standing("deleted"))
+        await #expect { _ = try await client.runPanelCommand(.restic(repository: 1, arguments: ["snapshots", "--password-command", "id"])) { _ in } } throws: {
+            "\($0)".contains("refused") && "\($0)".contains("--password-command")
+        }
+        // Concurrent requests each get their own answer.
+        async let a = client.ask(.standing(user: "root"))
+        async let b = client.ask(.standing(user: "steward-test-no-such-user"))
+        let (first, second) = try await (a, b)
+        #expect(first != second)
+        close(webEnd)
+    }
 }
