@@ -109,7 +109,12 @@ struct Serve: AsyncParsableCommand {
             // The web process: become steward before anything is opened or read.
             // The drop itself happened before main, before any thread existed (see CSpawn); check it held.
             do { try PrivilegeSeparation.verifyDropped() } catch { throw fail(error) }
-            helper = HelperClient(descriptor: privsepDescriptor)
+            // Without its helper the web process can neither sign anyone in nor finish panel-host jobs; and a helper
+            // that was killed must not leave it behind holding the data directory's lock.
+            helper = HelperClient(descriptor: privsepDescriptor) { why in
+                FileHandle.standardError.write(Data("steward: the privileged helper is gone (\(why)); the web process stops\n".utf8))
+                _exit(70)
+            }
             logger.notice("web process running unprivileged", metadata: ["user": "\(PrivilegeSeparation.userName)", "uid": "\(getuid())"])
         } else if configuration.privilegeSeparation, getuid() == 0 {
             try await superviseWebProcess(configuration: configuration, logger: logger)
@@ -160,6 +165,7 @@ func superviseWebProcess(configuration: StewardConfiguration, logger: Logger) as
         let directory = DataDirectory(path: configuration.dataDirectory)
         try directory.prepare()
         let account = try PrivilegeSeparation.ensureUser(home: configuration.dataDirectory, logger: logger)
+        try PrivilegeSeparation.checkReachable(dataDirectory: configuration.dataDirectory, by: account)
         try PrivilegeSeparation.handOver(dataDirectory: configuration.dataDirectory, to: account, logger: logger)
         let (helperEnd, webEnd) = try PrivilegeSeparation.socketPair()
         var arguments = Array(CommandLine.arguments.dropFirst())

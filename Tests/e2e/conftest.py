@@ -91,6 +91,10 @@ def start_steward(data: pathlib.Path, output: pathlib.Path, port: int, extra_env
     """`steward serve` with its defaults (HTTPS, self-signed certificate) on 127.0.0.1:port, once it answers /readyz."""
     env = steward_environment()
     env.update(extra_env or {})
+    if env.get("STEWARD_PRIVILEGE_SEPARATION") != "false":
+        # Started as root, the web process runs as steward and must reach the data directory inside this test's
+        # temporary one (made 0700 by tempfile).
+        os.chmod(data.parent, 0o711)
     with open(output, "ab") as log:
         process = subprocess.Popen(
             [str(_binary()), "serve", "--data", str(data), "--bind", "127.0.0.1", "--port", str(port)],

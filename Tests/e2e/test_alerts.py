@@ -8,9 +8,12 @@ import hmac
 import http.server
 import json
 import mailbox
+import os
 import pathlib
+import shutil
 import socket
 import subprocess
+import tempfile
 import threading
 import time
 
@@ -169,6 +172,13 @@ def test_email_over_starttls_with_a_login_and_a_private_ca(api, tmp_path):
     cert, key = tmp_path / "smtp.pem", tmp_path / "smtp.key"
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
                     "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    # The CA file is read by the web process, which runs as the steward user under privilege separation: like an
+    # operator's CA bundle, it sits where that user can read it (pytest's own directories are root's alone).
+    ca_directory = pathlib.Path(tempfile.mkdtemp(prefix="steward-e2e-ca-"))
+    os.chmod(ca_directory, 0o711)
+    ca_file = ca_directory / "smtp-ca.pem"
+    shutil.copy(cert, ca_file)
+    os.chmod(ca_file, 0o644)
     port = free_port()
     maildir = tmp_path / "mail"
     server = subprocess.Popen(["/usr/bin/python3", str(pathlib.Path(__file__).with_name("smtp_tls_server.py")), str(port), str(cert), str(key),
@@ -176,7 +186,7 @@ def test_email_over_starttls_with_a_login_and_a_private_ca(api, tmp_path):
     try:
         assert server.stdout.readline().strip() == "ready", server.stderr.read()
         body = {"name": "tls-mail", "kind": "email", "smtp_host": "127.0.0.1", "smtp_port": port, "smtp_security": "starttls",
-                "smtp_user": "steward", "password": "wrong", "smtp_ca_file": str(cert), "mail_from": "steward@example.com",
+                "smtp_user": "steward", "password": "wrong", "smtp_ca_file": str(ca_file), "mail_from": "steward@example.com",
                 "mail_to": "ops@example.com", "group_wait_seconds": 0, "match_labels": "team=e2e-tls"}
         status, channel = api.call("POST", "/api/v1/alerts/channels", body)
         assert status == 201 and channel["has_password"] and "password" not in channel, channel

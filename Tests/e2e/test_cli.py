@@ -5,6 +5,7 @@ import pathlib
 import shutil
 import sqlite3
 import subprocess
+import tempfile
 
 from conftest import ROOT, _binary
 
@@ -81,13 +82,17 @@ def test_binary_runs_from_outside_the_repository_with_installed_resources(tmp_pa
 
 
 def test_serve_refuses_a_database_from_a_newer_steward(tmp_path):
-    data = tmp_path / "data"
+    # Somewhere the steward user can walk to: serve as root hands the data directory to it first.
+    reachable = pathlib.Path(tempfile.mkdtemp(prefix="steward-e2e-cli-"))
+    os.chmod(reachable, 0o711)
+    data = reachable / "data"
     assert run("migrate", "--data", str(data)).returncode == 0
     db = sqlite3.connect(data / "steward.db")
     db.execute("INSERT INTO schema_migrations (version, name, checksum, applied_at) VALUES (9001, 'future_feature', 'x', 0)")
     db.commit()
     db.close()
     result = run("serve", "--data", str(data), "--no-tls", "--port", "1")
+    shutil.rmtree(reachable)
     assert result.returncode != 0
     assert "9001_future_feature" in result.stderr and "Refusing to start" in result.stderr
 

@@ -115,13 +115,20 @@ TOUCH_PLAYBOOK = """\
 
 
 def commit_playbook(steward, name, text):
+    """Commit straight into the config repo with git, as its owner: the steward user under privilege separation."""
     repo = steward.data / "config"
-    (repo / "playbooks" / name).write_text(text)
+    path = repo / "playbooks" / name
+    path.write_text(text)
+    owner = repo.stat()
+    os.chown(path, owner.st_uid, owner.st_gid)
+    as_owner = [] if owner.st_uid == os.geteuid() else [
+        "setpriv", f"--reuid={owner.st_uid}", f"--regid={owner.st_gid}", "--clear-groups", "--"]
     env = {"PATH": "/usr/bin:/bin", "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": "/dev/null", "HOME": "/nonexistent"}
-    subprocess.run(["git", "-C", str(repo), "add", "-A"], check=True, env=env)
-    subprocess.run(["git", "-C", str(repo), "-c", "user.name=Test", "-c", "user.email=test@localhost", "commit", "-q", "-m", f"add {name}"],
-                   check=True, env=env)
-    return subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], check=True, capture_output=True, text=True, env=env).stdout.strip()
+    subprocess.run(as_owner + ["git", "-C", str(repo), "add", "-A"], check=True, env=env)
+    subprocess.run(as_owner + ["git", "-C", str(repo), "-c", "user.name=Test", "-c", "user.email=test@localhost", "commit", "-q", "-m",
+                               f"add {name}"], check=True, env=env)
+    return subprocess.run(as_owner + ["git", "-C", str(repo), "rev-parse", "HEAD"], check=True, capture_output=True, text=True,
+                          env=env).stdout.strip()
 
 
 def enrol(api, fleet):

@@ -53,6 +53,26 @@ public enum PrivilegeSeparation {
         }
     }
 
+    /// The web process must be able to walk down to the data directory: say which parent stops it, and how to fix it.
+    public static func checkReachable(dataDirectory path: String, by account: Account) throws {
+        var ancestor = URL(fileURLWithPath: path).standardizedFileURL.deletingLastPathComponent()
+        while true {
+            let parent = ancestor.path
+            let attributes = try FileManager.default.attributesOfItem(atPath: parent)
+            let mode = (attributes[.posixPermissions] as? NSNumber)?.intValue ?? 0
+            let owner = (attributes[.ownerAccountID] as? NSNumber)?.uint32Value
+            let group = (attributes[.groupOwnerAccountID] as? NSNumber)?.uint32Value
+            let searchable = owner == account.uid ? mode & 0o100 != 0 : group == account.gid ? mode & 0o010 != 0 : mode & 0o001 != 0
+            guard searchable else {
+                throw Failure(
+                    "the \(userName) user cannot reach the data directory \(path): \(parent) is mode \(String(mode, radix: 8)) and not theirs. "
+                        + "Run chmod o+x \(parent), choose a data directory under a path \(userName) can walk, or set privilege_separation=false")
+            }
+            if parent == "/" { return }
+            ancestor = ancestor.deletingLastPathComponent()
+        }
+    }
+
     static func change(_ path: String, _ account: Account) throws {
         // lchown: a symbolic link is handed over itself, never what it points to.
         guard lchown(path, account.uid, account.gid) == 0 else { throw Failure("cannot hand \(path) to steward: \(String(cString: strerror(errno)))") }

@@ -238,9 +238,12 @@ public final class HelperClient: Sendable {
     let descriptor: Int32
     let state = Mutex<(next: UInt64, waiting: [UInt64: Waiter], closed: String?)>((1, [:], nil))
     let writing = Mutex(())
+    let onClosed: @Sendable (String) -> Void
 
-    public init(descriptor: Int32) {
+    /// `onClosed` runs once the helper is gone (it died, or was killed): the web process cannot work without it.
+    public init(descriptor: Int32, onClosed: @escaping @Sendable (String) -> Void = { _ in }) {
         self.descriptor = descriptor
+        self.onClosed = onClosed
         Thread.detachNewThread { [self] in readReplies() }
     }
 
@@ -269,6 +272,7 @@ public final class HelperClient: Sendable {
             return Array(all)
         }
         for waiter in waiters { waiter.done.resume(throwing: HelperError.closed(why)) }
+        onClosed(why)
     }
 
     public func ask(_ request: HelperRequest) async throws -> HelperReply {

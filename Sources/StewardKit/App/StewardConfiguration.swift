@@ -34,8 +34,9 @@ public struct StewardConfiguration: Sendable, Equatable {
     public var retentionGraceMinutes = 120
     /// Peers whose X-Forwarded-For is believed (reverse proxies); nobody else's is.
     public var trustedProxies: [AddressRange] = []
-    /// Run the network-facing server as the `steward` system user, with a small root helper for PAM and account checks.
-    public var privilegeSeparation = false
+    /// Started as root, run the network-facing server as the `steward` system user, keeping a small root helper for
+    /// PAM, account checks and the panel host's own jobs. Without root there is nothing to separate.
+    public var privilegeSeparation = true
     /// Seconds a Unix account's standing (exists, unlocked, unexpired) is trusted before it is read again.
     public var accountRecheckSeconds = 60
     /// Open connections at most, and per client address; lowered at start to half the descriptor limit if need be.
