@@ -9,6 +9,9 @@ PIP_PACKAGES := selenium==4.38.0 pytest
 DATA ?= /var/lib/steward
 PREFIX ?= /usr/local
 STEWARD_FLAGS ?=
+# A variable given on make's command line reaches the recipes' environment too, where steward would read
+# STEWARD_FLAGS as an unknown setting; it is only for this Makefile.
+unexport STEWARD_FLAGS
 
 .PHONY: run test deps build release unit-test e2e-test bench install clean pam user
 
