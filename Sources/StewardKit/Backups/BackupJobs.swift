@@ -109,22 +109,32 @@ extension BackupService {
         guard let text = try repository.read(Self.hooksFolder + script) else { throw JobFailure("the \(name) hook hooks/\(script) is gone") }
         let commit = (try? repository.head()) ?? "unknown"
         await context.log("running the \(name) hook hooks/\(script) at config commit \(commit.prefix(12)) on \(target.host.name)")
-        let runner = ["/bin/sh", "-c", Self.hookLauncher, "steward-hook"]
-        var command = target.plainCommand(runner, environment: environment, timeout: .seconds(3600))
-        command.input = Data(text.utf8)
-        if target.host.transport == .local {
-            command.panel = .hook(plan: plan.id, phase: name, result: environment["STEWARD_BACKUP_RESULT"])
+        await context.log("$ hooks/" + script)
+        let splitter = LineSplitter()
+        let writer = context.writer
+        let streamed: @Sendable (Data) async -> Void = { data in
+            for text in splitter.feed(data) { await writer.append(text + "\n") }
         }
-        let (outcome, tail) = try await stream(command, context, display: ["hooks/" + script])
+        let outcome: ProcessOutcome
+        if target.host.transport == .local, runner is PanelAwareRunner {
+            // Under privilege separation the root helper reads the script from the config repo itself and runs it.
+            var command = ProcessCommand(["hooks/" + script])
+            command.panel = .hook(plan: plan.id, phase: name, result: environment["STEWARD_BACKUP_RESULT"])
+            outcome = try await runner.run(command, output: streamed)
+        } else {
+            let make: @Sendable ([String], [String: String]) -> ProcessCommand = { (argv: [String], extra: [String: String]) -> ProcessCommand in
+                target.plainCommand(argv, environment: extra, timeout: Duration.seconds(3600))
+            }
+            let steps = HookScript(text: text, make: make)
+            outcome = try await steps.run(environment: environment, runner: runner, streamed: streamed)
+        }
+        for text in splitter.finish() { await writer.append(text + "\n") }
+        if outcome.cancelled || Task.isCancelled { throw CancellationError() }
+        let tail = splitter.tail
         guard outcome.succeeded else {
             throw JobFailure("the \(name) hook \(outcome.summary)" + (tail.isEmpty ? "" : ": \(tail.split(separator: "\n").last ?? "")"))
         }
     }
-
-    /// Fixed text (no user input): copy the script from stdin to a 0700 temporary file, run it with stdin closed,
-    /// remove it, and exit with its status. A script without a #! line runs under sh.
-    static let hookLauncher =
-        #"t=$(mktemp) || exit 70; trap 'rm -f "$t"' EXIT; cat >"$t" && chmod 700 "$t" && "$t" </dev/null"#
 
     // MARK: backup
 

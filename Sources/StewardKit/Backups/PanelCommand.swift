@@ -142,10 +142,16 @@ public struct PanelCommandRunner: Sendable {
                 throw JobFailure("plan \(plan.name) has no \(phase) hook")
             }
             let script = try Self.readNoFollow(dataDirectory.path + "/config/" + BackupService.hooksFolder + name)
-            var environment = ResticTarget.baseEnvironment()
+            var environment: [String: String] = [:]
             if let result, ["succeeded", "failed"].contains(result) { environment["STEWARD_BACKUP_RESULT"] = result }
-            process = ProcessCommand(["/bin/sh", "-c", BackupService.hookLauncher, "steward-hook"], environment: environment, timeout: .seconds(3600))
-            process.input = script
+            let base = ResticTarget.baseEnvironment()
+            let make: @Sendable ([String], [String: String]) -> ProcessCommand = { (argv: [String], extra: [String: String]) -> ProcessCommand in
+                var merged: [String: String] = base
+                for (key, value) in extra { merged[key] = value }
+                return ProcessCommand(argv, environment: merged, timeout: Duration.seconds(3600))
+            }
+            let steps = HookScript(text: String(decoding: script, as: UTF8.self), make: make)
+            return try await steps.run(environment: environment, runner: runner, streamed: output)
         case .probe(let path):
             process = ProcessCommand(
                 ["find", path, "-mindepth", "1", "-maxdepth", "1", "-print", "-quit"], environment: ResticTarget.baseEnvironment(),
