@@ -67,7 +67,14 @@ func resolveConfiguration(dataFlag: String?, flags: SettingsLayer) throws -> Ste
     }
     do {
         var layers: [SettingsLayer] = []
-        if let file = try StewardConfiguration.fileLayer(dataDirectory: dataDirectory) { layers.append(file) }
+        do {
+            if let file = try StewardConfiguration.fileLayer(dataDirectory: dataDirectory) { layers.append(file) }
+        } catch {
+            // A steward.json that is not JSON at all: still check the environment and flags, and report everything.
+            var unreadable = SettingsLayer(source: error.source)
+            unreadable.problems = error.all
+            layers.append(unreadable)
+        }
         layers.append(StewardConfiguration.environmentLayer(environment))
         layers.append(flags)
         var configuration = try StewardConfiguration.resolve(dataDirectory: dataDirectory, layers: layers)
@@ -87,7 +94,7 @@ struct Fatal: Error, CustomStringConvertible {
 
 func fail(_ error: any Error) -> ExitCode {
     let code = (error as? Fatal)?.code ?? 1
-    FileHandle.standardError.write(Data("steward: \(error)\n".utf8))
+    LogOutput.write("steward: \(error)\n")
     return ExitCode(code)
 }
 
@@ -98,6 +105,8 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("privsep-fd"), help: .hidden) var privsepDescriptor: Int32?
 
     func run() async throws {
+        // A log pipe whose reader went away must not end the server (nginx ignores SIGPIPE for the same reason).
+        LogOutput.ignoreBrokenPipe()
         let configuration: StewardConfiguration
         do { configuration = try options.resolve() } catch { throw fail(error) }
         let level = configuration.logLevel
@@ -112,7 +121,7 @@ struct Serve: AsyncParsableCommand {
             // Without its helper the web process can neither sign anyone in nor finish panel-host jobs; and a helper
             // that was killed must not leave it behind holding the data directory's lock.
             helper = HelperClient(descriptor: privsepDescriptor) { why in
-                FileHandle.standardError.write(Data("steward: the privileged helper is gone (\(why)); the web process stops\n".utf8))
+                LogOutput.write("steward: the privileged helper is gone (\(why)); the web process stops\n")
                 _exit(70)
             }
             logger.notice("web process running unprivileged", metadata: ["user": "\(PrivilegeSeparation.userName)", "uid": "\(getuid())"])
@@ -126,7 +135,9 @@ struct Serve: AsyncParsableCommand {
             logger.notice("raised the open-file limit to the hard limit", metadata: ["from": "\(descriptors.before)", "to": "\(descriptors.after)"])
         }
         let server: StewardServer
+        let reservation: PortReservation
         do {
+            reservation = try PortReservation(bind: configuration.bind, port: configuration.port)
             let directory = DataDirectory(path: configuration.dataDirectory)
             try directory.prepare()
             guard try directory.holdServeLock() else {
@@ -149,7 +160,10 @@ struct Serve: AsyncParsableCommand {
         do { setupToken = try server.firstAdminSetupToken() } catch { throw fail(error) }
         let banner = Banner(server: server, setupToken: setupToken)
         do {
-            try await server.run { channel in banner.print(port: channel.localAddress?.port) }
+            try await server.run { channel in
+                reservation.release()
+                banner.print(port: channel.localAddress?.port)
+            }
         } catch {
             throw fail(Fatal(message: "server stopped: \(error) (is port \(configuration.port) on \(configuration.bind) already in use?)"))
         }
@@ -275,7 +289,7 @@ struct Migrate: AsyncParsableCommand {
             var flags = SettingsLayer(source: "command-line flags")
             if let resources { flags.values["resources"] = (resources, "--resources") }
             let configuration = try resolveConfiguration(dataFlag: data, flags: flags)
-            let (_, directory, report) = try openDatabase(configuration)
+            let (_, directory, report) = try openDatabase(configuration, create: true)
             if report.applied.isEmpty {
                 print("\(directory.databasePath) is up to date (\(report.alreadyApplied) migration(s) applied earlier)")
             } else {
@@ -290,9 +304,10 @@ struct Migrate: AsyncParsableCommand {
 }
 
 /// Prepare the data directory and bring the database up to date, for commands that work on it directly.
-func openDatabase(_ configuration: StewardConfiguration) throws -> (DatabasePool, DataDirectory, MigrationRunner.Report) {
+func openDatabase(_ configuration: StewardConfiguration, create: Bool = false) throws -> (DatabasePool, DataDirectory, MigrationRunner.Report) {
     let directory = DataDirectory(path: configuration.dataDirectory)
-    try directory.prepare()
+    // Only migrate makes a data directory; the other commands need one that serve made.
+    if create { try directory.prepare() } else { try directory.requireExisting() }
     let root = try ResourceLocator.locate(configured: configuration.resourcesDirectory)
     let database = try StewardDatabase.open(path: directory.databasePath)
     let report = try MigrationRunner.load(directory: root + "/migrations").migrate(database, databasePath: directory.databasePath)

@@ -9,11 +9,16 @@ public struct DataDirectory: Sendable {
         case cannotCreate(String, String)
         case notADirectory(String)
         case cannotWrite(String, String)
+        case refused(String, String)
+        case missing(String)
         public var description: String {
             switch self {
             case .cannotCreate(let path, let reason): "cannot create data directory \(path): \(reason); choose another with --data DIR"
             case .notADirectory(let path): "data directory \(path) exists but is not a directory; choose another with --data DIR"
             case .cannotWrite(let path, let reason): "cannot write \(path): \(reason)"
+            case .refused(let path, let reason): "refusing data directory \(path): \(reason)"
+            case .missing(let path):
+                "\(path) is not a Steward data directory (it has no steward.db); give the right one with --data DIR, or start `steward serve --data \(path)` once to create it"
             }
         }
     }
@@ -26,19 +31,59 @@ public struct DataDirectory: Sendable {
     public var tlsDirectory: String { path + "/tls" }
     public var secretKeyPath: String { path + "/secret.key" }
 
-    /// Create the directory (0700) if needed, and tighten its mode if it is looser.
-    public func prepare() throws(Failure) {
-        var isDirectory: ObjCBool = false
-        if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) {
-            guard isDirectory.boolValue else { throw .notADirectory(path) }
+    /// Names that only a Steward data directory holds; a non-empty directory with none of them is someone else's.
+    static let markers: Set<String> = ["steward.db", "secret.key", "serve.lock", "steward.json"]
+
+    /// Create the directory (0700) if needed, and tighten its mode if it is looser. An existing directory is refused,
+    /// with the reason, when anyone may write it, when a user other than root, the running user or `steward` owns it,
+    /// or when it holds files but nothing of Steward's: Steward keeps keys there and would otherwise adopt it.
+    public func prepare(serviceUser: uid_t? = PrivilegeSeparation.serviceUID()) throws(Failure) {
+        var info = stat()
+        if lstat(path, &info) == 0 {
+            guard info.st_mode & S_IFMT == S_IFDIR else { throw .notADirectory(path) }
+            try checkExisting(info, serviceUser: serviceUser)
         } else {
             do {
                 try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
             } catch {
-                throw .cannotCreate(path, String(describing: error.localizedDescription))
+                throw .cannotCreate(path, Self.reason(errno: errno, fallback: error.localizedDescription))
             }
         }
         guard chmod(path, 0o700) == 0 else { throw .cannotCreate(path, String(cString: strerror(errno))) }
+    }
+
+    /// An existing directory that commands which only read (or add a row) may use: it must hold a database.
+    public func requireExisting() throws(Failure) {
+        var info = stat()
+        guard lstat(path, &info) == 0, info.st_mode & S_IFMT == S_IFDIR, access(databasePath, F_OK) == 0 else { throw .missing(path) }
+    }
+
+    func checkExisting(_ info: stat, serviceUser: uid_t?) throws(Failure) {
+        let mode = info.st_mode & 0o7777
+        if mode & 0o002 != 0 {
+            throw .refused(
+                path,
+                "every user may write it (mode \(String(mode, radix: 8))); Steward keeps its keys and database there, so give it a directory of its own, e.g. /var/lib/steward"
+            )
+        }
+        let owners = Set([0, getuid()] + (serviceUser.map { [$0] } ?? []))
+        if !owners.contains(info.st_uid) {
+            let name = getpwuid(info.st_uid).map { String(cString: $0.pointee.pw_name) } ?? "uid \(info.st_uid)"
+            throw .refused(path, "it belongs to \(name), not to root or Steward's own user; give Steward a directory of its own")
+        }
+        if access(path, W_OK) != 0 {
+            throw .refused(path, errno == EROFS ? "it is on a read-only file system; give a writable directory" : String(cString: strerror(errno)))
+        }
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []
+        if !entries.isEmpty, !entries.contains(where: Self.markers.contains) {
+            let shown = entries.sorted().prefix(3).joined(separator: ", ")
+            throw .refused(
+                path, "it already holds files that are not Steward's (\(shown)\(entries.count > 3 ? ", ..." : "")); give an empty or new directory")
+        }
+    }
+
+    static func reason(errno number: Int32, fallback: String) -> String {
+        number == EROFS ? "it is on a read-only file system" : fallback
     }
 
     /// A 256-bit key, made once, used to sign cookies now and to encrypt stored secrets later.

@@ -49,6 +49,15 @@ public final class HTTPMetrics: Sendable {
         }
     }
 
+    /// Log lines that could not be written (stderr on a full disk, a closed pipe): skipped and counted here.
+    func setLogFailures(_ lines: Int) {
+        registry.makeGauge(
+            descriptor: .init(
+                namespace: "steward", metricName: "log_write_failures", unitName: "",
+                helpText: "Log lines that could not be written to standard error since start, and were skipped")
+        ).set(to: Double(lines))
+    }
+
     func setDatabaseSize(_ bytes: Int64) {
         registry.makeGauge(descriptor: Self.databaseSize).set(to: Double(bytes))
     }

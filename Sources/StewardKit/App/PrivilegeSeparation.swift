@@ -11,6 +11,9 @@ import Logging
 public enum PrivilegeSeparation {
     public static let userName = "steward"
 
+    /// The service user's uid, when the account exists.
+    public static func serviceUID() -> uid_t? { getpwnam(userName).map { $0.pointee.pw_uid } }
+
     public struct Account: Sendable, Equatable {
         public var uid: uid_t
         public var gid: gid_t

@@ -46,6 +46,15 @@ public struct StewardConfiguration: Sendable, Equatable {
     public var headerTimeoutSeconds = 10
     /// Seconds a kept-alive connection may wait for its next request.
     public var idleTimeoutSeconds = 60
+    /// Requests of one class (pages, API, sign-in, static files, health) handled at once; more wait in a bounded queue.
+    public var maxConcurrentRequests = 16
+    /// Requests of one class that may wait for a slot; beyond it, and after `queueWaitMilliseconds`, a 503.
+    public var maxQueuedRequests = 128
+    public var queueWaitMilliseconds = 1000
+    /// Free space (MiB) the data directory's file system must keep: below it /readyz fails and the panel's disk alert fires.
+    public var diskReserveMB = 64
+    /// Seconds the database check at start may take before it is skipped (0: no check).
+    public var startupCheckSeconds = 10
     /// Paths on the panel host added to the built-in secrets only an admin may back up, read or restore over.
     public var sensitivePaths: [String] = []
     /// Extra host names requests may be addressed to, beyond external_url's host, the bind address, localhost and
@@ -82,7 +91,28 @@ public struct ConfigurationError: Error, CustomStringConvertible, Equatable {
     public let setting: String
     public let source: String
     public let message: String
-    public var description: String { "configuration error in \(source): \(message)" }
+    /// Further errors found in the same pass: every one is reported at once, not one per restart.
+    public var others: [ConfigurationError] = []
+
+    public init(setting: String, source: String, message: String) {
+        self.setting = setting
+        self.source = source
+        self.message = message
+    }
+
+    /// The first error with the rest attached; nil when there were none.
+    static func combined(_ errors: [ConfigurationError]) -> ConfigurationError? {
+        guard var first = errors.first else { return nil }
+        first.others = Array(errors.dropFirst())
+        return first
+    }
+
+    public var all: [ConfigurationError] { [ConfigurationError(setting: setting, source: source, message: message)] + others }
+
+    public var description: String {
+        let lines = all.map { "configuration error in \($0.source): \($0.message)" }
+        return lines.count == 1 ? lines[0] : "\(lines.count) configuration errors:\n  " + lines.joined(separator: "\n  ")
+    }
 }
 
 /// One source of settings, as raw strings keyed by setting name.
@@ -90,6 +120,8 @@ public struct SettingsLayer: Sendable {
     public var source: String
     /// setting name -> (value, label used in messages, e.g. "STEWARD_PORT" or "--port")
     public var values: [String: (value: String, label: String)]
+    /// Entries that could not even be read as a setting (a list where a scalar belongs); reported with the rest.
+    public var problems: [ConfigurationError] = []
 
     public init(source: String, values: [String: (value: String, label: String)] = [:]) {
         self.source = source
@@ -174,6 +206,11 @@ extension StewardConfiguration {
         integer("max_connections_per_address", 1...1_000_000, \.maxConnectionsPerAddress),
         integer("header_timeout_seconds", 1...600, \.headerTimeoutSeconds),
         integer("idle_timeout_seconds", 1...3600, \.idleTimeoutSeconds),
+        integer("max_concurrent_requests", 1...4096, \.maxConcurrentRequests),
+        integer("max_queued_requests", 0...100_000, \.maxQueuedRequests),
+        integer("queue_wait_milliseconds", 0...60_000, \.queueWaitMilliseconds),
+        integer("disk_reserve_mb", 0...1_000_000, \.diskReserveMB),
+        integer("startup_check_seconds", 0...3600, \.startupCheckSeconds),
         Setting(
             name: "trusted_proxies",
             accepted: "a comma-separated list of proxy addresses or CIDR ranges whose X-Forwarded-For is believed, e.g. 127.0.0.1,10.0.0.0/8"
@@ -232,26 +269,31 @@ extension StewardConfiguration {
     public static func resolve(dataDirectory: String, layers: [SettingsLayer]) throws(ConfigurationError) -> StewardConfiguration {
         var config = StewardConfiguration(dataDirectory: dataDirectory)
         let byName = Dictionary(uniqueKeysWithValues: settings.map { ($0.name, $0) })
+        var errors: [ConfigurationError] = []
         for name in settingNames { config.sources[name] = "default" }
         for layer in layers {
+            errors += layer.problems
             for (name, entry) in layer.values.sorted(by: { $0.key < $1.key }) {
                 guard let setting = byName[name] else {
-                    throw ConfigurationError(setting: entry.label, source: layer.source, message: unknownSettingMessage(entry.label, name: name))
+                    errors.append(ConfigurationError(setting: entry.label, source: layer.source, message: unknownSettingMessage(entry.label, name: name)))
+                    continue
                 }
                 guard setting.apply(&config, entry.value) else {
-                    throw ConfigurationError(
-                        setting: entry.label, source: layer.source,
-                        message: "\(entry.label) = \"\(entry.value)\" is not valid; expected \(setting.accepted)")
+                    errors.append(
+                        ConfigurationError(
+                            setting: entry.label, source: layer.source,
+                            message: "\(entry.label) = \"\(entry.value)\" is not valid; expected \(setting.accepted)"))
+                    continue
                 }
                 config.sources[name] = entry.label
             }
         }
         if (config.tlsCertificatePath == nil) != (config.tlsKeyPath == nil) {
             let missing = config.tlsCertificatePath == nil ? "tls_cert" : "tls_key"
-            throw ConfigurationError(
-                setting: missing, source: "configuration",
-                message: "tls_cert and tls_key must be set together; \(missing) is missing")
+            errors.append(
+                ConfigurationError(setting: missing, source: "configuration", message: "tls_cert and tls_key must be set together; \(missing) is missing"))
         }
+        if let error = ConfigurationError.combined(errors) { throw error }
         return config
     }
 
@@ -268,25 +310,32 @@ extension StewardConfiguration {
     public static func fileLayer(dataDirectory: String) throws(ConfigurationError) -> SettingsLayer? {
         let path = dataDirectory + "/steward.json"
         guard let data = FileManager.default.contents(atPath: path) else { return nil }
-        let dictionary: [String: SettingValue]
+        let object: Any
         do {
-            dictionary = try JSONDecoder().decode([String: SettingValue].self, from: data)
-        } catch let DecodingError.typeMismatch(_, context) where !context.codingPath.isEmpty {
-            let key = context.codingPath[0].stringValue
-            throw ConfigurationError(setting: key, source: path, message: "\"\(key)\" in \(path) must be a string, number or boolean")
+            object = try JSONSerialization.jsonObject(with: data)
         } catch {
+            let place = JSONPlace(data: data, error: error).map { " at line \($0.line), column \($0.column)" } ?? ""
             throw ConfigurationError(
-                setting: "steward.json", source: path, message: "\(path) must be a JSON object of settings: \(error)")
+                setting: "steward.json", source: path, message: "\(path) is not valid JSON\(place); it must be one object of settings")
+        }
+        guard object is [String: Any], let dictionary = try? JSONDecoder().decode([String: SettingValue].self, from: data) else {
+            throw ConfigurationError(setting: "steward.json", source: path, message: "\(path) must be a JSON object of settings, like {\"port\": 10000}")
         }
         var layer = SettingsLayer(source: path)
-        for (key, value) in dictionary {
-            let text = value.text
+        var errors: [ConfigurationError] = []
+        for key in dictionary.keys.sorted() {
             if key == "data" {
-                throw ConfigurationError(
-                    setting: key, source: path, message: "\"data\" cannot be set inside the data directory; use --data or STEWARD_DATA")
+                errors.append(
+                    ConfigurationError(setting: key, source: path, message: "\"data\" cannot be set inside the data directory; use --data or STEWARD_DATA"))
+                continue
+            }
+            guard let text = dictionary[key]!.text else {
+                errors.append(ConfigurationError(setting: key, source: path, message: "\"\(key)\" in \(path) must be a string, number or boolean"))
+                continue
             }
             layer.values[key] = (text, "\"\(key)\"")
         }
+        layer.problems = errors
         return layer
     }
 
@@ -326,9 +375,9 @@ enum IPAddressText {
     }
 }
 
-/// A scalar in steward.json, kept as the text the setting parsers read.
+/// A value in steward.json: a scalar kept as the text the setting parsers read, or nil for arrays, objects and null.
 struct SettingValue: Decodable {
-    let text: String
+    let text: String?
     init(from decoder: any Decoder) throws {
         let container = try decoder.singleValueContainer()
         if let flag = try? container.decode(Bool.self) {
@@ -338,7 +387,33 @@ struct SettingValue: Decodable {
         } else if let number = try? container.decode(Double.self) {
             text = String(number)
         } else {
-            text = try container.decode(String.self)
+            text = try? container.decode(String.self)
         }
+    }
+}
+
+/// Line and column (from 1) of a JSON syntax error, from the character offset Foundation reports.
+struct JSONPlace {
+    let line: Int
+    let column: Int
+
+    init?(data: Data, error: any Error) {
+        let debug = ((error as NSError).userInfo[NSDebugDescriptionErrorKey] as? String) ?? "\(error)"
+        guard let range = debug.range(of: "character ") else { return nil }
+        let digits = debug[range.upperBound...].prefix { $0.isNumber }
+        guard let offset = Int(digits) else { return nil }
+        var line = 1
+        var column = 1
+        for (index, character) in String(decoding: data, as: UTF8.self).enumerated() {
+            if index >= offset { break }
+            if character == "\n" {
+                line += 1
+                column = 1
+            } else {
+                column += 1
+            }
+        }
+        self.line = line
+        self.column = column
     }
 }

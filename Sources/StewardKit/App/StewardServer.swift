@@ -48,7 +48,19 @@ public struct StewardServer {
         let dataDirectory = DataDirectory(path: configuration.dataDirectory)
         try dataDirectory.prepare()
         let resources = try ResourceLocator.locate(configured: configuration.resourcesDirectory)
-        let database = try StewardDatabase.open(path: dataDirectory.databasePath)
+        let database: DatabasePool
+        do {
+            database = try StewardDatabase.open(path: dataDirectory.databasePath)
+            let limit = Duration.seconds(configuration.startupCheckSeconds)
+            if configuration.startupCheckSeconds > 0, try StewardDatabase.quickCheck(database, path: dataDirectory.databasePath, limit: limit) == .outOfTime {
+                logger.warning(
+                    "the database check at start ran out of time and was skipped; the nightly check covers it",
+                    metadata: ["limit_seconds": "\(configuration.startupCheckSeconds)"])
+            }
+        } catch var damage as DatabaseDamage {
+            damage.newestBackup = await SelfBackup.newestSnapshotNote(dataDirectory: dataDirectory)
+            throw damage
+        }
         let report = try MigrationRunner.load(directory: resources + "/migrations").migrate(database, databasePath: dataDirectory.databasePath)
         for file in report.applied { logger.notice("applied migration", metadata: ["file": "\(file)"]) }
         for file in report.edited {
@@ -240,23 +252,59 @@ public struct StewardServer {
     /// Serve until SIGTERM/SIGINT: then stop accepting, end live streams, give jobs their grace, checkpoint the WAL.
     public func run(onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }) async throws {
         let app = try makeApplication(onServerRunning: onServerRunning)
+        // Services stop in reverse order, each after the one behind it has ended: background work first, then the
+        // jobs' grace period while pages and the API still answer (people can watch jobs finish), then live streams,
+        // then HTTP, then the final checkpoint.
+        let jobs = self.jobs
+        let logger = self.logger
+        let hurry = SignalCounter(signals: [SIGTERM, SIGINT]) { count in
+            guard count == 2 else { return }
+            logger.notice("second stop signal: ending the jobs' grace period now")
+            Task { await jobs.hurry() }
+        }
+        defer { hurry.stop() }
         let group = ServiceGroup(
             configuration: .init(
                 services: [
                     .init(service: DatabaseCheckpoint(database: database, logger: logger)),
+                    .init(service: app),
+                    .init(service: StreamCloser(events: jobs.events)),
                     .init(service: jobs),
                     .init(service: scheduler),
                     .init(service: collector),
                     .init(service: alerts),
                     .init(service: notifier),
                     .init(service: rolloutDriver),
-                    .init(service: app),
-                    .init(service: StreamCloser(events: jobs.events)),
                 ],
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger))
         try await group.run()
     }
+}
+
+/// Counts SIGTERM/SIGINT beside ServiceLifecycle's own handling (which acts on the first only).
+final class SignalCounter: @unchecked Sendable {
+    private var sources: [any DispatchSourceSignal] = []
+    private let lock = NSLock()
+    private var count = 0
+
+    init(signals: [Int32], onSignal: @escaping @Sendable (Int) -> Void) {
+        for number in signals {
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            source.setEventHandler { [weak self] in
+                guard let self else { return }
+                let now = self.lock.withLock {
+                    self.count += 1
+                    return self.count
+                }
+                onSignal(now)
+            }
+            source.resume()
+            sources.append(source)
+        }
+    }
+
+    func stop() { for source in sources { source.cancel() } }
 }
 
 /// Shuts down last: a final WAL checkpoint so the database file is complete on its own.

@@ -71,6 +71,7 @@ struct SystemController {
     @Sendable func exposition(request: Request, context: StewardRequestContext) async throws -> Response {
         metrics.setJobs(try jobs.countsByState())
         metrics.setDatabaseSize(StewardDatabase.sizeOnDisk(path: databasePath))
+        metrics.setLogFailures(LogOutput.failedLines)
         if let collector {
             metrics.setMetricStore(
                 series: collector.store.series().count, outOfOrder: collector.store.outOfOrder, lastRound: collector.lastRoundSummary)

@@ -87,6 +87,27 @@ public enum SelfBackup {
 
     /// Restore a self-backup snapshot into `dataDirectory`. Current files are moved aside (never deleted) first.
     /// Steward must not be running on this data directory.
+    /// For an operator facing a damaged database: when the newest self-backup was taken, read from the repository.
+    public static func newestSnapshotNote(dataDirectory: DataDirectory) async -> String {
+        let repository = repositoryPath(dataDirectory)
+        guard FileManager.default.fileExists(atPath: passwordPath(dataDirectory)) else {
+            return "no self-backup repository at \(repository); restore steward.db from a copy of your own"
+        }
+        var environment = ResticTarget.baseEnvironment()
+        environment["RESTIC_PASSWORD_FILE"] = passwordPath(dataDirectory)
+        environment["RESTIC_CACHE_DIR"] = dataDirectory.path + "/backups/cache"
+        let collected = Collected()
+        let outcome = try? await LocalProcessRunner().run(
+            ProcessCommand(["restic", "--repo", repository, "snapshots", "--json", "--no-lock", "--latest", "1"], environment: environment, timeout: .seconds(30))
+        ) { data in collected.append(data) }
+        guard let outcome, outcome.succeeded,
+            let list = try? JSONSerialization.jsonObject(with: collected.data) as? [[String: Any]]
+        else { return "the self-backup repository \(repository) could not be read; check it with restic snapshots" }
+        let times = list.compactMap { $0["time"] as? String }.sorted()
+        guard let newest = times.last else { return "the self-backup repository \(repository) holds no snapshot yet" }
+        return "the newest self-backup was taken at \(newest)"
+    }
+
     public static func restore(
         dataDirectory: DataDirectory, repository: String, passwordFile: String, snapshot: String, now: Date = Date()
     ) async throws -> RestoreReport {

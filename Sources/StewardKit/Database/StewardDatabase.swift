@@ -12,10 +12,18 @@ public enum StewardDatabase {
             // NORMAL is durable across process crashes in WAL mode; only an OS crash can lose the last commits.
             try db.execute(sql: "PRAGMA synchronous = NORMAL")
         }
-        let isNew = !FileManager.default.fileExists(atPath: path)
-        let pool = try DatabasePool(path: path, configuration: configuration)
-        if isNew {
-            // Must precede the first table so later retention work can hand pages back with incremental_vacuum.
+        let pool: DatabasePool
+        do {
+            pool = try DatabasePool(path: path, configuration: configuration)
+        } catch let error as DatabaseError where DatabaseDamage.isDamage(error) {
+            throw DatabaseDamage(path: path, reason: error.message ?? "\(error.resultCode)")
+        }
+        // A new file, or one that exists with no schema yet (a zero-byte steward.db): set auto_vacuum before the first
+        // table, so later retention work can hand pages back with incremental_vacuum.
+        let empty = try pool.read { db in
+            try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM sqlite_master") == 0 && Int.fetchOne(db, sql: "PRAGMA auto_vacuum") != 2
+        }
+        if empty {
             try pool.barrierWriteWithoutTransaction { db in
                 try db.execute(sql: "PRAGMA auto_vacuum = INCREMENTAL; VACUUM")
             }
@@ -24,12 +32,62 @@ public enum StewardDatabase {
         return pool
     }
 
+    /// PRAGMA quick_check, stopped after `limit`: the pages SQLite will read are sound (or the check ran out of
+    /// time, which is logged, not fatal: a large database must not hold the start for minutes).
+    public static func quickCheck(_ pool: DatabasePool, path: String, limit: Duration = .seconds(10)) throws -> QuickCheck {
+        let timer = DispatchWorkItem { pool.interrupt() }
+        let (seconds, attoseconds) = limit.components
+        DispatchQueue.global().asyncAfter(deadline: .now() + Double(seconds) + Double(attoseconds) / 1e18, execute: timer)
+        defer { timer.cancel() }
+        do {
+            let result = try pool.read { db in try String.fetchAll(db, sql: "PRAGMA quick_check(5)") }
+            guard result == ["ok"] else { throw DatabaseDamage(path: path, reason: result.joined(separator: "; ")) }
+            return .passed
+        } catch let error as DatabaseError where error.resultCode == .SQLITE_INTERRUPT {
+            return .outOfTime
+        } catch let error as DatabaseError where DatabaseDamage.isDamage(error) {
+            throw DatabaseDamage(path: path, reason: error.message ?? "\(error.resultCode)")
+        }
+    }
+
+    public enum QuickCheck: Sendable { case passed, outOfTime }
+
     /// Bytes of the database file plus its WAL, as reported on /metrics and the dashboard.
     public static func sizeOnDisk(path: String) -> Int64 {
         [path, path + "-wal", path + "-shm"].reduce(0) { total, file in
             let size = (try? FileManager.default.attributesOfItem(atPath: file)[.size] as? NSNumber)?.int64Value ?? 0
             return total + size
         }
+    }
+}
+
+/// steward.db cannot be trusted: SQLite reports it malformed, or it is not a database at all. Steward stops
+/// without writing to it and says how to get the newest self-backup back.
+public struct DatabaseDamage: Error, CustomStringConvertible {
+    public let path: String
+    public let reason: String
+    /// Filled in by the caller that can ask restic: when the newest self-backup was taken, or why none is known.
+    public var newestBackup: String?
+
+    public init(path: String, reason: String, newestBackup: String? = nil) {
+        self.path = path
+        // quick_check lists every bad page; the first few say enough.
+        let lines = reason.split(whereSeparator: \.isNewline).map(String.init).filter { !$0.hasPrefix("***") }
+        self.reason = lines.prefix(3).joined(separator: "; ") + (lines.count > 3 ? "; and \(lines.count - 3) more problems" : "")
+        self.newestBackup = newestBackup
+    }
+
+    static func isDamage(_ error: DatabaseError) -> Bool {
+        [ResultCode.SQLITE_CORRUPT, .SQLITE_NOTADB].contains(error.resultCode)
+    }
+
+    public var description: String {
+        let directory = (path as NSString).deletingLastPathComponent
+        var text = "the database \(path) is damaged (SQLite says: \(reason)); Steward stopped without writing to it. "
+        text += "Restore Steward's own backup with: steward restore-self --data \(directory)"
+        text += " (it moves the damaged files aside, it does not delete them)"
+        if let newestBackup { text += "; \(newestBackup)" }
+        return text
     }
 }
 

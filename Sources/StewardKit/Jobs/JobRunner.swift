@@ -61,6 +61,8 @@ public actor JobRunner: Service {
     private var interruptReasons: [Int64: String] = [:]
     private var wake: AsyncStream<Void>.Continuation?
     private var accepting = true
+    /// Set by a second SIGTERM/SIGINT: the operator will not wait for the grace period.
+    private var hurried = false
 
     public init(
         store: JobStore, events: JobEvents, handlers: [String: JobHandler], processes: any ProcessRunning = LocalProcessRunner(),
@@ -131,6 +133,11 @@ public actor JobRunner: Service {
         await drain()
     }
 
+    /// End the shutdown grace period now: running jobs are interrupted at once.
+    public func hurry() {
+        hurried = true
+    }
+
     private func beginShutdown() {
         accepting = false
         wake?.finish()
@@ -141,11 +148,14 @@ public actor JobRunner: Service {
         guard !running.isEmpty else { return }
         logger.notice("waiting for running jobs before shutdown", metadata: ["jobs": "\(running.keys.sorted())", "grace": "\(shutdownGrace)"])
         let deadline = ContinuousClock.now + shutdownGrace
-        while !running.isEmpty && ContinuousClock.now < deadline {
+        while !running.isEmpty && ContinuousClock.now < deadline && !hurried {
             try? await Task.sleep(for: .milliseconds(50))
         }
         for (id, task) in running {
-            interruptReasons[id] = "interrupted: Steward shut down and the job did not finish within the \(shutdownGrace) grace period"
+            interruptReasons[id] =
+                hurried
+                ? "interrupted: Steward was told twice to stop, which ends the grace period at once"
+                : "interrupted: Steward shut down and the job did not finish within the \(shutdownGrace) grace period"
             task.cancel()
         }
         while !running.isEmpty { try? await Task.sleep(for: .milliseconds(20)) }

@@ -84,16 +84,27 @@ struct ConfigurationTests {
         #expect(throws: ConfigurationError.self) { try StewardConfiguration.resolve(dataDirectory: "/tmp", layers: [flags]) }
     }
 
-    @Test("steward.json that is not JSON, or holds a list, says so")
+    @Test("steward.json that is not JSON says where (line and column); a list where a scalar belongs is reported with the rest")
     func badFile() throws {
         let directory = TemporaryDirectory()
-        try "port = 1".write(toFile: directory.path + "/steward.json", atomically: true, encoding: .utf8)
-        #expect(throws: ConfigurationError.self) { try StewardConfiguration.fileLayer(dataDirectory: directory.path) }
-        try #"{"port": [1, 2]}"#.write(toFile: directory.path + "/steward.json", atomically: true, encoding: .utf8)
+        try "{\n  \"port\": 10,\n  \"bind\": oops\n}".write(toFile: directory.path + "/steward.json", atomically: true, encoding: .utf8)
         #expect {
             try StewardConfiguration.fileLayer(dataDirectory: directory.path)
         } throws: { error in
-            String(describing: error).contains("\"port\"") && String(describing: error).contains("string, number or boolean")
+            String(describing: error).contains("is not valid JSON at line 3, column 11")
+        }
+        try #"{"port": [1, 2], "bnd": "x", "log_level": "loud"}"#.write(toFile: directory.path + "/steward.json", atomically: true, encoding: .utf8)
+        let layer = try #require(try StewardConfiguration.fileLayer(dataDirectory: directory.path))
+        #expect(layer.problems.map(\.setting) == ["port"])
+        #expect(String(describing: layer.problems[0]).contains("string, number or boolean"))
+        var environment = SettingsLayer(source: "the environment")
+        environment.values["tls"] = ("maybe", "STEWARD_TLS")
+        #expect {
+            try StewardConfiguration.resolve(dataDirectory: directory.path, layers: [layer, environment])
+        } throws: { error in
+            // Every problem at once: the list, the misspelling, the bad level and the environment's bad boolean.
+            let all = (error as? ConfigurationError)?.all.map(\.setting) ?? []
+            return Set(all) == ["port", "\"bnd\"", "\"log_level\"", "STEWARD_TLS"] && String(describing: error).hasPrefix("4 configuration errors")
         }
     }
 
