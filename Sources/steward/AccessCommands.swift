@@ -8,11 +8,12 @@ struct DataOptions: ParsableArguments {
     @Option(help: "Data directory (default /var/lib/steward as root).") var data: String?
     @Option(help: "Directory holding migrations/ (and Templates/, Public/).") var resources: String?
 
-    func open() throws -> (DatabasePool, DataDirectory) {
+    /// The database; only `create` (granting the first admin before the first start) may make the data directory.
+    func open(create: Bool = false) throws -> (DatabasePool, DataDirectory) {
         var flags = SettingsLayer(source: "command-line flags")
         if let resources { flags.values["resources"] = (resources, "--resources") }
         let configuration = try resolveConfiguration(dataFlag: data, flags: flags)
-        let (database, directory, _) = try openDatabase(configuration)
+        let (database, directory, _) = try openDatabase(configuration, create: create)
         return (database, directory)
     }
 }
@@ -56,7 +57,8 @@ struct RoleCommand: AsyncParsableCommand {
                 guard exists else {
                     throw Fatal(message: "there is no Unix \(kind.rawValue) \"\(name)\" on this machine; check the spelling", code: 65)
                 }
-                let (database, _) = try options.open()
+                // Granting the first admin before the first start is how a new panel is set up, so this one may create.
+                let (database, _) = try options.open(create: true)
                 let added = try RoleStore(database: database).grant(role, to: kind, name, by: commandLineActor(), now: Date())
                 print(added ? "granted \(role.rawValue) to \(kind.rawValue) \(name)" : "\(kind.rawValue) \(name) already holds \(role.rawValue)")
             } catch {

@@ -143,6 +143,10 @@ struct Serve: AsyncParsableCommand {
             guard try directory.holdServeLock() else {
                 throw Fatal(message: "another steward serve is already using \(directory.path) (it holds serve.lock); stop it first")
             }
+            // Processes a killed predecessor left running end before any job is marked interrupted or started again.
+            let groups = directory.path + "/process-groups"
+            ProcessGroupRegistry.endLeftovers(file: groups, owner: getuid() == 0 ? nil : getuid(), logger: logger)
+            ProcessGroupRegistry.shared.record(to: groups)
             if let helper {
                 server = try await StewardServer.build(
                     configuration: configuration, logger: logger, authenticator: HelperAuthenticator(client: helper),
@@ -181,6 +185,14 @@ func superviseWebProcess(configuration: StewardConfiguration, logger: Logger) as
         let account = try PrivilegeSeparation.ensureUser(home: configuration.dataDirectory, logger: logger)
         try PrivilegeSeparation.checkReachable(dataDirectory: configuration.dataDirectory, by: account)
         try PrivilegeSeparation.handOver(dataDirectory: configuration.dataDirectory, to: account, logger: logger)
+        guard try directory.serveLockIsFree() else {
+            throw Fatal(message: "another steward serve is already using \(directory.path) (it holds serve.lock); stop it first")
+        }
+        // What a killed helper left running as root (a panel-host playbook, a restic backup) ends before anything
+        // starts; the list lives outside the data directory, which the unprivileged process can write.
+        let groups = try PrivilegeSeparation.helperProcessGroupsFile(dataDirectory: directory.path)
+        ProcessGroupRegistry.endLeftovers(file: groups, owner: 0, logger: logger)
+        ProcessGroupRegistry.shared.record(to: groups)
         let (helperEnd, webEnd) = try PrivilegeSeparation.socketPair()
         var arguments = Array(CommandLine.arguments.dropFirst())
         if arguments.first == "serve" { arguments.removeFirst() }

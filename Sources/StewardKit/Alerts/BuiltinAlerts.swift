@@ -36,6 +36,16 @@ public enum BuiltinAlerts {
         ] + BackupAlerts.sources(database: database)
     }
 
+    /// The panel host's data disk, as multiples of the reserve (disk_reserve_mb) still free; 0 right after a write
+    /// failed for want of space. Other hosts have no value (their disks are watched through node_exporter).
+    public static func panelDisk(_ disk: DiskSpace) -> AlertSource {
+        AlertSource(name: "panel_data_disk_free_reserves", description: "free space on Steward's data disk, in multiples of disk_reserve_mb") {
+            host, _, now in
+            guard host.transport == .local, let ratio = disk.freeRatio(now: now) else { return .noData }
+            return .value((ratio * 100).rounded() / 100)
+        }
+    }
+
     /// How long, in days, every facts record back from the newest has shown `kind` (security updates or reboot).
     static func factsAge(database: DatabasePool, cache: FactsCache, host: Host, kind: String, now: Int64) throws -> AlertObservation {
         let newest = try database.read { db in
@@ -143,6 +153,22 @@ public enum BuiltinAlerts {
                 $0.description = """
                     More work is queued on {{host}} than its CPUs can run, so requests wait. Check top for the busiest \
                     processes and for I/O wait; spread the load or add CPUs.
+                    """
+            },
+            rule("panel_data_disk", "Steward's data disk almost full") {
+                $0.source = "panel_data_disk_free_reserves"
+                $0.comparison = .below
+                $0.warnThreshold = 2
+                $0.warnClear = 2.5
+                $0.critThreshold = 1
+                $0.critClear = 1.2
+                $0.noData = .ok
+                $0.summary = "{{host}}: Steward's data disk has {{value}} times its reserve free"
+                $0.description = """
+                    The file system holding Steward's data directory on {{host}} is running out of space. Below the reserve \
+                    (disk_reserve_mb) /readyz fails; at zero, saving anything answers 507 while pages still read. Free space \
+                    there (du -xh on the data directory's file system, journalctl --vacuum-size, old restic repositories) or \
+                    grow it; Steward resumes writing by itself.
                     """
             },
             rule("job_failed", "Engine job failed") {

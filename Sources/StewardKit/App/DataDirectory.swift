@@ -111,6 +111,15 @@ public struct DataDirectory: Sendable {
         return true
     }
 
+    /// Whether no process holds DATA/serve.lock now (the lock is not kept).
+    public func serveLockIsFree() throws(Failure) -> Bool {
+        let lockPath = path + "/serve.lock"
+        let fd = open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw .cannotWrite(lockPath, String(cString: strerror(errno))) }
+        defer { close(fd) }
+        return flock(fd, LOCK_EX | LOCK_NB) == 0
+    }
+
     /// Write a file readable only by its owner, atomically, so a crash never leaves half a key.
     public func writePrivateFile(_ filePath: String, _ data: Data) throws(Failure) {
         let temporary = filePath + ".tmp-\(getpid())"

@@ -58,6 +58,21 @@ public final class HTTPMetrics: Sendable {
         ).set(to: Double(lines))
     }
 
+    /// The data directory's file system: free bytes, and writes refused for want of space since start.
+    func setDisk(free: Int64?, fullErrors: Int) {
+        if let free {
+            registry.makeGauge(
+                descriptor: .init(
+                    namespace: "steward", metricName: "data_disk_free", unitName: "bytes", helpText: "Free bytes on the data directory's file system")
+            ).set(to: Double(free))
+        }
+        registry.makeGauge(
+            descriptor: .init(
+                namespace: "steward", metricName: "disk_full_errors", unitName: "",
+                helpText: "Requests whose write failed because the data directory's disk was full, since start")
+        ).set(to: Double(fullErrors))
+    }
+
     func setDatabaseSize(_ bytes: Int64) {
         registry.makeGauge(descriptor: Self.databaseSize).set(to: Double(bytes))
     }

@@ -88,6 +88,7 @@ struct OriginCheckMiddleware: RouterMiddleware {
 struct ErrorPageMiddleware: RouterMiddleware {
     typealias Context = StewardRequestContext
     let pages: PageRenderer
+    let disk: DiskSpace
     let logger: Logger
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
@@ -98,7 +99,13 @@ struct ErrorPageMiddleware: RouterMiddleware {
         } catch {
             let status: HTTPResponse.Status
             var detail: String
-            if let httpError = error as? HTTPError {
+            if DiskSpace.isFull(error) {
+                // Reads still work; this write did not happen and nothing was lost. Not a bug: say what to do.
+                disk.recordFull()
+                status = .init(code: 507, reasonPhrase: "Insufficient Storage")
+                detail = disk.fullMessage()
+                logger.error("a write failed: the disk is full", metadata: ["path": "\(request.uri.path)", "request_id": "\(context.requestID)"])
+            } else if let httpError = error as? HTTPError {
                 status = httpError.status
                 detail = httpError.body ?? (status == .notFound ? "there is no page at \(request.uri.path)" : status.reasonPhrase)
             } else if let responseError = error as? any HTTPResponseError {

@@ -11,6 +11,19 @@ import Logging
 public enum PrivilegeSeparation {
     public static let userName = "steward"
 
+    /// Where the root helper lists the process groups it started for one data directory: under /run (root's, and
+    /// emptied at boot, when every such process is gone anyway).
+    public static func helperProcessGroupsFile(dataDirectory: String) throws -> String {
+        let directory = "/run/steward"
+        mkdir(directory, 0o700)
+        var info = stat()
+        guard lstat(directory, &info) == 0, info.st_mode & S_IFMT == S_IFDIR, info.st_uid == 0, info.st_mode & 0o022 == 0 else {
+            throw Failure("\(directory) must be a directory owned by root and writable only by it")
+        }
+        let name = dataDirectory.map { $0.isLetter || $0.isNumber ? String($0) : "_" }.joined()
+        return directory + "/process-groups" + name
+    }
+
     /// The service user's uid, when the account exists.
     public static func serviceUID() -> uid_t? { getpwnam(userName).map { $0.pointee.pw_uid } }
 

@@ -21,8 +21,12 @@ public struct StewardRequestContext: RequestContext {
     /// Whether the caller holds admin rights (for actions whose permission depends on what they touch).
     public var isAdmin: Bool { identity?.permissions.contains(.admin) ?? false }
 
+    /// The connection, to tell whether the client is still there before doing work for it.
+    public let channel: any Channel
+
     public init(source: ApplicationRequestContextSource) {
         coreContext = .init(source: source)
+        channel = source.channel
         remoteAddress = source.channel.remoteAddress?.ipAddress
         clientAddress = remoteAddress
     }

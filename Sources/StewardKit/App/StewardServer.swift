@@ -67,6 +67,7 @@ public struct StewardServer {
             logger.warning("a landed migration was edited after it ran; migrations must not change", metadata: ["file": "\(file)"])
         }
         let secret = try dataDirectory.secretKey()
+        let disk = DiskSpace(path: dataDirectory.path, reserveMB: configuration.diskReserveMB)
         let tls = configuration.tls ? try TLSMaterial.prepare(configuration: configuration, dataDirectory: dataDirectory) : nil
 
         let sshIdentity = SSHIdentity(dataDirectory: dataDirectory)
@@ -122,7 +123,7 @@ public struct StewardServer {
         let metricsDashboard = MetricsDashboard(store: metricStore, hosts: hostStore, database: database)
         try BuiltinAlerts.ensure(AlertRuleStore(database: database), now: clock.now())
         let alertEvaluator = try AlertEvaluator(
-            database: database, hosts: hostStore, metrics: metricStore, sources: BuiltinAlerts.sources(database: database),
+            database: database, hosts: hostStore, metrics: metricStore, sources: BuiltinAlerts.sources(database: database) + [BuiltinAlerts.panelDisk(disk)],
             intervalSeconds: configuration.alertIntervalSeconds, logger: logger)
         let channelStore = NotificationChannelStore(database: database, masterKey: secret)
         let notifier = Notifier(
@@ -162,10 +163,14 @@ public struct StewardServer {
         let allowlist = HostAllowlist(configuration: configuration)
         router.add(middleware: HostCheckMiddleware(allowlist: allowlist))
         router.add(middleware: SecurityHeadersMiddleware(tls: configuration.tls))
+        let staticAssets = StaticAssets(directory: resources + "/Public")
+        let staticPaths = Set(staticAssets.assets.keys)
+        // Overload sheds here, per route class, before any session lookup or database read.
+        router.add(middleware: LoadSheddingMiddleware(configuration: configuration, isStatic: { staticPaths.contains($0) }))
         // Public/ is answered before any session or token lookup: static files need none, and they are most requests.
-        router.add(middleware: StaticAssets(directory: resources + "/Public"))
+        router.add(middleware: staticAssets)
         router.add(middleware: IdentityMiddleware(services: access))
-        router.add(middleware: ErrorPageMiddleware(pages: pages, logger: logger))
+        router.add(middleware: ErrorPageMiddleware(pages: pages, disk: disk, logger: logger))
         router.add(middleware: OriginCheckMiddleware(allowlist: allowlist))
         router.add(
             middleware: FileMiddleware(
@@ -173,7 +178,8 @@ public struct StewardServer {
         router.add(middleware: AuthorizationMiddleware(table: routeTable, services: access, logger: logger))
 
         SystemController(
-            database: database, databasePath: dataDirectory.databasePath, jobs: jobStore, metrics: metrics, docs: docs, collector: collector
+            database: database, databasePath: dataDirectory.databasePath, jobs: jobStore, metrics: metrics, docs: docs, collector: collector,
+            disk: disk
         ).addRoutes(to: routes)
         let monitoring = MonitoringController(dashboard: metricsDashboard, pages: pages, docs: docs)
         monitoring.addRoutes(to: routes)

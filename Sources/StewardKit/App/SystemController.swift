@@ -13,6 +13,7 @@ struct SystemController {
     let metrics: HTTPMetrics
     let docs: APIDocumentation
     var collector: MetricCollector?
+    var disk: DiskSpace?
 
     func addRoutes(to routes: Routes) {
         docs.add(
@@ -42,20 +43,29 @@ struct SystemController {
         routes.get("/api/openapi.json", .view) { _, _ in try JSONResponse.make(object: docs.document()) }
     }
 
-    /// A write transaction that is rolled back proves the file is writable and not locked out.
+    /// A committed write to the database file proves it is writable and not locked out; the data directory's disk
+    /// must also keep its reserve (disk_reserve_mb), so readiness fails before SQLite has to refuse a commit.
     @Sendable func ready(request: Request, context: StewardRequestContext) async throws -> Response {
+        let signedIn = context.identity.map { !$0.secondFactorPending } ?? false
+        var problem: String?
         do {
             try await database.write { db in
-                try db.execute(sql: "CREATE TEMP TABLE IF NOT EXISTS readiness_probe (x INTEGER)")
-                try db.execute(sql: "INSERT INTO readiness_probe VALUES (1)")
-                try db.execute(sql: "DELETE FROM readiness_probe")
+                try db.execute(sql: "INSERT OR REPLACE INTO readiness_probe (id, checked_at) VALUES (1, ?)", arguments: [EpochMilliseconds.from(Date())])
                 _ = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM schema_migrations")
             }
+            problem = disk?.shortage()
         } catch {
-            let signedIn = context.identity.map { !$0.secondFactorPending } ?? false
+            if DiskSpace.isFull(error), let disk {
+                disk.recordFull()
+                problem = disk.fullMessage()
+            } else {
+                problem = "database \(databasePath) is not writable: \(error)"
+            }
+        }
+        if let problem {
             throw Problem(
                 status: .serviceUnavailable,
-                detail: signedIn ? "database \(databasePath) is not writable: \(error)" : "the database is not writable; sign in (or read /readyz with a token) for the cause")
+                detail: signedIn ? problem : "not ready: the database cannot take writes; sign in (or read /readyz with a token) for the cause")
         }
         return Self.health("ready", context: context)
     }
@@ -72,6 +82,7 @@ struct SystemController {
         metrics.setJobs(try jobs.countsByState())
         metrics.setDatabaseSize(StewardDatabase.sizeOnDisk(path: databasePath))
         metrics.setLogFailures(LogOutput.failedLines)
+        if let disk { metrics.setDisk(free: disk.freeBytes(), fullErrors: disk.fullErrorCount) }
         if let collector {
             metrics.setMetricStore(
                 series: collector.store.series().count, outOfOrder: collector.store.outOfOrder, lastRound: collector.lastRoundSummary)

@@ -94,6 +94,7 @@ public struct LocalProcessRunner: ProcessRunning {
         try Task.checkCancellation()
         let spawned = try Self.spawn(executable: executable, command: command, environment: environment)
         let group = ProcessGroup(id: spawned.pid, grace: terminationGrace)
+        ProcessGroupRegistry.shared.started(spawned.pid)
 
         let (chunks, continuation) = AsyncStream<Data>.makeStream()
         let readFD = spawned.readFD
@@ -133,6 +134,7 @@ public struct LocalProcessRunner: ProcessRunning {
             }
             await reader.value
             drained.cancel()
+            ProcessGroupRegistry.shared.ended(spawned.pid)
             var outcome = ProcessOutcome(termination: Self.termination(status))
             outcome.timedOut = group.reason == .timeout
             outcome.cancelled = group.reason == .cancel

@@ -1,0 +1,155 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import NIOCore
+import Synchronization
+
+/// The classes of request that each get their own bound, so a flood of one cannot starve another: a storm of API
+/// calls leaves sign-in, health checks and pages their own places.
+public enum RouteClass: String, Sendable, CaseIterable {
+    case health, statics = "static", auth, api, pages
+
+    static func of(_ path: String, isStatic: (String) -> Bool) -> RouteClass {
+        if path == "/healthz" || path == "/readyz" || path == "/metrics" { return .health }
+        if path.hasPrefix("/api/") || path == "/api" { return .api }
+        if path == "/login" || path.hasPrefix("/login/") || path == "/logout" || path == "/setup" { return .auth }
+        if isStatic(path) { return .statics }
+        return .pages
+    }
+}
+
+/// At most `limit` requests at once, `queueLimit` more waiting at most `wait` each; anything beyond is turned away
+/// at once. Waiters are admitted in arrival order.
+public final class RequestGate: Sendable {
+    struct Waiter {
+        let id: UInt64
+        let continuation: CheckedContinuation<Bool, Never>
+    }
+    struct State {
+        var active = 0
+        var waiters: [Waiter] = []
+        var head = 0
+        var nextID: UInt64 = 0
+        var admitted = 0
+        var shed = 0
+        var queued: Int { waiters.count - head }
+    }
+    let state = Mutex(State())
+    public let limit: Int
+    public let queueLimit: Int
+    public let wait: Duration
+
+    public init(limit: Int, queueLimit: Int, wait: Duration) {
+        self.limit = max(1, limit)
+        self.queueLimit = max(0, queueLimit)
+        self.wait = wait
+    }
+
+    /// True once the request holds a place (call `leave()` after); false when it was turned away.
+    public func enter() async -> Bool {
+        enum Decision { case admitted, refused, queued(UInt64) }
+        let id = state.withLock { $0.nextID &+= 1; return $0.nextID }
+        return await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
+            let decision: Decision = state.withLock { state in
+                if state.active < limit {
+                    state.active += 1
+                    state.admitted += 1
+                    return .admitted
+                }
+                guard state.queued < queueLimit else {
+                    state.shed += 1
+                    return .refused
+                }
+                state.waiters.append(Waiter(id: id, continuation: continuation))
+                return .queued(id)
+            }
+            switch decision {
+            case .admitted: continuation.resume(returning: true)
+            case .refused: continuation.resume(returning: false)
+            case .queued(let id):
+                let wait = self.wait
+                Task { [weak self] in
+                    try? await Task.sleep(for: wait)
+                    self?.expire(id)
+                }
+            }
+        }
+    }
+
+    /// A waiter still queued when its time is up is turned away.
+    private func expire(_ id: UInt64) {
+        let expired: Waiter? = state.withLock { state in
+            guard let index = state.waiters[state.head...].firstIndex(where: { $0.id == id }) else { return nil }
+            state.shed += 1
+            return state.waiters.remove(at: index)
+        }
+        expired?.continuation.resume(returning: false)
+    }
+
+    public func leave() {
+        let next: Waiter? = state.withLock { state in
+            if state.head < state.waiters.count {
+                let waiter = state.waiters[state.head]
+                state.head += 1
+                state.admitted += 1
+                if state.head > 256, state.head * 2 > state.waiters.count {
+                    state.waiters.removeFirst(state.head)
+                    state.head = 0
+                }
+                return waiter
+            }
+            state.active -= 1
+            return nil
+        }
+        next?.continuation.resume(returning: true)
+    }
+
+    /// Requests holding a place, waiting, and turned away since start.
+    public var figures: (active: Int, queued: Int, shed: Int) { state.withLock { ($0.active, $0.queued, $0.shed) } }
+}
+
+/// Bounds concurrent requests per route class and sheds the rest with a quick 503 and Retry-After; a request whose
+/// client has gone while it waited is dropped before any work is done for it.
+struct LoadSheddingMiddleware: RouterMiddleware {
+    typealias Context = StewardRequestContext
+    let gates: [RouteClass: RequestGate]
+    let isStatic: @Sendable (String) -> Bool
+
+    init(configuration: StewardConfiguration, isStatic: @escaping @Sendable (String) -> Bool) {
+        let wait = Duration.milliseconds(configuration.queueWaitMilliseconds)
+        let base = configuration.maxConcurrentRequests
+        var gates: [RouteClass: RequestGate] = [:]
+        for kind in RouteClass.allCases {
+            // Static files are served from memory and health answers are tiny: they get more places.
+            let limit = kind == .statics || kind == .health ? base * 4 : base
+            gates[kind] = RequestGate(limit: limit, queueLimit: configuration.maxQueuedRequests, wait: wait)
+        }
+        self.gates = gates
+        self.isStatic = isStatic
+    }
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        let kind = RouteClass.of(request.uri.path, isStatic: isStatic)
+        guard let gate = gates[kind] else { return try await next(request, context) }
+        guard await gate.enter() else { return Self.busy(kind, path: request.uri.path) }
+        defer { gate.leave() }
+        // The client hung up while this request waited: nobody will read the answer, so do none of the work.
+        // (A connection with no peer address is an in-process test channel, never a gone client.)
+        guard context.channel.isActive || context.remoteAddress == nil else { return Response(status: .init(code: 499, reasonPhrase: "Client Closed Request")) }
+        return try await next(request, context)
+    }
+
+    static func busy(_ kind: RouteClass, path: String) -> Response {
+        let detail = "Steward is busy (too many \(kind.rawValue) requests at once); try again in a second"
+        var headers: HTTPFields = [.retryAfter: "1", .cacheControl: "no-store"]
+        let body: String
+        if kind == .api || kind == .health {
+            headers[.contentType] = "application/problem+json"
+            body = #"{"type":"about:blank","title":"Service Unavailable","status":503,"detail":"\#(detail)"}"#
+        } else {
+            headers[.contentType] = "text/plain; charset=utf-8"
+            body = detail + "\n"
+        }
+        return Response(status: .serviceUnavailable, headers: headers, body: .init(byteBuffer: ByteBuffer(string: body)))
+    }
+}
