@@ -114,8 +114,12 @@ public struct DataDirectory: Sendable {
     /// Whether no process holds DATA/serve.lock now (the lock is not kept).
     public func serveLockIsFree() throws(Failure) -> Bool {
         let lockPath = path + "/serve.lock"
-        let fd = open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw .cannotWrite(lockPath, String(cString: strerror(errno))) }
+        // Opened, never created: the file belongs to whoever serves (the steward user under privilege separation).
+        let fd = open(lockPath, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
+        guard fd >= 0 else {
+            if errno == ENOENT { return true }
+            throw .cannotWrite(lockPath, String(cString: strerror(errno)))
+        }
         defer { close(fd) }
         return flock(fd, LOCK_EX | LOCK_NB) == 0
     }

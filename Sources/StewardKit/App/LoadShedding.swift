@@ -135,8 +135,20 @@ struct LoadSheddingMiddleware: RouterMiddleware {
         defer { gate.leave() }
         // The client hung up while this request waited: nobody will read the answer, so do none of the work.
         // (A connection with no peer address is an in-process test channel, never a gone client.)
-        guard context.channel.isActive || context.remoteAddress == nil else { return Response(status: .init(code: 499, reasonPhrase: "Client Closed Request")) }
+        let gone = context.remoteAddress == nil ? false : await Self.clientHasGone(context.channel)
+        guard !gone else { return Response(status: .init(code: 499, reasonPhrase: "Client Closed Request")) }
         return try await next(request, context)
+    }
+
+    /// True when the peer has closed its end. While a request is being handled the server reads no further, so
+    /// the end of the stream is not seen by the channel; the kernel's TCP state says it: CLOSE_WAIT once the peer's
+    /// FIN arrived, CLOSE after a reset. Read through TCP_INFO (only its first byte, tcpi_state).
+    static func clientHasGone(_ channel: any Channel) async -> Bool {
+        guard channel.isActive else { return true }
+        guard let socket = channel as? any SocketOptionProvider else { return false }
+        let future: EventLoopFuture<UInt8> = socket.unsafeGetSocketOption(level: SocketOptionLevel(IPPROTO_TCP), name: SocketOptionName(TCP_INFO))
+        guard let state = try? await future.get() else { return false }
+        return state == 8 || state == 7
     }
 
     static func busy(_ kind: RouteClass, path: String) -> Response {

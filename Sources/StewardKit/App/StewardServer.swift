@@ -293,17 +293,23 @@ final class SignalCounter: @unchecked Sendable {
     private var sources: [any DispatchSourceSignal] = []
     private let lock = NSLock()
     private var count = 0
+    private var first: ContinuousClock.Instant?
 
     init(signals: [Int32], onSignal: @escaping @Sendable (Int) -> Void) {
         for number in signals {
             let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
             source.setEventHandler { [weak self] in
                 guard let self else { return }
-                let now = self.lock.withLock {
+                // One stop can arrive twice at once (systemd signals the whole cgroup, and the root helper passes
+                // its own on): only a signal a second or more after the first counts as the operator insisting.
+                let now = ContinuousClock.now
+                let count: Int? = self.lock.withLock {
+                    if let first = self.first, now - first < .seconds(1) { return nil }
+                    if self.first == nil { self.first = now }
                     self.count += 1
                     return self.count
                 }
-                onSignal(now)
+                if let count { onSignal(count) }
             }
             source.resume()
             sources.append(source)
