@@ -73,7 +73,8 @@ public final class ProcessGroupRegistry: Sendable {
                 let close = text.lastIndex(of: ")")
             else { continue }
             let fields = text[text.index(after: close)...].split(separator: " ")
-            guard fields.count > 19, pid_t(fields[2]) == pgid, let start = UInt64(fields[19]) else { continue }
+            // Zombies have ended already; only their parent can clear them.
+            guard fields.count > 19, fields[0] != "Z", pid_t(fields[2]) == pgid, let start = UInt64(fields[19]) else { continue }
             var info = stat()
             guard stat("/proc/\(pid)", &info) == 0 else { continue }
             found.append((pid, info.st_uid, start))
@@ -102,10 +103,11 @@ public final class ProcessGroupRegistry: Sendable {
                 "ending processes a previous Steward left running", metadata: ["process_group": "\(pgid)", "processes": "\(members.map(\.pid))"])
             for member in members { kill(member.pid, SIGTERM) }
             let deadline = ContinuousClock.now + grace
-            while ContinuousClock.now < deadline, members.contains(where: { kill($0.pid, 0) == 0 && startTicks($0.pid) == $0.start }) {
+            let alive = { Set(Self.members(of: pgid).map(\.pid)).intersection(members.map(\.pid)) }
+            while ContinuousClock.now < deadline, !alive().isEmpty {
                 usleep(50_000)
             }
-            for member in members where startTicks(member.pid) == member.start { kill(member.pid, SIGKILL) }
+            for pid in alive() { kill(pid, SIGKILL) }
             ended.append(pgid)
         }
         unlink(file)
