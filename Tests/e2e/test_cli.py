@@ -7,7 +7,7 @@ import sqlite3
 import subprocess
 import tempfile
 
-from conftest import ROOT, _binary
+from conftest import ROOT, _binary, _free_port
 
 
 def run(*args, env=None, cwd="/"):
@@ -91,7 +91,7 @@ def test_serve_refuses_a_database_from_a_newer_steward(tmp_path):
     db.execute("INSERT INTO schema_migrations (version, name, checksum, applied_at) VALUES (9001, 'future_feature', 'x', 0)")
     db.commit()
     db.close()
-    result = run("serve", "--data", str(data), "--no-tls", "--port", "1")
+    result = run("serve", "--data", str(data), "--no-tls", "--bind", "127.0.0.1", "--port", str(_free_port()))
     shutil.rmtree(reachable)
     assert result.returncode != 0
     assert "9001_future_feature" in result.stderr and "Refusing to start" in result.stderr

@@ -3,6 +3,7 @@ import HummingbirdCore
 import Logging
 import NIOCore
 import NIOHTTPTypes
+import ServiceLifecycle
 import Synchronization
 
 #if canImport(Glibc)
@@ -218,3 +219,32 @@ final class ConnectionGuardHandler: ChannelDuplexHandler, RemovableChannelHandle
         context.write(data, promise: promise)
     }
 }
+
+/// Hands freed heap back to the system once a burst of connections is over: glibc keeps what thousands of
+/// connections allocated in its arenas, so without this the resident size stays at the burst's peak for good.
+struct MemoryTrimmer: Service {
+    let connections: ConnectionCounts
+    var interval: Duration = .seconds(10)
+    /// Trim only when this few connections are open (a quiet moment), and only after a busier one.
+    var quiet = 64
+
+    func run() async throws {
+        await cancelWhenGracefulShutdown {
+            var busiest = 0
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .seconds(1))
+                let open = connections.open
+                busiest = max(busiest, open)
+                guard open < quiet, busiest >= quiet else { continue }
+                try? await Task.sleep(for: interval)
+                guard connections.open < quiet else { continue }
+                _ = mallocTrim(0)
+                busiest = 0
+            }
+        }
+    }
+}
+
+/// glibc's malloc_trim (declared in malloc.h, which no imported module exposes).
+@_silgen_name("malloc_trim")
+func mallocTrim(_ pad: Int) -> Int32

@@ -1,4 +1,6 @@
 import Crypto
+// stat and its fields: whichever of Glibc and CoreFoundation owns sys/stat.h in the module cache.
+import CoreFoundation
 import Foundation
 
 /// The data directory: database, TLS material, secret key. Created with mode 0700 and kept that way.

@@ -120,8 +120,14 @@ struct LoadSheddingMiddleware: RouterMiddleware {
         let base = configuration.maxConcurrentRequests
         var gates: [RouteClass: RequestGate] = [:]
         for kind in RouteClass.allCases {
-            // Static files are served from memory and health answers are tiny: they get more places.
-            let limit = kind == .statics || kind == .health ? base * 4 : base
+            // Health answers are a few bytes and static files come from memory: their bounds only stop a runaway,
+            // so a flood of /healthz cannot turn a monitoring probe away.
+            let limit =
+                switch kind {
+                case .health: max(1024, base * 64)
+                case .statics: max(256, base * 16)
+                case .auth, .api, .pages: base
+                }
             gates[kind] = RequestGate(limit: limit, queueLimit: configuration.maxQueuedRequests, wait: wait)
         }
         self.gates = gates

@@ -1,4 +1,6 @@
 import CSpawn
+// stat and its fields: whichever of Glibc and CoreFoundation owns sys/stat.h in the module cache.
+import CoreFoundation
 import Foundation
 import Logging
 

@@ -46,8 +46,10 @@ public struct StewardConfiguration: Sendable, Equatable {
     public var headerTimeoutSeconds = 10
     /// Seconds a kept-alive connection may wait for its next request.
     public var idleTimeoutSeconds = 60
-    /// Requests of one class (pages, API, sign-in, static files, health) handled at once; more wait in a bounded queue.
-    public var maxConcurrentRequests = 16
+    /// Requests of one class (pages, API, sign-in) handled at once; more wait in a bounded queue. One fewer than the
+    /// cores by default: a heavy page or API answer holds a thread without pausing, so a flood of one class must
+    /// leave a core for health checks, sign-in and static files (which get larger bounds of their own).
+    public var maxConcurrentRequests = max(1, ProcessInfo.processInfo.activeProcessorCount - 1)
     /// Requests of one class that may wait for a slot; beyond it, and after `queueWaitMilliseconds`, a 503.
     public var maxQueuedRequests = 128
     public var queueWaitMilliseconds = 1000

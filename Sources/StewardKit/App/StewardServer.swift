@@ -281,6 +281,7 @@ public struct StewardServer {
                     .init(service: alerts),
                     .init(service: notifier),
                     .init(service: rolloutDriver),
+                    .init(service: MemoryTrimmer(connections: connections)),
                 ],
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger))

@@ -1,3 +1,5 @@
+// stat and its fields: whichever of Glibc and CoreFoundation owns sys/stat.h in the module cache.
+import CoreFoundation
 import Foundation
 import Logging
 import Synchronization
