@@ -145,7 +145,7 @@ struct Serve: AsyncParsableCommand {
             }
             // Processes a killed predecessor left running end before any job is marked interrupted or started again.
             let groups = directory.path + "/process-groups"
-            ProcessGroupRegistry.endLeftovers(file: groups, owner: getuid() == 0 ? nil : getuid(), logger: logger)
+            ProcessGroupRegistry.endLeftovers(file: groups, owner: getuid(), logger: logger)
             ProcessGroupRegistry.shared.record(to: groups)
             if let helper {
                 server = try await StewardServer.build(

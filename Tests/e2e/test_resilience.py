@@ -380,6 +380,11 @@ def test_overload_is_shed_with_503_and_retry_after_while_health_answers_and_gone
         dropped = sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
                       if line.startswith("steward_http_requests_total{") and 'status="499"' in line)
         assert dropped >= 1, [line for line in text.splitlines() if line.startswith("steward_http_requests_total{")]
+        # Anonymous health checks are answered on the network thread, with the same security headers, and counted.
+        status, headers, body = get(base + "/healthz")
+        assert status == 200 and json.loads(body) == {"status": "ok"} and "default-src 'self'" in headers["Content-Security-Policy"]
+        assert metric(text, "steward_health_checks_fast") >= len(health)
+        assert metric(text, "steward_requests_shed{class=\"api\"}") is not None or "steward_requests_shed{" in text
     finally:
         process.terminate()
         process.wait(timeout=30)

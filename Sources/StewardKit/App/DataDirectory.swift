@@ -1,6 +1,4 @@
 import Crypto
-// stat and its fields: whichever of Glibc and CoreFoundation owns sys/stat.h in the module cache.
-import CoreFoundation
 import Foundation
 
 /// The data directory: database, TLS material, secret key. Created with mode 0700 and kept that way.
@@ -40,10 +38,9 @@ public struct DataDirectory: Sendable {
     /// with the reason, when anyone may write it, when a user other than root, the running user or `steward` owns it,
     /// or when it holds files but nothing of Steward's: Steward keeps keys there and would otherwise adopt it.
     public func prepare(serviceUser: uid_t? = PrivilegeSeparation.serviceUID()) throws(Failure) {
-        var info = stat()
-        if lstat(path, &info) == 0 {
-            guard info.st_mode & S_IFMT == S_IFDIR else { throw .notADirectory(path) }
-            try checkExisting(info, serviceUser: serviceUser)
+        if let facts = FileFacts(path) {
+            guard facts.isDirectory else { throw .notADirectory(path) }
+            try checkExisting(facts, serviceUser: serviceUser)
         } else {
             do {
                 try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
@@ -56,12 +53,11 @@ public struct DataDirectory: Sendable {
 
     /// An existing directory that commands which only read (or add a row) may use: it must hold a database.
     public func requireExisting() throws(Failure) {
-        var info = stat()
-        guard lstat(path, &info) == 0, info.st_mode & S_IFMT == S_IFDIR, access(databasePath, F_OK) == 0 else { throw .missing(path) }
+        guard FileFacts(path)?.isDirectory == true, access(databasePath, F_OK) == 0 else { throw .missing(path) }
     }
 
-    func checkExisting(_ info: stat, serviceUser: uid_t?) throws(Failure) {
-        let mode = info.st_mode & 0o7777
+    func checkExisting(_ info: FileFacts, serviceUser: uid_t?) throws(Failure) {
+        let mode = info.mode
         if mode & 0o002 != 0 {
             throw .refused(
                 path,
@@ -69,8 +65,8 @@ public struct DataDirectory: Sendable {
             )
         }
         let owners = Set([0, getuid()] + (serviceUser.map { [$0] } ?? []))
-        if !owners.contains(info.st_uid) {
-            let name = getpwuid(info.st_uid).map { String(cString: $0.pointee.pw_name) } ?? "uid \(info.st_uid)"
+        if !owners.contains(info.owner) {
+            let name = getpwuid(info.owner).map { String(cString: $0.pointee.pw_name) } ?? "uid \(info.owner)"
             throw .refused(path, "it belongs to \(name), not to root or Steward's own user; give Steward a directory of its own")
         }
         if access(path, W_OK) != 0 {
@@ -138,5 +134,27 @@ public struct DataDirectory: Sendable {
             unlink(temporary)
             throw .cannotWrite(filePath, String(cString: strerror(errno)))
         }
+    }
+}
+
+/// What lstat says about a path (type, owner, permission bits), read through FileManager: Glibc's `stat` struct is
+/// claimed by whichever C module the compiler loads first, which breaks member lookups from one build to the next.
+struct FileFacts {
+    let isDirectory: Bool
+    let isRegularFile: Bool
+    let owner: uid_t
+    /// Permission bits with setuid, setgid and sticky (st_mode & 07777).
+    let mode: UInt16
+
+    init?(_ path: String) {
+        guard let attributes = try? FileManager.default.attributesOfItem(atPath: path),
+            let type = attributes[.type] as? FileAttributeType,
+            let owner = (attributes[.ownerAccountID] as? NSNumber)?.uint32Value,
+            let mode = (attributes[.posixPermissions] as? NSNumber)?.uint16Value
+        else { return nil }
+        isDirectory = type == .typeDirectory
+        isRegularFile = type == .typeRegular
+        self.owner = owner
+        self.mode = mode & 0o7777
     }
 }

@@ -73,6 +73,35 @@ public final class HTTPMetrics: Sendable {
         ).set(to: Double(fullErrors))
     }
 
+    /// Overload figures: requests turned away per route class (by the gates and on the network thread), and anonymous
+    /// health checks answered on the network thread (which have no log line or request sample of their own).
+    func setShedding(_ shedding: LoadShedding) {
+        for (kind, gate) in shedding.gates {
+            let figures = gate.figures
+            registry.makeGauge(
+                descriptor: .init(
+                    namespace: "steward", metricName: "requests_shed", unitName: "",
+                    helpText: "Requests a route class's gate turned away (503) since start, after queueing or at once"),
+                labels: [("class", kind.rawValue)]
+            ).set(to: Double(figures.shed))
+            registry.makeGauge(
+                descriptor: .init(namespace: "steward", metricName: "requests_in_flight", unitName: "", helpText: "Requests holding a place, by route class"),
+                labels: [("class", kind.rawValue)]
+            ).set(to: Double(figures.active))
+        }
+        let fast = shedding.figures
+        registry.makeGauge(
+            descriptor: .init(
+                namespace: "steward", metricName: "requests_shed_early", unitName: "",
+                helpText: "Requests turned away (503) on the network thread while their class was full, since start")
+        ).set(to: Double(fast.shed))
+        registry.makeGauge(
+            descriptor: .init(
+                namespace: "steward", metricName: "health_checks_fast", unitName: "",
+                helpText: "Anonymous GET /healthz answered on the network thread, since start")
+        ).set(to: Double(fast.health))
+    }
+
     func setDatabaseSize(_ bytes: Int64) {
         registry.makeGauge(descriptor: Self.databaseSize).set(to: Double(bytes))
     }

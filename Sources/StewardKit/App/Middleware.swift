@@ -52,13 +52,17 @@ struct SecurityHeadersMiddleware: RouterMiddleware {
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         var response = try await next(request, context)
-        response.headers[.contentSecurityPolicy] = Self.contentSecurityPolicy
-        response.headers[.xContentTypeOptions] = "nosniff"
-        response.headers[HTTPField.Name("X-Frame-Options")!] = "DENY"
-        response.headers[HTTPField.Name("Referrer-Policy")!] = "same-origin"
-        response.headers[HTTPField.Name("Cross-Origin-Opener-Policy")!] = "same-origin"
-        if tls { response.headers[.strictTransportSecurity] = "max-age=31536000" }
+        for field in Self.fields(tls: tls) { response.headers[field.name] = field.value }
         return response
+    }
+
+    static func fields(tls: Bool) -> HTTPFields {
+        var headers: HTTPFields = [.contentSecurityPolicy: contentSecurityPolicy, .xContentTypeOptions: "nosniff"]
+        headers[HTTPField.Name("X-Frame-Options")!] = "DENY"
+        headers[HTTPField.Name("Referrer-Policy")!] = "same-origin"
+        headers[HTTPField.Name("Cross-Origin-Opener-Policy")!] = "same-origin"
+        if tls { headers[.strictTransportSecurity] = "max-age=31536000" }
+        return headers
     }
 }
 

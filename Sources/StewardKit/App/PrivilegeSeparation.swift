@@ -1,6 +1,4 @@
 import CSpawn
-// stat and its fields: whichever of Glibc and CoreFoundation owns sys/stat.h in the module cache.
-import CoreFoundation
 import Foundation
 import Logging
 
@@ -18,8 +16,7 @@ public enum PrivilegeSeparation {
     public static func helperProcessGroupsFile(dataDirectory: String) throws -> String {
         let directory = "/run/steward"
         mkdir(directory, 0o700)
-        var info = stat()
-        guard lstat(directory, &info) == 0, info.st_mode & S_IFMT == S_IFDIR, info.st_uid == 0, info.st_mode & 0o022 == 0 else {
+        guard let facts = FileFacts(directory), facts.isDirectory, facts.owner == 0, facts.mode & 0o022 == 0 else {
             throw Failure("\(directory) must be a directory owned by root and writable only by it")
         }
         let name = dataDirectory.map { $0.isLetter || $0.isNumber ? String($0) : "_" }.joined()

@@ -34,6 +34,8 @@ public struct StewardServer {
     public let interruptedAtStartup: [Int64]
     /// Open connections and the caps on them (SECURITY.md class 15).
     public let connections: ConnectionCounts
+    /// Request gates per route class, shared with the network-thread fast path.
+    public let shedding: LoadShedding
     let logger: Logger
 
     /// Open and prepare everything; nothing listens until `run()`.
@@ -166,7 +168,8 @@ public struct StewardServer {
         let staticAssets = StaticAssets(directory: resources + "/Public")
         let staticPaths = Set(staticAssets.assets.keys)
         // Overload sheds here, per route class, before any session lookup or database read.
-        router.add(middleware: LoadSheddingMiddleware(configuration: configuration, isStatic: { staticPaths.contains($0) }))
+        let shedding = LoadShedding(configuration: configuration, isStatic: { staticPaths.contains($0) })
+        router.add(middleware: LoadSheddingMiddleware(shedding: shedding))
         // Public/ is answered before any session or token lookup: static files need none, and they are most requests.
         router.add(middleware: staticAssets)
         router.add(middleware: IdentityMiddleware(services: access))
@@ -179,7 +182,7 @@ public struct StewardServer {
 
         SystemController(
             database: database, databasePath: dataDirectory.databasePath, jobs: jobStore, metrics: metrics, docs: docs, collector: collector,
-            disk: disk
+            disk: disk, shedding: shedding
         ).addRoutes(to: routes)
         let monitoring = MonitoringController(dashboard: metricsDashboard, pages: pages, docs: docs)
         monitoring.addRoutes(to: routes)
@@ -220,7 +223,7 @@ public struct StewardServer {
             configuration: configuration, dataDirectory: dataDirectory, resources: resources, database: database, jobs: runner, scheduler: scheduler,
             router: router, docs: docs, routeTable: routeTable, access: access, hosts: hostStore, engine: engine, metrics: metricStore,
             collector: collector, alerts: alertEvaluator, notifier: notifier, rolloutDriver: rolloutDriver, tls: tls, migrationReport: report,
-            interruptedAtStartup: interrupted, connections: ConnectionCounts(limits: .from(configuration)),
+            interruptedAtStartup: interrupted, connections: ConnectionCounts(limits: .from(configuration)), shedding: shedding,
             logger: logger)
     }
 
@@ -242,9 +245,15 @@ public struct StewardServer {
     public func makeApplication(onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }) throws -> some ApplicationProtocol {
         let counts = connections
         let guardLogger = logger
+        let shedding = self.shedding
+        let allowlist = HostAllowlist(configuration: configuration)
+        let useTLS = configuration.tls
         let http1 = HTTPServerBuilder.http1(
             configuration: .init(
-                additionalChannelHandlers: [ConnectionGuardHandler(counts: counts, logger: guardLogger)],
+                additionalChannelHandlers: [
+                    ConnectionGuardHandler(counts: counts, logger: guardLogger),
+                    FastPathHandler(shedding: shedding, allowlist: allowlist, securityHeaders: SecurityHeadersMiddleware.fields(tls: useTLS)),
+                ],
                 idleTimeout: counts.limits.idleTimeout))
         let server: HTTPServerBuilder = try tls.map { try .tls(http1, tlsConfiguration: try $0.serverConfiguration()) } ?? http1
         return Application(

@@ -14,6 +14,7 @@ struct SystemController {
     let docs: APIDocumentation
     var collector: MetricCollector?
     var disk: DiskSpace?
+    var shedding: LoadShedding?
 
     func addRoutes(to routes: Routes) {
         docs.add(
@@ -83,6 +84,7 @@ struct SystemController {
         metrics.setDatabaseSize(StewardDatabase.sizeOnDisk(path: databasePath))
         metrics.setLogFailures(LogOutput.failedLines)
         if let disk { metrics.setDisk(free: disk.freeBytes(), fullErrors: disk.fullErrorCount) }
+        if let shedding { metrics.setShedding(shedding) }
         if let collector {
             metrics.setMetricStore(
                 series: collector.store.series().count, outOfOrder: collector.store.outOfOrder, lastRound: collector.lastRoundSummary)

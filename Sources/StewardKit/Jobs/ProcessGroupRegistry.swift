@@ -1,5 +1,3 @@
-// stat and its fields: whichever of Glibc and CoreFoundation owns sys/stat.h in the module cache.
-import CoreFoundation
 import Foundation
 import Logging
 import Synchronization
@@ -77,9 +75,8 @@ public final class ProcessGroupRegistry: Sendable {
             let fields = text[text.index(after: close)...].split(separator: " ")
             // Zombies have ended already; only their parent can clear them.
             guard fields.count > 19, fields[0] != "Z", pid_t(fields[2]) == pgid, let start = UInt64(fields[19]) else { continue }
-            var info = stat()
-            guard stat("/proc/\(pid)", &info) == 0 else { continue }
-            found.append((pid, info.st_uid, start))
+            guard let facts = FileFacts("/proc/\(pid)") else { continue }
+            found.append((pid, facts.owner, start))
         }
         return found
     }
@@ -91,6 +88,13 @@ public final class ProcessGroupRegistry: Sendable {
     public static func endLeftovers(
         file: String, owner: uid_t? = nil, grace: Duration = .seconds(5), logger: Logger? = nil
     ) -> [pid_t] {
+        // The list must be the owner's own: a list someone else could write must not choose what gets killed.
+        guard let facts = FileFacts(file) else { return [] }
+        if let owner, facts.owner != owner || !facts.isRegularFile {
+            logger?.warning("ignoring a process group list that is not this user's own file", metadata: ["file": "\(file)"])
+            unlink(file)
+            return []
+        }
         guard let text = try? String(contentsOfFile: file, encoding: .utf8) else { return [] }
         var ended: [pid_t] = []
         for line in text.split(separator: "\n") {

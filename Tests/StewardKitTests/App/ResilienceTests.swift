@@ -96,10 +96,15 @@ struct ResilienceTests {
         let ticks = ProcessGroupRegistry.startTicks(pgid)
         let members = ProcessGroupRegistry.members(of: pgid)
         #expect(members.count == 3)
+        // A list someone else owns is not followed (it could name any process group).
+        try "\(pgid) \(try #require(ticks))\n".write(toFile: file, atomically: true, encoding: .utf8)
+        #expect(chown(file, 65534, 65534) == 0)
+        #expect(ProcessGroupRegistry.endLeftovers(file: file, owner: getuid(), grace: .seconds(2)).isEmpty)
+        #expect(ProcessGroupRegistry.members(of: pgid).count == 3)
         // Ourselves, recorded with a wrong start time: must survive.
         let me = getpid()
         try "\(pgid) \(try #require(ticks))\n\(me) 1\n".write(toFile: file, atomically: true, encoding: .utf8)
-        let ended = ProcessGroupRegistry.endLeftovers(file: file, grace: .seconds(2))
+        let ended = ProcessGroupRegistry.endLeftovers(file: file, owner: getuid(), grace: .seconds(2))
         #expect(ended == [pgid])
         usleep(200_000)
         #expect(ProcessGroupRegistry.members(of: pgid).isEmpty)
