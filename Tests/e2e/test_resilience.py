@@ -384,6 +384,13 @@ def test_overload_is_shed_with_503_and_retry_after_while_health_answers_and_gone
         status, headers, body = get(base + "/healthz")
         assert status == 200 and json.loads(body) == {"status": "ok"} and "default-src 'self'" in headers["Content-Security-Policy"]
         assert metric(text, "steward_health_checks_fast") >= len(health)
+        # Asked to, the fast path ends the connection after its answer.
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as connection:
+            connection.sendall(f"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n".encode())
+            received = b""
+            while chunk := connection.recv(4096):
+                received += chunk
+        assert received.startswith(b"HTTP/1.1 200") and received.endswith(b'{"status":"ok"}')
         assert metric(text, "steward_requests_shed{class=\"api\"}") is not None or "steward_requests_shed{" in text
     finally:
         process.terminate()

@@ -226,9 +226,15 @@ final class FastPathHandler: ChannelInboundHandler, RemovableChannelHandler {
                 swallowing = true
                 var headers = securityHeaders
                 headers.append(contentsOf: answer.headers)
+                // A client that asked for the connection to end gets that, as the full path would do.
+                let closing = request.headerFields[.connection]?.lowercased().contains("close") ?? false
+                if closing { headers[.connection] = "close" }
                 context.write(wrapOutboundOut(.head(HTTPResponse(status: answer.status, headerFields: headers))), promise: nil)
                 context.write(wrapOutboundOut(.body(ByteBuffer(string: answer.body))), promise: nil)
-                context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+                let channel = context.channel
+                context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in
+                    if closing { channel.close(promise: nil) }
+                }
                 return
             }
             context.fireChannelRead(data)
