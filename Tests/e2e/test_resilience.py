@@ -54,6 +54,21 @@ def serve(data, port, stderr, extra=None, stdout=None):
                             stdout=stdout if stdout is not None else subprocess.DEVNULL, stderr=stderr, env=env, cwd="/")
 
 
+def start_plain(tmp_path, extra=None, stderr=subprocess.DEVNULL):
+    """`steward serve --no-tls` on a fresh data directory with root as admin, once /healthz answers."""
+    data = tmp_path / "data"
+    grant_root(data)
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    process = serve(data, port, stderr, extra)
+    wait_ready(base, process)
+    return data, port, base, process
+
+
+def root_api(base, data):
+    return Api(type("Server", (), {"base_url": base})(), make_token(data, "root"))
+
+
 def wait_ready(base, process, timeout=60):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -76,7 +91,6 @@ def metric(text, name):
 
 @pytest.mark.parametrize("broken", ["dev-full", "closed-pipe"])
 def test_a_broken_log_output_is_counted_and_skipped_never_fatal(tmp_path, broken):
-    os.chmod(tmp_path, 0o711)
     data = tmp_path / "data"
     grant_root(data)
     port = _free_port()
@@ -171,17 +185,11 @@ def test_a_full_disk_is_a_507_that_says_so_readyz_fails_an_alert_fires_and_write
 
 
 def test_processes_a_killed_steward_left_running_are_ended_at_the_next_start(tmp_path):
-    os.chmod(tmp_path, 0o711)
-    data = tmp_path / "data"
-    grant_root(data)
-    port = _free_port()
-    base = f"http://127.0.0.1:{port}"
     extra = {"STEWARD_PRIVILEGE_SEPARATION": "false"}
-    process = serve(data, port, subprocess.DEVNULL, extra)
+    data, port, base, process = start_plain(tmp_path, extra)
     marker = "117.4711"
     try:
-        wait_ready(base, process)
-        api = Api(type("S", (), {"base_url": base})(), make_token(data, "root"))
+        api = root_api(base, data)
         status, job = api.call("POST", "/api/v1/adhoc", {"command": ["sleep", marker], "targets": ["localhost"]})
         assert status == 202, job
         deadline = time.monotonic() + 60
@@ -211,7 +219,6 @@ def run_cli(*arguments, timeout=30):
 
 
 def test_a_data_directory_that_is_not_stewards_is_refused_with_the_reason(tmp_path):
-    os.chmod(tmp_path, 0o711)
     port = str(_free_port())
     sticky = tmp_path / "sticky"
     sticky.mkdir()
@@ -251,7 +258,6 @@ def test_a_data_directory_that_is_not_stewards_is_refused_with_the_reason(tmp_pa
 
 
 def test_a_damaged_database_stops_the_start_in_words_and_names_restore_self(tmp_path):
-    os.chmod(tmp_path, 0o711)
     data = tmp_path / "data"
     grant_root(data)
     database = data / "steward.db"
@@ -280,7 +286,6 @@ def test_a_zero_byte_database_gets_the_normal_settings(tmp_path):
 
 
 def test_a_port_in_use_is_one_clear_error_before_the_slow_start(tmp_path):
-    os.chmod(tmp_path, 0o711)
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
@@ -296,16 +301,10 @@ def test_a_port_in_use_is_one_clear_error_before_the_slow_start(tmp_path):
 
 
 def test_a_second_stop_signal_ends_the_grace_period_and_http_answers_during_it(tmp_path):
-    os.chmod(tmp_path, 0o711)
-    data = tmp_path / "data"
-    grant_root(data)
-    port = _free_port()
-    base = f"http://127.0.0.1:{port}"
     extra = {"STEWARD_PRIVILEGE_SEPARATION": "false", "STEWARD_SHUTDOWN_GRACE_SECONDS": "120"}
-    process = serve(data, port, subprocess.DEVNULL, extra)
+    data, port, base, process = start_plain(tmp_path, extra)
     try:
-        wait_ready(base, process)
-        api = Api(type("S", (), {"base_url": base})(), make_token(data, "root"))
+        api = root_api(base, data)
         status, job = api.call("POST", "/api/v1/adhoc", {"command": ["sleep", "300.4712"], "targets": ["localhost"]})
         assert status == 202
         deadline = time.monotonic() + 60
@@ -329,18 +328,12 @@ def test_a_second_stop_signal_ends_the_grace_period_and_http_answers_during_it(t
 
 
 def test_overload_is_shed_with_503_and_retry_after_while_health_answers_and_gone_clients_cost_nothing(tmp_path):
-    os.chmod(tmp_path, 0o711)
-    data = tmp_path / "data"
-    grant_root(data)
-    port = _free_port()
-    base = f"http://127.0.0.1:{port}"
     extra = {"STEWARD_MAX_CONCURRENT_REQUESTS": "1", "STEWARD_MAX_QUEUED_REQUESTS": "4", "STEWARD_QUEUE_WAIT_MILLISECONDS": "30000",
              "STEWARD_PRIVILEGE_SEPARATION": "false"}
-    process = serve(data, port, subprocess.DEVNULL, extra)
+    data, port, base, process = start_plain(tmp_path, extra)
     try:
-        wait_ready(base, process)
-        token = make_token(data, "root")
-        api = Api(type("S", (), {"base_url": base})(), token)
+        api = root_api(base, data)
+        token = api.token
         for number in range(300):
             api.call("POST", "/api/v1/hosts", {"name": f"load-{number}", "address": f"10.8.{number // 250}.{number % 250 + 1}"})
         results = []
