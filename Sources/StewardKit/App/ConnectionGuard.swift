@@ -159,7 +159,11 @@ final class ConnectionGuardHandler: ChannelDuplexHandler, RemovableChannelHandle
     let counts: ConnectionCounts
     let logger: Logger
     var address: String?
-    var headerDeadline: Scheduled<Void>?
+    /// When the connection last became idle (accepted, or a response ended); nil while a request is under way.
+    var idleSince: NIODeadline?
+    /// One timer per connection, re-aimed only when it fires: arming and cancelling a timer for every request
+    /// costs a search of the event loop's whole timer heap, which under a keep-alive flood was a fifth of the CPU.
+    var deadlineCheck: Scheduled<Void>?
 
     init(counts: ConnectionCounts, logger: Logger) {
         self.counts = counts
@@ -188,8 +192,9 @@ final class ConnectionGuardHandler: ChannelDuplexHandler, RemovableChannelHandle
     }
 
     func release(_ context: ChannelHandlerContext) {
-        headerDeadline?.cancel()
-        headerDeadline = nil
+        // The timer is left to fire and find nothing to do: cancelling searches the timer heap, and when a flood's
+        // thousands of connections close at once those searches held the network threads for a noticeable while.
+        idleSince = nil
         if let address {
             counts.close(context.channel, address: address)
             self.address = nil
@@ -197,15 +202,28 @@ final class ConnectionGuardHandler: ChannelDuplexHandler, RemovableChannelHandle
     }
 
     func armHeaderDeadline(_ context: ChannelHandlerContext) {
-        headerDeadline?.cancel()
-        let channel = context.channel
-        headerDeadline = context.eventLoop.scheduleTask(in: counts.limits.headerTimeout) { channel.close(promise: nil) }
+        let now = context.eventLoop.now
+        idleSince = now
+        if deadlineCheck == nil { scheduleDeadlineCheck(context, at: now + counts.limits.headerTimeout) }
+    }
+
+    func scheduleDeadlineCheck(_ context: ChannelHandlerContext, at due: NIODeadline) {
+        deadlineCheck = context.eventLoop.assumeIsolated().scheduleTask(deadline: due) {
+            self.deadlineCheck = nil
+            // Busy (a request is being read or answered) or already released: the next idle moment re-arms.
+            guard let since = self.idleSince, self.address != nil else { return }
+            let due = since + self.counts.limits.headerTimeout
+            if context.eventLoop.now >= due {
+                context.close(promise: nil)
+            } else {
+                self.scheduleDeadlineCheck(context, at: due)
+            }
+        }
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         if case .head = unwrapInboundIn(data) {
-            headerDeadline?.cancel()
-            headerDeadline = nil
+            idleSince = nil
             counts.busy(context.channel)
         }
         context.fireChannelRead(data)

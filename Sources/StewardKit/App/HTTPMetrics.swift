@@ -100,6 +100,11 @@ public final class HTTPMetrics: Sendable {
                 namespace: "steward", metricName: "health_checks_fast", unitName: "",
                 helpText: "Anonymous GET /healthz answered on the network thread, since start")
         ).set(to: Double(fast.health))
+        registry.makeGauge(
+            descriptor: .init(
+                namespace: "steward", metricName: "connection_reads_held", unitName: "",
+                helpText: "Times a keep-alive connection's reading was held after an answer on the network thread (after a 503 until its Retry-After, after a health check for 100 ms), since start")
+        ).set(to: Double(fast.paced))
     }
 
     func setDatabaseSize(_ bytes: Int64) {

@@ -119,11 +119,16 @@ public final class LoadShedding: Sendable {
     let isStatic: @Sendable (String) -> Bool
     private let fastHealth = Atomic<Int>(0)
     private let fastShed = Atomic<Int>(0)
+    private let paced = Atomic<Int>(0)
 
-    /// Health checks answered on the network thread, and requests turned away there, since start.
-    public var figures: (health: Int, shed: Int) { (fastHealth.load(ordering: .relaxed), fastShed.load(ordering: .relaxed)) }
+    /// Health checks answered on the network thread, requests turned away there, and times a connection's reading
+    /// was held after such an answer (see FastPathHandler), since start.
+    public var figures: (health: Int, shed: Int, paced: Int) {
+        (fastHealth.load(ordering: .relaxed), fastShed.load(ordering: .relaxed), paced.load(ordering: .relaxed))
+    }
     func countHealth() { fastHealth.add(1, ordering: .relaxed) }
     func countShed() { fastShed.add(1, ordering: .relaxed) }
+    func countPaced() { paced.add(1, ordering: .relaxed) }
 
     public init(configuration: StewardConfiguration, isStatic: @escaping @Sendable (String) -> Bool) {
         let wait = Duration.milliseconds(configuration.queueWaitMilliseconds)
@@ -203,23 +208,38 @@ struct LoadSheddingMiddleware: RouterMiddleware {
 /// must not wait behind a flood of work in the task pool), and a request of a class whose places and queue are all
 /// taken gets its 503 here, which costs a flood far less than a task, a log line and a histogram sample each. Both
 /// are counted on /metrics. Anything else passes on untouched.
-final class FastPathHandler: ChannelInboundHandler, RemovableChannelHandler {
+///
+/// After such an answer the connection's next request is read no sooner than it is due: after a 503, once its
+/// Retry-After has passed; after a health answer, `healthSpacing` later (a health checker asks every few seconds).
+/// Nothing is refused for it; the bytes wait in the socket. Without this, a few thousand keep-alive connections
+/// asking back to back keep every connection ready on every turn of the network threads, and a new client waits
+/// behind all of them several times over while its connection is set up.
+final class FastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPRequestPart
     typealias InboundOut = HTTPRequestPart
+    typealias OutboundIn = HTTPResponsePart
     typealias OutboundOut = HTTPResponsePart
 
     let shedding: LoadShedding
     let allowlist: HostAllowlist
     let securityHeaders: HTTPFields
+    let healthSpacing: TimeAmount
     /// Set while the parts of a request answered here are still arriving; they are dropped.
     var swallowing = false
+    /// Reads are held until then.
+    var readsResumeAt: NIODeadline?
+    var readHeld = false
+    var resume: Scheduled<Void>?
+    var removed = false
 
     static let healthBody = #"{"status":"ok"}"#
+    static let retryAfter = TimeAmount.seconds(1)
 
-    init(shedding: LoadShedding, allowlist: HostAllowlist, securityHeaders: HTTPFields) {
+    init(shedding: LoadShedding, allowlist: HostAllowlist, securityHeaders: HTTPFields, healthSpacing: TimeAmount = .milliseconds(100)) {
         self.shedding = shedding
         self.allowlist = allowlist
         self.securityHeaders = securityHeaders
+        self.healthSpacing = healthSpacing
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -239,6 +259,7 @@ final class FastPathHandler: ChannelInboundHandler, RemovableChannelHandler {
                 context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in
                     if closing { channel.close(promise: nil) }
                 }
+                if !closing { holdReads(context, for: answer.status == .ok ? healthSpacing : Self.retryAfter) }
                 return
             }
             context.fireChannelRead(data)
@@ -251,6 +272,44 @@ final class FastPathHandler: ChannelInboundHandler, RemovableChannelHandler {
                 context.fireChannelRead(data)
             }
         }
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if let until = readsResumeAt, context.eventLoop.now < until {
+            if !readHeld { shedding.countPaced() }
+            readHeld = true
+            return
+        }
+        context.read()
+    }
+
+    func holdReads(_ context: ChannelHandlerContext, for pause: TimeAmount) {
+        let until = context.eventLoop.now + pause
+        readsResumeAt = until
+        guard resume == nil else { return }
+        scheduleResume(context, at: until)
+    }
+
+    func scheduleResume(_ context: ChannelHandlerContext, at due: NIODeadline) {
+        resume = context.eventLoop.assumeIsolated().scheduleTask(deadline: due) {
+            self.resume = nil
+            guard !self.removed else { return }
+            // A later answer may have moved the time on: aim again rather than keep one timer per answer.
+            if let until = self.readsResumeAt, until > due {
+                self.scheduleResume(context, at: until)
+                return
+            }
+            self.readsResumeAt = nil
+            if self.readHeld {
+                self.readHeld = false
+                context.read()
+            }
+        }
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        // Not cancelled, for the same reason as ConnectionGuardHandler's timer: it fires, sees this, and stops.
+        removed = true
     }
 
     func answer(_ request: HTTPRequest) -> (status: HTTPResponse.Status, headers: HTTPFields, body: String)? {

@@ -3,6 +3,10 @@ import GRDB
 import HTTPTypes
 import Hummingbird
 import HummingbirdCore
+import Logging
+import NIOCore
+import NIOEmbedded
+import NIOHTTPTypes
 import Testing
 
 @testable import StewardKit
@@ -137,6 +141,89 @@ struct ResilienceTests {
         }
         #expect(try Data(contentsOf: URL(fileURLWithPath: path)) == before)
     }
+
+    @Test("after a fast-path answer a keep-alive connection's next read waits: a 503 until its Retry-After, a health check 100 ms")
+    func fastPathPacing() async throws {
+        var configuration = StewardConfiguration(dataDirectory: "/tmp/x")
+        configuration.maxConcurrentRequests = 1
+        configuration.maxQueuedRequests = 0
+        let shedding = LoadShedding(configuration: configuration, isStatic: { _ in false })
+        // The API class's one place is taken (used below; taken first, so nothing after this line awaits).
+        let gate = try #require(shedding.gates[.api])
+        #expect(await gate.enter())
+        let loop = EmbeddedEventLoop()
+        let channel = EmbeddedChannel(loop: loop)
+        try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 9)).wait()
+        let reads = ReadCounter()
+        let counts = ConnectionCounts(
+            limits: ConnectionLimits(maximumConnections: 10, maximumPerAddress: 10, headerTimeout: .seconds(10), idleTimeout: .seconds(60)))
+        try channel.pipeline.syncOperations.addHandlers([
+            reads, ConnectionGuardHandler(counts: counts, logger: Logger(label: "test")),
+            FastPathHandler(shedding: shedding, allowlist: HostAllowlist(configuration: configuration), securityHeaders: [:]),
+        ])
+        func ask(_ path: String) throws -> HTTPResponse.Status? {
+            try channel.writeInbound(HTTPRequestPart.head(HTTPRequest(method: .get, scheme: nil, authority: "127.0.0.1", path: path)))
+            try channel.writeInbound(HTTPRequestPart.end(nil))
+            guard case .head(let response) = try channel.readOutbound(as: HTTPResponsePart.self) else { return nil }
+            while try channel.readOutbound(as: HTTPResponsePart.self) != nil {}
+            return response.status
+        }
+        // A health check: reading resumes 100 ms later, not before.
+        #expect(try ask("/healthz") == .ok)
+        channel.read()
+        #expect(reads.count == 0)
+        loop.advanceTime(by: .milliseconds(99))
+        #expect(reads.count == 0)
+        loop.advanceTime(by: .milliseconds(1))
+        #expect(reads.count == 1)
+        // Reading that nobody asked for is not started when the pause ends.
+        #expect(try ask("/healthz") == .ok)
+        loop.advanceTime(by: .milliseconds(200))
+        #expect(reads.count == 1)
+        // The API class full: a 503 on the network thread, and the connection is not read again for a second.
+        #expect(try ask("/api/v1/hosts") == .serviceUnavailable)
+        channel.read()
+        loop.advanceTime(by: .milliseconds(999))
+        #expect(reads.count == 1)
+        loop.advanceTime(by: .milliseconds(1))
+        #expect(reads.count == 2)
+        #expect(shedding.figures.health == 2 && shedding.figures.shed == 1 && shedding.figures.paced == 2)
+        // Once the pause is over, reads pass straight through.
+        gate.leave()
+        channel.read()
+        #expect(reads.count == 3)
+        _ = try channel.finish()
+    }
+
+    @Test("one timer per connection: the header deadline closes a connection idle that long, never one that keeps asking")
+    func headerDeadline() throws {
+        let loop = EmbeddedEventLoop()
+        let channel = EmbeddedChannel(loop: loop)
+        let counts = ConnectionCounts(
+            limits: ConnectionLimits(maximumConnections: 10, maximumPerAddress: 10, headerTimeout: .seconds(10), idleTimeout: .seconds(60)))
+        try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 9)).wait()
+        try channel.pipeline.syncOperations.addHandler(ConnectionGuardHandler(counts: counts, logger: Logger(label: "test")))
+        let request = HTTPRequest(method: .get, scheme: nil, authority: "127.0.0.1", path: "/")
+        // A request every 6 s, each answered at once: never 10 s idle, so never closed.
+        for _ in 0..<5 {
+            loop.advanceTime(by: .seconds(6))
+            try channel.writeInbound(HTTPRequestPart.head(request))
+            try channel.writeInbound(HTTPRequestPart.end(nil))
+            try channel.writeOutbound(HTTPResponsePart.head(HTTPResponse(status: .ok)))
+            try channel.writeOutbound(HTTPResponsePart.end(nil))
+            #expect(channel.isActive)
+        }
+        // A request being answered for a minute is not the client's idleness.
+        try channel.writeInbound(HTTPRequestPart.head(request))
+        loop.advanceTime(by: .seconds(60))
+        #expect(channel.isActive)
+        try channel.writeOutbound(HTTPResponsePart.end(nil))
+        loop.advanceTime(by: .seconds(9))
+        #expect(channel.isActive)
+        loop.advanceTime(by: .seconds(1))
+        #expect(!channel.isActive)
+        #expect(counts.open == 0)
+    }
 }
 
 final class OrderRecorder: @unchecked Sendable {
@@ -144,4 +231,15 @@ final class OrderRecorder: @unchecked Sendable {
     private var list: [String] = []
     func add(_ item: String) { lock.withLock { list.append(item) } }
     var items: [String] { lock.withLock { list } }
+}
+
+/// Counts the reads that get past the handlers behind it, as the socket would see them.
+final class ReadCounter: ChannelOutboundHandler, RemovableChannelHandler, @unchecked Sendable {
+    typealias OutboundIn = Any
+    var count = 0
+
+    func read(context: ChannelHandlerContext) {
+        count += 1
+        context.read()
+    }
 }
