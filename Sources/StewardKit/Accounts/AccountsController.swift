@@ -260,8 +260,10 @@ struct AccountsController {
         let facts = try HostFacts.latest(hosts.database, hostID: host.id)
         let sudo = AccountService.sudoGroup(facts)
         let users = (facts?.passwd ?? [:]).sorted { $0.value.uid < $1.value.uid }.map { name, entry -> ViewNode in
+            // Row fields are named so that no enclosing object has them: a name a row lacks resolves up the context
+            // stack (a row's `name` once became the host's, and each row's Delete posted the host's name).
             ViewNode([
-                "name": name, "uid": entry.uid, "gid": entry.gid, "gecos": entry.gecos, "home": entry.home, "shell": entry.shell,
+                "user_name": name, "uid": entry.uid, "gid": entry.gid, "gecos": entry.gecos, "home": entry.home, "shell": entry.shell,
                 "system": !AccountRules.regularIDs.contains(entry.uid),
                 "admin": sudo.map { facts?.groupMembers[$0]?.members.contains(name) ?? false } ?? false,
                 "groups": (facts?.groupMembers ?? [:]).filter { $0.value.members.contains(name) }.map(\.key).sorted().joined(separator: ", "),
@@ -269,12 +271,12 @@ struct AccountsController {
         }
         let groups = (facts?.groupMembers ?? [:]).sorted { $0.value.gid < $1.value.gid }.map { name, entry in
             ViewNode([
-                "name": name, "gid": entry.gid, "members": entry.members.joined(separator: ", "),
+                "group_name": name, "gid": entry.gid, "members": entry.members.joined(separator: ", "),
                 "system": !AccountRules.regularIDs.contains(entry.gid),
             ])
         }
         let data: [String: Any] = [
-            "host": ViewNode(["id": host.id, "name": host.name]), "has_facts": facts != nil,
+            "host_id": host.id, "host_name": host.name, "has_facts": facts != nil,
             "as_of": facts.map { RFC3339.display($0.gatheredAt) } ?? "",
             "users": users, "groups": groups, "shells": (facts?.shells ?? []).map { ViewNode(["shell": $0]) },
             "operator": context.identity?.permissions.contains(.operate) ?? false, "sudo_group": sudo ?? "",

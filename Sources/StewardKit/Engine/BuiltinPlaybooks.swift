@@ -80,8 +80,8 @@ enum BuiltinPlaybooks {
                     steward_dnf_names: "{{ (steward_dnf_simulation.stdout_lines | map('regex_search', '^[^ ]+[.][^ .]+ ') | select | map('trim') | map('regex_replace', '[.][^.]+$', '') | list) + (steward_pins | default([]) | map('regex_replace', '=.*$', '') | list) }}"
                   when: ansible_pkg_mgr == 'dnf' and steward_phase == 'plan' and steward_dnf_names | length > 0
                 - name: Steward plan
-                  ansible.builtin.debug:
-                    msg: "{{ {'pkg_mgr': ansible_pkg_mgr, 'apt': steward_apt_simulation.stdout_lines | default([]) | select('match', '^Inst ') | list, 'pinned': ((steward_apt_pinned.stdout_lines | default([])) + (steward_apt_pinned.stderr_lines | default([]))) | select('match', '^(Inst|E:) ') | list, 'dnf': steward_dnf_simulation.stdout_lines | default([]), 'dnf_security': steward_dnf_security.stdout_lines | default([]), 'dnf_installed': steward_dnf_installed.stdout_lines | default([]), 'dnf_offered': steward_dnf_offered.stdout_lines | default([])} | to_json }}"
+                  ansible.builtin.set_fact:
+                    steward_report: "{{ {'name': 'plan', 'body': {'pkg_mgr': ansible_pkg_mgr, 'apt': steward_apt_simulation.stdout_lines | default([]) | select('match', '^Inst ') | list, 'pinned': ((steward_apt_pinned.stdout_lines | default([])) + (steward_apt_pinned.stderr_lines | default([]))) | select('match', '^(Inst|E:) ') | list, 'dnf': steward_dnf_simulation.stdout_lines | default([]), 'dnf_security': steward_dnf_security.stdout_lines | default([]), 'dnf_installed': steward_dnf_installed.stdout_lines | default([]), 'dnf_offered': steward_dnf_offered.stdout_lines | default([])}} }}"
                   when: steward_phase == 'plan'
                 # apt-get through argv (no python3-apt needed on the host); pinned versions may go down (rollbacks).
                 - name: Upgrade the planned packages (apt)
@@ -128,8 +128,8 @@ enum BuiltinPlaybooks {
                   register: steward_needs_restarting
                   when: ansible_pkg_mgr == 'dnf' and steward_phase == 'apply'
                 - name: Steward report
-                  ansible.builtin.debug:
-                    msg: "{{ {'versions': (steward_versions.stdout_lines | default([])) + (steward_rpm_versions.stdout_lines | default([])), 'reboot_required': (steward_reboot_file.stat.exists | default(false)) or (steward_needs_restarting.rc | default(0)) == 1} | to_json }}"
+                  ansible.builtin.set_fact:
+                    steward_report: "{{ {'name': 'apply', 'body': {'versions': (steward_versions.stdout_lines | default([])) + (steward_rpm_versions.stdout_lines | default([])), 'reboot_required': (steward_reboot_file.stat.exists | default(false)) or (steward_needs_restarting.rc | default(0)) == 1}} }}"
                   when: steward_phase == 'apply'
 
             """
@@ -165,8 +165,8 @@ enum BuiltinPlaybooks {
                   when: steward_reboot == 'always' or (steward_reboot == 'when_required' and steward_reboot_required)
                   register: steward_rebooted
                 - name: Steward reboot
-                  ansible.builtin.debug:
-                    msg: "{{ {'rebooted': steward_rebooted.rebooted | default(false), 'reboot_was_required': steward_reboot_required} | to_json }}"
+                  ansible.builtin.set_fact:
+                    steward_report: "{{ {'name': 'reboot', 'body': {'rebooted': steward_rebooted.rebooted | default(false), 'reboot_was_required': steward_reboot_required}} }}"
               vars:
                 steward_reboot_required: "{{ steward_reboot_file.stat.exists or (steward_needs_restarting.rc | default(0)) == 1 }}"
 

@@ -54,17 +54,29 @@ enum CallbackPlugin {
                 for key in ("msg", "rc", "stderr", "stdout", "cmd", "reason"):
                     if key in body and body[key] not in (None, "", []):
                         value = body[key]
-                        detail[key] = value[-2000:] if isinstance(value, str) else value
+                        detail[key] = self._cut(value, 2000) if isinstance(value, str) else value
                 diff = body.get("diff")
                 if diff:
                     # --diff output: the before/after of each changed file or package, kept short.
-                    detail["diff"] = json.dumps(diff, default=str)[-4000:]
+                    detail["diff"] = self._cut(json.dumps(diff, default=str), 4000)
                 changed = bool(body.get("changed", False))
                 facts = body.get("ansible_facts") or {}
                 if status == "ok" and isinstance(facts, dict) and "steward_facts" in facts:
                     self._emit(event="facts", host=result._host.get_name(), facts=facts["steward_facts"])
+                # What Steward reads back from a play (a rollout's plan, its report) travels whole, apart from the
+                # display copy above.
+                report = facts.get("steward_report") if isinstance(facts, dict) else None
+                if status == "ok" and isinstance(report, dict) and isinstance(report.get("name"), str):
+                    self._emit(event="report", host=result._host.get_name(), name=report["name"], body=report.get("body"))
                 self._emit(event="result", host=result._host.get_name(), task=self._task or result._task.get_name(),
                            status="changed" if status == "ok" and changed else status, detail=detail)
+
+            @staticmethod
+            def _cut(text, keep):
+                # The display copy keeps the end of long output and says so; the job log has all of it.
+                if len(text) <= keep:
+                    return text
+                return "[first %d characters cut; the job log has all] " % (len(text) - keep) + text[-keep:]
 
             def v2_runner_on_ok(self, result):
                 self._result("ok", result)

@@ -474,6 +474,13 @@ actor EventIngester {
                     try db.execute(
                         sql: "INSERT OR REPLACE INTO host_facts (host_id, gathered_at, job_id, facts) SELECT id, ?, ?, ? FROM hosts WHERE name = ?",
                         arguments: [EpochMilliseconds.from(Date()), job, String(decoding: data, as: UTF8.self), host])
+                case "report":
+                    guard let host = event["host"] as? String, let name = event["name"] as? String,
+                        let data = try? JSONSerialization.data(withJSONObject: event["body"] ?? NSNull(), options: [.sortedKeys, .fragmentsAllowed])
+                    else { continue }
+                    try db.execute(
+                        sql: "INSERT OR REPLACE INTO job_reports (job_id, host, name, body) VALUES (?, ?, ?, ?)",
+                        arguments: [job, host, name, String(decoding: data, as: UTF8.self)])
                 case "stats":
                     guard let hosts = event["hosts"] as? [String: [String: Int]] else { continue }
                     for (host, counts) in hosts {

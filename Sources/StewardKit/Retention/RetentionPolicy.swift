@@ -26,7 +26,7 @@ public enum DataClass: String, CaseIterable, Sendable, Codable {
     var tables: [String] {
         switch self {
         case .metrics: ["metric_chunks", "metric_series"]
-        case .jobLogs: ["jobs", "job_log_chunks", "job_task_events", "job_host_results"]
+        case .jobLogs: ["jobs", "job_log_chunks", "job_task_events", "job_host_results", "job_reports"]
         case .audit: ["audit_events"]
         case .alertHistory: ["alert_history"]
         case .notifications: ["notification_deliveries"]

@@ -254,6 +254,7 @@ struct RetentionPlanner {
                 arguments + deleteArguments, false,
                 [
                     "DELETE FROM job_log_chunks WHERE job_id = ?", "DELETE FROM job_task_events WHERE job_id = ?",
+                    "DELETE FROM job_reports WHERE job_id = ?",
                     "UPDATE jobs SET log_pruned_at = ?2, log_bytes = 0 WHERE id = ?1",
                 ])
         }

@@ -14,15 +14,13 @@ extension RolloutService {
     }
 
     /// The newest event of `task` per host in a job, decoded from the JSON the task's debug message carries.
-    func reports(job: Int64, task: String) throws -> [String: [String: Any]] {
+    /// Each host's report of the given name from a built-in playbook, whole (see the `report` event of the callback
+    /// plugin); a host that sent none is absent.
+    func reports(job: Int64, name: String) throws -> [String: [String: Any]] {
         try database.read { db in
             var result: [String: [String: Any]] = [:]
-            for row in try Row.fetchAll(
-                db, sql: "SELECT host, detail FROM job_task_events WHERE job_id = ? AND task = ? ORDER BY seq", arguments: [job, task])
-            {
-                guard let detail = (row["detail"] as String?).flatMap({ try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }),
-                    let message = detail["msg"] as? String,
-                    let object = try? JSONSerialization.jsonObject(with: Data(message.utf8)) as? [String: Any]
+            for row in try Row.fetchAll(db, sql: "SELECT host, body FROM job_reports WHERE job_id = ? AND name = ?", arguments: [job, name]) {
+                guard let object = (row["body"] as String?).flatMap({ try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] })
                 else { continue }
                 result[row["host"]] = object
             }
@@ -92,7 +90,7 @@ extension RolloutService {
                             ?? "no result"))
             }
         } else {
-            let reports = try self.reports(job: context.job.id, task: "Steward plan")
+            let reports = try self.reports(job: context.job.id, name: "plan")
             let wanted = Set(rollout.packages.map { String($0.split(separator: "=").first ?? "") })
             for host in names {
                 guard let report = reports[host] else {
@@ -214,8 +212,8 @@ extension RolloutService {
         }
         await context.log("rollout #\(id) wave \(number): \(wave.hosts.joined(separator: ", "))")
         let (results, failure) = try await executeKeepingResults(run, context)
-        let reports = try self.reports(job: context.job.id, task: "Steward report")
-        let reboots = try self.reports(job: context.job.id, task: "Steward reboot")
+        let reports = try self.reports(job: context.job.id, name: "apply")
+        let reboots = try self.reports(job: context.job.id, name: "reboot")
         var rows: [(host: String, status: String, changes: String, rebooted: Bool, detail: String)] = []
         for host in wave.hosts {
             let result = results.first { $0.host == host }

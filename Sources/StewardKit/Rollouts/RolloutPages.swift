@@ -18,6 +18,9 @@ struct RolloutPages {
             routes.post("/rollouts/:id/\(action)", .operate) { request, context in try await self.control(action, context: context) }
         }
         routes.post("/rollouts/:id/rollback", .operate, use: rollback)
+        routes.get("/rollouts/:id/edit", .operate, use: editForm)
+        routes.post("/rollouts/:id/edit", .operate, use: edit)
+        routes.post("/rollouts/:id/replan", .operate, use: replan)
     }
 
     func id(_ context: StewardRequestContext) throws -> Int64 {
@@ -47,9 +50,10 @@ struct RolloutPages {
             errors: [:], request: request, context: context)
     }
 
-    func form(values: [String: String], errors: [String: String], request: Request, context: StewardRequestContext, status: HTTPResponse.Status = .ok)
-        throws -> Response
-    {
+    func form(
+        values: [String: String], errors: [String: String], request: Request, context: StewardRequestContext, status: HTTPResponse.Status = .ok,
+        editing: Rollout? = nil
+    ) throws -> Response {
         let windows = try MaintenanceWindowStore(database: service.database).all().map {
             ViewNode(["id": $0.id, "name": $0.name, "selected": String($0.id) == values["window"]])
         }
@@ -57,17 +61,20 @@ struct RolloutPages {
         for what in Rollout.What.allCases { view["what_\(what.rawValue)"] = values["what"] == what.rawValue }
         for reboot in Rollout.Reboot.allCases { view["reboot_\(reboot.rawValue)"] = values["reboot"] == reboot.rawValue }
         view["percent"] = values["wave_kind"] == "percent"
+        view["form_action"] = editing.map { "/rollouts/\($0.id)/edit" } ?? "/rollouts"
+        let heading = editing.map { "Edit rollout #\($0.id)" } ?? "New rollout"
         return pages.page(
-            "rollouts/new", title: "New rollout", section: "updates",
+            "rollouts/new", title: heading, section: "updates",
             data: [
+                "heading": heading, "editing_id": editing?.id as Any, "editing": editing != nil,
                 "form": ViewNode(view), "windows": windows, "errors": ViewNode(errors), "has_errors": !errors.isEmpty,
                 "error_list": errors.keys.sorted().map { ViewNode(["field": $0, "message": errors[$0]!]) },
                 "playbooks": (try? service.engine.repository.playbooks()) ?? [],
             ], request: request, context: context, status: status)
     }
 
-    @Sendable func create(request: Request, context: StewardRequestContext) async throws -> Response {
-        let form = try await FormBody.read(request, context: context)
+    /// The form's fields as the API's body, with the errors of fields that are not numbers.
+    static func body(_ form: FormBody) -> ([String: Any], [String: String]) {
         func list(_ key: String) -> [String] { (form[key] ?? "").split(whereSeparator: { $0.isNewline || $0 == "," || $0 == " " }).map(String.init) }
         var body: [String: Any] = [
             "title": form["title"] ?? "", "what": form["what"] ?? "security", "packages": list("packages"), "playbook": form["playbook"] ?? "",
@@ -81,6 +88,27 @@ struct RolloutPages {
             if let value = Int(text) { body[key] = value } else { errors[key] = "must be a whole number" }
         }
         if let window = form["window"], let id = Int(window) { body["window"] = id }
+        return (body, errors)
+    }
+
+    /// A saved rollout as the form's values, for editing it.
+    static func values(_ rollout: Rollout) -> [String: String] {
+        [
+            "title": rollout.title, "what": rollout.what.rawValue, "packages": rollout.packages.joined(separator: "\n"),
+            "playbook": rollout.playbook, "commit": rollout.playbookCommit, "targets": rollout.targets.joined(separator: ", "),
+            "tags": rollout.tags.joined(separator: ", "), "wave_kind": rollout.waveKind.rawValue, "reboot": rollout.reboot.rawValue,
+            "check_url": rollout.checkURL, "canary": String(rollout.canary), "wave_size": String(rollout.waveSize),
+            "pause_seconds": String(rollout.pauseSeconds), "max_failure_percent": String(rollout.maxFailurePercent),
+            "approvals_required": String(rollout.approvalsRequired), "settle_seconds": String(rollout.settleSeconds),
+            "expires_hours": String(max(1, Int((rollout.expiresAt - EpochMilliseconds.from(Date()) + 3_599_999) / 3_600_000))),
+            "window": rollout.windowID.map(String.init) ?? "",
+        ]
+    }
+
+    @Sendable func create(request: Request, context: StewardRequestContext) async throws -> Response {
+        let form = try await FormBody.read(request, context: context)
+        let (body, fieldErrors) = Self.body(form)
+        var errors = fieldErrors
         var rollout = Rollout()
         rollout.expiresAt = EpochMilliseconds.from(Date()) + 24 * 3_600_000
         errors.merge(RolloutAPI.apply(body, to: &rollout)) { first, _ in first }
@@ -94,6 +122,55 @@ struct RolloutPages {
             }
         }
         return try self.form(values: form.values, errors: errors, request: request, context: context, status: .unprocessableContent)
+    }
+
+    func editable(_ context: StewardRequestContext) throws -> Rollout {
+        let rollout = try service.rollout(id: try id(context))!
+        guard rollout.state.isEditable else {
+            throw HTTPError(.conflict, message: "rollout #\(rollout.id) is \(rollout.state.rawValue); only a rollout that has not started can change")
+        }
+        return rollout
+    }
+
+    @Sendable func editForm(request: Request, context: StewardRequestContext) async throws -> Response {
+        let rollout = try editable(context)
+        return try form(values: Self.values(rollout), errors: [:], request: request, context: context, editing: rollout)
+    }
+
+    /// Saving an edit makes a new revision: it is planned again and approvals given to the old one stop counting.
+    @Sendable func edit(request: Request, context: StewardRequestContext) async throws -> Response {
+        var rollout = try editable(context)
+        let form = try await FormBody.read(request, context: context)
+        let (body, fieldErrors) = Self.body(form)
+        var errors = fieldErrors
+        errors.merge(RolloutAPI.apply(body, to: &rollout)) { first, _ in first }
+        if errors.isEmpty {
+            do {
+                let (saved, job) = try await service.save(rollout, by: context.actor, jobs: jobs)
+                return pages.redirect(
+                    to: "/rollouts/\(saved.id)",
+                    flash: Flash(.success, "Saved as revision \(saved.revision); Steward is planning it again (job \(job.id)) and earlier approvals no longer count."))
+            } catch let problem as Problem {
+                errors = problem.errors ?? ["title": problem.detail]
+            }
+        }
+        return try self.form(values: form.values, errors: errors, request: request, context: context, status: .unprocessableContent, editing: rollout)
+    }
+
+    /// Plan again unchanged, for instance after the hosts' package lists moved on or a plan failed on a host that is
+    /// back: a new revision, so approvals of the old plan do not carry over.
+    @Sendable func replan(request: Request, context: StewardRequestContext) async throws -> Response {
+        let id = try id(context)
+        do {
+            let rollout = try editable(context)
+            let (saved, job) = try await service.save(rollout, by: context.actor, jobs: jobs)
+            return pages.redirect(
+                to: "/rollouts/\(id)", flash: Flash(.success, "Planning revision \(saved.revision) (job \(job.id)); earlier approvals no longer count."))
+        } catch let error as HTTPError {
+            return pages.redirect(to: "/rollouts/\(id)", flash: Flash(.error, error.body ?? "this rollout cannot be planned again"))
+        } catch let problem as Problem {
+            return pages.redirect(to: "/rollouts/\(id)", flash: Flash(.error, problem.detail))
+        }
     }
 
     @Sendable func show(request: Request, context: StewardRequestContext) async throws -> Response {
@@ -152,6 +229,7 @@ struct RolloutPages {
                 "can_pause": permissions.contains(.operate) && (rollout.state == .running || rollout.state == .approved),
                 "can_resume": permissions.contains(.operate) && rollout.state == .paused,
                 "can_abort": permissions.contains(.operate) && !rollout.state.isFinished,
+                "can_edit": permissions.contains(.operate) && rollout.state.isEditable,
                 "can_rollback": permissions.contains(.operate) && rollout.what != .playbook && !results.isEmpty
                     && (rollout.state.isFinished || rollout.state == .paused),
                 "playbook_rollback": rollout.what == .playbook && !results.isEmpty,
