@@ -255,3 +255,13 @@ def job_log(api, job_id):
     with urllib.request.urlopen(request, context=api.context, timeout=30) as response:
         lines = [json.loads(line) for line in response.read().decode().splitlines() if line.strip()]
     return "".join(line.get("text", "") for line in lines if line.get("type") == "log")
+
+
+def wait_rollout(api, rollout_id, condition, timeout=300, what="the rollout"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status, rollout = api.call("GET", f"/api/v1/rollouts/{rollout_id}")
+        if condition(rollout):
+            return rollout
+        time.sleep(0.5)
+    raise AssertionError(f"{what} did not get there: {rollout['state']} {rollout['state_detail']}")

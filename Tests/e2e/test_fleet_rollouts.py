@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from conftest import Api, _binary, _free_port, job_log, make_account, remove_account, wait_job
+from conftest import Api, _binary, _free_port, job_log, make_account, remove_account, wait_job, wait_rollout
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "fleet"))
 from fleet import Fleet  # noqa: E402
@@ -104,16 +104,6 @@ def approver(steward):
         yield person, Api(steward, token)
     finally:
         remove_account(person)
-
-
-def wait_rollout(api, rollout_id, condition, timeout=300, what="the rollout"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        status, rollout = api.call("GET", f"/api/v1/rollouts/{rollout_id}")
-        if condition(rollout):
-            return rollout
-        time.sleep(0.5)
-    raise AssertionError(f"{what} did not get there: {rollout['state']} {rollout['state_detail']}")
 
 
 def test_a_rollout_is_planned_approved_by_someone_else_and_applied_canary_first(api, rollout_fleet, approver, signed_in, steward):

@@ -8,11 +8,10 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 
 import pytest
 
-from conftest import job_log, wait_job
+from conftest import job_log, wait_job, wait_rollout
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "fleet"))
 from fleet import Fleet  # noqa: E402
@@ -95,16 +94,6 @@ def versions(host) -> dict:
     return dict(line.split(" ", 1) for line in out.splitlines() if line)
 
 
-def wait_rollout(api, rollout_id, condition, timeout=600):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        status, rollout = api.call("GET", f"/api/v1/rollouts/{rollout_id}")
-        if condition(rollout):
-            return rollout
-        time.sleep(1)
-    raise AssertionError(f"rollout {rollout_id}: {rollout['state']} {rollout['state_detail']}")
-
-
 def test_a_security_rollout_of_a_320_update_backlog_plans_applies_and_reports_every_package(api, backlog_host):
     host = backlog_host
     status, rollout = api.call("POST", "/api/v1/rollouts", {
@@ -119,7 +108,7 @@ def test_a_security_rollout_of_a_320_update_backlog_plans_applies_and_reports_ev
     assert sorted(p["package"] for p in packages) == security
     assert {(p["current"], p["candidate"], p["security"]) for p in packages} == {("1.0", "2.0", True)}
 
-    done = wait_rollout(api, rollout["id"], lambda r: r["state"] in ("succeeded", "failed", "paused", "aborted"))
+    done = wait_rollout(api, rollout["id"], lambda r: r["state"] in ("succeeded", "failed", "paused", "aborted"), timeout=600)
     assert done["state"] == "succeeded", done["state_detail"]
     assert f"1 host(s) in 1 wave(s): {SECURITY} package change(s)" in done["state_detail"]
     report = done["results"][0]["packages"]

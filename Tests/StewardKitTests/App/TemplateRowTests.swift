@@ -67,17 +67,13 @@ struct TemplateRowTests {
     func hostNamedLikeAUser() async throws {
         let harness = try await ServerHarness()
         let server = harness.server
-        let host = try server.hosts.create(
-            { var settings = HostSettings(); settings.name = "alice"; settings.address = "192.0.2.30"; return settings }(), by: .system, now: Date())
-        let facts = #"""
-            {"passwd": {"alice": ["x", "1001", "1001", "Alice,,,", "/home/alice", "/bin/bash"], "bob": ["x", "1002", "1002", "", "/home/bob", "/bin/bash"],
-                        "carol": ["x", "1003", "1003", "", "/home/carol", "/bin/sh"]},
-             "group": {"alice": ["x", "1001", ""], "staff": ["x", "1600", "bob,carol"]}, "shells": ["/bin/bash", "/bin/sh"]}
-            """#
-        try await server.database.write { db in
-            try db.execute(
-                sql: "INSERT INTO host_facts (host_id, gathered_at, facts) VALUES (?, ?, ?)", arguments: [host.id, EpochMilliseconds.from(Date()), facts])
-        }
+        let host = try await makeHostWithFacts(
+            server, name: "alice", address: "192.0.2.30",
+            facts: #"""
+                {"passwd": {"alice": ["x", "1001", "1001", "Alice,,,", "/home/alice", "/bin/bash"], "bob": ["x", "1002", "1002", "", "/home/bob", "/bin/bash"],
+                            "carol": ["x", "1003", "1003", "", "/home/carol", "/bin/sh"]},
+                 "group": {"alice": ["x", "1001", ""], "staff": ["x", "1600", "bob,carol"]}, "shells": ["/bin/bash", "/bin/sh"]}
+                """#)
         try await harness.test(as: [.operator]) { client in
             try await client.execute(uri: "/hosts/\(host.id)/accounts", method: .get) { response in
                 let page = text(response)

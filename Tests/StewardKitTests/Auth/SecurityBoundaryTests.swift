@@ -134,20 +134,15 @@ struct SecurityBoundaryTests {
         let harness = try await ServerHarness()
         let server = harness.server
         // A fleet host with facts: ann is a plain user, boss holds admin, eve is in the granted group ops.
-        let fleet = try server.hosts.create(
-            { var settings = HostSettings(); settings.name = "web-01"; settings.address = "192.0.2.10"; return settings }(), by: .system, now: Date())
         _ = try server.access.roles.grant(.admin, to: .user, "boss", by: .system, now: Date())
         _ = try server.access.roles.grant(.operator, to: .group, "ops", by: .system, now: Date())
-        let facts = #"""
-            {"passwd": {"ann": ["x", "1001", "1001", "", "/home/ann", "/bin/bash"], "boss": ["x", "1002", "1002", "", "/home/boss", "/bin/bash"],
-                        "eve": ["x", "1003", "1003", "", "/home/eve", "/bin/bash"]},
-             "group": {"ops": ["x", "1500", "eve"], "staff": ["x", "1600", "ann"]}, "shells": ["/bin/bash", "/bin/sh"]}
-            """#
-        try await server.database.write { db in
-            try db.execute(
-                sql: "INSERT INTO host_facts (host_id, gathered_at, facts) VALUES (?, ?, ?)",
-                arguments: [fleet.id, EpochMilliseconds.from(Date()), facts])
-        }
+        let fleet = try await makeHostWithFacts(
+            server, name: "web-01", address: "192.0.2.10",
+            facts: #"""
+                {"passwd": {"ann": ["x", "1001", "1001", "", "/home/ann", "/bin/bash"], "boss": ["x", "1002", "1002", "", "/home/boss", "/bin/bash"],
+                            "eve": ["x", "1003", "1003", "", "/home/eve", "/bin/bash"]},
+                 "group": {"ops": ["x", "1500", "eve"], "staff": ["x", "1600", "ann"]}, "shells": ["/bin/bash", "/bin/sh"]}
+                """#)
         let hash = #"$6$salt$0123456789012345678901234567890123456789012345678901234567890123456789012345678901234"#
         @Sendable func change(_ name: String, groups: [String]? = nil) -> ByteBuffer {
             var object: [String: Any] = ["action": "update", "name": name, "password": ["mode": "hash", "hash": hash]]

@@ -71,3 +71,16 @@ func waitUntil(timeout: Duration = .seconds(20), _ condition: () async throws ->
     }
     return try await condition()
 }
+
+/// A fleet host with the given facts (the JSON the facts playbook stores), as if they had just been gathered.
+func makeHostWithFacts(_ server: StewardServer, name: String, address: String, facts: String) async throws -> StewardKit.Host {
+    var settings = HostSettings()
+    settings.name = name
+    settings.address = address
+    let host = try server.hosts.create(settings, by: .system, now: Date())
+    try await server.database.write { db in
+        try db.execute(
+            sql: "INSERT INTO host_facts (host_id, gathered_at, facts) VALUES (?, ?, ?)", arguments: [host.id, EpochMilliseconds.from(Date()), facts])
+    }
+    return host
+}
