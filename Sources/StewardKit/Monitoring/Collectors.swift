@@ -16,11 +16,19 @@ public struct ProcCollector: Sendable {
         self.ticksPerSecond = ticksPerSecond > 0 ? ticksPerSecond : 100
     }
 
+    /// Kernel pseudo filesystems (df leaves these out too), memory-backed ones (the memory gauge covers them), and
+    /// read-only images, which are always full: node_exporter's default exclusions plus tmpfs, ramfs and lxcfs.
     static let pseudoFilesystems: Set<String> = [
         "autofs", "binfmt_misc", "bpf", "cgroup", "cgroup2", "configfs", "debugfs", "devpts", "devtmpfs", "fusectl", "hugetlbfs",
         "mqueue", "nsfs", "proc", "procfs", "pstore", "ramfs", "rpc_pipefs", "securityfs", "selinuxfs", "squashfs", "sysfs",
-        "tmpfs", "tracefs", "fuse.lxcfs", "fuse.gvfsd-fuse", "efivarfs",
+        "tmpfs", "tracefs", "fuse.lxcfs", "fuse.gvfsd-fuse", "efivarfs", "erofs", "iso9660",
     ]
+
+    /// Whether a mount stays out of the filesystem series. An overlay is a container's layers over a filesystem that is
+    /// counted where it is mounted, except at `/`, where it is the container's own root and the only figure there is.
+    static func skipsFilesystem(type: String, mountpoint: String?) -> Bool {
+        pseudoFilesystems.contains(type) || (type == "overlay" && mountpoint != "/")
+    }
 
     public func collect() -> [PrometheusText.Family] {
         var families: [PrometheusText.Family] = []
@@ -75,7 +83,7 @@ public struct ProcCollector: Sendable {
             let device = Self.unescapeMount(String(fields[0]))
             let mountpoint = Self.unescapeMount(String(fields[1]))
             let type = String(fields[2])
-            guard !Self.pseudoFilesystems.contains(type), seenMounts.insert(mountpoint).inserted else { continue }
+            guard !Self.skipsFilesystem(type: type, mountpoint: mountpoint), seenMounts.insert(mountpoint).inserted else { continue }
             var info = statvfs()
             guard statvfs(mountpoint, &info) == 0, info.f_blocks > 0 else { continue }
             let labels = [("device", device), ("fstype", type), ("mountpoint", mountpoint)]
@@ -241,7 +249,7 @@ public struct MetricAllowList: Sendable, Equatable {
 
     public func allows(_ sample: PrometheusText.Sample) -> Bool {
         guard patterns.contains(where: { Self.matches($0, sample.name) }) else { return false }
-        if let type = sample.label("fstype"), ProcCollector.pseudoFilesystems.contains(type) { return false }
+        if let type = sample.label("fstype"), ProcCollector.skipsFilesystem(type: type, mountpoint: sample.label("mountpoint")) { return false }
         if sample.name.hasPrefix("node_network_"), sample.label("device") == "lo" { return false }
         return true
     }

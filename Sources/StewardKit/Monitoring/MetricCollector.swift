@@ -24,6 +24,82 @@ public enum HostSummary {
         return (value * factor).rounded() / factor
     }
 
+    /// One mounted filesystem as df shows it. Blocks reserved for root (ext4 keeps 5 % by default) are neither used
+    /// nor available, so Use% is used / (used + available), not (size − available) / size, which counts them as used.
+    public struct Filesystem: Sendable, Equatable {
+        public var mountpoint: String
+        public var device: String
+        public var type: String
+        public var sizeBytes: Double
+        public var freeBytes: Double
+        public var availableBytes: Double
+
+        public init(mountpoint: String, device: String, type: String, sizeBytes: Double, freeBytes: Double, availableBytes: Double) {
+            self.mountpoint = mountpoint
+            self.device = device
+            self.type = type
+            self.sizeBytes = sizeBytes
+            self.freeBytes = freeBytes
+            self.availableBytes = availableBytes
+        }
+
+        /// df's Used: size − free (f_blocks − f_bfree).
+        public var usedBytes: Double { max(0, sizeBytes - freeBytes) }
+
+        /// df's Use%, a whole percent rounded up; nil when used + available is 0.
+        public var usedPercent: Double? { HostSummary.dfPercent(used: usedBytes, available: availableBytes) }
+    }
+
+    /// df's Use%: 100 × used / (used + available) rounded up to a whole percent, in integers as coreutils computes it
+    /// (a floating-point 21.000000000001 would round up to 22).
+    public static func dfPercent(used: Double, available: Double) -> Double? {
+        guard used.isFinite, available.isFinite, used >= 0, available >= 0 else { return nil }
+        guard used < 0x1p62 / 100, available < 0x1p62 else {
+            return used + available > 0 ? (100 * used / (used + available)).rounded(.up) : nil
+        }
+        let hundredfold = UInt64(used) * 100
+        let total = UInt64(used) + UInt64(available)
+        guard total > 0 else { return nil }
+        return Double(hundredfold / total + (hundredfold % total == 0 ? 0 : 1))
+    }
+
+    /// The filesystems in node_exporter's series, without pseudo, in-memory and read-only image filesystems, each
+    /// once: a bind mount (the same device with the same figures) counts at its shortest mount point, as df lists it.
+    /// Without free bytes (an exporter or allow list that leaves them out) reserved blocks count as used.
+    public static func filesystems(
+        size: [PrometheusText.Sample], free: [PrometheusText.Sample], available: [PrometheusText.Sample]
+    ) -> [Filesystem] {
+        var freeBytes: [String: Double] = [:]
+        var availableBytes: [String: Double] = [:]
+        for sample in free { freeBytes[PrometheusText.canonicalLabels(sample.labels)] = sample.value }
+        for sample in available { availableBytes[PrometheusText.canonicalLabels(sample.labels)] = sample.value }
+        var result: [Filesystem] = []
+        var seen: [String: Int] = [:]
+        for sample in size where sample.value > 0 {
+            let labels = PrometheusText.canonicalLabels(sample.labels)
+            let mountpoint = sample.label("mountpoint") ?? ""
+            let type = sample.label("fstype") ?? ""
+            guard let spare = availableBytes[labels], !ProcCollector.skipsFilesystem(type: type, mountpoint: mountpoint) else { continue }
+            let filesystem = Filesystem(
+                mountpoint: mountpoint, device: sample.label("device") ?? "", type: type, sizeBytes: sample.value,
+                freeBytes: freeBytes[labels] ?? spare, availableBytes: spare)
+            let key = "\(filesystem.device)\u{0}\(filesystem.sizeBytes) \(filesystem.freeBytes) \(filesystem.availableBytes)"
+            if let index = seen[key] {
+                if mountpoint.count < result[index].mountpoint.count { result[index] = filesystem }
+            } else {
+                seen[key] = result.count
+                result.append(filesystem)
+            }
+        }
+        return result
+    }
+
+    /// The filesystem with the highest Use%; on a tie the first mount point in sort order, so `/` before `/srv`.
+    public static func fullest(_ filesystems: [Filesystem]) -> Filesystem? {
+        filesystems.compactMap { filesystem in filesystem.usedPercent.map { (filesystem: filesystem, percent: $0) } }
+            .max { ($0.percent, $1.filesystem.mountpoint) < ($1.percent, $0.filesystem.mountpoint) }?.filesystem
+    }
+
     /// Counter totals from the previous collection, for the rates.
     public struct Counters: Sendable {
         var time: Int64
@@ -52,14 +128,10 @@ public enum HostSummary {
         if let total = single("node_memory_SwapTotal_bytes"), let free = single("node_memory_SwapFree_bytes") {
             values[swapPercent] = total > 0 ? 100 * (1 - free / total) : 0
         }
-        var sizes: [String: Double] = [:]
-        for sample in byName["node_filesystem_size_bytes"] ?? [] { sizes[PrometheusText.canonicalLabels(sample.labels)] = sample.value }
-        let fullest = (byName["node_filesystem_avail_bytes"] ?? []).compactMap { sample -> Double? in
-            guard let size = sizes[PrometheusText.canonicalLabels(sample.labels)], size > 0 else { return nil }
-            if let type = sample.label("fstype"), ProcCollector.pseudoFilesystems.contains(type) { return nil }
-            return 100 * (size - sample.value) / size
-        }.max()
-        if let fullest { values[filesystemPercent] = fullest }
+        let mounts = filesystems(
+            size: byName["node_filesystem_size_bytes"] ?? [], free: byName["node_filesystem_free_bytes"] ?? [],
+            available: byName["node_filesystem_avail_bytes"] ?? [])
+        if let percent = fullest(mounts)?.usedPercent { values[filesystemPercent] = percent }
         if let load = single("node_load1"), cores > 0 { values[loadPerCore] = load / Double(cores) }
         let network = ((byName["node_network_receive_bytes_total"] ?? []) + (byName["node_network_transmit_bytes_total"] ?? []))
             .filter { $0.label("device") != "lo" }.reduce(0) { $0 + $1.value }

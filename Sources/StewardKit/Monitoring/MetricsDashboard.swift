@@ -7,6 +7,8 @@ public struct FleetRow: Sendable {
     public var values: [String: Double]
     public var history: [String: [Double?]]
     public var lastSample: Int64?
+    /// The filesystem behind the fullest-filesystem figure, from the newest filesystem series.
+    public var fullestFilesystem: HostSummary.Filesystem?
 
     public func value(_ name: String) -> Double? { values[name] }
 }
@@ -20,6 +22,8 @@ public struct FleetGroup: Sendable {
     public var cpuAverage: Double?
     public var memoryAverage: Double?
     public var filesystemMax: Double?
+    /// "host:/mount" of the fullest filesystem.
+    public var filesystemMaxWhere: String?
     public var loadMax: Double?
     public var networkTotal: Double?
     var cpuCount = 0
@@ -77,6 +81,16 @@ public struct MetricsDashboard: Sendable {
                 let range = try MetricQuery.evaluate(store, series: series, function: .avg, from: from, to: now, step: 60_000, resolution: .minute)
                 row.history[column.series] = range.values
             }
+            func newest(_ name: String) -> [PrometheusText.Sample] {
+                store.series(hostID: host.id, name: name).compactMap { series in
+                    guard let latest = store.latest(series.id), latest.time >= now - 10 * 60_000 else { return nil }
+                    return PrometheusText.Sample(name: name, labels: series.labelPairs, value: latest.value)
+                }
+            }
+            row.fullestFilesystem = HostSummary.fullest(
+                HostSummary.filesystems(
+                    size: newest("node_filesystem_size_bytes"), free: newest("node_filesystem_free_bytes"),
+                    available: newest("node_filesystem_avail_bytes")))
             rows.append(row)
         }
         var groups: [String: FleetGroup] = [:]
@@ -145,10 +159,13 @@ public struct MetricsDashboard: Sendable {
         for size in store.series(hostID: host.id, name: "node_filesystem_size_bytes") {
             guard let available = store.series(hostID: host.id, name: "node_filesystem_avail_bytes", labels: size.labels) else { continue }
             let total = try evaluate(size, .avg).values
-            let free = try evaluate(available, .avg).values
-            let used = zip(total, free).map { pair -> Double? in
-                guard let total = pair.0, let free = pair.1, total > 0 else { return nil }
-                return 100 * (total - free) / total
+            let spare = try evaluate(available, .avg).values
+            // df's Use%, as the fleet overview shows it; without free bytes, reserved blocks count as used.
+            let freeSeries = store.series(hostID: host.id, name: "node_filesystem_free_bytes", labels: size.labels)
+            let free = try freeSeries.map { try evaluate($0, .avg).values } ?? spare
+            let used = zip(total, zip(free, spare)).map { bytes, rest -> Double? in
+                guard let bytes, let free = rest.0, let spare = rest.1, bytes > 0 else { return nil }
+                return HostSummary.dfPercent(used: max(0, bytes - free), available: spare)
             }
             filesystems.append(ChartLine(name: size.label("mountpoint") ?? size.labels, values: used))
         }
@@ -185,7 +202,10 @@ extension FleetGroup {
         memoryCount += row.value(HostSummary.memoryPercent) == nil ? 0 : 1
         cpuAverage = average(cpuAverage, row.value(HostSummary.cpuPercent), cpuCount)
         memoryAverage = average(memoryAverage, row.value(HostSummary.memoryPercent), memoryCount)
-        if let value = row.value(HostSummary.filesystemPercent) { filesystemMax = max(filesystemMax ?? value, value) }
+        if let value = row.value(HostSummary.filesystemPercent), value > (filesystemMax ?? -1) {
+            filesystemMax = value
+            filesystemMaxWhere = row.host.name + (row.fullestFilesystem.map { ":" + $0.mountpoint } ?? "")
+        }
         if let value = row.value(HostSummary.loadPerCore) { loadMax = max(loadMax ?? value, value) }
         if let value = row.value(HostSummary.networkBytes) { networkTotal = (networkTotal ?? 0) + value }
     }

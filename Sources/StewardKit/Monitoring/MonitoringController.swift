@@ -176,8 +176,9 @@ struct MonitoringController {
                     "groups": row.host.groups.joined(separator: ", "),
                     "cells": MetricsDashboard.overviewColumns.map { column in
                         let value = row.value(column.series)
+                        let detail = column.key == "filesystem" ? row.fullestFilesystem.map(Self.filesystemDetail) : nil
                         return ViewNode([
-                            "text": value.map(column.unit.format) ?? "–", "sort": value.map { String($0) } ?? "",
+                            "text": value.map(column.unit.format) ?? "–", "sort": value.map { String($0) } ?? "", "mount_detail": detail,
                             "spark": Sparkline.render(row.history[column.series] ?? [], unit: column.unit, label: "\(row.host.name) \(column.title)"),
                             "hot": (column.unit == .percent && (value ?? 0) >= 90) || (column.key == "load" && (value ?? 0) >= 1.5),
                         ])
@@ -196,7 +197,7 @@ struct MonitoringController {
                     "name": group.name, "hosts": group.hosts, "up": group.up, "down": group.down, "has_down": group.down > 0,
                     "cpu": group.cpuAverage.map(MetricUnit.percent.format) ?? "–",
                     "memory": group.memoryAverage.map(MetricUnit.percent.format) ?? "–",
-                    "filesystem": group.filesystemMax.map(MetricUnit.percent.format) ?? "–",
+                    "filesystem": Self.filesystemText(group),
                     "load": group.loadMax.map(MetricUnit.plain.format) ?? "–",
                     "network": group.networkTotal.map(MetricUnit.bytesPerSecond.format) ?? "–",
                     "href": group.name == "all hosts" ? "/#fleet" : "/?group=\(Self.encode(group.name))#fleet",
@@ -206,6 +207,19 @@ struct MonitoringController {
             "tag_options": Set(everyHost.flatMap(\.tags)).sorted().map { ViewNode(["value": $0, "selected": $0 == tag]) },
             "fleet_sort": sort, "fleet_order": descending ? "desc" : "asc", "fleet_filtered": group != nil || tag != nil,
         ]
+    }
+
+    /// "/ · 25 GiB used of 252 GiB, 70 GiB available": df's Mounted on, Used, Size and Avail (Use% is Used ÷ (Used + Avail)).
+    static func filesystemDetail(_ filesystem: HostSummary.Filesystem) -> String {
+        let used = MetricUnit.bytes.format(filesystem.usedBytes)
+        let size = MetricUnit.bytes.format(filesystem.sizeBytes)
+        return "\(filesystem.mountpoint) · \(used) used of \(size), \(MetricUnit.bytes.format(filesystem.availableBytes)) available"
+    }
+
+    /// A group's fullest filesystem with where it is: "91 % (db-01:/var)".
+    static func filesystemText(_ group: FleetGroup) -> String {
+        guard let percent = group.filesystemMax else { return "–" }
+        return MetricUnit.percent.format(percent) + (group.filesystemMaxWhere.map { " (\($0))" } ?? "")
     }
 
     static func encode(_ text: String) -> String {
@@ -376,6 +390,13 @@ struct MonitoringController {
                     "id": row.host.id, "name": row.host.name, "state": row.host.state.rawValue, "groups": row.host.groups, "tags": row.host.tags,
                     "cpu_percent": number(row.value(HostSummary.cpuPercent)), "memory_percent": number(row.value(HostSummary.memoryPercent)),
                     "filesystem_max_percent": number(row.value(HostSummary.filesystemPercent)),
+                    "filesystem_max": orNull(
+                        row.fullestFilesystem.map { fs -> [String: Any] in
+                            [
+                                "mountpoint": fs.mountpoint, "device": fs.device, "fstype": fs.type, "size_bytes": fs.sizeBytes,
+                                "used_bytes": fs.usedBytes, "available_bytes": fs.availableBytes, "used_percent": number(fs.usedPercent),
+                            ]
+                        }),
                     "load_per_core": number(row.value(HostSummary.loadPerCore)),
                     "network_bytes_per_second": number(row.value(HostSummary.networkBytes)),
                     "last_sample_at": orNull(row.lastSample.flatMap { RFC3339.string(milliseconds: $0) }),
@@ -385,6 +406,7 @@ struct MonitoringController {
                 [
                     "name": group.name, "hosts": group.hosts, "up": group.up, "down": group.down, "cpu_percent_avg": number(group.cpuAverage),
                     "memory_percent_avg": number(group.memoryAverage), "filesystem_percent_max": number(group.filesystemMax),
+                    "filesystem_max_where": orNull(group.filesystemMaxWhere),
                     "load_per_core_max": number(group.loadMax), "network_bytes_per_second_total": number(group.networkTotal),
                 ]
             },
