@@ -2,7 +2,10 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := run
 
-APT_PACKAGES := libpam0g-dev libsqlite3-dev chromium chromium-driver libpam-wrapper openssh-client openssh-server ansible-core git debootstrap prometheus-node-exporter prometheus python3-aiosmtpd curl restic apt-utils rpm createrepo-c
+# What building and running need (`make run`), and what only the tests add (`make test`): the browser, pam_wrapper,
+# the test fleet's sshd and debootstrap, Prometheus's promtool, an SMTP server, apt and rpm repository tools.
+RUN_APT_PACKAGES := libpam0g-dev libsqlite3-dev openssh-client ansible-core git restic
+TEST_APT_PACKAGES := chromium chromium-driver libpam-wrapper openssh-server debootstrap prometheus-node-exporter prometheus python3-aiosmtpd curl apt-utils rpm createrepo-c
 BENCH_APT_PACKAGES := wrk nginx-light
 PYTHON ?= python3
 PIP_PACKAGES := selenium==4.38.0 pytest
@@ -13,7 +16,7 @@ STEWARD_FLAGS ?=
 # STEWARD_FLAGS as an unknown setting; it is only for this Makefile.
 unexport STEWARD_FLAGS
 
-.PHONY: run test deps build release unit-test e2e-test bench install clean pam user
+.PHONY: run test deps test-deps build release unit-test e2e-test bench install clean pam user
 
 # Install whichever of the named Debian packages are missing (needs root only when something is missing).
 define apt_ensure
@@ -27,16 +30,26 @@ define apt_ensure
 	fi
 endef
 
-## deps: install the Debian and PyPI packages that building and testing need.
+## deps: install the Debian packages that building and running need.
 deps:
-	$(call apt_ensure,$(APT_PACKAGES))
+	$(call apt_ensure,$(RUN_APT_PACKAGES))
+
+## test-deps: and the Debian and PyPI packages that only the tests use.
+test-deps: deps
+	$(call apt_ensure,$(TEST_APT_PACKAGES))
 	@$(PYTHON) -c "import selenium, pytest" 2>/dev/null || $(PYTHON) -m pip install --quiet $(PIP_PACKAGES)
 
-build: deps
+build: test-deps
 	swift build
 
-release: deps
+# The release binary is rebuilt only when a source is newer: SwiftPM spends half a minute deciding that nothing
+# changed.
+RELEASE_SOURCES := Package.swift $(shell find Sources -type f 2>/dev/null)
+.build/release/steward: $(RELEASE_SOURCES)
 	swift build -c release
+	@touch $@
+
+release: deps .build/release/steward
 
 ## pam: the PAM service Steward checks logins against, made from the system's common stacks when missing.
 pam:

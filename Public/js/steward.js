@@ -9,6 +9,46 @@ document.addEventListener("submit", (event) => {
   const question = (button && button.dataset && button.dataset.confirm) || (form instanceof HTMLFormElement && form.dataset.confirm);
   if (question && !window.confirm(question)) {
     event.preventDefault();
+    return;
+  }
+  // Work that takes seconds shows that it is under way, and a second click cannot send it twice. Disabled after the
+  // browser has taken the form's data, so the button's own name and value still go with it.
+  if (form instanceof HTMLFormElement && form.method === "post" && !form.dataset.noBusy) {
+    window.setTimeout(() => {
+      for (const control of form.querySelectorAll("button[type=submit], button:not([type])")) {
+        control.disabled = true;
+        if (control === button) {
+          control.dataset.label = control.textContent;
+          control.textContent = "Working…";
+        }
+      }
+      form.setAttribute("aria-busy", "true");
+      form.classList.add("busy");
+    }, 0);
+  }
+});
+
+// A page restored from the back/forward cache gets its buttons back.
+window.addEventListener("pageshow", () => {
+  for (const form of document.querySelectorAll("form.busy")) {
+    form.classList.remove("busy");
+    form.removeAttribute("aria-busy");
+    for (const control of form.querySelectorAll("button")) {
+      control.disabled = false;
+      if (control.dataset.label) control.textContent = control.dataset.label;
+    }
+  }
+});
+
+// "/" jumps to the search box (unless the reader is typing somewhere).
+document.addEventListener("keydown", (event) => {
+  if (event.key !== "/" || event.ctrlKey || event.metaKey || event.altKey) return;
+  const active = document.activeElement;
+  if (active && (active.isContentEditable || ["INPUT", "TEXTAREA", "SELECT"].includes(active.tagName))) return;
+  const box = document.getElementById("search-q");
+  if (box) {
+    event.preventDefault();
+    box.focus();
   }
 });
 

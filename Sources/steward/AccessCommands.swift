@@ -205,8 +205,8 @@ struct SecondFactorCommand: AsyncParsableCommand {
     }
 }
 
-/// A dynamic inventory for Ansible: `--list` prints every enabled host with its groups and variables, `--host NAME`
-/// one host's variables. Wrap it in a two-line script to use it with `ansible -i`.
+/// A dynamic inventory for Ansible: `--list` prints every enabled host with its groups (and a group `tag_NAME` per tag)
+/// and variables, `--host NAME` one host's variables. Wrap it in a two-line script to use it with `ansible -i`.
 struct InventoryCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "inventory", abstract: "Print the hosts as an Ansible dynamic inventory (JSON).")

@@ -278,11 +278,24 @@ struct Banner: Sendable {
             lines.append("  Setup: nobody is an administrator yet. Open \(configuration.publicBaseURL)/setup, sign in with a Unix")
             lines.append("         account and give this one-time token (it works once, and only until the next restart):")
             lines.append("         \(setupToken)")
-            lines.append("         Or run: steward role grant admin --user NAME --data \(dataPath)")
+            lines.append("         Or run: \(Self.commandName()) role grant admin --user NAME --data \(dataPath)")
         }
         lines.append("")
         // Written straight to the descriptor: a piped stdout would otherwise hold the URL in a buffer.
         FileHandle.standardOutput.write(Data((lines.joined(separator: "\n") + "\n").utf8))
+    }
+
+    /// How to call this binary from a shell: `steward` when that name on PATH is this binary, else its full path
+    /// (`make run` starts .build/release/steward, which is not on PATH).
+    static func commandName() -> String {
+        let files = FileManager.default
+        let me = (try? files.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin"
+        for directory in path.split(separator: ":") where directory.hasPrefix("/") {
+            let candidate = URL(fileURLWithPath: String(directory)).appendingPathComponent("steward")
+            if files.isExecutableFile(atPath: candidate.path), candidate.resolvingSymlinksInPath().path == me { return "steward" }
+        }
+        return me
     }
 
     static func fingerprint(_ path: String) throws -> String {

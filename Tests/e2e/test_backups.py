@@ -256,6 +256,69 @@ def alert_for(api, rule_name, timeout=30):
     raise AssertionError(f"{rule_name} did not fire: {alerts}")
 
 
+def test_a_repository_made_elsewhere_with_a_short_password_is_imported(api, tmp_path):
+    """restic opens a repository with any non-empty password, so Steward imports one with a 3-character password;
+    only a repository Steward makes itself needs 8 characters."""
+    repo = tmp_path / "short-repo"
+    made = subprocess.run(["restic", "init", "--repo", str(repo)], capture_output=True, text=True, timeout=120,
+                          env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "RESTIC_PASSWORD": "abc"})
+    assert made.returncode == 0, made.stderr
+    status, problem = api.call("POST", "/api/v1/backups/repositories",
+                               {"name": "e2e short wrong", "path": str(repo), "password": "abd", "init": False})
+    assert status == 422 and "wrong" in problem["errors"]["password"], problem
+    status, problem = api.call("POST", "/api/v1/backups/repositories",
+                               {"name": "e2e short empty", "path": str(repo), "password": "", "init": False})
+    assert status == 422 and "password" in problem["errors"], problem
+    repository = add_repository(api, "e2e short", repo, password="abc", init=False)
+    source = tmp_path / "data"
+    source.mkdir()
+    (source / "f").write_text("short\n")
+    assert run_plan(api, add_plan(api, "e2e short", repository, [source]))["state"] == "succeeded"
+    status, problem = api.call("POST", "/api/v1/backups/repositories",
+                               {"name": "e2e short new", "path": str(tmp_path / "new-repo"), "password": "abc"})
+    assert status == 422 and "at least 8 characters" in problem["errors"]["password"], problem
+    assert not (tmp_path / "new-repo").exists()
+
+
+def test_snapshot_paths_in_a_query_read_plus_as_a_space(api, steward, signed_in, tmp_path):
+    """Python's requests and urlencode, curl -G --data-urlencode and browsers' GET forms send a space in a query value
+    as "+", and a real "+" as %2B; the tree, the download and the snapshot page read both as they were meant."""
+    import urllib.parse
+    import urllib.request
+    source = tmp_path / "plus source"
+    (source / "my dir").mkdir(parents=True)
+    (source / "my dir" / "c++ notes.txt").write_text("plus and space\n")
+    repository = add_repository(api, "e2e plus", tmp_path / "plus-repo")
+    plan = add_plan(api, "e2e plus", repository, [source])
+    assert run_plan(api, plan)["state"] == "succeeded"
+    status, snapshots = api.get(f"/api/v1/backups/plans/{plan['id']}/snapshots")
+    snapshot = snapshots["items"][0]["id"]
+    base = f"/api/v1/backups/repositories/{repository['id']}/snapshots/{snapshot}"
+
+    query = urllib.parse.urlencode({"path": str(source / "my dir")})
+    assert "+" in query and "%20" not in query
+    status, tree = api.call("GET", f"{base}/tree?{query}")
+    assert status == 200 and tree["path"] == str(source / "my dir") and [item["name"] for item in tree["items"]] == ["c++ notes.txt"], tree
+
+    wanted = source / "my dir" / "c++ notes.txt"
+    request = urllib.request.Request(f"{api.base}{base}/file?" + urllib.parse.urlencode({"path": str(wanted)}),
+                                     headers={"Authorization": f"Bearer {api.token}"})
+    with urllib.request.urlopen(request, context=api.context, timeout=30) as response:
+        assert response.read() == wanted.read_bytes()
+
+    # %20 still works as before.
+    status, tree = api.call("GET", f"{base}/tree?path={urllib.parse.quote(str(source / 'my dir'))}")
+    assert status == 200 and [item["name"] for item in tree["items"]] == ["c++ notes.txt"], tree
+
+    # The snapshot page, from a URL as a GET form would write it; its own links encode "+" as %2B.
+    browser = signed_in
+    browser.get(f"{steward.base_url}/backups/repositories/{repository['id']}/snapshots/{snapshot}?{query}")
+    WebDriverWait(browser, 30).until(lambda d: d.find_elements(By.ID, "tree-table"))
+    assert "c++ notes.txt" in browser.find_element(By.ID, "tree-table").text
+    link = browser.find_element(By.CSS_SELECTOR, "#tree-table a[download]").get_attribute("href")
+    assert "c%2B%2B" in link, link
+
+
 def test_a_failed_run_and_a_silent_plan_raise_the_plans_own_alerts(api, steward, tmp_path):
     source = tmp_path / "src"
     source.mkdir()

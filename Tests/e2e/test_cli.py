@@ -121,3 +121,22 @@ def test_role_and_token_commands(tmp_path):
     assert run("role", "revoke", "operator", "--user", "root", "--data", data).returncode == 0
     actions = [row[0] for row in database.execute("SELECT action FROM audit_events ORDER BY id")]
     assert actions == ["role.grant", "token.create", "token.revoke", "role.revoke"]
+
+
+def make_dry_run(*targets):
+    """What `make TARGET` would run, without running it (-B: as on a fresh checkout, where nothing is built yet)."""
+    return subprocess.run(["make", "-n", "-B", *targets], capture_output=True, text=True, cwd=ROOT, timeout=60).stdout
+
+
+def test_make_run_installs_only_what_running_needs_and_make_test_the_rest():
+    run_plan, test_plan = make_dry_run("run"), make_dry_run("test")
+    test_only = ["chromium", "debootstrap", "rpm", "createrepo-c", "libpam-wrapper", "python3-aiosmtpd"]
+    assert "restic" in run_plan and "ansible-core" in run_plan
+    assert [name for name in test_only if f" {name} " in f" {run_plan} ".replace(";", " ")] == []
+    assert "selenium" not in run_plan and "pytest" not in run_plan
+    assert all(f" {name}" in test_plan for name in test_only) and "selenium" in test_plan
+    # STEWARD_FLAGS on make's command line is for the Makefile: in a recipe's environment steward would refuse it as an
+    # unknown STEWARD_* setting.
+    recipe_env = subprocess.run(["make", "--eval", "steward-env-check: ; @env", "steward-env-check", "STEWARD_FLAGS=--port 10443"],
+                                capture_output=True, text=True, cwd=ROOT, timeout=60).stdout
+    assert "PATH=" in recipe_env and [line for line in recipe_env.splitlines() if line.startswith("STEWARD_")] == []

@@ -187,7 +187,9 @@ def test_playbook_paths_and_targets_are_checked(api):
 
 
 def test_dynamic_inventory_is_accepted_by_ansible_inventory(steward, fleet, api, tmp_path):
-    enrol(api, fleet)
+    ids = enrol(api, fleet)
+    status, tagged = api.call("PATCH", f"/api/v1/hosts/{ids['fleet-1']}", {"tags": ["prod", "eu-west"]})
+    assert status == 200, tagged
     wrapper = tmp_path / "steward-inventory"
     wrapper.write_text(f"#!/bin/sh\nexec {_binary()} inventory --data {steward.data} \"$@\"\n")
     wrapper.chmod(0o755)
@@ -202,6 +204,20 @@ def test_dynamic_inventory_is_accepted_by_ansible_inventory(steward, fleet, api,
     assert hostvars["fleet-1"]["ansible_port"] == fleet.hosts[0].port and hostvars["localhost"]["ansible_connection"] == "local"
     single = subprocess.run([str(wrapper), "--host", "fleet-2"], capture_output=True, text=True, timeout=60)
     assert json.loads(single.stdout)["ansible_user"] == "steward"
+    # Only the variables a host needs: ssh is Ansible's default, and no ansible_become: false to outrank -b.
+    assert "ansible_connection" not in hostvars["fleet-1"] and "ansible_become" not in hostvars["localhost"]
+    # Tags are groups, named as identifiers, and still a variable.
+    assert inventory["tag_prod"]["hosts"] == ["fleet-1"] and inventory["tag_eu_west"]["hosts"] == ["fleet-1"]
+    assert hostvars["fleet-1"]["steward_tags"] == ["prod", "eu-west"]
+    listed = subprocess.run(["ansible", "-i", str(wrapper), "all", "-l", "tag_prod", "--list-hosts"],
+                            capture_output=True, text=True, env=env, timeout=120)
+    assert listed.returncode == 0 and "fleet-1" in listed.stdout and "fleet-2" not in listed.stdout, listed.stdout + listed.stderr
+    # -c on the command line decides now: the task runs here rather than over SSH, for which this shell has no key.
+    # (-e ansible_become=false: the host's sudo is not what is tested, and this machine need not have sudo.)
+    local = subprocess.run(["ansible", "-i", str(wrapper), "fleet-1", "-c", "local", "-e", "ansible_become=false", "-m", "ansible.builtin.ping"],
+                           capture_output=True, text=True, env=env, timeout=120)
+    assert local.returncode == 0 and "SUCCESS" in local.stdout, local.stdout + local.stderr
+    api.call("PATCH", f"/api/v1/hosts/{ids['fleet-1']}", {"tags": []})
 
 
 def test_adhoc_command_is_an_argv_with_per_host_results_and_shell_syntax_is_inert(api, fleet):

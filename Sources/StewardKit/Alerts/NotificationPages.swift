@@ -169,7 +169,7 @@ struct NotificationPages {
             "operator": context.identity?.permissions.contains(.operate) ?? false,
         ]
         return pages.page(
-            "alerts/silences", title: "Silences and maintenance", section: "alerts", data: data, request: request, context: context,
+            "alerts/silences", title: "Silences and maintenance", section: "silences", data: data, request: request, context: context,
             status: status)
     }
 

@@ -33,6 +33,8 @@ public struct PageRenderer: Sendable {
     let secureCookies: Bool
     let signingKey: [UInt8]
     let hostName = ProcessInfo.processInfo.hostName
+    /// Figures shown beside navigation entries by key (the number of firing alerts beside Alerts); 0 shows nothing.
+    public var navigationCounts: @Sendable () -> [String: Int] = { [:] }
 
     public init(templatesDirectory: String, navigation: [NavigationItem], secureCookies: Bool, signingKey: SymmetricKey) async throws {
         // Registered before parsing: the parser resolves the layout's CONTENT_TYPE pragma by name.
@@ -53,8 +55,12 @@ public struct PageRenderer: Sendable {
         context["page_title"] = title
         let identity = requestContext.identity.flatMap { $0.secondFactorPending ? nil : $0 }
         let granted = identity?.permissions ?? []
+        let counts = identity == nil ? [:] : navigationCounts()
         context["nav"] = navigation.filter { granted.contains($0.permission) }.map {
-            ViewNode(["title": $0.title, "href": $0.href, "current": $0.key == section])
+            ViewNode([
+                "title": $0.title, "href": $0.href, "current": $0.key == section,
+                "nav_count": counts[$0.key].flatMap { $0 > 0 ? $0 : nil } as Any?, "nav_key": $0.key,
+            ])
         }
         if let identity {
             context["me"] = ViewNode([
@@ -148,6 +154,10 @@ public struct FormBody: Sendable {
         let buffer = try await request.body.collect(upTo: 1 << 20)
         return FormBody(String(buffer: buffer))
     }
+
+    /// The request's query string, decoded the same way: `+` is a space, as browsers' GET forms, Python's requests
+    /// and `curl -G --data-urlencode` send it (Hummingbird's `uri.queryParameters` decodes `%XX` only).
+    public init(query request: Request) { self.init(request.uri.query ?? "") }
 
     public subscript(_ key: String) -> String? { values[key] }
 }

@@ -137,9 +137,14 @@ public struct StewardServer {
             NavigationItem(key: "hosts", title: "Hosts", href: "/hosts"),
             NavigationItem(key: "accounts", title: "Users", href: "/accounts"),
             NavigationItem(key: "updates", title: "Updates", href: "/updates"),
+            NavigationItem(key: "rollouts", title: "Rollouts", href: "/rollouts"),
             NavigationItem(key: "backups", title: "Backups", href: "/backups"),
             NavigationItem(key: "alerts", title: "Alerts", href: "/alerts"),
+            NavigationItem(key: "silences", title: "Silences", href: "/alerts/silences"),
             NavigationItem(key: "jobs", title: "Jobs", href: "/jobs"),
+            NavigationItem(key: "schedules", title: "Schedules", href: "/schedules"),
+            NavigationItem(key: "config", title: "Config repo", href: "/config"),
+            NavigationItem(key: "ssh", title: "SSH identity", href: "/hosts/ssh"),
             NavigationItem(key: "audit", title: "Audit", href: "/audit", permission: .audit),
             NavigationItem(key: "settings", title: "Settings", href: "/settings"),
         ]
@@ -152,8 +157,13 @@ public struct StewardServer {
             throttle: LoginThrottle(database: database, policy: throttlePolicy),
             authenticator: authenticator ?? PAMAuthenticator(service: configuration.pamService), setup: SetupToken(),
             secureCookies: configuration.tls, groupsOf: groupsOf, standings: AccountStandingCache(maximumAge: TimeInterval(configuration.accountRecheckSeconds), lookup: accountStanding))
-        let pages = try await PageRenderer(
+        var pages = try await PageRenderer(
             templatesDirectory: resources + "/Templates", navigation: navigation, secureCookies: configuration.tls, signingKey: secret)
+        // Firing alerts counted beside Alerts in the navigation, on every page, so nobody has to go looking.
+        pages.navigationCounts = { [database] in
+            let firing = (try? database.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM alert_states WHERE state = 'firing'") }) ?? nil
+            return ["alerts": firing ?? 0]
+        }
         let metrics = HTTPMetrics()
         let docs = APIDocumentation()
         let router = Router(context: StewardRequestContext.self)
@@ -211,6 +221,7 @@ public struct StewardServer {
         AccountController(services: access, pages: pages).addRoutes(to: routes)
         AccessSettingsController(services: access, pages: pages, docs: docs).addRoutes(to: routes)
         AuditController(database: database, pages: pages, docs: docs).addRoutes(to: routes)
+        SearchController(database: database, hosts: hostStore, pages: pages).addRoutes(to: routes)
         HostController(store: hostStore, keys: hostKeys, jobs: runner, pages: pages, docs: docs).addRoutes(to: routes)
         EngineController(engine: engine, jobs: runner, pages: pages, docs: docs).addRoutes(to: routes)
         let accountService = AccountService(engine: engine, boundary: RoleBoundary(roles: access.roles, groupsOf: groupsOf))

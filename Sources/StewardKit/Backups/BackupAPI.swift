@@ -182,7 +182,7 @@ struct BackupAPI {
     @Sendable func tree(request: Request, context: StewardRequestContext) async throws -> Response {
         let repository = try loadRepository(context)
         let snapshot = context.parameters.get("snapshot") ?? ""
-        let path = request.uri.queryParameters.get("path") ?? "/"
+        let path = FormBody(query: request)["path"] ?? "/"
         try service.requireReadable(path, isAdmin: context.isAdmin)
         let entries = try await Self.problemOnFailure { try await service.browse(repository, snapshot: snapshot, directory: path) }
         return try JSONResponse.make(object: [
@@ -199,7 +199,7 @@ struct BackupAPI {
     @Sendable func download(request: Request, context: StewardRequestContext) async throws -> Response {
         try await Self.fileResponse(
             service, repository: try loadRepository(context), snapshot: context.parameters.get("snapshot") ?? "",
-            path: request.uri.queryParameters.get("path") ?? "", actor: context.actor, isAdmin: context.isAdmin)
+            path: FormBody(query: request)["path"] ?? "", actor: context.actor, isAdmin: context.isAdmin)
     }
 
     /// Stream one file; the entry is looked up first, so a missing path or a directory is a clear 404/422, not a broken download.

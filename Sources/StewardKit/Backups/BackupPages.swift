@@ -433,8 +433,9 @@ struct BackupPages {
     @Sendable func browse(request: Request, context: StewardRequestContext) async throws -> Response {
         let repository = try loadRepository(context)
         let snapshot = context.parameters.get("snapshot") ?? ""
-        let path = request.uri.queryParameters.get("path") ?? "/"
-        let planID = request.uri.queryParameters.get("plan").flatMap { Int64($0) }
+        let query = FormBody(query: request)
+        let path = query["path"] ?? "/"
+        let planID = query["plan"].flatMap { Int64($0) }
         try service.requireReadable(path, isAdmin: context.isAdmin)
         var entries: [ViewNode] = []
         var failure: String?
@@ -475,7 +476,7 @@ struct BackupPages {
     @Sendable func download(request: Request, context: StewardRequestContext) async throws -> Response {
         try await BackupAPI.fileResponse(
             service, repository: try loadRepository(context), snapshot: context.parameters.get("snapshot") ?? "",
-            path: request.uri.queryParameters.get("path") ?? "", actor: context.actor, isAdmin: context.isAdmin)
+            path: FormBody(query: request)["path"] ?? "", actor: context.actor, isAdmin: context.isAdmin)
     }
 
     @Sendable func restore(request: Request, context: StewardRequestContext) async throws -> Response {

@@ -174,7 +174,12 @@ public struct BackupService: Sendable {
             errors["name"] = "give the repository a name of 1 to 100 characters"
         }
         if let problem = BackupPaths.problem(repository.path, what: "the path") { errors["path"] = problem }
-        if password.count < 8 { errors["password"] = "use a password of at least 8 characters (restic encrypts the repository with it)" }
+        // restic opens a repository with any non-empty password; the minimum is for the repositories Steward makes.
+        if password.isEmpty {
+            errors["password"] = initialise ? "enter a password (restic encrypts the repository with it)" : "enter the repository's password"
+        } else if initialise, password.count < 8 {
+            errors["password"] = "use a password of at least 8 characters (restic encrypts the repository with it)"
+        }
         guard let host = try hosts.host(id: repository.hostID) else { throw Problem.invalid(["host": "choose a host that exists"]) }
         if repository.kind == .sftp, host.transport != .ssh { errors["host"] = "an SFTP repository lives on an SSH host; choose one" }
         guard errors.isEmpty else { throw Problem.invalid(errors) }

@@ -38,7 +38,7 @@ struct ConfigController {
             "commits": try repository.history(limit: 20).map(Self.commitView), "head": try repository.head(),
             "admin": context.identity?.permissions.contains(.admin) ?? false,
         ]
-        return pages.page("config/index", title: "Config repo", section: "hosts", data: data, request: request, context: context)
+        return pages.page("config/index", title: "Config repo", section: "config", data: data, request: request, context: context)
     }
 
     @Sendable func filePage(request: Request, context: Context) async throws -> Response {
@@ -67,7 +67,7 @@ struct ConfigController {
         ]
         if let error { data["error"] = error }
         return pages.page(
-            "config/file", title: isNew ? "New file" : path, section: "hosts", data: data, request: request, context: context, status: status)
+            "config/file", title: isNew ? "New file" : path, section: "config", data: data, request: request, context: context, status: status)
     }
 
     @Sendable func save(request: Request, context: Context) async throws -> Response {
@@ -99,7 +99,7 @@ struct ConfigController {
             "commit": Self.commitView(commit), "lines": Self.diffLines(patch), "admin": context.identity?.permissions.contains(.admin) ?? false,
         ]
         return pages.page(
-            "config/commit", title: "Commit \(commit.hash.prefix(10))", section: "hosts", data: data, request: request, context: context)
+            "config/commit", title: "Commit \(commit.hash.prefix(10))", section: "config", data: data, request: request, context: context)
     }
 
     @Sendable func revert(request: Request, context: Context) async throws -> Response {

@@ -528,27 +528,51 @@ actor EventIngester {
 }
 
 /// The inventory Ansible sees, generated from the database: Ansible's YAML inventory structure, written as JSON.
+/// Each host tag is also a group (`tag_prod`), so `-l tag_prod` and `hosts: tag_prod` select by tag.
 public enum Inventory {
-    public static func document(hosts: [Host], groups: [HostGroup], identity: SSHIdentity) throws -> [String: Any] {
+    /// How much of each host's connection the inventory spells out. Host variables outrank Ansible's command line
+    /// (`-c`, `-u`, `-b`) and play keywords (`connection:`, `remote_user:`, `become:`).
+    public enum ConnectionVariables: Sendable {
+        /// All of it, for Steward's own runs: no play can move a host's tasks elsewhere (`connection: local` would
+        /// run them on the panel) or log in as another user.
+        case pinned
+        /// Only what Ansible's defaults would get wrong, for `steward inventory` and people's own `ansible -c/-u/-b`:
+        /// the local transport, an address other than the name, a port other than 22, the SSH user, sudo.
+        case needed
+    }
+
+    public static func document(
+        hosts: [Host], groups: [HostGroup], identity: SSHIdentity, connection: ConnectionVariables = .pinned
+    ) throws -> [String: Any] {
+        let pinned = connection == .pinned
         var hostVars: [String: Any] = [:]
         var members: [String: [String: Any]] = [:]
+        var tagged: [String: [String: Any]] = [:]
         for host in hosts {
             var vars = (try? HostVariables.parse(host.variables).get()) ?? [:]
-            vars["ansible_host"] = host.address
             switch host.transport {
             case .local:
+                if pinned { vars["ansible_host"] = host.address }
                 vars["ansible_connection"] = "local"
                 vars["ansible_python_interpreter"] = vars["ansible_python_interpreter"] ?? "/usr/bin/python3"
             case .ssh:
-                vars["ansible_connection"] = "ssh"
-                vars["ansible_port"] = host.sshPort
+                // Ansible's default connection is ssh, its default host the inventory name and its default port 22.
+                if pinned { vars["ansible_connection"] = "ssh" }
+                if pinned || host.address != host.name { vars["ansible_host"] = host.address }
+                if pinned || host.sshPort != 22 { vars["ansible_port"] = host.sshPort }
+                // Ansible has no default user of its own (ssh uses the local one), so the record's user always goes in.
                 vars["ansible_user"] = host.sshUser
             }
-            vars["ansible_become"] = host.become == .sudo
-            if host.become == .sudo { vars["ansible_become_method"] = "sudo" }
+            if host.become == .sudo {
+                vars["ansible_become"] = true
+                vars["ansible_become_method"] = "sudo"
+            } else if pinned {
+                vars["ansible_become"] = false
+            }
             vars["steward_tags"] = host.tags
             hostVars[host.name] = vars
             for group in host.groups { members[group, default: [:]][host.name] = [String: Any]() }
+            for tag in host.tags { tagged[tagGroup(tag), default: [:]][host.name] = [String: Any]() }
         }
         var children: [String: Any] = [:]
         for group in groups where members[group.name] != nil {
@@ -557,12 +581,25 @@ public enum Inventory {
                     "hosts": members[group.name] ?? [:], "vars": (try? HostVariables.parse(group.variables).get()) ?? [:],
                 ] as [String: Any]
         }
+        // A group of the operator's own with hosts in it keeps its name (and its variables) when a tag makes the same one.
+        for (name, taggedHosts) in tagged where children[name] == nil {
+            children[name] = ["hosts": taggedHosts] as [String: Any]
+        }
         return ["all": ["hosts": hostVars, "children": children] as [String: Any]]
     }
 
-    /// `--list` output of a dynamic inventory script: groups with host lists and vars, plus _meta.hostvars.
+    /// The group a host tag becomes: `tag_` and the tag, lowercased, with every character other than a letter, a
+    /// digit or `_` as `_` (Ansible group names are identifiers): the tag eu-west is the group tag_eu_west.
+    public static func tagGroup(_ tag: String) -> String {
+        let bytes = tag.lowercased().utf8.map { HostValidation.isLower($0) || HostValidation.isDigit($0) ? $0 : UInt8(ascii: "_") }
+        return "tag_" + String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// `--list` output of a dynamic inventory script: groups with host lists and vars, plus _meta.hostvars. Only the
+    /// connection variables a host needs, so `ansible -c`, `-u` and `-b` still choose for the rest.
     public static func dynamicList(hosts: [Host], groups: [HostGroup]) -> [String: Any] {
-        let document = (try? Inventory.document(hosts: hosts, groups: groups, identity: SSHIdentity(directory: ""))) ?? [:]
+        let document =
+            (try? Inventory.document(hosts: hosts, groups: groups, identity: SSHIdentity(directory: ""), connection: .needed)) ?? [:]
         let all = document["all"] as? [String: Any] ?? [:]
         let hostVars = all["hosts"] as? [String: Any] ?? [:]
         var result: [String: Any] = ["_meta": ["hostvars": hostVars]]

@@ -213,7 +213,7 @@ struct HostController {
 
     @Sendable func identityPage(request: Request, context: Context) async throws -> Response {
         pages.page(
-            "hosts/ssh", title: "SSH identity", section: "hosts",
+            "hosts/ssh", title: "SSH identity", section: "ssh",
             data: ["public_key": try keys.identity.publicKey(), "command": try keys.identity.authorizeCommand()], request: request, context: context)
     }
 

@@ -79,6 +79,9 @@ public actor RolloutDriver: Service {
                     current = next
                 }
             }
+        } catch is CancellationError {
+            // Steward is stopping: the step is taken again at the next start.
+            logger.debug("rollout driver step cut short by shutdown")
         } catch {
             logger.error("rollout driver step failed", metadata: ["error": "\(error)"])
         }

@@ -39,7 +39,7 @@ struct RolloutPages {
             ])
         }
         return pages.page(
-            "rollouts/list", title: "Rollouts", section: "updates",
+            "rollouts/list", title: "Rollouts", section: "rollouts",
             data: ["rollouts": rows, "empty": rows.isEmpty, "operator": context.identity?.permissions.contains(.operate) ?? false], request: request,
             context: context)
     }
@@ -64,7 +64,7 @@ struct RolloutPages {
         view["form_action"] = editing.map { "/rollouts/\($0.id)/edit" } ?? "/rollouts"
         let heading = editing.map { "Edit rollout #\($0.id)" } ?? "New rollout"
         return pages.page(
-            "rollouts/new", title: heading, section: "updates",
+            "rollouts/new", title: heading, section: "rollouts",
             data: [
                 "heading": heading, "editing_id": editing?.id as Any, "editing": editing != nil,
                 "form": ViewNode(view), "windows": windows, "errors": ViewNode(errors), "has_errors": !errors.isEmpty,
@@ -208,7 +208,7 @@ struct RolloutPages {
         let permissions = context.identity?.permissions ?? []
         let stale = try service.planIsStale(rollout)
         return pages.page(
-            "rollouts/show", title: "Rollout #\(rollout.id)", section: "updates",
+            "rollouts/show", title: "Rollout #\(rollout.id)", section: "rollouts",
             data: [
                 "rollout": ViewNode([
                     "id": rollout.id, "title": rollout.title, "what": rollout.what.rawValue, "state": rollout.state.rawValue,

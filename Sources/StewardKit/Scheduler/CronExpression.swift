@@ -1,11 +1,14 @@
 import Foundation
 
-/// A 5-field cron expression (minute hour day-of-month month day-of-week) or an @macro, with Vixie cron semantics.
+/// A 5-field cron expression (minute hour day-of-month month day-of-week) or an @macro, with Vixie cron semantics as
+/// cronie implements them.
 ///
 /// When both day-of-month and day-of-week are restricted (neither field starts with `*`), a day matches if either
-/// matches, as Vixie cron does. Fire times are computed in an IANA time zone: a time that falls in a spring-forward
-/// gap fires once, at the first valid instant after the gap; a time repeated by a fall-back overlap fires once, at
-/// its first occurrence.
+/// matches, as Vixie cron does. Fire times are computed in an IANA time zone the way cronie's crond runs jobs when that
+/// zone is its local time (`main` and `find_jobs` in cron.c). A job whose minute or hour field starts with `*` is a
+/// wildcard job: it does not run for times a spring-forward skips, and it runs again while a fall-back repeats local
+/// time. Any other job is a fixed-time job: a time in a spring-forward gap runs once, at the first valid instant after
+/// the gap; a repeated time runs once, at its first occurrence.
 public struct CronExpression: Sendable, Equatable, CustomStringConvertible {
     public let text: String
     let minutes: Set<Int>
@@ -15,6 +18,8 @@ public struct CronExpression: Sendable, Equatable, CustomStringConvertible {
     let daysOfWeek: Set<Int>
     let dayOfMonthStar: Bool
     let dayOfWeekStar: Bool
+    /// The minute or hour field starts with `*` (cronie's MIN_STAR / HR_STAR), which decides how DST changes treat it.
+    let wildcardTime: Bool
     // Sorted copies for the search loop.
     let sortedHours: [Int]
     let sortedMinutes: [Int]
@@ -60,9 +65,11 @@ public struct CronExpression: Sendable, Equatable, CustomStringConvertible {
         daysOfMonth = try Self.parseField(fields[2], name: "day-of-month", range: 1...31, names: [])
         months = try Self.parseField(fields[3], name: "month", range: 1...12, names: Self.monthNames, namesStart: 1)
         // 7 is another name for Sunday.
-        daysOfWeek = Set(try Self.parseField(fields[4], name: "day-of-week", range: 0...7, names: Self.dayNames).map { $0 % 7 })
+        let weekdays = try Self.parseField(fields[4], name: "day-of-week", range: 0...7, names: Self.dayNames, sundayEndsRange: true)
+        daysOfWeek = Set(weekdays.map { $0 % 7 })
         dayOfMonthStar = fields[2].hasPrefix("*")
         dayOfWeekStar = fields[4].hasPrefix("*")
+        wildcardTime = fields[0].hasPrefix("*") || fields[1].hasPrefix("*")
         sortedHours = hours.sorted()
         sortedMinutes = minutes.sorted()
         if !months.contains(where: { month in daysOfMonth.contains { $0 <= Self.maxDays(month) } }) && !dayOfMonthStar && dayOfWeekStar {
@@ -74,9 +81,9 @@ public struct CronExpression: Sendable, Equatable, CustomStringConvertible {
 
     static func maxDays(_ month: Int) -> Int { month == 2 ? 29 : [4, 6, 9, 11].contains(month) ? 30 : 31 }
 
-    static func parseField(_ field: String, name: String, range: ClosedRange<Int>, names: [String], namesStart: Int = 0) throws(ParseError) -> Set<
-        Int
-    > {
+    static func parseField(
+        _ field: String, name: String, range: ClosedRange<Int>, names: [String], namesStart: Int = 0, sundayEndsRange: Bool = false
+    ) throws(ParseError) -> Set<Int> {
         var values = Set<Int>()
         let allowed = "\(range.lowerBound)-\(range.upperBound)" + (names.isEmpty ? "" : " or \(names.first!)-\(names.last!)")
         for part in field.split(separator: ",", omittingEmptySubsequences: false) {
@@ -88,10 +95,9 @@ public struct CronExpression: Sendable, Equatable, CustomStringConvertible {
                 guard let parsed = Int(pieces[1]), parsed > 0 else {
                     throw ParseError(field: name, message: "step \"\(pieces[1])\" in \"\(part)\" must be a positive integer")
                 }
-                guard parsed <= range.upperBound else {
-                    throw ParseError(field: name, message: "step \(parsed) in \"\(part)\" is larger than the field's range \(allowed)")
-                }
-                step = parsed
+                // As in cronie, a step longer than the range is allowed (*/90 in minutes is minute 0 only); capping it
+                // keeps the same values and keeps the stride from overflowing.
+                step = min(parsed, range.count)
             }
             let base = pieces[0]
             var low: Int
@@ -102,8 +108,13 @@ public struct CronExpression: Sendable, Equatable, CustomStringConvertible {
             } else if let dash = base.firstIndex(of: "-") {
                 low = try value(base[..<dash], field: name, range: range, names: names, namesStart: namesStart, allowed: allowed)
                 high = try value(base[base.index(after: dash)...], field: name, range: range, names: names, namesStart: namesStart, allowed: allowed)
+                // As in cronie, a day-of-week range may end at Sunday written as 0 or SUN: SAT-SUN, FRI-SUN, 6-0.
+                if sundayEndsRange && high == 0 && low > 0 && pieces.count == 1 { high = 7 }
                 guard low <= high else {
-                    throw ParseError(field: name, message: "range \"\(base)\" runs backwards; write the smaller value first")
+                    let hint =
+                        sundayEndsRange && high == 0
+                        ? "with a step, end the range at 7 for Sunday (for example 5-7/2)" : "write the smaller value first"
+                    throw ParseError(field: name, message: "range \"\(base)\" runs backwards; \(hint)")
                 }
             } else {
                 low = try value(base, field: name, range: range, names: names, namesStart: namesStart, allowed: allowed)
@@ -134,11 +145,28 @@ public struct CronExpression: Sendable, Equatable, CustomStringConvertible {
         return domMatch || dowMatch
     }
 
+    /// Whether a local wall-clock minute (seconds since the epoch as if UTC) matches all five fields.
+    func matches(local: Int64) -> Bool {
+        let civil = CivilDate(daysSinceEpoch: Int(floorDiv(local, 86400)))
+        let minuteOfDay = Int((local - Int64(civil.daysSinceEpoch) * 86400) / 60)
+        return hours.contains(minuteOfDay / 60) && minutes.contains(minuteOfDay % 60)
+            && matchesDay(year: civil.year, month: civil.month, day: civil.day)
+    }
+
     /// The first fire time strictly after `instant`, or nil if none within `horizonYears` (e.g. Feb 30).
     public func nextFire(after instant: Date, in zone: TimeZone, horizonYears: Int = 30) -> Date? {
         let afterSeconds = Int64(instant.timeIntervalSince1970.rounded(.down))
-        // Start from the local wall-clock minute of `instant`, a little earlier so an overlap's first occurrence is considered.
-        let startLocal = afterSeconds + Int64(zone.secondsFromGMT(for: instant)) - 3 * 3600
+        let first = firstOccurrence(after: afterSeconds, in: zone, horizonYears: horizonYears)
+        // A wildcard job also runs while a fall-back repeats local time, and such a run can come before `first`.
+        let repeated = wildcardTime ? firstRepeat(after: afterSeconds, before: first ?? afterSeconds + 2 * 86400, in: zone) : nil
+        return (repeated ?? first).map { Date(timeIntervalSince1970: TimeInterval($0)) }
+    }
+
+    /// The first matching local time after `afterSeconds`, taken at its first occurrence. A time in a spring-forward
+    /// gap runs at the end of the gap, unless this is a wildcard job: cronie's crond skips it then.
+    func firstOccurrence(after afterSeconds: Int64, in zone: TimeZone, horizonYears: Int) -> Int64? {
+        // Start from the local wall-clock minute of `afterSeconds`, a little earlier so an overlap's first occurrence is considered.
+        let startLocal = afterSeconds + Int64(zone.secondsFromGMT(for: Date(timeIntervalSince1970: TimeInterval(afterSeconds)))) - 3 * 3600
         var civil = CivilDate(daysSinceEpoch: Int(floorDiv(startLocal, 86400)))
         let startMinuteOfDay = Int((startLocal - Int64(civil.daysSinceEpoch) * 86400) / 60)
         var firstDay = true
@@ -155,13 +183,45 @@ public struct CronExpression: Sendable, Equatable, CustomStringConvertible {
                         let minuteOfDay = hour * 60 + minute
                         if firstDay && minuteOfDay < startMinuteOfDay { continue }
                         let local = Int64(civil.daysSinceEpoch) * 86400 + Int64(minuteOfDay) * 60
-                        let fire = Self.instant(forLocal: local, in: zone)
-                        if fire > afterSeconds { return Date(timeIntervalSince1970: TimeInterval(fire)) }
+                        let fire: Int64
+                        if let earliest = Self.occurrences(ofLocal: local, in: zone).first {
+                            fire = earliest
+                        } else if wildcardTime {
+                            continue
+                        } else {
+                            fire = Self.gapEnd(forLocal: local, in: zone)
+                        }
+                        if fire > afterSeconds { return fire }
                     }
                 }
             }
             civil = civil.next()
             firstDay = false
+        }
+        return nil
+    }
+
+    /// The first run strictly after `afterSeconds` and before `limit` that a fall-back gives a wildcard job: while the
+    /// clocks go over the repeated local times again, cronie's crond runs wildcard jobs (and only those) for each.
+    func firstRepeat(after afterSeconds: Int64, before limit: Int64, in zone: TimeZone) -> Int64? {
+        // Look from a day earlier, so that asking from inside a repeated hour still finds the transition that began it.
+        var cursor = Date(timeIntervalSince1970: TimeInterval(afterSeconds - 86400))
+        while let transition = zone.nextDaylightSavingTimeTransition(after: cursor), transition > cursor {
+            let at = Int64(transition.timeIntervalSince1970.rounded())
+            guard at < limit else { return nil }
+            let offsetBefore = Int64(zone.secondsFromGMT(for: Date(timeIntervalSince1970: TimeInterval(at - 1))))
+            let offsetAfter = Int64(zone.secondsFromGMT(for: Date(timeIntervalSince1970: TimeInterval(at))))
+            if offsetBefore > offsetAfter {
+                // From `at` the clocks show at + offsetAfter, and local times up to at + offsetBefore come round again.
+                var local = floorDiv(at + offsetAfter + 59, 60) * 60
+                while local < at + offsetBefore {
+                    let fire = local - offsetAfter
+                    if fire >= limit { return nil }
+                    if fire > afterSeconds && matches(local: local) { return fire }
+                    local += 60
+                }
+            }
+            cursor = transition.addingTimeInterval(1)
         }
         return nil
     }
@@ -177,9 +237,9 @@ public struct CronExpression: Sendable, Equatable, CustomStringConvertible {
         return result
     }
 
-    /// Map a local wall-clock time (seconds since the epoch as if UTC) to an instant: the earlier one in an
-    /// overlap, the end of the gap in a spring-forward.
-    static func instant(forLocal local: Int64, in zone: TimeZone) -> Int64 {
+    /// The instants at which a local wall-clock time (seconds since the epoch as if UTC) happens: one normally, two in
+    /// a fall-back overlap (earlier first), none in a spring-forward gap.
+    static func occurrences(ofLocal local: Int64, in zone: TimeZone) -> [Int64] {
         let before = Int64(zone.secondsFromGMT(for: Date(timeIntervalSince1970: TimeInterval(local - 86400))))
         let after = Int64(zone.secondsFromGMT(for: Date(timeIntervalSince1970: TimeInterval(local + 86400))))
         var valid: [Int64] = []
@@ -187,8 +247,14 @@ public struct CronExpression: Sendable, Equatable, CustomStringConvertible {
             let candidate = local - offset
             if Int64(zone.secondsFromGMT(for: Date(timeIntervalSince1970: TimeInterval(candidate)))) == offset { valid.append(candidate) }
         }
-        if let earliest = valid.min() { return earliest }
-        // In a gap: the transition itself is the first valid instant after it.
+        return valid.sorted()
+    }
+
+    /// The first valid instant after the spring-forward gap that swallowed the local wall-clock time `local`.
+    static func gapEnd(forLocal local: Int64, in zone: TimeZone) -> Int64 {
+        let before = Int64(zone.secondsFromGMT(for: Date(timeIntervalSince1970: TimeInterval(local - 86400))))
+        let after = Int64(zone.secondsFromGMT(for: Date(timeIntervalSince1970: TimeInterval(local + 86400))))
+        // The transition itself is the first valid instant after the gap.
         let searchFrom = Date(timeIntervalSince1970: TimeInterval(local - max(before, after) - 1))
         if let transition = zone.nextDaylightSavingTimeTransition(after: searchFrom) {
             return Int64(transition.timeIntervalSince1970)

@@ -52,7 +52,7 @@ struct ScheduleController {
     @Sendable func listPage(request: Request, context: StewardRequestContext) async throws -> Response {
         let schedules = try store.all().map(Self.view)
         return pages.page(
-            "schedules/list", title: "Schedules", section: "jobs", data: ["schedules": schedules, "empty": schedules.isEmpty], request: request,
+            "schedules/list", title: "Schedules", section: "schedules", data: ["schedules": schedules, "empty": schedules.isEmpty], request: request,
             context: context)
     }
 
@@ -110,7 +110,7 @@ struct ScheduleController {
         view["error_list"] = errors.keys.sorted().map { ViewNode(["field": $0, "message": errors[$0]!]) }
         view["time_zones"] = TimeZone.knownTimeZoneIdentifiers.sorted()
         return pages.page(
-            "schedules/edit", title: "Schedule: \(schedule.name)", section: "jobs", data: ["schedule": ViewNode(view)], request: request,
+            "schedules/edit", title: "Schedule: \(schedule.name)", section: "schedules", data: ["schedule": ViewNode(view)], request: request,
             context: context, status: status)
     }
 

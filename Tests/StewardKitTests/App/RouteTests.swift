@@ -30,10 +30,10 @@ struct RouteTests {
             try await client.execute(uri: "/", method: .get) { response in
                 #expect(response.status == .ok)
                 let page = text(response)
-                #expect(page.contains(#"<a href="/" aria-current="page">Dashboard</a>"#))
+                #expect(page.contains(#"<a href="/" data-nav="dashboard" aria-current="page">Dashboard</a>"#))
                 #expect(page.contains(#"href="/jobs""#) && page.contains(#"href="/settings""#))
                 #expect(page.contains(#"href="/audit""#), "an admin sees the audit log")
-                for area in ["/hosts", "/accounts", "/updates", "/backups", "/alerts"] {
+                for area in ["/hosts", "/accounts", "/updates", "/rollouts", "/backups", "/alerts", "/alerts/silences", "/schedules", "/config", "/hosts/ssh"] {
                     #expect(page.contains("href=\"\(area)\""), "navigation links to \(area)")
                 }
                 // The dashboard shows the five schedules that fire next; which five depends on the hour.

@@ -241,6 +241,49 @@ struct BackupJobTests {
         #expect(missing.state == .failed && missing.error?.contains("there is no restic repository at main") == true, "\(missing.error ?? "")")
     }
 
+    @Test func anExistingRepositoryWithAShortPasswordImportsButANewOneNeedsEightCharacters() async throws {
+        let harness = try BackupHarness()
+        var repository = BackupRepository()
+        repository.name = "made elsewhere"
+        repository.hostID = harness.localhost.id
+        repository.path = harness.directory.path + "/repos/short"
+        // Made outside Steward: restic itself takes any non-empty password.
+        var environment = ResticTarget.baseEnvironment()
+        environment["RESTIC_PASSWORD"] = "abc"
+        environment["RESTIC_CACHE_DIR"] = harness.directory.path + "/cache"
+        let made = try ShortCommand.run(["restic", "init", "--repo", repository.path], timeout: 60, environment: environment)
+        #expect(made.status == 0, "\(made.stderr)")
+
+        func refusal(_ repository: BackupRepository, _ password: String, initialise: Bool) async -> String? {
+            do {
+                _ = try await harness.service.addRepository(repository, password: password, initialise: initialise, by: .system, now: Date())
+                return nil
+            } catch let problem as Problem {
+                return problem.errors?["password"] ?? problem.detail
+            } catch {
+                return String(describing: error)
+            }
+        }
+        #expect(await refusal(repository, "", initialise: false) == "enter the repository's password")
+        #expect(await refusal(repository, "abd", initialise: false)?.contains("is wrong") == true)
+        #expect(await refusal(repository, "abc", initialise: false) == nil)
+        #expect(try harness.service.store.repositories().contains { $0.name == "made elsewhere" })
+
+        // The imported repository works with its short password: a backup into it succeeds.
+        let imported = try #require(try harness.service.store.repositories().first { $0.name == "made elsewhere" })
+        let source = harness.directory.path + "/src"
+        try FileManager.default.createDirectory(atPath: source, withIntermediateDirectories: true)
+        try Data("short\n".utf8).write(to: URL(fileURLWithPath: source + "/f"))
+        let job = try await harness.backup(try harness.plan("p", repository: imported, paths: [source]))
+        #expect(job.state == .succeeded, "\(job.error ?? "")")
+
+        // A repository Steward makes still needs 8 characters.
+        repository.name = "new"
+        repository.path = harness.directory.path + "/repos/new"
+        #expect(await refusal(repository, "abc", initialise: true)?.contains("at least 8 characters") == true)
+        #expect(!FileManager.default.fileExists(atPath: repository.path + "/config"))
+    }
+
     @Test func retentionRunsAfterEachBackupAndKeepsTheNewest() async throws {
         let harness = try BackupHarness()
         let source = harness.directory.path + "/src"

@@ -8,6 +8,7 @@ struct CronExpressionTests {
     let utcZone = TimeZone(identifier: "UTC")!
     let berlin = TimeZone(identifier: "Europe/Berlin")!
     let newYork = TimeZone(identifier: "America/New_York")!
+    let havana = TimeZone(identifier: "America/Havana")!
 
     func fires(_ expression: String, after: String, in zone: TimeZone, count: Int) throws -> [String] {
         try CronExpression(expression).nextFires(after: utc(after), in: zone, count: count).compactMap(iso)
@@ -26,6 +27,38 @@ struct CronExpressionTests {
         #expect(try CronExpression("0 0 * * SUN,SAT").daysOfWeek == [0, 6])
     }
 
+    @Test("cronie syntax: a day-of-week range may end at Sunday, and a step may be longer than its range")
+    func cronieSyntax() throws {
+        #expect(try CronExpression("0 0 * * SAT-SUN").daysOfWeek == [0, 6])
+        #expect(try CronExpression("0 0 * * FRI-SUN").daysOfWeek == [0, 5, 6])
+        #expect(try CronExpression("0 0 * * 6-0").daysOfWeek == [0, 6])
+        #expect(try CronExpression("0 0 * * mon-sun").daysOfWeek == [0, 1, 2, 3, 4, 5, 6])
+        #expect(try CronExpression("0 0 * * 5-7/2").daysOfWeek == [0, 5])
+        // A step longer than the range keeps only the range's first value.
+        #expect(try CronExpression("*/60 * * * *").minutes == [0])
+        #expect(try CronExpression("*/90 * * * *").minutes == [0])
+        #expect(try CronExpression("0 */24 * * *").hours == [0])
+        #expect(try CronExpression("5/90 10-20/30 * * *").minutes == [5])
+        #expect(try CronExpression("5/90 10-20/30 * * *").hours == [10])
+        #expect(try CronExpression("*/9223372036854775807 * * * *").minutes == [0])
+        #expect(try CronExpression("5/9223372036854775807 * * * *").minutes == [5])
+        #expect(
+            try fires("0 9 * * SAT-SUN", after: "2027-03-01T00:00:00Z", in: utcZone, count: 3) == [
+                "2027-03-06T09:00:00Z", "2027-03-07T09:00:00Z", "2027-03-13T09:00:00Z",
+            ])
+        #expect(try fires("0 */24 * * *", after: "2027-03-01T00:00:00Z", in: utcZone, count: 2) == ["2027-03-02T00:00:00Z", "2027-03-03T00:00:00Z"])
+    }
+
+    @Test("a minute or hour field starting with * makes a wildcard job, as cronie's MIN_STAR and HR_STAR do")
+    func wildcardJobs() throws {
+        for expression in ["*/15 * * * *", "30 * 28 3 *", "0 */2 * * *", "*/60 * * * *", "0 */24 * * *", "* 2 * * *", "@hourly"] {
+            #expect(try CronExpression(expression).wildcardTime, "\(expression)")
+        }
+        for expression in ["30 2 * * *", "0-59 0-23 * * *", "0,30 1 * * *", "@daily", "@weekly", "@monthly", "@yearly"] {
+            #expect(try CronExpression(expression).wildcardTime == false, "\(expression)")
+        }
+    }
+
     @Test("macros expand to their five-field meaning")
     func macros() throws {
         #expect(try fires("@hourly", after: "2026-05-01T10:20:00Z", in: utcZone, count: 2) == ["2026-05-01T11:00:00Z", "2026-05-01T12:00:00Z"])
@@ -42,28 +75,28 @@ struct CronExpressionTests {
         #expect(try fires("30 10 * * *", after: "2026-05-01T10:29:59Z", in: utcZone, count: 1) == ["2026-05-01T10:30:00Z"])
     }
 
-    @Test("Europe/Berlin spring forward: a time in the gap runs once, at the first valid instant after it")
+    @Test("Europe/Berlin spring forward: a fixed time in the gap runs once at the end of the gap; a wildcard job skips it")
     func berlinSpringForward() throws {
         // 2026-03-29: 02:00 CET jumps to 03:00 CEST at 01:00Z.
         #expect(
             try fires("30 2 * * *", after: "2026-03-28T12:00:00Z", in: berlin, count: 3) == [
                 "2026-03-29T01:00:00Z", "2026-03-30T00:30:00Z", "2026-03-31T00:30:00Z",
             ])
-        // Every 15 minutes: 02:00-02:45 all fall in the gap and collapse into one run at 03:00 CEST.
+        // Every 15 minutes is a wildcard job: 02:00-02:45 do not exist and do not run; 03:00 CEST runs as usual.
         #expect(
             try fires("*/15 * * * *", after: "2026-03-29T00:30:00Z", in: berlin, count: 4) == [
                 "2026-03-29T00:45:00Z", "2026-03-29T01:00:00Z", "2026-03-29T01:15:00Z", "2026-03-29T01:30:00Z",
             ])
     }
 
-    @Test("Europe/Berlin fall back: a repeated time runs once, at its first occurrence")
+    @Test("Europe/Berlin fall back: a repeated fixed time runs once, at its first occurrence; a wildcard job runs in both")
     func berlinFallBack() throws {
         // 2026-10-25: 03:00 CEST falls back to 02:00 CET at 01:00Z; 02:30 happens at 00:30Z and 01:30Z.
         #expect(
             try fires("30 2 * * *", after: "2026-10-24T12:00:00Z", in: berlin, count: 2) == ["2026-10-25T00:30:00Z", "2026-10-26T01:30:00Z"])
         #expect(
-            try fires("*/30 * * * *", after: "2026-10-25T00:00:00Z", in: berlin, count: 3) == [
-                "2026-10-25T00:30:00Z", "2026-10-25T02:00:00Z", "2026-10-25T02:30:00Z",
+            try fires("*/30 * * * *", after: "2026-10-25T00:00:00Z", in: berlin, count: 4) == [
+                "2026-10-25T00:30:00Z", "2026-10-25T01:00:00Z", "2026-10-25T01:30:00Z", "2026-10-25T02:00:00Z",
             ])
         // Asked from inside the repeated hour, the already-passed first occurrence is not run again.
         #expect(try fires("30 2 * * *", after: "2026-10-25T01:10:00Z", in: berlin, count: 1) == ["2026-10-26T01:30:00Z"])
@@ -75,11 +108,91 @@ struct CronExpressionTests {
         #expect(try fires("30 2 * * *", after: "2026-03-07T12:00:00Z", in: newYork, count: 2) == ["2026-03-08T07:00:00Z", "2026-03-09T06:30:00Z"])
         // 2026-11-01: 02:00 EDT falls back to 01:00 EST at 06:00Z; 01:30 happens at 05:30Z and 06:30Z.
         #expect(try fires("30 1 * * *", after: "2026-10-31T12:00:00Z", in: newYork, count: 2) == ["2026-11-01T05:30:00Z", "2026-11-02T06:30:00Z"])
-        // Hourly across the fall-back: the wall-clock hour 01:00 runs once.
+        // Hourly is a wildcard job: 01:00 runs at 01:00 EDT and again at 01:00 EST, as with cronie.
         #expect(
             try fires("0 * * * *", after: "2026-11-01T04:30:00Z", in: newYork, count: 3) == [
-                "2026-11-01T05:00:00Z", "2026-11-01T07:00:00Z", "2026-11-01T08:00:00Z",
+                "2026-11-01T05:00:00Z", "2026-11-01T06:00:00Z", "2026-11-01T07:00:00Z",
             ])
+    }
+
+    @Test("cronie DST rules, Europe/Berlin 2027: spring forward at 01:00Z on March 28, fall back at 01:00Z on October 31")
+    func cronieBerlin2027() throws {
+        // Wildcard hour: 02:30 CET does not exist and does not run; there is no extra run at 01:00Z.
+        #expect(
+            try fires("30 * 28 3 *", after: "2027-03-27T22:00:00Z", in: berlin, count: 4) == [
+                "2027-03-27T23:30:00Z", "2027-03-28T00:30:00Z", "2027-03-28T01:30:00Z", "2027-03-28T02:30:00Z",
+            ])
+        #expect(try fires("30 2 * * *", after: "2027-03-27T12:00:00Z", in: berlin, count: 2) == ["2027-03-28T01:00:00Z", "2027-03-29T00:30:00Z"])
+        #expect(
+            try fires("*/15 * * * *", after: "2027-03-28T00:30:00Z", in: berlin, count: 3) == [
+                "2027-03-28T00:45:00Z", "2027-03-28T01:00:00Z", "2027-03-28T01:15:00Z",
+            ])
+        #expect(
+            try fires("0 */2 * * *", after: "2027-03-27T22:30:00Z", in: berlin, count: 3) == [
+                "2027-03-27T23:00:00Z", "2027-03-28T02:00:00Z", "2027-03-28T04:00:00Z",
+            ])
+        // Only the missing hour matches, so March 28 has no run at all.
+        #expect(try fires("*/20 2 * * *", after: "2027-03-27T12:00:00Z", in: berlin, count: 1) == ["2027-03-29T00:00:00Z"])
+        // Fall back: 02:00-02:59 happens at 00:00Z-00:59Z (CEST) and again at 01:00Z-01:59Z (CET).
+        #expect(try fires("30 2 * * *", after: "2027-10-30T12:00:00Z", in: berlin, count: 2) == ["2027-10-31T00:30:00Z", "2027-11-01T01:30:00Z"])
+        #expect(
+            try fires("*/30 * * * *", after: "2027-10-31T00:00:00Z", in: berlin, count: 4) == [
+                "2027-10-31T00:30:00Z", "2027-10-31T01:00:00Z", "2027-10-31T01:30:00Z", "2027-10-31T02:00:00Z",
+            ])
+        #expect(
+            try fires("0 */2 * * *", after: "2027-10-30T21:00:00Z", in: berlin, count: 4) == [
+                "2027-10-30T22:00:00Z", "2027-10-31T00:00:00Z", "2027-10-31T01:00:00Z", "2027-10-31T03:00:00Z",
+            ])
+        // Asked from inside the second pass: the fixed job waits for tomorrow, the wildcard job runs at 02:30 CET.
+        #expect(try fires("30 2 * * *", after: "2027-10-31T01:10:00Z", in: berlin, count: 1) == ["2027-11-01T01:30:00Z"])
+        #expect(try fires("30 * * * *", after: "2027-10-31T01:10:00Z", in: berlin, count: 1) == ["2027-10-31T01:30:00Z"])
+    }
+
+    @Test("cronie DST rules, America/New_York 2027: spring forward at 07:00Z on March 14, fall back at 06:00Z on November 7")
+    func cronieNewYork2027() throws {
+        #expect(try fires("30 2 * * *", after: "2027-03-13T12:00:00Z", in: newYork, count: 2) == ["2027-03-14T07:00:00Z", "2027-03-15T06:30:00Z"])
+        #expect(
+            try fires("30 * 14 3 *", after: "2027-03-14T05:00:00Z", in: newYork, count: 3) == [
+                "2027-03-14T05:30:00Z", "2027-03-14T06:30:00Z", "2027-03-14T07:30:00Z",
+            ])
+        #expect(
+            try fires("0 */2 * * *", after: "2027-03-14T04:30:00Z", in: newYork, count: 3) == [
+                "2027-03-14T05:00:00Z", "2027-03-14T08:00:00Z", "2027-03-14T10:00:00Z",
+            ])
+        // Fall back: no two-hour hole; 01:00 runs at 01:00 EDT and at 01:00 EST.
+        #expect(
+            try fires("0 * 7 11 *", after: "2027-11-07T03:30:00Z", in: newYork, count: 5) == [
+                "2027-11-07T04:00:00Z", "2027-11-07T05:00:00Z", "2027-11-07T06:00:00Z", "2027-11-07T07:00:00Z", "2027-11-07T08:00:00Z",
+            ])
+        #expect(try fires("30 1 * * *", after: "2027-11-06T12:00:00Z", in: newYork, count: 2) == ["2027-11-07T05:30:00Z", "2027-11-08T06:30:00Z"])
+        #expect(
+            try fires("*/15 1 * * *", after: "2027-11-06T12:00:00Z", in: newYork, count: 9) == [
+                "2027-11-07T05:00:00Z", "2027-11-07T05:15:00Z", "2027-11-07T05:30:00Z", "2027-11-07T05:45:00Z",
+                "2027-11-07T06:00:00Z", "2027-11-07T06:15:00Z", "2027-11-07T06:30:00Z", "2027-11-07T06:45:00Z", "2027-11-08T06:00:00Z",
+            ])
+        #expect(
+            try fires("0 */2 * * *", after: "2027-11-07T03:30:00Z", in: newYork, count: 3) == [
+                "2027-11-07T04:00:00Z", "2027-11-07T07:00:00Z", "2027-11-07T09:00:00Z",
+            ])
+        for expression in ["@hourly", "*/60 * * * *", "*/90 * * * *"] {
+            #expect(
+                try fires(expression, after: "2027-11-07T04:30:00Z", in: newYork, count: 3) == [
+                    "2027-11-07T05:00:00Z", "2027-11-07T06:00:00Z", "2027-11-07T07:00:00Z",
+                ], "\(expression)")
+        }
+    }
+
+    @Test("0 */24 is a wildcard job and 0 0 is not, which shows where DST changes at midnight (America/Havana 2027)")
+    func midnightTransitions() throws {
+        // November 7: 01:00 CDT falls back to 00:00 CST at 05:00Z, so midnight happens twice.
+        #expect(
+            try fires("0 */24 * * *", after: "2027-11-06T12:00:00Z", in: havana, count: 3) == [
+                "2027-11-07T04:00:00Z", "2027-11-07T05:00:00Z", "2027-11-08T05:00:00Z",
+            ])
+        #expect(try fires("0 0 * * *", after: "2027-11-06T12:00:00Z", in: havana, count: 2) == ["2027-11-07T04:00:00Z", "2027-11-08T05:00:00Z"])
+        // March 14: 00:00 CST jumps to 01:00 CDT at 05:00Z, so midnight does not happen.
+        #expect(try fires("0 */24 * * *", after: "2027-03-13T12:00:00Z", in: havana, count: 2) == ["2027-03-15T04:00:00Z", "2027-03-16T04:00:00Z"])
+        #expect(try fires("0 0 * * *", after: "2027-03-13T12:00:00Z", in: havana, count: 2) == ["2027-03-14T05:00:00Z", "2027-03-15T04:00:00Z"])
     }
 
     @Test("February 29 fires only in leap years")
@@ -102,7 +215,9 @@ struct CronExpressionTests {
             ("61 * * * *", "minute"), ("* 24 * * *", "hour"), ("* * 0 * *", "day-of-month"), ("* * * 13 *", "month"),
             ("* * * * 8", "day-of-week"), ("* * * FOO *", "month"), ("*/0 * * * *", "minute"), ("5-1 * * * *", "minute"),
             ("* * *", "expression"), ("@reboot", "expression"), ("0 0 30 2 *", "day-of-month"), ("1,,2 * * * *", "minute"),
-            ("* x * * *", "hour"), ("* * * * MON-", "day-of-week"), ("0 0 * * 1/2/3", "day-of-week"),
+            ("* x * * *", "hour"), ("* * * * MON-", "day-of-week"), ("0 0 * * 1/2/3", "day-of-week"), ("5-0 * * * *", "minute"),
+            ("* 22-2 * * *", "hour"), ("* * * * FRI-MON", "day-of-week"), ("* * * * 5-0/2", "day-of-week"),
+            ("*/99999999999999999999 * * * *", "minute"),
         ])
     func invalid(expression: String, field: String) {
         #expect {
