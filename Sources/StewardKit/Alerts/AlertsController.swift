@@ -381,6 +381,7 @@ struct AlertsController {
         }
         let data: [String: Any] = [
             "live": live, "no_live": live.isEmpty, "history": history, "no_history": history.isEmpty, "rules": ruleRows, "operator": operate,
+            "nobody_told": try AlertSummary.nobodyIsTold(evaluator.database),
         ]
         return pages.page("alerts/index", title: "Alerts", section: "alerts", data: data, request: request, context: context)
     }

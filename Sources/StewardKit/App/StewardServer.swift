@@ -160,10 +160,7 @@ public struct StewardServer {
         var pages = try await PageRenderer(
             templatesDirectory: resources + "/Templates", navigation: navigation, secureCookies: configuration.tls, signingKey: secret)
         // Firing alerts counted beside Alerts in the navigation, on every page, so nobody has to go looking.
-        pages.navigationCounts = { [database] in
-            let firing = (try? database.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM alert_states WHERE state = 'firing'") }) ?? nil
-            return ["alerts": firing ?? 0]
-        }
+        pages.navigationCounts = { [database] in ["alerts": (try? AlertSummary.firingCount(database)) ?? 0] }
         let metrics = HTTPMetrics()
         let docs = APIDocumentation()
         let router = Router(context: StewardRequestContext.self)
@@ -214,7 +211,7 @@ public struct StewardServer {
         RolloutAPI(service: rollouts, jobs: runner, docs: docs).addRoutes(to: routes)
         RolloutPages(service: rollouts, jobs: runner, pages: pages).addRoutes(to: routes)
         let rolloutDriver = RolloutDriver(service: rollouts, jobs: runner, evaluator: alertEvaluator, logger: logger)
-        SettingsController(configuration: configuration, resources: resources, pages: pages).addRoutes(to: routes)
+        SettingsController(configuration: configuration, resources: resources, database: database, pages: pages).addRoutes(to: routes)
         RetentionAPI(service: retention, scheduler: scheduler, docs: docs).addRoutes(to: routes)
         RetentionPages(service: retention, scheduler: scheduler, hosts: hostStore, pages: pages).addRoutes(to: routes)
         LoginController(services: access, pages: pages, logger: logger).addRoutes(to: routes)

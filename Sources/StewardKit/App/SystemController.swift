@@ -128,7 +128,12 @@ struct DashboardController {
             "database_size": ByteCountFormatter.string(fromByteCount: StewardDatabase.sizeOnDisk(path: databasePath), countStyle: .file),
             "uptime": DisplayTime.duration(from: EpochMilliseconds.from(startedAt), to: nil) ?? "",
         ]
-        let data = fleetData.merging(jobData) { a, _ in a }
+        let firing = try AlertSummary.firingNow(jobs.database)
+        let alertData: [String: Any] = [
+            "firing": firing, "none_firing": firing.isEmpty, "firing_total": try AlertSummary.firingCount(jobs.database),
+            "nobody_told": try AlertSummary.nobodyIsTold(jobs.database),
+        ]
+        let data = fleetData.merging(jobData) { a, _ in a }.merging(alertData) { a, _ in a }
         return pages.page("dashboard", title: "Dashboard", section: "dashboard", data: data, request: request, context: context)
     }
 }
@@ -137,6 +142,7 @@ struct DashboardController {
 struct SettingsController {
     let configuration: StewardConfiguration
     let resources: String
+    let database: any DatabaseReader
     let pages: PageRenderer
 
     func addRoutes(to routes: Routes) {
@@ -149,7 +155,8 @@ struct SettingsController {
         }
         let admin = context.identity?.permissions.contains(.admin) ?? false
         return pages.page(
-            "settings/index", title: "Settings", section: "settings", data: ["rows": rows, "admin": admin], request: request, context: context)
+            "settings/index", title: "Settings", section: "settings",
+            data: ["rows": rows, "admin": admin, "nobody_told": try AlertSummary.nobodyIsTold(database)], request: request, context: context)
     }
 }
 

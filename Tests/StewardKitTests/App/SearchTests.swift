@@ -66,7 +66,7 @@ struct SearchTests {
         }
     }
 
-    @Test("the navigation counts alerts firing now beside Alerts, and nothing when none fire")
+    @Test("firing alerts are counted in the navigation and listed on the dashboard; with no channel, pages say nobody is told")
     func firingCount() async throws {
         let harness = try await ServerHarness()
         try await harness.test(as: [.viewer]) { client in
@@ -82,6 +82,15 @@ struct SearchTests {
         try await harness.test(as: [.viewer]) { client in
             try await client.execute(uri: "/hosts", method: .get) { response in
                 #expect(text(response).contains(#"<span class="nav-count" id="nav-count-alerts" title="1 firing now">1</span>"#))
+            }
+            // The dashboard lists it, and the pages people check say that nobody is notified while no channel exists.
+            try await client.execute(uri: "/", method: .get) { response in
+                let page = text(response)
+                #expect(page.contains(#"id="firing-list""#) && page.contains(#"<span class="badge badge-critical">critical</span>"#))
+                #expect(page.contains(" on <a href=\"/hosts/") && page.contains("localhost</a>"))
+            }
+            for path in ["/", "/alerts", "/settings"] {
+                try await client.execute(uri: path, method: .get) { response in #expect(text(response).contains(#"id="no-channel-warning""#), "\(path)") }
             }
         }
     }
