@@ -15,6 +15,7 @@ struct AccountsController {
     func addRoutes(to routes: Routes) {
         routes.get("/accounts", .view, use: matrixPage)
         routes.get("/hosts/:id/accounts", .view, use: hostPage)
+        routes.get("/hosts/:id/accounts/users/:name/edit", .operate, use: editUserPage)
         routes.get("/accounts/batch", .operate, use: batchPage)
         routes.post("/accounts/batch", .operate, use: batchFromPage)
         routes.get("/accounts/export.csv", .view, use: export)
@@ -250,6 +251,51 @@ struct AccountsController {
         return host
     }
 
+    /// GECOS as people read it: the full name, then any other non-empty fields (room, phones, other), without the
+    /// bare commas that adduser leaves ("Ann Example,,," reads "Ann Example").
+    static func gecosText(_ gecos: String) -> String {
+        let fields = gecos.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
+        guard let name = fields.first else { return "" }
+        let rest = fields.dropFirst().filter { !$0.isEmpty }
+        return rest.isEmpty ? name : "\(name) (\(rest.joined(separator: ", ")))"
+    }
+
+    /// The shadow file's expiry day as a date, or "never".
+    static func expiryText(_ day: Int?) -> String {
+        guard let day, day >= 0 else { return "never" }
+        let date = Date(timeIntervalSince1970: TimeInterval(day) * 86400)
+        return String(RFC3339.string(date).prefix(10))
+    }
+
+    static func pathComponent(_ name: String) -> String {
+        name.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed.subtracting(["/"])) ?? name
+    }
+
+    /// A user's own edit page, its fields filled with what the host has now; saving changes only what was changed.
+    @Sendable func editUserPage(request: Request, context: Context) async throws -> Response {
+        let host = try load(context)
+        let name = context.parameters.get("name") ?? ""
+        guard let facts = try HostFacts.latest(hosts.database, hostID: host.id), let entry = facts.passwd[name] else {
+            throw HTTPError(.notFound, message: "\(host.name) has no user \(name) in its newest facts; gather facts first")
+        }
+        let sudo = AccountService.sudoGroup(facts)
+        let primary = facts.groupMembers.first { $0.value.gid == entry.gid }?.key ?? String(entry.gid)
+        let supplementary = facts.groupMembers.filter { $0.value.members.contains(name) }.map(\.key).sorted()
+        let state = facts.accountStates[name]
+        let data: [String: Any] = [
+            "host_id": host.id, "host_name": host.name, "user_name": name, "uid": entry.uid, "primary_group": primary,
+            "user_groups": supplementary.filter { $0 != sudo }.joined(separator: ", "), "home": entry.home, "gecos": entry.gecos,
+            "expires": state.map { Self.expiryText($0.expiresDay) } ?? "",
+            "shells": (facts.shells.contains(entry.shell) ? facts.shells : [entry.shell] + facts.shells).map {
+                ViewNode(["shell": $0, "selected": $0 == entry.shell])
+            },
+            "is_admin": sudo.map { supplementary.contains($0) } ?? false, "sudo_group": sudo ?? "", "as_of": RFC3339.display(facts.gatheredAt),
+            "viewer_admin": context.identity?.permissions.contains(.admin) ?? false,
+        ]
+        return pages.page(
+            "accounts/user_edit", title: "User \(name) on \(host.name)", section: "accounts", data: data, request: request, context: context)
+    }
+
     @Sendable func hostPage(request: Request, context: Context) async throws -> Response {
         try hostView(try load(context), request: request, context: context)
     }
@@ -259,11 +305,19 @@ struct AccountsController {
     ) throws -> Response {
         let facts = try HostFacts.latest(hosts.database, hostID: host.id)
         let sudo = AccountService.sudoGroup(facts)
-        let users = (facts?.passwd ?? [:]).sorted { $0.value.uid < $1.value.uid }.map { name, entry -> ViewNode in
+        // System accounts (daemons, uids below 1000) are hidden unless asked for: they are most of a host's list.
+        let showSystem = FormBody(query: request)["system"] == "1"
+        let everyone = (facts?.passwd ?? [:]).sorted { $0.value.uid < $1.value.uid }
+        let hiddenSystem = showSystem ? 0 : everyone.filter { !AccountRules.regularIDs.contains($0.value.uid) }.count
+        let users = everyone.filter { showSystem || AccountRules.regularIDs.contains($0.value.uid) }.map { name, entry -> ViewNode in
+            let state = facts?.accountStates[name]
             // Row fields are named so that no enclosing object has them: a name a row lacks resolves up the context
             // stack (a row's `name` once became the host's, and each row's Delete posted the host's name).
-            ViewNode([
-                "user_name": name, "uid": entry.uid, "gid": entry.gid, "gecos": entry.gecos, "home": entry.home, "shell": entry.shell,
+            return ViewNode([
+                "user_name": name, "uid": entry.uid, "gid": entry.gid, "gecos": Self.gecosText(entry.gecos),
+                "user_locked": state?.locked ?? false, "user_active": state.map { !$0.locked } ?? false, "state_unknown": state == nil,
+                "user_expires": state.map { Self.expiryText($0.expiresDay) } ?? "unknown",
+                "edit_href": "/hosts/\(host.id)/accounts/users/\(Self.pathComponent(name))/edit", "home": entry.home, "shell": entry.shell,
                 "system": !AccountRules.regularIDs.contains(entry.uid),
                 "admin": sudo.map { facts?.groupMembers[$0]?.members.contains(name) ?? false } ?? false,
                 "groups": (facts?.groupMembers ?? [:]).filter { $0.value.members.contains(name) }.map(\.key).sorted().joined(separator: ", "),
@@ -276,7 +330,8 @@ struct AccountsController {
             ])
         }
         let data: [String: Any] = [
-            "host_id": host.id, "host_name": host.name, "has_facts": facts != nil,
+            "host_id": host.id, "host_name": host.name, "has_facts": facts != nil, "show_system": showSystem,
+            "hidden_system": hiddenSystem, "has_hidden_system": hiddenSystem > 0, "no_users": users.isEmpty,
             "as_of": facts.map { RFC3339.display($0.gatheredAt) } ?? "",
             "users": users, "groups": groups, "shells": (facts?.shells ?? []).map { ViewNode(["shell": $0]) },
             "operator": context.identity?.permissions.contains(.operate) ?? false, "sudo_group": sudo ?? "",

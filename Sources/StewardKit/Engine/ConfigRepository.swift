@@ -296,6 +296,13 @@ enum SeedPlaybooks {
                 - name: Groups
                   ansible.builtin.getent:
                     database: group
+                # Locked or not, and the expiry day, from the shadow file (root only; a host without sudo has none).
+                # Only these two fields leave the host: never a password hash.
+                - name: Account states
+                  ansible.builtin.getent:
+                    database: shadow
+                  failed_when: false
+                  no_log: true
                 - name: Login shells
                   ansible.builtin.slurp:
                     src: /etc/shells
@@ -318,6 +325,7 @@ enum SeedPlaybooks {
                       reboot_required: "{{ (steward_reboot.stat.exists | default(false)) or (steward_needs_restarting.rc | default(0)) == 1 }}"
                       passwd: "{{ getent_passwd | default({}) }}"
                       group: "{{ getent_group | default({}) }}"
+                      account_states: "{% set states = {} %}{% for name, fields in (getent_shadow | default({})).items() %}{% set _ = states.update({name: [(fields[0] | default('')).startswith('!'), fields[6] | default('')]}) %}{% endfor %}{{ states }}"
                       shells: "{{ ((steward_shells.content | default('')) | b64decode).splitlines() | select('match', '^/') | list }}"
 
             """

@@ -37,6 +37,9 @@ public struct HostFacts: @unchecked Sendable {
     /// user -> shell, home, gecos; group -> members (from getent).
     public var passwd: [String: (uid: Int, gid: Int, gecos: String, home: String, shell: String)]
     public var groupMembers: [String: (gid: Int, members: [String])]
+    /// user -> locked (the hash starts with "!", as `usermod -L` and `passwd -l` leave it) and the expiry day (days
+    /// since 1970, nil for never); empty when the facts have no shadow figures (a host without sudo, older facts.yml).
+    public var accountStates: [String: (locked: Bool, expiresDay: Int?)]
 
     /// The newest facts for a host.
     public static func latest(_ reader: any DatabaseReader, hostID: Int64) throws -> HostFacts? {
@@ -94,6 +97,13 @@ public struct HostFacts: @unchecked Sendable {
             members[name] = (int(fields.count > 1 ? fields[1] : nil), list)
         }
         groupMembers = members
+        var states: [String: (locked: Bool, expiresDay: Int?)] = [:]
+        for (name, fields) in object["account_states"] as? [String: [Any]] ?? [:] {
+            let locked = (fields.first as? Bool) ?? ((fields.first as? String)?.lowercased() == "true")
+            let expires = fields.count > 1 ? (fields[1] as? Int ?? Int(fields[1] as? String ?? "")) : nil
+            states[name] = (locked, expires)
+        }
+        accountStates = states
         groups = (object["group"] as? [String: [Any]] ?? [:]).map { name, fields in
             Account(name: name, id: int(fields.count > 1 ? fields[1] : nil), detail: fields.count > 2 ? (fields[2] as? String ?? "") : "")
         }.sorted { $0.id < $1.id }

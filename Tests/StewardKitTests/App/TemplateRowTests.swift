@@ -71,22 +71,45 @@ struct TemplateRowTests {
             server, name: "alice", address: "192.0.2.30",
             facts: #"""
                 {"passwd": {"alice": ["x", "1001", "1001", "Alice,,,", "/home/alice", "/bin/bash"], "bob": ["x", "1002", "1002", "", "/home/bob", "/bin/bash"],
-                            "carol": ["x", "1003", "1003", "", "/home/carol", "/bin/sh"]},
-                 "group": {"alice": ["x", "1001", ""], "staff": ["x", "1600", "bob,carol"]}, "shells": ["/bin/bash", "/bin/sh"]}
+                            "carol": ["x", "1003", "1003", "Carol Example,Room 12,,", "/home/carol", "/bin/sh"],
+                            "daemon": ["x", "1", "1", "daemon", "/usr/sbin", "/usr/sbin/nologin"]},
+                 "group": {"alice": ["x", "1001", ""], "staff": ["x", "1600", "bob,carol"]}, "shells": ["/bin/bash", "/bin/sh"],
+                 "account_states": {"alice": [false, ""], "bob": [true, "20819"], "carol": [false, ""], "daemon": [true, ""]}}
                 """#)
         try await harness.test(as: [.operator]) { client in
             try await client.execute(uri: "/hosts/\(host.id)/accounts", method: .get) { response in
                 let page = text(response)
                 #expect(response.status == .ok)
                 let users = try #require(page.components(separatedBy: #"id="host-users""#).last?.components(separatedBy: "</table>").first)
-                let rows = users.components(separatedBy: "<tr>").filter { $0.contains(#"name="action" value="delete""#) }
+                let rows = users.components(separatedBy: "<tr data-user=").filter { $0.contains(#"name="action" value="delete""#) }
                 #expect(rows.count == 3)
+                // Each row offers Lock or Unlock, whichever applies, and Delete, all for its own user.
                 for (row, user) in zip(rows, ["alice", "bob", "carol"]) {
-                    #expect(row.hasPrefix("<td>\(user)</td>"), "\(row.prefix(80))")
+                    #expect(row.hasPrefix("\"\(user)\"><td>\(user)</td>"), "\(row.prefix(80))")
                     let posted = row.components(separatedBy: #"<input type="hidden" name="name" value=""#).dropFirst().map { $0.prefix { $0 != "\"" } }
-                    #expect(posted.map(String.init) == [user, user, user], "\(user): \(posted)")
+                    #expect(posted.map(String.init) == [user, user], "\(user): \(posted)")
+                    #expect(row.contains(#"value="unlock""#) == (user == "bob") && row.contains(#"value="lock""#) == (user != "bob"))
+                    #expect(row.contains(#"href="/hosts/\#(host.id)/accounts/users/\#(user)/edit""#))
                     #expect(row.contains("Delete the user \(user)?") && row.contains(#"action="/hosts/\#(host.id)/accounts/users""#))
                 }
+                // GECOS without adduser's bare commas; locked and expiry from the shadow figures; system accounts hidden.
+                #expect(users.contains("<td>Alice</td>") && users.contains("<td>Carol Example (Room 12)</td>"))
+                #expect(rows[1].contains(#"<span class="badge badge-warning">locked</span></td><td>2027-01-01</td>"#))
+                #expect(!users.contains("daemon") && page.contains("1 system account(s) hidden"))
+            }
+            try await client.execute(uri: "/hosts/\(host.id)/accounts?system=1", method: .get) { response in
+                #expect(text(response).contains(#"<tr data-user="daemon"><td>daemon</td>"#))
+            }
+            // Edit: the form holds what the host has now.
+            try await client.execute(uri: "/hosts/\(host.id)/accounts/users/carol/edit", method: .get) { response in
+                let page = text(response)
+                #expect(response.status == .ok)
+                #expect(page.contains(#"<input type="hidden" name="name" value="carol">"#) && page.contains(#"name="uid" inputmode="numeric" value="1003""#))
+                #expect(page.contains(#"value="staff""#) && page.contains(#"<option value="/bin/sh" selected>"#))
+                #expect(page.contains(#"value="Carol Example,Room 12,,""#) && page.contains(#"name="expires" value="never""#))
+            }
+            try await client.execute(uri: "/hosts/\(host.id)/accounts/users/nobody-here/edit", method: .get) { response in
+                #expect(response.status == .notFound)
             }
         }
     }
