@@ -10,6 +10,8 @@ import time
 import urllib.request
 
 import pytest
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import WebDriverWait
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "fleet"))
@@ -313,6 +315,50 @@ def change_user(api, host_id, body):
     finished = wait_job(api, job["id"], timeout=300)
     assert finished["state"] == "succeeded", job_log(api, job["id"])
     return job
+
+
+def test_each_rows_actions_on_a_users_page_reach_that_user_and_no_other(api, fleet, signed_in, steward):
+    """Three users on a fleet host; Lock, Unlock and Delete clicked in the browser from one row's menu each."""
+    ids = enrol(api, fleet)
+    host = fleet.hosts[1]
+    names = ["steward-test-row-a", "steward-test-row-b", "steward-test-row-c"]
+    status, schedules = api.call("GET", "/api/v1/schedules")
+    gather = next(s for s in schedules["items"] if s["name"] == "Gather facts")
+    wait_job(api, run_schedule(api, gather)["id"], timeout=300)
+    for n, name in enumerate(names):
+        change_user(api, ids[host.name], {"action": "create", "name": name, "uid": 1700 + n, "shell": "/bin/sh", "password": {"mode": "generate"}})
+    browser = signed_in
+
+    def click(name, action):
+        browser.get(f"{steward.base_url}/hosts/{ids[host.name]}/accounts")
+        row = browser.find_element(By.CSS_SELECTOR, f"#host-users tr[data-user='{name}']")
+        row.find_element(By.CSS_SELECTOR, "details.row-menu > summary").click()
+        form = row.find_element(By.CSS_SELECTOR, f"input[name=action][value={action}]").find_element(By.XPATH, "..")
+        if action == "delete":
+            form.find_element(By.NAME, "remove_home").click()
+        form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+        if action == "delete":
+            WebDriverWait(browser, 10).until(expected_conditions.alert_is_present())
+            assert name in browser.switch_to.alert.text
+            browser.switch_to.alert.accept()
+        WebDriverWait(browser, 30).until(lambda d: "/jobs/" in d.current_url)
+        job_id = int(browser.current_url.split("/jobs/")[1].split("?")[0].split("#")[0])
+        assert wait_job(api, job_id, timeout=300)["state"] == "succeeded", job_log(api, job_id)
+
+    def locked():
+        return [host.run("getent", "shadow", name).stdout.split(":")[1].startswith("!") for name in names[:2]]
+
+    click("steward-test-row-b", "lock")
+    assert locked() == [False, True]
+    click("steward-test-row-b", "unlock")
+    assert locked() == [False, False]
+    click("steward-test-row-a", "lock")
+    assert locked() == [True, False]
+    click("steward-test-row-c", "delete")
+    assert [host.run("getent", "passwd", name, check=False).returncode == 0 for name in names] == [True, True, False]
+    assert not (host.root / "home/steward-test-row-c").exists() and (host.root / "home/steward-test-row-a").exists()
+    for name in names[:2]:
+        change_user(api, ids[host.name], {"action": "delete", "name": name, "remove_home": True})
 
 
 def test_users_and_groups_are_managed_on_one_host_and_the_matrix_shows_it(api, fleet, signed_in, steward):
