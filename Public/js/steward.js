@@ -144,3 +144,35 @@ for (const section of document.querySelectorAll("[data-refresh][id]")) {
   window.setInterval(refresh, seconds * 1000);
   document.addEventListener("visibilitychange", () => { if (!document.hidden) refresh(); });
 }
+
+// A preview beside an editor (data-preview-of names the form) follows the fields as they change: the form is sent
+// with intent=preview, as its "Preview without saving" button does, and the preview section of the answer replaces
+// this one. Nothing is saved.
+for (const preview of document.querySelectorAll("[data-preview-of]")) {
+  const form = document.getElementById(preview.dataset.previewOf);
+  if (!(form instanceof HTMLFormElement)) continue;
+  let timer = 0;
+  let generation = 0;
+  const refresh = async () => {
+    const mine = ++generation;
+    const body = new URLSearchParams(new FormData(form));
+    body.set("intent", "preview");
+    preview.setAttribute("aria-busy", "true");
+    try {
+      const response = await fetch(form.action, { method: "POST", body, credentials: "same-origin", headers: { "X-Requested-With": "preview" } });
+      const page = new DOMParser().parseFromString(await response.text(), "text/html");
+      const fresh = page.getElementById(preview.id);
+      if (fresh && mine === generation) preview.innerHTML = fresh.innerHTML;
+    } catch (error) {
+      // The preview stays as it was; the button still works.
+    } finally {
+      if (mine === generation) preview.removeAttribute("aria-busy");
+    }
+  };
+  const soon = () => {
+    window.clearTimeout(timer);
+    timer = window.setTimeout(refresh, 600);
+  };
+  form.addEventListener("input", soon);
+  form.addEventListener("change", soon);
+}

@@ -265,3 +265,12 @@ def wait_rollout(api, rollout_id, condition, timeout=300, what="the rollout"):
             return rollout
         time.sleep(0.5)
     raise AssertionError(f"{what} did not get there: {rollout['state']} {rollout['state_detail']}")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "stops_shared_server: stops the session's steward; run after every other test")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests that stop the shared server run last, whatever file they are in (a stable sort keeps the rest in order)."""
+    items.sort(key=lambda item: item.get_closest_marker("stops_shared_server") is not None)

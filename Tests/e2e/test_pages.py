@@ -119,8 +119,10 @@ def test_sortable_table_reorders_rows(signed_in, steward):
     assert header.find_element(By.XPATH, "..").get_attribute("aria-sort") == "ascending"
 
 
+@pytest.mark.stops_shared_server
 def test_sigterm_shuts_down_cleanly(steward):
-    """Run last (file order): SIGTERM stops the server, which checkpoints the WAL and exits 0."""
+    """Run after every other test (conftest orders it last): SIGTERM stops the server, which checkpoints the WAL and
+    exits 0."""
     steward.process.send_signal(signal.SIGTERM)
     assert steward.process.wait(timeout=30) == 0
     log = steward.output.read_text(errors="replace")

@@ -137,7 +137,8 @@ struct AccountsController {
     static let batchColumns = "action,host,name,uid,groups,shell,home,gecos"
 
     /// One user change per line: action,host,name,uid,groups,shell,home,gecos (groups separated by ';').
-    func parseBatch(_ text: String, context: Context) throws -> [BatchLine] {
+    /// `removeHome`: delete lines also remove the user's home directory and mail spool (the batch form's checkbox).
+    func parseBatch(_ text: String, removeHome: Bool = false, context: Context) throws -> [BatchLine] {
         let all = try hosts.all()
         let isAdmin = context.identity?.permissions.contains(.admin) ?? false
         var lines: [BatchLine] = []
@@ -172,6 +173,7 @@ struct AccountsController {
             change.shell = field(5)
             change.home = field(6)
             change.gecos = field(7)
+            change.removeHome = action == .delete && removeHome
             entry.host = host
             entry.change = change
             do {
@@ -194,15 +196,18 @@ struct AccountsController {
     @Sendable func batchFromPage(request: Request, context: Context) async throws -> Response {
         let form = try await FormBody.read(request, context: context)
         let text = form["lines"] ?? ""
-        let lines = try parseBatch(text, context: context)
+        let removeHome = form["remove_home"] != nil
+        let lines = try parseBatch(text, removeHome: removeHome, context: context)
         let bad = lines.filter { !$0.errors.isEmpty }
         var data: [String: Any] = [
             "columns": Self.batchColumns, "lines_text": text, "previewed": true, "valid_count": lines.count - bad.count, "invalid_count": bad.count,
-            "can_apply": bad.isEmpty && !lines.isEmpty,
+            "can_apply": bad.isEmpty && !lines.isEmpty, "remove_home": removeHome,
             "rows": lines.map { line in
                 ViewNode([
                     "number": line.number, "text": line.text, "ok": line.errors.isEmpty, "errors": line.errors.joined(separator: "; "),
-                    "summary": line.change.map { "\($0.action.rawValue) \($0.name) on \(line.host?.name ?? "")" },
+                    "summary": line.change.map {
+                        "\($0.action.rawValue) \($0.name) on \(line.host?.name ?? "")" + ($0.removeHome ? ", removing the home directory" : "")
+                    },
                 ])
             },
         ]

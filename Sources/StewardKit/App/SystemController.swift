@@ -125,7 +125,7 @@ struct DashboardController {
             "has_problems": (counts[.failed] ?? 0) + (counts[.interrupted] ?? 0) > 0,
             "recent": recent.map(JobController.view), "no_recent": recent.isEmpty,
             "upcoming": Array(upcoming), "no_upcoming": upcoming.isEmpty,
-            "database_size": ByteCountFormatter.string(fromByteCount: StewardDatabase.sizeOnDisk(path: databasePath), countStyle: .file),
+            "database_size": MetricUnit.bytes.format(Double(StewardDatabase.sizeOnDisk(path: databasePath))),
             "uptime": DisplayTime.duration(from: EpochMilliseconds.from(startedAt), to: nil) ?? "",
         ]
         let firing = try AlertSummary.firingNow(jobs.database)

@@ -87,7 +87,7 @@ struct BackupPages {
         let age = success.map { Double(Int64(Date().timeIntervalSince1970 * 1000) - ($0.finishedAt ?? $0.startedAt)) / 3_600_000 }
         return [
             "id": plan.id, "name": plan.name, "paused": plan.paused, "builtin": plan.builtin != nil, "paths": plan.paths.joined(separator: ", "),
-            "next": plan.paused ? nil : next.map { RFC3339.string(milliseconds: $0) },
+            "next": plan.paused ? nil : next.map { DisplayTime.text($0) },
             "has_last": last != nil, "last_state": last?.jobState.rawValue, "last_job": last?.jobID,
             "last_success_age": age.map { DurationText.format(seconds: $0 * 3600) + " ago" } ?? "never",
             "overdue": (age ?? Double(Int64(Date().timeIntervalSince1970 * 1000) - plan.createdAt) / 3_600_000) >= Double(plan.alertAfterHours),
@@ -105,7 +105,7 @@ struct BackupPages {
             "size": repository.sizeBytes.map { MetricUnit.bytes.format(Double($0)) } ?? "unknown",
             "snapshots": repository.snapshotCount.map(String.init) ?? "unknown",
             "status_error": repository.statusError, "has_status_error": repository.statusError != nil,
-            "checked": repository.checkAt.map { RFC3339.string(milliseconds: $0) },
+            "checked": repository.checkAt.map { DisplayTime.text($0) },
             "check_ok": repository.checkOK == true, "check_failed": repository.checkOK == false, "check_message": repository.checkMessage,
             "never_checked": repository.checkAt == nil,
         ]
@@ -173,7 +173,7 @@ struct BackupPages {
                 + "\(MetricUnit.bytes.format(Double(run.bytesAdded ?? 0))) added" + (run.removedSnapshots.map { ", \($0) old removed" } ?? "")
         }
         return [
-            "job_id": run.jobID, "kind": run.kind, "state": run.jobState.rawValue, "started": RFC3339.string(milliseconds: run.startedAt),
+            "job_id": run.jobID, "kind": run.kind, "state": run.jobState.rawValue, "started": DisplayTime.text(run.startedAt),
             "duration": run.finishedAt.map { DurationText.format(seconds: Double($0 - run.startedAt) / 1000) } ?? "",
             "summary": summary,
         ]

@@ -110,19 +110,22 @@ public struct HostFacts: @unchecked Sendable {
     }
 
     var view: ViewNode {
-        let formatter = ByteCountFormatter()
+        // Sizes on pages are binary units throughout (KiB, MiB, GiB), as the charts and the dashboard show them.
         return ViewNode([
             "as_of": RFC3339.display(gatheredAt), "job_id": jobID, "os": os, "kernel": kernel,
             "uptime": DisplayTime.duration(from: 0, to: Int64(uptimeSeconds) * 1000) ?? "", "cpus": cpus, "memory_mb": memoryMB,
             "filesystems": filesystems.map { fs in
                 ViewNode([
-                    "mount": fs.mount, "type": fs.type, "size": formatter.string(fromByteCount: fs.sizeBytes),
-                    "free": formatter.string(fromByteCount: fs.availableBytes),
+                    "mount": fs.mount, "type": fs.type, "size": MetricUnit.bytes.format(Double(fs.sizeBytes)),
+                    "free": MetricUnit.bytes.format(Double(fs.availableBytes)),
                     "used_percent": fs.sizeBytes > 0 ? Int((Double(fs.sizeBytes - fs.availableBytes) / Double(fs.sizeBytes) * 100).rounded()) : 0,
                 ])
             },
             "addresses": addresses.joined(separator: ", "), "update_count": updates.count, "security_count": securityUpdates.count,
             "updates": updates.joined(separator: ", "), "has_updates": !updates.isEmpty, "reboot_required": rebootRequired,
+            "update_items": pendingUpdates.map {
+                ViewNode(["package": $0.package, "current": $0.current.isEmpty ? "new" : $0.current, "candidate": $0.candidate, "security": $0.security])
+            },
             "users": users.map { ViewNode(["name": $0.name, "id": $0.id, "detail": $0.detail]) }, "user_count": users.count,
             "groups": groups.map { ViewNode(["name": $0.name, "id": $0.id, "detail": $0.detail]) }, "group_count": groups.count,
         ])

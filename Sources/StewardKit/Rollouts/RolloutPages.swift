@@ -35,7 +35,7 @@ struct RolloutPages {
             ViewNode([
                 "id": rollout.id, "title": rollout.title, "what": rollout.what.rawValue, "state": rollout.state.rawValue,
                 "state_label": rollout.state.rawValue.replacingOccurrences(of: "_", with: " "), "detail": rollout.stateDetail,
-                "requested_by": rollout.requestedBy, "created": RFC3339.string(milliseconds: rollout.createdAt) ?? "",
+                "requested_by": rollout.requestedBy, "created": DisplayTime.text(rollout.createdAt),
             ])
         }
         return pages.page(
@@ -190,7 +190,7 @@ struct RolloutPages {
             ViewNode([
                 "actor": approval.actor, "decision": approval.decision, "reason": approval.reason, "has_reason": !approval.reason.isEmpty,
                 "revision": approval.revision, "current": approval.revision == rollout.revision,
-                "at": RFC3339.string(milliseconds: approval.at) ?? "",
+                "at": DisplayTime.text(approval.at),
             ])
         }
         let waves = try service.waves(rollout.id).map { wave in
@@ -219,7 +219,7 @@ struct RolloutPages {
                     "waves_text":
                         "canary \(rollout.canary), then \(rollout.waveSize)\(rollout.waveKind == .percent ? " %" : " host(s)") per wave, \(rollout.pauseSeconds) s apart, stop above \(rollout.maxFailurePercent) % failures",
                     "reboot": rollout.reboot.rawValue.replacingOccurrences(of: "_", with: " "), "approvals_required": rollout.approvalsRequired,
-                    "expires": RFC3339.string(milliseconds: rollout.expiresAt) ?? "", "settle": rollout.settleSeconds, "check_url": rollout.checkURL,
+                    "expires": DisplayTime.text(rollout.expiresAt), "settle": rollout.settleSeconds, "check_url": rollout.checkURL,
                     "has_check_url": !rollout.checkURL.isEmpty, "plan_job_id": rollout.planJobID as Any, "stale": stale,
                 ]),
                 "plan": plan, "no_plan": plan.isEmpty, "approvals": approvals, "waves": waves, "results": results, "has_results": !results.isEmpty,
