@@ -73,7 +73,9 @@ def test_storage_page_shows_every_class_and_a_policy_change_can_be_previewed_con
     database.close()
     browser.get(f"{steward.base_url}/settings/storage")
     assert "Changing to" in browser.find_element(By.ID, "class-audit").text
-    submit(browser, (By.CSS_SELECTOR, "#class-audit form button"), lambda d: "taken back" in d.page_source)
+    # The page's help text also says "taken back": wait for the flash itself.
+    submit(browser, (By.CSS_SELECTOR, "#class-audit form button"),
+           lambda d: any("taken back" in flash.text for flash in d.find_elements(By.CSS_SELECTOR, ".flash")))
     assert "taken back" in browser.find_element(By.CSS_SELECTOR, ".flash").text
     assert api.call("GET", "/api/v1/retention/policies/audit")[1]["pending"] is None
     status, events = api.get("/api/v1/audit", action="retention.undo")
