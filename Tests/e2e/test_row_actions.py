@@ -79,3 +79,17 @@ def test_revoking_one_token_on_the_settings_page_revokes_that_one(api, signed_in
     click_in_row(signed_in, steward, "/settings/tokens", "tokens-table", "row-test-bravo", "Revoke")
     assert {name: token_works(steward, api, token) for name, token in tokens.items()} == {
         "row-test-alpha": True, "row-test-bravo": False, "row-test-charlie": True}
+
+
+def test_removing_one_maintenance_window_removes_that_one(api, signed_in, steward):
+    names = ["row test window A", "row test window B", "row test window C"]
+    for name in names:
+        status, window = api.call("POST", "/api/v1/alerts/maintenance", {
+            "name": name, "host_group": "row_test", "cron": "0 3 1 1 *", "duration_minutes": 30, "time_zone": "UTC"})
+        assert status == 201, window
+    click_in_row(signed_in, steward, "/alerts/silences", "windows-table", "row test window B", "Remove")
+    status, windows = api.call("GET", "/api/v1/alerts/maintenance")
+    left = [w for w in windows["items"] if w["name"].startswith("row test window")]
+    assert sorted(w["name"] for w in left) == ["row test window A", "row test window C"]
+    for window in left:
+        api.call("DELETE", f"/api/v1/alerts/maintenance/{window['id']}")
