@@ -94,8 +94,8 @@ struct SearchController {
             for tag in host.tags where has(tag) { tagHits[tag, default: 0] += 1 }
         }
         let groupHits =
-            try hosts.groups().filter { has($0.name) }.map { Hit(title: $0.name, href: "/hosts?group=\(Self.encode($0.name))", detail: "\($0.hostCount) host(s)") }
-            + tagHits.keys.sorted().map { Hit(title: "tag: \($0)", href: "/hosts?tag=\(Self.encode($0))", detail: "\(tagHits[$0]!) host(s)") }
+            try hosts.groups().filter { has($0.name) }.map { Hit(title: $0.name, href: "/hosts?group=\(MonitoringController.encode($0.name))", detail: "\($0.hostCount) host(s)") }
+            + tagHits.keys.sorted().map { Hit(title: "tag: \($0)", href: "/hosts?tag=\(MonitoringController.encode($0))", detail: "\(tagHits[$0]!) host(s)") }
         // Unix accounts and pending packages, from each host's newest facts.
         var users: [String: [(Host, Int)]] = [:]
         var unixGroups: [String: [Host]] = [:]
@@ -157,9 +157,5 @@ struct SearchController {
             ("Unix groups", unixGroupHits), ("Pending packages", packageHits), ("Jobs", jobHits), ("Alert rules", ruleHits),
             ("Backup plans", planHits), ("Schedules", scheduleHits),
         ]
-    }
-
-    static func encode(_ text: String) -> String {
-        text.addingPercentEncoding(withAllowedCharacters: .urlQueryAllowed.subtracting(["&", "=", "+", "#"])) ?? text
     }
 }
