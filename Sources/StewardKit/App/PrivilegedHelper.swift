@@ -265,14 +265,17 @@ public final class HelperClient: Sendable {
                 break
             }
         }
+        // No new request may start from here on. `onClosed` runs before the waiting requests fail: in the web process
+        // it ends the process, so a job whose command ran through the helper is left running in the database and is
+        // marked interrupted at the next start, rather than recorded as failed by a process that is going away.
+        state.withLock { $0.closed = why }
+        onClosed(why)
         let waiters = state.withLock { state in
-            state.closed = why
             let all = state.waiting.values
             state.waiting = [:]
             return Array(all)
         }
         for waiter in waiters { waiter.done.resume(throwing: HelperError.closed(why)) }
-        onClosed(why)
     }
 
     public func ask(_ request: HelperRequest) async throws -> HelperReply {

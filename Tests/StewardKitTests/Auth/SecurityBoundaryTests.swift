@@ -451,4 +451,18 @@ struct SecurityBoundaryTests {
         #expect(first != second)
         close(webEnd)
     }
+
+    @Test("a helper that dies ends the web process before any waiting request fails, so no job records a failure of its own")
+    func helperGoneRunsOnClosedFirst() async throws {
+        let (helperEnd, webEnd) = try PrivilegeSeparation.socketPair()
+        let closedFirst = Mutex(false)
+        let client = HelperClient(descriptor: webEnd) { _ in closedFirst.withLock { $0 = true } }
+        let waiting = Task { try await client.ask(.standing(user: "root")) }
+        // Nothing serves the helper's end; closing it is the helper dying mid-request.
+        try await Task.sleep(for: .milliseconds(50))
+        close(helperEnd)
+        await #expect(throws: HelperError.self) { _ = try await waiting.value }
+        #expect(closedFirst.withLock { $0 }, "onClosed ran before the waiting request was failed")
+        close(webEnd)
+    }
 }
