@@ -361,6 +361,57 @@ def test_each_rows_actions_on_a_users_page_reach_that_user_and_no_other(api, fle
         change_user(api, ids[host.name], {"action": "delete", "name": name, "remove_home": True})
 
 
+def change_group(api, host_id, body):
+    status, job = api.call("POST", f"/api/v1/hosts/{host_id}/groups", body)
+    assert status == 202, job
+    finished = wait_job(api, job["id"], timeout=300)
+    assert finished["state"] == "succeeded", job_log(api, job["id"])
+
+
+def test_each_rows_actions_on_a_groups_page_reach_that_group_and_no_other(api, fleet, signed_in, steward):
+    """Three groups on a fleet host: Edit fills the form with that group's values; Delete removes that group only."""
+    ids = enrol(api, fleet)
+    host = fleet.hosts[1]
+    names = ["steward-test-grp-a", "steward-test-grp-b", "steward-test-grp-c"]
+    for n, name in enumerate(names):
+        change_group(api, ids[host.name], {"action": "create", "name": name, "gid": 1750 + n})
+    status, schedules = api.call("GET", "/api/v1/schedules")
+    gather = next(s for s in schedules["items"] if s["name"] == "Gather facts")
+    wait_job(api, run_schedule(api, gather)["id"], timeout=300)
+    browser = signed_in
+    page = f"{steward.base_url}/hosts/{ids[host.name]}/accounts"
+
+    def open_menu(name):
+        browser.get(page)
+        row = browser.find_element(By.CSS_SELECTOR, f"#host-groups tr[data-group='{name}']")
+        row.find_element(By.CSS_SELECTOR, "details.row-menu > summary").click()
+        return row
+
+    open_menu("steward-test-grp-b").find_element(By.LINK_TEXT, "Edit").click()
+    WebDriverWait(browser, 10).until(lambda d: "edit_group=" in d.current_url)
+    assert browser.find_element(By.ID, "field-group-name").get_attribute("value") == "steward-test-grp-b"
+    assert browser.find_element(By.ID, "field-gid").get_attribute("value") == "1751"
+    assert browser.find_element(By.CSS_SELECTOR, "#group-form input[name=action][value=update]").is_selected()
+
+    open_menu("steward-test-grp-b").find_element(By.CSS_SELECTOR, "form button.danger").click()
+    WebDriverWait(browser, 10).until(expected_conditions.alert_is_present())
+    question = browser.switch_to.alert.text
+    assert "steward-test-grp-b" in question and host.name in question, question
+    browser.switch_to.alert.accept()
+    WebDriverWait(browser, 30).until(lambda d: "/jobs/" in d.current_url)
+    job_id = int(browser.current_url.split("/jobs/")[1].split("?")[0].split("#")[0])
+    assert wait_job(api, job_id, timeout=300)["state"] == "succeeded", job_log(api, job_id)
+    assert [host.run("getent", "group", name, check=False).returncode == 0 for name in names] == [True, False, True]
+    # The facts the job refreshed: the page lists the two that are left and no longer the deleted one.
+    browser.get(page)
+    shown = [row.get_attribute("data-group") for row in browser.find_elements(By.CSS_SELECTOR, "#host-groups tbody tr")]
+    assert "steward-test-grp-a" in shown and "steward-test-grp-c" in shown and "steward-test-grp-b" not in shown
+    # System groups are hidden unless asked for, and said to be.
+    assert "root" not in shown and "system group(s) hidden" in browser.find_element(By.ID, "system-groups").text
+    for name in (names[0], names[2]):
+        change_group(api, ids[host.name], {"action": "delete", "name": name})
+
+
 def test_users_and_groups_are_managed_on_one_host_and_the_matrix_shows_it(api, fleet, signed_in, steward):
     ids = enrol(api, fleet)
     first, second = fleet.hosts

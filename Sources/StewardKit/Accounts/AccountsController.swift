@@ -328,15 +328,23 @@ struct AccountsController {
                 "groups": (facts?.groupMembers ?? [:]).filter { $0.value.members.contains(name) }.map(\.key).sorted().joined(separator: ", "),
             ])
         }
-        let groups = (facts?.groupMembers ?? [:]).sorted { $0.value.gid < $1.value.gid }.map { name, entry in
+        let everyGroup = (facts?.groupMembers ?? [:]).sorted { $0.value.gid < $1.value.gid }
+        let hiddenSystemGroups = showSystem ? 0 : everyGroup.filter { !AccountRules.regularIDs.contains($0.value.gid) }.count
+        let groups = everyGroup.filter { showSystem || AccountRules.regularIDs.contains($0.value.gid) }.map { name, entry in
             ViewNode([
                 "group_name": name, "gid": entry.gid, "members": entry.members.joined(separator: ", "),
                 "system": !AccountRules.regularIDs.contains(entry.gid),
+                "group_edit_href": "/hosts/\(host.id)/accounts?edit_group=\(Self.pathComponent(name))#group-form",
             ])
         }
+        // "Edit" on a group's row fills the group form with its current values.
+        let editing = FormBody(query: request)["edit_group"].flatMap { name in facts?.groupMembers[name].map { (name, $0) } }
         let data: [String: Any] = [
             "host_id": host.id, "host_name": host.name, "has_facts": facts != nil, "show_system": showSystem,
             "hidden_system": hiddenSystem, "has_hidden_system": hiddenSystem > 0, "no_users": users.isEmpty,
+            "hidden_system_groups": hiddenSystemGroups, "has_hidden_system_groups": hiddenSystemGroups > 0, "no_groups": groups.isEmpty,
+            "form_group_name": editing?.0 ?? "", "form_gid": editing.map { "\($0.1.gid)" } ?? "",
+            "form_members": editing?.1.members.joined(separator: ", ") ?? "", "form_group_update": editing != nil,
             "as_of": facts.map { RFC3339.display($0.gatheredAt) } ?? "",
             "users": users, "groups": groups, "shells": (facts?.shells ?? []).map { ViewNode(["shell": $0]) },
             "operator": context.identity?.permissions.contains(.operate) ?? false, "sudo_group": sudo ?? "",

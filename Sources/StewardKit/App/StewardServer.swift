@@ -219,7 +219,7 @@ public struct StewardServer {
         AccessSettingsController(services: access, pages: pages, docs: docs).addRoutes(to: routes)
         AuditController(database: database, pages: pages, docs: docs).addRoutes(to: routes)
         SearchController(database: database, hosts: hostStore, pages: pages).addRoutes(to: routes)
-        HostController(store: hostStore, keys: hostKeys, jobs: runner, pages: pages, docs: docs).addRoutes(to: routes)
+        HostController(store: hostStore, keys: hostKeys, jobs: runner, pages: pages, docs: docs, dashboard: metricsDashboard).addRoutes(to: routes)
         EngineController(engine: engine, jobs: runner, pages: pages, docs: docs).addRoutes(to: routes)
         let accountService = AccountService(engine: engine, boundary: RoleBoundary(roles: access.roles, groupsOf: groupsOf))
         AccountsController(service: accountService, hosts: hostStore, jobs: runner, pages: pages, docs: docs).addRoutes(to: routes)

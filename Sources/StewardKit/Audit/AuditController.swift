@@ -72,6 +72,81 @@ struct AuditController {
         return components.string
     }
 
+    /// An audit row's before/after JSON as the page shows it: an epoch-millisecond time under a time key (`at`,
+    /// `expires_at`, `next_fire_at`, ...; a number or a string of digits, as some stores write column values)
+    /// reads as the pages' other times, with the stored value kept in parentheses:
+    /// `"expires_at":"2026-12-06 01:20:00 UTC (1796520000000)"`. Everything else, and the stored row, is unchanged.
+    static func displayJSON(_ json: String) -> String {
+        let bytes = Array(json.utf8)
+        let quote = UInt8(ascii: "\""), backslash = UInt8(ascii: "\\")
+        func isDigit(_ byte: UInt8) -> Bool { byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9") }
+        func skipSpace(_ start: Int) -> Int {
+            var index = start
+            while index < bytes.count, [0x20, 0x09, 0x0A, 0x0D].contains(bytes[index]) { index += 1 }
+            return index
+        }
+        // From an opening quote to just past its closing quote.
+        func stringEnd(_ start: Int) -> Int {
+            var index = start + 1
+            while index < bytes.count {
+                if bytes[index] == backslash {
+                    index += 2
+                } else if bytes[index] == quote {
+                    return index + 1
+                } else {
+                    index += 1
+                }
+            }
+            return bytes.count
+        }
+        var output: [UInt8] = []
+        output.reserveCapacity(bytes.count + 64)
+        var index = 0
+        while index < bytes.count {
+            guard bytes[index] == quote else {
+                output.append(bytes[index])
+                index += 1
+                continue
+            }
+            let end = stringEnd(index)
+            output.append(contentsOf: bytes[index..<end])
+            let colon = skipSpace(end)
+            let key = String(decoding: bytes[min(index + 1, end)..<max(index + 1, end - 1)], as: UTF8.self)
+            index = end
+            guard colon < bytes.count, bytes[colon] == UInt8(ascii: ":"), isTimeKey(key) else { continue }
+            let valueStart = skipSpace(colon + 1)
+            guard valueStart < bytes.count else { continue }
+            let valueEnd: Int
+            let digits: ArraySlice<UInt8>
+            if bytes[valueStart] == quote {
+                valueEnd = stringEnd(valueStart)
+                digits = bytes[min(valueStart + 1, valueEnd)..<max(valueStart + 1, valueEnd - 1)]
+            } else {
+                var cursor = valueStart
+                while cursor < bytes.count, isDigit(bytes[cursor]) { cursor += 1 }
+                // 1.5 or 1e12 is not a count of milliseconds.
+                if cursor < bytes.count, [UInt8(ascii: "."), UInt8(ascii: "e"), UInt8(ascii: "E")].contains(bytes[cursor]) { continue }
+                valueEnd = cursor
+                digits = bytes[valueStart..<valueEnd]
+            }
+            guard !digits.isEmpty, digits.count <= 15, digits.allSatisfy(isDigit),
+                let milliseconds = Int64(String(decoding: digits, as: UTF8.self)), plausibleMilliseconds.contains(milliseconds)
+            else { continue }
+            output.append(contentsOf: bytes[end..<valueStart])
+            output.append(contentsOf: "\"\(DisplayTime.text(milliseconds)) (\(milliseconds))\"".utf8)
+            index = valueEnd
+        }
+        return String(decoding: output, as: UTF8.self)
+    }
+
+    /// Keys whose integer values are epoch milliseconds.
+    static func isTimeKey(_ key: String) -> Bool {
+        key == "at" || key.hasSuffix("_at") || ["expires", "since", "until"].contains(key)
+    }
+
+    /// 2000-01-01 to 2100-01-01 in epoch milliseconds: a number outside this (seconds, a count) is left as it is.
+    static let plausibleMilliseconds: ClosedRange<Int64> = 946_684_800_000...4_102_444_800_000
+
     @Sendable func page(request: Request, context: Context) async throws -> Response {
         let (filter, errors) = Self.filter(request)
         let events = errors.isEmpty ? try AuditLog.events(database, filter) : []
@@ -80,8 +155,8 @@ struct AuditController {
             "events": events.map { event in
                 ViewNode([
                     "id": event.id, "at": RFC3339.display(EpochMilliseconds.date(event.at)), "at_iso": RFC3339.string(milliseconds: event.at),
-                    "actor": event.actor, "source": event.source, "action": event.action, "target": event.target, "before": event.before,
-                    "after": event.after, "request_id": event.requestID,
+                    "actor": event.actor, "source": event.source, "action": event.action, "target": event.target,
+                    "before": event.before.map(Self.displayJSON), "after": event.after.map(Self.displayJSON), "request_id": event.requestID,
                 ])
             },
             "none": events.isEmpty,

@@ -151,6 +151,7 @@ struct AccessSettingsController {
             ViewNode([
                 "scope": block.scope.rawValue, "scope_text": block.scope == .address ? "address" : "user at address", "user": block.user,
                 "address": block.address, "failures": block.failures, "until": RFC3339.display(block.until),
+                "block_label": block.user.isEmpty ? "the address \(block.address)" : "\(block.user) at \(block.address)",
             ])
         }
         return pages.page(

@@ -12,6 +12,8 @@ struct HostController {
     let jobs: JobRunner
     let pages: PageRenderer
     let docs: APIDocumentation
+    /// The host's newest filesystem figures for the facts section, so the host page and the dashboard agree.
+    var dashboard: MetricsDashboard? = nil
 
     func addRoutes(to routes: Routes) {
         routes.get("/hosts", .view, use: listPage)
@@ -134,7 +136,10 @@ struct HostController {
             view["host_key"] = ViewNode(key)
         }
         view["operator"] = context.identity?.permissions.contains(.operate) ?? false
-        if let facts = try HostFacts.latest(store.database, hostID: host.id) { view["facts"] = facts.view }
+        if let facts = try HostFacts.latest(store.database, hostID: host.id) {
+            let live = dashboard?.filesystems(hostID: host.id, now: EpochMilliseconds.from(Date())) ?? []
+            view["facts"] = facts.view(live: live)
+        }
         view["jobs"] = try recentJobs(host).map(JobController.view)
         view["admin"] = context.identity?.permissions.contains(.admin) ?? false
         return pages.page(

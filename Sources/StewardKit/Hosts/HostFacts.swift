@@ -8,6 +8,7 @@ public struct HostFacts: @unchecked Sendable {
         public var type: String
         public var sizeBytes: Int64
         public var availableBytes: Int64
+        public var device = ""
     }
     public struct Account: Sendable, Equatable {
         public var name: String
@@ -70,7 +71,7 @@ public struct HostFacts: @unchecked Sendable {
         filesystems = (object["filesystems"] as? [[String: Any]] ?? []).map { mount in
             Filesystem(
                 mount: mount["mount"] as? String ?? "", type: mount["fstype"] as? String ?? "", sizeBytes: Int64(int(mount["size_total"])),
-                availableBytes: Int64(int(mount["size_available"])))
+                availableBytes: Int64(int(mount["size_available"])), device: mount["device"] as? String ?? "")
         }.sorted { $0.mount < $1.mount }
         addresses = object["addresses"] as? [String] ?? []
         pendingUpdates = PendingUpdate.parse(
@@ -109,18 +110,48 @@ public struct HostFacts: @unchecked Sendable {
         }.sorted { $0.id < $1.id }
     }
 
-    var view: ViewNode {
+    /// A gathered mount as df shows it, for `HostSummary`'s Use% (the dashboard's figure). Ansible's mount facts carry
+    /// size and available bytes but not free ones (f_bfree), so the blocks reserved for root (free − available, fixed
+    /// for a filesystem) come from the host's newest metrics for the same filesystem; without those they count as used,
+    /// as they do on the dashboard for an exporter that leaves free bytes out.
+    static func dfFilesystem(_ mount: Filesystem, live: [HostSummary.Filesystem]) -> HostSummary.Filesystem {
+        let size = Double(mount.sizeBytes)
+        let available = Double(mount.availableBytes)
+        let same =
+            live.first(where: { $0.mountpoint == mount.mount && $0.sizeBytes == size })
+            ?? live.first(where: { !mount.device.isEmpty && $0.device == mount.device && $0.sizeBytes == size })
+        let reserved = same.map { max(0, $0.freeBytes - $0.availableBytes) } ?? 0
+        return HostSummary.Filesystem(
+            mountpoint: mount.mount, device: mount.device, type: mount.type, sizeBytes: size, freeBytes: min(size, available + reserved),
+            availableBytes: available)
+    }
+
+    var view: ViewNode { view(live: []) }
+
+    /// The facts for the host page; `live` is the host's filesystems from its newest metrics (empty without them).
+    func view(live: [HostSummary.Filesystem]) -> ViewNode {
         // Sizes on pages are binary units throughout (KiB, MiB, GiB), as the charts and the dashboard show them.
+        let mounts = filesystems.map { Self.dfFilesystem($0, live: live) }
+        // The dashboard's fullest filesystem when the host has metrics (the same figure, now), else the gathered one,
+        // leaving out the pseudo and in-memory mounts as the dashboard does.
+        let fullest = HostSummary.fullest(
+            live.isEmpty ? mounts.filter { !ProcCollector.skipsFilesystem(type: $0.type, mountpoint: $0.mountpoint) } : live)
+        var fullestText: String?
+        if let fullest, let percent = fullest.usedPercent {
+            fullestText = MetricUnit.percent.format(percent) + " · " + MonitoringController.filesystemDetail(fullest)
+        }
         return ViewNode([
             "as_of": RFC3339.display(gatheredAt), "job_id": jobID, "os": os, "kernel": kernel,
             "uptime": DisplayTime.duration(from: 0, to: Int64(uptimeSeconds) * 1000) ?? "", "cpus": cpus, "memory_mb": memoryMB,
-            "filesystems": filesystems.map { fs in
+            "filesystems": mounts.map { fs in
                 ViewNode([
-                    "mount": fs.mount, "type": fs.type, "size": MetricUnit.bytes.format(Double(fs.sizeBytes)),
-                    "free": MetricUnit.bytes.format(Double(fs.availableBytes)),
-                    "used_percent": fs.sizeBytes > 0 ? Int((Double(fs.sizeBytes - fs.availableBytes) / Double(fs.sizeBytes) * 100).rounded()) : 0,
+                    "mount": fs.mountpoint, "type": fs.type, "size": MetricUnit.bytes.format(fs.sizeBytes),
+                    "free": MetricUnit.bytes.format(fs.availableBytes),
+                    "used_percent": fs.usedPercent.map { "\(Int($0))%" } ?? "–", "used_sort": fs.usedPercent.map { "\(Int($0))" } ?? "",
                 ])
             },
+            "fullest_filesystem": fullestText,
+            "fullest_source": live.isEmpty ? "when the facts were gathered" : "now, from the host's metrics, as on the dashboard",
             "addresses": addresses.joined(separator: ", "), "update_count": updates.count, "security_count": securityUpdates.count,
             "updates": updates.joined(separator: ", "), "has_updates": !updates.isEmpty, "reboot_required": rebootRequired,
             "update_items": pendingUpdates.map {

@@ -90,6 +90,7 @@ struct JobController {
             "kinds": (try store.distinctKinds()).map { ViewNode(["value": $0, "selected": $0 == filter.kind]) },
             "filtered": filter.state != nil || filter.kind != nil || filter.host != nil,
             "next_link": nextLink, "problems": problems,
+            "operator": context.identity?.permissions.contains(.operate) ?? false,
         ]
         return pages.page("jobs/list", title: "Jobs", section: "jobs", data: data.compactMapValues { $0 }, request: request, context: context)
     }

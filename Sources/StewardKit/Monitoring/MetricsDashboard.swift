@@ -81,16 +81,7 @@ public struct MetricsDashboard: Sendable {
                 let range = try MetricQuery.evaluate(store, series: series, function: .avg, from: from, to: now, step: 60_000, resolution: .minute)
                 row.history[column.series] = range.values
             }
-            func newest(_ name: String) -> [PrometheusText.Sample] {
-                store.series(hostID: host.id, name: name).compactMap { series in
-                    guard let latest = store.latest(series.id), latest.time >= now - 10 * 60_000 else { return nil }
-                    return PrometheusText.Sample(name: name, labels: series.labelPairs, value: latest.value)
-                }
-            }
-            row.fullestFilesystem = HostSummary.fullest(
-                HostSummary.filesystems(
-                    size: newest("node_filesystem_size_bytes"), free: newest("node_filesystem_free_bytes"),
-                    available: newest("node_filesystem_avail_bytes")))
+            row.fullestFilesystem = HostSummary.fullest(filesystems(hostID: host.id, now: now))
             rows.append(row)
         }
         var groups: [String: FleetGroup] = [:]
@@ -100,6 +91,20 @@ public struct MetricsDashboard: Sendable {
             everyone.add(row)
         }
         return (rows, [everyone] + groups.values.sorted { $0.name < $1.name })
+    }
+
+    /// A host's filesystems as df shows them, from its newest filesystem series (none older than ten minutes); empty
+    /// for a host without recent metrics. The fleet overview and the host page both read them here.
+    public func filesystems(hostID: Int64, now: Int64) -> [HostSummary.Filesystem] {
+        func newest(_ name: String) -> [PrometheusText.Sample] {
+            store.series(hostID: hostID, name: name).compactMap { series in
+                guard let latest = store.latest(series.id), latest.time >= now - 10 * 60_000 else { return nil }
+                return PrometheusText.Sample(name: name, labels: series.labelPairs, value: latest.value)
+            }
+        }
+        return HostSummary.filesystems(
+            size: newest("node_filesystem_size_bytes"), free: newest("node_filesystem_free_bytes"),
+            available: newest("node_filesystem_avail_bytes"))
     }
 
     /// Jobs that touched a host (or any host, when nil) in [from, to], leaving out the routine ones.

@@ -62,4 +62,39 @@ struct AuditLogTests {
         #expect(event.requestID != nil, "tied to the request that made it")
         #expect(event.after?.contains(#""enabled":false"#) == true)
     }
+
+    @Test("the page shows epoch-millisecond times in before/after as page times, keeping the stored value")
+    func pageShowsTimes() async throws {
+        let harness = try await ServerHarness()
+        try await harness.server.database.write { db in
+            try AuditLog.append(
+                db, by: .system, action: "test.times", target: "thing:1",
+                before: ["expires_at": "1796520000000", "window_seconds": 1_796_520_000_000 as Int64],
+                after: ["ends_at": 1_796_520_000_000 as Int64, "created_at": 1_796_520_000 as Int64, "title": "next_fire_at"], now: Date())
+        }
+        let stored = try #require(try AuditLog.events(harness.server.database, action: "test.times").first)
+        #expect(stored.before == #"{"expires_at":"1796520000000","window_seconds":1796520000000}"#, "the stored row is unchanged")
+        #expect(stored.after == #"{"created_at":1796520000,"ends_at":1796520000000,"title":"next_fire_at"}"#)
+
+        #expect(
+            AuditController.displayJSON(stored.before!)
+                == #"{"expires_at":"2026-12-06 01:20:00 UTC (1796520000000)","window_seconds":1796520000000}"#,
+            "a string of digits under a time key (rollouts store column text) reads as a time; other keys are left alone")
+        #expect(
+            AuditController.displayJSON(stored.after!)
+                == #"{"created_at":1796520000,"ends_at":"2026-12-06 01:20:00 UTC (1796520000000)","title":"next_fire_at"}"#,
+            "seconds are not mistaken for milliseconds, and a string value that looks like a key is not a key")
+        #expect(AuditController.displayJSON(#"{"a":{"next_fire_at": 1796520000000},"b":"x\"y"}"#)
+            == #"{"a":{"next_fire_at": "2026-12-06 01:20:00 UTC (1796520000000)"},"b":"x\"y"}"#)
+
+        try await harness.test { client in
+            try await client.execute(uri: "/audit?action=test.times", method: .get) { response in
+                #expect(response.status == .ok)
+                let page = text(response)
+                #expect(page.contains("&quot;ends_at&quot;:&quot;2026-12-06 01:20:00 UTC (1796520000000)&quot;"))
+                #expect(page.contains("&quot;expires_at&quot;:&quot;2026-12-06 01:20:00 UTC (1796520000000)&quot;"))
+                #expect(page.contains("&quot;window_seconds&quot;:1796520000000"))
+            }
+        }
+    }
 }

@@ -130,9 +130,15 @@ struct FactsTests {
             }
         }
         try await harness.test(as: [.operator]) { client in
+            // System accounts and groups (root among them) are listed only when asked for.
             try await client.execute(uri: "/hosts/\(localhost.id)/accounts", method: .get) { response in
                 let page = text(response)
-                #expect(response.status == .ok && page.contains("<td>root</td><td>0</td>") && page.contains(#"<option value="/bin/sh">"#))
+                #expect(response.status == .ok && !page.contains("<td>root</td><td>0</td>") && page.contains(#"<option value="/bin/sh">"#))
+                #expect(page.contains("system group(s) hidden") && page.contains("system account(s) hidden"))
+            }
+            try await client.execute(uri: "/hosts/\(localhost.id)/accounts?system=1", method: .get) { response in
+                let page = text(response)
+                #expect(page.contains(#"<tr data-user="root"><td>root</td><td>0</td>"#) && page.contains(#"<tr data-group="root"><td>root</td><td>0</td>"#))
             }
             // Class 6 on a real host's facts: an operator may not give sudo or touch root.
             try await client.execute(

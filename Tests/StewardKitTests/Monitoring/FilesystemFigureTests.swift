@@ -1,5 +1,7 @@
 import Foundation
+import HTTPTypes
 import GRDB
+import HummingbirdTesting
 import Testing
 
 @testable import StewardKit
@@ -120,6 +122,35 @@ private let sampleHostMetrics = #"""
         let lines = try #require(charts.first { $0.key == "filesystems" }).chart.lines
         #expect(Set(lines.map(\.name)) == ["/", "/boot", "/srv", "/var/lib/postgresql"])
         #expect(lines.first { $0.name == "/" }?.values.compactMap { $0 }.last == 11)
+    }
+
+    @Test func hostPageShowsDfUsePercentAndNamesTheFullestMount() async throws {
+        // Ansible's mount facts for the sample host: size and available bytes, no free ones.
+        let facts = #"""
+            {"filesystems": [
+              {"mount": "/", "device": "/dev/nvme0n1p2", "fstype": "ext4", "size_total": 104857600000, "size_available": 89128960000},
+              {"mount": "/boot", "device": "/dev/nvme0n1p1", "fstype": "ext4", "size_total": 1023410176, "size_available": 849362944}
+            ]}
+            """#
+        let gathered = HostFacts(
+            try #require(try JSONSerialization.jsonObject(with: Data(facts.utf8)) as? [String: Any]), gatheredAt: Date(), jobID: nil)
+        // Without metrics the reserved blocks are unknown and count as used, rounded up as df rounds.
+        #expect(gathered.filesystems.map { HostFacts.dfFilesystem($0, live: []).usedPercent } == [15, 18])
+        let live = mounts(try PrometheusText.parse(sampleHostMetrics))
+        // With them, the reserved blocks of the same filesystem make each mount df's Use%, as the dashboard shows it.
+        #expect(gathered.filesystems.map { HostFacts.dfFilesystem($0, live: live).usedPercent } == [11, 13])
+
+        let harness = try await ServerHarness()
+        let host = try await makeHostWithFacts(harness.server, name: "db-01", address: "192.0.2.10", facts: facts)
+        _ = try harness.server.collector.ingest(
+            host: host, families: try PrometheusText.parse(sampleHostMetrics), time: EpochMilliseconds.from(Date()), scrapeSeconds: 0.01)
+        try await harness.test(as: [.viewer]) { client in
+            try await client.execute(uri: "/hosts/\(host.id)", method: .get) { response in
+                let page = text(response)
+                #expect(page.contains(#"<td data-sort="11">11%</td>"#) && page.contains(#"<td data-sort="13">13%</td>"#))
+                #expect(page.contains("14 % · /srv · 140 GiB used of 1000 GiB, 860 GiB available"))
+            }
+        }
     }
 
     /// This machine's own `df` against the panel host's collector, mount by mount (read-only: df and statvfs).
