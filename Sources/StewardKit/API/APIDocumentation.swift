@@ -44,15 +44,16 @@ public final class APIDocumentation: Sendable {
         let docs: APIDocumentation
         let tag: String
 
-        /// An operation with one reply whose description is its summary (the common case).
+        /// An operation with one reply whose description is its summary (the common case); `schema: nil` for a reply
+        /// without a body (204), `contentType` for one that is not JSON (downloads).
         func callAsFunction(
             _ method: HTTPRequest.Method, _ path: String, _ operation: String, _ summary: String, parameters: [APIOperation.Parameter] = [],
-            request: String? = nil, status: Int = 200, schema: String = "Object"
+            request: String? = nil, status: Int = 200, schema: String? = "Object", contentType: String = "application/json"
         ) {
             docs.add(
                 APIOperation(
                     method: method, path: path, operationID: operation, summary: summary, tag: tag, parameters: parameters, requestSchema: request,
-                    replies: [.init(status: status, description: summary, schema: schema)]))
+                    replies: [.init(status: status, description: summary, schema: schema, contentType: contentType)]))
         }
     }
 
@@ -107,7 +108,7 @@ public final class APIDocumentation: Sendable {
             "paths": paths,
             "components": [
                 "schemas": APISchemas.all.merging(MonitoringController.schemas) { a, _ in a }.merging(AlertsController.schemas) { a, _ in a }
-                    .merging(NotificationController.schemas) { a, _ in a }
+                    .merging(NotificationController.schemas) { a, _ in a }.merging(APISchemas.areas) { a, _ in a }
             ],
         ]
     }

@@ -37,7 +37,8 @@ struct AccountsController {
             APIOperation(
                 method: .post, path: "/api/v1/hosts/{id}/users", operationID: "changeUser",
                 summary: "Create, update, lock, unlock or delete a user on a host, as a job", tag: "accounts", parameters: [idParameter],
-                requestSchema: "UserChange", replies: [.init(status: 202, description: "The job (and a generated password, once)", schema: "Job")]))
+                requestSchema: "UserChange",
+                replies: [.init(status: 202, description: "The job (and a generated password, once)", schema: "UserChangeJob")]))
         routes.post("/api/v1/hosts/:id/users", .operate, use: apiUser)
         docs.add(
             APIOperation(

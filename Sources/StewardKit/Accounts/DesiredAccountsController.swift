@@ -37,7 +37,7 @@ struct DesiredAccountsController {
             APIOperation(
                 method: .put, path: "/api/v1/accounts/\(segment)/{name}", operationID: "saveDesired\(noun)",
                 summary: "Write \(D.directory)NAME.yml in the config repo, committed by the caller", tag: "accounts", parameters: [nameParameter],
-                requestSchema: schema, replies: [.init(status: 200, description: "The commit", schema: "Commit")]))
+                requestSchema: schema, replies: [.init(status: 200, description: "The commit", schema: "DefinitionCommit")]))
         routes.put("/api/v1/accounts/\(segment)/:name", .operate) { request, context in try await apiSave(D.self, request: request, context: context)
         }
         docs.add(

@@ -18,57 +18,65 @@ struct BackupAPI {
             name: "snapshot", location: .path, type: "string", description: "snapshot id (8 to 64 hex digits) or latest")
         let path = APIOperation.Parameter(name: "path", location: .query, type: "string", description: "absolute path inside the snapshot")
         let add = docs.section("backups")
-        add(.get, "/api/v1/backups/repositories", "listBackupRepositories", "List repositories with their status line")
+        add(
+            .get, "/api/v1/backups/repositories", "listBackupRepositories", "List repositories with their status line",
+            schema: "BackupRepositoryList")
         routes.get("/api/v1/backups/repositories", .view, use: listRepositories)
         add(
             .post, "/api/v1/backups/repositories", "createBackupRepository", "Initialise a new repository, or import an existing one (init: false)",
-            request: "Object", status: 201)
+            request: "BackupRepositoryInput", status: 201, schema: "BackupRepository")
         routes.post("/api/v1/backups/repositories", .admin, use: createRepository)
-        add(.get, "/api/v1/backups/repositories/{id}", "getBackupRepository", "Read one repository", parameters: [id])
+        add(.get, "/api/v1/backups/repositories/{id}", "getBackupRepository", "Read one repository", parameters: [id], schema: "BackupRepository")
         routes.get("/api/v1/backups/repositories/:id", .view, use: showRepository)
         add(
             .delete, "/api/v1/backups/repositories/{id}", "deleteBackupRepository", "Forget a repository in Steward (its data stays)",
-            parameters: [id], status: 204)
+            parameters: [id], status: 204, schema: nil)
         routes.delete("/api/v1/backups/repositories/:id", .admin, use: deleteRepository)
         add(
             .post, "/api/v1/backups/repositories/{id}/password", "setBackupRepositoryPassword", "Replace the stored password after restic accepts it",
-            parameters: [id], request: "Object")
+            parameters: [id], request: "BackupRepositoryPassword", schema: "BackupRepository")
         routes.post("/api/v1/backups/repositories/:id/password", .admin, use: setPassword)
-        add(.post, "/api/v1/backups/repositories/{id}/refresh", "refreshBackupRepository", "Re-read size and snapshot count", parameters: [id])
+        add(
+            .post, "/api/v1/backups/repositories/{id}/refresh", "refreshBackupRepository", "Re-read size and snapshot count", parameters: [id],
+            schema: "BackupRepository")
         routes.post("/api/v1/backups/repositories/:id/refresh", .operate, use: refreshRepository)
-        add(.get, "/api/v1/backups/repositories/{id}/snapshots", "listBackupSnapshots", "The repository's snapshots, newest first", parameters: [id])
+        add(
+            .get, "/api/v1/backups/repositories/{id}/snapshots", "listBackupSnapshots", "The repository's snapshots, newest first", parameters: [id],
+            schema: "BackupSnapshotList")
         routes.get("/api/v1/backups/repositories/:id/snapshots", .view, use: repositorySnapshots)
         add(
             .get, "/api/v1/backups/repositories/{id}/snapshots/{snapshot}/tree", "browseBackupSnapshot",
-            "The entries directly inside one directory of a snapshot", parameters: [id, snapshot, path])
+            "The entries directly inside one directory of a snapshot", parameters: [id, snapshot, path], schema: "BackupTree")
         routes.get("/api/v1/backups/repositories/:id/snapshots/:snapshot/tree", .view, use: tree)
         add(
             .get, "/api/v1/backups/repositories/{id}/snapshots/{snapshot}/file", "downloadBackupFile", "Download one file of a snapshot",
-            parameters: [id, snapshot, path], schema: "Binary")
+            parameters: [id, snapshot, path], schema: "Binary", contentType: "application/octet-stream")
         routes.get("/api/v1/backups/repositories/:id/snapshots/:snapshot/file", .operate, use: download)
         add(
             .post, "/api/v1/backups/repositories/{id}/snapshots/{snapshot}/restore", "restoreBackupSnapshot",
-            "Restore a snapshot, or paths of it, into a target directory (a job)", parameters: [id, snapshot], request: "Object", status: 202,
+            "Restore a snapshot, or paths of it, into a target directory (a job)", parameters: [id, snapshot], request: "BackupRestore", status: 202,
             schema: "Job")
         routes.post("/api/v1/backups/repositories/:id/snapshots/:snapshot/restore", .operate, use: restore)
 
         add(
             .get, "/api/v1/backups/hosts/{id}/snapshots", "listBackupHostSnapshots", "Every snapshot the host's plans made, newest first",
-            parameters: [id])
+            parameters: [id], schema: "BackupHostSnapshotList")
         routes.get("/api/v1/backups/hosts/:id/snapshots", .view, use: hostSnapshots)
-        add(.get, "/api/v1/backups/plans", "listBackupPlans", "List plans with their last runs")
+        add(.get, "/api/v1/backups/plans", "listBackupPlans", "List plans with their last runs", schema: "BackupPlanList")
         routes.get("/api/v1/backups/plans", .view, use: listPlans)
-        add(.post, "/api/v1/backups/plans", "createBackupPlan", "Create a plan with its schedules and alert rules", request: "Object", status: 201)
+        add(
+            .post, "/api/v1/backups/plans", "createBackupPlan", "Create a plan with its schedules and alert rules", request: "BackupPlanCreate",
+            status: 201, schema: "BackupPlan")
         routes.post("/api/v1/backups/plans", .operate, use: createPlan)
-        add(.get, "/api/v1/backups/plans/{id}", "getBackupPlan", "Read one plan", parameters: [id])
+        add(.get, "/api/v1/backups/plans/{id}", "getBackupPlan", "Read one plan", parameters: [id], schema: "BackupPlan")
         routes.get("/api/v1/backups/plans/:id", .view, use: showPlan)
         add(
             .patch, "/api/v1/backups/plans/{id}", "updateBackupPlan", "Change a plan; omitted fields keep their values", parameters: [id],
-            request: "Object")
+            request: "BackupPlanInput", schema: "BackupPlan")
         routes.patch("/api/v1/backups/plans/:id", .operate, use: updatePlan)
         add(
             .delete, "/api/v1/backups/plans/{id}", "deleteBackupPlan", "Delete a plan (its snapshots stay in the repository)", parameters: [id],
-            status: 204)
+            status: 204, schema: nil)
         routes.delete("/api/v1/backups/plans/:id", .operate, use: deletePlan)
         for (action, summary) in [("run", "Back up now"), ("verify", "Run restic check now"), ("prune", "Apply retention now")] {
             add(.post, "/api/v1/backups/plans/{id}/\(action)", "\(action)BackupPlan", summary, parameters: [id], status: 202, schema: "Job")
@@ -80,16 +88,20 @@ struct BackupAPI {
             let action = paused ? "pause" : "resume"
             add(
                 .post, "/api/v1/backups/plans/{id}/\(action)", "\(action)BackupPlan",
-                paused ? "Pause the plan's schedules" : "Resume the plan's schedules", parameters: [id])
+                paused ? "Pause the plan's schedules" : "Resume the plan's schedules", parameters: [id], schema: "BackupPlan")
             routes.post("/api/v1/backups/plans/:id/\(action)", .operate) { request, context in try await self.setPaused(paused, context: context) }
         }
-        add(.get, "/api/v1/backups/plans/{id}/runs", "listBackupRuns", "The plan's runs with their summaries", parameters: [id])
+        add(
+            .get, "/api/v1/backups/plans/{id}/runs", "listBackupRuns", "The plan's runs with their summaries", parameters: [id],
+            schema: "BackupRunList")
         routes.get("/api/v1/backups/plans/:id/runs", .view, use: planRuns)
-        add(.get, "/api/v1/backups/plans/{id}/snapshots", "listBackupPlanSnapshots", "The plan's snapshots, newest first", parameters: [id])
+        add(
+            .get, "/api/v1/backups/plans/{id}/snapshots", "listBackupPlanSnapshots", "The plan's snapshots, newest first", parameters: [id],
+            schema: "BackupPlanSnapshotList")
         routes.get("/api/v1/backups/plans/:id/snapshots", .view, use: planSnapshots)
         add(
             .post, "/api/v1/backups/plans/{id}/retention/preview", "previewBackupRetention", "Which snapshots a policy keeps (and why) and removes",
-            parameters: [id], request: "Object")
+            parameters: [id], request: "BackupRetentionInput", schema: "BackupRetentionPreview")
         routes.post("/api/v1/backups/plans/:id/retention/preview", .view, use: preview)
     }
 

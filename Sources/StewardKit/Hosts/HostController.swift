@@ -40,13 +40,13 @@ struct HostController {
         routes.get("/api/v1/hosts", .view, use: apiList)
         docs.add(
             APIOperation(
-                method: .post, path: "/api/v1/hosts", operationID: "createHost", summary: "Add a host", tag: "hosts", requestSchema: "HostInput",
+                method: .post, path: "/api/v1/hosts", operationID: "createHost", summary: "Add a host", tag: "hosts", requestSchema: "HostCreate",
                 replies: [.init(status: 201, description: "The new host", schema: "Host")]))
         routes.post("/api/v1/hosts", .admin, use: apiCreate)
         docs.add(
             APIOperation(
                 method: .get, path: "/api/v1/hosts/{id}", operationID: "getHost", summary: "Read one host", tag: "hosts", parameters: [idParameter],
-                replies: [.init(status: 200, description: "The host", schema: "Host")]))
+                replies: [.init(status: 200, description: "The host", schema: "HostDetail")]))
         routes.get("/api/v1/hosts/:id", .view, use: apiShow)
         docs.add(
             APIOperation(

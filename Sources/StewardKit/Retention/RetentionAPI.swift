@@ -13,18 +13,22 @@ struct RetentionAPI {
             name: "class", location: .path, type: "string", description: DataClass.allCases.map(\.rawValue).joined(separator: ", "))
         let id = APIOperation.Parameter(name: "id", location: .path, type: "integer", description: "id")
         let add = docs.section("retention")
-        add(.get, "/api/v1/retention/policies", "listRetentionPolicies", "Each data class's policy in force and any change waiting to take effect")
+        add(
+            .get, "/api/v1/retention/policies", "listRetentionPolicies", "Each data class's policy in force and any change waiting to take effect",
+            schema: "DataRetentionList")
         routes.get("/api/v1/retention/policies", .view) { _, _ in
             try JSONResponse.make(object: ["items": try service.policies().map(Self.resource), "next": NSNull()])
         }
-        add(.get, "/api/v1/retention/policies/{class}", "getRetentionPolicy", "One data class's policy", parameters: [dataClass])
+        add(
+            .get, "/api/v1/retention/policies/{class}", "getRetentionPolicy", "One data class's policy", parameters: [dataClass],
+            schema: "DataRetentionRecord")
         routes.get("/api/v1/retention/policies/:class", .view) { _, context in
             try JSONResponse.make(object: Self.resource(try service.policy(try Self.dataClass(context))))
         }
         add(
             .put, "/api/v1/retention/policies/{class}", "setRetentionPolicy",
             "Change a policy: it takes effect after the grace window; `confirm` (the class name) is needed when it would delete more than 25 %",
-            parameters: [dataClass], request: "Object")
+            parameters: [dataClass], request: "DataRetentionInput", schema: "DataRetentionRecord")
         routes.put("/api/v1/retention/policies/:class", .admin) { request, context in
             let dataClass = try Self.dataClass(context)
             let (policy, confirm) = try await Self.policy(from: request)
@@ -34,7 +38,7 @@ struct RetentionAPI {
         add(
             .post, "/api/v1/retention/policies/{class}/preview", "previewRetentionPolicy",
             "What a policy would delete now: rows, bytes, the oldest and newest affected item, per stage", parameters: [dataClass],
-            request: "Object")
+            request: "DataRetentionInput", schema: "DataRetentionPreview")
         routes.post("/api/v1/retention/policies/:class/preview", .view) { request, context in
             let dataClass = try Self.dataClass(context)
             let (policy, _) = try await Self.policy(from: request)
@@ -44,27 +48,27 @@ struct RetentionAPI {
         }
         add(
             .delete, "/api/v1/retention/policies/{class}/pending", "undoRetentionChange", "Take back a change before it takes effect",
-            parameters: [dataClass], status: 204)
+            parameters: [dataClass], status: 204, schema: nil)
         routes.delete("/api/v1/retention/policies/:class/pending", .admin) { _, context in
             try service.discardPending(try Self.dataClass(context), by: context.actor, now: Date())
             return Response(status: .noContent)
         }
         add(
             .get, "/api/v1/retention/storage", "getStorage",
-            "Rows and bytes on disk per data class, growth per day over the last week, and when the disk fills at that rate (read at most every 5 minutes; `refresh=1` reads them now)"
-        )
+            "Rows and bytes on disk per data class, growth per day over the last week, and when the disk fills at that rate (read at most every 5 minutes; `refresh=1` reads them now)",
+            schema: "StorageFigures")
         routes.get("/api/v1/retention/storage", .view) { request, _ in
             try JSONResponse.make(
                 object: try Self.resource(service.storage(now: Date(), fresh: request.uri.queryParameters.get("refresh") != nil)))
         }
-        add(.get, "/api/v1/retention/holds", "listLegalHolds", "Legal holds in force")
+        add(.get, "/api/v1/retention/holds", "listLegalHolds", "Legal holds in force", schema: "LegalHoldList")
         routes.get("/api/v1/retention/holds", .view) { _, _ in
             try JSONResponse.make(object: ["items": try service.holds().map(Self.resource), "next": NSNull()])
         }
         add(
             .post, "/api/v1/retention/holds", "createLegalHold",
             "Stop all deletion for a host (`host`, or none for every host) and/or a time range (`from`, `to`, RFC 3339), with a reason",
-            request: "Object", status: 201)
+            request: "LegalHoldInput", status: 201, schema: "LegalHold")
         routes.post("/api/v1/retention/holds", .admin) { request, context in
             let body = try await JSONResponse.object(from: request, what: "a legal hold: host, from, to, reason")
             let created = try service.addHold(
@@ -73,19 +77,19 @@ struct RetentionAPI {
             guard let saved = try service.holds().first(where: { $0.id == created }) else { throw Problem.notFound("legal hold \(created)") }
             return try JSONResponse.make(object: Self.resource(saved), status: .created)
         }
-        add(.delete, "/api/v1/retention/holds/{id}", "releaseLegalHold", "Release a legal hold", parameters: [id], status: 204)
+        add(.delete, "/api/v1/retention/holds/{id}", "releaseLegalHold", "Release a legal hold", parameters: [id], status: 204, schema: nil)
         routes.delete("/api/v1/retention/holds/:id", .admin) { _, context in
             guard let id = context.parameters.get("id", as: Int64.self) else { throw Problem.notFound("legal hold") }
             try service.releaseHold(id, by: context.actor, now: Date())
             return Response(status: .noContent)
         }
-        add(.post, "/api/v1/retention/enforce", "enforceRetention", "Run the Enforce retention schedule's job now", status: 202)
+        add(.post, "/api/v1/retention/enforce", "enforceRetention", "Run the Enforce retention schedule's job now", status: 202, schema: "Job")
         routes.post("/api/v1/retention/enforce", .admin) { _, context in
             try JSONResponse.make(object: JobController.resource(try await Self.enforceNow(scheduler, by: context.actor)), status: .accepted)
         }
         add(
             .post, "/api/v1/jobs/{id}/acknowledge", "acknowledgeJob", "Acknowledge a failed job (its log's retention clock starts)",
-            parameters: [id])
+            parameters: [id], schema: "JobAcknowledgement")
         routes.post("/api/v1/jobs/:id/acknowledge", .operate) { _, context in
             guard let id = context.parameters.get("id", as: Int64.self) else { throw Problem.notFound("job") }
             try service.acknowledge(job: id, by: context.actor, now: Date())

@@ -11,26 +11,32 @@ struct RolloutAPI {
     func addRoutes(to routes: Routes) {
         let id = APIOperation.Parameter(name: "id", location: .path, type: "integer", description: "rollout id")
         let add = docs.section("rollouts")
-        add(.get, "/api/v1/rollouts", "listRollouts", "Rollouts, newest first")
+        add(.get, "/api/v1/rollouts", "listRollouts", "Rollouts, newest first", schema: "RolloutList")
         routes.get("/api/v1/rollouts", .view, use: list)
         add(
             .post, "/api/v1/rollouts", "createRollout", "Propose a rollout; Steward plans it in check mode before anyone can approve it",
-            request: "Object", status: 201)
+            request: "RolloutCreate", status: 201, schema: "RolloutCreated")
         routes.post("/api/v1/rollouts", .operate, use: create)
-        add(.get, "/api/v1/rollouts/{id}", "getRollout", "A rollout with its plan, approvals, waves and per-host results", parameters: [id])
+        add(
+            .get, "/api/v1/rollouts/{id}", "getRollout", "A rollout with its plan, approvals, waves and per-host results", parameters: [id],
+            schema: "Rollout")
         routes.get("/api/v1/rollouts/:id", .view, use: show)
         add(
             .patch, "/api/v1/rollouts/{id}", "updateRollout", "Change a rollout that has not started: it is planned again and its approvals reset",
-            parameters: [id], request: "Object")
+            parameters: [id], request: "RolloutInput", schema: "Rollout")
         routes.patch("/api/v1/rollouts/:id", .operate, use: update)
         add(
             .post, "/api/v1/rollouts/{id}/approve", "approveRollout", "Approve (an approver other than the requester)", parameters: [id],
-            request: "Object")
+            request: "RolloutApproval", schema: "Rollout")
         routes.post("/api/v1/rollouts/:id/approve", .approve) { request, context in try await self.decide(true, request: request, context: context) }
-        add(.post, "/api/v1/rollouts/{id}/deny", "denyRollout", "Deny, with a required reason", parameters: [id], request: "Object")
+        add(
+            .post, "/api/v1/rollouts/{id}/deny", "denyRollout", "Deny, with a required reason", parameters: [id], request: "RolloutDenial",
+            schema: "Rollout")
         routes.post("/api/v1/rollouts/:id/deny", .approve) { request, context in try await self.decide(false, request: request, context: context) }
         for action in ["pause", "resume", "abort"] {
-            add(.post, "/api/v1/rollouts/{id}/\(action)", "\(action)Rollout", "\(action.capitalized) the rollout", parameters: [id])
+            add(
+                .post, "/api/v1/rollouts/{id}/\(action)", "\(action)Rollout", "\(action.capitalized) the rollout", parameters: [id],
+                schema: "Rollout")
             routes.post("/api/v1/rollouts/:id/\(action)", .operate) { request, context in
                 try JSONResponse.make(
                     object: try self.resource(try await service.control(try self.id(context), action: action, by: context.actor, jobs: jobs)))
@@ -38,7 +44,8 @@ struct RolloutAPI {
         }
         add(
             .post, "/api/v1/rollouts/{id}/rollback", "rollbackRollout",
-            "Propose the reverse of a finished rollout, where the package manager can downgrade", parameters: [id], status: 201)
+            "Propose the reverse of a finished rollout, where the package manager can downgrade", parameters: [id], status: 201,
+            schema: "RolloutCreated")
         routes.post("/api/v1/rollouts/:id/rollback", .operate, use: rollback)
     }
 

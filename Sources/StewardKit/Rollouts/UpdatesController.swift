@@ -19,13 +19,13 @@ struct UpdatesController {
             APIOperation(
                 method: .get, path: "/api/v1/updates", operationID: "listPendingUpdates",
                 summary: "Each host's pending updates with versions, the security count, reboot-required and how long security updates have waited",
-                tag: "updates", replies: [.init(status: 200, description: "Hosts", schema: "Object")]))
+                tag: "updates", replies: [.init(status: 200, description: "Hosts", schema: "PendingUpdatesList")]))
         routes.get("/api/v1/updates", .view, use: apiFleet)
         docs.add(
             APIOperation(
                 method: .get, path: "/api/v1/updates/packages", operationID: "listPendingPackages",
                 summary: "Each package with a pending update and the hosts that would take it", tag: "updates",
-                replies: [.init(status: 200, description: "Packages", schema: "Object")]))
+                replies: [.init(status: 200, description: "Packages", schema: "PendingPackageList")]))
         routes.get("/api/v1/updates/packages", .view, use: apiPackages)
         docs.add(
             APIOperation(
