@@ -6,9 +6,11 @@ import NIOCore
 /// JSON bodies for the API: snake_case keys written out by each resource, sorted for stable output.
 enum JSONResponse {
     static func make(object: Any, status: HTTPResponse.Status = .ok) throws -> Response {
-        let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])
-        return Response(
-            status: status, headers: [.contentType: "application/json", .cacheControl: "no-store"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
+        Response(status: status, headers: [.contentType: "application/json", .cacheControl: "no-store"], body: .init(byteBuffer: try body(object: object)))
+    }
+
+    static func body(object: Any) throws -> ByteBuffer {
+        ByteBuffer(bytes: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes]))
     }
 
     /// A request body that must be one JSON object; `what` says what it should hold, in the 400 otherwise.

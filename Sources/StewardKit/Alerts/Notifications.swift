@@ -406,7 +406,7 @@ public struct NotificationSender: NotificationSending {
 
     public static func signature(_ body: Data, secret: String) -> String {
         let code = HMAC<SHA256>.authenticationCode(for: body, using: SymmetricKey(data: Data(secret.utf8)))
-        return "sha256=" + code.map { String(format: "%02x", $0) }.joined()
+        return "sha256=" + hexString(code)
     }
 
     func webhook(_ message: NotificationMessage, _ channel: NotificationChannel) async throws {

@@ -68,6 +68,10 @@ public struct StewardServer {
         for file in report.edited {
             logger.warning("a landed migration was edited after it ran; migrations must not change", metadata: ["file": "\(file)"])
         }
+        // API reads that scripts repeat (the hosts and jobs lists) are answered from encoded bytes until their tables change.
+        let tableVersions = TableVersions(tables: ["hosts", "host_groups", "host_group_members", "jobs"])
+        database.add(transactionObserver: tableVersions, extent: .databaseLifetime)
+        let responses = ResponseCache(versions: tableVersions)
         let secret = try dataDirectory.secretKey()
         let disk = DiskSpace(path: dataDirectory.path, reserveMB: configuration.diskReserveMB)
         let tls = configuration.tls ? try TLSMaterial.prepare(configuration: configuration, dataDirectory: dataDirectory) : nil
@@ -203,7 +207,7 @@ public struct StewardServer {
         DashboardController(
             jobs: jobStore, schedules: scheduleStore, fleet: monitoring, pages: pages, databasePath: dataDirectory.databasePath, startedAt: Date()
         ).addRoutes(to: routes)
-        JobController(runner: runner, pages: pages, docs: docs).addRoutes(to: routes)
+        JobController(runner: runner, pages: pages, docs: docs, responses: responses).addRoutes(to: routes)
         ScheduleController(scheduler: scheduler, pages: pages, docs: docs).addRoutes(to: routes)
         BackupAPI(service: backups, scheduler: scheduler, jobs: runner, docs: docs).addRoutes(to: routes)
         BackupPages(service: backups, scheduler: scheduler, jobs: runner, pages: pages).addRoutes(to: routes)
@@ -219,7 +223,8 @@ public struct StewardServer {
         AccessSettingsController(services: access, pages: pages, docs: docs).addRoutes(to: routes)
         AuditController(database: database, pages: pages, docs: docs).addRoutes(to: routes)
         SearchController(database: database, hosts: hostStore, pages: pages).addRoutes(to: routes)
-        HostController(store: hostStore, keys: hostKeys, jobs: runner, pages: pages, docs: docs, dashboard: metricsDashboard).addRoutes(to: routes)
+        HostController(
+            store: hostStore, keys: hostKeys, jobs: runner, pages: pages, docs: docs, responses: responses, dashboard: metricsDashboard).addRoutes(to: routes)
         EngineController(engine: engine, jobs: runner, pages: pages, docs: docs).addRoutes(to: routes)
         let accountService = AccountService(engine: engine, boundary: RoleBoundary(roles: access.roles, groupsOf: groupsOf))
         AccountsController(service: accountService, hosts: hostStore, jobs: runner, pages: pages, docs: docs).addRoutes(to: routes)

@@ -107,5 +107,17 @@ public struct TLSMaterial: Sendable {
 
 /// Lowercase hex SHA-256, for certificate fingerprints.
 public func sha256Hex(_ bytes: [UInt8]) -> String {
-    SHA256.hash(data: bytes).map { String(format: "%02x", $0) }.joined()
+    hexString(SHA256.hash(data: bytes))
+}
+
+/// Lower-case hex of bytes. Every request with a token or a session hashes it, so this avoids `String(format:)`.
+public func hexString(_ bytes: some Sequence<UInt8>) -> String {
+    let digits = Array("0123456789abcdef".utf8)
+    var out: [UInt8] = []
+    out.reserveCapacity(64)
+    for byte in bytes {
+        out.append(digits[Int(byte >> 4)])
+        out.append(digits[Int(byte & 0x0f)])
+    }
+    return String(decoding: out, as: UTF8.self)
 }

@@ -112,7 +112,7 @@ public struct APITokenStore: Sendable {
         let hash = SessionStore.hash(presented)
         guard
             let token = try database.read({ db in
-                try Row.fetchOne(db, sql: "SELECT * FROM api_tokens WHERE token_hash = ?", arguments: [hash]).map(Self.record)
+                try Row.fetchOne(db.cachedStatement(sql: "SELECT * FROM api_tokens WHERE token_hash = ?"), arguments: [hash]).map(Self.record)
             }), token.isLive(at: now)
         else { return nil }
         if token.lastUsedAt.map({ now.timeIntervalSince($0) > 60 }) ?? true || token.lastUsedFrom != address {

@@ -175,7 +175,8 @@ struct IdentityMiddleware: RouterMiddleware {
         if let refusal = await services.standings.standing(of: token.user, now: now).refusal(user: token.user) {
             throw Problem(status: .unauthorized, detail: refusal)
         }
-        let ownerRoles = try services.roles.roles(user: token.user, groups: services.groupsOf(token.user))
+        let groups = services.standings.groups(of: token.user, now: now, lookup: services.groupsOf)
+        let ownerRoles = try services.roles.roles(user: token.user, groups: groups)
         guard ownerRoles.contains(where: { $0.covers(token.role) }) else {
             throw Problem(
                 status: .unauthorized,

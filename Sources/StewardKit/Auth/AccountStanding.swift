@@ -69,4 +69,21 @@ public final class AccountStandingCache: Sendable {
         }
         return fresh
     }
+
+    let groupEntries = Mutex<[String: (groups: [String], at: Date)]>([:])
+
+    /// A token owner's Unix groups, read through `lookup` (NSS) at most once per `maximumAge`, like the standing:
+    /// a script's every request would otherwise read the group database, and a group change reaches tokens within
+    /// the same re-check interval as a locked or expired account does. Sign-in always reads afresh.
+    public func groups(of user: String, now: Date = Date(), lookup: (String) -> [String]) -> [String] {
+        if let cached = groupEntries.withLock({ $0[user] }), now.timeIntervalSince(cached.at) < maximumAge, now >= cached.at {
+            return cached.groups
+        }
+        let fresh = lookup(user)
+        groupEntries.withLock { entries in
+            if entries.count > 10_000 { entries.removeAll() }
+            entries[user] = (fresh, now)
+        }
+        return fresh
+    }
 }

@@ -147,7 +147,8 @@ public struct RoleStore: Sendable {
             sql += " OR (principal_kind = 'group' AND principal IN (" + Array(repeating: "?", count: groups.count).joined(separator: ",") + "))"
             arguments += StatementArguments(groups)
         }
-        return Set(try String.fetchAll(db, sql: sql, arguments: arguments).compactMap(Role.init(rawValue:)))
+        // Prepared once per connection and group count: this runs on every request.
+        return Set(try String.fetchAll(db.cachedStatement(sql: sql), arguments: arguments).compactMap(Role.init(rawValue:)))
     }
 
     static func encode(_ roles: Set<Role>) -> String { roles.map(\.rawValue).sorted().joined(separator: ",") }

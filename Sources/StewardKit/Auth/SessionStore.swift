@@ -66,7 +66,7 @@ public struct SessionStore: Sendable {
         let nowMS = EpochMilliseconds.from(now)
         let found = try database.read { db in
             try Row.fetchOne(
-                db, sql: "SELECT * FROM sessions WHERE id_hash = ? AND revoked_at IS NULL AND expires_at > ? AND last_seen_at > ?",
+                db.cachedStatement(sql: "SELECT * FROM sessions WHERE id_hash = ? AND revoked_at IS NULL AND expires_at > ? AND last_seen_at > ?"),
                 arguments: [Self.hash(id), nowMS, nowMS - Int64(idleTimeout * 1000)]
             ).map(Self.session)
         }

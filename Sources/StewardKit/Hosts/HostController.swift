@@ -12,6 +12,8 @@ struct HostController {
     let jobs: JobRunner
     let pages: PageRenderer
     let docs: APIDocumentation
+    /// The hosts list as scripts read it, encoded once per change of the hosts and their groups.
+    let responses: ResponseCache
     /// The host's newest filesystem figures for the facts section, so the host page and the dashboard agree.
     var dashboard: MetricsDashboard? = nil
 
@@ -361,7 +363,9 @@ struct HostController {
     // MARK: API
 
     @Sendable func apiList(request: Request, context: Context) async throws -> Response {
-        try JSONResponse.make(object: ["items": try store.all().map(Self.resource)])
+        try responses.json(for: request, tables: ["hosts", "host_groups", "host_group_members"]) {
+            try JSONResponse.body(object: ["items": try store.all().map(Self.resource)])
+        }
     }
 
     @Sendable func apiShow(request: Request, context: Context) async throws -> Response {

@@ -9,6 +9,8 @@ struct JobController {
     let runner: JobRunner
     let pages: PageRenderer
     let docs: APIDocumentation
+    /// Job lists as scripts read them, encoded once per change of the jobs table.
+    let responses: ResponseCache
 
     var store: JobStore { runner.store }
     var feed: JobFeed { JobFeed(store: runner.store, events: runner.events) }
@@ -213,9 +215,11 @@ struct JobController {
             }
         }
         guard errors.isEmpty else { throw Problem.invalid(errors) }
-        let jobs = try store.list(filter)
-        let next = jobs.count == filter.limit ? jobs.last.map { Self.link("/api/v1/jobs", filter: filter, cursor: $0.id) } : nil
-        return try JSONResponse.make(object: ["items": jobs.map(Self.resource), "next": orNull(next)])
+        return try responses.json(for: request, tables: ["jobs"]) {
+            let jobs = try store.list(filter)
+            let next = jobs.count == filter.limit ? jobs.last.map { Self.link("/api/v1/jobs", filter: filter, cursor: $0.id) } : nil
+            return try JSONResponse.body(object: ["items": jobs.map(Self.resource), "next": orNull(next)])
+        }
     }
 
     @Sendable func apiShow(request: Request, context: StewardRequestContext) async throws -> Response {

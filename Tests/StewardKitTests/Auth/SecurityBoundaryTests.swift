@@ -308,6 +308,21 @@ struct SecurityBoundaryTests {
         #expect(await cache.standing(of: "ann", now: start.addingTimeInterval(61)) == .locked)
     }
 
+    @Test("class 16: a token owner's groups are read again after at most the re-check interval")
+    func groupCache() {
+        let groups = Mutex(["ops"])
+        let cache = AccountStandingCache(maximumAge: 60) { _ in .usable }
+        let start = Date(timeIntervalSince1970: 1_000_000)
+        let lookup: (String) -> [String] = { _ in groups.withLock { $0 } }
+        #expect(cache.groups(of: "ann", now: start, lookup: lookup) == ["ops"])
+        groups.withLock { $0 = [] }
+        #expect(cache.groups(of: "ann", now: start.addingTimeInterval(30), lookup: lookup) == ["ops"])
+        #expect(cache.groups(of: "ann", now: start.addingTimeInterval(61), lookup: lookup) == [])
+        // A clock that went back is not trusted to keep an entry.
+        groups.withLock { $0 = ["ops"] }
+        #expect(cache.groups(of: "ann", now: start, lookup: lookup) == ["ops"])
+    }
+
     @Test("class 16: the real shadow database: root exists here, a made-up name does not")
     func realStanding() {
         #expect(AccountStanding.read(user: "steward-test-no-such-user") == .deleted)
