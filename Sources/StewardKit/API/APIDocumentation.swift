@@ -44,11 +44,11 @@ public final class APIDocumentation: Sendable {
         let docs: APIDocumentation
         let tag: String
 
-        /// An operation with one reply whose description is its summary (the common case); `schema: nil` for a reply
-        /// without a body (204), `contentType` for one that is not JSON (downloads).
+        /// An operation with one reply whose description is its summary (the common case). Every reply names its schema
+        /// (a component that exists), or `nil` for a reply without a body (204); `contentType` for one that is not JSON.
         func callAsFunction(
             _ method: HTTPRequest.Method, _ path: String, _ operation: String, _ summary: String, parameters: [APIOperation.Parameter] = [],
-            request: String? = nil, status: Int = 200, schema: String? = "Object", contentType: String = "application/json"
+            request: String? = nil, status: Int = 200, schema: String?, contentType: String = "application/json"
         ) {
             docs.add(
                 APIOperation(
