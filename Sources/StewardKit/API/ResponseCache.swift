@@ -55,27 +55,34 @@ final class ResponseCache: Sendable {
         let body: ByteBuffer
     }
     let versions: TableVersions
-    let capacity: Int
-    private let entries = Mutex<[String: Entry]>([:])
+    /// At most this many bytes of answers are kept (distinct queries, cursors and filters each make an entry).
+    let capacityBytes: Int
+    private let entries = Mutex<(byKey: [String: Entry], bytes: Int)>(([:], 0))
 
-    init(versions: TableVersions, capacity: Int = 256) {
+    init(versions: TableVersions, capacityBytes: Int = 16 << 20) {
         self.versions = versions
-        self.capacity = capacity
+        self.capacityBytes = capacityBytes
     }
+
+    /// Bytes held now, for tests.
+    var bytesHeld: Int { entries.withLock { $0.bytes } }
 
     /// The JSON answer for `request`, from the cache while `tables` are unchanged, else made by `make` and kept.
     func json(for request: Request, tables: [String], make: () throws -> ByteBuffer) rethrows -> Response {
         let key = request.uri.description
         let version = versions.version(of: tables)
         let body: ByteBuffer
-        if let cached = entries.withLock({ $0[key] }), cached.version == version {
+        if let cached = entries.withLock({ $0.byKey[key] }), cached.version == version {
             body = cached.body
         } else {
             body = try make()
             entries.withLock { entries in
-                // Many distinct queries (cursors, filters): start again rather than grow without bound.
-                if entries.count >= capacity, entries[key] == nil { entries.removeAll(keepingCapacity: true) }
-                entries[key] = Entry(version: version, body: body)
+                entries.bytes -= entries.byKey[key]?.body.readableBytes ?? 0
+                // Past the cap (many distinct queries): start again rather than grow without bound.
+                if entries.bytes + body.readableBytes > capacityBytes { entries = ([:], 0) }
+                guard body.readableBytes <= capacityBytes else { return }
+                entries.byKey[key] = Entry(version: version, body: body)
+                entries.bytes += body.readableBytes
             }
         }
         return Response(status: .ok, headers: [.contentType: "application/json", .cacheControl: "no-store"], body: .init(byteBuffer: body))

@@ -80,38 +80,39 @@ public struct StewardServer {
         try sshIdentity.prepare()
         let hostStore = HostStore(database: database)
         let hostKeys = HostKeyStore(database: database, identity: sshIdentity)
-        var handlers = extraJobHandlers
-        handlers[DatabaseMaintenance.kind] = DatabaseMaintenance.handler(database: database, path: dataDirectory.databasePath)
-        handlers[HostCheck.kind] = HostCheck.handler(hosts: hostStore, keys: hostKeys)
+        var handlers = JobHandlerSet()
+        try handlers.add(contentsOf: extraJobHandlers)
+        try handlers.add(DatabaseMaintenance.kind, DatabaseMaintenance.handler(database: database, path: dataDirectory.databasePath))
+        try handlers.add(HostCheck.kind, HostCheck.handler(hosts: hostStore, keys: hostKeys))
         let repository = ConfigRepository(dataDirectory: dataDirectory)
         try repository.prepare()
         var engine = Engine(database: database, hosts: hostStore, keys: hostKeys, repository: repository, dataDirectory: dataDirectory)
         // Under privilege separation the panel host's own work goes to the root helper.
         engine.panel = helper
         try engine.prepare()
-        handlers[Engine.kind] = engine.handler()
-        handlers[Engine.adhocKind] = engine.handler()
-        handlers[Engine.factsKind] = engine.factsHandler()
+        try handlers.add(Engine.kind, engine.handler())
+        try handlers.add(Engine.adhocKind, engine.handler())
+        try handlers.add(Engine.factsKind, engine.factsHandler())
         let backups = BackupService(
             store: BackupStore(database: database, sealer: SecretSealer(masterKey: secret, purpose: "steward backup repository password")),
             hosts: hostStore, identity: sshIdentity, dataDirectory: dataDirectory,
             runner: helper.map { PanelAwareRunner(helper: $0) as any ProcessRunning } ?? LocalProcessRunner(),
             sensitive: SensitivePaths(
                 dataDirectory: dataDirectory.path, tlsKeyPath: configuration.tlsKeyPath, extra: configuration.sensitivePaths))
-        handlers.merge(backups.handlers()) { first, _ in first }
-        let secretForRollouts = secret
+        try handlers.add(contentsOf: backups.handlers())
+        // One channel store and one sender for the rollouts' approval mails and the alert notifier.
+        let channelStore = NotificationChannelStore(database: database, masterKey: secret)
+        let sender = NotificationSender(scratchDirectory: dataDirectory.path)
         let rollouts = RolloutService(
-            database: database, engine: engine, hosts: hostStore,
-            channels: NotificationChannelStore(database: database, masterKey: secretForRollouts),
-            sender: NotificationSender(scratchDirectory: dataDirectory.path), baseURL: configuration.publicBaseURL)
-        handlers.merge(rollouts.handlers()) { first, _ in first }
+            database: database, engine: engine, hosts: hostStore, channels: channelStore, sender: sender, baseURL: configuration.publicBaseURL)
+        try handlers.add(contentsOf: rollouts.handlers())
         let retention = RetentionService(
             database: database, databasePath: dataDirectory.databasePath, graceMinutes: configuration.retentionGraceMinutes,
             sessionIdleMinutes: configuration.sessionIdleMinutes)
-        handlers[RetentionService.kind] = retention.handler()
+        try handlers.add(RetentionService.kind, retention.handler())
         let jobStore = JobStore(database: database)
         let runner = JobRunner(
-            store: jobStore, events: JobEvents(), handlers: handlers, processes: processes, concurrency: configuration.jobConcurrency,
+            store: jobStore, events: JobEvents(), handlers: handlers.handlers, processes: processes, concurrency: configuration.jobConcurrency,
             logCap: configuration.jobLogCapBytes, shutdownGrace: .seconds(configuration.shutdownGraceSeconds), logger: logger)
         let interrupted = try await runner.recoverAfterRestart()
         let scheduleStore = ScheduleStore(database: database)
@@ -131,10 +132,9 @@ public struct StewardServer {
         let alertEvaluator = try AlertEvaluator(
             database: database, hosts: hostStore, metrics: metricStore, sources: BuiltinAlerts.sources(database: database) + [BuiltinAlerts.panelDisk(disk)],
             intervalSeconds: configuration.alertIntervalSeconds, logger: logger)
-        let channelStore = NotificationChannelStore(database: database, masterKey: secret)
         let notifier = Notifier(
-            database: database, evaluator: alertEvaluator, channels: channelStore,
-            sender: NotificationSender(scratchDirectory: dataDirectory.path), baseURL: configuration.publicBaseURL, logger: logger)
+            database: database, evaluator: alertEvaluator, channels: channelStore, sender: sender, baseURL: configuration.publicBaseURL,
+            logger: logger)
 
         let navigation = [
             NavigationItem(key: "dashboard", title: "Dashboard", href: "/"),
@@ -198,10 +198,11 @@ public struct StewardServer {
         let monitoring = MonitoringController(dashboard: metricsDashboard, pages: pages, docs: docs)
         monitoring.addRoutes(to: routes)
         AlertsController(evaluator: alertEvaluator, pages: pages, docs: docs).addRoutes(to: routes)
-        NotificationController(channels: channelStore, silences: SilenceStore(database: database), notifier: notifier, docs: docs)
+        let silenceStore = SilenceStore(database: database)
+        NotificationController(channels: channelStore, silences: silenceStore, notifier: notifier, docs: docs)
             .addRoutes(to: routes)
         NotificationPages(
-            channels: channelStore, silences: SilenceStore(database: database), windows: MaintenanceWindowStore(database: database),
+            channels: channelStore, silences: silenceStore, windows: MaintenanceWindowStore(database: database),
             sender: notifier.sender, baseURL: configuration.publicBaseURL, pages: pages
         ).addRoutes(to: routes)
         DashboardController(

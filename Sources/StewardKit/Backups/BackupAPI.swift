@@ -373,7 +373,7 @@ struct BackupAPI {
         let host = try service.hosts.host(id: plan.hostID)?.name
         return try await jobs.enqueue(
             JobRequest(
-                kind: kind, title: "\(label): \(plan.name)", params: "{\"plan_id\":\(plan.id)}", host: host, startedBy: actor.actor,
+                kind: kind, title: "\(label): \(plan.name)", params: BackupPlanJob(planID: plan.id).json, host: host, startedBy: actor.actor,
                 reason: "run now by \(actor.actor)", source: actor.source))
     }
 

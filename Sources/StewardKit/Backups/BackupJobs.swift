@@ -15,12 +15,8 @@ extension BackupService {
         ]
     }
 
-    static func params(_ job: Job) -> [String: Any] {
-        (try? JSONSerialization.jsonObject(with: Data(job.params.utf8)) as? [String: Any]) ?? [:]
-    }
-
     func plan(for job: Job) throws -> BackupPlan {
-        guard let id = (Self.params(job)["plan_id"] as? NSNumber)?.int64Value else { throw JobFailure("the job names no backup plan (plan_id)") }
+        let id = try job.parameters(BackupPlanJob.self).planID
         guard let plan = try store.plan(id: id) else { throw JobFailure("backup plan \(id) no longer exists") }
         return plan
     }
@@ -299,15 +295,15 @@ extension BackupService {
     // MARK: verify
 
     func runCheck(_ context: JobContext) async throws {
-        let params = Self.params(context.job)
-        let plan = try? plan(for: context.job)
-        let repositoryID = plan?.repositoryID ?? (params["repository_id"] as? NSNumber)?.int64Value
+        let params = try context.job.parameters(BackupCheckJob.self)
+        let plan = try params.planID.flatMap { try store.plan(id: $0) }
+        let repositoryID = plan?.repositoryID ?? params.repositoryID
         guard let repositoryID, let repository = try store.repository(id: repositoryID) else {
             throw JobFailure("the repository to check does not exist")
         }
         let target = try target(repository: repository)
         var arguments = ["check"]
-        let subset = plan?.verifyReadDataSubset ?? (params["read_data_subset"] as? String ?? "")
+        let subset = plan?.verifyReadDataSubset ?? params.readDataSubset ?? ""
         if !subset.isEmpty { arguments += ["--read-data-subset", subset] }
         try await holding(repository, context) {
             try store.startRun(
@@ -373,15 +369,12 @@ extension BackupService {
                 "confirm": "\(why); restoring will overwrite files there. To go ahead, type the target path \(request.target) to confirm"
             ])
         }
-        var params: [String: Any] = [
-            "repository_id": repository.id, "snapshot": request.snapshot, "include": request.includes, "target": request.target, "host_id": host.id,
-            "overwrites_live_data": live || occupied,
-        ]
-        if let plan { params["plan_id"] = plan.id }
-        let data = try JSONSerialization.data(withJSONObject: params, options: [.sortedKeys])
+        let params = BackupRestoreJob(
+            repositoryID: repository.id, snapshot: request.snapshot, include: request.includes, target: request.target, hostID: host.id,
+            overwritesLiveData: live || occupied, planID: plan?.id)
         return JobRequest(
             kind: BackupStore.restoreKind, title: "Restore \(request.snapshot.prefix(8)) to \(request.target) on \(host.name)",
-            params: String(decoding: data, as: UTF8.self), host: host.name, startedBy: who.actor,
+            params: params.json, host: host.name, startedBy: who.actor,
             reason: live || occupied ? "confirmed restore over \(request.target)" : "", source: who.source)
     }
 
@@ -394,12 +387,13 @@ extension BackupService {
     }
 
     func runRestore(_ context: JobContext) async throws {
-        let params = Self.params(context.job)
-        guard let repositoryID = (params["repository_id"] as? NSNumber)?.int64Value, let repository = try store.repository(id: repositoryID),
-            let hostID = (params["host_id"] as? NSNumber)?.int64Value, let host = try hosts.host(id: hostID),
-            let snapshot = params["snapshot"] as? String, let targetPath = params["target"] as? String
-        else { throw JobFailure("the restore job's parameters are incomplete") }
-        let includes = params["include"] as? [String] ?? []
+        let params = try context.job.parameters(BackupRestoreJob.self)
+        guard let repository = try store.repository(id: params.repositoryID), let host = try hosts.host(id: params.hostID) else {
+            throw JobFailure("the restore's repository or host no longer exists")
+        }
+        let snapshot = params.snapshot
+        let targetPath = params.target
+        let includes = params.include
         // Checked again here: the job's parameters are stored and could have been written by something else.
         if let problem = Self.snapshotProblem(snapshot) ?? BackupPaths.problem(targetPath)
             ?? includes.lazy.compactMap({ BackupPaths.problem($0) }).first
@@ -407,7 +401,7 @@ extension BackupService {
             throw JobFailure(problem)
         }
         let target = try target(repository: repository, on: host)
-        let planID = (params["plan_id"] as? NSNumber)?.int64Value
+        let planID = params.planID
         try await holding(repository, context) {
             try store.startRun(jobID: context.job.id, kind: "restore", planID: planID, repositoryID: repository.id, hostID: host.id, now: Date())
             let total = try await restoreSize(target: target, snapshot: snapshot, includes: includes)

@@ -403,7 +403,7 @@ struct BackupPages {
         let host = try service.accessHost(repository)
         let job = try await jobs.enqueue(
             JobRequest(
-                kind: BackupStore.checkKind, title: "Verify repository: \(repository.name)", params: "{\"repository_id\":\(repository.id)}",
+                kind: BackupStore.checkKind, title: "Verify repository: \(repository.name)", params: BackupCheckJob(repositoryID: repository.id).json,
                 host: host.name,
                 startedBy: context.actor.actor, reason: "check now by \(context.actor.actor)", source: context.actor.source))
         return pages.redirect(to: "/jobs/\(job.id)", flash: Flash(.success, "Started \"\(job.title)\" as job \(job.id)."))

@@ -234,7 +234,7 @@ public struct BackupStore: Sendable {
 
     /// Create, update or remove the plan's three schedules to match `timing`; pausing disables all of them.
     func syncSchedules(_ db: GRDB.Database, plan: BackupPlan, timing: BackupPlanTiming, hostName: String, owner: String, now: Date) throws {
-        let params = "{\"plan_id\":\(plan.id)}"
+        let params = BackupPlanJob(planID: plan.id).json
         let entries: [(column: String, current: Int64?, settings: ScheduleSettings?, kind: String, label: String)] = [
             ("backup_schedule_id", plan.backupScheduleID, timing.backup, Self.backupKind, "Backup"),
             ("verify_schedule_id", plan.verifyScheduleID, timing.verify, Self.checkKind, "Verify backups"),

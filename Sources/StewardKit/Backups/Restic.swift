@@ -183,13 +183,22 @@ public enum ResticDiagnosis {
     }
 }
 
-/// A short duration: "45 s", "3 min", "2 h 5 min".
+/// Durations in words, the one formatter for every page and message: "45 s", "3 min", "2 h 5 min".
 public enum DurationText {
+    /// About how long, to the largest unit and the next: "45 s", "3 min", "2 h 5 min" (an estimate, a run time).
     public static func format(seconds: Double) -> String {
         let total = Int(seconds.rounded())
         if total < 60 { return "\(total) s" }
         if total < 3600 { return "\(total / 60) min" }
         let minutes = (total % 3600) / 60
         return minutes == 0 ? "\(total / 3600) h" : "\(total / 3600) h \(minutes) min"
+    }
+
+    /// Exactly, to the second, leaving out parts that are zero: "90 s" is "1 min 30 s", "5 min", "1 h 0 min 5 s" is
+    /// "1 h 5 s" (a configured window, a query step, a job's duration).
+    public static func exact(seconds: Int) -> String {
+        if seconds == 0 { return "0 s" }
+        let parts = [(seconds / 3600, "h"), (seconds % 3600 / 60, "min"), (seconds % 60, "s")]
+        return parts.filter { $0.0 != 0 }.map { "\($0.0) \($0.1)" }.joined(separator: " ")
     }
 }

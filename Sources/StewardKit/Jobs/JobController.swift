@@ -364,8 +364,7 @@ enum DisplayTime {
     static func duration(from start: Int64?, to end: Int64?) -> String? {
         guard let start else { return nil }
         let seconds = Int(((end ?? EpochMilliseconds.from(Date())) - start) / 1000)
-        if seconds < 60 { return "\(seconds)s" }
-        if seconds < 3600 { return "\(seconds / 60)m \(seconds % 60)s" }
-        return "\(seconds / 3600)h \(seconds % 3600 / 60)m"
+        // Past an hour the seconds are noise.
+        return DurationText.exact(seconds: seconds < 3600 ? seconds : seconds / 60 * 60)
     }
 }

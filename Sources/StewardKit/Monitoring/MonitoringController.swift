@@ -226,11 +226,7 @@ struct MonitoringController {
         text.addingPercentEncoding(withAllowedCharacters: .urlQueryAllowed.subtracting(["&", "=", "+", "#"])) ?? text
     }
 
-    static func durationText(_ milliseconds: Int64) -> String {
-        if milliseconds % 3_600_000 == 0 { return "\(milliseconds / 3_600_000) h" }
-        if milliseconds % 60_000 == 0 { return "\(milliseconds / 60_000) min" }
-        return "\(milliseconds / 1000) s"
-    }
+    static func durationText(_ milliseconds: Int64) -> String { DurationText.exact(seconds: Int(milliseconds / 1000)) }
 
     // MARK: API
 

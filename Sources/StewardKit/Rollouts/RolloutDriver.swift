@@ -168,7 +168,7 @@ public actor RolloutDriver: Service {
         let job = try await jobs.enqueue(
             JobRequest(
                 kind: RolloutService.waveKind, title: "Rollout #\(rollout.id) wave \(next.number): \(rollout.title)",
-                params: "{\"rollout_id\":\(rollout.id),\"wave\":\(next.number)}", host: next.hosts.count == 1 ? next.hosts[0] : nil,
+                params: RolloutJob(rolloutID: rollout.id, wave: next.number).json, host: next.hosts.count == 1 ? next.hosts[0] : nil,
                 startedBy: "rollout #\(rollout.id)",
                 reason: "wave \(next.number) of \(waves.count)" + (next.number == 1 && rollout.canary > 0 ? " (canary)" : "")))
         watch(job: job.id)

@@ -8,9 +8,8 @@ extension RolloutService {
     }
 
     static func ids(_ job: Job) throws -> (rollout: Int64, number: Int) {
-        let params = (try? JSONSerialization.jsonObject(with: Data(job.params.utf8)) as? [String: Any]) ?? [:]
-        guard let id = (params["rollout_id"] as? NSNumber)?.int64Value else { throw JobFailure("the job names no rollout") }
-        return (id, (params["wave"] as? NSNumber)?.intValue ?? (params["revision"] as? NSNumber)?.intValue ?? 0)
+        let params = try job.parameters(RolloutJob.self)
+        return (params.rolloutID, params.wave ?? params.revision ?? 0)
     }
 
     /// The newest event of `task` per host in a job, decoded from the JSON the task's debug message carries.

@@ -216,7 +216,7 @@ public struct RolloutService: Sendable {
         let saved = try self.rollout(id: id)!
         let job = try await jobs.enqueue(
             JobRequest(
-                kind: Self.planKind, title: "Plan rollout #\(id): \(saved.title)", params: "{\"rollout_id\":\(id),\"revision\":\(saved.revision)}",
+                kind: Self.planKind, title: "Plan rollout #\(id): \(saved.title)", params: RolloutJob(rolloutID: id, revision: saved.revision).json,
                 startedBy: who.actor, reason: "plan before approval", source: who.source))
         try await database.write { db in try db.execute(sql: "UPDATE rollouts SET plan_job_id = ? WHERE id = ?", arguments: [job.id, id]) }
         return (try self.rollout(id: id)!, job)

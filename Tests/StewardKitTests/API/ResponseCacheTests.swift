@@ -12,6 +12,20 @@ import Testing
 struct ResponseCacheTests {
     static let jsonBody: HTTPFields = [.contentType: "application/json"]
 
+    @Test("the cache never holds more than its byte cap")
+    func byteCap() throws {
+        let cache = ResponseCache(versions: TableVersions(tables: ["t"]), capacityBytes: 1000)
+        for number in 0..<20 {
+            let request = Request(
+                head: HTTPRequest(method: .get, scheme: "http", authority: "localhost", path: "/x?n=\(number)"), body: RequestBody(buffer: ByteBuffer()))
+            _ = cache.json(for: request, tables: ["t"]) { ByteBuffer(repeating: 0x20, count: 300) }
+            #expect(cache.bytesHeld <= 1000)
+        }
+        let huge = Request(head: HTTPRequest(method: .get, scheme: "http", authority: "localhost", path: "/huge"), body: RequestBody(buffer: ByteBuffer()))
+        _ = cache.json(for: huge, tables: ["t"]) { ByteBuffer(repeating: 0x20, count: 5000) }
+        #expect(cache.bytesHeld <= 1000, "an answer larger than the cap is served but not kept")
+    }
+
     @Test("a table's counter moves on commit only, and a write the update hook cannot detail counts for every table")
     func versionsFollowCommits() throws {
         let database = try DatabaseQueue()
@@ -71,6 +85,10 @@ struct ResponseCacheTests {
                 try await client.execute(uri: "/api/v1/jobs?limit=200", method: .get) { response in
                     try #require(try json(response)["items"] as? [[String: Any]]).count
                 }
+            }
+            // Distinct queries each make an entry, within the byte cap.
+            for number in 0..<50 {
+                try await client.execute(uri: "/api/v1/hosts?n=\(number)", method: .get) { response in #expect(response.status == .ok) }
             }
             let before = try await jobCount()
             _ = try await harness.server.jobs.enqueue(JobRequest(kind: "test.echo", title: "a job for the cache test", startedBy: "test"))
