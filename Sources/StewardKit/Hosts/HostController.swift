@@ -364,7 +364,7 @@ struct HostController {
 
     @Sendable func apiList(request: Request, context: Context) async throws -> Response {
         try responses.json(for: request, tables: ["hosts", "host_groups", "host_group_members"]) {
-            try JSONResponse.body(object: ["items": try store.all().map(Self.resource)])
+            ByteBuffer(bytes: try APIJSON.encode(HostListResource(items: try store.all().map(HostResource.init))))
         }
     }
 
@@ -570,18 +570,8 @@ struct HostController {
 
     static func view(_ host: Host) -> ViewNode { ViewNode(values(host)) }
 
-    static func resource(_ host: Host) -> [String: Any] {
-        [
-            "id": host.id, "name": host.name, "address": host.address, "transport": host.transport.rawValue, "ssh_port": host.sshPort,
-            "ssh_user": host.sshUser, "become": host.become.rawValue, "groups": host.groups, "tags": host.tags,
-            "variables": (try? HostVariables.parse(host.variables).get()) ?? [:], "variables_yaml": host.variables,
-            "metrics_url": orNull(host.metricsURL), "metrics_allow": MetricAllowList(text: host.metricsAllow).patterns, "notes": host.notes,
-            "enabled": host.enabled, "state": host.state.rawValue,
-            "state_detail": orNull(host.stateDetail), "last_seen_at": orNull(host.lastSeenAt.map(RFC3339.string)),
-            "created_at": RFC3339.string(host.createdAt), "updated_at": RFC3339.string(host.updatedAt),
-            "links": ["self": "/api/v1/hosts/\(host.id)", "page": "/hosts/\(host.id)"],
-        ]
-    }
+    /// A host as a dictionary, for answers that add to it (facts); the shape is HostResource's.
+    static func resource(_ host: Host) -> [String: Any] { APIJSON.object(HostResource(host)) }
 }
 
 extension String {

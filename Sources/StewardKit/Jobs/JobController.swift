@@ -218,7 +218,7 @@ struct JobController {
         return try responses.json(for: request, tables: ["jobs"]) {
             let jobs = try store.list(filter)
             let next = jobs.count == filter.limit ? jobs.last.map { Self.link("/api/v1/jobs", filter: filter, cursor: $0.id) } : nil
-            return try JSONResponse.body(object: ["items": jobs.map(Self.resource), "next": orNull(next)])
+            return ByteBuffer(bytes: try APIJSON.encode(JobListResource(items: jobs.map(JobResource.init), next: Nullable(next))))
         }
     }
 
@@ -296,21 +296,8 @@ struct JobController {
         ]
     }
 
-    static func resource(_ job: Job) -> [String: Any] {
-        [
-            "id": job.id, "kind": job.kind, "title": job.title, "state": job.state.rawValue, "host": orNull(job.host),
-            "params": jsonObject(job.params), "started_by": job.startedBy, "reason": job.reason, "schedule_id": orNull(job.scheduleID),
-            "progress": ["percent": orNull(job.progressPercent), "message": job.progressMessage] as [String: Any],
-            "error": orNull(job.error), "cancel_requested_by": orNull(job.cancelRequestedBy),
-            "log_bytes": job.logBytes, "log_truncated": job.logTruncated,
-            "created_at": orNull(RFC3339.string(milliseconds: job.createdAt)), "started_at": orNull(RFC3339.string(milliseconds: job.startedAt)),
-            "finished_at": orNull(RFC3339.string(milliseconds: job.finishedAt)),
-            "links": [
-                "self": "/api/v1/jobs/\(job.id)", "log": "/api/v1/jobs/\(job.id)/log", "cancel": "/api/v1/jobs/\(job.id)/cancel",
-                "page": "/jobs/\(job.id)",
-            ],
-        ]
-    }
+    /// A job as a dictionary, for answers that embed it in a larger one; the shape is JobResource's.
+    static func resource(_ job: Job) -> [String: Any] { APIJSON.object(JobResource(job)) }
 
     static func eventObject(_ event: JobEvent) -> (name: String, id: Int64?, body: [String: Any]) {
         switch event {

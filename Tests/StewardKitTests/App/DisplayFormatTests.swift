@@ -23,3 +23,27 @@ struct DisplayFormatTests {
         #expect(sha256Hex(Array("abc".utf8)) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
     }
 }
+
+@Suite("Codable API resources: the same JSON the dictionaries gave")
+struct APIResourceTests {
+    @Test("free-form values keep their JSON types: booleans stay booleans, whole numbers stay integers")
+    func jsonValues() throws {
+        let value = JSONValue(any: ["flag": true, "port": 8080, "ratio": 0.5, "name": "web", "list": [1, "two"], "none": NSNull()] as [String: Any])
+        let text = String(decoding: try APIJSON.encode(value), as: UTF8.self)
+        #expect(text == #"{"flag":true,"list":[1,"two"],"name":"web","none":null,"port":8080,"ratio":0.5}"#)
+        #expect(JSONValue(text: "not json") == .object([:]) && JSONValue(text: #"{"plan_id":3}"#) == .object(["plan_id": .integer(3)]))
+    }
+
+    @Test("a host and a job write every field, absent ones as null, with their links")
+    func resources() async throws {
+        let harness = try await ServerHarness()
+        let host = try #require(try harness.server.hosts.all().first)
+        let object = APIJSON.object(HostResource(host))
+        #expect(object["name"] as? String == "localhost" && object["metrics_url"] is NSNull && object["state_detail"] != nil)
+        #expect((object["links"] as? [String: String])?["self"] == "/api/v1/hosts/\(host.id)")
+        let job = try await harness.runJob(title: "resource test")
+        let jobObject = APIJSON.object(JobResource(job))
+        #expect(jobObject["schedule_id"] is NSNull && jobObject["title"] as? String == "resource test")
+        #expect((jobObject["progress"] as? [String: Any])?["message"] != nil && jobObject["params"] is [String: Any])
+    }
+}

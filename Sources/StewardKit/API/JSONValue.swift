@@ -1,0 +1,91 @@
+import Foundation
+
+/// Any JSON value, for the parts of a Codable resource that are free-form (a job's parameters, a host's variables).
+public enum JSONValue: Codable, Sendable, Equatable {
+    case null
+    case bool(Bool)
+    case integer(Int64)
+    case number(Double)
+    case string(String)
+    case array([JSONValue])
+    case object([String: JSONValue])
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        if container.decodeNil() {
+            self = .null
+        } else if let value = try? container.decode(Bool.self) {
+            self = .bool(value)
+        } else if let value = try? container.decode(Int64.self) {
+            self = .integer(value)
+        } else if let value = try? container.decode(Double.self) {
+            self = .number(value)
+        } else if let value = try? container.decode(String.self) {
+            self = .string(value)
+        } else if let value = try? container.decode([JSONValue].self) {
+            self = .array(value)
+        } else {
+            self = .object(try container.decode([String: JSONValue].self))
+        }
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        switch self {
+        case .null: try container.encodeNil()
+        case .bool(let value): try container.encode(value)
+        case .integer(let value): try container.encode(value)
+        case .number(let value): try container.encode(value)
+        case .string(let value): try container.encode(value)
+        case .array(let value): try container.encode(value)
+        case .object(let value): try container.encode(value)
+        }
+    }
+
+    /// Stored JSON text; anything that does not parse reads as an empty object, as the API always showed it.
+    public init(text: String) {
+        self = (try? JSONDecoder().decode(JSONValue.self, from: Data(text.utf8))) ?? .object([:])
+    }
+
+    /// A value read from YAML or JSONSerialization (dictionaries, arrays, strings, numbers, booleans, NSNull).
+    public init(any value: Any?) {
+        switch value {
+        case nil, is NSNull: self = .null
+        // Only a real Bool: on Linux a number in `Any` can also cast to Bool.
+        case let value? where type(of: value) == Bool.self: self = .bool(value as? Bool ?? false)
+        case let value as String: self = .string(value)
+        case let value as Int: self = .integer(Int64(value))
+        case let value as Int64: self = .integer(value)
+        case let value as Double: self = .number(value)
+        case let value as NSNumber:
+            self = String(cString: value.objCType) == "c" ? .bool(value.boolValue) : value.doubleValue.rounded() == value.doubleValue && abs(value.doubleValue) < 9e15 ? .integer(value.int64Value) : .number(value.doubleValue)
+        case let value as [Any]: self = .array(value.map { JSONValue(any: $0) })
+        case let value as [String: Any]: self = .object(value.mapValues { JSONValue(any: $0) })
+        default: self = .string(String(describing: value!))
+        }
+    }
+}
+
+/// The API's JSON encoder: keys sorted (equal resources are equal bytes), slashes as they are.
+enum APIJSON {
+    static func encode(_ value: some Encodable) throws -> Data {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return try encoder.encode(value)
+    }
+
+    /// A resource as a dictionary, for answers that still embed it in a larger dictionary.
+    static func object(_ value: some Encodable) -> [String: Any] {
+        (try? encode(value)).flatMap { try? JSONSerialization.jsonObject(with: $0) as? [String: Any] } ?? [:]
+    }
+}
+
+/// An optional value that the API writes as null rather than leaving out (synthesized Encodable drops nil optionals).
+struct Nullable<Wrapped: Encodable & Sendable>: Encodable, Sendable {
+    var value: Wrapped?
+    init(_ value: Wrapped?) { self.value = value }
+    func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        if let value { try container.encode(value) } else { try container.encodeNil() }
+    }
+}
