@@ -77,66 +77,23 @@ struct AuditController {
     /// reads as the pages' other times, with the stored value kept in parentheses:
     /// `"expires_at":"2026-12-06 01:20:00 UTC (1796520000000)"`. Everything else, and the stored row, is unchanged.
     static func displayJSON(_ json: String) -> String {
-        let bytes = Array(json.utf8)
-        let quote = UInt8(ascii: "\""), backslash = UInt8(ascii: "\\")
-        func isDigit(_ byte: UInt8) -> Bool { byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9") }
-        func skipSpace(_ start: Int) -> Int {
-            var index = start
-            while index < bytes.count, [0x20, 0x09, 0x0A, 0x0D].contains(bytes[index]) { index += 1 }
-            return index
+        guard let value = try? JSONDecoder().decode(JSONValue.self, from: Data(json.utf8)),
+            let data = try? APIJSON.encode(readableTimes(value, key: nil))
+        else { return json }
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    static func readableTimes(_ value: JSONValue, key: String?) -> JSONValue {
+        switch value {
+        case .object(let members): return .object(Dictionary(uniqueKeysWithValues: members.map { ($0, readableTimes($1, key: $0)) }))
+        case .array(let items): return .array(items.map { readableTimes($0, key: nil) })
+        case .integer(let number) where key.map(isTimeKey) == true && plausibleMilliseconds.contains(number):
+            return .string("\(DisplayTime.text(number)) (\(number))")
+        case .string(let text) where key.map(isTimeKey) == true && text.count <= 15 && text.allSatisfy({ ("0"..."9").contains($0) }):
+            guard let number = Int64(text), plausibleMilliseconds.contains(number) else { return value }
+            return .string("\(DisplayTime.text(number)) (\(number))")
+        default: return value
         }
-        // From an opening quote to just past its closing quote.
-        func stringEnd(_ start: Int) -> Int {
-            var index = start + 1
-            while index < bytes.count {
-                if bytes[index] == backslash {
-                    index += 2
-                } else if bytes[index] == quote {
-                    return index + 1
-                } else {
-                    index += 1
-                }
-            }
-            return bytes.count
-        }
-        var output: [UInt8] = []
-        output.reserveCapacity(bytes.count + 64)
-        var index = 0
-        while index < bytes.count {
-            guard bytes[index] == quote else {
-                output.append(bytes[index])
-                index += 1
-                continue
-            }
-            let end = stringEnd(index)
-            output.append(contentsOf: bytes[index..<end])
-            let colon = skipSpace(end)
-            let key = String(decoding: bytes[min(index + 1, end)..<max(index + 1, end - 1)], as: UTF8.self)
-            index = end
-            guard colon < bytes.count, bytes[colon] == UInt8(ascii: ":"), isTimeKey(key) else { continue }
-            let valueStart = skipSpace(colon + 1)
-            guard valueStart < bytes.count else { continue }
-            let valueEnd: Int
-            let digits: ArraySlice<UInt8>
-            if bytes[valueStart] == quote {
-                valueEnd = stringEnd(valueStart)
-                digits = bytes[min(valueStart + 1, valueEnd)..<max(valueStart + 1, valueEnd - 1)]
-            } else {
-                var cursor = valueStart
-                while cursor < bytes.count, isDigit(bytes[cursor]) { cursor += 1 }
-                // 1.5 or 1e12 is not a count of milliseconds.
-                if cursor < bytes.count, [UInt8(ascii: "."), UInt8(ascii: "e"), UInt8(ascii: "E")].contains(bytes[cursor]) { continue }
-                valueEnd = cursor
-                digits = bytes[valueStart..<valueEnd]
-            }
-            guard !digits.isEmpty, digits.count <= 15, digits.allSatisfy(isDigit),
-                let milliseconds = Int64(String(decoding: digits, as: UTF8.self)), plausibleMilliseconds.contains(milliseconds)
-            else { continue }
-            output.append(contentsOf: bytes[end..<valueStart])
-            output.append(contentsOf: "\"\(DisplayTime.text(milliseconds)) (\(milliseconds))\"".utf8)
-            index = valueEnd
-        }
-        return String(decoding: output, as: UTF8.self)
     }
 
     /// Keys whose integer values are epoch milliseconds.

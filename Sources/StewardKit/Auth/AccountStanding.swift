@@ -49,41 +49,53 @@ public enum AccountStanding: Sendable, Equatable {
 public final class AccountStandingCache: Sendable {
     let lookup: @Sendable (String) async -> AccountStanding
     let maximumAge: TimeInterval
-    let entries = Mutex<[String: (standing: AccountStanding, at: Date)]>([:])
+    let standings: PerUserCache<AccountStanding>
+    let groupLists: PerUserCache<[String]>
 
     public init(
         maximumAge: TimeInterval = 60, lookup: @escaping @Sendable (String) async -> AccountStanding = { AccountStanding.read(user: $0) }
     ) {
         self.lookup = lookup
         self.maximumAge = maximumAge
+        standings = PerUserCache(maximumAge: maximumAge)
+        groupLists = PerUserCache(maximumAge: maximumAge)
     }
 
     public func standing(of user: String, now: Date = Date()) async -> AccountStanding {
-        if let cached = entries.withLock({ $0[user] }), now.timeIntervalSince(cached.at) < maximumAge, now >= cached.at {
-            return cached.standing
-        }
+        if let cached = standings.value(for: user, now: now) { return cached }
         let fresh = await lookup(user)
-        entries.withLock { entries in
-            if entries.count > 10_000 { entries.removeAll() }
-            entries[user] = (fresh, now)
-        }
+        standings.store(fresh, for: user, now: now)
         return fresh
     }
-
-    let groupEntries = Mutex<[String: (groups: [String], at: Date)]>([:])
 
     /// A token owner's Unix groups, read through `lookup` (NSS) at most once per `maximumAge`, like the standing:
     /// a script's every request would otherwise read the group database, and a group change reaches tokens within
     /// the same re-check interval as a locked or expired account does. Sign-in always reads afresh.
     public func groups(of user: String, now: Date = Date(), lookup: (String) -> [String]) -> [String] {
-        if let cached = groupEntries.withLock({ $0[user] }), now.timeIntervalSince(cached.at) < maximumAge, now >= cached.at {
-            return cached.groups
-        }
+        if let cached = groupLists.value(for: user, now: now) { return cached }
         let fresh = lookup(user)
-        groupEntries.withLock { entries in
-            if entries.count > 10_000 { entries.removeAll() }
-            entries[user] = (fresh, now)
-        }
+        groupLists.store(fresh, for: user, now: now)
         return fresh
+    }
+}
+
+/// Values per user, each trusted for `maximumAge` from when it was read (and not at all if the clock went back);
+/// past 10,000 users it starts again.
+final class PerUserCache<Value: Sendable>: Sendable {
+    let maximumAge: TimeInterval
+    private let entries = Mutex<[String: (value: Value, at: Date)]>([:])
+
+    init(maximumAge: TimeInterval) { self.maximumAge = maximumAge }
+
+    func value(for user: String, now: Date) -> Value? {
+        guard let cached = entries.withLock({ $0[user] }), now.timeIntervalSince(cached.at) < maximumAge, now >= cached.at else { return nil }
+        return cached.value
+    }
+
+    func store(_ value: Value, for user: String, now: Date) {
+        entries.withLock { entries in
+            if entries.count > 10_000 { entries.removeAll() }
+            entries[user] = (value, now)
+        }
     }
 }

@@ -15,7 +15,7 @@ struct HostController {
     /// The hosts list as scripts read it, encoded once per change of the hosts and their groups.
     let responses: ResponseCache
     /// The host's newest filesystem figures for the facts section, so the host page and the dashboard agree.
-    var dashboard: MetricsDashboard? = nil
+    let dashboard: MetricsDashboard
 
     func addRoutes(to routes: Routes) {
         routes.get("/hosts", .view, use: listPage)
@@ -139,7 +139,7 @@ struct HostController {
         }
         view["operator"] = context.identity?.permissions.contains(.operate) ?? false
         if let facts = try HostFacts.latest(store.database, hostID: host.id) {
-            let live = dashboard?.filesystems(hostID: host.id, now: EpochMilliseconds.from(Date())) ?? []
+            let live = dashboard.filesystems(hostID: host.id, now: EpochMilliseconds.from(Date()))
             view["facts"] = facts.view(live: live)
         }
         view["jobs"] = try recentJobs(host).map(JobController.view)
