@@ -8,7 +8,7 @@ RUN_APT_PACKAGES := libpam0g-dev libsqlite3-dev openssh-client ansible-core git 
 TEST_APT_PACKAGES := chromium chromium-driver libpam-wrapper openssh-server debootstrap prometheus-node-exporter prometheus python3-aiosmtpd curl apt-utils rpm createrepo-c
 BENCH_APT_PACKAGES := wrk nginx-light
 PYTHON ?= python3
-PIP_PACKAGES := selenium==4.38.0 pytest openapi-spec-validator==0.9.0
+PIP_PACKAGES := selenium==4.38.0 pytest openapi-spec-validator==0.9.0 openapi-python-client==0.29.1 schemathesis==4.32.5
 DATA ?= /var/lib/steward
 PREFIX ?= /usr/local
 STEWARD_FLAGS ?=
@@ -37,7 +37,7 @@ deps:
 ## test-deps: and the Debian and PyPI packages that only the tests use.
 test-deps: deps
 	$(call apt_ensure,$(TEST_APT_PACKAGES))
-	@$(PYTHON) -c "import selenium, pytest, openapi_spec_validator" 2>/dev/null || $(PYTHON) -m pip install --quiet $(PIP_PACKAGES)
+	@$(PYTHON) -c "import selenium, pytest, openapi_spec_validator, openapi_python_client, schemathesis" 2>/dev/null || $(PYTHON) -m pip install --quiet $(PIP_PACKAGES)
 
 build: test-deps
 	swift build

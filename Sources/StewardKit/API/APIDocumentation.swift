@@ -12,6 +12,26 @@ public struct APIOperation: Sendable {
         let type: String
         let description: String
         var enumValues: [String]? = nil
+        /// Bounds and a pattern, so a client (and a fuzzer) knows which values are accepted.
+        var minimum: Int? = nil
+        var maximum: Int? = nil
+        var pattern: String? = nil
+        var required: Bool? = nil
+        var defaultValue: Int? = nil
+
+        /// `limit`: a page size from 1 to `maximum`.
+        static func limit(default value: Int, maximum: Int) -> Parameter {
+            Parameter(
+                name: "limit", location: .query, type: "integer", description: "at most this many (default \(value))", minimum: 1, maximum: maximum,
+                defaultValue: value)
+        }
+
+        /// `cursor`: the id from the previous page's next link.
+        static var cursor: Parameter {
+            Parameter(
+                name: "cursor", location: .query, type: "integer", description: "the cursor from the previous page's next link", minimum: 1,
+                maximum: Int(Int64.max))
+        }
     }
     public struct Reply: Sendable {
         let status: Int
@@ -26,6 +46,7 @@ public struct APIOperation: Sendable {
     let tag: String
     var parameters: [Parameter] = []
     var requestSchema: String? = nil
+    var requestContentType = "application/json"
     var replies: [Reply]
 }
 
@@ -70,22 +91,27 @@ public final class APIDocumentation: Sendable {
                 entry["parameters"] = op.parameters.map { parameter -> [String: Any] in
                     var schema: [String: Any] = ["type": parameter.type]
                     if let values = parameter.enumValues { schema["enum"] = values }
+                    if let minimum = parameter.minimum { schema["minimum"] = minimum }
+                    if let maximum = parameter.maximum { schema["maximum"] = maximum }
+                    if let pattern = parameter.pattern { schema["pattern"] = pattern }
+                    if let value = parameter.defaultValue { schema["default"] = value }
                     return [
-                        "name": parameter.name, "in": parameter.location.rawValue, "required": parameter.location == .path,
+                        "name": parameter.name, "in": parameter.location.rawValue,
+                        "required": parameter.required ?? (parameter.location == .path),
                         "description": parameter.description, "schema": schema,
                     ]
                 }
             }
             if let request = op.requestSchema {
-                entry["requestBody"] = ["required": true, "content": ["application/json": ["schema": ["$ref": "#/components/schemas/\(request)"]]]]
+                entry["requestBody"] = ["required": true, "content": [op.requestContentType: ["schema": ["$ref": "#/components/schemas/\(request)"]]]]
             }
             var responses: [String: Any] = [:]
             for reply in op.replies {
                 var response: [String: Any] = ["description": reply.description]
                 if let schema = reply.schema {
-                    let schemaObject: [String: Any] =
-                        reply.contentType == "application/json" || reply.contentType == "application/problem+json"
-                        ? ["$ref": "#/components/schemas/\(schema)"] : ["type": "string"]
+                    // A log stream or a file is a string; a structured reply (JSON, or a YAML rule file) names its schema.
+                    let structured = ["application/json", "application/problem+json", "application/yaml; charset=utf-8"].contains(reply.contentType)
+                    let schemaObject: [String: Any] = structured ? ["$ref": "#/components/schemas/\(schema)"] : ["type": "string"]
                     response["content"] = [reply.contentType: ["schema": schemaObject]]
                 }
                 responses[String(reply.status)] = response
@@ -107,8 +133,7 @@ public final class APIDocumentation: Sendable {
             ],
             "paths": paths,
             "components": [
-                "schemas": APISchemas.all.merging(MonitoringController.schemas) { a, _ in a }.merging(AlertsController.schemas) { a, _ in a }
-                    .merging(NotificationController.schemas) { a, _ in a }.merging(APISchemas.areas) { a, _ in a }
+                "schemas": APISchemas.all.merging(MonitoringController.schemas) { a, _ in a }.merging(APISchemas.areas) { a, _ in a }
             ],
         ]
     }
@@ -190,6 +215,12 @@ enum APISchemas {
             "SchedulePreview": [
                 "type": "object", "required": ["next_fire_times"],
                 "properties": ["next_fire_times": ["type": "array", "items": ["type": "string", "format": "date-time"]]],
+            ],
+            "OpenAPIDocument": [
+                "type": "object", "required": ["openapi", "info", "paths", "components"],
+                "properties": [
+                    "openapi": ["type": "string"], "info": ["type": "object"], "paths": ["type": "object"], "components": ["type": "object"],
+                ],
             ],
             "Health": ["type": "object", "properties": ["status": ["type": "string"], "version": ["type": "string"]]],
         ]

@@ -7,7 +7,7 @@ extension APISchemas {
     static var areas: [String: Any] {
         var schemas: [String: Any] = [:]
         let parts: [[String: Any]] = [
-            hostSchemas, accountSchemas, engineSchemas, backupRepositorySchemas, backupPlanSchemas, retentionSchemas, rolloutSchemas,
+            hostSchemas, accountSchemas, engineSchemas, backupRepositorySchemas, backupPlanSchemas, retentionSchemas, rolloutSchemas, alertSchemas,
         ]
         for part in parts { schemas.merge(part) { a, _ in a } }
         return schemas
@@ -15,30 +15,30 @@ extension APISchemas {
 
     // MARK: building blocks
 
-    private static var string: [String: Any] { ["type": "string"] }
-    private static var integer: [String: Any] { ["type": "integer"] }
-    private static var number: [String: Any] { ["type": "number"] }
-    private static var boolean: [String: Any] { ["type": "boolean"] }
-    private static var dateTime: [String: Any] { ["type": "string", "format": "date-time"] }
-    private static var strings: [String: Any] { ["type": "array", "items": ["type": "string"] as [String: Any]] }
+    static var string: [String: Any] { ["type": "string"] }
+    static var integer: [String: Any] { ["type": "integer"] }
+    static var number: [String: Any] { ["type": "number"] }
+    static var boolean: [String: Any] { ["type": "boolean"] }
+    static var dateTime: [String: Any] { ["type": "string", "format": "date-time"] }
+    static var strings: [String: Any] { ["type": "array", "items": ["type": "string"] as [String: Any]] }
 
-    private static func ref(_ name: String) -> [String: Any] { ["$ref": "#/components/schemas/\(name)"] }
-    private static func nullable(_ type: String) -> [String: Any] { ["type": [type, "null"]] }
-    private static func nullOr(_ schema: [String: Any]) -> [String: Any] { ["anyOf": [schema, ["type": "null"] as [String: Any]]] }
-    private static func arrayOf(_ items: [String: Any]) -> [String: Any] { ["type": "array", "items": items] }
-    private static func described(_ schema: [String: Any], _ description: String) -> [String: Any] {
+    static func ref(_ name: String) -> [String: Any] { ["$ref": "#/components/schemas/\(name)"] }
+    static func nullable(_ type: String) -> [String: Any] { ["type": [type, "null"]] }
+    static func nullOr(_ schema: [String: Any]) -> [String: Any] { ["anyOf": [schema, ["type": "null"] as [String: Any]]] }
+    static func arrayOf(_ items: [String: Any]) -> [String: Any] { ["type": "array", "items": items] }
+    static func described(_ schema: [String: Any], _ description: String) -> [String: Any] {
         var copy = schema
         copy["description"] = description
         return copy
     }
 
     /// An object whose every property is always present.
-    private static func record(_ properties: [String: Any]) -> [String: Any] {
+    static func record(_ properties: [String: Any]) -> [String: Any] {
         ["type": "object", "required": properties.keys.sorted(), "properties": properties]
     }
 
     /// An object with some required properties; `closed` when the handler rejects unknown keys.
-    private static func object(_ properties: [String: Any], required: [String] = [], closed: Bool = false) -> [String: Any] {
+    static func object(_ properties: [String: Any], required: [String] = [], closed: Bool = false) -> [String: Any] {
         var schema: [String: Any] = ["type": "object", "properties": properties]
         if !required.isEmpty { schema["required"] = required }
         if closed { schema["additionalProperties"] = false }
@@ -46,7 +46,7 @@ extension APISchemas {
     }
 
     /// `{"items": [...], "next": null}`: a whole list in one reply, with the paging field always null.
-    private static func page(_ item: String) -> [String: Any] {
+    static func page(_ item: String) -> [String: Any] {
         record(["items": arrayOf(ref(item)), "next": ["type": "null", "description": "always null: the whole list is in items"] as [String: Any]])
     }
 
@@ -345,11 +345,20 @@ extension APISchemas {
             "type": ["array", "string"], "items": ["type": "string"] as [String: Any], "maxItems": 1,
             "description": "the name of a script in the config repo's hooks/ folder (a one-element list); empty for none",
         ]
-        let count: [String: Any] = ["type": ["integer", "string", "null"], "description": "a whole number; empty or null for no rule"]
+        let count: [String: Any] = [
+            "anyOf": [
+                ["type": "integer", "minimum": 0, "maximum": 100_000] as [String: Any],
+                ["type": "string", "pattern": "^ *[0-9]{0,5} *$"] as [String: Any], ["type": "null"] as [String: Any],
+            ],
+            "description": "a whole number from 0 to 100000; empty, 0 or null for no rule",
+        ]
         let wholeNumber: [String: Any] = ["type": ["integer", "string"]]
         let retentionInput: [String: Any] = [
             "keep_last": count, "keep_hourly": count, "keep_daily": count, "keep_weekly": count, "keep_monthly": count, "keep_yearly": count,
-            "keep_within": described(string, "a restic duration such as 7d or 1y2m; empty for none"),
+            "keep_within": [
+                "type": ["string", "null"], "pattern": "^ *([0-9]{1,6}[ymdh])* *$",
+                "description": "a restic duration such as 7d or 1y2m; empty or null for none",
+            ] as [String: Any],
         ]
         let planFields: [String: Any] = [
             "name": described(string, "1 to 100 characters"),
@@ -427,7 +436,7 @@ extension APISchemas {
                 "from": described(string, "YYYY-MM-DD or an RFC 3339 time; left out, open"),
                 "to": described(string, "YYYY-MM-DD or an RFC 3339 time; left out, open"),
                 "reason": described(string, "why the data is held (case, ticket)"),
-            ], required: ["reason"])
+            ], required: ["reason"], closed: true)
         return [
             "DataRetentionRule": record(["field": string, "pattern": described(string, "comma-separated globs"), "days": number]),
             "DataRetentionPolicy": record(policyProperties),

@@ -199,6 +199,48 @@ public struct AlertRuleStore: Sendable {
         try database.read { db in try Row.fetchOne(db, sql: "SELECT * FROM alert_rules WHERE id = ?", arguments: [id]).map(Self.rule) }
     }
 
+    /// State changes, newest first, before the `before` id (the cursor of the previous page).
+    func history(limit: Int, before: Int64?) throws -> [AlertHistoryEntry] {
+        try database.read { db in
+            try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT h.*, r.name AS rule_name FROM alert_history h JOIN alert_rules r ON r.id = h.rule_id
+                    WHERE h.id < ? ORDER BY h.id DESC LIMIT ?
+                    """, arguments: [before ?? Int64.max, limit]
+            ).map { row in
+                AlertHistoryEntry(
+                    id: row["id"], ruleId: row["rule_id"], rule: row["rule_name"], host: row["host_name"], from: row["from_state"],
+                    to: row["to_state"], severity: Nullable(row["severity"] as String?), value: Nullable(row["value"] as Double?),
+                    atMilliseconds: row["at"], detail: Nullable(row["detail"] as String?))
+            }
+        }
+    }
+
+    /// The (rule, host) pairs whose stored state is not normal.
+    func abnormalStates() throws -> [(rule: Int64, host: Int64)] {
+        try database.read { db in
+            try Row.fetchAll(db, sql: "SELECT rule_id, host_id FROM alert_states WHERE state != 'normal'").map { ($0["rule_id"], $0["host_id"]) }
+        }
+    }
+
+    /// For the alert-fatigue view: per rule, how often it began firing and how many notifications it queued since `since`.
+    func fatigue(since: Int64) throws -> (fired: [Int64: Int], notified: [Int64: Int]) {
+        try database.read { db in
+            let fired = try Row.fetchAll(
+                db,
+                sql:
+                    "SELECT rule_id, COUNT(*) AS n FROM alert_history WHERE to_state = 'firing' AND from_state != 'recovering' AND at >= ? GROUP BY rule_id",
+                arguments: [since]
+            ).reduce(into: [Int64: Int]()) { $0[$1["rule_id"]] = $1["n"] }
+            let notified = try Row.fetchAll(
+                db, sql: "SELECT rule_id, COUNT(*) AS n FROM notification_deliveries WHERE created_at >= ? AND rule_id IS NOT NULL GROUP BY rule_id",
+                arguments: [since]
+            ).reduce(into: [Int64: Int]()) { $0[$1["rule_id"]] = $1["n"] }
+            return (fired, notified)
+        }
+    }
+
     static let columns = [
         "name", "builtin", "enabled", "source", "metric", "matchers", "aggregation", "window_seconds", "horizon_seconds", "comparison",
         "warn_threshold", "warn_clear", "crit_threshold", "crit_clear", "for_seconds", "keep_firing_seconds", "no_data", "scope_hosts",

@@ -40,10 +40,7 @@ struct AlertsController {
         docs.add(
             APIOperation(
                 method: .get, path: "/api/v1/alerts/history", operationID: "alertHistory", summary: "State changes, newest first", tag: "alerts",
-                parameters: [
-                    .init(name: "limit", location: .query, type: "integer", description: "at most this many (default 100)"),
-                    .init(name: "cursor", location: .query, type: "integer", description: "the next link's cursor"),
-                ],
+                parameters: [.limit(default: 100, maximum: 1000), .cursor],
                 replies: [.init(status: 200, description: "History", schema: "AlertHistory")]))
         routes.get("/api/v1/alerts/history", .view, use: apiHistory)
         docs.add(
@@ -54,19 +51,20 @@ struct AlertsController {
         docs.add(
             APIOperation(
                 method: .post, path: "/api/v1/alerts/rules", operationID: "createAlertRule", summary: "Create a rule", tag: "alerts",
-                requestSchema: "AlertRule", replies: [.init(status: 201, description: "The rule", schema: "AlertRule")]))
+                requestSchema: "AlertRuleInput", replies: [.init(status: 201, description: "The rule", schema: "AlertRule")]))
         routes.post("/api/v1/alerts/rules", .operate, use: apiCreate)
         docs.add(
             APIOperation(
                 method: .get, path: "/api/v1/alerts/rules/export", operationID: "exportAlertRules",
                 summary: "Metric rules as a Prometheus rule file (promtool check rules accepts it)", tag: "alerts",
-                replies: [.init(status: 200, description: "YAML", schema: "text", contentType: "application/yaml")]))
+                replies: [.init(status: 200, description: "YAML", schema: "PrometheusRuleFileText", contentType: "application/yaml; charset=utf-8")]))
         routes.get("/api/v1/alerts/rules/export", .view, use: apiExport)
         docs.add(
             APIOperation(
                 method: .post, path: "/api/v1/alerts/rules/import", operationID: "importAlertRules",
                 summary: "Create rules from a Prometheus rule file (YAML body): the supported subset, and an error for each other rule",
-                tag: "alerts", replies: [.init(status: 200, description: "Created rules and per-rule errors", schema: "AlertImport")]))
+                tag: "alerts", requestSchema: "PrometheusRuleFileUpload", requestContentType: "application/yaml",
+                replies: [.init(status: 200, description: "Created rules and per-rule errors", schema: "AlertImport")]))
         routes.post("/api/v1/alerts/rules/import", .operate, use: apiImport)
         docs.add(
             APIOperation(
@@ -76,7 +74,7 @@ struct AlertsController {
         docs.add(
             APIOperation(
                 method: .put, path: "/api/v1/alerts/rules/{id}", operationID: "updateAlertRule",
-                summary: "Change a rule (fields left out keep their value)", tag: "alerts", parameters: [id], requestSchema: "AlertRule",
+                summary: "Change a rule (fields left out keep their value)", tag: "alerts", parameters: [id], requestSchema: "AlertRuleInput",
                 replies: [.init(status: 200, description: "The rule", schema: "AlertRule")]))
         routes.put("/api/v1/alerts/rules/:id", .operate, use: apiUpdate)
         docs.add(
@@ -85,112 +83,6 @@ struct AlertsController {
                 summary: "Delete a rule (built-in rules can only be paused)", tag: "alerts", parameters: [id],
                 replies: [.init(status: 204, description: "Deleted", schema: nil)]))
         routes.delete("/api/v1/alerts/rules/:id", .operate, use: apiDelete)
-    }
-
-    static var schemas: [String: Any] {
-        [
-            "AlertRule": ["type": "object", "properties": Dictionary(uniqueKeysWithValues: fields.map { ($0, ["description": $0]) })],
-            "AlertRuleList": ["type": "object", "properties": ["items": ["type": "array", "items": ["$ref": "#/components/schemas/AlertRule"]]]],
-            "AlertList": ["type": "object", "properties": ["items": ["type": "array", "items": ["type": "object"]]]],
-            "AlertImport": [
-                "type": "object",
-                "properties": [
-                    "created": ["type": "array", "items": ["$ref": "#/components/schemas/AlertRule"]],
-                    "errors": ["type": "array", "items": ["type": "object"]],
-                ],
-            ],
-            "AlertHistory": [
-                "type": "object", "properties": ["items": ["type": "array", "items": ["type": "object"]], "next": ["type": ["string", "null"]]],
-            ],
-        ]
-    }
-
-    static let fields = [
-        "name", "enabled", "source", "metric", "matchers", "aggregation", "window_seconds", "horizon_seconds", "comparison", "warn_threshold",
-        "warn_clear", "crit_threshold", "crit_clear", "for_seconds", "keep_firing_seconds", "no_data", "scope_hosts", "scope_groups",
-        "scope_tags", "labels", "summary", "description", "runbook_url", "route", "repeat_seconds",
-    ]
-
-    // MARK: representation
-
-    static func resource(_ rule: AlertRule) -> [String: Any] {
-        [
-            "id": rule.id, "name": rule.name, "builtin": orNull(rule.builtin), "enabled": rule.enabled, "source": rule.source,
-            "metric": rule.metric, "matchers": rule.matchers, "aggregation": rule.aggregation.rawValue, "window_seconds": rule.windowSeconds,
-            "horizon_seconds": rule.horizonSeconds, "comparison": rule.comparison.rawValue, "warn_threshold": orNull(rule.warnThreshold),
-            "warn_clear": orNull(rule.warnClear), "crit_threshold": orNull(rule.critThreshold), "crit_clear": orNull(rule.critClear),
-            "for_seconds": rule.forSeconds, "keep_firing_seconds": rule.keepFiringSeconds, "no_data": rule.noData.rawValue,
-            "scope_hosts": rule.scopeHosts, "scope_groups": rule.scopeGroups, "scope_tags": rule.scopeTags, "labels": rule.labels,
-            "summary": rule.summary, "description": rule.description, "runbook_url": rule.runbookURL, "route": rule.route,
-            "repeat_seconds": rule.repeatSeconds, "updated_at": RFC3339.string(rule.updatedAt), "updated_by": rule.updatedBy,
-            "links": ["self": "/api/v1/alerts/rules/\(rule.id)", "page": "/alerts/rules/\(rule.id)"],
-        ]
-    }
-
-    /// Copy the fields present in a JSON object onto a rule; wrong types are reported per field.
-    static func apply(_ object: [String: Any], to rule: inout AlertRule) throws {
-        var errors: [String: String] = [:]
-        for key in object.keys where !fields.contains(key) && key != "id" && key != "builtin" {
-            errors[key] = "unknown field; accepted: " + fields.joined(separator: ", ")
-        }
-        func string(_ key: String, _ set: (String) -> Void) {
-            guard let value = object[key] else { return }
-            if let text = value as? String { set(text) } else { errors[key] = "must be a string" }
-        }
-        func integer(_ key: String, _ set: (Int) -> Void) {
-            guard let value = object[key] else { return }
-            if !HostController.isBoolean(value), let number = value as? Int { set(number) } else { errors[key] = "must be an integer" }
-        }
-        func number(_ key: String, _ set: (Double?) -> Void) {
-            guard let value = object[key] else { return }
-            if value is NSNull {
-                set(nil)
-            } else if !HostController.isBoolean(value), let number = value as? Double {
-                set(number)
-            } else {
-                errors[key] = "must be a number or null"
-            }
-        }
-        func list(_ key: String, _ set: ([String]) -> Void) {
-            guard let value = object[key] else { return }
-            if let items = value as? [String] { set(items) } else { errors[key] = "must be a list of names" }
-        }
-        func choice<T: RawRepresentable>(_ key: String, _ type: T.Type, _ all: [T], _ set: (T) -> Void) where T.RawValue == String {
-            guard let value = object[key] else { return }
-            if let text = value as? String, let parsed = T(rawValue: text) {
-                set(parsed)
-            } else {
-                errors[key] = "one of " + all.map(\.rawValue).joined(separator: ", ")
-            }
-        }
-        string("name") { rule.name = $0 }
-        if let value = object["enabled"] {
-            if HostController.isBoolean(value), let flag = value as? Bool { rule.enabled = flag } else { errors["enabled"] = "must be true or false" }
-        }
-        string("source") { rule.source = $0 }
-        string("metric") { rule.metric = $0 }
-        string("matchers") { rule.matchers = $0 }
-        choice("aggregation", AlertRule.Aggregation.self, AlertRule.Aggregation.allCases) { rule.aggregation = $0 }
-        integer("window_seconds") { rule.windowSeconds = $0 }
-        integer("horizon_seconds") { rule.horizonSeconds = $0 }
-        choice("comparison", AlertRule.Comparison.self, AlertRule.Comparison.allCases) { rule.comparison = $0 }
-        number("warn_threshold") { rule.warnThreshold = $0 }
-        number("warn_clear") { rule.warnClear = $0 }
-        number("crit_threshold") { rule.critThreshold = $0 }
-        number("crit_clear") { rule.critClear = $0 }
-        integer("for_seconds") { rule.forSeconds = $0 }
-        integer("keep_firing_seconds") { rule.keepFiringSeconds = $0 }
-        choice("no_data", AlertRule.NoData.self, AlertRule.NoData.allCases) { rule.noData = $0 }
-        list("scope_hosts") { rule.scopeHosts = $0 }
-        list("scope_groups") { rule.scopeGroups = $0 }
-        list("scope_tags") { rule.scopeTags = $0 }
-        string("labels") { rule.labels = $0 }
-        string("summary") { rule.summary = $0 }
-        string("description") { rule.description = $0 }
-        string("runbook_url") { rule.runbookURL = $0 }
-        string("route") { rule.route = $0 }
-        integer("repeat_seconds") { rule.repeatSeconds = $0 }
-        guard errors.isEmpty else { throw Problem.invalid(errors) }
     }
 
     // MARK: API
@@ -203,29 +95,29 @@ struct AlertsController {
     }
 
     @Sendable func apiRules(request: Request, context: StewardRequestContext) async throws -> Response {
-        try JSONResponse.make(object: ["items": try rules.all().map(Self.resource)])
+        try APIJSON.response(ItemList(items: try rules.all().map(AlertRuleResource.init)))
     }
 
     @Sendable func apiRule(request: Request, context: StewardRequestContext) async throws -> Response {
-        try JSONResponse.make(object: Self.resource(try loadRule(context)))
+        try APIJSON.response(AlertRuleResource(try loadRule(context)))
     }
 
     @Sendable func apiCreate(request: Request, context: StewardRequestContext) async throws -> Response {
         var rule = AlertRule()
-        try Self.apply(try await JSONResponse.object(from: request, what: "rule fields"), to: &rule)
+        try await APIInputDecoding.decode(AlertRuleInput.self, from: request).apply(to: &rule)
         let problems = rule.problems(knownSources: knownSources)
         guard problems.isEmpty else { throw Problem.invalid(problems) }
         let saved = try rules.create(rule, by: context.actor, now: Date())
-        return try JSONResponse.make(object: Self.resource(saved), status: .created)
+        return try APIJSON.response(AlertRuleResource(saved), status: .created)
     }
 
     @Sendable func apiUpdate(request: Request, context: StewardRequestContext) async throws -> Response {
         var rule = try loadRule(context)
-        try Self.apply(try await JSONResponse.object(from: request, what: "rule fields"), to: &rule)
+        try await APIInputDecoding.decode(AlertRuleInput.self, from: request).apply(to: &rule)
         let problems = rule.problems(knownSources: knownSources)
         guard problems.isEmpty else { throw Problem.invalid(problems) }
         let saved = try rules.update(id: rule.id, rule, by: context.actor, now: Date())
-        return try JSONResponse.make(object: Self.resource(saved ?? rule))
+        return try APIJSON.response(AlertRuleResource(saved ?? rule))
     }
 
     @Sendable func apiDelete(request: Request, context: StewardRequestContext) async throws -> Response {
@@ -248,35 +140,31 @@ struct AlertsController {
         let buffer = try await request.body.collect(upTo: 4 << 20)
         let (parsed, failures) = PrometheusImport.parse(String(buffer: buffer))
         if parsed.isEmpty, failures.count == 1, failures[0].path.isEmpty { throw Problem.invalid(["body": failures[0].message]) }
-        var created: [[String: Any]] = []
-        var errors = failures.map { ["path": $0.path, "alert": $0.alert, "message": $0.message] }
+        var result = AlertImportResult(errors: failures.map { .init(path: $0.path, alert: $0.alert, message: $0.message) })
         for rule in parsed {
             let problems = rule.problems(knownSources: knownSources)
             guard problems.isEmpty else {
-                errors.append([
-                    "path": "", "alert": rule.name,
-                    "message": problems.keys.sorted().map { "\($0): \(problems[$0]!)" }.joined(separator: "; "),
-                ])
+                let message = problems.keys.sorted().map { "\($0): \(problems[$0]!)" }.joined(separator: "; ")
+                result.errors.append(.init(path: "", alert: rule.name, message: message))
                 continue
             }
             do {
-                created.append(Self.resource(try rules.create(rule, by: context.actor, now: Date())))
+                result.created.append(AlertRuleResource(try rules.create(rule, by: context.actor, now: Date())))
             } catch let problem as Problem {
-                errors.append(["path": "", "alert": rule.name, "message": problem.errors?.values.joined(separator: "; ") ?? problem.detail])
+                result.errors.append(.init(path: "", alert: rule.name, message: problem.errors?.values.joined(separator: "; ") ?? problem.detail))
             }
         }
-        return try JSONResponse.make(object: ["created": created, "errors": errors])
+        return try APIJSON.response(result)
     }
 
     /// Live alerts: every state that is not normal, worst first.
     func live() throws -> [(rule: AlertRule, host: Host, state: AlertState)] {
         let allRules = Dictionary(uniqueKeysWithValues: try rules.all().map { ($0.id, $0) })
         let allHosts = Dictionary(uniqueKeysWithValues: try evaluator.hosts.all().map { ($0.id, $0) })
-        let rows = try evaluator.database.read { db in try Row.fetchAll(db, sql: "SELECT rule_id, host_id FROM alert_states WHERE state != 'normal'")
-        }
+        let rows = try rules.abnormalStates()
         let order: [AlertState.Phase: Int] = [.firing: 0, .recovering: 1, .pending: 2, .error: 3, .nodata: 4]
         return rows.compactMap { row -> (AlertRule, Host, AlertState)? in
-            guard let rule = allRules[row["rule_id"]], let host = allHosts[row["host_id"]],
+            guard let rule = allRules[row.rule], let host = allHosts[row.host],
                 let state = evaluator.state(rule: rule.id, host: host.id), state.phase != .normal
             else { return nil }
             return (rule, host, state)
@@ -288,43 +176,17 @@ struct AlertsController {
     }
 
     @Sendable func apiAlerts(request: Request, context: StewardRequestContext) async throws -> Response {
-        let items = try live().map { rule, host, state -> [String: Any] in
-            [
-                "rule_id": rule.id, "rule": rule.name, "host_id": host.id, "host": host.name, "state": state.phase.rawValue,
-                "severity": orNull(state.severity?.rawValue), "value": orNull(state.value.flatMap { $0.isFinite ? $0 : nil }),
-                "since": RFC3339.string(milliseconds: state.since) ?? "", "detail": orNull(state.detail),
-                "summary": AlertText.render(rule.summary, rule: rule, hostName: host.name, state: state),
-                "description": AlertText.render(rule.description, rule: rule, hostName: host.name, state: state),
-                "runbook_url": rule.runbookURL,
-            ]
-        }
-        return try JSONResponse.make(object: ["items": items])
-    }
-
-    func history(limit: Int, before: Int64?) throws -> [Row] {
-        try evaluator.database.read { db in
-            try Row.fetchAll(
-                db,
-                sql: """
-                    SELECT h.*, r.name AS rule_name FROM alert_history h JOIN alert_rules r ON r.id = h.rule_id
-                    WHERE h.id < ? ORDER BY h.id DESC LIMIT ?
-                    """, arguments: [before ?? Int64.max, limit])
-        }
+        try APIJSON.response(ItemList(items: try live().map(LiveAlertResource.init)))
     }
 
     @Sendable func apiHistory(request: Request, context: StewardRequestContext) async throws -> Response {
-        let limit = min(max(request.uri.queryParameters["limit"].flatMap { Int($0) } ?? 100, 1), 1000)
-        let rows = try history(limit: limit, before: request.uri.queryParameters["cursor"].flatMap { Int64($0) })
-        let items = rows.map { row -> [String: Any] in
-            [
-                "id": row["id"] as Int64, "rule_id": row["rule_id"] as Int64, "rule": row["rule_name"] as String, "host": row["host_name"] as String,
-                "from": row["from_state"] as String, "to": row["to_state"] as String, "severity": orNull(row["severity"] as String?),
-                "value": orNull(row["value"] as Double?), "at": RFC3339.string(milliseconds: row["at"]) ?? "",
-                "detail": orNull(row["detail"] as String?),
-            ]
-        }
-        let next: Any = rows.count == limit ? "/api/v1/alerts/history?limit=\(limit)&cursor=\(rows.last?["id"] as Int64? ?? 0)" : NSNull()
-        return try JSONResponse.make(object: ["items": items, "next": next])
+        var query = QueryInput(request)
+        let limit = query.integer("limit", in: 1...1000, default: 100)
+        let cursor = query.cursor()
+        try query.check()
+        let items = try rules.history(limit: limit, before: cursor)
+        let next = items.count == limit ? items.last.map { "/api/v1/alerts/history?limit=\(limit)&cursor=\($0.id)" } : nil
+        return try APIJSON.response(CursorPage(items: items, next: Nullable(next)))
     }
 
     // MARK: pages
@@ -341,30 +203,17 @@ struct AlertsController {
                 "has_runbook": !rule.runbookURL.isEmpty, "has_severity": state.severity != nil,
             ])
         }
-        let history = try self.history(limit: 50, before: nil).map { row in
+        let history = try rules.history(limit: 50, before: nil).map { change in
             ViewNode([
-                "rule_id": row["rule_id"] as Int64, "rule": row["rule_name"] as String, "host": row["host_name"] as String,
-                "from": row["from_state"] as String, "to": row["to_state"] as String, "severity": (row["severity"] as String?) ?? "",
-                "has_severity": (row["severity"] as String?) != nil,
-                "value": (row["value"] as Double?).map { MetricUnit.trim($0, digits: 2) } ?? "",
-                "at": RFC3339.display(EpochMilliseconds.date(row["at"])),
+                "rule_id": change.ruleId, "rule": change.rule, "host": change.host, "from": change.from, "to": change.to,
+                "severity": change.severity.value ?? "", "has_severity": change.severity.value != nil,
+                "value": change.value.value.map { MetricUnit.trim($0, digits: 2) } ?? "",
+                "at": RFC3339.display(EpochMilliseconds.date(change.atMilliseconds)),
             ])
         }
         // The alert-fatigue view: how often each rule fired and notified in the last 7 days.
         let weekAgo = EpochMilliseconds.from(Date()) - 7 * 86_400_000
-        let (fired, notified) = try await evaluator.database.read { db -> ([Int64: Int], [Int64: Int]) in
-            let fired = try Row.fetchAll(
-                db,
-                sql:
-                    "SELECT rule_id, COUNT(*) AS n FROM alert_history WHERE to_state = 'firing' AND from_state != 'recovering' AND at >= ? GROUP BY rule_id",
-                arguments: [weekAgo]
-            ).reduce(into: [Int64: Int]()) { $0[$1["rule_id"]] = $1["n"] }
-            let notified = try Row.fetchAll(
-                db, sql: "SELECT rule_id, COUNT(*) AS n FROM notification_deliveries WHERE created_at >= ? AND rule_id IS NOT NULL GROUP BY rule_id",
-                arguments: [weekAgo]
-            ).reduce(into: [Int64: Int]()) { $0[$1["rule_id"]] = $1["n"] }
-            return (fired, notified)
-        }
+        let (fired, notified) = try rules.fatigue(since: weekAgo)
         let noisiest = notified.values.max() ?? 0
         let ruleRows = try rules.all().map { rule in
             ViewNode([

@@ -27,23 +27,40 @@ struct NotificationPages {
     // MARK: channels
 
     /// The form's fields as the API's JSON object; empty secret and password fields keep the stored ones.
-    static func object(from form: FormBody) -> [String: Any] {
-        var object: [String: Any] = [:]
-        for key in ["name", "match_labels", "url", "smtp_host", "smtp_user", "mail_from", "mail_to", "smtp_ca_file"] {
-            object[key] = (form[key] ?? "").trimmingCharacters(in: .whitespaces)
+    /// The form as the same input the API decodes: text fields trimmed, choices left out keep their value, and a
+    /// ticked "remove" box clears the secret or password.
+    static func input(from form: FormBody) -> ChannelInput {
+        var input = ChannelInput()
+        func text(_ key: String) -> Patch<String> { .value((form[key] ?? "").trimmingCharacters(in: .whitespaces)) }
+        func number(_ key: ChannelInput.CodingKeys) -> Patch<Int> {
+            let value = (form[key.rawValue] ?? "").trimmingCharacters(in: .whitespaces)
+            return Int(value).map { .value($0) } ?? .invalid(field: key.rawValue, message: "must be an integer")
         }
-        // Choices left out keep their current value.
-        for key in ["kind", "min_severity", "smtp_security"] where !(form[key] ?? "").isEmpty { object[key] = form[key] }
-        for key in ["group_wait_seconds", "group_interval_seconds", "smtp_port"] {
-            let text = (form[key] ?? "").trimmingCharacters(in: .whitespaces)
-            object[key] = Int(text) ?? text
+        func choice<T: APIChoice>(_ key: String) -> Patch<T> {
+            guard let value = form[key], !value.isEmpty else { return .absent }
+            return T(rawValue: value).map { .value($0) } ?? .invalid(field: key, message: T.choiceText)
         }
-        object["enabled"] = form["enabled"] == "on"
-        object["send_resolved"] = form["send_resolved"] == "on"
-        for key in ["secret", "password"] where !(form[key] ?? "").isEmpty { object[key] = form[key] }
-        if form["clear_secret"] == "on" { object["secret"] = NSNull() }
-        if form["clear_password"] == "on" { object["password"] = NSNull() }
-        return object
+        input.name = text("name")
+        input.matchLabels = text("match_labels")
+        input.url = text("url")
+        input.smtpHost = text("smtp_host")
+        input.smtpUser = text("smtp_user")
+        input.mailFrom = text("mail_from")
+        input.mailTo = text("mail_to")
+        input.smtpCaFile = text("smtp_ca_file")
+        input.kind = choice("kind")
+        input.minSeverity = choice("min_severity")
+        input.smtpSecurity = choice("smtp_security")
+        input.groupWaitSeconds = number(.groupWaitSeconds)
+        input.groupIntervalSeconds = number(.groupIntervalSeconds)
+        input.smtpPort = number(.smtpPort)
+        input.enabled = .value(form["enabled"] == "on")
+        input.sendResolved = .value(form["send_resolved"] == "on")
+        if let secret = form["secret"], !secret.isEmpty { input.secret = .value(secret) }
+        if let password = form["password"], !password.isEmpty { input.password = .value(password) }
+        if form["clear_secret"] == "on" { input.secret = .null }
+        if form["clear_password"] == "on" { input.password = .null }
+        return input
     }
 
     static func view(_ channel: NotificationChannel) -> [String: Any?] {
@@ -95,7 +112,7 @@ struct NotificationPages {
         let form = try await FormBody.read(request, context: context)
         var channel = base
         do {
-            try NotificationController.apply(Self.object(from: form), to: &channel)
+            try Self.input(from: form).apply(to: &channel)
             let saved = try channels.save(channel, by: context.actor, now: Date())
             return pages.redirect(to: "/settings/channels/\(saved.id)", flash: Flash(.success, "Saved channel \(saved.name)."))
         } catch let problem as Problem {
@@ -180,7 +197,7 @@ struct NotificationPages {
         silence.comment = (form["comment"] ?? "").trimmingCharacters(in: .whitespaces)
         silence.startsAt = EpochMilliseconds.from(Date())
         var errors: [String: String] = [:]
-        if let duration = MonitoringController.duration((form["duration"] ?? "").trimmingCharacters(in: .whitespaces)) {
+        if let duration = TimeText.durationMilliseconds((form["duration"] ?? "").trimmingCharacters(in: .whitespaces)) {
             silence.endsAt = silence.startsAt + duration
         } else {
             errors["duration"] = "a duration such as 30m, 2h or 1d"

@@ -221,7 +221,7 @@ public final class Notifier: Service, @unchecked Sendable {
         let alerts = object["alerts"] as? [[String: Any]] ?? []
         func item(_ entry: [String: Any]) -> NotificationMessage.Item {
             let hostID = (entry["host_id"] as? NSNumber)?.int64Value ?? 0
-            let since = (entry["since"] as? String).flatMap(MonitoringController.time) ?? 0
+            let since = (entry["since"] as? String).flatMap(TimeText.milliseconds) ?? 0
             return NotificationMessage.Item(
                 host: entry["host"] as? String ?? "", hostID: hostID, state: entry["state"] as? String ?? "",
                 severity: entry["severity"] as? String ?? "",

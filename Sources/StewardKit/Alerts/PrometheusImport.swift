@@ -130,7 +130,7 @@ public enum PrometheusImport {
         if severity == .critical { rule.critThreshold = threshold } else { rule.warnThreshold = threshold }
     }
 
-    static func duration(_ text: String) -> Int? { MonitoringController.duration(text).map { Int($0 / 1000) } }
+    static func duration(_ text: String) -> Int? { TimeText.durationMilliseconds(text).map { Int($0 / 1000) } }
 
     /// Prometheus's `{{ $labels.host }}` and `{{ $value }}` (with any pipeline) in Steward's template words.
     static func template(_ text: String) -> String {

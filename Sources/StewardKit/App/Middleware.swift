@@ -94,6 +94,7 @@ struct ErrorPageMiddleware: RouterMiddleware {
     let pages: PageRenderer
     let disk: DiskSpace
     let logger: Logger
+    let routes: RouteTable
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         do {
@@ -112,6 +113,13 @@ struct ErrorPageMiddleware: RouterMiddleware {
             } else if let httpError = error as? HTTPError {
                 status = httpError.status
                 detail = httpError.body ?? (status == .notFound ? "there is no page at \(request.uri.path)" : status.reasonPhrase)
+                // A path that exists, asked with a method it does not answer: 405 and the methods it does (RFC 9110).
+                let allowed = status == .notFound && httpError.body == nil ? routes.methods(at: request.uri.path) : []
+                if !allowed.isEmpty && !allowed.contains(request.method.rawValue) {
+                    let allow = allowed.joined(separator: ", ")
+                    return Problem(status: .methodNotAllowed, detail: "\(request.uri.path) answers \(allow), not \(request.method.rawValue)")
+                        .response(headers: [.allow: allow])
+                }
             } else if let responseError = error as? any HTTPResponseError {
                 status = responseError.status
                 detail = status.reasonPhrase

@@ -184,7 +184,7 @@ public struct StewardServer {
         // Public/ is answered before any session or token lookup: static files need none, and they are most requests.
         router.add(middleware: staticAssets)
         router.add(middleware: IdentityMiddleware(services: access))
-        router.add(middleware: ErrorPageMiddleware(pages: pages, disk: disk, logger: logger))
+        router.add(middleware: ErrorPageMiddleware(pages: pages, disk: disk, logger: logger, routes: routeTable))
         router.add(middleware: OriginCheckMiddleware(allowlist: allowlist))
         router.add(
             middleware: FileMiddleware(
@@ -232,6 +232,8 @@ public struct StewardServer {
         let repositoryLock = RepositoryLock()
         ConfigController(repository: repository, database: database, lock: repositoryLock, pages: pages, docs: docs).addRoutes(to: routes)
         DesiredAccountsController(engine: engine, boundary: accountService.boundary, jobs: runner, lock: repositoryLock, pages: pages, docs: docs).addRoutes(to: routes)
+        // Two areas answering one route would leave one of them dead: refuse to start, naming it.
+        if let route = routeTable.duplicates.first { throw DuplicateRoute(route: route) }
 
         return StewardServer(
             configuration: configuration, dataDirectory: dataDirectory, resources: resources, database: database, jobs: runner, scheduler: scheduler,
@@ -372,4 +374,10 @@ struct StreamCloser: Service {
         try? await gracefulShutdown()
         events.closeAll()
     }
+}
+
+/// Two handlers were registered for one method and path.
+public struct DuplicateRoute: Error, CustomStringConvertible {
+    public let route: String
+    public var description: String { "two handlers were registered for the route \(route)" }
 }

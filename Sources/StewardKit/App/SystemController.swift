@@ -40,7 +40,7 @@ struct SystemController {
         docs.add(
             APIOperation(
                 method: .get, path: "/api/openapi.json", operationID: "openapi", summary: "This document", tag: "system",
-                replies: [.init(status: 200, description: "OpenAPI 3.1 document", schema: nil)]))
+                replies: [.init(status: 200, description: "OpenAPI 3.1 document", schema: "OpenAPIDocument")]))
         routes.get("/api/openapi.json", .view) { _, _ in try JSONResponse.make(object: docs.document()) }
     }
 

@@ -19,10 +19,13 @@ struct AuditController {
                     .init(name: "user", location: .query, type: "string", description: "only events by this user"),
                     .init(name: "action", location: .query, type: "string", description: "an action, or a prefix ending in * (login.*)"),
                     .init(name: "target", location: .query, type: "string", description: "a target, or a prefix ending in * (user:*)"),
-                    .init(name: "since", location: .query, type: "string", description: "RFC 3339 time or YYYY-MM-DD (UTC), inclusive"),
-                    .init(name: "until", location: .query, type: "string", description: "RFC 3339 time or YYYY-MM-DD (UTC), exclusive"),
-                    .init(name: "limit", location: .query, type: "integer", description: "page size, 1-500 (default 100)"),
-                    .init(name: "cursor", location: .query, type: "string", description: "the `next` link's cursor"),
+                    .init(
+                        name: "since", location: .query, type: "string", description: "RFC 3339 time or YYYY-MM-DD (UTC), inclusive",
+                        pattern: Self.timePattern),
+                    .init(
+                        name: "until", location: .query, type: "string", description: "RFC 3339 time or YYYY-MM-DD (UTC), exclusive",
+                        pattern: Self.timePattern),
+                    .limit(default: 100, maximum: 500), .cursor,
                 ],
                 replies: [.init(status: 200, description: "A page of audit events", schema: "AuditList")]))
         routes.get("/api/v1/audit", .audit, use: api)
@@ -45,10 +48,14 @@ struct AuditController {
             if let number = Int(limit), (1...500).contains(number) { filter.limit = number } else { errors["limit"] = "a number from 1 to 500" }
         }
         if let cursor = text("cursor") {
-            if let id = Int64(cursor) { filter.beforeID = id } else { errors["cursor"] = "the cursor from a next link" }
+            if let id = Int64(cursor), id > 0 { filter.beforeID = id } else { errors["cursor"] = "the cursor from a next link" }
         }
         return (filter, errors)
     }
+
+    /// What parseTime reads, for the document: a date, a date with a time, or an RFC 3339 time (the parser decides);
+    /// empty is the same as left out.
+    static let timePattern = "^([0-9]{4}-[0-9]{2}-[0-9]{2}([T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\\.[0-9]+)?)?(Z|[+-][0-9]{2}:[0-9]{2})?)?)?$"
 
     static func parseTime(_ text: String) -> Date? {
         if let date = ISO8601DateFormatter().date(from: text) { return date }

@@ -35,13 +35,49 @@ public struct Identity: Sendable, Equatable {
 /// The permission each route declared, keyed like the router's own endpoint paths ("POST /jobs/{id}/cancel").
 public final class RouteTable: Sendable {
     private let entries = Mutex<[String: Permission]>([:])
+    private let paths = Mutex<[(segments: [Substring], method: String)]>([])
+    private let repeated = Mutex<[String]>([])
 
     public init() {}
 
     static func key(_ method: HTTPRequest.Method, _ path: String) -> String { "\(method.rawValue) \(path)" }
 
     func declare(_ method: HTTPRequest.Method, _ path: RouterPath, _ permission: Permission) {
-        entries.withLock { $0[Self.key(method, path.description)] = permission }
+        let key = Self.key(method, path.description)
+        let isNew = entries.withLock { table in
+            defer { table[key] = permission }
+            return table[key] == nil
+        }
+        if isNew {
+            paths.withLock { $0.append((path.description.split(separator: "/"), method.rawValue)) }
+        } else {
+            repeated.withLock { $0.append(key) }
+        }
+    }
+
+    /// Routes declared twice ("GET /api/v1/hosts"): the server refuses to start with any.
+    public var duplicates: [String] { repeated.withLock { $0 } }
+
+    /// The methods some route answers at a concrete path, for a 405 with Allow instead of a 404.
+    func methods(at path: String) -> [String] {
+        let segments = path.split(separator: "/")
+        let matching = paths.withLock { routes in
+            routes.filter { route in
+                if route.segments.last == "**" { return segments.count >= route.segments.count - 1 && zip(route.segments, segments).allSatisfy(Self.matches) }
+                return route.segments.count == segments.count && zip(route.segments, segments).allSatisfy(Self.matches)
+            }
+        }
+        // The router takes a literal segment over a parameter at each level ("rules/export" before "rules/{id}"), so
+        // only the most literal templates answer this path.
+        func literals(_ route: (segments: [Substring], method: String)) -> [Bool] { route.segments.map { !Self.isParameter($0) } }
+        guard let best = matching.map(literals).max(by: { $0.lexicographicallyPrecedes($1) { !$0 && $1 } }) else { return [] }
+        return Set(matching.filter { literals($0) == best }.map(\.method)).sorted()
+    }
+
+    private static func matches(_ template: Substring, _ segment: Substring) -> Bool { template == segment || isParameter(template) }
+
+    private static func isParameter(_ template: Substring) -> Bool {
+        template.hasPrefix("{") || template.hasPrefix(":") || template == "*" || template == "**"
     }
 
     public func permission(_ method: HTTPRequest.Method, _ endpointPath: String) -> Permission? {

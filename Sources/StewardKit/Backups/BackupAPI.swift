@@ -15,8 +15,12 @@ struct BackupAPI {
     func addRoutes(to routes: Routes) {
         let id = APIOperation.Parameter(name: "id", location: .path, type: "integer", description: "id")
         let snapshot = APIOperation.Parameter(
-            name: "snapshot", location: .path, type: "string", description: "snapshot id (8 to 64 hex digits) or latest")
-        let path = APIOperation.Parameter(name: "path", location: .query, type: "string", description: "absolute path inside the snapshot")
+            name: "snapshot", location: .path, type: "string", description: "snapshot id (8 to 64 hex digits) or latest",
+            pattern: "^([0-9a-f]{8,64}|latest)$")
+        let path = APIOperation.Parameter(
+            name: "path", location: .query, type: "string", description: "absolute path inside the snapshot", pattern: "^/")
+        var filePath = path
+        filePath.required = true
         let add = docs.section("backups")
         add(
             .get, "/api/v1/backups/repositories", "listBackupRepositories", "List repositories with their status line",
@@ -50,7 +54,7 @@ struct BackupAPI {
         routes.get("/api/v1/backups/repositories/:id/snapshots/:snapshot/tree", .view, use: tree)
         add(
             .get, "/api/v1/backups/repositories/{id}/snapshots/{snapshot}/file", "downloadBackupFile", "Download one file of a snapshot",
-            parameters: [id, snapshot, path], schema: "Binary", contentType: "application/octet-stream")
+            parameters: [id, snapshot, filePath], schema: "Binary", contentType: "application/octet-stream")
         routes.get("/api/v1/backups/repositories/:id/snapshots/:snapshot/file", .operate, use: download)
         add(
             .post, "/api/v1/backups/repositories/{id}/snapshots/{snapshot}/restore", "restoreBackupSnapshot",
@@ -297,7 +301,7 @@ struct BackupAPI {
         do {
             return try await body()
         } catch let failure as JobFailure {
-            throw Problem(status: .badGateway, detail: failure.message)
+            throw Problem(status: failure.isConflict ? .conflict : .badGateway, detail: failure.message)
         }
     }
 

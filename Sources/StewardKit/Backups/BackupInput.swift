@@ -6,6 +6,14 @@ struct BackupInput {
     let string: (String) -> String?
     let list: (String) -> [String]?
     let flag: (String) -> Bool?
+    /// Fields of a JSON body whose value has the wrong shape (an object where a number belongs), by name.
+    var typeErrors: [String: String] = [:]
+
+    static let listFields: Set<String> = ["paths", "excludes", "pre_hook", "post_hook"]
+    static let flagFields: Set<String> = ["prune_after_run", "paused"]
+    static let scalarFields: Set<String> = Set(
+        ["alert_after_hours", "host", "keep_within", "name", "repository", "verify_read_data_subset"] + RetentionPolicy.fields
+            + ["backup", "verify", "prune"].flatMap { ["\($0)_cron", "\($0)_time_zone", "\($0)_jitter_seconds", "\($0)_catch_up"] })
 
     init(form: FormBody, checkboxes: [String]) {
         string = { form[$0] }
@@ -18,7 +26,10 @@ struct BackupInput {
         string = { key in
             switch json[key] {
             case let text as String: text
-            case let number as NSNumber: number.stringValue
+            // 3 and 3.0 are the same number in JSON; either is a whole number here.
+            case let number as NSNumber:
+                number.doubleValue.rounded() == number.doubleValue && abs(number.doubleValue) < 1e15
+                    ? String(Int64(number.doubleValue)) : number.stringValue
             case is NSNull: ""
             default: nil
             }
@@ -29,6 +40,19 @@ struct BackupInput {
             return nil
         }
         flag = { key in (json[key] as? NSNumber).map(\.boolValue) }
+        for (key, value) in json where Self.listFields.contains(key) || Self.flagFields.contains(key) || Self.scalarFields.contains(key) {
+            let shape = JSONValue(any: value)
+            switch (shape, Self.listFields.contains(key), Self.flagFields.contains(key)) {
+            case (.array(let items), true, _):
+                if !items.allSatisfy({ if case .string = $0 { true } else { false } }) { typeErrors[key] = "must be a list of strings" }
+            case (.string, true, _): break
+            case (_, true, _): typeErrors[key] = "must be a list of strings, or one string with an item per line"
+            case (.bool, _, true): break
+            case (_, _, true): typeErrors[key] = "must be true or false"
+            case (.object, _, _), (.array, _, _), (.bool, _, _): typeErrors[key] = "must be a number or a string"
+            default: break
+            }
+        }
     }
 
     /// The plan and timing after applying these fields, plus errors for fields that are not even the right type.
@@ -36,7 +60,7 @@ struct BackupInput {
     {
         var plan = base
         var timing = baseTiming
-        var errors: [String: String] = [:]
+        var errors = typeErrors
         if let name = string("name") { plan.name = name.trimmingCharacters(in: .whitespaces) }
         if let host = string("host"), !host.isEmpty {
             if let found = try Int64(host).flatMap({ try hosts.host(id: $0) }) ?? hosts.host(named: host) {

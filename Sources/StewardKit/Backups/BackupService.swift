@@ -115,11 +115,12 @@ public struct BackupService: Sendable {
     }
 
     public func target(repository: BackupRepository, on host: Host) throws -> ResticTarget {
-        if let problem = reachProblem(host: host, repository: repository) { throw JobFailure(problem) }
+        if let problem = reachProblem(host: host, repository: repository) { throw JobFailure(problem, conflict: true) }
         let storage = repository.kind == .sftp ? try hosts.host(id: repository.hostID) : nil
         // Every backup operation honours the enabled switch, on the plan's host and on the repository's.
         for reached in [host, storage].compactMap({ $0 }) where !reached.enabled {
-            throw JobFailure("\(reached.name) is disabled, and Steward runs nothing on a disabled host; enable it on its host page first")
+            throw JobFailure(
+                "\(reached.name) is disabled, and Steward runs nothing on a disabled host; enable it on its host page first", conflict: true)
         }
         return ResticTarget(
             host: host, repository: repository, storageHost: storage, password: try store.password(of: repository), identity: identity,

@@ -32,8 +32,7 @@ struct JobController {
                         enumValues: Job.State.allCases.map(\.rawValue)),
                     .init(name: "kind", location: .query, type: "string", description: "only jobs of this kind"),
                     .init(name: "host", location: .query, type: "string", description: "only jobs for this host"),
-                    .init(name: "limit", location: .query, type: "integer", description: "page size, 1-200 (default 50)"),
-                    .init(name: "cursor", location: .query, type: "string", description: "the `next` link's cursor"),
+                    .limit(default: 50, maximum: 200), .cursor,
                 ],
                 replies: [.init(status: 200, description: "A page of jobs", schema: "JobList")]))
         routes.get("/api/v1/jobs", .view, use: apiList)
@@ -56,7 +55,7 @@ struct JobController {
                 parameters: [
                     idParameter,
                     .init(name: "follow", location: .query, type: "boolean", description: "keep streaming while the job runs (default true)"),
-                    .init(name: "after", location: .query, type: "integer", description: "resume after this chunk sequence number"),
+                    .init(name: "after", location: .query, type: "integer", description: "resume after this chunk sequence number", minimum: 0, maximum: Int(Int64.max)),
                 ],
                 replies: [
                     .init(
@@ -237,8 +236,10 @@ struct JobController {
 
     @Sendable func apiLog(request: Request, context: StewardRequestContext) async throws -> Response {
         let job = try loadJob(context)
-        let follow = request.uri.queryParameters["follow"].map { $0 != "false" && $0 != "0" } ?? true
-        let after = request.uri.queryParameters["after"].flatMap { Int64($0) } ?? 0
+        var query = QueryInput(request)
+        let follow = query.flag("follow", default: true)
+        let after = Int64(query.integer("after", in: 0...Int.max, default: 0))
+        try query.check()
         let feed = self.feed
         let store = self.store
         return Response(

@@ -9,7 +9,12 @@ public typealias JobHandler = @Sendable (JobContext) async throws -> Void
 /// A job failure with a message meant for the person reading the job page.
 public struct JobFailure: Error, CustomStringConvertible {
     public let message: String
-    public init(_ message: String) { self.message = message }
+    /// Refused before anything ran, because of how things are set up (a disabled host): a request answers 409, not 502.
+    public var isConflict = false
+    public init(_ message: String, conflict: Bool = false) {
+        self.message = message
+        isConflict = conflict
+    }
     public var description: String { message }
 }
 

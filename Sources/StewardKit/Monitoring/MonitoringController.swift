@@ -16,8 +16,7 @@ struct MonitoringController {
                 tag: "metrics",
                 parameters: [
                     hostParameter, .init(name: "name", location: .query, type: "string", description: "metric name"),
-                    .init(name: "limit", location: .query, type: "integer", description: "at most this many (default 500)"),
-                    .init(name: "cursor", location: .query, type: "integer", description: "the next link's cursor"),
+                    .limit(default: 500, maximum: 5000), .cursor,
                 ],
                 replies: [.init(status: 200, description: "Series", schema: "MetricSeriesList")]))
         routes.get("/api/v1/metrics/series", .view, use: apiSeries)
@@ -240,11 +239,13 @@ struct MonitoringController {
     }
 
     @Sendable func apiSeries(request: Request, context: StewardRequestContext) async throws -> Response {
+        var input = QueryInput(request)
+        let limit = input.integer("limit", in: 1...5000, default: 500)
+        let cursor = input.cursor() ?? 0
+        try input.check()
         let query = request.uri.queryParameters
         let host = try resolveHost(query["host"].map(String.init))
         let name = query["name"].map(String.init).flatMap { $0.isEmpty ? nil : $0 }
-        let limit = min(max(query["limit"].flatMap { Int($0) } ?? 500, 1), 5000)
-        let cursor = query["cursor"].flatMap { Int64($0) } ?? 0
         let names = Dictionary(uniqueKeysWithValues: try dashboard.hosts.all().map { ($0.id, $0.name) })
         let matching = dashboard.store.series(hostID: host?.id, name: name).filter { $0.id > cursor }.sorted { $0.id < $1.id }
         let page = matching.prefix(limit)
@@ -270,24 +271,6 @@ struct MonitoringController {
         return try JSONResponse.make(object: body)
     }
 
-    /// "15s", "5m", "1h", "7d" or a number of seconds, in milliseconds.
-    static func duration(_ text: String) -> Int64? {
-        let units: [Character: Int64] = ["s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 7 * 86_400_000]
-        if let seconds = Double(text), seconds > 0 { return Int64(seconds * 1000) }
-        guard let unit = text.last.flatMap({ units[$0] }), let count = Int64(text.dropLast()), count > 0, count < 100_000 else { return nil }
-        return count * unit
-    }
-
-    /// An RFC 3339 time or epoch seconds, in milliseconds.
-    static func time(_ text: String) -> Int64? {
-        if let seconds = Double(text) { return Int64(seconds * 1000) }
-        let formatter = ISO8601DateFormatter()
-        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        if let date = formatter.date(from: text) { return EpochMilliseconds.from(date) }
-        formatter.formatOptions = [.withInternetDateTime]
-        return formatter.date(from: text).map(EpochMilliseconds.from)
-    }
-
     @Sendable func apiQuery(request: Request, context: StewardRequestContext) async throws -> Response {
         let query = request.uri.queryParameters
         func text(_ key: String) -> String? { query[Substring(key)].map(String.init).flatMap { $0.isEmpty ? nil : $0 } }
@@ -295,19 +278,19 @@ struct MonitoringController {
         let now = EpochMilliseconds.from(Date())
         var to = now
         if let value = text("to") {
-            if let parsed = Self.time(value) { to = parsed } else { errors["to"] = "use an RFC 3339 time (2026-11-21T10:00:00Z) or epoch seconds" }
+            if let parsed = TimeText.milliseconds(value) { to = parsed } else { errors["to"] = "use an RFC 3339 time (2026-11-21T10:00:00Z) or epoch seconds" }
         }
         var from = to - 3_600_000
         if let value = text("from") {
-            if let parsed = Self.time(value) { from = parsed } else { errors["from"] = "use an RFC 3339 time or epoch seconds" }
+            if let parsed = TimeText.milliseconds(value) { from = parsed } else { errors["from"] = "use an RFC 3339 time or epoch seconds" }
         } else if let value = text("range") {
-            if let parsed = Self.duration(value) { from = to - parsed } else { errors["range"] = "use a duration such as 1h, 6h, 7d or 30d" }
+            if let parsed = TimeText.durationMilliseconds(value) { from = to - parsed } else { errors["range"] = "use a duration such as 1h, 6h, 7d or 30d" }
         }
         if from >= to { errors["from"] = errors["from"] ?? "must be before to" }
         if to - from > 800 * 86_400_000 { errors["range"] = "at most 800 days per query" }
         var step = MetricQuery.step(for: to - from)
         if let value = text("step") {
-            if let parsed = Self.duration(value), parsed >= 1000 {
+            if let parsed = TimeText.durationMilliseconds(value), parsed >= 1000 {
                 step = parsed
             } else {
                 errors["step"] = "use a duration of at least 1s, such as 15s, 5m or 1h"

@@ -70,10 +70,9 @@ struct RetentionAPI {
             "Stop all deletion for a host (`host`, or none for every host) and/or a time range (`from`, `to`, RFC 3339), with a reason",
             request: "LegalHoldInput", status: 201, schema: "LegalHold")
         routes.post("/api/v1/retention/holds", .admin) { request, context in
-            let body = try await JSONResponse.object(from: request, what: "a legal hold: host, from, to, reason")
+            let input = try await APIInputDecoding.decode(LegalHoldInput.self, from: request)
             let created = try service.addHold(
-                host: body["host"] as? String, from: body["from"] as? String, to: body["to"] as? String, reason: body["reason"] as? String ?? "",
-                by: context.actor, now: Date())
+                host: input.host.given, from: input.from.given, to: input.to.given, reason: input.reason.given ?? "", by: context.actor, now: Date())
             guard let saved = try service.holds().first(where: { $0.id == created }) else { throw Problem.notFound("legal hold \(created)") }
             return try JSONResponse.make(object: Self.resource(saved), status: .created)
         }
@@ -193,4 +192,14 @@ struct RetentionAPI {
             "created_at": orNull(RFC3339.string(milliseconds: hold.createdAt)),
         ]
     }
+}
+
+/// A new legal hold: a host (or none for every host), a time range (either end open) and the reason.
+struct LegalHoldInput: APIInput {
+    var host: Patch<String> = .absent
+    var from: Patch<String> = .absent
+    var to: Patch<String> = .absent
+    var reason: Patch<String> = .absent
+
+    enum CodingKeys: String, CodingKey, CaseIterable { case host, from, to, reason }
 }

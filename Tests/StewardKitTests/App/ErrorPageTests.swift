@@ -17,7 +17,7 @@ struct ErrorPageTests {
             templatesDirectory: repositoryRoot + "/Templates", navigation: [], secureCookies: false, signingKey: SymmetricKey(size: .bits256))
         let router = Router(context: StewardRequestContext.self)
         router.add(middleware: RequestObservationMiddleware(metrics: HTTPMetrics(), logger: quietLogger))
-        router.add(middleware: ErrorPageMiddleware(pages: pages, disk: DiskSpace(path: "/", reserveMB: 0), logger: quietLogger))
+        router.add(middleware: ErrorPageMiddleware(pages: pages, disk: DiskSpace(path: "/", reserveMB: 0), logger: quietLogger, routes: RouteTable()))
         router.get("/boom") { _, _ -> String in throw UnexpectedFailure() }
         router.get("/api/v1/boom") { _, _ -> String in throw UnexpectedFailure() }
         try await Application(router: router).test(.router) { client in
