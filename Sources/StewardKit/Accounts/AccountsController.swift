@@ -454,7 +454,7 @@ struct AccountsController {
         do {
             let prepared = try service.prepare(change, on: host, by: context.actor, isAdmin: context.identity?.permissions.contains(.admin) ?? false)
             let job = try await jobs.enqueue(prepared.request)
-            var object = JobController.resource(job)
+            var object = APIJSON.object(JobResource(job))
             if let password = prepared.generatedPassword { object["generated_password"] = password }
             return try JSONResponse.make(object: object, status: .accepted)
         } catch let error as AccountError {
@@ -475,7 +475,7 @@ struct AccountsController {
         do {
             let prepared = try service.prepare(change, on: host, by: context.actor, isAdmin: context.identity?.permissions.contains(.admin) ?? false)
             let job = try await jobs.enqueue(prepared.request)
-            return try JSONResponse.make(object: JobController.resource(job), status: .accepted)
+            return try APIJSON.response(JobResource(job), status: .accepted)
         } catch let error as AccountError {
             throw Problem.invalid(error.errors)
         }

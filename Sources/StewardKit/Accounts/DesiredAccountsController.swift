@@ -233,7 +233,7 @@ struct DesiredAccountsController {
     func apiConverge<D: DesiredDefinition>(_ type: D.Type, context: Context) async throws -> Response {
         do {
             let job = try await converge(D.self, context: context)
-            return try JSONResponse.make(object: JobController.resource(job), status: .accepted)
+            return try APIJSON.response(JobResource(job), status: .accepted)
         } catch let error as AccountError {
             throw Problem(status: .conflict, detail: error.errors.values.sorted().joined(separator: "; "))
         }

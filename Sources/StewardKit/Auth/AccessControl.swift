@@ -287,7 +287,7 @@ struct AuthorizationMiddleware: RouterMiddleware {
             ).response(headers: [.wwwAuthenticate: "Bearer realm=\"steward\""])
         }
         var target = "/login"
-        if request.method == .get, let path = request.uri.string.removingPercentEncoding, LoginController.isSafeReturnPath(path), path != "/" {
+        if request.method == .get, let path = request.uri.string.removingPercentEncoding, ReturnPath.isSafe(path), path != "/" {
             target += "?next=" + (request.uri.string.addingPercentEncoding(withAllowedCharacters: .urlQueryValueAllowed) ?? "")
         }
         return Response(status: .seeOther, headers: [.location: target, .cacheControl: "no-store"])
@@ -369,4 +369,13 @@ public final class SetupToken: Sendable {
     }
 
     public func discard() { hash.withLock { $0 = nil } }
+}
+
+/// Where a sign-in may send the browser back to: a path on this server, never another site (`//host`, `https://`,
+/// a backslash some browsers read as a slash) and no control characters.
+enum ReturnPath {
+    static func isSafe(_ path: String) -> Bool {
+        path.hasPrefix("/") && !path.hasPrefix("//") && !path.contains("\\") && !path.contains("://")
+            && !path.unicodeScalars.contains { $0.value < 0x20 || $0.value == 0x7F }
+    }
 }

@@ -35,7 +35,7 @@ struct LoginController {
     @Sendable func login(request: Request, context: Context) async throws -> Response {
         let form = try await FormBody.read(request, context: context)
         let user = (form["username"] ?? "").trimmingCharacters(in: .whitespaces)
-        let next = Self.isSafeReturnPath(form["next"] ?? "/") ? form["next"] ?? "/" : "/"
+        let next = ReturnPath.isSafe(form["next"] ?? "/") ? form["next"] ?? "/" : "/"
         var data: [String: Any] = ["username": user, "next": next]
         guard checkFormToken(request, form) else {
             data["error"] = "The sign-in form had expired. Enter your user name and password again."
@@ -128,7 +128,7 @@ struct LoginController {
     @Sendable func secondFactor(request: Request, context: Context) async throws -> Response {
         guard let identity = context.identity, identity.secondFactorPending, identity.sessionHash != nil else { return pages.redirect(to: "/") }
         let form = try await FormBody.read(request, context: context)
-        let next = Self.isSafeReturnPath(form["next"] ?? "/") ? form["next"] ?? "/" : "/"
+        let next = ReturnPath.isSafe(form["next"] ?? "/") ? form["next"] ?? "/" : "/"
         let address = context.clientAddress ?? "unknown"
         let now = Date()
         func again(_ message: String, _ status: HTTPResponse.Status) -> Response {
@@ -242,17 +242,10 @@ struct LoginController {
 
     func nextPath(_ request: Request) -> String {
         let next = request.uri.queryParameters["next"].map(String.init)?.removingPercentEncoding ?? "/"
-        return Self.isSafeReturnPath(next) ? next : "/"
+        return ReturnPath.isSafe(next) ? next : "/"
     }
 
     /// Only a path on this server: no scheme, no host, no "//" or backslash tricks.
-    static func isSafeReturnPath(_ path: String) -> Bool {
-        path.hasPrefix("/") && !path.hasPrefix("//") && !path.contains("\\") && !path.contains("://")
-            && !path.unicodeScalars.contains {
-                $0.value < 0x20 || $0.value == 0x7F
-            }
-    }
-
     func audit(_ context: Context, user: String, action: String, detail: [String: Any]) throws {
         var who = context.actor
         if context.identity == nil { who.actor = "anonymous" }

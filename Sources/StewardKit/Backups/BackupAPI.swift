@@ -264,7 +264,7 @@ struct BackupAPI {
             BackupInput(json: body), repository: repository, snapshot: context.parameters.get("snapshot") ?? "", service: service)
         let job = try await jobs.enqueue(try await service.prepareRestore(restore, by: context.actor, isAdmin: context.isAdmin))
         try await Self.auditRestore(service, job: job, restore: restore, actor: context.actor)
-        return try JSONResponse.make(object: JobController.resource(job), status: .accepted)
+        return try APIJSON.response(JobResource(job), status: .accepted)
     }
 
     static func restoreRequest(_ input: BackupInput, repository: BackupRepository, snapshot: String, service: BackupService) throws
@@ -355,7 +355,7 @@ struct BackupAPI {
 
     func start(_ action: String, request: Request, context: StewardRequestContext) async throws -> Response {
         let job = try await Self.start(action, plan: try loadPlan(context), service: service, scheduler: scheduler, jobs: jobs, actor: context.actor, isAdmin: context.isAdmin)
-        return try JSONResponse.make(object: JobController.resource(job), status: .accepted)
+        return try APIJSON.response(JobResource(job), status: .accepted)
     }
 
     /// "Run now" (and verify or prune now) through the plan's schedule when it has one, so concurrency forbid applies.

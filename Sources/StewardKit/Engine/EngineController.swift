@@ -74,7 +74,7 @@ struct EngineController {
         }
         jobRequest.source = context.clientAddress
         let job = try await jobs.enqueue(jobRequest)
-        return try JSONResponse.make(object: JobController.resource(job), status: .accepted)
+        return try APIJSON.response(JobResource(job), status: .accepted)
     }
 
     /// Facts for one host now, instead of waiting for the hourly schedule.
@@ -154,7 +154,7 @@ struct EngineController {
             try AuditLog.append(
                 db, by: context.actor, action: "adhoc.run", target: "job:\(job.id)", after: ["command": command, "targets": targets], now: Date())
         }
-        return try JSONResponse.make(object: JobController.resource(job), status: .accepted)
+        return try APIJSON.response(JobResource(job), status: .accepted)
     }
 
     @Sendable func apiResults(request: Request, context: Context) async throws -> Response {

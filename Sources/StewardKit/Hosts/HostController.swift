@@ -160,8 +160,9 @@ struct HostController {
     }
 
     @Sendable func createFromPage(request: Request, context: Context) async throws -> Response {
-        let settings = Self.settings(from: try await FormBody.read(request, context: context))
-        var errors = settings.problems()
+        var settings = HostSettings()
+        try HostInput(form: try await FormBody.read(request, context: context)).apply(to: &settings)
+        var errors = settings.problems(replacing: nil)
         if errors.isEmpty {
             do {
                 let host = try store.create(settings, by: context.actor, now: Date())
@@ -176,9 +177,9 @@ struct HostController {
 
     @Sendable func updateFromPage(request: Request, context: Context) async throws -> Response {
         let host = try load(context)
-        let settings = Self.settings(from: try await FormBody.read(request, context: context))
-        var errors = settings.problems()
-        if host.transport == .local, settings.transport != .local { errors["transport"] = "localhost always uses the local transport" }
+        var settings = HostSettings()
+        try HostInput(form: try await FormBody.read(request, context: context)).apply(to: &settings)
+        var errors = settings.problems(replacing: host)
         if errors.isEmpty {
             do {
                 _ = try store.update(id: host.id, settings, by: context.actor, now: Date())
@@ -376,10 +377,9 @@ struct HostController {
     }
 
     @Sendable func apiCreate(request: Request, context: Context) async throws -> Response {
-        let object = try await Self.jsonObject(request)
         var settings = HostSettings()
-        try Self.apply(object, to: &settings)
-        let errors = settings.problems()
+        try await APIInputDecoding.decode(HostInput.self, from: request).apply(to: &settings)
+        let errors = settings.problems(replacing: nil)
         guard errors.isEmpty else { throw Problem.invalid(errors) }
         do {
             let host = try store.create(settings, by: context.actor, now: Date())
@@ -391,11 +391,9 @@ struct HostController {
 
     @Sendable func apiUpdate(request: Request, context: Context) async throws -> Response {
         let host = try load(context)
-        let object = try await Self.jsonObject(request)
         var settings = HostStore.settings(of: host)
-        try Self.apply(object, to: &settings)
-        var errors = settings.problems()
-        if host.transport == .local, settings.transport != .local { errors["transport"] = "localhost always uses the local transport" }
+        try await APIInputDecoding.decode(HostInput.self, from: request).apply(to: &settings)
+        let errors = settings.problems(replacing: host)
         guard errors.isEmpty else { throw Problem.invalid(errors) }
         do {
             let updated = try store.update(id: host.id, settings, by: context.actor, now: Date())!
@@ -471,90 +469,8 @@ struct HostController {
         return host
     }
 
-    static func settings(from form: FormBody) -> HostSettings {
-        var settings = HostSettings()
-        settings.name = (form["name"] ?? "").trimmingCharacters(in: .whitespaces).lowercased()
-        settings.address = (form["address"] ?? "").trimmingCharacters(in: .whitespaces)
-        settings.transport = form["transport"] == "local" ? .local : .ssh
-        settings.sshPort = Int((form["ssh_port"] ?? "").trimmingCharacters(in: .whitespaces)) ?? 0
-        settings.sshUser = (form["ssh_user"] ?? "").trimmingCharacters(in: .whitespaces)
-        settings.become = form["become"] == "sudo" ? .sudo : .none
-        settings.groups = HostSettings.list(form["groups"] ?? "")
-        settings.tags = HostSettings.list(form["tags"] ?? "")
-        settings.variables = form["variables"] ?? ""
-        settings.metricsURL = (form["metrics_url"] ?? "").trimmingCharacters(in: .whitespaces).nilIfEmpty
-        let allow = (form["metrics_allow"] ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
-        settings.metricsAllow = allow.isEmpty || MetricAllowList(text: allow) == .standard ? nil : allow
-        settings.notes = form["notes"] ?? ""
-        settings.enabled = form["enabled"] == "on" || form["enabled"] == "1"
-        return settings
-    }
-
     static func jsonObject(_ request: Request) async throws -> [String: Any] {
         try await JSONResponse.object(from: request, what: "host fields")
-    }
-
-    /// Copy the fields present in a JSON object; wrong types are reported per field.
-    static func apply(_ object: [String: Any], to settings: inout HostSettings) throws {
-        var errors: [String: String] = [:]
-        func string(_ key: String) -> String? {
-            guard let value = object[key] else { return nil }
-            if let text = value as? String { return text }
-            errors[key] = "must be a string"
-            return nil
-        }
-        func strings(_ key: String) -> [String]? {
-            guard let value = object[key] else { return nil }
-            if let list = value as? [String] { return list.map { $0.lowercased() } }
-            errors[key] = "must be a list of strings"
-            return nil
-        }
-        let known: Set<String> = [
-            "name", "address", "transport", "ssh_port", "ssh_user", "become", "groups", "tags", "variables", "metrics_url", "metrics_allow", "notes",
-            "enabled",
-        ]
-        for key in object.keys where !known.contains(key) { errors[key] = "unknown field; accepted: " + known.sorted().joined(separator: ", ") }
-        if let value = string("name") { settings.name = value }
-        if let value = string("address") { settings.address = value }
-        if let value = string("transport") {
-            if let transport = Host.Transport(rawValue: value) { settings.transport = transport } else { errors["transport"] = "ssh or local" }
-        }
-        if let value = object["ssh_port"] {
-            if !Self.isBoolean(value), let port = value as? Int { settings.sshPort = port } else { errors["ssh_port"] = "must be an integer" }
-        }
-        if let value = string("ssh_user") { settings.sshUser = value }
-        if let value = string("become") {
-            if let become = Host.Become(rawValue: value) { settings.become = become } else { errors["become"] = "none or sudo" }
-        }
-        if let value = strings("groups") { settings.groups = value }
-        if let value = strings("tags") { settings.tags = value }
-        if let value = string("variables") { settings.variables = value }
-        if object["metrics_url"] is NSNull {
-            settings.metricsURL = nil
-        } else if let value = string("metrics_url") {
-            settings.metricsURL = value.nilIfEmpty
-        }
-        if object["metrics_allow"] is NSNull {
-            settings.metricsAllow = nil
-        } else if let value = object["metrics_allow"] {
-            if let list = value as? [String] {
-                settings.metricsAllow = list.isEmpty ? nil : list.joined(separator: "\n")
-            } else {
-                errors["metrics_allow"] = "must be a list of metric names (globs with * allowed), or null for the default list"
-            }
-        }
-        if let value = string("notes") { settings.notes = value }
-        if let value = object["enabled"] {
-            if Self.isBoolean(value), let flag = value as? Bool { settings.enabled = flag } else { errors["enabled"] = "must be true or false" }
-        }
-        guard errors.isEmpty else { throw Problem.invalid(errors) }
-    }
-
-    /// JSON true/false, not a number (on Linux a decoded 1 also casts to Bool).
-    static func isBoolean(_ value: Any) -> Bool {
-        if type(of: value) == Bool.self { return true }
-        if let number = value as? NSNumber { return String(cString: number.objCType) == "c" && type(of: value) != Int.self }
-        return false
     }
 
     static func values(_ host: Host) -> [String: Any?] {

@@ -222,7 +222,7 @@ struct JobController {
     }
 
     @Sendable func apiShow(request: Request, context: StewardRequestContext) async throws -> Response {
-        try JSONResponse.make(object: Self.resource(try loadJob(context)))
+        try APIJSON.response(JobResource(try loadJob(context)))
     }
 
     @Sendable func apiCancel(request: Request, context: StewardRequestContext) async throws -> Response {
@@ -231,7 +231,7 @@ struct JobController {
             throw Problem(status: .conflict, detail: "job \(job.id) already ended (\(job.state.rawValue)); nothing to cancel")
         }
         let updated = try await runner.cancel(id: job.id, by: context.actor) ?? job
-        return try JSONResponse.make(object: Self.resource(updated), status: .accepted)
+        return try APIJSON.response(JobResource(updated), status: .accepted)
     }
 
     @Sendable func apiLog(request: Request, context: StewardRequestContext) async throws -> Response {
@@ -298,8 +298,6 @@ struct JobController {
     }
 
     /// A job as a dictionary, for answers that embed it in a larger one; the shape is JobResource's.
-    static func resource(_ job: Job) -> [String: Any] { APIJSON.object(JobResource(job)) }
-
     static func eventObject(_ event: JobEvent) -> (name: String, id: Int64?, body: [String: Any]) {
         switch event {
         case .log(let chunk):

@@ -84,7 +84,7 @@ struct RetentionAPI {
         }
         add(.post, "/api/v1/retention/enforce", "enforceRetention", "Run the Enforce retention schedule's job now", status: 202, schema: "Job")
         routes.post("/api/v1/retention/enforce", .admin) { _, context in
-            try JSONResponse.make(object: JobController.resource(try await Self.enforceNow(scheduler, by: context.actor)), status: .accepted)
+            try APIJSON.response(JobResource(try await Self.enforceNow(scheduler, by: context.actor)), status: .accepted)
         }
         add(
             .post, "/api/v1/jobs/{id}/acknowledge", "acknowledgeJob", "Acknowledge a failed job (its log's retention clock starts)",

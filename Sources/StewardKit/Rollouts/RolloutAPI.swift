@@ -71,7 +71,7 @@ struct RolloutAPI {
         guard errors.isEmpty else { throw Problem.invalid(errors) }
         let (saved, job) = try await service.save(rollout, by: context.actor, jobs: jobs)
         var object = try resource(saved)
-        object["plan_job"] = JobController.resource(job)
+        object["plan_job"] = APIJSON.object(JobResource(job))
         return try JSONResponse.make(object: object, status: .created)
     }
 
@@ -99,7 +99,7 @@ struct RolloutAPI {
         guard let original = try service.rollout(id: try id(context)) else { throw Problem.notFound("rollout \(context.parameters.get("id") ?? "")") }
         let (saved, job) = try await service.proposeRollback(of: original, by: context.actor, jobs: jobs)
         var object = try resource(saved)
-        object["plan_job"] = JobController.resource(job)
+        object["plan_job"] = APIJSON.object(JobResource(job))
         return try JSONResponse.make(object: object, status: .created)
     }
 

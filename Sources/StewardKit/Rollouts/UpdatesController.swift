@@ -120,6 +120,6 @@ struct UpdatesController {
     }
 
     @Sendable func apiRefresh(request: Request, context: StewardRequestContext) async throws -> Response {
-        try JSONResponse.make(object: JobController.resource(try await refresh(context.actor)), status: .accepted)
+        try APIJSON.response(JobResource(try await refresh(context.actor)), status: .accepted)
     }
 }

@@ -169,7 +169,7 @@ struct ScheduleController {
         guard let jobID = firing.jobID, let job = try scheduler.jobs.store.job(id: jobID) else {
             throw Problem(status: .conflict, detail: "schedule \(schedule.name) was not started: \(firing.outcome)")
         }
-        return try JSONResponse.make(object: JobController.resource(job), status: .accepted)
+        return try APIJSON.response(JobResource(job), status: .accepted)
     }
 
     struct PreviewBody: Decodable {

@@ -47,6 +47,24 @@ struct APIInputTests {
         #expect(channel.secret == nil && channel.name == "ops")
     }
 
+    @Test("the host form and a JSON body give the same settings: names, groups and tags lowercased, text trimmed")
+    func hostFormAndJSONAgree() throws {
+        let form = FormBody(
+            "name=%20Web-01%20&address=%2010.0.0.5%20&transport=ssh&ssh_port=2222&ssh_user=%20deploy%20&become=sudo&groups=Web%2C%20EU"
+                + "&tags=Prod&variables=a%3A%201&metrics_url=&metrics_allow=&notes=n&enabled=on")
+        var fromForm = HostSettings()
+        try HostInput(form: form).apply(to: &fromForm)
+        let body = #"""
+            {"name":" Web-01 ","address":" 10.0.0.5 ","transport":"ssh","ssh_port":2222,"ssh_user":" deploy ","become":"sudo",
+             "groups":["Web","EU"],"tags":["Prod"],"variables":"a: 1","metrics_url":"","metrics_allow":null,"notes":"n","enabled":true}
+            """#
+        var fromJSON = HostSettings()
+        try APIInputDecoding.decode(HostInput.self, from: Data(body.utf8)).apply(to: &fromJSON)
+        #expect(fromForm == fromJSON)
+        #expect(fromJSON.name == "web-01" && fromJSON.groups == ["web", "eu"] && fromJSON.address == "10.0.0.5" && fromJSON.metricsURL == nil)
+        #expect(fromJSON.problems().isEmpty, "\(fromJSON.problems())")
+    }
+
     @Test("a path asked with a method it does not answer gets 405 and Allow; a literal segment wins over a parameter")
     func methodNotAllowed() async throws {
         let harness = try await ServerHarness()

@@ -147,14 +147,14 @@ struct HostAPITypeTests {
     func numbersAndBooleans() throws {
         for (body, port, enabled) in [(#"{"ssh_port": 1, "enabled": true}"#, 1, true), (#"{"ssh_port": 22, "enabled": false}"#, 22, false)] {
             var settings = HostSettings()
-            let object = try #require(try JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any])
-            try HostController.apply(object, to: &settings)
+            try APIInputDecoding.decode(HostInput.self, from: Data(body.utf8)).apply(to: &settings)
             #expect(settings.sshPort == port && settings.enabled == enabled)
         }
         for body in [#"{"ssh_port": true}"#, #"{"enabled": 1}"#, #"{"enabled": 0}"#] {
             var settings = HostSettings()
-            let object = try #require(try JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any])
-            #expect(throws: Problem.self, "\(body)") { try HostController.apply(object, to: &settings) }
+            #expect(throws: Problem.self, "\(body)") {
+                try APIInputDecoding.decode(HostInput.self, from: Data(body.utf8)).apply(to: &settings)
+            }
         }
     }
 }
