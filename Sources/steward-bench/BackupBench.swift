@@ -60,7 +60,7 @@ func benchBackup(_ options: Options) async throws {
         plan.hostID = localhost.id
         plan.repositoryID = repository.id
         plan.paths = [tree]
-        plan = try service.save(plan, timing: BackupPlanTiming(), by: .system, isAdmin: true, now: Date())
+        plan = try await service.save(plan, timing: BackupPlanTiming(), by: .system, isAdmin: true, now: Date())
         let jobStart = Date()
         let job = try await runner.enqueue(
             JobRequest(kind: BackupStore.backupKind, title: "bench", params: "{\"plan_id\":\(plan.id)}", startedBy: "bench"))

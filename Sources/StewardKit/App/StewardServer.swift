@@ -93,12 +93,14 @@ public struct StewardServer {
         try handlers.add(Engine.kind, engine.handler())
         try handlers.add(Engine.adhocKind, engine.handler())
         try handlers.add(Engine.factsKind, engine.factsHandler())
+        let scheduleWake = ScheduleWake()
         let backups = BackupService(
             store: BackupStore(database: database, sealer: SecretSealer(masterKey: secret, purpose: "steward backup repository password")),
             hosts: hostStore, identity: sshIdentity, dataDirectory: dataDirectory,
             runner: helper.map { PanelAwareRunner(helper: $0) as any ProcessRunning } ?? LocalProcessRunner(),
             sensitive: SensitivePaths(
-                dataDirectory: dataDirectory.path, tlsKeyPath: configuration.tlsKeyPath, extra: configuration.sensitivePaths))
+                dataDirectory: dataDirectory.path, tlsKeyPath: configuration.tlsKeyPath, extra: configuration.sensitivePaths),
+            schedules: scheduleWake)
         try handlers.add(contentsOf: backups.handlers())
         // One channel store and one sender for the rollouts' approval mails and the alert notifier.
         let channelStore = NotificationChannelStore(database: database, masterKey: secret)
@@ -123,6 +125,7 @@ public struct StewardServer {
         try hostStore.ensureLocalhost(now: clock.now())
         await SelfBackup.ensure(service: backups, dataDirectory: dataDirectory, logger: logger, now: clock.now())
         let scheduler = Scheduler(store: scheduleStore, jobs: runner, clock: clock, logger: logger)
+        scheduleWake.attach(scheduler)
         let metricStore = try MetricStore(database: database)
         let collector = MetricCollector(
             store: metricStore, hosts: hostStore, intervalSeconds: configuration.metricsIntervalSeconds,

@@ -324,14 +324,9 @@ struct BackupAPI {
 
     @Sendable func createPlan(request: Request, context: StewardRequestContext) async throws -> Response {
         let body = try await JSONResponse.object(from: request, what: "a backup plan")
-        var (plan, timing, errors) = try BackupInput(json: body).apply(to: BackupPlan(), timing: BackupPlanTiming(), hosts: service.hosts)
+        let (plan, timing, errors) = try BackupInput(json: body).apply(to: BackupPlan(), timing: BackupPlanTiming(), hosts: service.hosts)
         guard errors.isEmpty else { throw Problem.invalid(errors) }
-        if body["host"] == nil, let repository = try store.repository(id: plan.repositoryID) {
-            // Without a host, the plan runs where the repository can be reached: its own host, or the panel for SFTP.
-            plan.hostID = try service.accessHost(repository).id
-        }
-        let saved = try service.save(plan, timing: timing, by: context.actor, isAdmin: context.isAdmin, now: Date())
-        await scheduler.reload()
+        let saved = try await service.save(plan, timing: timing, by: context.actor, isAdmin: context.isAdmin, now: Date())
         return try JSONResponse.make(object: try planResource(saved), status: .created)
     }
 
@@ -340,16 +335,14 @@ struct BackupAPI {
         let body = try await JSONResponse.object(from: request, what: "the plan fields to change")
         let (plan, timing, errors) = try BackupInput(json: body).apply(to: current, timing: try store.timing(of: current), hosts: service.hosts)
         guard errors.isEmpty else { throw Problem.invalid(errors) }
-        let saved = try service.save(plan, timing: timing, by: context.actor, isAdmin: context.isAdmin, now: Date())
-        await scheduler.reload()
+        let saved = try await service.save(plan, timing: timing, by: context.actor, isAdmin: context.isAdmin, now: Date())
         return try JSONResponse.make(object: try planResource(saved))
     }
 
     @Sendable func deletePlan(request: Request, context: StewardRequestContext) async throws -> Response {
         let plan = try loadPlan(context)
         if plan.builtin != nil { throw Problem(status: .conflict, detail: "the self-backup plan is built in; pause it instead of deleting it") }
-        try service.delete(plan, by: context.actor, isAdmin: context.isAdmin, now: Date())
-        await scheduler.reload()
+        try await service.delete(plan, by: context.actor, isAdmin: context.isAdmin, now: Date())
         return Response(status: .noContent)
     }
 
@@ -384,8 +377,7 @@ struct BackupAPI {
     func setPaused(_ paused: Bool, context: StewardRequestContext) async throws -> Response {
         var plan = try loadPlan(context)
         plan.paused = paused
-        let saved = try service.save(plan, timing: try store.timing(of: plan), by: context.actor, isAdmin: context.isAdmin, now: Date())
-        await scheduler.reload()
+        let saved = try await service.save(plan, timing: try store.timing(of: plan), by: context.actor, isAdmin: context.isAdmin, now: Date())
         return try JSONResponse.make(object: try planResource(saved))
     }
 

@@ -229,8 +229,7 @@ struct BackupPages {
         }
         if errors.isEmpty {
             do {
-                let saved = try service.save(plan, timing: timing, by: context.actor, isAdmin: context.isAdmin, now: Date())
-                await scheduler.reload()
+                let saved = try await service.save(plan, timing: timing, by: context.actor, isAdmin: context.isAdmin, now: Date())
                 return pages.redirect(to: "/backups/plans/\(saved.id)", flash: Flash(.success, "Backup plan \"\(saved.name)\" saved."))
             } catch let problem as Problem {
                 errors = problem.errors ?? ["name": problem.detail]
@@ -280,8 +279,7 @@ struct BackupPages {
             return pages.redirect(
                 to: "/backups/plans/\(plan.id)", flash: Flash(.error, "Not deleted: type the plan's name, \(plan.name), to confirm."))
         }
-        try service.delete(plan, by: context.actor, isAdmin: context.isAdmin, now: Date())
-        await scheduler.reload()
+        try await service.delete(plan, by: context.actor, isAdmin: context.isAdmin, now: Date())
         return pages.redirect(to: "/backups", flash: Flash(.success, "Plan \"\(plan.name)\" deleted. Its snapshots are still in the repository."))
     }
 
@@ -298,8 +296,7 @@ struct BackupPages {
     func setPaused(_ paused: Bool, context: StewardRequestContext) async throws -> Response {
         var plan = try loadPlan(context)
         plan.paused = paused
-        _ = try service.save(plan, timing: try store.timing(of: plan), by: context.actor, isAdmin: context.isAdmin, now: Date())
-        await scheduler.reload()
+        _ = try await service.save(plan, timing: try store.timing(of: plan), by: context.actor, isAdmin: context.isAdmin, now: Date())
         return pages.redirect(
             to: "/backups/plans/\(plan.id)",
             flash: Flash(.success, paused ? "Plan paused: no scheduled runs or alerts until it is resumed. Run now still works." : "Plan resumed."))

@@ -69,11 +69,14 @@ public struct BackupService: Sendable {
     let runner: any ProcessRunning
     /// The panel host's secrets, which only an admin may back up, browse, download or restore over.
     public let sensitive: SensitivePaths
+    /// Told after a plan's schedules change, so the scheduler reads them again.
+    public let schedules: ScheduleWake
 
     public init(
         store: BackupStore, hosts: HostStore, identity: SSHIdentity, dataDirectory: DataDirectory, gate: RepositoryGate = RepositoryGate(),
-        runner: any ProcessRunning = LocalProcessRunner(), sensitive: SensitivePaths? = nil
+        runner: any ProcessRunning = LocalProcessRunner(), sensitive: SensitivePaths? = nil, schedules: ScheduleWake = ScheduleWake()
     ) {
+        self.schedules = schedules
         self.sensitive = sensitive ?? SensitivePaths(dataDirectory: dataDirectory.path)
         self.store = store
         self.hosts = hosts
@@ -358,7 +361,11 @@ public struct BackupService: Sendable {
         return false
     }
 
-    public func save(_ plan: BackupPlan, timing: BackupPlanTiming, by who: AuditActor, isAdmin: Bool, now: Date) throws -> BackupPlan {
+    /// Create or change a plan: check it, store it with its schedules and its two alert rules, then wake the scheduler.
+    /// A plan given without a host runs where its repository is reached (the repository's host, or the panel for SFTP).
+    public func save(_ given: BackupPlan, timing: BackupPlanTiming, by who: AuditActor, isAdmin: Bool, now: Date) async throws -> BackupPlan {
+        var plan = given
+        if plan.hostID == 0, let repository = try store.repository(id: plan.repositoryID) { plan.hostID = try accessHost(repository).id }
         let errors = try problems(plan, timing: timing)
         guard errors.isEmpty else { throw Problem.invalid(errors) }
         // Both the plan as it was and as it would be: an operator may neither edit an admin-only plan nor make one.
@@ -375,15 +382,18 @@ public struct BackupService: Sendable {
             saved = updated
         }
         try syncAlertRules(saved, hostName: hostName, by: who, now: now)
+        await schedules.changed()
         return saved
     }
 
-    public func delete(_ plan: BackupPlan, by who: AuditActor, isAdmin: Bool, now: Date) throws {
+    /// Delete a plan, its schedules and its alert rules, then wake the scheduler.
+    public func delete(_ plan: BackupPlan, by who: AuditActor, isAdmin: Bool, now: Date) async throws {
         try requireAllowed(plan, isAdmin: isAdmin)
         try store.deletePlan(plan, by: who, now: now)
         for rule in try rules.all() where BackupAlerts.planID(ofRule: rule.builtin) == plan.id {
             _ = try rules.delete(id: rule.id, by: who, now: now)
         }
+        await schedules.changed()
     }
 
     /// Each plan has its own two alert rules, kept in step with the plan: its newest run failed, and no snapshot within

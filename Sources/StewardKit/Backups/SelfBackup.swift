@@ -48,7 +48,7 @@ public enum SelfBackup {
             plan.paths = [stagingPath(dataDirectory)]
             plan.retention = RetentionPolicy(daily: 7, weekly: 4, monthly: 6)
             plan.builtin = builtin
-            _ = try service.save(plan, timing: BackupPlanTiming(), by: .system, isAdmin: true, now: now)
+            _ = try await service.save(plan, timing: BackupPlanTiming(), by: .system, isAdmin: true, now: now)
             logger.notice("self-backup plan created", metadata: ["repository": "\(repositoryPath(dataDirectory))"])
         } catch {
             logger.warning(

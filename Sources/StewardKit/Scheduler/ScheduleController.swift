@@ -77,8 +77,7 @@ struct ScheduleController {
             jitterSeconds: jitter ?? 0, catchUp: catchUp ?? schedule.catchUp, concurrency: concurrency ?? schedule.concurrency,
             enabled: form["enabled"] == "on")
         errors.merge(Self.timingErrors(submitted) ?? [:]) { first, _ in first }
-        if errors.isEmpty, try store.update(id: schedule.id, settings: submitted, now: Date(), by: context.actor) != nil {
-            await scheduler.reload()
+        if errors.isEmpty, try await scheduler.update(id: schedule.id, settings: submitted, now: Date(), by: context.actor) != nil {
             return pages.redirect(to: "/schedules", flash: Flash(.success, "Schedule \"\(schedule.name)\" saved."))
         }
         return formPage(
@@ -154,10 +153,9 @@ struct ScheduleController {
         }
         errors.merge(Self.timingErrors(settings) ?? [:]) { first, _ in first }
         guard errors.isEmpty else { throw Problem.invalid(errors) }
-        guard let updated = try store.update(id: schedule.id, settings: settings, now: Date(), by: context.actor) else {
+        guard let updated = try await scheduler.update(id: schedule.id, settings: settings, now: Date(), by: context.actor) else {
             throw Problem.notFound("schedule \(schedule.id)")
         }
-        await scheduler.reload()
         return try JSONResponse.make(object: Self.resource(updated))
     }
 

@@ -1,3 +1,4 @@
+import Synchronization
 import Foundation
 import Logging
 import ServiceLifecycle
@@ -136,6 +137,13 @@ public actor Scheduler: Service {
     /// Re-read schedules at once (after an edit) instead of at the next planned wake-up.
     public func reload() { wake?.yield() }
 
+    /// Change a schedule's timing and re-plan at once: the one way the pages and the API edit a schedule.
+    public func update(id: Int64, settings: ScheduleSettings, now: Date, by who: AuditActor) throws -> Schedule? {
+        let updated = try store.update(id: id, settings: settings, now: now, by: who)
+        reload()
+        return updated
+    }
+
     public func run() async throws {
         let (signals, continuation) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
         wake = continuation
@@ -158,4 +166,16 @@ public actor Scheduler: Service {
             continuation.finish()
         }
     }
+}
+
+/// Wakes the scheduler after an area changed schedules in its own transaction. Areas are built before the scheduler
+/// (it needs their job handlers), so the server attaches the scheduler once it exists.
+public final class ScheduleWake: Sendable {
+    private let scheduler = Mutex<Scheduler?>(nil)
+
+    public init() {}
+
+    public func attach(_ scheduler: Scheduler) { self.scheduler.withLock { $0 = scheduler } }
+
+    public func changed() async { await scheduler.withLock { $0 }?.reload() }
 }

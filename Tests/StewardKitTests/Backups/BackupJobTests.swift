@@ -43,14 +43,14 @@ final class BackupHarness: Sendable {
         return try await service.addRepository(repository, password: password, initialise: true, by: .system, now: Date())
     }
 
-    func plan(_ name: String, repository: BackupRepository, paths: [String], configure: (inout BackupPlan) -> Void = { _ in }) throws -> BackupPlan {
+    func plan(_ name: String, repository: BackupRepository, paths: [String], configure: (inout BackupPlan) -> Void = { _ in }) async throws -> BackupPlan {
         var plan = BackupPlan()
         plan.name = name
         plan.hostID = localhost.id
         plan.repositoryID = repository.id
         plan.paths = paths
         configure(&plan)
-        return try service.save(plan, timing: BackupPlanTiming(), by: .system, isAdmin: true, now: Date())
+        return try await service.save(plan, timing: BackupPlanTiming(), by: .system, isAdmin: true, now: Date())
     }
 
     func run(_ kind: String, _ params: String) async throws -> Job {
@@ -105,7 +105,7 @@ struct BackupJobTests {
         let source = harness.directory.path + "/source"
         try makeAwkwardTree(source)
         let repository = try await harness.repository("main")
-        let plan = try harness.plan("awkward", repository: repository, paths: [source])
+        let plan = try await harness.plan("awkward", repository: repository, paths: [source])
         let job = try await harness.backup(plan)
         let jobLog = try harness.log(job)
         #expect(job.state == .succeeded, "\(jobLog)")
@@ -145,7 +145,7 @@ struct BackupJobTests {
         try FileManager.default.createDirectory(atPath: source, withIntermediateDirectories: true)
         try Data("v1".utf8).write(to: URL(fileURLWithPath: source + "/a"))
         let repository = try await harness.repository("main")
-        let plan = try harness.plan("live", repository: repository, paths: [source])
+        let plan = try await harness.plan("live", repository: repository, paths: [source])
         _ = try await harness.backup(plan)
         var request = BackupService.RestoreRequest(
             repositoryID: repository.id, planID: plan.id, snapshot: "latest", includes: [], target: source, hostID: harness.localhost.id, confirm: "")
@@ -189,8 +189,8 @@ struct BackupJobTests {
             "hooks/overlap.sh", content: "#!/bin/sh\ntest ! -e \(marker) && touch \(marker) && sleep 1.5 && rm \(marker)\n", message: "test hook",
             author: "tests", lock: RepositoryLock())
         let hook = ["overlap.sh"]
-        let first = try harness.plan("first", repository: repository, paths: [source]) { $0.preHook = hook }
-        let second = try harness.plan("second", repository: repository, paths: [source]) { $0.preHook = hook }
+        let first = try await harness.plan("first", repository: repository, paths: [source]) { $0.preHook = hook }
+        let second = try await harness.plan("second", repository: repository, paths: [source]) { $0.preHook = hook }
         async let a = harness.backup(first)
         async let b = harness.backup(second)
         let (jobA, jobB) = try await (a, b)
@@ -207,7 +207,7 @@ struct BackupJobTests {
         let source = harness.directory.path + "/src"
         try FileManager.default.createDirectory(atPath: source, withIntermediateDirectories: true)
         let repository = try await harness.repository("main")
-        let plan = try harness.plan("p", repository: repository, paths: [source])
+        let plan = try await harness.plan("p", repository: repository, paths: [source])
         try harness.service.store.setPassword(repository, password: "not the password", by: .system, now: Date())
         let wrong = try await harness.backup(plan)
         #expect(wrong.state == .failed)
@@ -274,7 +274,7 @@ struct BackupJobTests {
         let source = harness.directory.path + "/src"
         try FileManager.default.createDirectory(atPath: source, withIntermediateDirectories: true)
         try Data("short\n".utf8).write(to: URL(fileURLWithPath: source + "/f"))
-        let job = try await harness.backup(try harness.plan("p", repository: imported, paths: [source]))
+        let job = try await harness.backup(try await harness.plan("p", repository: imported, paths: [source]))
         #expect(job.state == .succeeded, "\(job.error ?? "")")
 
         // A repository Steward makes still needs 8 characters.
@@ -289,7 +289,7 @@ struct BackupJobTests {
         let source = harness.directory.path + "/src"
         try FileManager.default.createDirectory(atPath: source, withIntermediateDirectories: true)
         let repository = try await harness.repository("main")
-        let plan = try harness.plan("kept", repository: repository, paths: [source]) { $0.retention = RetentionPolicy(last: 2) }
+        let plan = try await harness.plan("kept", repository: repository, paths: [source]) { $0.retention = RetentionPolicy(last: 2) }
         var last: Job?
         for round in 0..<3 {
             try Data("round \(round)".utf8).write(to: URL(fileURLWithPath: source + "/f"))
