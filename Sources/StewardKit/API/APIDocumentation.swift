@@ -1,5 +1,6 @@
 import Foundation
 import HTTPTypes
+import Hummingbird
 import Synchronization
 
 /// One documented API operation. Routes declare these as they register, so `/api/openapi.json` describes
@@ -78,6 +79,10 @@ public final class APIDocumentation: Sendable {
         }
     }
 
+    /// A writer that registers each operation's route and documents it in one statement: `let api = docs.routes(routes,
+    /// tag: "hosts")`, then `api(.get, "/api/v1/hosts/{id}", .view, "getHost", "Read one host", schema: "Host", use: show)`.
+    func routes(_ routes: Routes, tag: String) -> APIRoutes { APIRoutes(routes: routes, docs: self, tag: tag) }
+
     /// Method and path of each documented operation, in the router's own "{id}" notation.
     public var routerPaths: [(method: String, path: String)] {
         operations.withLock { ops in ops.map { ($0.method.rawValue, $0.path) } }
@@ -103,7 +108,9 @@ public final class APIDocumentation: Sendable {
                 }
             }
             if let request = op.requestSchema {
-                entry["requestBody"] = ["required": true, "content": [op.requestContentType: ["schema": ["$ref": "#/components/schemas/\(request)"]]]]
+                entry["requestBody"] = [
+                    "required": true, "content": [op.requestContentType: ["schema": ["$ref": "#/components/schemas/\(request)"]]],
+                ]
             }
             var responses: [String: Any] = [:]
             for reply in op.replies {
@@ -224,5 +231,30 @@ enum APISchemas {
             ],
             "Health": ["type": "object", "properties": ["status": ["type": "string"], "version": ["type": "string"]]],
         ]
+    }
+}
+
+/// Registers an API route and documents it together, so an operation cannot be served undocumented or documented
+/// unserved; the path is written once, in the document's "{id}" notation.
+struct APIRoutes {
+    let routes: Routes
+    let docs: APIDocumentation
+    let tag: String
+
+    func callAsFunction<Output: ResponseGenerator>(
+        _ method: HTTPRequest.Method, _ path: String, _ permission: Permission, _ operation: String, _ summary: String,
+        parameters: [APIOperation.Parameter] = [], request: String? = nil, requestContentType: String = "application/json", status: Int = 200,
+        reply: String? = nil, schema: String?, contentType: String = "application/json",
+        use handler: @escaping @Sendable (Request, StewardRequestContext) async throws -> Output
+    ) {
+        docs.add(
+            APIOperation(
+                method: method, path: path, operationID: operation, summary: summary, tag: tag, parameters: parameters, requestSchema: request,
+                requestContentType: requestContentType,
+                replies: [.init(status: status, description: reply ?? summary, schema: schema, contentType: contentType)]))
+        let routerPath = path.split(separator: "/", omittingEmptySubsequences: false).map { segment in
+            segment.hasPrefix("{") && segment.hasSuffix("}") ? ":" + segment.dropFirst().dropLast() : segment
+        }.joined(separator: "/")
+        routes.on(method, routerPath, permission, use: handler)
     }
 }

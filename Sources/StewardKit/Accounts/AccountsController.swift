@@ -13,6 +13,7 @@ struct AccountsController {
     let docs: APIDocumentation
 
     func addRoutes(to routes: Routes) {
+        let api = docs.routes(routes, tag: "accounts")
         routes.get("/accounts", .view, use: matrixPage)
         routes.get("/hosts/:id/accounts", .view, use: hostPage)
         routes.get("/hosts/:id/accounts/users/:name/edit", .operate, use: editUserPage)
@@ -22,31 +23,19 @@ struct AccountsController {
         routes.post("/hosts/:id/accounts/users", .operate, use: userFromPage)
         routes.post("/hosts/:id/accounts/groups", .operate, use: groupFromPage)
         let idParameter = APIOperation.Parameter(name: "id", location: .path, type: "integer", description: "host id")
-        docs.add(
-            APIOperation(
-                method: .get, path: "/api/v1/accounts", operationID: "accountMatrix",
-                summary: "Which hosts have which users (uid, gid, shell), with uid and name conflicts", tag: "accounts",
-                replies: [.init(status: 200, description: "The matrix", schema: "AccountMatrix")]))
-        routes.get("/api/v1/accounts", .view, use: apiMatrix)
-        docs.add(
-            APIOperation(
-                method: .get, path: "/api/v1/hosts/{id}/accounts", operationID: "hostAccounts", summary: "A host's users and groups from its facts",
-                tag: "accounts", parameters: [idParameter], replies: [.init(status: 200, description: "Users and groups", schema: "HostAccounts")]))
-        routes.get("/api/v1/hosts/:id/accounts", .view, use: apiHost)
-        docs.add(
-            APIOperation(
-                method: .post, path: "/api/v1/hosts/{id}/users", operationID: "changeUser",
-                summary: "Create, update, lock, unlock or delete a user on a host, as a job", tag: "accounts", parameters: [idParameter],
-                requestSchema: "UserChange",
-                replies: [.init(status: 202, description: "The job (and a generated password, once)", schema: "UserChangeJob")]))
-        routes.post("/api/v1/hosts/:id/users", .operate, use: apiUser)
-        docs.add(
-            APIOperation(
-                method: .post, path: "/api/v1/hosts/{id}/groups", operationID: "changeGroup",
-                summary: "Create, update or delete a group on a host, as a job",
-                tag: "accounts", parameters: [idParameter], requestSchema: "GroupChange",
-                replies: [.init(status: 202, description: "The job", schema: "Job")]))
-        routes.post("/api/v1/hosts/:id/groups", .operate, use: apiGroup)
+        api(
+            .get, "/api/v1/accounts", .view, "accountMatrix", "Which hosts have which users (uid, gid, shell), with uid and name conflicts",
+            schema: "AccountMatrix", use: apiMatrix)
+        api(
+            .get, "/api/v1/hosts/{id}/accounts", .view, "hostAccounts", "A host's users and groups from its facts", parameters: [idParameter],
+            schema: "HostAccounts", use: apiHost)
+        api(
+            .post, "/api/v1/hosts/{id}/users", .operate, "changeUser", "Create, update, lock, unlock or delete a user on a host, as a job",
+            parameters: [idParameter], request: "UserChange", status: 202, reply: "The job (and a generated password, once)", schema: "UserChangeJob",
+            use: apiUser)
+        api(
+            .post, "/api/v1/hosts/{id}/groups", .operate, "changeGroup", "Create, update or delete a group on a host, as a job",
+            parameters: [idParameter], request: "GroupChange", status: 202, schema: "Job", use: apiGroup)
     }
 
     // MARK: fleet matrix

@@ -17,13 +17,11 @@ struct DesiredAccountsController {
     var repository: ConfigRepository { engine.repository }
 
     func addRoutes(to routes: Routes) {
+        let api = docs.routes(routes, tag: "accounts")
         routes.get("/accounts/desired", .view, use: page)
-        docs.add(
-            APIOperation(
-                method: .get, path: "/api/v1/accounts/desired", operationID: "desiredUsers",
-                summary: "User and group definitions from the config repo, each with the hosts that drift from it", tag: "accounts",
-                replies: [.init(status: 200, description: "Definitions and drift", schema: "DesiredUsers")]))
-        routes.get("/api/v1/accounts/desired", .view, use: apiList)
+        api(
+            .get, "/api/v1/accounts/desired", .view, "desiredUsers",
+            "User and group definitions from the config repo, each with the hosts that drift from it", schema: "DesiredUsers", use: apiList)
         addRoutes(for: DesiredUser.self, segment: "desired", schema: "DesiredUser", to: routes)
         addRoutes(for: DesiredGroup.self, segment: "desired-groups", schema: "DesiredGroup", to: routes)
     }

@@ -38,10 +38,22 @@ struct AlertRuleResource: Encodable, Sendable {
 
     enum CodingKeys: String, CodingKey {
         case id, name, builtin, enabled, source, metric, matchers, aggregation, comparison, labels, summary, description, route, links
-        case windowSeconds = "window_seconds", horizonSeconds = "horizon_seconds", warnThreshold = "warn_threshold", warnClear = "warn_clear"
-        case critThreshold = "crit_threshold", critClear = "crit_clear", forSeconds = "for_seconds", keepFiringSeconds = "keep_firing_seconds"
-        case noData = "no_data", scopeHosts = "scope_hosts", scopeGroups = "scope_groups", scopeTags = "scope_tags", runbookUrl = "runbook_url"
-        case repeatSeconds = "repeat_seconds", updatedAt = "updated_at", updatedBy = "updated_by"
+        case windowSeconds = "window_seconds"
+        case horizonSeconds = "horizon_seconds"
+        case warnThreshold = "warn_threshold"
+        case warnClear = "warn_clear"
+        case critThreshold = "crit_threshold"
+        case critClear = "crit_clear"
+        case forSeconds = "for_seconds"
+        case keepFiringSeconds = "keep_firing_seconds"
+        case noData = "no_data"
+        case scopeHosts = "scope_hosts"
+        case scopeGroups = "scope_groups"
+        case scopeTags = "scope_tags"
+        case runbookUrl = "runbook_url"
+        case repeatSeconds = "repeat_seconds"
+        case updatedAt = "updated_at"
+        case updatedBy = "updated_by"
     }
 
     init(_ rule: AlertRule) {
@@ -117,9 +129,19 @@ struct AlertRuleInput: APIInput {
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case id, builtin, name, enabled, source, metric, matchers, aggregation, comparison, labels, summary, description, route
-        case windowSeconds = "window_seconds", horizonSeconds = "horizon_seconds", warnThreshold = "warn_threshold", warnClear = "warn_clear"
-        case critThreshold = "crit_threshold", critClear = "crit_clear", forSeconds = "for_seconds", keepFiringSeconds = "keep_firing_seconds"
-        case noData = "no_data", scopeHosts = "scope_hosts", scopeGroups = "scope_groups", scopeTags = "scope_tags", runbookUrl = "runbook_url"
+        case windowSeconds = "window_seconds"
+        case horizonSeconds = "horizon_seconds"
+        case warnThreshold = "warn_threshold"
+        case warnClear = "warn_clear"
+        case critThreshold = "crit_threshold"
+        case critClear = "crit_clear"
+        case forSeconds = "for_seconds"
+        case keepFiringSeconds = "keep_firing_seconds"
+        case noData = "no_data"
+        case scopeHosts = "scope_hosts"
+        case scopeGroups = "scope_groups"
+        case scopeTags = "scope_tags"
+        case runbookUrl = "runbook_url"
         case repeatSeconds = "repeat_seconds"
     }
 
@@ -183,7 +205,9 @@ struct LiveAlertResource: Encodable, Sendable {
 
     enum CodingKeys: String, CodingKey {
         case rule, host, state, severity, value, since, detail, summary, description
-        case ruleId = "rule_id", hostId = "host_id", runbookUrl = "runbook_url"
+        case ruleId = "rule_id"
+        case hostId = "host_id"
+        case runbookUrl = "runbook_url"
     }
 
     init(rule alertRule: AlertRule, host alertHost: Host, state alertState: AlertState) {
@@ -215,7 +239,10 @@ struct AlertHistoryEntry: Encodable, Sendable {
     let atMilliseconds: Int64
     let detail: Nullable<String>
 
-    enum CodingKeys: String, CodingKey { case id, rule, host, from, to, severity, value, at, detail, ruleId = "rule_id" }
+    enum CodingKeys: String, CodingKey {
+        case id, rule, host, from, to, severity, value, at, detail
+        case ruleId = "rule_id"
+    }
 
     func encode(to encoder: any Encoder) throws {
         var container = encoder.container(keyedBy: CodingKeys.self)

@@ -24,6 +24,7 @@ struct AlertsController {
     var knownSources: Set<String> { Set(evaluator.sources.keys) }
 
     func addRoutes(to routes: Routes) {
+        let api = docs.routes(routes, tag: "alerts")
         routes.get("/alerts", .view, use: alertsPage)
         routes.get("/alerts/rules/new", .operate, use: newRulePage)
         routes.post("/alerts/rules/new", .operate, use: createFromPage)
@@ -31,58 +32,31 @@ struct AlertsController {
         routes.post("/alerts/rules/:id", .operate, use: updateFromPage)
         routes.post("/alerts/rules/:id/delete", .operate, use: deleteFromPage)
         let id = APIOperation.Parameter(name: "id", location: .path, type: "integer", description: "rule id")
-        docs.add(
-            APIOperation(
-                method: .get, path: "/api/v1/alerts", operationID: "listAlerts",
-                summary: "Alerts that are pending, firing, recovering, nodata or error",
-                tag: "alerts", replies: [.init(status: 200, description: "Live alerts", schema: "AlertList")]))
-        routes.get("/api/v1/alerts", .view, use: apiAlerts)
-        docs.add(
-            APIOperation(
-                method: .get, path: "/api/v1/alerts/history", operationID: "alertHistory", summary: "State changes, newest first", tag: "alerts",
-                parameters: [.limit(default: 100, maximum: 1000), .cursor],
-                replies: [.init(status: 200, description: "History", schema: "AlertHistory")]))
-        routes.get("/api/v1/alerts/history", .view, use: apiHistory)
-        docs.add(
-            APIOperation(
-                method: .get, path: "/api/v1/alerts/rules", operationID: "listAlertRules", summary: "Every alert rule", tag: "alerts",
-                replies: [.init(status: 200, description: "Rules", schema: "AlertRuleList")]))
-        routes.get("/api/v1/alerts/rules", .view, use: apiRules)
-        docs.add(
-            APIOperation(
-                method: .post, path: "/api/v1/alerts/rules", operationID: "createAlertRule", summary: "Create a rule", tag: "alerts",
-                requestSchema: "AlertRuleInput", replies: [.init(status: 201, description: "The rule", schema: "AlertRule")]))
-        routes.post("/api/v1/alerts/rules", .operate, use: apiCreate)
-        docs.add(
-            APIOperation(
-                method: .get, path: "/api/v1/alerts/rules/export", operationID: "exportAlertRules",
-                summary: "Metric rules as a Prometheus rule file (promtool check rules accepts it)", tag: "alerts",
-                replies: [.init(status: 200, description: "YAML", schema: "PrometheusRuleFileText", contentType: "application/yaml; charset=utf-8")]))
-        routes.get("/api/v1/alerts/rules/export", .view, use: apiExport)
-        docs.add(
-            APIOperation(
-                method: .post, path: "/api/v1/alerts/rules/import", operationID: "importAlertRules",
-                summary: "Create rules from a Prometheus rule file (YAML body): the supported subset, and an error for each other rule",
-                tag: "alerts", requestSchema: "PrometheusRuleFileUpload", requestContentType: "application/yaml",
-                replies: [.init(status: 200, description: "Created rules and per-rule errors", schema: "AlertImport")]))
-        routes.post("/api/v1/alerts/rules/import", .operate, use: apiImport)
-        docs.add(
-            APIOperation(
-                method: .get, path: "/api/v1/alerts/rules/{id}", operationID: "getAlertRule", summary: "One rule", tag: "alerts", parameters: [id],
-                replies: [.init(status: 200, description: "The rule", schema: "AlertRule")]))
-        routes.get("/api/v1/alerts/rules/:id", .view, use: apiRule)
-        docs.add(
-            APIOperation(
-                method: .put, path: "/api/v1/alerts/rules/{id}", operationID: "updateAlertRule",
-                summary: "Change a rule (fields left out keep their value)", tag: "alerts", parameters: [id], requestSchema: "AlertRuleInput",
-                replies: [.init(status: 200, description: "The rule", schema: "AlertRule")]))
-        routes.put("/api/v1/alerts/rules/:id", .operate, use: apiUpdate)
-        docs.add(
-            APIOperation(
-                method: .delete, path: "/api/v1/alerts/rules/{id}", operationID: "deleteAlertRule",
-                summary: "Delete a rule (built-in rules can only be paused)", tag: "alerts", parameters: [id],
-                replies: [.init(status: 204, description: "Deleted", schema: nil)]))
-        routes.delete("/api/v1/alerts/rules/:id", .operate, use: apiDelete)
+        api(
+            .get, "/api/v1/alerts", .view, "listAlerts", "Alerts that are pending, firing, recovering, nodata or error", schema: "AlertList",
+            use: apiAlerts)
+        api(
+            .get, "/api/v1/alerts/history", .view, "alertHistory", "State changes, newest first",
+            parameters: [.limit(default: 100, maximum: 1000), .cursor], schema: "AlertHistory", use: apiHistory)
+        api(.get, "/api/v1/alerts/rules", .view, "listAlertRules", "Every alert rule", schema: "AlertRuleList", use: apiRules)
+        api(
+            .post, "/api/v1/alerts/rules", .operate, "createAlertRule", "Create a rule", request: "AlertRuleInput", status: 201, schema: "AlertRule",
+            use: apiCreate)
+        api(
+            .get, "/api/v1/alerts/rules/export", .view, "exportAlertRules",
+            "Metric rules as a Prometheus rule file (promtool check rules accepts it)", schema: "PrometheusRuleFileText",
+            contentType: "application/yaml; charset=utf-8", use: apiExport)
+        api(
+            .post, "/api/v1/alerts/rules/import", .operate, "importAlertRules",
+            "Create rules from a Prometheus rule file (YAML body): the supported subset, and an error for each other rule",
+            request: "PrometheusRuleFileUpload", requestContentType: "application/yaml", schema: "AlertImport", use: apiImport)
+        api(.get, "/api/v1/alerts/rules/{id}", .view, "getAlertRule", "One rule", parameters: [id], schema: "AlertRule", use: apiRule)
+        api(
+            .put, "/api/v1/alerts/rules/{id}", .operate, "updateAlertRule", "Change a rule (fields left out keep their value)", parameters: [id],
+            request: "AlertRuleInput", schema: "AlertRule", use: apiUpdate)
+        api(
+            .delete, "/api/v1/alerts/rules/{id}", .operate, "deleteAlertRule", "Delete a rule (built-in rules can only be paused)", parameters: [id],
+            status: 204, schema: nil, use: apiDelete)
     }
 
     // MARK: API

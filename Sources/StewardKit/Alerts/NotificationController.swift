@@ -10,69 +10,42 @@ struct NotificationController {
     let docs: APIDocumentation
 
     func addRoutes(to routes: Routes) {
+        let api = docs.routes(routes, tag: "alerts")
         let id = APIOperation.Parameter(name: "id", location: .path, type: "integer", description: "id")
-        docs.add(
-            APIOperation(
-                method: .get, path: "/api/v1/alerts/channels", operationID: "listChannels", summary: "Notification channels (secrets never shown)",
-                tag: "alerts", replies: [.init(status: 200, description: "Channels", schema: "ChannelList")]))
-        routes.get("/api/v1/alerts/channels", .view, use: listChannels)
-        docs.add(
-            APIOperation(
-                method: .post, path: "/api/v1/alerts/channels", operationID: "createChannel",
-                summary: "Add a webhook or email channel; secret and password are stored encrypted", tag: "alerts", requestSchema: "ChannelInput",
-                replies: [.init(status: 201, description: "The channel", schema: "Channel")]))
-        routes.post("/api/v1/alerts/channels", .admin, use: createChannel)
-        docs.add(
-            APIOperation(
-                method: .put, path: "/api/v1/alerts/channels/{id}", operationID: "updateChannel",
-                summary: "Change a channel (fields left out keep their value; secret or password null removes it)", tag: "alerts",
-                parameters: [id], requestSchema: "ChannelInput", replies: [.init(status: 200, description: "The channel", schema: "Channel")]))
-        routes.put("/api/v1/alerts/channels/:id", .admin, use: updateChannel)
-        docs.add(
-            APIOperation(
-                method: .delete, path: "/api/v1/alerts/channels/{id}", operationID: "deleteChannel", summary: "Remove a channel", tag: "alerts",
-                parameters: [id], replies: [.init(status: 204, description: "Removed", schema: nil)]))
-        routes.delete("/api/v1/alerts/channels/:id", .admin, use: deleteChannel)
-        docs.add(
-            APIOperation(
-                method: .get, path: "/api/v1/alerts/silences", operationID: "listSilences", summary: "Silences, newest end first", tag: "alerts",
-                replies: [.init(status: 200, description: "Silences", schema: "SilenceList")]))
-        routes.get("/api/v1/alerts/silences", .view, use: listSilences)
-        docs.add(
-            APIOperation(
-                method: .post, path: "/api/v1/alerts/silences", operationID: "createSilence",
-                summary: "Mute notifications for matching alerts (rule=, host=, severity=, or a rule label) from starts_at to ends_at",
-                tag: "alerts", requestSchema: "SilenceInput", replies: [.init(status: 201, description: "The silence", schema: "Silence")]))
-        routes.post("/api/v1/alerts/silences", .operate, use: createSilence)
-        docs.add(
-            APIOperation(
-                method: .delete, path: "/api/v1/alerts/silences/{id}", operationID: "expireSilence", summary: "End a silence now", tag: "alerts",
-                parameters: [id], replies: [.init(status: 204, description: "Ended", schema: nil)]))
-        routes.delete("/api/v1/alerts/silences/:id", .operate, use: expireSilence)
-        docs.add(
-            APIOperation(
-                method: .get, path: "/api/v1/alerts/deliveries", operationID: "listDeliveries",
-                summary: "The delivery log: every notification, its attempts and errors", tag: "alerts",
-                parameters: [.limit(default: 100, maximum: 1000)],
-                replies: [.init(status: 200, description: "Deliveries", schema: "DeliveryList")]))
-        routes.get("/api/v1/alerts/deliveries", .view, use: listDeliveries)
-        docs.add(
-            APIOperation(
-                method: .get, path: "/api/v1/alerts/maintenance", operationID: "listMaintenanceWindows",
-                summary: "Recurring maintenance windows per host group, and whether each is open now", tag: "alerts",
-                replies: [.init(status: 200, description: "Windows", schema: "MaintenanceList")]))
-        routes.get("/api/v1/alerts/maintenance", .view, use: listWindows)
-        docs.add(
-            APIOperation(
-                method: .post, path: "/api/v1/alerts/maintenance", operationID: "createMaintenanceWindow",
-                summary: "Add a window: name, host_group, cron (when it opens), duration_minutes, time_zone, comment", tag: "alerts",
-                requestSchema: "MaintenanceWindowInput", replies: [.init(status: 201, description: "The window", schema: "MaintenanceWindow")]))
-        routes.post("/api/v1/alerts/maintenance", .operate, use: createWindow)
-        docs.add(
-            APIOperation(
-                method: .delete, path: "/api/v1/alerts/maintenance/{id}", operationID: "deleteMaintenanceWindow", summary: "Remove a window",
-                tag: "alerts", parameters: [id], replies: [.init(status: 204, description: "Removed", schema: nil)]))
-        routes.delete("/api/v1/alerts/maintenance/:id", .operate, use: deleteWindow)
+        api(
+            .get, "/api/v1/alerts/channels", .view, "listChannels", "Notification channels (secrets never shown)", schema: "ChannelList",
+            use: listChannels)
+        api(
+            .post, "/api/v1/alerts/channels", .admin, "createChannel", "Add a webhook or email channel; secret and password are stored encrypted",
+            request: "ChannelInput", status: 201, schema: "Channel", use: createChannel)
+        api(
+            .put, "/api/v1/alerts/channels/{id}", .admin, "updateChannel",
+            "Change a channel (fields left out keep their value; secret or password null removes it)", parameters: [id], request: "ChannelInput",
+            schema: "Channel", use: updateChannel)
+        api(
+            .delete, "/api/v1/alerts/channels/{id}", .admin, "deleteChannel", "Remove a channel", parameters: [id], status: 204, schema: nil,
+            use: deleteChannel)
+        api(.get, "/api/v1/alerts/silences", .view, "listSilences", "Silences, newest end first", schema: "SilenceList", use: listSilences)
+        api(
+            .post, "/api/v1/alerts/silences", .operate, "createSilence",
+            "Mute notifications for matching alerts (rule=, host=, severity=, or a rule label) from starts_at to ends_at", request: "SilenceInput",
+            status: 201, schema: "Silence", use: createSilence)
+        api(
+            .delete, "/api/v1/alerts/silences/{id}", .operate, "expireSilence", "End a silence now", parameters: [id], status: 204, schema: nil,
+            use: expireSilence)
+        api(
+            .get, "/api/v1/alerts/deliveries", .view, "listDeliveries", "The delivery log: every notification, its attempts and errors",
+            parameters: [.limit(default: 100, maximum: 1000)], schema: "DeliveryList", use: listDeliveries)
+        api(
+            .get, "/api/v1/alerts/maintenance", .view, "listMaintenanceWindows",
+            "Recurring maintenance windows per host group, and whether each is open now", schema: "MaintenanceList", use: listWindows)
+        api(
+            .post, "/api/v1/alerts/maintenance", .operate, "createMaintenanceWindow",
+            "Add a window: name, host_group, cron (when it opens), duration_minutes, time_zone, comment", request: "MaintenanceWindowInput",
+            status: 201, schema: "MaintenanceWindow", use: createWindow)
+        api(
+            .delete, "/api/v1/alerts/maintenance/{id}", .operate, "deleteMaintenanceWindow", "Remove a window", parameters: [id], status: 204,
+            schema: nil, use: deleteWindow)
     }
 
     @Sendable func listChannels(request: Request, context: StewardRequestContext) async throws -> Response {

@@ -27,9 +27,19 @@ struct ChannelResource: Encodable, Sendable {
 
     enum CodingKeys: String, CodingKey {
         case id, name, kind, enabled, url
-        case minSeverity = "min_severity", matchLabels = "match_labels", sendResolved = "send_resolved", groupWaitSeconds = "group_wait_seconds"
-        case groupIntervalSeconds = "group_interval_seconds", hasSecret = "has_secret", smtpHost = "smtp_host", smtpPort = "smtp_port"
-        case smtpSecurity = "smtp_security", smtpUser = "smtp_user", hasPassword = "has_password", mailFrom = "mail_from", mailTo = "mail_to"
+        case minSeverity = "min_severity"
+        case matchLabels = "match_labels"
+        case sendResolved = "send_resolved"
+        case groupWaitSeconds = "group_wait_seconds"
+        case groupIntervalSeconds = "group_interval_seconds"
+        case hasSecret = "has_secret"
+        case smtpHost = "smtp_host"
+        case smtpPort = "smtp_port"
+        case smtpSecurity = "smtp_security"
+        case smtpUser = "smtp_user"
+        case hasPassword = "has_password"
+        case mailFrom = "mail_from"
+        case mailTo = "mail_to"
         case smtpCaFile = "smtp_ca_file"
     }
 
@@ -80,9 +90,18 @@ struct ChannelInput: APIInput {
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case name, kind, enabled, url, secret, password
-        case minSeverity = "min_severity", matchLabels = "match_labels", sendResolved = "send_resolved", groupWaitSeconds = "group_wait_seconds"
-        case groupIntervalSeconds = "group_interval_seconds", smtpHost = "smtp_host", smtpPort = "smtp_port", smtpSecurity = "smtp_security"
-        case smtpUser = "smtp_user", mailFrom = "mail_from", mailTo = "mail_to", smtpCaFile = "smtp_ca_file"
+        case minSeverity = "min_severity"
+        case matchLabels = "match_labels"
+        case sendResolved = "send_resolved"
+        case groupWaitSeconds = "group_wait_seconds"
+        case groupIntervalSeconds = "group_interval_seconds"
+        case smtpHost = "smtp_host"
+        case smtpPort = "smtp_port"
+        case smtpSecurity = "smtp_security"
+        case smtpUser = "smtp_user"
+        case mailFrom = "mail_from"
+        case mailTo = "mail_to"
+        case smtpCaFile = "smtp_ca_file"
     }
 
     init() {}
@@ -126,7 +145,9 @@ struct SilenceResource: Encodable, Sendable {
 
     enum CodingKeys: String, CodingKey {
         case id, matchers, comment, active
-        case startsAt = "starts_at", endsAt = "ends_at", createdBy = "created_by"
+        case startsAt = "starts_at"
+        case endsAt = "ends_at"
+        case createdBy = "created_by"
     }
 
     init(_ silence: Silence, now: Int64) {
@@ -150,7 +171,8 @@ struct SilenceInput: APIInput {
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case matchers, comment, duration
-        case startsAt = "starts_at", endsAt = "ends_at"
+        case startsAt = "starts_at"
+        case endsAt = "ends_at"
     }
 
     func silence(now: Int64) throws -> Silence {
@@ -189,7 +211,10 @@ struct MaintenanceWindowResource: Encodable, Sendable {
 
     enum CodingKeys: String, CodingKey {
         case id, name, cron, enabled, comment
-        case hostGroup = "host_group", durationMinutes = "duration_minutes", timeZone = "time_zone", openNow = "open_now"
+        case hostGroup = "host_group"
+        case durationMinutes = "duration_minutes"
+        case timeZone = "time_zone"
+        case openNow = "open_now"
     }
 
     init(_ window: MaintenanceWindow, now: Date) {
@@ -217,7 +242,9 @@ struct MaintenanceWindowInput: APIInput {
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case name, cron, enabled, comment
-        case hostGroup = "host_group", durationMinutes = "duration_minutes", timeZone = "time_zone"
+        case hostGroup = "host_group"
+        case durationMinutes = "duration_minutes"
+        case timeZone = "time_zone"
     }
 
     func window() throws -> MaintenanceWindow {
@@ -252,7 +279,9 @@ struct DeliveryResource: Encodable, Sendable {
 
     enum CodingKeys: String, CodingKey {
         case id, channel, rule, status, reason, attempts, subject, error
-        case createdAt = "created_at", sentAt = "sent_at", nextAttemptAt = "next_attempt_at"
+        case createdAt = "created_at"
+        case sentAt = "sent_at"
+        case nextAttemptAt = "next_attempt_at"
     }
 }
 

@@ -11,24 +11,22 @@ struct AuditController {
     let docs: APIDocumentation
 
     func addRoutes(to routes: Routes) {
+        let endpoint = docs.routes(routes, tag: "audit")
         routes.get("/audit", .audit, use: page)
-        docs.add(
-            APIOperation(
-                method: .get, path: "/api/v1/audit", operationID: "listAuditEvents", summary: "Audit events, newest first", tag: "audit",
-                parameters: [
-                    .init(name: "user", location: .query, type: "string", description: "only events by this user"),
-                    .init(name: "action", location: .query, type: "string", description: "an action, or a prefix ending in * (login.*)"),
-                    .init(name: "target", location: .query, type: "string", description: "a target, or a prefix ending in * (user:*)"),
-                    .init(
-                        name: "since", location: .query, type: "string", description: "RFC 3339 time or YYYY-MM-DD (UTC), inclusive",
-                        pattern: Self.timePattern),
-                    .init(
-                        name: "until", location: .query, type: "string", description: "RFC 3339 time or YYYY-MM-DD (UTC), exclusive",
-                        pattern: Self.timePattern),
-                    .limit(default: 100, maximum: 500), .cursor,
-                ],
-                replies: [.init(status: 200, description: "A page of audit events", schema: "AuditList")]))
-        routes.get("/api/v1/audit", .audit, use: api)
+        endpoint(
+            .get, "/api/v1/audit", .audit, "listAuditEvents", "Audit events, newest first",
+            parameters: [
+                .init(name: "user", location: .query, type: "string", description: "only events by this user"),
+                .init(name: "action", location: .query, type: "string", description: "an action, or a prefix ending in * (login.*)"),
+                .init(name: "target", location: .query, type: "string", description: "a target, or a prefix ending in * (user:*)"),
+                .init(
+                    name: "since", location: .query, type: "string", description: "RFC 3339 time or YYYY-MM-DD (UTC), inclusive",
+                    pattern: Self.timePattern),
+                .init(
+                    name: "until", location: .query, type: "string", description: "RFC 3339 time or YYYY-MM-DD (UTC), exclusive",
+                    pattern: Self.timePattern),
+                .limit(default: 100, maximum: 500), .cursor,
+            ], schema: "AuditList", use: api)
     }
 
     /// The filter from query parameters, or the fields that are wrong and why.

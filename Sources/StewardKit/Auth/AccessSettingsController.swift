@@ -12,6 +12,7 @@ struct AccessSettingsController {
     let docs: APIDocumentation
 
     func addRoutes(to routes: Routes) {
+        let api = docs.routes(routes, tag: "access")
         routes.get("/settings/roles", .admin, use: rolesPage)
         routes.post("/settings/roles", .admin, use: grant)
         routes.post("/settings/roles/revoke", .admin, use: revoke)
@@ -23,11 +24,7 @@ struct AccessSettingsController {
         routes.get("/settings/blocks", .admin, use: blocksPage)
         routes.post("/settings/blocks/clear", .admin, use: clearBlock)
 
-        docs.add(
-            APIOperation(
-                method: .get, path: "/api/v1/me", operationID: "whoAmI", summary: "The caller: user, roles and how they authenticated",
-                tag: "access", replies: [.init(status: 200, description: "The caller", schema: "Me")]))
-        routes.get("/api/v1/me", .view, use: me)
+        api(.get, "/api/v1/me", .view, "whoAmI", "The caller: user, roles and how they authenticated", schema: "Me", use: me)
     }
 
     // MARK: roles

@@ -13,16 +13,13 @@ struct ConfigController {
     let docs: APIDocumentation
 
     func addRoutes(to routes: Routes) {
+        let api = docs.routes(routes, tag: "engine")
         routes.get("/config", .view, use: indexPage)
         routes.get("/config/file", .view, use: filePage)
         routes.post("/config/file", .admin, use: save)
         routes.get("/config/commits/:hash", .view, use: commitPage)
         routes.post("/config/commits/:hash/revert", .admin, use: revert)
-        docs.add(
-            APIOperation(
-                method: .get, path: "/api/v1/config/history", operationID: "configHistory", summary: "Recent commits of the config repo",
-                tag: "engine", replies: [.init(status: 200, description: "Commits, newest first", schema: "CommitList")]))
-        routes.get("/api/v1/config/history", .view, use: apiHistory)
+        api(.get, "/api/v1/config/history", .view, "configHistory", "Recent commits of the config repo", schema: "CommitList", use: apiHistory)
     }
 
     static func commitView(_ commit: ConfigRepository.Commit) -> ViewNode {

@@ -12,30 +12,19 @@ struct EngineController {
     let docs: APIDocumentation
 
     func addRoutes(to routes: Routes) {
-        docs.add(
-            APIOperation(
-                method: .get, path: "/api/v1/playbooks", operationID: "listPlaybooks", summary: "Playbooks in the config repo, and its commit",
-                tag: "engine", replies: [.init(status: 200, description: "The playbooks", schema: "PlaybookList")]))
-        routes.get("/api/v1/playbooks", .view, use: apiList)
-        docs.add(
-            APIOperation(
-                method: .post, path: "/api/v1/playbooks/run", operationID: "runPlaybook",
-                summary: "Run a playbook from the config repo on hosts or groups, as a job", tag: "engine", requestSchema: "PlaybookRun",
-                replies: [.init(status: 202, description: "The job", schema: "Job")]))
-        routes.post("/api/v1/playbooks/run", .operate, use: apiRun)
+        let api = docs.routes(routes, tag: "engine")
+        api(.get, "/api/v1/playbooks", .view, "listPlaybooks", "Playbooks in the config repo, and its commit", schema: "PlaybookList", use: apiList)
+        api(
+            .post, "/api/v1/playbooks/run", .operate, "runPlaybook", "Run a playbook from the config repo on hosts or groups, as a job",
+            request: "PlaybookRun", status: 202, schema: "Job", use: apiRun)
         let idParameter = APIOperation.Parameter(name: "id", location: .path, type: "integer", description: "job id")
-        docs.add(
-            APIOperation(
-                method: .get, path: "/api/v1/jobs/{id}/hosts", operationID: "jobHostResults",
-                summary: "Per-host results of a playbook job, with each task's outcome", tag: "engine", parameters: [idParameter],
-                replies: [.init(status: 200, description: "Per-host results", schema: "HostResults")]))
-        routes.get("/api/v1/jobs/:id/hosts", .view, use: apiResults)
-        docs.add(
-            APIOperation(
-                method: .post, path: "/api/v1/adhoc", operationID: "runAdhoc",
-                summary: "Run one command (an argv list, never a shell string) on hosts or groups through the engine; admins only",
-                tag: "engine", requestSchema: "AdhocRun", replies: [.init(status: 202, description: "The job", schema: "Job")]))
-        routes.post("/api/v1/adhoc", .admin, use: apiAdhoc)
+        api(
+            .get, "/api/v1/jobs/{id}/hosts", .view, "jobHostResults", "Per-host results of a playbook job, with each task's outcome",
+            parameters: [idParameter], schema: "HostResults", use: apiResults)
+        api(
+            .post, "/api/v1/adhoc", .admin, "runAdhoc",
+            "Run one command (an argv list, never a shell string) on hosts or groups through the engine; admins only", request: "AdhocRun",
+            status: 202, schema: "Job", use: apiAdhoc)
         routes.post("/hosts/:id/facts", .operate, use: gatherFacts)
         routes.get("/hosts/command", .admin, use: commandPage)
         routes.post("/hosts/command", .admin, use: commandFromPage)

@@ -18,6 +18,7 @@ struct HostController {
     let dashboard: MetricsDashboard
 
     func addRoutes(to routes: Routes) {
+        let api = docs.routes(routes, tag: "hosts")
         routes.get("/hosts", .view, use: listPage)
         routes.get("/hosts/new", .admin, use: newPage)
         routes.post("/hosts/new", .admin, use: createFromPage)
@@ -35,66 +36,31 @@ struct HostController {
         routes.post("/hosts/:id/delete", .admin, use: deleteFromPage)
 
         let idParameter = APIOperation.Parameter(name: "id", location: .path, type: "integer", description: "host id")
-        docs.add(
-            APIOperation(
-                method: .get, path: "/api/v1/hosts", operationID: "listHosts", summary: "Every host with its groups, tags and state", tag: "hosts",
-                replies: [.init(status: 200, description: "The hosts", schema: "HostList")]))
-        routes.get("/api/v1/hosts", .view, use: apiList)
-        docs.add(
-            APIOperation(
-                method: .post, path: "/api/v1/hosts", operationID: "createHost", summary: "Add a host", tag: "hosts", requestSchema: "HostCreate",
-                replies: [.init(status: 201, description: "The new host", schema: "Host")]))
-        routes.post("/api/v1/hosts", .admin, use: apiCreate)
-        docs.add(
-            APIOperation(
-                method: .get, path: "/api/v1/hosts/{id}", operationID: "getHost", summary: "Read one host", tag: "hosts", parameters: [idParameter],
-                replies: [.init(status: 200, description: "The host", schema: "HostDetail")]))
-        routes.get("/api/v1/hosts/:id", .view, use: apiShow)
-        docs.add(
-            APIOperation(
-                method: .patch, path: "/api/v1/hosts/{id}", operationID: "updateHost", summary: "Change some of a host's fields", tag: "hosts",
-                parameters: [idParameter], requestSchema: "HostInput", replies: [.init(status: 200, description: "The host", schema: "Host")]))
-        routes.patch("/api/v1/hosts/:id", .admin, use: apiUpdate)
-        docs.add(
-            APIOperation(
-                method: .delete, path: "/api/v1/hosts/{id}", operationID: "deleteHost", summary: "Remove a host", tag: "hosts",
-                parameters: [idParameter],
-                replies: [.init(status: 204, description: "Removed", schema: nil)]))
-        routes.delete("/api/v1/hosts/:id", .admin, use: apiDelete)
-        docs.add(
-            APIOperation(
-                method: .get, path: "/api/v1/groups", operationID: "listGroups", summary: "Host groups with their variables", tag: "hosts",
-                replies: [.init(status: 200, description: "The groups", schema: "GroupList")]))
-        routes.get("/api/v1/groups", .view, use: apiGroups)
+        api(.get, "/api/v1/hosts", .view, "listHosts", "Every host with its groups, tags and state", schema: "HostList", use: apiList)
+        api(.post, "/api/v1/hosts", .admin, "createHost", "Add a host", request: "HostCreate", status: 201, schema: "Host", use: apiCreate)
+        api(.get, "/api/v1/hosts/{id}", .view, "getHost", "Read one host", parameters: [idParameter], schema: "HostDetail", use: apiShow)
+        api(
+            .patch, "/api/v1/hosts/{id}", .admin, "updateHost", "Change some of a host's fields", parameters: [idParameter], request: "HostInput",
+            schema: "Host", use: apiUpdate)
+        api(.delete, "/api/v1/hosts/{id}", .admin, "deleteHost", "Remove a host", parameters: [idParameter], status: 204, schema: nil, use: apiDelete)
+        api(.get, "/api/v1/groups", .view, "listGroups", "Host groups with their variables", schema: "GroupList", use: apiGroups)
         let nameParameter = APIOperation.Parameter(name: "name", location: .path, type: "string", description: "group name")
-        docs.add(
-            APIOperation(
-                method: .put, path: "/api/v1/groups/{name}", operationID: "saveGroup", summary: "Create a group or replace its variables and notes",
-                tag: "hosts", parameters: [nameParameter], requestSchema: "GroupInput",
-                replies: [.init(status: 200, description: "The group", schema: "Group")]))
-        routes.put("/api/v1/groups/:name", .admin, use: apiSaveGroup)
-        docs.add(
-            APIOperation(
-                method: .delete, path: "/api/v1/groups/{name}", operationID: "deleteGroup", summary: "Remove a group (its hosts stay)", tag: "hosts",
-                parameters: [nameParameter], replies: [.init(status: 204, description: "Removed", schema: nil)]))
-        routes.delete("/api/v1/groups/:name", .admin, use: apiDeleteGroup)
-        docs.add(
-            APIOperation(
-                method: .get, path: "/api/v1/ssh-identity", operationID: "sshIdentity", summary: "Steward's SSH public key and how to authorize it",
-                tag: "hosts", replies: [.init(status: 200, description: "The public key", schema: "SSHIdentity")]))
-        routes.get("/api/v1/ssh-identity", .view, use: apiIdentity)
-        docs.add(
-            APIOperation(
-                method: .post, path: "/api/v1/hosts/{id}/host-key/scan", operationID: "scanHostKey",
-                summary: "Ask the host for its SSH key and compare it with the trusted one", tag: "hosts", parameters: [idParameter],
-                replies: [.init(status: 200, description: "Where the host key stands", schema: "HostKeyVerdict")]))
-        routes.post("/api/v1/hosts/:id/host-key/scan", .operate, use: apiScanKey)
-        docs.add(
-            APIOperation(
-                method: .post, path: "/api/v1/hosts/{id}/host-key/trust", operationID: "trustHostKey",
-                summary: "Trust the key the host presents; the fingerprint must match what was shown", tag: "hosts", parameters: [idParameter],
-                requestSchema: "HostKeyTrust", replies: [.init(status: 200, description: "Where the host key stands", schema: "HostKeyVerdict")]))
-        routes.post("/api/v1/hosts/:id/host-key/trust", .admin, use: apiTrustKey)
+        api(
+            .put, "/api/v1/groups/{name}", .admin, "saveGroup", "Create a group or replace its variables and notes", parameters: [nameParameter],
+            request: "GroupInput", schema: "Group", use: apiSaveGroup)
+        api(
+            .delete, "/api/v1/groups/{name}", .admin, "deleteGroup", "Remove a group (its hosts stay)", parameters: [nameParameter], status: 204,
+            schema: nil, use: apiDeleteGroup)
+        api(
+            .get, "/api/v1/ssh-identity", .view, "sshIdentity", "Steward's SSH public key and how to authorize it", schema: "SSHIdentity",
+            use: apiIdentity)
+        api(
+            .post, "/api/v1/hosts/{id}/host-key/scan", .operate, "scanHostKey", "Ask the host for its SSH key and compare it with the trusted one",
+            parameters: [idParameter], schema: "HostKeyVerdict", use: apiScanKey)
+        api(
+            .post, "/api/v1/hosts/{id}/host-key/trust", .admin, "trustHostKey",
+            "Trust the key the host presents; the fingerprint must match what was shown", parameters: [idParameter], request: "HostKeyTrust",
+            schema: "HostKeyVerdict", use: apiTrustKey)
     }
 
     // MARK: pages

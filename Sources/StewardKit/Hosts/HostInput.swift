@@ -20,7 +20,10 @@ struct HostInput: APIInput {
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case name, address, transport, become, groups, tags, variables, notes, enabled
-        case sshPort = "ssh_port", sshUser = "ssh_user", metricsUrl = "metrics_url", metricsAllow = "metrics_allow"
+        case sshPort = "ssh_port"
+        case sshUser = "ssh_user"
+        case metricsUrl = "metrics_url"
+        case metricsAllow = "metrics_allow"
     }
 
     init() {}

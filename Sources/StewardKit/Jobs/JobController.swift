@@ -16,6 +16,7 @@ struct JobController {
     var feed: JobFeed { JobFeed(store: runner.store, events: runner.events) }
 
     func addRoutes(to routes: Routes) {
+        let api = docs.routes(routes, tag: "jobs")
         routes.get("/jobs", .view, use: listPage)
         routes.get("/jobs/:id", .view, use: showPage)
         routes.get("/jobs/:id/events", .view, use: eventStream)
@@ -23,46 +24,31 @@ struct JobController {
         routes.post("/jobs/:id/cancel", .operate, use: cancelFromPage)
 
         let idParameter = APIOperation.Parameter(name: "id", location: .path, type: "integer", description: "job id")
-        docs.add(
-            APIOperation(
-                method: .get, path: "/api/v1/jobs", operationID: "listJobs", summary: "List jobs, newest first", tag: "jobs",
-                parameters: [
-                    .init(
-                        name: "state", location: .query, type: "string", description: "only jobs in this state",
-                        enumValues: Job.State.allCases.map(\.rawValue)),
-                    .init(name: "kind", location: .query, type: "string", description: "only jobs of this kind"),
-                    .init(name: "host", location: .query, type: "string", description: "only jobs for this host"),
-                    .limit(default: 50, maximum: 200), .cursor,
-                ],
-                replies: [.init(status: 200, description: "A page of jobs", schema: "JobList")]))
-        routes.get("/api/v1/jobs", .view, use: apiList)
-        docs.add(
-            APIOperation(
-                method: .get, path: "/api/v1/jobs/{id}", operationID: "getJob", summary: "Read one job", tag: "jobs", parameters: [idParameter],
-                replies: [.init(status: 200, description: "The job", schema: "Job")]))
-        routes.get("/api/v1/jobs/:id", .view, use: apiShow)
-        docs.add(
-            APIOperation(
-                method: .post, path: "/api/v1/jobs/{id}/cancel", operationID: "cancelJob",
-                summary: "Cancel a queued or running job; a running job's whole process group is stopped", tag: "jobs", parameters: [idParameter],
-                replies: [.init(status: 202, description: "Cancellation requested; the job as it is now", schema: "Job")]))
-        routes.post("/api/v1/jobs/:id/cancel", .operate, use: apiCancel)
-        docs.add(
-            APIOperation(
-                method: .get, path: "/api/v1/jobs/{id}/log", operationID: "streamJobLog",
-                summary: "The job's output as NDJSON: stored chunks, then live events until the job ends (follow=false stops after the stored ones)",
-                tag: "jobs",
-                parameters: [
-                    idParameter,
-                    .init(name: "follow", location: .query, type: "boolean", description: "keep streaming while the job runs (default true)"),
-                    .init(name: "after", location: .query, type: "integer", description: "resume after this chunk sequence number", minimum: 0, maximum: Int(Int64.max)),
-                ],
-                replies: [
-                    .init(
-                        status: 200, description: "One JSON object per line: {type: log|progress|end, ...}", schema: "ndjson",
-                        contentType: "application/x-ndjson")
-                ]))
-        routes.get("/api/v1/jobs/:id/log", .view, use: apiLog)
+        api(
+            .get, "/api/v1/jobs", .view, "listJobs", "List jobs, newest first",
+            parameters: [
+                .init(
+                    name: "state", location: .query, type: "string", description: "only jobs in this state",
+                    enumValues: Job.State.allCases.map(\.rawValue)),
+                .init(name: "kind", location: .query, type: "string", description: "only jobs of this kind"),
+                .init(name: "host", location: .query, type: "string", description: "only jobs for this host"),
+                .limit(default: 50, maximum: 200), .cursor,
+            ], schema: "JobList", use: apiList)
+        api(.get, "/api/v1/jobs/{id}", .view, "getJob", "Read one job", parameters: [idParameter], schema: "Job", use: apiShow)
+        api(
+            .post, "/api/v1/jobs/{id}/cancel", .operate, "cancelJob",
+            "Cancel a queued or running job; a running job's whole process group is stopped", parameters: [idParameter], status: 202,
+            reply: "Cancellation requested; the job as it is now", schema: "Job", use: apiCancel)
+        api(
+            .get, "/api/v1/jobs/{id}/log", .view, "streamJobLog",
+            "The job's output as NDJSON: stored chunks, then live events until the job ends (follow=false stops after the stored ones)",
+            parameters: [
+                idParameter,
+                .init(name: "follow", location: .query, type: "boolean", description: "keep streaming while the job runs (default true)"),
+                .init(
+                    name: "after", location: .query, type: "integer", description: "resume after this chunk sequence number", minimum: 0,
+                    maximum: Int(Int64.max)),
+            ], reply: "One JSON object per line: {type: log|progress|end, ...}", schema: "ndjson", contentType: "application/x-ndjson", use: apiLog)
     }
 
     // MARK: pages

@@ -8,48 +8,37 @@ struct MonitoringController {
     let docs: APIDocumentation
 
     func addRoutes(to routes: Routes) {
+        let api = docs.routes(routes, tag: "metrics")
         routes.get("/hosts/:id/metrics", .view, use: hostPage)
         let hostParameter = APIOperation.Parameter(name: "host", location: .query, type: "string", description: "host id or name")
-        docs.add(
-            APIOperation(
-                method: .get, path: "/api/v1/metrics/series", operationID: "listSeries", summary: "Stored series, with their newest sample",
-                tag: "metrics",
-                parameters: [
-                    hostParameter, .init(name: "name", location: .query, type: "string", description: "metric name"),
-                    .limit(default: 500, maximum: 5000), .cursor,
-                ],
-                replies: [.init(status: 200, description: "Series", schema: "MetricSeriesList")]))
-        routes.get("/api/v1/metrics/series", .view, use: apiSeries)
-        docs.add(
-            APIOperation(
-                method: .get, path: "/api/v1/metrics/query", operationID: "queryRange",
-                summary: "One value per step for each matching series; the resolution (raw, 1m, 1h) follows the step and range",
-                tag: "metrics",
-                parameters: [
-                    hostParameter, .init(name: "name", location: .query, type: "string", description: "metric name (or give series)"),
-                    .init(name: "series", location: .query, type: "string", description: "comma-separated series ids"),
-                    .init(name: "match", location: .query, type: "string", description: "label=value filters, comma-separated"),
-                    .init(
-                        name: "fn", location: .query, type: "string", description: "aggregation per step (default avg; rate for counters)",
-                        enumValues: MetricFunction.allCases.map(\.rawValue)),
-                    .init(name: "range", location: .query, type: "string", description: "how far back from now, e.g. 1h, 7d (default 1h)"),
-                    .init(name: "from", location: .query, type: "string", description: "RFC 3339 time or epoch seconds (instead of range)"),
-                    .init(name: "to", location: .query, type: "string", description: "RFC 3339 time or epoch seconds (default now)"),
-                    .init(name: "step", location: .query, type: "string", description: "e.g. 15s, 5m, 1h (default: about 240 steps)"),
-                ],
-                replies: [.init(status: 200, description: "Values per step", schema: "MetricQueryResult")]))
-        routes.get("/api/v1/metrics/query", .view, use: apiQuery)
-        docs.add(
-            APIOperation(
-                method: .get, path: "/api/v1/metrics/fleet", operationID: "fleetSummary",
-                summary: "Every host's state and newest CPU, memory, fullest filesystem, load per core and network, with group totals",
-                tag: "metrics",
-                parameters: [
-                    .init(name: "group", location: .query, type: "string", description: "only hosts in this group"),
-                    .init(name: "tag", location: .query, type: "string", description: "only hosts with this tag"),
-                ],
-                replies: [.init(status: 200, description: "The fleet", schema: "FleetSummary")]))
-        routes.get("/api/v1/metrics/fleet", .view, use: apiFleet)
+        api(
+            .get, "/api/v1/metrics/series", .view, "listSeries", "Stored series, with their newest sample",
+            parameters: [
+                hostParameter, .init(name: "name", location: .query, type: "string", description: "metric name"),
+                .limit(default: 500, maximum: 5000), .cursor,
+            ], schema: "MetricSeriesList", use: apiSeries)
+        api(
+            .get, "/api/v1/metrics/query", .view, "queryRange",
+            "One value per step for each matching series; the resolution (raw, 1m, 1h) follows the step and range",
+            parameters: [
+                hostParameter, .init(name: "name", location: .query, type: "string", description: "metric name (or give series)"),
+                .init(name: "series", location: .query, type: "string", description: "comma-separated series ids"),
+                .init(name: "match", location: .query, type: "string", description: "label=value filters, comma-separated"),
+                .init(
+                    name: "fn", location: .query, type: "string", description: "aggregation per step (default avg; rate for counters)",
+                    enumValues: MetricFunction.allCases.map(\.rawValue)),
+                .init(name: "range", location: .query, type: "string", description: "how far back from now, e.g. 1h, 7d (default 1h)"),
+                .init(name: "from", location: .query, type: "string", description: "RFC 3339 time or epoch seconds (instead of range)"),
+                .init(name: "to", location: .query, type: "string", description: "RFC 3339 time or epoch seconds (default now)"),
+                .init(name: "step", location: .query, type: "string", description: "e.g. 15s, 5m, 1h (default: about 240 steps)"),
+            ], schema: "MetricQueryResult", use: apiQuery)
+        api(
+            .get, "/api/v1/metrics/fleet", .view, "fleetSummary",
+            "Every host's state and newest CPU, memory, fullest filesystem, load per core and network, with group totals",
+            parameters: [
+                .init(name: "group", location: .query, type: "string", description: "only hosts in this group"),
+                .init(name: "tag", location: .query, type: "string", description: "only hosts with this tag"),
+            ], schema: "FleetSummary", use: apiFleet)
     }
 
     static var schemas: [String: Any] {
@@ -278,13 +267,21 @@ struct MonitoringController {
         let now = EpochMilliseconds.from(Date())
         var to = now
         if let value = text("to") {
-            if let parsed = TimeText.milliseconds(value) { to = parsed } else { errors["to"] = "use an RFC 3339 time (2026-11-21T10:00:00Z) or epoch seconds" }
+            if let parsed = TimeText.milliseconds(value) {
+                to = parsed
+            } else {
+                errors["to"] = "use an RFC 3339 time (2026-11-21T10:00:00Z) or epoch seconds"
+            }
         }
         var from = to - 3_600_000
         if let value = text("from") {
             if let parsed = TimeText.milliseconds(value) { from = parsed } else { errors["from"] = "use an RFC 3339 time or epoch seconds" }
         } else if let value = text("range") {
-            if let parsed = TimeText.durationMilliseconds(value) { from = to - parsed } else { errors["range"] = "use a duration such as 1h, 6h, 7d or 30d" }
+            if let parsed = TimeText.durationMilliseconds(value) {
+                from = to - parsed
+            } else {
+                errors["range"] = "use a duration such as 1h, 6h, 7d or 30d"
+            }
         }
         if from >= to { errors["from"] = errors["from"] ?? "must be before to" }
         if to - from > 800 * 86_400_000 { errors["range"] = "at most 800 days per query" }

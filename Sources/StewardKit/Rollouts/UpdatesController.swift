@@ -12,27 +12,20 @@ struct UpdatesController {
     let docs: APIDocumentation
 
     func addRoutes(to routes: Routes) {
+        let api = docs.routes(routes, tag: "updates")
         routes.get("/updates", .view, use: fleetPage)
         routes.get("/updates/packages", .view, use: packagesPage)
         routes.post("/updates/refresh", .operate, use: refreshFromPage)
-        docs.add(
-            APIOperation(
-                method: .get, path: "/api/v1/updates", operationID: "listPendingUpdates",
-                summary: "Each host's pending updates with versions, the security count, reboot-required and how long security updates have waited",
-                tag: "updates", replies: [.init(status: 200, description: "Hosts", schema: "PendingUpdatesList")]))
-        routes.get("/api/v1/updates", .view, use: apiFleet)
-        docs.add(
-            APIOperation(
-                method: .get, path: "/api/v1/updates/packages", operationID: "listPendingPackages",
-                summary: "Each package with a pending update and the hosts that would take it", tag: "updates",
-                replies: [.init(status: 200, description: "Packages", schema: "PendingPackageList")]))
-        routes.get("/api/v1/updates/packages", .view, use: apiPackages)
-        docs.add(
-            APIOperation(
-                method: .post, path: "/api/v1/updates/refresh", operationID: "refreshPendingUpdates",
-                summary: "Gather facts from every host now (the Gather facts schedule's job)", tag: "updates",
-                replies: [.init(status: 202, description: "The job", schema: "Job")]))
-        routes.post("/api/v1/updates/refresh", .operate, use: apiRefresh)
+        api(
+            .get, "/api/v1/updates", .view, "listPendingUpdates",
+            "Each host's pending updates with versions, the security count, reboot-required and how long security updates have waited",
+            schema: "PendingUpdatesList", use: apiFleet)
+        api(
+            .get, "/api/v1/updates/packages", .view, "listPendingPackages", "Each package with a pending update and the hosts that would take it",
+            schema: "PendingPackageList", use: apiPackages)
+        api(
+            .post, "/api/v1/updates/refresh", .operate, "refreshPendingUpdates", "Gather facts from every host now (the Gather facts schedule's job)",
+            status: 202, schema: "Job", use: apiRefresh)
     }
 
     func report() throws -> PendingUpdatesReport { try PendingUpdatesReport.build(database: database, hosts: try hosts.all()) }

@@ -10,41 +10,25 @@ struct ScheduleController {
     var store: ScheduleStore { scheduler.store }
 
     func addRoutes(to routes: Routes) {
+        let api = docs.routes(routes, tag: "schedules")
         routes.get("/schedules", .view, use: listPage)
         routes.get("/schedules/:id", .view, use: editPage)
         routes.post("/schedules/:id", .operate, use: saveFromPage)
         routes.post("/schedules/:id/run", .operate, use: runFromPage)
 
         let idParameter = APIOperation.Parameter(name: "id", location: .path, type: "integer", description: "schedule id")
-        docs.add(
-            APIOperation(
-                method: .get, path: "/api/v1/schedules", operationID: "listSchedules", summary: "List schedules with their next five fire times",
-                tag: "schedules", replies: [.init(status: 200, description: "All schedules", schema: "ScheduleList")]))
-        routes.get("/api/v1/schedules", .view, use: apiList)
-        docs.add(
-            APIOperation(
-                method: .get, path: "/api/v1/schedules/{id}", operationID: "getSchedule", summary: "Read one schedule", tag: "schedules",
-                parameters: [idParameter], replies: [.init(status: 200, description: "The schedule", schema: "Schedule")]))
-        routes.get("/api/v1/schedules/:id", .view, use: apiShow)
-        docs.add(
-            APIOperation(
-                method: .patch, path: "/api/v1/schedules/{id}", operationID: "updateSchedule",
-                summary: "Change timing, policies or the enabled switch; omitted fields keep their values", tag: "schedules",
-                parameters: [idParameter], requestSchema: "ScheduleUpdate",
-                replies: [.init(status: 200, description: "The updated schedule", schema: "Schedule")]))
-        routes.patch("/api/v1/schedules/:id", .operate, use: apiUpdate)
-        docs.add(
-            APIOperation(
-                method: .post, path: "/api/v1/schedules/{id}/run", operationID: "runSchedule",
-                summary: "Start the schedule's job now, honouring its concurrency policy", tag: "schedules", parameters: [idParameter],
-                replies: [.init(status: 202, description: "The job that was started", schema: "Job")]))
-        routes.post("/api/v1/schedules/:id/run", .operate, use: apiRun)
-        docs.add(
-            APIOperation(
-                method: .post, path: "/api/v1/schedules/preview", operationID: "previewSchedule",
-                summary: "Validate a cron expression and time zone and list the next fire times", tag: "schedules",
-                requestSchema: "SchedulePreviewRequest", replies: [.init(status: 200, description: "Next fire times", schema: "SchedulePreview")]))
-        routes.post("/api/v1/schedules/preview", .view, use: apiPreview)
+        api(.get, "/api/v1/schedules", .view, "listSchedules", "List schedules with their next five fire times", schema: "ScheduleList", use: apiList)
+        api(.get, "/api/v1/schedules/{id}", .view, "getSchedule", "Read one schedule", parameters: [idParameter], schema: "Schedule", use: apiShow)
+        api(
+            .patch, "/api/v1/schedules/{id}", .operate, "updateSchedule",
+            "Change timing, policies or the enabled switch; omitted fields keep their values", parameters: [idParameter], request: "ScheduleUpdate",
+            schema: "Schedule", use: apiUpdate)
+        api(
+            .post, "/api/v1/schedules/{id}/run", .operate, "runSchedule", "Start the schedule's job now, honouring its concurrency policy",
+            parameters: [idParameter], status: 202, schema: "Job", use: apiRun)
+        api(
+            .post, "/api/v1/schedules/preview", .view, "previewSchedule", "Validate a cron expression and time zone and list the next fire times",
+            request: "SchedulePreviewRequest", schema: "SchedulePreview", use: apiPreview)
     }
 
     // MARK: pages
