@@ -88,6 +88,12 @@ public final class APIDocumentation: Sendable {
         operations.withLock { ops in ops.map { ($0.method.rawValue, $0.path) } }
     }
 
+    /// The document as the server serves it and as docs/openapi.json holds it (a test keeps the two equal).
+    public func documentText() throws -> String {
+        let data = try JSONSerialization.data(withJSONObject: document(), options: [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes])
+        return String(decoding: data, as: UTF8.self) + "\n"
+    }
+
     public func document() -> [String: Any] {
         var paths: [String: [String: Any]] = [:]
         for op in operations.withLock({ $0 }) {

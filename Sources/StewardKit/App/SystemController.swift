@@ -41,7 +41,11 @@ struct SystemController {
             APIOperation(
                 method: .get, path: "/api/openapi.json", operationID: "openapi", summary: "This document", tag: "system",
                 replies: [.init(status: 200, description: "OpenAPI 3.1 document", schema: "OpenAPIDocument")]))
-        routes.get("/api/openapi.json", .view) { _, _ in try JSONResponse.make(object: docs.document()) }
+        routes.get("/api/openapi.json", .view) { _, _ in
+            Response(
+                status: .ok, headers: [.contentType: "application/json", .cacheControl: "no-store"],
+                body: .init(byteBuffer: ByteBuffer(string: try docs.documentText())))
+        }
     }
 
     /// A committed write to the database file proves it is writable and not locked out; the data directory's disk
