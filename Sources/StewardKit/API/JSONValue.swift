@@ -42,6 +42,19 @@ public enum JSONValue: Codable, Sendable, Equatable {
         }
     }
 
+    /// The value as Foundation's JSON objects hold it (for the audit log's JSON text).
+    var plain: Any {
+        switch self {
+        case .null: NSNull()
+        case .bool(let value): value
+        case .integer(let value): value
+        case .number(let value): value
+        case .string(let value): value
+        case .array(let value): value.map(\.plain)
+        case .object(let value): value.mapValues(\.plain)
+        }
+    }
+
     /// Stored JSON text; anything that does not parse reads as an empty object, as the API always showed it.
     public init(text: String) {
         self = (try? JSONDecoder().decode(JSONValue.self, from: Data(text.utf8))) ?? .object([:])

@@ -263,7 +263,6 @@ struct BackupAPI {
         let restore = try Self.restoreRequest(
             BackupInput(json: body), repository: repository, snapshot: context.parameters.get("snapshot") ?? "", service: service)
         let job = try await jobs.enqueue(try await service.prepareRestore(restore, by: context.actor, isAdmin: context.isAdmin))
-        try await Self.auditRestore(service, job: job, restore: restore, actor: context.actor)
         return try APIJSON.response(JobResource(job), status: .accepted)
     }
 
@@ -282,18 +281,6 @@ struct BackupAPI {
         return BackupService.RestoreRequest(
             repositoryID: repository.id, planID: planID, snapshot: snapshot, includes: input.list("include") ?? [],
             target: (input.string("target") ?? "").trimmingCharacters(in: .whitespaces), hostID: hostID, confirm: input.string("confirm") ?? "")
-    }
-
-    static func auditRestore(_ service: BackupService, job: Job, restore: BackupService.RestoreRequest, actor: AuditActor) async throws {
-        try await service.store.database.write { db in
-            try AuditLog.append(
-                db, by: actor, action: "backup.restore", target: "job:\(job.id)",
-                after: [
-                    "snapshot": restore.snapshot, "target": restore.target, "include": restore.includes, "host_id": restore.hostID,
-                    "confirmed_overwrite": restore.confirm == restore.target,
-                ],
-                now: Date())
-        }
     }
 
     /// restic failures (a wrong password, a missing repository) as a 502 problem that says what to do.

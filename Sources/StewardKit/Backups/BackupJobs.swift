@@ -372,10 +372,18 @@ extension BackupService {
         let params = BackupRestoreJob(
             repositoryID: repository.id, snapshot: request.snapshot, include: request.includes, target: request.target, hostID: host.id,
             overwritesLiveData: live || occupied, planID: plan?.id)
-        return JobRequest(
+        var job = JobRequest(
             kind: BackupStore.restoreKind, title: "Restore \(request.snapshot.prefix(8)) to \(request.target) on \(host.name)",
             params: params.json, host: host.name, startedBy: who.actor,
             reason: live || occupied ? "confirmed restore over \(request.target)" : "", source: who.source)
+        // The restore's own audit row is written with the job, in one transaction.
+        job.audit = JobAudit(
+            by: who, action: "backup.restore",
+            after: [
+                "snapshot": .string(request.snapshot), "target": .string(request.target), "include": .array(request.includes.map(JSONValue.string)),
+                "host_id": .integer(request.hostID), "confirmed_overwrite": .bool(request.confirm == request.target),
+            ])
+        return job
     }
 
     func targetHasContent(host: Host, repository: BackupRepository, path: String) async throws -> Bool {

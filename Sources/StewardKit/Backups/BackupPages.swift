@@ -487,7 +487,6 @@ struct BackupPages {
             let restore = try BackupAPI.restoreRequest(
                 BackupInput(form: form, checkboxes: []), repository: repository, snapshot: snapshot, service: service)
             let job = try await jobs.enqueue(try await service.prepareRestore(restore, by: context.actor, isAdmin: context.isAdmin))
-            try await BackupAPI.auditRestore(service, job: job, restore: restore, actor: context.actor)
             return pages.redirect(to: "/jobs/\(job.id)", flash: Flash(.success, "Restore started as job \(job.id)."))
         } catch let problem as Problem {
             let errors = problem.errors ?? [:]

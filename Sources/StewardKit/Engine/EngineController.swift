@@ -102,11 +102,8 @@ struct EngineController {
             guard !targets.isEmpty else { throw AccessError("name at least one host or group; a command never goes to every host by default") }
             var jobRequest = try engine.request(run, startedBy: context.actor.actor, reason: "ad-hoc command from the Hosts page")
             jobRequest.source = context.clientAddress
+            jobRequest.audit = Self.adhocAudit(context.actor, command: command, targets: targets)
             let job = try await jobs.enqueue(jobRequest)
-            try await engine.database.write { db in
-                try AuditLog.append(
-                    db, by: context.actor, action: "adhoc.run", target: "job:\(job.id)", after: ["command": command, "targets": targets], now: Date())
-            }
             return pages.redirect(to: "/jobs/\(job.id)")
         } catch let error as AccessError {
             return pages.page(
@@ -115,6 +112,13 @@ struct EngineController {
                 context: context,
                 status: .unprocessableContent)
         }
+    }
+
+    /// The ad-hoc command's own audit row, written with the job.
+    static func adhocAudit(_ actor: AuditActor, command: [String], targets: [String]) -> JobAudit {
+        JobAudit(
+            by: actor, action: "adhoc.run",
+            after: ["command": .array(command.map(JSONValue.string)), "targets": .array(targets.map(JSONValue.string))])
     }
 
     @Sendable func apiAdhoc(request: Request, context: Context) async throws -> Response {
@@ -138,11 +142,8 @@ struct EngineController {
             throw Problem.invalid([error.message.contains("command") ? "command" : "targets": error.message])
         }
         jobRequest.source = context.clientAddress
+        jobRequest.audit = Self.adhocAudit(context.actor, command: command, targets: targets)
         let job = try await jobs.enqueue(jobRequest)
-        try await engine.database.write { db in
-            try AuditLog.append(
-                db, by: context.actor, action: "adhoc.run", target: "job:\(job.id)", after: ["command": command, "targets": targets], now: Date())
-        }
         return try APIJSON.response(JobResource(job), status: .accepted)
     }
 

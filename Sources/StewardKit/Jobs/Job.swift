@@ -60,6 +60,9 @@ public struct JobRequest: Sendable {
     public var scheduleID: Int64?
     /// The address the request came from, for the audit trail; nil for the scheduler and the system.
     public var source: String?
+    /// What the request means beyond starting a job ("adhoc.run" with its command, "backup.restore" with its target):
+    /// written as an audit row on the job, in the transaction that inserts the job.
+    public var audit: JobAudit?
 
     public init(
         kind: String, title: String, params: String = "{}", host: String? = nil, startedBy: String, reason: String = "", scheduleID: Int64? = nil,
@@ -100,4 +103,17 @@ public struct JobLogChunk: Sendable, Equatable {
     public var at: Int64
     public var data: Data
     public var text: String { String(decoding: data, as: UTF8.self) }
+}
+
+/// An audit row that belongs to a job's request; its target is the new job.
+public struct JobAudit: Sendable {
+    public let actor: AuditActor
+    public let action: String
+    public let after: [String: JSONValue]
+
+    public init(by actor: AuditActor, action: String, after: [String: JSONValue]) {
+        self.actor = actor
+        self.action = action
+        self.after = after
+    }
 }

@@ -24,6 +24,10 @@ public struct JobStore: Sendable {
             try AuditLog.append(
                 db, by: AuditActor(actor: request.startedBy, source: request.source), action: "job.start", target: "job:\(job.id)",
                 after: ["kind": job.kind, "title": job.title, "host": job.host as Any? ?? NSNull(), "reason": job.reason], now: now)
+            if let audit = request.audit {
+                try AuditLog.append(
+                    db, by: audit.actor, action: audit.action, target: "job:\(job.id)", after: audit.after.mapValues(\.plain), now: now)
+            }
             return job
         }
     }

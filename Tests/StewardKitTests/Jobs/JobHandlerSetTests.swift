@@ -27,3 +27,22 @@ struct JobHandlerSetTests {
         }
     }
 }
+
+@Suite("A job's own audit row")
+struct JobAuditTests {
+    @Test("a request's audit row (an ad-hoc command, a restore) is written with the job, in the same transaction")
+    func auditWithTheJob() throws {
+        let directory = TemporaryDirectory()
+        let database = try makeDatabase(directory)
+        var request = JobRequest(kind: "engine.adhoc", title: "uptime", startedBy: "alice")
+        request.audit = JobAudit(
+            by: AuditActor(actor: "alice", source: "192.0.2.7"), action: "adhoc.run",
+            after: ["command": .array([.string("uptime")]), "targets": .array([.string("web-01")])])
+        let job = try JobStore(database: database).insert(request, now: Date())
+        let events = try AuditLog.events(database, AuditFilter())
+        let run = try #require(events.first { $0.action == "adhoc.run" })
+        #expect(run.target == "job:\(job.id)" && run.actor == "alice" && run.source == "192.0.2.7")
+        #expect(run.after?.contains("\"uptime\"") == true && run.after?.contains("web-01") == true, "\(String(describing: run.after))")
+        #expect(events.contains { $0.action == "job.start" && $0.target == "job:\(job.id)" })
+    }
+}
