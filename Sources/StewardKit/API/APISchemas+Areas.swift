@@ -229,12 +229,12 @@ extension APISchemas {
                 "targets": described(strings, "host or group names; left out, every enabled host"),
                 "timeout_seconds": ["type": "integer", "minimum": 10, "maximum": 86_400],
                 "task_timeout_seconds": ["type": "integer", "minimum": 0, "maximum": 86_400], "reason": string,
-            ], required: ["playbook"])
+            ], required: ["playbook"], closed: true)
         let adhocRun: [String: Any] = object(
             [
                 "command": ["type": "array", "items": ["type": "string"] as [String: Any], "minItems": 1, "maxItems": 64],
                 "targets": ["type": "array", "items": ["type": "string"] as [String: Any], "minItems": 1], "reason": string,
-            ], required: ["command", "targets"])
+            ], required: ["command", "targets"], closed: true)
         let anyJSON: [String: Any] = ["description": "the stored JSON value, or null"]
         let auditEvent: [String: Any] = record([
             "id": integer, "at": dateTime, "actor": string, "source": nullable("string"), "action": string, "target": string,

@@ -48,6 +48,14 @@ public struct PlaybookRun: Sendable, Codable, Equatable {
 }
 
 /// Per-host outcome of a playbook job.
+/// One task's outcome on one host, as the callback plugin reported it; `detail` is JSON text.
+public struct TaskEvent: Sendable, Equatable {
+    public let host: String
+    public let task: String
+    public let status: String
+    public let detail: String?
+}
+
 public struct HostResult: Sendable, Equatable {
     public var host: String
     public var ok: Int
@@ -257,7 +265,8 @@ public struct Engine: Sendable {
         let engineStart = ContinuousClock.now
         let fleetCommand = ProcessCommand(argv, environment: environment, workingDirectory: workingDirectory, timeout: .seconds(run.timeoutSeconds))
         async let fleetPart: (any Error)? = elsewhere.isEmpty ? nil : Self.attempt { _ = try await context.run(fleetCommand) }
-        async let panelPart: (any Error)? = onPanel.isEmpty ? nil : Self.attempt { try await runOnPanel(run, commit: commit, eventsPath: eventsPath, context) }
+        async let panelPart: (any Error)? =
+            onPanel.isEmpty ? nil : Self.attempt { try await runOnPanel(run, commit: commit, eventsPath: eventsPath, context) }
         let (fleetFailure, panelFailure) = await (fleetPart, panelPart)
         failure = fleetFailure ?? panelFailure
         let engineTime = ContinuousClock.now - engineStart
@@ -364,6 +373,15 @@ public struct Engine: Sendable {
 
     func record(_ result: HostResult, job: Int64) throws {
         try database.write { db in try EventIngester.upsert(db, job: job, result) }
+    }
+
+    /// The task events of a job, in order (at most `limit`).
+    public static func taskEvents(_ reader: any DatabaseReader, job: Int64, limit: Int = 100_000) throws -> [TaskEvent] {
+        try reader.read { db in
+            try Row.fetchAll(
+                db, sql: "SELECT host, task, status, detail FROM job_task_events WHERE job_id = ? ORDER BY seq LIMIT ?", arguments: [job, limit]
+            ).map { TaskEvent(host: $0["host"], task: $0["task"], status: $0["status"], detail: $0["detail"]) }
+        }
     }
 
     public static func results(_ reader: any DatabaseReader, job: Int64) throws -> [HostResult] {

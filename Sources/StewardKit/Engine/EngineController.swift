@@ -35,29 +35,11 @@ struct EngineController {
     }
 
     @Sendable func apiRun(request: Request, context: Context) async throws -> Response {
-        let buffer = try await request.body.collect(upTo: 1 << 16)
-        guard let object = try? JSONSerialization.jsonObject(with: Data(buffer.readableBytesView)) as? [String: Any] else {
-            throw Problem.badRequest("the body must be a JSON object: {\"playbook\": \"playbooks/ping.yml\", \"targets\": [\"web-01\"]}")
-        }
-        guard let playbook = object["playbook"] as? String else { throw Problem.invalid(["playbook": "a path such as playbooks/ping.yml"]) }
-        var run = PlaybookRun(playbook: playbook)
-        if let targets = object["targets"] {
-            guard let list = targets as? [String], list.allSatisfy({ HostValidation.name($0) == nil || HostValidation.groupName($0) == nil }) else {
-                throw Problem.invalid(["targets": "a list of host or group names"])
-            }
-            run.targets = list
-        }
-        if let timeout = object["timeout_seconds"] {
-            guard let seconds = timeout as? Int, (10...86_400).contains(seconds) else { throw Problem.invalid(["timeout_seconds": "10 to 86400"]) }
-            run.timeoutSeconds = seconds
-        }
-        if let timeout = object["task_timeout_seconds"] {
-            guard let seconds = timeout as? Int, (0...86_400).contains(seconds) else { throw Problem.invalid(["task_timeout_seconds": "0 to 86400"]) }
-            run.taskTimeoutSeconds = seconds
-        }
+        let input = try await APIInputDecoding.decode(PlaybookRunInput.self, from: request, limit: 1 << 16)
+        let run = try input.run()
         var jobRequest: JobRequest
         do {
-            jobRequest = try engine.request(run, startedBy: context.actor.actor, reason: (object["reason"] as? String) ?? "started through the API")
+            jobRequest = try engine.request(run, startedBy: context.actor.actor, reason: input.reason.given ?? "started through the API")
         } catch let error as AccessError {
             throw Problem.invalid([error.message.contains("playbook") ? "playbook" : "targets": error.message])
         }
@@ -122,22 +104,14 @@ struct EngineController {
     }
 
     @Sendable func apiAdhoc(request: Request, context: Context) async throws -> Response {
-        let buffer = try await request.body.collect(upTo: 1 << 16)
-        guard let object = try? JSONSerialization.jsonObject(with: Data(buffer.readableBytesView)) as? [String: Any] else {
-            throw Problem.badRequest("the body must be a JSON object: {\"command\": [\"uptime\"], \"targets\": [\"web-01\"]}")
-        }
-        guard let command = object["command"] as? [String] else {
-            throw Problem.invalid(["command": "a list of strings, like [\"systemctl\", \"status\", \"nginx\"]; a single string is not accepted"])
-        }
-        guard let targets = object["targets"] as? [String], !targets.isEmpty else {
-            throw Problem.invalid(["targets": "one host or group name at least; ad-hoc commands never default to every host"])
-        }
+        let input = try await APIInputDecoding.decode(AdhocInput.self, from: request, limit: 1 << 16)
+        let (command, targets) = try input.checked()
         var run = PlaybookRun(playbook: "", targets: targets)
         run.command = command
         run.timeoutSeconds = 600
         var jobRequest: JobRequest
         do {
-            jobRequest = try engine.request(run, startedBy: context.actor.actor, reason: (object["reason"] as? String) ?? "ad-hoc command")
+            jobRequest = try engine.request(run, startedBy: context.actor.actor, reason: input.reason.given ?? "ad-hoc command")
         } catch let error as AccessError {
             throw Problem.invalid([error.message.contains("command") ? "command" : "targets": error.message])
         }
@@ -150,23 +124,7 @@ struct EngineController {
     @Sendable func apiResults(request: Request, context: Context) async throws -> Response {
         guard let id = context.parameters.get("id", as: Int64.self), try jobs.store.job(id: id) != nil else { throw Problem.notFound("that job") }
         let results = try Engine.results(engine.database, job: id)
-        let events = try engine.database.read { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM job_task_events WHERE job_id = ? ORDER BY seq", arguments: [id])
-        }
-        let tasks = Dictionary(grouping: events, by: { $0["host"] as String })
-        return try JSONResponse.make(object: [
-            "items": results.map { result -> [String: Any] in
-                [
-                    "host": result.host, "status": result.status, "ok": result.ok, "changed": result.changed, "failed": result.failed,
-                    "unreachable": result.unreachable, "skipped": result.skipped, "message": orNull(result.message),
-                    "tasks": (tasks[result.host] ?? []).map { row -> [String: Any] in
-                        [
-                            "task": row["task"] as String, "status": row["status"] as String,
-                            "detail": orNull((row["detail"] as String?).map(jsonObject)),
-                        ]
-                    },
-                ]
-            }
-        ])
+        let events = Dictionary(grouping: try Engine.taskEvents(engine.database, job: id), by: \.host)
+        return try APIJSON.response(ItemList(items: results.map { HostResultResource($0, events: events[$0.host] ?? []) }))
     }
 }

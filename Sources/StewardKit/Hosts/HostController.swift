@@ -108,7 +108,7 @@ struct HostController {
             let live = dashboard.filesystems(hostID: host.id, now: EpochMilliseconds.from(Date()))
             view["facts"] = facts.view(live: live)
         }
-        view["jobs"] = try recentJobs(host).map(JobController.view)
+        view["jobs"] = try jobs.store.recent(forHost: host.name).map(JobController.view)
         view["admin"] = context.identity?.permissions.contains(.admin) ?? false
         return pages.page(
             "hosts/show", title: "Host \(host.name)", section: "hosts", data: ["host": ViewNode(view)], request: request, context: context)
@@ -415,18 +415,6 @@ struct HostController {
     }
 
     // MARK: helpers
-
-    /// Jobs that named this host or have a result for it, newest first.
-    func recentJobs(_ host: Host) throws -> [Job] {
-        let ids = try store.database.read { db in
-            try Int64.fetchAll(
-                db,
-                sql: """
-                    SELECT id FROM jobs WHERE host = ? OR id IN (SELECT job_id FROM job_host_results WHERE host = ?) ORDER BY id DESC LIMIT 10
-                    """, arguments: [host.name, host.name])
-        }
-        return try ids.compactMap { try jobs.store.job(id: $0) }
-    }
 
     func load(_ context: Context) throws -> Host {
         guard let id = context.parameters.get("id", as: Int64.self), let host = try store.host(id: id) else {

@@ -105,24 +105,15 @@ struct JobController {
                 "badge": ["failed": "failed", "unreachable": "failed", "changed": "running", "ok": "succeeded"][result.status] ?? "cancelled",
             ])
         }
-        let (row, tasks) = try store.database.read { db in
-            (
-                try Row.fetchOne(
-                    db, sql: "SELECT config_commit, acknowledged_at, acknowledged_by, log_pruned_at FROM jobs WHERE id = ?", arguments: [job.id]),
-                try Row.fetchAll(
-                    db, sql: "SELECT host, task, status, detail FROM job_task_events WHERE job_id = ? ORDER BY seq LIMIT 2000", arguments: [job.id])
-            )
-        }
-        data["config_commit"] = row?["config_commit"] as String?
+        let kept = try store.bookkeeping(id: job.id)
+        let tasks = try Engine.taskEvents(store.database, job: job.id, limit: 2000)
+        data["config_commit"] = kept.configCommit
         // Event-based retention: a failure is kept until acknowledged (when the policy says so); pruned logs say so.
-        let acknowledgedAt: Int64? = row?["acknowledged_at"]
-        data["acknowledgeable"] = (job.state == .failed || job.state == .interrupted) && acknowledgedAt == nil
-        data["acknowledged"] = acknowledgedAt.map { "\(row?["acknowledged_by"] as String? ?? "") at \(RFC3339.display(EpochMilliseconds.date($0)))" }
-        data["log_pruned"] = (row?["log_pruned_at"] as Int64?).map { RFC3339.display(EpochMilliseconds.date($0)) }
-        data["tasks"] = tasks.map { row in
-            ViewNode([
-                "host": row["host"] as String, "task": row["task"] as String, "status": row["status"] as String, "detail": row["detail"] as String?,
-            ])
+        data["acknowledgeable"] = (job.state == .failed || job.state == .interrupted) && kept.acknowledgedAt == nil
+        data["acknowledged"] = kept.acknowledgedAt.map { "\(kept.acknowledgedBy ?? "") at \(RFC3339.display(EpochMilliseconds.date($0)))" }
+        data["log_pruned"] = kept.logPrunedAt.map { RFC3339.display(EpochMilliseconds.date($0)) }
+        data["tasks"] = tasks.map { event in
+            ViewNode(["host": event.host, "task": event.task, "status": event.status, "detail": event.detail])
         }
         return pages.page(
             "jobs/show", title: "Job \(job.id): \(job.title)", section: "jobs", data: ["job": ViewNode(data)], request: request, context: context)

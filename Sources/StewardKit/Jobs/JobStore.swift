@@ -36,6 +36,35 @@ public struct JobStore: Sendable {
         try database.read { db in try Job.fetchOne(db, sql: "SELECT * FROM jobs WHERE id = ?", arguments: [id]) }
     }
 
+    /// What the job page shows beside the job itself: the config commit it ran, its acknowledgement, log pruning.
+    public struct Bookkeeping: Sendable {
+        public var configCommit: String?
+        public var acknowledgedAt: Int64?
+        public var acknowledgedBy: String?
+        public var logPrunedAt: Int64?
+    }
+
+    public func bookkeeping(id: Int64) throws -> Bookkeeping {
+        try database.read { db in
+            let row = try Row.fetchOne(
+                db, sql: "SELECT config_commit, acknowledged_at, acknowledged_by, log_pruned_at FROM jobs WHERE id = ?", arguments: [id])
+            return Bookkeeping(
+                configCommit: row?["config_commit"], acknowledgedAt: row?["acknowledged_at"], acknowledgedBy: row?["acknowledged_by"],
+                logPrunedAt: row?["log_pruned_at"])
+        }
+    }
+
+    /// Jobs that named this host or have a result for it, newest first.
+    public func recent(forHost name: String, limit: Int = 10) throws -> [Job] {
+        try database.read { db in
+            try Job.fetchAll(
+                db,
+                sql: """
+                    SELECT * FROM jobs WHERE host = ? OR id IN (SELECT job_id FROM job_host_results WHERE host = ?) ORDER BY id DESC LIMIT ?
+                    """, arguments: [name, name, limit])
+        }
+    }
+
     public func list(_ filter: JobFilter) throws -> [Job] {
         var clauses: [String] = []
         var arguments: StatementArguments = []
