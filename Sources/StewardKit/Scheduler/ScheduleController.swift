@@ -100,47 +100,21 @@ struct ScheduleController {
     // MARK: API
 
     @Sendable func apiList(request: Request, context: StewardRequestContext) async throws -> Response {
-        try JSONResponse.make(object: ["items": try store.all().map(Self.resource), "next": NSNull()])
+        try APIJSON.response(CursorPage(items: try store.all().map(ScheduleResource.init), next: Nullable(nil)))
     }
 
     @Sendable func apiShow(request: Request, context: StewardRequestContext) async throws -> Response {
-        try JSONResponse.make(object: Self.resource(try loadSchedule(context)))
-    }
-
-    struct UpdateBody: Decodable {
-        var cron: String?
-        var timeZone: String?
-        var jitterSeconds: Int?
-        var catchUp: String?
-        var concurrency: String?
-        var enabled: Bool?
+        try APIJSON.response(ScheduleResource(try loadSchedule(context)))
     }
 
     @Sendable func apiUpdate(request: Request, context: StewardRequestContext) async throws -> Response {
         let schedule = try loadSchedule(context)
-        let body = try await JSONResponse.decode(UpdateBody.self, from: request)
         var settings = Self.settings(of: schedule)
-        var errors: [String: String] = [:]
-        if let cron = body.cron { settings.cron = cron }
-        if let zone = body.timeZone { settings.timeZone = zone }
-        if let jitter = body.jitterSeconds { settings.jitterSeconds = jitter }
-        if let enabled = body.enabled { settings.enabled = enabled }
-        if let text = body.catchUp {
-            if let value = Schedule.CatchUp(rawValue: text) { settings.catchUp = value } else { errors["catch_up"] = "must be none or one" }
-        }
-        if let text = body.concurrency {
-            if let value = Schedule.Concurrency(rawValue: text) {
-                settings.concurrency = value
-            } else {
-                errors["concurrency"] = "must be forbid, replace or allow"
-            }
-        }
-        errors.merge(Self.timingErrors(settings) ?? [:]) { first, _ in first }
-        guard errors.isEmpty else { throw Problem.invalid(errors) }
+        try await APIInputDecoding.decode(ScheduleInput.self, from: request).apply(to: &settings)
         guard let updated = try await scheduler.update(id: schedule.id, settings: settings, now: Date(), by: context.actor) else {
             throw Problem.notFound("schedule \(schedule.id)")
         }
-        return try JSONResponse.make(object: Self.resource(updated))
+        return try APIJSON.response(ScheduleResource(updated))
     }
 
     @Sendable func apiRun(request: Request, context: StewardRequestContext) async throws -> Response {
@@ -154,24 +128,19 @@ struct ScheduleController {
         return try APIJSON.response(JobResource(job), status: .accepted)
     }
 
-    struct PreviewBody: Decodable {
-        var cron: String
-        var timeZone: String?
-        var count: Int?
-    }
-
     @Sendable func apiPreview(request: Request, context: StewardRequestContext) async throws -> Response {
-        let body = try await JSONResponse.decode(PreviewBody.self, from: request)
-        let count = body.count ?? 5
+        let body = try await APIInputDecoding.decode(SchedulePreviewInput.self, from: request)
+        let count = body.count.given ?? 5
         guard (1...50).contains(count) else { throw Problem.invalid(["count": "must be from 1 to 50"]) }
+        guard let cron = body.cron.given else { throw Problem.invalid(["cron": "is required"]) }
         let timing: ScheduleTiming
         do {
-            timing = try ScheduleTiming(cron: body.cron, timeZone: body.timeZone ?? "UTC", jitterSeconds: 0)
+            timing = try ScheduleTiming(cron: cron, timeZone: body.timeZone.given ?? "UTC", jitterSeconds: 0)
         } catch {
             throw Problem.invalid(error.fields)
         }
         let fires = timing.expression.nextFires(after: Date(), in: timing.zone, count: count)
-        return try JSONResponse.make(object: ["next_fire_times": fires.map(RFC3339.string)])
+        return try APIJSON.response(SchedulePreviewResource(nextFireTimes: fires.map(RFC3339.string)))
     }
 
     // MARK: helpers
@@ -224,18 +193,6 @@ struct ScheduleController {
             "last_fire": schedule.lastFireAt.map { localText(EpochMilliseconds.date($0), zone: zone) },
             "last_job_id": schedule.lastJobID, "last_outcome": schedule.lastOutcome,
             "next_fires": nextFires(schedule).map { localText($0, zone: zone) },
-        ]
-    }
-
-    static func resource(_ schedule: Schedule) -> [String: Any] {
-        [
-            "id": schedule.id, "name": schedule.name, "cron": schedule.cron, "time_zone": schedule.timeZone, "jitter_seconds": schedule.jitterSeconds,
-            "catch_up": schedule.catchUp.rawValue, "concurrency": schedule.concurrency.rawValue, "job_kind": schedule.jobKind,
-            "job_title": schedule.jobTitle, "owner": schedule.owner, "enabled": schedule.enabled,
-            "last_fire_at": orNull(RFC3339.string(milliseconds: schedule.lastFireAt)),
-            "next_fire_at": orNull(RFC3339.string(milliseconds: schedule.nextFireAt)),
-            "next_due_at": orNull(RFC3339.string(milliseconds: schedule.nextDueAt)), "last_job_id": orNull(schedule.lastJobID),
-            "last_outcome": orNull(schedule.lastOutcome), "next_fire_times": nextFires(schedule).map(RFC3339.string),
         ]
     }
 }
