@@ -119,18 +119,18 @@ struct BackupAPI {
     }
 
     @Sendable func listRepositories(request: Request, context: StewardRequestContext) async throws -> Response {
-        try JSONResponse.make(object: ["items": try store.repositories().map(Self.resource), "next": NSNull()])
+        try APIJSON.response(CursorPage(items: try store.repositories().map(BackupRepositoryResource.init), next: Nullable(nil)))
     }
 
     @Sendable func showRepository(request: Request, context: StewardRequestContext) async throws -> Response {
-        try JSONResponse.make(object: Self.resource(try loadRepository(context)))
+        try APIJSON.response(BackupRepositoryResource(try loadRepository(context)))
     }
 
     @Sendable func createRepository(request: Request, context: StewardRequestContext) async throws -> Response {
         let body = try await JSONResponse.object(from: request, what: "a repository: name, kind, host, path, password, init")
         let (repository, password, initialise) = try Self.repositoryInput(BackupInput(json: body), hosts: service.hosts)
         let saved = try await service.addRepository(repository, password: password, initialise: initialise, by: context.actor, now: Date())
-        return try JSONResponse.make(object: Self.resource(saved), status: .created)
+        return try APIJSON.response(BackupRepositoryResource(saved), status: .created)
     }
 
     static func repositoryInput(_ input: BackupInput, hosts: HostStore) throws -> (BackupRepository, String, Bool) {
@@ -164,7 +164,7 @@ struct BackupAPI {
         let repository = try loadRepository(context)
         let body = try await JSONResponse.object(from: request, what: "password")
         try await Self.changePassword(service, repository, password: body["password"] as? String ?? "", by: context.actor)
-        return try JSONResponse.make(object: Self.resource(try store.repository(id: repository.id) ?? repository))
+        return try APIJSON.response(BackupRepositoryResource(try store.repository(id: repository.id) ?? repository))
     }
 
     /// Store a new password for an existing repository once restic opens the repository with it.
@@ -187,12 +187,12 @@ struct BackupAPI {
     @Sendable func refreshRepository(request: Request, context: StewardRequestContext) async throws -> Response {
         let repository = try loadRepository(context)
         await service.refreshStatus(repository)
-        return try JSONResponse.make(object: Self.resource(try store.repository(id: repository.id) ?? repository))
+        return try APIJSON.response(BackupRepositoryResource(try store.repository(id: repository.id) ?? repository))
     }
 
     @Sendable func repositorySnapshots(request: Request, context: StewardRequestContext) async throws -> Response {
         let snapshots = try await Self.problemOnFailure { try await service.snapshots(try loadRepository(context)) }
-        return try JSONResponse.make(object: ["items": snapshots.map(Self.resource), "next": NSNull()])
+        return try APIJSON.response(CursorPage(items: snapshots.map { BackupSnapshotResource($0) }, next: Nullable(nil)))
     }
 
     @Sendable func tree(request: Request, context: StewardRequestContext) async throws -> Response {
@@ -201,15 +201,7 @@ struct BackupAPI {
         let path = FormBody(query: request)["path"] ?? "/"
         try service.requireReadable(path, isAdmin: context.isAdmin)
         let entries = try await Self.problemOnFailure { try await service.browse(repository, snapshot: snapshot, directory: path) }
-        return try JSONResponse.make(object: [
-            "path": path,
-            "items": entries.map { entry -> [String: Any] in
-                [
-                    "name": entry.name, "path": entry.path, "type": entry.type, "size": entry.size.map { $0 as Any } ?? NSNull(),
-                    "mtime": entry.mtime, "permissions": entry.permissions,
-                ]
-            },
-        ])
+        return try APIJSON.response(BackupTreeResource(path: path, entries: entries))
     }
 
     @Sendable func download(request: Request, context: StewardRequestContext) async throws -> Response {
@@ -302,11 +294,11 @@ struct BackupAPI {
     }
 
     @Sendable func listPlans(request: Request, context: StewardRequestContext) async throws -> Response {
-        try JSONResponse.make(object: ["items": try store.plans().map { try planResource($0) }, "next": NSNull()])
+        try APIJSON.response(CursorPage(items: try store.plans().map { try planResource($0) }, next: Nullable(nil)))
     }
 
     @Sendable func showPlan(request: Request, context: StewardRequestContext) async throws -> Response {
-        try JSONResponse.make(object: try planResource(try loadPlan(context)))
+        try APIJSON.response(try planResource(try loadPlan(context)))
     }
 
     @Sendable func createPlan(request: Request, context: StewardRequestContext) async throws -> Response {
@@ -314,7 +306,7 @@ struct BackupAPI {
         let (plan, timing, errors) = try BackupInput(json: body).apply(to: BackupPlan(), timing: BackupPlanTiming(), hosts: service.hosts)
         guard errors.isEmpty else { throw Problem.invalid(errors) }
         let saved = try await service.save(plan, timing: timing, by: context.actor, isAdmin: context.isAdmin, now: Date())
-        return try JSONResponse.make(object: try planResource(saved), status: .created)
+        return try APIJSON.response(try planResource(saved), status: .created)
     }
 
     @Sendable func updatePlan(request: Request, context: StewardRequestContext) async throws -> Response {
@@ -323,7 +315,7 @@ struct BackupAPI {
         let (plan, timing, errors) = try BackupInput(json: body).apply(to: current, timing: try store.timing(of: current), hosts: service.hosts)
         guard errors.isEmpty else { throw Problem.invalid(errors) }
         let saved = try await service.save(plan, timing: timing, by: context.actor, isAdmin: context.isAdmin, now: Date())
-        return try JSONResponse.make(object: try planResource(saved))
+        return try APIJSON.response(try planResource(saved))
     }
 
     @Sendable func deletePlan(request: Request, context: StewardRequestContext) async throws -> Response {
@@ -334,7 +326,8 @@ struct BackupAPI {
     }
 
     func start(_ action: String, request: Request, context: StewardRequestContext) async throws -> Response {
-        let job = try await Self.start(action, plan: try loadPlan(context), service: service, scheduler: scheduler, jobs: jobs, actor: context.actor, isAdmin: context.isAdmin)
+        let job = try await Self.start(
+            action, plan: try loadPlan(context), service: service, scheduler: scheduler, jobs: jobs, actor: context.actor, isAdmin: context.isAdmin)
         return try APIJSON.response(JobResource(job), status: .accepted)
     }
 
@@ -365,37 +358,33 @@ struct BackupAPI {
         var plan = try loadPlan(context)
         plan.paused = paused
         let saved = try await service.save(plan, timing: try store.timing(of: plan), by: context.actor, isAdmin: context.isAdmin, now: Date())
-        return try JSONResponse.make(object: try planResource(saved))
+        return try APIJSON.response(try planResource(saved))
     }
 
     @Sendable func planRuns(request: Request, context: StewardRequestContext) async throws -> Response {
         let plan = try loadPlan(context)
-        return try JSONResponse.make(object: ["items": try store.runs(planID: plan.id, limit: 100).map(Self.resource), "next": NSNull()])
+        return try APIJSON.response(CursorPage(items: try store.runs(planID: plan.id, limit: 100).map(BackupRunResource.init), next: Nullable(nil)))
     }
 
     @Sendable func planSnapshots(request: Request, context: StewardRequestContext) async throws -> Response {
         let plan = try loadPlan(context)
         guard let repository = try store.repository(id: plan.repositoryID) else { throw Problem.notFound("the plan's repository") }
         let snapshots = try await Self.problemOnFailure { try await service.snapshots(repository, plan: plan) }
-        return try JSONResponse.make(object: ["items": snapshots.map(Self.resource), "repository_id": repository.id, "next": NSNull()])
+        return try APIJSON.response(BackupPlanSnapshotList(items: snapshots.map { BackupSnapshotResource($0) }, repositoryId: repository.id))
     }
 
     @Sendable func hostSnapshots(request: Request, context: StewardRequestContext) async throws -> Response {
         guard let id = context.parameters.get("id", as: Int64.self), try service.hosts.host(id: id) != nil else {
             throw Problem.notFound("host \(context.parameters.get("id") ?? "")")
         }
-        var items: [[String: Any]] = []
+        var items: [BackupSnapshotResource] = []
         for plan in try store.plans(hostID: id) {
             guard let repository = try store.repository(id: plan.repositoryID) else { continue }
             let snapshots = try await Self.problemOnFailure { try await service.snapshots(repository, plan: plan) }
-            items += snapshots.map { snapshot in
-                var item = Self.resource(snapshot)
-                item["repository_id"] = repository.id
-                return item
-            }
+            items += snapshots.map { BackupSnapshotResource($0, repositoryID: repository.id) }
         }
-        items.sort { ($0["time"] as? String ?? "") > ($1["time"] as? String ?? "") }
-        return try JSONResponse.make(object: ["items": items, "next": NSNull()])
+        items.sort { $0.time > $1.time }
+        return try APIJSON.response(CursorPage(items: items, next: Nullable(nil)))
     }
 
     @Sendable func preview(request: Request, context: StewardRequestContext) async throws -> Response {
@@ -406,64 +395,16 @@ struct BackupAPI {
         guard problems.isEmpty else { throw Problem.invalid(problems) }
         guard let repository = try store.repository(id: plan.repositoryID) else { throw Problem.notFound("the plan's repository") }
         let preview = try await Self.problemOnFailure { try await service.previewRetention(repository, plan: plan, policy: changed.retention) }
-        return try JSONResponse.make(object: [
-            "keep": preview.kept, "remove": preview.removed, "flags": changed.retention.resticFlags,
-            "items": preview.items.map { ["id": $0.id, "short_id": $0.shortID, "time": $0.time, "keep": $0.keep, "reasons": $0.reasons] },
-        ])
+        return try APIJSON.response(
+            BackupRetentionPreviewResource(
+                keep: preview.kept, remove: preview.removed, flags: changed.retention.resticFlags,
+                items: preview.items.map { .init(id: $0.id, shortId: $0.shortID, time: $0.time, keep: $0.keep, reasons: $0.reasons) }))
     }
 
     // MARK: resources
 
-    static func resource(_ repository: BackupRepository) -> [String: Any] {
-        [
-            "id": repository.id, "name": repository.name, "kind": repository.kind.rawValue, "host_id": repository.hostID, "path": repository.path,
-            "builtin": orNull(repository.builtin), "size_bytes": orNull(repository.sizeBytes), "snapshot_count": orNull(repository.snapshotCount),
-            "status_at": orNull(RFC3339.string(milliseconds: repository.statusAt)), "status_error": orNull(repository.statusError),
-            "check_at": orNull(RFC3339.string(milliseconds: repository.checkAt)), "check_ok": orNull(repository.checkOK),
-            "check_message": orNull(repository.checkMessage),
-        ]
-    }
-
-    static func resource(_ snapshot: BackupSnapshot) -> [String: Any] {
-        [
-            "id": snapshot.id, "short_id": snapshot.shortID, "time": snapshot.time, "hostname": snapshot.hostname, "paths": snapshot.paths,
-            "tags": snapshot.tags, "plan_id": orNull(snapshot.planID),
-        ]
-    }
-
-    static func resource(_ run: BackupStore.Run) -> [String: Any] {
-        [
-            "job_id": run.jobID, "kind": run.kind, "state": run.jobState.rawValue, "plan_id": orNull(run.planID),
-            "repository_id": orNull(run.repositoryID),
-            "started_at": orNull(RFC3339.string(milliseconds: run.startedAt)), "finished_at": orNull(RFC3339.string(milliseconds: run.finishedAt)),
-            "snapshot_id": orNull(run.snapshotID), "files_new": orNull(run.filesNew), "files_changed": orNull(run.filesChanged),
-            "files_unmodified": orNull(run.filesUnmodified), "bytes_added": orNull(run.bytesAdded), "bytes_processed": orNull(run.bytesProcessed),
-            "duration_ms": orNull(run.durationMS), "removed_snapshots": orNull(run.removedSnapshots), "detail": orNull(run.detail),
-        ]
-    }
-
-    func planResource(_ plan: BackupPlan) throws -> [String: Any] {
-        let timing = try store.timing(of: plan)
+    func planResource(_ plan: BackupPlan) throws -> BackupPlanResource {
         let (last, success) = try store.lastBackups(planID: plan.id)
-        func schedule(_ settings: ScheduleSettings?) -> Any {
-            guard let settings else { return NSNull() }
-            return [
-                "cron": settings.cron, "time_zone": settings.timeZone, "jitter_seconds": settings.jitterSeconds,
-                "catch_up": settings.catchUp.rawValue,
-            ]
-        }
-        let r = plan.retention
-        return [
-            "id": plan.id, "name": plan.name, "host_id": plan.hostID, "repository_id": plan.repositoryID, "paths": plan.paths,
-            "excludes": plan.excludes,
-            "keep_last": orNull(r.last), "keep_hourly": orNull(r.hourly), "keep_daily": orNull(r.daily), "keep_weekly": orNull(r.weekly),
-            "keep_monthly": orNull(r.monthly), "keep_yearly": orNull(r.yearly), "keep_within": r.within, "prune_after_run": plan.pruneAfterRun,
-            "pre_hook": plan.preHook, "post_hook": plan.postHook, "verify_read_data_subset": plan.verifyReadDataSubset,
-            "alert_after_hours": plan.alertAfterHours, "paused": plan.paused, "builtin": orNull(plan.builtin),
-            "backup_schedule": schedule(timing.backup), "verify_schedule": schedule(timing.verify), "prune_schedule": schedule(timing.prune),
-            "backup_schedule_id": orNull(plan.backupScheduleID), "verify_schedule_id": orNull(plan.verifyScheduleID),
-            "prune_schedule_id": orNull(plan.pruneScheduleID),
-            "last_run": last.map(Self.resource) ?? NSNull(), "last_success": success.map(Self.resource) ?? NSNull(),
-        ]
+        return BackupPlanResource(plan, timing: try store.timing(of: plan), last: last, success: success)
     }
 }
