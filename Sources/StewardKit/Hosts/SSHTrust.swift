@@ -35,7 +35,9 @@ enum ShortCommand {
         process.standardError = err
         process.standardInput = stdin
         try process.run()
-        if let input { stdin.fileHandleForWriting.write(Data(input.utf8)) }
+        // The throwing write: a child that exits without reading its input (EPIPE, SIGPIPE being ignored) must not
+        // trap the whole server, as the non-throwing FileHandle.write does.
+        if let input { try? stdin.fileHandleForWriting.write(contentsOf: Data(input.utf8)) }
         try? stdin.fileHandleForWriting.close()
         // Readers on threads of their own: GCD's shared pool can be exhausted under load, and a blocked reader there
         // would stall every other command.

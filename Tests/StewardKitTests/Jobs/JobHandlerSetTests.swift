@@ -46,3 +46,17 @@ struct JobAuditTests {
         #expect(events.contains { $0.action == "job.start" && $0.target == "job:\(job.id)" })
     }
 }
+
+@Suite("Short commands")
+struct ShortCommandTests {
+    /// A child that exits without reading its input (curl giving up on an SMTP server, say) closes the pipe: the
+    /// write fails with EPIPE, and that must be the command's failure, not a trap that ends the server.
+    @Test("input to a command that never reads it does not stop the process")
+    func unreadInput() throws {
+        signal(SIGPIPE, SIG_IGN)  // as `steward serve` does at start: a closed pipe is an error to handle, not a signal
+        let result = try ShortCommand.run(["/bin/true"], timeout: 10, input: String(repeating: "x", count: 1 << 20))
+        #expect(result.status == 0)
+        let echoed = try ShortCommand.run(["/bin/cat"], timeout: 10, input: "hello\n")
+        #expect(echoed.stdout == "hello\n")
+    }
+}
