@@ -54,10 +54,15 @@ public struct APIOperation: Sendable {
 /// Collects operations during route registration and renders the OpenAPI 3.1 document.
 public final class APIDocumentation: Sendable {
     private let operations = Mutex<[APIOperation]>([])
+    /// The rendered document: it is fixed once the routes are registered, so it is rendered once, not per request.
+    private let rendered = Mutex<String?>(nil)
 
     public init() {}
 
-    func add(_ operation: APIOperation) { operations.withLock { $0.append(operation) } }
+    func add(_ operation: APIOperation) {
+        operations.withLock { $0.append(operation) }
+        rendered.withLock { $0 = nil }
+    }
 
     /// A writer for one tag's operations: `let add = docs.section("backups")`, then `add(.get, path, id, summary)`.
     func section(_ tag: String) -> Section { Section(docs: self, tag: tag) }
@@ -90,8 +95,11 @@ public final class APIDocumentation: Sendable {
 
     /// The document as the server serves it and as docs/openapi.json holds it (a test keeps the two equal).
     public func documentText() throws -> String {
+        if let text = rendered.withLock({ $0 }) { return text }
         let data = try JSONSerialization.data(withJSONObject: document(), options: [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes])
-        return String(decoding: data, as: UTF8.self) + "\n"
+        let text = String(decoding: data, as: UTF8.self) + "\n"
+        rendered.withLock { $0 = text }
+        return text
     }
 
     public func document() -> [String: Any] {

@@ -66,8 +66,8 @@ public enum JSONValue: Codable, Sendable, Equatable {
         case nil, is NSNull: self = .null
         // Only a real Bool: on Linux a number in `Any` can also cast to Bool.
         case let value? where type(of: value) == Bool.self: self = .bool(value as? Bool ?? false)
-        // JSONSerialization's numbers and booleans are NSNumber, which also casts to Int: ask it what it holds first.
-        case let value as NSNumber where type(of: value as Any) is NSNumber.Type && String(cString: value.objCType) == "c":
+        // JSONSerialization's booleans are NSNumber, which also casts to Int: ask it what it holds first.
+        case let value as NSNumber where String(cString: value.objCType) == "c":
             self = .bool(value.boolValue)
         case let value as String: self = .string(value)
         case let value as Int: self = .integer(Int64(value))
