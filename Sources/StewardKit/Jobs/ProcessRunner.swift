@@ -250,11 +250,21 @@ final class ProcessGroup: Sendable {
     }
     let id: pid_t
     let grace: Duration
+    /// The leader's start time, so a late signal never reaches a group that has ended and whose id the kernel has
+    /// since given to another program (a new job's process among them).
+    let leaderStart: UInt64?
     private let state = Mutex(State())
 
     init(id: pid_t, grace: Duration) {
         self.id = id
         self.grace = grace
+        leaderStart = ProcessGroupRegistry.startTicks(id)
+    }
+
+    /// True while a process of this group, started no earlier than its leader, is still there.
+    private var isStillOurs: Bool {
+        guard let leaderStart else { return false }
+        return ProcessGroupRegistry.members(of: id).contains { $0.start >= leaderStart }
     }
 
     var reason: Reason? { state.withLock { $0.reason } }
@@ -269,13 +279,13 @@ final class ProcessGroup: Sendable {
         kill(-id, SIGTERM)
         let groupID = id
         let graceSeconds = Double(grace.components.seconds) + Double(grace.components.attoseconds) / 1e18
-        DispatchQueue.global().asyncAfter(deadline: .now() + graceSeconds) {
-            kill(-groupID, SIGKILL)
+        DispatchQueue.global().asyncAfter(deadline: .now() + graceSeconds) { [self] in
+            if isStillOurs { kill(-groupID, SIGKILL) }
         }
     }
 
     func killRemaining() {
-        kill(-id, SIGKILL)
+        if isStillOurs { kill(-id, SIGKILL) }
     }
 }
 

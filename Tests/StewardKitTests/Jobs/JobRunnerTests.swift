@@ -116,10 +116,15 @@ struct JobRunnerTests {
             "tree": { context in try await context.run(ProcessCommand(["/bin/sh", script, pids.path])) }
         ])
         let job = try await harness.start("tree")
-        let ready = try await waitUntil {
+        // Generous: on a loaded 2-core machine the whole suite starts at once. If it is not ready, say what the job did.
+        let ready = try await waitUntil(timeout: .seconds(60)) {
             ["main", "child", "subshell", "grandchild"].allSatisfy { FileManager.default.fileExists(atPath: pids.path + "/" + $0) }
         }
-        #expect(ready)
+        guard ready else {
+            let now = try harness.runner.store.job(id: job.id)
+            Issue.record("the tree never got ready: job \(String(describing: now?.state)) \(now?.error ?? ""), log: \(try harness.log(job.id))")
+            return
+        }
         let recorded = try ["main", "child", "subshell", "grandchild"].map { name -> pid_t in
             let text = try String(contentsOfFile: pids.path + "/" + name, encoding: .utf8)
             return pid_t(text.trimmingCharacters(in: .whitespacesAndNewlines))!
