@@ -96,74 +96,75 @@ public final class APIDocumentation: Sendable {
     /// The document as the server serves it and as docs/openapi.json holds it (a test keeps the two equal).
     public func documentText() throws -> String {
         if let text = rendered.withLock({ $0 }) { return text }
-        let data = try JSONSerialization.data(withJSONObject: document(), options: [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes])
-        let text = String(decoding: data, as: UTF8.self) + "\n"
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
+        let text = String(decoding: try encoder.encode(document()), as: UTF8.self) + "\n"
         rendered.withLock { $0 = text }
         return text
     }
 
-    public func document() -> [String: Any] {
-        var paths: [String: [String: Any]] = [:]
+    public func document() -> JSONValue {
+        var paths: [String: JSONValue] = [:]
         for op in operations.withLock({ $0 }) {
-            var entry: [String: Any] = ["operationId": op.operationID, "summary": op.summary, "tags": [op.tag]]
+            var entry: JSONValue = ["operationId": .string(op.operationID), "summary": .string(op.summary), "tags": [.string(op.tag)]]
             if !op.parameters.isEmpty {
-                entry["parameters"] = op.parameters.map { parameter -> [String: Any] in
-                    var schema: [String: Any] = ["type": parameter.type]
-                    if let values = parameter.enumValues { schema["enum"] = values }
-                    if let minimum = parameter.minimum { schema["minimum"] = minimum }
-                    if let maximum = parameter.maximum { schema["maximum"] = maximum }
-                    if let pattern = parameter.pattern { schema["pattern"] = pattern }
-                    if let value = parameter.defaultValue { schema["default"] = value }
-                    return [
-                        "name": parameter.name, "in": parameter.location.rawValue,
-                        "required": parameter.required ?? (parameter.location == .path),
-                        "description": parameter.description, "schema": schema,
-                    ]
-                }
+                entry["parameters"] = .array(op.parameters.map(Self.parameter))
             }
             if let request = op.requestSchema {
                 entry["requestBody"] = [
-                    "required": true, "content": [op.requestContentType: ["schema": ["$ref": "#/components/schemas/\(request)"]]],
+                    "required": true, "content": .object([op.requestContentType: ["schema": APISchemas.ref(request)]]),
                 ]
             }
-            var responses: [String: Any] = [:]
+            var responses: [String: JSONValue] = [:]
             for reply in op.replies {
-                var response: [String: Any] = ["description": reply.description]
+                var response: JSONValue = ["description": .string(reply.description)]
                 if let schema = reply.schema {
                     // A log stream or a file is a string; a structured reply (JSON, or a YAML rule file) names its schema.
                     let structured = ["application/json", "application/problem+json", "application/yaml; charset=utf-8"].contains(reply.contentType)
-                    let schemaObject: [String: Any] = structured ? ["$ref": "#/components/schemas/\(schema)"] : ["type": "string"]
-                    response["content"] = [reply.contentType: ["schema": schemaObject]]
+                    response["content"] = .object([reply.contentType: ["schema": structured ? APISchemas.ref(schema) : APISchemas.string]])
                 }
                 responses[String(reply.status)] = response
             }
             if op.path.hasPrefix("/api/v1") {
                 responses["default"] = [
                     "description": "An error, as RFC 9457 problem details",
-                    "content": ["application/problem+json": ["schema": ["$ref": "#/components/schemas/Problem"]]],
+                    "content": ["application/problem+json": ["schema": APISchemas.ref("Problem")]],
                 ]
             }
-            entry["responses"] = responses
+            entry["responses"] = .object(responses)
             paths[op.path, default: [:]][op.method.rawValue.lowercased()] = entry
         }
+        let schemas = APISchemas.all.merging(MonitoringController.schemas) { a, _ in a }.merging(APISchemas.areas) { a, _ in a }
         return [
             "openapi": "3.1.0",
             "info": [
-                "title": "Steward API", "version": StewardVersion.current,
+                "title": "Steward API", "version": .string(StewardVersion.current),
                 "description": "Administration API for a Linux fleet. Timestamps are RFC 3339 UTC; errors are application/problem+json.",
             ],
-            "paths": paths,
-            "components": [
-                "schemas": APISchemas.all.merging(MonitoringController.schemas) { a, _ in a }.merging(APISchemas.areas) { a, _ in a }
-            ],
+            "paths": .object(paths),
+            "components": ["schemas": .object(schemas)],
+        ]
+    }
+
+    private static func parameter(_ parameter: APIOperation.Parameter) -> JSONValue {
+        var schema: JSONValue = ["type": .string(parameter.type)]
+        if let values = parameter.enumValues { schema["enum"] = JSONValue(values) }
+        if let minimum = parameter.minimum { schema["minimum"] = .integer(Int64(minimum)) }
+        if let maximum = parameter.maximum { schema["maximum"] = .integer(Int64(maximum)) }
+        if let pattern = parameter.pattern { schema["pattern"] = .string(pattern) }
+        if let value = parameter.defaultValue { schema["default"] = .integer(Int64(value)) }
+        return [
+            "name": .string(parameter.name), "in": .string(parameter.location.rawValue),
+            "required": .bool(parameter.required ?? (parameter.location == .path)),
+            "description": .string(parameter.description), "schema": schema,
         ]
     }
 }
 
 /// JSON Schemas of the API's bodies.
 enum APISchemas {
-    static var timestamp: [String: Any] { ["type": ["string", "null"], "format": "date-time"] }
-    static var all: [String: Any] {
+    static var timestamp: JSONValue { ["type": ["string", "null"], "format": "date-time"] }
+    static var all: [String: JSONValue] {
         [
             "Problem": [
                 "type": "object", "required": ["type", "title", "status", "detail"],
@@ -178,7 +179,7 @@ enum APISchemas {
                 "type": "object", "required": ["id", "kind", "title", "state", "created_at"],
                 "properties": [
                     "id": ["type": "integer"], "kind": ["type": "string"], "title": ["type": "string"],
-                    "state": ["type": "string", "enum": Job.State.allCases.map(\.rawValue)],
+                    "state": ["type": "string", "enum": .choices(Job.State.self)],
                     "host": ["type": ["string", "null"]], "params": ["type": "object"], "started_by": ["type": "string"],
                     "reason": ["type": "string"],
                     "schedule_id": ["type": ["integer", "null"]],
@@ -203,8 +204,8 @@ enum APISchemas {
                 "type": "object", "required": ["id", "name", "cron", "time_zone", "enabled"],
                 "properties": [
                     "id": ["type": "integer"], "name": ["type": "string"], "cron": ["type": "string"], "time_zone": ["type": "string"],
-                    "jitter_seconds": ["type": "integer"], "catch_up": ["type": "string", "enum": Schedule.CatchUp.allCases.map(\.rawValue)],
-                    "concurrency": ["type": "string", "enum": Schedule.Concurrency.allCases.map(\.rawValue)],
+                    "jitter_seconds": ["type": "integer"], "catch_up": ["type": "string", "enum": .choices(Schedule.CatchUp.self)],
+                    "concurrency": ["type": "string", "enum": .choices(Schedule.Concurrency.self)],
                     "job_kind": ["type": "string"], "job_title": ["type": "string"], "owner": ["type": "string"], "enabled": ["type": "boolean"],
                     "last_fire_at": timestamp, "next_fire_at": timestamp, "next_due_at": timestamp,
                     "last_job_id": ["type": ["integer", "null"]], "last_outcome": ["type": ["string", "null"]],
@@ -222,8 +223,8 @@ enum APISchemas {
                 "properties": [
                     "cron": ["type": "string"], "time_zone": ["type": "string"],
                     "jitter_seconds": ["type": "integer", "minimum": 0, "maximum": 86400],
-                    "catch_up": ["type": "string", "enum": Schedule.CatchUp.allCases.map(\.rawValue)],
-                    "concurrency": ["type": "string", "enum": Schedule.Concurrency.allCases.map(\.rawValue)], "enabled": ["type": "boolean"],
+                    "catch_up": ["type": "string", "enum": .choices(Schedule.CatchUp.self)],
+                    "concurrency": ["type": "string", "enum": .choices(Schedule.Concurrency.self)], "enabled": ["type": "boolean"],
                 ],
             ],
             "SchedulePreviewRequest": [

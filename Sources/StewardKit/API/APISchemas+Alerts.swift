@@ -3,18 +3,18 @@ import Foundation
 /// The alerts area's bodies: rules, live alerts, history, channels, silences, maintenance windows and deliveries,
 /// written from AlertResources and NotificationResources.
 extension APISchemas {
-    static var alertSchemas: [String: Any] {
+    static var alertSchemas: [String: JSONValue] {
         let level = described(nullable("number"), "null: no such level")
-        let choice = { (values: [String]) -> [String: Any] in ["type": "string", "enum": values] }
-        let ruleFields: [String: Any] = [
+        let choice = { (values: JSONValue) -> JSONValue in ["type": "string", "enum": values] }
+        let ruleFields: [String: JSONValue] = [
             "name": described(string, "1 to 120 characters"), "enabled": boolean,
             "source": described(string, "metric, or a built-in source such as backup_failed"), "metric": string,
             "matchers": described(string, "label=value pairs separated by commas"),
-            "aggregation": choice(AlertRule.Aggregation.allCases.map(\.rawValue)), "window_seconds": integer,
+            "aggregation": choice(.choices(AlertRule.Aggregation.self)), "window_seconds": integer,
             "horizon_seconds": described(integer, "for predict: how far ahead, in seconds"),
-            "comparison": choice(AlertRule.Comparison.allCases.map(\.rawValue)), "warn_threshold": level, "warn_clear": level,
+            "comparison": choice(.choices(AlertRule.Comparison.self)), "warn_threshold": level, "warn_clear": level,
             "crit_threshold": level, "crit_clear": level, "for_seconds": integer, "keep_firing_seconds": integer,
-            "no_data": choice(AlertRule.NoData.allCases.map(\.rawValue)), "scope_hosts": strings, "scope_groups": strings,
+            "no_data": choice(.choices(AlertRule.NoData.self)), "scope_hosts": strings, "scope_groups": strings,
             "scope_tags": strings, "labels": described(string, "label=value pairs separated by commas"), "summary": string,
             "description": string, "runbook_url": string, "route": string, "repeat_seconds": integer,
         ]
@@ -27,12 +27,12 @@ extension APISchemas {
         var ruleInput = ruleFields
         ruleInput["id"] = described([:], "accepted and ignored, so a rule read from the API can be sent back")
         ruleInput["builtin"] = described([:], "accepted and ignored")
-        let severity = choice(AlertState.Severity.allCases.map(\.rawValue))
-        let channelFields: [String: Any] = [
-            "name": string, "kind": choice(NotificationChannel.Kind.allCases.map(\.rawValue)), "enabled": boolean,
+        let severity = choice(.choices(AlertState.Severity.self))
+        let channelFields: [String: JSONValue] = [
+            "name": string, "kind": choice(.choices(NotificationChannel.Kind.self)), "enabled": boolean,
             "min_severity": severity, "match_labels": string, "send_resolved": boolean, "group_wait_seconds": integer,
             "group_interval_seconds": integer, "url": described(string, "webhook: the http(s) URL"), "smtp_host": string,
-            "smtp_port": integer, "smtp_security": choice(NotificationChannel.Security.allCases.map(\.rawValue)), "smtp_user": string,
+            "smtp_port": integer, "smtp_security": choice(.choices(NotificationChannel.Security.self)), "smtp_user": string,
             "mail_from": string, "mail_to": described(string, "addresses separated by commas"),
             "smtp_ca_file": described(string, "a PEM file of the SMTP server's CA, when it is not a public one"),
         ]
@@ -43,7 +43,7 @@ extension APISchemas {
         var channelInput = channelFields
         channelInput["secret"] = described(nullable("string"), "webhook HMAC secret; null or empty removes it")
         channelInput["password"] = described(nullable("string"), "SMTP password; null or empty removes it")
-        let phase = choice(AlertState.Phase.allCases.map(\.rawValue))
+        let phase = choice(.choices(AlertState.Phase.self))
         return [
             "AlertRule": record(ruleProperties),
             "AlertRuleInput": object(ruleInput, closed: true),
@@ -76,11 +76,11 @@ extension APISchemas {
                                     object(
                                         [
                                             "alert": string, "expr": string, "for": string,
-                                            "labels": ["type": "object", "additionalProperties": string] as [String: Any],
-                                            "annotations": ["type": "object", "additionalProperties": string] as [String: Any],
+                                            "labels": ["type": "object", "additionalProperties": string] as JSONValue,
+                                            "annotations": ["type": "object", "additionalProperties": string] as JSONValue,
                                         ], required: ["alert", "expr"])),
                             ], required: ["name", "rules"]))
-                ] as [String: Any],
+                ] as JSONValue,
             ],
             // YAML parsers see the structure; clients that keep the file as it is see its text.
             "PrometheusRuleFileText": [

@@ -4,9 +4,9 @@ import Foundation
 /// written from the handlers that build and read them. Keys are snake_case exactly as sent; fields that are always
 /// present are `required`, nullable ones say so.
 extension APISchemas {
-    static var areas: [String: Any] {
-        var schemas: [String: Any] = [:]
-        let parts: [[String: Any]] = [
+    static var areas: [String: JSONValue] {
+        var schemas: [String: JSONValue] = [:]
+        let parts: [[String: JSONValue]] = [
             hostSchemas, accountSchemas, engineSchemas, backupRepositorySchemas, backupPlanSchemas, retentionSchemas, rolloutSchemas, alertSchemas,
         ]
         for part in parts { schemas.merge(part) { a, _ in a } }
@@ -15,56 +15,56 @@ extension APISchemas {
 
     // MARK: building blocks
 
-    static var string: [String: Any] { ["type": "string"] }
-    static var integer: [String: Any] { ["type": "integer"] }
-    static var number: [String: Any] { ["type": "number"] }
-    static var boolean: [String: Any] { ["type": "boolean"] }
-    static var dateTime: [String: Any] { ["type": "string", "format": "date-time"] }
-    static var strings: [String: Any] { ["type": "array", "items": ["type": "string"] as [String: Any]] }
+    static var string: JSONValue { ["type": "string"] }
+    static var integer: JSONValue { ["type": "integer"] }
+    static var number: JSONValue { ["type": "number"] }
+    static var boolean: JSONValue { ["type": "boolean"] }
+    static var dateTime: JSONValue { ["type": "string", "format": "date-time"] }
+    static var strings: JSONValue { ["type": "array", "items": ["type": "string"] as JSONValue] }
 
-    static func ref(_ name: String) -> [String: Any] { ["$ref": "#/components/schemas/\(name)"] }
-    static func nullable(_ type: String) -> [String: Any] { ["type": [type, "null"]] }
-    static func nullOr(_ schema: [String: Any]) -> [String: Any] { ["anyOf": [schema, ["type": "null"] as [String: Any]]] }
-    static func arrayOf(_ items: [String: Any]) -> [String: Any] { ["type": "array", "items": items] }
-    static func described(_ schema: [String: Any], _ description: String) -> [String: Any] {
+    static func ref(_ name: String) -> JSONValue { ["$ref": .string("#/components/schemas/\(name)")] }
+    static func nullable(_ type: String) -> JSONValue { ["type": [.string(type), "null"]] }
+    static func nullOr(_ schema: JSONValue) -> JSONValue { ["anyOf": [schema, ["type": "null"] as JSONValue]] }
+    static func arrayOf(_ items: JSONValue) -> JSONValue { ["type": "array", "items": items] }
+    static func described(_ schema: JSONValue, _ description: String) -> JSONValue {
         var copy = schema
-        copy["description"] = description
+        copy["description"] = .string(description)
         return copy
     }
 
     /// An object whose every property is always present.
-    static func record(_ properties: [String: Any]) -> [String: Any] {
-        ["type": "object", "required": properties.keys.sorted(), "properties": properties]
+    static func record(_ properties: [String: JSONValue]) -> JSONValue {
+        ["type": "object", "required": JSONValue(properties.keys.sorted()), "properties": .object(properties)]
     }
 
     /// An object with some required properties; `closed` when the handler rejects unknown keys.
-    static func object(_ properties: [String: Any], required: [String] = [], closed: Bool = false) -> [String: Any] {
-        var schema: [String: Any] = ["type": "object", "properties": properties]
-        if !required.isEmpty { schema["required"] = required }
+    static func object(_ properties: [String: JSONValue], required: [String] = [], closed: Bool = false) -> JSONValue {
+        var schema: JSONValue = ["type": "object", "properties": .object(properties)]
+        if !required.isEmpty { schema["required"] = JSONValue(required) }
         if closed { schema["additionalProperties"] = false }
         return schema
     }
 
     /// `{"items": [...], "next": null}`: a whole list in one reply, with the paging field always null.
-    static func page(_ item: String) -> [String: Any] {
-        record(["items": arrayOf(ref(item)), "next": ["type": "null", "description": "always null: the whole list is in items"] as [String: Any]])
+    static func page(_ item: String) -> JSONValue {
+        record(["items": arrayOf(ref(item)), "next": ["type": "null", "description": "always null: the whole list is in items"] as JSONValue])
     }
 
     // MARK: hosts
 
-    static var hostSchemas: [String: Any] {
-        let hostProperties: [String: Any] = [
-            "id": integer, "name": string, "address": string, "transport": ["type": "string", "enum": Host.Transport.allCases.map(\.rawValue)],
-            "ssh_port": integer, "ssh_user": string, "become": ["type": "string", "enum": Host.Become.allCases.map(\.rawValue)],
+    static var hostSchemas: [String: JSONValue] {
+        let hostProperties: [String: JSONValue] = [
+            "id": integer, "name": string, "address": string, "transport": ["type": "string", "enum": .choices(Host.Transport.self)],
+            "ssh_port": integer, "ssh_user": string, "become": ["type": "string", "enum": .choices(Host.Become.self)],
             "groups": strings, "tags": strings,
             "variables": ["type": "object", "description": "the variables parsed from variables_yaml (empty when they do not parse)"],
             "variables_yaml": string, "metrics_url": nullable("string"),
             "metrics_allow": described(strings, "series names or globs (*) kept from metrics_url"), "notes": string, "enabled": boolean,
-            "state": ["type": "string", "enum": Host.State.allCases.map(\.rawValue)], "state_detail": nullable("string"),
+            "state": ["type": "string", "enum": .choices(Host.State.self)], "state_detail": nullable("string"),
             "last_seen_at": timestamp, "created_at": dateTime, "updated_at": dateTime,
             "links": record(["self": string, "page": string]),
         ]
-        let facts: [String: Any] = record([
+        let facts: JSONValue = record([
             "gathered_at": dateTime, "job_id": nullable("integer"), "os": string, "kernel": string, "uptime_seconds": integer, "cpus": integer,
             "memory_mb": integer,
             "filesystems": arrayOf(record(["mount": string, "type": string, "size_bytes": integer, "available_bytes": integer])),
@@ -73,31 +73,31 @@ extension APISchemas {
             "reboot_required": boolean, "users": arrayOf(record(["name": string, "uid": integer])),
             "groups": arrayOf(record(["name": string, "gid": integer])),
         ])
-        let hostInput: [String: Any] = object(
+        let hostInput: JSONValue = object(
             [
                 "name": string, "address": described(string, "DNS name or IP address"),
                 "transport": described(
-                    ["type": "string", "enum": Host.Transport.allCases.map(\.rawValue)], "local only for localhost, the panel host"),
-                "ssh_port": integer, "ssh_user": string, "become": ["type": "string", "enum": Host.Become.allCases.map(\.rawValue)],
+                    ["type": "string", "enum": .choices(Host.Transport.self)], "local only for localhost, the panel host"),
+                "ssh_port": integer, "ssh_user": string, "become": ["type": "string", "enum": .choices(Host.Become.self)],
                 "groups": described(strings, "group names (lowercased)"), "tags": described(strings, "tags (lowercased)"),
                 "variables": described(string, "YAML mapping of name: value lines"),
                 "metrics_url": described(nullable("string"), "null or empty for none"),
                 "metrics_allow": [
-                    "type": ["array", "null"], "items": ["type": "string"] as [String: Any],
+                    "type": ["array", "null"], "items": ["type": "string"] as JSONValue,
                     "description": "series names or globs (*) to keep; null or empty for the default list",
                 ],
                 "notes": described(string, "at most 4096 bytes"), "enabled": boolean,
             ], closed: true)
-        let verdicts: [[String: Any]] = [
-            record(["status": ["const": "trusted"] as [String: Any], "fingerprint": string, "message": string]),
-            record(["status": ["const": "unconfirmed"] as [String: Any], "presented": string, "message": string]),
+        let verdicts: [JSONValue] = [
+            record(["status": ["const": "trusted"] as JSONValue, "fingerprint": string, "message": string]),
+            record(["status": ["const": "unconfirmed"] as JSONValue, "presented": string, "message": string]),
             record([
-                "status": ["const": "changed"] as [String: Any], "trusted": described(string, "the fingerprint trusted before"),
+                "status": ["const": "changed"] as JSONValue, "trusted": described(string, "the fingerprint trusted before"),
                 "presented": string, "message": string,
             ]),
-            record(["status": ["const": "unreachable"] as [String: Any], "detail": string, "message": string]),
+            record(["status": ["const": "unreachable"] as JSONValue, "detail": string, "message": string]),
         ]
-        let group: [String: Any] = record([
+        let group: JSONValue = record([
             "name": string, "hosts": described(integer, "how many hosts are in the group"), "notes": string,
             "variables": ["type": "object", "description": "the group's variables parsed from YAML (empty when they do not parse)"],
         ])
@@ -112,21 +112,21 @@ extension APISchemas {
             ],
             "HostList": record(["items": arrayOf(ref("Host"))]),
             "HostInput": hostInput,
-            "HostCreate": ["allOf": [ref("HostInput"), ["required": ["name", "address"]] as [String: Any]]],
+            "HostCreate": ["allOf": [ref("HostInput"), ["required": ["name", "address"]] as JSONValue]],
             "Group": group,
             "GroupList": record(["items": arrayOf(ref("Group"))]),
             "GroupInput": object(
                 ["variables": described(string, "YAML mapping of name: value lines"), "notes": string], closed: true),
             "SSHIdentity": record(["public_key": string, "authorize_command": string]),
             "HostKeyTrust": object(["fingerprint": described(string, "the SHA256:... fingerprint you compared")], required: ["fingerprint"]),
-            "HostKeyVerdict": ["oneOf": verdicts],
+            "HostKeyVerdict": ["oneOf": .array(verdicts)],
         ]
     }
 
     // MARK: accounts
 
-    static var accountSchemas: [String: Any] {
-        let matrix: [String: Any] = record([
+    static var accountSchemas: [String: JSONValue] {
+        let matrix: JSONValue = record([
             "hosts": described(strings, "hosts that have facts, by name"),
             "users": arrayOf(
                 record([
@@ -141,7 +141,7 @@ extension APISchemas {
                 "name": arrayOf(record(["uid": integer, "names": strings])),
             ]),
         ])
-        let hostAccounts: [String: Any] = record([
+        let hostAccounts: JSONValue = record([
             "as_of": dateTime, "shells": strings,
             "users": arrayOf(
                 record([
@@ -150,7 +150,7 @@ extension APISchemas {
                 ])),
             "groups": arrayOf(record(["name": string, "gid": integer, "members": strings, "system": boolean])),
         ])
-        let userChange: [String: Any] = object(
+        let userChange: JSONValue = object(
             [
                 "action": ["type": "string", "enum": ["create", "update", "lock", "unlock", "delete"]], "name": string, "uid": integer,
                 "primary_group": string, "groups": strings, "shell": string, "home": string,
@@ -166,35 +166,35 @@ extension APISchemas {
                 "expires": described(string, "YYYY-MM-DD, or never"), "authorized_keys": strings, "admin": boolean,
                 "remove_home": ["type": "boolean", "default": false, "description": "on delete: remove the home directory too"],
             ], required: ["action", "name"])
-        let groupChange: [String: Any] = object(
+        let groupChange: JSONValue = object(
             [
                 "action": ["type": "string", "enum": ["create", "update", "delete"]], "name": string, "gid": integer, "members": strings,
             ], required: ["action", "name"])
-        let kind: [String: Any] = ["type": "string", "enum": ["user", "group"]]
-        let definition: [String: Any] = record([
+        let kind: JSONValue = ["type": "string", "enum": ["user", "group"]]
+        let definition: JSONValue = record([
             "kind": kind, "path": string, "name": string, "apply_to": strings, "state": ["type": "string", "enum": ["present", "absent"]],
             "hosts": arrayOf(record(["host": string, "in_sync": boolean, "drift": strings])),
             "drifting": described(strings, "hosts that differ from the definition"),
         ])
-        let invalidDefinition: [String: Any] = record([
+        let invalidDefinition: JSONValue = record([
             "kind": kind, "path": string,
-            "errors": ["type": "object", "additionalProperties": ["type": "string"] as [String: Any], "description": "field -> what is wrong"],
+            "errors": ["type": "object", "additionalProperties": ["type": "string"] as JSONValue, "description": "field -> what is wrong"],
         ])
-        let list: [String: Any] = ["type": ["array", "string"], "items": ["type": "string"] as [String: Any]]
-        let common: [String: Any] = [
+        let list: JSONValue = ["type": ["array", "string"], "items": ["type": "string"] as JSONValue]
+        let common: [String: JSONValue] = [
             "state": ["type": "string", "enum": ["present", "absent"], "description": "anything but absent means present"],
             "apply_to": described(list, "host groups (or hosts): a list, or one string separated by commas or spaces"),
             "message": described(string, "the commit message, 1 to 500 characters"),
         ]
-        let userFields: [String: Any] = [
+        let userFields: [String: JSONValue] = [
             "uid": ["type": ["integer", "string"]], "groups": described(list, "a list, or one string separated by commas or spaces"),
             "shell": string, "gecos": string, "authorized_keys": described(list, "a list, or one string with a key per line"),
         ]
-        let groupFields: [String: Any] = [
+        let groupFields: [String: JSONValue] = [
             "gid": ["type": ["integer", "string"]], "members": described(list, "a list, or one string separated by commas or spaces"),
         ]
-        let desiredUser: [String: Any] = object(common.merging(userFields) { a, _ in a }, required: ["apply_to", "message"])
-        let desiredGroup: [String: Any] = object(common.merging(groupFields) { a, _ in a }, required: ["apply_to", "message"])
+        let desiredUser: JSONValue = object(common.merging(userFields) { a, _ in a }, required: ["apply_to", "message"])
+        let desiredGroup: JSONValue = object(common.merging(groupFields) { a, _ in a }, required: ["apply_to", "message"])
         return [
             "AccountMatrix": matrix,
             "HostAccounts": hostAccounts,
@@ -215,35 +215,35 @@ extension APISchemas {
 
     // MARK: engine, config history, jobs, audit, the caller
 
-    static var engineSchemas: [String: Any] {
-        let taskStatus: [String: Any] = ["type": "string", "enum": ["ok", "changed", "failed", "unreachable", "skipped"]]
-        let hostResult: [String: Any] = record([
+    static var engineSchemas: [String: JSONValue] {
+        let taskStatus: JSONValue = ["type": "string", "enum": ["ok", "changed", "failed", "unreachable", "skipped"]]
+        let hostResult: JSONValue = record([
             "host": string, "status": taskStatus, "ok": integer, "changed": integer, "failed": integer, "unreachable": integer,
             "skipped": integer, "message": nullable("string"),
             "tasks": arrayOf(
                 record(["task": string, "status": string, "detail": described(nullable("object"), "the task's result as the engine reported it")])),
         ])
-        let playbookRun: [String: Any] = object(
+        let playbookRun: JSONValue = object(
             [
                 "playbook": described(string, "a path under playbooks/, like playbooks/ping.yml"),
                 "targets": described(strings, "host or group names; left out, every enabled host"),
                 "timeout_seconds": ["type": "integer", "minimum": 10, "maximum": 86_400],
                 "task_timeout_seconds": ["type": "integer", "minimum": 0, "maximum": 86_400], "reason": string,
             ], required: ["playbook"], closed: true)
-        let adhocRun: [String: Any] = object(
+        let adhocRun: JSONValue = object(
             [
-                "command": ["type": "array", "items": ["type": "string"] as [String: Any], "minItems": 1, "maxItems": 64],
-                "targets": ["type": "array", "items": ["type": "string"] as [String: Any], "minItems": 1], "reason": string,
+                "command": ["type": "array", "items": ["type": "string"] as JSONValue, "minItems": 1, "maxItems": 64],
+                "targets": ["type": "array", "items": ["type": "string"] as JSONValue, "minItems": 1], "reason": string,
             ], required: ["command", "targets"], closed: true)
-        let anyJSON: [String: Any] = ["description": "the stored JSON value, or null"]
-        let auditEvent: [String: Any] = record([
+        let anyJSON: JSONValue = ["description": "the stored JSON value, or null"]
+        let auditEvent: JSONValue = record([
             "id": integer, "at": dateTime, "actor": string, "source": nullable("string"), "action": string, "target": string,
             "before": anyJSON, "after": anyJSON, "request_id": nullable("string"),
         ])
-        let me: [String: Any] = object(
+        let me: JSONValue = object(
             [
-                "user": string, "roles": arrayOf(["type": "string", "enum": Role.allCases.map(\.rawValue)]),
-                "permissions": arrayOf(["type": "string", "enum": Permission.allCases.map(\.rawValue)]),
+                "user": string, "roles": arrayOf(["type": "string", "enum": .choices(Role.self)]),
+                "permissions": arrayOf(["type": "string", "enum": .choices(Permission.self)]),
                 "via": ["type": "string", "enum": ["session", "token"]], "token_id": described(integer, "only when via is token"),
             ], required: ["user", "roles", "permissions", "via"])
         return [
@@ -253,7 +253,7 @@ extension APISchemas {
             "HostResults": record(["items": arrayOf(hostResult)]),
             "Commit": record(["commit": string, "author": string, "date": dateTime, "subject": string]),
             "CommitList": record(["items": arrayOf(ref("Commit"))]),
-            "JobAcknowledgement": record(["id": integer, "acknowledged": ["const": true] as [String: Any]]),
+            "JobAcknowledgement": record(["id": integer, "acknowledged": ["const": true] as JSONValue]),
             "AuditEvent": auditEvent,
             "AuditList": record(["items": arrayOf(ref("AuditEvent")), "next": described(nullable("string"), "URL of the next page, or null")]),
             "Me": me,
@@ -263,36 +263,36 @@ extension APISchemas {
 
     // MARK: backups
 
-    static var backupRepositorySchemas: [String: Any] {
-        let repository: [String: Any] = record([
-            "id": integer, "name": string, "kind": ["type": "string", "enum": BackupRepository.Kind.allCases.map(\.rawValue)],
+    static var backupRepositorySchemas: [String: JSONValue] {
+        let repository: JSONValue = record([
+            "id": integer, "name": string, "kind": ["type": "string", "enum": .choices(BackupRepository.Kind.self)],
             "host_id": integer, "path": string, "builtin": nullable("string"), "size_bytes": nullable("integer"),
             "snapshot_count": nullable("integer"), "status_at": timestamp, "status_error": nullable("string"), "check_at": timestamp,
             "check_ok": nullable("boolean"), "check_message": nullable("string"),
         ])
-        let repositoryInput: [String: Any] = object(
+        let repositoryInput: JSONValue = object(
             [
                 "name": described(string, "1 to 100 characters"),
-                "kind": ["type": "string", "enum": BackupRepository.Kind.allCases.map(\.rawValue), "default": "local"],
+                "kind": ["type": "string", "enum": .choices(BackupRepository.Kind.self), "default": "local"],
                 "host": ["type": ["string", "integer"], "description": "the host's id or name; localhost when left out"],
                 "path": described(string, "an absolute path"),
                 "password": described(string, "at least 8 characters for a new repository; the existing one's to import"),
                 "init": ["type": "boolean", "default": true, "description": "false imports an existing repository"],
                 "mode": described(string, "import means init: false (read only when init is left out)"),
             ], required: ["name", "path", "password"])
-        let snapshot: [String: Any] = record([
+        let snapshot: JSONValue = record([
             "id": string, "short_id": string, "time": dateTime, "hostname": string, "paths": strings, "tags": strings,
             "plan_id": nullable("integer"),
         ])
-        let entry: [String: Any] = record([
+        let entry: JSONValue = record([
             "name": string, "path": string, "type": described(string, "file, dir, symlink, ..."), "size": nullable("integer"),
             "mtime": dateTime, "permissions": string,
         ])
-        let restore: [String: Any] = object(
+        let restore: JSONValue = object(
             [
                 "target": described(string, "an absolute directory to restore into (not /)"),
                 "include": [
-                    "type": ["array", "string"], "items": ["type": "string"] as [String: Any],
+                    "type": ["array", "string"], "items": ["type": "string"] as JSONValue,
                     "description": "paths inside the snapshot: a list, or one string with a path per line; left out, everything",
                 ],
                 "host": ["type": ["string", "integer"], "description": "where to restore: a host's id or name (default: the plan's host)"],
@@ -307,28 +307,28 @@ extension APISchemas {
             "BackupSnapshot": snapshot,
             "BackupSnapshotList": page("BackupSnapshot"),
             "BackupPlanSnapshotList": record([
-                "items": arrayOf(ref("BackupSnapshot")), "repository_id": integer, "next": ["type": "null"] as [String: Any],
+                "items": arrayOf(ref("BackupSnapshot")), "repository_id": integer, "next": ["type": "null"] as JSONValue,
             ]),
             "BackupHostSnapshotList": record([
                 "items": arrayOf(["allOf": [ref("BackupSnapshot"), record(["repository_id": integer])]]),
-                "next": ["type": "null"] as [String: Any],
+                "next": ["type": "null"] as JSONValue,
             ]),
             "BackupTree": record(["path": string, "items": arrayOf(entry)]),
             "BackupRestore": restore,
         ]
     }
 
-    static var backupPlanSchemas: [String: Any] {
-        let catchUp: [String: Any] = ["type": "string", "enum": Schedule.CatchUp.allCases.map(\.rawValue)]
-        let run: [String: Any] = record([
+    static var backupPlanSchemas: [String: JSONValue] {
+        let catchUp: JSONValue = ["type": "string", "enum": .choices(Schedule.CatchUp.self)]
+        let run: JSONValue = record([
             "job_id": integer, "kind": ["type": "string", "enum": ["backup", "check", "forget", "restore"]],
-            "state": ["type": "string", "enum": Job.State.allCases.map(\.rawValue)], "plan_id": nullable("integer"),
+            "state": ["type": "string", "enum": .choices(Job.State.self)], "plan_id": nullable("integer"),
             "repository_id": nullable("integer"), "started_at": dateTime, "finished_at": timestamp, "snapshot_id": nullable("string"),
             "files_new": nullable("integer"), "files_changed": nullable("integer"), "files_unmodified": nullable("integer"),
             "bytes_added": nullable("integer"), "bytes_processed": nullable("integer"), "duration_ms": nullable("integer"),
             "removed_snapshots": nullable("integer"), "detail": nullable("string"),
         ])
-        let plan: [String: Any] = record([
+        let plan: JSONValue = record([
             "id": integer, "name": string, "host_id": integer, "repository_id": integer, "paths": strings, "excludes": strings,
             "keep_last": nullable("integer"), "keep_hourly": nullable("integer"), "keep_daily": nullable("integer"),
             "keep_weekly": nullable("integer"), "keep_monthly": nullable("integer"), "keep_yearly": nullable("integer"),
@@ -340,27 +340,27 @@ extension APISchemas {
             "verify_schedule_id": nullable("integer"), "prune_schedule_id": nullable("integer"),
             "last_run": nullOr(ref("BackupRun")), "last_success": nullOr(ref("BackupRun")),
         ])
-        let list: [String: Any] = ["type": ["array", "string"], "items": ["type": "string"] as [String: Any]]
-        let hook: [String: Any] = [
-            "type": ["array", "string"], "items": ["type": "string"] as [String: Any], "maxItems": 1,
+        let list: JSONValue = ["type": ["array", "string"], "items": ["type": "string"] as JSONValue]
+        let hook: JSONValue = [
+            "type": ["array", "string"], "items": ["type": "string"] as JSONValue, "maxItems": 1,
             "description": "the name of a script in the config repo's hooks/ folder (a one-element list); empty for none",
         ]
-        let count: [String: Any] = [
+        let count: JSONValue = [
             "anyOf": [
-                ["type": "integer", "minimum": 0, "maximum": 100_000] as [String: Any],
-                ["type": "string", "pattern": "^ *[0-9]{0,5} *$"] as [String: Any], ["type": "null"] as [String: Any],
+                ["type": "integer", "minimum": 0, "maximum": 100_000] as JSONValue,
+                ["type": "string", "pattern": "^ *[0-9]{0,5} *$"] as JSONValue, ["type": "null"] as JSONValue,
             ],
             "description": "a whole number from 0 to 100000; empty, 0 or null for no rule",
         ]
-        let wholeNumber: [String: Any] = ["type": ["integer", "string"]]
-        let retentionInput: [String: Any] = [
+        let wholeNumber: JSONValue = ["type": ["integer", "string"]]
+        let retentionInput: [String: JSONValue] = [
             "keep_last": count, "keep_hourly": count, "keep_daily": count, "keep_weekly": count, "keep_monthly": count, "keep_yearly": count,
             "keep_within": [
                 "type": ["string", "null"], "pattern": "^ *([0-9]{1,6}[ymdh])* *$",
                 "description": "a restic duration such as 7d or 1y2m; empty or null for none",
-            ] as [String: Any],
+            ] as JSONValue,
         ]
-        let planFields: [String: Any] = [
+        let planFields: [String: JSONValue] = [
             "name": described(string, "1 to 100 characters"),
             "host": ["type": ["string", "integer"], "description": "the host's id or name; left out, where the repository is reached"],
             "repository": ["type": ["integer", "string"], "description": "the repository's id"],
@@ -374,8 +374,8 @@ extension APISchemas {
             "prune_cron": described(string, "empty turns the prune schedule off"), "prune_time_zone": string,
             "prune_jitter_seconds": wholeNumber, "prune_catch_up": catchUp,
         ]
-        let planInput: [String: Any] = object(retentionInput.merging(planFields) { a, _ in a })
-        let preview: [String: Any] = record([
+        let planInput: JSONValue = object(retentionInput.merging(planFields) { a, _ in a })
+        let preview: JSONValue = record([
             "keep": described(integer, "snapshots kept"), "remove": described(integer, "snapshots removed"),
             "flags": described(strings, "the restic forget flags"),
             "items": arrayOf(record(["id": string, "short_id": string, "time": dateTime, "keep": boolean, "reasons": strings])),
@@ -387,7 +387,7 @@ extension APISchemas {
             "BackupPlan": plan,
             "BackupPlanList": page("BackupPlan"),
             "BackupPlanInput": planInput,
-            "BackupPlanCreate": ["allOf": [ref("BackupPlanInput"), ["required": ["name", "repository", "paths"]] as [String: Any]]],
+            "BackupPlanCreate": ["allOf": [ref("BackupPlanInput"), ["required": ["name", "repository", "paths"]] as JSONValue]],
             "BackupRetentionInput": object(retentionInput),
             "BackupRetentionPreview": preview,
         ]
@@ -395,26 +395,26 @@ extension APISchemas {
 
     // MARK: data retention
 
-    static var retentionSchemas: [String: Any] {
-        let kind: [String: Any] = ["type": "string", "enum": DataRetention.Kind.allCases.map(\.rawValue)]
-        let dataClass: [String: Any] = ["type": "string", "enum": DataClass.allCases.map(\.rawValue)]
-        let policyProperties: [String: Any] = [
+    static var retentionSchemas: [String: JSONValue] {
+        let kind: JSONValue = ["type": "string", "enum": .choices(DataRetention.Kind.self)]
+        let dataClass: JSONValue = ["type": "string", "enum": .choices(DataClass.self)]
+        let policyProperties: [String: JSONValue] = [
             "kind": kind, "max_age_days": nullable("number"), "max_bytes": nullable("integer"),
-            "tier_days": ["type": ["array", "null"], "items": ["type": "number"] as [String: Any]],
+            "tier_days": ["type": ["array", "null"], "items": ["type": "number"] as JSONValue],
             "rules": arrayOf(ref("DataRetentionRule")), "keep_while_firing": boolean, "failed_days": nullable("number"),
             "keep_failed_until_acknowledged": boolean,
         ]
-        let policyRecord: [String: Any] = record([
+        let policyRecord: JSONValue = record([
             "data_class": dataClass, "title": string, "policy": ref("DataRetentionPolicy"), "summary": string, "is_default": boolean,
             "default": ref("DataRetentionPolicy"), "pending": nullOr(ref("DataRetentionPolicy")), "pending_summary": nullable("string"),
             "pending_at": timestamp, "pending_by": nullable("string"), "kinds": arrayOf(kind), "rule_fields": strings, "tier_names": strings,
         ])
-        let preview: [String: Any] = record([
+        let preview: JSONValue = record([
             "data_class": dataClass, "rows": integer, "bytes": integer, "oldest": timestamp, "newest": timestamp, "class_rows": integer,
             "share": described(number, "the share of the class that would go, 0 to 1"), "needs_confirmation": boolean,
             "stages": arrayOf(record(["label": string, "rows": integer, "bytes": integer])),
         ])
-        let storage: [String: Any] = record([
+        let storage: JSONValue = record([
             "classes": arrayOf(
                 record([
                     "data_class": dataClass, "title": string, "rows": integer, "bytes": integer, "rows_last_week": integer,
@@ -423,14 +423,14 @@ extension APISchemas {
             "database_bytes": integer, "free_bytes": integer, "filesystem_bytes": integer, "bytes_per_day": number, "read_at": dateTime,
             "days_until_full": nullable("number"),
         ])
-        let hold: [String: Any] = record([
+        let hold: JSONValue = record([
             "id": integer, "host": described(nullable("string"), "null holds every host"), "from": timestamp, "to": timestamp,
             "reason": string, "created_by": string, "created_at": dateTime,
         ])
-        let confirm: [String: Any] = [
+        let confirm: [String: JSONValue] = [
             "confirm": described(string, "the data class's name, needed when the change would delete more than 25 %")
         ]
-        let holdInput: [String: Any] = object(
+        let holdInput: JSONValue = object(
             [
                 "host": ["type": ["string", "null"], "description": "a host name; left out, null or empty, every host"],
                 "from": described(string, "YYYY-MM-DD or an RFC 3339 time; left out, open"),
@@ -453,16 +453,16 @@ extension APISchemas {
 
     // MARK: rollouts and pending updates
 
-    static var rolloutSchemas: [String: Any] {
-        let what: [String: Any] = ["type": "string", "enum": Rollout.What.allCases.map(\.rawValue)]
-        let waveKind: [String: Any] = ["type": "string", "enum": Rollout.WaveKind.allCases.map(\.rawValue)]
-        let reboot: [String: Any] = ["type": "string", "enum": Rollout.Reboot.allCases.map(\.rawValue)]
-        let summary: [String: Any] = record([
-            "id": integer, "title": string, "what": what, "state": ["type": "string", "enum": Rollout.State.allCases.map(\.rawValue)],
+    static var rolloutSchemas: [String: JSONValue] {
+        let what: JSONValue = ["type": "string", "enum": .choices(Rollout.What.self)]
+        let waveKind: JSONValue = ["type": "string", "enum": .choices(Rollout.WaveKind.self)]
+        let reboot: JSONValue = ["type": "string", "enum": .choices(Rollout.Reboot.self)]
+        let summary: JSONValue = record([
+            "id": integer, "title": string, "what": what, "state": ["type": "string", "enum": .choices(Rollout.State.self)],
             "state_detail": string, "requested_by": string, "revision": integer, "created_at": dateTime, "expires_at": dateTime,
             "current_wave": integer, "link": string,
         ])
-        let details: [String: Any] = record([
+        let details: JSONValue = record([
             "packages": strings, "playbook": string, "commit": string, "targets": strings, "tags": strings, "canary": integer,
             "wave_kind": waveKind, "wave_size": integer, "pause_seconds": integer, "max_failure_percent": integer, "reboot": reboot,
             "window": described(nullable("integer"), "the maintenance window's id"), "approvals_required": integer, "check_url": string,
@@ -486,7 +486,7 @@ extension APISchemas {
                     "packages": arrayOf(record(["package": string, "from": string, "to": string])),
                 ])),
         ])
-        let input: [String: Any] = object([
+        let input: JSONValue = object([
             "title": described(string, "1 to 200 characters"), "what": what,
             "packages": described(strings, "package names (name=version pins a version), when what is packages"),
             "playbook": described(string, "a playbook path, when what is playbook"),
@@ -502,25 +502,25 @@ extension APISchemas {
             "check_url": described(string, "an http(s) URL that must answer after each wave; empty for none"),
             "settle_seconds": ["type": "integer", "minimum": 0, "maximum": 86_400],
         ])
-        let update: [String: Any] = record([
+        let update: JSONValue = record([
             "package": string, "current": described(string, "empty when the package would be newly installed"), "candidate": string,
             "origin": string, "security": boolean,
         ])
-        let fleet: [String: Any] = record([
+        let fleet: JSONValue = record([
             "items": arrayOf(
                 record([
                     "host_id": integer, "host": string, "gathered_at": timestamp, "count": integer, "security_count": integer,
                     "reboot_required": boolean, "security_pending_days": nullable("number"), "updates": arrayOf(ref("PendingUpdate")),
                 ])),
-            "next": ["type": "null"] as [String: Any],
+            "next": ["type": "null"] as JSONValue,
         ])
-        let packages: [String: Any] = record([
+        let packages: JSONValue = record([
             "items": arrayOf(
                 record([
                     "package": string, "security": boolean,
                     "hosts": arrayOf(record(["host": string, "current": string, "candidate": string, "origin": string])),
                 ])),
-            "next": ["type": "null"] as [String: Any],
+            "next": ["type": "null"] as JSONValue,
         ])
         return [
             "RolloutSummary": summary,
@@ -532,8 +532,8 @@ extension APISchemas {
             "RolloutInput": input,
             "RolloutCreate": [
                 "allOf": [
-                    ref("RolloutInput"), ["required": ["title"]] as [String: Any],
-                    ["anyOf": [["required": ["targets"]] as [String: Any], ["required": ["tags"]] as [String: Any]]] as [String: Any],
+                    ref("RolloutInput"), ["required": ["title"]] as JSONValue,
+                    ["anyOf": [["required": ["targets"]] as JSONValue, ["required": ["tags"]] as JSONValue]] as JSONValue,
                 ]
             ],
             "RolloutApproval": object(["reason": string]),

@@ -105,3 +105,39 @@ struct Nullable<Wrapped: Encodable & Sendable>: Encodable, Sendable {
         if let value { try container.encode(value) } else { try container.encodeNil() }
     }
 }
+
+/// Literals, so a JSON document (the OpenAPI schemas) is written as Swift literals and encoded with Codable.
+extension JSONValue: ExpressibleByDictionaryLiteral, ExpressibleByArrayLiteral, ExpressibleByStringLiteral, ExpressibleByIntegerLiteral,
+    ExpressibleByBooleanLiteral, ExpressibleByFloatLiteral
+{
+    public init(dictionaryLiteral elements: (String, JSONValue)...) {
+        self = .object(Dictionary(elements) { first, _ in first })
+    }
+    public init(arrayLiteral elements: JSONValue...) { self = .array(elements) }
+    public init(stringLiteral value: String) { self = .string(value) }
+    public init(integerLiteral value: Int64) { self = .integer(value) }
+    public init(booleanLiteral value: Bool) { self = .bool(value) }
+    public init(floatLiteral value: Double) { self = .number(value) }
+
+    /// A list of strings.
+    public init(_ strings: [String]) { self = .array(strings.map(JSONValue.string)) }
+
+    /// The raw values of an enumeration, for a schema's `enum`.
+    static func choices<T: CaseIterable & RawRepresentable>(_ type: T.Type) -> JSONValue where T.RawValue == String {
+        JSONValue(type.allCases.map(\.rawValue))
+    }
+
+    /// An object's member; setting one on a value that is not an object makes it one.
+    subscript(key: String) -> JSONValue? {
+        get {
+            guard case .object(let members) = self else { return nil }
+            return members[key]
+        }
+        set {
+            var members: [String: JSONValue] = [:]
+            if case .object(let existing) = self { members = existing }
+            members[key] = newValue
+            self = .object(members)
+        }
+    }
+}

@@ -41,11 +41,11 @@ struct MonitoringController {
             ], schema: "FleetSummary", use: apiFleet)
     }
 
-    static var schemas: [String: Any] {
-        let point: [String: Any] = [
+    static var schemas: [String: JSONValue] {
+        let point: JSONValue = [
             "type": "array", "prefixItems": [["type": "string", "format": "date-time"], ["type": ["number", "null"]]],
         ]
-        let labels: [String: Any] = ["type": "object", "additionalProperties": ["type": "string"]]
+        let labels: JSONValue = ["type": "object", "additionalProperties": ["type": "string"]]
         return [
             "MetricSeriesList": [
                 "type": "object", "required": ["items"],
@@ -67,7 +67,7 @@ struct MonitoringController {
             "MetricQueryResult": [
                 "type": "object", "required": ["resolution", "step_seconds", "series"],
                 "properties": [
-                    "resolution": ["type": "string", "enum": MetricResolution.allCases.map(\.label)], "step_seconds": ["type": "number"],
+                    "resolution": ["type": "string", "enum": JSONValue(MetricResolution.allCases.map(\.label))], "step_seconds": ["type": "number"],
                     "from": ["type": "string", "format": "date-time"], "to": ["type": "string", "format": "date-time"],
                     "function": ["type": "string"],
                     "series": [
