@@ -178,7 +178,7 @@ public struct RolloutPlanItem: Sendable, Equatable {
 
 /// One host's outcome in the rollout.
 public struct RolloutResult: Sendable, Equatable {
-    public struct Change: Sendable, Equatable {
+    public struct Change: Sendable, Equatable, Codable {
         public var package: String
         public var from: String
         public var to: String

@@ -73,24 +73,6 @@ struct RolloutPages {
             ], request: request, context: context, status: status)
     }
 
-    /// The form's fields as the API's body, with the errors of fields that are not numbers.
-    static func body(_ form: FormBody) -> ([String: Any], [String: String]) {
-        func list(_ key: String) -> [String] { (form[key] ?? "").split(whereSeparator: { $0.isNewline || $0 == "," || $0 == " " }).map(String.init) }
-        var body: [String: Any] = [
-            "title": form["title"] ?? "", "what": form["what"] ?? "security", "packages": list("packages"), "playbook": form["playbook"] ?? "",
-            "commit": form["commit"] ?? "", "targets": list("targets"), "tags": list("tags"), "wave_kind": form["wave_kind"] ?? "count",
-            "reboot": form["reboot"] ?? "never", "check_url": form["check_url"] ?? "",
-        ]
-        var errors: [String: String] = [:]
-        for key in ["canary", "wave_size", "pause_seconds", "max_failure_percent", "approvals_required", "expires_hours", "settle_seconds"] {
-            let text = (form[key] ?? "").trimmingCharacters(in: .whitespaces)
-            if text.isEmpty { continue }
-            if let value = Int(text) { body[key] = value } else { errors[key] = "must be a whole number" }
-        }
-        if let window = form["window"], let id = Int(window) { body["window"] = id }
-        return (body, errors)
-    }
-
     /// A saved rollout as the form's values, for editing it.
     static func values(_ rollout: Rollout) -> [String: String] {
         [
@@ -107,11 +89,9 @@ struct RolloutPages {
 
     @Sendable func create(request: Request, context: StewardRequestContext) async throws -> Response {
         let form = try await FormBody.read(request, context: context)
-        let (body, fieldErrors) = Self.body(form)
-        var errors = fieldErrors
         var rollout = Rollout()
         rollout.expiresAt = EpochMilliseconds.from(Date()) + 24 * 3_600_000
-        errors.merge(RolloutAPI.apply(body, to: &rollout)) { first, _ in first }
+        var errors = RolloutInput(form: form).apply(to: &rollout)
         if errors.isEmpty {
             do {
                 let (saved, _) = try await service.save(rollout, by: context.actor, jobs: jobs)
@@ -141,9 +121,7 @@ struct RolloutPages {
     @Sendable func edit(request: Request, context: StewardRequestContext) async throws -> Response {
         var rollout = try editable(context)
         let form = try await FormBody.read(request, context: context)
-        let (body, fieldErrors) = Self.body(form)
-        var errors = fieldErrors
-        errors.merge(RolloutAPI.apply(body, to: &rollout)) { first, _ in first }
+        var errors = RolloutInput(form: form).apply(to: &rollout)
         if errors.isEmpty {
             do {
                 let (saved, job) = try await service.save(rollout, by: context.actor, jobs: jobs)

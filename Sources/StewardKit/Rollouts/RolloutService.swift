@@ -100,10 +100,9 @@ public struct RolloutService: Sendable {
     public func results(_ id: Int64) throws -> [RolloutResult] {
         try database.read { db in
             try Row.fetchAll(db, sql: "SELECT * FROM rollout_results WHERE rollout_id = ? ORDER BY wave, host", arguments: [id]).map { row in
-                let changes = (try? JSONSerialization.jsonObject(with: Data((row["changes"] as String).utf8)) as? [[String: String]]) ?? []
+                let changes = (try? JSONDecoder().decode([RolloutResult.Change].self, from: Data((row["changes"] as String).utf8))) ?? []
                 return RolloutResult(
-                    host: row["host"], wave: row["wave"], status: row["status"],
-                    changes: changes.map { .init(package: $0["package"] ?? "", from: $0["from"] ?? "", to: $0["to"] ?? "") },
+                    host: row["host"], wave: row["wave"], status: row["status"], changes: changes,
                     rebooted: row["rebooted"],
                     detail: row["detail"])
             }

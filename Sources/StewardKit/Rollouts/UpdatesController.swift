@@ -87,32 +87,65 @@ struct UpdatesController {
 
     // MARK: API
 
-    static func resource(_ update: PendingUpdate) -> [String: Any] {
-        ["package": update.package, "current": update.current, "candidate": update.candidate, "origin": update.origin, "security": update.security]
-    }
-
     @Sendable func apiFleet(request: Request, context: StewardRequestContext) async throws -> Response {
-        let items = try report().hosts.map { row -> [String: Any] in
-            [
-                "host_id": row.host.id, "host": row.host.name, "gathered_at": orNull(row.gatheredAt.map(RFC3339.string)),
-                "count": row.updates.count, "security_count": row.securityCount, "reboot_required": row.rebootRequired,
-                "security_pending_days": orNull(row.securityAgeDays.map { ($0 * 10).rounded() / 10 }), "updates": row.updates.map(Self.resource),
-            ]
-        }
-        return try JSONResponse.make(object: ["items": items, "next": NSNull()])
+        try APIJSON.response(CursorPage(items: try report().hosts.map(PendingUpdatesResource.init), next: Nullable(nil)))
     }
 
     @Sendable func apiPackages(request: Request, context: StewardRequestContext) async throws -> Response {
-        let items = try report().packages.map { entry -> [String: Any] in
-            [
-                "package": entry.package, "security": entry.security,
-                "hosts": entry.hosts.map { ["host": $0.host, "current": $0.current, "candidate": $0.candidate, "origin": $0.origin] },
-            ]
+        let items = try report().packages.map { entry in
+            PendingPackageResource(
+                package: entry.package, security: entry.security,
+                hosts: entry.hosts.map { .init(host: $0.host, current: $0.current, candidate: $0.candidate, origin: $0.origin) })
         }
-        return try JSONResponse.make(object: ["items": items, "next": NSNull()])
+        return try APIJSON.response(CursorPage(items: items, next: Nullable(nil)))
     }
 
     @Sendable func apiRefresh(request: Request, context: StewardRequestContext) async throws -> Response {
         try APIJSON.response(JobResource(try await refresh(context.actor)), status: .accepted)
     }
+}
+
+/// One host's pending updates.
+struct PendingUpdatesResource: Encodable, Sendable {
+    let hostId: Int64
+    let host: String
+    let gatheredAt: Nullable<String>
+    let count: Int
+    let securityCount: Int
+    let rebootRequired: Bool
+    let securityPendingDays: Nullable<Double>
+    let updates: [PendingUpdate]
+
+    enum CodingKeys: String, CodingKey {
+        case host, count, updates
+        case hostId = "host_id"
+        case gatheredAt = "gathered_at"
+        case securityCount = "security_count"
+        case rebootRequired = "reboot_required"
+        case securityPendingDays = "security_pending_days"
+    }
+
+    init(_ row: PendingUpdatesReport.HostRow) {
+        hostId = row.host.id
+        host = row.host.name
+        gatheredAt = Nullable(row.gatheredAt.map(RFC3339.string))
+        count = row.updates.count
+        securityCount = row.securityCount
+        rebootRequired = row.rebootRequired
+        securityPendingDays = Nullable(row.securityAgeDays.map { ($0 * 10).rounded() / 10 })
+        updates = row.updates
+    }
+}
+
+/// One package with a pending update and the hosts that would take it.
+struct PendingPackageResource: Encodable, Sendable {
+    struct HostVersion: Encodable, Sendable {
+        let host: String
+        let current: String
+        let candidate: String
+        let origin: String
+    }
+    let package: String
+    let security: Bool
+    let hosts: [HostVersion]
 }

@@ -1,0 +1,283 @@
+import Foundation
+
+// The rollouts API's bodies as typed values: one input that the JSON body and the form both become, and the
+// replies as Encodable types (the schemas in APISchemas+Areas.swift describe them).
+
+extension Rollout.What: APIChoice {}
+extension Rollout.WaveKind: APIChoice {}
+extension Rollout.Reboot: APIChoice {}
+
+/// A rollout's fields as a client sends them. Fields left out keep their value (a new rollout's defaults, or what an
+/// edit started from); `apply` is the one place that copies them onto the rollout.
+struct RolloutInput: APIInput {
+    var title: Patch<String> = .absent
+    var what: Patch<Rollout.What> = .absent
+    var packages: Patch<[String]> = .absent
+    var playbook: Patch<String> = .absent
+    var commit: Patch<String> = .absent
+    var targets: Patch<[String]> = .absent
+    var tags: Patch<[String]> = .absent
+    var canary: Patch<Int> = .absent
+    var waveKind: Patch<Rollout.WaveKind> = .absent
+    var waveSize: Patch<Int> = .absent
+    var pauseSeconds: Patch<Int> = .absent
+    var maxFailurePercent: Patch<Int> = .absent
+    var reboot: Patch<Rollout.Reboot> = .absent
+    var window: Patch<Int64> = .absent
+    var approvalsRequired: Patch<Int> = .absent
+    var expiresHours: Patch<Int> = .absent
+    var checkUrl: Patch<String> = .absent
+    var settleSeconds: Patch<Int> = .absent
+
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case title, what, packages, playbook, commit, targets, tags, canary, reboot, window
+        case waveKind = "wave_kind"
+        case waveSize = "wave_size"
+        case pauseSeconds = "pause_seconds"
+        case maxFailurePercent = "max_failure_percent"
+        case approvalsRequired = "approvals_required"
+        case expiresHours = "expires_hours"
+        case checkUrl = "check_url"
+        case settleSeconds = "settle_seconds"
+    }
+
+    init() {}
+
+    /// The new/edit rollout form: lists are separated by lines, commas or spaces; an empty number field keeps its value;
+    /// a number field that is not a whole number is a wrong field, named as the form shows it.
+    init(form: FormBody) {
+        func list(_ key: String) -> [String] { (form[key] ?? "").split(whereSeparator: { $0.isNewline || $0 == "," || $0 == " " }).map(String.init) }
+        func choice<T: APIChoice>(_ key: String, _ fallback: T) -> Patch<T> {
+            let text = form[key] ?? fallback.rawValue
+            return T(rawValue: text).map(Patch.value) ?? .invalid(field: key, message: T.choiceText)
+        }
+        func number(_ key: CodingKeys) -> Patch<Int> {
+            let text = (form[key.rawValue] ?? "").trimmingCharacters(in: .whitespaces)
+            if text.isEmpty { return .absent }
+            return Int(text).map(Patch.value) ?? .invalid(field: key.rawValue, message: "must be a whole number")
+        }
+        title = .value(form["title"] ?? "")
+        what = choice("what", Rollout.What.security)
+        packages = .value(list("packages"))
+        playbook = .value(form["playbook"] ?? "")
+        commit = .value(form["commit"] ?? "")
+        targets = .value(list("targets"))
+        tags = .value(list("tags"))
+        waveKind = choice("wave_kind", Rollout.WaveKind.count)
+        reboot = choice("reboot", Rollout.Reboot.never)
+        checkUrl = .value(form["check_url"] ?? "")
+        canary = number(.canary)
+        waveSize = number(.waveSize)
+        pauseSeconds = number(.pauseSeconds)
+        maxFailurePercent = number(.maxFailurePercent)
+        approvalsRequired = number(.approvalsRequired)
+        expiresHours = number(.expiresHours)
+        settleSeconds = number(.settleSeconds)
+        // The window menu: a window's id, or empty for none (an edit may clear it).
+        window = (form["window"]).flatMap(Int64.init).map(Patch.value) ?? .null
+    }
+
+    /// Copy what was sent onto the rollout; returns each wrong field with what it must be. The rollout's own rules
+    /// (Rollout.validate) run when it is saved.
+    func apply(to rollout: inout Rollout, now: Date = Date()) -> [String: String] {
+        var errors = APIInputDecoding.wrongFields(self)
+        title.assign(CodingKeys.title.rawValue, &errors) { rollout.title = $0.trimmingCharacters(in: .whitespaces) }
+        what.assign(CodingKeys.what.rawValue, &errors) { rollout.what = $0 }
+        packages.assign(CodingKeys.packages.rawValue, &errors) { rollout.packages = $0 }
+        playbook.assign(CodingKeys.playbook.rawValue, &errors) { rollout.playbook = $0 }
+        commit.assign(CodingKeys.commit.rawValue, &errors) { rollout.playbookCommit = $0 }
+        targets.assign(CodingKeys.targets.rawValue, &errors) { rollout.targets = $0 }
+        tags.assign(CodingKeys.tags.rawValue, &errors) { rollout.tags = $0 }
+        canary.assign(CodingKeys.canary.rawValue, &errors) { rollout.canary = $0 }
+        waveKind.assign(CodingKeys.waveKind.rawValue, &errors) { rollout.waveKind = $0 }
+        waveSize.assign(CodingKeys.waveSize.rawValue, &errors) { rollout.waveSize = $0 }
+        pauseSeconds.assign(CodingKeys.pauseSeconds.rawValue, &errors) { rollout.pauseSeconds = $0 }
+        maxFailurePercent.assign(CodingKeys.maxFailurePercent.rawValue, &errors) { rollout.maxFailurePercent = $0 }
+        reboot.assign(CodingKeys.reboot.rawValue, &errors) { rollout.reboot = $0 }
+        if let window = window.orNil { rollout.windowID = window }
+        approvalsRequired.assign(CodingKeys.approvalsRequired.rawValue, &errors) { rollout.approvalsRequired = $0 }
+        var expiresHours: Int?
+        self.expiresHours.assign(CodingKeys.expiresHours.rawValue, &errors) { expiresHours = $0 }
+        if let hours = expiresHours {
+            if (1...24 * 30).contains(hours) {
+                rollout.expiresAt = EpochMilliseconds.from(now) + Int64(hours) * 3_600_000
+            } else {
+                errors[CodingKeys.expiresHours.rawValue] = "from 1 to 720 hours"
+            }
+        }
+        checkUrl.assign(CodingKeys.checkUrl.rawValue, &errors) { rollout.checkURL = $0 }
+        settleSeconds.assign(CodingKeys.settleSeconds.rawValue, &errors) { rollout.settleSeconds = $0 }
+        return errors
+    }
+}
+
+/// The body of an approval or a denial: a reason (required to deny, which the service checks).
+struct RolloutDecisionInput: APIInput {
+    var reason: Patch<String> = .absent
+
+    enum CodingKeys: String, CodingKey, CaseIterable { case reason }
+}
+
+/// A rollout in a list.
+struct RolloutSummaryResource: Encodable, Sendable {
+    let id: Int64
+    let title: String
+    let what: String
+    let state: String
+    let stateDetail: String
+    let requestedBy: String
+    let revision: Int
+    let createdAt: String
+    let expiresAt: String
+    let currentWave: Int
+    let link: String
+
+    enum CodingKeys: String, CodingKey {
+        case id, title, what, state, revision, link
+        case stateDetail = "state_detail"
+        case requestedBy = "requested_by"
+        case createdAt = "created_at"
+        case expiresAt = "expires_at"
+        case currentWave = "current_wave"
+    }
+
+    init(_ rollout: Rollout) {
+        id = rollout.id
+        title = rollout.title
+        what = rollout.what.rawValue
+        state = rollout.state.rawValue
+        stateDetail = rollout.stateDetail
+        requestedBy = rollout.requestedBy
+        revision = rollout.revision
+        createdAt = RFC3339.string(milliseconds: rollout.createdAt) ?? ""
+        expiresAt = RFC3339.string(milliseconds: rollout.expiresAt) ?? ""
+        currentWave = rollout.currentWave
+        link = "/rollouts/\(rollout.id)"
+    }
+}
+
+/// A rollout with its plan, approvals, waves and per-host results: the summary's fields and these, in one object.
+struct RolloutResource: Encodable, Sendable {
+    struct PlanItem: Encodable, Sendable {
+        let host: String
+        let diff: String
+        let problem: String
+        let packages: [PendingUpdate]
+    }
+    struct ApprovalItem: Encodable, Sendable {
+        let revision: Int
+        let actor: String
+        let decision: String
+        let reason: String
+        let at: String
+    }
+    struct WaveItem: Encodable, Sendable {
+        let number: Int
+        let hosts: [String]
+        let jobId: Nullable<Int64>
+        let state: String
+        let gate: String
+        let startedAt: Nullable<String>
+        let finishedAt: Nullable<String>
+
+        enum CodingKeys: String, CodingKey {
+            case number, hosts, state, gate
+            case jobId = "job_id"
+            case startedAt = "started_at"
+            case finishedAt = "finished_at"
+        }
+    }
+    struct ResultItem: Encodable, Sendable {
+        let host: String
+        let wave: Int
+        let status: String
+        let rebooted: Bool
+        let detail: String
+        let packages: [RolloutResult.Change]
+    }
+
+    let summary: RolloutSummaryResource
+    let rollout: Rollout
+    let planStale: Bool
+    let plan: [PlanItem]
+    let approvals: [ApprovalItem]
+    let waves: [WaveItem]
+    let results: [ResultItem]
+
+    enum CodingKeys: String, CodingKey {
+        case packages, playbook, commit, targets, tags, canary, reboot, window, plan, approvals, waves, results
+        case waveKind = "wave_kind"
+        case waveSize = "wave_size"
+        case pauseSeconds = "pause_seconds"
+        case maxFailurePercent = "max_failure_percent"
+        case approvalsRequired = "approvals_required"
+        case checkUrl = "check_url"
+        case settleSeconds = "settle_seconds"
+        case planJobId = "plan_job_id"
+        case plannedAt = "planned_at"
+        case planStale = "plan_stale"
+        case rollbackOf = "rollback_of"
+        case finishedAt = "finished_at"
+    }
+
+    init(_ rollout: Rollout, service: RolloutService) throws {
+        summary = RolloutSummaryResource(rollout)
+        self.rollout = rollout
+        planStale = try service.planIsStale(rollout)
+        plan = try service.plan(rollout.id).map { PlanItem(host: $0.host, diff: $0.diff, problem: $0.problem, packages: $0.changes) }
+        approvals = try service.approvals(rollout.id).map {
+            ApprovalItem(revision: $0.revision, actor: $0.actor, decision: $0.decision, reason: $0.reason, at: RFC3339.string(milliseconds: $0.at) ?? "")
+        }
+        waves = try service.waves(rollout.id).map {
+            WaveItem(
+                number: $0.number, hosts: $0.hosts, jobId: Nullable($0.jobID), state: $0.state, gate: $0.gate,
+                startedAt: Nullable(RFC3339.string(milliseconds: $0.startedAt)), finishedAt: Nullable(RFC3339.string(milliseconds: $0.finishedAt)))
+        }
+        results = try service.results(rollout.id).map {
+            ResultItem(host: $0.host, wave: $0.wave, status: $0.status, rebooted: $0.rebooted, detail: $0.detail, packages: $0.changes)
+        }
+    }
+
+    func encode(to encoder: any Encoder) throws {
+        try summary.encode(to: encoder)
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(rollout.packages, forKey: .packages)
+        try container.encode(rollout.playbook, forKey: .playbook)
+        try container.encode(rollout.playbookCommit, forKey: .commit)
+        try container.encode(rollout.targets, forKey: .targets)
+        try container.encode(rollout.tags, forKey: .tags)
+        try container.encode(rollout.canary, forKey: .canary)
+        try container.encode(rollout.waveKind.rawValue, forKey: .waveKind)
+        try container.encode(rollout.waveSize, forKey: .waveSize)
+        try container.encode(rollout.pauseSeconds, forKey: .pauseSeconds)
+        try container.encode(rollout.maxFailurePercent, forKey: .maxFailurePercent)
+        try container.encode(rollout.reboot.rawValue, forKey: .reboot)
+        try container.encode(Nullable(rollout.windowID), forKey: .window)
+        try container.encode(rollout.approvalsRequired, forKey: .approvalsRequired)
+        try container.encode(rollout.checkURL, forKey: .checkUrl)
+        try container.encode(rollout.settleSeconds, forKey: .settleSeconds)
+        try container.encode(Nullable(rollout.planJobID), forKey: .planJobId)
+        try container.encode(Nullable(RFC3339.string(milliseconds: rollout.plannedAt)), forKey: .plannedAt)
+        try container.encode(planStale, forKey: .planStale)
+        try container.encode(Nullable(rollout.rollbackOf), forKey: .rollbackOf)
+        try container.encode(Nullable(RFC3339.string(milliseconds: rollout.finishedAt)), forKey: .finishedAt)
+        try container.encode(plan, forKey: .plan)
+        try container.encode(approvals, forKey: .approvals)
+        try container.encode(waves, forKey: .waves)
+        try container.encode(results, forKey: .results)
+    }
+}
+
+/// A rollout just proposed, with the check-mode job that plans it.
+struct RolloutCreatedResource: Encodable, Sendable {
+    let rollout: RolloutResource
+    let planJob: JobResource
+
+    enum CodingKeys: String, CodingKey { case planJob = "plan_job" }
+
+    func encode(to encoder: any Encoder) throws {
+        try rollout.encode(to: encoder)
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(planJob, forKey: .planJob)
+    }
+}
