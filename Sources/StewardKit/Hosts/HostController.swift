@@ -233,20 +233,19 @@ struct HostController {
     }
 
     @Sendable func apiIdentity(request: Request, context: Context) async throws -> Response {
-        try JSONResponse.make(object: ["public_key": try keys.identity.publicKey(), "authorize_command": try keys.identity.authorizeCommand()])
+        try APIJSON.response(SSHIdentityResource(publicKey: try keys.identity.publicKey(), authorizeCommand: try keys.identity.authorizeCommand()))
     }
 
     @Sendable func apiScanKey(request: Request, context: Context) async throws -> Response {
         let host = try load(context)
         let verdict = try await keys.scan(host, now: Date())
         try applyVerdict(verdict, to: host)
-        return try JSONResponse.make(object: Self.verdictObject(verdict))
+        return try APIJSON.response(HostKeyVerdictResource(verdict: verdict))
     }
 
     @Sendable func apiTrustKey(request: Request, context: Context) async throws -> Response {
         let host = try load(context)
-        let object = try await Self.jsonObject(request)
-        guard let fingerprint = object["fingerprint"] as? String else {
+        guard let fingerprint = try await APIInputDecoding.decode(HostKeyTrustInput.self, from: request).fingerprint.given else {
             throw Problem.invalid(["fingerprint": "the SHA256:... fingerprint you compared"])
         }
         do {
@@ -254,16 +253,7 @@ struct HostController {
         } catch let error as AccessError {
             throw Problem(status: .conflict, detail: error.message)
         }
-        return try JSONResponse.make(object: Self.verdictObject(try keys.verdict(for: host) ?? .unreachable("not scanned")))
-    }
-
-    static func verdictObject(_ verdict: HostKeyVerdict) -> [String: Any] {
-        switch verdict {
-        case .trusted(let fingerprint): ["status": "trusted", "fingerprint": fingerprint, "message": verdict.message]
-        case .unconfirmed(let presented): ["status": "unconfirmed", "presented": presented, "message": verdict.message]
-        case .changed(let trusted, let presented): ["status": "changed", "trusted": trusted, "presented": presented, "message": verdict.message]
-        case .unreachable(let detail): ["status": "unreachable", "detail": detail, "message": verdict.message]
-        }
+        return try APIJSON.response(HostKeyVerdictResource(verdict: try keys.verdict(for: host) ?? .unreachable("not scanned")))
     }
 
     // MARK: bulk add
@@ -337,9 +327,8 @@ struct HostController {
 
     @Sendable func apiShow(request: Request, context: Context) async throws -> Response {
         let host = try load(context)
-        var object = Self.resource(host)
-        object["facts"] = orNull(try HostFacts.latest(store.database, hostID: host.id)?.resource)
-        return try JSONResponse.make(object: object)
+        let facts = try HostFacts.latest(store.database, hostID: host.id)
+        return try APIJSON.response(HostDetailResource(host: HostResource(host), facts: Nullable(facts.map(HostFactsResource.init))))
     }
 
     @Sendable func apiCreate(request: Request, context: Context) async throws -> Response {
@@ -349,7 +338,7 @@ struct HostController {
         guard errors.isEmpty else { throw Problem.invalid(errors) }
         do {
             let host = try store.create(settings, by: context.actor, now: Date())
-            return try JSONResponse.make(object: Self.resource(host), status: .created)
+            return try APIJSON.response(HostResource(host), status: .created)
         } catch let error as HostError {
             throw Problem(status: .conflict, detail: error.description)
         }
@@ -363,7 +352,7 @@ struct HostController {
         guard errors.isEmpty else { throw Problem.invalid(errors) }
         do {
             let updated = try store.update(id: host.id, settings, by: context.actor, now: Date())!
-            return try JSONResponse.make(object: Self.resource(updated))
+            return try APIJSON.response(HostResource(updated))
         } catch let error as HostError {
             throw Problem(status: .conflict, detail: error.description)
         }
@@ -376,35 +365,25 @@ struct HostController {
     }
 
     @Sendable func apiGroups(request: Request, context: Context) async throws -> Response {
-        try JSONResponse.make(object: [
-            "items": try store.groups().map { group -> [String: Any] in
-                [
-                    "name": group.name, "hosts": group.hostCount, "notes": group.notes,
-                    "variables": (try? HostVariables.parse(group.variables).get()) ?? [:],
-                ]
-            }
-        ])
+        try APIJSON.response(ItemList(items: try store.groups().map(GroupResource.init)))
     }
 
     @Sendable func apiSaveGroup(request: Request, context: Context) async throws -> Response {
         let name = context.parameters.get("name") ?? ""
-        let object = try await Self.jsonObject(request)
+        let input = try await APIInputDecoding.decode(GroupInput.self, from: request)
         var errors: [String: String] = [:]
-        for key in object.keys where !["variables", "notes"].contains(key) { errors[key] = "unknown field; accepted: notes, variables" }
-        let variables = object["variables"].map { $0 as? String } ?? ""
-        let notes = object["notes"].map { $0 as? String } ?? ""
-        if variables == nil { errors["variables"] = "must be a string of YAML" }
-        if notes == nil { errors["notes"] = "must be a string" }
+        var variables = ""
+        var notes = ""
+        input.variables.assign(GroupInput.CodingKeys.variables.rawValue, &errors) { variables = $0 }
+        input.notes.assign(GroupInput.CodingKeys.notes.rawValue, &errors) { notes = $0 }
         guard errors.isEmpty else { throw Problem.invalid(errors) }
         do {
-            try store.saveGroup(name: name, variables: variables ?? "", notes: notes ?? "", by: context.actor, now: Date())
+            try store.saveGroup(name: name, variables: variables, notes: notes, by: context.actor, now: Date())
         } catch HostError.invalid(let problems) {
             throw Problem.invalid(problems)
         }
         let group = try store.group(named: name)!
-        return try JSONResponse.make(object: [
-            "name": group.name, "hosts": group.hostCount, "notes": group.notes, "variables": (try? HostVariables.parse(group.variables).get()) ?? [:],
-        ])
+        return try APIJSON.response(GroupResource(group))
     }
 
     @Sendable func apiDeleteGroup(request: Request, context: Context) async throws -> Response {
@@ -423,10 +402,6 @@ struct HostController {
         return host
     }
 
-    static func jsonObject(_ request: Request) async throws -> [String: Any] {
-        try await JSONResponse.object(from: request, what: "host fields")
-    }
-
     static func values(_ host: Host) -> [String: Any?] {
         [
             "id": host.id, "name": host.name, "address": host.address, "transport": host.transport.rawValue, "local": host.transport == .local,
@@ -439,9 +414,6 @@ struct HostController {
     }
 
     static func view(_ host: Host) -> ViewNode { ViewNode(values(host)) }
-
-    /// A host as a dictionary, for answers that add to it (facts); the shape is HostResource's.
-    static func resource(_ host: Host) -> [String: Any] { APIJSON.object(HostResource(host)) }
 }
 
 extension String {

@@ -161,18 +161,4 @@ public struct HostFacts: @unchecked Sendable {
             "groups": groups.map { ViewNode(["name": $0.name, "id": $0.id, "detail": $0.detail]) }, "group_count": groups.count,
         ])
     }
-
-    var resource: [String: Any] {
-        [
-            "gathered_at": RFC3339.string(gatheredAt), "job_id": orNull(jobID), "os": os, "kernel": kernel, "uptime_seconds": uptimeSeconds,
-            "cpus": cpus, "memory_mb": memoryMB,
-            "filesystems": filesystems.map {
-                ["mount": $0.mount, "type": $0.type, "size_bytes": $0.sizeBytes, "available_bytes": $0.availableBytes]
-            },
-            "addresses": addresses,
-            "updates": ["count": updates.count, "security_count": securityUpdates.count, "packages": updates, "security_packages": securityUpdates],
-            "reboot_required": rebootRequired, "users": users.map { ["name": $0.name, "uid": $0.id] },
-            "groups": groups.map { ["name": $0.name, "gid": $0.id] },
-        ]
-    }
 }

@@ -53,3 +53,162 @@ public struct HostResource: Encodable, Sendable {
 struct HostListResource: Encodable {
     var items: [HostResource]
 }
+
+/// A host's newest facts (the `HostFacts` schema).
+struct HostFactsResource: Encodable, Sendable {
+    struct Filesystem: Encodable, Sendable {
+        let mount: String
+        let type: String
+        let sizeBytes: Int64
+        let availableBytes: Int64
+
+        enum CodingKeys: String, CodingKey {
+            case mount, type
+            case sizeBytes = "size_bytes"
+            case availableBytes = "available_bytes"
+        }
+    }
+    struct Updates: Encodable, Sendable {
+        let count: Int
+        let securityCount: Int
+        let packages: [String]
+        let securityPackages: [String]
+
+        enum CodingKeys: String, CodingKey {
+            case count, packages
+            case securityCount = "security_count"
+            case securityPackages = "security_packages"
+        }
+    }
+    struct User: Encodable, Sendable {
+        let name: String
+        let uid: Int
+    }
+    struct Group: Encodable, Sendable {
+        let name: String
+        let gid: Int
+    }
+    let gatheredAt: String
+    let jobId: Nullable<Int64>
+    let os: String
+    let kernel: String
+    let uptimeSeconds: Int
+    let cpus: Int
+    let memoryMb: Int
+    let filesystems: [Filesystem]
+    let addresses: [String]
+    let updates: Updates
+    let rebootRequired: Bool
+    let users: [User]
+    let groups: [Group]
+
+    enum CodingKeys: String, CodingKey {
+        case os, kernel, cpus, filesystems, addresses, updates, users, groups
+        case gatheredAt = "gathered_at"
+        case jobId = "job_id"
+        case uptimeSeconds = "uptime_seconds"
+        case memoryMb = "memory_mb"
+        case rebootRequired = "reboot_required"
+    }
+
+    init(_ facts: HostFacts) {
+        gatheredAt = RFC3339.string(facts.gatheredAt)
+        jobId = Nullable(facts.jobID)
+        os = facts.os
+        kernel = facts.kernel
+        uptimeSeconds = facts.uptimeSeconds
+        cpus = facts.cpus
+        memoryMb = facts.memoryMB
+        filesystems = facts.filesystems.map {
+            Filesystem(mount: $0.mount, type: $0.type, sizeBytes: $0.sizeBytes, availableBytes: $0.availableBytes)
+        }
+        addresses = facts.addresses
+        updates = Updates(
+            count: facts.updates.count, securityCount: facts.securityUpdates.count, packages: facts.updates, securityPackages: facts.securityUpdates)
+        rebootRequired = facts.rebootRequired
+        users = facts.users.map { User(name: $0.name, uid: $0.id) }
+        groups = facts.groups.map { Group(name: $0.name, gid: $0.id) }
+    }
+}
+
+/// One host with its newest facts (the `HostDetail` schema: the host's fields and `facts`, in one object).
+struct HostDetailResource: Encodable, Sendable {
+    let host: HostResource
+    let facts: Nullable<HostFactsResource>
+
+    enum CodingKeys: String, CodingKey { case facts }
+
+    func encode(to encoder: any Encoder) throws {
+        try host.encode(to: encoder)
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(facts, forKey: .facts)
+    }
+}
+
+/// A host group (the `Group` schema).
+struct GroupResource: Encodable, Sendable {
+    let name: String
+    let hosts: Int
+    let notes: String
+    let variables: JSONValue
+
+    init(_ group: HostGroup) {
+        name = group.name
+        hosts = group.hostCount
+        notes = group.notes
+        variables = JSONValue(any: (try? HostVariables.parse(group.variables).get()) ?? [String: Any]())
+    }
+}
+
+/// A group's variables and notes as a client sends them; left out, each is empty.
+struct GroupInput: APIInput {
+    var variables: Patch<String> = .absent
+    var notes: Patch<String> = .absent
+
+    enum CodingKeys: String, CodingKey, CaseIterable { case variables, notes }
+}
+
+/// Steward's SSH public key and the command that authorizes it on a host.
+struct SSHIdentityResource: Encodable, Sendable {
+    let publicKey: String
+    let authorizeCommand: String
+
+    enum CodingKeys: String, CodingKey {
+        case publicKey = "public_key"
+        case authorizeCommand = "authorize_command"
+    }
+}
+
+/// The fingerprint an administrator compared, to trust a host's key.
+struct HostKeyTrustInput: APIInput {
+    var fingerprint: Patch<String> = .absent
+
+    enum CodingKeys: String, CodingKey, CaseIterable { case fingerprint }
+}
+
+/// What Steward concluded about a host's SSH key (the `HostKeyVerdict` schema: one shape per status).
+struct HostKeyVerdictResource: Encodable, Sendable {
+    let verdict: HostKeyVerdict
+
+    enum CodingKeys: String, CodingKey { case status, fingerprint, presented, trusted, detail, message }
+
+    func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        switch verdict {
+        case .trusted(let fingerprint):
+            try container.encode("trusted", forKey: .status)
+            try container.encode(fingerprint, forKey: .fingerprint)
+        case .unconfirmed(let presented):
+            try container.encode("unconfirmed", forKey: .status)
+            try container.encode(presented, forKey: .presented)
+        case .changed(let trusted, let presented):
+            try container.encode("changed", forKey: .status)
+            try container.encode(trusted, forKey: .trusted)
+            try container.encode(presented, forKey: .presented)
+        case .unreachable(let detail):
+            try container.encode("unreachable", forKey: .status)
+            try container.encode(detail, forKey: .detail)
+        }
+        try container.encode(verdict.message, forKey: .message)
+    }
+}
