@@ -46,6 +46,7 @@ struct MonitoringController {
             "type": "array", "prefixItems": [["type": "string", "format": "date-time"], ["type": ["number", "null"]]],
         ]
         let labels: JSONValue = ["type": "object", "additionalProperties": ["type": "string"]]
+        let number = APISchemas.nullable("number")
         return [
             "MetricSeriesList": [
                 "type": "object", "required": ["items"],
@@ -85,7 +86,25 @@ struct MonitoringController {
             "FleetSummary": [
                 "type": "object", "required": ["hosts", "groups"],
                 "properties": [
-                    "hosts": ["type": "array", "items": ["type": "object"]], "groups": ["type": "array", "items": ["type": "object"]],
+                    "hosts": APISchemas.arrayOf(
+                        APISchemas.record([
+                            "id": APISchemas.integer, "name": APISchemas.string, "state": APISchemas.string, "groups": APISchemas.strings,
+                            "tags": APISchemas.strings, "cpu_percent": number, "memory_percent": number, "filesystem_max_percent": number,
+                            "filesystem_max": APISchemas.nullOr(
+                                APISchemas.record([
+                                    "mountpoint": APISchemas.string, "device": APISchemas.string, "fstype": APISchemas.string,
+                                    "size_bytes": APISchemas.number, "used_bytes": APISchemas.number, "available_bytes": APISchemas.number,
+                                    "used_percent": number,
+                                ])),
+                            "load_per_core": number, "network_bytes_per_second": number, "last_sample_at": APISchemas.timestamp,
+                        ])),
+                    "groups": APISchemas.arrayOf(
+                        APISchemas.record([
+                            "name": APISchemas.string, "hosts": APISchemas.integer, "up": APISchemas.integer, "down": APISchemas.integer,
+                            "cpu_percent_avg": number, "memory_percent_avg": number, "filesystem_percent_max": number,
+                            "filesystem_max_where": APISchemas.nullable("string"), "load_per_core_max": number,
+                            "network_bytes_per_second_total": number,
+                        ])),
                     "as_of": ["type": "string", "format": "date-time"],
                 ],
             ],
@@ -238,26 +257,21 @@ struct MonitoringController {
         let names = Dictionary(uniqueKeysWithValues: try dashboard.hosts.all().map { ($0.id, $0.name) })
         let matching = dashboard.store.series(hostID: host?.id, name: name).filter { $0.id > cursor }.sorted { $0.id < $1.id }
         let page = matching.prefix(limit)
-        var body: [String: Any] = [
-            "items": page.map { series -> [String: Any] in
-                let latest = dashboard.store.latest(series.id)
-                return [
-                    "id": series.id, "host_id": series.hostID, "host": names[series.hostID] ?? "", "name": series.name,
-                    "labels": Dictionary(series.labelPairs, uniquingKeysWith: { a, _ in a }), "type": series.type.rawValue,
-                    "latest_at": orNull(latest.map { RFC3339.string(milliseconds: $0.time) ?? "" }),
-                    "latest_value": orNull(latest.flatMap { $0.value.isFinite ? $0.value : nil }),
-                ]
-            }
-        ]
-        var next: Any = NSNull()
+        let items = page.map { series in
+            let latest = dashboard.store.latest(series.id)
+            return MetricSeriesResource(
+                id: series.id, hostId: series.hostID, host: names[series.hostID] ?? "", name: series.name,
+                labels: Dictionary(series.labelPairs, uniquingKeysWith: { a, _ in a }), type: series.type.rawValue,
+                latestAt: Nullable(latest.map { RFC3339.string(milliseconds: $0.time) ?? "" }), latestValue: finiteOrNull(latest?.value))
+        }
+        var next: String?
         if matching.count > limit, let last = page.last {
             var items = ["limit=\(limit)", "cursor=\(last.id)"]
             if let host { items.append("host=\(host.id)") }
             if let name { items.append("name=\(Self.encode(name))") }
             next = "/api/v1/metrics/series?" + items.joined(separator: "&")
         }
-        body["next"] = next
-        return try JSONResponse.make(object: body)
+        return try APIJSON.response(CursorPage(items: items, next: Nullable(next)))
     }
 
     @Sendable func apiQuery(request: Request, context: StewardRequestContext) async throws -> Response {
@@ -334,22 +348,21 @@ struct MonitoringController {
         }
         let resolution = MetricQuery.resolution(from: from, step: step, now: now, retention: dashboard.retention)
         let names = Dictionary(uniqueKeysWithValues: try dashboard.hosts.all().map { ($0.id, $0.name) })
-        var results: [[String: Any]] = []
+        var results: [MetricQueryResource.Series] = []
         for series in selected {
             let range = try MetricQuery.evaluate(
                 dashboard.store, series: series, function: function, from: from, to: to, step: step, resolution: resolution)
-            results.append([
-                "id": series.id, "host": names[series.hostID] ?? "", "name": series.name,
-                "labels": Dictionary(series.labelPairs, uniquingKeysWith: { a, _ in a }),
-                "points": zip(range.times, range.values).map { time, value -> [Any] in
-                    [RFC3339.string(milliseconds: time) ?? "", value.flatMap { $0.isFinite ? $0 : nil } ?? NSNull()]
-                },
-            ])
+            results.append(
+                MetricQueryResource.Series(
+                    id: series.id, host: names[series.hostID] ?? "", name: series.name,
+                    labels: Dictionary(series.labelPairs, uniquingKeysWith: { a, _ in a }),
+                    points: zip(range.times, range.values).map { MetricQueryResource.Point(time: RFC3339.string(milliseconds: $0) ?? "", value: finiteOrNull($1)) }
+                ))
         }
-        return try JSONResponse.make(object: [
-            "resolution": resolution.label, "step_seconds": Double(step) / 1000, "function": function.rawValue,
-            "from": RFC3339.string(milliseconds: from) ?? "", "to": RFC3339.string(milliseconds: to) ?? "", "series": results,
-        ])
+        return try APIJSON.response(
+            MetricQueryResource(
+                resolution: resolution.label, stepSeconds: Double(step) / 1000, function: function.rawValue,
+                from: RFC3339.string(milliseconds: from) ?? "", to: RFC3339.string(milliseconds: to) ?? "", series: results))
     }
 
     @Sendable func apiFleet(request: Request, context: StewardRequestContext) async throws -> Response {
@@ -358,34 +371,9 @@ struct MonitoringController {
         let fleet = try dashboard.fleet(
             now: now, group: query["group"].map(String.init).flatMap { $0.isEmpty ? nil : $0 },
             tag: query["tag"].map(String.init).flatMap { $0.isEmpty ? nil : $0 }, sparkMinutes: 0)
-        func number(_ value: Double?) -> Any { value.flatMap { $0.isFinite ? $0 : nil } ?? NSNull() }
-        return try JSONResponse.make(object: [
-            "as_of": RFC3339.string(milliseconds: now) ?? "",
-            "hosts": fleet.rows.map { row -> [String: Any] in
-                [
-                    "id": row.host.id, "name": row.host.name, "state": row.host.state.rawValue, "groups": row.host.groups, "tags": row.host.tags,
-                    "cpu_percent": number(row.value(HostSummary.cpuPercent)), "memory_percent": number(row.value(HostSummary.memoryPercent)),
-                    "filesystem_max_percent": number(row.value(HostSummary.filesystemPercent)),
-                    "filesystem_max": orNull(
-                        row.fullestFilesystem.map { fs -> [String: Any] in
-                            [
-                                "mountpoint": fs.mountpoint, "device": fs.device, "fstype": fs.type, "size_bytes": fs.sizeBytes,
-                                "used_bytes": fs.usedBytes, "available_bytes": fs.availableBytes, "used_percent": number(fs.usedPercent),
-                            ]
-                        }),
-                    "load_per_core": number(row.value(HostSummary.loadPerCore)),
-                    "network_bytes_per_second": number(row.value(HostSummary.networkBytes)),
-                    "last_sample_at": orNull(row.lastSample.flatMap { RFC3339.string(milliseconds: $0) }),
-                ]
-            },
-            "groups": fleet.groups.map { group -> [String: Any] in
-                [
-                    "name": group.name, "hosts": group.hosts, "up": group.up, "down": group.down, "cpu_percent_avg": number(group.cpuAverage),
-                    "memory_percent_avg": number(group.memoryAverage), "filesystem_percent_max": number(group.filesystemMax),
-                    "filesystem_max_where": orNull(group.filesystemMaxWhere),
-                    "load_per_core_max": number(group.loadMax), "network_bytes_per_second_total": number(group.networkTotal),
-                ]
-            },
-        ])
+        return try APIJSON.response(
+            FleetSummaryResource(
+                asOf: RFC3339.string(milliseconds: now) ?? "", hosts: fleet.rows.map(FleetSummaryResource.HostRow.init),
+                groups: fleet.groups.map(FleetSummaryResource.GroupRow.init)))
     }
 }
