@@ -118,7 +118,8 @@ extension APISchemas {
             "GroupInput": object(
                 ["variables": described(string, "YAML mapping of name: value lines"), "notes": string], closed: true),
             "SSHIdentity": record(["public_key": string, "authorize_command": string]),
-            "HostKeyTrust": object(["fingerprint": described(string, "the SHA256:... fingerprint you compared")], required: ["fingerprint"]),
+            "HostKeyTrust": object(
+                ["fingerprint": described(string, "the SHA256:... fingerprint you compared")], required: ["fingerprint"], closed: true),
             "HostKeyVerdict": ["oneOf": .array(verdicts)],
         ]
     }
@@ -501,7 +502,7 @@ extension APISchemas {
             "expires_hours": ["type": "integer", "minimum": 1, "maximum": 720, "description": "how long approval stays open"],
             "check_url": described(string, "an http(s) URL that must answer after each wave; empty for none"),
             "settle_seconds": ["type": "integer", "minimum": 0, "maximum": 86_400],
-        ])
+        ], closed: true)
         let update: JSONValue = record([
             "package": string, "current": described(string, "empty when the package would be newly installed"), "candidate": string,
             "origin": string, "security": boolean,
@@ -536,8 +537,8 @@ extension APISchemas {
                     ["anyOf": [["required": ["targets"]] as JSONValue, ["required": ["tags"]] as JSONValue]] as JSONValue,
                 ]
             ],
-            "RolloutApproval": object(["reason": string]),
-            "RolloutDenial": object(["reason": ["type": "string", "minLength": 1]], required: ["reason"]),
+            "RolloutApproval": object(["reason": string], closed: true),
+            "RolloutDenial": object(["reason": ["type": "string", "minLength": 1]], required: ["reason"], closed: true),
             "PendingUpdate": update,
             "PendingUpdatesList": fleet,
             "PendingPackageList": packages,

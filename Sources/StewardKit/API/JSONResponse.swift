@@ -5,18 +5,10 @@ import NIOCore
 
 /// JSON bodies for the API: snake_case keys written out by each resource, sorted for stable output.
 enum JSONResponse {
-    static func make(object: Any, status: HTTPResponse.Status = .ok) throws -> Response {
-        Response(status: status, headers: [.contentType: "application/json", .cacheControl: "no-store"], body: .init(byteBuffer: try body(object: object)))
-    }
-
-    static func body(object: Any) throws -> ByteBuffer {
-        ByteBuffer(bytes: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes]))
-    }
-
-    /// A request body that must be one JSON object; `what` says what it should hold, in the 400 otherwise.
-    static func object(from request: Request, what: String, limit: Int = 1 << 20) async throws -> [String: Any] {
+    /// A request body that must be one JSON object, field by field; `what` says what it should hold, in the 400 otherwise.
+    static func fields(from request: Request, what: String, limit: Int = 1 << 20) async throws -> [String: JSONValue] {
         let buffer = try await request.body.collect(upTo: limit)
-        guard let object = try? JSONSerialization.jsonObject(with: Data(buffer.readableBytesView)) as? [String: Any] else {
+        guard let object = try? JSONDecoder().decode([String: JSONValue].self, from: Data(buffer.readableBytesView)) else {
             throw Problem.badRequest("the body must be a JSON object of \(what)")
         }
         return object
@@ -82,11 +74,3 @@ extension String {
         return result
     }
 }
-
-/// Stored JSON text (job params) passed through the API as structure, not as a string.
-func jsonObject(_ text: String) -> Any {
-    (try? JSONSerialization.jsonObject(with: Data(text.utf8), options: [.fragmentsAllowed])) ?? [String: Any]()
-}
-
-/// NSNull for nil, so optional fields appear as JSON null rather than disappearing.
-func orNull(_ value: Any?) -> Any { value ?? NSNull() }

@@ -119,6 +119,17 @@ extension JSONValue: ExpressibleByDictionaryLiteral, ExpressibleByArrayLiteral, 
     public init(booleanLiteral value: Bool) { self = .bool(value) }
     public init(floatLiteral value: Double) { self = .number(value) }
 
+    /// A scalar as text (a list item a client sent as a number); structures and null are empty.
+    var text: String {
+        switch self {
+        case .string(let value): value
+        case .integer(let value): String(value)
+        case .number(let value): String(value)
+        case .bool(let value): String(value)
+        case .null, .array, .object: ""
+        }
+    }
+
     /// A list of strings.
     public init(_ strings: [String]) { self = .array(strings.map(JSONValue.string)) }
 

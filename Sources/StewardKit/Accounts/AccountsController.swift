@@ -98,19 +98,7 @@ struct AccountsController {
 
     @Sendable func apiMatrix(request: Request, context: Context) async throws -> Response {
         let matrix = try matrix(includeSystem: request.uri.queryParameters["system"] == "1")
-        return try JSONResponse.make(object: [
-            "hosts": matrix.hosts,
-            "users": matrix.cells.keys.sorted().map { name -> [String: Any] in
-                [
-                    "name": name,
-                    "hosts": matrix.cells[name]!.mapValues { ["uid": $0.uid, "gid": $0.gid, "shell": $0.shell] as [String: Any] },
-                ]
-            },
-            "conflicts": [
-                "uid": matrix.uidConflicts.map { ["name": $0.key, "uids": $0.value] as [String: Any] },
-                "name": matrix.nameConflicts.map { ["uid": $0.key, "names": $0.value] as [String: Any] },
-            ],
-        ])
+        return try APIJSON.response(AccountMatrixResource(matrix))
     }
 
     // MARK: batch
@@ -416,19 +404,7 @@ struct AccountsController {
         guard let facts = try HostFacts.latest(hosts.database, hostID: host.id) else {
             throw Problem(status: .conflict, detail: "\(host.name) has no facts yet; run Gather facts first")
         }
-        return try JSONResponse.make(object: [
-            "as_of": RFC3339.string(facts.gatheredAt), "shells": facts.shells,
-            "users": facts.passwd.sorted { $0.key < $1.key }.map { name, entry -> [String: Any] in
-                [
-                    "name": name, "uid": entry.uid, "gid": entry.gid, "gecos": entry.gecos, "home": entry.home, "shell": entry.shell,
-                    "system": !AccountRules.regularIDs.contains(entry.uid),
-                    "groups": facts.groupMembers.filter { $0.value.members.contains(name) }.map(\.key).sorted(),
-                ]
-            },
-            "groups": facts.groupMembers.sorted { $0.key < $1.key }.map { name, entry -> [String: Any] in
-                ["name": name, "gid": entry.gid, "members": entry.members, "system": !AccountRules.regularIDs.contains(entry.gid)]
-            },
-        ])
+        return try APIJSON.response(HostAccountsResource(facts))
     }
 
     @Sendable func apiUser(request: Request, context: Context) async throws -> Response {
@@ -443,9 +419,7 @@ struct AccountsController {
         do {
             let prepared = try service.prepare(change, on: host, by: context.actor, isAdmin: context.identity?.permissions.contains(.admin) ?? false)
             let job = try await jobs.enqueue(prepared.request)
-            var object = APIJSON.object(JobResource(job))
-            if let password = prepared.generatedPassword { object["generated_password"] = password }
-            return try JSONResponse.make(object: object, status: .accepted)
+            return try APIJSON.response(UserChangeAccepted(job: JobResource(job), generatedPassword: prepared.generatedPassword), status: .accepted)
         } catch let error as AccountError {
             throw Problem.invalid(error.errors)
         }

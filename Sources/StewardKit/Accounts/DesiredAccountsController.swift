@@ -88,19 +88,17 @@ struct DesiredAccountsController {
         }
     }
 
-    func apiItems<D: DesiredDefinition>(_ type: D.Type) throws -> [[String: Any]] {
+    func apiItems<D: DesiredDefinition>(_ type: D.Type) throws -> [DesiredDefinitionResource] {
         try definitions(D.self).map { path, result in
             switch result {
             case .success(let definition):
                 let hosts = try drift(definition)
-                return [
-                    "kind": D.noun, "path": path, "name": definition.name, "apply_to": definition.applyTo,
-                    "state": definition.present ? "present" : "absent",
-                    "hosts": hosts.map { ["host": $0.host.name, "in_sync": $0.drift.isEmpty, "drift": $0.drift] as [String: Any] },
-                    "drifting": hosts.filter { !$0.drift.isEmpty }.map(\.host.name),
-                ]
+                return DesiredDefinitionResource(
+                    kind: D.noun, path: path, name: definition.name, applyTo: definition.applyTo, state: definition.present ? "present" : "absent",
+                    hosts: hosts.map { .init(host: $0.host.name, inSync: $0.drift.isEmpty, drift: $0.drift) },
+                    drifting: hosts.filter { !$0.drift.isEmpty }.map(\.host.name))
             case .failure(let error):
-                return ["kind": D.noun, "path": path, "errors": error.errors]
+                return DesiredDefinitionResource(kind: D.noun, path: path, errors: error.errors)
             }
         }
     }
@@ -201,26 +199,28 @@ struct DesiredAccountsController {
     // MARK: API
 
     @Sendable func apiList(request: Request, context: Context) async throws -> Response {
-        try JSONResponse.make(object: ["items": try apiItems(DesiredUser.self) + apiItems(DesiredGroup.self)])
+        try APIJSON.response(ItemList(items: try apiItems(DesiredUser.self) + apiItems(DesiredGroup.self)))
     }
 
     func apiSave<D: DesiredDefinition>(_ type: D.Type, request: Request, context: Context) async throws -> Response {
         let body = try await request.body.collect(upTo: 1 << 16)
-        guard var object = try? JSONSerialization.jsonObject(with: Data(body.readableBytesView)) as? [String: Any] else {
+        guard var object = try? JSONDecoder().decode([String: JSONValue].self, from: Data(body.readableBytesView)) else {
             throw Problem.badRequest("the body must be a JSON object of the definition's fields and a commit message")
         }
-        object["name"] = context.parameters.get("name") ?? ""
+        object["name"] = .string(context.parameters.get("name") ?? "")
         let definition = D.from { key in
             switch object[key] {
-            case let list as [Any]: return list.map { "\($0)" }.joined(separator: key == "authorized_keys" ? "\n" : ",")
-            case let number as Int: return String(number)
-            case let text as String: return text
+            case .array(let list)?: return list.map(\.text).joined(separator: key == "authorized_keys" ? "\n" : ",")
+            case .integer(let number)?: return String(number)
+            case .string(let text)?: return text
             default: return nil
             }
         }
         do {
-            let commit = try await save(definition, message: object["message"] as? String ?? "", context: context)
-            return try JSONResponse.make(object: ["commit": commit, "path": definition.path])
+            let message: String
+            if case .string(let text)? = object["message"] { message = text } else { message = "" }
+            let commit = try await save(definition, message: message, context: context)
+            return try APIJSON.response(DesiredSaved(commit: commit, path: definition.path))
         } catch let error as AccountError {
             throw Problem.invalid(error.errors)
         } catch let error as AccessError {
@@ -236,4 +236,37 @@ struct DesiredAccountsController {
             throw Problem(status: .conflict, detail: error.errors.values.sorted().joined(separator: "; "))
         }
     }
+}
+
+/// A desired user or group as the API lists it: its definition and drift per host, or why its file does not parse.
+struct DesiredDefinitionResource: Encodable, Sendable {
+    struct HostDrift: Encodable, Sendable {
+        let host: String
+        let inSync: Bool
+        let drift: [String]
+
+        enum CodingKeys: String, CodingKey {
+            case host, drift
+            case inSync = "in_sync"
+        }
+    }
+    var kind: String
+    var path: String
+    var name: String?
+    var applyTo: [String]?
+    var state: String?
+    var hosts: [HostDrift]?
+    var drifting: [String]?
+    var errors: [String: String]?
+
+    enum CodingKeys: String, CodingKey {
+        case kind, path, name, state, hosts, drifting, errors
+        case applyTo = "apply_to"
+    }
+}
+
+/// A definition committed to the config repository.
+struct DesiredSaved: Encodable, Sendable {
+    let commit: String
+    let path: String
 }

@@ -135,15 +135,39 @@ struct AuditController {
         let (filter, errors) = Self.filter(request)
         guard errors.isEmpty else { throw Problem.invalid(errors) }
         let events = try AuditLog.events(database, filter)
-        let items: [[String: Any]] = events.map { event in
-            [
-                "id": event.id, "at": RFC3339.string(milliseconds: event.at) ?? "", "actor": event.actor, "source": orNull(event.source),
-                "action": event.action, "target": event.target, "before": orNull(event.before.flatMap(jsonObject)),
-                "after": orNull(event.after.flatMap(jsonObject)), "request_id": orNull(event.requestID),
-            ]
-        }
-        return try JSONResponse.make(object: [
-            "items": items, "next": orNull(Self.nextLink("/api/v1/audit", request: request, events: events, limit: filter.limit)),
-        ])
+        return try APIJSON.response(
+            CursorPage(
+                items: events.map(AuditEventResource.init),
+                next: Nullable(Self.nextLink("/api/v1/audit", request: request, events: events, limit: filter.limit))))
+    }
+}
+
+/// An audit event; `before` and `after` are the JSON the change recorded.
+struct AuditEventResource: Encodable, Sendable {
+    let id: Int64
+    let at: String
+    let actor: String
+    let source: Nullable<String>
+    let action: String
+    let target: String
+    let before: Nullable<JSONValue>
+    let after: Nullable<JSONValue>
+    let requestId: Nullable<String>
+
+    enum CodingKeys: String, CodingKey {
+        case id, at, actor, source, action, target, before, after
+        case requestId = "request_id"
+    }
+
+    init(_ event: AuditEvent) {
+        id = event.id
+        at = RFC3339.string(milliseconds: event.at) ?? ""
+        actor = event.actor
+        source = Nullable(event.source)
+        action = event.action
+        target = event.target
+        before = Nullable(event.before.map { JSONValue(text: $0) })
+        after = Nullable(event.after.map { JSONValue(text: $0) })
+        requestId = Nullable(event.requestID)
     }
 }

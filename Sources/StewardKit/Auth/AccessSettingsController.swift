@@ -176,16 +176,25 @@ struct AccessSettingsController {
 
     @Sendable func me(request: Request, context: Context) async throws -> Response {
         let identity = try AccountController.signedIn(context)
-        var object: [String: Any] = [
-            "user": identity.user, "roles": identity.roles.map(\.rawValue).sorted(),
-            "permissions": identity.permissions.map(\.rawValue).sorted(),
-        ]
-        switch identity.credential {
-        case .session: object["via"] = "session"
-        case .token(let id):
-            object["via"] = "token"
-            object["token_id"] = id
-        }
-        return try JSONResponse.make(object: object)
+        var tokenID: Int64?
+        if case .token(let id) = identity.credential { tokenID = id }
+        return try APIJSON.response(
+            MeResource(
+                user: identity.user, roles: identity.roles.map(\.rawValue).sorted(), permissions: identity.permissions.map(\.rawValue).sorted(),
+                via: tokenID == nil ? "session" : "token", tokenId: tokenID))
+    }
+}
+
+/// Who is calling, with which roles and permissions, and by which credential.
+struct MeResource: Encodable, Sendable {
+    let user: String
+    let roles: [String]
+    let permissions: [String]
+    let via: String
+    let tokenId: Int64?
+
+    enum CodingKeys: String, CodingKey {
+        case user, roles, permissions, via
+        case tokenId = "token_id"
     }
 }

@@ -127,7 +127,7 @@ struct BackupAPI {
     }
 
     @Sendable func createRepository(request: Request, context: StewardRequestContext) async throws -> Response {
-        let body = try await JSONResponse.object(from: request, what: "a repository: name, kind, host, path, password, init")
+        let body = try await JSONResponse.fields(from: request, what: "a repository: name, kind, host, path, password, init")
         let (repository, password, initialise) = try Self.repositoryInput(BackupInput(json: body), hosts: service.hosts)
         let saved = try await service.addRepository(repository, password: password, initialise: initialise, by: context.actor, now: Date())
         return try APIJSON.response(BackupRepositoryResource(saved), status: .created)
@@ -162,8 +162,8 @@ struct BackupAPI {
 
     @Sendable func setPassword(request: Request, context: StewardRequestContext) async throws -> Response {
         let repository = try loadRepository(context)
-        let body = try await JSONResponse.object(from: request, what: "password")
-        try await Self.changePassword(service, repository, password: body["password"] as? String ?? "", by: context.actor)
+        let body = try await JSONResponse.fields(from: request, what: "password")
+        try await Self.changePassword(service, repository, password: body["password"]?.text ?? "", by: context.actor)
         return try APIJSON.response(BackupRepositoryResource(try store.repository(id: repository.id) ?? repository))
     }
 
@@ -251,7 +251,7 @@ struct BackupAPI {
 
     @Sendable func restore(request: Request, context: StewardRequestContext) async throws -> Response {
         let repository = try loadRepository(context)
-        let body = try await JSONResponse.object(from: request, what: "a restore: target, include, host, plan, confirm")
+        let body = try await JSONResponse.fields(from: request, what: "a restore: target, include, host, plan, confirm")
         let restore = try Self.restoreRequest(
             BackupInput(json: body), repository: repository, snapshot: context.parameters.get("snapshot") ?? "", service: service)
         let job = try await jobs.enqueue(try await service.prepareRestore(restore, by: context.actor, isAdmin: context.isAdmin))
@@ -302,7 +302,7 @@ struct BackupAPI {
     }
 
     @Sendable func createPlan(request: Request, context: StewardRequestContext) async throws -> Response {
-        let body = try await JSONResponse.object(from: request, what: "a backup plan")
+        let body = try await JSONResponse.fields(from: request, what: "a backup plan")
         let (plan, timing, errors) = try BackupInput(json: body).apply(to: BackupPlan(), timing: BackupPlanTiming(), hosts: service.hosts)
         guard errors.isEmpty else { throw Problem.invalid(errors) }
         let saved = try await service.save(plan, timing: timing, by: context.actor, isAdmin: context.isAdmin, now: Date())
@@ -311,7 +311,7 @@ struct BackupAPI {
 
     @Sendable func updatePlan(request: Request, context: StewardRequestContext) async throws -> Response {
         let current = try loadPlan(context)
-        let body = try await JSONResponse.object(from: request, what: "the plan fields to change")
+        let body = try await JSONResponse.fields(from: request, what: "the plan fields to change")
         let (plan, timing, errors) = try BackupInput(json: body).apply(to: current, timing: try store.timing(of: current), hosts: service.hosts)
         guard errors.isEmpty else { throw Problem.invalid(errors) }
         let saved = try await service.save(plan, timing: timing, by: context.actor, isAdmin: context.isAdmin, now: Date())
@@ -389,7 +389,7 @@ struct BackupAPI {
 
     @Sendable func preview(request: Request, context: StewardRequestContext) async throws -> Response {
         let plan = try loadPlan(context)
-        let body = try await JSONResponse.object(from: request, what: "a retention policy: keep_last, keep_daily, ..., keep_within")
+        let body = try await JSONResponse.fields(from: request, what: "a retention policy: keep_last, keep_daily, ..., keep_within")
         let (changed, _, errors) = try BackupInput(json: body).apply(to: plan, timing: BackupPlanTiming(), hosts: service.hosts)
         let problems = errors.merging(changed.retention.problems()) { first, _ in first }
         guard problems.isEmpty else { throw Problem.invalid(problems) }

@@ -22,26 +22,28 @@ struct BackupInput {
         flag = { key in checkboxes.contains(key) ? form[key] == "on" : nil }
     }
 
-    init(json: [String: Any]) {
+    init(json: [String: JSONValue]) {
         string = { key in
             switch json[key] {
-            case let text as String: text
+            case .string(let text)?: text
+            case .integer(let number)?: String(number)
             // 3 and 3.0 are the same number in JSON; either is a whole number here.
-            case let number as NSNumber:
-                number.doubleValue.rounded() == number.doubleValue && abs(number.doubleValue) < 1e15
-                    ? String(Int64(number.doubleValue)) : number.stringValue
-            case is NSNull: ""
+            case .number(let number)?: number.rounded() == number && abs(number) < 1e15 ? String(Int64(number)) : String(number)
+            case .null?: ""
             default: nil
             }
         }
         list = { key in
-            if let items = json[key] as? [Any] { return items.map { "\($0)" } }
-            if let text = json[key] as? String { return text.split(whereSeparator: \.isNewline).map(String.init).filter { !$0.isEmpty } }
-            return nil
+            switch json[key] {
+            case .array(let items)?: items.map(\.text)
+            case .string(let text)?: text.split(whereSeparator: \.isNewline).map(String.init).filter { !$0.isEmpty }
+            default: nil
+            }
         }
-        flag = { key in (json[key] as? NSNumber).map(\.boolValue) }
-        for (key, value) in json where Self.listFields.contains(key) || Self.flagFields.contains(key) || Self.scalarFields.contains(key) {
-            let shape = JSONValue(any: value)
+        flag = { key in
+            if case .bool(let value)? = json[key] { value } else { nil }
+        }
+        for (key, shape) in json where Self.listFields.contains(key) || Self.flagFields.contains(key) || Self.scalarFields.contains(key) {
             switch (shape, Self.listFields.contains(key), Self.flagFields.contains(key)) {
             case (.array(let items), true, _):
                 if !items.allSatisfy({ if case .string = $0 { true } else { false } }) { typeErrors[key] = "must be a list of strings" }

@@ -116,11 +116,11 @@ struct ConfigController {
     }
 
     @Sendable func apiHistory(request: Request, context: Context) async throws -> Response {
-        try JSONResponse.make(object: [
-            "items": try repository.history(limit: 100).map { commit -> [String: Any] in
-                ["commit": commit.hash, "author": commit.author, "date": RFC3339.string(commit.date), "subject": commit.subject]
-            }
-        ])
+        try APIJSON.response(
+            ItemList(
+                items: try repository.history(limit: 100).map {
+                    ConfigCommitResource(commit: $0.hash, author: $0.author, date: RFC3339.string($0.date), subject: $0.subject)
+                }))
     }
 
     /// Each patch line with a class for added, removed and header lines.
@@ -145,4 +145,12 @@ struct ConfigController {
     static func encode(_ path: String) -> String {
         path.addingPercentEncoding(withAllowedCharacters: .urlQueryValueAllowed) ?? path
     }
+}
+
+/// A commit of the config repository.
+struct ConfigCommitResource: Encodable, Sendable {
+    let commit: String
+    let author: String
+    let date: String
+    let subject: String
 }

@@ -31,7 +31,7 @@ struct EngineController {
     }
 
     @Sendable func apiList(request: Request, context: Context) async throws -> Response {
-        try JSONResponse.make(object: ["items": try engine.repository.playbooks(), "commit": try engine.repository.head()])
+        try APIJSON.response(PlaybookList(items: try engine.repository.playbooks(), commit: try engine.repository.head()))
     }
 
     @Sendable func apiRun(request: Request, context: Context) async throws -> Response {
@@ -127,4 +127,10 @@ struct EngineController {
         let events = Dictionary(grouping: try Engine.taskEvents(engine.database, job: id), by: \.host)
         return try APIJSON.response(ItemList(items: results.map { HostResultResource($0, events: events[$0.host] ?? []) }))
     }
+}
+
+/// The playbooks in the config repository at its newest commit.
+struct PlaybookList: Encodable, Sendable {
+    let items: [String]
+    let commit: String
 }

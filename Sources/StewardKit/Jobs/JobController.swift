@@ -274,21 +274,30 @@ struct JobController {
         ]
     }
 
-    /// A job as a dictionary, for answers that embed it in a larger one; the shape is JobResource's.
-    static func eventObject(_ event: JobEvent) -> (name: String, id: Int64?, body: [String: Any]) {
+    /// One event of a job's live log, as the NDJSON and SSE streams send it.
+    struct EventLine: Encodable, Sendable {
+        let type: String
+        var seq: Int64?
+        var at: String?
+        var text: String?
+        var percent: Nullable<Double>?
+        var message: String?
+        var state: String?
+    }
+
+    static func eventObject(_ event: JobEvent) -> (name: String, id: Int64?, body: EventLine) {
         switch event {
         case .log(let chunk):
-            return ("log", chunk.seq, ["type": "log", "seq": chunk.seq, "at": RFC3339.string(milliseconds: chunk.at) ?? "", "text": chunk.text])
+            return ("log", chunk.seq, EventLine(type: "log", seq: chunk.seq, at: RFC3339.string(milliseconds: chunk.at) ?? "", text: chunk.text))
         case .progress(let percent, let message):
-            return ("progress", nil, ["type": "progress", "percent": orNull(percent), "message": message])
+            return ("progress", nil, EventLine(type: "progress", percent: Nullable(percent), message: message))
         case .finished(let state):
-            return ("end", nil, ["type": "end", "state": state.rawValue])
+            return ("end", nil, EventLine(type: "end", state: state.rawValue))
         }
     }
 
-    static func jsonLine(_ body: [String: Any]) -> String {
-        let data = (try? JSONSerialization.data(withJSONObject: body, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data("{}".utf8)
-        return String(decoding: data, as: UTF8.self)
+    static func jsonLine(_ body: EventLine) -> String {
+        String(decoding: (try? APIJSON.encode(body)) ?? Data("{}".utf8), as: UTF8.self)
     }
 
     static func ndjson(_ event: JobEvent) -> String { jsonLine(eventObject(event).body) + "\n" }
