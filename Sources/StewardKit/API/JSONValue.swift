@@ -74,7 +74,11 @@ public enum JSONValue: Codable, Sendable, Equatable {
         case let value as Int64: self = .integer(value)
         case let value as Double: self = .number(value)
         case let value as NSNumber:
-            self = String(cString: value.objCType) == "c" ? .bool(value.boolValue) : value.doubleValue.rounded() == value.doubleValue && abs(value.doubleValue) < 9e15 ? .integer(value.int64Value) : .number(value.doubleValue)
+            self =
+                String(cString: value.objCType) == "c"
+                ? .bool(value.boolValue)
+                : value.doubleValue.rounded() == value.doubleValue && abs(value.doubleValue) < 9e15
+                    ? .integer(value.int64Value) : .number(value.doubleValue)
         case let value as [Any]: self = .array(value.map { JSONValue(any: $0) })
         case let value as [String: Any]: self = .object(value.mapValues { JSONValue(any: $0) })
         default: self = .string(String(describing: value!))
@@ -88,11 +92,6 @@ enum APIJSON {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         return try encoder.encode(value)
-    }
-
-    /// A resource as a dictionary, for answers that still embed it in a larger dictionary.
-    static func object(_ value: some Encodable) -> [String: Any] {
-        (try? encode(value)).flatMap { try? JSONSerialization.jsonObject(with: $0) as? [String: Any] } ?? [:]
     }
 }
 

@@ -258,48 +258,63 @@ public struct AlertRuleStore: Sendable {
     }
 
     public func create(_ rule: AlertRule, by who: AuditActor, now: Date) throws -> AlertRule {
-        let id = try database.write { db -> Int64 in
-            if try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM alert_rules WHERE name = ?)", arguments: [rule.name]) == true {
-                throw Problem.invalid(["name": "a rule named \"\(rule.name)\" exists; choose another name"])
-            }
-            let placeholders = Array(repeating: "?", count: Self.columns.count + 3).joined(separator: ", ")
-            try db.execute(
-                sql: "INSERT INTO alert_rules (\(Self.columns.joined(separator: ", ")), created_at, updated_at, updated_by) VALUES (\(placeholders))",
-                arguments: StatementArguments(Self.values(rule) + [EpochMilliseconds.from(now), EpochMilliseconds.from(now), who.actor]))
-            let id = db.lastInsertedRowID
-            try AuditLog.append(db, by: who, action: "alert_rule.create", target: "alert_rule:\(rule.name)", after: Self.audit(rule), now: now)
-            return id
-        }
+        let id = try database.write { db in try Self.insert(db, rule, by: who, now: now) }
         return try self.rule(id: id)!
     }
 
     public func update(id: Int64, _ rule: AlertRule, by who: AuditActor, now: Date) throws -> AlertRule? {
-        guard let before = try self.rule(id: id) else { return nil }
-        try database.write { db in
-            if rule.name != before.name,
-                try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM alert_rules WHERE name = ?)", arguments: [rule.name]) == true
-            {
-                throw Problem.invalid(["name": "a rule named \"\(rule.name)\" exists; choose another name"])
-            }
-            var kept = rule
-            kept.builtin = before.builtin
-            let assignments = Self.columns.map { "\($0) = ?" }.joined(separator: ", ")
-            try db.execute(
-                sql: "UPDATE alert_rules SET \(assignments), updated_at = ?, updated_by = ? WHERE id = ?",
-                arguments: StatementArguments(Self.values(kept) + [EpochMilliseconds.from(now), who.actor, id]))
-            try AuditLog.append(
-                db, by: who, action: "alert_rule.update", target: "alert_rule:\(rule.name)", before: Self.audit(before), after: Self.audit(kept),
-                now: now)
-        }
-        return try self.rule(id: id)
+        let found = try database.write { db in try Self.update(db, id: id, rule, by: who, now: now) }
+        return found ? try self.rule(id: id) : nil
     }
 
     public func delete(id: Int64, by who: AuditActor, now: Date) throws -> Bool {
-        guard let before = try rule(id: id) else { return false }
-        try database.write { db in
-            try db.execute(sql: "DELETE FROM alert_rules WHERE id = ?", arguments: [id])
-            try AuditLog.append(db, by: who, action: "alert_rule.delete", target: "alert_rule:\(before.name)", before: Self.audit(before), now: now)
+        try database.write { db in try Self.delete(db, id: id, by: who, now: now) }
+    }
+
+    // Inside a caller's transaction, so a change that owns rules (a backup plan) stores them with itself and its audit rows.
+
+    static func all(_ db: GRDB.Database) throws -> [AlertRule] {
+        try Row.fetchAll(db, sql: "SELECT * FROM alert_rules ORDER BY name").map(Self.rule)
+    }
+
+    static func insert(_ db: GRDB.Database, _ rule: AlertRule, by who: AuditActor, now: Date) throws -> Int64 {
+        if try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM alert_rules WHERE name = ?)", arguments: [rule.name]) == true {
+            throw Problem.invalid(["name": "a rule named \"\(rule.name)\" exists; choose another name"])
         }
+        let placeholders = Array(repeating: "?", count: Self.columns.count + 3).joined(separator: ", ")
+        try db.execute(
+            sql: "INSERT INTO alert_rules (\(Self.columns.joined(separator: ", ")), created_at, updated_at, updated_by) VALUES (\(placeholders))",
+            arguments: StatementArguments(Self.values(rule) + [EpochMilliseconds.from(now), EpochMilliseconds.from(now), who.actor]))
+        let id = db.lastInsertedRowID
+        try AuditLog.append(db, by: who, action: "alert_rule.create", target: "alert_rule:\(rule.name)", after: Self.audit(rule), now: now)
+        return id
+    }
+
+    /// False when there is no such rule.
+    static func update(_ db: GRDB.Database, id: Int64, _ rule: AlertRule, by who: AuditActor, now: Date) throws -> Bool {
+        guard let before = try Row.fetchOne(db, sql: "SELECT * FROM alert_rules WHERE id = ?", arguments: [id]).map(Self.rule) else { return false }
+        if rule.name != before.name,
+            try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM alert_rules WHERE name = ?)", arguments: [rule.name]) == true
+        {
+            throw Problem.invalid(["name": "a rule named \"\(rule.name)\" exists; choose another name"])
+        }
+        var kept = rule
+        kept.builtin = before.builtin
+        let assignments = Self.columns.map { "\($0) = ?" }.joined(separator: ", ")
+        try db.execute(
+            sql: "UPDATE alert_rules SET \(assignments), updated_at = ?, updated_by = ? WHERE id = ?",
+            arguments: StatementArguments(Self.values(kept) + [EpochMilliseconds.from(now), who.actor, id]))
+        try AuditLog.append(
+            db, by: who, action: "alert_rule.update", target: "alert_rule:\(rule.name)", before: Self.audit(before), after: Self.audit(kept), now: now
+        )
+        return true
+    }
+
+    /// False when there is no such rule.
+    static func delete(_ db: GRDB.Database, id: Int64, by who: AuditActor, now: Date) throws -> Bool {
+        guard let before = try Row.fetchOne(db, sql: "SELECT * FROM alert_rules WHERE id = ?", arguments: [id]).map(Self.rule) else { return false }
+        try db.execute(sql: "DELETE FROM alert_rules WHERE id = ?", arguments: [id])
+        try AuditLog.append(db, by: who, action: "alert_rule.delete", target: "alert_rule:\(before.name)", before: Self.audit(before), now: now)
         return true
     }
 

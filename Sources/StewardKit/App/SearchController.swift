@@ -89,13 +89,20 @@ struct SearchController {
         var tagHits: [String: Int] = [:]
         for host in allHosts {
             if has(host.name) || has(host.address) {
-                hostHits.append(Hit(title: host.name, href: "/hosts/\(host.id)", detail: [host.address, host.groups.joined(separator: ", ")].filter { !$0.isEmpty }.joined(separator: " · ")))
+                hostHits.append(
+                    Hit(
+                        title: host.name, href: "/hosts/\(host.id)",
+                        detail: [host.address, host.groups.joined(separator: ", ")].filter { !$0.isEmpty }.joined(separator: " · ")))
             }
             for tag in host.tags where has(tag) { tagHits[tag, default: 0] += 1 }
         }
         let groupHits =
-            try hosts.groups().filter { has($0.name) }.map { Hit(title: $0.name, href: "/hosts?group=\(MonitoringController.encode($0.name))", detail: "\($0.hostCount) host(s)") }
-            + tagHits.keys.sorted().map { Hit(title: "tag: \($0)", href: "/hosts?tag=\(MonitoringController.encode($0))", detail: "\(tagHits[$0]!) host(s)") }
+            try hosts.groups().filter { has($0.name) }.map {
+                Hit(title: $0.name, href: "/hosts?group=\(MonitoringController.encode($0.name))", detail: "\($0.hostCount) host(s)")
+            }
+            + tagHits.keys.sorted().map {
+                Hit(title: "tag: \($0)", href: "/hosts?tag=\(MonitoringController.encode($0))", detail: "\(tagHits[$0]!) host(s)")
+            }
         // Unix accounts and pending packages, from each host's newest facts.
         var users: [String: [(Host, Int)]] = [:]
         var unixGroups: [String: [Host]] = [:]
@@ -127,25 +134,15 @@ struct SearchController {
             let versions = Set(places.map { "\($0.1.current.isEmpty ? "new" : $0.1.current) → \($0.1.candidate)" }).sorted().joined(separator: "; ")
             return Hit(title: name, href: "/updates", detail: (security ? "security · " : "") + "\(versions) on \(hostList(places.map(\.0)))")
         }
-        let pattern = "%" + needle.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "%", with: "\\%")
-            .replacingOccurrences(of: "_", with: "\\_") + "%"
-        let jobHits = try database.read { db in
-            try Row.fetchAll(
-                db,
-                sql: """
-                    SELECT id, title, state, kind, COALESCE(host, '') AS host FROM jobs
-                    WHERE title LIKE ? ESCAPE '\\' OR kind LIKE ? ESCAPE '\\' OR host LIKE ? ESCAPE '\\' ORDER BY id DESC LIMIT ?
-                    """,
-                arguments: [pattern, pattern, pattern, Self.perKind + 1])
-        }.map { row in
-            Hit(title: "#\(row["id"] as Int64) \(row["title"] as String)", href: "/jobs/\(row["id"] as Int64)", detail: "\(row["state"] as String) · \(row["kind"] as String)")
+        let jobHits = try JobStore(database: database).search(needle, limit: Self.perKind + 1).map { job in
+            Hit(title: "#\(job.id) \(job.title)", href: "/jobs/\(job.id)", detail: "\(job.state.rawValue) · \(job.kind)")
         }
         let ruleHits = try AlertRuleStore(database: database).all().filter { has($0.name) || has($0.summary) }.map {
             Hit(title: $0.name, href: "/alerts/rules/\($0.id)", detail: $0.summary)
         }
-        let planHits = try database.read { db in
-            try Row.fetchAll(db, sql: "SELECT id, name FROM backup_plans ORDER BY name")
-        }.filter { has($0["name"] as String) }.map { Hit(title: $0["name"], href: "/backups/plans/\($0["id"] as Int64)", detail: "backup plan") }
+        let planHits = try BackupStore.planNames(database).filter { has($0.name) }.map {
+            Hit(title: $0.name, href: "/backups/plans/\($0.id)", detail: "backup plan")
+        }
         let scheduleHits = try ScheduleStore(database: database).all().filter { has($0.name) }.map {
             Hit(title: $0.name, href: "/schedules", detail: "\($0.cron) (\($0.timeZone))")
         }

@@ -56,6 +56,28 @@ public struct AuditFilter: Sendable, Equatable {
     public init() {}
 }
 
+/// An audit row that a store writes inside the transaction of the change it records (a session started or ended, a
+/// sign-in block lifted), so the change and its record are kept, or lost, together.
+public struct AuditEntry: Sendable {
+    public var who: AuditActor
+    public var action: String
+    public var target: String
+    public var before: [String: String]?
+    public var after: [String: String]?
+
+    public init(by who: AuditActor, action: String, target: String, before: [String: String]? = nil, after: [String: String]? = nil) {
+        self.who = who
+        self.action = action
+        self.target = target
+        self.before = before
+        self.after = after
+    }
+
+    func append(_ db: GRDB.Database, now: Date) throws {
+        try AuditLog.append(db, by: who, action: action, target: target, before: before, after: after, now: now)
+    }
+}
+
 /// The append-only audit trail. Stores call `append` inside the transaction that makes the change, so a crash
 /// leaves both the change and its record, or neither.
 public enum AuditLog {

@@ -116,12 +116,11 @@ struct AccessSettingsController {
         guard let session = try services.sessions.session(idHash: hash) else {
             return pages.redirect(to: "/settings/sessions", flash: Flash(.info, "That session had already ended."))
         }
-        _ = try services.sessions.revoke(idHash: hash, by: context.actor.actor, now: Date())
-        try await services.sessions.database.write { db in
-            try AuditLog.append(
-                db, by: context.actor, action: "session.revoke", target: "user:\(session.user)", after: ["session": String(hash.prefix(12))],
-                now: Date())
-        }
+        _ = try services.sessions.revoke(
+            idHash: hash, by: context.actor.actor,
+            audit: AuditEntry(
+                by: context.actor, action: "session.revoke", target: "user:\(session.user)", after: ["session": String(hash.prefix(12))]),
+            now: Date())
         return pages.redirect(to: "/settings/sessions", flash: Flash(.success, "\(session.user)'s session is ended."))
     }
 
@@ -162,12 +161,10 @@ struct AccessSettingsController {
         }
         let user = form["user"] ?? ""
         let address = form["address"] ?? ""
-        try services.throttle.clear(scope: scope, user: user, address: address)
-        try await services.sessions.database.write { db in
-            try AuditLog.append(
-                db, by: context.actor, action: "throttle.clear", target: "address:\(address)", before: ["scope": scope.rawValue, "user": user],
-                now: Date())
-        }
+        try services.throttle.clear(
+            scope: scope, user: user, address: address,
+            audit: AuditEntry(
+                by: context.actor, action: "throttle.clear", target: "address:\(address)", before: ["scope": scope.rawValue, "user": user]))
         return pages.redirect(
             to: "/settings/blocks", flash: Flash(.success, "The block on \(user.isEmpty ? address : "\(user) at \(address)") is lifted."))
     }

@@ -49,8 +49,11 @@ struct AccountController {
         guard let session = try services.sessions.session(idHash: hash), session.user == identity.user else {
             return pages.redirect(to: "/account", flash: Flash(.error, "That session has already ended."))
         }
-        _ = try services.sessions.revoke(idHash: hash, by: identity.user, now: Date())
-        try audit(context, action: "session.revoke", target: "user:\(session.user)", detail: ["session": String(hash.prefix(12))])
+        _ = try services.sessions.revoke(
+            idHash: hash, by: identity.user,
+            audit: AuditEntry(
+                by: context.actor, action: "session.revoke", target: "user:\(session.user)", after: ["session": String(hash.prefix(12))]),
+            now: Date())
         if hash == identity.sessionHash {
             var response = pages.redirect(to: "/login", flash: Flash(.info, "This session is ended; you are signed out."))
             response.headers.append(HTTPField(name: .setCookie, value: services.clearedSessionCookie()))
@@ -169,11 +172,5 @@ struct AccountController {
             "last_used": token.lastUsedAt.map(RFC3339.display) ?? "never", "last_from": token.lastUsedFrom, "state": state,
             "live": state == "live", "revoke": "\(revokeBase)/\(token.id)/revoke",
         ])
-    }
-
-    func audit(_ context: Context, action: String, target: String, detail: [String: Any]) throws {
-        try services.sessions.database.write { db in
-            try AuditLog.append(db, by: context.actor, action: action, target: target, after: detail, now: Date())
-        }
     }
 }

@@ -83,8 +83,9 @@ struct LoginController {
             try services.throttle.recordSuccess(user: user, address: address)
             return .accepted(groups: services.groupsOf(name))
         case .failure(let refusal):
-            let delay = try services.throttle.recordFailure(user: user, address: address, now: Date())
-            try audit(context, user: user, action: "\(action).failure", detail: ["reason": "\(refusal)"])
+            let delay = try services.throttle.recordFailure(
+                user: user, address: address, audit: entry(context, user: user, action: "\(action).failure", detail: ["reason": "\(refusal)"]),
+                now: Date())
             try? await Task.sleep(for: .milliseconds(Int(delay * 1000)))
             if case .serviceFailure(let detail) = refusal {
                 logger.error("PAM service failure", metadata: ["detail": "\(detail)", "user": "\(user)"])
@@ -105,10 +106,11 @@ struct LoginController {
         let pending = try services.secondFactors.isEnrolled(user)
         let (id, _) = try services.sessions.create(
             user: user, source: context.clientAddress, userAgent: request.headers[.userAgent], groups: groups, roles: roles,
-            secondFactorPending: pending, now: now)
-        try audit(
-            context, user: user, action: pending ? "login.password" : "login.success",
-            detail: ["roles": roles.map(\.rawValue).sorted().joined(separator: ","), "second_factor": pending ? "owed" : "not enrolled"])
+            secondFactorPending: pending,
+            audit: entry(
+                context, user: user, action: pending ? "login.password" : "login.success",
+                detail: ["roles": roles.map(\.rawValue).sorted().joined(separator: ","), "second_factor": pending ? "owed" : "not enrolled"]),
+            now: now)
         var response = pages.redirect(
             to: pending ? "/login/second-factor?next=" + (next.addingPercentEncoding(withAllowedCharacters: .urlQueryValueAllowed) ?? "/") : next,
             flash: flash)
@@ -140,24 +142,26 @@ struct LoginController {
             return again("Too many wrong codes. Try again after \(RFC3339.display(block.until)).", .tooManyRequests)
         }
         guard let proof = try services.secondFactors.verify(user: identity.user, code: form["code"] ?? "", now: now) else {
-            let delay = try services.throttle.recordFailure(user: identity.user, address: address, now: now)
-            try audit(context, user: identity.user, action: "login.failure", detail: ["reason": "wrong second factor"])
+            let delay = try services.throttle.recordFailure(
+                user: identity.user, address: address,
+                audit: entry(context, user: identity.user, action: "login.failure", detail: ["reason": "wrong second factor"]), now: now)
             try? await Task.sleep(for: .milliseconds(Int(delay * 1000)))
             return again(
                 "That code is not right (or was already used). Enter the 6 digits your app shows now, or one of your recovery codes.",
                 .unauthorized)
         }
-        guard let cookie = request.cookies[AccessServices.sessionCookie]?.value,
-            let newID = try services.sessions.elevate(id: cookie, roles: identity.roles, secondFactorDone: true, now: now)
-        else { return pages.redirect(to: "/login") }
-        try services.throttle.recordSuccess(user: identity.user, address: address)
         var flash: Flash?
         var factor = "totp"
         if case .recoveryCode(let remaining) = proof {
             factor = "recovery code"
             flash = Flash(.warning, "You signed in with a recovery code; \(remaining) left. Set up your authenticator again under Account.")
         }
-        try audit(context, user: identity.user, action: "login.success", detail: ["second_factor": factor])
+        guard let cookie = request.cookies[AccessServices.sessionCookie]?.value,
+            let newID = try services.sessions.elevate(
+                id: cookie, roles: identity.roles, secondFactorDone: true,
+                audit: entry(context, user: identity.user, action: "login.success", detail: ["second_factor": factor]), now: now)
+        else { return pages.redirect(to: "/login") }
+        try services.throttle.recordSuccess(user: identity.user, address: address)
         var response = pages.redirect(to: next, flash: flash)
         response.headers.append(HTTPField(name: .setCookie, value: services.sessionCookie(newID)))
         return response
@@ -167,8 +171,8 @@ struct LoginController {
 
     @Sendable func logout(request: Request, context: Context) async throws -> Response {
         if let identity = context.identity, let hash = identity.sessionHash {
-            _ = try services.sessions.revoke(idHash: hash, by: identity.user, now: Date())
-            try audit(context, user: identity.user, action: "logout", detail: [:])
+            _ = try services.sessions.revoke(
+                idHash: hash, by: identity.user, audit: entry(context, user: identity.user, action: "logout", detail: [:]), now: Date())
         }
         var response = pages.redirect(to: "/login", flash: Flash(.info, "You are signed out."))
         response.headers.append(HTTPField(name: .setCookie, value: services.clearedSessionCookie()))
@@ -246,12 +250,17 @@ struct LoginController {
     }
 
     /// Only a path on this server: no scheme, no host, no "//" or backslash tricks.
-    func audit(_ context: Context, user: String, action: String, detail: [String: Any]) throws {
+    /// The audit row of a sign-in event: by the user once they are known to be who they say, else by "anonymous".
+    func entry(_ context: Context, user: String, action: String, detail: [String: String]) -> AuditEntry {
         var who = context.actor
         if context.identity == nil { who.actor = "anonymous" }
         if action.hasPrefix("login.success") || action == "logout" || action == "login.password" { who.actor = user }
-        try services.sessions.database.write { db in
-            try AuditLog.append(db, by: who, action: action, target: "user:\(user)", after: detail.isEmpty ? nil : detail, now: Date())
-        }
+        return AuditEntry(by: who, action: action, target: "user:\(user)", after: detail.isEmpty ? nil : detail)
+    }
+
+    /// A sign-in event that changes nothing else (a refusal, a block): its audit row on its own.
+    func audit(_ context: Context, user: String, action: String, detail: [String: String]) throws {
+        let entry = entry(context, user: user, action: action, detail: detail)
+        try services.sessions.database.write { db in try entry.append(db, now: Date()) }
     }
 }

@@ -70,7 +70,7 @@ public struct LoginThrottle: Sendable {
 
     /// After PAM refused: count the failure in every scope and return how long to wait before answering.
     @discardableResult
-    public func recordFailure(user: String, address: String, now: Date) throws -> TimeInterval {
+    public func recordFailure(user: String, address: String, audit: AuditEntry? = nil, now: Date) throws -> TimeInterval {
         let nowMS = EpochMilliseconds.from(now)
         let windowMS = Int64(policy.window * 1000)
         let blockUntil = nowMS + Int64(policy.blockFor * 1000)
@@ -101,6 +101,7 @@ public struct LoginThrottle: Sendable {
                     arguments: [scope.rawValue, userKey, addressKey, failures, windowStart, nowMS, blocked])
                 if scope != .address { worst = max(worst, failures) }
             }
+            try audit?.append(db, now: now)
             return min(policy.baseDelay * pow(2, Double(worst - 1)), policy.maximumDelay)
         }
     }
@@ -131,10 +132,11 @@ public struct LoginThrottle: Sendable {
     }
 
     /// Lift a block (from Settings): the scope's counter starts again from zero.
-    public func clear(scope: Scope, user: String, address: String) throws {
+    public func clear(scope: Scope, user: String, address: String, audit: AuditEntry? = nil, now: Date = Date()) throws {
         try database.write { db in
             try db.execute(
                 sql: "DELETE FROM login_throttle WHERE scope = ? AND user_name = ? AND address = ?", arguments: [scope.rawValue, user, address])
+            try audit?.append(db, now: now)
         }
     }
 }

@@ -37,7 +37,7 @@ public struct SessionStore: Sendable {
     /// A new session; returns the raw ID for the cookie (never stored) and the session.
     public func create(
         user: String, source: String?, userAgent: String?, groups: [String] = [], roles: Set<Role> = [], secondFactorPending: Bool = false,
-        now: Date
+        audit: AuditEntry? = nil, now: Date
     ) throws -> (id: String, session: Session) {
         let id = Self.randomToken()
         let session = Session(
@@ -55,6 +55,7 @@ public struct SessionStore: Sendable {
                     session.idHash, user, EpochMilliseconds.from(now), EpochMilliseconds.from(now), EpochMilliseconds.from(session.expiresAt), source,
                     session.userAgent, session.csrfToken, groups.joined(separator: ","), RoleStore.encode(roles), secondFactorPending,
                 ])
+            try audit?.append(db, now: now)
         }
         return (id, session)
     }
@@ -84,7 +85,7 @@ public struct SessionStore: Sendable {
     var touchInterval: TimeInterval { min(60, idleTimeout / 30) }
 
     /// A new ID because the session's privileges changed (second factor given, roles changed); returns the new ID.
-    public func elevate(id: String, roles: Set<Role>, secondFactorDone: Bool, now: Date) throws -> String? {
+    public func elevate(id: String, roles: Set<Role>, secondFactorDone: Bool, audit: AuditEntry? = nil, now: Date) throws -> String? {
         let newID = Self.randomToken()
         let changed = try database.write { db -> Bool in
             try db.execute(
@@ -96,7 +97,9 @@ public struct SessionStore: Sendable {
                 arguments: [
                     Self.hash(newID), Self.randomToken(), EpochMilliseconds.from(now), RoleStore.encode(roles), secondFactorDone, Self.hash(id),
                 ])
-            return db.changesCount == 1
+            guard db.changesCount == 1 else { return false }
+            try audit?.append(db, now: now)
+            return true
         }
         return changed ? newID : nil
     }
@@ -121,12 +124,15 @@ public struct SessionStore: Sendable {
     }
 
     /// End a session (logout, or revocation by its owner or an admin); effective on the next request.
-    public func revoke(idHash: String, by actor: String, now: Date) throws -> Bool {
+    /// `audit` is written with the change, when there was one to make.
+    public func revoke(idHash: String, by actor: String, audit: AuditEntry? = nil, now: Date) throws -> Bool {
         try database.write { db in
             try db.execute(
                 sql: "UPDATE sessions SET revoked_at = ?, revoked_by = ? WHERE id_hash = ? AND revoked_at IS NULL",
                 arguments: [EpochMilliseconds.from(now), actor, idHash])
-            return db.changesCount == 1
+            guard db.changesCount == 1 else { return false }
+            try audit?.append(db, now: now)
+            return true
         }
     }
 

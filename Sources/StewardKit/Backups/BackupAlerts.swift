@@ -96,3 +96,35 @@ public enum BackupAlerts {
         return [failed, missing]
     }
 }
+
+extension BackupAlerts {
+    /// Keep a plan's two alert rules in step with it, inside the plan's own transaction: its newest run failed, and no
+    /// snapshot within its alert window (the dead man's switch). Their messages, routes and labels stay editable on the
+    /// Alerts page; pausing the plan disables them.
+    static func sync(_ db: GRDB.Database, plan: BackupPlan, hostName: String, by who: AuditActor, now: Date) throws {
+        let existing = try AlertRuleStore.all(db)
+        for wanted in rules(for: plan, hostName: hostName) {
+            if var current = existing.first(where: { $0.builtin == wanted.builtin }) {
+                current.name = wanted.name
+                current.matchers = wanted.matchers
+                current.critThreshold = wanted.critThreshold
+                current.scopeHosts = wanted.scopeHosts
+                current.enabled = !plan.paused
+                if current != existing.first(where: { $0.id == current.id }) {
+                    _ = try AlertRuleStore.update(db, id: current.id, current, by: who, now: now)
+                }
+            } else {
+                var rule = wanted
+                rule.enabled = !plan.paused
+                _ = try AlertRuleStore.insert(db, rule, by: who, now: now)
+            }
+        }
+    }
+
+    /// Remove a plan's alert rules, inside the transaction that removes the plan.
+    static func remove(_ db: GRDB.Database, planID plan: Int64, by who: AuditActor, now: Date) throws {
+        for rule in try AlertRuleStore.all(db) where planID(ofRule: rule.builtin) == plan {
+            _ = try AlertRuleStore.delete(db, id: rule.id, by: who, now: now)
+        }
+    }
+}

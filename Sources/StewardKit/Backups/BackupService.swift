@@ -1,6 +1,6 @@
 import Foundation
-import HTTPTypes
 import GRDB
+import HTTPTypes
 import Synchronization
 
 /// One operation per repository at a time: backup, check, retention and restore jobs wait here for the repository.
@@ -304,14 +304,17 @@ public struct BackupService: Sendable {
     /// Snapshot reads (browse, download): a path within the panel's secrets needs an admin.
     public func requireReadable(_ path: String, isAdmin: Bool) throws {
         guard !isAdmin, let pattern = sensitive.within(path) else { return }
-        throw Problem(status: .forbidden, detail: "\(path) lies within \(pattern), one of the panel host's secrets; only an admin may read it from a snapshot")
+        throw Problem(
+            status: .forbidden, detail: "\(path) lies within \(pattern), one of the panel host's secrets; only an admin may read it from a snapshot")
     }
 
     /// A restore by a non-admin: nothing from the panel's secrets, and nothing over the panel host's system paths.
     func restoreProblem(_ request: RestoreRequest, host: Host, plan: BackupPlan?) throws -> String? {
         if let plan, let reason = try adminOnlyReason(plan) { return reason }
         for path in request.includes {
-            if let pattern = sensitive.overlapping(path) { return "\(path) includes \(pattern), one of the panel host's secrets; only an admin may restore it" }
+            if let pattern = sensitive.overlapping(path) {
+                return "\(path) includes \(pattern), one of the panel host's secrets; only an admin may restore it"
+            }
         }
         if host.transport == .local, let pattern = sensitive.restoreTargetNeedsAdmin(request.target) {
             return "restoring over \(request.target) on \(host.name), the panel host, touches \(pattern); only an admin may restore there"
@@ -361,7 +364,8 @@ public struct BackupService: Sendable {
         return false
     }
 
-    /// Create or change a plan: check it, store it with its schedules and its two alert rules, then wake the scheduler.
+    /// Create or change a plan: check it, store it with its schedules and its two alert rules (one transaction, with the
+    /// audit rows), then wake the scheduler.
     /// A plan given without a host runs where its repository is reached (the repository's host, or the panel for SFTP).
     public func save(_ given: BackupPlan, timing: BackupPlanTiming, by who: AuditActor, isAdmin: Bool, now: Date) async throws -> BackupPlan {
         var plan = given
@@ -381,7 +385,6 @@ public struct BackupService: Sendable {
             }
             saved = updated
         }
-        try syncAlertRules(saved, hostName: hostName, by: who, now: now)
         await schedules.changed()
         return saved
     }
@@ -390,30 +393,7 @@ public struct BackupService: Sendable {
     public func delete(_ plan: BackupPlan, by who: AuditActor, isAdmin: Bool, now: Date) async throws {
         try requireAllowed(plan, isAdmin: isAdmin)
         try store.deletePlan(plan, by: who, now: now)
-        for rule in try rules.all() where BackupAlerts.planID(ofRule: rule.builtin) == plan.id {
-            _ = try rules.delete(id: rule.id, by: who, now: now)
-        }
         await schedules.changed()
-    }
-
-    /// Each plan has its own two alert rules, kept in step with the plan: its newest run failed, and no snapshot within
-    /// its alert window (the dead man's switch). Their messages, routes and labels stay editable on the Alerts page.
-    func syncAlertRules(_ plan: BackupPlan, hostName: String, by who: AuditActor, now: Date) throws {
-        let existing = try rules.all()
-        for wanted in BackupAlerts.rules(for: plan, hostName: hostName) {
-            if var current = existing.first(where: { $0.builtin == wanted.builtin }) {
-                current.name = wanted.name
-                current.matchers = wanted.matchers
-                current.critThreshold = wanted.critThreshold
-                current.scopeHosts = wanted.scopeHosts
-                current.enabled = !plan.paused
-                if current != existing.first(where: { $0.id == current.id }) { _ = try rules.update(id: current.id, current, by: who, now: now) }
-            } else {
-                var rule = wanted
-                rule.enabled = !plan.paused
-                _ = try rules.create(rule, by: who, now: now)
-            }
-        }
     }
 }
 

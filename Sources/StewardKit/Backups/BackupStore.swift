@@ -126,6 +126,11 @@ public struct BackupStore: Sendable {
 
     // MARK: plans
 
+    /// Every plan's id and name, for search (which has no secrets to open).
+    static func planNames(_ reader: any DatabaseReader) throws -> [(id: Int64, name: String)] {
+        try reader.read { db in try Row.fetchAll(db, sql: "SELECT id, name FROM backup_plans ORDER BY name").map { ($0["id"], $0["name"]) } }
+    }
+
     public func plans() throws -> [BackupPlan] {
         try database.read { db in try Row.fetchAll(db, sql: "SELECT * FROM backup_plans ORDER BY name").map(BackupPlan.init) }
     }
@@ -191,6 +196,7 @@ public struct BackupStore: Sendable {
             var saved = plan
             saved.id = id
             try syncSchedules(db, plan: saved, timing: timing, hostName: hostName, owner: who.actor, now: now)
+            try BackupAlerts.sync(db, plan: saved, hostName: hostName, by: who, now: now)
             try AuditLog.append(db, by: who, action: "backup_plan.create", target: "backup_plan:\(plan.name)", after: Self.audit(plan), now: now)
             return id
         }
@@ -214,6 +220,7 @@ public struct BackupStore: Sendable {
             saved.verifyScheduleID = before.verifyScheduleID
             saved.pruneScheduleID = before.pruneScheduleID
             try syncSchedules(db, plan: saved, timing: timing, hostName: hostName, owner: who.actor, now: now)
+            try BackupAlerts.sync(db, plan: saved, hostName: hostName, by: who, now: now)
             try AuditLog.append(
                 db, by: who, action: plan.paused != before.paused ? (plan.paused ? "backup_plan.pause" : "backup_plan.resume") : "backup_plan.update",
                 target: "backup_plan:\(plan.name)", before: Self.audit(before), after: Self.audit(plan), now: now)
@@ -221,13 +228,14 @@ public struct BackupStore: Sendable {
         return try self.plan(id: plan.id)
     }
 
-    /// Remove the plan and its schedules; snapshots stay in the repository, and past runs stay as jobs.
+    /// Remove the plan, its schedules and its alert rules; snapshots stay in the repository, and past runs stay as jobs.
     public func deletePlan(_ plan: BackupPlan, by who: AuditActor, now: Date) throws {
         try database.write { db in
             for id in [plan.backupScheduleID, plan.verifyScheduleID, plan.pruneScheduleID].compactMap({ $0 }) {
                 try db.execute(sql: "DELETE FROM schedules WHERE id = ?", arguments: [id])
             }
             try db.execute(sql: "DELETE FROM backup_plans WHERE id = ?", arguments: [plan.id])
+            try BackupAlerts.remove(db, planID: plan.id, by: who, now: now)
             try AuditLog.append(db, by: who, action: "backup_plan.delete", target: "backup_plan:\(plan.name)", before: Self.audit(plan), now: now)
         }
     }

@@ -65,6 +65,22 @@ public struct JobStore: Sendable {
         }
     }
 
+    /// Jobs whose title, kind or host contains `text` (any case), newest first.
+    public func search(_ text: String, limit: Int) throws -> [Job] {
+        let pattern =
+            "%"
+            + text.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "%", with: "\\%")
+            .replacingOccurrences(of: "_", with: "\\_") + "%"
+        return try database.read { db in
+            try Job.fetchAll(
+                db,
+                sql: """
+                    SELECT * FROM jobs WHERE title LIKE ? ESCAPE '\\' OR kind LIKE ? ESCAPE '\\' OR host LIKE ? ESCAPE '\\'
+                    ORDER BY id DESC LIMIT ?
+                    """, arguments: [pattern, pattern, pattern, limit])
+        }
+    }
+
     public func list(_ filter: JobFilter) throws -> [Job] {
         var clauses: [String] = []
         var arguments: StatementArguments = []

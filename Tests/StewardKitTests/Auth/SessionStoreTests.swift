@@ -67,6 +67,24 @@ struct SessionStoreTests {
         #expect(try store.revoke(idHash: session.idHash, by: "admin", now: start) == false)
     }
 
+    @Test("a session's start and end carry their audit rows in the same write; ending an ended session records nothing")
+    func auditRowsTravelWithTheChange() throws {
+        func audit() throws -> [String] {
+            try store.database.read { db in
+                try String.fetchAll(db, sql: "SELECT action || ' ' || actor || ' ' || target FROM audit_events ORDER BY id")
+            }
+        }
+        let who = AuditActor(actor: "alice", source: "192.0.2.1")
+        let (_, session) = try store.create(
+            user: "alice", source: "192.0.2.1", userAgent: "firefox", audit: AuditEntry(by: who, action: "login.success", target: "user:alice"),
+            now: start)
+        #expect(try audit() == ["login.success alice user:alice"])
+        let logout = AuditEntry(by: who, action: "logout", target: "user:alice")
+        #expect(try store.revoke(idHash: session.idHash, by: "alice", audit: logout, now: start))
+        #expect(try store.revoke(idHash: session.idHash, by: "alice", audit: logout, now: start) == false)
+        #expect(try audit() == ["login.success alice user:alice", "logout alice user:alice"])
+    }
+
     @Test("ended sessions are purged; live ones stay")
     func purge() throws {
         let (ended, endedSession) = try store.create(user: "alice", source: nil, userAgent: nil, now: start)

@@ -43,7 +43,9 @@ final class BackupHarness: Sendable {
         return try await service.addRepository(repository, password: password, initialise: true, by: .system, now: Date())
     }
 
-    func plan(_ name: String, repository: BackupRepository, paths: [String], configure: (inout BackupPlan) -> Void = { _ in }) async throws -> BackupPlan {
+    func plan(_ name: String, repository: BackupRepository, paths: [String], configure: (inout BackupPlan) -> Void = { _ in }) async throws
+        -> BackupPlan
+    {
         var plan = BackupPlan()
         plan.name = name
         plan.hostID = localhost.id
@@ -166,7 +168,9 @@ struct BackupJobTests {
                 repositoryID: repository.id, planID: nil, snapshot: snapshot, includes: include.isEmpty ? [] : [include], target: target,
                 hostID: harness.localhost.id,
                 confirm: target)
-            await #expect(throws: Problem.self, "\(target) \(include) \(snapshot)") { try await harness.service.prepareRestore(request, by: .system, isAdmin: true) }
+            await #expect(throws: Problem.self, "\(target) \(include) \(snapshot)") {
+                try await harness.service.prepareRestore(request, by: .system, isAdmin: true)
+            }
         }
         request = BackupService.RestoreRequest(
             repositoryID: repository.id, planID: nil, snapshot: "latest", includes: [], target: repository.path + "/sub",
@@ -239,6 +243,46 @@ struct BackupJobTests {
         try FileManager.default.removeItem(atPath: repository.path)
         let missing = try await harness.backup(plan)
         #expect(missing.state == .failed && missing.error?.contains("there is no restic repository at main") == true, "\(missing.error ?? "")")
+    }
+
+    @Test("a plan, its schedules, its two alert rules and their audit rows are stored together, or not at all")
+    func planAndItsAlertRulesShareOneTransaction() async throws {
+        let harness = try BackupHarness()
+        let repository = try await harness.repository("together")
+        let rules = AlertRuleStore(database: harness.database)
+        func counts() throws -> (plans: Int, schedules: Int, rules: Int, audit: Int) {
+            try harness.database.read { db in
+                (
+                    try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM backup_plans") ?? -1,
+                    try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM schedules") ?? -1,
+                    try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM alert_rules") ?? -1,
+                    try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM audit_events WHERE action LIKE 'backup_plan.%' OR action LIKE 'alert_rule.%'")
+                        ?? -1
+                )
+            }
+        }
+        // Someone already wrote a rule with the name the plan's failure rule would take: the whole save is refused.
+        var taken = AlertRule()
+        taken.name = "Backup failed: nightly"
+        taken.metric = "node_load1"
+        _ = try rules.create(taken, by: .system, now: Date())
+        let before = try counts()
+        await #expect(throws: Problem.self) { _ = try await harness.plan("nightly", repository: repository, paths: [harness.directory.path]) }
+        #expect(try counts() == before, "nothing of the refused plan is left: no plan, schedule, rule or audit row")
+
+        // Without the clash the plan arrives with its schedule, both rules and an audit row for each.
+        _ = try rules.delete(id: try #require(try rules.all().first { $0.name == taken.name }).id, by: .system, now: Date())
+        let start = try counts()
+        let plan = try await harness.plan("nightly", repository: repository, paths: [harness.directory.path])
+        let after = try counts()
+        let scheduleCount = [plan.backupScheduleID, plan.verifyScheduleID, plan.pruneScheduleID].compactMap { $0 }.count
+        #expect(scheduleCount >= 1)
+        #expect(after.plans == start.plans + 1 && after.schedules == start.schedules + scheduleCount && after.rules == start.rules + 2)
+        #expect(after.audit == start.audit + 3, "backup_plan.create and two alert_rule.create")
+        // Deleting the plan takes its schedule and rules with it, in one transaction too.
+        try await harness.service.delete(plan, by: .system, isAdmin: true, now: Date())
+        let gone = try counts()
+        #expect(gone.plans == start.plans && gone.schedules == start.schedules && gone.rules == start.rules && gone.audit == after.audit + 3)
     }
 
     @Test func anExistingRepositoryWithAShortPasswordImportsButANewOneNeedsEightCharacters() async throws {
