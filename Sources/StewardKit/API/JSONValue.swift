@@ -86,11 +86,14 @@ public enum JSONValue: Codable, Sendable, Equatable {
     }
 }
 
-/// The API's JSON encoder: keys sorted (equal resources are equal bytes), slashes as they are.
+/// The API's JSON encoder: keys sorted (equal resources are equal bytes), slashes as they are, and a resource's
+/// property names written in snake_case (`hostId` is "host_id", `metricsURL` is "metrics_url"), so a reply type needs
+/// no hand-written CodingKeys. Dictionary keys (labels, variables) are data and stay exactly as they are.
 enum APIJSON {
     static func encode(_ value: some Encodable) throws -> Data {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        encoder.keyEncodingStrategy = .convertToSnakeCase
         return try encoder.encode(value)
     }
 }

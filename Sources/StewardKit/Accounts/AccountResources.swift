@@ -5,8 +5,7 @@ import Foundation
 /// Users across the fleet: which hosts have each, and where the same name or uid disagrees.
 struct AccountMatrixResource: Encodable, Sendable {
     struct Cell: Encodable, Sendable {
-        let uid: Int
-        let gid: Int
+        let uid, gid: Int
         let shell: String
     }
     struct User: Encodable, Sendable {
@@ -44,11 +43,8 @@ struct AccountMatrixResource: Encodable, Sendable {
 struct HostAccountsResource: Encodable, Sendable {
     struct User: Encodable, Sendable {
         let name: String
-        let uid: Int
-        let gid: Int
-        let gecos: String
-        let home: String
-        let shell: String
+        let uid, gid: Int
+        let gecos, home, shell: String
         let system: Bool
         let groups: [String]
     }
@@ -62,11 +58,6 @@ struct HostAccountsResource: Encodable, Sendable {
     let shells: [String]
     let users: [User]
     let groups: [Group]
-
-    enum CodingKeys: String, CodingKey {
-        case shells, users, groups
-        case asOf = "as_of"
-    }
 
     init(_ facts: HostFacts) {
         asOf = RFC3339.string(facts.gatheredAt)

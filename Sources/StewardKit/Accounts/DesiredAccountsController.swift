@@ -244,14 +244,8 @@ struct DesiredDefinitionResource: Encodable, Sendable {
         let host: String
         let inSync: Bool
         let drift: [String]
-
-        enum CodingKeys: String, CodingKey {
-            case host, drift
-            case inSync = "in_sync"
-        }
     }
-    var kind: String
-    var path: String
+    var kind, path: String
     var name: String?
     var applyTo: [String]?
     var state: String?
@@ -260,13 +254,11 @@ struct DesiredDefinitionResource: Encodable, Sendable {
     var errors: [String: String]?
 
     enum CodingKeys: String, CodingKey {
-        case kind, path, name, state, hosts, drifting, errors
-        case applyTo = "apply_to"
+        case kind, path, name, state, hosts, drifting, errors, applyTo
     }
 }
 
 /// A definition committed to the config repository.
 struct DesiredSaved: Encodable, Sendable {
-    let commit: String
-    let path: String
+    let commit, path: String
 }

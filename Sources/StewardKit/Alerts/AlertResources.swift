@@ -9,52 +9,17 @@ struct AlertRuleResource: Encodable, Sendable {
     let name: String
     let builtin: Nullable<String>
     let enabled: Bool
-    let source: String
-    let metric: String
-    let matchers: String
-    let aggregation: String
-    let windowSeconds: Int
-    let horizonSeconds: Int
+    let source, metric, matchers, aggregation: String
+    let windowSeconds, horizonSeconds: Int
     let comparison: String
-    let warnThreshold: Nullable<Double>
-    let warnClear: Nullable<Double>
-    let critThreshold: Nullable<Double>
-    let critClear: Nullable<Double>
-    let forSeconds: Int
-    let keepFiringSeconds: Int
+    let warnThreshold, warnClear, critThreshold, critClear: Nullable<Double>
+    let forSeconds, keepFiringSeconds: Int
     let noData: String
-    let scopeHosts: [String]
-    let scopeGroups: [String]
-    let scopeTags: [String]
-    let labels: String
-    let summary: String
-    let description: String
-    let runbookUrl: String
-    let route: String
+    let scopeHosts, scopeGroups, scopeTags: [String]
+    let labels, summary, description, runbookUrl, route: String
     let repeatSeconds: Int
-    let updatedAt: String
-    let updatedBy: String
+    let updatedAt, updatedBy: String
     let links: ResourceLinks
-
-    enum CodingKeys: String, CodingKey {
-        case id, name, builtin, enabled, source, metric, matchers, aggregation, comparison, labels, summary, description, route, links
-        case windowSeconds = "window_seconds"
-        case horizonSeconds = "horizon_seconds"
-        case warnThreshold = "warn_threshold"
-        case warnClear = "warn_clear"
-        case critThreshold = "crit_threshold"
-        case critClear = "crit_clear"
-        case forSeconds = "for_seconds"
-        case keepFiringSeconds = "keep_firing_seconds"
-        case noData = "no_data"
-        case scopeHosts = "scope_hosts"
-        case scopeGroups = "scope_groups"
-        case scopeTags = "scope_tags"
-        case runbookUrl = "runbook_url"
-        case repeatSeconds = "repeat_seconds"
-        case updatedAt = "updated_at"
-        case updatedBy = "updated_by"
-    }
 
     init(_ rule: AlertRule) {
         id = rule.id
@@ -193,22 +158,12 @@ struct LiveAlertResource: Encodable, Sendable {
     let ruleId: Int64
     let rule: String
     let hostId: Int64
-    let host: String
-    let state: String
+    let host, state: String
     let severity: Nullable<String>
     let value: Nullable<Double>
     let since: String
     let detail: Nullable<String>
-    let summary: String
-    let description: String
-    let runbookUrl: String
-
-    enum CodingKeys: String, CodingKey {
-        case rule, host, state, severity, value, since, detail, summary, description
-        case ruleId = "rule_id"
-        case hostId = "host_id"
-        case runbookUrl = "runbook_url"
-    }
+    let summary, description, runbookUrl: String
 
     init(rule alertRule: AlertRule, host alertHost: Host, state alertState: AlertState) {
         ruleId = alertRule.id
@@ -228,20 +183,15 @@ struct LiveAlertResource: Encodable, Sendable {
 
 /// One state change of one rule on one host.
 struct AlertHistoryEntry: Encodable, Sendable {
-    let id: Int64
-    let ruleId: Int64
-    let rule: String
-    let host: String
-    let from: String
-    let to: String
+    let id, ruleId: Int64
+    let rule, host, from, to: String
     let severity: Nullable<String>
     let value: Nullable<Double>
     let atMilliseconds: Int64
     let detail: Nullable<String>
 
     enum CodingKeys: String, CodingKey {
-        case id, rule, host, from, to, severity, value, at, detail
-        case ruleId = "rule_id"
+        case id, rule, host, from, to, severity, value, at, detail, ruleId
     }
 
     func encode(to encoder: any Encoder) throws {
@@ -273,9 +223,7 @@ struct ItemList<Item: Encodable & Sendable>: Encodable, Sendable {
 /// What importing a Prometheus rule file did: the rules created, and why each other rule was not.
 struct AlertImportResult: Encodable, Sendable {
     struct Failure: Encodable, Sendable {
-        let path: String
-        let alert: String
-        let message: String
+        let path, alert, message: String
     }
     var created: [AlertRuleResource] = []
     var errors: [Failure] = []

@@ -6,42 +6,18 @@ import GRDB
 /// A channel; secrets are never shown, only whether one is set.
 struct ChannelResource: Encodable, Sendable {
     let id: Int64
-    let name: String
-    let kind: String
+    let name, kind: String
     let enabled: Bool
-    let minSeverity: String
-    let matchLabels: String
+    let minSeverity, matchLabels: String
     let sendResolved: Bool
-    let groupWaitSeconds: Int
-    let groupIntervalSeconds: Int
+    let groupWaitSeconds, groupIntervalSeconds: Int
     let url: String
     let hasSecret: Bool
     let smtpHost: String
     let smtpPort: Int
-    let smtpSecurity: String
-    let smtpUser: String
+    let smtpSecurity, smtpUser: String
     let hasPassword: Bool
-    let mailFrom: String
-    let mailTo: String
-    let smtpCaFile: String
-
-    enum CodingKeys: String, CodingKey {
-        case id, name, kind, enabled, url
-        case minSeverity = "min_severity"
-        case matchLabels = "match_labels"
-        case sendResolved = "send_resolved"
-        case groupWaitSeconds = "group_wait_seconds"
-        case groupIntervalSeconds = "group_interval_seconds"
-        case hasSecret = "has_secret"
-        case smtpHost = "smtp_host"
-        case smtpPort = "smtp_port"
-        case smtpSecurity = "smtp_security"
-        case smtpUser = "smtp_user"
-        case hasPassword = "has_password"
-        case mailFrom = "mail_from"
-        case mailTo = "mail_to"
-        case smtpCaFile = "smtp_ca_file"
-    }
+    let mailFrom, mailTo, smtpCaFile: String
 
     init(_ channel: NotificationChannel) {
         id = channel.id
@@ -136,19 +112,8 @@ struct ChannelInput: APIInput {
 /// A silence, and whether it mutes now.
 struct SilenceResource: Encodable, Sendable {
     let id: Int64
-    let matchers: String
-    let startsAt: String
-    let endsAt: String
-    let createdBy: String
-    let comment: String
+    let matchers, startsAt, endsAt, createdBy, comment: String
     let active: Bool
-
-    enum CodingKeys: String, CodingKey {
-        case id, matchers, comment, active
-        case startsAt = "starts_at"
-        case endsAt = "ends_at"
-        case createdBy = "created_by"
-    }
 
     init(_ silence: Silence, now: Int64) {
         id = silence.id
@@ -200,22 +165,12 @@ struct SilenceInput: APIInput {
 /// A recurring maintenance window, and whether it is open now.
 struct MaintenanceWindowResource: Encodable, Sendable {
     let id: Int64
-    let name: String
-    let hostGroup: String
-    let cron: String
+    let name, hostGroup, cron: String
     let durationMinutes: Int
     let timeZone: String
     let enabled: Bool
     let comment: String
     let openNow: Bool
-
-    enum CodingKeys: String, CodingKey {
-        case id, name, cron, enabled, comment
-        case hostGroup = "host_group"
-        case durationMinutes = "duration_minutes"
-        case timeZone = "time_zone"
-        case openNow = "open_now"
-    }
 
     init(_ window: MaintenanceWindow, now: Date) {
         id = window.id
@@ -266,23 +221,10 @@ struct MaintenanceWindowInput: APIInput {
 /// One notification in the delivery log.
 struct DeliveryResource: Encodable, Sendable {
     let id: Int64
-    let channel: String
-    let rule: String
-    let status: String
-    let reason: String
+    let channel, rule, status, reason: String
     let attempts: Int
-    let subject: String
-    let createdAt: String
-    let sentAt: Nullable<String>
-    let error: Nullable<String>
-    let nextAttemptAt: Nullable<String>
-
-    enum CodingKeys: String, CodingKey {
-        case id, channel, rule, status, reason, attempts, subject, error
-        case createdAt = "created_at"
-        case sentAt = "sent_at"
-        case nextAttemptAt = "next_attempt_at"
-    }
+    let subject, createdAt: String
+    let sentAt, error, nextAttemptAt: Nullable<String>
 }
 
 extension NotificationChannelStore {

@@ -145,19 +145,11 @@ struct AuditController {
 /// An audit event; `before` and `after` are the JSON the change recorded.
 struct AuditEventResource: Encodable, Sendable {
     let id: Int64
-    let at: String
-    let actor: String
+    let at, actor: String
     let source: Nullable<String>
-    let action: String
-    let target: String
-    let before: Nullable<JSONValue>
-    let after: Nullable<JSONValue>
+    let action, target: String
+    let before, after: Nullable<JSONValue>
     let requestId: Nullable<String>
-
-    enum CodingKeys: String, CodingKey {
-        case id, at, actor, source, action, target, before, after
-        case requestId = "request_id"
-    }
 
     init(_ event: AuditEvent) {
         id = event.id

@@ -185,13 +185,7 @@ struct AccessSettingsController {
 /// Who is calling, with which roles and permissions, and by which credential.
 struct MeResource: Encodable, Sendable {
     let user: String
-    let roles: [String]
-    let permissions: [String]
+    let roles, permissions: [String]
     let via: String
     let tokenId: Int64?
-
-    enum CodingKeys: String, CodingKey {
-        case user, roles, permissions, via
-        case tokenId = "token_id"
-    }
 }

@@ -6,30 +6,15 @@ import Foundation
 /// A repository and what Steward last saw of it.
 struct BackupRepositoryResource: Encodable, Sendable {
     let id: Int64
-    let name: String
-    let kind: String
+    let name, kind: String
     let hostId: Int64
     let path: String
     let builtin: Nullable<String>
     let sizeBytes: Nullable<Int64>
     let snapshotCount: Nullable<Int>
-    let statusAt: Nullable<String>
-    let statusError: Nullable<String>
-    let checkAt: Nullable<String>
+    let statusAt, statusError, checkAt: Nullable<String>
     let checkOk: Nullable<Bool>
     let checkMessage: Nullable<String>
-
-    enum CodingKeys: String, CodingKey {
-        case id, name, kind, path, builtin
-        case hostId = "host_id"
-        case sizeBytes = "size_bytes"
-        case snapshotCount = "snapshot_count"
-        case statusAt = "status_at"
-        case statusError = "status_error"
-        case checkAt = "check_at"
-        case checkOk = "check_ok"
-        case checkMessage = "check_message"
-    }
 
     init(_ repository: BackupRepository) {
         id = repository.id
@@ -50,21 +35,10 @@ struct BackupRepositoryResource: Encodable, Sendable {
 
 /// A snapshot; `repository_id` only where a list spans repositories (a host's snapshots).
 struct BackupSnapshotResource: Encodable, Sendable {
-    let id: String
-    let shortId: String
-    let time: String
-    let hostname: String
-    let paths: [String]
-    let tags: [String]
+    let id, shortId, time, hostname: String
+    let paths, tags: [String]
     let planId: Nullable<Int64>
     var repositoryId: Int64?
-
-    enum CodingKeys: String, CodingKey {
-        case id, time, hostname, paths, tags
-        case shortId = "short_id"
-        case planId = "plan_id"
-        case repositoryId = "repository_id"
-    }
 
     init(_ snapshot: BackupSnapshot, repositoryID: Int64? = nil) {
         id = snapshot.id
@@ -83,48 +57,16 @@ struct BackupPlanSnapshotList: Encodable, Sendable {
     let items: [BackupSnapshotResource]
     let repositoryId: Int64
     let next = Nullable<String>(nil)
-
-    enum CodingKeys: String, CodingKey {
-        case items, next
-        case repositoryId = "repository_id"
-    }
 }
 
 /// One backup, verify or prune run of a plan.
 struct BackupRunResource: Encodable, Sendable {
     let jobId: Int64
-    let kind: String
-    let state: String
-    let planId: Nullable<Int64>
-    let repositoryId: Nullable<Int64>
-    let startedAt: Nullable<String>
-    let finishedAt: Nullable<String>
-    let snapshotId: Nullable<String>
-    let filesNew: Nullable<Int64>
-    let filesChanged: Nullable<Int64>
-    let filesUnmodified: Nullable<Int64>
-    let bytesAdded: Nullable<Int64>
-    let bytesProcessed: Nullable<Int64>
-    let durationMs: Nullable<Int64>
-    let removedSnapshots: Nullable<Int64>
+    let kind, state: String
+    let planId, repositoryId: Nullable<Int64>
+    let startedAt, finishedAt, snapshotId: Nullable<String>
+    let filesNew, filesChanged, filesUnmodified, bytesAdded, bytesProcessed, durationMs, removedSnapshots: Nullable<Int64>
     let detail: Nullable<String>
-
-    enum CodingKeys: String, CodingKey {
-        case kind, state, detail
-        case jobId = "job_id"
-        case planId = "plan_id"
-        case repositoryId = "repository_id"
-        case startedAt = "started_at"
-        case finishedAt = "finished_at"
-        case snapshotId = "snapshot_id"
-        case filesNew = "files_new"
-        case filesChanged = "files_changed"
-        case filesUnmodified = "files_unmodified"
-        case bytesAdded = "bytes_added"
-        case bytesProcessed = "bytes_processed"
-        case durationMs = "duration_ms"
-        case removedSnapshots = "removed_snapshots"
-    }
 
     init(_ run: BackupStore.Run) {
         jobId = run.jobID
@@ -149,17 +91,9 @@ struct BackupRunResource: Encodable, Sendable {
 /// A plan with its retention, hooks, three schedules and its newest runs.
 struct BackupPlanResource: Encodable, Sendable {
     struct Timing: Encodable, Sendable {
-        let cron: String
-        let timeZone: String
+        let cron, timeZone: String
         let jitterSeconds: Int
         let catchUp: String
-
-        enum CodingKeys: String, CodingKey {
-            case cron
-            case timeZone = "time_zone"
-            case jitterSeconds = "jitter_seconds"
-            case catchUp = "catch_up"
-        }
 
         static func of(_ settings: ScheduleSettings?) -> Nullable<Timing> {
             Nullable(
@@ -170,15 +104,12 @@ struct BackupPlanResource: Encodable, Sendable {
     }
     let id: Int64
     let name: String
-    let hostId: Int64
-    let repositoryId: Int64
-    let paths: [String]
-    let excludes: [String]
+    let hostId, repositoryId: Int64
+    let paths, excludes: [String]
     let keepLast, keepHourly, keepDaily, keepWeekly, keepMonthly, keepYearly: Nullable<Int>
     let keepWithin: String
     let pruneAfterRun: Bool
-    let preHook: [String]
-    let postHook: [String]
+    let preHook, postHook: [String]
     let verifyReadDataSubset: String
     let alertAfterHours: Int
     let paused: Bool
@@ -188,29 +119,9 @@ struct BackupPlanResource: Encodable, Sendable {
     let lastRun, lastSuccess: Nullable<BackupRunResource>
 
     enum CodingKeys: String, CodingKey {
-        case id, name, paths, excludes, paused, builtin
-        case hostId = "host_id"
-        case repositoryId = "repository_id"
-        case keepLast = "keep_last"
-        case keepHourly = "keep_hourly"
-        case keepDaily = "keep_daily"
-        case keepWeekly = "keep_weekly"
-        case keepMonthly = "keep_monthly"
-        case keepYearly = "keep_yearly"
-        case keepWithin = "keep_within"
-        case pruneAfterRun = "prune_after_run"
-        case preHook = "pre_hook"
-        case postHook = "post_hook"
-        case verifyReadDataSubset = "verify_read_data_subset"
-        case alertAfterHours = "alert_after_hours"
-        case backupSchedule = "backup_schedule"
-        case verifySchedule = "verify_schedule"
-        case pruneSchedule = "prune_schedule"
-        case backupScheduleId = "backup_schedule_id"
-        case verifyScheduleId = "verify_schedule_id"
-        case pruneScheduleId = "prune_schedule_id"
-        case lastRun = "last_run"
-        case lastSuccess = "last_success"
+        case id, name, paths, excludes, paused, builtin, hostId, repositoryId, keepLast, keepHourly, keepDaily, keepWeekly, keepMonthly, keepYearly,
+            keepWithin, pruneAfterRun, preHook, postHook, verifyReadDataSubset, alertAfterHours, backupSchedule, verifySchedule, pruneSchedule,
+            backupScheduleId, verifyScheduleId, pruneScheduleId, lastRun, lastSuccess
     }
 
     init(_ plan: BackupPlan, timing: BackupPlanTiming, last: BackupStore.Run?, success: BackupStore.Run?) {
@@ -249,12 +160,9 @@ struct BackupPlanResource: Encodable, Sendable {
 /// The entries directly inside one directory of a snapshot.
 struct BackupTreeResource: Encodable, Sendable {
     struct Entry: Encodable, Sendable {
-        let name: String
-        let path: String
-        let type: String
+        let name, path, type: String
         let size: Nullable<Int64>
-        let mtime: String
-        let permissions: String
+        let mtime, permissions: String
     }
     let path: String
     let items: [Entry]
@@ -270,19 +178,11 @@ struct BackupTreeResource: Encodable, Sendable {
 /// Which snapshots a retention policy would keep, and why, and which it would remove.
 struct BackupRetentionPreviewResource: Encodable, Sendable {
     struct Item: Encodable, Sendable {
-        let id: String
-        let shortId: String
-        let time: String
+        let id, shortId, time: String
         let keep: Bool
         let reasons: [String]
-
-        enum CodingKeys: String, CodingKey {
-            case id, time, keep, reasons
-            case shortId = "short_id"
-        }
     }
-    let keep: Int
-    let remove: Int
+    let keep, remove: Int
     let flags: [String]
     let items: [Item]
 }

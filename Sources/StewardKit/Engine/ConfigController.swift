@@ -149,8 +149,5 @@ struct ConfigController {
 
 /// A commit of the config repository.
 struct ConfigCommitResource: Encodable, Sendable {
-    let commit: String
-    let author: String
-    let date: String
-    let subject: String
+    let commit, author, date, subject: String
 }

@@ -23,18 +23,12 @@ struct AdhocInput: APIInput {
 /// One host's outcome of a job, with its tasks in order.
 struct HostResultResource: Encodable, Sendable {
     struct Task: Encodable, Sendable {
-        let task: String
-        let status: String
+        let task, status: String
         /// The task's result as the engine reported it, or null.
         let detail: Nullable<JSONValue>
     }
-    let host: String
-    let status: String
-    let ok: Int
-    let changed: Int
-    let failed: Int
-    let unreachable: Int
-    let skipped: Int
+    let host, status: String
+    let ok, changed, failed, unreachable, skipped: Int
     let message: Nullable<String>
     let tasks: [Task]
 

@@ -41,12 +41,6 @@ public struct HostResource: Encodable, Sendable {
         updatedAt = RFC3339.string(host.updatedAt)
         links = ["self": "/api/v1/hosts/\(host.id)", "page": "/hosts/\(host.id)"]
     }
-
-    enum CodingKeys: String, CodingKey {
-        case id, name, address, transport, sshPort = "ssh_port", sshUser = "ssh_user", become, groups, tags, variables
-        case variablesYAML = "variables_yaml", metricsURL = "metrics_url", metricsAllow = "metrics_allow", notes, enabled, state
-        case stateDetail = "state_detail", lastSeenAt = "last_seen_at", createdAt = "created_at", updatedAt = "updated_at", links
-    }
 }
 
 /// Every host (the `HostList` schema).
@@ -57,28 +51,12 @@ struct HostListResource: Encodable {
 /// A host's newest facts (the `HostFacts` schema).
 struct HostFactsResource: Encodable, Sendable {
     struct Filesystem: Encodable, Sendable {
-        let mount: String
-        let type: String
-        let sizeBytes: Int64
-        let availableBytes: Int64
-
-        enum CodingKeys: String, CodingKey {
-            case mount, type
-            case sizeBytes = "size_bytes"
-            case availableBytes = "available_bytes"
-        }
+        let mount, type: String
+        let sizeBytes, availableBytes: Int64
     }
     struct Updates: Encodable, Sendable {
-        let count: Int
-        let securityCount: Int
-        let packages: [String]
-        let securityPackages: [String]
-
-        enum CodingKeys: String, CodingKey {
-            case count, packages
-            case securityCount = "security_count"
-            case securityPackages = "security_packages"
-        }
+        let count, securityCount: Int
+        let packages, securityPackages: [String]
     }
     struct User: Encodable, Sendable {
         let name: String
@@ -90,11 +68,8 @@ struct HostFactsResource: Encodable, Sendable {
     }
     let gatheredAt: String
     let jobId: Nullable<Int64>
-    let os: String
-    let kernel: String
-    let uptimeSeconds: Int
-    let cpus: Int
-    let memoryMb: Int
+    let os, kernel: String
+    let uptimeSeconds, cpus, memoryMb: Int
     let filesystems: [Filesystem]
     let addresses: [String]
     let updates: Updates
@@ -103,12 +78,7 @@ struct HostFactsResource: Encodable, Sendable {
     let groups: [Group]
 
     enum CodingKeys: String, CodingKey {
-        case os, kernel, cpus, filesystems, addresses, updates, users, groups
-        case gatheredAt = "gathered_at"
-        case jobId = "job_id"
-        case uptimeSeconds = "uptime_seconds"
-        case memoryMb = "memory_mb"
-        case rebootRequired = "reboot_required"
+        case os, kernel, cpus, filesystems, addresses, updates, users, groups, gatheredAt, jobId, uptimeSeconds, memoryMb, rebootRequired
     }
 
     init(_ facts: HostFacts) {
@@ -170,13 +140,7 @@ struct GroupInput: APIInput {
 
 /// Steward's SSH public key and the command that authorizes it on a host.
 struct SSHIdentityResource: Encodable, Sendable {
-    let publicKey: String
-    let authorizeCommand: String
-
-    enum CodingKeys: String, CodingKey {
-        case publicKey = "public_key"
-        case authorizeCommand = "authorize_command"
-    }
+    let publicKey, authorizeCommand: String
 }
 
 /// The fingerprint an administrator compared, to trust a host's key.

@@ -38,14 +38,9 @@ public struct JobResource: Encodable, Sendable {
         startedAt = Nullable(RFC3339.string(milliseconds: job.startedAt))
         finishedAt = Nullable(RFC3339.string(milliseconds: job.finishedAt))
         links = [
-            "self": "/api/v1/jobs/\(job.id)", "log": "/api/v1/jobs/\(job.id)/log", "cancel": "/api/v1/jobs/\(job.id)/cancel", "page": "/jobs/\(job.id)",
+            "self": "/api/v1/jobs/\(job.id)", "log": "/api/v1/jobs/\(job.id)/log", "cancel": "/api/v1/jobs/\(job.id)/cancel",
+            "page": "/jobs/\(job.id)",
         ]
-    }
-
-    enum CodingKeys: String, CodingKey {
-        case id, kind, title, state, host, params, startedBy = "started_by", reason, scheduleID = "schedule_id", progress, error
-        case cancelRequestedBy = "cancel_requested_by", logBytes = "log_bytes", logTruncated = "log_truncated", createdAt = "created_at"
-        case startedAt = "started_at", finishedAt = "finished_at", links
     }
 }
 

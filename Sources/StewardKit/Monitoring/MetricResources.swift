@@ -10,21 +10,12 @@ func finiteOrNull(_ value: Double?) -> Nullable<Double> {
 
 /// A stored series with its newest sample.
 struct MetricSeriesResource: Encodable, Sendable {
-    let id: Int64
-    let hostId: Int64
-    let host: String
-    let name: String
+    let id, hostId: Int64
+    let host, name: String
     let labels: [String: String]
     let type: String
     let latestAt: Nullable<String>
     let latestValue: Nullable<Double>
-
-    enum CodingKeys: String, CodingKey {
-        case id, host, name, labels, type
-        case hostId = "host_id"
-        case latestAt = "latest_at"
-        case latestValue = "latest_value"
-    }
 }
 
 /// A range query's answer: each series' points as [time, value] pairs.
@@ -41,42 +32,22 @@ struct MetricQueryResource: Encodable, Sendable {
     }
     struct Series: Encodable, Sendable {
         let id: Int64
-        let host: String
-        let name: String
+        let host, name: String
         let labels: [String: String]
         let points: [Point]
     }
     let resolution: String
     let stepSeconds: Double
-    let function: String
-    let from: String
-    let to: String
+    let function, from, to: String
     let series: [Series]
-
-    enum CodingKeys: String, CodingKey {
-        case resolution, function, from, to, series
-        case stepSeconds = "step_seconds"
-    }
 }
 
 /// The fleet overview: each host's newest gauges, and totals per group.
 struct FleetSummaryResource: Encodable, Sendable {
     struct Filesystem: Encodable, Sendable {
-        let mountpoint: String
-        let device: String
-        let fstype: String
-        let sizeBytes: Double
-        let usedBytes: Double
-        let availableBytes: Double
+        let mountpoint, device, fstype: String
+        let sizeBytes, usedBytes, availableBytes: Double
         let usedPercent: Nullable<Double>
-
-        enum CodingKeys: String, CodingKey {
-            case mountpoint, device, fstype
-            case sizeBytes = "size_bytes"
-            case usedBytes = "used_bytes"
-            case availableBytes = "available_bytes"
-            case usedPercent = "used_percent"
-        }
 
         init(_ filesystem: HostSummary.Filesystem) {
             mountpoint = filesystem.mountpoint
@@ -90,28 +61,12 @@ struct FleetSummaryResource: Encodable, Sendable {
     }
     struct HostRow: Encodable, Sendable {
         let id: Int64
-        let name: String
-        let state: String
-        let groups: [String]
-        let tags: [String]
-        let cpuPercent: Nullable<Double>
-        let memoryPercent: Nullable<Double>
-        let filesystemMaxPercent: Nullable<Double>
+        let name, state: String
+        let groups, tags: [String]
+        let cpuPercent, memoryPercent, filesystemMaxPercent: Nullable<Double>
         let filesystemMax: Nullable<Filesystem>
-        let loadPerCore: Nullable<Double>
-        let networkBytesPerSecond: Nullable<Double>
+        let loadPerCore, networkBytesPerSecond: Nullable<Double>
         let lastSampleAt: Nullable<String>
-
-        enum CodingKeys: String, CodingKey {
-            case id, name, state, groups, tags
-            case cpuPercent = "cpu_percent"
-            case memoryPercent = "memory_percent"
-            case filesystemMaxPercent = "filesystem_max_percent"
-            case filesystemMax = "filesystem_max"
-            case loadPerCore = "load_per_core"
-            case networkBytesPerSecond = "network_bytes_per_second"
-            case lastSampleAt = "last_sample_at"
-        }
 
         init(_ row: FleetRow) {
             id = row.host.id
@@ -130,25 +85,10 @@ struct FleetSummaryResource: Encodable, Sendable {
     }
     struct GroupRow: Encodable, Sendable {
         let name: String
-        let hosts: Int
-        let up: Int
-        let down: Int
-        let cpuPercentAvg: Nullable<Double>
-        let memoryPercentAvg: Nullable<Double>
-        let filesystemPercentMax: Nullable<Double>
+        let hosts, up, down: Int
+        let cpuPercentAvg, memoryPercentAvg, filesystemPercentMax: Nullable<Double>
         let filesystemMaxWhere: Nullable<String>
-        let loadPerCoreMax: Nullable<Double>
-        let networkBytesPerSecondTotal: Nullable<Double>
-
-        enum CodingKeys: String, CodingKey {
-            case name, hosts, up, down
-            case cpuPercentAvg = "cpu_percent_avg"
-            case memoryPercentAvg = "memory_percent_avg"
-            case filesystemPercentMax = "filesystem_percent_max"
-            case filesystemMaxWhere = "filesystem_max_where"
-            case loadPerCoreMax = "load_per_core_max"
-            case networkBytesPerSecondTotal = "network_bytes_per_second_total"
-        }
+        let loadPerCoreMax, networkBytesPerSecondTotal: Nullable<Double>
 
         init(_ group: FleetGroup) {
             name = group.name
@@ -168,7 +108,6 @@ struct FleetSummaryResource: Encodable, Sendable {
     let groups: [GroupRow]
 
     enum CodingKeys: String, CodingKey {
-        case hosts, groups
-        case asOf = "as_of"
+        case hosts, groups, asOf
     }
 }

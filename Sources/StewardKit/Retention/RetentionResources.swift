@@ -43,13 +43,7 @@ struct DataRetentionResource: Encodable, Sendable {
     let policy: DataRetention
 
     enum CodingKeys: String, CodingKey {
-        case kind, rules
-        case maxAgeDays = "max_age_days"
-        case maxBytes = "max_bytes"
-        case tierDays = "tier_days"
-        case keepWhileFiring = "keep_while_firing"
-        case failedDays = "failed_days"
-        case keepFailedUntilAcknowledged = "keep_failed_until_acknowledged"
+        case kind, rules, maxAgeDays, maxBytes, tierDays, keepWhileFiring, failedDays, keepFailedUntilAcknowledged
     }
 
     func encode(to encoder: any Encoder) throws {
@@ -67,30 +61,14 @@ struct DataRetentionResource: Encodable, Sendable {
 
 /// A data class's policy in force, its default, and a change waiting out the grace window.
 struct DataRetentionRecordResource: Encodable, Sendable {
-    let dataClass: String
-    let title: String
+    let dataClass, title: String
     let policy: DataRetentionResource
     let summary: String
     let isDefault: Bool
     let `default`: DataRetentionResource
     let pending: Nullable<DataRetentionResource>
-    let pendingSummary: Nullable<String>
-    let pendingAt: Nullable<String>
-    let pendingBy: Nullable<String>
-    let kinds: [String]
-    let ruleFields: [String]
-    let tierNames: [String]
-
-    enum CodingKeys: String, CodingKey {
-        case title, policy, summary, `default`, pending, kinds
-        case dataClass = "data_class"
-        case isDefault = "is_default"
-        case pendingSummary = "pending_summary"
-        case pendingAt = "pending_at"
-        case pendingBy = "pending_by"
-        case ruleFields = "rule_fields"
-        case tierNames = "tier_names"
-    }
+    let pendingSummary, pendingAt, pendingBy: Nullable<String>
+    let kinds, ruleFields, tierNames: [String]
 
     init(_ record: DataRetentionRecord) {
         dataClass = record.dataClass.rawValue
@@ -119,19 +97,11 @@ struct DataRetentionPreviewResource: Encodable, Sendable {
     let dataClass: String
     let rows: Int
     let bytes: Int64
-    let oldest: Nullable<String>
-    let newest: Nullable<String>
+    let oldest, newest: Nullable<String>
     let classRows: Int
     let share: Double
     let needsConfirmation: Bool
     let stages: [Stage]
-
-    enum CodingKeys: String, CodingKey {
-        case rows, bytes, oldest, newest, share, stages
-        case dataClass = "data_class"
-        case classRows = "class_rows"
-        case needsConfirmation = "needs_confirmation"
-    }
 
     init(_ preview: DataRetentionPreview) {
         dataClass = preview.dataClass.rawValue
@@ -149,37 +119,21 @@ struct DataRetentionPreviewResource: Encodable, Sendable {
 /// Storage per data class, growth, and when the disk fills.
 struct StorageFiguresResource: Encodable, Sendable {
     struct Entry: Encodable, Sendable {
-        let dataClass: String
-        let title: String
+        let dataClass, title: String
         let rows: Int
         let bytes: Int64
         let rowsLastWeek: Int
         let bytesPerDay: Double
         let oldest: Nullable<String>
-
-        enum CodingKeys: String, CodingKey {
-            case title, rows, bytes, oldest
-            case dataClass = "data_class"
-            case rowsLastWeek = "rows_last_week"
-            case bytesPerDay = "bytes_per_day"
-        }
     }
     let classes: [Entry]
-    let databaseBytes: Int64
-    let freeBytes: Int64
-    let filesystemBytes: Int64
+    let databaseBytes, freeBytes, filesystemBytes: Int64
     let bytesPerDay: Double
     let readAt: String
     let daysUntilFull: Nullable<Double>
 
     enum CodingKeys: String, CodingKey {
-        case classes
-        case databaseBytes = "database_bytes"
-        case freeBytes = "free_bytes"
-        case filesystemBytes = "filesystem_bytes"
-        case bytesPerDay = "bytes_per_day"
-        case readAt = "read_at"
-        case daysUntilFull = "days_until_full"
+        case classes, databaseBytes, freeBytes, filesystemBytes, bytesPerDay, readAt, daysUntilFull
     }
 
     init(_ figures: StorageFigures) {
@@ -200,18 +154,9 @@ struct StorageFiguresResource: Encodable, Sendable {
 /// A legal hold in force.
 struct LegalHoldResource: Encodable, Sendable {
     let id: Int64
-    let host: Nullable<String>
-    let from: Nullable<String>
-    let to: Nullable<String>
-    let reason: String
-    let createdBy: String
+    let host, from, to: Nullable<String>
+    let reason, createdBy: String
     let createdAt: Nullable<String>
-
-    enum CodingKeys: String, CodingKey {
-        case id, host, from, to, reason
-        case createdBy = "created_by"
-        case createdAt = "created_at"
-    }
 
     init(_ hold: RetentionHold) {
         id = hold.id

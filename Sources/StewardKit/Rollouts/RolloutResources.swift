@@ -121,25 +121,11 @@ struct RolloutDecisionInput: APIInput {
 /// A rollout in a list.
 struct RolloutSummaryResource: Encodable, Sendable {
     let id: Int64
-    let title: String
-    let what: String
-    let state: String
-    let stateDetail: String
-    let requestedBy: String
+    let title, what, state, stateDetail, requestedBy: String
     let revision: Int
-    let createdAt: String
-    let expiresAt: String
+    let createdAt, expiresAt: String
     let currentWave: Int
     let link: String
-
-    enum CodingKeys: String, CodingKey {
-        case id, title, what, state, revision, link
-        case stateDetail = "state_detail"
-        case requestedBy = "requested_by"
-        case createdAt = "created_at"
-        case expiresAt = "expires_at"
-        case currentWave = "current_wave"
-    }
 
     init(_ rollout: Rollout) {
         id = rollout.id
@@ -159,33 +145,19 @@ struct RolloutSummaryResource: Encodable, Sendable {
 /// A rollout with its plan, approvals, waves and per-host results: the summary's fields and these, in one object.
 struct RolloutResource: Encodable, Sendable {
     struct PlanItem: Encodable, Sendable {
-        let host: String
-        let diff: String
-        let problem: String
+        let host, diff, problem: String
         let packages: [PendingUpdate]
     }
     struct ApprovalItem: Encodable, Sendable {
         let revision: Int
-        let actor: String
-        let decision: String
-        let reason: String
-        let at: String
+        let actor, decision, reason, at: String
     }
     struct WaveItem: Encodable, Sendable {
         let number: Int
         let hosts: [String]
         let jobId: Nullable<Int64>
-        let state: String
-        let gate: String
-        let startedAt: Nullable<String>
-        let finishedAt: Nullable<String>
-
-        enum CodingKeys: String, CodingKey {
-            case number, hosts, state, gate
-            case jobId = "job_id"
-            case startedAt = "started_at"
-            case finishedAt = "finished_at"
-        }
+        let state, gate: String
+        let startedAt, finishedAt: Nullable<String>
     }
     struct ResultItem: Encodable, Sendable {
         let host: String
@@ -205,19 +177,8 @@ struct RolloutResource: Encodable, Sendable {
     let results: [ResultItem]
 
     enum CodingKeys: String, CodingKey {
-        case packages, playbook, commit, targets, tags, canary, reboot, window, plan, approvals, waves, results
-        case waveKind = "wave_kind"
-        case waveSize = "wave_size"
-        case pauseSeconds = "pause_seconds"
-        case maxFailurePercent = "max_failure_percent"
-        case approvalsRequired = "approvals_required"
-        case checkUrl = "check_url"
-        case settleSeconds = "settle_seconds"
-        case planJobId = "plan_job_id"
-        case plannedAt = "planned_at"
-        case planStale = "plan_stale"
-        case rollbackOf = "rollback_of"
-        case finishedAt = "finished_at"
+        case packages, playbook, commit, targets, tags, canary, reboot, window, plan, approvals, waves, results, waveKind, waveSize, pauseSeconds,
+            maxFailurePercent, approvalsRequired, checkUrl, settleSeconds, planJobId, plannedAt, planStale, rollbackOf, finishedAt
     }
 
     init(_ rollout: Rollout, service: RolloutService) throws {
@@ -226,7 +187,8 @@ struct RolloutResource: Encodable, Sendable {
         planStale = try service.planIsStale(rollout)
         plan = try service.plan(rollout.id).map { PlanItem(host: $0.host, diff: $0.diff, problem: $0.problem, packages: $0.changes) }
         approvals = try service.approvals(rollout.id).map {
-            ApprovalItem(revision: $0.revision, actor: $0.actor, decision: $0.decision, reason: $0.reason, at: RFC3339.string(milliseconds: $0.at) ?? "")
+            ApprovalItem(
+                revision: $0.revision, actor: $0.actor, decision: $0.decision, reason: $0.reason, at: RFC3339.string(milliseconds: $0.at) ?? "")
         }
         waves = try service.waves(rollout.id).map {
             WaveItem(

@@ -110,20 +110,10 @@ struct PendingUpdatesResource: Encodable, Sendable {
     let hostId: Int64
     let host: String
     let gatheredAt: Nullable<String>
-    let count: Int
-    let securityCount: Int
+    let count, securityCount: Int
     let rebootRequired: Bool
     let securityPendingDays: Nullable<Double>
     let updates: [PendingUpdate]
-
-    enum CodingKeys: String, CodingKey {
-        case host, count, updates
-        case hostId = "host_id"
-        case gatheredAt = "gathered_at"
-        case securityCount = "security_count"
-        case rebootRequired = "reboot_required"
-        case securityPendingDays = "security_pending_days"
-    }
 
     init(_ row: PendingUpdatesReport.HostRow) {
         hostId = row.host.id
@@ -140,10 +130,7 @@ struct PendingUpdatesResource: Encodable, Sendable {
 /// One package with a pending update and the hosts that would take it.
 struct PendingPackageResource: Encodable, Sendable {
     struct HostVersion: Encodable, Sendable {
-        let host: String
-        let current: String
-        let candidate: String
-        let origin: String
+        let host, current, candidate, origin: String
     }
     let package: String
     let security: Bool

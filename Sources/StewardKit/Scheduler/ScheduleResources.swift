@@ -3,37 +3,14 @@ import Foundation
 /// A schedule as the API shows it, with its next five fire times.
 struct ScheduleResource: Encodable, Sendable {
     let id: Int64
-    let name: String
-    let cron: String
-    let timeZone: String
+    let name, cron, timeZone: String
     let jitterSeconds: Int
-    let catchUp: String
-    let concurrency: String
-    let jobKind: String
-    let jobTitle: String
-    let owner: String
+    let catchUp, concurrency, jobKind, jobTitle, owner: String
     let enabled: Bool
-    let lastFireAt: Nullable<String>
-    let nextFireAt: Nullable<String>
-    let nextDueAt: Nullable<String>
+    let lastFireAt, nextFireAt, nextDueAt: Nullable<String>
     let lastJobId: Nullable<Int64>
     let lastOutcome: Nullable<String>
     let nextFireTimes: [String]
-
-    enum CodingKeys: String, CodingKey {
-        case id, name, cron, concurrency, owner, enabled
-        case timeZone = "time_zone"
-        case jitterSeconds = "jitter_seconds"
-        case catchUp = "catch_up"
-        case jobKind = "job_kind"
-        case jobTitle = "job_title"
-        case lastFireAt = "last_fire_at"
-        case nextFireAt = "next_fire_at"
-        case nextDueAt = "next_due_at"
-        case lastJobId = "last_job_id"
-        case lastOutcome = "last_outcome"
-        case nextFireTimes = "next_fire_times"
-    }
 
     init(_ schedule: Schedule) {
         id = schedule.id
