@@ -54,7 +54,9 @@ public struct StewardServer {
         do {
             database = try StewardDatabase.open(path: dataDirectory.databasePath)
             let limit = Duration.seconds(configuration.startupCheckSeconds)
-            if configuration.startupCheckSeconds > 0, try StewardDatabase.quickCheck(database, path: dataDirectory.databasePath, limit: limit) == .outOfTime {
+            if configuration.startupCheckSeconds > 0,
+                try StewardDatabase.quickCheck(database, path: dataDirectory.databasePath, limit: limit) == .outOfTime
+            {
                 logger.warning(
                     "the database check at start ran out of time and was skipped; the nightly check covers it",
                     metadata: ["limit_seconds": "\(configuration.startupCheckSeconds)"])
@@ -80,19 +82,12 @@ public struct StewardServer {
         try sshIdentity.prepare()
         let hostStore = HostStore(database: database)
         let hostKeys = HostKeyStore(database: database, identity: sshIdentity)
-        var handlers = JobHandlerSet()
-        try handlers.add(contentsOf: extraJobHandlers)
-        try handlers.add(DatabaseMaintenance.kind, DatabaseMaintenance.handler(database: database, path: dataDirectory.databasePath))
-        try handlers.add(HostCheck.kind, HostCheck.handler(hosts: hostStore, keys: hostKeys))
         let repository = ConfigRepository(dataDirectory: dataDirectory)
         try repository.prepare()
         var engine = Engine(database: database, hosts: hostStore, keys: hostKeys, repository: repository, dataDirectory: dataDirectory)
         // Under privilege separation the panel host's own work goes to the root helper.
         engine.panel = helper
         try engine.prepare()
-        try handlers.add(Engine.kind, engine.handler())
-        try handlers.add(Engine.adhocKind, engine.handler())
-        try handlers.add(Engine.factsKind, engine.factsHandler())
         let scheduleWake = ScheduleWake()
         let backups = BackupService(
             store: BackupStore(database: database, sealer: SecretSealer(masterKey: secret, purpose: "steward backup repository password")),
@@ -101,31 +96,14 @@ public struct StewardServer {
             sensitive: SensitivePaths(
                 dataDirectory: dataDirectory.path, tlsKeyPath: configuration.tlsKeyPath, extra: configuration.sensitivePaths),
             schedules: scheduleWake)
-        try handlers.add(contentsOf: backups.handlers())
         // One channel store and one sender for the rollouts' approval mails and the alert notifier.
         let channelStore = NotificationChannelStore(database: database, masterKey: secret)
         let sender = NotificationSender(scratchDirectory: dataDirectory.path)
         let rollouts = RolloutService(
             database: database, engine: engine, hosts: hostStore, channels: channelStore, sender: sender, baseURL: configuration.publicBaseURL)
-        try handlers.add(contentsOf: rollouts.handlers())
         let retention = RetentionService(
             database: database, databasePath: dataDirectory.databasePath, graceMinutes: configuration.retentionGraceMinutes,
             sessionIdleMinutes: configuration.sessionIdleMinutes)
-        try handlers.add(RetentionService.kind, retention.handler())
-        let jobStore = JobStore(database: database)
-        let runner = JobRunner(
-            store: jobStore, events: JobEvents(), handlers: handlers.handlers, processes: processes, concurrency: configuration.jobConcurrency,
-            logCap: configuration.jobLogCapBytes, shutdownGrace: .seconds(configuration.shutdownGraceSeconds), logger: logger)
-        let interrupted = try await runner.recoverAfterRestart()
-        let scheduleStore = ScheduleStore(database: database)
-        try DatabaseMaintenance.ensureSchedule(scheduleStore, now: clock.now())
-        try HostCheck.ensureSchedule(scheduleStore, now: clock.now())
-        try Engine.ensureFactsSchedule(scheduleStore, now: clock.now())
-        try RetentionService.ensureSchedule(scheduleStore, now: clock.now())
-        try hostStore.ensureLocalhost(now: clock.now())
-        await SelfBackup.ensure(service: backups, dataDirectory: dataDirectory, logger: logger, now: clock.now())
-        let scheduler = Scheduler(store: scheduleStore, jobs: runner, clock: clock, logger: logger)
-        scheduleWake.attach(scheduler)
         let metricStore = try MetricStore(database: database)
         let collector = MetricCollector(
             store: metricStore, hosts: hostStore, intervalSeconds: configuration.metricsIntervalSeconds,
@@ -133,28 +111,12 @@ public struct StewardServer {
         let metricsDashboard = MetricsDashboard(store: metricStore, hosts: hostStore, database: database)
         try BuiltinAlerts.ensure(AlertRuleStore(database: database), now: clock.now())
         let alertEvaluator = try AlertEvaluator(
-            database: database, hosts: hostStore, metrics: metricStore, sources: BuiltinAlerts.sources(database: database) + [BuiltinAlerts.panelDisk(disk)],
+            database: database, hosts: hostStore, metrics: metricStore,
+            sources: BuiltinAlerts.sources(database: database) + [BuiltinAlerts.panelDisk(disk)],
             intervalSeconds: configuration.alertIntervalSeconds, logger: logger)
         let notifier = Notifier(
             database: database, evaluator: alertEvaluator, channels: channelStore, sender: sender, baseURL: configuration.publicBaseURL,
             logger: logger)
-
-        let navigation = [
-            NavigationItem(key: "dashboard", title: "Dashboard", href: "/"),
-            NavigationItem(key: "hosts", title: "Hosts", href: "/hosts"),
-            NavigationItem(key: "accounts", title: "Users", href: "/accounts"),
-            NavigationItem(key: "updates", title: "Updates", href: "/updates"),
-            NavigationItem(key: "rollouts", title: "Rollouts", href: "/rollouts"),
-            NavigationItem(key: "backups", title: "Backups", href: "/backups"),
-            NavigationItem(key: "alerts", title: "Alerts", href: "/alerts"),
-            NavigationItem(key: "silences", title: "Silences", href: "/alerts/silences"),
-            NavigationItem(key: "jobs", title: "Jobs", href: "/jobs"),
-            NavigationItem(key: "schedules", title: "Schedules", href: "/schedules"),
-            NavigationItem(key: "config", title: "Config repo", href: "/config"),
-            NavigationItem(key: "ssh", title: "SSH identity", href: "/hosts/ssh"),
-            NavigationItem(key: "audit", title: "Audit", href: "/audit", permission: .audit),
-            NavigationItem(key: "settings", title: "Settings", href: "/settings"),
-        ]
         let access = AccessServices(
             sessions: SessionStore(
                 database: database, idleTimeout: TimeInterval(configuration.sessionIdleMinutes * 60),
@@ -163,12 +125,51 @@ public struct StewardServer {
             secondFactors: SecondFactorStore(database: database, masterKey: secret),
             throttle: LoginThrottle(database: database, policy: throttlePolicy),
             authenticator: authenticator ?? PAMAuthenticator(service: configuration.pamService), setup: SetupToken(),
-            secureCookies: configuration.tls, groupsOf: groupsOf, standings: AccountStandingCache(maximumAge: TimeInterval(configuration.accountRecheckSeconds), lookup: accountStanding))
+            secureCookies: configuration.tls, groupsOf: groupsOf,
+            standings: AccountStandingCache(maximumAge: TimeInterval(configuration.accountRecheckSeconds), lookup: accountStanding))
+        let accountService = AccountService(engine: engine, boundary: RoleBoundary(roles: access.roles, groupsOf: groupsOf))
+        let repositoryLock = RepositoryLock()
+        let metrics = HTTPMetrics()
+        // Overload sheds per route class, before any session lookup or database read; Public/ files are answered first.
+        let staticAssets = StaticAssets(directory: resources + "/Public")
+        let staticPaths = Set(staticAssets.assets.keys)
+        let shedding = LoadShedding(configuration: configuration, isStatic: { staticPaths.contains($0) })
+
+        // Each area says what it brings; putting them together refuses a job kind, navigation entry or data class that
+        // two areas claim, and a data class nobody keeps.
+        let assembly = try AreaAssembly(
+            [
+                .monitoring(dashboard: metricsDashboard, databasePath: dataDirectory.databasePath),
+                .hosts(store: hostStore, keys: hostKeys, dashboard: metricsDashboard),
+                .accounts(service: accountService, engine: engine, hosts: hostStore, lock: repositoryLock),
+                .updates(database: database, hosts: hostStore), .rollouts(rollouts), .backups(backups),
+                .alerts(
+                    evaluator: alertEvaluator, notifier: notifier, channels: channelStore, database: database, baseURL: configuration.publicBaseURL),
+                .jobs(database: database, databasePath: dataDirectory.databasePath),
+                .engine(engine, repository: repository, database: database, lock: repositoryLock),
+                .audit(database: database),
+                .access(access, configuration: configuration, resources: resources, database: database, logger: logger),
+                .retention(retention, hosts: hostStore),
+                .system(
+                    database: database, databasePath: dataDirectory.databasePath, metrics: metrics, collector: collector, disk: disk,
+                    shedding: shedding, hosts: hostStore),
+            ], extraJobs: extraJobHandlers)
+        let jobStore = JobStore(database: database)
+        let runner = JobRunner(
+            store: jobStore, events: JobEvents(), handlers: assembly.handlers, processes: processes, concurrency: configuration.jobConcurrency,
+            logCap: configuration.jobLogCapBytes, shutdownGrace: .seconds(configuration.shutdownGraceSeconds), logger: logger)
+        let interrupted = try await runner.recoverAfterRestart()
+        let scheduleStore = ScheduleStore(database: database)
+        try assembly.ensureSchedules(scheduleStore, now: clock.now())
+        try hostStore.ensureLocalhost(now: clock.now())
+        await SelfBackup.ensure(service: backups, dataDirectory: dataDirectory, logger: logger, now: clock.now())
+        let scheduler = Scheduler(store: scheduleStore, jobs: runner, clock: clock, logger: logger)
+        scheduleWake.attach(scheduler)
+
         var pages = try await PageRenderer(
-            templatesDirectory: resources + "/Templates", navigation: navigation, secureCookies: configuration.tls, signingKey: secret)
+            templatesDirectory: resources + "/Templates", navigation: assembly.navigation, secureCookies: configuration.tls, signingKey: secret)
         // Firing alerts counted beside Alerts in the navigation, on every page, so nobody has to go looking.
         pages.navigationCounts = { [database] in ["alerts": (try? AlertSummary.firingCount(database)) ?? 0] }
-        let metrics = HTTPMetrics()
         let docs = APIDocumentation()
         let router = Router(context: StewardRequestContext.self)
         let routeTable = RouteTable()
@@ -179,12 +180,7 @@ public struct StewardServer {
         let allowlist = HostAllowlist(configuration: configuration)
         router.add(middleware: HostCheckMiddleware(allowlist: allowlist))
         router.add(middleware: SecurityHeadersMiddleware(tls: configuration.tls))
-        let staticAssets = StaticAssets(directory: resources + "/Public")
-        let staticPaths = Set(staticAssets.assets.keys)
-        // Overload sheds here, per route class, before any session lookup or database read.
-        let shedding = LoadShedding(configuration: configuration, isStatic: { staticPaths.contains($0) })
         router.add(middleware: LoadSheddingMiddleware(shedding: shedding))
-        // Public/ is answered before any session or token lookup: static files need none, and they are most requests.
         router.add(middleware: staticAssets)
         router.add(middleware: IdentityMiddleware(services: access))
         router.add(middleware: ErrorPageMiddleware(pages: pages, disk: disk, logger: logger, routes: routeTable))
@@ -193,48 +189,8 @@ public struct StewardServer {
             middleware: FileMiddleware(
                 resources + "/Public", cacheControl: .init([(MediaType(type: .any), [.maxAge(3600)])]), searchForIndexHtml: false, logger: logger))
         router.add(middleware: AuthorizationMiddleware(table: routeTable, services: access, logger: logger))
-
-        SystemController(
-            database: database, databasePath: dataDirectory.databasePath, jobs: jobStore, metrics: metrics, docs: docs, collector: collector,
-            disk: disk, shedding: shedding
-        ).addRoutes(to: routes)
-        let monitoring = MonitoringController(dashboard: metricsDashboard, pages: pages, docs: docs)
-        monitoring.addRoutes(to: routes)
-        AlertsController(evaluator: alertEvaluator, pages: pages, docs: docs).addRoutes(to: routes)
-        let silenceStore = SilenceStore(database: database)
-        NotificationController(channels: channelStore, silences: silenceStore, notifier: notifier, docs: docs)
-            .addRoutes(to: routes)
-        NotificationPages(
-            channels: channelStore, silences: silenceStore, windows: MaintenanceWindowStore(database: database),
-            sender: notifier.sender, baseURL: configuration.publicBaseURL, pages: pages
-        ).addRoutes(to: routes)
-        DashboardController(
-            jobs: jobStore, schedules: scheduleStore, fleet: monitoring, pages: pages, databasePath: dataDirectory.databasePath, startedAt: Date()
-        ).addRoutes(to: routes)
-        JobController(runner: runner, pages: pages, docs: docs, responses: responses).addRoutes(to: routes)
-        ScheduleController(scheduler: scheduler, pages: pages, docs: docs).addRoutes(to: routes)
-        BackupAPI(service: backups, scheduler: scheduler, jobs: runner, docs: docs).addRoutes(to: routes)
-        BackupPages(service: backups, scheduler: scheduler, jobs: runner, pages: pages).addRoutes(to: routes)
-        UpdatesController(database: database, hosts: hostStore, scheduler: scheduler, pages: pages, docs: docs).addRoutes(to: routes)
-        RolloutAPI(service: rollouts, jobs: runner, docs: docs).addRoutes(to: routes)
-        RolloutPages(service: rollouts, jobs: runner, pages: pages).addRoutes(to: routes)
+        assembly.addRoutes(AreaContext(routes: routes, runner: runner, scheduler: scheduler, pages: pages, docs: docs, responses: responses))
         let rolloutDriver = RolloutDriver(service: rollouts, jobs: runner, evaluator: alertEvaluator, logger: logger)
-        SettingsController(configuration: configuration, resources: resources, database: database, pages: pages).addRoutes(to: routes)
-        RetentionAPI(service: retention, scheduler: scheduler, docs: docs).addRoutes(to: routes)
-        RetentionPages(service: retention, scheduler: scheduler, hosts: hostStore, pages: pages).addRoutes(to: routes)
-        LoginController(services: access, pages: pages, logger: logger).addRoutes(to: routes)
-        AccountController(services: access, pages: pages).addRoutes(to: routes)
-        AccessSettingsController(services: access, pages: pages, docs: docs).addRoutes(to: routes)
-        AuditController(database: database, pages: pages, docs: docs).addRoutes(to: routes)
-        SearchController(database: database, hosts: hostStore, pages: pages).addRoutes(to: routes)
-        HostController(
-            store: hostStore, keys: hostKeys, jobs: runner, pages: pages, docs: docs, responses: responses, dashboard: metricsDashboard).addRoutes(to: routes)
-        EngineController(engine: engine, jobs: runner, pages: pages, docs: docs).addRoutes(to: routes)
-        let accountService = AccountService(engine: engine, boundary: RoleBoundary(roles: access.roles, groupsOf: groupsOf))
-        AccountsController(service: accountService, hosts: hostStore, jobs: runner, pages: pages, docs: docs).addRoutes(to: routes)
-        let repositoryLock = RepositoryLock()
-        ConfigController(repository: repository, database: database, lock: repositoryLock, pages: pages, docs: docs).addRoutes(to: routes)
-        DesiredAccountsController(engine: engine, boundary: accountService.boundary, jobs: runner, lock: repositoryLock, pages: pages, docs: docs).addRoutes(to: routes)
         // Two areas answering one route would leave one of them dead: refuse to start, naming it.
         if let route = routeTable.duplicates.first { throw DuplicateRoute(route: route) }
 

@@ -1,6 +1,7 @@
 import Foundation
 
-/// The kinds of data Steward keeps that grow, each under one retention policy.
+/// The kinds of data Steward keeps that grow, each under one retention policy. Each is described by the area that
+/// keeps it (`RetentionClassDefinition`); this list only names them, as they are stored.
 public enum DataClass: String, CaseIterable, Sendable, Codable {
     case metrics
     case jobLogs = "job_logs"
@@ -9,63 +10,6 @@ public enum DataClass: String, CaseIterable, Sendable, Codable {
     case notifications = "notification_deliveries"
     case sessions
     case facts = "host_facts"
-
-    public var title: String {
-        switch self {
-        case .metrics: "Metrics"
-        case .jobLogs: "Job logs"
-        case .audit: "Audit log"
-        case .alertHistory: "Alert history"
-        case .notifications: "Notification deliveries"
-        case .sessions: "Sessions"
-        case .facts: "Host facts history"
-        }
-    }
-
-    /// The tables whose pages count toward this class on disk.
-    var tables: [String] {
-        switch self {
-        case .metrics: ["metric_chunks", "metric_series"]
-        case .jobLogs: ["jobs", "job_log_chunks", "job_task_events", "job_host_results", "job_reports"]
-        case .audit: ["audit_events"]
-        case .alertHistory: ["alert_history"]
-        case .notifications: ["notification_deliveries"]
-        case .sessions: ["sessions"]
-        case .facts: ["host_facts"]
-        }
-    }
-
-    /// Policy kinds that make sense for the class.
-    public var kinds: [DataRetention.Kind] {
-        switch self {
-        case .metrics: [.full, .tiered, .size]
-        case .jobLogs: [.full, .time, .tiered, .size]
-        case .sessions: [.time]
-        default: [.full, .time, .size]
-        }
-    }
-
-    /// What a selective rule may match on, for this class.
-    public var ruleFields: [String] {
-        switch self {
-        case .metrics: ["group", "host"]
-        case .jobLogs: ["kind", "state", "host"]
-        case .audit: ["action", "actor"]
-        case .alertHistory: ["severity", "rule", "host"]
-        case .notifications: ["status", "channel"]
-        case .sessions: []
-        case .facts: ["group", "host"]
-        }
-    }
-
-    /// The names of the tiers, for tiered policies.
-    public var tierNames: [String] {
-        switch self {
-        case .metrics: ["raw samples", "1-minute rollups", "1-hour rollups"]
-        case .jobLogs: ["full output", "summary only"]
-        default: []
-        }
-    }
 }
 
 /// One selective rule: rows whose `field` matches one of the comma-separated globs (`*`, `?`) are kept `days` instead
@@ -152,17 +96,7 @@ public struct DataRetention: Codable, Equatable, Sendable {
     /// Steward's defaults, shown in the UI: metrics raw 7 days, 1-minute 90 days, 1-hour 2 years; job logs 90 days in
     /// full, failed ones 1 year, summaries to 1 year; audit 1 year, security events 3 years; sessions as soon as they
     /// end; alert history 1 year; notification deliveries 90 days; facts history 90 days.
-    public static func defaults(_ dataClass: DataClass) -> DataRetention {
-        switch dataClass {
-        case .metrics: DataRetention(kind: .tiered, tierDays: [7, 90, 730], keepWhileFiring: true)
-        case .jobLogs: DataRetention(kind: .tiered, tierDays: [90, 365], failedDays: 365)
-        case .audit: DataRetention(kind: .time, maxAgeDays: 365, rules: [RetentionRule(field: "action", pattern: securityActions, days: 1095)])
-        case .alertHistory: DataRetention(kind: .time, maxAgeDays: 365, keepWhileFiring: true)
-        case .notifications: DataRetention(kind: .time, maxAgeDays: 90)
-        case .sessions: DataRetention(kind: .time, maxAgeDays: 0)
-        case .facts: DataRetention(kind: .time, maxAgeDays: 90)
-        }
-    }
+    public static func defaults(_ dataClass: DataClass) -> DataRetention { dataClass.definition.defaults }
 
     /// Field → what is wrong, for a policy proposed for `dataClass`.
     public func problems(for dataClass: DataClass) -> [String: String] {

@@ -44,62 +44,11 @@ struct RetentionPlanner {
         var fields: [String: String]
     }
 
-    var shape: Shape {
-        switch dataClass {
-        case .metrics:
-            return Shape(
-                from: "metric_chunks c JOIN metric_series s ON s.id = c.series_id", keys: ["c.series_id", "c.resolution", "c.start_ms"],
-                time: "c.end_ms", bytes: "(length(c.data) + 40)", host: "s.host_id", eligible: "1",
-                fields: ["host": "(SELECT name FROM hosts WHERE id = s.host_id)"])
-        case .jobLogs:
-            return Shape(
-                from: "jobs j", keys: ["j.id"], time: "j.finished_at",
-                bytes:
-                    "(j.log_bytes + 200 + COALESCE((SELECT SUM(length(e.task) + COALESCE(length(e.detail), 0) + 40) FROM job_task_events e WHERE e.job_id = j.id), 0))",
-                host: "(SELECT id FROM hosts WHERE name = j.host)",
-                eligible: "j.finished_at IS NOT NULL AND j.state IN ('succeeded', 'failed', 'cancelled', 'interrupted')",
-                protected:
-                    "j.id IN (SELECT MAX(job_id) FROM backup_runs WHERE kind = 'backup' AND snapshot_id IS NOT NULL GROUP BY plan_id)",
-                fields: ["kind": "j.kind", "state": "j.state", "host": "COALESCE(j.host, '')"])
-        case .audit:
-            return Shape(
-                from: "audit_events a", keys: ["a.id"], time: "a.at",
-                bytes:
-                    "(length(a.actor) + length(a.action) + length(a.target) + COALESCE(length(a.source), 0) + COALESCE(length(a.before), 0) + COALESCE(length(a.after), 0) + 40)",
-                host: "(SELECT id FROM hosts WHERE 'host:' || name = a.target)", eligible: "1",
-                fields: ["action": "a.action", "actor": "a.actor"])
-        case .alertHistory:
-            return Shape(
-                from: "alert_history h", keys: ["h.id"], time: "h.at",
-                bytes: "(length(h.host_name) + length(h.from_state) + length(h.to_state) + COALESCE(length(h.detail), 0) + 60)", host: "h.host_id",
-                eligible: "1",
-                fields: [
-                    "severity": "COALESCE(h.severity, '')", "rule": "COALESCE((SELECT name FROM alert_rules WHERE id = h.rule_id), '')",
-                    "host": "h.host_name",
-                ])
-        case .notifications:
-            return Shape(
-                from: "notification_deliveries n", keys: ["n.id"], time: "n.created_at",
-                bytes: "(length(n.payload) + length(n.subject) + length(n.reason) + COALESCE(length(n.error), 0) + 60)", host: nil,
-                eligible: "n.status <> 'pending'", fields: ["status": "n.status", "channel": "n.channel_name"])
-        case .sessions:
-            return Shape(
-                from: "sessions x", keys: ["x.id_hash"],
-                time: "(CASE WHEN x.revoked_at IS NOT NULL THEN x.revoked_at ELSE MIN(x.expires_at, x.last_seen_at + ?) END)",
-                bytes: "(length(x.id_hash) + length(x.user_name) + COALESCE(length(x.user_agent), 0) + COALESCE(length(x.source), 0) + 100)",
-                host: nil, eligible: "(x.revoked_at IS NOT NULL OR x.expires_at <= ? OR x.last_seen_at <= ?)",
-                eligibleArguments: [now, now - sessionIdleMS], fields: [:])
-        case .facts:
-            return Shape(
-                from: "host_facts f", keys: ["f.host_id", "f.gathered_at"], time: "f.gathered_at", bytes: "(length(f.facts) + 30)",
-                host: "f.host_id", eligible: "1",
-                protected: "f.gathered_at >= (SELECT MAX(gathered_at) FROM host_facts WHERE host_id = f.host_id)",
-                fields: ["host": "(SELECT name FROM hosts WHERE id = f.host_id)"])
-        }
-    }
+    /// The rows of the class, as its area describes them.
+    var shape: Shape { dataClass.definition.shape(self) }
 
     /// Arguments the shape's `time` expression takes (sessions' idle timeout), repeated wherever `time` appears.
-    var timeArguments: [(any DatabaseValueConvertible)?] { dataClass == .sessions ? [sessionIdleMS] : [] }
+    var timeArguments: [(any DatabaseValueConvertible)?] { dataClass.definition.timeTakesIdleTimeout ? [sessionIdleMS] : [] }
 
     func ruleCondition(_ rule: RetentionRule) -> (String, [(any DatabaseValueConvertible)?]) {
         let globs = rule.globs
@@ -141,9 +90,8 @@ struct RetentionPlanner {
         let arguments = timeArguments + timeArguments
         if let protected = shape.protected { sql += " AND NOT (\(protected))" }
         if firing {
-            if dataClass == .alertHistory {
-                sql +=
-                    " AND NOT EXISTS (SELECT 1 FROM alert_states st WHERE st.rule_id = h.rule_id AND st.host_id = h.host_id AND st.state = 'firing')"
+            if let firingGuard = dataClass.definition.firingGuard {
+                sql += " AND " + firingGuard
             } else if let host = shape.host {
                 sql += " AND NOT EXISTS (SELECT 1 FROM alert_states st WHERE st.host_id = \(host) AND st.state = 'firing')"
             }
@@ -188,9 +136,9 @@ struct RetentionPlanner {
             var stage = RetentionStage(
                 label: label, select: sql, arguments: all.map { $0?.databaseValue ?? .null }, keyCount: shape.keys.count,
                 statements: statements ?? deleteStatements)
-            if dataClass == .audit {
-                stage.before = ["INSERT OR IGNORE INTO retention_gate (data_class) VALUES ('audit')"]
-                stage.after = ["DELETE FROM retention_gate WHERE data_class = 'audit'"]
+            if let gate = dataClass.definition.gate {
+                stage.before = gate.before
+                stage.after = gate.after
             }
             stages.append(stage)
         }
@@ -203,61 +151,15 @@ struct RetentionPlanner {
                 add("oldest beyond \(ByteCount.text(policy.maxBytes ?? 0))", "\(shape.time) <= ?", timeArguments + [threshold], firing: firing)
             }
         case .time:
-            if dataClass == .jobLogs {
-                addJobStages(add: add, summaryDays: nil, deleteDays: policy.maxAgeDays ?? 0)
+            if let custom = dataClass.definition.timeStages {
+                custom(self, { add($0, $1, $2, firing: $3, statements: $4) })
             } else {
                 let (condition, arguments) = agePredicate(baseDays: policy.maxAgeDays ?? 0, rules: policy.rules)
                 add("older than \(DataRetention.days(policy.maxAgeDays ?? 0))", condition, arguments, firing: firing)
             }
         case .tiered:
-            let tiers = policy.tierDays ?? []
-            if dataClass == .metrics, tiers.count == 3 {
-                for (index, resolution) in [MetricResolution.raw, .minute, .hour].enumerated() {
-                    let (condition, arguments) = agePredicate(baseDays: tiers[index], rules: index == 0 ? policy.rules : [])
-                    add(
-                        "\(dataClass.tierNames[index]) older than \(DataRetention.days(tiers[index]))",
-                        "c.resolution = ? AND \(condition)", [resolution.rawValue] + arguments, firing: firing && index == 0)
-                }
-            } else if dataClass == .jobLogs, tiers.count == 2 {
-                addJobStages(add: add, summaryDays: tiers[0], deleteDays: tiers[1])
-            }
+            dataClass.definition.tieredStages?(self, policy.tierDays ?? [], { add($0, $1, $2, firing: $3, statements: $4) })
         }
         return stages
-    }
-
-    /// Job logs: optionally reduce to the summary (the log chunks and task events go, the job row and per-host results
-    /// stay), then delete the job. Failed jobs use `failed_days` for their full output and are measured from their
-    /// acknowledgement; unacknowledged failures may be kept outright.
-    func addJobStages(
-        add: (String, String, [(any DatabaseValueConvertible)?], Bool, [String]?) -> Void,
-        summaryDays: Double?, deleteDays: Double
-    ) {
-        let failedDays = policy.failedDays
-        let unacknowledged = policy.keepFailedUntilAcknowledged ? " AND NOT (j.state = 'failed' AND j.acknowledged_at IS NULL)" : ""
-        let failedTime = "COALESCE(j.acknowledged_at, j.finished_at)"
-        func condition(_ days: Double, failed: Double?) -> (String, [(any DatabaseValueConvertible)?]) {
-            let (age, arguments) = agePredicate(baseDays: days, rules: policy.rules)
-            guard let failed else { return (age + unacknowledged, arguments) }
-            return (
-                "((j.state <> 'failed' AND \(age)) OR (j.state = 'failed' AND \(failedTime) < ?))" + unacknowledged,
-                arguments + [cutoff(failed)]
-            )
-        }
-        // Tiered: a failed job's row lives at least as long as any job's; its full output lives `failed_days`.
-        let (deleteSQL, deleteArguments) = condition(deleteDays, failed: failedDays.map { summaryDays == nil ? $0 : max($0, deleteDays) })
-        if let summaryDays {
-            // Jobs due for deletion are counted (and removed) once, by the last stage.
-            let (sql, arguments) = condition(summaryDays, failed: failedDays)
-            add(
-                "full output older than \(DataRetention.days(summaryDays)) (summary kept)",
-                "j.log_pruned_at IS NULL AND (j.log_bytes > 0 OR EXISTS (SELECT 1 FROM job_task_events e WHERE e.job_id = j.id)) AND \(sql) AND NOT (\(deleteSQL))",
-                arguments + deleteArguments, false,
-                [
-                    "DELETE FROM job_log_chunks WHERE job_id = ?", "DELETE FROM job_task_events WHERE job_id = ?",
-                    "DELETE FROM job_reports WHERE job_id = ?",
-                    "UPDATE jobs SET log_pruned_at = ?2, log_bytes = 0 WHERE id = ?1",
-                ])
-        }
-        add("jobs older than \(DataRetention.days(deleteDays))", deleteSQL, deleteArguments, false, nil)
     }
 }

@@ -27,21 +27,6 @@ public struct StorageFigures: Sendable {
     public var daysUntilFull: Double? { bytesPerDay > 0 ? Double(freeBytes) / bytesPerDay : nil }
 }
 
-extension DataClass {
-    /// The table whose rows are counted, and the time column that dates them.
-    var countedTable: (table: String, time: String) {
-        switch self {
-        case .metrics: ("metric_chunks", "end_ms")
-        case .jobLogs: ("jobs", "created_at")
-        case .audit: ("audit_events", "at")
-        case .alertHistory: ("alert_history", "at")
-        case .notifications: ("notification_deliveries", "created_at")
-        case .sessions: ("sessions", "created_at")
-        case .facts: ("host_facts", "gathered_at")
-        }
-    }
-}
-
 extension RetentionService {
     /// The figures, read again when older than `storageCacheSeconds` or when `fresh` is asked for.
     public func storage(now: Date, fresh: Bool = false) throws -> StorageFigures {

@@ -39,9 +39,10 @@ public actor RolloutDriver: Service {
                 await self.tick()
                 // Sleep for the interval, or less when a wave's job ends.
                 let interval = self.interval
+                // Only a sleeper that slept its interval wakes the loop; a cancelled one waking it would make it spin.
                 let sleeper = Task {
                     try? await Task.sleep(for: interval)
-                    continuation.yield()
+                    if !Task.isCancelled { continuation.yield() }
                 }
                 _ = await iterator.next()
                 sleeper.cancel()

@@ -1,7 +1,7 @@
-import Synchronization
 import Foundation
 import Logging
 import ServiceLifecycle
+import Synchronization
 
 /// Time as the scheduler sees it; tests substitute a clock they move by hand.
 public protocol SchedulerClock: Sendable {
@@ -154,9 +154,11 @@ public actor Scheduler: Service {
                 let nextDue = (try? store.all().filter(\.enabled).compactMap(\.nextDueAt).min()).map(EpochMilliseconds.date)
                 let deadline = min(nextDue ?? clock.now().addingTimeInterval(60), clock.now().addingTimeInterval(60))
                 let clock = self.clock
+                // A sleeper cancelled because something else woke the loop must not wake it again: if it did, each
+                // turn would cancel the next sleeper and be woken by it, and the loop would spin.
                 let sleeper = Task {
                     try? await clock.sleep(until: deadline)
-                    continuation.yield()
+                    if !Task.isCancelled { continuation.yield() }
                 }
                 let next: Void? = await iterator.next()
                 sleeper.cancel()

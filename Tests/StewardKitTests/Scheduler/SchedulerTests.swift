@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import Synchronization
 import Testing
 
 @testable import StewardKit
@@ -28,6 +29,22 @@ struct SchedulerTests {
     }
 
     func jobs() throws -> [Job] { try JobStore(database: database).list(JobFilter(limit: 100)).reversed() }
+
+    @Test("after a wake the loop sleeps again instead of spinning (a cancelled sleeper must not wake it)")
+    func aWakeDoesNotMakeTheLoopSpin() async throws {
+        _ = try hourly()
+        let sleeps = CountingClock(clock)
+        let scheduler = Scheduler(store: ScheduleStore(database: database), jobs: runner, clock: sleeps, logger: quietLogger)
+        let loop = Task { try await scheduler.run() }
+        defer { loop.cancel() }
+        #expect(try await waitUntil { sleeps.count >= 1 })
+        await scheduler.reload()
+        #expect(try await waitUntil { sleeps.count >= 2 })
+        // Each wake is one more turn and one more sleep. With the bug, every cancelled sleeper woke the loop again and
+        // the count ran into the thousands within the same moment.
+        try await Task.sleep(for: .milliseconds(300))
+        #expect(sleeps.count <= 3, "the scheduler went to sleep \(sleeps.count) times after one wake")
+    }
 
     @Test("fires on time, once, and persists the next fire time")
     func firesOnTime() async throws {
@@ -165,5 +182,18 @@ struct SchedulerTests {
         let second = try #require(try await scheduler.runNow(id: schedule.id, by: AuditActor(actor: "tester")))
         #expect(second.jobID == nil)
         #expect(try ScheduleStore(database: database).schedule(id: schedule.id)?.nextFireAt == schedule.nextFireAt)
+    }
+}
+
+/// A clock that counts how often the scheduler goes to sleep (each turn of its loop sleeps once).
+final class CountingClock: SchedulerClock {
+    let base: ManualClock
+    private let sleeps = Mutex(0)
+    init(_ base: ManualClock) { self.base = base }
+    var count: Int { sleeps.withLock { $0 } }
+    func now() -> Date { base.now() }
+    func sleep(until deadline: Date) async throws {
+        sleeps.withLock { $0 += 1 }
+        try await base.sleep(until: deadline)
     }
 }
