@@ -2,6 +2,7 @@
 confirmation, a full disk and a wrong password, alerts, kill -9 with a stale lock, catch-up after downtime,
 restore-self, and remote hosts over SSH with an SFTP repository. Root only (tmpfs mounts, the test fleet)."""
 import hashlib
+import json
 import os
 import pathlib
 import signal
@@ -9,7 +10,9 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+import urllib.request
 
 import pytest
 from selenium.webdriver.common.by import By
@@ -388,7 +391,9 @@ def test_kill_9_mid_backup_then_restart_catch_up_once_and_restore_self(own_stewa
     api = Api(running, token)
     source = tmp_path / "big"
     source.mkdir()
-    for index in range(12):
+    # Enough data that restic is still working for seconds after the kill: it only dies at its next progress line
+    # (once a second), and a restic that finishes first removes its lock like any other.
+    for index in range(20):
         (source / f"chunk-{index}.bin").write_bytes(os.urandom(40_000_000))
     repository_path = tmp_path / "repo"
     repository = add_repository(api, "kill test", repository_path)
@@ -399,7 +404,7 @@ def test_kill_9_mid_backup_then_restart_catch_up_once_and_restore_self(own_stewa
     while time.monotonic() < deadline:
         status, current = api.call("GET", f"/api/v1/jobs/{job['id']}")
         percent = current["progress"]["percent"] or 0
-        if 0 < percent < 90 and list((repository_path / "locks").iterdir()):
+        if 0 < percent < 50 and list((repository_path / "locks").iterdir()):
             break
         assert current["state"] in ("queued", "running"), current
         time.sleep(0.1)
@@ -504,13 +509,27 @@ def test_remote_hosts_back_up_over_ssh_with_live_progress_and_an_sftp_repository
     first, second = backup_fleet.hosts
     data = first.root / "srv" / "app"
     make_tree(data)
-    for index in range(5):
+    for index in range(8):
         (data / f"blob-{index}.bin").write_bytes(os.urandom(40_000_000))
     repository = add_repository(api, "bfleet-1 disk", "/var/backups/restic", host=first.name)
     assert (first.root / "var/backups/restic/config").exists(), "restic init ran on the remote host, as root through sudo"
     plan = add_plan(api, "bfleet-1 app", repository, ["/srv/app"], host=first.name)
     status, job = api.call("POST", f"/api/v1/backups/plans/{plan['id']}/run")
+    # Every progress event, from the job's own live stream (restic reports once a second, so a quick backup can fall
+    # between two polls of the job; the stream misses none), and what polling the job saw.
     seen = set()
+    streamed = []
+
+    def follow():
+        request = urllib.request.Request(api.base + f"/api/v1/jobs/{job['id']}/log", headers={"Authorization": f"Bearer {api.token}"})
+        with urllib.request.urlopen(request, context=api.context, timeout=300) as response:
+            for line in response:
+                event = json.loads(line)
+                if event.get("type") == "progress" and event.get("percent") is not None:
+                    streamed.append(event["percent"])
+
+    follower = threading.Thread(target=follow, daemon=True)
+    follower.start()
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
         status, current = api.call("GET", f"/api/v1/jobs/{job['id']}")
@@ -520,7 +539,9 @@ def test_remote_hosts_back_up_over_ssh_with_live_progress_and_an_sftp_repository
             break
         time.sleep(0.2)
     assert current["state"] == "succeeded", job_log(api, job["id"])
-    assert [p for p in seen if 0 < p < 100], f"progress streamed from the remote restic: {sorted(seen)}"
+    follower.join(timeout=30)
+    middle = [p for p in list(seen) + streamed if 0 < p < 100]
+    assert middle, f"progress streamed from the remote restic: polled {sorted(seen)}, streamed {streamed}"
     log = job_log(api, job["id"])
     assert "$ restic --repo /var/backups/restic backup --json" in log and "progress: " in log
     # A restore on the remote host matches the source there.

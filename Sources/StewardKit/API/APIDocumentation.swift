@@ -64,26 +64,6 @@ public final class APIDocumentation: Sendable {
         rendered.withLock { $0 = nil }
     }
 
-    /// A writer for one tag's operations: `let add = docs.section("backups")`, then `add(.get, path, id, summary)`.
-    func section(_ tag: String) -> Section { Section(docs: self, tag: tag) }
-
-    struct Section {
-        let docs: APIDocumentation
-        let tag: String
-
-        /// An operation with one reply whose description is its summary (the common case). Every reply names its schema
-        /// (a component that exists), or `nil` for a reply without a body (204); `contentType` for one that is not JSON.
-        func callAsFunction(
-            _ method: HTTPRequest.Method, _ path: String, _ operation: String, _ summary: String, parameters: [APIOperation.Parameter] = [],
-            request: String? = nil, status: Int = 200, schema: String?, contentType: String = "application/json"
-        ) {
-            docs.add(
-                APIOperation(
-                    method: method, path: path, operationID: operation, summary: summary, tag: tag, parameters: parameters, requestSchema: request,
-                    replies: [.init(status: status, description: summary, schema: schema, contentType: contentType)]))
-        }
-    }
-
     /// A writer that registers each operation's route and documents it in one statement: `let api = docs.routes(routes,
     /// tag: "hosts")`, then `api(.get, "/api/v1/hosts/{id}", .view, "getHost", "Read one host", schema: "Host", use: show)`.
     func routes(_ routes: Routes, tag: String) -> APIRoutes { APIRoutes(routes: routes, docs: self, tag: tag) }
@@ -259,14 +239,14 @@ struct APIRoutes {
     func callAsFunction<Output: ResponseGenerator>(
         _ method: HTTPRequest.Method, _ path: String, _ permission: Permission, _ operation: String, _ summary: String,
         parameters: [APIOperation.Parameter] = [], request: String? = nil, requestContentType: String = "application/json", status: Int = 200,
-        reply: String? = nil, schema: String?, contentType: String = "application/json",
+        reply: String? = nil, schema: String?, contentType: String = "application/json", otherReplies: [APIOperation.Reply] = [],
         use handler: @escaping @Sendable (Request, StewardRequestContext) async throws -> Output
     ) {
         docs.add(
             APIOperation(
                 method: method, path: path, operationID: operation, summary: summary, tag: tag, parameters: parameters, requestSchema: request,
                 requestContentType: requestContentType,
-                replies: [.init(status: status, description: reply ?? summary, schema: schema, contentType: contentType)]))
+                replies: [.init(status: status, description: reply ?? summary, schema: schema, contentType: contentType)] + otherReplies))
         let routerPath = path.split(separator: "/", omittingEmptySubsequences: false).map { segment in
             segment.hasPrefix("{") && segment.hasSuffix("}") ? ":" + segment.dropFirst().dropLast() : segment
         }.joined(separator: "/")

@@ -31,19 +31,17 @@ struct DesiredAccountsController {
         routes.post("/accounts/\(segment)/:name/converge", .operate) { _, context in try await convergeFromPage(D.self, context: context) }
         let nameParameter = APIOperation.Parameter(name: "name", location: .path, type: "string", description: "\(D.noun) name")
         let noun = D.noun.capitalized
-        docs.add(
-            APIOperation(
-                method: .put, path: "/api/v1/accounts/\(segment)/{name}", operationID: "saveDesired\(noun)",
-                summary: "Write \(D.directory)NAME.yml in the config repo, committed by the caller", tag: "accounts", parameters: [nameParameter],
-                requestSchema: schema, replies: [.init(status: 200, description: "The commit", schema: "DefinitionCommit")]))
-        routes.put("/api/v1/accounts/\(segment)/:name", .operate) { request, context in try await apiSave(D.self, request: request, context: context)
-        }
-        docs.add(
-            APIOperation(
-                method: .post, path: "/api/v1/accounts/\(segment)/{name}/converge", operationID: "convergeDesired\(noun)",
-                summary: "Make every drifting host match the \(D.noun) definition, as a job", tag: "accounts", parameters: [nameParameter],
-                replies: [.init(status: 202, description: "The job", schema: "Job")]))
-        routes.post("/api/v1/accounts/\(segment)/:name/converge", .operate) { _, context in try await apiConverge(D.self, context: context) }
+        let api = docs.routes(routes, tag: "accounts")
+        api(
+            .put, "/api/v1/accounts/\(segment)/{name}", .operate, "saveDesired\(noun)",
+            "Write \(D.directory)NAME.yml in the config repo, committed by the caller", parameters: [nameParameter], request: schema,
+            reply: "The commit", schema: "DefinitionCommit"
+        ) { request, context in try await apiSave(D.self, request: request, context: context) }
+        api(
+            .post, "/api/v1/accounts/\(segment)/{name}/converge", .operate, "convergeDesired\(noun)",
+            "Make every drifting host match the \(D.noun) definition, as a job", parameters: [nameParameter], status: 202, reply: "The job",
+            schema: "Job"
+        ) { _, context in try await apiConverge(D.self, context: context) }
     }
 
     // MARK: definitions and drift

@@ -17,31 +17,22 @@ struct SystemController {
     var shedding: LoadShedding?
 
     func addRoutes(to routes: Routes) {
-        docs.add(
-            APIOperation(
-                method: .get, path: "/healthz", operationID: "health", summary: "The process is alive", tag: "system",
-                replies: [.init(status: 200, description: "Alive", schema: "Health")]))
-        routes.get("/healthz", .anonymous) { _, context in Self.health("ok", context: context) }
-        docs.add(
-            APIOperation(
-                method: .get, path: "/readyz", operationID: "ready", summary: "The database accepts writes", tag: "system",
-                replies: [
-                    .init(status: 200, description: "Ready", schema: "Health"),
-                    .init(status: 503, description: "The database is not writable", schema: "Problem", contentType: "application/problem+json"),
-                ]))
-        routes.get("/readyz", .anonymous, use: ready)
-        docs.add(
-            APIOperation(
-                method: .get, path: "/metrics", operationID: "metrics", summary: "Prometheus text exposition of Steward's own metrics",
-                tag: "system", replies: [.init(status: 200, description: "Metrics", schema: "text", contentType: "text/plain; version=0.0.4")]))
+        let api = docs.routes(routes, tag: "system")
+        api(.get, "/healthz", .anonymous, "health", "The process is alive", reply: "Alive", schema: "Health") { _, context in
+            Self.health("ok", context: context)
+        }
+        api(
+            .get, "/readyz", .anonymous, "ready", "The database accepts writes", reply: "Ready", schema: "Health",
+            otherReplies: [
+                .init(status: 503, description: "The database is not writable", schema: "Problem", contentType: "application/problem+json")
+            ],
+            use: ready)
         // Not public: route names, job counts and timings describe the fleet's activity. Prometheus scrapes with a
         // viewer token (authorization: {type: Bearer, credentials_file: ...}).
-        routes.get("/metrics", .view, use: exposition)
-        docs.add(
-            APIOperation(
-                method: .get, path: "/api/openapi.json", operationID: "openapi", summary: "This document", tag: "system",
-                replies: [.init(status: 200, description: "OpenAPI 3.1 document", schema: "OpenAPIDocument")]))
-        routes.get("/api/openapi.json", .view) { _, _ in
+        api(
+            .get, "/metrics", .view, "metrics", "Prometheus text exposition of Steward's own metrics", reply: "Metrics", schema: "text",
+            contentType: "text/plain; version=0.0.4", use: exposition)
+        api(.get, "/api/openapi.json", .view, "openapi", "This document", reply: "OpenAPI 3.1 document", schema: "OpenAPIDocument") { _, _ in
             Response(
                 status: .ok, headers: [.contentType: "application/json", .cacheControl: "no-store"],
                 body: .init(byteBuffer: ByteBuffer(string: try docs.documentText())))
@@ -55,7 +46,8 @@ struct SystemController {
         var problem: String?
         do {
             try await database.write { db in
-                try db.execute(sql: "INSERT OR REPLACE INTO readiness_probe (id, checked_at) VALUES (1, ?)", arguments: [EpochMilliseconds.from(Date())])
+                try db.execute(
+                    sql: "INSERT OR REPLACE INTO readiness_probe (id, checked_at) VALUES (1, ?)", arguments: [EpochMilliseconds.from(Date())])
                 _ = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM schema_migrations")
             }
             problem = disk?.shortage()

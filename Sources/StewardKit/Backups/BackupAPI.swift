@@ -21,92 +21,82 @@ struct BackupAPI {
             name: "path", location: .query, type: "string", description: "absolute path inside the snapshot", pattern: "^/")
         var filePath = path
         filePath.required = true
-        let add = docs.section("backups")
-        add(
-            .get, "/api/v1/backups/repositories", "listBackupRepositories", "List repositories with their status line",
-            schema: "BackupRepositoryList")
-        routes.get("/api/v1/backups/repositories", .view, use: listRepositories)
-        add(
-            .post, "/api/v1/backups/repositories", "createBackupRepository", "Initialise a new repository, or import an existing one (init: false)",
-            request: "BackupRepositoryInput", status: 201, schema: "BackupRepository")
-        routes.post("/api/v1/backups/repositories", .admin, use: createRepository)
-        add(.get, "/api/v1/backups/repositories/{id}", "getBackupRepository", "Read one repository", parameters: [id], schema: "BackupRepository")
-        routes.get("/api/v1/backups/repositories/:id", .view, use: showRepository)
-        add(
-            .delete, "/api/v1/backups/repositories/{id}", "deleteBackupRepository", "Forget a repository in Steward (its data stays)",
-            parameters: [id], status: 204, schema: nil)
-        routes.delete("/api/v1/backups/repositories/:id", .admin, use: deleteRepository)
-        add(
-            .post, "/api/v1/backups/repositories/{id}/password", "setBackupRepositoryPassword", "Replace the stored password after restic accepts it",
-            parameters: [id], request: "BackupRepositoryPassword", schema: "BackupRepository")
-        routes.post("/api/v1/backups/repositories/:id/password", .admin, use: setPassword)
-        add(
-            .post, "/api/v1/backups/repositories/{id}/refresh", "refreshBackupRepository", "Re-read size and snapshot count", parameters: [id],
-            schema: "BackupRepository")
-        routes.post("/api/v1/backups/repositories/:id/refresh", .operate, use: refreshRepository)
-        add(
-            .get, "/api/v1/backups/repositories/{id}/snapshots", "listBackupSnapshots", "The repository's snapshots, newest first", parameters: [id],
-            schema: "BackupSnapshotList")
-        routes.get("/api/v1/backups/repositories/:id/snapshots", .view, use: repositorySnapshots)
-        add(
-            .get, "/api/v1/backups/repositories/{id}/snapshots/{snapshot}/tree", "browseBackupSnapshot",
-            "The entries directly inside one directory of a snapshot", parameters: [id, snapshot, path], schema: "BackupTree")
-        routes.get("/api/v1/backups/repositories/:id/snapshots/:snapshot/tree", .view, use: tree)
-        add(
-            .get, "/api/v1/backups/repositories/{id}/snapshots/{snapshot}/file", "downloadBackupFile", "Download one file of a snapshot",
-            parameters: [id, snapshot, filePath], schema: "Binary", contentType: "application/octet-stream")
-        routes.get("/api/v1/backups/repositories/:id/snapshots/:snapshot/file", .operate, use: download)
-        add(
-            .post, "/api/v1/backups/repositories/{id}/snapshots/{snapshot}/restore", "restoreBackupSnapshot",
+        let api = docs.routes(routes, tag: "backups")
+        api(
+            .get, "/api/v1/backups/repositories", .view, "listBackupRepositories", "List repositories with their status line",
+            schema: "BackupRepositoryList", use: listRepositories)
+        api(
+            .post, "/api/v1/backups/repositories", .admin, "createBackupRepository",
+            "Initialise a new repository, or import an existing one (init: false)",
+            request: "BackupRepositoryInput", status: 201, schema: "BackupRepository", use: createRepository)
+        api(
+            .get, "/api/v1/backups/repositories/{id}", .view, "getBackupRepository", "Read one repository", parameters: [id],
+            schema: "BackupRepository", use: showRepository)
+        api(
+            .delete, "/api/v1/backups/repositories/{id}", .admin, "deleteBackupRepository", "Forget a repository in Steward (its data stays)",
+            parameters: [id], status: 204, schema: nil, use: deleteRepository)
+        api(
+            .post, "/api/v1/backups/repositories/{id}/password", .admin, "setBackupRepositoryPassword",
+            "Replace the stored password after restic accepts it",
+            parameters: [id], request: "BackupRepositoryPassword", schema: "BackupRepository", use: setPassword)
+        api(
+            .post, "/api/v1/backups/repositories/{id}/refresh", .operate, "refreshBackupRepository", "Re-read size and snapshot count",
+            parameters: [id],
+            schema: "BackupRepository", use: refreshRepository)
+        api(
+            .get, "/api/v1/backups/repositories/{id}/snapshots", .view, "listBackupSnapshots", "The repository's snapshots, newest first",
+            parameters: [id],
+            schema: "BackupSnapshotList", use: repositorySnapshots)
+        api(
+            .get, "/api/v1/backups/repositories/{id}/snapshots/{snapshot}/tree", .view, "browseBackupSnapshot",
+            "The entries directly inside one directory of a snapshot", parameters: [id, snapshot, path], schema: "BackupTree", use: tree)
+        api(
+            .get, "/api/v1/backups/repositories/{id}/snapshots/{snapshot}/file", .operate, "downloadBackupFile", "Download one file of a snapshot",
+            parameters: [id, snapshot, filePath], schema: "Binary", contentType: "application/octet-stream", use: download)
+        api(
+            .post, "/api/v1/backups/repositories/{id}/snapshots/{snapshot}/restore", .operate, "restoreBackupSnapshot",
             "Restore a snapshot, or paths of it, into a target directory (a job)", parameters: [id, snapshot], request: "BackupRestore", status: 202,
-            schema: "Job")
-        routes.post("/api/v1/backups/repositories/:id/snapshots/:snapshot/restore", .operate, use: restore)
+            schema: "Job", use: restore)
 
-        add(
-            .get, "/api/v1/backups/hosts/{id}/snapshots", "listBackupHostSnapshots", "Every snapshot the host's plans made, newest first",
-            parameters: [id], schema: "BackupHostSnapshotList")
-        routes.get("/api/v1/backups/hosts/:id/snapshots", .view, use: hostSnapshots)
-        add(.get, "/api/v1/backups/plans", "listBackupPlans", "List plans with their last runs", schema: "BackupPlanList")
-        routes.get("/api/v1/backups/plans", .view, use: listPlans)
-        add(
-            .post, "/api/v1/backups/plans", "createBackupPlan", "Create a plan with its schedules and alert rules", request: "BackupPlanCreate",
-            status: 201, schema: "BackupPlan")
-        routes.post("/api/v1/backups/plans", .operate, use: createPlan)
-        add(.get, "/api/v1/backups/plans/{id}", "getBackupPlan", "Read one plan", parameters: [id], schema: "BackupPlan")
-        routes.get("/api/v1/backups/plans/:id", .view, use: showPlan)
-        add(
-            .patch, "/api/v1/backups/plans/{id}", "updateBackupPlan", "Change a plan; omitted fields keep their values", parameters: [id],
-            request: "BackupPlanInput", schema: "BackupPlan")
-        routes.patch("/api/v1/backups/plans/:id", .operate, use: updatePlan)
-        add(
-            .delete, "/api/v1/backups/plans/{id}", "deleteBackupPlan", "Delete a plan (its snapshots stay in the repository)", parameters: [id],
-            status: 204, schema: nil)
-        routes.delete("/api/v1/backups/plans/:id", .operate, use: deletePlan)
+        api(
+            .get, "/api/v1/backups/hosts/{id}/snapshots", .view, "listBackupHostSnapshots", "Every snapshot the host's plans made, newest first",
+            parameters: [id], schema: "BackupHostSnapshotList", use: hostSnapshots)
+        api(.get, "/api/v1/backups/plans", .view, "listBackupPlans", "List plans with their last runs", schema: "BackupPlanList", use: listPlans)
+        api(
+            .post, "/api/v1/backups/plans", .operate, "createBackupPlan", "Create a plan with its schedules and alert rules",
+            request: "BackupPlanCreate",
+            status: 201, schema: "BackupPlan", use: createPlan)
+        api(.get, "/api/v1/backups/plans/{id}", .view, "getBackupPlan", "Read one plan", parameters: [id], schema: "BackupPlan", use: showPlan)
+        api(
+            .patch, "/api/v1/backups/plans/{id}", .operate, "updateBackupPlan", "Change a plan; omitted fields keep their values", parameters: [id],
+            request: "BackupPlanInput", schema: "BackupPlan", use: updatePlan)
+        api(
+            .delete, "/api/v1/backups/plans/{id}", .operate, "deleteBackupPlan", "Delete a plan (its snapshots stay in the repository)",
+            parameters: [id],
+            status: 204, schema: nil, use: deletePlan)
         for (action, summary) in [("run", "Back up now"), ("verify", "Run restic check now"), ("prune", "Apply retention now")] {
-            add(.post, "/api/v1/backups/plans/{id}/\(action)", "\(action)BackupPlan", summary, parameters: [id], status: 202, schema: "Job")
-            routes.post("/api/v1/backups/plans/:id/\(action)", .operate) { request, context in
+            api(.post, "/api/v1/backups/plans/{id}/\(action)", .operate, "\(action)BackupPlan", summary, parameters: [id], status: 202, schema: "Job")
+            { request, context in
                 try await self.start(action, request: request, context: context)
             }
         }
         for paused in [true, false] {
             let action = paused ? "pause" : "resume"
-            add(
-                .post, "/api/v1/backups/plans/{id}/\(action)", "\(action)BackupPlan",
-                paused ? "Pause the plan's schedules" : "Resume the plan's schedules", parameters: [id], schema: "BackupPlan")
-            routes.post("/api/v1/backups/plans/:id/\(action)", .operate) { request, context in try await self.setPaused(paused, context: context) }
+            api(
+                .post, "/api/v1/backups/plans/{id}/\(action)", .operate, "\(action)BackupPlan",
+                paused ? "Pause the plan's schedules" : "Resume the plan's schedules", parameters: [id], schema: "BackupPlan"
+            ) { request, context in try await self.setPaused(paused, context: context) }
         }
-        add(
-            .get, "/api/v1/backups/plans/{id}/runs", "listBackupRuns", "The plan's runs with their summaries", parameters: [id],
-            schema: "BackupRunList")
-        routes.get("/api/v1/backups/plans/:id/runs", .view, use: planRuns)
-        add(
-            .get, "/api/v1/backups/plans/{id}/snapshots", "listBackupPlanSnapshots", "The plan's snapshots, newest first", parameters: [id],
-            schema: "BackupPlanSnapshotList")
-        routes.get("/api/v1/backups/plans/:id/snapshots", .view, use: planSnapshots)
-        add(
-            .post, "/api/v1/backups/plans/{id}/retention/preview", "previewBackupRetention", "Which snapshots a policy keeps (and why) and removes",
-            parameters: [id], request: "BackupRetentionInput", schema: "BackupRetentionPreview")
-        routes.post("/api/v1/backups/plans/:id/retention/preview", .view, use: preview)
+        api(
+            .get, "/api/v1/backups/plans/{id}/runs", .view, "listBackupRuns", "The plan's runs with their summaries", parameters: [id],
+            schema: "BackupRunList", use: planRuns)
+        api(
+            .get, "/api/v1/backups/plans/{id}/snapshots", .view, "listBackupPlanSnapshots", "The plan's snapshots, newest first", parameters: [id],
+            schema: "BackupPlanSnapshotList", use: planSnapshots)
+        api(
+            .post, "/api/v1/backups/plans/{id}/retention/preview", .view, "previewBackupRetention",
+            "Which snapshots a policy keeps (and why) and removes",
+            parameters: [id], request: "BackupRetentionInput", schema: "BackupRetentionPreview", use: preview)
     }
 
     // MARK: repositories
