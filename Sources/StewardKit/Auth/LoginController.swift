@@ -208,8 +208,9 @@ struct LoginController {
         case .accepted(let groups):
             guard services.setup.redeem(token) else {
                 let address = context.clientAddress ?? "unknown"
-                let delay = try services.throttle.recordFailure(user: user, address: address, now: Date())
-                try audit(context, user: user, action: "setup.failure", detail: ["reason": "wrong setup token"])
+                let delay = try services.throttle.recordFailure(
+                    user: user, address: address, audit: entry(context, user: user, action: "setup.failure", detail: ["reason": "wrong setup token"]),
+                    now: Date())
                 try? await Task.sleep(for: .milliseconds(Int(delay * 1000)))
                 return again("That setup token is not the one printed on the server's console. Copy it again from the log.", .forbidden)
             }

@@ -40,8 +40,13 @@ struct BackupInput {
             default: nil
             }
         }
+        // true and false; 1 and 0 too, as clients that send numbers for flags were always understood.
         flag = { key in
-            if case .bool(let value)? = json[key] { value } else { nil }
+            switch json[key] {
+            case .bool(let value)?: value
+            case .integer(let value)? where value == 0 || value == 1: value == 1
+            default: nil
+            }
         }
         for (key, shape) in json where Self.listFields.contains(key) || Self.flagFields.contains(key) || Self.scalarFields.contains(key) {
             switch (shape, Self.listFields.contains(key), Self.flagFields.contains(key)) {

@@ -172,6 +172,10 @@ struct PAMLoginRouteTests {
         }
         #expect(try harness.server.access.roles.roles(user: "alice", groups: []) == [.admin])
         #expect(try harness.server.firstAdminSetupToken() == nil, "no token once an admin exists")
+        // The wrong token and the wrong password were each recorded once (the token's row in the write that counted it).
+        let setupFailures = try AuditLog.events(harness.server.database, action: "setup.failure")
+        #expect(setupFailures.map(\.target) == ["user:alice", "user:alice"], "\(setupFailures)")
+        #expect(setupFailures.filter { $0.after?.contains("wrong setup token") == true }.count == 1, "\(setupFailures)")
 
         _ = try harness.server.access.secondFactors.begin(user: "alice", now: Date())
         let secret = try #require(try harness.server.access.secondFactors.load("alice")).secret
