@@ -14,20 +14,6 @@ enum JSONResponse {
         return object
     }
 
-    /// Decode a JSON request body, with a problem that says what is wrong instead of a bare 400.
-    static func decode<T: Decodable>(_ type: T.Type, from request: Request) async throws -> T {
-        let buffer = try await request.body.collect(upTo: 1 << 20)
-        let decoder = JSONDecoder()
-        decoder.keyDecodingStrategy = .convertFromSnakeCase
-        do {
-            return try decoder.decode(type, from: Data(buffer.readableBytesView))
-        } catch let error as DecodingError {
-            throw problem(error)
-        } catch {
-            throw Problem.badRequest("the body must be a JSON object")
-        }
-    }
-
     /// A decoding failure in words (field and what it must be), never Swift's debug text (SECURITY.md item 9).
     static func problem(_ error: DecodingError, prefix: String = "") -> Problem {
         switch error {

@@ -41,7 +41,6 @@ struct AreaAssembly {
     let areas: [StewardArea]
     let handlers: [String: JobHandler]
     let navigation: [NavigationItem]
-    let dataClasses: [DataClass]
 
     init(_ areas: [StewardArea], extraJobs: [String: JobHandler] = [:]) throws {
         self.areas = areas
@@ -76,7 +75,6 @@ struct AreaAssembly {
         }
         self.handlers = handlers
         navigation = areas.flatMap(\.navigation).sorted { $0.position < $1.position }.map(\.item)
-        dataClasses = DataClass.allCases.filter { classOwners[$0] != nil }
     }
 
     /// Create the built-in schedules that are missing.
