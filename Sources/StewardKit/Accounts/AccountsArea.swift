@@ -5,12 +5,12 @@ extension StewardArea {
     static func accounts(service: AccountService, engine: Engine, hosts: HostStore, lock: RepositoryLock) -> StewardArea {
         StewardArea(
             name: "accounts", navigation: [.init(position: 30, item: NavigationItem(key: "accounts", title: "Users", href: "/accounts"))]
-        ) { context in
-            AccountsController(service: service, hosts: hosts, jobs: context.runner, pages: context.pages, docs: context.docs)
-                .addRoutes(to: context.routes)
+        ) { context, routes in
+            AccountsController(area: context, service: service, hosts: hosts)
+                .addRoutes(to: routes)
             DesiredAccountsController(
-                engine: engine, boundary: service.boundary, jobs: context.runner, lock: lock, pages: context.pages, docs: context.docs
-            ).addRoutes(to: context.routes)
+                area: context, engine: engine, boundary: service.boundary, lock: lock
+            ).addRoutes(to: routes)
         }
     }
 }

@@ -6,14 +6,12 @@ import NIOCore
 /// Users and groups: per host (from facts, changed through the engine) and across the fleet.
 struct AccountsController {
     typealias Context = StewardRequestContext
+    let area: AreaContext
     let service: AccountService
     let hosts: HostStore
-    let jobs: JobRunner
-    let pages: PageRenderer
-    let docs: APIDocumentation
 
     func addRoutes(to routes: Routes) {
-        let api = docs.routes(routes, tag: "accounts")
+        let api = area.docs.routes(routes, tag: "accounts")
         routes.get("/accounts", .view, use: matrixPage)
         routes.get("/hosts/:id/accounts", .view, use: hostPage)
         routes.get("/hosts/:id/accounts/users/:name/edit", .operate, use: editUserPage)
@@ -88,7 +86,7 @@ struct AccountsController {
         conflicts += matrix.nameConflicts.keys.sorted().map {
             ViewNode(["text": "uid \($0) belongs to different names: " + matrix.nameConflicts[$0]!.joined(separator: ", ")])
         }
-        return pages.page(
+        return area.pages.page(
             "accounts/matrix", title: "Users across the fleet", section: "accounts",
             data: [
                 "hosts": matrix.hosts.map { ViewNode(["name": $0]) }, "rows": rows, "conflicts": conflicts, "include_system": includeSystem,
@@ -167,7 +165,7 @@ struct AccountsController {
     }
 
     @Sendable func batchPage(request: Request, context: Context) async throws -> Response {
-        pages.page(
+        area.pages.page(
             "accounts/batch", title: "Batch users", section: "accounts", data: ["columns": Self.batchColumns], request: request, context: context)
     }
 
@@ -190,19 +188,19 @@ struct AccountsController {
             },
         ]
         guard form["apply"] == "1" else {
-            return pages.page("accounts/batch", title: "Batch users", section: "accounts", data: data, request: request, context: context)
+            return area.pages.page("accounts/batch", title: "Batch users", section: "accounts", data: data, request: request, context: context)
         }
         guard bad.isEmpty, !lines.isEmpty else {
             data["error"] = "Nothing was applied: fix the lines marked below (or remove them) and preview again."
-            return pages.page(
+            return area.pages.page(
                 "accounts/batch", title: "Batch users", section: "accounts", data: data, request: request, context: context,
                 status: .unprocessableContent)
         }
         var started: [Int64] = []
         for line in lines {
-            if let prepared = line.prepared { started.append(try await jobs.enqueue(prepared.request).id) }
+            if let prepared = line.prepared { started.append(try await area.runner.enqueue(prepared.request).id) }
         }
-        return pages.redirect(
+        return area.pages.redirect(
             to: "/jobs", flash: Flash(.success, "Started \(started.count) job(s): " + started.map { "#\($0)" }.joined(separator: ", ")))
     }
 
@@ -275,7 +273,7 @@ struct AccountsController {
             "is_admin": sudo.map { supplementary.contains($0) } ?? false, "sudo_group": sudo ?? "", "as_of": RFC3339.display(facts.gatheredAt),
             "viewer_admin": context.identity?.permissions.contains(.admin) ?? false,
         ]
-        return pages.page(
+        return area.pages.page(
             "accounts/user_edit", title: "User \(name) on \(host.name)", section: "accounts", data: data, request: request, context: context)
     }
 
@@ -328,7 +326,7 @@ struct AccountsController {
             "operator": context.identity?.permissions.contains(.operate) ?? false, "sudo_group": sudo ?? "",
             "errors": errors.keys.sorted().map { ViewNode(["field": $0, "message": errors[$0]!]) }, "has_errors": !errors.isEmpty,
         ]
-        return pages.page(
+        return area.pages.page(
             "accounts/host", title: "Users and groups on \(host.name)", section: "accounts", data: data, request: request, context: context,
             status: status)
     }
@@ -367,13 +365,13 @@ struct AccountsController {
         let change = Self.userChange(try await FormBody.read(request, context: context))
         do {
             let prepared = try service.prepare(change, on: host, by: context.actor, isAdmin: context.identity?.permissions.contains(.admin) ?? false)
-            let job = try await jobs.enqueue(prepared.request)
+            let job = try await area.runner.enqueue(prepared.request)
             if let password = prepared.generatedPassword {
-                return pages.page(
+                return area.pages.page(
                     "accounts/password", title: "Generated password", section: "accounts",
                     data: ["password": password, "user": change.name, "host": host.name, "job": job.id], request: request, context: context)
             }
-            return pages.redirect(to: "/jobs/\(job.id)")
+            return area.pages.redirect(to: "/jobs/\(job.id)")
         } catch let error as AccountError {
             return try hostView(host, request: request, context: context, errors: error.errors, status: .unprocessableContent)
         } catch let error as AccessError {
@@ -390,8 +388,8 @@ struct AccountsController {
         if form["set_members"] != nil { change.members = HostSettings.list(form["members"] ?? "") }
         do {
             let prepared = try service.prepare(change, on: host, by: context.actor, isAdmin: context.identity?.permissions.contains(.admin) ?? false)
-            let job = try await jobs.enqueue(prepared.request)
-            return pages.redirect(to: "/jobs/\(job.id)")
+            let job = try await area.runner.enqueue(prepared.request)
+            return area.pages.redirect(to: "/jobs/\(job.id)")
         } catch let error as AccountError {
             return try hostView(host, request: request, context: context, errors: error.errors, status: .unprocessableContent)
         }
@@ -418,7 +416,7 @@ struct AccountsController {
         }
         do {
             let prepared = try service.prepare(change, on: host, by: context.actor, isAdmin: context.identity?.permissions.contains(.admin) ?? false)
-            let job = try await jobs.enqueue(prepared.request)
+            let job = try await area.runner.enqueue(prepared.request)
             return try APIJSON.response(UserChangeAccepted(job: JobResource(job), generatedPassword: prepared.generatedPassword), status: .accepted)
         } catch let error as AccountError {
             throw Problem.invalid(error.errors)
@@ -437,7 +435,7 @@ struct AccountsController {
         }
         do {
             let prepared = try service.prepare(change, on: host, by: context.actor, isAdmin: context.identity?.permissions.contains(.admin) ?? false)
-            let job = try await jobs.enqueue(prepared.request)
+            let job = try await area.runner.enqueue(prepared.request)
             return try APIJSON.response(JobResource(job), status: .accepted)
         } catch let error as AccountError {
             throw Problem.invalid(error.errors)

@@ -7,17 +7,15 @@ import Hummingbird
 /// and converge jobs. Both kinds share every handler through `DesiredDefinition`.
 struct DesiredAccountsController {
     typealias Context = StewardRequestContext
+    let area: AreaContext
     let engine: Engine
     let boundary: RoleBoundary
-    let jobs: JobRunner
     let lock: RepositoryLock
-    let pages: PageRenderer
-    let docs: APIDocumentation
 
     var repository: ConfigRepository { engine.repository }
 
     func addRoutes(to routes: Routes) {
-        let api = docs.routes(routes, tag: "accounts")
+        let api = area.docs.routes(routes, tag: "accounts")
         routes.get("/accounts/desired", .view, use: page)
         api(
             .get, "/api/v1/accounts/desired", .view, "desiredUsers",
@@ -31,7 +29,7 @@ struct DesiredAccountsController {
         routes.post("/accounts/\(segment)/:name/converge", .operate) { _, context in try await convergeFromPage(D.self, context: context) }
         let nameParameter = APIOperation.Parameter(name: "name", location: .path, type: "string", description: "\(D.noun) name")
         let noun = D.noun.capitalized
-        let api = docs.routes(routes, tag: "accounts")
+        let api = area.docs.routes(routes, tag: "accounts")
         api(
             .put, "/api/v1/accounts/\(segment)/{name}", .operate, "saveDesired\(noun)",
             "Write \(D.directory)NAME.yml in the config repo, committed by the caller", parameters: [nameParameter], request: schema,
@@ -156,7 +154,7 @@ struct DesiredAccountsController {
         var request = try engine.request(run, startedBy: context.actor.actor, reason: "converge \(path)")
         request.title = "Converge \(D.noun) \(name) on " + targets.joined(separator: ", ")
         request.source = context.clientAddress
-        return try await jobs.enqueue(request)
+        return try await area.runner.enqueue(request)
     }
 
     // MARK: pages
@@ -164,7 +162,7 @@ struct DesiredAccountsController {
     @Sendable func page(request: Request, context: Context) async throws -> Response {
         let items = try pageItems(DesiredUser.self)
         let groupItems = try pageItems(DesiredGroup.self)
-        return pages.page(
+        return area.pages.page(
             "accounts/desired", title: "Users as code", section: "accounts",
             data: [
                 "items": items, "group_items": groupItems, "empty": items.isEmpty && groupItems.isEmpty,
@@ -177,20 +175,20 @@ struct DesiredAccountsController {
         let definition = D.from { form[$0] }
         do {
             _ = try await save(definition, message: form["message"] ?? "", context: context)
-            return pages.redirect(to: "/accounts/desired", flash: Flash(.success, "\(definition.path) is committed. Converge it to apply it."))
+            return area.pages.redirect(to: "/accounts/desired", flash: Flash(.success, "\(definition.path) is committed. Converge it to apply it."))
         } catch let error as AccountError {
-            return pages.redirect(to: "/accounts/desired", flash: Flash(.error, "Not saved: " + Self.errorText(error)))
+            return area.pages.redirect(to: "/accounts/desired", flash: Flash(.error, "Not saved: " + Self.errorText(error)))
         } catch let error as AccessError {
-            return pages.redirect(to: "/accounts/desired", flash: Flash(.error, "Not saved: \(error.message)"))
+            return area.pages.redirect(to: "/accounts/desired", flash: Flash(.error, "Not saved: \(error.message)"))
         }
     }
 
     func convergeFromPage<D: DesiredDefinition>(_ type: D.Type, context: Context) async throws -> Response {
         do {
             let job = try await converge(D.self, context: context)
-            return pages.redirect(to: "/jobs/\(job.id)")
+            return area.pages.redirect(to: "/jobs/\(job.id)")
         } catch let error as AccountError {
-            return pages.redirect(to: "/accounts/desired", flash: Flash(.info, error.errors.values.sorted().joined(separator: "; ")))
+            return area.pages.redirect(to: "/accounts/desired", flash: Flash(.info, error.errors.values.sorted().joined(separator: "; ")))
         }
     }
 

@@ -12,14 +12,14 @@ extension StewardArea {
                 .init(position: 70, item: NavigationItem(key: "alerts", title: "Alerts", href: "/alerts")),
                 .init(position: 80, item: NavigationItem(key: "silences", title: "Silences", href: "/alerts/silences")),
             ], dataClasses: [.alertHistory, .notifications]
-        ) { context in
-            AlertsController(evaluator: evaluator, pages: context.pages, docs: context.docs).addRoutes(to: context.routes)
+        ) { context, routes in
+            AlertsController(area: context, evaluator: evaluator).addRoutes(to: routes)
             let silences = SilenceStore(database: database)
-            NotificationController(channels: channels, silences: silences, notifier: notifier, docs: context.docs).addRoutes(to: context.routes)
+            NotificationController(area: context, channels: channels, silences: silences, notifier: notifier).addRoutes(to: routes)
             NotificationPages(
-                channels: channels, silences: silences, windows: MaintenanceWindowStore(database: database), sender: notifier.sender,
-                baseURL: baseURL, pages: context.pages
-            ).addRoutes(to: context.routes)
+                area: context, channels: channels, silences: silences, windows: MaintenanceWindowStore(database: database), sender: notifier.sender,
+                baseURL: baseURL
+            ).addRoutes(to: routes)
         }
     }
 }

@@ -16,15 +16,14 @@ public enum AlertText {
 
 /// The alerts page, the rule editor, and the alerts API.
 struct AlertsController {
+    let area: AreaContext
     let evaluator: AlertEvaluator
-    let pages: PageRenderer
-    let docs: APIDocumentation
 
     var rules: AlertRuleStore { evaluator.rules }
     var knownSources: Set<String> { Set(evaluator.sources.keys) }
 
     func addRoutes(to routes: Routes) {
-        let api = docs.routes(routes, tag: "alerts")
+        let api = area.docs.routes(routes, tag: "alerts")
         routes.get("/alerts", .view, use: alertsPage)
         routes.get("/alerts/rules/new", .operate, use: newRulePage)
         routes.post("/alerts/rules/new", .operate, use: createFromPage)
@@ -206,7 +205,7 @@ struct AlertsController {
             "live": live, "no_live": live.isEmpty, "history": history, "no_history": history.isEmpty, "rules": ruleRows, "operator": operate,
             "nobody_told": try AlertSummary.nobodyIsTold(evaluator.database),
         ]
-        return pages.page("alerts/index", title: "Alerts", section: "alerts", data: data, request: request, context: context)
+        return area.pages.page("alerts/index", title: "Alerts", section: "alerts", data: data, request: request, context: context)
     }
 
     static func form(_ rule: AlertRule) -> [String: Any?] {
@@ -311,7 +310,7 @@ struct AlertsController {
             "operator": context.identity?.permissions.contains(.operate) ?? false,
             "action": rule.id == 0 ? "/alerts/rules/new" : "/alerts/rules/\(rule.id)",
         ]) { _, b in b }
-        return pages.page(
+        return area.pages.page(
             "alerts/rule", title: rule.id == 0 ? "New alert rule" : rule.name, section: "alerts", data: data, request: request, context: context,
             status: status)
     }
@@ -380,7 +379,7 @@ struct AlertsController {
             let saved =
                 base.id == 0
                 ? try rules.create(rule, by: context.actor, now: Date()) : try rules.update(id: base.id, rule, by: context.actor, now: Date())
-            return pages.redirect(to: "/alerts/rules/\(saved?.id ?? base.id)", flash: Flash(.success, "Saved \(rule.name)."))
+            return area.pages.redirect(to: "/alerts/rules/\(saved?.id ?? base.id)", flash: Flash(.success, "Saved \(rule.name)."))
         } catch let problem as Problem {
             return rulePage(
                 rule, errors: problem.errors ?? ["name": problem.detail], request: request, context: context, status: .unprocessableContent)
@@ -398,9 +397,9 @@ struct AlertsController {
     @Sendable func deleteFromPage(request: Request, context: StewardRequestContext) async throws -> Response {
         let rule = try loadRule(context)
         guard rule.builtin == nil else {
-            return pages.redirect(to: "/alerts/rules/\(rule.id)", flash: Flash(.error, "Built-in rules cannot be deleted; pause them instead."))
+            return area.pages.redirect(to: "/alerts/rules/\(rule.id)", flash: Flash(.error, "Built-in rules cannot be deleted; pause them instead."))
         }
         _ = try rules.delete(id: rule.id, by: context.actor, now: Date())
-        return pages.redirect(to: "/alerts", flash: Flash(.success, "Deleted \(rule.name)."))
+        return area.pages.redirect(to: "/alerts", flash: Flash(.success, "Deleted \(rule.name)."))
     }
 }

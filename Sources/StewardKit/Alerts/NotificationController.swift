@@ -4,13 +4,13 @@ import Hummingbird
 
 /// Channels (admin), silences (operator) and the delivery log (viewer), over the API.
 struct NotificationController {
+    let area: AreaContext
     let channels: NotificationChannelStore
     let silences: SilenceStore
     let notifier: Notifier
-    let docs: APIDocumentation
 
     func addRoutes(to routes: Routes) {
-        let api = docs.routes(routes, tag: "alerts")
+        let api = area.docs.routes(routes, tag: "alerts")
         let id = APIOperation.Parameter(name: "id", location: .path, type: "integer", description: "id")
         api(
             .get, "/api/v1/alerts/channels", .view, "listChannels", "Notification channels (secrets never shown)", schema: "ChannelList",

@@ -3,12 +3,12 @@ import Hummingbird
 
 /// Browser pages for channels (Settings, admins), silences and maintenance windows (Alerts, operators).
 struct NotificationPages {
+    let area: AreaContext
     let channels: NotificationChannelStore
     let silences: SilenceStore
     let windows: MaintenanceWindowStore
     let sender: any NotificationSending
     let baseURL: String
-    let pages: PageRenderer
 
     func addRoutes(to routes: Routes) {
         routes.get("/settings/channels", .admin, use: channelsPage)
@@ -87,7 +87,7 @@ struct NotificationPages {
             "channels": try channels.all().map { ViewNode(Self.view($0)) }, "form": ViewNode(Self.view(channel)), "errors": ViewNode(errors),
             "has_errors": !errors.isEmpty, "is_new": channel.id == 0,
         ]
-        return pages.page(template, title: title, section: "settings", data: data, request: request, context: context, status: status)
+        return area.pages.page(template, title: title, section: "settings", data: data, request: request, context: context, status: status)
     }
 
     @Sendable func channelsPage(request: Request, context: StewardRequestContext) async throws -> Response {
@@ -114,7 +114,7 @@ struct NotificationPages {
         do {
             try Self.input(from: form).apply(to: &channel)
             let saved = try channels.save(channel, by: context.actor, now: Date())
-            return pages.redirect(to: "/settings/channels/\(saved.id)", flash: Flash(.success, "Saved channel \(saved.name)."))
+            return area.pages.redirect(to: "/settings/channels/\(saved.id)", flash: Flash(.success, "Saved channel \(saved.name)."))
         } catch let problem as Problem {
             return try render(
                 base.id == 0 ? "settings/channels" : "settings/channel", title: base.id == 0 ? "Notification channels" : base.name, channel: channel,
@@ -133,7 +133,7 @@ struct NotificationPages {
     @Sendable func deleteChannel(request: Request, context: StewardRequestContext) async throws -> Response {
         let channel = try load(context)
         _ = try channels.delete(id: channel.id, by: context.actor, now: Date())
-        return pages.redirect(to: "/settings/channels", flash: Flash(.success, "Removed channel \(channel.name)."))
+        return area.pages.redirect(to: "/settings/channels", flash: Flash(.success, "Removed channel \(channel.name)."))
     }
 
     /// Send a test message now, through the real sender, and say what happened.
@@ -150,9 +150,10 @@ struct NotificationPages {
         let message = NotificationMessage(reason: "test", rule: rule, firing: [item], resolved: [], baseURL: baseURL)
         do {
             try await sender.send(message, to: channel)
-            return pages.redirect(to: "/settings/channels/\(channel.id)", flash: Flash(.success, "The test message was accepted by \(channel.name)."))
+            return area.pages.redirect(
+                to: "/settings/channels/\(channel.id)", flash: Flash(.success, "The test message was accepted by \(channel.name)."))
         } catch {
-            return pages.redirect(to: "/settings/channels/\(channel.id)", flash: Flash(.error, "The test message failed: \(error)"))
+            return area.pages.redirect(to: "/settings/channels/\(channel.id)", flash: Flash(.error, "The test message failed: \(error)"))
         }
     }
 
@@ -185,7 +186,7 @@ struct NotificationPages {
             "errors": ViewNode(errors), "values": ViewNode(values), "has_errors": !errors.isEmpty,
             "operator": context.identity?.permissions.contains(.operate) ?? false,
         ]
-        return pages.page(
+        return area.pages.page(
             "alerts/silences", title: "Silences and maintenance", section: "silences", data: data, request: request, context: context,
             status: status)
     }
@@ -209,7 +210,7 @@ struct NotificationPages {
             return try renderSilences(request: request, context: context, errors: errors, values: values, status: .unprocessableContent)
         }
         _ = try silences.create(silence, by: context.actor, now: Date())
-        return pages.redirect(
+        return area.pages.redirect(
             to: "/alerts/silences",
             flash: Flash(.success, "Silenced \(silence.matchers) until \(RFC3339.display(EpochMilliseconds.date(silence.endsAt)))."))
     }
@@ -218,7 +219,7 @@ struct NotificationPages {
         guard let id = context.parameters.get("id", as: Int64.self), try silences.expire(id: id, by: context.actor, now: Date()) else {
             throw HTTPError(.notFound, message: "there is no such silence")
         }
-        return pages.redirect(to: "/alerts/silences", flash: Flash(.success, "The silence ended."))
+        return area.pages.redirect(to: "/alerts/silences", flash: Flash(.success, "The silence ended."))
     }
 
     @Sendable func createWindow(request: Request, context: StewardRequestContext) async throws -> Response {
@@ -240,7 +241,7 @@ struct NotificationPages {
         if errors.isEmpty {
             do {
                 _ = try windows.create(window, by: context.actor, now: Date())
-                return pages.redirect(to: "/alerts/silences", flash: Flash(.success, "Added the maintenance window \(window.name)."))
+                return area.pages.redirect(to: "/alerts/silences", flash: Flash(.success, "Added the maintenance window \(window.name)."))
             } catch let problem as Problem {
                 errors = problem.errors ?? ["name": problem.detail]
             }
@@ -257,6 +258,6 @@ struct NotificationPages {
         guard let id = context.parameters.get("id", as: Int64.self), try windows.delete(id: id, by: context.actor, now: Date()) else {
             throw HTTPError(.notFound, message: "there is no such maintenance window")
         }
-        return pages.redirect(to: "/alerts/silences", flash: Flash(.success, "Removed the maintenance window."))
+        return area.pages.redirect(to: "/alerts/silences", flash: Flash(.success, "Removed the maintenance window."))
     }
 }

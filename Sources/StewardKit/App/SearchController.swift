@@ -6,9 +6,9 @@ import Hummingbird
 /// on the hosts (from their facts), jobs, pending packages, alert rules, backup plans, schedules and the settings
 /// pages. Matching is a case-insensitive substring; each kind shows its first `perKind` hits and how many there were.
 struct SearchController {
+    let area: AreaContext
     let database: DatabasePool
     let hosts: HostStore
-    let pages: PageRenderer
     static let perKind = 20
 
     /// Pages found by their title or a word people use for them, with the permission a user needs to open them.
@@ -57,7 +57,7 @@ struct SearchController {
         var groups: [ViewNode] = []
         var total = 0
         if needle.count > 200 {
-            return pages.page(
+            return area.pages.page(
                 "search", title: "Search", section: "",
                 data: ["search_query": String(needle.prefix(200)), "problem": "Search for at most 200 characters."], request: request,
                 context: context, status: .unprocessableContent)
@@ -74,7 +74,7 @@ struct SearchController {
                     ]))
             }
         }
-        return pages.page(
+        return area.pages.page(
             "search", title: needle.isEmpty ? "Search" : "Search: \(needle)", section: "",
             data: [
                 "search_query": needle, "searched": !needle.isEmpty, "kinds": groups, "total": total, "nothing": !needle.isEmpty && groups.isEmpty,

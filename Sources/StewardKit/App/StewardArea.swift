@@ -2,8 +2,7 @@ import Foundation
 
 /// What the server hands every area when it registers its routes: the machinery that exists only once every area's
 /// job kinds are known (the runner, the scheduler), and the page and API plumbing they share.
-struct AreaContext {
-    let routes: Routes
+struct AreaContext: Sendable {
     let runner: JobRunner
     let scheduler: Scheduler
     let pages: PageRenderer
@@ -27,7 +26,7 @@ struct StewardArea {
     var schedules: [(ScheduleStore, Date) throws -> Void] = []
     var navigation: [Entry] = []
     var dataClasses: [DataClass] = []
-    var routes: (AreaContext) -> Void = { _ in }
+    var routes: (AreaContext, Routes) -> Void = { _, _ in }
 }
 
 /// Two areas claimed the same job kind, navigation entry or data class: the server refuses to start, naming both.
@@ -85,7 +84,7 @@ struct AreaAssembly {
     }
 
     /// Every area's routes, in the order the areas are listed.
-    func addRoutes(_ context: AreaContext) {
-        for area in areas { area.routes(context) }
+    func addRoutes(_ context: AreaContext, to routes: Routes) {
+        for area in areas { area.routes(context, routes) }
     }
 }

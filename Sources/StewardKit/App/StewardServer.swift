@@ -189,7 +189,7 @@ public struct StewardServer {
             middleware: FileMiddleware(
                 resources + "/Public", cacheControl: .init([(MediaType(type: .any), [.maxAge(3600)])]), searchForIndexHtml: false, logger: logger))
         router.add(middleware: AuthorizationMiddleware(table: routeTable, services: access, logger: logger))
-        assembly.addRoutes(AreaContext(routes: routes, runner: runner, scheduler: scheduler, pages: pages, docs: docs, responses: responses))
+        assembly.addRoutes(AreaContext(runner: runner, scheduler: scheduler, pages: pages, docs: docs, responses: responses), to: routes)
         let rolloutDriver = RolloutDriver(service: rollouts, jobs: runner, evaluator: alertEvaluator, logger: logger)
         // Two areas answering one route would leave one of them dead: refuse to start, naming it.
         if let route = routeTable.duplicates.first { throw DuplicateRoute(route: route) }

@@ -7,12 +7,12 @@ extension StewardArea {
         database: DatabasePool, databasePath: String, metrics: HTTPMetrics, collector: MetricCollector?, disk: DiskSpace?,
         shedding: LoadShedding?, hosts: HostStore
     ) -> StewardArea {
-        StewardArea(name: "system") { context in
+        StewardArea(name: "system") { context, routes in
             SystemController(
-                database: database, databasePath: databasePath, jobs: context.runner.store, metrics: metrics, docs: context.docs,
+                area: context, database: database, databasePath: databasePath, jobs: context.runner.store, metrics: metrics,
                 collector: collector, disk: disk, shedding: shedding
-            ).addRoutes(to: context.routes)
-            SearchController(database: database, hosts: hosts, pages: context.pages).addRoutes(to: context.routes)
+            ).addRoutes(to: routes)
+            SearchController(area: context, database: database, hosts: hosts).addRoutes(to: routes)
         }
     }
 }

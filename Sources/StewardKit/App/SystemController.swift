@@ -7,17 +7,17 @@ import Prometheus
 
 /// Health, readiness, Prometheus metrics and the OpenAPI document.
 struct SystemController {
+    let area: AreaContext
     let database: DatabasePool
     let databasePath: String
     let jobs: JobStore
     let metrics: HTTPMetrics
-    let docs: APIDocumentation
     var collector: MetricCollector?
     var disk: DiskSpace?
     var shedding: LoadShedding?
 
     func addRoutes(to routes: Routes) {
-        let api = docs.routes(routes, tag: "system")
+        let api = area.docs.routes(routes, tag: "system")
         api(.get, "/healthz", .anonymous, "health", "The process is alive", reply: "Alive", schema: "Health") { _, context in
             Self.health("ok", context: context)
         }
@@ -35,7 +35,7 @@ struct SystemController {
         api(.get, "/api/openapi.json", .view, "openapi", "This document", reply: "OpenAPI 3.1 document", schema: "OpenAPIDocument") { _, _ in
             Response(
                 status: .ok, headers: [.contentType: "application/json", .cacheControl: "no-store"],
-                body: .init(byteBuffer: ByteBuffer(string: try docs.documentText())))
+                body: .init(byteBuffer: ByteBuffer(string: try area.docs.documentText())))
         }
     }
 
@@ -93,10 +93,10 @@ struct SystemController {
 
 /// The landing page: what is running, what failed, what runs next.
 struct DashboardController {
+    let area: AreaContext
     let jobs: JobStore
     let schedules: ScheduleStore
     let fleet: MonitoringController
-    let pages: PageRenderer
     let databasePath: String
     let startedAt: Date
 
@@ -130,16 +130,16 @@ struct DashboardController {
             "nobody_told": try AlertSummary.nobodyIsTold(jobs.database),
         ]
         let data = fleetData.merging(jobData) { a, _ in a }.merging(alertData) { a, _ in a }
-        return pages.page("dashboard", title: "Dashboard", section: "dashboard", data: data, request: request, context: context)
+        return area.pages.page("dashboard", title: "Dashboard", section: "dashboard", data: data, request: request, context: context)
     }
 }
 
 /// Settings: the effective configuration and where each value came from.
 struct SettingsController {
+    let area: AreaContext
     let configuration: StewardConfiguration
     let resources: String
     let database: any DatabaseReader
-    let pages: PageRenderer
 
     func addRoutes(to routes: Routes) {
         routes.get("/settings", .view, use: settings)
@@ -150,7 +150,7 @@ struct SettingsController {
             ViewNode(["name": $0.name, "value": $0.value, "source": $0.source])
         }
         let admin = context.identity?.permissions.contains(.admin) ?? false
-        return pages.page(
+        return area.pages.page(
             "settings/index", title: "Settings", section: "settings",
             data: ["rows": rows, "admin": admin, "nobody_told": try AlertSummary.nobodyIsTold(database)], request: request, context: context)
     }

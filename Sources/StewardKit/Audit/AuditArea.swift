@@ -7,8 +7,8 @@ extension StewardArea {
         StewardArea(
             name: "audit", navigation: [.init(position: 130, item: NavigationItem(key: "audit", title: "Audit", href: "/audit", permission: .audit))],
             dataClasses: [.audit]
-        ) { context in
-            AuditController(database: database, pages: context.pages, docs: context.docs).addRoutes(to: context.routes)
+        ) { context, routes in
+            AuditController(area: context, database: database).addRoutes(to: routes)
         }
     }
 }

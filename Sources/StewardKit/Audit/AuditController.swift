@@ -6,12 +6,11 @@ import Hummingbird
 /// The Audit page and `/api/v1/audit`, for administrators and auditors.
 struct AuditController {
     typealias Context = StewardRequestContext
+    let area: AreaContext
     let database: any DatabaseReader
-    let pages: PageRenderer
-    let docs: APIDocumentation
 
     func addRoutes(to routes: Routes) {
-        let endpoint = docs.routes(routes, tag: "audit")
+        let endpoint = area.docs.routes(routes, tag: "audit")
         routes.get("/audit", .audit, use: page)
         endpoint(
             .get, "/api/v1/audit", .audit, "listAuditEvents", "Audit events, newest first",
@@ -126,7 +125,7 @@ struct AuditController {
         for name in ["user", "action", "target", "since", "until"] { data["q_\(name)"] = query[name[...]].map(String.init) ?? "" }
         if !errors.isEmpty { data["error"] = errors.keys.sorted().map { "\($0): \(errors[$0]!)" }.joined(separator: "; ") }
         if let next = Self.nextLink("/audit", request: request, events: events, limit: filter.limit) { data["next"] = next }
-        return pages.page(
+        return area.pages.page(
             "audit/list", title: "Audit log", section: "audit", data: data, request: request, context: context,
             status: errors.isEmpty ? .ok : .badRequest)
     }

@@ -10,12 +10,12 @@ extension StewardArea {
         StewardArea(
             name: "access", navigation: [.init(position: 140, item: NavigationItem(key: "settings", title: "Settings", href: "/settings"))],
             dataClasses: [.sessions]
-        ) { context in
-            SettingsController(configuration: configuration, resources: resources, database: database, pages: context.pages)
-                .addRoutes(to: context.routes)
-            LoginController(services: services, pages: context.pages, logger: logger).addRoutes(to: context.routes)
-            AccountController(services: services, pages: context.pages).addRoutes(to: context.routes)
-            AccessSettingsController(services: services, pages: context.pages, docs: context.docs).addRoutes(to: context.routes)
+        ) { context, routes in
+            SettingsController(area: context, configuration: configuration, resources: resources, database: database)
+                .addRoutes(to: routes)
+            LoginController(area: context, services: services, logger: logger).addRoutes(to: routes)
+            AccountController(area: context, services: services).addRoutes(to: routes)
+            AccessSettingsController(area: context, services: services).addRoutes(to: routes)
         }
     }
 }

@@ -7,12 +7,11 @@ import NIOCore
 /// Settings → Roles, Sessions, API tokens and Sign-in blocks: the administrator's side of access control.
 struct AccessSettingsController {
     typealias Context = StewardRequestContext
+    let area: AreaContext
     let services: AccessServices
-    let pages: PageRenderer
-    let docs: APIDocumentation
 
     func addRoutes(to routes: Routes) {
-        let api = docs.routes(routes, tag: "access")
+        let api = area.docs.routes(routes, tag: "access")
         routes.get("/settings/roles", .admin, use: rolesPage)
         routes.post("/settings/roles", .admin, use: grant)
         routes.post("/settings/roles/revoke", .admin, use: revoke)
@@ -44,7 +43,7 @@ struct AccessSettingsController {
         let chosen = extra["form_role"] as? String ?? "viewer"
         data["roles"] = Role.allCases.map { ViewNode(["name": $0.rawValue, "summary": $0.summary, "selected": $0.rawValue == chosen]) }
         data["kind_group"] = (extra["form_kind"] as? String) == "group"
-        return pages.page("settings/roles", title: "Roles", section: "settings", data: data, request: request, context: context, status: status)
+        return area.pages.page("settings/roles", title: "Roles", section: "settings", data: data, request: request, context: context, status: status)
     }
 
     @Sendable func grant(request: Request, context: Context) async throws -> Response {
@@ -61,7 +60,7 @@ struct AccessSettingsController {
                 throw AccessError("there is no Unix \(kind.rawValue) \"\(principal)\" on this server (checked through NSS); check the spelling")
             }
             let added = try services.roles.grant(role, to: kind, principal, by: context.actor, now: Date())
-            return pages.redirect(
+            return area.pages.redirect(
                 to: "/settings/roles",
                 flash: added
                     ? Flash(.success, "\(kind.rawValue.capitalized) \(principal) now holds \(role.rawValue).")
@@ -80,12 +79,12 @@ struct AccessSettingsController {
         if role == .admin {
             let admins = try services.roles.list().filter { $0.role == .admin }
             guard admins.count > 1 else {
-                return pages.redirect(
+                return area.pages.redirect(
                     to: "/settings/roles", flash: Flash(.error, "This is the last admin grant; grant admin to someone else first."))
             }
         }
         let removed = try services.roles.revoke(role, from: kind, principal, by: context.actor, now: Date())
-        return pages.redirect(
+        return area.pages.redirect(
             to: "/settings/roles",
             flash: removed ? Flash(.success, "\(principal) no longer holds \(role.rawValue).") : Flash(.info, "That grant was already gone."))
     }
@@ -94,7 +93,7 @@ struct AccessSettingsController {
         let form = try await FormBody.read(request, context: context)
         let user = (form["user"] ?? "").trimmingCharacters(in: .whitespaces)
         let done = try services.secondFactors.disable(user: user, by: context.actor, now: Date())
-        return pages.redirect(
+        return area.pages.redirect(
             to: "/settings/roles",
             flash: done
                 ? Flash(.success, "\(user)'s second factor is removed; they sign in with their password and can enrol again.")
@@ -107,27 +106,28 @@ struct AccessSettingsController {
         let sessions = try services.sessions.active(now: Date()).map {
             AccountController.sessionView($0, current: $0.idHash == context.identity?.sessionHash, revokeBase: "/settings/sessions")
         }
-        return pages.page(
+        return area.pages.page(
             "settings/sessions", title: "Sessions", section: "settings", data: ["sessions": sessions], request: request, context: context)
     }
 
     @Sendable func revokeSession(request: Request, context: Context) async throws -> Response {
         let hash = context.parameters.get("session") ?? ""
         guard let session = try services.sessions.session(idHash: hash) else {
-            return pages.redirect(to: "/settings/sessions", flash: Flash(.info, "That session had already ended."))
+            return area.pages.redirect(to: "/settings/sessions", flash: Flash(.info, "That session had already ended."))
         }
         _ = try services.sessions.revoke(
             idHash: hash, by: context.actor.actor,
             audit: AuditEntry(
                 by: context.actor, action: "session.revoke", target: "user:\(session.user)", after: ["session": String(hash.prefix(12))]),
             now: Date())
-        return pages.redirect(to: "/settings/sessions", flash: Flash(.success, "\(session.user)'s session is ended."))
+        return area.pages.redirect(to: "/settings/sessions", flash: Flash(.success, "\(session.user)'s session is ended."))
     }
 
     @Sendable func tokensPage(request: Request, context: Context) async throws -> Response {
         let now = Date()
         let tokens = try services.tokens.list().map { AccountController.tokenView($0, now: now, revokeBase: "/settings/tokens") }
-        return pages.page("settings/tokens", title: "API tokens", section: "settings", data: ["tokens": tokens], request: request, context: context)
+        return area.pages.page(
+            "settings/tokens", title: "API tokens", section: "settings", data: ["tokens": tokens], request: request, context: context)
     }
 
     @Sendable func revokeToken(request: Request, context: Context) async throws -> Response {
@@ -135,7 +135,7 @@ struct AccessSettingsController {
             throw HTTPError(.notFound, message: "there is no such token")
         }
         let done = try services.tokens.revoke(id: id, by: context.actor, now: Date())
-        return pages.redirect(
+        return area.pages.redirect(
             to: "/settings/tokens",
             flash: done ? Flash(.success, "\(token.user)'s token \"\(token.name)\" is revoked.") : Flash(.info, "That token was already revoked."))
     }
@@ -150,7 +150,7 @@ struct AccessSettingsController {
                 "block_label": block.user.isEmpty ? "the address \(block.address)" : "\(block.user) at \(block.address)",
             ])
         }
-        return pages.page(
+        return area.pages.page(
             "settings/blocks", title: "Sign-in blocks", section: "settings", data: ["blocks": blocks], request: request, context: context)
     }
 
@@ -165,7 +165,7 @@ struct AccessSettingsController {
             scope: scope, user: user, address: address,
             audit: AuditEntry(
                 by: context.actor, action: "throttle.clear", target: "address:\(address)", before: ["scope": scope.rawValue, "user": user]))
-        return pages.redirect(
+        return area.pages.redirect(
             to: "/settings/blocks", flash: Flash(.success, "The block on \(user.isEmpty ? address : "\(user) at \(address)") is lifted."))
     }
 

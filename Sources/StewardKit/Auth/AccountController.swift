@@ -7,8 +7,8 @@ import NIOCore
 /// A signed-in user's own things: sessions, API tokens and second factor.
 struct AccountController {
     typealias Context = StewardRequestContext
+    let area: AreaContext
     let services: AccessServices
-    let pages: PageRenderer
 
     func addRoutes(to routes: Routes) {
         routes.get("/account", .signedIn, use: accountPage)
@@ -40,14 +40,14 @@ struct AccountController {
         data["totp_enrolled"] = enrolled
         if enrolled { data["recovery_left"] = try services.secondFactors.remainingRecoveryCodes(user: identity.user) }
         data["via_token"] = identity.sessionHash == nil
-        return pages.page("account/index", title: "Account", section: "account", data: data, request: request, context: context, status: status)
+        return area.pages.page("account/index", title: "Account", section: "account", data: data, request: request, context: context, status: status)
     }
 
     @Sendable func revokeSession(request: Request, context: Context) async throws -> Response {
         let identity = try Self.signedIn(context)
         let hash = context.parameters.get("session") ?? ""
         guard let session = try services.sessions.session(idHash: hash), session.user == identity.user else {
-            return pages.redirect(to: "/account", flash: Flash(.error, "That session has already ended."))
+            return area.pages.redirect(to: "/account", flash: Flash(.error, "That session has already ended."))
         }
         _ = try services.sessions.revoke(
             idHash: hash, by: identity.user,
@@ -55,11 +55,11 @@ struct AccountController {
                 by: context.actor, action: "session.revoke", target: "user:\(session.user)", after: ["session": String(hash.prefix(12))]),
             now: Date())
         if hash == identity.sessionHash {
-            var response = pages.redirect(to: "/login", flash: Flash(.info, "This session is ended; you are signed out."))
+            var response = area.pages.redirect(to: "/login", flash: Flash(.info, "This session is ended; you are signed out."))
             response.headers.append(HTTPField(name: .setCookie, value: services.clearedSessionCookie()))
             return response
         }
-        return pages.redirect(to: "/account", flash: Flash(.success, "The session from \(session.source ?? "an unknown address") is ended."))
+        return area.pages.redirect(to: "/account", flash: Flash(.success, "The session from \(session.source ?? "an unknown address") is ended."))
     }
 
     @Sendable func createToken(request: Request, context: Context) async throws -> Response {
@@ -97,15 +97,15 @@ struct AccountController {
         guard let id = context.parameters.get("id", as: Int64.self), let token = try services.tokens.token(id: id), token.user == identity.user
         else { throw HTTPError(.notFound, message: "you have no such token") }
         let done = try services.tokens.revoke(id: id, by: context.actor, now: Date())
-        return pages.redirect(
+        return area.pages.redirect(
             to: "/account", flash: done ? Flash(.success, "Token \"\(token.name)\" is revoked.") : Flash(.info, "That token was already revoked."))
     }
 
     @Sendable func enrolPage(request: Request, context: Context) async throws -> Response {
         let identity = try Self.signedIn(context)
-        guard try !services.secondFactors.isEnrolled(identity.user) else { return pages.redirect(to: "/account") }
+        guard try !services.secondFactors.isEnrolled(identity.user) else { return area.pages.redirect(to: "/account") }
         let enrolment = try services.secondFactors.pending(user: identity.user) ?? services.secondFactors.begin(user: identity.user, now: Date())
-        return pages.page(
+        return area.pages.page(
             "account/second_factor", title: "Set up a second factor", section: "account",
             data: ["secret": Self.grouped(enrolment.secret), "uri": enrolment.uri], request: request, context: context)
     }
@@ -115,14 +115,14 @@ struct AccountController {
         let form = try await FormBody.read(request, context: context)
         do {
             let codes = try services.secondFactors.confirm(user: identity.user, code: form["code"] ?? "", by: context.actor, now: Date())
-            return pages.page(
+            return area.pages.page(
                 "account/recovery_codes", title: "Recovery codes", section: "account", data: ["codes": codes.map { ViewNode(["code": $0]) }],
                 request: request, context: context)
         } catch let error as AccessError {
             guard let enrolment = try services.secondFactors.pending(user: identity.user) else {
-                return pages.redirect(to: "/account", flash: Flash(.error, error.message))
+                return area.pages.redirect(to: "/account", flash: Flash(.error, error.message))
             }
-            return pages.page(
+            return area.pages.page(
                 "account/second_factor", title: "Set up a second factor", section: "account",
                 data: ["secret": Self.grouped(enrolment.secret), "uri": enrolment.uri, "error": error.message], request: request, context: context,
                 status: .unprocessableContent)
@@ -133,11 +133,11 @@ struct AccountController {
         let identity = try Self.signedIn(context)
         let form = try await FormBody.read(request, context: context)
         guard try services.secondFactors.verify(user: identity.user, code: form["code"] ?? "", now: Date()) != nil else {
-            return pages.redirect(
+            return area.pages.redirect(
                 to: "/account", flash: Flash(.error, "To turn the second factor off, enter a current code from your app or a recovery code."))
         }
         _ = try services.secondFactors.disable(user: identity.user, by: context.actor, now: Date())
-        return pages.redirect(to: "/account", flash: Flash(.success, "The second factor is off. Sign-in now needs only your password."))
+        return area.pages.redirect(to: "/account", flash: Flash(.success, "The second factor is off. Sign-in now needs only your password."))
     }
 
     // MARK: helpers

@@ -8,8 +8,8 @@ import NIOCore
 /// Sign-in (PAM, then the second factor when enrolled), sign-out, and the first administrator's setup.
 struct LoginController {
     typealias Context = StewardRequestContext
+    let area: AreaContext
     let services: AccessServices
-    let pages: PageRenderer
     let logger: Logger
 
     /// A pre-session CSRF token for the login and setup forms, as a cookie and a hidden field that must match.
@@ -28,7 +28,7 @@ struct LoginController {
     // MARK: password
 
     @Sendable func loginPage(request: Request, context: Context) async throws -> Response {
-        if let identity = context.identity, !identity.secondFactorPending { return pages.redirect(to: nextPath(request)) }
+        if let identity = context.identity, !identity.secondFactorPending { return area.pages.redirect(to: nextPath(request)) }
         return formPage("auth/login", title: "Sign in", data: ["next": nextPath(request)], request: request, context: context)
     }
 
@@ -111,30 +111,30 @@ struct LoginController {
                 context, user: user, action: pending ? "login.password" : "login.success",
                 detail: ["roles": roles.map(\.rawValue).sorted().joined(separator: ","), "second_factor": pending ? "owed" : "not enrolled"]),
             now: now)
-        var response = pages.redirect(
+        var response = area.pages.redirect(
             to: pending ? "/login/second-factor?next=" + (next.addingPercentEncoding(withAllowedCharacters: .urlQueryValueAllowed) ?? "/") : next,
             flash: flash)
         response.headers.append(HTTPField(name: .setCookie, value: services.sessionCookie(id)))
-        response.headers.append(HTTPField(name: .setCookie, value: pages.cookie(Self.formCookie, value: "", maxAge: 0)))
+        response.headers.append(HTTPField(name: .setCookie, value: area.pages.cookie(Self.formCookie, value: "", maxAge: 0)))
         return response
     }
 
     // MARK: second factor
 
     @Sendable func secondFactorPage(request: Request, context: Context) async throws -> Response {
-        guard context.identity?.secondFactorPending == true else { return pages.redirect(to: nextPath(request)) }
-        return pages.page(
+        guard context.identity?.secondFactorPending == true else { return area.pages.redirect(to: nextPath(request)) }
+        return area.pages.page(
             "auth/second_factor", title: "Second factor", section: "", data: ["next": nextPath(request)], request: request, context: context)
     }
 
     @Sendable func secondFactor(request: Request, context: Context) async throws -> Response {
-        guard let identity = context.identity, identity.secondFactorPending, identity.sessionHash != nil else { return pages.redirect(to: "/") }
+        guard let identity = context.identity, identity.secondFactorPending, identity.sessionHash != nil else { return area.pages.redirect(to: "/") }
         let form = try await FormBody.read(request, context: context)
         let next = ReturnPath.isSafe(form["next"] ?? "/") ? form["next"] ?? "/" : "/"
         let address = context.clientAddress ?? "unknown"
         let now = Date()
         func again(_ message: String, _ status: HTTPResponse.Status) -> Response {
-            pages.page(
+            area.pages.page(
                 "auth/second_factor", title: "Second factor", section: "", data: ["next": next, "error": message], request: request, context: context,
                 status: status)
         }
@@ -160,9 +160,9 @@ struct LoginController {
             let newID = try services.sessions.elevate(
                 id: cookie, roles: identity.roles, secondFactorDone: true,
                 audit: entry(context, user: identity.user, action: "login.success", detail: ["second_factor": factor]), now: now)
-        else { return pages.redirect(to: "/login") }
+        else { return area.pages.redirect(to: "/login") }
         try services.throttle.recordSuccess(user: identity.user, address: address)
-        var response = pages.redirect(to: next, flash: flash)
+        var response = area.pages.redirect(to: next, flash: flash)
         response.headers.append(HTTPField(name: .setCookie, value: services.sessionCookie(newID)))
         return response
     }
@@ -174,7 +174,7 @@ struct LoginController {
             _ = try services.sessions.revoke(
                 idHash: hash, by: identity.user, audit: entry(context, user: identity.user, action: "logout", detail: [:]), now: Date())
         }
-        var response = pages.redirect(to: "/login", flash: Flash(.info, "You are signed out."))
+        var response = area.pages.redirect(to: "/login", flash: Flash(.info, "You are signed out."))
         response.headers.append(HTTPField(name: .setCookie, value: services.clearedSessionCookie()))
         return response
     }
@@ -235,8 +235,8 @@ struct LoginController {
         var data = data
         data["form_token"] = token
         data["setup_active"] = services.setup.isActive
-        var response = pages.page(template, title: title, section: "", data: data, request: request, context: context, status: status)
-        response.headers.append(HTTPField(name: .setCookie, value: pages.cookie(Self.formCookie, value: token, maxAge: 3600)))
+        var response = area.pages.page(template, title: title, section: "", data: data, request: request, context: context, status: status)
+        response.headers.append(HTTPField(name: .setCookie, value: area.pages.cookie(Self.formCookie, value: token, maxAge: 3600)))
         return response
     }
 

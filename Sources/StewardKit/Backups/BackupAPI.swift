@@ -5,10 +5,8 @@ import NIOCore
 
 /// `/api/v1/backups`: repositories, plans, runs, snapshots, browsing, downloads and restores.
 struct BackupAPI {
+    let area: AreaContext
     let service: BackupService
-    let scheduler: Scheduler
-    let jobs: JobRunner
-    let docs: APIDocumentation
 
     var store: BackupStore { service.store }
 
@@ -21,7 +19,7 @@ struct BackupAPI {
             name: "path", location: .query, type: "string", description: "absolute path inside the snapshot", pattern: "^/")
         var filePath = path
         filePath.required = true
-        let api = docs.routes(routes, tag: "backups")
+        let api = area.docs.routes(routes, tag: "backups")
         api(
             .get, "/api/v1/backups/repositories", .view, "listBackupRepositories", "List repositories with their status line",
             schema: "BackupRepositoryList", use: listRepositories)
@@ -244,7 +242,7 @@ struct BackupAPI {
         let body = try await JSONResponse.fields(from: request, what: "a restore: target, include, host, plan, confirm")
         let restore = try Self.restoreRequest(
             BackupInput(json: body), repository: repository, snapshot: context.parameters.get("snapshot") ?? "", service: service)
-        let job = try await jobs.enqueue(try await service.prepareRestore(restore, by: context.actor, isAdmin: context.isAdmin))
+        let job = try await area.runner.enqueue(try await service.prepareRestore(restore, by: context.actor, isAdmin: context.isAdmin))
         return try APIJSON.response(JobResource(job), status: .accepted)
     }
 
@@ -317,19 +315,19 @@ struct BackupAPI {
 
     func start(_ action: String, request: Request, context: StewardRequestContext) async throws -> Response {
         let job = try await Self.start(
-            action, plan: try loadPlan(context), service: service, scheduler: scheduler, jobs: jobs, actor: context.actor, isAdmin: context.isAdmin)
+            action, plan: try loadPlan(context), service: service, area: area, actor: context.actor, isAdmin: context.isAdmin)
         return try APIJSON.response(JobResource(job), status: .accepted)
     }
 
     /// "Run now" (and verify or prune now) through the plan's schedule when it has one, so concurrency forbid applies.
     static func start(
-        _ action: String, plan: BackupPlan, service: BackupService, scheduler: Scheduler, jobs: JobRunner, actor: AuditActor, isAdmin: Bool
+        _ action: String, plan: BackupPlan, service: BackupService, area: AreaContext, actor: AuditActor, isAdmin: Bool
     ) async throws -> Job {
         try service.requireAllowed(plan, isAdmin: isAdmin)
         let scheduleID =
             [("run", plan.backupScheduleID), ("verify", plan.verifyScheduleID), ("prune", plan.pruneScheduleID)].first { $0.0 == action }?.1 ?? nil
-        if let scheduleID, let firing = try await scheduler.runNow(id: scheduleID, by: actor) {
-            guard let jobID = firing.jobID, let job = try jobs.store.job(id: jobID) else {
+        if let scheduleID, let firing = try await area.scheduler.runNow(id: scheduleID, by: actor) {
+            guard let jobID = firing.jobID, let job = try area.runner.store.job(id: jobID) else {
                 throw Problem(status: .conflict, detail: "plan \(plan.name) was not started: \(firing.outcome)")
             }
             return job
@@ -338,7 +336,7 @@ struct BackupAPI {
             ["run": BackupStore.backupKind, "verify": BackupStore.checkKind, "prune": BackupStore.forgetKind][action] ?? BackupStore.backupKind
         let label = ["run": "Backup", "verify": "Verify backups", "prune": "Apply retention"][action] ?? "Backup"
         let host = try service.hosts.host(id: plan.hostID)?.name
-        return try await jobs.enqueue(
+        return try await area.runner.enqueue(
             JobRequest(
                 kind: kind, title: "\(label): \(plan.name)", params: BackupPlanJob(planID: plan.id).json, host: host, startedBy: actor.actor,
                 reason: "run now by \(actor.actor)", source: actor.source))

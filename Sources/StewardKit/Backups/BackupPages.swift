@@ -4,10 +4,8 @@ import Hummingbird
 /// The Backups pages: plans and repositories, a plan's runs and snapshots, the plan form with its retention preview,
 /// snapshot browsing, downloads and restores.
 struct BackupPages {
+    let area: AreaContext
     let service: BackupService
-    let scheduler: Scheduler
-    let jobs: JobRunner
-    let pages: PageRenderer
 
     var store: BackupStore { service.store }
 
@@ -70,7 +68,7 @@ struct BackupPages {
             values["repository"] = names[plan.repositoryID] ?? "?"
             return ViewNode(values)
         }
-        return pages.page(
+        return area.pages.page(
             "backups/index", title: "Backups", section: "backups",
             data: [
                 "plans": plans, "no_plans": plans.isEmpty, "repositories": repositories.map { ViewNode(repositoryValues($0, hosts: hosts)) },
@@ -83,7 +81,7 @@ struct BackupPages {
 
     func planValues(_ plan: BackupPlan) throws -> [String: Any?] {
         let (last, success) = try store.lastBackups(planID: plan.id)
-        let next = try plan.backupScheduleID.flatMap { try scheduler.store.schedule(id: $0) }?.nextFireAt
+        let next = try plan.backupScheduleID.flatMap { try area.scheduler.store.schedule(id: $0) }?.nextFireAt
         let age = success.map { Double(Int64(Date().timeIntervalSince1970 * 1000) - ($0.finishedAt ?? $0.startedAt)) / 3_600_000 }
         return [
             "id": plan.id, "name": plan.name, "paused": plan.paused, "builtin": plan.builtin != nil, "paths": plan.paths.joined(separator: ", "),
@@ -155,7 +153,7 @@ struct BackupPages {
             "post_hook": plan.postHook.map(JobContext.quoteForDisplay).joined(separator: " "), "has_post_hook": !plan.postHook.isEmpty,
             "backup_schedule": backup, "verify_schedule": verify, "prune_schedule": prune,
         ]) { _, new in new }
-        return pages.page(
+        return area.pages.page(
             "backups/plan", title: "Backup plan: \(plan.name)", section: "backups",
             data: [
                 "plan": ViewNode(values), "runs": runs, "no_runs": runs.isEmpty, "snapshots": snapshots,
@@ -230,7 +228,7 @@ struct BackupPages {
         if errors.isEmpty {
             do {
                 let saved = try await service.save(plan, timing: timing, by: context.actor, isAdmin: context.isAdmin, now: Date())
-                return pages.redirect(to: "/backups/plans/\(saved.id)", flash: Flash(.success, "Backup plan \"\(saved.name)\" saved."))
+                return area.pages.redirect(to: "/backups/plans/\(saved.id)", flash: Flash(.success, "Backup plan \"\(saved.name)\" saved."))
             } catch let problem as Problem {
                 errors = problem.errors ?? ["name": problem.detail]
             }
@@ -259,7 +257,7 @@ struct BackupPages {
             "catch_up_one": timing.backup.catchUp == .one, "verify_cron": timing.verify?.cron ?? "", "prune_cron": timing.prune?.cron ?? "",
             "action": plan.id == 0 ? "/backups/plans" : "/backups/plans/\(plan.id)",
         ]
-        return pages.page(
+        return area.pages.page(
             "backups/plan_form", title: plan.id == 0 ? "New backup plan" : "Edit backup plan: \(plan.name)", section: "backups",
             data: [
                 "form": ViewNode(form), "hosts": hosts, "repositories": repositories, "no_repositories": repositories.isEmpty,
@@ -273,23 +271,24 @@ struct BackupPages {
         let plan = try loadPlan(context)
         let form = try await FormBody.read(request, context: context)
         guard plan.builtin == nil else {
-            return pages.redirect(to: "/backups/plans/\(plan.id)", flash: Flash(.error, "The self-backup plan is built in; pause it instead."))
+            return area.pages.redirect(to: "/backups/plans/\(plan.id)", flash: Flash(.error, "The self-backup plan is built in; pause it instead."))
         }
         guard form["confirm"] == plan.name else {
-            return pages.redirect(
+            return area.pages.redirect(
                 to: "/backups/plans/\(plan.id)", flash: Flash(.error, "Not deleted: type the plan's name, \(plan.name), to confirm."))
         }
         try await service.delete(plan, by: context.actor, isAdmin: context.isAdmin, now: Date())
-        return pages.redirect(to: "/backups", flash: Flash(.success, "Plan \"\(plan.name)\" deleted. Its snapshots are still in the repository."))
+        return area.pages.redirect(
+            to: "/backups", flash: Flash(.success, "Plan \"\(plan.name)\" deleted. Its snapshots are still in the repository."))
     }
 
     func start(_ action: String, context: StewardRequestContext) async throws -> Response {
         let plan = try loadPlan(context)
         do {
-            let job = try await BackupAPI.start(action, plan: plan, service: service, scheduler: scheduler, jobs: jobs, actor: context.actor, isAdmin: context.isAdmin)
-            return pages.redirect(to: "/jobs/\(job.id)", flash: Flash(.success, "Started \"\(job.title)\" as job \(job.id)."))
+            let job = try await BackupAPI.start(action, plan: plan, service: service, area: area, actor: context.actor, isAdmin: context.isAdmin)
+            return area.pages.redirect(to: "/jobs/\(job.id)", flash: Flash(.success, "Started \"\(job.title)\" as job \(job.id)."))
         } catch let problem as Problem {
-            return pages.redirect(to: "/backups/plans/\(plan.id)", flash: Flash(.warning, problem.detail))
+            return area.pages.redirect(to: "/backups/plans/\(plan.id)", flash: Flash(.warning, problem.detail))
         }
     }
 
@@ -297,7 +296,7 @@ struct BackupPages {
         var plan = try loadPlan(context)
         plan.paused = paused
         _ = try await service.save(plan, timing: try store.timing(of: plan), by: context.actor, isAdmin: context.isAdmin, now: Date())
-        return pages.redirect(
+        return area.pages.redirect(
             to: "/backups/plans/\(plan.id)",
             flash: Flash(.success, paused ? "Plan paused: no scheduled runs or alerts until it is resumed. Run now still works." : "Plan resumed."))
     }
@@ -319,7 +318,7 @@ struct BackupPages {
         _ values: [String: String], errors: [String: String], request: Request, context: StewardRequestContext, status: HTTPResponse.Status = .ok
     ) throws -> Response {
         let hosts = try service.hosts.all().map { ViewNode(["name": $0.name, "selected": $0.name == values["host"]]) }
-        return pages.page(
+        return area.pages.page(
             "backups/repository_form", title: "New backup repository", section: "backups",
             data: [
                 "form": ViewNode([
@@ -336,7 +335,7 @@ struct BackupPages {
         do {
             let (repository, password, initialise) = try BackupAPI.repositoryInput(BackupInput(form: form, checkboxes: []), hosts: service.hosts)
             let saved = try await service.addRepository(repository, password: password, initialise: initialise, by: context.actor, now: Date())
-            return pages.redirect(
+            return area.pages.redirect(
                 to: "/backups/repositories/\(saved.id)",
                 flash: Flash(.success, "Repository \"\(saved.name)\" \(initialise ? "created" : "imported")."))
         } catch let problem as Problem {
@@ -365,7 +364,7 @@ struct BackupPages {
             snapshotError = String(describing: error)
         }
         let runs = try store.runs(repositoryID: repository.id, limit: 30).map { ViewNode(Self.runValues($0)) }
-        return pages.page(
+        return area.pages.page(
             "backups/repository", title: "Repository: \(repository.name)", section: "backups",
             data: [
                 "repository": ViewNode(repositoryValues(repository, hosts: hosts)), "snapshots": snapshots,
@@ -381,9 +380,10 @@ struct BackupPages {
         let form = try await FormBody.read(request, context: context)
         do {
             try await BackupAPI.changePassword(service, repository, password: form["password"] ?? "", by: context.actor)
-            return pages.redirect(to: "/backups/repositories/\(repository.id)", flash: Flash(.success, "Password accepted by restic and stored."))
+            return area.pages.redirect(
+                to: "/backups/repositories/\(repository.id)", flash: Flash(.success, "Password accepted by restic and stored."))
         } catch let problem as Problem {
-            return pages.redirect(
+            return area.pages.redirect(
                 to: "/backups/repositories/\(repository.id)",
                 flash: Flash(.error, "Password not stored: \(problem.errors?["password"] ?? problem.detail)"))
         }
@@ -392,25 +392,25 @@ struct BackupPages {
     @Sendable func refresh(request: Request, context: StewardRequestContext) async throws -> Response {
         let repository = try loadRepository(context)
         await service.refreshStatus(repository)
-        return pages.redirect(to: "/backups/repositories/\(repository.id)", flash: Flash(.info, "Status read again."))
+        return area.pages.redirect(to: "/backups/repositories/\(repository.id)", flash: Flash(.info, "Status read again."))
     }
 
     @Sendable func check(request: Request, context: StewardRequestContext) async throws -> Response {
         let repository = try loadRepository(context)
         let host = try service.accessHost(repository)
-        let job = try await jobs.enqueue(
+        let job = try await area.runner.enqueue(
             JobRequest(
                 kind: BackupStore.checkKind, title: "Verify repository: \(repository.name)", params: BackupCheckJob(repositoryID: repository.id).json,
                 host: host.name,
                 startedBy: context.actor.actor, reason: "check now by \(context.actor.actor)", source: context.actor.source))
-        return pages.redirect(to: "/jobs/\(job.id)", flash: Flash(.success, "Started \"\(job.title)\" as job \(job.id)."))
+        return area.pages.redirect(to: "/jobs/\(job.id)", flash: Flash(.success, "Started \"\(job.title)\" as job \(job.id)."))
     }
 
     @Sendable func deleteRepository(request: Request, context: StewardRequestContext) async throws -> Response {
         let repository = try loadRepository(context)
         let form = try await FormBody.read(request, context: context)
         guard repository.builtin == nil, form["confirm"] == repository.name else {
-            return pages.redirect(
+            return area.pages.redirect(
                 to: "/backups/repositories/\(repository.id)",
                 flash: Flash(
                     .error,
@@ -419,9 +419,9 @@ struct BackupPages {
         do {
             try store.deleteRepository(repository, by: context.actor, now: Date())
         } catch let problem as Problem {
-            return pages.redirect(to: "/backups/repositories/\(repository.id)", flash: Flash(.error, problem.detail))
+            return area.pages.redirect(to: "/backups/repositories/\(repository.id)", flash: Flash(.error, problem.detail))
         }
-        return pages.redirect(
+        return area.pages.redirect(
             to: "/backups", flash: Flash(.success, "Repository \"\(repository.name)\" removed from Steward; its data was not touched."))
     }
 
@@ -457,7 +457,7 @@ struct BackupPages {
         }
         let plan = try planID.flatMap { try store.plan(id: $0) }
         let hosts = try service.hosts.all().map { ViewNode(["name": $0.name, "selected": $0.id == (plan?.hostID ?? repository.hostID)]) }
-        return pages.page(
+        return area.pages.page(
             "backups/snapshot", title: "Snapshot \(snapshot.prefix(8))", section: "backups",
             data: [
                 "repository": ViewNode(["id": repository.id, "name": repository.name]), "snapshot": snapshot, "path": path, "entries": entries,
@@ -486,12 +486,12 @@ struct BackupPages {
         do {
             let restore = try BackupAPI.restoreRequest(
                 BackupInput(form: form, checkboxes: []), repository: repository, snapshot: snapshot, service: service)
-            let job = try await jobs.enqueue(try await service.prepareRestore(restore, by: context.actor, isAdmin: context.isAdmin))
-            return pages.redirect(to: "/jobs/\(job.id)", flash: Flash(.success, "Restore started as job \(job.id)."))
+            let job = try await area.runner.enqueue(try await service.prepareRestore(restore, by: context.actor, isAdmin: context.isAdmin))
+            return area.pages.redirect(to: "/jobs/\(job.id)", flash: Flash(.success, "Restore started as job \(job.id)."))
         } catch let problem as Problem {
             let errors = problem.errors ?? [:]
             let message = errors.isEmpty ? problem.detail : errors.keys.sorted().map { errors[$0]! }.joined(separator: "; ")
-            return pages.redirect(to: back, flash: Flash(.error, "Restore not started: \(message)"))
+            return area.pages.redirect(to: back, flash: Flash(.error, "Restore not started: \(message)"))
         }
     }
 }

@@ -6,9 +6,9 @@ extension StewardArea {
         StewardArea(
             name: "backups", jobs: service.handlers(),
             navigation: [.init(position: 60, item: NavigationItem(key: "backups", title: "Backups", href: "/backups"))]
-        ) { context in
-            BackupAPI(service: service, scheduler: context.scheduler, jobs: context.runner, docs: context.docs).addRoutes(to: context.routes)
-            BackupPages(service: service, scheduler: context.scheduler, jobs: context.runner, pages: context.pages).addRoutes(to: context.routes)
+        ) { context, routes in
+            BackupAPI(area: context, service: service).addRoutes(to: routes)
+            BackupPages(area: context, service: service).addRoutes(to: routes)
         }
     }
 }

@@ -6,14 +6,13 @@ import Hummingbird
 /// The config repo in the browser: files, edits committed as the signed-in user, history with diffs, revert.
 struct ConfigController {
     typealias Context = StewardRequestContext
+    let area: AreaContext
     let repository: ConfigRepository
     let database: any DatabaseWriter
     let lock: RepositoryLock
-    let pages: PageRenderer
-    let docs: APIDocumentation
 
     func addRoutes(to routes: Routes) {
-        let api = docs.routes(routes, tag: "engine")
+        let api = area.docs.routes(routes, tag: "engine")
         routes.get("/config", .view, use: indexPage)
         routes.get("/config/file", .view, use: filePage)
         routes.post("/config/file", .admin, use: save)
@@ -35,7 +34,7 @@ struct ConfigController {
             "commits": try repository.history(limit: 20).map(Self.commitView), "head": try repository.head(),
             "admin": context.identity?.permissions.contains(.admin) ?? false,
         ]
-        return pages.page("config/index", title: "Config repo", section: "config", data: data, request: request, context: context)
+        return area.pages.page("config/index", title: "Config repo", section: "config", data: data, request: request, context: context)
     }
 
     @Sendable func filePage(request: Request, context: Context) async throws -> Response {
@@ -63,7 +62,7 @@ struct ConfigController {
             "admin": context.identity?.permissions.contains(.admin) ?? false,
         ]
         if let error { data["error"] = error }
-        return pages.page(
+        return area.pages.page(
             "config/file", title: isNew ? "New file" : path, section: "config", data: data, request: request, context: context, status: status)
     }
 
@@ -80,7 +79,7 @@ struct ConfigController {
                     db, by: context.actor, action: "config.commit", target: "config:\(path)", before: ["commit": before],
                     after: ["commit": after, "message": message], now: Date())
             }
-            return pages.redirect(to: "/config/commits/\(after)", flash: Flash(.success, "Committed \(path) as \(String(after.prefix(10)))."))
+            return area.pages.redirect(to: "/config/commits/\(after)", flash: Flash(.success, "Committed \(path) as \(String(after.prefix(10)))."))
         } catch let error as AccessError {
             return editor(
                 path: path, content: content, message: message, error: error.message, isNew: form["is_new"] == "1", request: request,
@@ -95,7 +94,7 @@ struct ConfigController {
         let data: [String: Any] = [
             "commit": Self.commitView(commit), "lines": Self.diffLines(patch), "admin": context.identity?.permissions.contains(.admin) ?? false,
         ]
-        return pages.page(
+        return area.pages.page(
             "config/commit", title: "Commit \(commit.hash.prefix(10))", section: "config", data: data, request: request, context: context)
     }
 
@@ -109,9 +108,9 @@ struct ConfigController {
                     db, by: context.actor, action: "config.revert", target: "commit:\(hash)", before: ["commit": before], after: ["commit": after],
                     now: Date())
             }
-            return pages.redirect(to: "/config/commits/\(after)", flash: Flash(.success, "Reverted \(hash.prefix(10)) with a new commit."))
+            return area.pages.redirect(to: "/config/commits/\(after)", flash: Flash(.success, "Reverted \(hash.prefix(10)) with a new commit."))
         } catch let error as AccessError {
-            return pages.redirect(to: "/config/commits/\(hash)", flash: Flash(.error, error.message))
+            return area.pages.redirect(to: "/config/commits/\(hash)", flash: Flash(.error, error.message))
         }
     }
 

@@ -9,10 +9,10 @@ extension StewardArea {
             name: "engine", jobs: [Engine.kind: engine.handler(), Engine.adhocKind: engine.handler(), Engine.factsKind: engine.factsHandler()],
             schedules: [{ try Engine.ensureFactsSchedule($0, now: $1) }],
             navigation: [.init(position: 110, item: NavigationItem(key: "config", title: "Config repo", href: "/config"))]
-        ) { context in
-            EngineController(engine: engine, jobs: context.runner, pages: context.pages, docs: context.docs).addRoutes(to: context.routes)
-            ConfigController(repository: repository, database: database, lock: lock, pages: context.pages, docs: context.docs)
-                .addRoutes(to: context.routes)
+        ) { context, routes in
+            EngineController(area: context, engine: engine).addRoutes(to: routes)
+            ConfigController(area: context, repository: repository, database: database, lock: lock)
+                .addRoutes(to: routes)
         }
     }
 }

@@ -6,13 +6,11 @@ import Hummingbird
 /// Starting playbook runs and reading their per-host results (`/api/v1/playbooks`, `/api/v1/jobs/{id}/hosts`).
 struct EngineController {
     typealias Context = StewardRequestContext
+    let area: AreaContext
     let engine: Engine
-    let jobs: JobRunner
-    let pages: PageRenderer
-    let docs: APIDocumentation
 
     func addRoutes(to routes: Routes) {
-        let api = docs.routes(routes, tag: "engine")
+        let api = area.docs.routes(routes, tag: "engine")
         api(.get, "/api/v1/playbooks", .view, "listPlaybooks", "Playbooks in the config repo, and its commit", schema: "PlaybookList", use: apiList)
         api(
             .post, "/api/v1/playbooks/run", .operate, "runPlaybook", "Run a playbook from the config repo on hosts or groups, as a job",
@@ -44,7 +42,7 @@ struct EngineController {
             throw Problem.invalid([error.message.contains("playbook") ? "playbook" : "targets": error.message])
         }
         jobRequest.source = context.clientAddress
-        let job = try await jobs.enqueue(jobRequest)
+        let job = try await area.runner.enqueue(jobRequest)
         return try APIJSON.response(JobResource(job), status: .accepted)
     }
 
@@ -58,16 +56,16 @@ struct EngineController {
                 PlaybookRun(playbook: "playbooks/facts.yml", targets: [host.name]), startedBy: context.actor.actor,
                 reason: "facts requested on the host page")
             jobRequest.source = context.clientAddress
-            let job = try await jobs.enqueue(jobRequest)
-            return pages.redirect(to: "/jobs/\(job.id)")
+            let job = try await area.runner.enqueue(jobRequest)
+            return area.pages.redirect(to: "/jobs/\(job.id)")
         } catch let error as AccessError {
-            return pages.redirect(to: "/hosts/\(host.id)", flash: Flash(.error, error.message))
+            return area.pages.redirect(to: "/hosts/\(host.id)", flash: Flash(.error, error.message))
         }
     }
 
     @Sendable func commandPage(request: Request, context: Context) async throws -> Response {
         let target = request.uri.queryParameters["target"].map(String.init) ?? ""
-        return pages.page(
+        return area.pages.page(
             "hosts/command", title: "Run a command", section: "hosts", data: ["targets": target], request: request, context: context)
     }
 
@@ -85,10 +83,10 @@ struct EngineController {
             var jobRequest = try engine.request(run, startedBy: context.actor.actor, reason: "ad-hoc command from the Hosts page")
             jobRequest.source = context.clientAddress
             jobRequest.audit = Self.adhocAudit(context.actor, command: command, targets: targets)
-            let job = try await jobs.enqueue(jobRequest)
-            return pages.redirect(to: "/jobs/\(job.id)")
+            let job = try await area.runner.enqueue(jobRequest)
+            return area.pages.redirect(to: "/jobs/\(job.id)")
         } catch let error as AccessError {
-            return pages.page(
+            return area.pages.page(
                 "hosts/command", title: "Run a command", section: "hosts",
                 data: ["targets": form["targets"] ?? "", "arguments": form["arguments"] ?? "", "error": error.message], request: request,
                 context: context,
@@ -117,12 +115,14 @@ struct EngineController {
         }
         jobRequest.source = context.clientAddress
         jobRequest.audit = Self.adhocAudit(context.actor, command: command, targets: targets)
-        let job = try await jobs.enqueue(jobRequest)
+        let job = try await area.runner.enqueue(jobRequest)
         return try APIJSON.response(JobResource(job), status: .accepted)
     }
 
     @Sendable func apiResults(request: Request, context: Context) async throws -> Response {
-        guard let id = context.parameters.get("id", as: Int64.self), try jobs.store.job(id: id) != nil else { throw Problem.notFound("that job") }
+        guard let id = context.parameters.get("id", as: Int64.self), try area.runner.store.job(id: id) != nil else {
+            throw Problem.notFound("that job")
+        }
         let results = try Engine.results(engine.database, job: id)
         let events = Dictionary(grouping: try Engine.taskEvents(engine.database, job: id), by: \.host)
         return try APIJSON.response(ItemList(items: results.map { HostResultResource($0, events: events[$0.host] ?? []) }))

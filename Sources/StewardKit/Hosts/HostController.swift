@@ -7,18 +7,14 @@ import NIOCore
 /// The Hosts pages and `/api/v1/hosts`, `/api/v1/groups`.
 struct HostController {
     typealias Context = StewardRequestContext
+    let area: AreaContext
     let store: HostStore
     let keys: HostKeyStore
-    let jobs: JobRunner
-    let pages: PageRenderer
-    let docs: APIDocumentation
-    /// The hosts list as scripts read it, encoded once per change of the hosts and their groups.
-    let responses: ResponseCache
     /// The host's newest filesystem figures for the facts section, so the host page and the dashboard agree.
     let dashboard: MetricsDashboard
 
     func addRoutes(to routes: Routes) {
-        let api = docs.routes(routes, tag: "hosts")
+        let api = area.docs.routes(routes, tag: "hosts")
         routes.get("/hosts", .view, use: listPage)
         routes.get("/hosts/new", .admin, use: newPage)
         routes.post("/hosts/new", .admin, use: createFromPage)
@@ -83,7 +79,7 @@ struct HostController {
             "q_tag": tag ?? "", "admin": context.identity?.permissions.contains(.admin) ?? false,
             "operator": context.identity?.permissions.contains(.operate) ?? false,
         ]
-        return pages.page("hosts/list", title: "Hosts", section: "hosts", data: data, request: request, context: context)
+        return area.pages.page("hosts/list", title: "Hosts", section: "hosts", data: data, request: request, context: context)
     }
 
     @Sendable func showPage(request: Request, context: Context) async throws -> Response {
@@ -108,9 +104,9 @@ struct HostController {
             let live = dashboard.filesystems(hostID: host.id, now: EpochMilliseconds.from(Date()))
             view["facts"] = facts.view(live: live)
         }
-        view["jobs"] = try jobs.store.recent(forHost: host.name).map(JobController.view)
+        view["jobs"] = try area.runner.store.recent(forHost: host.name).map(JobController.view)
         view["admin"] = context.identity?.permissions.contains(.admin) ?? false
-        return pages.page(
+        return area.pages.page(
             "hosts/show", title: "Host \(host.name)", section: "hosts", data: ["host": ViewNode(view)], request: request, context: context)
     }
 
@@ -132,7 +128,7 @@ struct HostController {
         if errors.isEmpty {
             do {
                 let host = try store.create(settings, by: context.actor, now: Date())
-                return pages.redirect(to: "/hosts/\(host.id)", flash: Flash(.success, "Host \(host.name) is added."))
+                return area.pages.redirect(to: "/hosts/\(host.id)", flash: Flash(.success, "Host \(host.name) is added."))
             } catch let error as HostError {
                 errors["name"] = error.description
             }
@@ -149,7 +145,7 @@ struct HostController {
         if errors.isEmpty {
             do {
                 _ = try store.update(id: host.id, settings, by: context.actor, now: Date())
-                return pages.redirect(to: "/hosts/\(host.id)", flash: Flash(.success, "Host \(settings.name) is saved."))
+                return area.pages.redirect(to: "/hosts/\(host.id)", flash: Flash(.success, "Host \(settings.name) is saved."))
             } catch let error as HostError {
                 errors["name"] = error.description
             }
@@ -162,7 +158,8 @@ struct HostController {
     @Sendable func deleteFromPage(request: Request, context: Context) async throws -> Response {
         let host = try load(context)
         _ = try store.delete(id: host.id, by: context.actor, now: Date())
-        return pages.redirect(to: "/hosts", flash: Flash(.success, "Host \(host.name) is removed from Steward (nothing on the machine changed)."))
+        return area.pages.redirect(
+            to: "/hosts", flash: Flash(.success, "Host \(host.name) is removed from Steward (nothing on the machine changed)."))
     }
 
     func formPage(
@@ -180,23 +177,23 @@ struct HostController {
             "form": ViewNode(form), "errors": ViewNode(errors), "has_errors": !errors.isEmpty,
             "error_list": errors.keys.sorted().map { ViewNode(["field": $0, "message": errors[$0]!]) }, "action": action, "title": title,
         ]
-        return pages.page("hosts/form", title: title, section: "hosts", data: data, request: request, context: context, status: status)
+        return area.pages.page("hosts/form", title: title, section: "hosts", data: data, request: request, context: context, status: status)
     }
 
     // MARK: SSH identity and host keys
 
     @Sendable func identityPage(request: Request, context: Context) async throws -> Response {
-        pages.page(
+        area.pages.page(
             "hosts/ssh", title: "SSH identity", section: "ssh",
             data: ["public_key": try keys.identity.publicKey(), "command": try keys.identity.authorizeCommand()], request: request, context: context)
     }
 
     @Sendable func checkAll(request: Request, context: Context) async throws -> Response {
-        let job = try await jobs.enqueue(
+        let job = try await area.runner.enqueue(
             JobRequest(
                 kind: HostCheck.kind, title: "Check host connectivity and host keys", startedBy: context.actor.actor,
                 reason: "run from the Hosts page"))
-        return pages.redirect(to: "/jobs/\(job.id)")
+        return area.pages.redirect(to: "/jobs/\(job.id)")
     }
 
     @Sendable func scanKey(request: Request, context: Context) async throws -> Response {
@@ -209,7 +206,7 @@ struct HostController {
             case .unconfirmed: .info
             case .changed, .unreachable: .error
             }
-        return pages.redirect(to: "/hosts/\(host.id)", flash: Flash(level, verdict.message))
+        return area.pages.redirect(to: "/hosts/\(host.id)", flash: Flash(level, verdict.message))
     }
 
     @Sendable func trustKey(request: Request, context: Context) async throws -> Response {
@@ -217,9 +214,9 @@ struct HostController {
         let form = try await FormBody.read(request, context: context)
         do {
             try keys.trust(host, fingerprint: form["fingerprint"] ?? "", by: context.actor, now: Date())
-            return pages.redirect(to: "/hosts/\(host.id)", flash: Flash(.success, "\(host.name)'s host key is trusted; jobs can connect to it."))
+            return area.pages.redirect(to: "/hosts/\(host.id)", flash: Flash(.success, "\(host.name)'s host key is trusted; jobs can connect to it."))
         } catch let error as AccessError {
-            return pages.redirect(to: "/hosts/\(host.id)", flash: Flash(.error, error.message))
+            return area.pages.redirect(to: "/hosts/\(host.id)", flash: Flash(.error, error.message))
         }
     }
 
@@ -259,7 +256,7 @@ struct HostController {
     // MARK: bulk add
 
     @Sendable func bulkPage(request: Request, context: Context) async throws -> Response {
-        pages.page("hosts/bulk", title: "Add hosts in bulk", section: "hosts", data: [:], request: request, context: context)
+        area.pages.page("hosts/bulk", title: "Add hosts in bulk", section: "hosts", data: [:], request: request, context: context)
     }
 
     @Sendable func bulkFromPage(request: Request, context: Context) async throws -> Response {
@@ -271,7 +268,7 @@ struct HostController {
             "invalid_count": parsed.filter { !$0.errors.isEmpty }.count, "previewed": true,
         ]
         guard form["commit"] == "1" else {
-            return pages.page("hosts/bulk", title: "Add hosts in bulk", section: "hosts", data: data, request: request, context: context)
+            return area.pages.page("hosts/bulk", title: "Add hosts in bulk", section: "hosts", data: data, request: request, context: context)
         }
         var added: [String] = []
         for row in parsed where row.errors.isEmpty {
@@ -279,7 +276,7 @@ struct HostController {
         }
         let failed = parsed.filter { !$0.errors.isEmpty }
         if failed.isEmpty {
-            return pages.redirect(to: "/hosts", flash: Flash(.success, "Added \(added.count) host(s)."))
+            return area.pages.redirect(to: "/hosts", flash: Flash(.success, "Added \(added.count) host(s)."))
         }
         // Keep the lines that could not be added, so nothing typed is lost.
         data["lines_text"] = failed.map(\.line).joined(separator: "\n")
@@ -287,7 +284,7 @@ struct HostController {
         data["added"] = added.joined(separator: ", ")
         data["valid_count"] = 0
         data["invalid_count"] = failed.count
-        return pages.page(
+        return area.pages.page(
             "hosts/bulk", title: "Add hosts in bulk", section: "hosts", data: data, request: request, context: context, status: .unprocessableContent)
     }
 
@@ -297,7 +294,7 @@ struct HostController {
         let groups = try store.groups().map { group in
             ViewNode(["name": group.name, "variables": group.variables, "notes": group.notes, "hosts": group.hostCount])
         }
-        return pages.page(
+        return area.pages.page(
             "hosts/groups", title: "Host groups", section: "hosts",
             data: ["groups": groups, "admin": context.identity?.permissions.contains(.admin) ?? false], request: request, context: context)
     }
@@ -308,19 +305,19 @@ struct HostController {
         do {
             if form["delete"] == "1" {
                 _ = try store.deleteGroup(name: name, by: context.actor, now: Date())
-                return pages.redirect(to: "/hosts/groups", flash: Flash(.success, "Group \(name) is removed; its hosts stay."))
+                return area.pages.redirect(to: "/hosts/groups", flash: Flash(.success, "Group \(name) is removed; its hosts stay."))
             }
             try store.saveGroup(name: name, variables: form["variables"] ?? "", notes: form["notes"] ?? "", by: context.actor, now: Date())
-            return pages.redirect(to: "/hosts/groups", flash: Flash(.success, "Group \(name) is saved."))
+            return area.pages.redirect(to: "/hosts/groups", flash: Flash(.success, "Group \(name) is saved."))
         } catch let error as HostError {
-            return pages.redirect(to: "/hosts/groups", flash: Flash(.error, "Group \(name) was not saved: \(error.description)"))
+            return area.pages.redirect(to: "/hosts/groups", flash: Flash(.error, "Group \(name) was not saved: \(error.description)"))
         }
     }
 
     // MARK: API
 
     @Sendable func apiList(request: Request, context: Context) async throws -> Response {
-        try responses.json(for: request, tables: ["hosts", "host_groups", "host_group_members"]) {
+        try area.responses.json(for: request, tables: ["hosts", "host_groups", "host_group_members"]) {
             ByteBuffer(bytes: try APIJSON.encode(HostListResource(items: try store.all().map(HostResource.init))))
         }
     }

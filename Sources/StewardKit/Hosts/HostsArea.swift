@@ -10,11 +10,11 @@ extension StewardArea {
                 .init(position: 20, item: NavigationItem(key: "hosts", title: "Hosts", href: "/hosts")),
                 .init(position: 120, item: NavigationItem(key: "ssh", title: "SSH identity", href: "/hosts/ssh")),
             ], dataClasses: [.facts]
-        ) { context in
+        ) { context, routes in
             HostController(
-                store: store, keys: keys, jobs: context.runner, pages: context.pages, docs: context.docs, responses: context.responses,
+                area: context, store: store, keys: keys,
                 dashboard: dashboard
-            ).addRoutes(to: context.routes)
+            ).addRoutes(to: routes)
         }
     }
 }

@@ -6,17 +6,14 @@ import NIOCore
 
 /// The Jobs pages and `/api/v1/jobs`.
 struct JobController {
-    let runner: JobRunner
-    let pages: PageRenderer
-    let docs: APIDocumentation
-    /// Job lists as scripts read them, encoded once per change of the jobs table.
-    let responses: ResponseCache
+    /// The shared plumbing; job lists are answered from `area.responses`, encoded once per change of the jobs table.
+    let area: AreaContext
 
-    var store: JobStore { runner.store }
-    var feed: JobFeed { JobFeed(store: runner.store, events: runner.events) }
+    var store: JobStore { area.runner.store }
+    var feed: JobFeed { JobFeed(store: area.runner.store, events: area.runner.events) }
 
     func addRoutes(to routes: Routes) {
-        let api = docs.routes(routes, tag: "jobs")
+        let api = area.docs.routes(routes, tag: "jobs")
         routes.get("/jobs", .view, use: listPage)
         routes.get("/jobs/:id", .view, use: showPage)
         routes.get("/jobs/:id/events", .view, use: eventStream)
@@ -79,7 +76,7 @@ struct JobController {
             "next_link": nextLink, "problems": problems,
             "operator": context.identity?.permissions.contains(.operate) ?? false,
         ]
-        return pages.page("jobs/list", title: "Jobs", section: "jobs", data: data.compactMapValues { $0 }, request: request, context: context)
+        return area.pages.page("jobs/list", title: "Jobs", section: "jobs", data: data.compactMapValues { $0 }, request: request, context: context)
     }
 
     @Sendable func showPage(request: Request, context: StewardRequestContext) async throws -> Response {
@@ -115,7 +112,7 @@ struct JobController {
         data["tasks"] = tasks.map { event in
             ViewNode(["host": event.host, "task": event.task, "status": event.status, "detail": event.detail])
         }
-        return pages.page(
+        return area.pages.page(
             "jobs/show", title: "Job \(job.id): \(job.title)", section: "jobs", data: ["job": ViewNode(data)], request: request, context: context)
     }
 
@@ -134,11 +131,11 @@ struct JobController {
     @Sendable func cancelFromPage(request: Request, context: StewardRequestContext) async throws -> Response {
         let job = try loadJob(context)
         guard !job.state.isFinished else {
-            return pages.redirect(
+            return area.pages.redirect(
                 to: "/jobs/\(job.id)", flash: Flash(.warning, "Job \(job.id) already ended (\(job.state.rawValue)); nothing to cancel."))
         }
-        try await runner.cancel(id: job.id, by: context.actor)
-        return pages.redirect(
+        try await area.runner.cancel(id: job.id, by: context.actor)
+        return area.pages.redirect(
             to: "/jobs/\(job.id)", flash: Flash(.success, "Cancellation of job \(job.id) requested; its processes are being stopped."))
     }
 
@@ -191,7 +188,7 @@ struct JobController {
             }
         }
         guard errors.isEmpty else { throw Problem.invalid(errors) }
-        return try responses.json(for: request, tables: ["jobs"]) {
+        return try area.responses.json(for: request, tables: ["jobs"]) {
             let jobs = try store.list(filter)
             let next = jobs.count == filter.limit ? jobs.last.map { Self.link("/api/v1/jobs", filter: filter, cursor: $0.id) } : nil
             return ByteBuffer(bytes: try APIJSON.encode(JobListResource(items: jobs.map(JobResource.init), next: Nullable(next))))
@@ -207,7 +204,7 @@ struct JobController {
         guard !job.state.isFinished else {
             throw Problem(status: .conflict, detail: "job \(job.id) already ended (\(job.state.rawValue)); nothing to cancel")
         }
-        let updated = try await runner.cancel(id: job.id, by: context.actor) ?? job
+        let updated = try await area.runner.cancel(id: job.id, by: context.actor) ?? job
         return try APIJSON.response(JobResource(updated), status: .accepted)
     }
 

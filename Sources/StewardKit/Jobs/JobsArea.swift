@@ -11,10 +11,10 @@ extension StewardArea {
                 .init(position: 90, item: NavigationItem(key: "jobs", title: "Jobs", href: "/jobs")),
                 .init(position: 100, item: NavigationItem(key: "schedules", title: "Schedules", href: "/schedules")),
             ], dataClasses: [.jobLogs]
-        ) { context in
-            JobController(runner: context.runner, pages: context.pages, docs: context.docs, responses: context.responses).addRoutes(
-                to: context.routes)
-            ScheduleController(scheduler: context.scheduler, pages: context.pages, docs: context.docs).addRoutes(to: context.routes)
+        ) { context, routes in
+            JobController(area: context).addRoutes(
+                to: routes)
+            ScheduleController(area: context).addRoutes(to: routes)
         }
     }
 }

@@ -88,41 +88,28 @@ public enum MetricQuery {
                 if function == .rate { previous = (samples.times[cursor], samples.values[cursor]) }
                 cursor += 1
             }
-            var count = 0.0
-            var sum = 0.0
-            var low = Double.infinity
-            var high = -Double.infinity
-            var last: Double?
-            var increase = 0.0
+            var window = WindowSummary()
             var base = previous
             var lastTime: Int64 = 0
             while cursor < samples.count, samples.times[cursor] < end {
                 let value = samples.values[cursor]
                 if function == .rate, let before = base {
-                    increase += value >= before.value ? value - before.value : value
+                    window.increase += value >= before.value ? value - before.value : value
                 }
-                if !value.isNaN {
-                    count += 1
-                    sum += value
-                    low = Swift.min(low, value)
-                    high = Swift.max(high, value)
-                }
-                last = value
+                if !value.isNaN { window.add(count: 1, sum: value, min: value, max: value) }
+                window.last = value
                 lastTime = samples.times[cursor]
                 if base == nil { previous = (samples.times[cursor], value) }
                 base = (samples.times[cursor], value)
                 cursor += 1
             }
-            switch function {
-            case .avg: values[slot] = count > 0 ? sum / count : nil
-            case .min: values[slot] = count > 0 ? low : nil
-            case .max: values[slot] = count > 0 ? high : nil
-            case .last: values[slot] = last
-            case .rate:
-                if let first = previous, last != nil, lastTime > first.time {
-                    values[slot] = increase / (Double(lastTime - first.time) / 1000)
+            if function == .rate {
+                if let first = previous, window.last != nil, lastTime > first.time {
+                    values[slot] = window.increase / (Double(lastTime - first.time) / 1000)
                 }
                 if let base { previous = base }
+            } else {
+                values[slot] = window.value(function)
             }
         }
         return values
@@ -138,40 +125,57 @@ public enum MetricQuery {
                 previous = buckets[cursor]
                 cursor += 1
             }
-            var count = 0.0
-            var sum = 0.0
-            var low = Double.infinity
-            var high = -Double.infinity
-            var last: Double?
-            var increase = 0.0
+            var window = WindowSummary()
             let first = previous
             var base = previous
             var lastBucket: RollupBucket?
             while cursor < buckets.count, buckets[cursor].start < end {
                 let bucket = buckets[cursor]
-                if let before = base { increase += bucket.last >= before.last ? bucket.last - before.last : bucket.last }
-                count += bucket.count
-                sum += bucket.sum
-                low = Swift.min(low, bucket.min)
-                high = Swift.max(high, bucket.max)
-                last = bucket.last
+                if let before = base { window.increase += bucket.last >= before.last ? bucket.last - before.last : bucket.last }
+                window.add(count: bucket.count, sum: bucket.sum, min: bucket.min, max: bucket.max)
+                window.last = bucket.last
                 base = bucket
                 lastBucket = bucket
                 cursor += 1
             }
-            switch function {
-            case .avg: values[slot] = count > 0 ? sum / count : nil
-            case .min: values[slot] = count > 0 ? low : nil
-            case .max: values[slot] = count > 0 ? high : nil
-            case .last: values[slot] = last
-            case .rate:
+            if function == .rate {
                 // Bucket starts are a whole number of buckets apart, so their difference is the time the increase took.
                 if let first, let lastBucket, lastBucket.start > first.start {
-                    values[slot] = increase / (Double(lastBucket.start - first.start) / 1000)
+                    values[slot] = window.increase / (Double(lastBucket.start - first.start) / 1000)
                 }
+            } else {
+                values[slot] = window.value(function)
             }
             if let lastBucket { previous = lastBucket }
         }
         return values
+    }
+}
+
+/// What one step of a range query has gathered from its samples or buckets: how many values, their sum, the lowest
+/// and highest, the last one, and (for rate) a counter's increase with resets counted from zero.
+struct WindowSummary {
+    var count = 0.0
+    var sum = 0.0
+    var low = Double.infinity
+    var high = -Double.infinity
+    var last: Double?
+    var increase = 0.0
+
+    mutating func add(count: Double, sum: Double, min: Double, max: Double) {
+        self.count += count
+        self.sum += sum
+        low = Swift.min(low, min)
+        high = Swift.max(high, max)
+    }
+
+    /// avg, min, max or last over the step; nil when the step had no value (rate is worked out by the caller).
+    func value(_ function: MetricFunction) -> Double? {
+        switch function {
+        case .avg: count > 0 ? sum / count : nil
+        case .min: count > 0 ? low : nil
+        case .max: count > 0 ? high : nil
+        case .last, .rate: last
+        }
     }
 }

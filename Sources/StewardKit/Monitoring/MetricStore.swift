@@ -310,16 +310,21 @@ public final class MetricStore: @unchecked Sendable {
         buffer.raw.values.append(value)
         buffer.rawDirty = true
         for resolution in [MetricResolution.minute, .hour] {
-            let start = time - ((time % resolution.rawValue) + resolution.rawValue) % resolution.rawValue
-            if var bucket = buffer.open[resolution], bucket.start == start {
-                bucket.add(time: time, value: value)
-                buffer.open[resolution] = bucket
-            } else {
-                if let closed = buffer.open[resolution] { close(closed, in: buffer, resolution) }
-                buffer.open[resolution] = RollupBucket(start: start, time: time, value: value)
-            }
+            rollUp(time: time, value: value, into: buffer, resolution)
         }
         return true
+    }
+
+    /// Add a sample to the open roll-up bucket of its period, closing the previous bucket when a new period begins.
+    private func rollUp(time: Int64, value: Double, into buffer: SeriesBuffer, _ resolution: MetricResolution) {
+        let start = time - ((time % resolution.rawValue) + resolution.rawValue) % resolution.rawValue
+        if var bucket = buffer.open[resolution], bucket.start == start {
+            bucket.add(time: time, value: value)
+            buffer.open[resolution] = bucket
+        } else {
+            if let closed = buffer.open[resolution] { close(closed, in: buffer, resolution) }
+            buffer.open[resolution] = RollupBucket(start: start, time: time, value: value)
+        }
     }
 
     private func close(_ bucket: RollupBucket, in buffer: SeriesBuffer, _ resolution: MetricResolution) {
@@ -554,14 +559,7 @@ public final class MetricStore: @unchecked Sendable {
             let samples = try raw(entry.id, from: rebuildFrom, to: buffer.lastTime)
             for (time, value) in zip(samples.times, samples.values) {
                 for resolution in [MetricResolution.minute, .hour] where time >= rollupEnds[resolution] ?? .min {
-                    let start = time - ((time % resolution.rawValue) + resolution.rawValue) % resolution.rawValue
-                    if var bucket = buffer.open[resolution], bucket.start == start {
-                        bucket.add(time: time, value: value)
-                        buffer.open[resolution] = bucket
-                    } else {
-                        if let closed = buffer.open[resolution] { close(closed, in: buffer, resolution) }
-                        buffer.open[resolution] = RollupBucket(start: start, time: time, value: value)
-                    }
+                    rollUp(time: time, value: value, into: buffer, resolution)
                 }
             }
         }

@@ -6,13 +6,13 @@ extension StewardArea {
         StewardArea(
             name: "monitoring", navigation: [.init(position: 10, item: NavigationItem(key: "dashboard", title: "Dashboard", href: "/"))],
             dataClasses: [.metrics]
-        ) { context in
-            let monitoring = MonitoringController(dashboard: dashboard, pages: context.pages, docs: context.docs)
-            monitoring.addRoutes(to: context.routes)
+        ) { context, routes in
+            let monitoring = MonitoringController(area: context, dashboard: dashboard)
+            monitoring.addRoutes(to: routes)
             DashboardController(
-                jobs: context.runner.store, schedules: context.scheduler.store, fleet: monitoring, pages: context.pages, databasePath: databasePath,
+                area: context, jobs: context.runner.store, schedules: context.scheduler.store, fleet: monitoring, databasePath: databasePath,
                 startedAt: Date()
-            ).addRoutes(to: context.routes)
+            ).addRoutes(to: routes)
         }
     }
 }

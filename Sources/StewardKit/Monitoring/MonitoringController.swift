@@ -3,12 +3,11 @@ import Hummingbird
 
 /// The fleet overview (on the dashboard), the host dashboard, and the metrics API.
 struct MonitoringController {
+    let area: AreaContext
     let dashboard: MetricsDashboard
-    let pages: PageRenderer
-    let docs: APIDocumentation
 
     func addRoutes(to routes: Routes) {
-        let api = docs.routes(routes, tag: "metrics")
+        let api = area.docs.routes(routes, tag: "metrics")
         routes.get("/hosts/:id/metrics", .view, use: hostPage)
         let hostParameter = APIOperation.Parameter(name: "host", location: .query, type: "string", description: "host id or name")
         api(
@@ -136,7 +135,7 @@ struct MonitoringController {
             "refresh": range.milliseconds <= 6 * 3_600_000,
             "no_source": host.transport != .local && host.metricsURL == nil,
         ]
-        return pages.page("hosts/metrics", title: "\(host.name) metrics", section: "hosts", data: data, request: request, context: context)
+        return area.pages.page("hosts/metrics", title: "\(host.name) metrics", section: "hosts", data: data, request: request, context: context)
     }
 
     /// The fleet part of the dashboard page: rows, sorting, filters and group totals.
@@ -356,7 +355,9 @@ struct MonitoringController {
                 MetricQueryResource.Series(
                     id: series.id, host: names[series.hostID] ?? "", name: series.name,
                     labels: Dictionary(series.labelPairs, uniquingKeysWith: { a, _ in a }),
-                    points: zip(range.times, range.values).map { MetricQueryResource.Point(time: RFC3339.string(milliseconds: $0) ?? "", value: finiteOrNull($1)) }
+                    points: zip(range.times, range.values).map {
+                        MetricQueryResource.Point(time: RFC3339.string(milliseconds: $0) ?? "", value: finiteOrNull($1))
+                    }
                 ))
         }
         return try APIJSON.response(

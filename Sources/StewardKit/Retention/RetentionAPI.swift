@@ -4,15 +4,14 @@ import Hummingbird
 /// `/api/v1/retention`: policies (read, change with preview and confirmation, take back a pending change), storage
 /// figures, legal holds, and enforcement on demand; `/api/v1/jobs/{id}/acknowledge` for failed jobs.
 struct RetentionAPI {
+    let area: AreaContext
     let service: RetentionService
-    let scheduler: Scheduler
-    let docs: APIDocumentation
 
     func addRoutes(to routes: Routes) {
         let dataClass = APIOperation.Parameter(
             name: "class", location: .path, type: "string", description: DataClass.allCases.map(\.rawValue).joined(separator: ", "))
         let id = APIOperation.Parameter(name: "id", location: .path, type: "integer", description: "id")
-        let api = docs.routes(routes, tag: "retention")
+        let api = area.docs.routes(routes, tag: "retention")
         api(
             .get, "/api/v1/retention/policies", .view, "listRetentionPolicies",
             "Each data class's policy in force and any change waiting to take effect", schema: "DataRetentionList"
@@ -80,9 +79,11 @@ struct RetentionAPI {
             try service.releaseHold(id, by: context.actor, now: Date())
             return Response(status: .noContent)
         }
-        api(.post, "/api/v1/retention/enforce", .admin, "enforceRetention", "Run the Enforce retention schedule's job now", status: 202, schema: "Job") {
+        api(
+            .post, "/api/v1/retention/enforce", .admin, "enforceRetention", "Run the Enforce retention schedule's job now", status: 202, schema: "Job"
+        ) {
             _, context in
-            try APIJSON.response(JobResource(try await Self.enforceNow(scheduler, by: context.actor)), status: .accepted)
+            try APIJSON.response(JobResource(try await Self.enforceNow(area.scheduler, by: context.actor)), status: .accepted)
         }
         api(
             .post, "/api/v1/jobs/{id}/acknowledge", .operate, "acknowledgeJob", "Acknowledge a failed job (its log's retention clock starts)",

@@ -6,10 +6,9 @@ extension StewardArea {
     static func retention(_ service: RetentionService, hosts: HostStore) -> StewardArea {
         StewardArea(
             name: "retention", jobs: [RetentionService.kind: service.handler()], schedules: [{ try RetentionService.ensureSchedule($0, now: $1) }]
-        ) {
-            context in
-            RetentionAPI(service: service, scheduler: context.scheduler, docs: context.docs).addRoutes(to: context.routes)
-            RetentionPages(service: service, scheduler: context.scheduler, hosts: hosts, pages: context.pages).addRoutes(to: context.routes)
+        ) { context, routes in
+            RetentionAPI(area: context, service: service).addRoutes(to: routes)
+            RetentionPages(area: context, service: service, hosts: hosts).addRoutes(to: routes)
         }
     }
 }

@@ -5,10 +5,9 @@ import Hummingbird
 /// The storage page (each data class's size, growth and policy; legal holds; enforcement runs) and the policy editor
 /// with its preview.
 struct RetentionPages {
+    let area: AreaContext
     let service: RetentionService
-    let scheduler: Scheduler
     let hosts: HostStore
-    let pages: PageRenderer
 
     func addRoutes(to routes: Routes) {
         routes.get("/settings/storage", .view, use: storage)
@@ -23,33 +22,33 @@ struct RetentionPages {
             let dataClass = try Self.dataClass(context)
             do {
                 try service.discardPending(dataClass, by: context.actor, now: Date())
-                return pages.redirect(
+                return area.pages.redirect(
                     to: "/settings/storage", flash: Flash(.success, "The change to \(dataClass.title.lowercased()) was taken back."))
             } catch let problem as Problem {
-                return pages.redirect(to: "/settings/storage", flash: Flash(.warning, problem.detail))
+                return area.pages.redirect(to: "/settings/storage", flash: Flash(.warning, problem.detail))
             }
         }
         routes.post("/settings/storage/holds", .admin, use: addHold)
         routes.post("/settings/storage/holds/:id/release", .admin) { _, context in
             guard let id = context.parameters.get("id", as: Int64.self) else { throw HTTPError(.notFound) }
             try service.releaseHold(id, by: context.actor, now: Date())
-            return pages.redirect(to: "/settings/storage", flash: Flash(.success, "Legal hold \(id) released."))
+            return area.pages.redirect(to: "/settings/storage", flash: Flash(.success, "Legal hold \(id) released."))
         }
         routes.post("/settings/storage-enforce", .admin) { _, context in
             do {
-                let job = try await RetentionAPI.enforceNow(scheduler, by: context.actor)
-                return pages.redirect(to: "/jobs/\(job.id)", flash: Flash(.success, "Enforcing retention as job \(job.id)."))
+                let job = try await RetentionAPI.enforceNow(area.scheduler, by: context.actor)
+                return area.pages.redirect(to: "/jobs/\(job.id)", flash: Flash(.success, "Enforcing retention as job \(job.id)."))
             } catch let problem as Problem {
-                return pages.redirect(to: "/settings/storage", flash: Flash(.warning, problem.detail))
+                return area.pages.redirect(to: "/settings/storage", flash: Flash(.warning, problem.detail))
             }
         }
         routes.post("/jobs/:id/acknowledge", .operate) { _, context in
             guard let id = context.parameters.get("id", as: Int64.self) else { throw HTTPError(.notFound) }
             do {
                 try service.acknowledge(job: id, by: context.actor, now: Date())
-                return pages.redirect(to: "/jobs/\(id)", flash: Flash(.success, "Failure acknowledged; its log's retention clock has started."))
+                return area.pages.redirect(to: "/jobs/\(id)", flash: Flash(.success, "Failure acknowledged; its log's retention clock has started."))
             } catch let problem as Problem {
-                return pages.redirect(to: "/jobs/\(id)", flash: Flash(.warning, problem.detail))
+                return area.pages.redirect(to: "/jobs/\(id)", flash: Flash(.warning, problem.detail))
             }
         }
     }
@@ -109,7 +108,7 @@ struct RetentionPages {
                 "snapshots": plan.snapshots.map(String.init) ?? "–",
             ])
         }
-        return pages.page(
+        return area.pages.page(
             "settings/storage", title: "Storage and retention", section: "settings",
             data: [
                 "classes": classes, "database": ByteCount.text(figures.databaseBytes), "projection": projection, "holds": holds,
@@ -217,7 +216,7 @@ struct RetentionPages {
                 "needs_confirmation": preview.share > RetentionService.confirmShare,
             ])
         }
-        return pages.page(
+        return area.pages.page(
             "settings/retention_policy", title: "Retention: \(dataClass.title)", section: "settings", data: data, request: request,
             context: context, status: status)
     }
@@ -239,7 +238,7 @@ struct RetentionPages {
         do {
             let record = try service.save(dataClass, policy, confirm: form["confirm"], by: context.actor, now: Date())
             let when = record.pending == nil ? "now" : "at \(Self.time(record.pendingAt)) unless taken back before then"
-            return pages.redirect(
+            return area.pages.redirect(
                 to: "/settings/storage", flash: Flash(.success, "\(dataClass.title): the new policy takes effect \(when)."))
         } catch let problem as Problem {
             return try editor(
@@ -253,11 +252,11 @@ struct RetentionPages {
         do {
             let id = try service.addHold(
                 host: form["host"], from: form["from"], to: form["to"], reason: form["reason"] ?? "", by: context.actor, now: Date())
-            return pages.redirect(to: "/settings/storage", flash: Flash(.success, "Legal hold \(id) is in force: nothing it covers is deleted."))
+            return area.pages.redirect(to: "/settings/storage", flash: Flash(.success, "Legal hold \(id) is in force: nothing it covers is deleted."))
         } catch let problem as Problem {
             let detail =
                 problem.errors.map { errors in errors.keys.sorted().map { "\($0): \(errors[$0]!)" }.joined(separator: "; ") } ?? problem.detail
-            return pages.redirect(to: "/settings/storage", flash: Flash(.error, "The hold was not added: \(detail)"))
+            return area.pages.redirect(to: "/settings/storage", flash: Flash(.error, "The hold was not added: \(detail)"))
         }
     }
 }

@@ -4,13 +4,12 @@ import Hummingbird
 /// `/api/v1/rollouts`: propose, read (with plan, approvals, waves and results), change, approve or deny, and
 /// pause, resume or abort.
 struct RolloutAPI {
+    let area: AreaContext
     let service: RolloutService
-    let jobs: JobRunner
-    let docs: APIDocumentation
 
     func addRoutes(to routes: Routes) {
         let id = APIOperation.Parameter(name: "id", location: .path, type: "integer", description: "rollout id")
-        let api = docs.routes(routes, tag: "rollouts")
+        let api = area.docs.routes(routes, tag: "rollouts")
         api(.get, "/api/v1/rollouts", .view, "listRollouts", "Rollouts, newest first", schema: "RolloutList") { _, _ in
             try APIJSON.response(CursorPage(items: try service.all().map(RolloutSummaryResource.init), next: Nullable(nil)))
         }
@@ -38,7 +37,7 @@ struct RolloutAPI {
                 .post, "/api/v1/rollouts/{id}/\(action)", .operate, "\(action)Rollout", "\(action.capitalized) the rollout", parameters: [id],
                 schema: "Rollout"
             ) { _, context in
-                let rollout = try await service.control(try self.id(context), action: action, by: context.actor, jobs: jobs)
+                let rollout = try await service.control(try self.id(context), action: action, by: context.actor, jobs: area.runner)
                 return try APIJSON.response(try RolloutResource(rollout, service: service))
             }
         }
@@ -47,8 +46,9 @@ struct RolloutAPI {
             "Propose the reverse of a finished rollout, where the package manager can downgrade", parameters: [id], status: 201,
             schema: "RolloutCreated"
         ) { _, context in
-            let (saved, job) = try await service.proposeRollback(of: try rollout(context), by: context.actor, jobs: jobs)
-            return try APIJSON.response(RolloutCreatedResource(rollout: try RolloutResource(saved, service: service), planJob: JobResource(job)), status: .created)
+            let (saved, job) = try await service.proposeRollback(of: try rollout(context), by: context.actor, jobs: area.runner)
+            return try APIJSON.response(
+                RolloutCreatedResource(rollout: try RolloutResource(saved, service: service), planJob: JobResource(job)), status: .created)
         }
     }
 
@@ -68,8 +68,9 @@ struct RolloutAPI {
         rollout.expiresAt = EpochMilliseconds.from(Date()) + 24 * 3_600_000
         let errors = input.apply(to: &rollout)
         guard errors.isEmpty else { throw Problem.invalid(errors) }
-        let (saved, job) = try await service.save(rollout, by: context.actor, jobs: jobs)
-        return try APIJSON.response(RolloutCreatedResource(rollout: try RolloutResource(saved, service: service), planJob: JobResource(job)), status: .created)
+        let (saved, job) = try await service.save(rollout, by: context.actor, jobs: area.runner)
+        return try APIJSON.response(
+            RolloutCreatedResource(rollout: try RolloutResource(saved, service: service), planJob: JobResource(job)), status: .created)
     }
 
     @Sendable func update(request: Request, context: StewardRequestContext) async throws -> Response {
@@ -77,7 +78,7 @@ struct RolloutAPI {
         let input = try await APIInputDecoding.decode(RolloutInput.self, from: request)
         let errors = input.apply(to: &rollout)
         guard errors.isEmpty else { throw Problem.invalid(errors) }
-        let (saved, _) = try await service.save(rollout, by: context.actor, jobs: jobs)
+        let (saved, _) = try await service.save(rollout, by: context.actor, jobs: area.runner)
         return try APIJSON.response(try RolloutResource(saved, service: service))
     }
 

@@ -3,9 +3,8 @@ import Hummingbird
 
 /// The rollout pages: the list, the proposal form, and a rollout's page with its plan, approvals, waves and report.
 struct RolloutPages {
+    let area: AreaContext
     let service: RolloutService
-    let jobs: JobRunner
-    let pages: PageRenderer
 
     func addRoutes(to routes: Routes) {
         routes.get("/rollouts", .view, use: list)
@@ -38,7 +37,7 @@ struct RolloutPages {
                 "requested_by": rollout.requestedBy, "created": DisplayTime.text(rollout.createdAt),
             ])
         }
-        return pages.page(
+        return area.pages.page(
             "rollouts/list", title: "Rollouts", section: "rollouts",
             data: ["rollouts": rows, "empty": rows.isEmpty, "operator": context.identity?.permissions.contains(.operate) ?? false], request: request,
             context: context)
@@ -63,7 +62,7 @@ struct RolloutPages {
         view["percent"] = values["wave_kind"] == "percent"
         view["form_action"] = editing.map { "/rollouts/\($0.id)/edit" } ?? "/rollouts"
         let heading = editing.map { "Edit rollout #\($0.id)" } ?? "New rollout"
-        return pages.page(
+        return area.pages.page(
             "rollouts/new", title: heading, section: "rollouts",
             data: [
                 "heading": heading, "editing_id": editing?.id as Any, "editing": editing != nil,
@@ -94,8 +93,8 @@ struct RolloutPages {
         var errors = RolloutInput(form: form).apply(to: &rollout)
         if errors.isEmpty {
             do {
-                let (saved, _) = try await service.save(rollout, by: context.actor, jobs: jobs)
-                return pages.redirect(
+                let (saved, _) = try await service.save(rollout, by: context.actor, jobs: area.runner)
+                return area.pages.redirect(
                     to: "/rollouts/\(saved.id)", flash: Flash(.success, "Rollout #\(saved.id) proposed; Steward is planning it in check mode."))
             } catch let problem as Problem {
                 errors = problem.errors ?? ["title": problem.detail]
@@ -124,10 +123,12 @@ struct RolloutPages {
         var errors = RolloutInput(form: form).apply(to: &rollout)
         if errors.isEmpty {
             do {
-                let (saved, job) = try await service.save(rollout, by: context.actor, jobs: jobs)
-                return pages.redirect(
+                let (saved, job) = try await service.save(rollout, by: context.actor, jobs: area.runner)
+                return area.pages.redirect(
                     to: "/rollouts/\(saved.id)",
-                    flash: Flash(.success, "Saved as revision \(saved.revision); Steward is planning it again (job \(job.id)) and earlier approvals no longer count."))
+                    flash: Flash(
+                        .success,
+                        "Saved as revision \(saved.revision); Steward is planning it again (job \(job.id)) and earlier approvals no longer count."))
             } catch let problem as Problem {
                 errors = problem.errors ?? ["title": problem.detail]
             }
@@ -141,13 +142,14 @@ struct RolloutPages {
         let id = try id(context)
         do {
             let rollout = try editable(context)
-            let (saved, job) = try await service.save(rollout, by: context.actor, jobs: jobs)
-            return pages.redirect(
-                to: "/rollouts/\(id)", flash: Flash(.success, "Planning revision \(saved.revision) (job \(job.id)); earlier approvals no longer count."))
+            let (saved, job) = try await service.save(rollout, by: context.actor, jobs: area.runner)
+            return area.pages.redirect(
+                to: "/rollouts/\(id)",
+                flash: Flash(.success, "Planning revision \(saved.revision) (job \(job.id)); earlier approvals no longer count."))
         } catch let error as HTTPError {
-            return pages.redirect(to: "/rollouts/\(id)", flash: Flash(.error, error.body ?? "this rollout cannot be planned again"))
+            return area.pages.redirect(to: "/rollouts/\(id)", flash: Flash(.error, error.body ?? "this rollout cannot be planned again"))
         } catch let problem as Problem {
-            return pages.redirect(to: "/rollouts/\(id)", flash: Flash(.error, problem.detail))
+            return area.pages.redirect(to: "/rollouts/\(id)", flash: Flash(.error, problem.detail))
         }
     }
 
@@ -185,7 +187,7 @@ struct RolloutPages {
         }
         let permissions = context.identity?.permissions ?? []
         let stale = try service.planIsStale(rollout)
-        return pages.page(
+        return area.pages.page(
             "rollouts/show", title: "Rollout #\(rollout.id)", section: "rollouts",
             data: [
                 "rollout": ViewNode([
@@ -223,31 +225,32 @@ struct RolloutPages {
             } else {
                 _ = try await service.deny(id, by: context.actor, reason: form["reason"] ?? "")
             }
-            return pages.redirect(to: "/rollouts/\(id)", flash: Flash(.success, approve ? "Approved." : "Denied; the requester sees your reason."))
+            return area.pages.redirect(
+                to: "/rollouts/\(id)", flash: Flash(.success, approve ? "Approved." : "Denied; the requester sees your reason."))
         } catch let problem as Problem {
-            return pages.redirect(to: "/rollouts/\(id)", flash: Flash(.error, problem.errors?["reason"] ?? problem.detail))
+            return area.pages.redirect(to: "/rollouts/\(id)", flash: Flash(.error, problem.errors?["reason"] ?? problem.detail))
         }
     }
 
     func control(_ action: String, context: StewardRequestContext) async throws -> Response {
         let id = try id(context)
         do {
-            _ = try await service.control(id, action: action, by: context.actor, jobs: jobs)
-            return pages.redirect(to: "/rollouts/\(id)", flash: Flash(.success, "Rollout \(action == "abort" ? "aborted" : action + "d")."))
+            _ = try await service.control(id, action: action, by: context.actor, jobs: area.runner)
+            return area.pages.redirect(to: "/rollouts/\(id)", flash: Flash(.success, "Rollout \(action == "abort" ? "aborted" : action + "d")."))
         } catch let problem as Problem {
-            return pages.redirect(to: "/rollouts/\(id)", flash: Flash(.error, problem.detail))
+            return area.pages.redirect(to: "/rollouts/\(id)", flash: Flash(.error, problem.detail))
         }
     }
 
     @Sendable func rollback(request: Request, context: StewardRequestContext) async throws -> Response {
         let id = try id(context)
         do {
-            let (saved, _) = try await service.proposeRollback(of: try service.rollout(id: id)!, by: context.actor, jobs: jobs)
-            return pages.redirect(
+            let (saved, _) = try await service.proposeRollback(of: try service.rollout(id: id)!, by: context.actor, jobs: area.runner)
+            return area.pages.redirect(
                 to: "/rollouts/\(saved.id)",
                 flash: Flash(.success, "Rollback proposed as rollout #\(saved.id); its plan shows whether the old versions can be installed."))
         } catch let problem as Problem {
-            return pages.redirect(to: "/rollouts/\(id)", flash: Flash(.error, problem.detail))
+            return area.pages.redirect(to: "/rollouts/\(id)", flash: Flash(.error, problem.detail))
         }
     }
 }

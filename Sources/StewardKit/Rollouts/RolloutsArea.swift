@@ -5,9 +5,9 @@ extension StewardArea {
     /// Pending updates across the fleet.
     static func updates(database: DatabasePool, hosts: HostStore) -> StewardArea {
         StewardArea(name: "updates", navigation: [.init(position: 40, item: NavigationItem(key: "updates", title: "Updates", href: "/updates"))]) {
-            context in
-            UpdatesController(database: database, hosts: hosts, scheduler: context.scheduler, pages: context.pages, docs: context.docs)
-                .addRoutes(to: context.routes)
+            context, routes in
+            UpdatesController(area: context, database: database, hosts: hosts)
+                .addRoutes(to: routes)
         }
     }
 
@@ -16,9 +16,9 @@ extension StewardArea {
         StewardArea(
             name: "rollouts", jobs: service.handlers(),
             navigation: [.init(position: 50, item: NavigationItem(key: "rollouts", title: "Rollouts", href: "/rollouts"))]
-        ) { context in
-            RolloutAPI(service: service, jobs: context.runner, docs: context.docs).addRoutes(to: context.routes)
-            RolloutPages(service: service, jobs: context.runner, pages: context.pages).addRoutes(to: context.routes)
+        ) { context, routes in
+            RolloutAPI(area: context, service: service).addRoutes(to: routes)
+            RolloutPages(area: context, service: service).addRoutes(to: routes)
         }
     }
 }

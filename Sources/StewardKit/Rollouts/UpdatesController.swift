@@ -5,14 +5,12 @@ import Hummingbird
 /// Pending updates across the fleet (from each host's newest facts): the Updates page, the per-package view, refresh
 /// on demand, and `/api/v1/updates`.
 struct UpdatesController {
+    let area: AreaContext
     let database: DatabasePool
     let hosts: HostStore
-    let scheduler: Scheduler
-    let pages: PageRenderer
-    let docs: APIDocumentation
 
     func addRoutes(to routes: Routes) {
-        let api = docs.routes(routes, tag: "updates")
+        let api = area.docs.routes(routes, tag: "updates")
         routes.get("/updates", .view, use: fleetPage)
         routes.get("/updates/packages", .view, use: packagesPage)
         routes.post("/updates/refresh", .operate, use: refreshFromPage)
@@ -43,7 +41,7 @@ struct UpdatesController {
                 "packages": row.updates.prefix(8).map(\.package).joined(separator: ", ") + (row.updates.count > 8 ? ", …" : ""),
             ])
         }
-        return pages.page(
+        return area.pages.page(
             "updates/fleet", title: "Updates", section: "updates",
             data: [
                 "hosts": view, "empty": view.isEmpty, "total": rows.reduce(0) { $0 + $1.updates.count },
@@ -61,7 +59,7 @@ struct UpdatesController {
                 },
             ])
         }
-        return pages.page(
+        return area.pages.page(
             "updates/packages", title: "Updates by package", section: "updates", data: ["packages": packages, "empty": packages.isEmpty],
             request: request, context: context)
     }
@@ -69,16 +67,16 @@ struct UpdatesController {
     @Sendable func refreshFromPage(request: Request, context: StewardRequestContext) async throws -> Response {
         do {
             let job = try await refresh(context.actor)
-            return pages.redirect(to: "/jobs/\(job.id)", flash: Flash(.success, "Gathering facts from every host as job \(job.id)."))
+            return area.pages.redirect(to: "/jobs/\(job.id)", flash: Flash(.success, "Gathering facts from every host as job \(job.id)."))
         } catch let problem as Problem {
-            return pages.redirect(to: "/updates", flash: Flash(.warning, problem.detail))
+            return area.pages.redirect(to: "/updates", flash: Flash(.warning, problem.detail))
         }
     }
 
     func refresh(_ actor: AuditActor) async throws -> Job {
-        guard let schedule = try scheduler.store.schedule(named: "Gather facts") else { throw Problem.notFound("the Gather facts schedule") }
-        guard let firing = try await scheduler.runNow(id: schedule.id, by: actor), let id = firing.jobID,
-            let job = try scheduler.jobs.store.job(id: id)
+        guard let schedule = try area.scheduler.store.schedule(named: "Gather facts") else { throw Problem.notFound("the Gather facts schedule") }
+        guard let firing = try await area.scheduler.runNow(id: schedule.id, by: actor), let id = firing.jobID,
+            let job = try area.scheduler.jobs.store.job(id: id)
         else {
             throw Problem(status: .conflict, detail: "facts are already being gathered; the page shows the new ones when that job ends")
         }

@@ -3,14 +3,12 @@ import Hummingbird
 
 /// The Schedules pages and `/api/v1/schedules`.
 struct ScheduleController {
-    let scheduler: Scheduler
-    let pages: PageRenderer
-    let docs: APIDocumentation
+    let area: AreaContext
 
-    var store: ScheduleStore { scheduler.store }
+    var store: ScheduleStore { area.scheduler.store }
 
     func addRoutes(to routes: Routes) {
-        let api = docs.routes(routes, tag: "schedules")
+        let api = area.docs.routes(routes, tag: "schedules")
         routes.get("/schedules", .view, use: listPage)
         routes.get("/schedules/:id", .view, use: editPage)
         routes.post("/schedules/:id", .operate, use: saveFromPage)
@@ -35,7 +33,7 @@ struct ScheduleController {
 
     @Sendable func listPage(request: Request, context: StewardRequestContext) async throws -> Response {
         let schedules = try store.all().map(Self.view)
-        return pages.page(
+        return area.pages.page(
             "schedules/list", title: "Schedules", section: "schedules", data: ["schedules": schedules, "empty": schedules.isEmpty], request: request,
             context: context)
     }
@@ -61,8 +59,8 @@ struct ScheduleController {
             jitterSeconds: jitter ?? 0, catchUp: catchUp ?? schedule.catchUp, concurrency: concurrency ?? schedule.concurrency,
             enabled: form["enabled"] == "on")
         errors.merge(Self.timingErrors(submitted) ?? [:]) { first, _ in first }
-        if errors.isEmpty, try await scheduler.update(id: schedule.id, settings: submitted, now: Date(), by: context.actor) != nil {
-            return pages.redirect(to: "/schedules", flash: Flash(.success, "Schedule \"\(schedule.name)\" saved."))
+        if errors.isEmpty, try await area.scheduler.update(id: schedule.id, settings: submitted, now: Date(), by: context.actor) != nil {
+            return area.pages.redirect(to: "/schedules", flash: Flash(.success, "Schedule \"\(schedule.name)\" saved."))
         }
         return formPage(
             schedule, values: submitted, errors: errors, jitterText: jitterText, request: request, context: context, status: .unprocessableContent)
@@ -70,11 +68,11 @@ struct ScheduleController {
 
     @Sendable func runFromPage(request: Request, context: StewardRequestContext) async throws -> Response {
         let schedule = try loadSchedule(context)
-        guard let firing = try await scheduler.runNow(id: schedule.id, by: context.actor) else { throw HTTPError(.notFound) }
+        guard let firing = try await area.scheduler.runNow(id: schedule.id, by: context.actor) else { throw HTTPError(.notFound) }
         if let jobID = firing.jobID {
-            return pages.redirect(to: "/jobs/\(jobID)", flash: Flash(.success, "Started \"\(schedule.jobTitle)\" as job \(jobID)."))
+            return area.pages.redirect(to: "/jobs/\(jobID)", flash: Flash(.success, "Started \"\(schedule.jobTitle)\" as job \(jobID)."))
         }
-        return pages.redirect(to: "/schedules", flash: Flash(.warning, "\"\(schedule.name)\" was not started: \(firing.outcome)."))
+        return area.pages.redirect(to: "/schedules", flash: Flash(.warning, "\"\(schedule.name)\" was not started: \(firing.outcome)."))
     }
 
     func formPage(
@@ -92,7 +90,7 @@ struct ScheduleController {
         view["has_errors"] = !errors.isEmpty
         view["error_list"] = errors.keys.sorted().map { ViewNode(["field": $0, "message": errors[$0]!]) }
         view["time_zones"] = TimeZone.knownTimeZoneIdentifiers.sorted()
-        return pages.page(
+        return area.pages.page(
             "schedules/edit", title: "Schedule: \(schedule.name)", section: "schedules", data: ["schedule": ViewNode(view)], request: request,
             context: context, status: status)
     }
@@ -111,7 +109,7 @@ struct ScheduleController {
         let schedule = try loadSchedule(context)
         var settings = Self.settings(of: schedule)
         try await APIInputDecoding.decode(ScheduleInput.self, from: request).apply(to: &settings)
-        guard let updated = try await scheduler.update(id: schedule.id, settings: settings, now: Date(), by: context.actor) else {
+        guard let updated = try await area.scheduler.update(id: schedule.id, settings: settings, now: Date(), by: context.actor) else {
             throw Problem.notFound("schedule \(schedule.id)")
         }
         return try APIJSON.response(ScheduleResource(updated))
@@ -119,10 +117,10 @@ struct ScheduleController {
 
     @Sendable func apiRun(request: Request, context: StewardRequestContext) async throws -> Response {
         let schedule = try loadSchedule(context)
-        guard let firing = try await scheduler.runNow(id: schedule.id, by: context.actor) else {
+        guard let firing = try await area.scheduler.runNow(id: schedule.id, by: context.actor) else {
             throw Problem.notFound("schedule \(schedule.id)")
         }
-        guard let jobID = firing.jobID, let job = try scheduler.jobs.store.job(id: jobID) else {
+        guard let jobID = firing.jobID, let job = try area.scheduler.jobs.store.job(id: jobID) else {
             throw Problem(status: .conflict, detail: "schedule \(schedule.name) was not started: \(firing.outcome)")
         }
         return try APIJSON.response(JobResource(job), status: .accepted)
