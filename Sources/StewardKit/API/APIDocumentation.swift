@@ -156,7 +156,11 @@ enum APISchemas {
                 ],
             ],
             "Job": [
-                "type": "object", "required": ["id", "kind", "title", "state", "created_at"],
+                "type": "object",
+                "required": [
+                    "cancel_requested_by", "created_at", "error", "finished_at", "host", "id", "kind", "links", "log_bytes", "log_truncated",
+                    "params", "progress", "reason", "schedule_id", "started_at", "started_by", "state", "title",
+                ],
                 "properties": [
                     "id": ["type": "integer"], "kind": ["type": "string"], "title": ["type": "string"],
                     "state": ["type": "string", "enum": .choices(Job.State.self)],
@@ -164,7 +168,7 @@ enum APISchemas {
                     "reason": ["type": "string"],
                     "schedule_id": ["type": ["integer", "null"]],
                     "progress": [
-                        "type": "object",
+                        "type": "object", "required": ["percent", "message"],
                         "properties": ["percent": ["type": ["number", "null"]], "message": ["type": "string"]],
                     ],
                     "error": ["type": ["string", "null"]], "cancel_requested_by": ["type": ["string", "null"]],
@@ -174,14 +178,18 @@ enum APISchemas {
                 ],
             ],
             "JobList": [
-                "type": "object", "required": ["items"],
+                "type": "object", "required": ["items", "next"],
                 "properties": [
                     "items": ["type": "array", "items": ["$ref": "#/components/schemas/Job"]],
                     "next": ["type": ["string", "null"], "description": "URL of the next page, or null"],
                 ],
             ],
             "Schedule": [
-                "type": "object", "required": ["id", "name", "cron", "time_zone", "enabled"],
+                "type": "object",
+                "required": [
+                    "catch_up", "concurrency", "cron", "enabled", "id", "jitter_seconds", "job_kind", "job_title", "last_fire_at", "last_job_id",
+                    "last_outcome", "name", "next_due_at", "next_fire_at", "next_fire_times", "owner", "time_zone",
+                ],
                 "properties": [
                     "id": ["type": "integer"], "name": ["type": "string"], "cron": ["type": "string"], "time_zone": ["type": "string"],
                     "jitter_seconds": ["type": "integer"], "catch_up": ["type": "string", "enum": .choices(Schedule.CatchUp.self)],
@@ -193,7 +201,7 @@ enum APISchemas {
                 ],
             ],
             "ScheduleList": [
-                "type": "object", "required": ["items"],
+                "type": "object", "required": ["items", "next"],
                 "properties": [
                     "items": ["type": "array", "items": ["$ref": "#/components/schemas/Schedule"]], "next": ["type": ["string", "null"]],
                 ],

@@ -281,10 +281,12 @@ extension APISchemas {
                 "init": ["type": "boolean", "default": true, "description": "false imports an existing repository"],
                 "mode": described(string, "import means init: false (read only when init is left out)"),
             ], required: ["name", "path", "password"])
-        let snapshot: JSONValue = record([
-            "id": string, "short_id": string, "time": dateTime, "hostname": string, "paths": strings, "tags": strings,
-            "plan_id": nullable("integer"),
-        ])
+        let snapshot: JSONValue = object(
+            [
+                "id": string, "short_id": string, "time": dateTime, "hostname": string, "paths": strings, "tags": strings,
+                "plan_id": nullable("integer"),
+                "repository_id": described(integer, "in a host's list, which spans repositories; left out in a repository's or a plan's"),
+            ], required: ["id", "short_id", "time", "hostname", "paths", "tags", "plan_id"])
         let entry: JSONValue = record([
             "name": string, "path": string, "type": described(string, "file, dir, symlink, ..."), "size": nullable("integer"),
             "mtime": dateTime, "permissions": string,
@@ -310,10 +312,7 @@ extension APISchemas {
             "BackupPlanSnapshotList": record([
                 "items": arrayOf(ref("BackupSnapshot")), "repository_id": integer, "next": ["type": "null"] as JSONValue,
             ]),
-            "BackupHostSnapshotList": record([
-                "items": arrayOf(["allOf": [ref("BackupSnapshot"), record(["repository_id": integer])]]),
-                "next": ["type": "null"] as JSONValue,
-            ]),
+            "BackupHostSnapshotList": described(page("BackupSnapshot"), "a host's snapshots across repositories, each with its repository_id"),
             "BackupTree": record(["path": string, "items": arrayOf(entry)]),
             "BackupRestore": restore,
         ]
@@ -324,7 +323,7 @@ extension APISchemas {
         let run: JSONValue = record([
             "job_id": integer, "kind": ["type": "string", "enum": ["backup", "check", "forget", "restore"]],
             "state": ["type": "string", "enum": .choices(Job.State.self)], "plan_id": nullable("integer"),
-            "repository_id": nullable("integer"), "started_at": dateTime, "finished_at": timestamp, "snapshot_id": nullable("string"),
+            "repository_id": nullable("integer"), "started_at": timestamp, "finished_at": timestamp, "snapshot_id": nullable("string"),
             "files_new": nullable("integer"), "files_changed": nullable("integer"), "files_unmodified": nullable("integer"),
             "bytes_added": nullable("integer"), "bytes_processed": nullable("integer"), "duration_ms": nullable("integer"),
             "removed_snapshots": nullable("integer"), "detail": nullable("string"),
@@ -336,7 +335,7 @@ extension APISchemas {
             "keep_within": described(string, "a restic duration such as 7d, or empty"), "prune_after_run": boolean,
             "pre_hook": described(strings, "the hook script's name, or empty"), "post_hook": described(strings, "the hook script's name, or empty"),
             "verify_read_data_subset": string, "alert_after_hours": integer, "paused": boolean, "builtin": nullable("string"),
-            "backup_schedule": ref("BackupSchedule"), "verify_schedule": nullOr(ref("BackupSchedule")),
+            "backup_schedule": nullOr(ref("BackupSchedule")), "verify_schedule": nullOr(ref("BackupSchedule")),
             "prune_schedule": nullOr(ref("BackupSchedule")), "backup_schedule_id": nullable("integer"),
             "verify_schedule_id": nullable("integer"), "prune_schedule_id": nullable("integer"),
             "last_run": nullOr(ref("BackupRun")), "last_success": nullOr(ref("BackupRun")),
@@ -426,7 +425,7 @@ extension APISchemas {
         ])
         let hold: JSONValue = record([
             "id": integer, "host": described(nullable("string"), "null holds every host"), "from": timestamp, "to": timestamp,
-            "reason": string, "created_by": string, "created_at": dateTime,
+            "reason": string, "created_by": string, "created_at": timestamp,
         ])
         let confirm: [String: JSONValue] = [
             "confirm": described(string, "the data class's name, needed when the change would delete more than 25 %")
@@ -487,22 +486,23 @@ extension APISchemas {
                     "packages": arrayOf(record(["package": string, "from": string, "to": string])),
                 ])),
         ])
-        let input: JSONValue = object([
-            "title": described(string, "1 to 200 characters"), "what": what,
-            "packages": described(strings, "package names (name=version pins a version), when what is packages"),
-            "playbook": described(string, "a playbook path, when what is playbook"),
-            "commit": described(string, "the config repo commit to run the playbook from (7 to 64 hex digits); empty for the newest"),
-            "targets": described(strings, "hosts or groups"), "tags": strings,
-            "canary": ["type": "integer", "minimum": 0, "maximum": 1000], "wave_kind": waveKind,
-            "wave_size": described(integer, "hosts per wave (1 to 10000), or a percentage (1 to 100)"),
-            "pause_seconds": ["type": "integer", "minimum": 0, "maximum": 86_400],
-            "max_failure_percent": ["type": "integer", "minimum": 0, "maximum": 100], "reboot": reboot,
-            "window": ["type": ["integer", "null"], "description": "a maintenance window's id; null for none"],
-            "approvals_required": ["type": "integer", "minimum": 0, "maximum": 10],
-            "expires_hours": ["type": "integer", "minimum": 1, "maximum": 720, "description": "how long approval stays open"],
-            "check_url": described(string, "an http(s) URL that must answer after each wave; empty for none"),
-            "settle_seconds": ["type": "integer", "minimum": 0, "maximum": 86_400],
-        ], closed: true)
+        let input: JSONValue = object(
+            [
+                "title": described(string, "1 to 200 characters"), "what": what,
+                "packages": described(strings, "package names (name=version pins a version), when what is packages"),
+                "playbook": described(string, "a playbook path, when what is playbook"),
+                "commit": described(string, "the config repo commit to run the playbook from (7 to 64 hex digits); empty for the newest"),
+                "targets": described(strings, "hosts or groups"), "tags": strings,
+                "canary": ["type": "integer", "minimum": 0, "maximum": 1000], "wave_kind": waveKind,
+                "wave_size": described(integer, "hosts per wave (1 to 10000), or a percentage (1 to 100)"),
+                "pause_seconds": ["type": "integer", "minimum": 0, "maximum": 86_400],
+                "max_failure_percent": ["type": "integer", "minimum": 0, "maximum": 100], "reboot": reboot,
+                "window": ["type": ["integer", "null"], "description": "a maintenance window's id; null for none"],
+                "approvals_required": ["type": "integer", "minimum": 0, "maximum": 10],
+                "expires_hours": ["type": "integer", "minimum": 1, "maximum": 720, "description": "how long approval stays open"],
+                "check_url": described(string, "an http(s) URL that must answer after each wave; empty for none"),
+                "settle_seconds": ["type": "integer", "minimum": 0, "maximum": 86_400],
+            ], closed: true)
         let update: JSONValue = record([
             "package": string, "current": described(string, "empty when the package would be newly installed"), "candidate": string,
             "origin": string, "security": boolean,

@@ -108,6 +108,13 @@ struct Nullable<Wrapped: Encodable & Sendable>: Encodable, Sendable {
     }
 }
 
+extension Nullable: Decodable where Wrapped: Decodable {
+    init(from decoder: any Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        value = container.decodeNil() ? nil : try container.decode(Wrapped.self)
+    }
+}
+
 /// Literals, so a JSON document (the OpenAPI schemas) is written as Swift literals and encoded with Codable.
 extension JSONValue: ExpressibleByDictionaryLiteral, ExpressibleByArrayLiteral, ExpressibleByStringLiteral, ExpressibleByIntegerLiteral,
     ExpressibleByBooleanLiteral, ExpressibleByFloatLiteral

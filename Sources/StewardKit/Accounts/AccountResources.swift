@@ -3,24 +3,24 @@ import Foundation
 // The accounts API's replies as Encodable types (the schemas in APISchemas+Areas.swift describe them).
 
 /// Users across the fleet: which hosts have each, and where the same name or uid disagrees.
-struct AccountMatrixResource: Encodable, Sendable {
-    struct Cell: Encodable, Sendable {
+struct AccountMatrixResource: Codable, Sendable {
+    struct Cell: Codable, Sendable {
         let uid, gid: Int
         let shell: String
     }
-    struct User: Encodable, Sendable {
+    struct User: Codable, Sendable {
         let name: String
         let hosts: [String: Cell]
     }
-    struct UIDConflict: Encodable, Sendable {
+    struct UIDConflict: Codable, Sendable {
         let name: String
         let uids: [Int]
     }
-    struct NameConflict: Encodable, Sendable {
+    struct NameConflict: Codable, Sendable {
         let uid: Int
         let names: [String]
     }
-    struct Conflicts: Encodable, Sendable {
+    struct Conflicts: Codable, Sendable {
         let uid: [UIDConflict]
         let name: [NameConflict]
     }
@@ -40,15 +40,15 @@ struct AccountMatrixResource: Encodable, Sendable {
 }
 
 /// One host's users and groups, from its newest facts.
-struct HostAccountsResource: Encodable, Sendable {
-    struct User: Encodable, Sendable {
+struct HostAccountsResource: Codable, Sendable {
+    struct User: Codable, Sendable {
         let name: String
         let uid, gid: Int
         let gecos, home, shell: String
         let system: Bool
         let groups: [String]
     }
-    struct Group: Encodable, Sendable {
+    struct Group: Codable, Sendable {
         let name: String
         let gid: Int
         let members: [String]

@@ -2,7 +2,7 @@ import Foundation
 
 /// A request to change one Unix user on hosts; every field is checked before it reaches Ansible.
 public struct UserChange: Sendable, Equatable, Codable {
-    public enum Action: String, Sendable, Codable { case create, update, lock, unlock, delete }
+    public enum Action: String, Sendable, Codable, CaseIterable { case create, update, lock, unlock, delete }
     public enum Password: Sendable, Equatable, Codable {
         case unchanged
         case hash(String)
@@ -35,7 +35,7 @@ public struct UserChange: Sendable, Equatable, Codable {
 
 /// A request to change one Unix group.
 public struct GroupChange: Sendable, Equatable, Codable {
-    public enum Action: String, Sendable, Codable { case create, update, delete }
+    public enum Action: String, Sendable, Codable, CaseIterable { case create, update, delete }
     public var action: Action
     public var name: String
     public var gid: Int?

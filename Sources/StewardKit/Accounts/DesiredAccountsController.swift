@@ -235,8 +235,8 @@ struct DesiredAccountsController {
 }
 
 /// A desired user or group as the API lists it: its definition and drift per host, or why its file does not parse.
-struct DesiredDefinitionResource: Encodable, Sendable {
-    struct HostDrift: Encodable, Sendable {
+struct DesiredDefinitionResource: Codable, Sendable {
+    struct HostDrift: Codable, Sendable {
         let host: String
         let inSync: Bool
         let drift: [String]
@@ -255,6 +255,6 @@ struct DesiredDefinitionResource: Encodable, Sendable {
 }
 
 /// A definition committed to the config repository.
-struct DesiredSaved: Encodable, Sendable {
+struct DesiredSaved: Codable, Sendable {
     let commit, path: String
 }

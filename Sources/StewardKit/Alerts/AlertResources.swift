@@ -4,7 +4,7 @@ import Foundation
 // (APIInput: every field optional, wrong types reported per field). The schemas in APISchemas+Alerts describe these.
 
 /// An alert rule as the API shows it.
-struct AlertRuleResource: Encodable, Sendable {
+struct AlertRuleResource: Codable, Sendable {
     let id: Int64
     let name: String
     let builtin: Nullable<String>
@@ -56,7 +56,7 @@ struct AlertRuleResource: Encodable, Sendable {
 }
 
 /// `self` (the API address) and `page` (the HTML page) of a resource.
-struct ResourceLinks: Encodable, Sendable {
+struct ResourceLinks: Codable, Sendable {
     let `self`: String
     let page: String
 }
@@ -154,7 +154,7 @@ extension NotificationChannel.Kind: APIChoice {}
 extension NotificationChannel.Security: APIChoice {}
 
 /// An alert that is not normal, as `GET /api/v1/alerts` lists it.
-struct LiveAlertResource: Encodable, Sendable {
+struct LiveAlertResource: Codable, Sendable {
     let ruleId: Int64
     let rule: String
     let hostId: Int64
@@ -182,30 +182,36 @@ struct LiveAlertResource: Encodable, Sendable {
 }
 
 /// One state change of one rule on one host.
-struct AlertHistoryEntry: Encodable, Sendable {
+struct AlertHistoryEntry: Codable, Sendable {
     let id, ruleId: Int64
     let rule, host, from, to: String
     let severity: Nullable<String>
+    /// The value that made the change; null when it was not a finite number.
     let value: Nullable<Double>
-    let atMilliseconds: Int64
+    /// When, as RFC 3339; the page formats `atMilliseconds` instead, which the API does not write.
+    let at: String
     let detail: Nullable<String>
+    var atMilliseconds: Int64 = 0
 
     enum CodingKeys: String, CodingKey {
         case id, rule, host, from, to, severity, value, at, detail, ruleId
     }
 
-    func encode(to encoder: any Encoder) throws {
-        var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(id, forKey: .id)
-        try container.encode(ruleId, forKey: .ruleId)
-        try container.encode(rule, forKey: .rule)
-        try container.encode(host, forKey: .host)
-        try container.encode(from, forKey: .from)
-        try container.encode(to, forKey: .to)
-        try container.encode(severity, forKey: .severity)
-        try container.encode(Nullable(value.value.flatMap { $0.isFinite ? $0 : nil }), forKey: .value)
-        try container.encode(RFC3339.string(milliseconds: atMilliseconds) ?? "", forKey: .at)
-        try container.encode(detail, forKey: .detail)
+    init(
+        id: Int64, ruleId: Int64, rule: String, host: String, from: String, to: String, severity: String?, value: Double?, atMilliseconds: Int64,
+        detail: String?
+    ) {
+        self.id = id
+        self.ruleId = ruleId
+        self.rule = rule
+        self.host = host
+        self.from = from
+        self.to = to
+        self.severity = Nullable(severity)
+        self.value = Nullable(value.flatMap { $0.isFinite ? $0 : nil })
+        at = RFC3339.string(milliseconds: atMilliseconds) ?? ""
+        self.detail = Nullable(detail)
+        self.atMilliseconds = atMilliseconds
     }
 }
 
@@ -220,9 +226,12 @@ struct ItemList<Item: Encodable & Sendable>: Encodable, Sendable {
     let items: [Item]
 }
 
+extension CursorPage: Decodable where Item: Decodable {}
+extension ItemList: Decodable where Item: Decodable {}
+
 /// What importing a Prometheus rule file did: the rules created, and why each other rule was not.
-struct AlertImportResult: Encodable, Sendable {
-    struct Failure: Encodable, Sendable {
+struct AlertImportResult: Codable, Sendable {
+    struct Failure: Codable, Sendable {
         let path, alert, message: String
     }
     var created: [AlertRuleResource] = []

@@ -211,8 +211,7 @@ public struct AlertRuleStore: Sendable {
             ).map { row in
                 AlertHistoryEntry(
                     id: row["id"], ruleId: row["rule_id"], rule: row["rule_name"], host: row["host_name"], from: row["from_state"],
-                    to: row["to_state"], severity: Nullable(row["severity"] as String?), value: Nullable(row["value"] as Double?),
-                    atMilliseconds: row["at"], detail: Nullable(row["detail"] as String?))
+                    to: row["to_state"], severity: row["severity"], value: row["value"], atMilliseconds: row["at"], detail: row["detail"])
             }
         }
     }

@@ -4,7 +4,7 @@ import GRDB
 // Channels, silences, maintenance windows and deliveries as the API shows and accepts them.
 
 /// A channel; secrets are never shown, only whether one is set.
-struct ChannelResource: Encodable, Sendable {
+struct ChannelResource: Codable, Sendable {
     let id: Int64
     let name, kind: String
     let enabled: Bool
@@ -110,7 +110,7 @@ struct ChannelInput: APIInput {
 }
 
 /// A silence, and whether it mutes now.
-struct SilenceResource: Encodable, Sendable {
+struct SilenceResource: Codable, Sendable {
     let id: Int64
     let matchers, startsAt, endsAt, createdBy, comment: String
     let active: Bool
@@ -163,7 +163,7 @@ struct SilenceInput: APIInput {
 }
 
 /// A recurring maintenance window, and whether it is open now.
-struct MaintenanceWindowResource: Encodable, Sendable {
+struct MaintenanceWindowResource: Codable, Sendable {
     let id: Int64
     let name, hostGroup, cron: String
     let durationMinutes: Int
@@ -219,7 +219,7 @@ struct MaintenanceWindowInput: APIInput {
 }
 
 /// One notification in the delivery log.
-struct DeliveryResource: Encodable, Sendable {
+struct DeliveryResource: Codable, Sendable {
     let id: Int64
     let channel, rule, status, reason: String
     let attempts: Int

@@ -142,7 +142,7 @@ struct AuditController {
 }
 
 /// An audit event; `before` and `after` are the JSON the change recorded.
-struct AuditEventResource: Encodable, Sendable {
+struct AuditEventResource: Codable, Sendable {
     let id: Int64
     let at, actor: String
     let source: Nullable<String>

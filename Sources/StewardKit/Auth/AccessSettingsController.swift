@@ -183,7 +183,7 @@ struct AccessSettingsController {
 }
 
 /// Who is calling, with which roles and permissions, and by which credential.
-struct MeResource: Encodable, Sendable {
+struct MeResource: Codable, Sendable {
     let user: String
     let roles, permissions: [String]
     let via: String

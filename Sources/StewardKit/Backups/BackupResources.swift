@@ -4,7 +4,7 @@ import Foundation
 // APISchemas+Areas.swift describe them.
 
 /// A repository and what Steward last saw of it.
-struct BackupRepositoryResource: Encodable, Sendable {
+struct BackupRepositoryResource: Codable, Sendable {
     let id: Int64
     let name, kind: String
     let hostId: Int64
@@ -34,7 +34,7 @@ struct BackupRepositoryResource: Encodable, Sendable {
 }
 
 /// A snapshot; `repository_id` only where a list spans repositories (a host's snapshots).
-struct BackupSnapshotResource: Encodable, Sendable {
+struct BackupSnapshotResource: Codable, Sendable {
     let id, shortId, time, hostname: String
     let paths, tags: [String]
     let planId: Nullable<Int64>
@@ -53,14 +53,14 @@ struct BackupSnapshotResource: Encodable, Sendable {
 }
 
 /// A plan's snapshots, with the repository they are in.
-struct BackupPlanSnapshotList: Encodable, Sendable {
+struct BackupPlanSnapshotList: Codable, Sendable {
     let items: [BackupSnapshotResource]
     let repositoryId: Int64
-    let next = Nullable<String>(nil)
+    var next = Nullable<String>(nil)
 }
 
 /// One backup, verify or prune run of a plan.
-struct BackupRunResource: Encodable, Sendable {
+struct BackupRunResource: Codable, Sendable {
     let jobId: Int64
     let kind, state: String
     let planId, repositoryId: Nullable<Int64>
@@ -89,8 +89,8 @@ struct BackupRunResource: Encodable, Sendable {
 }
 
 /// A plan with its retention, hooks, three schedules and its newest runs.
-struct BackupPlanResource: Encodable, Sendable {
-    struct Timing: Encodable, Sendable {
+struct BackupPlanResource: Codable, Sendable {
+    struct Timing: Codable, Sendable {
         let cron, timeZone: String
         let jitterSeconds: Int
         let catchUp: String
@@ -158,8 +158,8 @@ struct BackupPlanResource: Encodable, Sendable {
 }
 
 /// The entries directly inside one directory of a snapshot.
-struct BackupTreeResource: Encodable, Sendable {
-    struct Entry: Encodable, Sendable {
+struct BackupTreeResource: Codable, Sendable {
+    struct Entry: Codable, Sendable {
         let name, path, type: String
         let size: Nullable<Int64>
         let mtime, permissions: String
@@ -176,8 +176,8 @@ struct BackupTreeResource: Encodable, Sendable {
 }
 
 /// Which snapshots a retention policy would keep, and why, and which it would remove.
-struct BackupRetentionPreviewResource: Encodable, Sendable {
-    struct Item: Encodable, Sendable {
+struct BackupRetentionPreviewResource: Codable, Sendable {
+    struct Item: Codable, Sendable {
         let id, shortId, time: String
         let keep: Bool
         let reasons: [String]

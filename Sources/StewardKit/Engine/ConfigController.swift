@@ -147,6 +147,6 @@ struct ConfigController {
 }
 
 /// A commit of the config repository.
-struct ConfigCommitResource: Encodable, Sendable {
+struct ConfigCommitResource: Codable, Sendable {
     let commit, author, date, subject: String
 }

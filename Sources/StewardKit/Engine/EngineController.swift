@@ -130,7 +130,7 @@ struct EngineController {
 }
 
 /// The playbooks in the config repository at its newest commit.
-struct PlaybookList: Encodable, Sendable {
+struct PlaybookList: Codable, Sendable {
     let items: [String]
     let commit: String
 }

@@ -21,8 +21,8 @@ struct AdhocInput: APIInput {
 }
 
 /// One host's outcome of a job, with its tasks in order.
-struct HostResultResource: Encodable, Sendable {
-    struct Task: Encodable, Sendable {
+struct HostResultResource: Codable, Sendable {
+    struct Task: Codable, Sendable {
         let task, status: String
         /// The task's result as the engine reported it, or null.
         let detail: Nullable<JSONValue>

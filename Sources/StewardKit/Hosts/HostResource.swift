@@ -1,7 +1,7 @@
 import Foundation
 
 /// A host as the API shows it (the `Host` schema). Absent values are written as null (`Nullable`), never left out.
-public struct HostResource: Encodable, Sendable {
+public struct HostResource: Codable, Sendable {
     var id: Int64
     var name, address, transport: String
     var sshPort: Int
@@ -44,25 +44,25 @@ public struct HostResource: Encodable, Sendable {
 }
 
 /// Every host (the `HostList` schema).
-struct HostListResource: Encodable {
+struct HostListResource: Codable {
     var items: [HostResource]
 }
 
 /// A host's newest facts (the `HostFacts` schema).
-struct HostFactsResource: Encodable, Sendable {
-    struct Filesystem: Encodable, Sendable {
+struct HostFactsResource: Codable, Sendable {
+    struct Filesystem: Codable, Sendable {
         let mount, type: String
         let sizeBytes, availableBytes: Int64
     }
-    struct Updates: Encodable, Sendable {
+    struct Updates: Codable, Sendable {
         let count, securityCount: Int
         let packages, securityPackages: [String]
     }
-    struct User: Encodable, Sendable {
+    struct User: Codable, Sendable {
         let name: String
         let uid: Int
     }
-    struct Group: Encodable, Sendable {
+    struct Group: Codable, Sendable {
         let name: String
         let gid: Int
     }
@@ -116,7 +116,7 @@ struct HostDetailResource: Encodable, Sendable {
 }
 
 /// A host group (the `Group` schema).
-struct GroupResource: Encodable, Sendable {
+struct GroupResource: Codable, Sendable {
     let name: String
     let hosts: Int
     let notes: String
@@ -139,7 +139,7 @@ struct GroupInput: APIInput {
 }
 
 /// Steward's SSH public key and the command that authorizes it on a host.
-struct SSHIdentityResource: Encodable, Sendable {
+struct SSHIdentityResource: Codable, Sendable {
     let publicKey, authorizeCommand: String
 }
 

@@ -272,7 +272,7 @@ struct JobController {
     }
 
     /// One event of a job's live log, as the NDJSON and SSE streams send it.
-    struct EventLine: Encodable, Sendable {
+    struct EventLine: Codable, Sendable {
         let type: String
         var seq: Int64?
         var at: String?

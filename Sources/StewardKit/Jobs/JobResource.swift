@@ -1,8 +1,8 @@
 import Foundation
 
 /// A job as the API shows it (the `Job` schema). Absent values are written as null (`Nullable`), never left out.
-public struct JobResource: Encodable, Sendable {
-    struct Progress: Encodable, Sendable {
+public struct JobResource: Codable, Sendable {
+    struct Progress: Codable, Sendable {
         var percent: Nullable<Double>
         var message: String
     }
@@ -45,7 +45,7 @@ public struct JobResource: Encodable, Sendable {
 }
 
 /// A page of jobs (the `JobList` schema).
-struct JobListResource: Encodable {
+struct JobListResource: Codable {
     var items: [JobResource]
     var next: Nullable<String>
 }

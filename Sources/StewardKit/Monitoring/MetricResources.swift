@@ -9,7 +9,7 @@ func finiteOrNull(_ value: Double?) -> Nullable<Double> {
 }
 
 /// A stored series with its newest sample.
-struct MetricSeriesResource: Encodable, Sendable {
+struct MetricSeriesResource: Codable, Sendable {
     let id, hostId: Int64
     let host, name: String
     let labels: [String: String]
@@ -19,10 +19,21 @@ struct MetricSeriesResource: Encodable, Sendable {
 }
 
 /// A range query's answer: each series' points as [time, value] pairs.
-struct MetricQueryResource: Encodable, Sendable {
-    struct Point: Encodable, Sendable {
+struct MetricQueryResource: Codable, Sendable {
+    struct Point: Codable, Sendable {
         let time: String
         let value: Nullable<Double>
+
+        init(time: String, value: Nullable<Double>) {
+            self.time = time
+            self.value = value
+        }
+
+        init(from decoder: any Decoder) throws {
+            var container = try decoder.unkeyedContainer()
+            time = try container.decode(String.self)
+            value = try container.decode(Nullable<Double>.self)
+        }
 
         func encode(to encoder: any Encoder) throws {
             var container = encoder.unkeyedContainer()
@@ -30,7 +41,7 @@ struct MetricQueryResource: Encodable, Sendable {
             try container.encode(value)
         }
     }
-    struct Series: Encodable, Sendable {
+    struct Series: Codable, Sendable {
         let id: Int64
         let host, name: String
         let labels: [String: String]
@@ -43,8 +54,8 @@ struct MetricQueryResource: Encodable, Sendable {
 }
 
 /// The fleet overview: each host's newest gauges, and totals per group.
-struct FleetSummaryResource: Encodable, Sendable {
-    struct Filesystem: Encodable, Sendable {
+struct FleetSummaryResource: Codable, Sendable {
+    struct Filesystem: Codable, Sendable {
         let mountpoint, device, fstype: String
         let sizeBytes, usedBytes, availableBytes: Double
         let usedPercent: Nullable<Double>
@@ -59,7 +70,7 @@ struct FleetSummaryResource: Encodable, Sendable {
             usedPercent = finiteOrNull(filesystem.usedPercent)
         }
     }
-    struct HostRow: Encodable, Sendable {
+    struct HostRow: Codable, Sendable {
         let id: Int64
         let name, state: String
         let groups, tags: [String]
@@ -83,7 +94,7 @@ struct FleetSummaryResource: Encodable, Sendable {
             lastSampleAt = Nullable(row.lastSample.flatMap { RFC3339.string(milliseconds: $0) })
         }
     }
-    struct GroupRow: Encodable, Sendable {
+    struct GroupRow: Codable, Sendable {
         let name: String
         let hosts, up, down: Int
         let cpuPercentAvg, memoryPercentAvg, filesystemPercentMax: Nullable<Double>

@@ -48,12 +48,12 @@ struct MonitoringController {
         let number = APISchemas.nullable("number")
         return [
             "MetricSeriesList": [
-                "type": "object", "required": ["items"],
+                "type": "object", "required": ["items", "next"],
                 "properties": [
                     "items": [
                         "type": "array",
                         "items": [
-                            "type": "object",
+                            "type": "object", "required": ["id", "host_id", "host", "name", "labels", "type", "latest_at", "latest_value"],
                             "properties": [
                                 "id": ["type": "integer"], "host_id": ["type": "integer"], "host": ["type": "string"], "name": ["type": "string"],
                                 "labels": labels, "type": ["type": "string"], "latest_at": APISchemas.timestamp,
@@ -65,7 +65,7 @@ struct MonitoringController {
                 ],
             ],
             "MetricQueryResult": [
-                "type": "object", "required": ["resolution", "step_seconds", "series"],
+                "type": "object", "required": ["from", "function", "resolution", "series", "step_seconds", "to"],
                 "properties": [
                     "resolution": ["type": "string", "enum": JSONValue(MetricResolution.allCases.map(\.label))], "step_seconds": ["type": "number"],
                     "from": ["type": "string", "format": "date-time"], "to": ["type": "string", "format": "date-time"],
@@ -73,7 +73,7 @@ struct MonitoringController {
                     "series": [
                         "type": "array",
                         "items": [
-                            "type": "object",
+                            "type": "object", "required": ["id", "host", "name", "labels", "points"],
                             "properties": [
                                 "id": ["type": "integer"], "host": ["type": "string"], "name": ["type": "string"], "labels": labels,
                                 "points": ["type": "array", "items": point],
@@ -83,7 +83,7 @@ struct MonitoringController {
                 ],
             ],
             "FleetSummary": [
-                "type": "object", "required": ["hosts", "groups"],
+                "type": "object", "required": ["hosts", "groups", "as_of"],
                 "properties": [
                     "hosts": APISchemas.arrayOf(
                         APISchemas.record([

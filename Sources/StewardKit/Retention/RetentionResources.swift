@@ -88,8 +88,8 @@ struct DataRetentionRecordResource: Encodable, Sendable {
 }
 
 /// What a policy would delete now.
-struct DataRetentionPreviewResource: Encodable, Sendable {
-    struct Stage: Encodable, Sendable {
+struct DataRetentionPreviewResource: Codable, Sendable {
+    struct Stage: Codable, Sendable {
         let label: String
         let rows: Int
         let bytes: Int64
@@ -117,8 +117,8 @@ struct DataRetentionPreviewResource: Encodable, Sendable {
 }
 
 /// Storage per data class, growth, and when the disk fills.
-struct StorageFiguresResource: Encodable, Sendable {
-    struct Entry: Encodable, Sendable {
+struct StorageFiguresResource: Codable, Sendable {
+    struct Entry: Codable, Sendable {
         let dataClass, title: String
         let rows: Int
         let bytes: Int64
@@ -152,7 +152,7 @@ struct StorageFiguresResource: Encodable, Sendable {
 }
 
 /// A legal hold in force.
-struct LegalHoldResource: Encodable, Sendable {
+struct LegalHoldResource: Codable, Sendable {
     let id: Int64
     let host, from, to: Nullable<String>
     let reason, createdBy: String
@@ -170,7 +170,7 @@ struct LegalHoldResource: Encodable, Sendable {
 }
 
 /// The reply to acknowledging a failed job.
-struct JobAcknowledgement: Encodable, Sendable {
+struct JobAcknowledgement: Codable, Sendable {
     let id: Int64
     let acknowledged: Bool
 }

@@ -2,7 +2,7 @@ import Foundation
 import GRDB
 
 /// One package with a newer version available, as the package manager's simulation reports it.
-public struct PendingUpdate: Sendable, Equatable, Encodable {
+public struct PendingUpdate: Sendable, Equatable, Codable {
     public var package: String
     /// The installed version; empty for a package the upgrade would newly install.
     public var current: String

@@ -119,7 +119,7 @@ struct RolloutDecisionInput: APIInput {
 }
 
 /// A rollout in a list.
-struct RolloutSummaryResource: Encodable, Sendable {
+struct RolloutSummaryResource: Codable, Sendable {
     let id: Int64
     let title, what, state, stateDetail, requestedBy: String
     let revision: Int
@@ -144,22 +144,22 @@ struct RolloutSummaryResource: Encodable, Sendable {
 
 /// A rollout with its plan, approvals, waves and per-host results: the summary's fields and these, in one object.
 struct RolloutResource: Encodable, Sendable {
-    struct PlanItem: Encodable, Sendable {
+    struct PlanItem: Codable, Sendable {
         let host, diff, problem: String
         let packages: [PendingUpdate]
     }
-    struct ApprovalItem: Encodable, Sendable {
+    struct ApprovalItem: Codable, Sendable {
         let revision: Int
         let actor, decision, reason, at: String
     }
-    struct WaveItem: Encodable, Sendable {
+    struct WaveItem: Codable, Sendable {
         let number: Int
         let hosts: [String]
         let jobId: Nullable<Int64>
         let state, gate: String
         let startedAt, finishedAt: Nullable<String>
     }
-    struct ResultItem: Encodable, Sendable {
+    struct ResultItem: Codable, Sendable {
         let host: String
         let wave: Int
         let status: String

@@ -104,7 +104,7 @@ struct UpdatesController {
 }
 
 /// One host's pending updates.
-struct PendingUpdatesResource: Encodable, Sendable {
+struct PendingUpdatesResource: Codable, Sendable {
     let hostId: Int64
     let host: String
     let gatheredAt: Nullable<String>
@@ -126,8 +126,8 @@ struct PendingUpdatesResource: Encodable, Sendable {
 }
 
 /// One package with a pending update and the hosts that would take it.
-struct PendingPackageResource: Encodable, Sendable {
-    struct HostVersion: Encodable, Sendable {
+struct PendingPackageResource: Codable, Sendable {
+    struct HostVersion: Codable, Sendable {
         let host, current, candidate, origin: String
     }
     let package: String

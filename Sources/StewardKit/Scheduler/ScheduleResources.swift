@@ -1,7 +1,7 @@
 import Foundation
 
 /// A schedule as the API shows it, with its next five fire times.
-struct ScheduleResource: Encodable, Sendable {
+struct ScheduleResource: Codable, Sendable {
     let id: Int64
     let name, cron, timeZone: String
     let jitterSeconds: Int
@@ -85,7 +85,7 @@ struct SchedulePreviewInput: APIInput {
 }
 
 /// The next fire times of a previewed expression.
-struct SchedulePreviewResource: Encodable, Sendable {
+struct SchedulePreviewResource: Codable, Sendable {
     let nextFireTimes: [String]
 
     enum CodingKeys: String, CodingKey { case nextFireTimes = "next_fire_times" }
