@@ -75,11 +75,21 @@ struct HostAccountsResource: Codable, Sendable {
 }
 
 /// A job started for a user change, with the password Steward generated for a new user (shown once).
-struct UserChangeAccepted: Encodable, Sendable {
+struct UserChangeAccepted: Codable, Sendable {
     let job: JobResource
     let generatedPassword: String?
 
     enum CodingKeys: String, CodingKey { case generatedPassword = "generated_password" }
+
+    init(job: JobResource, generatedPassword: String?) {
+        self.job = job
+        self.generatedPassword = generatedPassword
+    }
+
+    init(from decoder: any Decoder) throws {
+        job = try JobResource(from: decoder)
+        generatedPassword = try decoder.container(keyedBy: CodingKeys.self).decodeIfPresent(String.self, forKey: .generatedPassword)
+    }
 
     func encode(to encoder: any Encoder) throws {
         try job.encode(to: encoder)

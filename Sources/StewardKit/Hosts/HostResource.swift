@@ -102,11 +102,21 @@ struct HostFactsResource: Codable, Sendable {
 }
 
 /// One host with its newest facts (the `HostDetail` schema: the host's fields and `facts`, in one object).
-struct HostDetailResource: Encodable, Sendable {
+struct HostDetailResource: Codable, Sendable {
     let host: HostResource
     let facts: Nullable<HostFactsResource>
 
     enum CodingKeys: String, CodingKey { case facts }
+
+    init(host: HostResource, facts: Nullable<HostFactsResource>) {
+        self.host = host
+        self.facts = facts
+    }
+
+    init(from decoder: any Decoder) throws {
+        host = try HostResource(from: decoder)
+        facts = try decoder.container(keyedBy: CodingKeys.self).decode(Nullable<HostFactsResource>.self, forKey: .facts)
+    }
 
     func encode(to encoder: any Encoder) throws {
         try host.encode(to: encoder)

@@ -39,28 +39,30 @@ struct RetentionPolicyInput: Decodable, Sendable {
 }
 
 /// A policy as the API shows it: every field present, null where it does not apply.
-struct DataRetentionResource: Encodable, Sendable {
-    let policy: DataRetention
+struct DataRetentionResource: Codable, Sendable {
+    let kind: String
+    let rules: [RetentionRule]
+    let maxAgeDays: Nullable<Double>
+    let maxBytes: Nullable<Int64>
+    let tierDays: Nullable<[Double]>
+    let keepWhileFiring: Bool
+    let failedDays: Nullable<Double>
+    let keepFailedUntilAcknowledged: Bool
 
-    enum CodingKeys: String, CodingKey {
-        case kind, rules, maxAgeDays, maxBytes, tierDays, keepWhileFiring, failedDays, keepFailedUntilAcknowledged
-    }
-
-    func encode(to encoder: any Encoder) throws {
-        var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(policy.kind.rawValue, forKey: .kind)
-        try container.encode(Nullable(policy.maxAgeDays), forKey: .maxAgeDays)
-        try container.encode(Nullable(policy.maxBytes), forKey: .maxBytes)
-        try container.encode(Nullable(policy.tierDays), forKey: .tierDays)
-        try container.encode(policy.rules, forKey: .rules)
-        try container.encode(policy.keepWhileFiring, forKey: .keepWhileFiring)
-        try container.encode(Nullable(policy.failedDays), forKey: .failedDays)
-        try container.encode(policy.keepFailedUntilAcknowledged, forKey: .keepFailedUntilAcknowledged)
+    init(policy: DataRetention) {
+        kind = policy.kind.rawValue
+        rules = policy.rules
+        maxAgeDays = Nullable(policy.maxAgeDays)
+        maxBytes = Nullable(policy.maxBytes)
+        tierDays = Nullable(policy.tierDays)
+        keepWhileFiring = policy.keepWhileFiring
+        failedDays = Nullable(policy.failedDays)
+        keepFailedUntilAcknowledged = policy.keepFailedUntilAcknowledged
     }
 }
 
 /// A data class's policy in force, its default, and a change waiting out the grace window.
-struct DataRetentionRecordResource: Encodable, Sendable {
+struct DataRetentionRecordResource: Codable, Sendable {
     let dataClass, title: String
     let policy: DataRetentionResource
     let summary: String

@@ -143,7 +143,7 @@ struct RolloutSummaryResource: Codable, Sendable {
 }
 
 /// A rollout with its plan, approvals, waves and per-host results: the summary's fields and these, in one object.
-struct RolloutResource: Encodable, Sendable {
+struct RolloutResource: Codable, Sendable {
     struct PlanItem: Codable, Sendable {
         let host, diff, problem: String
         let packages: [PendingUpdate]
@@ -168,74 +168,85 @@ struct RolloutResource: Encodable, Sendable {
         let packages: [RolloutResult.Change]
     }
 
-    let summary: RolloutSummaryResource
-    let rollout: Rollout
-    let planStale: Bool
-    let plan: [PlanItem]
-    let approvals: [ApprovalItem]
-    let waves: [WaveItem]
-    let results: [ResultItem]
-
-    enum CodingKeys: String, CodingKey {
-        case packages, playbook, commit, targets, tags, canary, reboot, window, plan, approvals, waves, results, waveKind, waveSize, pauseSeconds,
-            maxFailurePercent, approvalsRequired, checkUrl, settleSeconds, planJobId, plannedAt, planStale, rollbackOf, finishedAt
+    /// What a rollout shows beyond its summary, written into the same object.
+    struct Details: Codable, Sendable {
+        let packages: [String]
+        let playbook, commit: String
+        let targets, tags: [String]
+        let canary: Int
+        let waveKind: String
+        let waveSize, pauseSeconds, maxFailurePercent: Int
+        let reboot: String
+        let window: Nullable<Int64>
+        let approvalsRequired: Int
+        let checkUrl: String
+        let settleSeconds: Int
+        let planJobId: Nullable<Int64>
+        let plannedAt: Nullable<String>
+        let planStale: Bool
+        let rollbackOf: Nullable<Int64>
+        let finishedAt: Nullable<String>
+        let plan: [PlanItem]
+        let approvals: [ApprovalItem]
+        let waves: [WaveItem]
+        let results: [ResultItem]
     }
+
+    let summary: RolloutSummaryResource
+    let details: Details
 
     init(_ rollout: Rollout, service: RolloutService) throws {
         summary = RolloutSummaryResource(rollout)
-        self.rollout = rollout
-        planStale = try service.planIsStale(rollout)
-        plan = try service.plan(rollout.id).map { PlanItem(host: $0.host, diff: $0.diff, problem: $0.problem, packages: $0.changes) }
-        approvals = try service.approvals(rollout.id).map {
+        let plan = try service.plan(rollout.id).map { PlanItem(host: $0.host, diff: $0.diff, problem: $0.problem, packages: $0.changes) }
+        let approvals = try service.approvals(rollout.id).map {
             ApprovalItem(
                 revision: $0.revision, actor: $0.actor, decision: $0.decision, reason: $0.reason, at: RFC3339.string(milliseconds: $0.at) ?? "")
         }
-        waves = try service.waves(rollout.id).map {
+        let waves = try service.waves(rollout.id).map {
             WaveItem(
                 number: $0.number, hosts: $0.hosts, jobId: Nullable($0.jobID), state: $0.state, gate: $0.gate,
                 startedAt: Nullable(RFC3339.string(milliseconds: $0.startedAt)), finishedAt: Nullable(RFC3339.string(milliseconds: $0.finishedAt)))
         }
-        results = try service.results(rollout.id).map {
+        let results = try service.results(rollout.id).map {
             ResultItem(host: $0.host, wave: $0.wave, status: $0.status, rebooted: $0.rebooted, detail: $0.detail, packages: $0.changes)
         }
+        details = Details(
+            packages: rollout.packages, playbook: rollout.playbook, commit: rollout.playbookCommit, targets: rollout.targets, tags: rollout.tags,
+            canary: rollout.canary, waveKind: rollout.waveKind.rawValue, waveSize: rollout.waveSize, pauseSeconds: rollout.pauseSeconds,
+            maxFailurePercent: rollout.maxFailurePercent, reboot: rollout.reboot.rawValue, window: Nullable(rollout.windowID),
+            approvalsRequired: rollout.approvalsRequired, checkUrl: rollout.checkURL, settleSeconds: rollout.settleSeconds,
+            planJobId: Nullable(rollout.planJobID), plannedAt: Nullable(RFC3339.string(milliseconds: rollout.plannedAt)),
+            planStale: try service.planIsStale(rollout), rollbackOf: Nullable(rollout.rollbackOf),
+            finishedAt: Nullable(RFC3339.string(milliseconds: rollout.finishedAt)), plan: plan, approvals: approvals, waves: waves, results: results)
+    }
+
+    init(from decoder: any Decoder) throws {
+        summary = try RolloutSummaryResource(from: decoder)
+        details = try Details(from: decoder)
     }
 
     func encode(to encoder: any Encoder) throws {
         try summary.encode(to: encoder)
-        var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(rollout.packages, forKey: .packages)
-        try container.encode(rollout.playbook, forKey: .playbook)
-        try container.encode(rollout.playbookCommit, forKey: .commit)
-        try container.encode(rollout.targets, forKey: .targets)
-        try container.encode(rollout.tags, forKey: .tags)
-        try container.encode(rollout.canary, forKey: .canary)
-        try container.encode(rollout.waveKind.rawValue, forKey: .waveKind)
-        try container.encode(rollout.waveSize, forKey: .waveSize)
-        try container.encode(rollout.pauseSeconds, forKey: .pauseSeconds)
-        try container.encode(rollout.maxFailurePercent, forKey: .maxFailurePercent)
-        try container.encode(rollout.reboot.rawValue, forKey: .reboot)
-        try container.encode(Nullable(rollout.windowID), forKey: .window)
-        try container.encode(rollout.approvalsRequired, forKey: .approvalsRequired)
-        try container.encode(rollout.checkURL, forKey: .checkUrl)
-        try container.encode(rollout.settleSeconds, forKey: .settleSeconds)
-        try container.encode(Nullable(rollout.planJobID), forKey: .planJobId)
-        try container.encode(Nullable(RFC3339.string(milliseconds: rollout.plannedAt)), forKey: .plannedAt)
-        try container.encode(planStale, forKey: .planStale)
-        try container.encode(Nullable(rollout.rollbackOf), forKey: .rollbackOf)
-        try container.encode(Nullable(RFC3339.string(milliseconds: rollout.finishedAt)), forKey: .finishedAt)
-        try container.encode(plan, forKey: .plan)
-        try container.encode(approvals, forKey: .approvals)
-        try container.encode(waves, forKey: .waves)
-        try container.encode(results, forKey: .results)
+        try details.encode(to: encoder)
     }
 }
 
 /// A rollout just proposed, with the check-mode job that plans it.
-struct RolloutCreatedResource: Encodable, Sendable {
+struct RolloutCreatedResource: Codable, Sendable {
     let rollout: RolloutResource
     let planJob: JobResource
 
     enum CodingKeys: String, CodingKey { case planJob = "plan_job" }
+
+    init(rollout: RolloutResource, planJob: JobResource) {
+        self.rollout = rollout
+        self.planJob = planJob
+    }
+
+    init(from decoder: any Decoder) throws {
+        rollout = try RolloutResource(from: decoder)
+        planJob = try decoder.container(keyedBy: CodingKeys.self).decode(JobResource.self, forKey: .planJob)
+    }
 
     func encode(to encoder: any Encoder) throws {
         try rollout.encode(to: encoder)
