@@ -60,9 +60,10 @@ struct OpenAPIContractTests {
         "PrometheusRuleFile": "a Prometheus rule file (YAML) as Prometheus defines it", "PrometheusRuleFileText": "the same, as text",
         "PrometheusRuleFileUpload": "the same, uploaded",
         "HostKeyVerdict": "one shape per verdict (oneOf), written by hand from the HostKeyVerdict enum",
-        "BackupPlanCreate": "backup bodies are read field by field from [String: JSONValue] (BackupInput), which checks every key",
-        "BackupPlanInput": "as BackupPlanCreate", "BackupRepositoryInput": "as BackupPlanCreate",
-        "BackupRepositoryPassword": "as BackupPlanCreate", "BackupRestore": "as BackupPlanCreate", "BackupRetentionInput": "as BackupPlanCreate",
+        "BackupPlanCreate": "BackupPlanInput with its required fields; BackupPlanInput is compared with BackupInput's field lists below",
+        "BackupPlanInput": "compared with BackupInput's field lists below", "BackupRetentionInput": "as BackupPlanInput",
+        "BackupRepositoryInput": "a repository body, read field by field from [String: JSONValue] by the backups API",
+        "BackupRepositoryPassword": "as BackupRepositoryInput", "BackupRestore": "as BackupRepositoryInput",
         "DesiredUser": "a desired user's definition, read field by field from [String: JSONValue] as it is read from YAML",
         "DesiredGroup": "as DesiredUser",
     ]
@@ -94,6 +95,29 @@ struct OpenAPIContractTests {
         let referenced = Set(Self.schemas.keys)
         #expect(referenced.subtracting(tied).sorted() == [], "schemas with no type and no reason")
         #expect(tied.subtracting(referenced).sorted() == [], "types tied to schemas the document lacks")
+    }
+
+    /// Backup plan bodies are read field by field (`BackupInput`, shared with the form): its field lists are the contract.
+    @Test("a backup plan body's documented fields are the ones BackupInput reads, lists as lists and flags as flags")
+    func backupPlanFieldsMatchTheReader() throws {
+        let comparison = SchemaComparison(schemas: Self.schemas, reply: false)
+        guard case .object(let properties)? = comparison.resolved(try #require(Self.schemas["BackupPlanInput"]))["properties"] else {
+            Issue.record("BackupPlanInput lists no properties")
+            return
+        }
+        let read = BackupInput.listFields.union(BackupInput.flagFields).union(BackupInput.scalarFields)
+        #expect(Set(properties.keys) == read)
+        for field in BackupInput.listFields {
+            #expect(properties[field].map { comparison.typeNames($0).types.contains("array") } == true, "\(field) is a list")
+        }
+        for field in BackupInput.flagFields {
+            #expect(properties[field].map { comparison.typeNames($0).types == ["boolean"] } == true, "\(field) is a flag")
+        }
+        guard case .object(let retention)? = Self.schemas["BackupRetentionInput"]?["properties"] else {
+            Issue.record("BackupRetentionInput lists no properties")
+            return
+        }
+        #expect(Set(retention.keys) == Set(RetentionPolicy.fields + ["keep_within"]))
     }
 
     @Test("the comparison finds a field the document lacks, a missing one and a wrong type")
