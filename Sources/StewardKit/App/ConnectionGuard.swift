@@ -61,7 +61,8 @@ public enum DescriptorLimit {
 
 /// Open connections, in total and per client address; shared by every event loop. Connections that are waiting
 /// for a request head (new, or kept alive between requests) can be evicted: when the server is full, the one that
-/// has waited longest is closed to make room, so a flood of idle sockets cannot lock out a client that talks.
+/// has waited longest, from the address with the most such connections, is closed to make room, so a flood of idle
+/// sockets cannot lock out a client that talks.
 public final class ConnectionCounts: Sendable {
     struct Waiting {
         let channel: any Channel
@@ -94,7 +95,16 @@ public final class ConnectionCounts: Sendable {
             }
             var victim: (any Channel)?
             if state.total >= limits.maximumConnections {
-                guard let oldest = state.waiting.min(by: { $0.value.since < $1.value.since }) else {
+                // The victim comes from the address with the most connections waiting, the longest-waiting of those:
+                // a flood from a few addresses pays for its own, and a client with one connection, accepted in the
+                // same burst as hundreds of the flood's (up to 256 accepts a wake-up) and not read yet, keeps it.
+                var waitingAt: [String: Int] = [:]
+                for entry in state.waiting.values { waitingAt[entry.address, default: 0] += 1 }
+                let oldest = state.waiting.max { a, b in
+                    let (countA, countB) = (waitingAt[a.value.address, default: 0], waitingAt[b.value.address, default: 0])
+                    return countA != countB ? countA < countB : a.value.since > b.value.since
+                }
+                guard let oldest else {
                     state.refused += 1
                     return ("the server holds its maximum of \(limits.maximumConnections) connections, all busy", nil)
                 }

@@ -52,9 +52,10 @@ struct SecurityBoundaryTests {
                 }
             }
             // Item 2: the panel host's secrets, and anything that contains them.
-            for paths in [["/etc/shadow"], ["/etc/gshadow"], [dataDirectory], [dataDirectory + "/secret.key"], ["/etc"], ["/"], ["/root/.ssh"],
-                ["/home/ann/.ssh/id_ed25519"], ["/etc/ssh/ssh_host_ed25519_key"]]
-            {
+            for paths in [
+                ["/etc/shadow"], ["/etc/gshadow"], [dataDirectory], [dataDirectory + "/secret.key"], ["/etc"], ["/"], ["/root/.ssh"],
+                ["/home/ann/.ssh/id_ed25519"], ["/etc/ssh/ssh_host_ed25519_key"],
+            ] {
                 try await client.execute(
                     uri: "/api/v1/backups/plans", method: .post, headers: Self.jsonBody, body: Self.planBody(repository: repository, paths: paths)
                 ) { response in
@@ -117,7 +118,9 @@ struct SecurityBoundaryTests {
         let harness = try await ServerHarness(configure: { $0.sensitivePaths = ["/srv/vault", "/home/*/.gnupg"] })
         let (repository, _) = try Self.builtinIDs(harness)
         try await harness.test(as: [.operator]) { client in
-            for (paths, status) in [(["/srv/vault/keys"], HTTPResponse.Status.forbidden), (["/home/bob/.gnupg"], .forbidden), (["/srv/www"], .created)] {
+            for (paths, status) in [
+                (["/srv/vault/keys"], HTTPResponse.Status.forbidden), (["/home/bob/.gnupg"], .forbidden), (["/srv/www"], .created),
+            ] {
                 try await client.execute(
                     uri: "/api/v1/backups/plans", method: .post, headers: Self.jsonBody,
                     body: Self.planBody(repository: repository, paths: paths, name: "p " + paths[0])
@@ -151,9 +154,10 @@ struct SecurityBoundaryTests {
         }
         try await harness.test(as: [.operator]) { client in
             // The finding: a new password hash for an admin's account, through the panel host or a fleet host.
-            for (host, name, groups) in [(1, "root", nil), (1, "tester-operator", nil), (Int(fleet.id), "boss", nil), (Int(fleet.id), "eve", nil),
-                (Int(fleet.id), "ann", ["ops"])] as [(Int, String, [String]?)]
-            {
+            for (host, name, groups) in [
+                (1, "root", nil), (1, "tester-operator", nil), (Int(fleet.id), "boss", nil), (Int(fleet.id), "eve", nil),
+                (Int(fleet.id), "ann", ["ops"]),
+            ] as [(Int, String, [String]?)] {
                 try await client.execute(
                     uri: "/api/v1/hosts/\(host)/users", method: .post, headers: Self.jsonBody, body: change(name, groups: groups)
                 ) { response in
@@ -204,7 +208,9 @@ struct SecurityBoundaryTests {
         if case .failure(let error) = HostVariables.parse(bomb) { #expect(error.message.contains("anchors and aliases")) } else { Issue.record() }
         let deep = String(repeating: "[", count: 200) + String(repeating: "]", count: 200)
         #expect { try YAMLReader.read(deep, limits: .document) } throws: { ($0 as? YAMLReader.Refusal)?.limit == "depth 64" }
-        #expect { try YAMLReader.read("x: !!python/object:os.system 'id'", limits: .document) } throws: { ($0 as? YAMLReader.Refusal)?.limit == "tags" }
+        #expect { try YAMLReader.read("x: !!python/object:os.system 'id'", limits: .document) } throws: {
+            ($0 as? YAMLReader.Refusal)?.limit == "tags"
+        }
         // Ordinary anchors in a config file still read.
         let ordinary = try YAMLReader.read("base: &base {port: 80}\nweb: *base\n", limits: .repositoryFile) as? [String: Any]
         #expect((ordinary?["web"] as? [String: Any])?["port"] as? Int == 80)
@@ -213,7 +219,9 @@ struct SecurityBoundaryTests {
     @Test("class 15: a committed users/NAME.yml bomb does not hang the desired-accounts list")
     func repositoryBombDoesNotHang() async throws {
         var bomb = "name: x\na: &a [x,x,x,x,x,x,x,x,x,x]\n"
-        for level in 1...8 { bomb += "l\(level): &l\(level) [" + Array(repeating: level == 1 ? "*a" : "*l\(level - 1)", count: 10).joined(separator: ",") + "]\n" }
+        for level in 1...8 {
+            bomb += "l\(level): &l\(level) [" + Array(repeating: level == 1 ? "*a" : "*l\(level - 1)", count: 10).joined(separator: ",") + "]\n"
+        }
         #expect(throws: AccountError.self) { try DesiredUser.parse(bomb) }
     }
 
@@ -239,6 +247,15 @@ struct SecurityBoundaryTests {
         // Full and everyone busy: refused.
         #expect(counts.open(channels[3], address: "192.0.2.4") != nil)
         #expect(counts.close(channels[1], address: "192.0.2.2") && counts.open == 1)
+        // The victim comes from the address holding the most waiting connections, even when another waited longer.
+        let fair = ConnectionCounts(
+            limits: ConnectionLimits(maximumConnections: 3, maximumPerAddress: 3, headerTimeout: .seconds(10), idleTimeout: .seconds(60)))
+        let more = (0..<4).map { _ in EmbeddedChannel(loop: loop) }
+        #expect(fair.open(more[0], address: "192.0.2.20", now: .uptimeNanoseconds(1)) == nil)
+        #expect(fair.open(more[1], address: "192.0.2.66", now: .uptimeNanoseconds(2)) == nil)
+        #expect(fair.open(more[2], address: "192.0.2.66", now: .uptimeNanoseconds(3)) == nil)
+        #expect(fair.open(more[3], address: "192.0.2.66", now: .uptimeNanoseconds(4)) == nil)
+        #expect(fair.close(more[1], address: "192.0.2.66") == false && fair.close(more[0], address: "192.0.2.20"))
         let perAddress = ConnectionCounts(
             limits: ConnectionLimits(maximumConnections: 10, maximumPerAddress: 1, headerTimeout: .seconds(10), idleTimeout: .seconds(60)))
         #expect(perAddress.open(channels[0], address: "192.0.2.9") == nil)
@@ -352,10 +369,15 @@ struct SecurityBoundaryTests {
         configuration.externalURL = "https://panel.example.com"
         configuration.allowedHosts = ["proxy.example.net"]
         let allowlist = HostAllowlist(configuration: configuration, machineNames: ["panel-1", "10.0.0.5", "fe80::1"])
-        for good in ["panel.example.com", "PANEL.example.com:443", "proxy.example.net", "localhost:10000", "127.0.0.1:10000", "[::1]:10000", "panel-1", "10.0.0.5"] {
+        for good in [
+            "panel.example.com", "PANEL.example.com:443", "proxy.example.net", "localhost:10000", "127.0.0.1:10000", "[::1]:10000", "panel-1",
+            "10.0.0.5",
+        ] {
             #expect(allowlist.allows(authority: good), "\(good)")
         }
-        for bad in ["evil.example", "panel.example.com.evil.example", "127.0.0.2", "[fe80::2]"] { #expect(!allowlist.allows(authority: bad), "\(bad)") }
+        for bad in ["evil.example", "panel.example.com.evil.example", "127.0.0.2", "[fe80::2]"] {
+            #expect(!allowlist.allows(authority: bad), "\(bad)")
+        }
         #expect(allowlist.origins.contains("https://panel.example.com") && !allowlist.origins.contains("https://evil.example"))
     }
 
@@ -383,7 +405,9 @@ struct SecurityBoundaryTests {
                 body: ByteBuffer(string: #"{"name":"sneaky","address":"192.0.2.7","transport":"local"}"#)
             ) { response in #expect(response.status == .unprocessableContent && text(response).contains("only localhost")) }
             try await client.execute(uri: "/healthz", method: .get) { response in #expect(text(response).contains("version")) }
-            try await client.execute(uri: "/jobs", method: .get) { response in #expect(text(response).contains("Steward \(StewardVersion.current) on")) }
+            try await client.execute(uri: "/jobs", method: .get) { response in
+                #expect(text(response).contains("Steward \(StewardVersion.current) on"))
+            }
         }
         try await harness.test(as: nil) { client in
             try await client.execute(uri: "/healthz", method: .get) { response in #expect(text(response) == #"{"status":"ok"}"#) }
@@ -395,7 +419,12 @@ struct SecurityBoundaryTests {
         // A host that a backup plan uses is not removed underneath it (the store, not the service: the check is the host's).
         let (repository, _) = try Self.builtinIDs(harness)
         let fleet = try server.hosts.create(
-            { var settings = HostSettings(); settings.name = "db-01"; settings.address = "192.0.2.20"; return settings }(), by: .system, now: Date())
+            {
+                var settings = HostSettings()
+                settings.name = "db-01"
+                settings.address = "192.0.2.20"
+                return settings
+            }(), by: .system, now: Date())
         let store = BackupStore(database: server.database, sealer: SecretSealer(masterKey: try server.dataDirectory.secretKey(), purpose: "tests"))
         var plan = BackupPlan()
         plan.name = "db"
@@ -442,7 +471,8 @@ struct SecurityBoundaryTests {
             ["snapshots", "--json\u{0}x"],
         ]
         for arguments in attacks { #expect(ResticGrammar.problem(arguments) != nil, "\(arguments)") }
-        #expect(PanelCommandRunner.refusal(.probe(path: "../etc")) != nil && PanelCommandRunner.refusal(.hook(plan: 1, phase: "x", result: nil)) != nil)
+        #expect(
+            PanelCommandRunner.refusal(.probe(path: "../etc")) != nil && PanelCommandRunner.refusal(.hook(plan: 1, phase: "x", result: nil)) != nil)
     }
 
     @Test("item 8: the helper answers typed requests over a real socket pair and refuses a restic command outside the grammar")
@@ -456,7 +486,9 @@ struct SecurityBoundaryTests {
         let client = HelperClient(descriptor: webEnd)
         #expect(try await client.ask(.standing(user: "steward-test-no-such-user")) == .standing("deleted"))
         #expect(try await client.ask(.standing(user: "root")) != .standing("deleted"))
-        await #expect { _ = try await client.runPanelCommand(.restic(repository: 1, arguments: ["snapshots", "--password-command", "id"])) { _ in } } throws: {
+        await #expect {
+            _ = try await client.runPanelCommand(.restic(repository: 1, arguments: ["snapshots", "--password-command", "id"])) { _ in }
+        } throws: {
             "\($0)".contains("refused") && "\($0)".contains("--password-command")
         }
         // Concurrent requests each get their own answer.
