@@ -35,7 +35,8 @@ struct OpenAPIContractTests {
         ("AuditList", CursorPage<AuditEventResource>.self), ("LegalHoldList", CursorPage<LegalHoldResource>.self),
         ("LegalHold", LegalHoldResource.self), ("StorageFigures", StorageFiguresResource.self),
         ("DataRetentionPreview", DataRetentionPreviewResource.self), ("JobAcknowledgement", JobAcknowledgement.self),
-        ("DefinitionCommit", DesiredSaved.self), ("HostDetail", HostDetailResource.self), ("Rollout", RolloutResource.self),
+        ("DefinitionCommit", DesiredSaved.self), ("HostServices", HostServicesResource.self),
+        ("FleetServiceList", FleetServiceListResource.self), ("HostDetail", HostDetailResource.self), ("Rollout", RolloutResource.self),
         ("RolloutCreated", RolloutCreatedResource.self), ("UserChangeJob", UserChangeAccepted.self),
         ("DataRetentionList", CursorPage<DataRetentionRecordResource>.self), ("DataRetentionRecord", DataRetentionRecordResource.self),
     ]

@@ -1,0 +1,30 @@
+import Foundation
+
+/// Schemas of the host administration views (services).
+extension APISchemas {
+    static var serviceSchemas: [String: JSONValue] {
+        [
+            "ServiceUnit": record([
+                "unit": described(string, "the full name, such as ssh.service or getty@tty1.service"),
+                "type": described(string, "the part after the last dot: service, socket, timer, mount, target, ..."),
+                "load": described(string, "loaded, not-found, masked, ...; empty for a unit file that is not loaded"),
+                "active": described(string, "active, inactive, failed, activating, deactivating or reloading"),
+                "sub": described(string, "the type's own state: running, exited, dead, listening, waiting, ..."),
+                "description": string,
+                "enabled": described(string, "enabled, disabled, static, masked, indirect, generated, ...; empty without a unit file"),
+            ]),
+            "HostServices": record([
+                "host_id": integer, "host": string,
+                "read_at": described(timestamp, "when the units were read; null before the first reading"),
+                "error": described(nullable("string"), "why the last reading failed or is incomplete, in the host's words"),
+                "total": described(integer, "units in the reading, before the filter"),
+                "units": arrayOf(ref("ServiceUnit")),
+            ]),
+            "FleetServiceList": record([
+                "items": arrayOf(record(["host_id": integer, "host": string, "read_at": dateTime, "unit": ref("ServiceUnit")])),
+                "lacking": described(strings, "with unit: hosts whose newest reading does not have it"),
+                "unread": described(strings, "enabled hosts whose services were never read"),
+            ]),
+        ]
+    }
+}

@@ -1,0 +1,141 @@
+import Foundation
+
+/// One systemd unit as a host reported it: `systemctl list-units --all` for the loaded ones, and
+/// `systemctl list-unit-files` for whether it is enabled (and for installed units that are not loaded, such as a
+/// disabled service that has not run since boot). `unit` is the full name (`ssh.service`, `getty@tty1.service`);
+/// `load` is loaded, not-found, masked, ... (empty for a unit file that is not loaded); `active` is active, inactive,
+/// failed, activating, deactivating or reloading; `sub` is the type's own state (running, exited, dead, listening,
+/// waiting, mounted, ...); `enabled` is enabled, disabled, static, masked, indirect, generated, alias, ... (empty when
+/// the unit has no unit file).
+struct ServiceUnit: Codable, Sendable, Equatable {
+    var unit, load, active, sub, description, enabled: String
+
+    /// The part after the last dot: service, socket, timer, mount, target, ...
+    var type: String { unit.split(separator: ".").last.map(String.init) ?? "" }
+}
+
+/// A host's services reading: what `systemctl` printed, parsed.
+struct ServiceListing: Codable, Sendable, Equatable {
+    var units: [ServiceUnit]
+
+    static let kind = "services"
+    /// The two commands, as argv words (with a fixed locale, so states are the English words the parser knows).
+    static let listUnits = ["env", "LC_ALL=C", "systemctl", "list-units", "--all", "--plain", "--no-legend", "--no-pager", "--full"]
+    static let listUnitFiles = ["env", "LC_ALL=C", "systemctl", "list-unit-files", "--no-legend", "--no-pager", "--full"]
+
+    /// `list-units --plain --no-legend` lines: UNIT LOAD ACTIVE SUB DESCRIPTION (the description may hold spaces).
+    /// A leading status mark (● or *) that some versions print is skipped; a line with fewer than four columns is not
+    /// a unit and is left out.
+    static func parseUnits(_ text: String) -> [ServiceUnit] {
+        text.split(whereSeparator: \.isNewline).compactMap { line in
+            var rest = Substring(line).drop(while: \.isWhitespace)
+            if rest.hasPrefix("●") || rest.hasPrefix("*") { rest = rest.dropFirst().drop(while: \.isWhitespace) }
+            var columns: [String] = []
+            while columns.count < 4, !rest.isEmpty {
+                let word = rest.prefix(while: { !$0.isWhitespace })
+                columns.append(String(word))
+                rest = rest.dropFirst(word.count).drop(while: \.isWhitespace)
+            }
+            guard columns.count == 4, columns[0].contains(".") else { return nil }
+            return ServiceUnit(
+                unit: columns[0], load: columns[1], active: columns[2], sub: columns[3],
+                description: rest.trimmingCharacters(in: .whitespaces), enabled: "")
+        }
+    }
+
+    /// `list-unit-files --no-legend` lines: UNIT-FILE STATE [PRESET]. Returns unit file -> state.
+    static func parseUnitFiles(_ text: String) -> [String: String] {
+        var states: [String: String] = [:]
+        for line in text.split(whereSeparator: \.isNewline) {
+            let columns = line.split(whereSeparator: \.isWhitespace)
+            guard columns.count >= 2, columns[0].contains(".") else { continue }
+            states[String(columns[0])] = String(columns[1])
+        }
+        return states
+    }
+
+    /// Loaded units with their enabled state (an instance `getty@tty1.service` takes its template's,
+    /// `getty@.service`), plus unit files that are not loaded, as inactive. Sorted by name.
+    static func merge(units: [ServiceUnit], files: [String: String]) -> ServiceListing {
+        var byName: [String: ServiceUnit] = [:]
+        for var unit in units {
+            unit.enabled = files[unit.unit] ?? files[templateName(unit.unit)] ?? ""
+            byName[unit.unit] = unit
+        }
+        for (file, state) in files where byName[file] == nil && !file.contains("@.") {
+            byName[file] = ServiceUnit(unit: file, load: "", active: "inactive", sub: "dead", description: "", enabled: state)
+        }
+        return ServiceListing(units: byName.values.sorted { $0.unit < $1.unit })
+    }
+
+    /// `getty@tty1.service` -> `getty@.service`; other names unchanged.
+    static func templateName(_ unit: String) -> String {
+        guard let at = unit.firstIndex(of: "@"), let dot = unit.lastIndex(of: "."), at < dot else { return unit }
+        return String(unit[...at]) + String(unit[dot...])
+    }
+
+    /// A unit name as systemd allows it (letters, digits and `:-_.\@`), so a name from a request can be looked up
+    /// and passed on without surprises.
+    static func isValidName(_ name: String) -> Bool {
+        !name.isEmpty && name.count <= 256 && name.contains(".")
+            && name.unicodeScalars.allSatisfy { CharacterSet.alphanumerics.contains($0) && $0.isASCII || ":-_.\\@".unicodeScalars.contains($0) }
+    }
+}
+
+/// Which units a view shows.
+struct ServiceFilter: Sendable {
+    enum State: String, CaseIterable, Sendable {
+        case all, active, inactive, failed
+    }
+    var state: State = .all
+    /// A unit type (service, socket, timer, ...), or "all".
+    var type = "service"
+    /// Part of the name or description, any case.
+    var text = ""
+
+    func matches(_ unit: ServiceUnit) -> Bool {
+        switch state {
+        case .all: break
+        case .active: guard unit.active == "active" || unit.active == "reloading" || unit.active == "activating" else { return false }
+        case .inactive: guard unit.active == "inactive" else { return false }
+        case .failed: guard unit.active == "failed" else { return false }
+        }
+        if type != "all" && unit.type != type { return false }
+        if !text.isEmpty && !unit.unit.localizedCaseInsensitiveContains(text) && !unit.description.localizedCaseInsensitiveContains(text) {
+            return false
+        }
+        return true
+    }
+}
+
+/// Reads a host's services now and keeps the reading.
+struct ServiceReading: Sendable {
+    let reader: HostReader
+    let store: HostReadingStore
+
+    /// Both commands, then one stored reading. A command that fails (no systemd, SSH refused) is kept as the
+    /// reading's error, in the host's own words, with an empty list.
+    @discardableResult
+    func refresh(_ host: Host, now: Date = Date()) async throws -> HostReading<ServiceListing> {
+        let units = try await reader.run(host, ServiceListing.listUnits)
+        var listing = ServiceListing(units: [])
+        var error: String?
+        if units.status == 0 {
+            let files = try await reader.run(host, ServiceListing.listUnitFiles)
+            listing = ServiceListing.merge(
+                units: ServiceListing.parseUnits(units.stdout), files: files.status == 0 ? ServiceListing.parseUnitFiles(files.stdout) : [:])
+            if files.status != 0 { error = "enabled states unknown: " + Self.reason(files) }
+        } else {
+            error = Self.reason(units)
+        }
+        let reading = HostReading(hostID: host.id, readAt: now, body: listing, error: error)
+        try store.save(reading, kind: ServiceListing.kind)
+        return reading
+    }
+
+    private static func reason(_ output: ShortCommand.Output) -> String {
+        let lines = (output.stderr + "\n" + output.stdout).split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }
+        let text = lines.filter { !$0.isEmpty }.prefix(3).joined(separator: " ")
+        return text.isEmpty ? "systemctl exited with status \(output.status)" : String(text.prefix(500))
+    }
+}
