@@ -116,7 +116,7 @@ def test_every_read_operation_through_the_generated_client_returns_typed_results
         "getBackupPlan": {"id": self_plan["id"]}, "listBackupPlanSnapshots": {"id": self_plan["id"]},
         "listBackupRuns": {"id": self_plan["id"]},
         "getBackupRepository": {"id": self_plan["repository_id"]}, "listBackupSnapshots": {"id": self_plan["repository_id"]},
-        "listBackupHostSnapshots": {"id": reader_host["id"]},
+        "listBackupHostSnapshots": {"id": reader_host["id"]}, "hostServices": {"id": reader_host["id"]},
         "getSchedule": {"id": schedules["items"][0]["id"]},
         "getRetentionPolicy": {"class_": policies["items"][0]["data_class"]},
         "queryRange": {"name": "steward_host_up", "host": "localhost"},

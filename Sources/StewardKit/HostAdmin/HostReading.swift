@@ -48,19 +48,14 @@ struct HostReadingStore: Sendable {
 }
 
 /// Runs a read-only command on a host: directly on the panel host (local transport), otherwise over SSH with
-/// Steward's identity, checked against the trusted host key. The words are Steward's own constants; the one value a
-/// request may name (a unit) is checked against what the host reported and quoted for the remote shell.
+/// Steward's identity, checked against the trusted host key. The words are Steward's own constants, never text from a
+/// request.
 struct HostReader: Sendable {
     let keys: HostKeyStore
 
-    /// `words`, then `argument` when given: as its own argv entry locally, single-quoted for the remote shell over SSH.
-    func run(_ host: Host, _ words: [String], argument: String? = nil, timeout: TimeInterval = 20) async throws -> ShortCommand.Output {
-        if host.transport == .local { return try await ShortCommand.output(words + (argument.map { [$0] } ?? []), timeout: timeout) }
-        let remote = words + (argument.map { [Self.quoted($0)] } ?? [])
+    func run(_ host: Host, _ words: [String], timeout: TimeInterval = 20) async throws -> ShortCommand.Output {
+        if host.transport == .local { return try await ShortCommand.output(words, timeout: timeout) }
         return try await ShortCommand.output(
-            ["ssh"] + keys.identity.sshOptions() + ["-p", String(host.sshPort), "-l", host.sshUser, "--", host.address] + remote, timeout: timeout)
+            ["ssh"] + keys.identity.sshOptions() + ["-p", String(host.sshPort), "-l", host.sshUser, "--", host.address] + words, timeout: timeout)
     }
-
-    /// One word for the remote shell, in single quotes.
-    static func quoted(_ word: String) -> String { "'" + word.replacingOccurrences(of: "'", with: "'\\''") + "'" }
 }

@@ -73,13 +73,6 @@ struct ServiceListing: Codable, Sendable, Equatable {
         guard let at = unit.firstIndex(of: "@"), let dot = unit.lastIndex(of: "."), at < dot else { return unit }
         return String(unit[...at]) + String(unit[dot...])
     }
-
-    /// A unit name as systemd allows it (letters, digits and `:-_.\@`), so a name from a request can be looked up
-    /// and passed on without surprises.
-    static func isValidName(_ name: String) -> Bool {
-        !name.isEmpty && name.count <= 256 && name.contains(".")
-            && name.unicodeScalars.allSatisfy { CharacterSet.alphanumerics.contains($0) && $0.isASCII || ":-_.\\@".unicodeScalars.contains($0) }
-    }
 }
 
 /// Which units a view shows.
