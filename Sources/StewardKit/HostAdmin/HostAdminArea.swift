@@ -8,7 +8,7 @@ extension StewardArea {
             navigation: [.init(position: 25, item: NavigationItem(key: "services", title: "Services", href: "/services"))]
         ) { context, routes in
             ServicesController(
-                area: context, hosts: hosts, readings: readings, services: ServiceReading(reader: HostReader(keys: keys), store: readings)
+                area: context, hosts: hosts, services: ServiceReading(reader: HostReader(keys: keys), store: readings)
             ).addRoutes(to: routes)
         }
     }

@@ -1,8 +1,8 @@
 import Foundation
 
 /// One systemd unit as a host reported it: `systemctl list-units --all` for the loaded ones, and
-/// `systemctl list-unit-files` for whether it is enabled (and for installed units that are not loaded, such as a
-/// disabled service that has not run since boot). `unit` is the full name (`ssh.service`, `getty@tty1.service`);
+/// `systemctl list-unit-files` for whether it is enabled (and for installed units that are not loaded, other than
+/// aliases, such as a disabled service that has not run since boot). `unit` is the full name (`ssh.service`, `getty@tty1.service`);
 /// `load` is loaded, not-found, masked, ... (empty for a unit file that is not loaded); `active` is active, inactive,
 /// failed, activating, deactivating or reloading; `sub` is the type's own state (running, exited, dead, listening,
 /// waiting, mounted, ...); `enabled` is enabled, disabled, static, masked, indirect, generated, alias, ... (empty when
@@ -62,7 +62,8 @@ struct ServiceListing: Codable, Sendable, Equatable {
             unit.enabled = files[unit.unit] ?? files[templateName(unit.unit)] ?? ""
             byName[unit.unit] = unit
         }
-        for (file, state) in files where byName[file] == nil && !file.contains("@.") {
+        // An alias (Debian's sshd.service for ssh.service, the dbus-org.* names) is another name of a unit listed already.
+        for (file, state) in files where byName[file] == nil && !file.contains("@.") && state != "alias" {
             byName[file] = ServiceUnit(unit: file, load: "", active: "inactive", sub: "dead", description: "", enabled: state)
         }
         return ServiceListing(units: byName.values.sorted { $0.unit < $1.unit })

@@ -6,8 +6,9 @@ import Hummingbird
 struct ServicesController {
     let area: AreaContext
     let hosts: HostStore
-    let readings: HostReadingStore
+    /// Reads hosts now; its store holds every host's newest reading.
     let services: ServiceReading
+    var readings: HostReadingStore { services.store }
 
     func addRoutes(to routes: Routes) {
         let api = area.docs.routes(routes, tag: "services")
@@ -188,9 +189,8 @@ struct ServicesController {
     @Sendable func apiFleet(request: Request, context: StewardRequestContext) async throws -> Response {
         let unitName = QueryInput(request).query["unit"] ?? ""
         // `unit` is only compared with the names hosts reported, never passed on, so any text is a fair question.
-        var (filter, errors) = Self.filter(request, defaultState: unitName.isEmpty ? .failed : .all, defaultType: "all")
+        let (filter, errors) = Self.filter(request, defaultState: unitName.isEmpty ? .failed : .all, defaultType: "all")
         guard errors.isEmpty else { throw Problem.invalid(errors) }
-        if unitName.isEmpty { filter.text = filter.text.trimmingCharacters(in: .whitespaces) }
         let fleet = try self.fleet(filter: filter, unit: unitName)
         return try APIJSON.response(
             FleetServiceListResource(

@@ -61,7 +61,7 @@ struct ServiceUnitsTests {
             "ssh.service loaded active running OpenBSD Secure Shell server\ngetty@tty1.service loaded active running Getty on tty1\n")
         // With the PRESET column (systemd 245 and later) and without it.
         let files = ServiceListing.parseUnitFiles(
-            "ssh.service enabled enabled\ngetty@.service enabled enabled\nrsync.service disabled\nfoo@.service static -\n")
+            "ssh.service enabled enabled\nsshd.service alias -\ngetty@.service enabled enabled\nrsync.service disabled\nfoo@.service static -\n")
         let merged = ServiceListing.merge(units: units, files: files).units
         #expect(merged.map(\.unit) == ["getty@tty1.service", "rsync.service", "ssh.service"])
         #expect(merged[0].enabled == "enabled" && merged[2].enabled == "enabled")
