@@ -13,7 +13,10 @@ kernel is never touched. `host.reboots` lists (down, up) monotonic times.
     with Fleet(2, authorized_key=public_key_text) as fleet:
         for host in fleet.hosts: print(host.name, host.port, host.root)
 
-Run `python3 Tests/fleet/fleet.py --smoke` to build the cache and check two hosts answer over SSH.
+`Fleet(1, boots_systemd=True)` makes hosts that boot systemd in a `systemd-nspawn -b` container instead (an overlay
+layer with systemd, systemd-sysv and dbus, cached beside the base), for services.
+
+Run `python3 Tests/fleet/fleet.py --smoke` (or `--smoke-systemd`) to build the cache and check two hosts answer over SSH.
 """
 import ctypes
 import os
@@ -67,6 +70,41 @@ def ensure_base() -> pathlib.Path:
     return BASE
 
 
+SYSTEMD_PACKAGES = ["systemd", "systemd-sysv", "dbus"]
+
+
+def ensure_systemd_layer(base: pathlib.Path) -> pathlib.Path:
+    """What a host that boots systemd adds to the base tree (systemd, systemd-sysv, dbus): an overlay layer made once by
+    installing them over the base with apt, cached beside it. Rebuilt when the base or the package list changes."""
+    layer = CACHE / "systemd-layer"
+    marker = layer / ".steward-fleet-complete"
+    recipe = (base / ".steward-fleet-complete").read_text() + " + " + " ".join(SYSTEMD_PACKAGES) + "\n"
+    if marker.exists() and marker.read_text() == recipe:
+        return layer
+    building = CACHE / "systemd-layer.partial"
+    shutil.rmtree(building, ignore_errors=True)
+    for part in ("upper", "work", "root"):
+        (building / part).mkdir(parents=True)
+    root = building / "root"
+    subprocess.run(["mount", "-t", "overlay", "overlay", "-o",
+                    f"lowerdir={base},upperdir={building / 'upper'},workdir={building / 'work'}", str(root)], check=True)
+    try:
+        subprocess.run(["mount", "--bind", "/proc", str(root / "proc")], check=True)
+        shutil.copyfile("/etc/resolv.conf", root / "etc/resolv.conf")
+        subprocess.run(["chroot", str(root), "apt-get", "install", "-y", "-q", "--no-install-recommends", *SYSTEMD_PACKAGES],
+                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                       env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "DEBIAN_FRONTEND": "noninteractive"})
+        subprocess.run(["chroot", str(root), "apt-get", "clean"], check=True)
+    finally:
+        subprocess.run(["umount", "--lazy", str(root / "proc")], check=False)
+        subprocess.run(["umount", "--lazy", str(root)], check=False)
+    (building / "upper/.steward-fleet-complete").write_text(recipe)
+    shutil.rmtree(layer, ignore_errors=True)
+    (building / "upper").rename(layer)
+    shutil.rmtree(building, ignore_errors=True)
+    return layer
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -74,8 +112,11 @@ def free_port() -> int:
 
 
 class FleetHost:
-    def __init__(self, name: str, directory: pathlib.Path, port: int):
+    def __init__(self, name: str, directory: pathlib.Path, port: int, boots_systemd: bool = False):
         self.name = name
+        # A host that boots systemd runs in a `systemd-nspawn -b` container (its own PID 1, journal and units, the
+        # machine's network); the others are chroots where sshd is the only service.
+        self.boots_systemd = boots_systemd
         self.directory = directory
         self.root = directory / "root"
         self.port = port
@@ -130,8 +171,26 @@ class FleetHost:
             time.sleep(0.1)
 
     def run(self, *argv: str, check: bool = True) -> subprocess.CompletedProcess:
-        """Run a command inside this host's tree (as root, without SSH): for setting up and checking results."""
-        return subprocess.run(["chroot", str(self.root), *argv], check=check, capture_output=True, text=True)
+        """Run a command inside this host's tree (as root, without SSH): for setting up and checking results. On a
+        booted systemd host it runs in the container's namespaces, so systemctl talks to the host's own systemd."""
+        leader = self.leader() if self.boots_systemd else None
+        prefix = ["nsenter", "-t", str(leader), "-m", "-u", "-i", "-p", "--"] if leader else ["chroot", str(self.root)]
+        return subprocess.run([*prefix, *argv], check=check, capture_output=True, text=True)
+
+    def leader(self) -> int | None:
+        """The PID of a booted host's init (systemd-nspawn's child), or None when it is not running."""
+        if not self.process or self.process.poll() is not None:
+            return None
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                fields = pathlib.Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == self.process.pid:
+                return int(entry)
+        return None
 
     def host_key_fingerprint(self, kind: str = "ed25519") -> str:
         out = subprocess.run(["ssh-keygen", "-l", "-f", str(self.root / f"etc/ssh/ssh_host_{kind}_key.pub")],
@@ -147,6 +206,28 @@ class FleetHost:
         self.start()
 
     def start(self) -> None:
+        if self.boots_systemd:
+            # --register=no and --keep-unit: no machined or systemd on this machine to register the container with.
+            self.process = subprocess.Popen(
+                ["systemd-nspawn", "--quiet", "--boot", "--register=no", "--keep-unit", "--console=passive",
+                 f"--machine={self.name}", f"--directory={self.root}"],
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=open(self.directory / "nspawn.log", "ab"))
+        else:
+            self._start_sshd()
+        deadline = time.monotonic() + (60 if self.boots_systemd else 15)
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1) as connection:
+                    if connection.recv(64).startswith(b"SSH-"):
+                        return
+            except OSError:
+                if self.process and self.process.poll() is not None:
+                    break
+                time.sleep(0.1)
+        log = "nspawn.log" if self.boots_systemd else "sshd.log"
+        raise RuntimeError(f"{self.name} did not start:\n" + (self.directory / log).read_text(errors="replace"))
+
+    def _start_sshd(self) -> None:
         (self.root / "run/sshd").mkdir(parents=True, exist_ok=True)
         name = self.name.encode()
 
@@ -159,21 +240,13 @@ class FleetHost:
         self.process = subprocess.Popen(
             ["chroot", str(self.root), "/usr/sbin/sshd", "-D", "-e", "-f", "/etc/ssh/sshd_config"],
             stdout=subprocess.DEVNULL, stderr=open(self.directory / "sshd.log", "ab"), preexec_fn=own_hostname)
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=1) as connection:
-                    if connection.recv(64).startswith(b"SSH-"):
-                        return
-            except OSError:
-                time.sleep(0.1)
-        raise RuntimeError(f"sshd for {self.name} did not start:\n" + (self.directory / "sshd.log").read_text(errors="replace"))
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
+            # systemd-nspawn answers SIGTERM by powering the container down cleanly.
             self.process.send_signal(signal.SIGTERM)
             try:
-                self.process.wait(timeout=10)
+                self.process.wait(timeout=30 if self.boots_systemd else 10)
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(timeout=10)
@@ -183,8 +256,10 @@ class FleetHost:
 class Fleet:
     """`count` hosts named fleet-1, fleet-2, ...; `authorized_key` is the public key allowed to log in as `steward`."""
 
-    def __init__(self, count: int = 2, authorized_key: str = "", prefix: str = "fleet", package_manager: str = "apt"):
+    def __init__(self, count: int = 2, authorized_key: str = "", prefix: str = "fleet", package_manager: str = "apt",
+                 boots_systemd: bool = False):
         self.count = count
+        self.boots_systemd = boots_systemd
         self.package_manager = package_manager
         self.authorized_key = authorized_key.strip()
         self.prefix = prefix
@@ -195,6 +270,8 @@ class Fleet:
 
     def __enter__(self) -> "Fleet":
         base = ensure_base()
+        if self.boots_systemd:
+            base = f"{ensure_systemd_layer(base)}:{base}"
         self.directory = pathlib.Path(tempfile.mkdtemp(prefix="steward-fleet-"))
         try:
             for index in range(1, self.count + 1):
@@ -214,26 +291,16 @@ class Fleet:
                     threading.Thread(target=host.reboot, args=(True,), daemon=True).start()
                     time.sleep(0.05)
 
-    def _make_host(self, base: pathlib.Path, name: str) -> FleetHost:
-        host = FleetHost(name, self.directory / name, free_port())
+    def _make_host(self, base, name: str) -> FleetHost:
+        host = FleetHost(name, self.directory / name, free_port(), self.boots_systemd)
         for part in ("upper", "work", "root"):
             (host.directory / part).mkdir(parents=True)
         subprocess.run(["mount", "-t", "overlay", "overlay", "-o",
                         f"lowerdir={base},upperdir={host.directory / 'upper'},workdir={host.directory / 'work'}", str(host.root)],
                        check=True)
         host.mounts.append(host.root)
-        for special in ("proc", "dev"):
-            # /dev recursively, so /dev/pts comes along and sshd can give sessions a terminal (ssh -tt, as sudo wants).
-            subprocess.run(["mount", "--rbind", f"/{special}", str(host.root / special)], check=True)
-            subprocess.run(["mount", "--make-rprivate", str(host.root / special)], check=True)
-            host.mounts.append(host.root / special)
-        # A boot id of the host's own, over the kernel's (only inside this host's /proc bind mount).
-        (host.directory / "boot_id").write_text(str(uuid.uuid4()) + "\n")
-        boot_id = host.root / "proc/sys/kernel/random/boot_id"
-        subprocess.run(["mount", "--bind", str(host.directory / "boot_id"), str(boot_id)], check=True)
-        host.mounts.append(boot_id)
-        (host.root / "usr/sbin/shutdown").write_text(SHUTDOWN)
-        os.chmod(host.root / "usr/sbin/shutdown", 0o755)
+        if not self.boots_systemd:
+            self._chroot_specials(host)
         host.run("ssh-keygen", "-A")
         if self.package_manager == "dnf":
             self._present_as_rpm_host(host)
@@ -252,6 +319,22 @@ class Fleet:
             "PermitRootLogin no\nPidFile /run/sshd.pid\nSubsystem sftp /usr/lib/openssh/sftp-server\n")
         host.start()
         return host
+
+    @staticmethod
+    def _chroot_specials(host: FleetHost) -> None:
+        """A chroot host's /proc and /dev, its own boot id, and a shutdown that asks the fleet for a reboot."""
+        for special in ("proc", "dev"):
+            # /dev recursively, so /dev/pts comes along and sshd can give sessions a terminal (ssh -tt, as sudo wants).
+            subprocess.run(["mount", "--rbind", f"/{special}", str(host.root / special)], check=True)
+            subprocess.run(["mount", "--make-rprivate", str(host.root / special)], check=True)
+            host.mounts.append(host.root / special)
+        # A boot id of the host's own, over the kernel's (only inside this host's /proc bind mount).
+        (host.directory / "boot_id").write_text(str(uuid.uuid4()) + "\n")
+        boot_id = host.root / "proc/sys/kernel/random/boot_id"
+        subprocess.run(["mount", "--bind", str(host.directory / "boot_id"), str(boot_id)], check=True)
+        host.mounts.append(boot_id)
+        (host.root / "usr/sbin/shutdown").write_text(SHUTDOWN)
+        os.chmod(host.root / "usr/sbin/shutdown", 0o755)
 
     @staticmethod
     def _present_as_rpm_host(host: FleetHost) -> None:
@@ -283,21 +366,21 @@ class Fleet:
         self.hosts = []
 
 
-def _smoke() -> None:
+def _smoke(boots_systemd: bool = False) -> None:
     with tempfile.TemporaryDirectory() as temp:
         key = pathlib.Path(temp) / "id"
         subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
-        with Fleet(2, authorized_key=(key.with_suffix(".pub")).read_text()) as fleet:
+        with Fleet(2, authorized_key=(key.with_suffix(".pub")).read_text(), boots_systemd=boots_systemd) as fleet:
             for host in fleet.hosts:
                 out = subprocess.run(
                     ["ssh", "-i", str(key), "-p", str(host.port), "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
-                     "-o", "BatchMode=yes", f"{USER}@127.0.0.1", "hostname && sudo -n true && echo sudo-ok"],
+                     "-o", "BatchMode=yes", f"{USER}@127.0.0.1", "hostname && sudo -n true && echo sudo-ok && (systemctl is-system-running || true)"],
                     capture_output=True, text=True, timeout=30)
                 print(host.name, host.port, out.stdout.split(), host.host_key_fingerprint())
 
 
 if __name__ == "__main__":
-    if "--smoke" in sys.argv:
-        _smoke()
+    if "--smoke" in sys.argv or "--smoke-systemd" in sys.argv:
+        _smoke("--smoke-systemd" in sys.argv)
     else:
         print(__doc__)
