@@ -12,7 +12,25 @@ extension APISchemas {
                 "sub": described(string, "the type's own state: running, exited, dead, listening, waiting, ..."),
                 "description": string,
                 "enabled": described(string, "enabled, disabled, static, masked, indirect, generated, ...; empty without a unit file"),
+                "next_run": described(timestamp, "a timer's next run; null for other units"),
+                "last_run": described(timestamp, "a timer's last run; null for other units and timers that never ran"),
             ]),
+            "ServiceUnitDetail": record([
+                "host_id": integer, "host": string, "read_at": described(dateTime, "when the host was asked (now)"), "unit": ref("ServiceUnit"),
+                "properties": described(
+                    ["type": "object", "additionalProperties": string],
+                    "systemctl show properties the host gave values for: ActiveState, SubState, UnitFileState, MainPID, ..."),
+                "journal": described(strings, "the unit's newest journal lines (at most 50), oldest first"),
+                "journal_error": described(nullable("string"), "why the journal could not be read, in the host's words"),
+            ]),
+            "ServiceUnitAction": object(
+                [
+                    "action": ["type": "string", "enum": .choices(UnitAction.self)],
+                    "confirm": described(
+                        string,
+                        "the unit's name again: needed to stop, disable or mask sshd, and to stop, restart, disable or mask Steward on the panel host"
+                    ),
+                ], required: ["action"], closed: true),
             "HostServices": record([
                 "host_id": integer, "host": string,
                 "read_at": described(timestamp, "when the units were read; null before the first reading"),
@@ -23,7 +41,7 @@ extension APISchemas {
             "FleetServiceList": record([
                 "items": arrayOf(record(["host_id": integer, "host": string, "read_at": dateTime, "unit": ref("ServiceUnit")])),
                 "lacking": described(strings, "with unit: hosts whose newest reading does not have it"),
-                "unread": described(strings, "enabled hosts whose services were never read"),
+                "unread": described(strings, "enabled hosts with no units read yet: never read, or every reading failed"),
             ]),
         ]
     }

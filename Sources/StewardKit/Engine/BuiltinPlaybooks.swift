@@ -3,6 +3,7 @@
 enum BuiltinPlaybooks {
     static let rollout = "rollout.yml"
     static let reboot = "reboot.yml"
+    static let service = "service.yml"
 
     static let files: [(name: String, text: String)] = [
         (
@@ -169,6 +170,26 @@ enum BuiltinPlaybooks {
                     steward_report: "{{ {'name': 'reboot', 'body': {'rebooted': steward_rebooted.rebooted | default(false), 'reboot_was_required': steward_reboot_required}} }}"
               vars:
                 steward_reboot_required: "{{ steward_reboot_file.stat.exists or (steward_needs_restarting.rc | default(0)) == 1 }}"
+
+            """
+        ),
+        (
+            service,
+            """
+            # Steward's change to one systemd unit. Input (vars file): steward_service, the module's arguments: name, and
+            # state (started | stopped | restarted | reloaded), enabled or masked. The name is one the host reported and
+            # Steward checked against systemd's unit-name alphabet.
+            - name: Steward service change
+              hosts: all
+              become: true
+              gather_facts: false
+              tasks:
+                - name: Unit
+                  ansible.builtin.systemd_service:
+                    name: "{{ steward_service.name }}"
+                    state: "{{ steward_service.state | default(omit) }}"
+                    enabled: "{{ steward_service.enabled | default(omit) }}"
+                    masked: "{{ steward_service.masked | default(omit) }}"
 
             """
         ),

@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import HTTPTypes
 
 /// The newest reading of one kind from one host: what a quick read-only command printed, parsed, when it was read,
 /// and why it failed when it did.
@@ -16,7 +17,8 @@ struct HostReading<Body: Codable & Sendable>: Sendable {
 struct HostReadingStore: Sendable {
     let database: DatabasePool
 
-    func save<Body: Codable & Sendable>(_ reading: HostReading<Body>, kind: String) throws {
+    /// Keeps the reading, and the audit row of whoever asked for it, in one transaction.
+    func save<Body: Codable & Sendable>(_ reading: HostReading<Body>, kind: String, audit: AuditEntry? = nil) throws {
         let body = String(decoding: try JSONEncoder().encode(reading.body), as: UTF8.self)
         try database.write { db in
             try db.execute(
@@ -24,38 +26,143 @@ struct HostReadingStore: Sendable {
                     INSERT INTO host_readings (host_id, kind, read_at, body, error) VALUES (?, ?, ?, ?, ?)
                     ON CONFLICT (host_id, kind) DO UPDATE SET read_at = excluded.read_at, body = excluded.body, error = excluded.error
                     """, arguments: [reading.hostID, kind, EpochMilliseconds.from(reading.readAt), body, reading.error])
+            try audit?.append(db, now: Date())
         }
     }
 
+    /// Nil when the host was never read, or when its stored reading no longer decodes (written by another version of
+    /// Steward): the next refresh replaces it.
     func latest<Body: Codable & Sendable>(_ type: Body.Type, kind: String, hostID: Int64) throws -> HostReading<Body>? {
         try database.read { db in
             try Row.fetchOne(db, sql: "SELECT * FROM host_readings WHERE host_id = ? AND kind = ?", arguments: [hostID, kind])
-        }.map { try Self.reading(Body.self, $0) }
+        }.flatMap { Self.reading(Body.self, $0) }
     }
 
-    /// Every host's newest reading of a kind, for the fleet views.
+    /// Every host's newest reading of a kind, for the fleet views (rows that no longer decode are left out).
     func all<Body: Codable & Sendable>(_ type: Body.Type, kind: String) throws -> [HostReading<Body>] {
         try database.read { db in try Row.fetchAll(db, sql: "SELECT * FROM host_readings WHERE kind = ?", arguments: [kind]) }
-            .map { try Self.reading(Body.self, $0) }
+            .compactMap { Self.reading(Body.self, $0) }
     }
 
-    private static func reading<Body: Codable & Sendable>(_ type: Body.Type, _ row: Row) throws -> HostReading<Body> {
+    private static func reading<Body: Codable & Sendable>(_ type: Body.Type, _ row: Row) -> HostReading<Body>? {
         let text: String = row["body"]
-        return HostReading(
-            hostID: row["host_id"], readAt: EpochMilliseconds.date(row["read_at"]), body: try JSONDecoder().decode(Body.self, from: Data(text.utf8)),
-            error: row["error"])
+        guard let body = try? JSONDecoder().decode(Body.self, from: Data(text.utf8)) else { return nil }
+        return HostReading(hostID: row["host_id"], readAt: EpochMilliseconds.date(row["read_at"]), body: body, error: row["error"])
+    }
+}
+
+/// Text a host printed, made fit to show and store: control characters (terminal escapes among them) become spaces,
+/// and it is cut to a number of UTF-8 bytes at a character boundary.
+enum HostText {
+    static func clean(_ text: String, maxBytes: Int) -> String {
+        var result = ""
+        var bytes = 0
+        for scalar in text.unicodeScalars {
+            let kept: Unicode.Scalar = scalar.properties.generalCategory == .control || scalar.properties.generalCategory == .format ? " " : scalar
+            let size = String(kept).utf8.count
+            if bytes + size > maxBytes { break }
+            result.unicodeScalars.append(kept)
+            bytes += size
+        }
+        return result
+    }
+}
+
+/// One read of a host at a time per kind, and a few reads across the fleet at once: a second refresh of the same host
+/// and kind while one runs waits for that one's answer instead of connecting again, and at most `limit` reads run
+/// together, the rest waiting their turn.
+actor ReadingGate {
+    private var running: [String: Task<any Sendable, any Error>] = [:]
+    private var active = 0
+    private var waiting: [CheckedContinuation<Void, Never>] = []
+    let limit: Int
+
+    init(limit: Int = 8) { self.limit = limit }
+
+    func read<T: Sendable>(key: String, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
+        if let task = running[key], let value = try await task.value as? T { return value }
+        let task = Task<any Sendable, any Error> {
+            await self.enter()
+            do {
+                let value = try await body()
+                self.leave()
+                return value
+            } catch {
+                self.leave()
+                throw error
+            }
+        }
+        running[key] = task
+        defer { running[key] = nil }
+        guard let value = try await task.value as? T else { throw CancellationError() }
+        return value
+    }
+
+    private func enter() async {
+        if active < limit {
+            active += 1
+            return
+        }
+        await withCheckedContinuation { waiting.append($0) }
+    }
+
+    private func leave() {
+        if waiting.isEmpty {
+            active -= 1
+        } else {
+            waiting.removeFirst().resume()
+        }
     }
 }
 
 /// Runs a read-only command on a host: directly on the panel host (local transport), otherwise over SSH with
-/// Steward's identity, checked against the trusted host key. The words are Steward's own constants, never text from a
-/// request.
+/// Steward's identity, checked against the trusted host key. The words are Steward's own constants, and names the host
+/// itself reported (a unit), never text from a request.
 struct HostReader: Sendable {
     let keys: HostKeyStore
+    /// What is kept of a command's output (each of stdout and stderr); a host cannot make Steward hold more.
+    static let maxOutputBytes = 8 << 20
+    /// How long an idle shared connection to a host stays open after the last read.
+    static let persistSeconds = 60
 
+    /// A host whose key was never confirmed, or changed since, is not connected to (409 with the reason), as the
+    /// engine refuses to run jobs there.
     func run(_ host: Host, _ words: [String], timeout: TimeInterval = 20) async throws -> ShortCommand.Output {
-        if host.transport == .local { return try await ShortCommand.output(words, timeout: timeout) }
-        return try await ShortCommand.output(
-            ["ssh"] + keys.identity.sshOptions() + ["-p", String(host.sshPort), "-l", host.sshUser, "--", host.address] + words, timeout: timeout)
+        if host.transport == .local { return try await ShortCommand.output(words, timeout: timeout, maxBytes: Self.maxOutputBytes) }
+        let verdict = try keys.verdict(for: host)
+        guard let verdict, !verdict.blocksJobs else {
+            throw Problem(
+                status: .conflict,
+                detail: "\(host.name): " + (verdict?.message ?? "the host key has never been scanned; scan and trust it on the host's page first"))
+        }
+        let argv =
+            ["ssh"] + keys.identity.sshOptions() + multiplexing() + ["-p", String(host.sshPort), "-l", host.sshUser, "--", host.address]
+            + words.map(Self.quoteForRemoteShell)
+        return try await ShortCommand.output(argv, timeout: timeout, maxBytes: Self.maxOutputBytes)
+    }
+
+    /// Reads of one host share one SSH connection for a minute (OpenSSH's ControlMaster), so a page's second and
+    /// third command, and the next refresh, skip the handshake. The sockets live in DATA/ssh/mux (0700, Steward's own);
+    /// when that path is too long for a socket name, every read connects afresh instead.
+    func multiplexing() -> [String] {
+        let directory = keys.identity.directory + "/mux"
+        // %C is 40 hex digits; ssh adds a 17-character temporary suffix while it creates the socket; sun_path holds 108.
+        guard directory.utf8.count + 1 + 40 + 17 < 104 else { return [] }
+        do {
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        } catch {
+            return []
+        }
+        return ["-o", "ControlMaster=auto", "-o", "ControlPath=\(directory)/%C", "-o", "ControlPersist=\(Self.persistSeconds)"]
+    }
+
+    /// ssh hands the remote side one command line, which the remote user's shell splits again: every word that is
+    /// not plainly safe goes in single quotes, so a unit such as `-.mount` or `dev-disk-by\x2duuid-1.swap` arrives
+    /// as one word, as it was.
+    static func quoteForRemoteShell(_ word: String) -> String {
+        let plain =
+            !word.isEmpty
+            && word.unicodeScalars.allSatisfy { $0.isASCII && (CharacterSet.alphanumerics.contains($0) || "_./=:@%+,-".unicodeScalars.contains($0)) }
+        return plain ? word : "'" + word.replacingOccurrences(of: "'", with: "'\\''") + "'"
     }
 }

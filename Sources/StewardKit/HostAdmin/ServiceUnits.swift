@@ -9,6 +9,9 @@ import Foundation
 /// the unit has no unit file).
 struct ServiceUnit: Codable, Sendable, Equatable {
     var unit, load, active, sub, description, enabled: String
+    /// A timer's next and last elapse (`systemctl list-timers`), when it has them.
+    var nextRun: Date?
+    var lastRun: Date?
 
     /// The part after the last dot: service, socket, timer, mount, target, ...
     var type: String { unit.split(separator: ".").last.map(String.init) ?? "" }
@@ -22,6 +25,31 @@ struct ServiceListing: Codable, Sendable, Equatable {
     /// The two commands, as argv words (with a fixed locale, so states are the English words the parser knows).
     static let listUnits = ["env", "LC_ALL=C", "systemctl", "list-units", "--all", "--plain", "--no-legend", "--no-pager", "--full"]
     static let listUnitFiles = ["env", "LC_ALL=C", "systemctl", "list-unit-files", "--no-legend", "--no-pager", "--full"]
+    static let listTimers = ["env", "LC_ALL=C", "systemctl", "list-timers", "--all", "--output=json", "--no-pager"]
+
+    /// `list-timers --output=json`: one object per timer with `unit`, and `next` and `last` in microseconds since the
+    /// epoch (0 or null when there is none). Returns unit -> (next, last); text that is not that shape gives nothing.
+    static func parseTimers(_ text: String) -> [String: (next: Date?, last: Date?)] {
+        struct Entry: Decodable {
+            let unit: String
+            let next: Double?
+            let last: Double?
+        }
+        guard let entries = try? JSONDecoder().decode([Entry].self, from: Data(text.utf8)) else { return [:] }
+        func date(_ micros: Double?) -> Date? { micros.flatMap { $0 > 0 ? Date(timeIntervalSince1970: $0 / 1_000_000) : nil } }
+        var result: [String: (next: Date?, last: Date?)] = [:]
+        for entry in entries { result[entry.unit] = (date(entry.next), date(entry.last)) }
+        return result
+    }
+
+    /// Each timer's next and last run on its unit.
+    mutating func attach(timers: [String: (next: Date?, last: Date?)]) {
+        for index in units.indices {
+            guard let runs = timers[units[index].unit] else { continue }
+            units[index].nextRun = runs.next
+            units[index].lastRun = runs.last
+        }
+    }
 
     /// `list-units --plain --no-legend` lines: UNIT LOAD ACTIVE SUB DESCRIPTION (the description may hold spaces).
     /// A leading status mark (● or *) that some versions print is skipped; a line with fewer than four columns is not
@@ -106,11 +134,34 @@ struct ServiceFilter: Sendable {
 struct ServiceReading: Sendable {
     let reader: HostReader
     let store: HostReadingStore
+    var gate = ReadingGate()
 
-    /// Both commands, then one stored reading. A command that fails (no systemd, SSH refused) is kept as the
-    /// reading's error, in the host's own words, with an empty list.
+    /// Both commands, then one stored reading, with an audit row for the person who asked. A command that fails (no
+    /// systemd, SSH refused) is kept as the reading's error, in the host's own words; the units of the last good
+    /// reading stay, with their own time, so a host that cannot be reached for a moment keeps showing what it had.
+    /// Refreshes of one host run one at a time (a second one waits for the first's answer).
     @discardableResult
-    func refresh(_ host: Host, now: Date = Date()) async throws -> HostReading<ServiceListing> {
+    func refresh(_ host: Host, by who: AuditActor? = nil, now: Date = Date()) async throws -> HostReading<ServiceListing> {
+        try await gate.read(key: "\(host.id)/\(ServiceListing.kind)") {
+            let fresh = try await read(host, now: now)
+            var reading = fresh
+            if fresh.error != nil, fresh.body.units.isEmpty,
+                let previous = try store.latest(ServiceListing.self, kind: ServiceListing.kind, hostID: host.id), !previous.body.units.isEmpty
+            {
+                let stale = "reading at \(RFC3339.display(now)) failed, units as of \(RFC3339.display(previous.readAt)): "
+                reading = HostReading(hostID: host.id, readAt: previous.readAt, body: previous.body, error: stale + (fresh.error ?? ""))
+            }
+            let audit = who.map {
+                AuditEntry(
+                    by: $0, action: "services.read", target: "host:\(host.id)",
+                    after: ["host": host.name, "units": String(fresh.body.units.count), "error": fresh.error ?? ""])
+            }
+            try store.save(reading, kind: ServiceListing.kind, audit: audit)
+            return reading
+        }
+    }
+
+    private func read(_ host: Host, now: Date) async throws -> HostReading<ServiceListing> {
         let units = try await reader.run(host, ServiceListing.listUnits)
         var listing = ServiceListing(units: [])
         var error: String?
@@ -119,17 +170,22 @@ struct ServiceReading: Sendable {
             listing = ServiceListing.merge(
                 units: ServiceListing.parseUnits(units.stdout), files: files.status == 0 ? ServiceListing.parseUnitFiles(files.stdout) : [:])
             if files.status != 0 { error = "enabled states unknown: " + Self.reason(files) }
+            // Older systemd has no JSON output for timers: their runs are then left out, and nothing else.
+            let timers = try await reader.run(host, ServiceListing.listTimers)
+            if timers.status == 0 { listing.attach(timers: ServiceListing.parseTimers(timers.stdout)) }
+            if units.truncated || files.truncated || timers.truncated {
+                error = "systemctl printed more than \(HostReader.maxOutputBytes >> 20) MB; the rest was left out"
+            }
         } else {
             error = Self.reason(units)
         }
-        let reading = HostReading(hostID: host.id, readAt: now, body: listing, error: error)
-        try store.save(reading, kind: ServiceListing.kind)
-        return reading
+        return HostReading(hostID: host.id, readAt: now, body: listing, error: error)
     }
 
-    private static func reason(_ output: ShortCommand.Output) -> String {
+    /// The first lines a failed command printed, as plain text of at most 500 bytes.
+    static func reason(_ output: ShortCommand.Output) -> String {
         let lines = (output.stderr + "\n" + output.stdout).split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }
         let text = lines.filter { !$0.isEmpty }.prefix(3).joined(separator: " ")
-        return text.isEmpty ? "systemctl exited with status \(output.status)" : String(text.prefix(500))
+        return text.isEmpty ? "systemctl exited with status \(output.status)" : HostText.clean(text, maxBytes: 500)
     }
 }

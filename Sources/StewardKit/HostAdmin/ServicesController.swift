@@ -9,12 +9,15 @@ struct ServicesController {
     /// Reads hosts now; its store holds every host's newest reading.
     let services: ServiceReading
     var readings: HostReadingStore { services.store }
+    var changes: ServiceChanges { ServiceChanges(store: services.store) }
 
     func addRoutes(to routes: Routes) {
         let api = area.docs.routes(routes, tag: "services")
         routes.get("/services", .view, use: fleetPage)
         routes.get("/hosts/:id/services", .view, use: hostPage)
         routes.post("/hosts/:id/services/refresh", .operate, use: refreshFromPage)
+        routes.get("/hosts/:id/services/:unit", .view, use: unitPage)
+        routes.post("/hosts/:id/services/:unit/actions", .operate, use: actionFromPage)
         let id = APIOperation.Parameter(name: "id", location: .path, type: "integer", description: "host id")
         let state = APIOperation.Parameter(
             name: "state", location: .query, type: "string", description: "active, inactive, failed or all",
@@ -34,8 +37,19 @@ struct ServicesController {
             parameters: [id, state, type, text], schema: "HostServices", use: apiHost)
         api(
             .post, "/api/v1/hosts/{id}/services/refresh", .operate, "refreshHostServices",
-            "Read the host's units now (two systemctl commands, seconds) and answer with the new reading", parameters: [id], schema: "HostServices",
-            use: apiRefresh)
+            "Read the host's units now (three systemctl commands over one connection, seconds) and answer with the new reading",
+            parameters: [id], schema: "HostServices", use: apiRefresh)
+        let unitPath = APIOperation.Parameter(
+            name: "unit", location: .path, type: "string", description: "a unit's full name as the host reported it, such as ssh.service")
+        api(
+            .get, "/api/v1/hosts/{id}/services/{unit}", .view, "hostServiceUnit",
+            "One unit now: its systemctl show properties and newest journal lines, read from the host (the unit must be in the host's newest reading)",
+            parameters: [id, unitPath], schema: "ServiceUnitDetail", use: apiUnit)
+        api(
+            .post, "/api/v1/hosts/{id}/services/{unit}/actions", .operate, "changeHostServiceUnit",
+            "Start, stop, restart, reload, enable, disable, mask or unmask a unit, as an audited job (ansible.builtin.systemd_service); sshd, "
+                + "Steward's own units and the panel host's units need an admin, and stopping sshd or Steward needs confirm set to the unit's name",
+            parameters: [id, unitPath], request: "ServiceUnitAction", status: 202, schema: "Job", use: apiAction)
     }
 
     // MARK: reading the request
@@ -72,9 +86,26 @@ struct ServicesController {
         errors.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: "; ")
     }
 
-    func refresh(_ host: Host) async throws -> HostReading<ServiceListing> {
+    func refresh(_ host: Host, by who: AuditActor) async throws -> HostReading<ServiceListing> {
         guard host.enabled else { throw Problem(status: .conflict, detail: "\(host.name) is disabled; enable it to read its services") }
-        return try await services.refresh(host)
+        return try await services.refresh(host, by: who)
+    }
+
+    /// The unit named in the path, which must be one the host reported in its newest reading (404 otherwise).
+    func unit(_ context: StewardRequestContext, on host: Host) throws -> ServiceUnit {
+        let name = context.parameters.get("unit")?.removingPercentEncoding ?? ""
+        let reading = try readings.latest(ServiceListing.self, kind: ServiceListing.kind, hostID: host.id)
+        guard UnitGuard.isUnitName(name), let unit = reading?.body.units.first(where: { $0.unit == name }) else {
+            throw Problem(
+                status: .notFound,
+                detail: "\(host.name) has no unit \(HostText.clean(name, maxBytes: 255)) in its newest services reading; read its services again")
+        }
+        return unit
+    }
+
+    func queue(_ input: ServiceChanges.Request, on host: Host, context: StewardRequestContext) async throws -> Job {
+        let request = try changes.prepare(input, on: host, by: context.actor, isAdmin: context.isAdmin)
+        return try await area.runner.enqueue(request)
     }
 
     // MARK: pages
@@ -86,11 +117,14 @@ struct ServicesController {
         let units = reading?.body.units ?? []
         let shown = units.filter(filter.matches)
         let rows = shown.map { unit in
-            ViewNode([
-                "unit_name": unit.unit, "load_state": unit.load.isEmpty ? "not loaded" : unit.load, "active_state": unit.active,
-                "sub_state": unit.sub, "enabled_state": unit.enabled.isEmpty ? "-" : unit.enabled, "unit_description": unit.description,
-                "failed": unit.active == "failed",
-            ])
+            var row: [String: Any] = [
+                "unit_name": unit.unit, "unit_path": Self.pathComponent(unit.unit), "load_state": unit.load.isEmpty ? "not loaded" : unit.load,
+                "active_state": unit.active, "sub_state": unit.sub, "enabled_state": unit.enabled.isEmpty ? "-" : unit.enabled,
+                "unit_description": unit.description, "failed": unit.active == "failed",
+            ]
+            if let next = unit.nextRun { row["next_run"] = RFC3339.display(next) }
+            if let last = unit.lastRun { row["last_run"] = RFC3339.display(last) }
+            return ViewNode(row)
         }
         let types = Set(units.map(\.type) + ["service", filter.type]).subtracting(["all"]).sorted()
         var data: [String: Any] = [
@@ -110,7 +144,7 @@ struct ServicesController {
     @Sendable func refreshFromPage(request: Request, context: StewardRequestContext) async throws -> Response {
         let host = try self.host(context)
         do {
-            let reading = try await refresh(host)
+            let reading = try await refresh(host, by: context.actor)
             if let error = reading.error {
                 return area.pages.redirect(to: "/hosts/\(host.id)/services", flash: Flash(.warning, "Read \(host.name), but: \(error)"))
             }
@@ -119,6 +153,59 @@ struct ServicesController {
         } catch let problem as Problem {
             return area.pages.redirect(to: "/hosts/\(host.id)/services", flash: Flash(.error, problem.detail))
         }
+    }
+
+    @Sendable func unitPage(request: Request, context: StewardRequestContext) async throws -> Response {
+        let host = try self.host(context)
+        let listed = try self.unit(context, on: host)
+        var data: [String: Any] = [
+            "host_id": host.id, "host_name": host.name, "unit_name": listed.unit, "unit_path": Self.pathComponent(listed.unit),
+            "operator": context.identity?.permissions.contains(.operate) ?? false, "disabled": !host.enabled,
+        ]
+        do {
+            guard host.enabled else { throw Problem(status: .conflict, detail: "\(host.name) is disabled: nothing connects to it") }
+            let detail = try await UnitDetail.read(listed.unit, on: host, with: services.reader)
+            data["read_at"] = RFC3339.display(detail.readAt)
+            data["properties"] = UnitDetail.properties.compactMap { property in
+                detail.values[property.key].map { ViewNode(["property_label": property.label, "property_value": $0]) }
+            }
+            data["journal"] = detail.journal.joined(separator: "\n")
+            data["has_journal"] = !detail.journal.isEmpty
+            if let error = detail.journalError { data["journal_error"] = error }
+        } catch let problem as Problem {
+            data["detail_error"] = problem.detail
+        }
+        let guardReason = UnitGuard.adminReason(listed.unit, on: host)
+        let mayAct = guardReason == nil ? (data["operator"] as? Bool ?? false) : context.isAdmin
+        data["actions"] = UnitAction.allCases.map { action in
+            var node: [String: Any] = ["action_name": action.rawValue, "action_title": action.title]
+            if UnitGuard.needsConfirmation(action, listed.unit, on: host) { node["confirm_needed"] = true }
+            return ViewNode(node)
+        }
+        data["may_act"] = mayAct && host.enabled
+        if let guardReason { data["guard_reason"] = guardReason }
+        return area.pages.page(
+            "services/unit", title: "\(listed.unit) on \(host.name)", section: "hosts", data: data, request: request, context: context)
+    }
+
+    @Sendable func actionFromPage(request: Request, context: StewardRequestContext) async throws -> Response {
+        let host = try self.host(context)
+        let name = context.parameters.get("unit")?.removingPercentEncoding ?? ""
+        let form = try await FormBody.read(request, context: context)
+        let back = "/hosts/\(host.id)/services/" + Self.pathComponent(name)
+        do {
+            let job = try await queue(.init(unit: name, action: form["action"] ?? "", confirm: form["confirm"]), on: host, context: context)
+            return area.pages.redirect(to: "/jobs/\(job.id)", flash: Flash(.success, "Started \"\(job.title)\" as job \(job.id)."))
+        } catch let problem as Problem {
+            let detail = problem.errors.map(Self.describe) ?? problem.detail
+            return area.pages.redirect(
+                to: UnitGuard.isUnitName(name) ? back : "/hosts/\(host.id)/services", flash: Flash(.error, "Not done: " + detail))
+        }
+    }
+
+    /// A unit name as one path segment (`\` is the one character of systemd's alphabet a URL path does not keep as is).
+    static func pathComponent(_ unit: String) -> String {
+        unit.addingPercentEncoding(withAllowedCharacters: CharacterSet.alphanumerics.union(CharacterSet(charactersIn: ":-_.@"))) ?? unit
     }
 
     @Sendable func fleetPage(request: Request, context: StewardRequestContext) async throws -> Response {
@@ -148,16 +235,17 @@ struct ServicesController {
         var rows: [(host: Host, readAt: Date, unit: ServiceUnit)] = []
         /// With a unit named: hosts whose reading does not have it.
         var lacking: [Host] = []
-        /// Enabled hosts never read.
+        /// Enabled hosts with no units read yet: never read, or every reading so far failed.
         var unread: [Host] = []
         var readHosts = 0
     }
 
+    /// Enabled hosts only: a disabled host is not looked after, and its old reading would only mislead.
     func fleet(filter: ServiceFilter, unit: String) throws -> FleetRows {
-        let all = try hosts.all()
+        let all = try hosts.all().filter(\.enabled)
         let byID = Dictionary(uniqueKeysWithValues: all.map { ($0.id, $0) })
         var result = FleetRows()
-        let stored = try readings.all(ServiceListing.self, kind: ServiceListing.kind)
+        let stored = try readings.all(ServiceListing.self, kind: ServiceListing.kind).filter { byID[$0.hostID] != nil && !$0.body.units.isEmpty }
         result.readHosts = stored.count
         for reading in stored.sorted(by: { (byID[$0.hostID]?.name ?? "") < (byID[$1.hostID]?.name ?? "") }) {
             guard let host = byID[reading.hostID] else { continue }
@@ -166,7 +254,7 @@ struct ServicesController {
             if !unit.isEmpty && !reading.body.units.contains(where: { $0.unit == unit }) { result.lacking.append(host) }
         }
         let read = Set(stored.map(\.hostID))
-        result.unread = all.filter { $0.enabled && !read.contains($0.id) }
+        result.unread = all.filter { !read.contains($0.id) }
         return result
     }
 
@@ -182,8 +270,29 @@ struct ServicesController {
 
     @Sendable func apiRefresh(request: Request, context: StewardRequestContext) async throws -> Response {
         let host = try self.host(context)
-        let reading = try await refresh(host)
+        let reading = try await refresh(host, by: context.actor)
         return try APIJSON.response(HostServicesResource(host: host, reading: reading, filter: ServiceFilter(state: .all, type: "all")))
+    }
+
+    @Sendable func apiUnit(request: Request, context: StewardRequestContext) async throws -> Response {
+        let host = try self.host(context)
+        let listed = try self.unit(context, on: host)
+        guard host.enabled else { throw Problem(status: .conflict, detail: "\(host.name) is disabled: nothing connects to it") }
+        let detail = try await UnitDetail.read(listed.unit, on: host, with: services.reader)
+        return try APIJSON.response(ServiceUnitDetailResource(host: host, unit: listed, detail: detail))
+    }
+
+    @Sendable func apiAction(request: Request, context: StewardRequestContext) async throws -> Response {
+        let host = try self.host(context)
+        let input = try await APIInputDecoding.decode(ServiceUnitActionInput.self, from: request, limit: 1 << 12)
+        var errors = APIInputDecoding.wrongFields(input)
+        if input.action.given == nil, errors["action"] == nil {
+            errors["action"] = "required: " + UnitAction.allCases.map(\.rawValue).joined(separator: ", ")
+        }
+        guard errors.isEmpty else { throw Problem.invalid(errors) }
+        let name = context.parameters.get("unit")?.removingPercentEncoding ?? ""
+        let job = try await queue(.init(unit: name, action: input.action.given ?? "", confirm: input.confirm.given), on: host, context: context)
+        return try APIJSON.response(JobResource(job), status: .accepted)
     }
 
     @Sendable func apiFleet(request: Request, context: StewardRequestContext) async throws -> Response {
@@ -202,6 +311,8 @@ struct ServicesController {
 /// One unit as the API shows it.
 struct ServiceUnitResource: Codable, Sendable {
     let unit, type, load, active, sub, description, enabled: String
+    /// A timer's next and last run; null for other units and for a timer without one.
+    let nextRun, lastRun: Nullable<String>
 
     init(_ unit: ServiceUnit) {
         self.unit = unit.unit
@@ -211,6 +322,39 @@ struct ServiceUnitResource: Codable, Sendable {
         sub = unit.sub
         description = unit.description
         enabled = unit.enabled
+        nextRun = Nullable(unit.nextRun.map(RFC3339.string))
+        lastRun = Nullable(unit.lastRun.map(RFC3339.string))
+    }
+}
+
+/// The body of a unit action: which one, and for the guarded ones the unit's name typed again.
+struct ServiceUnitActionInput: APIInput {
+    var action: Patch<String> = .absent
+    var confirm: Patch<String> = .absent
+
+    enum CodingKeys: String, CodingKey, CaseIterable { case action, confirm }
+}
+
+/// One unit read from its host now (the `ServiceUnitDetail` schema).
+struct ServiceUnitDetailResource: Codable, Sendable {
+    let hostId: Int64
+    let host: String
+    let readAt: String
+    let unit: ServiceUnitResource
+    /// `systemctl show` properties the host gave values for.
+    let properties: [String: String]
+    let journal: [String]
+    /// Why the journal could not be read, in the host's words.
+    let journalError: Nullable<String>
+
+    init(host: Host, unit: ServiceUnit, detail: UnitDetail) {
+        hostId = host.id
+        self.host = host.name
+        readAt = RFC3339.string(detail.readAt)
+        self.unit = ServiceUnitResource(unit)
+        properties = detail.values
+        journal = detail.journal
+        journalError = Nullable(detail.journalError)
     }
 }
 
@@ -255,6 +399,6 @@ struct FleetServiceListResource: Codable, Sendable {
     let items: [FleetServiceResource]
     /// With `unit`: hosts whose newest reading does not have that unit.
     let lacking: [String]
-    /// Enabled hosts whose services were never read.
+    /// Enabled hosts with no units read yet (never read, or every reading failed).
     let unread: [String]
 }

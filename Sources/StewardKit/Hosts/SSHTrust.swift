@@ -13,17 +13,25 @@ func offload<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async thro
 /// Run a short external command from an argv array (never a shell string) and collect its output.
 /// `run` blocks its caller; async code uses `output`, which runs it off the cooperative pool.
 enum ShortCommand {
-    static func output(_ argv: [String], timeout: TimeInterval = 20, environment: [String: String]? = nil) async throws -> Output {
-        try await offload { try run(argv, timeout: timeout, environment: environment) }
+    static func output(
+        _ argv: [String], timeout: TimeInterval = 20, environment: [String: String]? = nil, maxBytes: Int = .max
+    ) async throws -> Output {
+        try await offload { try run(argv, timeout: timeout, environment: environment, maxBytes: maxBytes) }
     }
 
     struct Output: Sendable {
         var status: Int32
         var stdout: String
         var stderr: String
+        /// More than `maxBytes` came on stdout or stderr: the rest was read and dropped.
+        var truncated = false
     }
 
-    static func run(_ argv: [String], timeout: TimeInterval = 20, input: String? = nil, environment: [String: String]? = nil) throws -> Output {
+    /// `maxBytes` caps what is kept of each of stdout and stderr (a hostile or broken command cannot fill memory);
+    /// the rest is still read, so the command is never blocked on a full pipe, and dropped.
+    static func run(
+        _ argv: [String], timeout: TimeInterval = 20, input: String? = nil, environment: [String: String]? = nil, maxBytes: Int = .max
+    ) throws -> Output {
         let process = Process()
         if let environment { process.environment = environment }
         process.executableURL = URL(fileURLWithPath: argv[0].hasPrefix("/") ? argv[0] : "/usr/bin/env")
@@ -46,7 +54,21 @@ enum ShortCommand {
         for (pipe, isOut) in [(out, true), (err, false)] {
             readers.enter()
             Thread.detachNewThread {
-                collected.set(pipe.fileHandleForReading.readDataToEndOfFile(), isOut: isOut)
+                let handle = pipe.fileHandleForReading
+                var kept = Data()
+                var dropped = false
+                while true {
+                    let chunk = handle.availableData
+                    if chunk.isEmpty { break }
+                    let room = maxBytes - kept.count
+                    if chunk.count <= room {
+                        kept.append(chunk)
+                    } else {
+                        kept.append(chunk.prefix(max(room, 0)))
+                        dropped = true
+                    }
+                }
+                collected.set(kept, isOut: isOut, dropped: dropped)
                 readers.leave()
             }
         }
@@ -60,15 +82,23 @@ enum ShortCommand {
         }
         process.waitUntilExit()
         readers.wait()
-        return Output(status: process.terminationStatus, stdout: collected.text(true), stderr: collected.text(false))
+        return Output(
+            status: process.terminationStatus, stdout: collected.text(true), stderr: collected.text(false), truncated: collected.dropped)
     }
 
     final class CollectedOutput: @unchecked Sendable {
         private let lock = NSLock()
         private var out = Data()
         private var err = Data()
-        func set(_ data: Data, isOut: Bool) { lock.withLock { if isOut { out = data } else { err = data } } }
+        private var anyDropped = false
+        func set(_ data: Data, isOut: Bool, dropped: Bool) {
+            lock.withLock {
+                if isOut { out = data } else { err = data }
+                anyDropped = anyDropped || dropped
+            }
+        }
         func text(_ isOut: Bool) -> String { lock.withLock { String(decoding: isOut ? out : err, as: UTF8.self) } }
+        var dropped: Bool { lock.withLock { anyDropped } }
     }
 }
 
