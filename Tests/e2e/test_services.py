@@ -1,6 +1,7 @@
 """Services in a real browser: the panel host's real state (its units, or why systemctl cannot list them here), and a
 fleet host that boots a real systemd, whose units are started, stopped and enabled from the pages and checked with
 the host's own systemctl."""
+import json
 import os
 import pathlib
 import subprocess
@@ -194,3 +195,35 @@ def enrol(api, host):
     if verdict["status"] != "trusted":
         api.call("POST", f"/api/v1/hosts/{host_id}/host-key/trust", {"fingerprint": verdict["presented"]})
     return host_id
+
+
+@needs_root
+def test_a_process_picked_from_two_alike_rows_gets_the_signal_and_the_other_keeps_running(signed_in, steward, api, systemd_host):
+    browser = signed_in
+    host = systemd_host
+    host_id = enrol(api, host)
+    for seconds in ("86001", "86002"):
+        host.run("systemd-run", f"--unit=sleeper-{seconds}", "/bin/sleep", seconds)
+    browser.get(f"{steward.base_url}/hosts/{host_id}/processes")
+    browser.find_element(By.ID, "refresh-processes").click()
+    WebDriverWait(browser, 30).until(lambda d: d.find_elements(By.ID, "processes-as-of"))
+    browser.get(f"{steward.base_url}/hosts/{host_id}/processes?q=/bin/sleep 8600")
+    rows = browser.find_elements(By.CSS_SELECTOR, "#processes-table tbody tr")
+    commands = {row.find_element(By.CSS_SELECTOR, "code.command").text: row.get_attribute("data-pid") for row in rows}
+    assert set(commands) == {"/bin/sleep 86001", "/bin/sleep 86002"}, commands
+    # Steward's own SSH session on the host is never offered a signal.
+    browser.get(f"{steward.base_url}/hosts/{host_id}/processes?q=sshd: steward")
+    for row in browser.find_elements(By.CSS_SELECTOR, "#processes-table tbody tr"):
+        assert not row.find_elements(By.TAG_NAME, "button") and "protected" in row.text, row.text
+    browser.get(f"{steward.base_url}/hosts/{host_id}/processes?q=/bin/sleep 8600")
+    target = commands["/bin/sleep 86002"]
+    browser.find_element(By.ID, f"term-{target}").click()
+    WebDriverWait(browser, 15).until(lambda d: "/jobs/" in d.current_url)
+    job = wait_job(api, int(browser.current_url.rstrip("/").split("/jobs/")[1].split("?")[0]))
+    log = job_log(api, job["id"])
+    assert job["state"] == "succeeded", (job, log)
+    assert f"argv=[kill, -s, TERM, {target}]" in log and "/bin/sleep 86002" in log
+    alive = host.run("pgrep", "-f", "^/bin/sleep 8600", check=False).stdout.split()
+    assert alive == [commands["/bin/sleep 86001"]], alive
+    status, events = api.call("GET", "/api/v1/audit?action=process.signal")
+    assert status == 200 and "/bin/sleep 86002" in json.dumps(events["items"][0]), events

@@ -23,6 +23,20 @@ extension APISchemas {
                 "journal": described(strings, "the unit's newest journal lines (at most 50), oldest first"),
                 "journal_error": described(nullable("string"), "why the journal could not be read, in the host's words"),
             ]),
+            "HostProcesses": record([
+                "host_id": integer, "host": string, "read_at": described(timestamp, "when the processes were read; null before the first reading"),
+                "error": described(nullable("string"), "why the last reading failed, in the host's words"),
+                "total": described(integer, "processes in the reading"),
+                "processes": arrayOf(
+                    record([
+                        "pid": integer, "ppid": integer, "user": string,
+                        "cpu_percent": described(number, "ps's %CPU: CPU time over the process's life"),
+                        "memory_percent": number, "rss_kib": integer, "started_at": dateTime,
+                        "command": described(string, "the full command line, control characters shown as spaces"),
+                    ])),
+            ]),
+            "ProcessSignalInput": object(
+                ["signal": ["type": "string", "enum": .choices(ProcessSignal.Signal.self)]], required: ["signal"], closed: true),
             "ServiceUnitAction": object(
                 [
                     "action": ["type": "string", "enum": .choices(UnitAction.self)],

@@ -4,6 +4,7 @@ enum BuiltinPlaybooks {
     static let rollout = "rollout.yml"
     static let reboot = "reboot.yml"
     static let service = "service.yml"
+    static let signal = "signal.yml"
 
     static let files: [(name: String, text: String)] = [
         (
@@ -190,6 +191,36 @@ enum BuiltinPlaybooks {
                     state: "{{ steward_service.state | default(omit) }}"
                     enabled: "{{ steward_service.enabled | default(omit) }}"
                     masked: "{{ steward_service.masked | default(omit) }}"
+
+            """
+        ),
+        (
+            signal,
+            """
+            # Steward's signal to one process. Input (vars file): steward_signal with pid, signal (TERM | KILL) and
+            # command_sha256, the SHA-256 of the command line Steward showed and audited. Nothing is sent when the PID has
+            # ended or now runs another command line (a PID used again). The command line itself never enters a template.
+            - name: Steward process signal
+              hosts: all
+              become: true
+              gather_facts: false
+              tasks:
+                - name: The process's command line now
+                  ansible.builtin.command:
+                    argv: [ps, -ww, -o, "args=", -p, "{{ steward_signal.pid }}"]
+                  register: steward_process
+                  changed_when: false
+                  failed_when: false
+                - name: Still the process that was asked for
+                  ansible.builtin.assert:
+                    that:
+                      - steward_process.rc == 0
+                      - (steward_process.stdout | hash('sha256')) == steward_signal.command_sha256
+                    fail_msg: "process {{ steward_signal.pid }} has ended or now runs another command line: no signal sent"
+                    quiet: true
+                - name: Signal
+                  ansible.builtin.command:
+                    argv: [kill, -s, "{{ steward_signal.signal }}", "{{ steward_signal.pid }}"]
 
             """
         ),

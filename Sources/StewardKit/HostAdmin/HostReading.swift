@@ -51,9 +51,55 @@ struct HostReadingStore: Sendable {
     }
 }
 
+/// What one kind of reading holds: a list of things read from the host (units, processes, packages, ...).
+protocol HostReadingBody: Codable, Sendable {
+    static var kind: String { get }
+    var itemCount: Int { get }
+}
+
+/// Refreshes readings of any kind the same way: one read of a host and kind at a time (a second one waits for the
+/// first's answer), at most eight across the fleet, one stored reading with an audit row for the person who asked.
+/// A read that fails (no such command, SSH refused) is kept as the reading's error, in the host's own words; the items
+/// of the last good reading stay, with their own time, so a host that cannot be reached for a moment keeps showing
+/// what it had.
+struct HostReadings: Sendable {
+    let reader: HostReader
+    let store: HostReadingStore
+    let gate: ReadingGate
+
+    func refresh<Body: HostReadingBody>(
+        _ host: Host, by who: AuditActor?, now: Date, read: @escaping @Sendable (Host) async throws -> HostReading<Body>
+    ) async throws -> HostReading<Body> {
+        try await gate.read(key: "\(host.id)/\(Body.kind)") {
+            let fresh = try await read(host)
+            var reading = fresh
+            if fresh.error != nil, fresh.body.itemCount == 0, let previous = try store.latest(Body.self, kind: Body.kind, hostID: host.id),
+                previous.body.itemCount > 0
+            {
+                let stale = "reading at \(RFC3339.display(now)) failed, showing the one of \(RFC3339.display(previous.readAt)): "
+                reading = HostReading(hostID: host.id, readAt: previous.readAt, body: previous.body, error: stale + (fresh.error ?? ""))
+            }
+            let audit = who.map {
+                AuditEntry(
+                    by: $0, action: "\(Body.kind).read", target: "host:\(host.id)",
+                    after: ["host": host.name, "items": String(fresh.body.itemCount), "error": fresh.error ?? ""])
+            }
+            try store.save(reading, kind: Body.kind, audit: audit)
+            return reading
+        }
+    }
+}
+
 /// Text a host printed, made fit to show and store: control characters (terminal escapes among them) become spaces,
 /// and it is cut to a number of UTF-8 bytes at a character boundary.
 enum HostText {
+    /// The first lines a failed command printed, as plain text of at most 500 bytes.
+    static func reason(_ output: ShortCommand.Output, command: String) -> String {
+        let lines = (output.stderr + "\n" + output.stdout).split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }
+        let text = lines.filter { !$0.isEmpty }.prefix(3).joined(separator: " ")
+        return text.isEmpty ? "\(command) exited with status \(output.status)" : clean(text, maxBytes: 500)
+    }
+
     static func clean(_ text: String, maxBytes: Int) -> String {
         var result = ""
         var bytes = 0

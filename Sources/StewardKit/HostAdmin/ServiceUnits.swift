@@ -18,8 +18,9 @@ struct ServiceUnit: Codable, Sendable, Equatable {
 }
 
 /// A host's services reading: what `systemctl` printed, parsed.
-struct ServiceListing: Codable, Sendable, Equatable {
+struct ServiceListing: HostReadingBody, Equatable {
     var units: [ServiceUnit]
+    var itemCount: Int { units.count }
 
     static let kind = "services"
     /// The two commands, as argv words (with a fixed locale, so states are the English words the parser knows).
@@ -136,29 +137,10 @@ struct ServiceReading: Sendable {
     let store: HostReadingStore
     var gate = ReadingGate()
 
-    /// Both commands, then one stored reading, with an audit row for the person who asked. A command that fails (no
-    /// systemd, SSH refused) is kept as the reading's error, in the host's own words; the units of the last good
-    /// reading stay, with their own time, so a host that cannot be reached for a moment keeps showing what it had.
-    /// Refreshes of one host run one at a time (a second one waits for the first's answer).
+    /// The three commands, then one stored reading (see `HostReadings.refresh`: failures keep the last good units).
     @discardableResult
     func refresh(_ host: Host, by who: AuditActor? = nil, now: Date = Date()) async throws -> HostReading<ServiceListing> {
-        try await gate.read(key: "\(host.id)/\(ServiceListing.kind)") {
-            let fresh = try await read(host, now: now)
-            var reading = fresh
-            if fresh.error != nil, fresh.body.units.isEmpty,
-                let previous = try store.latest(ServiceListing.self, kind: ServiceListing.kind, hostID: host.id), !previous.body.units.isEmpty
-            {
-                let stale = "reading at \(RFC3339.display(now)) failed, units as of \(RFC3339.display(previous.readAt)): "
-                reading = HostReading(hostID: host.id, readAt: previous.readAt, body: previous.body, error: stale + (fresh.error ?? ""))
-            }
-            let audit = who.map {
-                AuditEntry(
-                    by: $0, action: "services.read", target: "host:\(host.id)",
-                    after: ["host": host.name, "units": String(fresh.body.units.count), "error": fresh.error ?? ""])
-            }
-            try store.save(reading, kind: ServiceListing.kind, audit: audit)
-            return reading
-        }
+        try await HostReadings(reader: reader, store: store, gate: gate).refresh(host, by: who, now: now) { try await read($0, now: now) }
     }
 
     private func read(_ host: Host, now: Date) async throws -> HostReading<ServiceListing> {
@@ -182,10 +164,5 @@ struct ServiceReading: Sendable {
         return HostReading(hostID: host.id, readAt: now, body: listing, error: error)
     }
 
-    /// The first lines a failed command printed, as plain text of at most 500 bytes.
-    static func reason(_ output: ShortCommand.Output) -> String {
-        let lines = (output.stderr + "\n" + output.stdout).split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }
-        let text = lines.filter { !$0.isEmpty }.prefix(3).joined(separator: " ")
-        return text.isEmpty ? "systemctl exited with status \(output.status)" : HostText.clean(text, maxBytes: 500)
-    }
+    static func reason(_ output: ShortCommand.Output) -> String { HostText.reason(output, command: "systemctl") }
 }

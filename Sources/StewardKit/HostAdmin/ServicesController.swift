@@ -3,7 +3,7 @@ import Hummingbird
 
 /// systemd units per host and across the fleet, from each host's newest services reading: the Services pages and
 /// `/api/v1/services`, `/api/v1/hosts/{id}/services`. Refreshing a host reads it again in seconds.
-struct ServicesController {
+struct ServicesController: HostScopedController {
     let area: AreaContext
     let hosts: HostStore
     /// Reads hosts now; its store holds every host's newest reading.
@@ -53,11 +53,6 @@ struct ServicesController {
     }
 
     // MARK: reading the request
-
-    func host(_ context: StewardRequestContext) throws -> Host {
-        guard let id = context.parameters.get("id", as: Int64.self), let host = try hosts.host(id: id) else { throw Problem.notFound("host") }
-        return host
-    }
 
     /// The filter in the query; wrong values are named (the API answers 422, the pages fall back and say so).
     static func filter(_ request: Request, defaultState: ServiceFilter.State, defaultType: String) -> (ServiceFilter, [String: String]) {

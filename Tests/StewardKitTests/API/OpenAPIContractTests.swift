@@ -39,7 +39,7 @@ struct OpenAPIContractTests {
         ("FleetServiceList", FleetServiceListResource.self), ("HostDetail", HostDetailResource.self), ("Rollout", RolloutResource.self),
         ("RolloutCreated", RolloutCreatedResource.self), ("UserChangeJob", UserChangeAccepted.self),
         ("DataRetentionList", CursorPage<DataRetentionRecordResource>.self), ("DataRetentionRecord", DataRetentionRecordResource.self),
-        ("ServiceUnitDetail", ServiceUnitDetailResource.self),
+        ("ServiceUnitDetail", ServiceUnitDetailResource.self), ("HostProcesses", HostProcessesResource.self),
     ]
 
     /// Request bodies: schema name -> the input type the handlers decode (keys as their `CodingKeys` name them).
@@ -51,7 +51,7 @@ struct OpenAPIContractTests {
         ("SilenceInput", SilenceInput.self), ("UserChange", UserChangeInput.self), ("LegalHoldInput", LegalHoldInput.self),
         ("RolloutApproval", RolloutDecisionInput.self), ("RolloutDenial", RolloutDecisionInput.self),
         ("DataRetentionInput", RetentionPolicyInput.self), ("HostCreate", HostInput.self), ("RolloutCreate", RolloutInput.self),
-        ("ServiceUnitAction", ServiceUnitActionInput.self),
+        ("ServiceUnitAction", ServiceUnitActionInput.self), ("ProcessSignalInput", ProcessSignalInput.self),
     ]
 
     /// Schemas whose JSON no single Codable type states, with the reason; the e2e tests read real replies against
