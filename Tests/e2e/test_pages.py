@@ -42,7 +42,8 @@ def visit(browser, steward, path, name):
         ("/settings/blocks", "Sign-in blocks"), ("/hosts", "Hosts"), ("/hosts/new", "Add a host"), ("/hosts/bulk", "Add hosts in bulk"),
         ("/hosts/groups", "Host groups"), ("/hosts/ssh", "SSH identity"), ("/config", "Config repo"), ("/config/file", "New file"), ("/hosts/command", "Run a command"), ("/accounts", "Users across the fleet"), ("/accounts/desired", "Users as code"), ("/accounts/batch", "Batch users"), ("/alerts", "Alerts"), ("/alerts/rules/new", "New alert rule"), ("/alerts/silences", "Silences and maintenance"), ("/settings/channels", "Notification channels"),
         ("/updates", "Updates"), ("/updates/packages", "Updates by package"), ("/rollouts", "Rollouts"), ("/rollouts/new", "New rollout"), ("/backups", "Backups"), ("/backups/plans/new", "New backup plan"), ("/backups/repositories/new", "New or existing repository"), ("/settings/storage", "Storage and retention"), ("/settings/storage/metrics", "Retention: Metrics"),
-        ("/services", "Services"), ("/hosts/1/services", "Services on localhost"),
+        ("/services", "Services"), ("/hosts/1/services", "Services on localhost"), ("/hosts/1/overview", "localhost"),
+        ("/hosts/1/processes", "Processes on localhost"),
     ],
 )
 def test_pages_load_without_csp_violations(signed_in, steward, path, heading):

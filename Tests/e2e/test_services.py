@@ -227,3 +227,29 @@ def test_a_process_picked_from_two_alike_rows_gets_the_signal_and_the_other_keep
     assert alive == [commands["/bin/sleep 86001"]], alive
     status, events = api.call("GET", "/api/v1/audit?action=process.signal")
     assert status == 200 and "/bin/sleep 86002" in json.dumps(events["items"][0]), events
+
+
+@needs_root
+def test_the_overview_of_a_systemd_host_says_what_the_host_says(signed_in, steward, api, systemd_host):
+    browser = signed_in
+    host = systemd_host
+    host_id = enrol(api, host)
+    host.run("systemctl", "start", "demo-alpha.service")
+    api.call("POST", f"/api/v1/hosts/{host_id}/services/refresh")
+    host.run("touch", "/run/reboot-required")
+    browser.get(f"{steward.base_url}/hosts/{host_id}/overview")
+    browser.find_element(By.ID, "refresh-overview").click()
+    WebDriverWait(browser, 30).until(lambda d: d.find_elements(By.ID, "overview-as-of"))
+    facts = browser.find_element(By.ID, "overview-facts").text
+    release = host.run("cat", "/etc/os-release").stdout
+    pretty = next(line.split("=", 1)[1].strip('"') for line in release.splitlines() if line.startswith("PRETTY_NAME="))
+    assert pretty in facts and host.run("uname", "-srm").stdout.strip() in facts, facts
+    assert "Reboot required\nyes" in facts, facts
+    ports = browser.find_element(By.ID, "overview-listening").text
+    assert f"127.0.0.1:{host.port}" in ports and "sshd (" in ports, ports
+    assert "/" in browser.find_element(By.ID, "overview-filesystems").text
+    assert "lo" in browser.find_element(By.ID, "overview-interfaces").text
+    status, overview = api.call("GET", f"/api/v1/hosts/{host_id}/overview")
+    assert status == 200 and overview["reboot_required"] is True and overview["errors"] == {}, overview
+    assert overview["cpus"] == int(host.run("nproc").stdout), overview
+    host.run("rm", "-f", "/run/reboot-required")

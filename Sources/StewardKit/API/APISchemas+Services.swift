@@ -35,6 +35,34 @@ extension APISchemas {
                         "command": described(string, "the full command line, control characters shown as spaces"),
                     ])),
             ]),
+            "HostOverview": record([
+                "host_id": integer, "host": string, "read_at": described(timestamp, "when the overview was read; null before the first reading"),
+                "error": described(nullable("string"), "why nothing could be read, in the host's words"),
+                "os": described(string, "os-release's PRETTY_NAME"), "kernel": described(string, "uname -srm"),
+                "uptime_seconds": nullable("number"), "load": described(arrayOf(number), "load averages over 1, 5 and 15 minutes"),
+                "cpus": nullable("integer"), "memory_total_bytes": nullable("integer"), "memory_available_bytes": nullable("integer"),
+                "swap_total_bytes": nullable("integer"), "swap_free_bytes": nullable("integer"),
+                "filesystems": arrayOf(
+                    record([
+                        "source": string, "type": string, "mount_point": string, "size_bytes": integer, "used_bytes": integer,
+                        "available_bytes": integer,
+                    ])),
+                "interfaces": arrayOf(
+                    record(["name": string, "state": string, "mac": string, "addresses": described(strings, "address/prefix")])),
+                "listening": arrayOf(
+                    record([
+                        "proto": described(string, "tcp or udp"), "local": string, "process": described(string, "name (pid), when the host said"),
+                    ])),
+                "reboot_required": described(nullable("boolean"), "whether /run/reboot-required exists"),
+                "last_logins": described(strings, "last -n 10, as the host printed it"),
+                "errors": described(["type": "object", "additionalProperties": string], "part -> why it could not be read"),
+                "failed_units": described(strings, "failed units in the newest services reading"),
+                "services_read_at": timestamp,
+                "updates": nullOr(
+                    record(["gathered_at": dateTime, "pending": integer, "security": integer, "reboot_required": boolean])),
+                "alerts": arrayOf(record(["rule": string, "state": string, "severity": nullable("string"), "at": dateTime])),
+                "jobs": arrayOf(ref("Job")),
+            ]),
             "ProcessSignalInput": object(
                 ["signal": ["type": "string", "enum": .choices(ProcessSignal.Signal.self)]], required: ["signal"], closed: true),
             "ServiceUnitAction": object(

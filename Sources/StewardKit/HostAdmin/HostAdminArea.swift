@@ -9,6 +9,7 @@ extension StewardArea {
         let reader = HostReader(keys: keys)
         let services = ServiceReading(reader: reader, store: readings, gate: gate)
         let processes = ProcessReading(readings: HostReadings(reader: reader, store: readings, gate: gate))
+        let overview = OverviewReading(readings: HostReadings(reader: reader, store: readings, gate: gate))
         return StewardArea(
             name: "host administration",
             jobs: [
@@ -19,6 +20,7 @@ extension StewardArea {
         ) { context, routes in
             ServicesController(area: context, hosts: hosts, services: services).addRoutes(to: routes)
             ProcessesController(area: context, hosts: hosts, processes: processes).addRoutes(to: routes)
+            OverviewController(area: context, hosts: hosts, overview: overview, database: readings.database).addRoutes(to: routes)
         }
     }
 }
@@ -29,6 +31,20 @@ protocol HostScopedController {
 }
 
 extension HostScopedController {
+    /// Read a host again from its page and go back to it, saying what came of it.
+    func refreshAndReturn<Body: HostReadingBody>(
+        _ host: Host, to path: String, pages: PageRenderer, success: (HostReading<Body>) -> String,
+        read: () async throws -> HostReading<Body>
+    ) async throws -> Response {
+        do {
+            let reading = try await read()
+            let flash = reading.error.map { Flash(.warning, "Read \(host.name), but: \($0)") } ?? Flash(.success, success(reading))
+            return pages.redirect(to: path, flash: flash)
+        } catch let problem as Problem {
+            return pages.redirect(to: path, flash: Flash(.error, problem.detail))
+        }
+    }
+
     func host(_ context: StewardRequestContext) throws -> Host {
         guard let id = context.parameters.get("id", as: Int64.self), let host = try hosts.host(id: id) else { throw Problem.notFound("host") }
         return host

@@ -86,6 +86,7 @@ struct ProcessesController: HostScopedController {
             "host_id": host.id, "host_name": host.name, "rows": rows, "total": listing.processes.count, "read": reading != nil,
             "read_at": reading.map { RFC3339.display($0.readAt) } ?? "", "filter_text": view.text, "by_memory": view.order == .memory,
             "operator": context.identity?.permissions.contains(.operate) ?? false, "admin": context.isAdmin, "disabled": !host.enabled,
+            "tab_processes": true,
         ]
         if let error = reading?.error { data["reading_error"] = error }
         if !view.errors.isEmpty { data["filter_errors"] = ServicesController.describe(view.errors) }
@@ -94,15 +95,9 @@ struct ProcessesController: HostScopedController {
 
     @Sendable func refreshFromPage(request: Request, context: StewardRequestContext) async throws -> Response {
         let host = try self.host(context)
-        do {
-            let reading = try await refresh(host, by: context.actor)
-            let flash =
-                reading.error.map { Flash(.warning, "Read \(host.name), but: \($0)") }
-                ?? Flash(.success, "Read \(reading.body.processes.count) processes from \(host.name).")
-            return area.pages.redirect(to: "/hosts/\(host.id)/processes", flash: flash)
-        } catch let problem as Problem {
-            return area.pages.redirect(to: "/hosts/\(host.id)/processes", flash: Flash(.error, problem.detail))
-        }
+        return try await refreshAndReturn(
+            host, to: "/hosts/\(host.id)/processes", pages: area.pages, success: { "Read \($0.body.processes.count) processes from \(host.name)." }
+        ) { try await refresh(host, by: context.actor) }
     }
 
     @Sendable func signalFromPage(request: Request, context: StewardRequestContext) async throws -> Response {

@@ -127,7 +127,7 @@ struct ServicesController: HostScopedController {
             "failed_count": units.filter { $0.active == "failed" }.count, "read": reading != nil,
             "read_at": reading.map { RFC3339.display($0.readAt) } ?? "", "filter_text": filter.text,
             "states": ServiceFilter.State.allCases.map { ViewNode(["value": $0.rawValue, "selected": $0 == filter.state]) },
-            "types": (["all"] + types).map { ViewNode(["value": $0, "selected": $0 == filter.type]) },
+            "types": (["all"] + types).map { ViewNode(["value": $0, "selected": $0 == filter.type]) }, "tab_services": true,
             "operator": context.identity?.permissions.contains(.operate) ?? false, "disabled": !host.enabled,
         ]
         // A section opens on any value that is there, an empty string too: only what there is goes in.

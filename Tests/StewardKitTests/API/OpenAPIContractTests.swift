@@ -40,6 +40,7 @@ struct OpenAPIContractTests {
         ("RolloutCreated", RolloutCreatedResource.self), ("UserChangeJob", UserChangeAccepted.self),
         ("DataRetentionList", CursorPage<DataRetentionRecordResource>.self), ("DataRetentionRecord", DataRetentionRecordResource.self),
         ("ServiceUnitDetail", ServiceUnitDetailResource.self), ("HostProcesses", HostProcessesResource.self),
+        ("HostOverview", HostOverviewResource.self),
     ]
 
     /// Request bodies: schema name -> the input type the handlers decode (keys as their `CodingKeys` name them).
