@@ -43,7 +43,7 @@ def visit(browser, steward, path, name):
         ("/hosts/groups", "Host groups"), ("/hosts/ssh", "SSH identity"), ("/config", "Config repo"), ("/config/file", "New file"), ("/hosts/command", "Run a command"), ("/accounts", "Users across the fleet"), ("/accounts/desired", "Users as code"), ("/accounts/batch", "Batch users"), ("/alerts", "Alerts"), ("/alerts/rules/new", "New alert rule"), ("/alerts/silences", "Silences and maintenance"), ("/settings/channels", "Notification channels"),
         ("/updates", "Updates"), ("/updates/packages", "Updates by package"), ("/rollouts", "Rollouts"), ("/rollouts/new", "New rollout"), ("/backups", "Backups"), ("/backups/plans/new", "New backup plan"), ("/backups/repositories/new", "New or existing repository"), ("/settings/storage", "Storage and retention"), ("/settings/storage/metrics", "Retention: Metrics"),
         ("/services", "Services"), ("/hosts/1/services", "Services on localhost"), ("/hosts/1/overview", "localhost"),
-        ("/hosts/1/processes", "Processes on localhost"),
+        ("/hosts/1/processes", "Processes on localhost"), ("/hosts/1/packages", "Packages on localhost"), ("/packages", "Packages"),
     ],
 )
 def test_pages_load_without_csp_violations(signed_in, steward, path, heading):
@@ -55,7 +55,7 @@ def test_pages_load_without_csp_violations(signed_in, steward, path, heading):
     # Each entry's title (Alerts may carry the number of alerts firing now).
     nav = [link.text.rsplit(" ", 1)[0] if link.text.rsplit(" ", 1)[-1].isdigit() else link.text
            for link in browser.find_elements(By.CSS_SELECTOR, "header nav a")]
-    assert nav == ["Dashboard", "Hosts", "Services", "Users", "Updates", "Rollouts", "Backups", "Alerts", "Silences", "Jobs", "Schedules",
+    assert nav == ["Dashboard", "Hosts", "Services", "Packages", "Users", "Updates", "Rollouts", "Backups", "Alerts", "Silences", "Jobs", "Schedules",
                    "Config repo", "SSH identity", "Audit", "Settings"]
     assert browser.find_elements(By.CSS_SELECTOR, "header form[role=search] input[name=q]")
     assert console_problems(browser) == []

@@ -1,11 +1,14 @@
 """Services in a real browser: the panel host's real state (its units, or why systemctl cannot list them here), and a
 fleet host that boots a real systemd, whose units are started, stopped and enabled from the pages and checked with
 the host's own systemctl."""
+import functools
+import http.server
 import json
 import os
 import pathlib
 import subprocess
 import sys
+import threading
 
 import pytest
 from selenium.webdriver.common.by import By
@@ -253,3 +256,104 @@ def test_the_overview_of_a_systemd_host_says_what_the_host_says(signed_in, stewa
     assert status == 200 and overview["reboot_required"] is True and overview["errors"] == {}, overview
     assert overview["cpus"] == int(host.run("nproc").stdout), overview
     host.run("rm", "-f", "/run/reboot-required")
+
+
+def build_deb(workdir, name):
+    root = workdir / name
+    (root / "DEBIAN").mkdir(parents=True)
+    (root / f"usr/share/{name}").mkdir(parents=True)
+    (root / f"usr/share/{name}/README").write_text(f"{name} for Steward's packages test\n")
+    (root / "DEBIAN/control").write_text(
+        f"Package: {name}\nVersion: 1.0\nArchitecture: all\nMaintainer: Steward tests <tests@localhost>\n"
+        f"Section: misc\nPriority: optional\nDescription: {name}, a package for Steward's packages test\n")
+    output = workdir / f"{name}_1.0_all.deb"
+    subprocess.run(["dpkg-deb", "--root-owner-group", "--build", str(root), str(output)], check=True, capture_output=True)
+    return output
+
+
+@pytest.fixture(scope="module")
+def demo_repository(tmp_path_factory):
+    """A flat apt repository with two small packages, built here and served on 127.0.0.1."""
+    workdir = tmp_path_factory.mktemp("steward-demo-apt")
+    repo = workdir / "repo"
+    repo.mkdir()
+    for name in ("steward-demo-one", "steward-demo-two"):
+        deb = build_deb(workdir, name)
+        (repo / deb.name).write_bytes(deb.read_bytes())
+    (repo / "Packages").write_text(
+        subprocess.run(["apt-ftparchive", "packages", "."], cwd=repo, check=True, capture_output=True, text=True).stdout)
+    (repo / "Release").write_text(
+        subprocess.run(["apt-ftparchive", "release", "."], cwd=repo, check=True, capture_output=True, text=True).stdout)
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(repo))
+    handler.log_message = lambda *args: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def dpkg_state(host, name):
+    out = host.run("dpkg-query", "-W", "-f", "${db:Status-Abbrev}", name, check=False)
+    return out.stdout.strip() if out.returncode == 0 else "absent"
+
+
+def click_and_wait(browser, api, element_id):
+    browser.find_element(By.ID, element_id).click()
+    WebDriverWait(browser, 15).until(lambda d: "/jobs/" in d.current_url)
+    job = wait_job(api, int(browser.current_url.rstrip("/").split("/jobs/")[1].split("?")[0]), timeout=300)
+    assert job["state"] == "succeeded", (job, job_log(api, job["id"]))
+    return job
+
+
+@needs_root
+def test_packages_are_searched_installed_held_and_removed_on_the_host_from_a_repository_made_here(
+        signed_in, steward, api, systemd_host, demo_repository):
+    browser = signed_in
+    host = systemd_host
+    host_id = enrol(api, host)
+    (host.root / "etc/apt/sources.list").write_text("")
+    (host.root / "etc/apt/sources.list.d/steward-demo.list").write_text(f"deb [trusted=yes] {demo_repository} ./\n")
+    host.run("apt-get", "update", "-q")
+    browser.get(f"{steward.base_url}/hosts/{host_id}/packages")
+    browser.find_element(By.ID, "refresh-packages").click()
+    WebDriverWait(browser, 60).until(lambda d: d.find_elements(By.ID, "packages-as-of"))
+    installed_here = host.run("dpkg-query", "-W", "-f", "${db:Status-Abbrev}\n").stdout.split("\n")
+    assert f": {sum(1 for s in installed_here if s.strip() in ('ii', 'hi'))} installed" in browser.find_element(By.ID, "packages-as-of").text
+
+    # Search the host's own repositories; of two results, install the second.
+    browser.find_element(By.ID, "package-search").send_keys("steward-demo")
+    browser.find_element(By.ID, "package-search-button").click()
+    WebDriverWait(browser, 30).until(lambda d: d.find_elements(By.ID, "search-results"))
+    names = [code.text for code in browser.find_elements(By.CSS_SELECTOR, "#search-results tbody code")]
+    assert names == ["steward-demo-one", "steward-demo-two"], names
+    job = click_and_wait(browser, api, "install-steward-demo-two")
+    assert "name=steward-demo-two state=present" in job_log(api, job["id"])
+    assert (dpkg_state(host, "steward-demo-two"), dpkg_state(host, "steward-demo-one")) == ("ii", "absent")
+    status, created = api.call("POST", f"/api/v1/hosts/{host_id}/packages/actions", {"name": "steward-demo-one", "action": "install"})
+    assert status == 202, created
+    assert wait_job(api, created["id"], timeout=300)["state"] == "succeeded"
+    assert dpkg_state(host, "steward-demo-one") == "ii"
+
+    # Two rows of the installed list: hold, unhold and remove reach the one clicked.
+    browser.get(f"{steward.base_url}/hosts/{host_id}/packages?q=steward-demo")
+    rows = browser.find_elements(By.CSS_SELECTOR, "#packages-table tbody tr")
+    assert [row.get_attribute("data-package") for row in rows] == ["steward-demo-one", "steward-demo-two"]
+    click_and_wait(browser, api, "hold-steward-demo-one")
+    assert host.run("apt-mark", "showhold").stdout.split() == ["steward-demo-one"]
+    browser.get(f"{steward.base_url}/hosts/{host_id}/packages?q=steward-demo&held=true")
+    assert [row.get_attribute("data-package") for row in browser.find_elements(By.CSS_SELECTOR, "#packages-table tbody tr")] == ["steward-demo-one"]
+    click_and_wait(browser, api, "hold-steward-demo-one")  # now the Unhold button
+    assert host.run("apt-mark", "showhold").stdout.split() == []
+    browser.get(f"{steward.base_url}/hosts/{host_id}/packages?q=steward-demo")
+    click_and_wait(browser, api, "remove-steward-demo-one")
+    assert (dpkg_state(host, "steward-demo-one"), dpkg_state(host, "steward-demo-two")) == ("absent", "ii")
+
+    # The fleet view: who has it at which version, and who lacks it.
+    browser.get(f"{steward.base_url}/packages?name=steward-demo-two")
+    table = browser.find_element(By.ID, "fleet-packages").text
+    assert host.name in table and "1.0" in table, table
+    status, fleet = api.call("GET", "/api/v1/packages?name=steward-demo-one")
+    assert status == 200 and host.name in fleet["lacking"], fleet
+    # A name that is not in the repositories is refused before anything runs.
+    status, problem = api.call("POST", f"/api/v1/hosts/{host_id}/packages/actions", {"name": "steward-demo-three", "action": "install"})
+    assert status == 422 and "not in" in problem["errors"]["name"], problem

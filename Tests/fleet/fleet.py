@@ -34,7 +34,7 @@ import uuid
 CACHE = pathlib.Path(os.environ.get("STEWARD_FLEET_CACHE", "/var/cache/steward-fleet"))
 BASE = CACHE / "base"
 MIRROR = os.environ.get("STEWARD_FLEET_MIRROR", "http://deb.debian.org/debian")
-PACKAGES = ["openssh-server", "python3", "sudo", "restic", "dnf", "rpm", "iproute2", "cron"]
+PACKAGES = ["openssh-server", "python3", "python3-apt", "sudo", "restic", "dnf", "rpm", "iproute2", "cron"]
 USER = "steward"
 CLONE_NEWUTS = 0x04000000
 BOOT_SECONDS = 2.0

@@ -63,6 +63,29 @@ extension APISchemas {
                 "alerts": arrayOf(record(["rule": string, "state": string, "severity": nullable("string"), "at": dateTime])),
                 "jobs": arrayOf(ref("Job")),
             ]),
+            "InstalledPackage": record(["name": string, "version": string, "arch": string, "held": described(boolean, "held back from upgrades")]),
+            "HostPackages": record([
+                "host_id": integer, "host": string, "read_at": described(timestamp, "when the packages were read; null before the first reading"),
+                "error": described(nullable("string"), "why the last reading failed, in the host's words"),
+                "manager": described(nullable("string"), "apt or dnf"), "total": integer, "packages": arrayOf(ref("InstalledPackage")),
+            ]),
+            "PackageSearch": record([
+                "host_id": integer, "host": string, "manager": string,
+                "items": arrayOf(
+                    record(["name": string, "version": described(string, "empty for apt, whose search does not say"), "summary": string])),
+            ]),
+            "PackageActionInput": object(
+                [
+                    "name": described(string, "the package: in the host's repositories to install, installed to remove, hold or unhold"),
+                    "action": ["type": "string", "enum": .choices(PackageChange.Action.self)],
+                    "confirm": described(string, "the package's name again: needed to remove openssh-server, sudo or python3"),
+                ], required: ["name", "action"], closed: true),
+            "FleetPackage": record([
+                "name": string,
+                "items": arrayOf(record(["host_id": integer, "host": string, "read_at": dateTime, "version": string, "held": boolean])),
+                "lacking": described(strings, "enabled hosts whose newest reading does not have it"),
+                "unread": described(strings, "enabled hosts whose packages were not read yet"),
+            ]),
             "ProcessSignalInput": object(
                 ["signal": ["type": "string", "enum": .choices(ProcessSignal.Signal.self)]], required: ["signal"], closed: true),
             "ServiceUnitAction": object(

@@ -5,6 +5,7 @@ enum BuiltinPlaybooks {
     static let reboot = "reboot.yml"
     static let service = "service.yml"
     static let signal = "signal.yml"
+    static let packages = "packages.yml"
 
     static let files: [(name: String, text: String)] = [
         (
@@ -221,6 +222,43 @@ enum BuiltinPlaybooks {
                 - name: Signal
                   ansible.builtin.command:
                     argv: [kill, -s, "{{ steward_signal.signal }}", "{{ steward_signal.pid }}"]
+
+            """
+        ),
+        (
+            packages,
+            """
+            # Steward's change to one package. Input (vars file): steward_package with name, and state (present |
+            # absent) or hold (true | false). The name is checked against the package-name alphabet and against the host's
+            # repositories or installed packages before the job is queued.
+            - name: Steward package change
+              hosts: all
+              become: true
+              gather_facts: false
+              tasks:
+                - name: Package manager
+                  ansible.builtin.setup:
+                    gather_subset: ['!all', '!min', 'pkg_mgr']
+                - name: Install or remove (apt)
+                  ansible.builtin.apt:
+                    name: "{{ steward_package.name }}"
+                    state: "{{ steward_package.state }}"
+                    update_cache: "{{ steward_package.state == 'present' }}"
+                  when: ansible_pkg_mgr == 'apt' and steward_package.state is defined
+                - name: Install or remove (dnf)
+                  ansible.builtin.dnf:
+                    name: "{{ steward_package.name }}"
+                    state: "{{ steward_package.state }}"
+                  when: ansible_pkg_mgr in ['dnf', 'dnf5'] and steward_package.state is defined
+                - name: Hold (apt)
+                  ansible.builtin.dpkg_selections:
+                    name: "{{ steward_package.name }}"
+                    selection: "{{ 'hold' if steward_package.hold else 'install' }}"
+                  when: ansible_pkg_mgr == 'apt' and steward_package.hold is defined
+                - name: Hold (dnf versionlock)
+                  ansible.builtin.command:
+                    argv: [dnf, -q, versionlock, "{{ 'add' if steward_package.hold else 'delete' }}", "{{ steward_package.name }}"]
+                  when: ansible_pkg_mgr in ['dnf', 'dnf5'] and steward_package.hold is defined
 
             """
         ),

@@ -10,16 +10,22 @@ extension StewardArea {
         let services = ServiceReading(reader: reader, store: readings, gate: gate)
         let processes = ProcessReading(readings: HostReadings(reader: reader, store: readings, gate: gate))
         let overview = OverviewReading(readings: HostReadings(reader: reader, store: readings, gate: gate))
+        let packages = PackageReading(readings: HostReadings(reader: reader, store: readings, gate: gate))
         return StewardArea(
             name: "host administration",
             jobs: [
                 ServiceChange.kind: engine.serviceChangeHandler(hosts: hosts, services: services),
                 ProcessSignal.kind: engine.processSignalHandler(hosts: hosts, processes: processes),
+                PackageChange.kind: engine.packageChangeHandler(hosts: hosts, packages: packages),
             ],
-            navigation: [.init(position: 25, item: NavigationItem(key: "services", title: "Services", href: "/services"))]
+            navigation: [
+                .init(position: 25, item: NavigationItem(key: "services", title: "Services", href: "/services")),
+                .init(position: 26, item: NavigationItem(key: "packages", title: "Packages", href: "/packages")),
+            ]
         ) { context, routes in
             ServicesController(area: context, hosts: hosts, services: services).addRoutes(to: routes)
             ProcessesController(area: context, hosts: hosts, processes: processes).addRoutes(to: routes)
+            PackagesController(area: context, hosts: hosts, packages: packages).addRoutes(to: routes)
             OverviewController(area: context, hosts: hosts, overview: overview, database: readings.database).addRoutes(to: routes)
         }
     }
@@ -45,8 +51,58 @@ extension HostScopedController {
         }
     }
 
+    /// Queue a change from a page: to the job's page when it is queued, back to `back` with what to fix when not.
+    func queueAndShow(_ back: String, pages: PageRenderer, failure: String, _ queue: () async throws -> Job) async throws -> Response {
+        do {
+            let job = try await queue()
+            return pages.redirect(to: "/jobs/\(job.id)", flash: Flash(.success, "Started \"\(job.title)\" as job \(job.id)."))
+        } catch let problem as Problem {
+            let detail = problem.errors.map(ServicesController.describe) ?? problem.detail
+            return pages.redirect(to: back, flash: Flash(.error, "\(failure): " + detail))
+        }
+    }
+
     func host(_ context: StewardRequestContext) throws -> Host {
         guard let id = context.parameters.get("id", as: Int64.self), let host = try hosts.host(id: id) else { throw Problem.notFound("host") }
         return host
+    }
+}
+
+/// A change to one host that a job carries out with one of Steward's playbooks (a unit action, a signal, a package
+/// change): what the job's params hold.
+protocol HostJobChange: Codable, Sendable {
+    var hostId: Int64 { get }
+    var host: String { get }
+    /// The module call, for the job log and the audit row.
+    var moduleCall: String { get }
+    /// The playbook's input, written to its vars file.
+    var variables: [String: JSONValue] { get }
+}
+
+extension Engine {
+    /// The job of a host change: the playbook on the one host, then `afterwards` (the host read again, so every page
+    /// shows the new state, and a log line that says it). A failed run still reads the host again, then fails the job.
+    func hostChangeHandler<Change: HostJobChange>(
+        _ type: Change.Type, hosts: HostStore, playbook: String, timeoutSeconds: Int,
+        afterwards: @escaping @Sendable (Host, Change, JobContext) async throws -> String
+    ) -> JobHandler {
+        { context in
+            let change = try JSONDecoder().decode(Change.self, from: Data(context.job.params.utf8))
+            guard let host = try hosts.host(id: change.hostId), host.enabled else {
+                throw JobFailure("the host \(change.host) is gone or disabled since the change was asked for")
+            }
+            await context.log("module call: \(change.moduleCall)")
+            var run = PlaybookRun(playbook: playbook, targets: [host.name])
+            run.builtin = playbook
+            run.timeoutSeconds = timeoutSeconds
+            run.variables = String(decoding: try JSONEncoder().encode(change.variables), as: UTF8.self)
+            let failure = await Self.attempt { try await execute(run, context) }
+            do {
+                await context.log(try await afterwards(host, change, context))
+            } catch {
+                await context.log("reading \(host.name) again failed: \(error)")
+            }
+            if let failure { throw failure }
+        }
     }
 }

@@ -106,7 +106,7 @@ struct ProcessReading: Sendable {
 }
 
 /// TERM or KILL to one process, as queued (the `process.signal` job's params).
-struct ProcessSignal: Codable, Sendable, Equatable {
+struct ProcessSignal: HostJobChange, Equatable {
     enum Signal: String, Codable, CaseIterable, Sendable {
         case term = "TERM"
         case kill = "KILL"
@@ -184,26 +184,11 @@ extension Engine {
     /// The `process.signal` job: Steward's signal playbook on the one host (it checks that the PID still runs the same
     /// command line, then sends the signal), then the host's processes read again.
     func processSignalHandler(hosts: HostStore, processes: ProcessReading) -> JobHandler {
-        { context in
-            let change = try JSONDecoder().decode(ProcessSignal.self, from: Data(context.job.params.utf8))
-            guard let host = try hosts.host(id: change.hostId), host.enabled else {
-                throw JobFailure("the host \(change.host) is gone or disabled since the signal was asked for")
-            }
-            await context.log("module call: \(change.moduleCall) (process of \(change.user): \(change.command))")
-            var run = PlaybookRun(playbook: BuiltinPlaybooks.signal, targets: [host.name])
-            run.builtin = BuiltinPlaybooks.signal
-            run.timeoutSeconds = 300
-            run.variables = String(decoding: try JSONEncoder().encode(change.variables), as: UTF8.self)
-            let failure = await Self.attempt { try await execute(run, context) }
-            do {
-                let reading = try await processes.refresh(host)
-                let still = reading.body.processes.contains { $0.pid == change.pid && $0.command == change.command }
-                await context.log(
-                    "process \(change.pid) on \(host.name) is \(still ? "still running" : "gone") as of \(RFC3339.display(reading.readAt))")
-            } catch {
-                await context.log("reading \(host.name)'s processes again failed: \(error)")
-            }
-            if let failure { throw failure }
+        hostChangeHandler(ProcessSignal.self, hosts: hosts, playbook: BuiltinPlaybooks.signal, timeoutSeconds: 300) { host, change, _ in
+            let reading = try await processes.refresh(host)
+            let still = reading.body.processes.contains { $0.pid == change.pid && $0.command == change.command }
+            return "process \(change.pid) of \(change.user) (\(change.command)) on \(host.name) is \(still ? "still running" : "gone") as of "
+                + RFC3339.display(reading.readAt)
         }
     }
 }

@@ -18,7 +18,7 @@ struct ProcessesController: HostScopedController {
             name: "sort", location: .query, type: "string", description: "cpu (default) or memory",
             enumValues: ProcessListing.Order.allCases.map(\.rawValue))
         let text = APIOperation.Parameter(name: "q", location: .query, type: "string", description: "part of the command line or user")
-        let limit = APIOperation.Parameter(name: "limit", location: .query, type: "integer", description: "how many, 1 to 1000; default 100")
+        let limit = APIOperation.Parameter.limit(default: 100, maximum: 1000)
         api(
             .get, "/api/v1/hosts/{id}/processes", .view, "hostProcesses", "A host's processes from its newest reading, busiest first",
             parameters: [id, order, text, limit], schema: "HostProcesses", use: apiList)
@@ -103,12 +103,8 @@ struct ProcessesController: HostScopedController {
     @Sendable func signalFromPage(request: Request, context: StewardRequestContext) async throws -> Response {
         let host = try self.host(context)
         let form = try await FormBody.read(request, context: context)
-        do {
-            let job = try await queue(pid: context.parameters.get("pid") ?? "", signal: form["signal"] ?? "", on: host, context: context)
-            return area.pages.redirect(to: "/jobs/\(job.id)", flash: Flash(.success, "Started \"\(job.title)\" as job \(job.id)."))
-        } catch let problem as Problem {
-            let detail = problem.errors.map(ServicesController.describe) ?? problem.detail
-            return area.pages.redirect(to: "/hosts/\(host.id)/processes", flash: Flash(.error, "Not sent: " + detail))
+        return try await queueAndShow("/hosts/\(host.id)/processes", pages: area.pages, failure: "Not sent") {
+            try await queue(pid: context.parameters.get("pid") ?? "", signal: form["signal"] ?? "", on: host, context: context)
         }
     }
 

@@ -22,7 +22,7 @@ enum UnitAction: String, CaseIterable, Codable, Sendable {
 }
 
 /// A change to one unit on one host, as queued (the `service.change` job's params).
-struct ServiceChange: Codable, Sendable, Equatable {
+struct ServiceChange: HostJobChange, Equatable {
     var hostId: Int64
     var host: String
     var unit: String
@@ -136,32 +136,14 @@ struct ServiceChanges: Sendable {
 }
 
 extension Engine {
-    /// The `service.change` job: Steward's service playbook on the one host, then the host's services read again so
-    /// every page shows the unit's new state; the job log ends with it.
+    /// The `service.change` job: Steward's service playbook on the one host, then the host's services read again.
     func serviceChangeHandler(hosts: HostStore, services: ServiceReading) -> JobHandler {
-        { context in
-            let change = try JSONDecoder().decode(ServiceChange.self, from: Data(context.job.params.utf8))
-            guard let host = try hosts.host(id: change.hostId), host.enabled else {
-                throw JobFailure("the host \(change.host) is gone or disabled since the change was asked for")
+        hostChangeHandler(ServiceChange.self, hosts: hosts, playbook: BuiltinPlaybooks.service, timeoutSeconds: 600) { host, change, _ in
+            let reading = try await services.refresh(host)
+            guard let unit = reading.body.units.first(where: { $0.unit == change.unit }) else {
+                return "\(change.unit) is not in \(host.name)'s services now" + (reading.error.map { ": \($0)" } ?? "")
             }
-            await context.log("module call: \(change.moduleCall)")
-            var run = PlaybookRun(playbook: BuiltinPlaybooks.service, targets: [host.name])
-            run.builtin = BuiltinPlaybooks.service
-            run.timeoutSeconds = 600
-            run.variables = String(decoding: try JSONEncoder().encode(change.variables), as: UTF8.self)
-            let failure = await Self.attempt { try await execute(run, context) }
-            do {
-                let reading = try await services.refresh(host)
-                if let unit = reading.body.units.first(where: { $0.unit == change.unit }) {
-                    await context.log(
-                        "\(change.unit) on \(host.name) is now \(unit.active) (\(unit.sub)), \(unit.enabled.isEmpty ? "no unit file" : unit.enabled)")
-                } else if let error = reading.error {
-                    await context.log("reading \(host.name)'s services again failed: \(error)")
-                }
-            } catch {
-                await context.log("reading \(host.name)'s services again failed: \(error)")
-            }
-            if let failure { throw failure }
+            return "\(change.unit) on \(host.name) is now \(unit.active) (\(unit.sub)), \(unit.enabled.isEmpty ? "no unit file" : unit.enabled)"
         }
     }
 }

@@ -187,14 +187,9 @@ struct ServicesController: HostScopedController {
         let host = try self.host(context)
         let name = context.parameters.get("unit")?.removingPercentEncoding ?? ""
         let form = try await FormBody.read(request, context: context)
-        let back = "/hosts/\(host.id)/services/" + Self.pathComponent(name)
-        do {
-            let job = try await queue(.init(unit: name, action: form["action"] ?? "", confirm: form["confirm"]), on: host, context: context)
-            return area.pages.redirect(to: "/jobs/\(job.id)", flash: Flash(.success, "Started \"\(job.title)\" as job \(job.id)."))
-        } catch let problem as Problem {
-            let detail = problem.errors.map(Self.describe) ?? problem.detail
-            return area.pages.redirect(
-                to: UnitGuard.isUnitName(name) ? back : "/hosts/\(host.id)/services", flash: Flash(.error, "Not done: " + detail))
+        let back = UnitGuard.isUnitName(name) ? "/hosts/\(host.id)/services/" + Self.pathComponent(name) : "/hosts/\(host.id)/services"
+        return try await queueAndShow(back, pages: area.pages, failure: "Not done") {
+            try await queue(.init(unit: name, action: form["action"] ?? "", confirm: form["confirm"]), on: host, context: context)
         }
     }
 

@@ -40,7 +40,8 @@ struct OpenAPIContractTests {
         ("RolloutCreated", RolloutCreatedResource.self), ("UserChangeJob", UserChangeAccepted.self),
         ("DataRetentionList", CursorPage<DataRetentionRecordResource>.self), ("DataRetentionRecord", DataRetentionRecordResource.self),
         ("ServiceUnitDetail", ServiceUnitDetailResource.self), ("HostProcesses", HostProcessesResource.self),
-        ("HostOverview", HostOverviewResource.self),
+        ("HostOverview", HostOverviewResource.self), ("HostPackages", HostPackagesResource.self),
+        ("PackageSearch", PackageSearchResource.self), ("FleetPackage", FleetPackageResource.self),
     ]
 
     /// Request bodies: schema name -> the input type the handlers decode (keys as their `CodingKeys` name them).
@@ -53,6 +54,7 @@ struct OpenAPIContractTests {
         ("RolloutApproval", RolloutDecisionInput.self), ("RolloutDenial", RolloutDecisionInput.self),
         ("DataRetentionInput", RetentionPolicyInput.self), ("HostCreate", HostInput.self), ("RolloutCreate", RolloutInput.self),
         ("ServiceUnitAction", ServiceUnitActionInput.self), ("ProcessSignalInput", ProcessSignalInput.self),
+        ("PackageActionInput", PackageActionInput.self),
     ]
 
     /// Schemas whose JSON no single Codable type states, with the reason; the e2e tests read real replies against

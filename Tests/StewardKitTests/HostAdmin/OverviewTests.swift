@@ -13,7 +13,9 @@ struct OverviewTests {
     @Test("df, ip -j and ss lines of a real-sized host parse, with the odd ones left out")
     func parses() throws {
         var df = ["Filesystem                 Type     1B-blocks        Used    Available Mounted on"]
-        for index in 0..<40 { df.append("/dev/mapper/vg-data\(index) ext4 \(1_000_000_000 + index) \(500_000_000 + index) 499999000 /srv/data \(index)") }
+        for index in 0..<40 {
+            df.append("/dev/mapper/vg-data\(index) ext4 \(1_000_000_000 + index) \(500_000_000 + index) 499999000 /srv/data \(index)")
+        }
         df.append("overlay overlay 100 - 50 /broken")
         let filesystems = HostOverview.parseDF(df.joined(separator: "\n"))
         #expect(filesystems.count == 40 && filesystems[3].mountPoint == "/srv/data 3" && filesystems[3].sizeBytes == 1_000_000_003)
