@@ -12,7 +12,7 @@ import threading
 
 import pytest
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support.ui import WebDriverWait
+from selenium.webdriver.support.ui import Select, WebDriverWait
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "fleet"))
 from fleet import Fleet  # noqa: E402
@@ -357,3 +357,68 @@ def test_packages_are_searched_installed_held_and_removed_on_the_host_from_a_rep
     # A name that is not in the repositories is refused before anything runs.
     status, problem = api.call("POST", f"/api/v1/hosts/{host_id}/packages/actions", {"name": "steward-demo-three", "action": "install"})
     assert status == 422 and "not in" in problem["errors"]["name"], problem
+
+
+def crontab(host, user):
+    return host.run("crontab", "-l", "-u", user, check=False).stdout
+
+
+def save_cron_form(browser, api, name, minute, hour, job, user="steward"):
+    field = browser.find_element(By.ID, "cron-name")
+    field.clear()
+    field.send_keys(name)
+    Select(browser.find_element(By.ID, "cron-user")).select_by_visible_text(user)
+    for element_id, value in (("cron-minute", minute), ("cron-hour", hour), ("cron-job", job)):
+        element = browser.find_element(By.ID, element_id)
+        element.clear()
+        element.send_keys(value)
+    return click_and_wait(browser, api, "cron-save")
+
+
+@needs_root
+def test_cron_entries_are_created_changed_and_deleted_on_the_host_with_their_next_runs(signed_in, steward, api, systemd_host):
+    browser = signed_in
+    host = systemd_host
+    host_id = enrol(api, host)
+    host.run("ln", "-sf", "/usr/share/zoneinfo/Asia/Tokyo", "/etc/localtime")
+    browser.get(f"{steward.base_url}/hosts/{host_id}/cron")
+    browser.find_element(By.ID, "refresh-cron").click()
+    WebDriverWait(browser, 30).until(lambda d: d.find_elements(By.ID, "cron-as-of"))
+    assert "Asia/Tokyo" in browser.find_element(By.ID, "cron-as-of").text
+    # /etc/crontab's own jobs are listed as the host has them.
+    assert "run-parts" in browser.find_element(By.ID, "cron-table").text
+
+    job = save_cron_form(browser, api, "report one", "15", "3", "/usr/bin/touch /tmp/report-one")
+    assert "ansible.builtin.cron: name=report one user=steward minute=15 hour=3" in job_log(api, job["id"])
+    browser.get(f"{steward.base_url}/hosts/{host_id}/cron")
+    save_cron_form(browser, api, "report two", "45", "4", "/usr/bin/touch /tmp/report-two")
+    lines = crontab(host, "steward")
+    assert "#Ansible: report one\n15 3 * * * /usr/bin/touch /tmp/report-one" in lines, lines
+    assert "#Ansible: report two\n45 4 * * * /usr/bin/touch /tmp/report-two" in lines, lines
+
+    # The page lists both with five next runs in Tokyo time (15 3 * * * is 03:15 there).
+    browser.get(f"{steward.base_url}/hosts/{host_id}/cron?q=/tmp/report")
+    rows = browser.find_elements(By.CSS_SELECTOR, "#cron-table tbody tr")
+    assert [row.get_attribute("data-task") for row in rows] == ["report one", "report two"]
+    runs = rows[0].find_element(By.CLASS_NAME, "next-runs").text.split("\n")
+    assert len(runs) == 5 and all(run.endswith("03:15 Asia/Tokyo") for run in runs), runs
+
+    # Edit the first through its row, then delete the second through its row; each reaches only its own line.
+    rows[0].find_element(By.LINK_TEXT, "Edit").click()
+    WebDriverWait(browser, 15).until(lambda d: "Change the entry report one" in d.find_element(By.ID, "cron-form-heading").text)
+    element = browser.find_element(By.ID, "cron-minute")
+    element.clear()
+    element.send_keys("20")
+    click_and_wait(browser, api, "cron-save")
+    browser.get(f"{steward.base_url}/hosts/{host_id}/cron?q=/tmp/report")
+    browser.find_element(By.ID, "delete-report two").click()
+    WebDriverWait(browser, 15).until(lambda d: "/jobs/" in d.current_url)
+    assert wait_job(api, int(browser.current_url.rstrip("/").split("/jobs/")[1].split("?")[0]))["state"] == "succeeded"
+    lines = crontab(host, "steward")
+    assert "20 3 * * * /usr/bin/touch /tmp/report-one" in lines and "report-two" not in lines, lines
+
+    # Across the fleet, filterable.
+    status, fleet = api.call("GET", "/api/v1/cron?q=report-one")
+    assert status == 200 and [item["host"] for item in fleet["items"]] == [host.name], fleet
+    status, problem = api.call("POST", f"/api/v1/hosts/{host_id}/cron/entries", {"name": "x", "user": "steward", "job": "id", "minute": "61"})
+    assert status == 422 and "minute" in problem["errors"], problem

@@ -86,6 +86,30 @@ extension APISchemas {
                 "lacking": described(strings, "enabled hosts whose newest reading does not have it"),
                 "unread": described(strings, "enabled hosts whose packages were not read yet"),
             ]),
+            "ScheduledTask": record([
+                "host_id": integer, "host": string, "kind": described(string, "cron or timer"),
+                "source": described(string, "crontab (the user's own), /etc/crontab, /etc/cron.d/NAME, or the timer unit"),
+                "user": string, "name": described(nullable("string"), "the Ansible name of a cron entry (#Ansible: NAME), or the timer unit"),
+                "schedule": described(string, "five cron fields or an @macro; a timer's description"), "command": string, "disabled": boolean,
+                "next_runs": described(
+                    nullOr(strings), "cron: the next five runs in the host's time zone, by Steward's cron code; a timer: its next run"),
+                "last_run": described(timestamp, "a timer's last run"), "read_at": dateTime,
+                "time_zone": described(string, "the host's time zone, which the cron runs are computed in (UTC for timers)"),
+            ]),
+            "HostCron": record([
+                "host_id": integer, "host": string, "read_at": described(timestamp, "when the crontabs were read; null before the first reading"),
+                "error": described(nullable("string"), "why the last reading failed, in the host's words"),
+                "time_zone": described(nullable("string"), "the host's time zone (its /etc/localtime)"), "items": arrayOf(ref("ScheduledTask")),
+            ]),
+            "FleetCron": record(["items": arrayOf(ref("ScheduledTask"))]),
+            "CronEntryInput": object(
+                [
+                    "name": described(string, "the entry's name: a new name creates an entry, an existing one replaces it"),
+                    "user": described(string, "whose crontab: a user on the host"),
+                    "minute": string, "hour": string, "day": string, "month": string, "weekday": string,
+                    "job": described(string, "the command, one line"), "disabled": boolean,
+                    "state": ["type": "string", "enum": ["present", "absent"], "description": "absent deletes the entry"],
+                ], required: ["name", "user"], closed: true),
             "ProcessSignalInput": object(
                 ["signal": ["type": "string", "enum": .choices(ProcessSignal.Signal.self)]], required: ["signal"], closed: true),
             "ServiceUnitAction": object(

@@ -6,6 +6,7 @@ enum BuiltinPlaybooks {
     static let service = "service.yml"
     static let signal = "signal.yml"
     static let packages = "packages.yml"
+    static let cron = "cron.yml"
 
     static let files: [(name: String, text: String)] = [
         (
@@ -259,6 +260,33 @@ enum BuiltinPlaybooks {
                   ansible.builtin.command:
                     argv: [dnf, -q, versionlock, "{{ 'add' if steward_package.hold else 'delete' }}", "{{ steward_package.name }}"]
                   when: ansible_pkg_mgr in ['dnf', 'dnf5'] and steward_package.hold is defined
+
+            """
+        ),
+        (
+            cron,
+            """
+            # Steward's change to one entry of a user's crontab. Input (vars file): steward_cron with name, user, state
+            # (present | absent), and for present: minute, hour, day, month, weekday, job and disabled. The module writes
+            # the line from these fields; Steward checked the schedule with its cron parser, the user against the host's,
+            # and refused template syntax and line breaks.
+            - name: Steward cron change
+              hosts: all
+              become: true
+              gather_facts: false
+              tasks:
+                - name: Cron entry
+                  ansible.builtin.cron:
+                    name: "{{ steward_cron.name }}"
+                    user: "{{ steward_cron.user }}"
+                    state: "{{ steward_cron.state }}"
+                    minute: "{{ steward_cron.minute | default(omit) }}"
+                    hour: "{{ steward_cron.hour | default(omit) }}"
+                    day: "{{ steward_cron.day | default(omit) }}"
+                    month: "{{ steward_cron.month | default(omit) }}"
+                    weekday: "{{ steward_cron.weekday | default(omit) }}"
+                    job: "{{ steward_cron.job | default(omit) }}"
+                    disabled: "{{ steward_cron.disabled | default(omit) }}"
 
             """
         ),

@@ -11,21 +11,25 @@ extension StewardArea {
         let processes = ProcessReading(readings: HostReadings(reader: reader, store: readings, gate: gate))
         let overview = OverviewReading(readings: HostReadings(reader: reader, store: readings, gate: gate))
         let packages = PackageReading(readings: HostReadings(reader: reader, store: readings, gate: gate))
+        let cron = CronReading(readings: HostReadings(reader: reader, store: readings, gate: gate))
         return StewardArea(
             name: "host administration",
             jobs: [
                 ServiceChange.kind: engine.serviceChangeHandler(hosts: hosts, services: services),
                 ProcessSignal.kind: engine.processSignalHandler(hosts: hosts, processes: processes),
                 PackageChange.kind: engine.packageChangeHandler(hosts: hosts, packages: packages),
+                CronChange.kind: engine.cronChangeHandler(hosts: hosts, cron: cron),
             ],
             navigation: [
                 .init(position: 25, item: NavigationItem(key: "services", title: "Services", href: "/services")),
                 .init(position: 26, item: NavigationItem(key: "packages", title: "Packages", href: "/packages")),
+                .init(position: 27, item: NavigationItem(key: "cron", title: "Scheduled tasks", href: "/cron")),
             ]
         ) { context, routes in
             ServicesController(area: context, hosts: hosts, services: services).addRoutes(to: routes)
             ProcessesController(area: context, hosts: hosts, processes: processes).addRoutes(to: routes)
             PackagesController(area: context, hosts: hosts, packages: packages).addRoutes(to: routes)
+            CronController(area: context, hosts: hosts, cron: cron).addRoutes(to: routes)
             OverviewController(area: context, hosts: hosts, overview: overview, database: readings.database).addRoutes(to: routes)
         }
     }

@@ -42,6 +42,7 @@ struct OpenAPIContractTests {
         ("ServiceUnitDetail", ServiceUnitDetailResource.self), ("HostProcesses", HostProcessesResource.self),
         ("HostOverview", HostOverviewResource.self), ("HostPackages", HostPackagesResource.self),
         ("PackageSearch", PackageSearchResource.self), ("FleetPackage", FleetPackageResource.self),
+        ("HostCron", HostCronResource.self), ("FleetCron", ItemList<ScheduledTaskResource>.self),
     ]
 
     /// Request bodies: schema name -> the input type the handlers decode (keys as their `CodingKeys` name them).
@@ -54,7 +55,7 @@ struct OpenAPIContractTests {
         ("RolloutApproval", RolloutDecisionInput.self), ("RolloutDenial", RolloutDecisionInput.self),
         ("DataRetentionInput", RetentionPolicyInput.self), ("HostCreate", HostInput.self), ("RolloutCreate", RolloutInput.self),
         ("ServiceUnitAction", ServiceUnitActionInput.self), ("ProcessSignalInput", ProcessSignalInput.self),
-        ("PackageActionInput", PackageActionInput.self),
+        ("PackageActionInput", PackageActionInput.self), ("CronEntryInput", CronEntryInput.self),
     ]
 
     /// Schemas whose JSON no single Codable type states, with the reason; the e2e tests read real replies against
