@@ -44,7 +44,7 @@ def visit(browser, steward, path, name):
         ("/updates", "Updates"), ("/updates/packages", "Updates by package"), ("/rollouts", "Rollouts"), ("/rollouts/new", "New rollout"), ("/backups", "Backups"), ("/backups/plans/new", "New backup plan"), ("/backups/repositories/new", "New or existing repository"), ("/settings/storage", "Storage and retention"), ("/settings/storage/metrics", "Retention: Metrics"),
         ("/services", "Services"), ("/hosts/1/services", "Services on localhost"), ("/hosts/1/overview", "localhost"),
         ("/hosts/1/processes", "Processes on localhost"), ("/hosts/1/packages", "Packages on localhost"), ("/packages", "Packages"),
-        ("/hosts/1/cron", "Scheduled tasks on localhost"), ("/cron", "Scheduled tasks"),
+        ("/hosts/1/cron", "Scheduled tasks on localhost"), ("/cron", "Scheduled tasks"), ("/hosts/1/system", "Disks and network on localhost"),
     ],
 )
 def test_pages_load_without_csp_violations(signed_in, steward, path, heading):

@@ -257,6 +257,17 @@ def test_the_overview_of_a_systemd_host_says_what_the_host_says(signed_in, stewa
     assert overview["cpus"] == int(host.run("nproc").stdout), overview
     host.run("rm", "-f", "/run/reboot-required")
 
+    # Disks and network, read-only, as the host's own tools say.
+    browser.get(f"{steward.base_url}/hosts/{host_id}/system")
+    browser.find_element(By.ID, "refresh-system").click()
+    WebDriverWait(browser, 30).until(lambda d: d.find_elements(By.ID, "system-as-of"))
+    status, system = api.call("GET", f"/api/v1/hosts/{host_id}/disks-network")
+    routes = json.loads(host.run("ip", "-j", "route", "show").stdout)
+    assert status == 200 and len(system["routes"]) == len(routes), system
+    assert "/" in [m["target"] for m in system["mounts"]], system["mounts"]
+    assert "nftables" in system["errors"] or system["nftables"], system["errors"]
+    assert "/" in browser.find_element(By.ID, "system-mounts").text
+
 
 def build_deb(workdir, name):
     root = workdir / name

@@ -86,6 +86,33 @@ extension APISchemas {
                 "lacking": described(strings, "enabled hosts whose newest reading does not have it"),
                 "unread": described(strings, "enabled hosts whose packages were not read yet"),
             ]),
+            "HostDisksNetwork": record([
+                "host_id": integer, "host": string, "read_at": described(timestamp, "when it was read; null before the first reading"),
+                "error": described(nullable("string"), "why nothing could be read, in the host's words"),
+                "block_devices": arrayOf(
+                    record([
+                        "name": string, "type": string, "fstype": string, "mount_point": string, "model": string, "size_bytes": integer,
+                        "depth": described(integer, "0 for a disk, 1 for its partitions, ..."),
+                    ])),
+                "mounts": arrayOf(record(["target": string, "source": string, "fstype": string, "options": string])),
+                "filesystems": arrayOf(
+                    record([
+                        "source": string, "type": string, "mount_point": string, "size_bytes": integer, "used_bytes": integer,
+                        "available_bytes": integer,
+                    ])),
+                "trends": described(
+                    arrayOf(
+                        record([
+                            "mount_point": string, "free_bytes_per_day": described(number, "negative while it fills"),
+                            "days_until_full": nullable("number"), "since": dateTime,
+                        ])), "free space over the last 7 days from node_exporter's node_filesystem_avail_bytes, when it is scraped"),
+                "interfaces": arrayOf(record(["name": string, "state": string, "mac": string, "addresses": strings])),
+                "routes": arrayOf(record(["destination": string, "gateway": string, "device": string, "proto": string])),
+                "dns_servers": strings, "dns_search": strings,
+                "listening": arrayOf(record(["proto": string, "local": string, "process": string])),
+                "nftables": described(string, "nft list ruleset, as text (at most 256 KiB)"),
+                "errors": described(["type": "object", "additionalProperties": string], "part -> why it could not be read"),
+            ]),
             "ScheduledTask": record([
                 "host_id": integer, "host": string, "kind": described(string, "cron or timer"),
                 "source": described(string, "crontab (the user's own), /etc/crontab, /etc/cron.d/NAME, or the timer unit"),

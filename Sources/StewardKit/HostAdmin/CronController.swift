@@ -66,7 +66,8 @@ struct CronController: HostScopedController {
         rows.map { row in
             var node: [String: Any] = [
                 "task_kind": row.kind, "task_source": row.source, "task_user": row.user, "task_schedule": row.schedule, "task_command": row.command,
-                "task_runs": (row.nextRuns.value ?? []).compactMap { Self.local($0, zone: row.timeZone) }.map { ViewNode(["run_at": $0]) }, "task_disabled": row.disabled, "task_host": row.host,
+                "task_runs": (row.nextRuns.value ?? []).compactMap { Self.local($0, zone: row.timeZone) }.map { ViewNode(["run_at": $0]) },
+                "task_disabled": row.disabled, "task_host": row.host,
                 "task_host_id": row.hostId,
             ]
             if let name = row.name.value {

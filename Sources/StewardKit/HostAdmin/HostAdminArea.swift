@@ -4,7 +4,7 @@ import Hummingbird
 extension StewardArea {
     /// Everyday host administration: what runs on each host and across the fleet, read from the hosts in seconds, and
     /// changes to it as audited engine jobs.
-    static func hostAdmin(hosts: HostStore, keys: HostKeyStore, readings: HostReadingStore, engine: Engine) -> StewardArea {
+    static func hostAdmin(hosts: HostStore, keys: HostKeyStore, readings: HostReadingStore, engine: Engine, metrics: MetricStore) -> StewardArea {
         let gate = ReadingGate()
         let reader = HostReader(keys: keys)
         let services = ServiceReading(reader: reader, store: readings, gate: gate)
@@ -12,6 +12,7 @@ extension StewardArea {
         let overview = OverviewReading(readings: HostReadings(reader: reader, store: readings, gate: gate))
         let packages = PackageReading(readings: HostReadings(reader: reader, store: readings, gate: gate))
         let cron = CronReading(readings: HostReadings(reader: reader, store: readings, gate: gate))
+        let system = DisksNetworkReading(readings: HostReadings(reader: reader, store: readings, gate: gate))
         return StewardArea(
             name: "host administration",
             jobs: [
@@ -30,6 +31,7 @@ extension StewardArea {
             ProcessesController(area: context, hosts: hosts, processes: processes).addRoutes(to: routes)
             PackagesController(area: context, hosts: hosts, packages: packages).addRoutes(to: routes)
             CronController(area: context, hosts: hosts, cron: cron).addRoutes(to: routes)
+            DisksNetworkController(area: context, hosts: hosts, reading: system, metrics: metrics).addRoutes(to: routes)
             OverviewController(area: context, hosts: hosts, overview: overview, database: readings.database).addRoutes(to: routes)
         }
     }

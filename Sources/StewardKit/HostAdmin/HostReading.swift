@@ -100,11 +100,13 @@ enum HostText {
         return text.isEmpty ? "\(command) exited with status \(output.status)" : clean(text, maxBytes: 500)
     }
 
-    static func clean(_ text: String, maxBytes: Int) -> String {
+    /// `keepingLines` keeps line breaks (and tabs) for text shown as a block, such as a ruleset.
+    static func clean(_ text: String, maxBytes: Int, keepingLines: Bool = false) -> String {
         var result = ""
         var bytes = 0
         for scalar in text.unicodeScalars {
-            let kept: Unicode.Scalar = scalar.properties.generalCategory == .control || scalar.properties.generalCategory == .format ? " " : scalar
+            let control = scalar.properties.generalCategory == .control || scalar.properties.generalCategory == .format
+            let kept: Unicode.Scalar = control && !(keepingLines && (scalar == "\n" || scalar == "\t")) ? " " : scalar
             let size = String(kept).utf8.count
             if bytes + size > maxBytes { break }
             result.unicodeScalars.append(kept)
