@@ -140,15 +140,9 @@ struct DisksNetworkReading: Sendable {
     func refresh(_ host: Host, by who: AuditActor? = nil, now: Date = Date()) async throws -> HostReading<DisksNetwork> {
         try await readings.refresh(host, by: who, now: now) { host in
             var body = DisksNetwork()
-            let sudo = host.transport == .ssh && host.sshUser != "root"
-            for command in DisksNetwork.commands {
-                let output = try await readings.reader.run(host, (command.needsRoot && sudo ? ["sudo", "-n"] : []) + command.words, timeout: 15)
-                if output.status == 0 {
-                    body.take(command.part, output.stdout)
-                } else {
-                    body.errors[command.part] = HostText.reason(output, command: command.words.first { $0 != "env" && !$0.contains("=") } ?? "")
-                }
-            }
+            let (outputs, errors) = try await readings.readParts(host, DisksNetwork.commands)
+            for output in outputs { body.take(output.part, output.text) }
+            body.errors = errors
             let error = body.itemCount == 0 ? (body.errors.values.sorted().first ?? "nothing could be read") : nil
             return HostReading(hostID: host.id, readAt: now, body: body, error: error)
         }

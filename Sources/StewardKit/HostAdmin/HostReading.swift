@@ -67,6 +67,25 @@ struct HostReadings: Sendable {
     let store: HostReadingStore
     let gate: ReadingGate
 
+    /// Run each part's command on the host (through `sudo -n` where it needs root and Steward logs in as another
+    /// user): what each printed, and for those that failed, why, in the host's words.
+    func readParts(_ host: Host, _ commands: [(part: String, words: [String], needsRoot: Bool)]) async throws -> (
+        outputs: [(part: String, text: String)], errors: [String: String]
+    ) {
+        let sudo = host.transport == .ssh && host.sshUser != "root"
+        var outputs: [(part: String, text: String)] = []
+        var errors: [String: String] = [:]
+        for command in commands {
+            let output = try await reader.run(host, (command.needsRoot && sudo ? ["sudo", "-n"] : []) + command.words, timeout: 15)
+            if output.status == 0 {
+                outputs.append((command.part, output.stdout))
+            } else {
+                errors[command.part] = HostText.reason(output, command: command.words.first { $0 != "env" && !$0.contains("=") } ?? "")
+            }
+        }
+        return (outputs, errors)
+    }
+
     func refresh<Body: HostReadingBody>(
         _ host: Host, by who: AuditActor?, now: Date, read: @escaping @Sendable (Host) async throws -> HostReading<Body>
     ) async throws -> HostReading<Body> {

@@ -157,15 +157,9 @@ struct OverviewReading: Sendable {
     func refresh(_ host: Host, by who: AuditActor? = nil, now: Date = Date()) async throws -> HostReading<HostOverview> {
         try await readings.refresh(host, by: who, now: now) { host in
             var overview = HostOverview()
-            let sudo = host.transport == .ssh && host.sshUser != "root"
-            for command in HostOverview.commands {
-                let output = try await readings.reader.run(host, (command.needsRoot && sudo ? ["sudo", "-n"] : []) + command.words, timeout: 15)
-                if output.status == 0 {
-                    overview.take(command.part, output.stdout)
-                } else {
-                    overview.errors[command.part] = HostText.reason(output, command: command.words.first { $0 != "env" && !$0.contains("=") } ?? "")
-                }
-            }
+            let (outputs, errors) = try await readings.readParts(host, HostOverview.commands)
+            for output in outputs { overview.take(output.part, output.text) }
+            overview.errors = errors
             let reboot = try await readings.reader.run(host, ["test", "-e", "/run/reboot-required"], timeout: 10)
             overview.rebootRequired = reboot.status == 0
             let error = overview.itemCount == 0 ? (overview.errors["os"] ?? overview.errors.values.first ?? "nothing could be read") : nil
