@@ -90,6 +90,7 @@ bench: release pam
 	bench/backup
 	bench/rollout
 	bench/retention
+	bench/hostviews
 
 ## user: the steward system user the web process runs as under privilege separation (no login, no home made).
 user:
