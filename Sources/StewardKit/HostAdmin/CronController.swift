@@ -44,12 +44,17 @@ struct CronController: HostScopedController {
     }
 
     /// A host's tasks: its cron entries with their next runs, then its timers from the services reading.
-    func tasks(_ host: Host, text: String, now: Date = Date()) throws -> (cron: HostReading<CronListing>?, rows: [ScheduledTaskResource]) {
+    /// `full`: commands as they are (operators and admins); otherwise each command's program only.
+    func tasks(_ host: Host, text: String, full: Bool, now: Date = Date()) throws -> (cron: HostReading<CronListing>?, rows: [ScheduledTaskResource])
+    {
         let reading = try store.latest(CronListing.self, kind: CronListing.kind, hostID: host.id)
         var rows: [ScheduledTaskResource] = []
         if let reading {
-            rows += reading.body.entries.filter { Self.matches($0, text) }.map { entry in
-                ScheduledTaskResource(host: host, entry: entry, zone: reading.body.timeZone, readAt: reading.readAt, now: now)
+            rows += reading.body.entries.filter { Self.matches($0, full ? text : "") && (full || text.isEmpty || $0.user.contains(text)) }.map {
+                entry in
+                var shown = entry
+                shown.command = HostSecrets.command(entry.command, full: full)
+                return ScheduledTaskResource(host: host, entry: shown, zone: reading.body.timeZone, readAt: reading.readAt, now: now)
             }
         }
         if let services = try store.latest(ServiceListing.self, kind: ServiceListing.kind, hostID: host.id) {
@@ -94,15 +99,15 @@ struct CronController: HostScopedController {
         let host = try self.host(context)
         let query = QueryInput(request).query
         let text = query["q"] ?? ""
-        let (reading, rows) = try tasks(host, text: text)
+        let (reading, rows) = try tasks(host, text: text, full: HostSecrets.mayRead(context))
         var data: [String: Any] = [
             "host_id": host.id, "host_name": host.name, "read": reading != nil, "read_at": reading.map { RFC3339.display($0.readAt) } ?? "",
             "time_zone": reading?.body.timeZone ?? "", "rows": rowNodes(rows), "filter_text": text, "tab_cron": true,
             "operator": context.identity?.permissions.contains(.operate) ?? false, "admin": context.isAdmin, "disabled": !host.enabled,
             "users": (reading?.body.users ?? []).map { ViewNode(["user_option": $0, "user_selected": $0 == (query["user"] ?? "root")]) },
         ]
-        // "Edit" fills the form with the entry's fields.
-        if let name = query["edit"],
+        // "Edit" fills the form with the entry's fields (the form is an admin's, and so is the full command).
+        if context.isAdmin, let name = query["edit"],
             let entry = reading?.body.entries.first(where: { $0.name == name && $0.user == query["user"] && $0.source == "crontab" })
         {
             let fields = entry.schedule.split(separator: " ").map(String.init)
@@ -147,7 +152,9 @@ struct CronController: HostScopedController {
 
     @Sendable func fleetPage(request: Request, context: StewardRequestContext) async throws -> Response {
         let text = QueryInput(request).query["q"] ?? ""
-        let rows = try hosts.all().filter(\.enabled).sorted { $0.name < $1.name }.flatMap { try tasks($0, text: text).rows }
+        let rows = try hosts.all().filter(\.enabled).sorted { $0.name < $1.name }.flatMap {
+            try tasks($0, text: text, full: HostSecrets.mayRead(context)).rows
+        }
         return area.pages.page(
             "cron/fleet", title: "Scheduled tasks", section: "cron", data: ["rows": rowNodes(rows), "filter_text": text, "count": rows.count],
             request: request, context: context)
@@ -157,14 +164,14 @@ struct CronController: HostScopedController {
 
     @Sendable func apiHost(request: Request, context: StewardRequestContext) async throws -> Response {
         let host = try self.host(context)
-        let (reading, rows) = try tasks(host, text: QueryInput(request).query["q"] ?? "")
+        let (reading, rows) = try tasks(host, text: QueryInput(request).query["q"] ?? "", full: HostSecrets.mayRead(context))
         return try APIJSON.response(HostCronResource(host: host, reading: reading, items: rows))
     }
 
     @Sendable func apiRefresh(request: Request, context: StewardRequestContext) async throws -> Response {
         let host = try self.host(context)
         _ = try await refresh(host, by: context.actor)
-        let (reading, rows) = try tasks(host, text: "")
+        let (reading, rows) = try tasks(host, text: "", full: true)
         return try APIJSON.response(HostCronResource(host: host, reading: reading, items: rows))
     }
 
@@ -194,7 +201,9 @@ struct CronController: HostScopedController {
 
     @Sendable func apiFleet(request: Request, context: StewardRequestContext) async throws -> Response {
         let text = QueryInput(request).query["q"] ?? ""
-        let rows = try hosts.all().filter(\.enabled).sorted { $0.name < $1.name }.flatMap { try tasks($0, text: text).rows }
+        let rows = try hosts.all().filter(\.enabled).sorted { $0.name < $1.name }.flatMap {
+            try tasks($0, text: text, full: HostSecrets.mayRead(context)).rows
+        }
         return try APIJSON.response(ItemList(items: rows))
     }
 }

@@ -42,6 +42,18 @@ protocol HostScopedController {
     var hosts: HostStore { get }
 }
 
+/// Text from hosts that can hold secrets (command lines with passwords in their arguments, journal lines) is shown
+/// in full to operators and admins; a viewer sees a command's program only, and no journal.
+enum HostSecrets {
+    static func mayRead(_ context: StewardRequestContext) -> Bool { context.identity?.permissions.contains(.operate) ?? false }
+
+    static func command(_ text: String, full: Bool) -> String {
+        guard !full else { return text }
+        let program = text.prefix { !$0.isWhitespace }
+        return program.count == text.count ? text : program + " …"
+    }
+}
+
 extension HostScopedController {
     /// Read a host again from its page and go back to it, saying what came of it.
     func refreshAndReturn<Body: HostReadingBody>(

@@ -72,12 +72,13 @@ struct ProcessesController: HostScopedController {
         let listing = reading?.body ?? ProcessListing(processes: [])
         let panelPID = host.transport == .local ? Int(getpid()) : nil
         let sshUser = host.transport == .ssh ? host.sshUser : nil
-        let rows = listing.top(view.order, limit: view.limit, text: view.text).map { process in
+        let full = HostSecrets.mayRead(context)
+        let rows = listing.top(view.order, limit: view.limit, text: full ? view.text : "").map { process in
             var row: [String: Any] = [
                 "pid": process.pid, "process_user": process.user, "cpu": String(format: "%.1f", process.cpu),
                 "memory": String(format: "%.1f", process.memory), "rss_mib": String(format: "%.1f", Double(process.rssKiB) / 1024),
                 "started": reading.map { RFC3339.display($0.readAt.addingTimeInterval(-Double(process.elapsedSeconds))) } ?? "",
-                "command": process.command,
+                "command": HostSecrets.command(process.command, full: full),
             ]
             if let reason = listing.protection(of: process.pid, sshUser: sshUser, panelPID: panelPID) { row["protected"] = reason }
             return ViewNode(row)
@@ -115,12 +116,12 @@ struct ProcessesController: HostScopedController {
         let view = Self.view(request)
         guard view.errors.isEmpty else { throw Problem.invalid(view.errors) }
         let reading = try store.latest(ProcessListing.self, kind: ProcessListing.kind, hostID: host.id)
-        return try APIJSON.response(HostProcessesResource(host: host, reading: reading, view: view))
+        return try APIJSON.response(HostProcessesResource(host: host, reading: reading, view: view, full: HostSecrets.mayRead(context)))
     }
 
     @Sendable func apiRefresh(request: Request, context: StewardRequestContext) async throws -> Response {
         let host = try self.host(context)
-        return try APIJSON.response(HostProcessesResource(host: host, reading: try await refresh(host, by: context.actor), view: View()))
+        return try APIJSON.response(HostProcessesResource(host: host, reading: try await refresh(host, by: context.actor), view: View(), full: true))
     }
 
     @Sendable func apiSignal(request: Request, context: StewardRequestContext) async throws -> Response {
@@ -159,18 +160,19 @@ struct HostProcessesResource: Codable, Sendable {
     let total: Int
     let processes: [ProcessResource]
 
-    init(host: Host, reading: HostReading<ProcessListing>?, view: ProcessesController.View) {
+    /// `full`: command lines as they are (operators and admins); otherwise each command's program only, and no search in them.
+    init(host: Host, reading: HostReading<ProcessListing>?, view: ProcessesController.View, full: Bool) {
         hostId = host.id
         self.host = host.name
         readAt = Nullable(reading.map { RFC3339.string($0.readAt) })
         error = Nullable(reading?.error)
         total = reading?.body.processes.count ?? 0
-        processes = (reading?.body.top(view.order, limit: view.limit, text: view.text) ?? []).map { process in
+        processes = (reading?.body.top(view.order, limit: view.limit, text: full ? view.text : "") ?? []).map { process in
             ProcessResource(
                 pid: process.pid, ppid: process.ppid, user: process.user, cpuPercent: process.cpu, memoryPercent: process.memory,
                 rssKib: process.rssKiB,
                 startedAt: RFC3339.string((reading?.readAt ?? Date()).addingTimeInterval(-Double(process.elapsedSeconds))),
-                command: process.command)
+                command: HostSecrets.command(process.command, full: full))
         }
     }
 }

@@ -164,9 +164,13 @@ struct ServicesController: HostScopedController {
             data["properties"] = UnitDetail.properties.compactMap { property in
                 detail.values[property.key].map { ViewNode(["property_label": property.label, "property_value": $0]) }
             }
-            data["journal"] = detail.journal.joined(separator: "\n")
-            data["has_journal"] = !detail.journal.isEmpty
-            if let error = detail.journalError { data["journal_error"] = error }
+            if HostSecrets.mayRead(context) {
+                data["journal"] = detail.journal.joined(separator: "\n")
+                data["has_journal"] = !detail.journal.isEmpty
+                if let error = detail.journalError { data["journal_error"] = error }
+            } else {
+                data["journal_error"] = "journal lines can hold secrets: they are shown to operators and admins"
+            }
         } catch let problem as Problem {
             data["detail_error"] = problem.detail
         }
@@ -269,7 +273,12 @@ struct ServicesController: HostScopedController {
         let listed = try self.unit(context, on: host)
         guard host.enabled else { throw Problem(status: .conflict, detail: "\(host.name) is disabled: nothing connects to it") }
         let detail = try await UnitDetail.read(listed.unit, on: host, with: services.reader)
-        return try APIJSON.response(ServiceUnitDetailResource(host: host, unit: listed, detail: detail))
+        var shown = detail
+        if !HostSecrets.mayRead(context) {
+            shown.journal = []
+            shown.journalError = "journal lines can hold secrets: they are shown to operators and admins"
+        }
+        return try APIJSON.response(ServiceUnitDetailResource(host: host, unit: listed, detail: shown))
     }
 
     @Sendable func apiAction(request: Request, context: StewardRequestContext) async throws -> Response {

@@ -146,3 +146,47 @@ struct ProcessesTests {
         }
     }
 }
+
+@Suite("Host text that can hold secrets is for operators and admins")
+struct HostSecretsTests {
+    @Test("a viewer sees each command's program only, no journal, and cannot search command lines or open an entry's command")
+    func viewersSeePrograms() async throws {
+        let harness = try await ServerHarness()
+        let web = try ServiceActionsTests.readHost(harness, name: "web1")
+        let store = HostReadingStore(database: harness.server.database)
+        try store.save(
+            HostReading(hostID: web.id, readAt: Date(), body: ProcessListing(processes: ProcessListing.parse(ProcessesTests.listing())), error: nil),
+            kind: ProcessListing.kind)
+        try store.save(
+            HostReading(
+                hostID: web.id, readAt: Date(),
+                body: CronListing(entries: CronListing.parse(CronTasksTests.crontabs()), timeZone: "UTC", users: ["root"]), error: nil),
+            kind: CronListing.kind)
+        #expect(HostSecrets.command("/usr/bin/mysql -uroot -pSECRET", full: false) == "/usr/bin/mysql …")
+        #expect(HostSecrets.command("/sbin/init", full: false) == "/sbin/init")
+        try await harness.test(as: [.viewer]) { client in
+            try await client.execute(uri: "/api/v1/hosts/\(web.id)/processes?limit=1000", method: .get) { response in
+                let commands = (try json(response)["processes"] as? [[String: Any]] ?? []).compactMap { $0["command"] as? String }
+                #expect(commands.contains("/usr/bin/stress …") && !commands.contains { $0.contains("--timeout") })
+            }
+            try await client.execute(uri: "/api/v1/hosts/\(web.id)/processes?q=timeout", method: .get) { response in
+                let processes = (try? json(response))?["processes"] as? [Any]
+                #expect(processes?.count == 100, "the search does not look into command lines")
+            }
+            try await client.execute(uri: "/hosts/\(web.id)/cron?edit=nightly%20backup&user=root", method: .get) { response in
+                let page = String(buffer: response.body)
+                #expect(!page.contains("--all") && page.contains("/usr/local/bin/backup …"))
+            }
+            try await client.execute(uri: "/api/v1/cron?q=backup", method: .get) { response in
+                let items = try json(response)["items"] as? [[String: Any]] ?? []
+                #expect(!items.contains { ($0["command"] as? String)?.contains("--all") == true })
+            }
+        }
+        try await harness.test(as: [.operator]) { client in
+            try await client.execute(uri: "/api/v1/hosts/\(web.id)/processes?q=timeout", method: .get) { response in
+                let commands = (try json(response)["processes"] as? [[String: Any]] ?? []).compactMap { $0["command"] as? String }
+                #expect(commands == ["/usr/bin/stress --cpu 1 --timeout 3600"])
+            }
+        }
+    }
+}
