@@ -117,6 +117,9 @@ def test_every_read_operation_through_the_generated_client_returns_typed_results
         "listBackupRuns": {"id": self_plan["id"]},
         "getBackupRepository": {"id": self_plan["repository_id"]}, "listBackupSnapshots": {"id": self_plan["repository_id"]},
         "listBackupHostSnapshots": {"id": reader_host["id"]}, "hostServices": {"id": reader_host["id"]},
+        "hostProcesses": {"id": reader_host["id"]}, "hostOverview": {"id": reader_host["id"]}, "hostPackages": {"id": reader_host["id"]},
+        "hostCron": {"id": reader_host["id"]}, "hostDisksNetwork": {"id": reader_host["id"]},
+        "searchHostPackages": {"id": panel["id"], "q": "bash"}, "fleetPackage": {"name": "bash"},
         "getSchedule": {"id": schedules["items"][0]["id"]},
         "getRetentionPolicy": {"class_": policies["items"][0]["data_class"]},
         "queryRange": {"name": "steward_host_up", "host": "localhost"},
@@ -124,7 +127,8 @@ def test_every_read_operation_through_the_generated_client_returns_typed_results
     # Reads that need something this server has not made yet (a rollout, a snapshot to browse) or that are
     # above a viewer (the audit log: auditor or admin).
     as_admin = {"listAuditEvents"}
-    needs = {"getRollout": "a rollout", "browseBackupSnapshot": "a snapshot", "downloadBackupFile": "a snapshot"}
+    needs = {"getRollout": "a rollout", "browseBackupSnapshot": "a snapshot", "downloadBackupFile": "a snapshot",
+             "hostServiceUnit": "a unit in a host's services reading"}
     problem_type = client_package.models.Problem
     called, wrong = [], []
     for path, item in sorted(document["paths"].items()):
@@ -224,6 +228,9 @@ ADMIN_EXCLUDED_OPERATIONS = [
     "runAdhoc", "runPlaybook", "createRollout", "updateRollout", "approveRollout", "denyRollout", "pauseRollout", "resumeRollout",
     "abortRollout", "rollbackRollout", "restoreBackupSnapshot", "runBackupPlan", "pruneBackupPlan", "verifyBackupPlan",
     "runSchedule", "createBackupRepository", "setBackupRepositoryPassword",
+    # Host administration: a unit action, a signal, a package or cron change, or a converge would act on the panel host
+    # (the only host of the fuzzed Steward) once a refresh has read it.
+    "changeHostServiceUnit", "signalHostProcess", "changeHostPackage", "changeHostCronEntry", "convergeDesiredService",
 ]
 
 # One check is left out for some operations: "a request the schema allows is accepted". These operations check
@@ -231,14 +238,15 @@ ADMIN_EXCLUDED_OPERATIONS = [
 # expressions, IANA time zones and calendar dates (schedules, backup plans, maintenance windows, the audit log's
 # since/until), rules between fields (a warning
 # level below the critical one, an end after the start, "name or series"), names that must exist (a host, a
-# repository, a metric source), and a YAML rule file given as bytes. Every other check, server errors and reply
+# repository, a metric source), a YAML rule file given as bytes, and a unit definition kept at the path its unit
+# names. Every other check, server errors and reply
 # schemas included, runs on them too.
 CONFIG_TEMPLATE = """\
 [[operations]]
 include-operation-id = [
   "queryRange", "listSeries", "importAlertRules", "previewSchedule", "updateSchedule", "createBackupPlan", "updateBackupPlan",
   "createMaintenanceWindow", "createAlertRule", "updateAlertRule", "createSilence", "createChannel", "createHost", "updateHost",
-  "saveGroup", "createLegalHold", "listAuditEvents",
+  "saveGroup", "createLegalHold", "listAuditEvents", "saveDesiredService",
 ]
 checks.positive_data_acceptance.enabled = false
 """

@@ -113,6 +113,22 @@ extension APISchemas {
                 "nftables": described(string, "nft list ruleset, as text (at most 256 KiB)"),
                 "errors": described(["type": "object", "additionalProperties": string], "part -> why it could not be read"),
             ]),
+            "DesiredServices": record([
+                "items": arrayOf(
+                    object(
+                        [
+                            "path": string, "unit": string, "state": described(string, "started or stopped"), "enabled": boolean, "apply_to": strings,
+                            "hosts": arrayOf(record(["host": string, "in_sync": boolean, "drift": strings])),
+                            "drifting": described(strings, "hosts that differ from the definition"),
+                            "errors": described(["type": "object", "additionalProperties": string], "why the file does not parse; only then"),
+                        ], required: ["path"]))
+            ]),
+            "DesiredServiceInput": object(
+                [
+                    "unit": described(string, "the unit's full name; NAME in the path is it without .service"),
+                    "state": ["type": "string", "enum": ["started", "stopped"]], "enabled": boolean,
+                    "apply_to": described(strings, "host groups or hosts"), "message": described(string, "the commit message"),
+                ], required: ["unit", "apply_to"], closed: true),
             "ScheduledTask": record([
                 "host_id": integer, "host": string, "kind": described(string, "cron or timer"),
                 "source": described(string, "crontab (the user's own), /etc/crontab, /etc/cron.d/NAME, or the timer unit"),

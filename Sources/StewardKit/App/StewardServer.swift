@@ -141,7 +141,7 @@ public struct StewardServer {
             [
                 .monitoring(dashboard: metricsDashboard, databasePath: dataDirectory.databasePath),
                 .hosts(store: hostStore, keys: hostKeys, dashboard: metricsDashboard),
-                .hostAdmin(hosts: hostStore, keys: hostKeys, readings: HostReadingStore(database: database), engine: engine, metrics: metricStore),
+                .hostAdmin(hosts: hostStore, keys: hostKeys, readings: HostReadingStore(database: database), engine: engine, metrics: metricStore, lock: repositoryLock),
                 .accounts(service: accountService, engine: engine, hosts: hostStore, lock: repositoryLock),
                 .updates(database: database, hosts: hostStore), .rollouts(rollouts), .backups(backups),
                 .alerts(

@@ -213,6 +213,8 @@ enum BuiltinPlaybooks {
                   register: steward_process
                   changed_when: false
                   failed_when: false
+                  # The command line can hold secrets: it stays out of the job's events and log.
+                  no_log: true
                 - name: Still the process that was asked for
                   ansible.builtin.assert:
                     that:

@@ -77,6 +77,10 @@ struct CronController: HostScopedController {
             ]
             if let name = row.name.value {
                 node["task_name"] = name
+                let allowed = CharacterSet.alphanumerics.union(CharacterSet(charactersIn: "-._~"))
+                node["task_edit_query"] =
+                    "edit=" + (name.addingPercentEncoding(withAllowedCharacters: allowed) ?? "") + "&user="
+                    + (row.user.addingPercentEncoding(withAllowedCharacters: allowed) ?? "")
                 if row.kind == "cron" && row.source == "crontab" { node["changeable"] = true }
             }
             return ViewNode(node)
@@ -99,7 +103,7 @@ struct CronController: HostScopedController {
         let host = try self.host(context)
         let query = QueryInput(request).query
         let text = query["q"] ?? ""
-        let (reading, rows) = try tasks(host, text: text, full: HostSecrets.mayRead(context))
+        let (reading, rows) = try tasks(host, text: text, full: HostSecrets.mayRead(context, on: host))
         var data: [String: Any] = [
             "host_id": host.id, "host_name": host.name, "read": reading != nil, "read_at": reading.map { RFC3339.display($0.readAt) } ?? "",
             "time_zone": reading?.body.timeZone ?? "", "rows": rowNodes(rows), "filter_text": text, "tab_cron": true,
@@ -153,7 +157,7 @@ struct CronController: HostScopedController {
     @Sendable func fleetPage(request: Request, context: StewardRequestContext) async throws -> Response {
         let text = QueryInput(request).query["q"] ?? ""
         let rows = try hosts.all().filter(\.enabled).sorted { $0.name < $1.name }.flatMap {
-            try tasks($0, text: text, full: HostSecrets.mayRead(context)).rows
+            try tasks($0, text: text, full: HostSecrets.mayRead(context, on: $0)).rows
         }
         return area.pages.page(
             "cron/fleet", title: "Scheduled tasks", section: "cron", data: ["rows": rowNodes(rows), "filter_text": text, "count": rows.count],
@@ -164,7 +168,7 @@ struct CronController: HostScopedController {
 
     @Sendable func apiHost(request: Request, context: StewardRequestContext) async throws -> Response {
         let host = try self.host(context)
-        let (reading, rows) = try tasks(host, text: QueryInput(request).query["q"] ?? "", full: HostSecrets.mayRead(context))
+        let (reading, rows) = try tasks(host, text: QueryInput(request).query["q"] ?? "", full: HostSecrets.mayRead(context, on: host))
         return try APIJSON.response(HostCronResource(host: host, reading: reading, items: rows))
     }
 
@@ -202,7 +206,7 @@ struct CronController: HostScopedController {
     @Sendable func apiFleet(request: Request, context: StewardRequestContext) async throws -> Response {
         let text = QueryInput(request).query["q"] ?? ""
         let rows = try hosts.all().filter(\.enabled).sorted { $0.name < $1.name }.flatMap {
-            try tasks($0, text: text, full: HostSecrets.mayRead(context)).rows
+            try tasks($0, text: text, full: HostSecrets.mayRead(context, on: $0)).rows
         }
         return try APIJSON.response(ItemList(items: rows))
     }

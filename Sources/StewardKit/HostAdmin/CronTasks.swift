@@ -62,7 +62,8 @@ struct CronListing: HostReadingBody, Equatable {
             let user = system ? String(words.removeLast()) : String(file.split(separator: "/").last ?? "")
             entries.append(
                 CronEntry(
-                    source: system ? file : "crontab", user: HostText.clean(user, maxBytes: 64), schedule: words.joined(separator: " "),
+                    source: system ? HostText.clean(file, maxBytes: 300) : "crontab", user: HostText.clean(user, maxBytes: 64),
+                    schedule: HostText.clean(words.joined(separator: " "), maxBytes: 200),
                     command: HostText.clean(String(rest), maxBytes: 2000), name: name.map { HostText.clean($0, maxBytes: 200) }, disabled: disabled))
         }
         return entries
@@ -125,10 +126,12 @@ struct CronChange: HostJobChange, Equatable {
 
     static let kind = "cron.change"
 
+    /// The job's command appears as its program only: the call is the job's reason, title and log, which viewers
+    /// read; the audit row keeps all of it.
     var moduleCall: String {
         if delete { return "ansible.builtin.cron: name=\(name) user=\(user) state=absent" }
         return "ansible.builtin.cron: name=\(name) user=\(user) minute=\(fields[0]) hour=\(fields[1]) day=\(fields[2]) month=\(fields[3]) "
-            + "weekday=\(fields[4]) disabled=\(disabled) job=\(job)"
+            + "weekday=\(fields[4]) disabled=\(disabled) job=\(HostSecrets.command(job, full: false))"
     }
 
     var variables: [String: JSONValue] {
@@ -206,7 +209,8 @@ struct CronChanges: Sendable {
             reason: change.moduleCall,
             source: who.source)
         request.audit = JobAudit(
-            by: who, action: "cron.\(verb.lowercased())", after: ["host": .string(host.name), "module_call": .string(change.moduleCall)])
+            by: who, action: "cron.\(verb.lowercased())",
+            after: ["host": .string(host.name), "module_call": .string(change.moduleCall), "job": .string(change.job)])
         return request
     }
 
@@ -226,7 +230,8 @@ extension Engine {
             let reading = try await cron.refresh(host)
             let entry = reading.body.entries.first { $0.name == change.name && $0.user == change.user && $0.source == "crontab" }
             return "cron entry \(change.name) of \(change.user) on \(host.name): "
-                + (entry.map { "\($0.disabled ? "disabled" : "active"), \($0.schedule) \($0.command)" } ?? "absent") + " as of "
+                + (entry.map { "\($0.disabled ? "disabled" : "active"), \($0.schedule) \(HostSecrets.command($0.command, full: false))" } ?? "absent")
+                + " as of "
                 + RFC3339.display(reading.readAt)
         }
     }

@@ -11,7 +11,7 @@ struct DisksNetworkController: HostScopedController {
     var store: HostReadingStore { reading.readings.store }
 
     func addRoutes(to routes: Routes) {
-        let api = area.docs.routes(routes, tag: "disks and network")
+        let api = area.docs.routes(routes, tag: "disks")
         routes.get("/hosts/:id/system", .view, use: page)
         routes.post("/hosts/:id/system/refresh", .operate, use: refreshFromPage)
         let id = APIOperation.Parameter(name: "id", location: .path, type: "integer", description: "host id")

@@ -4,7 +4,9 @@ import Hummingbird
 extension StewardArea {
     /// Everyday host administration: what runs on each host and across the fleet, read from the hosts in seconds, and
     /// changes to it as audited engine jobs.
-    static func hostAdmin(hosts: HostStore, keys: HostKeyStore, readings: HostReadingStore, engine: Engine, metrics: MetricStore) -> StewardArea {
+    static func hostAdmin(
+        hosts: HostStore, keys: HostKeyStore, readings: HostReadingStore, engine: Engine, metrics: MetricStore, lock: RepositoryLock
+    ) -> StewardArea {
         let gate = ReadingGate()
         let reader = HostReader(keys: keys)
         let services = ServiceReading(reader: reader, store: readings, gate: gate)
@@ -20,6 +22,7 @@ extension StewardArea {
                 ProcessSignal.kind: engine.processSignalHandler(hosts: hosts, processes: processes),
                 PackageChange.kind: engine.packageChangeHandler(hosts: hosts, packages: packages),
                 CronChange.kind: engine.cronChangeHandler(hosts: hosts, cron: cron),
+                ServiceConvergence.kind: engine.serviceConvergeHandler(hosts: hosts, services: services),
             ],
             navigation: [
                 .init(position: 25, item: NavigationItem(key: "services", title: "Services", href: "/services")),
@@ -27,6 +30,7 @@ extension StewardArea {
                 .init(position: 27, item: NavigationItem(key: "cron", title: "Scheduled tasks", href: "/cron")),
             ]
         ) { context, routes in
+            DesiredServicesController(area: context, engine: engine, lock: lock, store: readings).addRoutes(to: routes)
             ServicesController(area: context, hosts: hosts, services: services).addRoutes(to: routes)
             ProcessesController(area: context, hosts: hosts, processes: processes).addRoutes(to: routes)
             PackagesController(area: context, hosts: hosts, packages: packages).addRoutes(to: routes)
@@ -43,9 +47,13 @@ protocol HostScopedController {
 }
 
 /// Text from hosts that can hold secrets (command lines with passwords in their arguments, journal lines) is shown
-/// in full to operators and admins; a viewer sees a command's program only, and no journal.
+/// in full to operators and admins (to admins only on the panel host); others see a command's program only, and no
+/// journal.
 enum HostSecrets {
-    static func mayRead(_ context: StewardRequestContext) -> Bool { context.identity?.permissions.contains(.operate) ?? false }
+    /// On the panel host, where Steward itself runs, only admins: its processes and journal are Steward's own secrets.
+    static func mayRead(_ context: StewardRequestContext, on host: Host) -> Bool {
+        host.transport == .local ? context.isAdmin : context.identity?.permissions.contains(.operate) ?? false
+    }
 
     static func command(_ text: String, full: Bool) -> String {
         guard !full else { return text }

@@ -40,9 +40,10 @@ struct PackageListing: HostReadingBody, Equatable {
     static func parseDpkg(_ text: String, held: Set<String>) -> [InstalledPackage] {
         text.split(whereSeparator: \.isNewline).compactMap { line in
             let fields = line.split(separator: "\t", omittingEmptySubsequences: false).map(String.init)
-            guard fields.count >= 4, !fields[0].isEmpty, fields[3].hasPrefix("ii") || fields[3].hasPrefix("hi") else { return nil }
+            guard fields.count >= 4, isPackageName(fields[0]), fields[3].hasPrefix("ii") || fields[3].hasPrefix("hi") else { return nil }
             return InstalledPackage(
-                name: fields[0], version: fields[1], arch: fields[2], held: held.contains(fields[0]) || fields[3].hasPrefix("h"))
+                name: fields[0], version: HostText.clean(fields[1], maxBytes: 128), arch: HostText.clean(fields[2], maxBytes: 32),
+                held: held.contains(fields[0]) || fields[3].hasPrefix("h"))
         }.sorted { $0.name < $1.name }
     }
 
@@ -50,8 +51,10 @@ struct PackageListing: HostReadingBody, Equatable {
     static func parseRpm(_ text: String, held: Set<String>) -> [InstalledPackage] {
         text.split(whereSeparator: \.isNewline).compactMap { line in
             let fields = line.split(separator: "\t").map(String.init)
-            guard fields.count == 3 else { return nil }
-            return InstalledPackage(name: fields[0], version: fields[1], arch: fields[2], held: held.contains(fields[0]))
+            guard fields.count == 3, isPackageName(fields[0]) else { return nil }
+            return InstalledPackage(
+                name: fields[0], version: HostText.clean(fields[1], maxBytes: 128), arch: HostText.clean(fields[2], maxBytes: 32),
+                held: held.contains(fields[0]))
         }.sorted { $0.name < $1.name }
     }
 
@@ -129,9 +132,15 @@ struct PackageReading: Sendable {
     }
 
     /// The host's repositories searched now (at most 200 results).
+    /// Through the reading gate, like every read: the same search on a host runs once at a time, and at most eight reads
+    /// across the fleet.
     func search(_ term: String, on host: Host) async throws -> (manager: PackageListing.Manager, found: [PackageListing.Found]) {
+        try await readings.gate.read(key: "\(host.id)/search/\(term)") { try await searchNow(term, on: host) }
+    }
+
+    private func searchNow(_ term: String, on host: Host) async throws -> (manager: PackageListing.Manager, found: [PackageListing.Found]) {
         guard let manager = try await manager(of: host) else { throw Problem(status: .conflict, detail: "\(host.name)'s package manager is unknown") }
-        let output = try await readings.reader.run(host, PackageListing.searchCommand(term, manager: manager), timeout: 30)
+        let output = try await readings.reader.run(host, PackageListing.searchCommand(term, manager: manager), timeout: 30, maxBytes: 2 << 20)
         guard output.status == 0 || manager == .dnf else {
             throw Problem(
                 status: .badGateway, detail: "\(host.name) could not search its repositories: " + HostText.reason(output, command: "apt-cache"))

@@ -34,7 +34,9 @@ struct PackagesController: HostScopedController {
             .post, "/api/v1/hosts/{id}/packages/actions", .admin, "changeHostPackage",
             "Install (from the host's repositories), remove, hold or unhold a package, as an audited job; admins only", parameters: [id],
             request: "PackageActionInput", status: 202, schema: "Job", use: apiAction)
-        let name = APIOperation.Parameter(name: "name", location: .query, type: "string", description: "a package name", required: true)
+        let name = APIOperation.Parameter(
+            name: "name", location: .query, type: "string", description: "a package name", pattern: "^[A-Za-z0-9][A-Za-z0-9.+_-]{0,127}$",
+            required: true)
         api(
             .get, "/api/v1/packages", .view, "fleetPackage",
             "Which hosts have a package at which version, from their newest readings, and which lack it",
@@ -162,6 +164,7 @@ struct PackagesController: HostScopedController {
     @Sendable func apiHost(request: Request, context: StewardRequestContext) async throws -> Response {
         let host = try self.host(context)
         let query = QueryInput(request).query
+        if let held = query["held"], !["true", "false"].contains(held) { throw Problem.invalid(["held": "true or false"]) }
         let reading = try store.latest(PackageListing.self, kind: PackageListing.kind, hostID: host.id)
         return try APIJSON.response(HostPackagesResource(host: host, reading: reading, text: query["q"] ?? "", heldOnly: query["held"] == "true"))
     }
@@ -197,7 +200,9 @@ struct PackagesController: HostScopedController {
 
     @Sendable func apiFleet(request: Request, context: StewardRequestContext) async throws -> Response {
         let name = QueryInput(request).query["name"] ?? ""
-        guard !name.isEmpty else { throw Problem.invalid(["name": "required: the package's name"]) }
+        guard PackageListing.isPackageName(name) else {
+            throw Problem.invalid(["name": "required: a package's name (a letter or digit, then letters, digits and .+_-)"])
+        }
         let fleet = try self.fleet(name: name)
         return try APIJSON.response(
             FleetPackageResource(

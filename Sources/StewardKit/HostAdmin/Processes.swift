@@ -117,8 +117,12 @@ struct ProcessSignal: HostJobChange, Equatable {
     var pid: Int
     var signal: Signal
     var user: String
-    /// The command line as the reading had it; the job sends nothing when the process's command line is no longer this.
-    var command: String
+    /// The SHA-256 of the command line as the reading had it: the job sends nothing when the process's command line is
+    /// no longer this. The text itself is kept only in the audit row (command lines can hold secrets, and job pages are
+    /// for viewers too).
+    var commandSHA256: String
+    /// The command's program, for the job log.
+    var program: String
 
     static let kind = "process.signal"
 
@@ -126,7 +130,7 @@ struct ProcessSignal: HostJobChange, Equatable {
     var variables: [String: JSONValue] {
         [
             "steward_signal": [
-                "pid": .integer(Int64(pid)), "signal": .string(signal.rawValue), "command_sha256": .string(sha256Hex(Array(command.utf8))),
+                "pid": .integer(Int64(pid)), "signal": .string(signal.rawValue), "command_sha256": .string(commandSHA256),
             ]
         ]
     }
@@ -165,7 +169,8 @@ struct ProcessSignals: Sendable {
             throw Problem(status: .conflict, detail: "Process \(process.pid) on \(host.name) is not signalled from Steward: \(reason).")
         }
         let change = ProcessSignal(
-            hostId: host.id, host: host.name, pid: process.pid, signal: signal, user: process.user, command: process.command)
+            hostId: host.id, host: host.name, pid: process.pid, signal: signal, user: process.user,
+            commandSHA256: sha256Hex(Array(process.command.utf8)), program: HostSecrets.command(process.command, full: false))
         var request = JobRequest(
             kind: ProcessSignal.kind, title: "Send \(signal.rawValue) to process \(process.pid) on \(host.name)",
             params: String(decoding: try JSONEncoder().encode(change), as: UTF8.self), host: host.name, startedBy: who.actor,
@@ -186,8 +191,8 @@ extension Engine {
     func processSignalHandler(hosts: HostStore, processes: ProcessReading) -> JobHandler {
         hostChangeHandler(ProcessSignal.self, hosts: hosts, playbook: BuiltinPlaybooks.signal, timeoutSeconds: 300) { host, change, _ in
             let reading = try await processes.refresh(host)
-            let still = reading.body.processes.contains { $0.pid == change.pid && $0.command == change.command }
-            return "process \(change.pid) of \(change.user) (\(change.command)) on \(host.name) is \(still ? "still running" : "gone") as of "
+            let still = reading.body.processes.contains { $0.pid == change.pid && sha256Hex(Array($0.command.utf8)) == change.commandSHA256 }
+            return "process \(change.pid) of \(change.user) (\(change.program)) on \(host.name) is \(still ? "still running" : "gone") as of "
                 + RFC3339.display(reading.readAt)
         }
     }

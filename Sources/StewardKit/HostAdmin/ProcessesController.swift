@@ -72,7 +72,7 @@ struct ProcessesController: HostScopedController {
         let listing = reading?.body ?? ProcessListing(processes: [])
         let panelPID = host.transport == .local ? Int(getpid()) : nil
         let sshUser = host.transport == .ssh ? host.sshUser : nil
-        let full = HostSecrets.mayRead(context)
+        let full = HostSecrets.mayRead(context, on: host)
         let rows = listing.top(view.order, limit: view.limit, text: full ? view.text : "").map { process in
             var row: [String: Any] = [
                 "pid": process.pid, "process_user": process.user, "cpu": String(format: "%.1f", process.cpu),
@@ -116,7 +116,7 @@ struct ProcessesController: HostScopedController {
         let view = Self.view(request)
         guard view.errors.isEmpty else { throw Problem.invalid(view.errors) }
         let reading = try store.latest(ProcessListing.self, kind: ProcessListing.kind, hostID: host.id)
-        return try APIJSON.response(HostProcessesResource(host: host, reading: reading, view: view, full: HostSecrets.mayRead(context)))
+        return try APIJSON.response(HostProcessesResource(host: host, reading: reading, view: view, full: HostSecrets.mayRead(context, on: host)))
     }
 
     @Sendable func apiRefresh(request: Request, context: StewardRequestContext) async throws -> Response {

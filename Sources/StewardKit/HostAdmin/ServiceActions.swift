@@ -57,10 +57,21 @@ enum UnitGuard {
 
     static func isSteward(_ unit: String) -> Bool { unit.hasPrefix("steward") }
 
-    /// Why a unit is an admin's to change, or nil for a regular unit: sshd anywhere, Steward's own units anywhere,
-    /// and every unit of the panel host (Steward runs there: an operator's restart of the wrong unit is an outage).
+    /// Services that open a root shell without a login or stop the host serving.
+    static let powerful: Set<String> = [
+        "debug-shell.service", "rescue.service", "emergency.service", "systemd-networkd.service", "NetworkManager.service", "networking.service",
+        "systemd-logind.service", "dbus.service", "dbus-broker.service",
+    ]
+
+    /// Why a unit is an admin's to change, or nil for a regular unit: sshd anywhere, Steward's own units anywhere, units
+    /// that open a root shell or cut the host off (debug-shell, rescue, networking, logind, dbus), units that are not a
+    /// service, socket or timer (targets, mounts, devices), and every unit of the panel host (Steward runs there: an
+    /// operator's restart of the wrong unit is an outage).
     static func adminReason(_ unit: String, on host: Host) -> String? {
         if sshUnits.contains(unit) { return "\(unit) is how Steward reaches \(host.name)" }
+        if powerful.contains(unit) { return "\(unit) gives a root shell or takes the host out of service" }
+        let type = unit.split(separator: ".").last.map(String.init) ?? ""
+        if !["service", "socket", "timer"].contains(type) { return "a .\(type) unit changes the host itself (mounts, targets, devices, slices)" }
         if isSteward(unit) { return "\(unit) is one of Steward's own units" }
         if host.transport == .local { return "\(host.name) is the panel host, where Steward itself runs" }
         return nil

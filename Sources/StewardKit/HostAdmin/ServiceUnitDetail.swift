@@ -50,11 +50,11 @@ struct UnitDetail: Sendable {
     }
 
     static func read(_ unit: String, on host: Host, with reader: HostReader, now: Date = Date()) async throws -> UnitDetail {
-        let show = try await reader.run(host, showCommand(unit))
+        let show = try await reader.run(host, showCommand(unit), maxBytes: 256 << 10)
         guard show.status == 0 else {
             throw Problem(status: .badGateway, detail: "\(host.name) could not show \(unit): " + ServiceReading.reason(show))
         }
-        let journal = try await reader.run(host, journalCommand(unit, on: host))
+        let journal = try await reader.run(host, journalCommand(unit, on: host), maxBytes: 256 << 10)
         let lines = journal.stdout.split(whereSeparator: \.isNewline).suffix(journalLines).map { HostText.clean(String($0), maxBytes: 2000) }
         return UnitDetail(
             unit: unit, values: parseShow(show.stdout), journal: lines, journalError: journal.status == 0 ? nil : ServiceReading.reason(journal),

@@ -65,10 +65,12 @@ struct ServiceListing: HostReadingBody, Equatable {
                 columns.append(String(word))
                 rest = rest.dropFirst(word.count).drop(while: \.isWhitespace)
             }
-            guard columns.count == 4, columns[0].contains(".") else { return nil }
+            // A name outside systemd's alphabet never came from systemd: left out, so none reaches a page or a job.
+            guard columns.count == 4, UnitGuard.isUnitName(columns[0]) else { return nil }
             return ServiceUnit(
-                unit: columns[0], load: columns[1], active: columns[2], sub: columns[3],
-                description: rest.trimmingCharacters(in: .whitespaces), enabled: "")
+                unit: columns[0], load: HostText.clean(columns[1], maxBytes: 32), active: HostText.clean(columns[2], maxBytes: 32),
+                sub: HostText.clean(columns[3], maxBytes: 32), description: HostText.clean(rest.trimmingCharacters(in: .whitespaces), maxBytes: 500),
+                enabled: "")
         }
     }
 
@@ -77,8 +79,8 @@ struct ServiceListing: HostReadingBody, Equatable {
         var states: [String: String] = [:]
         for line in text.split(whereSeparator: \.isNewline) {
             let columns = line.split(whereSeparator: \.isWhitespace)
-            guard columns.count >= 2, columns[0].contains(".") else { continue }
-            states[String(columns[0])] = String(columns[1])
+            guard columns.count >= 2, UnitGuard.isUnitName(String(columns[0])) else { continue }
+            states[String(columns[0])] = HostText.clean(String(columns[1]), maxBytes: 32)
         }
         return states
     }

@@ -98,6 +98,13 @@ struct ServicesController: HostScopedController {
         return unit
     }
 
+    /// A unit read now, through the reading gate: one read of a unit at a time (others asking wait for its answer), and
+    /// at most eight reads across the fleet, so reloading a unit page cannot pile up commands on a host.
+    func readUnit(_ unit: String, on host: Host) async throws -> UnitDetail {
+        let reader = services.reader
+        return try await services.gate.read(key: "\(host.id)/unit/\(unit)") { try await UnitDetail.read(unit, on: host, with: reader) }
+    }
+
     func queue(_ input: ServiceChanges.Request, on host: Host, context: StewardRequestContext) async throws -> Job {
         let request = try changes.prepare(input, on: host, by: context.actor, isAdmin: context.isAdmin)
         return try await area.runner.enqueue(request)
@@ -159,12 +166,12 @@ struct ServicesController: HostScopedController {
         ]
         do {
             guard host.enabled else { throw Problem(status: .conflict, detail: "\(host.name) is disabled: nothing connects to it") }
-            let detail = try await UnitDetail.read(listed.unit, on: host, with: services.reader)
+            let detail = try await readUnit(listed.unit, on: host)
             data["read_at"] = RFC3339.display(detail.readAt)
             data["properties"] = UnitDetail.properties.compactMap { property in
                 detail.values[property.key].map { ViewNode(["property_label": property.label, "property_value": $0]) }
             }
-            if HostSecrets.mayRead(context) {
+            if HostSecrets.mayRead(context, on: host) {
                 data["journal"] = detail.journal.joined(separator: "\n")
                 data["has_journal"] = !detail.journal.isEmpty
                 if let error = detail.journalError { data["journal_error"] = error }
@@ -272,9 +279,9 @@ struct ServicesController: HostScopedController {
         let host = try self.host(context)
         let listed = try self.unit(context, on: host)
         guard host.enabled else { throw Problem(status: .conflict, detail: "\(host.name) is disabled: nothing connects to it") }
-        let detail = try await UnitDetail.read(listed.unit, on: host, with: services.reader)
+        let detail = try await readUnit(listed.unit, on: host)
         var shown = detail
-        if !HostSecrets.mayRead(context) {
+        if !HostSecrets.mayRead(context, on: host) {
             shown.journal = []
             shown.journalError = "journal lines can hold secrets: they are shown to operators and admins"
         }

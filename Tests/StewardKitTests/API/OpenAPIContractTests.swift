@@ -42,7 +42,7 @@ struct OpenAPIContractTests {
         ("ServiceUnitDetail", ServiceUnitDetailResource.self), ("HostProcesses", HostProcessesResource.self),
         ("HostOverview", HostOverviewResource.self), ("HostPackages", HostPackagesResource.self),
         ("PackageSearch", PackageSearchResource.self), ("FleetPackage", FleetPackageResource.self),
-        ("HostCron", HostCronResource.self), ("HostDisksNetwork", HostDisksNetworkResource.self), ("FleetCron", ItemList<ScheduledTaskResource>.self),
+        ("HostCron", HostCronResource.self), ("DesiredServices", ItemList<DesiredServiceResource>.self), ("HostDisksNetwork", HostDisksNetworkResource.self), ("FleetCron", ItemList<ScheduledTaskResource>.self),
     ]
 
     /// Request bodies: schema name -> the input type the handlers decode (keys as their `CodingKeys` name them).
@@ -56,6 +56,7 @@ struct OpenAPIContractTests {
         ("DataRetentionInput", RetentionPolicyInput.self), ("HostCreate", HostInput.self), ("RolloutCreate", RolloutInput.self),
         ("ServiceUnitAction", ServiceUnitActionInput.self), ("ProcessSignalInput", ProcessSignalInput.self),
         ("PackageActionInput", PackageActionInput.self), ("CronEntryInput", CronEntryInput.self),
+        ("DesiredServiceInput", DesiredServiceInput.self),
     ]
 
     /// Schemas whose JSON no single Codable type states, with the reason; the e2e tests read real replies against

@@ -121,10 +121,11 @@ struct ProcessesTests {
             let stored = try #require(try harness.server.jobs.store.job(id: Int64(job["id"] as? Int ?? 0)))
             #expect(stored.kind == ProcessSignal.kind && stored.title == "Send TERM to process 6003 on web1")
             let change = try JSONDecoder().decode(ProcessSignal.self, from: Data(stored.params.utf8))
-            #expect(change.command == "/usr/bin/stress --cpu 1 --timeout 3600" && change.user == "alice")
+            #expect(change.commandSHA256 == sha256Hex(Array("/usr/bin/stress --cpu 1 --timeout 3600".utf8)) && change.user == "alice")
+            #expect(change.program == "/usr/bin/stress …" && !stored.params.contains("--timeout") && !stored.reason.contains("--timeout"))
             // The playbook gets the command line's hash, never its text.
             let variables = String(decoding: try JSONEncoder().encode(change.variables), as: UTF8.self)
-            #expect(!variables.contains("stress") && variables.contains(sha256Hex(Array(change.command.utf8))))
+            #expect(!variables.contains("stress") && variables.contains(change.commandSHA256))
             var filter = AuditFilter()
             filter.action = "process.signal"
             let audit = try #require(try AuditLog.events(harness.server.database, filter).first)
@@ -182,7 +183,17 @@ struct HostSecretsTests {
                 #expect(!items.contains { ($0["command"] as? String)?.contains("--all") == true })
             }
         }
+        let localhost = try #require(try harness.server.hosts.all().first { $0.transport == .local })
+        try store.save(
+            HostReading(
+                hostID: localhost.id, readAt: Date(), body: ProcessListing(processes: ProcessListing.parse(ProcessesTests.listing())), error: nil),
+            kind: ProcessListing.kind)
         try await harness.test(as: [.operator]) { client in
+            // On the panel host an operator sees programs only: its processes are Steward's own.
+            try await client.execute(uri: "/api/v1/hosts/\(localhost.id)/processes?limit=1000", method: .get) { response in
+                let commands = ((try? json(response))?["processes"] as? [[String: Any]] ?? []).compactMap { $0["command"] as? String }
+                #expect(commands.contains("/usr/bin/stress …") && !commands.contains { $0.contains("--timeout") })
+            }
             try await client.execute(uri: "/api/v1/hosts/\(web.id)/processes?q=timeout", method: .get) { response in
                 let commands = (try json(response)["processes"] as? [[String: Any]] ?? []).compactMap { $0["command"] as? String }
                 #expect(commands == ["/usr/bin/stress --cpu 1 --timeout 3600"])

@@ -90,6 +90,12 @@ struct ServiceActionsTests {
         #expect(UnitGuard.adminReason("nginx.service", on: remote) == nil)
         #expect(UnitGuard.adminReason("sshd.service", on: remote) != nil)
         #expect(UnitGuard.adminReason("steward.service", on: remote) != nil)
+        for unit in ["debug-shell.service", "rescue.target", "srv-data.mount", "dbus.service", "user.slice", "dev-vda.device"] {
+            #expect(UnitGuard.adminReason(unit, on: remote) != nil, "\(unit)")
+        }
+        for unit in ["nginx.service", "backup.timer", "cups.socket", "getty@tty1.service"] {
+            #expect(UnitGuard.adminReason(unit, on: remote) == nil, "\(unit)")
+        }
         remote.transport = .local
         #expect(UnitGuard.adminReason("nginx.service", on: remote)?.contains("panel host") == true)
         #expect(UnitGuard.needsConfirmation(.stop, "steward.service", on: remote))

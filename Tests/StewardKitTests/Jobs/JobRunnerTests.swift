@@ -28,7 +28,8 @@ final class RunnerHarness: Sendable {
         try await runner.enqueue(JobRequest(kind: kind, title: kind, params: params, startedBy: "test"))
     }
 
-    func finished(_ id: Int64, timeout: Duration = .seconds(30)) async throws -> Job {
+    /// A bound on waiting, not a speed check: with the whole suite running on two cores a job can wait its turn for long.
+    func finished(_ id: Int64, timeout: Duration = .seconds(120)) async throws -> Job {
         let store = runner.store
         _ = try await waitUntil(timeout: timeout) { try store.job(id: id)?.state.isFinished == true }
         return try #require(try store.job(id: id))
