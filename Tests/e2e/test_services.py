@@ -78,8 +78,9 @@ def systemd_host(steward):
     public_key = (steward.data / "ssh" / "id_ed25519.pub").read_text()
     with Fleet(1, authorized_key=public_key, prefix="sysd", boots_systemd=True) as running:
         host = running.hosts[0]
+        # Where packages put their units: a unit file in /etc/systemd/system could not be masked (mask writes there).
         for name in ("alpha", "beta"):
-            (host.root / f"etc/systemd/system/demo-{name}.service").write_text(UNIT.format(name=name))
+            (host.root / f"usr/lib/systemd/system/demo-{name}.service").write_text(UNIT.format(name=name))
         (host.root / "etc/systemd/system/ticker.timer").write_text(TIMER)
         (host.root / "etc/systemd/system/ticker.service").write_text("[Service]\nType=oneshot\nExecStart=/bin/true\n")
         host.run("systemctl", "daemon-reload")
@@ -141,18 +142,39 @@ def test_services_on_a_host_that_boots_systemd_start_stop_and_enable_the_unit_as
     # The unit page shows the host's own view of it now, with its journal.
     browser.get(f"{steward.base_url}/hosts/{host_id}/services/demo-beta.service")
     properties = browser.find_element(By.ID, "unit-properties").text
-    assert "active" in properties and "/etc/systemd/system/demo-beta.service" in properties, properties
+    assert "active" in properties and "/lib/systemd/system/demo-beta.service" in properties, properties
     assert "Demo beta" in browser.find_element(By.ID, "unit-journal").text
 
     act_in_browser(browser, steward, api, "enable")
     assert unit_state(host, "demo-beta.service") == ("active", "enabled")
     assert unit_state(host, "demo-alpha.service") == ("inactive", "disabled")
     browser.get(f"{steward.base_url}/hosts/{host_id}/services/demo-beta.service")
+    pid = host.run("systemctl", "show", "-p", "MainPID", "--value", "demo-beta.service").stdout.strip()
+    act_in_browser(browser, steward, api, "restart")
+    assert host.run("systemctl", "show", "-p", "MainPID", "--value", "demo-beta.service").stdout.strip() not in ("0", pid)
+    browser.get(f"{steward.base_url}/hosts/{host_id}/services/demo-beta.service")
     act_in_browser(browser, steward, api, "stop")
     assert unit_state(host, "demo-beta.service") == ("inactive", "enabled")
     # The reading was taken again after the job: the list says what the host says.
     status, reading = api.call("GET", f"/api/v1/hosts/{host_id}/services?q=demo-beta")
     assert [(u["active"], u["enabled"]) for u in reading["units"]] == [("inactive", "enabled")], reading
+
+    for action, enabled in (("disable", "disabled"), ("mask", "masked"), ("unmask", "disabled")):
+        browser.get(f"{steward.base_url}/hosts/{host_id}/services/demo-beta.service")
+        act_in_browser(browser, steward, api, action)
+        assert unit_state(host, "demo-beta.service")[1] == enabled, action
+    assert unit_state(host, "demo-alpha.service") == ("inactive", "disabled")
+    # Reload: demo-beta has no ExecReload, so the job fails in systemd's words and the unit keeps running.
+    host.run("systemctl", "start", "demo-beta.service")
+    browser.get(f"{steward.base_url}/hosts/{host_id}/services/demo-beta.service")
+    browser.find_element(By.ID, "unit-action-reload").find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    WebDriverWait(browser, 15).until(lambda d: "/jobs/" in d.current_url)
+    reloaded = wait_job(api, int(browser.current_url.rstrip("/").split("/jobs/")[1].split("?")[0]))
+    assert reloaded["state"] == "failed" and "reload" in job_log(api, reloaded["id"]).lower(), reloaded
+    assert unit_state(host, "demo-beta.service")[0] == "active"
+    host.run("systemctl", "stop", "demo-beta.service")
+    host.run("systemctl", "enable", "demo-beta.service")
+    api.call("POST", f"/api/v1/hosts/{host_id}/services/refresh")
 
     # Stopping sshd wants its name typed; a wrong name changes nothing.
     browser.get(f"{steward.base_url}/hosts/{host_id}/services/ssh.service")
@@ -229,8 +251,16 @@ def test_a_process_picked_from_two_alike_rows_gets_the_signal_and_the_other_keep
     assert f"argv=[kill, -s, TERM, {target}]" in log and "(/bin/sleep …)" in log and "sleep 86002" not in log, log
     alive = host.run("pgrep", "-f", "^/bin/sleep 8600", check=False).stdout.split()
     assert alive == [commands["/bin/sleep 86001"]], alive
+    # KILL on the other row, after a fresh reading.
+    browser.get(f"{steward.base_url}/hosts/{host_id}/processes")
+    browser.find_element(By.ID, "refresh-processes").click()
+    WebDriverWait(browser, 30).until(lambda d: d.find_elements(By.ID, "processes-as-of"))
+    browser.get(f"{steward.base_url}/hosts/{host_id}/processes?q=/bin/sleep 8600")
+    job = click_and_wait(browser, api, f"kill-{commands['/bin/sleep 86001']}")
+    assert f"argv=[kill, -s, KILL, {commands['/bin/sleep 86001']}]" in job_log(api, job["id"])
+    assert host.run("pgrep", "-f", "^/bin/sleep 8600", check=False).stdout.split() == []
     status, events = api.call("GET", "/api/v1/audit?action=process.signal")
-    assert status == 200 and "/bin/sleep 86002" in json.dumps(events["items"][0]), events
+    assert status == 200 and "/bin/sleep 86002" in json.dumps(events["items"][:2]), events
 
 
 @needs_root

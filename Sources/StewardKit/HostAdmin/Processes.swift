@@ -62,9 +62,13 @@ struct ProcessListing: HostReadingBody, Equatable {
     /// Why a process may not be signalled from Steward, or nil: the host's init, and every process of an SSH session of
     /// the user Steward logs in as (Steward's own sessions, this one among them, and what runs in them). On the panel
     /// host, Steward itself and its ancestors.
-    func protection(of pid: Int, sshUser: String?, panelPID: Int?) -> String? {
+    /// Processes by PID, for walking up from a process to its ancestors.
+    var byPID: [Int: HostProcess] { Dictionary(processes.map { ($0.pid, $0) }, uniquingKeysWith: { first, _ in first }) }
+
+    /// `index` is `byPID`, given by a caller that asks about many processes, so it is built once per page.
+    func protection(of pid: Int, sshUser: String?, panelPID: Int?, index: [Int: HostProcess]? = nil) -> String? {
         if pid == 1 { return "PID 1 is the host's init" }
-        let byPID = Dictionary(processes.map { ($0.pid, $0) }, uniquingKeysWith: { first, _ in first })
+        let byPID = index ?? self.byPID
         if let panelPID {
             var ancestor: Int? = panelPID
             var seen = Set<Int>()

@@ -73,6 +73,7 @@ struct ProcessesController: HostScopedController {
         let panelPID = host.transport == .local ? Int(getpid()) : nil
         let sshUser = host.transport == .ssh ? host.sshUser : nil
         let full = HostSecrets.mayRead(context, on: host)
+        let index = listing.byPID
         let rows = listing.top(view.order, limit: view.limit, text: full ? view.text : "").map { process in
             var row: [String: Any] = [
                 "pid": process.pid, "process_user": process.user, "cpu": String(format: "%.1f", process.cpu),
@@ -80,7 +81,7 @@ struct ProcessesController: HostScopedController {
                 "started": reading.map { RFC3339.display($0.readAt.addingTimeInterval(-Double(process.elapsedSeconds))) } ?? "",
                 "command": HostSecrets.command(process.command, full: full),
             ]
-            if let reason = listing.protection(of: process.pid, sshUser: sshUser, panelPID: panelPID) { row["protected"] = reason }
+            if let reason = listing.protection(of: process.pid, sshUser: sshUser, panelPID: panelPID, index: index) { row["protected"] = reason }
             return ViewNode(row)
         }
         var data: [String: Any] = [
