@@ -57,7 +57,7 @@ func benchRollout(_ options: Options) async throws {
         rollout.settleSeconds = 0
         rollout.expiresAt = EpochMilliseconds.from(Date()) + 3_600_000
         let start = ContinuousClock.now
-        let (saved, _) = try await service.save(rollout, by: AuditActor(actor: "bench"), jobs: runner)
+        let (saved, _) = try await service.save(rollout, by: AuditActor(actor: "bench"), isAdmin: false, jobs: runner)
         var current = saved
         while !current.state.isFinished && current.state != .paused {
             try await Task.sleep(for: .milliseconds(20))

@@ -23,22 +23,28 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the test fleet needs 
 PACKAGE = "steward-test-pkg"
 
 
-def build_package(workdir: pathlib.Path, version: str) -> pathlib.Path:
-    root = workdir / f"build-{version}"
+EXTRA = "steward-extra-pkg"
+EXTRA_LIB = "steward-extra-lib"
+
+
+def build_package(workdir: pathlib.Path, version: str, name: str = PACKAGE, depends: str = "") -> pathlib.Path:
+    root = workdir / f"build-{name}-{version}"
     (root / "DEBIAN").mkdir(parents=True)
-    (root / "usr/share/steward-test").mkdir(parents=True)
-    (root / "usr/share/steward-test/version").write_text(version + "\n")
+    (root / f"usr/share/{name}").mkdir(parents=True)
+    (root / f"usr/share/{name}/version").write_text(version + "\n")
     (root / "DEBIAN/control").write_text(
-        f"Package: {PACKAGE}\nVersion: {version}\nArchitecture: all\nMaintainer: Steward tests <tests@localhost>\n"
-        "Section: misc\nPriority: optional\nDescription: A package for Steward's rollout tests\n")
-    output = workdir / f"{PACKAGE}_{version}_all.deb"
+        f"Package: {name}\nVersion: {version}\nArchitecture: all\nMaintainer: Steward tests <tests@localhost>\n"
+        + (f"Depends: {depends}\n" if depends else "")
+        + "Section: misc\nPriority: optional\nDescription: A package for Steward's rollout tests\n")
+    output = workdir / f"{name}_{version}_all.deb"
     subprocess.run(["dpkg-deb", "--root-owner-group", "--build", str(root), str(output)], check=True, capture_output=True)
     return output
 
 
 @pytest.fixture(scope="module")
 def apt_repository():
-    """A flat apt repository whose Release says its suite is stewardtest-security, served on 127.0.0.1."""
+    """A flat apt repository whose Release says its suite is stewardtest-security, served on 127.0.0.1: the test package
+    at 2.0, and a package no host has yet with a dependency of its own (for install and removal rollouts)."""
     with tempfile.TemporaryDirectory(prefix="steward-apt-") as temp:
         workdir = pathlib.Path(temp)
         repo = workdir / "repo"
@@ -46,6 +52,8 @@ def apt_repository():
         first = build_package(workdir, "1.0")
         second = build_package(workdir, "2.0")
         (repo / second.name).write_bytes(second.read_bytes())
+        for extra in (build_package(workdir, "1.0", EXTRA, depends=EXTRA_LIB), build_package(workdir, "1.0", EXTRA_LIB)):
+            (repo / extra.name).write_bytes(extra.read_bytes())
         packages = subprocess.run(["apt-ftparchive", "packages", "."], cwd=repo, check=True, capture_output=True, text=True).stdout
         (repo / "Packages").write_text(packages)
         release = subprocess.run(
@@ -63,9 +71,9 @@ def apt_repository():
             server.shutdown()
 
 
-def installed(host) -> str:
-    out = host.run("dpkg-query", "-W", "-f", "${Version}", PACKAGE, check=False)
-    return out.stdout.strip() if out.returncode == 0 else "absent"
+def installed(host, name: str = PACKAGE) -> str:
+    out = host.run("dpkg-query", "-W", "-f", "${db:Status-Abbrev}${Version}", name, check=False)
+    return out.stdout[3:].strip() if out.returncode == 0 and out.stdout.startswith("ii") else "absent"
 
 
 @pytest.fixture(scope="module")
@@ -224,6 +232,95 @@ def test_unapproved_rollouts_expire_and_changes_reset_approvals(api, rollout_fle
     assert denied["state"] == "denied" and "not during the sale" in denied["state_detail"]
 
 
+def test_an_admin_installs_a_package_across_hosts_from_the_fleet_view_and_rolls_it_back(
+        api, rollout_fleet, approver, signed_in, steward, account):
+    """The fleet packages view proposes an install on the hosts without the package; the plan shows the dependency it
+    brings; it is approved by someone else and runs canary first; its rollback removes the package and keeps the
+    dependency. An operator cannot propose either, and a removal never takes what Steward needs to reach a host."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+
+    fleet, ids = rollout_fleet
+    person, approver_api = approver
+    canary = fleet.hosts[0]
+    for host_id in ids.values():
+        status, reading = api.call("POST", f"/api/v1/hosts/{host_id}/packages/refresh")
+        assert status == 200, reading
+    browser = signed_in
+    browser.get(f"{steward.base_url}/packages?name={EXTRA}")
+    lacking = browser.find_element(By.ID, "packages-lacking").text
+    assert all(host.name in lacking for host in fleet.hosts), lacking
+    browser.find_element(By.ID, "install-rollout").click()
+    WebDriverWait(browser, 10).until(lambda d: "/rollouts/new" in d.current_url)
+    assert Select(browser.find_element(By.ID, "field-what")).first_selected_option.get_attribute("value") == "install"
+    assert browser.find_element(By.ID, "field-packages").get_attribute("value") == EXTRA
+    targets = browser.find_element(By.ID, "field-targets").get_attribute("value")
+    assert [t.strip() for t in targets.split(",") if t.strip().startswith("rfleet")] == [h.name for h in fleet.hosts], targets
+    browser.find_element(By.ID, "field-targets").clear()
+    browser.find_element(By.ID, "field-targets").send_keys("rfleet")
+    for field, value in (("field-wave_size", "2"), ("field-settle_seconds", "2")):
+        browser.find_element(By.ID, field).clear()
+        browser.find_element(By.ID, field).send_keys(value)
+    browser.find_element(By.CSS_SELECTOR, "form.stacked button[type=submit]").click()
+    WebDriverWait(browser, 15).until(lambda d: d.current_url.rstrip("/").split("/")[-1].isdigit())
+    rollout_id = int(browser.current_url.rstrip("/").split("/")[-1])
+
+    planned = wait_rollout(api, rollout_id, lambda r: r["state"] != "planning")
+    assert planned["state"] == "awaiting_approval" and planned["what"] == "install", planned["state_detail"]
+    for item in planned["plan"]:
+        assert sorted((p["package"], p["current"], p["candidate"]) for p in item["packages"]) == [
+            (EXTRA_LIB, "", "1.0"), (EXTRA, "", "1.0")], item
+    assert [installed(host, EXTRA) for host in fleet.hosts] == ["absent"] * 3, "the plan installed nothing"
+    approver_api.call("POST", f"/api/v1/rollouts/{rollout_id}/approve", {"reason": "wanted on every host"})
+    wait_rollout(api, rollout_id, lambda r: r["waves"] and r["waves"][0]["state"] in ("gating", "passed"), what="the canary wave")
+    assert installed(canary, EXTRA) == "1.0" and installed(canary, EXTRA_LIB) == "1.0"
+    assert [installed(host, EXTRA) for host in fleet.hosts[1:]] == ["absent", "absent"], "only the canary first"
+    done = wait_rollout(api, rollout_id, lambda r: r["state"] in ("succeeded", "failed", "paused", "aborted"), what="the install")
+    assert done["state"] == "succeeded", done["state_detail"]
+    assert [installed(host, EXTRA) for host in fleet.hosts] == ["1.0"] * 3
+    report = {r["host"]: sorted((p["package"], p["from"], p["to"]) for p in r["packages"]) for r in done["results"]}
+    assert report[canary.name] == [(EXTRA_LIB, "", "1.0"), (EXTRA, "", "1.0")], report
+    # Apt marked only the named package as manually installed; its dependency is automatic.
+    assert canary.run("apt-mark", "showauto", EXTRA_LIB).stdout.strip() == EXTRA_LIB
+
+    # The rollback is a removal of what the install brought, proposed from the rollout's page.
+    browser.get(f"{steward.base_url}/rollouts/{rollout_id}")
+    assert "new → 1.0" in browser.find_element(By.ID, "results-table").text
+    browser.find_element(By.CSS_SELECTOR, f"form[action='/rollouts/{rollout_id}/rollback'] button").click()
+    WebDriverWait(browser, 15).until(lambda d: d.current_url.rstrip("/").split("/")[-1] != str(rollout_id))
+    rollback_id = int(browser.current_url.rstrip("/").split("/")[-1])
+    planned = wait_rollout(api, rollback_id, lambda r: r["state"] != "planning")
+    assert planned["state"] == "awaiting_approval" and planned["what"] == "remove" and planned["packages"] == [EXTRA], planned
+    for item in planned["plan"]:
+        assert [(p["package"], p["current"], p["candidate"]) for p in item["packages"]] == [(EXTRA, "1.0", "")], item
+    browser.get(f"{steward.base_url}/rollouts/{rollback_id}")
+    assert "1.0 → removed" in browser.find_element(By.ID, "plan-table").text
+    approver_api.call("POST", f"/api/v1/rollouts/{rollback_id}/approve", {})
+    back = wait_rollout(api, rollback_id, lambda r: r["state"] in ("succeeded", "failed", "paused", "aborted"), what="the removal")
+    assert back["state"] == "succeeded", back["state_detail"]
+    assert [installed(host, EXTRA) for host in fleet.hosts] == ["absent"] * 3
+    assert [installed(host, EXTRA_LIB) for host in fleet.hosts] == ["1.0"] * 3, "the dependency stays, for apt autoremove"
+    assert all(r["packages"] == [{"package": EXTRA, "from": "1.0", "to": ""}] for r in back["results"]), back["results"]
+
+    # A removal whose consequences take what Steward needs is refused in the plan, on the host's own evidence:
+    # removing the library would not, but removing python3 is refused before anything is planned.
+    status, problem = api.call("POST", "/api/v1/rollouts", {"title": "x", "what": "remove", "packages": ["python3"], "targets": ["rfleet"]})
+    assert status == 422 and "cut every target off" in problem["errors"]["packages"]
+    status, cascade = api.call("POST", "/api/v1/rollouts", {
+        "title": "Remove what sshd needs", "what": "remove", "packages": ["openssh-sftp-server"], "targets": [canary.name]})
+    assert status == 201, cascade
+    refused = wait_rollout(api, cascade["id"], lambda r: r["state"] != "planning")
+    assert refused["state"] == "plan_failed" and "would also remove openssh-server" in refused["state_detail"], refused["state_detail"]
+    assert installed(canary, "openssh-server") != "absent"
+
+    # An operator may roll out upgrades, not installs or removals.
+    token = subprocess.run([str(_binary()), "token", "create", "--user", account.name, "--name", "operator-only",
+                            "--role", "operator", "--data", str(steward.data)], check=True, capture_output=True, text=True).stdout.strip()
+    operator = Api(steward, token.splitlines()[-1])
+    status, problem = operator.call("POST", "/api/v1/rollouts", {"title": "x", "what": "install", "packages": [EXTRA], "targets": ["rfleet"]})
+    assert status == 403 and "admin" in problem["detail"], problem
+
+
 def test_package_names_cannot_carry_shell_payloads(api, rollout_fleet):
     for name in ["u=1337;$(whoami);", "pkg;id", "$(reboot)", "-oAPT::Get=x", "Pkg", "a b"]:
         status, problem = api.call("POST", "/api/v1/rollouts", {"title": "x", "what": "packages", "packages": [name], "targets": ["rfleet"]})
@@ -335,16 +432,16 @@ def test_reboots_go_one_host_at_a_time_and_wait_for_each_host(api, rollout_fleet
     assert report == {first.name: False, second.name: True, third.name: True}
 
 
-def build_rpm(workdir: pathlib.Path, version: str) -> pathlib.Path:
-    spec = workdir / f"{PACKAGE}-{version}.spec"
+def build_rpm(workdir: pathlib.Path, version: str, name: str = PACKAGE) -> pathlib.Path:
+    spec = workdir / f"{name}-{version}.spec"
     spec.write_text(
-        f"Name: {PACKAGE}\nVersion: {version}\nRelease: 1\nSummary: A package for Steward's rollout tests\nLicense: MIT\nBuildArch: noarch\n\n"
+        f"Name: {name}\nVersion: {version}\nRelease: 1\nSummary: A package for Steward's rollout tests\nLicense: MIT\nBuildArch: noarch\n\n"
         "%description\nA package for Steward's rollout tests.\n\n"
-        f"%install\nmkdir -p %{{buildroot}}/usr/share/steward-test\necho {version} > %{{buildroot}}/usr/share/steward-test/version\n\n"
-        "%files\n/usr/share/steward-test/version\n")
+        f"%install\nmkdir -p %{{buildroot}}/usr/share/{name}\necho {version} > %{{buildroot}}/usr/share/{name}/version\n\n"
+        f"%files\n/usr/share/{name}/version\n")
     subprocess.run(["rpmbuild", "-bb", "--define", f"_topdir {workdir / 'rpmbuild'}", "--define", "_build_id_links none", str(spec)],
                    check=True, capture_output=True)
-    return workdir / "rpmbuild/RPMS/noarch" / f"{PACKAGE}-{version}-1.noarch.rpm"
+    return workdir / "rpmbuild/RPMS/noarch" / f"{name}-{version}-1.noarch.rpm"
 
 
 UPDATEINFO = """<?xml version="1.0" encoding="UTF-8"?>
@@ -372,7 +469,7 @@ def dnf_fleet(steward, api):
         repo = workdir / "repo"
         repo.mkdir()
         first, second = build_rpm(workdir, "1.0"), build_rpm(workdir, "2.0")
-        for package in (first, second):
+        for package in (first, second, build_rpm(workdir, "1.0", EXTRA)):
             (repo / package.name).write_bytes(package.read_bytes())
         subprocess.run(["createrepo_c", "-q", str(repo)], check=True, capture_output=True)
         (workdir / "updateinfo.xml").write_text(UPDATEINFO)
@@ -406,8 +503,8 @@ def dnf_fleet(steward, api):
             server.shutdown()
 
 
-def rpm_version(host) -> str:
-    out = host.run("rpm", "-q", "--qf", "%{VERSION}-%{RELEASE}", PACKAGE, check=False)
+def rpm_version(host, name: str = PACKAGE) -> str:
+    out = host.run("rpm", "-q", "--qf", "%{VERSION}-%{RELEASE}", name, check=False)
     return out.stdout.strip() if out.returncode == 0 else "absent"
 
 
@@ -457,3 +554,23 @@ def test_dnf_hosts_report_updates_and_take_a_rollout_and_its_rollback(api, dnf_f
     assert status == 201, missing
     failed = wait_rollout(api, missing["id"], lambda r: r["state"] != "planning")
     assert failed["state"] == "plan_failed" and "no repository offers steward-test-pkg=0.9-1" in failed["state_detail"], failed["state_detail"]
+
+    # Installing across the dnf hosts goes through a rollout too, and its rollback removes the package again.
+    status, install = api.call("POST", "/api/v1/rollouts", {
+        "title": "Install on dfleet", "what": "install", "packages": [EXTRA], "targets": ["dfleet"], "settle_seconds": 1})
+    assert status == 201, install
+    planned = wait_rollout(api, install["id"], lambda r: r["state"] != "planning")
+    assert planned["state"] == "awaiting_approval", planned["state_detail"]
+    assert all([(p["package"], p["current"], p["candidate"]) for p in item["packages"]] == [(EXTRA, "", "1.0-1")] for item in planned["plan"])
+    approver_api.call("POST", f"/api/v1/rollouts/{install['id']}/approve", {})
+    done = wait_rollout(api, install["id"], lambda r: r["state"] in ("succeeded", "failed", "paused", "aborted"), what="the dnf install")
+    assert done["state"] == "succeeded", done["state_detail"]
+    assert [rpm_version(host, EXTRA) for host in fleet.hosts] == ["1.0-1", "1.0-1"]
+    status, removal = api.call("POST", f"/api/v1/rollouts/{install['id']}/rollback")
+    assert status == 201 and removal["what"] == "remove" and removal["packages"] == [EXTRA], removal
+    planned = wait_rollout(api, removal["id"], lambda r: r["state"] != "planning")
+    assert all([(p["current"], p["candidate"]) for p in item["packages"]] == [("1.0-1", "")] for item in planned["plan"]), planned
+    approver_api.call("POST", f"/api/v1/rollouts/{removal['id']}/approve", {})
+    gone = wait_rollout(api, removal["id"], lambda r: r["state"] in ("succeeded", "failed", "paused", "aborted"), what="the dnf removal")
+    assert gone["state"] == "succeeded", gone["state_detail"]
+    assert [rpm_version(host, EXTRA) for host in fleet.hosts] == ["absent", "absent"]

@@ -490,7 +490,7 @@ extension APISchemas {
         let input: JSONValue = object(
             [
                 "title": described(string, "1 to 200 characters"), "what": what,
-                "packages": described(strings, "package names (name=version pins a version), when what is packages"),
+                "packages": described(strings, "package names (name=version pins a version), when what is packages (upgrade), install or remove"),
                 "playbook": described(string, "a playbook path, when what is playbook"),
                 "commit": described(string, "the config repo commit to run the playbook from (7 to 64 hex digits); empty for the newest"),
                 "targets": described(strings, "hosts or groups"), "tags": strings,

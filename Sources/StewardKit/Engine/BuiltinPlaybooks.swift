@@ -12,10 +12,11 @@ enum BuiltinPlaybooks {
         (
             rollout,
             """
-            # Steward's update rollout. Inputs (vars file): steward_phase (plan | apply), steward_plan (host -> packages
-            # to upgrade, each "name" or "name=version"), steward_pins (plan only: "name=version" to simulate).
-            # plan: refreshes the package lists and reports what an upgrade would do (the simulation runs even under
-            # --check). apply: upgrades exactly the planned packages, then reports versions and whether a reboot is due.
+            # Steward's package rollout. Inputs (vars file): steward_phase (plan | apply), steward_action (upgrade |
+            # install | remove), steward_plan (host -> packages to change, each "name" or "name=version"), steward_pins
+            # (plan only: the packages to simulate installing, "name" or "name=version", or removing).
+            # plan: refreshes the package lists and reports what the change would do (the simulations run even under
+            # --check). apply: changes exactly the planned packages, then reports versions and whether a reboot is due.
             - name: Steward rollout
               hosts: all
               become: true
@@ -38,8 +39,8 @@ enum BuiltinPlaybooks {
                   check_mode: false
                   changed_when: false
                   register: steward_apt_simulation
-                  when: ansible_pkg_mgr == 'apt' and steward_phase == 'plan'
-                - name: Simulate downgrades (apt)
+                  when: ansible_pkg_mgr == 'apt' and steward_phase == 'plan' and steward_action == 'upgrade'
+                - name: Simulate installing named or pinned packages (apt)
                   ansible.builtin.command:
                     argv: "{{ ['apt-get', '-s', '-o', 'Debug::NoLocking=1', '--allow-downgrades', 'install', '--'] + steward_pinned }}"
                   check_mode: false
@@ -48,7 +49,26 @@ enum BuiltinPlaybooks {
                   register: steward_apt_pinned
                   vars:
                     steward_pinned: "{{ steward_pins | default([]) }}"
-                  when: ansible_pkg_mgr == 'apt' and steward_phase == 'plan' and (steward_pins | default([]) | length > 0)
+                  when: ansible_pkg_mgr == 'apt' and steward_phase == 'plan' and steward_action != 'remove' and (steward_pins | default([]) | length > 0)
+                # apt refuses a whole removal when one name is unknown to it, so only the installed ones are simulated.
+                - name: Named packages installed here (apt)
+                  ansible.builtin.command:
+                    argv: "{{ ['dpkg-query', '-W', '-f', '${db:Status-Abbrev}${Package}\\\\n', '--'] + steward_pins }}"
+                  check_mode: false
+                  changed_when: false
+                  failed_when: false
+                  register: steward_apt_present
+                  when: ansible_pkg_mgr == 'apt' and steward_phase == 'plan' and steward_action == 'remove'
+                - name: Simulate removing (apt)
+                  ansible.builtin.command:
+                    argv: "{{ ['apt-get', '-s', '-o', 'Debug::NoLocking=1', 'remove', '--'] + steward_present }}"
+                  check_mode: false
+                  changed_when: false
+                  failed_when: false
+                  register: steward_apt_removal
+                  vars:
+                    steward_present: "{{ steward_apt_present.stdout_lines | default([]) | select('match', '^ii ') | map('regex_replace', '^ii +', '') | list }}"
+                  when: ansible_pkg_mgr == 'apt' and steward_phase == 'plan' and steward_action == 'remove' and steward_present | length > 0
                 - name: Simulate the upgrade (dnf)
                   ansible.builtin.command:
                     argv: [dnf, -q, check-update]
@@ -56,7 +76,7 @@ enum BuiltinPlaybooks {
                   changed_when: false
                   failed_when: steward_dnf_simulation.rc not in [0, 100]
                   register: steward_dnf_simulation
-                  when: ansible_pkg_mgr == 'dnf' and steward_phase == 'plan'
+                  when: ansible_pkg_mgr == 'dnf' and steward_phase == 'plan' and steward_action == 'upgrade'
                 - name: Security advisories (dnf)
                   ansible.builtin.command:
                     argv: [dnf, -q, updateinfo, list, --security]
@@ -64,15 +84,15 @@ enum BuiltinPlaybooks {
                   changed_when: false
                   failed_when: false
                   register: steward_dnf_security
-                  when: ansible_pkg_mgr == 'dnf' and steward_phase == 'plan'
-                - name: Versions the repositories offer for pinned packages (dnf)
+                  when: ansible_pkg_mgr == 'dnf' and steward_phase == 'plan' and steward_action == 'upgrade'
+                - name: Versions the repositories offer for named or pinned packages (dnf)
                   ansible.builtin.command:
                     argv: "{{ ['dnf', '-q', 'list', '--showduplicates', '--available', '--'] + (steward_pins | default([]) | map('regex_replace', '=.*$', '') | list) }}"
                   check_mode: false
                   changed_when: false
                   failed_when: false
                   register: steward_dnf_offered
-                  when: ansible_pkg_mgr == 'dnf' and steward_phase == 'plan' and (steward_pins | default([]) | length > 0)
+                  when: ansible_pkg_mgr == 'dnf' and steward_phase == 'plan' and steward_action != 'remove' and (steward_pins | default([]) | length > 0)
                 - name: Installed versions of the pending and pinned packages (dnf)
                   ansible.builtin.command:
                     argv: "{{ ['rpm', '-q', '--qf', '%{NAME} %|EPOCH?{%{EPOCH}:}:{}|%{VERSION}-%{RELEASE}\\\\n'] + steward_dnf_names }}"
@@ -81,30 +101,39 @@ enum BuiltinPlaybooks {
                   failed_when: false
                   register: steward_dnf_installed
                   vars:
-                    steward_dnf_names: "{{ (steward_dnf_simulation.stdout_lines | map('regex_search', '^[^ ]+[.][^ .]+ ') | select | map('trim') | map('regex_replace', '[.][^.]+$', '') | list) + (steward_pins | default([]) | map('regex_replace', '=.*$', '') | list) }}"
+                    steward_dnf_names: "{{ (steward_dnf_simulation.stdout_lines | default([]) | map('regex_search', '^[^ ]+[.][^ .]+ ') | select | map('trim') | map('regex_replace', '[.][^.]+$', '') | list) + (steward_pins | default([]) | map('regex_replace', '=.*$', '') | list) }}"
                   when: ansible_pkg_mgr == 'dnf' and steward_phase == 'plan' and steward_dnf_names | length > 0
                 - name: Steward plan
                   ansible.builtin.set_fact:
-                    steward_report: "{{ {'name': 'plan', 'body': {'pkg_mgr': ansible_pkg_mgr, 'apt': steward_apt_simulation.stdout_lines | default([]) | select('match', '^Inst ') | list, 'pinned': ((steward_apt_pinned.stdout_lines | default([])) + (steward_apt_pinned.stderr_lines | default([]))) | select('match', '^(Inst|E:) ') | list, 'dnf': steward_dnf_simulation.stdout_lines | default([]), 'dnf_security': steward_dnf_security.stdout_lines | default([]), 'dnf_installed': steward_dnf_installed.stdout_lines | default([]), 'dnf_offered': steward_dnf_offered.stdout_lines | default([])}} }}"
+                    steward_report: "{{ {'name': 'plan', 'body': {'pkg_mgr': ansible_pkg_mgr, 'apt': steward_apt_simulation.stdout_lines | default([]) | select('match', '^Inst ') | list, 'pinned': ((steward_apt_pinned.stdout_lines | default([])) + (steward_apt_pinned.stderr_lines | default([]))) | select('match', '^(Inst|E:) ') | list, 'dnf': steward_dnf_simulation.stdout_lines | default([]), 'dnf_security': steward_dnf_security.stdout_lines | default([]), 'dnf_installed': steward_dnf_installed.stdout_lines | default([]), 'dnf_offered': steward_dnf_offered.stdout_lines | default([]), 'removals': ((steward_apt_removal.stdout_lines | default([])) + (steward_apt_removal.stderr_lines | default([]))) | select('match', '^(Remv|E:|WARNING:) ') | list}} }}"
                   when: steward_phase == 'plan'
-                # apt-get through argv (no python3-apt needed on the host); pinned versions may go down (rollbacks).
-                - name: Upgrade the planned packages (apt)
+                # apt-get through argv (no python3-apt needed on the host); pinned versions may go down (rollbacks). An
+                # upgrade never installs a package that is not there; an install does; neither removes essential ones.
+                - name: Install or upgrade the planned packages (apt)
                   ansible.builtin.command:
-                    argv: "{{ ['apt-get', 'install', '-y', '-q', '-o', 'Dpkg::Options::=--force-confold', '-o', 'Dpkg::Options::=--force-confdef'] + (['--allow-downgrades'] if (steward_wanted | select('search', '=') | list | length > 0) else ['--only-upgrade']) + ['--'] + steward_wanted }}"
+                    argv: "{{ ['apt-get', 'install', '-y', '-q', '-o', 'Dpkg::Options::=--force-confold', '-o', 'Dpkg::Options::=--force-confdef'] + (['--allow-downgrades'] if (steward_wanted | select('search', '=') | list | length > 0) else (['--only-upgrade'] if steward_action == 'upgrade' else [])) + ['--'] + steward_wanted }}"
                   environment:
                     DEBIAN_FRONTEND: noninteractive
                   register: steward_apt_result
                   changed_when: "'Setting up' in steward_apt_result.stdout"
-                  when: ansible_pkg_mgr == 'apt' and steward_phase == 'apply' and steward_wanted | length > 0
-                - name: Upgrade the planned packages (dnf)
+                  when: ansible_pkg_mgr == 'apt' and steward_phase == 'apply' and steward_action != 'remove' and steward_wanted | length > 0
+                - name: Remove the planned packages (apt)
+                  ansible.builtin.command:
+                    argv: "{{ ['apt-get', 'remove', '-y', '-q', '--'] + steward_wanted }}"
+                  environment:
+                    DEBIAN_FRONTEND: noninteractive
+                  register: steward_apt_removed
+                  changed_when: "'Removing' in steward_apt_removed.stdout"
+                  when: ansible_pkg_mgr == 'apt' and steward_phase == 'apply' and steward_action == 'remove' and steward_wanted | length > 0
+                - name: Change the planned packages (dnf)
                   ansible.builtin.dnf:
                     name: "{{ steward_wanted | map('regex_replace', '=', '-') | list }}"
-                    state: "{{ 'present' if (steward_wanted | select('search', '=') | list | length > 0) else 'latest' }}"
+                    state: "{{ 'absent' if steward_action == 'remove' else ('present' if (steward_action == 'install' or (steward_wanted | select('search', '=') | list | length > 0)) else 'latest') }}"
                     allow_downgrade: "{{ steward_wanted | select('search', '=') | list | length > 0 }}"
                   when: ansible_pkg_mgr == 'dnf' and steward_phase == 'apply' and steward_wanted | length > 0
-                - name: Installed versions (apt)
+                - name: Installed versions (apt; a removed package's leftover configuration does not count)
                   ansible.builtin.command:
-                    argv: "{{ ['dpkg-query', '-W', '-f', '${Package} ${Version}\\\\n'] + (steward_wanted | map('regex_replace', '=.*$', '') | list) }}"
+                    argv: "{{ ['dpkg-query', '-W', '-f', '${db:Status-Abbrev}${Package} ${Version}\\\\n'] + (steward_wanted | map('regex_replace', '=.*$', '') | list) }}"
                   check_mode: false
                   changed_when: false
                   failed_when: false
@@ -133,7 +162,7 @@ enum BuiltinPlaybooks {
                   when: ansible_pkg_mgr == 'dnf' and steward_phase == 'apply'
                 - name: Steward report
                   ansible.builtin.set_fact:
-                    steward_report: "{{ {'name': 'apply', 'body': {'versions': (steward_versions.stdout_lines | default([])) + (steward_rpm_versions.stdout_lines | default([])), 'reboot_required': (steward_reboot_file.stat.exists | default(false)) or (steward_needs_restarting.rc | default(0)) == 1}} }}"
+                    steward_report: "{{ {'name': 'apply', 'body': {'versions': (steward_versions.stdout_lines | default([]) | select('match', '^ii ') | map('regex_replace', '^ii +', '') | list) + (steward_rpm_versions.stdout_lines | default([])), 'reboot_required': (steward_reboot_file.stat.exists | default(false)) or (steward_needs_restarting.rc | default(0)) == 1}} }}"
                   when: steward_phase == 'apply'
 
             """

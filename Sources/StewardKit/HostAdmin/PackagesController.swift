@@ -155,6 +155,24 @@ struct PackagesController: HostScopedController {
             data["unread"] = fleet.unread.map { ViewNode(["unread_id": $0.id, "unread_name": $0.name]) }
             data["has_lacking"] = !fleet.lacking.isEmpty
             data["has_unread"] = !fleet.unread.isEmpty
+            // Across hosts an install or removal is a rollout (plan, approvals, canary and waves); admins start one here.
+            if context.isAdmin, Rollout.packageProblem(name) == nil, !name.contains("=") {
+                func proposal(_ what: Rollout.What, _ hosts: [Host], _ title: String) -> String {
+                    var link = URLComponents()
+                    link.path = "/rollouts/new"
+                    link.queryItems = [
+                        URLQueryItem(name: "what", value: what.rawValue), URLQueryItem(name: "packages", value: name),
+                        URLQueryItem(name: "targets", value: hosts.map(\.name).joined(separator: ", ")), URLQueryItem(name: "title", value: title),
+                    ]
+                    return link.string ?? "/rollouts/new"
+                }
+                if !fleet.lacking.isEmpty {
+                    data["install_link"] = proposal(.install, fleet.lacking, "Install \(name)")
+                }
+                if !fleet.rows.isEmpty, !Rollout.reachNeeds.contains(name) {
+                    data["remove_link"] = proposal(.remove, fleet.rows.map(\.host), "Remove \(name)")
+                }
+            }
         }
         return area.pages.page("packages/fleet", title: "Packages", section: "packages", data: data, request: request, context: context)
     }

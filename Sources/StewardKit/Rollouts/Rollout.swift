@@ -3,7 +3,27 @@ import GRDB
 
 /// An update rollout: what changes, where, in which waves, under which approval policy.
 public struct Rollout: Sendable, Equatable {
-    public enum What: String, Sendable, CaseIterable { case security, all, packages, playbook }
+    /// What changes: pending updates (security or all), upgrades of named packages, installing or removing named
+    /// packages, or a playbook from the config repo.
+    public enum What: String, Sendable, CaseIterable {
+        case security, all, packages, install, remove, playbook
+
+        /// The kinds that name their packages.
+        public var namesPackages: Bool { [.packages, .install, .remove].contains(self) }
+        /// Installing or removing software is an admin's decision, as it is on one host.
+        public var needsAdmin: Bool { self == .install || self == .remove }
+        /// Stored as `what` and `package_action` (install and remove are package rollouts with their own action).
+        var storage: (what: String, action: String) {
+            switch self {
+            case .install, .remove: ("packages", rawValue)
+            case .packages: ("packages", "upgrade")
+            default: (rawValue, "upgrade")
+            }
+        }
+        init?(what: String, action: String) {
+            self.init(rawValue: what == "packages" && action != "upgrade" ? action : what)
+        }
+    }
     public enum WaveKind: String, Sendable, CaseIterable { case count, percent }
     public enum Reboot: String, Sendable, CaseIterable {
         case never
@@ -59,7 +79,7 @@ public struct Rollout: Sendable, Equatable {
     init(row: Row) {
         id = row["id"]
         title = row["title"]
-        what = What(rawValue: row["what"]) ?? .security
+        what = What(what: row["what"], action: row["package_action"] ?? "upgrade") ?? .security
         packages = JSONText.strings(row["packages"])
         playbook = row["playbook"]
         playbookCommit = row["playbook_commit"]
@@ -113,6 +133,13 @@ public struct Rollout: Sendable, Equatable {
         return nil
     }
 
+    /// What Steward needs on a host to reach it and run the engine there: a rollout never removes these, named or as
+    /// a consequence of another removal.
+    public static let reachNeeds: Set<String> = [
+        "openssh-server", "openssh-sshd", "sudo", "python3", "python3-minimal", "libpython3-stdlib", "platform-python", "systemd", "apt", "dpkg",
+        "dnf", "rpm", "steward",
+    ]
+
     /// Field errors; empty when the rollout can be saved.
     public func problems(now: Int64) -> [String: String] {
         var errors: [String: String] = [:]
@@ -120,17 +147,25 @@ public struct Rollout: Sendable, Equatable {
             errors["title"] = "give the rollout a title of 1 to 200 characters"
         }
         switch what {
-        case .packages:
+        case .packages, .install, .remove:
             if packages.isEmpty { errors["packages"] = "name at least one package" }
             if packages.count > 200 { errors["packages"] = "at most 200 packages" }
             if let problem = packages.lazy.compactMap(Self.packageProblem).first { errors["packages"] = problem }
+            if what == .remove, errors["packages"] == nil {
+                if let pinned = packages.first(where: { $0.contains("=") }) {
+                    errors["packages"] = "\"\(pinned)\": a removal names packages without a version"
+                } else if let needed = packages.first(where: Self.reachNeeds.contains) {
+                    errors["packages"] =
+                        "Steward reaches and changes hosts through \(needed); removing it would cut every target off. Remove it by hand on a host you mean to give up"
+                }
+            }
         case .playbook:
             if playbook.isEmpty { errors["playbook"] = "choose a playbook from the config repo" }
             if !playbookCommit.isEmpty, !(7...64).contains(playbookCommit.count) || !playbookCommit.allSatisfy(\.isHexDigit) {
                 errors["playbook_commit"] = "a commit is 7 to 64 hex digits (empty for the newest)"
             }
         case .security, .all:
-            if !packages.isEmpty { errors["packages"] = "packages are named only when what is packages" }
+            if !packages.isEmpty { errors["packages"] = "packages are named only when what is packages, install or remove" }
         }
         if targets.isEmpty && tags.isEmpty { errors["targets"] = "choose hosts, groups or tags" }
         if !(0...1000).contains(canary) { errors["canary"] = "from 0 to 1000 hosts" }

@@ -46,7 +46,8 @@ struct RolloutAPI {
             "Propose the reverse of a finished rollout, where the package manager can downgrade", parameters: [id], status: 201,
             schema: "RolloutCreated"
         ) { _, context in
-            let (saved, job) = try await service.proposeRollback(of: try rollout(context), by: context.actor, jobs: area.runner)
+            let (saved, job) = try await service.proposeRollback(
+                of: try rollout(context), by: context.actor, isAdmin: context.isAdmin, jobs: area.runner)
             return try APIJSON.response(
                 RolloutCreatedResource(rollout: try RolloutResource(saved, service: service), planJob: JobResource(job)), status: .created)
         }
@@ -68,7 +69,7 @@ struct RolloutAPI {
         rollout.expiresAt = EpochMilliseconds.from(Date()) + 24 * 3_600_000
         let errors = input.apply(to: &rollout)
         guard errors.isEmpty else { throw Problem.invalid(errors) }
-        let (saved, job) = try await service.save(rollout, by: context.actor, jobs: area.runner)
+        let (saved, job) = try await service.save(rollout, by: context.actor, isAdmin: context.isAdmin, jobs: area.runner)
         return try APIJSON.response(
             RolloutCreatedResource(rollout: try RolloutResource(saved, service: service), planJob: JobResource(job)), status: .created)
     }
@@ -78,7 +79,7 @@ struct RolloutAPI {
         let input = try await APIInputDecoding.decode(RolloutInput.self, from: request)
         let errors = input.apply(to: &rollout)
         guard errors.isEmpty else { throw Problem.invalid(errors) }
-        let (saved, _) = try await service.save(rollout, by: context.actor, jobs: area.runner)
+        let (saved, _) = try await service.save(rollout, by: context.actor, isAdmin: context.isAdmin, jobs: area.runner)
         return try APIJSON.response(try RolloutResource(saved, service: service))
     }
 

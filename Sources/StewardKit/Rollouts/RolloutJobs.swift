@@ -60,9 +60,11 @@ extension RolloutService {
         } else {
             run = PlaybookRun(playbook: BuiltinPlaybooks.rollout, targets: names)
             run.builtin = BuiltinPlaybooks.rollout
-            let pins = rollout.packages.filter { $0.contains("=") }
+            // An upgrade simulates its pins only (a rollback); an install or removal simulates every named package.
+            let pins = rollout.what == .packages ? rollout.packages.filter { $0.contains("=") } : rollout.packages
             run.variables = JSONText.encode([
-                "steward_phase": "plan", "steward_plan": [String: [String]](), "steward_reboot": "never", "steward_pins": pins,
+                "steward_phase": "plan", "steward_action": rollout.what.storage.action, "steward_plan": [String: [String]](),
+                "steward_reboot": "never", "steward_pins": pins,
             ])
         }
         run.check = true
@@ -127,6 +129,10 @@ extension RolloutService {
                     } else {
                         updates = updates.filter { wanted.contains($0.package) }
                     }
+                case .install:
+                    (updates, problem) = PackagePlan.install(rollout.packages, report: report)
+                case .remove:
+                    (updates, problem) = PackagePlan.removal(rollout.packages, report: report)
                 case .playbook: break
                 }
                 items.append(RolloutPlanItem(host: host, changes: updates, diff: "", problem: problem))
@@ -195,12 +201,16 @@ extension RolloutService {
             run.builtin = BuiltinPlaybooks.rollout
             var perHost: [String: [String]] = [:]
             for item in plan where wave.hosts.contains(item.host) {
-                perHost[item.host] =
-                    rollout.packages.contains(where: { $0.contains("=") })
-                    ? rollout.packages.filter { pin in item.changes.contains { pin.hasPrefix($0.package + "=") } }
-                    : item.changes.map(\.package)
+                if rollout.packages.contains(where: { $0.contains("=") }) {
+                    perHost[item.host] = rollout.packages.filter { pin in item.changes.contains { pin.hasPrefix($0.package + "=") } }
+                } else if rollout.what == .install {
+                    // The named packages only: the package manager brings their dependencies in as automatic ones.
+                    perHost[item.host] = rollout.packages.filter { name in item.changes.contains { $0.package == name } }
+                } else {
+                    perHost[item.host] = item.changes.map(\.package)
+                }
             }
-            run.variables = JSONText.encode(["steward_phase": "apply", "steward_plan": perHost])
+            run.variables = JSONText.encode(["steward_phase": "apply", "steward_action": rollout.what.storage.action, "steward_plan": perHost])
         }
         if rollout.reboot != .never {
             // The reboot play follows the changes in the same run, one host at a time; its input is data in the vars file.

@@ -43,10 +43,14 @@ struct RolloutPages {
             context: context)
     }
 
+    /// The proposal form; other pages prefill what, packages and targets through the query (the fleet packages view
+    /// links "install on hosts" here). Prefilled text is only shown in the form: nothing is saved until it is sent.
     @Sendable func newForm(request: Request, context: StewardRequestContext) async throws -> Response {
-        try form(
-            values: ["what": "security", "canary": "1", "wave_size": "1", "approvals_required": "1", "expires_hours": "24", "settle_seconds": "60"],
-            errors: [:], request: request, context: context)
+        var values = ["what": "security", "canary": "1", "wave_size": "1", "approvals_required": "1", "expires_hours": "24", "settle_seconds": "60"]
+        let query = QueryInput(request).query
+        if let what = query["what"].flatMap(Rollout.What.init(rawValue:)) { values["what"] = what.rawValue }
+        for key in ["packages", "targets", "title"] { if let text = query[key] { values[key] = String(text.prefix(2000)) } }
+        return try form(values: values, errors: [:], request: request, context: context)
     }
 
     func form(
@@ -93,7 +97,7 @@ struct RolloutPages {
         var errors = RolloutInput(form: form).apply(to: &rollout)
         if errors.isEmpty {
             do {
-                let (saved, _) = try await service.save(rollout, by: context.actor, jobs: area.runner)
+                let (saved, _) = try await service.save(rollout, by: context.actor, isAdmin: context.isAdmin, jobs: area.runner)
                 return area.pages.redirect(
                     to: "/rollouts/\(saved.id)", flash: Flash(.success, "Rollout #\(saved.id) proposed; Steward is planning it in check mode."))
             } catch let problem as Problem {
@@ -123,7 +127,7 @@ struct RolloutPages {
         var errors = RolloutInput(form: form).apply(to: &rollout)
         if errors.isEmpty {
             do {
-                let (saved, job) = try await service.save(rollout, by: context.actor, jobs: area.runner)
+                let (saved, job) = try await service.save(rollout, by: context.actor, isAdmin: context.isAdmin, jobs: area.runner)
                 return area.pages.redirect(
                     to: "/rollouts/\(saved.id)",
                     flash: Flash(
@@ -142,7 +146,7 @@ struct RolloutPages {
         let id = try id(context)
         do {
             let rollout = try editable(context)
-            let (saved, job) = try await service.save(rollout, by: context.actor, jobs: area.runner)
+            let (saved, job) = try await service.save(rollout, by: context.actor, isAdmin: context.isAdmin, jobs: area.runner)
             return area.pages.redirect(
                 to: "/rollouts/\(id)",
                 flash: Flash(.success, "Planning revision \(saved.revision) (job \(job.id)); earlier approvals no longer count."))
@@ -161,7 +165,8 @@ struct RolloutPages {
                 "none": item.changes.isEmpty && item.diff.isEmpty && item.problem.isEmpty,
                 "changes": item.changes.map {
                     ViewNode([
-                        "package": $0.package, "current": $0.current.isEmpty ? "new" : $0.current, "candidate": $0.candidate, "security": $0.security,
+                        "package": $0.package, "current": $0.current.isEmpty ? "new" : $0.current,
+                        "candidate": $0.candidate.isEmpty ? "removed" : $0.candidate, "security": $0.security,
                     ])
                 },
             ])
@@ -182,7 +187,8 @@ struct RolloutPages {
         let results = try service.results(rollout.id).map { result in
             ViewNode([
                 "host": result.host, "wave": result.wave, "status": result.status, "rebooted": result.rebooted, "detail": result.detail,
-                "changes": result.changes.map { "\($0.package) \($0.from.isEmpty ? "new" : $0.from) → \($0.to)" }.joined(separator: ", "),
+                "changes": result.changes.map { "\($0.package) \($0.from.isEmpty ? "new" : $0.from) → \($0.to.isEmpty ? "removed" : $0.to)" }.joined(
+                    separator: ", "),
             ])
         }
         let permissions = context.identity?.permissions ?? []
@@ -245,7 +251,8 @@ struct RolloutPages {
     @Sendable func rollback(request: Request, context: StewardRequestContext) async throws -> Response {
         let id = try id(context)
         do {
-            let (saved, _) = try await service.proposeRollback(of: try service.rollout(id: id)!, by: context.actor, jobs: area.runner)
+            let (saved, _) = try await service.proposeRollback(
+                of: try service.rollout(id: id)!, by: context.actor, isAdmin: context.isAdmin, jobs: area.runner)
             return area.pages.redirect(
                 to: "/rollouts/\(saved.id)",
                 flash: Flash(.success, "Rollback proposed as rollout #\(saved.id); its plan shows whether the old versions can be installed."))

@@ -139,13 +139,15 @@ public struct RolloutService: Sendable {
     }
 
     static let columns = [
-        "title", "what", "packages", "playbook", "playbook_commit", "targets", "tags", "canary", "wave_kind", "wave_size", "pause_seconds",
+        "title", "what", "package_action", "packages", "playbook", "playbook_commit", "targets", "tags", "canary", "wave_kind", "wave_size",
+        "pause_seconds",
         "max_failure_percent", "reboot", "window_id", "approvals_required", "expires_at", "check_url", "settle_seconds",
     ]
 
     static func values(_ rollout: Rollout) -> [(any DatabaseValueConvertible)?] {
         [
-            rollout.title, rollout.what.rawValue, JSONText.encode(rollout.packages), rollout.playbook, rollout.playbookCommit,
+            rollout.title, rollout.what.storage.what, rollout.what.storage.action, JSONText.encode(rollout.packages), rollout.playbook,
+            rollout.playbookCommit,
             JSONText.encode(rollout.targets),
             JSONText.encode(rollout.tags), rollout.canary, rollout.waveKind.rawValue, rollout.waveSize, rollout.pauseSeconds,
             rollout.maxFailurePercent,
@@ -160,8 +162,19 @@ public struct RolloutService: Sendable {
     }
 
     /// Check and save a new rollout, or a change to one that has not started (which resets its approvals), and queue
-    /// its plan. Returns the rollout and the plan job.
-    public func save(_ rollout: Rollout, by who: AuditActor, jobs: JobRunner, now: Date = Date()) async throws -> (Rollout, Job) {
+    /// its plan. Returns the rollout and the plan job. Installing or removing packages is an admin's to propose or change,
+    /// as on one host; upgrades and playbooks are an operator's.
+    public func save(_ rollout: Rollout, by who: AuditActor, isAdmin: Bool, jobs: JobRunner, now: Date = Date()) async throws -> (Rollout, Job) {
+        if !isAdmin {
+            let before = rollout.id == 0 ? nil : try self.rollout(id: rollout.id)
+            if let kind = [rollout.what, before?.what].compactMap({ $0 }).first(where: \.needsAdmin) {
+                throw Problem(
+                    status: .forbidden,
+                    detail:
+                        "a rollout that \(kind == .install ? "installs" : "removes") packages is an admin's to propose or change, as it is on one host; operators may roll out upgrades and playbooks"
+                )
+            }
+        }
         var errors = rollout.problems(now: EpochMilliseconds.from(now))
         if rollout.what == .playbook, errors["playbook"] == nil {
             do { _ = try engine.repository.resolvePlaybook(rollout.playbook) } catch { errors["playbook"] = error.description }
@@ -359,9 +372,11 @@ public struct RolloutService: Sendable {
         return try self.rollout(id: id)!
     }
 
-    /// The reverse of a finished package rollout: the previous versions, pinned, on the hosts that changed. Its plan
-    /// (check mode) finds out whether the package manager can still install them; if not, the plan says so.
-    public func proposeRollback(of original: Rollout, by who: AuditActor, jobs: JobRunner) async throws -> (Rollout, Job) {
+    /// The reverse of a finished package rollout, on the hosts that changed: an upgrade is undone by the previous
+    /// versions, pinned; an install by removing the named packages it newly installed (dependencies it pulled in stay,
+    /// for `apt autoremove`); a removal by installing the removed versions again, pinned. Its plan (check mode) finds
+    /// out whether the package manager can still do that; if not, the plan says so.
+    public func proposeRollback(of original: Rollout, by who: AuditActor, isAdmin: Bool, jobs: JobRunner) async throws -> (Rollout, Job) {
         guard original.what != .playbook else {
             throw Problem(
                 status: .conflict,
@@ -370,36 +385,43 @@ public struct RolloutService: Sendable {
         guard original.state.isFinished || original.state == .paused else {
             throw Problem(status: .conflict, detail: "rollout #\(original.id) is \(original.state.rawValue); roll back once it has stopped")
         }
-        let results = try results(original.id)
-        var pins = Set<String>()
+        let named = Set(original.packages.map { String($0.split(separator: "=").first ?? "") })
+        var reverse = Set<String>()
         var hosts = Set<String>()
         var skipped: [String] = []
-        for result in results where result.status != "unreachable" {
+        for result in try results(original.id) where result.status != "unreachable" {
             for change in result.changes where change.from != change.to {
-                if change.from.isEmpty {
+                switch original.what {
+                case .install where change.from.isEmpty && named.contains(change.package):
+                    reverse.insert(change.package)
+                case .install where change.from.isEmpty:
+                    skipped.append("\(change.package) on \(result.host) came in as a dependency")
+                    continue
+                case _ where change.from.isEmpty:
                     skipped.append("\(change.package) on \(result.host) was newly installed")
                     continue
+                default:
+                    reverse.insert("\(change.package)=\(change.from)")
                 }
-                pins.insert("\(change.package)=\(change.from)")
                 hosts.insert(result.host)
             }
         }
-        guard !pins.isEmpty else {
+        guard !reverse.isEmpty else {
             throw Problem(
                 status: .conflict,
-                detail: "rollout #\(original.id) changed no package version that can be pinned back"
+                detail: "rollout #\(original.id) changed nothing that can be reversed"
                     + (skipped.isEmpty ? "" : " (\(skipped.joined(separator: "; ")))"))
         }
         var rollback = original
         rollback.id = 0
         rollback.title = "Roll back #\(original.id): \(original.title)"
-        rollback.what = .packages
-        rollback.packages = pins.sorted()
+        rollback.what = original.what == .install ? .remove : original.what == .remove ? .install : .packages
+        rollback.packages = reverse.sorted()
         rollback.targets = hosts.sorted()
         rollback.tags = []
         rollback.rollbackOf = original.id
         rollback.expiresAt = EpochMilliseconds.from(Date()) + 24 * 3_600_000
-        return try await save(rollback, by: who, jobs: jobs)
+        return try await save(rollback, by: who, isAdmin: isAdmin, jobs: jobs)
     }
 
     // MARK: notifications
