@@ -4,7 +4,7 @@ SHELL := /bin/bash
 
 # What building and running need (`make run`), and what only the tests add (`make test`): the browser, pam_wrapper,
 # the test fleet's sshd, debootstrap and systemd-nspawn, Prometheus's promtool, an SMTP server, apt and rpm repository tools.
-RUN_APT_PACKAGES := libpam0g-dev libsqlite3-dev openssh-client ansible-core git restic
+RUN_APT_PACKAGES := libpam0g-dev libsqlite3-dev zlib1g-dev openssh-client ansible-core git restic
 TEST_APT_PACKAGES := chromium chromium-driver libpam-wrapper openssh-server debootstrap systemd-container prometheus-node-exporter prometheus python3-aiosmtpd curl apt-utils rpm createrepo-c
 BENCH_APT_PACKAGES := wrk nginx-light
 PYTHON ?= python3
@@ -98,6 +98,10 @@ user:
 	  if [ "$$(id -u)" != 0 ]; then echo "run as root to create the steward system user" >&2; exit 1; fi; \
 	  useradd --system --user-group --no-create-home --home-dir $(DATA) --shell /usr/sbin/nologin steward; \
 	  echo "created the steward system user"; \
+	fi
+	@# The panel host's own journal, for the central logs, without root.
+	@if getent group systemd-journal >/dev/null && ! id -nG steward | grep -qw systemd-journal; then \
+	  usermod -a -G systemd-journal steward && echo "added the steward user to systemd-journal"; \
 	fi
 
 SYSTEMD_UNIT ?= /etc/systemd/system/steward.service

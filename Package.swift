@@ -32,12 +32,14 @@ let package = Package(
     ],
     targets: [
         .systemLibrary(name: "CPAM", providers: [.apt(["libpam0g-dev"])]),
+        .systemLibrary(name: "CZlib", providers: [.apt(["zlib1g-dev"])]),
         .target(name: "CSpawn"),
         .target(
             name: "StewardKit",
             dependencies: [
                 "CPAM",
                 "CSpawn",
+                "CZlib",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),

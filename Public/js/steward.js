@@ -176,3 +176,69 @@ for (const preview of document.querySelectorAll("[data-preview-of]")) {
   form.addEventListener("input", soon);
   form.addEventListener("change", soon);
 }
+
+// Copy buttons: data-copy names the element whose text goes to the clipboard (the journalctl command on a host's logs).
+for (const button of document.querySelectorAll("button[data-copy]")) {
+  button.addEventListener("click", async () => {
+    const source = document.getElementById(button.dataset.copy);
+    if (!source) return;
+    try {
+      await navigator.clipboard.writeText(source.textContent);
+      button.textContent = "Copied";
+    } catch (error) {
+      const range = document.createRange();
+      range.selectNodeContents(source);
+      const selection = window.getSelection();
+      selection.removeAllRanges();
+      selection.addRange(range);
+      button.textContent = "Selected: press Ctrl+C";
+    }
+  });
+}
+
+// Logs: "Follow new lines" opens a Server-Sent Events stream of the lines that match the page's filters and puts
+// each new one at the top of the table; pressing it again pauses (the stream closes and resumes where it stopped).
+const followButton = document.getElementById("log-follow");
+if (followButton && "EventSource" in window) {
+  const body = document.querySelector("#log-lines tbody");
+  const status = document.getElementById("log-follow-status");
+  let url = followButton.dataset.follow;
+  let source = null;
+  const cell = (row, text, className) => {
+    const td = document.createElement("td");
+    if (className) td.className = className;
+    td.textContent = text;
+    row.append(td);
+    return td;
+  };
+  const stop = () => {
+    if (source) source.close();
+    source = null;
+    followButton.textContent = "Follow new lines";
+    followButton.setAttribute("aria-pressed", "false");
+    status.textContent = "paused";
+  };
+  const start = () => {
+    source = new EventSource(url);
+    followButton.textContent = "Pause";
+    followButton.setAttribute("aria-pressed", "true");
+    status.textContent = "following…";
+    source.addEventListener("line", (event) => {
+      const line = JSON.parse(event.data);
+      // Resume after the newest block seen, not from the page's start.
+      url = url.replace(/after_block=\d+/, `after_block=${event.lastEventId}`);
+      document.getElementById("log-empty")?.remove();
+      const row = document.createElement("tr");
+      row.className = "followed" + (line.priority <= 3 ? " severe" : "");
+      cell(row, line.time.replace("T", " ").replace(/\.\d+Z$/, " UTC"));
+      cell(row, line.host);
+      cell(row, line.priority_name, "priority");
+      cell(row, line.unit);
+      cell(row, line.identifier + (line.pid === null ? "" : `[${line.pid}]`));
+      cell(row, line.message, "message");
+      body.prepend(row);
+      status.textContent = `following: last line at ${line.time}`;
+    });
+  };
+  followButton.addEventListener("click", () => (source ? stop() : start()));
+}

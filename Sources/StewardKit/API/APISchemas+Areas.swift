@@ -8,7 +8,7 @@ extension APISchemas {
         var schemas: [String: JSONValue] = [:]
         let parts: [[String: JSONValue]] = [
             hostSchemas, accountSchemas, engineSchemas, backupRepositorySchemas, backupPlanSchemas, retentionSchemas, rolloutSchemas, alertSchemas,
-            serviceSchemas,
+            serviceSchemas, logSchemas,
         ]
         for part in parts { schemas.merge(part) { a, _ in a } }
         return schemas

@@ -96,6 +96,9 @@ enum APIJSON {
         encoder.keyEncodingStrategy = .convertToSnakeCase
         return try encoder.encode(value)
     }
+
+    /// One line of JSON (an NDJSON record or an SSE event's data): the encoder escapes line breaks inside strings.
+    static func string(_ value: some Encodable) throws -> String { String(decoding: try encode(value), as: UTF8.self) }
 }
 
 /// An optional value that the API writes as null rather than leaving out (synthesized Encodable drops nil optionals).

@@ -164,6 +164,14 @@ struct AlertsController {
 
     // MARK: pages
 
+    /// The host's log lines around an alert's change.
+    static func logsLink(host: String, at: Int64) -> String {
+        var components = URLComponents()
+        components.path = "/logs/around"
+        components.queryItems = [URLQueryItem(name: "host", value: host), URLQueryItem(name: "at", value: String(at))]
+        return components.string ?? "/logs"
+    }
+
     @Sendable func alertsPage(request: Request, context: StewardRequestContext) async throws -> Response {
         let operate = context.identity?.permissions.contains(.operate) ?? false
         let live = try self.live().map { rule, host, state in
@@ -174,6 +182,7 @@ struct AlertsController {
                 "has_detail": state.detail?.isEmpty == false,
                 "summary": AlertText.render(rule.summary, rule: rule, hostName: host.name, state: state), "runbook": rule.runbookURL,
                 "has_runbook": !rule.runbookURL.isEmpty, "has_severity": state.severity != nil,
+                "logs_link": Self.logsLink(host: host.name, at: state.since),
             ])
         }
         let history = try rules.history(limit: 50, before: nil).map { change in
@@ -182,6 +191,7 @@ struct AlertsController {
                 "severity": change.severity.value ?? "", "has_severity": change.severity.value != nil,
                 "value": change.value.value.map { MetricUnit.trim($0, digits: 2) } ?? "",
                 "at": RFC3339.display(EpochMilliseconds.date(change.atMilliseconds)),
+                "logs_link": Self.logsLink(host: change.host, at: change.atMilliseconds),
             ])
         }
         // The alert-fatigue view: how often each rule fired and notified in the last 7 days.

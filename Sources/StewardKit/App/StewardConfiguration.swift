@@ -26,6 +26,8 @@ public struct StewardConfiguration: Sendable, Equatable {
     public var sessionLifetimeHours = 12
     /// Seconds between metric collections (the panel host's /proc and every host's metrics URL).
     public var metricsIntervalSeconds = 10
+    /// Seconds between reads of every host's journal (0: Steward does not collect logs).
+    public var logsIntervalSeconds = 10
     /// Seconds between alert rule evaluations.
     public var alertIntervalSeconds = 15
     /// Seconds a metrics URL has to answer before the scrape counts as failed.
@@ -200,6 +202,7 @@ extension StewardConfiguration {
         integer("session_idle_minutes", 1...1440, \.sessionIdleMinutes),
         integer("metrics_interval_seconds", 1...3600, \.metricsIntervalSeconds),
         integer("scrape_timeout_seconds", 1...300, \.scrapeTimeoutSeconds),
+        integer("logs_interval_seconds", 0...3600, \.logsIntervalSeconds),
         integer("alert_interval_seconds", 1...3600, \.alertIntervalSeconds),
         integer("session_lifetime_hours", 1...720, \.sessionLifetimeHours),
         integer("retention_grace_minutes", 0...10080, \.retentionGraceMinutes),
@@ -277,7 +280,8 @@ extension StewardConfiguration {
             errors += layer.problems
             for (name, entry) in layer.values.sorted(by: { $0.key < $1.key }) {
                 guard let setting = byName[name] else {
-                    errors.append(ConfigurationError(setting: entry.label, source: layer.source, message: unknownSettingMessage(entry.label, name: name)))
+                    errors.append(
+                        ConfigurationError(setting: entry.label, source: layer.source, message: unknownSettingMessage(entry.label, name: name)))
                     continue
                 }
                 guard setting.apply(&config, entry.value) else {
@@ -293,7 +297,8 @@ extension StewardConfiguration {
         if (config.tlsCertificatePath == nil) != (config.tlsKeyPath == nil) {
             let missing = config.tlsCertificatePath == nil ? "tls_cert" : "tls_key"
             errors.append(
-                ConfigurationError(setting: missing, source: "configuration", message: "tls_cert and tls_key must be set together; \(missing) is missing"))
+                ConfigurationError(
+                    setting: missing, source: "configuration", message: "tls_cert and tls_key must be set together; \(missing) is missing"))
         }
         if let error = ConfigurationError.combined(errors) { throw error }
         return config
@@ -321,14 +326,16 @@ extension StewardConfiguration {
                 setting: "steward.json", source: path, message: "\(path) is not valid JSON\(place); it must be one object of settings")
         }
         guard object is [String: Any], let dictionary = try? JSONDecoder().decode([String: SettingValue].self, from: data) else {
-            throw ConfigurationError(setting: "steward.json", source: path, message: "\(path) must be a JSON object of settings, like {\"port\": 10000}")
+            throw ConfigurationError(
+                setting: "steward.json", source: path, message: "\(path) must be a JSON object of settings, like {\"port\": 10000}")
         }
         var layer = SettingsLayer(source: path)
         var errors: [ConfigurationError] = []
         for key in dictionary.keys.sorted() {
             if key == "data" {
                 errors.append(
-                    ConfigurationError(setting: key, source: path, message: "\"data\" cannot be set inside the data directory; use --data or STEWARD_DATA"))
+                    ConfigurationError(
+                        setting: key, source: path, message: "\"data\" cannot be set inside the data directory; use --data or STEWARD_DATA"))
                 continue
             }
             guard let text = dictionary[key]!.text else {

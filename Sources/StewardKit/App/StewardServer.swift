@@ -26,6 +26,8 @@ public struct StewardServer {
     public let engine: Engine
     public let metrics: MetricStore
     public let collector: MetricCollector
+    public let logs: LogStore
+    public let journals: JournalCollector
     public let alerts: AlertEvaluator
     public let notifier: Notifier
     public let rolloutDriver: RolloutDriver
@@ -108,6 +110,9 @@ public struct StewardServer {
         let collector = MetricCollector(
             store: metricStore, hosts: hostStore, intervalSeconds: configuration.metricsIntervalSeconds,
             timeoutSeconds: configuration.scrapeTimeoutSeconds, logger: logger)
+        let logStore = LogStore(database: database)
+        let journals = JournalCollector(
+            store: logStore, hosts: hostStore, reader: HostReader(keys: hostKeys), intervalSeconds: configuration.logsIntervalSeconds, logger: logger)
         let metricsDashboard = MetricsDashboard(store: metricStore, hosts: hostStore, database: database)
         try BuiltinAlerts.ensure(AlertRuleStore(database: database), now: clock.now())
         let alertEvaluator = try AlertEvaluator(
@@ -141,8 +146,11 @@ public struct StewardServer {
             [
                 .monitoring(dashboard: metricsDashboard, databasePath: dataDirectory.databasePath),
                 .hosts(store: hostStore, keys: hostKeys, dashboard: metricsDashboard),
-                .hostAdmin(hosts: hostStore, keys: hostKeys, readings: HostReadingStore(database: database), engine: engine, metrics: metricStore, lock: repositoryLock),
+                .hostAdmin(
+                    hosts: hostStore, keys: hostKeys, readings: HostReadingStore(database: database), engine: engine, metrics: metricStore,
+                    lock: repositoryLock),
                 .accounts(service: accountService, engine: engine, hosts: hostStore, lock: repositoryLock),
+                .logs(store: logStore, hosts: hostStore, collector: journals),
                 .updates(database: database, hosts: hostStore), .rollouts(rollouts), .backups(backups),
                 .alerts(
                     evaluator: alertEvaluator, notifier: notifier, channels: channelStore, database: database, baseURL: configuration.publicBaseURL),
@@ -198,7 +206,9 @@ public struct StewardServer {
         return StewardServer(
             configuration: configuration, dataDirectory: dataDirectory, resources: resources, database: database, jobs: runner, scheduler: scheduler,
             router: router, docs: docs, routeTable: routeTable, access: access, hosts: hostStore, engine: engine, metrics: metricStore,
-            collector: collector, alerts: alertEvaluator, notifier: notifier, rolloutDriver: rolloutDriver, tls: tls, migrationReport: report,
+            collector: collector, logs: logStore, journals: journals, alerts: alertEvaluator, notifier: notifier, rolloutDriver: rolloutDriver,
+            tls: tls,
+            migrationReport: report,
             interruptedAtStartup: interrupted, connections: ConnectionCounts(limits: .from(configuration)), shedding: shedding,
             logger: logger)
     }
@@ -268,6 +278,7 @@ public struct StewardServer {
                     .init(service: jobs),
                     .init(service: scheduler),
                     .init(service: collector),
+                    .init(service: journals),
                     .init(service: alerts),
                     .init(service: notifier),
                     .init(service: rolloutDriver),

@@ -170,6 +170,7 @@ public enum ConfigurationReport {
             "pam_service": configuration.pamService, "session_idle_minutes": String(configuration.sessionIdleMinutes),
             "session_lifetime_hours": String(configuration.sessionLifetimeHours),
             "metrics_interval_seconds": String(configuration.metricsIntervalSeconds),
+            "logs_interval_seconds": String(configuration.logsIntervalSeconds),
             "scrape_timeout_seconds": String(configuration.scrapeTimeoutSeconds),
             "alert_interval_seconds": String(configuration.alertIntervalSeconds),
             "trusted_proxies": configuration.trustedProxies.isEmpty

@@ -103,15 +103,25 @@ enum BuiltinPlaybooks {
                   vars:
                     steward_dnf_names: "{{ (steward_dnf_simulation.stdout_lines | default([]) | map('regex_search', '^[^ ]+[.][^ .]+ ') | select | map('trim') | map('regex_replace', '[.][^.]+$', '') | list) + (steward_pins | default([]) | map('regex_replace', '=.*$', '') | list) }}"
                   when: ansible_pkg_mgr == 'dnf' and steward_phase == 'plan' and steward_dnf_names | length > 0
+                # dnf removes what depends on a package, and the dependencies nothing else needs: its own answer
+                # (refused, so nothing happens) lists them all.
+                - name: Simulate removing (dnf)
+                  ansible.builtin.command:
+                    argv: "{{ ['dnf', '--assumeno', 'remove', '--'] + steward_pins }}"
+                  check_mode: false
+                  changed_when: false
+                  failed_when: false
+                  register: steward_dnf_removal
+                  when: ansible_pkg_mgr == 'dnf' and steward_phase == 'plan' and steward_action == 'remove'
                 - name: Steward plan
                   ansible.builtin.set_fact:
-                    steward_report: "{{ {'name': 'plan', 'body': {'pkg_mgr': ansible_pkg_mgr, 'apt': steward_apt_simulation.stdout_lines | default([]) | select('match', '^Inst ') | list, 'pinned': ((steward_apt_pinned.stdout_lines | default([])) + (steward_apt_pinned.stderr_lines | default([]))) | select('match', '^(Inst|E:) ') | list, 'dnf': steward_dnf_simulation.stdout_lines | default([]), 'dnf_security': steward_dnf_security.stdout_lines | default([]), 'dnf_installed': steward_dnf_installed.stdout_lines | default([]), 'dnf_offered': steward_dnf_offered.stdout_lines | default([]), 'removals': ((steward_apt_removal.stdout_lines | default([])) + (steward_apt_removal.stderr_lines | default([]))) | select('match', '^(Remv|E:|WARNING:) ') | list}} }}"
+                    steward_report: "{{ {'name': 'plan', 'body': {'pkg_mgr': ansible_pkg_mgr, 'apt': steward_apt_simulation.stdout_lines | default([]) | select('match', '^Inst ') | list, 'pinned': ((steward_apt_pinned.stdout_lines | default([])) + (steward_apt_pinned.stderr_lines | default([]))) | select('match', '^(Inst|Remv|E:) ') | list, 'dnf': steward_dnf_simulation.stdout_lines | default([]), 'dnf_security': steward_dnf_security.stdout_lines | default([]), 'dnf_installed': steward_dnf_installed.stdout_lines | default([]), 'dnf_offered': steward_dnf_offered.stdout_lines | default([]), 'dnf_removal': steward_dnf_removal.stdout_lines | default([]), 'removals': ((steward_apt_removal.stdout_lines | default([])) + (steward_apt_removal.stderr_lines | default([]))) | select('match', '^(Remv|E:|WARNING:) ') | list}} }}"
                   when: steward_phase == 'plan'
                 # apt-get through argv (no python3-apt needed on the host); pinned versions may go down (rollbacks). An
-                # upgrade never installs a package that is not there; an install does; neither removes essential ones.
+                # upgrade never installs a package that is not there; an install does; neither removes any package.
                 - name: Install or upgrade the planned packages (apt)
                   ansible.builtin.command:
-                    argv: "{{ ['apt-get', 'install', '-y', '-q', '-o', 'Dpkg::Options::=--force-confold', '-o', 'Dpkg::Options::=--force-confdef'] + (['--allow-downgrades'] if (steward_wanted | select('search', '=') | list | length > 0) else (['--only-upgrade'] if steward_action == 'upgrade' else [])) + ['--'] + steward_wanted }}"
+                    argv: "{{ ['apt-get', 'install', '-y', '-q', '--no-remove', '-o', 'Dpkg::Options::=--force-confold', '-o', 'Dpkg::Options::=--force-confdef'] + (['--allow-downgrades'] if (steward_wanted | select('search', '=') | list | length > 0) else []) + (['--only-upgrade'] if steward_action == 'upgrade' else []) + ['--'] + steward_wanted }}"
                   environment:
                     DEBIAN_FRONTEND: noninteractive
                   register: steward_apt_result

@@ -46,13 +46,19 @@ protocol HostScopedController {
     var hosts: HostStore { get }
 }
 
-/// Text from hosts that can hold secrets (command lines with passwords in their arguments, journal lines) is shown
-/// in full to operators and admins (to admins only on the panel host); others see a command's program only, and no
-/// journal.
+/// Text from hosts that can hold secrets (command lines with passwords in their arguments) is shown in full to
+/// operators and admins (to admins only on the panel host); others see a command's program only. Journal lines are
+/// for every viewer on fleet hosts and for admins on the panel host.
 enum HostSecrets {
     /// On the panel host, where Steward itself runs, only admins: its processes and journal are Steward's own secrets.
     static func mayRead(_ context: StewardRequestContext, on host: Host) -> Bool {
         host.transport == .local ? context.isAdmin : context.identity?.permissions.contains(.operate) ?? false
+    }
+
+    /// Journal lines, on a unit's page and in the central logs: anyone who may view the fleet reads its hosts' logs
+    /// (as the logs issue asks); the panel host's journal is Steward's own, and its secrets with it: admins only.
+    static func mayReadJournal(_ context: StewardRequestContext, on host: Host) -> Bool {
+        host.transport == .local ? context.isAdmin : context.identity?.permissions.contains(.view) ?? false
     }
 
     static func command(_ text: String, full: Bool) -> String {

@@ -194,8 +194,10 @@ struct HostReader: Sendable {
 
     /// A host whose key was never confirmed, or changed since, is not connected to (409 with the reason), as the
     /// engine refuses to run jobs there.
-    func run(_ host: Host, _ words: [String], timeout: TimeInterval = 20, maxBytes: Int = maxOutputBytes) async throws -> ShortCommand.Output {
-        if host.transport == .local { return try await ShortCommand.output(words, timeout: timeout, maxBytes: maxBytes) }
+    func run(
+        _ host: Host, _ words: [String], timeout: TimeInterval = 20, maxBytes: Int = maxOutputBytes, stopWhenFull: Bool = false
+    ) async throws -> ShortCommand.Output {
+        if host.transport == .local { return try await ShortCommand.output(words, timeout: timeout, maxBytes: maxBytes, stopWhenFull: stopWhenFull) }
         let verdict = try keys.verdict(for: host)
         guard let verdict, !verdict.blocksJobs else {
             throw Problem(
@@ -205,7 +207,7 @@ struct HostReader: Sendable {
         let argv =
             ["ssh"] + keys.identity.sshOptions() + multiplexing() + ["-p", String(host.sshPort), "-l", host.sshUser, "--", host.address]
             + words.map(Self.quoteForRemoteShell)
-        return try await ShortCommand.output(argv, timeout: timeout, maxBytes: maxBytes)
+        return try await ShortCommand.output(argv, timeout: timeout, maxBytes: maxBytes, stopWhenFull: stopWhenFull)
     }
 
     /// Reads of one host share one SSH connection for a minute (OpenSSH's ControlMaster), so a page's second and

@@ -171,12 +171,12 @@ struct ServicesController: HostScopedController {
             data["properties"] = UnitDetail.properties.compactMap { property in
                 detail.values[property.key].map { ViewNode(["property_label": property.label, "property_value": $0]) }
             }
-            if HostSecrets.mayRead(context, on: host) {
+            if HostSecrets.mayReadJournal(context, on: host) {
                 data["journal"] = detail.journal.joined(separator: "\n")
                 data["has_journal"] = !detail.journal.isEmpty
                 if let error = detail.journalError { data["journal_error"] = error }
             } else {
-                data["journal_error"] = "journal lines can hold secrets: they are shown to operators and admins"
+                data["journal_error"] = "this is the panel host: its journal is Steward's own and shown to admins only"
             }
         } catch let problem as Problem {
             data["detail_error"] = problem.detail
@@ -281,9 +281,9 @@ struct ServicesController: HostScopedController {
         guard host.enabled else { throw Problem(status: .conflict, detail: "\(host.name) is disabled: nothing connects to it") }
         let detail = try await readUnit(listed.unit, on: host)
         var shown = detail
-        if !HostSecrets.mayRead(context, on: host) {
+        if !HostSecrets.mayReadJournal(context, on: host) {
             shown.journal = []
-            shown.journalError = "journal lines can hold secrets: they are shown to operators and admins"
+            shown.journalError = "this is the panel host: its journal is Steward's own and shown to admins only"
         }
         return try APIJSON.response(ServiceUnitDetailResource(host: host, unit: listed, detail: shown))
     }

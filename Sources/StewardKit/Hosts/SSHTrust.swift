@@ -14,9 +14,9 @@ func offload<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async thro
 /// `run` blocks its caller; async code uses `output`, which runs it off the cooperative pool.
 enum ShortCommand {
     static func output(
-        _ argv: [String], timeout: TimeInterval = 20, environment: [String: String]? = nil, maxBytes: Int = .max
+        _ argv: [String], timeout: TimeInterval = 20, environment: [String: String]? = nil, maxBytes: Int = .max, stopWhenFull: Bool = false
     ) async throws -> Output {
-        try await offload { try run(argv, timeout: timeout, environment: environment, maxBytes: maxBytes) }
+        try await offload { try run(argv, timeout: timeout, environment: environment, maxBytes: maxBytes, stopWhenFull: stopWhenFull) }
     }
 
     struct Output: Sendable {
@@ -28,9 +28,12 @@ enum ShortCommand {
     }
 
     /// `maxBytes` caps what is kept of each of stdout and stderr (a hostile or broken command cannot fill memory);
-    /// the rest is still read, so the command is never blocked on a full pipe, and dropped.
+    /// the rest is still read, so the command is never blocked on a full pipe, and dropped. With `stopWhenFull` the
+    /// command is ended (SIGTERM) once stdout passes the cap instead: a reader that continues where the kept output
+    /// ends (a journal read after a cursor) takes the rest next time.
     static func run(
-        _ argv: [String], timeout: TimeInterval = 20, input: String? = nil, environment: [String: String]? = nil, maxBytes: Int = .max
+        _ argv: [String], timeout: TimeInterval = 20, input: String? = nil, environment: [String: String]? = nil, maxBytes: Int = .max,
+        stopWhenFull: Bool = false
     ) throws -> Output {
         let process = Process()
         if let environment { process.environment = environment }
@@ -51,6 +54,7 @@ enum ShortCommand {
         // would stall every other command.
         let collected = CollectedOutput()
         let readers = DispatchGroup()
+        let pid = process.processIdentifier
         for (pipe, isOut) in [(out, true), (err, false)] {
             readers.enter()
             Thread.detachNewThread {
@@ -65,6 +69,8 @@ enum ShortCommand {
                         kept.append(chunk)
                     } else {
                         kept.append(chunk.prefix(max(room, 0)))
+                        // Not reaped before the readers finish, so the pid is still this child's.
+                        if stopWhenFull, isOut, !dropped { kill(pid, SIGTERM) }
                         dropped = true
                     }
                 }

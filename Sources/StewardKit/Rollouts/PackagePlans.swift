@@ -32,6 +32,13 @@ enum PackagePlan {
         if let error = lines.first(where: { $0.hasPrefix("E:") }) {
             return (changes, cannotInstall(error, pinned: !pins.isEmpty))
         }
+        // A conflict would make apt remove packages to install these: an install never does that (apt-get --no-remove).
+        let removed = lines.compactMap(PendingUpdate.parseAptRemoval).map(\.package)
+        if !removed.isEmpty {
+            return (
+                changes, "installing this here would remove \(removed.joined(separator: ", ")) (a conflict); Steward's installs never remove packages"
+            )
+        }
         return (changes, "")
     }
 
@@ -46,22 +53,29 @@ enum PackagePlan {
     /// A host without any of them has nothing to do. A removal that takes an essential package, or one Steward needs
     /// to reach the host, is refused in the plan.
     static func removal(_ packages: [String], report: [String: Any]) -> ([PendingUpdate], String) {
+        let changes: [PendingUpdate]
+        let lines: [String]
         if report["pkg_mgr"] as? String == "dnf" {
+            lines = []
             let installed = PendingUpdate.rpmVersions(report["dnf_installed"] as? [String] ?? [])
-            let changes = packages.compactMap { name in
-                installed[name].map { PendingUpdate(package: name, current: $0, candidate: "", origin: "", security: false) }
-            }
-            return (changes, "")
+            let simulated = PendingUpdate.dnfRemovals(report["dnf_removal"] as? [String] ?? [])
+            // dnf's own answer when it gave one; the named packages rpm reports otherwise.
+            changes =
+                simulated.isEmpty
+                ? packages.compactMap { name in
+                    installed[name].map { PendingUpdate(package: name, current: $0, candidate: "", origin: "", security: false) }
+                } : simulated
+        } else {
+            lines = report["removals"] as? [String] ?? []
+            changes = lines.compactMap(PendingUpdate.parseAptRemoval)
         }
-        let lines = report["removals"] as? [String] ?? []
-        let changes = lines.compactMap(PendingUpdate.parseAptRemoval)
         if let error = lines.first(where: { $0.hasPrefix("E:") }) {
             return (changes, "the package manager cannot remove this here (\(error))")
         }
         if lines.contains(where: { $0.hasPrefix("WARNING:") && $0.contains("essential") }) {
             return (changes, "this removal would take essential packages with it; Steward does not remove those")
         }
-        if let needed = changes.first(where: { Rollout.reachNeeds.contains($0.package) }) {
+        if let needed = changes.first(where: { Rollout.reachNeeds.contains(String($0.package.prefix { $0 != ":" })) }) {
             return (
                 changes,
                 "removing \(packages.joined(separator: ", ")) here would also remove \(needed.package), which Steward needs to reach and change the host"
@@ -72,6 +86,38 @@ enum PackagePlan {
 }
 
 extension PendingUpdate {
+    /// `dnf --assumeno remove` output: the rows under "Removing:", "Removing dependent packages:" and "Removing unused
+    /// dependencies:" (` name  arch  version  repository  size`; a long name sits alone on its line, the rest follows).
+    static func dnfRemovals(_ lines: [String]) -> [PendingUpdate] {
+        var result: [PendingUpdate] = []
+        var inside = false
+        var pending: String?
+        for line in lines {
+            let trimmed = line.trimmingCharacters(in: .whitespaces)
+            if trimmed.hasPrefix("Removing"), trimmed.hasSuffix(":") {
+                inside = true
+                continue
+            }
+            if !line.hasPrefix(" ") || trimmed.isEmpty {
+                inside = false
+                continue
+            }
+            guard inside else { continue }
+            var fields = trimmed.split(whereSeparator: \.isWhitespace).map(String.init)
+            if fields.count == 1 {
+                pending = fields[0]
+                continue
+            }
+            if let name = pending {
+                fields.insert(name, at: 0)
+                pending = nil
+            }
+            guard fields.count >= 3, fields[2].first?.isNumber == true else { continue }
+            result.append(PendingUpdate(package: fields[0], current: fields[2], candidate: "", origin: "", security: false))
+        }
+        return result
+    }
+
     /// `apt-get -s remove` lines: `Remv name [version]` (the version may be absent). Other lines are nil. A removal is a
     /// change from the installed version to none.
     static func parseAptRemoval(_ line: String) -> PendingUpdate? {

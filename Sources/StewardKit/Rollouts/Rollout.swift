@@ -120,6 +120,8 @@ public struct Rollout: Sendable, Equatable {
         let nameOK =
             (2...128).contains(name.count) && name.first.map { $0.isASCII && ($0.isLowercase || $0.isNumber) } == true
             && name.allSatisfy { $0.isASCII && ($0.isLowercase || $0.isNumber || "+-._".contains($0)) }
+            // apt reads a trailing - or _ as "remove" or "purge".
+            && !name.hasSuffix("-") && !name.hasSuffix("_")
         guard nameOK else {
             return "\"\(text)\" is not a package name: lowercase letters, digits and + - . _, starting with a letter or digit"
         }
@@ -128,6 +130,7 @@ public struct Rollout: Sendable, Equatable {
             let versionOK =
                 (1...128).contains(version.count) && version.first?.isNumber == true
                 && version.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || "+-.~:_".contains($0)) }
+                && !version.hasSuffix("-") && !version.hasSuffix("_")
             if !versionOK { return "\"\(text)\" has a version Steward does not accept: digits first, then letters, digits and + - . ~ : _" }
         }
         return nil

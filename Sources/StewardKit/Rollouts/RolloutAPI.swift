@@ -37,7 +37,8 @@ struct RolloutAPI {
                 .post, "/api/v1/rollouts/{id}/\(action)", .operate, "\(action)Rollout", "\(action.capitalized) the rollout", parameters: [id],
                 schema: "Rollout"
             ) { _, context in
-                let rollout = try await service.control(try self.id(context), action: action, by: context.actor, jobs: area.runner)
+                let rollout = try await service.control(
+                    try self.id(context), action: action, by: context.actor, isAdmin: context.isAdmin, jobs: area.runner)
                 return try APIJSON.response(try RolloutResource(rollout, service: service))
             }
         }

@@ -110,6 +110,8 @@ extension RolloutService {
                 case .security: updates = updates.filter(\.security)
                 case .all: break
                 case .packages:
+                    // An upgrade changes installed packages only: a pin of one that is not installed here is left out.
+                    defer { updates = updates.filter { !$0.current.isEmpty || !wanted.contains($0.package) } }
                     let pinned = rollout.packages.filter { $0.contains("=") }
                     if !pinned.isEmpty, report["pkg_mgr"] as? String == "dnf" {
                         let (changes, missing) = PendingUpdate.dnfPins(
@@ -201,11 +203,13 @@ extension RolloutService {
             run.builtin = BuiltinPlaybooks.rollout
             var perHost: [String: [String]] = [:]
             for item in plan where wave.hosts.contains(item.host) {
-                if rollout.packages.contains(where: { $0.contains("=") }) {
-                    perHost[item.host] = rollout.packages.filter { pin in item.changes.contains { pin.hasPrefix($0.package + "=") } }
-                } else if rollout.what == .install {
-                    // The named packages only: the package manager brings their dependencies in as automatic ones.
-                    perHost[item.host] = rollout.packages.filter { name in item.changes.contains { $0.package == name } }
+                if rollout.what == .install || rollout.packages.contains(where: { $0.contains("=") }) {
+                    // The named packages (pinned ones by name) that the plan changes here: the package manager brings
+                    // their dependencies in as automatic ones.
+                    perHost[item.host] = rollout.packages.filter { wanted in
+                        let name = wanted.split(separator: "=", maxSplits: 1).first.map(String.init) ?? wanted
+                        return item.changes.contains { $0.package == name }
+                    }
                 } else {
                     perHost[item.host] = item.changes.map(\.package)
                 }

@@ -49,7 +49,8 @@ struct RolloutPages {
         var values = ["what": "security", "canary": "1", "wave_size": "1", "approvals_required": "1", "expires_hours": "24", "settle_seconds": "60"]
         let query = QueryInput(request).query
         if let what = query["what"].flatMap(Rollout.What.init(rawValue:)) { values["what"] = what.rawValue }
-        for key in ["packages", "targets", "title"] { if let text = query[key] { values[key] = String(text.prefix(2000)) } }
+        // Too long to be a list someone meant is left out, not cut (a cut name could name another host).
+        for key in ["packages", "targets", "title"] { if let text = query[key], text.count <= 20_000 { values[key] = text } }
         return try form(values: values, errors: [:], request: request, context: context)
     }
 
@@ -241,7 +242,7 @@ struct RolloutPages {
     func control(_ action: String, context: StewardRequestContext) async throws -> Response {
         let id = try id(context)
         do {
-            _ = try await service.control(id, action: action, by: context.actor, jobs: area.runner)
+            _ = try await service.control(id, action: action, by: context.actor, isAdmin: context.isAdmin, jobs: area.runner)
             return area.pages.redirect(to: "/rollouts/\(id)", flash: Flash(.success, "Rollout \(action == "abort" ? "aborted" : action + "d")."))
         } catch let problem as Problem {
             return area.pages.redirect(to: "/rollouts/\(id)", flash: Flash(.error, problem.detail))

@@ -176,6 +176,19 @@ public struct RolloutService: Sendable {
             }
         }
         var errors = rollout.problems(now: EpochMilliseconds.from(now))
+        // A pinned version can install or downgrade anything: for an operator, only the versions a rollback of theirs
+        // puts back (the "from" versions its original recorded).
+        let pins = rollout.packages.filter { $0.contains("=") }
+        if !isAdmin, !pins.isEmpty, errors["packages"] == nil {
+            let recorded = Set(
+                try rollout.rollbackOf.map { original in
+                    try results(original).flatMap { result in result.changes.filter { !$0.from.isEmpty }.map { "\($0.package)=\($0.from)" } }
+                } ?? [])
+            if let other = pins.first(where: { !recorded.contains($0) }) {
+                errors["packages"] =
+                    "\(other): an operator pins only the versions a rollback puts back (what its rollout recorded); ask an admin for other versions"
+            }
+        }
         if rollout.what == .playbook, errors["playbook"] == nil {
             do { _ = try engine.repository.resolvePlaybook(rollout.playbook) } catch { errors["playbook"] = error.description }
         }
@@ -183,6 +196,10 @@ public struct RolloutService: Sendable {
         let unknown = rollout.targets.filter { name in !known.contains { $0.name == name || $0.groups.contains(name) } }
         if !unknown.isEmpty { errors["targets"] = "no host or group is called " + unknown.joined(separator: ", ") }
         if errors.isEmpty, try targetHosts(rollout).isEmpty { errors["targets"] = "these targets match no enabled host" }
+        if rollout.what == .remove, errors["targets"] == nil, let panel = try targetHosts(rollout).first(where: { $0.transport == .local }) {
+            errors["targets"] =
+                "\(panel.name) is the panel host: a removal there could take what Steward itself runs on (ssh, ansible, git, restic); remove packages there by hand"
+        }
         if let window = rollout.windowID, try MaintenanceWindowStore(database: database).all().first(where: { $0.id == window }) == nil {
             errors["window"] = "no maintenance window \(window)"
         }
@@ -342,8 +359,13 @@ public struct RolloutService: Sendable {
     }
 
     /// Pause (no new wave starts), resume, or abort (the running wave is cancelled).
-    public func control(_ id: Int64, action: String, by who: AuditActor, jobs: JobRunner, now: Date = Date()) async throws -> Rollout {
+    public func control(_ id: Int64, action: String, by who: AuditActor, isAdmin: Bool, jobs: JobRunner, now: Date = Date()) async throws -> Rollout {
         guard let rollout = try rollout(id: id) else { throw Problem.notFound("rollout \(id)") }
+        // Anyone who may operate can stop a rollout; going on with an install or removal is an admin's call.
+        if action == "resume", rollout.what.needsAdmin, !isAdmin {
+            throw Problem(
+                status: .forbidden, detail: "resuming a rollout that installs or removes packages is an admin's call; you may pause or abort it")
+        }
         switch action {
         case "pause":
             guard rollout.state == .running || rollout.state == .approved else {

@@ -150,7 +150,7 @@ struct ProcessesTests {
 
 @Suite("Host text that can hold secrets is for operators and admins")
 struct HostSecretsTests {
-    @Test("a viewer sees each command's program only, no journal, and cannot search command lines or open an entry's command")
+    @Test("a viewer sees each command's program only, and cannot search command lines or open an entry's command")
     func viewersSeePrograms() async throws {
         let harness = try await ServerHarness()
         let web = try ServiceActionsTests.readHost(harness, name: "web1")

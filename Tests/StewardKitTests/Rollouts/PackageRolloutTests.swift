@@ -62,6 +62,20 @@ struct PackageRolloutTests {
         let (_, cascade) = PackagePlan.removal(
             ["libwrap0"], report: ["pkg_mgr": "apt", "removals": ["Remv openssh-server [1:9.2p1-2+deb12u3]", "Remv libwrap0 [7.6.q-32]"]])
         #expect(cascade.contains("would also remove openssh-server"))
+        // dnf's own answer lists what goes with the named package; a long name sits alone on its line.
+        let dnf = [
+            "Dependencies resolved.", "================", " Package        Arch     Version      Repository     Size", "================",
+            "Removing:", " openssh        x86_64   8.7p1-38.el9 @baseos        1.9 M", "Removing dependent packages:",
+            " openssh-server x86_64   8.7p1-38.el9 @baseos        1.0 M", " a-very-long-package-name-that-wraps",
+            "                x86_64   1:2.0-1.el9  @appstream     12 k", "", "Transaction Summary", "================", "Remove  3 Packages",
+            "Operation aborted.",
+        ]
+        #expect(
+            PendingUpdate.dnfRemovals(dnf).map { "\($0.package) \($0.current)" } == [
+                "openssh 8.7p1-38.el9", "openssh-server 8.7p1-38.el9", "a-very-long-package-name-that-wraps 1:2.0-1.el9",
+            ])
+        let (_, sshd) = PackagePlan.removal(["openssh"], report: ["pkg_mgr": "dnf", "dnf_removal": dnf])
+        #expect(sshd.contains("would also remove openssh-server"))
         let (rpm, _) = PackagePlan.removal(
             ["htop", "tmux"], report: ["pkg_mgr": "dnf", "dnf_installed": ["htop 3.3.0-1.el9", "package tmux is not installed"]])
         #expect(rpm.map(\.package) == ["htop"] && rpm[0].current == "3.3.0-1.el9")
@@ -91,6 +105,8 @@ struct PackageRolloutTests {
         #expect(rollout.problems(now: 1)["packages"]?.contains("cut every target off") == true)
         rollout.what = .security
         #expect(rollout.problems(now: 1)["packages"]?.contains("install or remove") == true)
+        // apt reads a trailing - or _ as remove or purge.
+        #expect(Rollout.packageProblem("htop-") != nil && Rollout.packageProblem("htop_") != nil && Rollout.packageProblem("g++") == nil)
         #expect(Rollout.What(what: "packages", action: "upgrade") == .packages && Rollout.What(what: "all", action: "upgrade") == .all)
     }
 
@@ -131,6 +147,19 @@ struct PackageRolloutTests {
         try await harness.test(as: [.operator]) { client in
             let (status, _) = try await call(client, .patch, "/api/v1/rollouts/\(id.value)", #"{"what":"packages"}"#)
             #expect(status == .forbidden)
+            // A pinned version installs or downgrades: an operator pins only what a rollback puts back.
+            let (pinned, problem) = try await call(
+                client, .post, "/api/v1/rollouts",
+                body.replacingOccurrences(of: "\"install\"", with: "\"packages\"").replacingOccurrences(of: "[\"htop\"]", with: "[\"sudo=1.8.0\"]"))
+            #expect(
+                pinned == .unprocessableContent && ((problem["errors"] as? [String: String])?["packages"] ?? "").contains("rollback"), "\(problem)")
+        }
+        try await harness.test(as: [.admin]) { client in
+            // Never a removal on the panel host, whose packages Steward itself runs on.
+            let (status, problem) = try await call(
+                client, .post, "/api/v1/rollouts", body.replacingOccurrences(of: "\"install\"", with: "\"remove\""))
+            #expect(
+                status == .unprocessableContent && ((problem["errors"] as? [String: String])?["targets"] ?? "").contains("panel host"), "\(problem)")
         }
         #expect(
             try await harness.server.database.read { db in

@@ -19,7 +19,8 @@ struct RolloutPageTests {
     func editAndReplan() async throws {
         let harness = try await ServerHarness()
         try await harness.test(as: [.operator]) { client in
-            let proposal = "title=Security+fixes&what=security&targets=localhost&canary=1&wave_size=1&approvals_required=1&expires_hours=24&settle_seconds=60"
+            let proposal =
+                "title=Security+fixes&what=security&targets=localhost&canary=1&wave_size=1&approvals_required=1&expires_hours=24&settle_seconds=60"
             let location = Captured("")
             try await client.execute(uri: "/rollouts", method: .post, headers: Self.form, body: ByteBuffer(string: proposal)) { response in
                 #expect(response.status == .seeOther)

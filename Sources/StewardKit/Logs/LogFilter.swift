@@ -1,0 +1,166 @@
+import Foundation
+
+/// The logs page's and API's filters as the URL carries them, checked, with the search they make, the link to the
+/// next page, and the `journalctl` command that shows the same lines on one host.
+struct LogFilter {
+    enum Range: String, CaseIterable {
+        case m15 = "15m"
+        case h1 = "1h"
+        case h24 = "24h"
+        case d7 = "7d"
+        case custom
+
+        var seconds: Int64? {
+            switch self {
+            case .m15: 900
+            case .h1: 3600
+            case .h24: 86_400
+            case .d7: 7 * 86_400
+            case .custom: nil
+            }
+        }
+    }
+
+    var range = Range.h1
+    var from: Int64 = 0
+    var to: Int64 = 0
+    var fromText = ""
+    var toText = ""
+    var maxPriority = 3
+    var host = ""
+    var group = ""
+    var unit = ""
+    var identifier = ""
+    var text = ""
+    var regexText = ""
+    var regex: NSRegularExpression?
+    var before: LogPosition?
+    var limit = 100
+    var errors: [String: String] = [:]
+
+    init(query: [String: String], now: Date) {
+        let nowMS = EpochMilliseconds.from(now)
+        if let text = query["range"] {
+            if let value = Range(rawValue: text) { range = value } else { errors["range"] = "one of 15m, 1h, 24h, 7d or custom" }
+        }
+        fromText = query["from"] ?? ""
+        toText = query["to"] ?? ""
+        if range == .custom {
+            let start = Self.time(fromText)
+            let end = toText.isEmpty ? nowMS : Self.time(toText)
+            if start == nil { errors["from"] = "a time such as 2026-12-06T09:30:00Z (or 2026-12-06T09:30, read as UTC)" }
+            if end == nil { errors["to"] = "a time such as 2026-12-06T10:30:00Z, or empty for now" }
+            if let start, let end, start > end { errors["to"] = "the end comes before the start" }
+            from = start ?? nowMS - 3_600_000
+            to = end ?? nowMS
+        } else {
+            to = nowMS
+            from = nowMS - (range.seconds ?? 3600) * 1000
+        }
+        if let text = query["priority"] {
+            if let value = Int(text), (0...7).contains(value) {
+                maxPriority = value
+            } else {
+                errors["priority"] = "a priority from 0 (emerg) to 7 (debug)"
+            }
+        }
+        host = query["host"] ?? ""
+        group = query["group"] ?? ""
+        unit = query["unit"] ?? ""
+        identifier = query["identifier"] ?? ""
+        text = String((query["q"] ?? "").prefix(500))
+        regexText = query["regex"] ?? ""
+        if !regexText.isEmpty {
+            if regexText.count > 500 {
+                errors["regex"] = "at most 500 characters"
+            } else {
+                do { regex = try NSRegularExpression(pattern: regexText, options: [.caseInsensitive]) } catch {
+                    errors["regex"] = "not a regular expression Steward can read: \(error.localizedDescription)"
+                }
+            }
+        }
+        if let text = query["before"] {
+            if let position = LogPosition(text: text) { before = position } else { errors["before"] = "the next position of a previous page" }
+        }
+        if let text = query["limit"] {
+            if let value = Int(text), (1...1000).contains(value) { limit = value } else { errors["limit"] = "must be 1 to 1000" }
+        }
+    }
+
+    static func time(_ text: String) -> Int64? {
+        let parser = ISO8601DateFormatter()
+        parser.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        if let date = parser.date(from: text) ?? ISO8601DateFormatter().date(from: text) { return EpochMilliseconds.from(date) }
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.timeZone = TimeZone(identifier: "UTC")
+        for format in ["yyyy-MM-dd'T'HH:mm:ss", "yyyy-MM-dd'T'HH:mm", "yyyy-MM-dd HH:mm:ss", "yyyy-MM-dd HH:mm"] {
+            formatter.dateFormat = format
+            if let date = formatter.date(from: text) { return EpochMilliseconds.from(date) }
+        }
+        return nil
+    }
+
+    var query: LogQuery {
+        var query = LogQuery(from: from, to: to)
+        query.maxPriority = maxPriority
+        query.units = unit.isEmpty ? [] : [unit]
+        query.identifiers = identifier.isEmpty ? [] : [identifier]
+        query.text = text
+        query.regex = regex
+        query.before = before
+        query.limit = limit
+        return query
+    }
+
+    /// The filters as query items, without the page position.
+    var items: [URLQueryItem] {
+        var items = [URLQueryItem(name: "range", value: range.rawValue), URLQueryItem(name: "priority", value: String(maxPriority))]
+        if range == .custom {
+            items.append(URLQueryItem(name: "from", value: fromText))
+            items.append(URLQueryItem(name: "to", value: toText))
+        }
+        for (name, value) in [("host", host), ("group", group), ("unit", unit), ("identifier", identifier), ("q", text), ("regex", regexText)]
+        where !value.isEmpty {
+            items.append(URLQueryItem(name: name, value: value))
+        }
+        return items
+    }
+
+    func link(before position: String) -> String {
+        var components = URLComponents()
+        components.path = "/logs"
+        components.queryItems = items + [URLQueryItem(name: "before", value: position)]
+        return components.string ?? "/logs"
+    }
+
+    var view: ViewNode {
+        ViewNode([
+            "from": fromText, "to": toText, "host": host, "group": group, "unit": unit, "identifier": identifier, "q": text, "regex": regexText,
+            "custom": range == .custom,
+        ])
+    }
+
+    /// The command that shows these lines on the host itself (the text search as --grep, which is a regex there).
+    func journalctl(host: Host) -> String {
+        var words = ["journalctl", "--priority=0..\(maxPriority)"]
+        if range == .custom {
+            words.append("--since=\(RFC3339.display(EpochMilliseconds.date(from)))")
+            if !toText.isEmpty { words.append("--until=\(RFC3339.display(EpochMilliseconds.date(to)))") }
+        } else {
+            words.append("--since=-\(range.rawValue.replacingOccurrences(of: "15m", with: "15min"))")
+        }
+        if !unit.isEmpty { words.append("--unit=\(unit)") }
+        if !identifier.isEmpty { words.append("--identifier=\(identifier)") }
+        if !regexText.isEmpty {
+            words.append("--grep=\(regexText)")
+        } else if !text.isEmpty {
+            // The same phrase of words: a word boundary first, anything but letters and digits between them.
+            let phrase = LogQuery.words(text).map(NSRegularExpression.escapedPattern(for:)).joined(separator: "\\W+")
+            words.append("--grep=\\b\(phrase)")
+            words.append("--case-sensitive=false")
+        }
+        let command = words.map(HostReader.quoteForRemoteShell).joined(separator: " ")
+        return host.transport == .local ? command : "ssh \(host.sshUser)@\(host.address) " + command
+    }
+}

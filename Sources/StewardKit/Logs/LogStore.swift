@@ -1,0 +1,385 @@
+import Foundation
+import GRDB
+
+/// What a log search asks for. Every filter is optional except the time range and the priority ceiling.
+public struct LogQuery: Sendable {
+    public var hostIDs: [Int64]?
+    /// Milliseconds since the epoch, inclusive.
+    public var from: Int64
+    public var to: Int64
+    /// Lines of this priority and more urgent (3: "error and worse").
+    public var maxPriority = 3
+    public var units: [String] = []
+    public var identifiers: [String] = []
+    /// Lines containing this phrase (see `words`).
+    public var text = "" { didSet { textWords = Self.words(text) } }
+    var textWords: [String] = []
+    public var regex: NSRegularExpression?
+    public var limit = 100
+    /// Paging: only lines older than this position (from the previous page's `next`).
+    public var before: LogPosition?
+
+    public init(from: Int64, to: Int64) {
+        self.from = from
+        self.to = to
+    }
+
+    /// A text search is a phrase of words, as a full-text index sees them: letters and digits, case and accents
+    /// ignored; the last word may be the start of a longer one ("203.0.113.7" finds 203.0.113.7 and 203.0.113.70).
+    /// Anything else (part of a word, punctuation) is what the regex is for.
+    static func words(_ text: String) -> [String] {
+        text.folding(options: [.caseInsensitive, .diacriticInsensitive], locale: nil).split { !$0.isLetter && !$0.isNumber }.map(String.init)
+    }
+
+    /// FTS5 terms of the text: every word required, the last as a prefix. The index finds the blocks; each line is
+    /// then matched against the phrase.
+    var searchTerms: String? {
+        let words = Self.words(text)
+        guard !words.isEmpty else { return nil }
+        return words.enumerated().map { "\"\($0.element)\"" + ($0.offset == words.count - 1 ? "*" : "") }.joined(separator: " AND ")
+    }
+
+    static func phrase(_ words: [String], in message: String) -> Bool {
+        let line = Self.words(message)
+        guard !words.isEmpty, line.count >= words.count else { return words.isEmpty }
+        for start in 0...(line.count - words.count) {
+            var found = true
+            for (offset, word) in words.enumerated() {
+                let candidate = line[start + offset]
+                if offset == words.count - 1 ? !candidate.hasPrefix(word) : candidate != word {
+                    found = false
+                    break
+                }
+            }
+            if found { return true }
+        }
+        return false
+    }
+
+    func matches(_ line: LogLine) -> Bool {
+        guard line.priority <= maxPriority else { return false }
+        let time = line.time / 1000
+        guard time >= from, time <= to else { return false }
+        if !units.isEmpty, !units.contains(where: line.belongs(to:)) { return false }
+        if !identifiers.isEmpty, !identifiers.contains(line.identifier) { return false }
+        if !textWords.isEmpty, !Self.phrase(textWords, in: line.message) { return false }
+        if let regex, regex.firstMatch(in: line.message, range: NSRange(line.message.startIndex..., in: line.message)) == nil { return false }
+        return true
+    }
+}
+
+/// Where a line stands in the newest-first order: its time, then its block and place in it.
+public struct LogPosition: Sendable, Equatable, Comparable {
+    public var time: Int64
+    public var block: Int64
+    public var index: Int
+
+    public static func < (a: LogPosition, b: LogPosition) -> Bool { (a.time, a.block, a.index) < (b.time, b.block, b.index) }
+
+    public var text: String { "\(time)-\(block)-\(index)" }
+    public init(time: Int64, block: Int64, index: Int) {
+        self.time = time
+        self.block = block
+        self.index = index
+    }
+    public init?(text: String) {
+        let parts = text.split(separator: "-").compactMap { Int64($0) }
+        guard parts.count == 3 else { return nil }
+        self.init(time: parts[0], block: parts[1], index: Int(parts[2]))
+    }
+}
+
+public struct LogHit: Sendable {
+    public var hostID: Int64
+    public var position: LogPosition
+    public var line: LogLine
+}
+
+public struct LogPage: Sendable {
+    public var hits: [LogHit]
+    /// The position to continue from, when there may be older lines.
+    public var next: LogPosition?
+    /// Blocks opened, and whether the search stopped at its work limit before the range was covered.
+    public var blocksRead: Int
+    public var partial: Bool
+}
+
+/// The central log store: blocks of lines per host and source, compressed, with a full-text index per block and the
+/// read position of each source kept in the same transaction as the lines it produced (nothing read twice or lost).
+public struct LogStore: Sendable {
+    let database: DatabasePool
+    /// A block closes at this many lines or raw bytes.
+    static let blockLines = 512
+    static let blockBytes = 256 << 10
+    /// How long a block stays as a read stored it before it may be merged (following polls every second).
+    static let followWindow: TimeInterval = 30
+    /// The most blocks one search opens before it answers with what it found.
+    static let maxBlocksPerSearch = 4000
+
+    public init(database: DatabasePool) { self.database = database }
+
+    /// Lines in blocks of at most `blockLines` lines or `blockBytes` bytes, in time order.
+    static func chunks(_ lines: [LogLine]) -> [[LogLine]] {
+        var blocks: [[LogLine]] = []
+        var current: [LogLine] = []
+        var bytes = 0
+        for line in lines.sorted(by: { $0.time < $1.time }) {
+            current.append(line)
+            bytes += line.message.utf8.count + 200
+            if current.count >= Self.blockLines || bytes >= Self.blockBytes {
+                blocks.append(current)
+                current = []
+                bytes = 0
+            }
+        }
+        if !current.isEmpty { blocks.append(current) }
+        return blocks
+    }
+
+    /// The units (as `journalctl -u` matches them) and identifiers of a block's lines, in a fixed order: the index's
+    /// document can then be written again exactly, to take it out.
+    static func names(_ block: [LogLine]) -> [(kind: String, name: String)] {
+        var names = Set<[String]>()
+        for line in block {
+            for unit in [line.unit, line.fields["UNIT"] ?? "", line.fields["USER_UNIT"] ?? ""] where !unit.isEmpty { names.insert(["unit", unit]) }
+            if !line.identifier.isEmpty { names.insert(["identifier", line.identifier]) }
+        }
+        return names.sorted { ($0[0], $0[1]) < ($1[0], $1[1]) }.map { (kind: $0[0], name: $0[1]) }
+    }
+
+    static func insert(_ db: Database, hostID: Int64, source: String, block: [LogLine], compacted: Bool, now: Int64) throws {
+        let (data, raw) = try LogBlockCodec.encode(block)
+        let mask = block.reduce(0) { $0 | (1 << $1.priority) }
+        try db.execute(
+            sql: """
+                INSERT INTO log_blocks (host_id, source, start_ms, end_ms, line_count, priorities, min_priority, raw_bytes, data, stored_at, compacted)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """,
+            arguments: [
+                hostID, source, block.first!.time / 1000, block.last!.time / 1000, block.count, mask, block.map(\.priority).min() ?? 6, raw, data,
+                now, compacted,
+            ])
+        let id = db.lastInsertedRowID
+        let names = Self.names(block)
+        for name in names {
+            try db.execute(sql: "INSERT INTO log_block_names (block_id, kind, name) VALUES (?, ?, ?)", arguments: [id, name.kind, name.name])
+        }
+        try db.execute(sql: "INSERT INTO log_search (rowid, body) VALUES (?, ?)", arguments: [id, Self.searchBody(block, names: names.map(\.name))])
+    }
+
+    /// Take a block out: its index document (a contentless index forgets a document only when given its text again),
+    /// its names and its row.
+    static func remove(_ db: Database, id: Int64, lines: [LogLine]) throws {
+        try db.execute(
+            sql: "INSERT INTO log_search (log_search, rowid, body) VALUES ('delete', ?, ?)",
+            arguments: [id, Self.searchBody(lines, names: Self.names(lines).map(\.name))])
+        try db.execute(sql: "DELETE FROM log_blocks WHERE id = ?", arguments: [id])
+    }
+
+    /// Store lines read from a host's source, and where that source now stands, in one transaction.
+    public func append(hostID: Int64, source: String, lines: [LogLine], position: String?, now: Date = Date()) throws {
+        let blocks = Self.chunks(lines)
+        let stamp = EpochMilliseconds.from(now)
+        try database.write { db in
+            for block in blocks { try Self.insert(db, hostID: hostID, source: source, block: block, compacted: false, now: stamp) }
+            try db.execute(
+                sql: """
+                    INSERT INTO log_sources (host_id, source, position, read_at, lines_total, last_error) VALUES (?, ?, ?, ?, ?, '')
+                    ON CONFLICT (host_id, source) DO UPDATE SET position = coalesce(?, position), read_at = excluded.read_at,
+                        lines_total = lines_total + excluded.lines_total, last_error = ''
+                    """,
+                arguments: [hostID, source, position ?? "", EpochMilliseconds.from(now), lines.count, position])
+        }
+    }
+
+    /// A read every few seconds stores small blocks, which compress poorly and index one document each: once a host's
+    /// fresh blocks hold a full block's lines, or the oldest is `maxAge` old, they are merged into full blocks (new ids,
+    /// marked compacted, so following does not send their lines again). Returns the blocks merged.
+    @discardableResult
+    public func compact(hostID: Int64, source: String, maxAge: TimeInterval = 600, now: Date = Date()) throws -> Int {
+        let stamp = EpochMilliseconds.from(now)
+        return try database.write { db in
+            // Blocks stay as stored for `followWindow` first, so anyone following has seen them.
+            let fresh = try Row.fetchAll(
+                db,
+                sql:
+                    "SELECT id, line_count, stored_at FROM log_blocks WHERE host_id = ? AND source = ? AND compacted = 0 AND stored_at <= ? ORDER BY id",
+                arguments: [hostID, source, stamp - Int64(Self.followWindow * 1000)])
+            let total = fresh.reduce(0) { $0 + ($1["line_count"] as Int) }
+            guard fresh.count > 1, let oldest = fresh.map({ $0["stored_at"] as Int64 }).min(),
+                total >= Self.blockLines || stamp - oldest >= Int64(maxAge * 1000)
+            else { return 0 }
+            var lines: [LogLine] = []
+            for row in fresh {
+                let id: Int64 = row["id"]
+                guard let data = try Data.fetchOne(db, sql: "SELECT data FROM log_blocks WHERE id = ?", arguments: [id]) else { continue }
+                let block = try LogBlockCodec.decode(data)
+                try Self.remove(db, id: id, lines: block)
+                lines += block
+            }
+            for block in Self.chunks(lines) { try Self.insert(db, hostID: hostID, source: source, block: block, compacted: true, now: stamp) }
+            return fresh.count
+        }
+    }
+
+    static func searchBody(_ lines: [LogLine], names: [String]) -> String {
+        (lines.map(\.message) + names).joined(separator: "\n")
+    }
+
+    /// A failed read of a source: its position stays where it was.
+    public func recordFailure(hostID: Int64, source: String, error: String, now: Date = Date()) throws {
+        try database.write { db in
+            try db.execute(
+                sql: """
+                    INSERT INTO log_sources (host_id, source, read_at, last_error) VALUES (?, ?, ?, ?)
+                    ON CONFLICT (host_id, source) DO UPDATE SET read_at = excluded.read_at, last_error = excluded.last_error
+                    """,
+                arguments: [hostID, source, EpochMilliseconds.from(now), error])
+        }
+    }
+
+    public struct SourceState: Sendable {
+        public var hostID: Int64
+        public var source: String
+        public var position: String
+        public var readAt: Date?
+        public var linesTotal: Int
+        public var lastError: String
+    }
+
+    public func sources() throws -> [SourceState] {
+        try database.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM log_sources ORDER BY host_id, source").map { row in
+                SourceState(
+                    hostID: row["host_id"], source: row["source"], position: row["position"],
+                    readAt: (row["read_at"] as Int64?).map(EpochMilliseconds.date), linesTotal: row["lines_total"], lastError: row["last_error"])
+            }
+        }
+    }
+
+    public func position(hostID: Int64, source: String) throws -> String {
+        try database.read { db in
+            try String.fetchOne(db, sql: "SELECT position FROM log_sources WHERE host_id = ? AND source = ?", arguments: [hostID, source]) ?? ""
+        }
+    }
+
+    /// The blocks that can hold matching lines, newest end first; or, after a block, the blocks stored since, in order.
+    func candidateBlocks(_ query: LogQuery, _ db: Database, afterBlock: Int64? = nil, limit: Int? = nil) throws -> [(
+        id: Int64, hostID: Int64, start: Int64, end: Int64
+    )] {
+        var clauses = ["b.end_ms >= ?", "b.start_ms <= ?", "b.min_priority <= ?"]
+        var arguments: [any DatabaseValueConvertible] = [query.from, min(query.to, query.before.map { $0.time / 1000 } ?? .max), query.maxPriority]
+        if let afterBlock {
+            clauses.append("b.id > ? AND b.compacted = 0")
+            arguments.append(afterBlock)
+        }
+        if let hosts = query.hostIDs {
+            clauses.append("b.host_id IN (\(hosts.map { _ in "?" }.joined(separator: ",")))")
+            arguments += hosts.map { $0 as any DatabaseValueConvertible }
+        }
+        for (kind, names) in [("unit", query.units), ("identifier", query.identifiers)] where !names.isEmpty {
+            clauses.append(
+                "EXISTS (SELECT 1 FROM log_block_names n WHERE n.block_id = b.id AND n.kind = ? AND n.name IN (\(names.map { _ in "?" }.joined(separator: ","))))"
+            )
+            arguments.append(kind)
+            arguments += names.map { $0 as any DatabaseValueConvertible }
+        }
+        if let terms = query.searchTerms {
+            clauses.append("b.id IN (SELECT rowid FROM log_search WHERE log_search MATCH ?)")
+            arguments.append(terms)
+        }
+        return try Row.fetchAll(
+            db,
+            sql: "SELECT b.id, b.host_id, b.start_ms, b.end_ms FROM log_blocks b WHERE \(clauses.joined(separator: " AND ")) "
+                + (afterBlock == nil ? "ORDER BY b.end_ms DESC, b.id DESC" : "ORDER BY b.id") + (limit.map { " LIMIT \($0)" } ?? ""),
+            arguments: StatementArguments(arguments)
+        ).map { (id: $0["id"], hostID: $0["host_id"], start: $0["start_ms"], end: $0["end_ms"]) }
+    }
+
+    /// The newest matching lines, newest first. Blocks are opened newest end first; once `limit` lines are found and
+    /// the next block ends before the oldest of them, no older block can add a newer line.
+    public func search(_ query: LogQuery) throws -> LogPage {
+        try database.read { db in
+            let blocks = try candidateBlocks(query, db)
+            var hits: [LogHit] = []
+            var opened = 0
+            var partial = false
+            for block in blocks {
+                if hits.count >= query.limit, let oldest = hits.last, block.end * 1000 + 999 < oldest.position.time { break }
+                if opened >= Self.maxBlocksPerSearch {
+                    partial = true
+                    break
+                }
+                opened += 1
+                guard let data = try Data.fetchOne(db, sql: "SELECT data FROM log_blocks WHERE id = ?", arguments: [block.id]) else { continue }
+                for (index, line) in try LogBlockCodec.decode(data).enumerated() where query.matches(line) {
+                    let position = LogPosition(time: line.time, block: block.id, index: index)
+                    if let before = query.before, position >= before { continue }
+                    hits.append(LogHit(hostID: block.hostID, position: position, line: line))
+                }
+                hits.sort { $0.position > $1.position }
+                if hits.count > query.limit { hits.removeLast(hits.count - query.limit) }
+            }
+            let more = hits.count == query.limit || partial
+            return LogPage(hits: hits, next: more ? hits.last?.position : nil, blocksRead: opened, partial: partial)
+        }
+    }
+
+    /// The newest block's id: following starts after it.
+    public func lastBlock() throws -> Int64 {
+        try database.read { db in try Int64.fetchOne(db, sql: "SELECT max(id) FROM log_blocks") ?? 0 }
+    }
+
+    /// Matching lines stored after `afterBlock` (whatever their time: a host that was out of reach catches up late),
+    /// oldest first, and the block to continue after. Only blocks as reads stored them: merged ones hold lines already
+    /// sent.
+    public func newer(_ query: LogQuery, afterBlock: Int64, maxBlocks: Int = 200) throws -> (hits: [LogHit], lastBlock: Int64) {
+        try database.read { db in
+            var hits: [LogHit] = []
+            var last = afterBlock
+            let blocks = try candidateBlocks(query, db, afterBlock: afterBlock, limit: maxBlocks)
+            for block in blocks {
+                last = max(last, block.id)
+                guard let data = try Data.fetchOne(db, sql: "SELECT data FROM log_blocks WHERE id = ?", arguments: [block.id]) else { continue }
+                for (index, line) in try LogBlockCodec.decode(data).enumerated() where query.matches(line) {
+                    hits.append(LogHit(hostID: block.hostID, position: LogPosition(time: line.time, block: block.id, index: index), line: line))
+                }
+            }
+            // Every matching block was read (one snapshot): the next round starts after the newest block of all.
+            if blocks.count < maxBlocks, let newest = try Int64.fetchOne(db, sql: "SELECT max(id) FROM log_blocks") { last = max(last, newest) }
+            return (hits.sorted { $0.position < $1.position }, last)
+        }
+    }
+
+    /// How many matching lines fall in each of `buckets` equal slices of the range (at most `maxBlocksPerSearch`
+    /// blocks are counted; `partial` says when the range held more).
+    public func histogram(_ query: LogQuery, buckets: Int) throws -> (counts: [Int], partial: Bool) {
+        var query = query
+        query.before = nil
+        let span = max(1, Double(query.to) - Double(query.from) + 1)
+        return try database.read { db in
+            var counts = Array(repeating: 0, count: buckets)
+            let blocks = try candidateBlocks(query, db)
+            for block in blocks.prefix(Self.maxBlocksPerSearch) {
+                guard let data = try Data.fetchOne(db, sql: "SELECT data FROM log_blocks WHERE id = ?", arguments: [block.id]) else { continue }
+                for line in try LogBlockCodec.decode(data) where query.matches(line) {
+                    let slot = Int((Double(line.time / 1000) - Double(query.from)) * Double(buckets) / span)
+                    counts[max(0, min(buckets - 1, slot))] += 1
+                }
+            }
+            return (counts, blocks.count > Self.maxBlocksPerSearch)
+        }
+    }
+
+    /// Lines and bytes on disk: the blocks, their names and the search index, for bytes per line.
+    public func figures() throws -> (lines: Int, rawBytes: Int, blockBytes: Int) {
+        try database.read { db in
+            let row = try Row.fetchOne(
+                db,
+                sql:
+                    "SELECT coalesce(sum(line_count), 0) AS lines, coalesce(sum(raw_bytes), 0) AS raw, coalesce(sum(length(data)), 0) AS stored FROM log_blocks"
+            )
+            return (row?["lines"] ?? 0, row?["raw"] ?? 0, row?["stored"] ?? 0)
+        }
+    }
+}

@@ -1,0 +1,350 @@
+import Foundation
+import GRDB
+import HTTPTypes
+import Hummingbird
+
+/// The logs page (the fleet, or one host) and the logs API: the same filters, kept in the URL.
+struct LogsController {
+    let area: AreaContext
+    let hosts: HostStore
+    let store: LogStore
+    let collector: JournalCollector
+
+    func addRoutes(to routes: Routes) {
+        routes.get("/logs", .view, use: page)
+        routes.post("/logs/collect", .operate, use: collectFromPage)
+        routes.get("/logs/follow", .view, use: follow)
+        // "What was logged then": from a host's page, an alert and a job, the lines around that time.
+        routes.get("/logs/around", .view, use: around)
+        routes.get("/hosts/:id/logs", .view) { _, context in
+            guard let id = context.parameters.get("id", as: Int64.self), let host = try hosts.all().first(where: { $0.id == id }) else {
+                throw HTTPError(.notFound, message: "no such host")
+            }
+            return area.pages.redirect(to: Self.link(host: host.name, range: "1h", priority: 6))
+        }
+        routes.get("/jobs/:id/logs", .view) { _, context in
+            guard let id = context.parameters.get("id", as: Int64.self), let job = try area.runner.store.job(id: id) else {
+                throw HTTPError(.notFound, message: "no such job")
+            }
+            let start = (job.startedAt ?? job.createdAt) - 5 * 60_000
+            let end = (job.finishedAt ?? EpochMilliseconds.from(Date())) + 5 * 60_000
+            return area.pages.redirect(to: Self.link(host: job.host, from: start, to: end, priority: 6))
+        }
+        let api = area.docs.routes(routes, tag: "logs")
+        api(
+            .get, "/api/v1/logs", .view, "searchLogs",
+            "Log lines newest first, with the page's filters; lines of the panel host itself are for admins only",
+            parameters: Self.parameters, schema: "LogPage", use: apiSearch)
+        api(
+            .get, "/api/v1/logs/stream", .view, "streamLogs",
+            "Every matching line as NDJSON, newest first (at most 1,000,000); with follow=true, the lines stored from now on, as they arrive",
+            parameters: Self.parameters.filter { $0.name != "before" && $0.name != "limit" } + [
+                .init(name: "follow", location: .query, type: "boolean", description: "stream new lines as they are stored, until the client leaves")
+            ], reply: "One LogLine object per line", schema: "ndjson", contentType: "application/x-ndjson", use: apiStream)
+        api(
+            .get, "/api/v1/logs/sources", .view, "logSources", "Where each host's journal was read to, when, and how the last read went",
+            schema: "LogSourceList", use: apiSources)
+    }
+
+    static let parameters: [APIOperation.Parameter] = [
+        .init(
+            name: "range", location: .query, type: "string", description: "15m, 1h (default), 24h, 7d, or custom (from and to)",
+            enumValues: LogFilter.Range.allCases.map(\.rawValue)),
+        .init(name: "from", location: .query, type: "string", description: "RFC 3339 start, with range=custom"),
+        .init(name: "to", location: .query, type: "string", description: "RFC 3339 end, with range=custom"),
+        .init(
+            name: "priority", location: .query, type: "integer", description: "this priority and more urgent, 0 (emerg) to 7 (debug); 3 by default",
+            minimum: 0, maximum: 7),
+        .init(name: "host", location: .query, type: "string", description: "a host's name"),
+        .init(name: "group", location: .query, type: "string", description: "a host group's name"),
+        .init(name: "unit", location: .query, type: "string", description: "a systemd unit, as journalctl -u matches it"),
+        .init(name: "identifier", location: .query, type: "string", description: "a syslog identifier (the program's name)"),
+        .init(name: "q", location: .query, type: "string", description: "text the message contains, ignoring case"),
+        .init(name: "regex", location: .query, type: "string", description: "a regular expression the message matches"),
+        .init(name: "before", location: .query, type: "string", description: "the previous page's next position"),
+        .limit(default: 100, maximum: 1000),
+    ]
+
+    func filter(_ request: Request, context: StewardRequestContext, now: Date = Date()) throws -> (LogFilter, LogQuery, [Host]) {
+        let filter = LogFilter(query: QueryInput(request).query, now: now)
+        guard filter.errors.isEmpty else { throw Problem.invalid(filter.errors) }
+        let all = try hosts.all()
+        var chosen = all
+        if !filter.host.isEmpty {
+            guard let host = all.first(where: { $0.name == filter.host }) else { throw Problem.invalid(["host": "no host is called \(filter.host)"]) }
+            chosen = [host]
+        }
+        if !filter.group.isEmpty {
+            chosen = chosen.filter { $0.groups.contains(filter.group) }
+            if chosen.isEmpty { throw Problem.invalid(["group": "no host is in a group called \(filter.group)"]) }
+        }
+        // The panel host's journal is Steward's own (its secrets among it): admins only.
+        chosen = chosen.filter { HostSecrets.mayReadJournal(context, on: $0) }
+        var query = filter.query
+        query.hostIDs = chosen.map(\.id)
+        return (filter, query, chosen)
+    }
+
+    // MARK: page
+
+    @Sendable func page(request: Request, context: StewardRequestContext) async throws -> Response {
+        let all = try hosts.all()
+        let asked = LogFilter(query: QueryInput(request).query, now: Date())
+        var data: [String: Any] = [
+            "host_options": all.sorted { $0.name < $1.name }.map { ViewNode(["option_host": $0.name, "option_selected": $0.name == asked.host]) },
+            "group_options": Array(Set(all.flatMap(\.groups))).sorted().map { ViewNode(["option_group": $0, "group_selected": $0 == asked.group]) },
+            "operator": context.identity?.permissions.contains(.operate) ?? false,
+        ]
+        for range in LogFilter.Range.allCases { data["range_\(range.rawValue)"] = asked.range == range }
+        data["priority_options"] = LogLine.priorityNames.enumerated().map {
+            ViewNode(["value": $0.offset, "label": "\($0.offset) \($0.element)", "selected": $0.offset == asked.maxPriority])
+        }
+        do {
+            let (filter, query, chosen) = try self.filter(request, context: context)
+            data["filter"] = filter.view
+            let page = try store.search(query)
+            let names = Dictionary(all.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
+            data["lines"] = page.hits.map { hit -> ViewNode in
+                let host = names[hit.hostID]
+                return ViewNode([
+                    "line_time": RFC3339.display(Date(timeIntervalSince1970: Double(hit.line.time) / 1_000_000)),
+                    "line_host": host?.name ?? "?", "line_host_id": hit.hostID, "line_priority": hit.line.priorityName,
+                    "line_severe": hit.line.priority <= 3, "line_unit": hit.line.unit, "line_identifier": hit.line.identifier,
+                    "line_message": hit.line.message,
+                    "line_fields": hit.line.fields.keys.sorted().map { ViewNode(["field_name": $0, "field_value": hit.line.fields[$0] ?? ""]) },
+                    "line_boot": hit.line.boot, "line_pid": hit.line.pid.map(String.init),
+                ])
+            }
+            data["has_lines"] = !page.hits.isEmpty
+            data["partial"] = page.partial
+            if let next = page.next { data["next_link"] = filter.link(before: next.text) }
+            let buckets = 60
+            let (counts, histogramPartial) = try store.histogram(query, buckets: buckets)
+            data["histogram"] = LogHistogram.svg(counts: counts, from: query.from, to: query.to, markers: try markers(query, hosts: chosen))
+            data["histogram_total"] = counts.reduce(0, +)
+            data["histogram_partial"] = histogramPartial
+            if chosen.count == 1, let host = chosen.first, !filter.host.isEmpty {
+                data["journalctl"] = filter.journalctl(host: host)
+            }
+            data["sources"] = try sourceRows(chosen)
+            var follow = URLComponents()
+            follow.path = "/logs/follow"
+            follow.queryItems = filter.items + [URLQueryItem(name: "after_block", value: String(try store.lastBlock()))]
+            data["follow_url"] = follow.string
+        } catch let problem as Problem {
+            data["errors"] = (problem.errors ?? ["filter": problem.detail]).sorted { $0.key < $1.key }.map {
+                ViewNode(["field": $0.key, "message": $0.value])
+            }
+            data["filter"] = asked.view
+        }
+        return area.pages.page("logs/index", title: "Logs", section: "logs", data: data, request: request, context: context)
+    }
+
+    /// The logs page for a host (or every host) over a preset range or between two times, at a priority ceiling.
+    static func link(host: String?, range: String? = nil, from: Int64? = nil, to: Int64? = nil, priority: Int) -> String {
+        var items = [URLQueryItem(name: "priority", value: String(priority))]
+        if let from, let to {
+            items += [
+                URLQueryItem(name: "range", value: "custom"), URLQueryItem(name: "from", value: RFC3339.string(EpochMilliseconds.date(from))),
+                URLQueryItem(name: "to", value: RFC3339.string(EpochMilliseconds.date(to))),
+            ]
+        } else {
+            items.append(URLQueryItem(name: "range", value: range ?? "1h"))
+        }
+        if let host, !host.isEmpty { items.append(URLQueryItem(name: "host", value: host)) }
+        var components = URLComponents()
+        components.path = "/logs"
+        components.queryItems = items
+        return components.string ?? "/logs"
+    }
+
+    /// `/logs/around?host=NAME&at=MILLISECONDS`: the quarter hour either side of a moment (an alert's change).
+    @Sendable func around(request: Request, context: StewardRequestContext) async throws -> Response {
+        let query = QueryInput(request).query
+        guard let at = query["at"].flatMap({ Int64($0) }) else { throw HTTPError(.badRequest, message: "at: milliseconds since the epoch") }
+        return area.pages.redirect(to: Self.link(host: query["host"], from: at - 15 * 60_000, to: at + 15 * 60_000, priority: 6))
+    }
+
+    /// Jobs that ran on the chosen hosts in the range: "what changed" beside the lines.
+    func markers(_ query: LogQuery, hosts: [Host]) throws -> [LogHistogram.Marker] {
+        let jobs = try area.runner.store.database.read { db in
+            try Row.fetchAll(
+                db, sql: "SELECT id, title, started_at FROM jobs WHERE started_at BETWEEN ? AND ? ORDER BY started_at DESC LIMIT 40",
+                arguments: [query.from, query.to])
+        }
+        return jobs.map {
+            LogHistogram.Marker(
+                time: $0["started_at"], label: "job \($0["id"] as Int64): \($0["title"] as String)", link: "/jobs/\($0["id"] as Int64)")
+        }
+    }
+
+    func sourceRows(_ chosen: [Host]) throws -> [ViewNode] {
+        let states = Dictionary(try store.sources().map { ($0.hostID, $0) }, uniquingKeysWith: { a, _ in a })
+        return chosen.sorted { $0.name < $1.name }.map { host in
+            let state = states[host.id]
+            return ViewNode([
+                "source_host": host.name, "source_read": state?.readAt.map(RFC3339.display) ?? "not yet", "source_lines": state?.linesTotal ?? 0,
+                "source_error": state?.lastError ?? "", "source_failed": !(state?.lastError.isEmpty ?? true),
+            ])
+        }
+    }
+
+    @Sendable func collectFromPage(request: Request, context: StewardRequestContext) async throws -> Response {
+        let form = try await FormBody.read(request, context: context)
+        let name = form["host"] ?? ""
+        let chosen = try hosts.all().filter { $0.enabled && (name.isEmpty || $0.name == name) && HostSecrets.mayReadJournal(context, on: $0) }
+        var stored = 0
+        for host in chosen { stored += (try? await collector.collect(host)) ?? 0 }
+        let back = name.isEmpty ? "/logs" : "/logs?host=\(name.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "")"
+        return area.pages.redirect(to: back, flash: Flash(.success, "Read \(chosen.count) host(s) now: \(stored) new line(s)."))
+    }
+
+    /// Follow mode for the page: Server-Sent Events, one `line` event per new matching line, checked every second.
+    @Sendable func follow(request: Request, context: StewardRequestContext) async throws -> Response {
+        var (_, query, _) = try filter(request, context: context)
+        // Where to start: the page's newest block when it was drawn, or, on the browser's reconnect, the last event's.
+        let resume = request.headers[HTTPField.Name("Last-Event-ID")!] ?? QueryInput(request).query["after_block"]
+        guard let start = resume.flatMap({ Int64($0) }) else {
+            throw Problem.invalid(["after_block": "the newest block id when the page was drawn (the page's follow button sends it)"])
+        }
+        query.from = 0
+        query.to = .max
+        query.before = nil
+        let names = Dictionary(try hosts.all().map { ($0.id, $0.name) }, uniquingKeysWith: { a, _ in a })
+        let store = self.store
+        let frozen = query
+        return Response(
+            status: .ok,
+            headers: [.contentType: "text/event-stream", .cacheControl: "no-store", HTTPField.Name("X-Accel-Buffering")!: "no"],
+            body: .init { writer in
+                try await writer.write(ByteBuffer(string: "retry: 3000\n\n"))
+                var after = start
+                var quiet = 0
+                while !Task.isCancelled {
+                    let (hits, last) = try store.newer(frozen, afterBlock: after)
+                    after = last
+                    for hit in hits {
+                        let line = LogLineResource(hit, host: names[hit.hostID] ?? "")
+                        try await writer.write(ByteBuffer(string: "event: line\nid: \(last)\ndata: \(try APIJSON.string(line))\n\n"))
+                    }
+                    quiet = hits.isEmpty ? quiet + 1 : 0
+                    // A comment now and then: proxies keep the stream open, and a gone client is noticed.
+                    if quiet % 15 == 14 { try await writer.write(ByteBuffer(string: ": still following\n\n")) }
+                    try await Task.sleep(for: .seconds(1))
+                }
+                try await writer.finish(nil)
+            })
+    }
+
+    // MARK: API
+
+    @Sendable func apiStream(request: Request, context: StewardRequestContext) async throws -> Response {
+        var input = QueryInput(request)
+        let follow = input.flag("follow", default: false)
+        try input.check()
+        var (_, query, chosen) = try filter(request, context: context)
+        let names = Dictionary(chosen.map { ($0.id, $0.name) }, uniquingKeysWith: { a, _ in a })
+        let store = self.store
+        query.limit = 1000
+        let start = try store.lastBlock()
+        let frozen = query
+        return Response(
+            status: .ok, headers: [.contentType: "application/x-ndjson", .cacheControl: "no-store"],
+            body: .init { writer in
+                if follow {
+                    var live = frozen
+                    live.from = 0
+                    live.to = .max
+                    var after = start
+                    while !Task.isCancelled {
+                        let (hits, last) = try store.newer(live, afterBlock: after)
+                        after = last
+                        for hit in hits {
+                            try await writer.write(ByteBuffer(string: try APIJSON.string(LogLineResource(hit, host: names[hit.hostID] ?? "")) + "\n"))
+                        }
+                        try await Task.sleep(for: .seconds(1))
+                    }
+                } else {
+                    var page = frozen
+                    var sent = 0
+                    while sent < 1_000_000 {
+                        let found = try store.search(page)
+                        for hit in found.hits {
+                            try await writer.write(ByteBuffer(string: try APIJSON.string(LogLineResource(hit, host: names[hit.hostID] ?? "")) + "\n"))
+                        }
+                        sent += found.hits.count
+                        guard let next = found.next else { break }
+                        page.before = next
+                    }
+                }
+                try await writer.finish(nil)
+            })
+    }
+
+    @Sendable func apiSearch(request: Request, context: StewardRequestContext) async throws -> Response {
+        let (_, query, chosen) = try filter(request, context: context)
+        let page = try store.search(query)
+        let names = Dictionary(chosen.map { ($0.id, $0.name) }, uniquingKeysWith: { a, _ in a })
+        return try APIJSON.response(LogPageResource(page: page, names: names))
+    }
+
+    @Sendable func apiSources(request: Request, context: StewardRequestContext) async throws -> Response {
+        let all = try hosts.all()
+        let names = Dictionary(all.map { ($0.id, $0.name) }, uniquingKeysWith: { a, _ in a })
+        let items = try store.sources().compactMap { state -> LogSourceResource? in
+            guard let name = names[state.hostID] else { return nil }
+            return LogSourceResource(
+                host: name, source: state.source, readAt: Nullable(state.readAt.map(RFC3339.string)), lines: state.linesTotal,
+                error: Nullable(state.lastError.isEmpty ? nil : state.lastError))
+        }
+        return try APIJSON.response(ItemList(items: items))
+    }
+}
+
+struct LogLineResource: Codable, Sendable {
+    init(_ hit: LogHit, host: String) {
+        self.host = host
+        time = RFC3339.string(Date(timeIntervalSince1970: Double(hit.line.time) / 1_000_000))
+        priority = hit.line.priority
+        priorityName = hit.line.priorityName
+        unit = hit.line.unit
+        identifier = hit.line.identifier
+        pid = Nullable(hit.line.pid)
+        message = hit.line.message
+        boot = hit.line.boot
+        fields = hit.line.fields
+        position = hit.position.text
+    }
+
+    let host: String
+    let time: String
+    let priority: Int
+    let priorityName: String
+    let unit: String
+    let identifier: String
+    let pid: Nullable<Int>
+    let message: String
+    let boot: String
+    let fields: [String: String]
+    let position: String
+}
+
+struct LogPageResource: Codable, Sendable {
+    let items: [LogLineResource]
+    let next: Nullable<String>
+    let partial: Bool
+
+    init(page: LogPage, names: [Int64: String]) {
+        items = page.hits.map { LogLineResource($0, host: names[$0.hostID] ?? "") }
+        next = Nullable(page.next?.text)
+        partial = page.partial
+    }
+}
+
+struct LogSourceResource: Codable, Sendable {
+    let host: String
+    let source: String
+    let readAt: Nullable<String>
+    let lines: Int
+    let error: Nullable<String>
+}

@@ -1,0 +1,242 @@
+import Foundation
+import GRDB
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import Testing
+
+@testable import StewardKit
+
+@Suite("Central logs: journal lines, blocks, search and paging")
+struct LogStoreTests {
+    /// A journal line as `journalctl -o json` prints it.
+    static func journalJSON(
+        cursor: String, time: Int64, priority: Int? = 6, unit: String? = "ssh.service", identifier: String? = "sshd", pid: Int? = 812,
+        message: Any = "Accepted publickey for deploy from 10.0.0.5 port 51234 ssh2", extra: [String: Any] = [:]
+    ) -> String {
+        var object: [String: Any] = [
+            "__CURSOR": cursor, "__REALTIME_TIMESTAMP": String(time), "__MONOTONIC_TIMESTAMP": "1234", "_BOOT_ID": "b00t",
+            "_HOSTNAME": "web1", "_TRANSPORT": "syslog", "MESSAGE": message,
+        ]
+        if let priority { object["PRIORITY"] = String(priority) }
+        if let unit { object["_SYSTEMD_UNIT"] = unit }
+        if let identifier { object["SYSLOG_IDENTIFIER"] = identifier }
+        if let pid { object["_PID"] = String(pid) }
+        object.merge(extra) { _, new in new }
+        return String(decoding: try! JSONSerialization.data(withJSONObject: object), as: UTF8.self)
+    }
+
+    @Test("journal JSON: binary and repeated fields, a null message, no priority, and a last line cut short")
+    func journalParsing() {
+        let lines = [
+            Self.journalJSON(cursor: "s=1", time: 1_790_000_000_000_000),
+            Self.journalJSON(cursor: "s=2", time: 1_790_000_000_100_000, message: Array("caf\u{e9} \u{1b}[1m".utf8).map(Int.init)),
+            Self.journalJSON(
+                cursor: "s=3", time: 1_790_000_000_200_000, priority: nil, unit: nil, identifier: "kernel", pid: nil, message: NSNull(),
+                extra: ["TAG": ["a", "b"]]),
+            Self.journalJSON(
+                cursor: "s=4", time: 1_790_000_000_300_000, priority: 3, unit: "init.scope", identifier: "systemd", pid: 1,
+                message: "nginx.service: Failed with result 'exit-code'.", extra: ["UNIT": "nginx.service"]),
+        ]
+        let cut = Self.journalJSON(cursor: "s=5", time: 1_790_000_000_400_000)
+        let output = lines.joined(separator: "\n") + "\n" + cut.prefix(cut.count / 2)
+        let (parsed, cursor, skipped) = LogLine.journalLines(output)
+        #expect(parsed.count == 4 && cursor == "s=4" && skipped == 1, "the half line is left for the next read")
+        #expect(parsed[0].unit == "ssh.service" && parsed[0].identifier == "sshd" && parsed[0].pid == 812 && parsed[0].priority == 6)
+        #expect(parsed[0].fields["_HOSTNAME"] == "web1" && parsed[0].fields["__CURSOR"] == nil && parsed[0].fields["MESSAGE"] == nil)
+        #expect(parsed[1].message.hasPrefix("café"))
+        #expect(parsed[2].priority == 6 && parsed[2].message.contains("too large") && parsed[2].fields["TAG"] == "a\nb")
+        #expect(parsed[3].belongs(to: "nginx.service") && parsed[3].belongs(to: "init.scope") && !parsed[3].belongs(to: "ssh.service"))
+        let long = LogLine.journal(
+            try! JSONSerialization.jsonObject(
+                with: Data(Self.journalJSON(cursor: "s=9", time: 1, message: String(repeating: "é", count: 20_000)).utf8)) as! [String: Any])
+        #expect(long?.line.message.hasSuffix(" [cut]") == true && (long?.line.message.utf8.count ?? 0) < LogLine.maxMessageBytes + 10)
+    }
+
+    @Test("a block deflates to a fraction of its lines and inflates to the same lines")
+    func codec() throws {
+        let lines = (0..<600).map { index in
+            LogLine(
+                time: 1_790_000_000_000_000 + Int64(index) * 1000, priority: index % 8, unit: "app\(index % 5).service", identifier: "app",
+                pid: 1000 + index, message: "request \(index) served in \(index % 97) ms for client 10.0.\(index % 250).\(index % 7)",
+                boot: "b00t", fields: ["_COMM": "app", "_TRANSPORT": "stdout"])
+        }
+        let (data, raw) = try LogBlockCodec.encode(lines)
+        #expect(try LogBlockCodec.decode(data) == lines)
+        #expect(data.count * 5 < raw, "\(data.count) of \(raw) bytes")
+        #expect(throws: LogBlockCodec.Failure.self) { try LogBlockCodec.decode(Data([0x78, 0x9c, 1, 2, 3])) }
+    }
+
+    static func fleetLines(host: Int, count: Int, start: Int64) -> [LogLine] {
+        (0..<count).map { index in
+            let time = start + Int64(index) * 1_000_000 + Int64(host) * 1000
+            let priority = [6, 6, 6, 5, 4, 3, 6, 7][index % 8]
+            let unit = ["ssh.service", "nginx.service", "cron.service", "init.scope"][index % 4]
+            var fields: [String: String] = ["_COMM": "x"]
+            if unit == "init.scope" { fields["UNIT"] = "nginx.service" }
+            let message =
+                index % 500 == 7
+                ? "kernel: blk_update_request: I/O error, dev sda, sector \(index) zebracorn"
+                : "\(unit) line \(index) on host \(host): \(priority <= 3 ? "Failed password for root from 203.0.113.\(index % 255)" : "ok")"
+            return LogLine(
+                time: time, priority: priority, unit: unit, identifier: unit.replacingOccurrences(of: ".service", with: ""), pid: 100 + index,
+                message: message, boot: "b\(host)", fields: fields)
+        }
+    }
+
+    @Test(
+        "search: priority, unit as journalctl -u sees it, text through the block index, regex, hosts, newest first, and pages that neither skip nor repeat"
+    )
+    func search() async throws {
+        let harness = try await ServerHarness()
+        let store = LogStore(database: harness.server.database)
+        var ids: [Int64] = []
+        for name in ["web1", "web2", "db1"] {
+            var settings = HostSettings()
+            settings.name = name
+            settings.address = "127.0.0.1"
+            ids.append(try harness.server.hosts.create(settings, by: .system, now: Date()).id)
+        }
+        let start: Int64 = 1_790_000_000_000_000
+        var all: [(Int64, LogLine)] = []
+        for (index, id) in ids.enumerated() {
+            let lines = Self.fleetLines(host: index, count: 3000, start: start)
+            // In three reads, as the collector stores them, each with its cursor.
+            for (part, slice) in [lines[0..<1000], lines[1000..<2500], lines[2500...]].enumerated() {
+                try store.append(hostID: id, source: "journal", lines: Array(slice), position: "c\(part)")
+            }
+            all += lines.map { (id, $0) }
+        }
+        #expect(try store.position(hostID: ids[0], source: "journal") == "c2")
+        #expect(try store.sources().first { $0.hostID == ids[1] }?.linesTotal == 3000)
+        let figures = try store.figures()
+        #expect(figures.lines == 9000 && figures.blockBytes * 4 < figures.rawBytes, "\(figures)")
+
+        var query = LogQuery(from: start / 1000, to: start / 1000 + 4_000_000)
+        query.limit = 250
+        func expected(_ keep: (Int64, LogLine) -> Bool) -> [String] {
+            all.filter { keep($0.0, $0.1) }.sorted { $0.1.time > $1.1.time }.map { "\($0.0)/\($0.1.time)" }
+        }
+        func pages(_ query: LogQuery) throws -> [String] {
+            var query = query
+            var seen: [String] = []
+            while true {
+                let page = try store.search(query)
+                seen += page.hits.map { "\($0.hostID)/\($0.line.time)" }
+                guard let next = page.next else { return seen }
+                query.before = next
+            }
+        }
+        // Error and worse, the default: every host, newest first, across pages.
+        #expect(try pages(query) == expected { $1.priority <= 3 })
+        query.maxPriority = 7
+        query.units = ["nginx.service"]
+        #expect(try pages(query) == expected { $1.unit == "nginx.service" || $1.fields["UNIT"] == "nginx.service" })
+        query.units = []
+        query.text = "ZEBRACORN"
+        let rare = try store.search(query)
+        #expect(rare.hits.map { "\($0.hostID)/\($0.line.time)" } == expected { $1.message.contains("zebracorn") })
+        #expect(rare.blocksRead <= 3 * 6, "the index found the blocks: \(rare.blocksRead) opened")
+        query.text = "failed password for ROOT from 203.0.113.7"
+        #expect(try pages(query) == expected { $1.message.lowercased().contains("failed password for root from 203.0.113.7") })
+        query.text = ""
+        query.regex = try NSRegularExpression(pattern: "sector [0-9]+7 ", options: [])
+        query.hostIDs = [ids[2]]
+        #expect(
+            try pages(query) == expected { id, line in id == ids[2] && line.message.range(of: "sector [0-9]+7 ", options: .regularExpression) != nil }
+        )
+        query.regex = nil
+        query.hostIDs = [ids[1]]
+        query.from = start / 1000 + 1_000_000
+        query.to = start / 1000 + 1_099_999
+        query.maxPriority = 4
+        let window = expected { id, line in id == ids[1] && line.priority <= 4 && (1_000_000...1_099_999).contains(line.time / 1000 - start / 1000) }
+        #expect(try pages(query) == window && !window.isEmpty)
+        let (counts, partial) = try store.histogram(query, buckets: 10)
+        #expect(counts.reduce(0, +) == window.count && !partial)
+    }
+
+    @Test("small reads are merged into full blocks once followers had them; the index forgets the merged blocks; following sends each line once")
+    func compaction() async throws {
+        let harness = try await ServerHarness()
+        let store = LogStore(database: harness.server.database)
+        var settings = HostSettings()
+        settings.name = "web1"
+        settings.address = "127.0.0.1"
+        let id = try harness.server.hosts.create(settings, by: .system, now: Date()).id
+        let start: Int64 = 1_790_000_000_000_000
+        let lines = Self.fleetLines(host: 0, count: 300, start: start)
+        let stored = Date(timeIntervalSinceNow: -120)
+        var query = LogQuery(from: 0, to: .max)
+        query.maxPriority = 7
+        let followed = try store.lastBlock()
+        for batch in stride(from: 0, to: 300, by: 10) {
+            try store.append(hostID: id, source: "journal", lines: Array(lines[batch..<batch + 10]), position: "c\(batch)", now: stored)
+        }
+        let (first, last) = try store.newer(query, afterBlock: followed)
+        #expect(first.count == 300 && first.map(\.line.time) == lines.map(\.time))
+        // Fewer than a block's lines, and the oldest not yet ten minutes old: nothing to merge.
+        #expect(try store.compact(hostID: id, source: "journal") == 0)
+        #expect(try store.compact(hostID: id, source: "journal", maxAge: 60) == 30)
+        let blocks = try await harness.server.database.read { db in
+            try Row.fetchAll(db, sql: "SELECT id, line_count, compacted FROM log_blocks WHERE host_id = ?", arguments: [id])
+        }
+        #expect(blocks.count == 1 && blocks[0]["line_count"] as Int == 300 && blocks[0]["compacted"] as Int == 1)
+        let indexed = try await harness.server.database.read { db in
+            try Int64.fetchAll(db, sql: "SELECT rowid FROM log_search WHERE log_search MATCH 'zebracorn'")
+        }
+        #expect(indexed == [blocks[0]["id"] as Int64], "the merged blocks' documents are gone from the index")
+        #expect(try store.search(query).hits.count == 100 && (try store.histogram(query, buckets: 1)).counts == [300])
+        // Following from where it was: the merged lines are not sent again; a new read is.
+        #expect(try store.newer(query, afterBlock: last).hits.isEmpty)
+        try store.append(
+            hostID: id, source: "journal", lines: [LogLine(time: start + 999_000_000, priority: 3, message: "after the merge")], position: "d")
+        #expect(try store.newer(query, afterBlock: last).hits.map(\.line.message) == ["after the merge"])
+    }
+
+    @Test("the logs page and API: filters in the URL, the panel host's lines for admins only, and wrong filters named")
+    func pageAndAPI() async throws {
+        let harness = try await ServerHarness()
+        let store = LogStore(database: harness.server.database)
+        let web = try ServiceActionsTests.readHost(harness, name: "web1")
+        let panel = try #require(try harness.server.hosts.all().first { $0.transport == .local })
+        let now = Int64(Date().timeIntervalSince1970 * 1_000_000)
+        try store.append(
+            hostID: web.id, source: "journal",
+            lines: [
+                LogLine(time: now - 60_000_000, priority: 3, unit: "nginx.service", identifier: "nginx", pid: 42, message: "upstream timed out <b>"),
+                LogLine(time: now - 30_000_000, priority: 6, unit: "ssh.service", identifier: "sshd", message: "Accepted publickey for deploy"),
+            ], position: "w1")
+        try store.append(
+            hostID: panel.id, source: "journal",
+            lines: [LogLine(time: now - 10_000_000, priority: 2, identifier: "steward", message: "panel secret")],
+            position: "p1")
+        try await harness.test(as: [.viewer]) { client in
+            try await client.execute(uri: "/logs", method: .get) { response in
+                let page = text(response)
+                #expect(response.status == .ok && page.contains("upstream timed out &lt;b&gt;") && !page.contains("panel secret"))
+                #expect(!page.contains("Accepted publickey"), "info is below the default error-and-worse")
+            }
+            try await client.execute(uri: "/api/v1/logs?priority=7&host=web1", method: .get) { response in
+                let items = try json(response)["items"] as? [[String: Any]] ?? []
+                #expect(items.map { $0["message"] as? String } == ["Accepted publickey for deploy", "upstream timed out <b>"])
+                #expect(items.first?["host"] as? String == "web1" && items.last?["pid"] as? Int == 42)
+            }
+            try await client.execute(uri: "/logs?host=web1&priority=7&unit=ssh.service", method: .get) { response in
+                let page = text(response)
+                #expect(page.contains("Accepted publickey") && !page.contains("upstream timed out"))
+                #expect(page.contains("journalctl --priority=0..7 --since=-1h --unit=ssh.service"), "the same lines on the host itself")
+            }
+            try await client.execute(uri: "/api/v1/logs?regex=(unclosed&priority=9&range=2d", method: .get) { response in
+                let errors = try json(response)["errors"] as? [String: String] ?? [:]
+                #expect(response.status == .unprocessableContent && Set(errors.keys) == ["regex", "priority", "range"])
+            }
+        }
+        try await harness.test(as: [.admin]) { client in
+            try await client.execute(uri: "/api/v1/logs?priority=2", method: .get) { response in
+                let items = try json(response)["items"] as? [[String: Any]] ?? []
+                #expect(items.map { $0["message"] as? String } == ["panel secret"])
+            }
+        }
+    }
+}

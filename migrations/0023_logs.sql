@@ -1,0 +1,48 @@
+-- Central logs: each host's journal (and later syslog and files) in compressed blocks of lines, with a full-text
+-- index per block and the position each source was read to, saved in the same transaction as the lines it produced.
+
+CREATE TABLE log_blocks (
+    -- Never reused: following sends the blocks stored after the last one it sent.
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    host_id INTEGER NOT NULL REFERENCES hosts (id) ON DELETE CASCADE,
+    source TEXT NOT NULL CHECK (source IN ('journal', 'syslog', 'file')),
+    start_ms INTEGER NOT NULL,
+    end_ms INTEGER NOT NULL,
+    line_count INTEGER NOT NULL CHECK (line_count > 0),
+    -- Bit p is set when the block holds a line of priority p (0 emerg .. 7 debug).
+    priorities INTEGER NOT NULL,
+    min_priority INTEGER NOT NULL,
+    raw_bytes INTEGER NOT NULL,
+    -- zlib-compressed JSON lines (see LogBlockCodec).
+    data BLOB NOT NULL,
+    stored_at INTEGER NOT NULL,
+    -- 0: as one read stored it (what following reads); 1: merged from such blocks into a full one.
+    compacted INTEGER NOT NULL DEFAULT 0 CHECK (compacted IN (0, 1))
+);
+CREATE INDEX log_blocks_by_host_time ON log_blocks (host_id, end_ms);
+CREATE INDEX log_blocks_by_time ON log_blocks (end_ms);
+CREATE INDEX log_blocks_fresh ON log_blocks (host_id, source, compacted);
+
+-- The units and syslog identifiers each block holds, for the filters.
+CREATE TABLE log_block_names (
+    block_id INTEGER NOT NULL REFERENCES log_blocks (id) ON DELETE CASCADE,
+    kind TEXT NOT NULL CHECK (kind IN ('unit', 'identifier')),
+    name TEXT NOT NULL,
+    PRIMARY KEY (kind, name, block_id)
+) WITHOUT ROWID;
+CREATE INDEX log_block_names_by_block ON log_block_names (block_id);
+
+-- One document per block (rowid = the block's id): its messages, units and identifiers. Contentless and without
+-- positions: it finds the blocks that hold every word of a search; the lines are then matched in the block itself.
+CREATE VIRTUAL TABLE log_search USING fts5 (body, content = '', detail = none);
+
+-- Where each host's source was read to (journalctl's cursor), and how the last read went.
+CREATE TABLE log_sources (
+    host_id INTEGER NOT NULL REFERENCES hosts (id) ON DELETE CASCADE,
+    source TEXT NOT NULL,
+    position TEXT NOT NULL DEFAULT '',
+    read_at INTEGER,
+    lines_total INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT NOT NULL DEFAULT '',
+    PRIMARY KEY (host_id, source)
+);
