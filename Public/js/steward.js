@@ -226,7 +226,7 @@ if (followButton && "EventSource" in window) {
     source.addEventListener("line", (event) => {
       const line = JSON.parse(event.data);
       // Resume after the newest block seen, not from the page's start.
-      url = url.replace(/after_block=\d+/, `after_block=${event.lastEventId}`);
+      url = url.replace(/after=[^&]*/, `after=${encodeURIComponent(event.lastEventId)}`);
       document.getElementById("log-empty")?.remove();
       const row = document.createElement("tr");
       row.className = "followed" + (line.priority <= 3 ? " severe" : "");

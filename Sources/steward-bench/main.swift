@@ -6,6 +6,7 @@
 //   steward-bench backup [--megabytes 1024] [--rounds 2] [--work DIR]   a Steward backup job versus restic directly
 //   steward-bench rollout [--hosts 20] [--waves 4] [--rounds 2]   Steward's time on top of ansible's in a rollout
 //   steward-bench retention [--hosts 100] [--days 30]   enforce raw metrics 7 days with a concurrent ingest writer
+//   steward-bench logs [--lines 10000000] [--hosts 50]   journal ingest rate, bytes a line on disk, searches vs grep and journalctl
 import Foundation
 import GRDB
 import Logging
@@ -622,6 +623,7 @@ do {
     case "backup": try await benchBackup(options)
     case "rollout": try await benchRollout(options)
     case "retention": try await benchRetention(options)
+    case "logs": try await benchLogs(options)
     default:
         say("usage: steward-bench metrics [--hosts N] [--days N] [--long-days N] [--prometheus-days N] [--work DIR]")
         say("       steward-bench alerts [--hosts N] [--rules N] [--cycles N] [--work DIR]")
@@ -630,6 +632,7 @@ do {
         say("       steward-bench backup [--megabytes N] [--rounds N] [--work DIR]")
         say("       steward-bench rollout [--hosts N] [--waves N] [--rounds N] [--work DIR]")
         say("       steward-bench retention [--hosts N] [--days N] [--reference-seconds N] [--batch N] [--work DIR]")
+        say("       steward-bench logs [--lines N] [--hosts N] [--runs N] [--work DIR]")
         exit(2)
     }
 } catch {

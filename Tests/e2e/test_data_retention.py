@@ -27,7 +27,7 @@ def test_storage_page_shows_every_class_and_a_policy_change_can_be_previewed_con
     browser = signed_in
     browser.get(f"{steward.base_url}/settings/storage")
     rows = {row.get_attribute("id"): row.text for row in browser.find_elements(By.CSS_SELECTOR, "#storage-table tbody tr")}
-    for name in ("metrics", "job_logs", "audit", "alert_history", "notification_deliveries", "sessions", "host_facts", "backups"):
+    for name in ("metrics", "job_logs", "audit", "alert_history", "notification_deliveries", "sessions", "host_facts", "logs", "backups"):
         assert f"class-{name}" in rows, rows
     # The defaults, in words.
     assert "raw samples 7 day(s); 1-minute rollups 90 day(s); 1-hour rollups 2 year(s)" in rows["class-metrics"]
@@ -96,7 +96,7 @@ def test_storage_page_shows_every_class_and_a_policy_change_can_be_previewed_con
 def test_api_policies_preview_storage_and_holds(api, steward):
     status, policies = api.call("GET", "/api/v1/retention/policies")
     assert status == 200 and [p["data_class"] for p in policies["items"]] == [
-        "metrics", "job_logs", "audit", "alert_history", "notification_deliveries", "sessions", "host_facts"]
+        "metrics", "job_logs", "audit", "alert_history", "notification_deliveries", "sessions", "host_facts", "logs"]
     status, problem = api.call("PUT", "/api/v1/retention/policies/metrics", {"kind": "tiered", "tier_days": [90, 7, 730]})
     assert status == 422 and "at least as long" in problem["errors"]["tier_days"]
     status, problem = api.call("PUT", "/api/v1/retention/policies/metrics", {"kind": "time", "max_age_days": 5})

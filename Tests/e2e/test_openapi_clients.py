@@ -240,14 +240,15 @@ ADMIN_EXCLUDED_OPERATIONS = [
 # since/until), rules between fields (a warning
 # level below the critical one, an end after the start, "name or series"), names that must exist (a host, a
 # repository, a metric source), a YAML rule file given as bytes, and a unit definition kept at the path its unit
-# names. Every other check, server errors and reply
+# names, and a log search's custom range (from and to are needed with range=custom) and host names. Every other
+# check, server errors and reply
 # schemas included, runs on them too.
 CONFIG_TEMPLATE = """\
 [[operations]]
 include-operation-id = [
   "queryRange", "listSeries", "importAlertRules", "previewSchedule", "updateSchedule", "createBackupPlan", "updateBackupPlan",
   "createMaintenanceWindow", "createAlertRule", "updateAlertRule", "createSilence", "createChannel", "createHost", "updateHost",
-  "saveGroup", "createLegalHold", "listAuditEvents", "saveDesiredService",
+  "saveGroup", "createLegalHold", "listAuditEvents", "saveDesiredService", "searchLogs",
 ]
 checks.positive_data_acceptance.enabled = false
 """

@@ -11,6 +11,9 @@ public enum StewardDatabase {
         configuration.prepareDatabase { db in
             // NORMAL is durable across process crashes in WAL mode; only an OS crash can lose the last commits.
             try db.execute(sql: "PRAGMA synchronous = NORMAL")
+            // The log search index forgets a block only when given its document again: the trigger that removes a
+            // deleted block from it (whoever deletes it: retention, a host's removal) rebuilds the document with this.
+            db.add(function: LogStore.searchBodyFunction)
         }
         let pool: DatabasePool
         do {

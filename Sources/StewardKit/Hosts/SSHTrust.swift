@@ -69,7 +69,8 @@ enum ShortCommand {
                         kept.append(chunk)
                     } else {
                         kept.append(chunk.prefix(max(room, 0)))
-                        // Not reaped before the readers finish, so the pid is still this child's.
+                        // The child exits only on this signal or by itself; in the second case Foundation may have
+                        // reaped it already, and the pid could in principle be reused within these microseconds.
                         if stopWhenFull, isOut, !dropped { kill(pid, SIGTERM) }
                         dropped = true
                     }

@@ -76,7 +76,9 @@ public final class JournalCollector: Service, @unchecked Sendable {
                 let output = try await reader.run(
                     host, Self.words(host: host, cursor: cursor), timeout: 60, maxBytes: Self.batchBytes, stopWhenFull: true)
                 let (lines, newCursor, skipped) = LogLine.journalLines(output.stdout)
-                if lines.isEmpty, output.truncated {
+                // Stopped at the cap on standard output (not on a talkative standard error): more is waiting.
+                let more = output.truncated && output.stdout.utf8.count >= Self.batchBytes - 1
+                if lines.isEmpty, more {
                     try store.recordFailure(
                         hostID: host.id, source: Self.source,
                         error: "a journal entry after the stored cursor is larger than \(Self.batchBytes >> 20) MB; Steward cannot read past it")
@@ -89,9 +91,9 @@ public final class JournalCollector: Service, @unchecked Sendable {
                 }
                 try store.append(hostID: host.id, source: Self.source, lines: lines, position: newCursor)
                 stored += lines.count
-                if skipped > 1 { logger.notice("\(host.name): \(skipped) journal lines could not be read as JSON") }
-                // A read that stopped at its cap has more waiting.
-                if !output.truncated {
+                // A cut last line is read again next time; any other line that is not JSON is counted in the log.
+                if skipped > (more ? 1 : 0) { logger.notice("\(host.name): \(skipped) journal lines could not be read as JSON") }
+                if !more {
                     try store.compact(hostID: host.id, source: Self.source)
                     return stored
                 }

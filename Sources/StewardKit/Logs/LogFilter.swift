@@ -38,7 +38,9 @@ struct LogFilter {
     var limit = 100
     var errors: [String: String] = [:]
 
-    init(query: [String: String], now: Date) {
+    init(query given: [String: String], now: Date) {
+        // An empty value is a field left blank (the form sends every field): the same as leaving it out.
+        let query = given.filter { !$0.value.isEmpty }
         let nowMS = EpochMilliseconds.from(now)
         if let text = query["range"] {
             if let value = Range(rawValue: text) { range = value } else { errors["range"] = "one of 15m, 1h, 24h, 7d or custom" }
@@ -51,6 +53,10 @@ struct LogFilter {
             if start == nil { errors["from"] = "a time such as 2026-12-06T09:30:00Z (or 2026-12-06T09:30, read as UTC)" }
             if end == nil { errors["to"] = "a time such as 2026-12-06T10:30:00Z, or empty for now" }
             if let start, let end, start > end { errors["to"] = "the end comes before the start" }
+            // Years 1970 to 2200: anything else is a typing slip, and far-apart bounds would overflow the arithmetic.
+            for (name, value) in [("from", start), ("to", end)] {
+                if let value, !(0...7_258_118_400_000).contains(value) { errors[name] = "a time between 1970 and 2200" }
+            }
             from = start ?? nowMS - 3_600_000
             to = end ?? nowMS
         } else {
@@ -73,6 +79,8 @@ struct LogFilter {
         if !regexText.isEmpty {
             if regexText.count > 500 {
                 errors["regex"] = "at most 500 characters"
+            } else if let problem = Self.backtrackingProblem(regexText) {
+                errors["regex"] = problem
             } else {
                 do { regex = try NSRegularExpression(pattern: regexText, options: [.caseInsensitive]) } catch {
                     errors["regex"] = "not a regular expression Steward can read: \(error.localizedDescription)"
@@ -85,6 +93,41 @@ struct LogFilter {
         if let text = query["limit"] {
             if let value = Int(text), (1...1000).contains(value) { limit = value } else { errors["limit"] = "must be 1 to 1000" }
         }
+    }
+
+    /// A repeated group that itself repeats, such as `(a+)+` or `(\w*)*`, can take a backtracking engine longer than
+    /// the age of the universe on one line: refused, with what to write instead.
+    static func backtrackingProblem(_ pattern: String) -> String? {
+        var stack: [Bool] = []  // per open group: does it hold a quantifier?
+        var escaped = false
+        var inClass = false
+        var closedQuantified = false
+        for character in pattern {
+            defer { if character != ")" { closedQuantified = false } }
+            if escaped {
+                escaped = false
+                continue
+            }
+            switch character {
+            case "\\": escaped = true
+            case "[": inClass = true
+            case "]": inClass = false
+            case "(" where !inClass: stack.append(false)
+            case ")" where !inClass:
+                let quantified = stack.popLast() ?? false
+                if !stack.isEmpty, quantified { stack[stack.count - 1] = true }
+                closedQuantified = quantified
+                continue
+            case "+", "*", "{":
+                if inClass { break }
+                if closedQuantified {
+                    return "a repeated group with repeats inside it (such as (a+)+) can run for ages; write the inner repeat once, as a+"
+                }
+                if !stack.isEmpty { stack[stack.count - 1] = true }
+            default: break
+            }
+        }
+        return nil
     }
 
     static func time(_ text: String) -> Int64? {
@@ -161,6 +204,8 @@ struct LogFilter {
             words.append("--case-sensitive=false")
         }
         let command = words.map(HostReader.quoteForRemoteShell).joined(separator: " ")
-        return host.transport == .local ? command : "ssh \(host.sshUser)@\(host.address) " + command
+        guard host.transport != .local else { return command }
+        // ssh hands its words to the remote shell after the local shell took one layer of quotes: quoted twice.
+        return "ssh " + HostReader.quoteForRemoteShell("\(host.sshUser)@\(host.address)") + " -- " + HostReader.quoteForRemoteShell(command)
     }
 }

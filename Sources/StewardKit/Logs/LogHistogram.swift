@@ -28,7 +28,7 @@ enum LogHistogram {
         svg += "y2=\"\(SVGChart.number(6 + plotHeight))\"/>"
         for (index, count) in counts.enumerated() where count > 0 {
             let barHeight = max(1, plotHeight * Double(count) / Double(peak))
-            let start = from + Int64(index) * span / Int64(counts.count)
+            let start = from + Int64(Double(span) * Double(index) / Double(counts.count))
             svg +=
                 "<rect class=\"bar\" x=\"\(SVGChart.number(left + Double(index) * slot + 0.5))\" y=\"\(SVGChart.number(6 + plotHeight - barHeight))\" "
             svg += "width=\"\(SVGChart.number(max(1, slot - 1)))\" height=\"\(SVGChart.number(barHeight))\">"

@@ -14,6 +14,9 @@ public struct LogLine: Sendable, Equatable, Codable {
     public var boot: String
     /// Other fields, by the journal's names (`_COMM`, `_EXE`, `UNIT`, `_TRANSPORT`, ...).
     public var fields: [String: String]
+    /// In a merged block: the block a read first stored the line in, and its place there (see `LogStore`).
+    var seq: Int64?
+    var seqIndex: Int?
 
     public init(
         time: Int64, priority: Int, unit: String = "", identifier: String = "", pid: Int? = nil, message: String, boot: String = "",
@@ -38,6 +41,8 @@ public struct LogLine: Sendable, Equatable, Codable {
         case message = "m"
         case boot = "b"
         case fields = "f"
+        case seq = "q"
+        case seqIndex = "k"
     }
 
     /// The unit a line belongs to as `journalctl -u` sees it: the unit that logged it, or the unit systemd logged about.
@@ -56,9 +61,29 @@ public struct LogLine: Sendable, Equatable, Codable {
 
     /// One line of `journalctl -o json`: every value is a string, an array of byte values (binary or invalid UTF-8),
     /// an array of those (a field given more than once) or null (too large). Returns the line and its cursor.
-    public static func journal(_ object: [String: Any]) -> (line: LogLine, cursor: String)? {
-        guard let cursor = object["__CURSOR"] as? String, let stamp = (object["__REALTIME_TIMESTAMP"] as? String).flatMap({ Int64($0) })
+    /// A host decides what its journal says: a line keeps at most `maxFields` fields with journald's names, each value
+    /// at most `maxFieldBytes`, and a unit or identifier of at most 256 bytes.
+    static let maxFields = 64
+    static let maxFieldBytes = 1024
+    /// Times a host may claim: from the epoch to a day ahead of Steward's clock. Others are stored at the read's time,
+    /// with the claimed value kept in the fields.
+    static func plausible(_ microseconds: Int64, now: Int64) -> Bool { microseconds >= 0 && microseconds <= now + 86_400_000_000 }
+
+    static func cut(_ text: String, bytes: Int) -> String {
+        text.utf8.count <= bytes ? text : String(decoding: text.utf8.prefix(bytes), as: UTF8.self).trimmingCharacters(in: ["\u{FFFD}"]) + " [cut]"
+    }
+
+    static func fieldName(_ name: String) -> Bool {
+        (1...64).contains(name.utf8.count) && name.utf8.allSatisfy { ($0 >= 65 && $0 <= 90) || ($0 >= 48 && $0 <= 57) || $0 == 95 }
+    }
+
+    public static func journal(_ object: [String: Any], now: Int64 = Int64(Date().timeIntervalSince1970 * 1_000_000)) -> (
+        line: LogLine, cursor: String
+    )? {
+        guard let cursor = object["__CURSOR"] as? String, cursor.utf8.count <= 512,
+            let claimed = (object["__REALTIME_TIMESTAMP"] as? String).flatMap({ Int64($0) })
         else { return nil }
+        let stamp = plausible(claimed, now: now) ? claimed : now
         func text(_ key: String) -> String? {
             switch object[key] {
             case let value as String: return value
@@ -68,23 +93,23 @@ public struct LogLine: Sendable, Equatable, Codable {
             }
         }
         var message = text("MESSAGE") ?? (object["MESSAGE"] is NSNull ? "[the message was too large for the journal's JSON]" : "")
-        if message.utf8.count > maxMessageBytes {
-            message = String(decoding: message.utf8.prefix(maxMessageBytes), as: UTF8.self).trimmingCharacters(in: ["\u{FFFD}"]) + " [cut]"
-        }
+        message = cut(message, bytes: maxMessageBytes)
         var fields: [String: String] = [:]
-        for key in object.keys where !droppedFields.contains(key) {
-            if let value = text(key) { fields[key] = value.count > 1024 ? String(value.prefix(1024)) + " [cut]" : value }
+        for key in object.keys.sorted() where !droppedFields.contains(key) && fieldName(key) && fields.count < maxFields {
+            if let value = text(key) { fields[key] = cut(value, bytes: maxFieldBytes) }
         }
+        if stamp != claimed { fields["STEWARD_CLAIMED_TIMESTAMP"] = String(claimed) }
         let line = LogLine(
-            time: stamp, priority: text("PRIORITY").flatMap { Int($0) }.map { max(0, min(7, $0)) } ?? 6, unit: text("_SYSTEMD_UNIT") ?? "",
-            identifier: text("SYSLOG_IDENTIFIER") ?? text("_COMM") ?? "", pid: text("_PID").flatMap { Int($0) }, message: message,
-            boot: text("_BOOT_ID") ?? "", fields: fields)
+            time: stamp, priority: text("PRIORITY").flatMap { Int($0) }.map { max(0, min(7, $0)) } ?? 6,
+            unit: cut(text("_SYSTEMD_UNIT") ?? "", bytes: 256), identifier: cut(text("SYSLOG_IDENTIFIER") ?? text("_COMM") ?? "", bytes: 256),
+            pid: text("_PID").flatMap { Int($0) }, message: message, boot: cut(text("_BOOT_ID") ?? "", bytes: 64), fields: fields)
         return (line, cursor)
     }
 
     /// Complete lines of `journalctl -o json` output, in order, with the cursor of the last one read. A last line cut
     /// short (the read stopped at its byte cap) is left for the next read, which starts after the returned cursor.
     public static func journalLines(_ output: String) -> (lines: [LogLine], cursor: String?, skipped: Int) {
+        let now = Int64(Date().timeIntervalSince1970 * 1_000_000)
         var lines: [LogLine] = []
         var cursor: String?
         var skipped = 0
@@ -93,7 +118,7 @@ public struct LogLine: Sendable, Equatable, Codable {
                 skipped += 1
                 continue
             }
-            guard let (line, position) = journal(object) else {
+            guard let (line, position) = journal(object, now: now) else {
                 skipped += 1
                 continue
             }

@@ -83,9 +83,34 @@ public struct LogPosition: Sendable, Equatable, Comparable {
         self.index = index
     }
     public init?(text: String) {
-        let parts = text.split(separator: "-").compactMap { Int64($0) }
-        guard parts.count == 3 else { return nil }
+        let words = text.split(separator: "-", omittingEmptySubsequences: false)
+        let parts = words.compactMap { Int64($0) }
+        guard words.count == 3, parts.count == 3, parts.allSatisfy({ $0 >= 0 }) else { return nil }
         self.init(time: parts[0], block: parts[1], index: Int(parts[2]))
+    }
+}
+
+/// A follower's place: the sequence of the last line it was sent (the block a read stored it in) and its place there.
+public struct LogFollowCursor: Sendable, Equatable, Comparable {
+    public var seq: Int64
+    public var index: Int
+
+    public static func < (a: LogFollowCursor, b: LogFollowCursor) -> Bool { (a.seq, a.index) < (b.seq, b.index) }
+    public var text: String { "\(seq).\(index == .max ? "end" : String(index))" }
+    public init(seq: Int64, index: Int) {
+        self.seq = seq
+        self.index = index
+    }
+    public init?(text: String) {
+        let parts = text.split(separator: ".", omittingEmptySubsequences: false)
+        guard parts.count == 2, let seq = Int64(parts[0]), seq >= 0 else { return nil }
+        if parts[1] == "end" {
+            self.init(seq: seq, index: .max)
+        } else if let index = Int(parts[1]), index >= 0 {
+            self.init(seq: seq, index: index)
+        } else {
+            return nil
+        }
     }
 }
 
@@ -113,6 +138,8 @@ public struct LogStore: Sendable {
     static let blockBytes = 256 << 10
     /// How long a block stays as a read stored it before it may be merged (following polls every second).
     static let followWindow: TimeInterval = 30
+    /// The longest one search or histogram works before it answers with what it found (marked partial).
+    static let searchSeconds: TimeInterval = 3
     /// The most blocks one search opens before it answers with what it found.
     static let maxBlocksPerSearch = 4000
 
@@ -149,17 +176,21 @@ public struct LogStore: Sendable {
 
     static func insert(_ db: Database, hostID: Int64, source: String, block: [LogLine], compacted: Bool, now: Int64) throws {
         let (data, raw) = try LogBlockCodec.encode(block)
+        let seqs = block.compactMap(\.seq)
         let mask = block.reduce(0) { $0 | (1 << $1.priority) }
         try db.execute(
             sql: """
-                INSERT INTO log_blocks (host_id, source, start_ms, end_ms, line_count, priorities, min_priority, raw_bytes, data, stored_at, compacted)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                INSERT INTO log_blocks (host_id, source, start_ms, end_ms, line_count, priorities, min_priority, raw_bytes, data, stored_at, compacted,
+                    seq_low, seq_high)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """,
             arguments: [
                 hostID, source, block.first!.time / 1000, block.last!.time / 1000, block.count, mask, block.map(\.priority).min() ?? 6, raw, data,
-                now, compacted,
+                now, compacted, seqs.min() ?? 0, seqs.max() ?? 0,
             ])
         let id = db.lastInsertedRowID
+        // A block as a read stored it: its lines' sequence is its own id.
+        if seqs.isEmpty { try db.execute(sql: "UPDATE log_blocks SET seq_low = id, seq_high = id WHERE id = ?", arguments: [id]) }
         let names = Self.names(block)
         for name in names {
             try db.execute(sql: "INSERT INTO log_block_names (block_id, kind, name) VALUES (?, ?, ?)", arguments: [id, name.kind, name.name])
@@ -167,13 +198,16 @@ public struct LogStore: Sendable {
         try db.execute(sql: "INSERT INTO log_search (rowid, body) VALUES (?, ?)", arguments: [id, Self.searchBody(block, names: names.map(\.name))])
     }
 
-    /// Take a block out: its index document (a contentless index forgets a document only when given its text again),
-    /// its names and its row.
-    static func remove(_ db: Database, id: Int64, lines: [LogLine]) throws {
-        try db.execute(
-            sql: "INSERT INTO log_search (log_search, rowid, body) VALUES ('delete', ?, ?)",
-            arguments: [id, Self.searchBody(lines, names: Self.names(lines).map(\.name))])
+    /// Take a block out: its row, its names (cascade) and its index document (the trigger log_blocks_unindex).
+    static func remove(_ db: Database, id: Int64) throws {
         try db.execute(sql: "DELETE FROM log_blocks WHERE id = ?", arguments: [id])
+    }
+
+    /// `steward_log_search_body(data)`: a block's index document, rebuilt exactly as it was written.
+    static let searchBodyFunction = DatabaseFunction("steward_log_search_body", argumentCount: 1, pure: true) { values in
+        guard let data = Data.fromDatabaseValue(values[0]) else { return nil }
+        let lines = try LogBlockCodec.decode(data)
+        return Self.searchBody(lines, names: Self.names(lines).map(\.name))
     }
 
     /// Store lines read from a host's source, and where that source now stands, in one transaction.
@@ -214,8 +248,13 @@ public struct LogStore: Sendable {
                 let id: Int64 = row["id"]
                 guard let data = try Data.fetchOne(db, sql: "SELECT data FROM log_blocks WHERE id = ?", arguments: [id]) else { continue }
                 let block = try LogBlockCodec.decode(data)
-                try Self.remove(db, id: id, lines: block)
-                lines += block
+                try Self.remove(db, id: id)
+                lines += block.enumerated().map { index, line in
+                    var line = line
+                    line.seq = id
+                    line.seqIndex = index
+                    return line
+                }
             }
             for block in Self.chunks(lines) { try Self.insert(db, hostID: hostID, source: source, block: block, compacted: true, now: stamp) }
             return fresh.count
@@ -264,14 +303,14 @@ public struct LogStore: Sendable {
     }
 
     /// The blocks that can hold matching lines, newest end first; or, after a block, the blocks stored since, in order.
-    func candidateBlocks(_ query: LogQuery, _ db: Database, afterBlock: Int64? = nil, limit: Int? = nil) throws -> [(
+    func candidateBlocks(_ query: LogQuery, _ db: Database, afterSeq: Int64? = nil, limit: Int? = nil) throws -> [(
         id: Int64, hostID: Int64, start: Int64, end: Int64
     )] {
         var clauses = ["b.end_ms >= ?", "b.start_ms <= ?", "b.min_priority <= ?"]
         var arguments: [any DatabaseValueConvertible] = [query.from, min(query.to, query.before.map { $0.time / 1000 } ?? .max), query.maxPriority]
-        if let afterBlock {
-            clauses.append("b.id > ? AND b.compacted = 0")
-            arguments.append(afterBlock)
+        if let afterSeq {
+            clauses.append("b.seq_high >= ?")
+            arguments.append(afterSeq)
         }
         if let hosts = query.hostIDs {
             clauses.append("b.host_id IN (\(hosts.map { _ in "?" }.joined(separator: ",")))")
@@ -291,7 +330,7 @@ public struct LogStore: Sendable {
         return try Row.fetchAll(
             db,
             sql: "SELECT b.id, b.host_id, b.start_ms, b.end_ms FROM log_blocks b WHERE \(clauses.joined(separator: " AND ")) "
-                + (afterBlock == nil ? "ORDER BY b.end_ms DESC, b.id DESC" : "ORDER BY b.id") + (limit.map { " LIMIT \($0)" } ?? ""),
+                + (afterSeq == nil ? "ORDER BY b.end_ms DESC, b.id DESC" : "ORDER BY b.seq_low, b.id") + (limit.map { " LIMIT \($0)" } ?? ""),
             arguments: StatementArguments(arguments)
         ).map { (id: $0["id"], hostID: $0["host_id"], start: $0["start_ms"], end: $0["end_ms"]) }
     }
@@ -299,21 +338,22 @@ public struct LogStore: Sendable {
     /// The newest matching lines, newest first. Blocks are opened newest end first; once `limit` lines are found and
     /// the next block ends before the oldest of them, no older block can add a newer line.
     public func search(_ query: LogQuery) throws -> LogPage {
-        try database.read { db in
+        let deadline = Date().addingTimeInterval(Self.searchSeconds)
+        return try database.read { db in
             let blocks = try candidateBlocks(query, db)
             var hits: [LogHit] = []
             var opened = 0
             var partial = false
             for block in blocks {
-                if hits.count >= query.limit, let oldest = hits.last, block.end * 1000 + 999 < oldest.position.time { break }
-                if opened >= Self.maxBlocksPerSearch {
+                if hits.count >= query.limit, let oldest = hits.last, block.end < oldest.position.time / 1000 { break }
+                if opened >= Self.maxBlocksPerSearch || Date() > deadline {
                     partial = true
                     break
                 }
                 opened += 1
                 guard let data = try Data.fetchOne(db, sql: "SELECT data FROM log_blocks WHERE id = ?", arguments: [block.id]) else { continue }
                 for (index, line) in try LogBlockCodec.decode(data).enumerated() where query.matches(line) {
-                    let position = LogPosition(time: line.time, block: block.id, index: index)
+                    let position = LogPosition(time: line.time, block: line.seq ?? block.id, index: line.seqIndex ?? index)
                     if let before = query.before, position >= before { continue }
                     hits.append(LogHit(hostID: block.hostID, position: position, line: line))
                 }
@@ -325,29 +365,36 @@ public struct LogStore: Sendable {
         }
     }
 
-    /// The newest block's id: following starts after it.
-    public func lastBlock() throws -> Int64 {
-        try database.read { db in try Int64.fetchOne(db, sql: "SELECT max(id) FROM log_blocks") ?? 0 }
+    /// Where following starts: after every line stored so far.
+    public func followStart() throws -> LogFollowCursor {
+        try database.read { db in LogFollowCursor(seq: try Int64.fetchOne(db, sql: "SELECT max(seq_high) FROM log_blocks") ?? 0, index: .max) }
     }
 
-    /// Matching lines stored after `afterBlock` (whatever their time: a host that was out of reach catches up late),
-    /// oldest first, and the block to continue after. Only blocks as reads stored them: merged ones hold lines already
-    /// sent.
-    public func newer(_ query: LogQuery, afterBlock: Int64, maxBlocks: Int = 200) throws -> (hits: [LogHit], lastBlock: Int64) {
+    /// Matching lines stored after `after` (whatever their time: a host that was out of reach catches up late), in the
+    /// order reads stored them, each with its own cursor, and where the next round starts. A line's sequence survives
+    /// merging, so a follower that paused, reconnected or fell behind gets every line once.
+    public func newer(_ query: LogQuery, after: LogFollowCursor, maxBlocks: Int = 200) throws -> (
+        hits: [(hit: LogHit, cursor: LogFollowCursor)], next: LogFollowCursor
+    ) {
         try database.read { db in
-            var hits: [LogHit] = []
-            var last = afterBlock
-            let blocks = try candidateBlocks(query, db, afterBlock: afterBlock, limit: maxBlocks)
+            var hits: [(hit: LogHit, cursor: LogFollowCursor)] = []
+            let blocks = try candidateBlocks(query, db, afterSeq: after.seq, limit: maxBlocks)
             for block in blocks {
-                last = max(last, block.id)
                 guard let data = try Data.fetchOne(db, sql: "SELECT data FROM log_blocks WHERE id = ?", arguments: [block.id]) else { continue }
-                for (index, line) in try LogBlockCodec.decode(data).enumerated() where query.matches(line) {
-                    hits.append(LogHit(hostID: block.hostID, position: LogPosition(time: line.time, block: block.id, index: index), line: line))
+                for (index, line) in try LogBlockCodec.decode(data).enumerated() {
+                    let cursor = LogFollowCursor(seq: line.seq ?? block.id, index: line.seqIndex ?? index)
+                    guard cursor > after, query.matches(line) else { continue }
+                    let position = LogPosition(time: line.time, block: cursor.seq, index: cursor.index)
+                    hits.append((LogHit(hostID: block.hostID, position: position, line: line), cursor))
                 }
             }
-            // Every matching block was read (one snapshot): the next round starts after the newest block of all.
-            if blocks.count < maxBlocks, let newest = try Int64.fetchOne(db, sql: "SELECT max(id) FROM log_blocks") { last = max(last, newest) }
-            return (hits.sorted { $0.position < $1.position }, last)
+            hits.sort { $0.cursor < $1.cursor }
+            var next = hits.last?.cursor ?? after
+            // Every matching block was read (one snapshot): the next round starts after everything stored so far.
+            if blocks.count < maxBlocks, let newest = try Int64.fetchOne(db, sql: "SELECT max(seq_high) FROM log_blocks"), newest > next.seq {
+                next = LogFollowCursor(seq: newest, index: .max)
+            }
+            return (hits, next)
         }
     }
 
@@ -360,14 +407,18 @@ public struct LogStore: Sendable {
         return try database.read { db in
             var counts = Array(repeating: 0, count: buckets)
             let blocks = try candidateBlocks(query, db)
+            let deadline = Date().addingTimeInterval(Self.searchSeconds)
+            var counted = 0
             for block in blocks.prefix(Self.maxBlocksPerSearch) {
+                if Date() > deadline { break }
+                counted += 1
                 guard let data = try Data.fetchOne(db, sql: "SELECT data FROM log_blocks WHERE id = ?", arguments: [block.id]) else { continue }
                 for line in try LogBlockCodec.decode(data) where query.matches(line) {
                     let slot = Int((Double(line.time / 1000) - Double(query.from)) * Double(buckets) / span)
                     counts[max(0, min(buckets - 1, slot))] += 1
                 }
             }
-            return (counts, blocks.count > Self.maxBlocksPerSearch)
+            return (counts, blocks.count > counted)
         }
     }
 

@@ -5,7 +5,7 @@ extension StewardArea {
     static func logs(store: LogStore, hosts: HostStore, collector: JournalCollector) -> StewardArea {
         StewardArea(
             name: "logs",
-            navigation: [.init(position: 28, item: NavigationItem(key: "logs", title: "Logs", href: "/logs"))]
+            navigation: [.init(position: 28, item: NavigationItem(key: "logs", title: "Logs", href: "/logs"))], dataClasses: [.logs]
         ) { context, routes in
             LogsController(area: context, hosts: hosts, store: store, collector: collector).addRoutes(to: routes)
         }

@@ -9,6 +9,10 @@ struct LogsController {
     let hosts: HostStore
     let store: LogStore
     let collector: JournalCollector
+    /// A few log searches at once, each on a thread of its own (a search is CPU work that can take seconds).
+    let searches = LogSearches()
+    /// Open follow streams: a few per person, and a bound on all of them.
+    let followers = LogFollowers()
 
     func addRoutes(to routes: Routes) {
         routes.get("/logs", .view, use: page)
@@ -102,7 +106,8 @@ struct LogsController {
         do {
             let (filter, query, chosen) = try self.filter(request, context: context)
             data["filter"] = filter.view
-            let page = try store.search(query)
+            let store = self.store
+            let page = try await searches.run { try store.search(query) }
             let names = Dictionary(all.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
             data["lines"] = page.hits.map { hit -> ViewNode in
                 let host = names[hit.hostID]
@@ -119,7 +124,7 @@ struct LogsController {
             data["partial"] = page.partial
             if let next = page.next { data["next_link"] = filter.link(before: next.text) }
             let buckets = 60
-            let (counts, histogramPartial) = try store.histogram(query, buckets: buckets)
+            let (counts, histogramPartial) = try await searches.run { try store.histogram(query, buckets: buckets) }
             data["histogram"] = LogHistogram.svg(counts: counts, from: query.from, to: query.to, markers: try markers(query, hosts: chosen))
             data["histogram_total"] = counts.reduce(0, +)
             data["histogram_partial"] = histogramPartial
@@ -129,7 +134,7 @@ struct LogsController {
             data["sources"] = try sourceRows(chosen)
             var follow = URLComponents()
             follow.path = "/logs/follow"
-            follow.queryItems = filter.items + [URLQueryItem(name: "after_block", value: String(try store.lastBlock()))]
+            follow.queryItems = filter.items + [URLQueryItem(name: "after", value: try store.followStart().text)]
             data["follow_url"] = follow.string
         } catch let problem as Problem {
             data["errors"] = (problem.errors ?? ["filter": problem.detail]).sorted { $0.key < $1.key }.map {
@@ -161,7 +166,9 @@ struct LogsController {
     /// `/logs/around?host=NAME&at=MILLISECONDS`: the quarter hour either side of a moment (an alert's change).
     @Sendable func around(request: Request, context: StewardRequestContext) async throws -> Response {
         let query = QueryInput(request).query
-        guard let at = query["at"].flatMap({ Int64($0) }) else { throw HTTPError(.badRequest, message: "at: milliseconds since the epoch") }
+        guard let at = query["at"].flatMap({ Int64($0) }), (0...7_258_118_400_000).contains(at) else {
+            throw HTTPError(.badRequest, message: "at: milliseconds since the epoch, between 1970 and 2200")
+        }
         return area.pages.redirect(to: Self.link(host: query["host"], from: at - 15 * 60_000, to: at + 15 * 60_000, priority: 6))
     }
 
@@ -169,8 +176,13 @@ struct LogsController {
     func markers(_ query: LogQuery, hosts: [Host]) throws -> [LogHistogram.Marker] {
         let jobs = try area.runner.store.database.read { db in
             try Row.fetchAll(
-                db, sql: "SELECT id, title, started_at FROM jobs WHERE started_at BETWEEN ? AND ? ORDER BY started_at DESC LIMIT 40",
+                db,
+                sql: "SELECT id, title, started_at, host FROM jobs WHERE started_at BETWEEN ? AND ? ORDER BY started_at DESC LIMIT 200",
                 arguments: [query.from, query.to])
+        }.filter { row in
+            // A job on a host outside the view is not what changed here; a fleet-wide job (no one host) is.
+            guard let host = row["host"] as String? else { return true }
+            return hosts.contains { $0.name == host }
         }
         return jobs.map {
             LogHistogram.Marker(
@@ -199,38 +211,51 @@ struct LogsController {
         return area.pages.redirect(to: back, flash: Flash(.success, "Read \(chosen.count) host(s) now: \(stored) new line(s)."))
     }
 
-    /// Follow mode for the page: Server-Sent Events, one `line` event per new matching line, checked every second.
+    /// One shared loop for both follow streams: matching lines after `cursor`, checked every second, for at most an
+    /// hour (a browser reconnects where it stopped; a script asks again). `write` gets each line with its cursor, and
+    /// nil now and then when nothing came, so a client that went away is noticed.
+    static func followLoop(
+        store: LogStore, query: LogQuery, from cursor: LogFollowCursor, write: (LogHit?, LogFollowCursor) async throws -> Void
+    ) async throws {
+        var after = cursor
+        var quiet = 0
+        let end = Date().addingTimeInterval(3600)
+        while !Task.isCancelled, Date() < end {
+            let frozen = after
+            let (hits, next) = try await offload { try store.newer(query, after: frozen) }
+            after = next
+            for (hit, position) in hits { try await write(hit, position) }
+            quiet = hits.isEmpty ? quiet + 1 : 0
+            if quiet % 15 == 14 { try await write(nil, after) }
+            try await Task.sleep(for: .seconds(1))
+        }
+    }
+
+    /// Follow mode for the page: Server-Sent Events, one `line` event per new matching line, each with its cursor as
+    /// the event id (the browser sends the last one back when it reconnects).
     @Sendable func follow(request: Request, context: StewardRequestContext) async throws -> Response {
         var (_, query, _) = try filter(request, context: context)
-        // Where to start: the page's newest block when it was drawn, or, on the browser's reconnect, the last event's.
-        let resume = request.headers[HTTPField.Name("Last-Event-ID")!] ?? QueryInput(request).query["after_block"]
-        guard let start = resume.flatMap({ Int64($0) }) else {
-            throw Problem.invalid(["after_block": "the newest block id when the page was drawn (the page's follow button sends it)"])
+        let resume = request.headers[HTTPField.Name("Last-Event-ID")!] ?? QueryInput(request).query["after"]
+        guard let start = resume.flatMap(LogFollowCursor.init(text:)) else {
+            throw Problem.invalid(["after": "where following starts (the page's follow button sends it)"])
         }
         query.from = 0
         query.to = .max
         query.before = nil
         let names = Dictionary(try hosts.all().map { ($0.id, $0.name) }, uniquingKeysWith: { a, _ in a })
+        let ticket = try await followers.enter(context.actor.actor)
         let store = self.store
         let frozen = query
         return Response(
             status: .ok,
             headers: [.contentType: "text/event-stream", .cacheControl: "no-store", HTTPField.Name("X-Accel-Buffering")!: "no"],
             body: .init { writer in
+                defer { Task { await ticket.leave() } }
                 try await writer.write(ByteBuffer(string: "retry: 3000\n\n"))
-                var after = start
-                var quiet = 0
-                while !Task.isCancelled {
-                    let (hits, last) = try store.newer(frozen, afterBlock: after)
-                    after = last
-                    for hit in hits {
-                        let line = LogLineResource(hit, host: names[hit.hostID] ?? "")
-                        try await writer.write(ByteBuffer(string: "event: line\nid: \(last)\ndata: \(try APIJSON.string(line))\n\n"))
-                    }
-                    quiet = hits.isEmpty ? quiet + 1 : 0
-                    // A comment now and then: proxies keep the stream open, and a gone client is noticed.
-                    if quiet % 15 == 14 { try await writer.write(ByteBuffer(string: ": still following\n\n")) }
-                    try await Task.sleep(for: .seconds(1))
+                try await Self.followLoop(store: store, query: frozen, from: start) { hit, cursor in
+                    guard let hit else { return try await writer.write(ByteBuffer(string: ": still following\n\n")) }
+                    let line = try APIJSON.string(LogLineResource(hit, host: names[hit.hostID] ?? ""))
+                    try await writer.write(ByteBuffer(string: "event: line\nid: \(cursor.text)\ndata: \(line)\n\n"))
                 }
                 try await writer.finish(nil)
             })
@@ -245,30 +270,30 @@ struct LogsController {
         var (_, query, chosen) = try filter(request, context: context)
         let names = Dictionary(chosen.map { ($0.id, $0.name) }, uniquingKeysWith: { a, _ in a })
         let store = self.store
+        let searches = self.searches
         query.limit = 1000
-        let start = try store.lastBlock()
+        let start = try store.followStart()
+        let ticket = follow ? try await followers.enter(context.actor.actor) : nil
         let frozen = query
         return Response(
             status: .ok, headers: [.contentType: "application/x-ndjson", .cacheControl: "no-store"],
             body: .init { writer in
+                defer { if let ticket { Task { await ticket.leave() } } }
                 if follow {
                     var live = frozen
                     live.from = 0
                     live.to = .max
-                    var after = start
-                    while !Task.isCancelled {
-                        let (hits, last) = try store.newer(live, afterBlock: after)
-                        after = last
-                        for hit in hits {
-                            try await writer.write(ByteBuffer(string: try APIJSON.string(LogLineResource(hit, host: names[hit.hostID] ?? "")) + "\n"))
-                        }
-                        try await Task.sleep(for: .seconds(1))
+                    // No keep-alive line: NDJSON has no comments; a gone client is noticed at the next line.
+                    try await Self.followLoop(store: store, query: live, from: start) { hit, _ in
+                        guard let hit else { return }
+                        try await writer.write(ByteBuffer(string: try APIJSON.string(LogLineResource(hit, host: names[hit.hostID] ?? "")) + "\n"))
                     }
                 } else {
                     var page = frozen
                     var sent = 0
                     while sent < 1_000_000 {
-                        let found = try store.search(page)
+                        let asked = page
+                        let found = try await searches.run { try store.search(asked) }
                         for hit in found.hits {
                             try await writer.write(ByteBuffer(string: try APIJSON.string(LogLineResource(hit, host: names[hit.hostID] ?? "")) + "\n"))
                         }
@@ -283,13 +308,14 @@ struct LogsController {
 
     @Sendable func apiSearch(request: Request, context: StewardRequestContext) async throws -> Response {
         let (_, query, chosen) = try filter(request, context: context)
-        let page = try store.search(query)
+        let store = self.store
+        let page = try await searches.run { try store.search(query) }
         let names = Dictionary(chosen.map { ($0.id, $0.name) }, uniquingKeysWith: { a, _ in a })
         return try APIJSON.response(LogPageResource(page: page, names: names))
     }
 
     @Sendable func apiSources(request: Request, context: StewardRequestContext) async throws -> Response {
-        let all = try hosts.all()
+        let all = try hosts.all().filter { HostSecrets.mayReadJournal(context, on: $0) }
         let names = Dictionary(all.map { ($0.id, $0.name) }, uniquingKeysWith: { a, _ in a })
         let items = try store.sources().compactMap { state -> LogSourceResource? in
             guard let name = names[state.hostID] else { return nil }
@@ -347,4 +373,59 @@ struct LogSourceResource: Codable, Sendable {
     let readAt: Nullable<String>
     let lines: Int
     let error: Nullable<String>
+}
+
+/// At most `limit` log searches run at once, each on a thread of its own; the others wait their turn.
+actor LogSearches {
+    private var active = 0
+    private var waiting: [CheckedContinuation<Void, Never>] = []
+    let limit = 2
+
+    func run<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+        await enter()
+        defer { leave() }
+        return try await offload(body)
+    }
+
+    private func enter() async {
+        if active < limit {
+            active += 1
+            return
+        }
+        await withCheckedContinuation { waiting.append($0) }
+    }
+
+    private func leave() {
+        if waiting.isEmpty { active -= 1 } else { waiting.removeFirst().resume() }
+    }
+}
+
+/// Follow streams: four per person and 64 in all; one more is a 429 that says so.
+actor LogFollowers {
+    private var open: [String: Int] = [:]
+    static let perPerson = 4
+    static let total = 64
+
+    struct Ticket: Sendable {
+        let owner: LogFollowers
+        let person: String
+        func leave() async { await owner.leave(person) }
+    }
+
+    func enter(_ person: String) throws -> Ticket {
+        guard open[person, default: 0] < Self.perPerson, open.values.reduce(0, +) < Self.total else {
+            throw Problem(
+                status: .tooManyRequests,
+                detail:
+                    "too many log streams are open (\(Self.perPerson) per person, \(Self.total) in all); close one, or pause following in another tab"
+            )
+        }
+        open[person, default: 0] += 1
+        return Ticket(owner: self, person: person)
+    }
+
+    func leave(_ person: String) {
+        open[person, default: 1] -= 1
+        if open[person] == 0 { open[person] = nil }
+    }
 }

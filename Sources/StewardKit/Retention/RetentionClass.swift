@@ -35,7 +35,7 @@ struct RetentionClassDefinition: Sendable {
     var tieredStages: (@Sendable (RetentionPlanner, [Double], RetentionStageAdder) -> Void)?
 
     /// Every class, each defined by the area that keeps the data.
-    static let all: [RetentionClassDefinition] = [.metrics, .jobLogs, .audit, .alertHistory, .notifications, .sessions, .facts]
+    static let all: [RetentionClassDefinition] = [.metrics, .jobLogs, .audit, .alertHistory, .notifications, .sessions, .facts, .logs]
     static let byClass: [DataClass: RetentionClassDefinition] = Dictionary(all.map { ($0.dataClass, $0) }) { first, _ in first }
 }
 

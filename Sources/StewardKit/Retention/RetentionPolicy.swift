@@ -10,6 +10,7 @@ public enum DataClass: String, CaseIterable, Sendable, Codable {
     case notifications = "notification_deliveries"
     case sessions
     case facts = "host_facts"
+    case logs
 }
 
 /// One selective rule: rows whose `field` matches one of the comma-separated globs (`*`, `?`) are kept `days` instead

@@ -171,12 +171,14 @@ struct LogStoreTests {
         let stored = Date(timeIntervalSinceNow: -120)
         var query = LogQuery(from: 0, to: .max)
         query.maxPriority = 7
-        let followed = try store.lastBlock()
+        let followed = try store.followStart()
         for batch in stride(from: 0, to: 300, by: 10) {
             try store.append(hostID: id, source: "journal", lines: Array(lines[batch..<batch + 10]), position: "c\(batch)", now: stored)
         }
-        let (first, last) = try store.newer(query, afterBlock: followed)
-        #expect(first.count == 300 && first.map(\.line.time) == lines.map(\.time))
+        // A follower that took the first 95 lines, then paused.
+        let (first, _) = try store.newer(query, after: followed)
+        #expect(first.count == 300 && first.map(\.hit.line.time) == lines.map(\.time))
+        let paused = first[94].cursor
         // Fewer than a block's lines, and the oldest not yet ten minutes old: nothing to merge.
         #expect(try store.compact(hostID: id, source: "journal") == 0)
         #expect(try store.compact(hostID: id, source: "journal", maxAge: 60) == 30)
@@ -189,11 +191,45 @@ struct LogStoreTests {
         }
         #expect(indexed == [blocks[0]["id"] as Int64], "the merged blocks' documents are gone from the index")
         #expect(try store.search(query).hits.count == 100 && (try store.histogram(query, buckets: 1)).counts == [300])
-        // Following from where it was: the merged lines are not sent again; a new read is.
-        #expect(try store.newer(query, afterBlock: last).hits.isEmpty)
+        // Resuming after the merge: the 205 lines after the pause, once, in the order they were stored; then a new read.
+        let (rest, end) = try store.newer(query, after: paused)
+        #expect(rest.map(\.hit.line.time) == lines[95...].map(\.time))
+        #expect(try store.newer(query, after: end).hits.isEmpty)
+        #expect(LogFollowCursor(text: paused.text) == paused && LogFollowCursor(text: end.text) == end && LogFollowCursor(text: "-1.0") == nil)
         try store.append(
             hostID: id, source: "journal", lines: [LogLine(time: start + 999_000_000, priority: 3, message: "after the merge")], position: "d")
-        #expect(try store.newer(query, afterBlock: last).hits.map(\.line.message) == ["after the merge"])
+        #expect(try store.newer(query, after: end).hits.map(\.hit.line.message) == ["after the merge"])
+        // Paging positions hold across a merge too: they are the lines' sequences, not the blocks'.
+        var paging = LogQuery(from: start / 1000, to: start / 1000 + 400_000)
+        paging.maxPriority = 7
+        paging.limit = 50
+        #expect(try store.search(paging).hits.first?.position.block ?? 0 < blocks[0]["id"] as Int64)
+    }
+
+    @Test(
+        "a hostile host's journal: far-future and negative times, too many fields, odd names and huge values are held to bounds; catastrophic regexes are refused"
+    )
+    func bounds() throws {
+        let now: Int64 = 1_790_000_000_000_000
+        var fields: [String: Any] = [:]
+        for index in 0..<500 { fields["F\(index)"] = String(repeating: "x", count: 5000) }
+        fields["lower_case"] = "no"
+        fields["_SYSTEMD_UNIT"] = String(repeating: "u", count: 5000)
+        for claimed in [Int64.max, -5, now + 2 * 86_400_000_000] {
+            let json = Self.journalJSON(cursor: "s=1", time: claimed, extra: fields)
+            let line = try #require(LogLine.journal(try JSONSerialization.jsonObject(with: Data(json.utf8)) as! [String: Any], now: now)?.line)
+            #expect(line.time == now && line.fields["STEWARD_CLAIMED_TIMESTAMP"] == String(claimed))
+            #expect(line.fields.count <= LogLine.maxFields + 1 && line.fields["lower_case"] == nil)
+            #expect(line.fields.values.allSatisfy { $0.utf8.count <= LogLine.maxFieldBytes + 6 } && line.unit.utf8.count <= 262)
+        }
+        for bad in ["(a+)+$", "(\\w*)*x", "((ab)+)+", "(x+x+)+y", "(a|b+)*c"] {
+            #expect(LogFilter.backtrackingProblem(bad) != nil, "\(bad)")
+        }
+        for fine in ["(a+)", "Failed (password|publickey) for", "[(+]+", "\\(a+\\)+", "sector [0-9]+7 ", "(ab)+c", "(a+)?b"] {
+            #expect(LogFilter.backtrackingProblem(fine) == nil, "\(fine)")
+        }
+        #expect(LogFilter(query: ["range": "custom", "from": "99999-01-01T00:00:00Z"], now: Date()).errors["from"] != nil)
+        #expect(LogPosition(text: "5-1-2") != nil && LogPosition(text: "-5-1-2") == nil)
     }
 
     @Test("the logs page and API: filters in the URL, the panel host's lines for admins only, and wrong filters named")
@@ -228,6 +264,13 @@ struct LogStoreTests {
                 let page = text(response)
                 #expect(page.contains("Accepted publickey") && !page.contains("upstream timed out"))
                 #expect(page.contains("journalctl --priority=0..7 --since=-1h --unit=ssh.service"), "the same lines on the host itself")
+            }
+            try await client.execute(uri: "/api/v1/logs/sources", method: .get) { response in
+                let items = try json(response)["items"] as? [[String: Any]] ?? []
+                #expect(items.compactMap { $0["host"] as? String } == ["web1"], "the panel host's source is an admin's")
+            }
+            try await client.execute(uri: "/logs/around?host=web1&at=-9223372036854775808", method: .get) { response in
+                #expect(response.status == .badRequest)
             }
             try await client.execute(uri: "/api/v1/logs?regex=(unclosed&priority=9&range=2d", method: .get) { response in
                 let errors = try json(response)["errors"] as? [String: String] ?? [:]

@@ -89,6 +89,38 @@ struct RetentionTests {
         }
     }
 
+    @Test("logs: blocks past the age go with their index documents; debug-only blocks go sooner by a priority rule; a held host keeps its lines")
+    func logsTimeSelectiveAndHold() async throws {
+        let fixture = try Fixture()
+        let store = LogStore(database: fixture.database)
+        func lines(_ daysAgo: Double, priority: Int, word: String) -> [LogLine] {
+            let time = RetentionTests.ago(daysAgo) * 1000
+            return (0..<20).map { LogLine(time: time + Int64($0) * 1_000_000, priority: priority, identifier: "app", message: "\(word) line \($0)") }
+        }
+        try store.append(hostID: fixture.hostID, source: "journal", lines: lines(40, priority: 3, word: "ancient"), position: "a")
+        try store.append(hostID: fixture.hostID, source: "journal", lines: lines(10, priority: 3, word: "recent"), position: "b")
+        try store.append(hostID: fixture.hostID, source: "journal", lines: lines(10, priority: 7, word: "chatter"), position: "c")
+        try store.append(hostID: fixture.otherHostID, source: "journal", lines: lines(40, priority: 3, word: "evidence"), position: "d")
+        var hold = RetentionHold()
+        hold.hostID = fixture.otherHostID
+        hold.reason = "incident 42"
+        _ = try fixture.service.addHold(hold, by: AuditActor(actor: "alice"), now: RetentionTests.now)
+        try fixture.save(.logs, DataRetention(kind: .time, maxAgeDays: 30, rules: [RetentionRule(field: "priority", pattern: "debug", days: 3)]))
+        _ = try await fixture.enforce()
+        func found(_ word: String) throws -> Int {
+            var query = LogQuery(from: 0, to: EpochMilliseconds.from(RetentionTests.now))
+            query.maxPriority = 7
+            query.text = word
+            return try store.search(query).hits.count
+        }
+        #expect(try found("ancient") == 0 && found("chatter") == 0, "past 30 days, and debug past 3 days")
+        #expect(try found("recent") == 20 && found("evidence") == 20, "young enough, and held")
+        let documents = try await fixture.database.read { db in
+            try Int.fetchOne(db, sql: "SELECT count(*) FROM log_search WHERE log_search MATCH 'ancient OR chatter'")
+        }
+        #expect(documents == 0, "the index forgot the removed blocks")
+    }
+
     @Test("time-based with selective rules: role changes outlive page-level events; a legal hold stops deletion; nothing else deletes audit events")
     func auditTimeSelectiveAndHold() async throws {
         let fixture = try Fixture()

@@ -1,0 +1,250 @@
+import Foundation
+import GRDB
+import StewardKit
+
+/// bench/logs: a journal export of `lines` lines from `hosts` hosts (what `journalctl -o json` prints, with the fields
+/// journald writes), ingested through the collector's own parsing and store on one thread; the bytes the store takes
+/// per line, index included, against the text of the same lines (`journalctl -o short`); and two searches (a rare word
+/// across the fleet; one host's errors in one hour), p50 and p99, against grep over the short text and, when
+/// systemd-journal-remote is installed, `journalctl --file --grep` over a journal file of the same lines, in the same
+/// run. Goals: at least 50,000 lines/s ingested, at most 30 % of the text on disk, both searches p99 under 500 ms.
+func benchLogs(_ options: Options) async throws {
+    let total = options.int("lines", 10_000_000)
+    let hostCount = options.int("hosts", 50)
+    let runs = options.int("runs", 20)
+    let work = options.string("work") ?? NSTemporaryDirectory() + "steward-bench-logs"
+    try? FileManager.default.removeItem(atPath: work)
+    try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
+    defer { if options.string("work") == nil { try? FileManager.default.removeItem(atPath: work) } }
+    say("steward-bench logs: \(total) journal lines from \(hostCount) hosts; machine: \(ProcessInfo.processInfo.activeProcessorCount) cores")
+
+    // 1. The lines, as journalctl prints them: JSON for Steward, short text for grep, export format for journal-remote.
+    let rare = "zebracorn"
+    let json = work + "/journal.json"
+    let short = work + "/journal.txt"
+    let export = work + "/journal.export"
+    let remote = ["/lib/systemd/systemd-journal-remote", "/usr/lib/systemd/systemd-journal-remote"].first {
+        FileManager.default.isExecutableFile(atPath: $0)
+    }
+    let started = Date()
+    let (jsonBytes, shortBytes) = try writeJournal(
+        lines: total, hosts: hostCount, rare: rare, json: json, short: short, export: remote == nil ? nil : export)
+    say(
+        String(
+            format: "generated in %.1f s: JSON %.1f MiB, short text %.1f MiB (%.1f bytes a line)", Date().timeIntervalSince(started),
+            Double(jsonBytes) / 1_048_576, Double(shortBytes) / 1_048_576, Double(shortBytes) / Double(total)))
+
+    // 2. Ingest: the collector's parsing of each 4 MB read and the store's append, per host, on this thread.
+    let path = work + "/steward.db"
+    let database = try makeDatabase(path)
+    let hosts = try addHosts(database, count: hostCount, prefix: "node")
+    try checkpoint(database)
+    let empty = fileSize(path)
+    let store = LogStore(database: database)
+    let handle = try FileHandle(forReadingFrom: URL(fileURLWithPath: json))
+    var carry = Data()
+    var stored = 0
+    var parseSeconds = 0.0
+    let ingestStart = Date()
+    while true {
+        let chunk = try handle.read(upToCount: 4 << 20) ?? Data()
+        if chunk.isEmpty && carry.isEmpty { break }
+        var data = carry + chunk
+        carry = Data()
+        if !chunk.isEmpty, let end = data.lastIndex(of: 0x0A) {
+            carry = data[data.index(after: end)...]
+            data = data[..<data.index(after: end)]
+        }
+        let parseStart = Date()
+        let (lines, cursor, _) = LogLine.journalLines(String(decoding: data, as: UTF8.self))
+        parseSeconds += Date().timeIntervalSince(parseStart)
+        // One read of each host's journal: its lines and its cursor.
+        var byHost: [String: [LogLine]] = [:]
+        for line in lines { byHost[line.fields["_HOSTNAME"] ?? "", default: []].append(line) }
+        for host in hosts { if let mine = byHost[host.name] { try store.append(hostID: host.id, source: "journal", lines: mine, position: cursor) } }
+        stored += lines.count
+        if chunk.isEmpty { break }
+    }
+    let ingestSeconds = Date().timeIntervalSince(ingestStart)
+    try checkpoint(database)
+    let onDisk = fileSize(path) - empty
+    let figures = try store.figures()
+    say(
+        String(
+            format: "ingest: %d lines in %.1f s = %.0f lines/s on one thread (parsing %.1f s, storing %.1f s); goal at least 50,000: %@",
+            stored, ingestSeconds, Double(stored) / ingestSeconds, parseSeconds, ingestSeconds - parseSeconds,
+            Double(stored) / ingestSeconds >= 50_000 ? "met" : "NOT met"))
+    say(
+        String(
+            format:
+                "disk: %.1f MiB for %d lines = %.1f bytes a line, %.1f %% of the short text (%.1f %% of the JSON); blocks alone %.1f bytes a line; goal at most 30 %%: %@",
+            Double(onDisk) / 1_048_576, figures.lines, Double(onDisk) / Double(figures.lines), 100 * Double(onDisk) / Double(shortBytes),
+            100 * Double(onDisk) / Double(jsonBytes), Double(figures.blockBytes) / Double(figures.lines),
+            Double(onDisk) <= 0.3 * Double(shortBytes) ? "met" : "NOT met"))
+
+    // 3. Searches, against grep and journalctl over the same lines.
+    let first = try await database.read { db in try Int64.fetchOne(db, sql: "SELECT min(start_ms) FROM log_blocks") ?? 0 }
+    let last = try await database.read { db in try Int64.fetchOne(db, sql: "SELECT max(end_ms) FROM log_blocks") ?? 0 }
+    var rareQuery = LogQuery(from: first, to: last)
+    rareQuery.maxPriority = 7
+    rareQuery.text = rare
+    rareQuery.limit = 100
+    let middle = first + (last - first) / 2
+    var hostQuery = LogQuery(from: middle, to: middle + 3_600_000)
+    hostQuery.hostIDs = [hosts[hosts.count / 2].id]
+    hostQuery.maxPriority = 3
+    hostQuery.limit = 100
+    let rareHits = try store.search(rareQuery).hits.count
+    let hostHits = try store.search(hostQuery).hits.count
+    say("searches: the rare word finds \(rareHits) line(s); \(hosts[hosts.count / 2].name)'s errors in one hour: \(hostHits) line(s) (first page)")
+    func time(_ label: String, _ body: () throws -> Void) rethrows {
+        var samples: [Double] = []
+        for _ in 0..<runs {
+            let start = Date()
+            try body()
+            samples.append(Date().timeIntervalSince(start) * 1000)
+        }
+        samples.sort()
+        let p50 = samples[samples.count / 2]
+        let p99 = samples[min(samples.count - 1, Int((Double(samples.count) * 0.99).rounded(.up)) - 1)]
+        say(String(format: "  %@: p50 %.1f ms, p99 %.1f ms", label, p50, p99))
+    }
+    try time("Steward, rare word (whole fleet, whole range)") { _ = try store.search(rareQuery) }
+    try time("Steward, one host + priority err and worse + one hour") { _ = try store.search(hostQuery) }
+    let hostName = hosts[hosts.count / 2].name
+    try time("grep -F -c over the short text, rare word") { _ = try runTool(["grep", "-F", "-c", rare, short]) }
+    try time("grep -F -c over the short text, one host's lines") { _ = try runTool(["grep", "-F", "-c", " \(hostName) ", short]) }
+    if let remote {
+        let journalFile = work + "/journal.journal"
+        _ = try runTool([remote, "--output=\(journalFile)", export])
+        try time("journalctl --file --grep, rare word") {
+            _ = try runTool(["journalctl", "--file=\(journalFile)", "--grep=\(rare)", "--no-pager", "-q"])
+        }
+        try time("journalctl --file _HOSTNAME= -p err, one hour") {
+            _ = try runTool([
+                "journalctl", "--file=\(journalFile)", "_HOSTNAME=\(hostName)", "--priority=0..3", "--no-pager", "-q",
+                "--since=@\(middle / 1000)", "--until=@\(middle / 1000 + 3600)",
+            ])
+        }
+    } else {
+        say("  journalctl: systemd-journal-remote is not installed, so there is no journal file to search (make bench installs it)")
+    }
+}
+
+func runTool(_ argv: [String]) throws -> Int32 {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: argv[0].hasPrefix("/") ? argv[0] : "/usr/bin/env")
+    process.arguments = argv[0].hasPrefix("/") ? Array(argv.dropFirst()) : argv
+    process.standardOutput = FileHandle.nullDevice
+    process.standardError = FileHandle.nullDevice
+    try process.run()
+    process.waitUntilExit()
+    return process.terminationStatus
+}
+
+/// Journal lines with the fields journald writes, from a handful of realistic programs, in time order across hosts;
+/// `rare` appears in ten lines. Returns the JSON and short-text sizes.
+func writeJournal(lines total: Int, hosts: Int, rare: String, json: String, short: String, export: String?) throws -> (Int, Int) {
+    _ = FileManager.default.createFile(atPath: json, contents: nil)
+    _ = FileManager.default.createFile(atPath: short, contents: nil)
+    let jsonOut = try FileHandle(forWritingTo: URL(fileURLWithPath: json))
+    let shortOut = try FileHandle(forWritingTo: URL(fileURLWithPath: short))
+    var exportOut: FileHandle?
+    if let export {
+        _ = FileManager.default.createFile(atPath: export, contents: nil)
+        exportOut = try FileHandle(forWritingTo: URL(fileURLWithPath: export))
+    }
+    var random = Random(state: 20_261_206)
+    let start: Int64 = 1_796_000_000_000_000  // µs
+    let step = Int64(7 * 86_400 * 1_000_000) / Int64(max(1, total))  // a week of lines
+    let rareEvery = max(1, total / 10)
+    let programs: [(unit: String, identifier: String, priority: ClosedRange<Int>)] = [
+        ("ssh.service", "sshd", 5...6), ("nginx.service", "nginx", 6...6), ("cron.service", "CRON", 6...6), ("", "kernel", 3...6),
+        ("init.scope", "systemd", 5...6), ("app.service", "app", 3...7), ("postgresql@15-main.service", "postgres", 4...6),
+    ]
+    var jsonBytes = 0
+    var shortBytes = 0
+    var jsonBuffer = ""
+    var shortBuffer = ""
+    var exportBuffer = ""
+    let formatter = DateFormatter()
+    formatter.locale = Locale(identifier: "en_US_POSIX")
+    formatter.timeZone = TimeZone(identifier: "UTC")
+    formatter.dateFormat = "MMM dd HH:mm:ss"
+    for index in 0..<total {
+        let time = start + Int64(index) * step
+        let host = "node-" + String(format: "%03d", Int(random.next() % UInt64(hosts)) + 1)
+        let program = programs[Int(random.next() % UInt64(programs.count))]
+        let priority = random.int(program.priority)
+        let pid = 300 + Int(random.next() % 60_000)
+        let address = "10.\(random.int(0...255)).\(random.int(0...255)).\(random.int(1...254))"
+        var message: String
+        switch program.identifier {
+        case "sshd":
+            message =
+                priority == 5
+                ? "Failed password for invalid user admin from \(address) port \(random.int(1024...65535)) ssh2"
+                : "Accepted publickey for deploy from \(address) port \(random.int(1024...65535)) ssh2: ED25519 SHA256:\(random.next())"
+        case "nginx":
+            message =
+                "\(address) - - \"GET /api/v1/items/\(random.int(1...99999)) HTTP/1.1\" \([200, 200, 200, 304, 404, 500][random.int(0...5)]) \(random.int(100...90000)) \"-\" \"curl/7.88.1\""
+        case "CRON": message = "(root) CMD (/usr/local/bin/backup --quiet > /dev/null 2>&1)"
+        case "kernel":
+            message =
+                priority == 3
+                ? "blk_update_request: I/O error, dev sda, sector \(random.int(1...99_999_999)) op 0x0:(READ) flags 0x0 phys_seg 1 prio class 0"
+                : "TCP: request_sock_TCP: Possible SYN flooding on port 443. Sending cookies."
+        case "systemd": message = "Started session-\(random.int(1...9999)).scope - Session \(random.int(1...9999)) of User deploy."
+        case "postgres":
+            message = "checkpoint complete: wrote \(random.int(1...9999)) buffers (\(random.int(0...99)).\(random.int(0...9))%); 0 WAL file(s) added"
+        default:
+            message =
+                "request_id=\(String(random.next(), radix: 16)) method=GET path=/orders/\(random.int(1...99999)) status=\([200, 201, 404, 500][random.int(0...3)]) duration_ms=\(random.int(1...900))"
+        }
+        if index % rareEvery == rareEvery / 2 { message += " \(rare)" }
+        var fields: [String: String] = [
+            "__CURSOR":
+                "s=6f1c0b2d8a9e4f3c9b7a6d5e4c3b2a19;i=\(String(index, radix: 16));b=\(host);m=\(String(time, radix: 16));t=\(String(time, radix: 16));x=\(String(random.next(), radix: 16))",
+            "__REALTIME_TIMESTAMP": String(time), "__MONOTONIC_TIMESTAMP": String(time - start + 5_000_000), "_BOOT_ID": "b00t" + host,
+            "_MACHINE_ID": "4c1d7a9e2b3f4a5c6d7e8f9012345678", "_HOSTNAME": host, "PRIORITY": String(priority), "SYSLOG_FACILITY": "3",
+            "SYSLOG_IDENTIFIER": program.identifier, "MESSAGE": message, "_TRANSPORT": program.identifier == "kernel" ? "kernel" : "syslog",
+        ]
+        if !program.unit.isEmpty {
+            fields["_SYSTEMD_UNIT"] = program.unit
+            fields["_PID"] = String(pid)
+            fields["_UID"] = "0"
+            fields["_GID"] = "0"
+            fields["_COMM"] = program.identifier.lowercased()
+            fields["_EXE"] = "/usr/sbin/" + program.identifier.lowercased()
+            fields["_CMDLINE"] = "/usr/sbin/\(program.identifier.lowercased()) -D"
+            fields["_CAP_EFFECTIVE"] = "1ffffffffff"
+            fields["_SYSTEMD_CGROUP"] = "/system.slice/\(program.unit)"
+            fields["_SYSTEMD_SLICE"] = "system.slice"
+            fields["_SYSTEMD_INVOCATION_ID"] = "9b1d2c3e4f5a6b7c8d9e0f1a2b3c4d5e"
+            fields["SYSLOG_PID"] = String(pid)
+            fields["_SOURCE_REALTIME_TIMESTAMP"] = String(time - 3)
+        }
+        let line = String(decoding: try JSONSerialization.data(withJSONObject: fields, options: [.sortedKeys]), as: UTF8.self)
+        jsonBuffer += line + "\n"
+        let stamp = formatter.string(from: Date(timeIntervalSince1970: Double(time) / 1_000_000))
+        shortBuffer += "\(stamp) \(host) \(program.identifier)\(program.unit.isEmpty ? "" : "[\(pid)]"): \(message)\n"
+        if exportOut != nil {
+            for (key, value) in fields.sorted(by: { $0.key < $1.key }) where key != "__CURSOR" { exportBuffer += "\(key)=\(value)\n" }
+            exportBuffer += "\n"
+        }
+        if jsonBuffer.utf8.count > 8 << 20 || index == total - 1 {
+            jsonBytes += jsonBuffer.utf8.count
+            shortBytes += shortBuffer.utf8.count
+            jsonOut.write(Data(jsonBuffer.utf8))
+            shortOut.write(Data(shortBuffer.utf8))
+            exportOut?.write(Data(exportBuffer.utf8))
+            jsonBuffer = ""
+            shortBuffer = ""
+            exportBuffer = ""
+        }
+    }
+    try jsonOut.close()
+    try shortOut.close()
+    try exportOut?.close()
+    return (jsonBytes, shortBytes)
+}
