@@ -112,16 +112,17 @@ func benchLogs(_ options: Options) async throws {
     try time("Steward, rare word (whole fleet, whole range)") { _ = try store.search(rareQuery) }
     try time("Steward, one host + priority err and worse + one hour") { _ = try store.search(hostQuery) }
     let hostName = hosts[hosts.count / 2].name
-    try time("grep -F -c over the short text, rare word") { _ = try runTool(["grep", "-F", "-c", rare, short]) }
-    try time("grep -F -c over the short text, one host's lines") { _ = try runTool(["grep", "-F", "-c", " \(hostName) ", short]) }
+    try time("grep -F -c over the short text, rare word") { try runTool(["grep", "-F", "-c", rare, short]) }
+    try time("grep -F -c over the short text, one host's lines") { try runTool(["grep", "-F", "-c", " \(hostName) ", short]) }
     if let remote {
         let journalFile = work + "/journal.journal"
-        _ = try runTool([remote, "--output=\(journalFile)", export])
+        try runTool([remote, "--output=\(journalFile)", export])
+        say("journal file: \(fileSize(journalFile) / 1_048_576) MiB from systemd-journal-remote")
         try time("journalctl --file --grep, rare word") {
             _ = try runTool(["journalctl", "--file=\(journalFile)", "--grep=\(rare)", "--no-pager", "-q"])
         }
         try time("journalctl --file _HOSTNAME= -p err, one hour") {
-            _ = try runTool([
+            try runTool([
                 "journalctl", "--file=\(journalFile)", "_HOSTNAME=\(hostName)", "--priority=0..3", "--no-pager", "-q",
                 "--since=@\(middle / 1000)", "--until=@\(middle / 1000 + 3600)",
             ])
@@ -131,7 +132,10 @@ func benchLogs(_ options: Options) async throws {
     }
 }
 
-func runTool(_ argv: [String]) throws -> Int32 {
+/// Run a comparison tool; a status other than `accepted` (grep -c exits 1 when nothing matched) fails the bench, so a
+/// tool that broke cannot pass for a fast one.
+@discardableResult
+func runTool(_ argv: [String], accepted: Set<Int32> = [0]) throws -> Int32 {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: argv[0].hasPrefix("/") ? argv[0] : "/usr/bin/env")
     process.arguments = argv[0].hasPrefix("/") ? Array(argv.dropFirst()) : argv
@@ -139,6 +143,9 @@ func runTool(_ argv: [String]) throws -> Int32 {
     process.standardError = FileHandle.nullDevice
     try process.run()
     process.waitUntilExit()
+    guard accepted.contains(process.terminationStatus) else {
+        throw BenchError("\(argv.joined(separator: " ")) exited with status \(process.terminationStatus)")
+    }
     return process.terminationStatus
 }
 
