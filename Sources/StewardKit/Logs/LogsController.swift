@@ -375,28 +375,13 @@ struct LogSourceResource: Codable, Sendable {
     let error: Nullable<String>
 }
 
-/// At most `limit` log searches run at once, each on a thread of its own; the others wait their turn.
-actor LogSearches {
-    private var active = 0
-    private var waiting: [CheckedContinuation<Void, Never>] = []
-    let limit = 2
+/// At most two log searches run at once (the reading gate's bound, each search its own key), each on a thread of its
+/// own; the others wait their turn.
+struct LogSearches: Sendable {
+    let gate = ReadingGate(limit: 2)
 
     func run<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
-        await enter()
-        defer { leave() }
-        return try await offload(body)
-    }
-
-    private func enter() async {
-        if active < limit {
-            active += 1
-            return
-        }
-        await withCheckedContinuation { waiting.append($0) }
-    }
-
-    private func leave() {
-        if waiting.isEmpty { active -= 1 } else { waiting.removeFirst().resume() }
+        try await gate.read(key: UUID().uuidString) { try await offload(body) }
     }
 }
 
