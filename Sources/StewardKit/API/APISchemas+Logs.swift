@@ -24,6 +24,31 @@ extension APISchemas {
                 "error": described(nullable("string"), "why the last read failed, in the host's words"),
             ]),
             "LogSourceList": record(["items": arrayOf(ref("LogSource"))]),
+            "SyslogSender": record([
+                "id": integer, "network": described(string, "an address or CIDR range"),
+                "host": described(nullable("string"), "the host its lines go to; null: the host whose address the sender has"),
+                "time_zone": described(string, "the zone of RFC 3164 timestamps; empty: the host's own, else the panel's"), "comment": string,
+                "created_by": string, "created_at": dateTime,
+            ]),
+            "SyslogSenderInput": object(
+                [
+                    "network": described(string, "an IPv4 or IPv6 address or CIDR range"),
+                    "host": described(string, "a host's name; empty or absent: the host whose address the sender has"),
+                    "time_zone": described(string, "IANA zone for RFC 3164 timestamps; empty: the host's own"), "comment": string,
+                ], required: ["network"], closed: true),
+            "SyslogTraffic": record([
+                "address": described(string, "a sender's address, or other once 1,024 addresses are counted"),
+                "received": described(integer, "messages from a listed sender with a host"), "stored": integer,
+                "refused": described(integer, "connections and messages from addresses not listed"),
+                "unattributed": described(integer, "messages from a listed range with no host for the address"),
+                "damaged": described(integer, "frames cut or unreadable"), "dropped": described(integer, "messages Steward could not keep"),
+                "last_at": nullOr(dateTime),
+            ]),
+            "SyslogIntake": record([
+                "port": described(integer, "TCP and UDP (0: off)"), "tls_port": described(integer, "TCP with TLS (0: off)"),
+                "listening": arrayOf(string), "problems": described(arrayOf(string), "listeners that could not start, and why"),
+                "senders": arrayOf(ref("SyslogSender")), "traffic": arrayOf(ref("SyslogTraffic")),
+            ]),
         ]
     }
 }

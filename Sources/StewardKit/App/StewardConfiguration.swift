@@ -28,6 +28,9 @@ public struct StewardConfiguration: Sendable, Equatable {
     public var metricsIntervalSeconds = 10
     /// Seconds between reads of every host's journal (0: Steward does not collect logs).
     public var logsIntervalSeconds = 10
+    /// Syslog intake: TCP and UDP on this port (0: off), and TCP with TLS (Steward's certificate) on the TLS port.
+    public var syslogPort = 0
+    public var syslogTLSPort = 0
     /// Seconds between alert rule evaluations.
     public var alertIntervalSeconds = 15
     /// Seconds a metrics URL has to answer before the scrape counts as failed.
@@ -203,6 +206,8 @@ extension StewardConfiguration {
         integer("metrics_interval_seconds", 1...3600, \.metricsIntervalSeconds),
         integer("scrape_timeout_seconds", 1...300, \.scrapeTimeoutSeconds),
         integer("logs_interval_seconds", 0...3600, \.logsIntervalSeconds),
+        integer("syslog_port", 0...65535, \.syslogPort),
+        integer("syslog_tls_port", 0...65535, \.syslogTLSPort),
         integer("alert_interval_seconds", 1...3600, \.alertIntervalSeconds),
         integer("session_lifetime_hours", 1...720, \.sessionLifetimeHours),
         integer("retention_grace_minutes", 0...10080, \.retentionGraceMinutes),

@@ -28,6 +28,7 @@ public struct StewardServer {
     public let collector: MetricCollector
     public let logs: LogStore
     public let journals: JournalCollector
+    public let syslog: SyslogIntake
     public let alerts: AlertEvaluator
     public let notifier: Notifier
     public let rolloutDriver: RolloutDriver
@@ -113,6 +114,14 @@ public struct StewardServer {
         let logStore = LogStore(database: database)
         let journals = JournalCollector(
             store: logStore, hosts: hostStore, reader: HostReader(keys: hostKeys), intervalSeconds: configuration.logsIntervalSeconds, logger: logger)
+        var syslogSettings = SyslogIntake.Settings()
+        syslogSettings.bind = configuration.bind
+        syslogSettings.port = configuration.syslogPort
+        syslogSettings.tlsPort = configuration.syslogTLSPort
+        syslogSettings.tls = try tls?.serverConfiguration()
+        let syslog = SyslogIntake(
+            store: logStore, senders: SyslogSenderStore(database: database), hosts: hostStore, readings: HostReadingStore(database: database),
+            settings: syslogSettings, logger: logger)
         let metricsDashboard = MetricsDashboard(store: metricStore, hosts: hostStore, database: database)
         try BuiltinAlerts.ensure(AlertRuleStore(database: database), now: clock.now())
         let alertEvaluator = try AlertEvaluator(
@@ -150,7 +159,7 @@ public struct StewardServer {
                     hosts: hostStore, keys: hostKeys, readings: HostReadingStore(database: database), engine: engine, metrics: metricStore,
                     lock: repositoryLock),
                 .accounts(service: accountService, engine: engine, hosts: hostStore, lock: repositoryLock),
-                .logs(store: logStore, hosts: hostStore, collector: journals),
+                .logs(store: logStore, hosts: hostStore, collector: journals, syslog: syslog),
                 .updates(database: database, hosts: hostStore), .rollouts(rollouts), .backups(backups),
                 .alerts(
                     evaluator: alertEvaluator, notifier: notifier, channels: channelStore, database: database, baseURL: configuration.publicBaseURL),
@@ -206,7 +215,7 @@ public struct StewardServer {
         return StewardServer(
             configuration: configuration, dataDirectory: dataDirectory, resources: resources, database: database, jobs: runner, scheduler: scheduler,
             router: router, docs: docs, routeTable: routeTable, access: access, hosts: hostStore, engine: engine, metrics: metricStore,
-            collector: collector, logs: logStore, journals: journals, alerts: alertEvaluator, notifier: notifier, rolloutDriver: rolloutDriver,
+            collector: collector, logs: logStore, journals: journals, syslog: syslog, alerts: alertEvaluator, notifier: notifier, rolloutDriver: rolloutDriver,
             tls: tls,
             migrationReport: report,
             interruptedAtStartup: interrupted, connections: ConnectionCounts(limits: .from(configuration)), shedding: shedding,
@@ -279,6 +288,7 @@ public struct StewardServer {
                     .init(service: scheduler),
                     .init(service: collector),
                     .init(service: journals),
+                    .init(service: syslog),
                     .init(service: alerts),
                     .init(service: notifier),
                     .init(service: rolloutDriver),

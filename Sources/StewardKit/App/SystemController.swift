@@ -171,6 +171,8 @@ public enum ConfigurationReport {
             "session_lifetime_hours": String(configuration.sessionLifetimeHours),
             "metrics_interval_seconds": String(configuration.metricsIntervalSeconds),
             "logs_interval_seconds": String(configuration.logsIntervalSeconds),
+            "syslog_port": configuration.syslogPort == 0 ? "0 (no syslog intake)" : String(configuration.syslogPort),
+            "syslog_tls_port": configuration.syslogTLSPort == 0 ? "0 (no syslog over TLS)" : String(configuration.syslogTLSPort),
             "scrape_timeout_seconds": String(configuration.scrapeTimeoutSeconds),
             "alert_interval_seconds": String(configuration.alertIntervalSeconds),
             "trusted_proxies": configuration.trustedProxies.isEmpty

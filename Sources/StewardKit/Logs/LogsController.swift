@@ -191,13 +191,18 @@ struct LogsController {
     }
 
     func sourceRows(_ chosen: [Host]) throws -> [ViewNode] {
-        let states = Dictionary(try store.sources().map { ($0.hostID, $0) }, uniquingKeysWith: { a, _ in a })
-        return chosen.sorted { $0.name < $1.name }.map { host in
-            let state = states[host.id]
-            return ViewNode([
-                "source_host": host.name, "source_read": state?.readAt.map(RFC3339.display) ?? "not yet", "source_lines": state?.linesTotal ?? 0,
-                "source_error": state?.lastError ?? "", "source_failed": !(state?.lastError.isEmpty ?? true),
-            ])
+        // Every host shows its journal, read or not; a host that sends syslog shows that source too.
+        let states = Dictionary(grouping: try store.sources(), by: \.hostID)
+        return chosen.sorted { $0.name < $1.name }.flatMap { host -> [ViewNode] in
+            let known = states[host.id] ?? []
+            let sources: [LogStore.SourceState?] = known.contains { $0.source == JournalCollector.source } ? known : [nil] + known.map { $0 }
+            return sources.map { state in
+                ViewNode([
+                    "source_host": host.name, "source_kind": state?.source ?? JournalCollector.source,
+                    "source_read": state?.readAt.map(RFC3339.display) ?? "not yet", "source_lines": state?.linesTotal ?? 0,
+                    "source_error": state?.lastError ?? "", "source_failed": !(state?.lastError.isEmpty ?? true),
+                ])
+            }
         }
     }
 
