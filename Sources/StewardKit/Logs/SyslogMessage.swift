@@ -61,7 +61,8 @@ enum SyslogMessage {
             fields["STEWARD_SYSLOG_TIME"] = "received"
         }
         line.identifier = LogLine.cut(line.identifier, bytes: 256)
-        line.message = LogLine.cut(line.message, bytes: LogLine.maxMessageBytes)
+        // Senders pad the message (rsyslog's templates put a space before %msg%, which already starts with one).
+        line.message = LogLine.cut(String(line.message.drop { $0 == " " }), bytes: LogLine.maxMessageBytes)
         line.fields = fields
         return line
     }
