@@ -8,6 +8,8 @@ struct LogFilter {
         case h1 = "1h"
         case h24 = "24h"
         case d7 = "7d"
+        /// Each host's current boot (the controller narrows the range to it).
+        case boot
         case custom
 
         var seconds: Int64? {
@@ -16,7 +18,7 @@ struct LogFilter {
             case .h1: 3600
             case .h24: 86_400
             case .d7: 7 * 86_400
-            case .custom: nil
+            case .boot, .custom: nil
             }
         }
     }
@@ -43,7 +45,7 @@ struct LogFilter {
         let query = given.filter { !$0.value.isEmpty }
         let nowMS = EpochMilliseconds.from(now)
         if let text = query["range"] {
-            if let value = Range(rawValue: text) { range = value } else { errors["range"] = "one of 15m, 1h, 24h, 7d or custom" }
+            if let value = Range(rawValue: text) { range = value } else { errors["range"] = "one of 15m, 1h, 24h, 7d, boot or custom" }
         }
         fromText = query["from"] ?? ""
         toText = query["to"] ?? ""
@@ -190,6 +192,8 @@ struct LogFilter {
         if range == .custom {
             words.append("--since=\(RFC3339.display(EpochMilliseconds.date(from)))")
             if !toText.isEmpty { words.append("--until=\(RFC3339.display(EpochMilliseconds.date(to)))") }
+        } else if range == .boot {
+            words.append("--boot")
         } else {
             words.append("--since=-\(range.rawValue.replacingOccurrences(of: "15m", with: "15min"))")
         }

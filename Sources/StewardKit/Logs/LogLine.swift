@@ -17,6 +17,8 @@ public struct LogLine: Sendable, Equatable, Codable {
     /// In a merged block: the block a read first stored the line in, and its place there (see `LogStore`).
     var seq: Int64?
     var seqIndex: Int?
+    /// When the line's boot began, in microseconds (wall-clock time less time since boot), as read; not stored.
+    var bootStarted: Int64? = nil
 
     public init(
         time: Int64, priority: Int, unit: String = "", identifier: String = "", pid: Int? = nil, message: String, boot: String = "",
@@ -103,7 +105,13 @@ public struct LogLine: Sendable, Equatable, Codable {
             time: stamp, priority: text("PRIORITY").flatMap { Int($0) }.map { max(0, min(7, $0)) } ?? 6,
             unit: cut(text("_SYSTEMD_UNIT") ?? "", bytes: 256), identifier: cut(text("SYSLOG_IDENTIFIER") ?? text("_COMM") ?? "", bytes: 256),
             pid: text("_PID").flatMap { Int($0) }, message: message, boot: cut(text("_BOOT_ID") ?? "", bytes: 64), fields: fields)
-        return (line, cursor)
+        var read = line
+        if let monotonic = (object["__MONOTONIC_TIMESTAMP"] as? String).flatMap({ Int64($0) }), monotonic >= 0, monotonic <= claimed,
+            stamp == claimed
+        {
+            read.bootStarted = claimed - monotonic
+        }
+        return (read, cursor)
     }
 
     /// Complete lines of `journalctl -o json` output, in order, with the cursor of the last one read. A last line cut

@@ -18,6 +18,8 @@ public struct LogQuery: Sendable {
     public var limit = 100
     /// Paging: only lines older than this position (from the previous page's `next`).
     public var before: LogPosition?
+    /// "This boot": a host's lines of this boot only (hosts not listed keep every line in the range).
+    public var boots: [Int64: String] = [:]
 
     public init(from: Int64, to: Int64) {
         self.from = from
@@ -56,8 +58,9 @@ public struct LogQuery: Sendable {
         return false
     }
 
-    func matches(_ line: LogLine) -> Bool {
+    func matches(_ line: LogLine, host: Int64) -> Bool {
         guard line.priority <= maxPriority else { return false }
+        if let boot = boots[host], line.boot != boot { return false }
         let time = line.time / 1000
         guard time >= from, time <= to else { return false }
         if !units.isEmpty, !units.contains(where: line.belongs(to:)) { return false }
@@ -223,6 +226,25 @@ public struct LogStore: Sendable {
                         lines_total = lines_total + excluded.lines_total, last_error = ''
                     """,
                 arguments: [hostID, source, position ?? "", EpochMilliseconds.from(now), lines.count, position])
+            // The newest line's boot is the host's current one.
+            if let newest = lines.filter({ !$0.boot.isEmpty && $0.bootStarted != nil }).max(by: { $0.time < $1.time }) {
+                try db.execute(
+                    sql: "UPDATE log_sources SET boot_id = ?, boot_started_ms = ? WHERE host_id = ? AND source = ?",
+                    arguments: [newest.boot, newest.bootStarted! / 1000, hostID, source])
+            }
+        }
+    }
+
+    /// Each host's current boot and when it began, as its journal last said.
+    public func currentBoots(_ hostIDs: [Int64]) throws -> [Int64: (boot: String, started: Int64)] {
+        try database.read { db in
+            var boots: [Int64: (boot: String, started: Int64)] = [:]
+            for row in try Row.fetchAll(
+                db, sql: "SELECT host_id, boot_id, boot_started_ms FROM log_sources WHERE boot_id != '' AND boot_started_ms IS NOT NULL")
+            where hostIDs.contains(row["host_id"]) {
+                boots[row["host_id"]] = (row["boot_id"], row["boot_started_ms"])
+            }
+            return boots
         }
     }
 
@@ -352,7 +374,7 @@ public struct LogStore: Sendable {
                 }
                 opened += 1
                 guard let data = try Data.fetchOne(db, sql: "SELECT data FROM log_blocks WHERE id = ?", arguments: [block.id]) else { continue }
-                for (index, line) in try LogBlockCodec.decode(data).enumerated() where query.matches(line) {
+                for (index, line) in try LogBlockCodec.decode(data).enumerated() where query.matches(line, host: block.hostID) {
                     let position = LogPosition(time: line.time, block: line.seq ?? block.id, index: line.seqIndex ?? index)
                     if let before = query.before, position >= before { continue }
                     hits.append(LogHit(hostID: block.hostID, position: position, line: line))
@@ -383,7 +405,7 @@ public struct LogStore: Sendable {
                 guard let data = try Data.fetchOne(db, sql: "SELECT data FROM log_blocks WHERE id = ?", arguments: [block.id]) else { continue }
                 for (index, line) in try LogBlockCodec.decode(data).enumerated() {
                     let cursor = LogFollowCursor(seq: line.seq ?? block.id, index: line.seqIndex ?? index)
-                    guard cursor > after, query.matches(line) else { continue }
+                    guard cursor > after, query.matches(line, host: block.hostID) else { continue }
                     let position = LogPosition(time: line.time, block: cursor.seq, index: cursor.index)
                     hits.append((LogHit(hostID: block.hostID, position: position, line: line), cursor))
                 }
@@ -413,7 +435,7 @@ public struct LogStore: Sendable {
                 if Date() > deadline { break }
                 counted += 1
                 guard let data = try Data.fetchOne(db, sql: "SELECT data FROM log_blocks WHERE id = ?", arguments: [block.id]) else { continue }
-                for line in try LogBlockCodec.decode(data) where query.matches(line) {
+                for line in try LogBlockCodec.decode(data) where query.matches(line, host: block.hostID) {
                     let slot = Int((Double(line.time / 1000) - Double(query.from)) * Double(buckets) / span)
                     counts[max(0, min(buckets - 1, slot))] += 1
                 }

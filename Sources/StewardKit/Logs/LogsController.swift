@@ -52,7 +52,8 @@ struct LogsController {
 
     static let parameters: [APIOperation.Parameter] = [
         .init(
-            name: "range", location: .query, type: "string", description: "15m, 1h (default), 24h, 7d, or custom (from and to)",
+            name: "range", location: .query, type: "string",
+            description: "15m, 1h (default), 24h, 7d, boot (each host's current boot), or custom (from and to)",
             enumValues: LogFilter.Range.allCases.map(\.rawValue)),
         .init(name: "from", location: .query, type: "string", description: "RFC 3339 start, with range=custom"),
         .init(name: "to", location: .query, type: "string", description: "RFC 3339 end, with range=custom"),
@@ -86,6 +87,14 @@ struct LogsController {
         chosen = chosen.filter { HostSecrets.mayReadJournal(context, on: $0) }
         var query = filter.query
         query.hostIDs = chosen.map(\.id)
+        if filter.range == .boot {
+            // Each host's lines since its current boot began; a host whose boot is not known (no journal read yet, or
+            // syslog only) keeps the last day.
+            let boots = try store.currentBoots(chosen.map(\.id))
+            query.boots = boots.mapValues(\.boot)
+            let unknown = chosen.contains { boots[$0.id] == nil }
+            query.from = min(boots.values.map(\.started).min() ?? query.to, unknown ? query.to - 86_400_000 : query.to)
+        }
         return (filter, query, chosen)
     }
 

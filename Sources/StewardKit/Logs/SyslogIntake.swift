@@ -41,6 +41,7 @@ public final class SyslogIntake: Service, Sendable {
         var routes = SyslogRoutes()
         var pending: [Int64: [(line: LogLine, sender: String)]] = [:]
         var pendingCount = 0
+        var pendingBytes = 0
         var counts: [String: SenderCounts] = [:]
         var listening: [String] = []
         var problems: [String] = []
@@ -54,8 +55,9 @@ public final class SyslogIntake: Service, Sendable {
     let settings: Settings
     let logger: Logger
     let state = Mutex(State())
-    /// Lines waiting to be stored; past this, new lines are dropped (and counted) until the next store.
+    /// Lines (and their bytes) waiting to be stored; past either, new lines are dropped (and counted) until the next store.
     static let maxPending = 200_000
+    static let maxPendingBytes = 64 << 20
     static let maxConnections = 512
     /// Senders whose counts are kept (refused addresses beyond it are counted under "other").
     static let maxTrackedSenders = 1024
@@ -205,13 +207,18 @@ public final class SyslogIntake: Service, Sendable {
         let origin = SyslogMessage.Origin(sender: address, transport: transport, zone: zone, now: settings.clock())
         let lines = frames.map { SyslogMessage.line($0, origin: origin) }
         state.withLock { state in
-            let room = max(0, Self.maxPending - state.pendingCount)
-            let kept = lines.prefix(room)
-            state.pending[hostID, default: []].append(contentsOf: kept.map { (line: $0, sender: address) })
-            state.pendingCount += kept.count
+            var kept = 0
+            for line in lines {
+                let bytes = line.message.utf8.count + 256
+                guard state.pendingCount < Self.maxPending, state.pendingBytes + bytes <= Self.maxPendingBytes else { break }
+                state.pending[hostID, default: []].append((line: line, sender: address))
+                state.pendingCount += 1
+                state.pendingBytes += bytes
+                kept += 1
+            }
             Self.count(&state, address) { counts in
                 counts.received += lines.count
-                counts.dropped += lines.count - kept.count
+                counts.dropped += lines.count - kept
                 counts.damaged += damaged
             }
         }
@@ -225,6 +232,7 @@ public final class SyslogIntake: Service, Sendable {
             defer {
                 state.pending = [:]
                 state.pendingCount = 0
+                state.pendingBytes = 0
             }
             return state.pending
         }

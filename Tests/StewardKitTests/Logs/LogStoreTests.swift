@@ -284,4 +284,41 @@ struct LogStoreTests {
             }
         }
     }
+
+    @Test("this boot: each host's current boot from its journal (wall clock less time since boot), its lines only, and journalctl --boot")
+    func thisBoot() async throws {
+        let harness = try await ServerHarness()
+        let store = LogStore(database: harness.server.database)
+        let web = try ServiceActionsTests.readHost(harness, name: "web1")
+        let now = Int64(Date().timeIntervalSince1970 * 1_000_000)
+        let bootStart = now - 600_000_000
+        // Two boots in one read: the old one's last lines, then the new one's first (10 minutes ago), in the
+        // journal's JSON with its monotonic clock.
+        let output = [
+            Self.journalJSON(
+                cursor: "s=1", time: now - 3_600_000_000, priority: 3, message: "old boot failure",
+                extra: ["_BOOT_ID": "old", "__MONOTONIC_TIMESTAMP": "86400000000"]),
+            Self.journalJSON(
+                cursor: "s=2", time: bootStart + 2_000_000, priority: 3, message: "new boot failure",
+                extra: ["_BOOT_ID": "new", "__MONOTONIC_TIMESTAMP": "2000000"]),
+        ].joined(separator: "\n")
+        let (lines, cursor, _) = LogLine.journalLines(output)
+        try store.append(hostID: web.id, source: "journal", lines: lines, position: cursor)
+        let boots = try store.currentBoots([web.id])
+        #expect(boots[web.id]?.boot == "new" && boots[web.id]?.started == bootStart / 1000)
+        try await harness.test(as: [.viewer]) { client in
+            try await client.execute(uri: "/api/v1/logs?host=web1&range=boot", method: .get) { response in
+                let items = try json(response)["items"] as? [[String: Any]] ?? []
+                #expect(items.map { $0["message"] as? String } == ["new boot failure"])
+            }
+            try await client.execute(uri: "/api/v1/logs?host=web1&range=24h", method: .get) { response in
+                let items = try json(response)["items"] as? [[String: Any]] ?? []
+                #expect(items.count == 2)
+            }
+            try await client.execute(uri: "/logs?host=web1&range=boot", method: .get) { response in
+                let page = text(response)
+                #expect(page.contains("journalctl --priority=0..3 --boot") && page.contains("<option value=\"boot\" selected>this boot</option>"))
+            }
+        }
+    }
 }

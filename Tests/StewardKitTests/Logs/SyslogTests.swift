@@ -210,7 +210,8 @@ struct SyslogTests {
 
     static func sendTCP(port: Int, _ text: String) async throws {
         let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton).connect(host: "127.0.0.1", port: port).get()
-        try await channel.writeAndFlush(ByteBuffer(string: text)).get()
+        // A refused sender's connection may be closed before the write.
+        try? await channel.writeAndFlush(ByteBuffer(string: text)).get()
         try? await Task.sleep(for: .milliseconds(50))
         try? await channel.close().get()
     }
