@@ -23,7 +23,7 @@ from test_services import enrol  # noqa: E402
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the test fleet needs root")
 INTERVAL = 2  # this module's own Steward reads journals every 2 s
 SESSION_INTERVAL = 5  # the session's Steward, as conftest sets it
-FAST = {"STEWARD_LOGS_INTERVAL_SECONDS": str(INTERVAL)}
+FAST = {"STEWARD_LOGS_INTERVAL_SECONDS": str(INTERVAL)}  # alerts are evaluated every 2 s in every test Steward
 
 
 @pytest.fixture(scope="module")
@@ -154,6 +154,35 @@ def test_journal_lines_arrive_once_through_a_kill_and_an_outage(own_steward, jou
     assert len(count(api, host.name, "charlie line")) == 25
     status, sources = api.call("GET", "/api/v1/logs/sources")
     assert not [s for s in sources["items"] if s["host"] == host.name][0]["error"]
+
+
+def test_the_built_in_log_rule_fires_on_a_password_guessing_run_and_links_to_its_lines(own_steward, journal_host, account):
+    """Lines as sshd writes them on a real host (through its journal, as the auth facility) make the pack's SSH rule
+    warn with the count; its logs link shows those lines."""
+    running, data, port, temp = own_steward
+    api = Api(running["steward"], make_token(data, account.name))
+    host = journal_host
+    enrol(api, host)
+    for index in range(25):
+        host.run("logger", "-t", "sshd", "-p", "auth.info",
+                 f"Failed password for invalid user guest{index} from 203.0.113.{index} port 4{index:03d} ssh2")
+    deadline = time.monotonic() + 60
+    mine = []
+    while time.monotonic() < deadline:
+        status, alerts = api.call("GET", "/api/v1/alerts")
+        mine = [a for a in alerts["items"] if a["rule"] == "SSH authentication failures" and a["host"] == host.name]
+        if mine and mine[0]["state"] == "firing":
+            break
+        time.sleep(1)
+    assert mine and mine[0]["state"] == "firing" and mine[0]["severity"] == "warning", mine
+    assert mine[0]["value"] >= 25 and "failed SSH logins in 10 minutes" in mine[0]["summary"], mine
+    # The alerts page links to the counted lines on that host.
+    status, rules = api.call("GET", "/api/v1/alerts/rules")
+    rule = [r for r in rules["items"] if r["builtin"] == "log_ssh_auth_failures"][0]
+    query = dict(urllib.parse.parse_qsl(rule["log_query"]))
+    status, page = api.call("GET", "/api/v1/logs?" + urllib.parse.urlencode(
+        {"host": host.name, "range": "1h", "priority": query["priority"], "regex": query["regex"], "limit": 1000}))
+    assert len([line for line in page["items"] if "guest" in line["message"]]) == 25, page
 
 
 def test_the_logs_page_filters_searches_and_links_to_the_host(signed_in, steward, api, journal_host):

@@ -10,6 +10,8 @@ extension APISchemas {
             "name": described(string, "1 to 120 characters"), "enabled": boolean,
             "source": described(string, "metric, or a built-in source such as backup_failed"), "metric": string,
             "matchers": described(string, "label=value pairs separated by commas"),
+            "log_query": described(
+                string, "source log_lines: the lines counted, the logs page's filters q=, regex=, unit=, identifier=, priority= joined by & (%26 for an & in a value)"),
             "aggregation": choice(.choices(AlertRule.Aggregation.self)), "window_seconds": integer,
             "horizon_seconds": described(integer, "for predict: how far ahead, in seconds"),
             "comparison": choice(.choices(AlertRule.Comparison.self)), "warn_threshold": level, "warn_clear": level,

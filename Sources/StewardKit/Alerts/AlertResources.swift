@@ -9,7 +9,7 @@ struct AlertRuleResource: Codable, Sendable {
     let name: String
     let builtin: Nullable<String>
     let enabled: Bool
-    let source, metric, matchers, aggregation: String
+    let source, metric, matchers, logQuery, aggregation: String
     let windowSeconds, horizonSeconds: Int
     let comparison: String
     let warnThreshold, warnClear, critThreshold, critClear: Nullable<Double>
@@ -29,6 +29,7 @@ struct AlertRuleResource: Codable, Sendable {
         source = rule.source
         metric = rule.metric
         matchers = rule.matchers
+        logQuery = rule.logQuery
         aggregation = rule.aggregation.rawValue
         windowSeconds = rule.windowSeconds
         horizonSeconds = rule.horizonSeconds
@@ -70,6 +71,7 @@ struct AlertRuleInput: APIInput {
     var enabled: Patch<Bool> = .absent
     var source: Patch<String> = .absent
     var metric: Patch<String> = .absent
+    var logQuery: Patch<String> = .absent
     var matchers: Patch<String> = .absent
     var aggregation: Patch<AlertRule.Aggregation> = .absent
     var windowSeconds: Patch<Int> = .absent
@@ -95,6 +97,7 @@ struct AlertRuleInput: APIInput {
     enum CodingKeys: String, CodingKey, CaseIterable {
         case id, builtin, name, enabled, source, metric, matchers, aggregation, comparison, labels, summary, description, route
         case windowSeconds = "window_seconds"
+        case logQuery = "log_query"
         case horizonSeconds = "horizon_seconds"
         case warnThreshold = "warn_threshold"
         case warnClear = "warn_clear"
@@ -122,6 +125,7 @@ struct AlertRuleInput: APIInput {
         source.assign(CodingKeys.source.rawValue, &errors) { rule.source = $0 }
         metric.assign(CodingKeys.metric.rawValue, &errors) { rule.metric = $0 }
         matchers.assign(CodingKeys.matchers.rawValue, &errors) { rule.matchers = $0 }
+        logQuery.assign(CodingKeys.logQuery.rawValue, &errors) { rule.logQuery = $0 }
         aggregation.assign(CodingKeys.aggregation.rawValue, &errors) { rule.aggregation = $0 }
         windowSeconds.assign(CodingKeys.windowSeconds.rawValue, &errors) { rule.windowSeconds = $0 }
         horizonSeconds.assign(CodingKeys.horizonSeconds.rawValue, &errors) { rule.horizonSeconds = $0 }

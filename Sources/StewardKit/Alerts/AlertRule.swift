@@ -30,6 +30,8 @@ public struct AlertRule: Sendable, Equatable {
     public var metric = ""
     /// label=value filters on the metric's series, comma-separated.
     public var matchers = ""
+    /// With source `log_lines`: the lines counted, as the logs page's address writes its filters (see `LogRuleQuery`).
+    public var logQuery = ""
     public var aggregation = Aggregation.avg
     public var windowSeconds = 300
     public var horizonSeconds = 0
@@ -90,6 +92,8 @@ public struct AlertRule: Sendable, Equatable {
         }
         if source == "metric" {
             if !PrometheusText.isMetricName(metric) { errors["metric"] = "a metric name such as steward_host_cpu_percent or node_load1" }
+        } else if source == LogRuleQuery.source {
+            if let problem = LogRuleQuery.problem(logQuery) { errors["log_query"] = problem }
         } else if !knownSources.contains(source) {
             errors["source"] = "metric, or one of " + knownSources.sorted().joined(separator: ", ")
         }
@@ -166,6 +170,7 @@ public struct AlertRuleStore: Sendable {
         rule.source = row["source"]
         rule.metric = row["metric"]
         rule.matchers = row["matchers"]
+        rule.logQuery = row["log_query"]
         rule.aggregation = AlertRule.Aggregation(rawValue: row["aggregation"]) ?? .avg
         rule.windowSeconds = row["window_seconds"]
         rule.horizonSeconds = row["horizon_seconds"]
@@ -241,14 +246,15 @@ public struct AlertRuleStore: Sendable {
     }
 
     static let columns = [
-        "name", "builtin", "enabled", "source", "metric", "matchers", "aggregation", "window_seconds", "horizon_seconds", "comparison",
+        "name", "builtin", "enabled", "source", "metric", "matchers", "log_query", "aggregation", "window_seconds", "horizon_seconds", "comparison",
         "warn_threshold", "warn_clear", "crit_threshold", "crit_clear", "for_seconds", "keep_firing_seconds", "no_data", "scope_hosts",
         "scope_groups", "scope_tags", "labels", "summary", "description", "runbook_url", "route", "repeat_seconds",
     ]
 
     static func values(_ rule: AlertRule) -> [(any DatabaseValueConvertible)?] {
         [
-            rule.name, rule.builtin, rule.enabled, rule.source, rule.metric, rule.matchers, rule.aggregation.rawValue, rule.windowSeconds,
+            rule.name, rule.builtin, rule.enabled, rule.source, rule.metric, rule.matchers, rule.logQuery, rule.aggregation.rawValue,
+            rule.windowSeconds,
             rule.horizonSeconds, rule.comparison.rawValue, rule.warnThreshold, rule.warnClear, rule.critThreshold, rule.critClear,
             rule.forSeconds, rule.keepFiringSeconds, rule.noData.rawValue, rule.scopeHosts.joined(separator: ","),
             rule.scopeGroups.joined(separator: ","), rule.scopeTags.joined(separator: ","), rule.labels, rule.summary, rule.description,

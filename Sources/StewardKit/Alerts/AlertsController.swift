@@ -164,8 +164,9 @@ struct AlertsController {
 
     // MARK: pages
 
-    /// The host's log lines around an alert's change.
-    static func logsLink(host: String, at: Int64) -> String {
+    /// The host's log lines around an alert's change; for a rule on logs, the lines it counted.
+    static func logsLink(host: String, at: Int64, rule: AlertRule? = nil) -> String {
+        if let rule, rule.source == LogRuleQuery.source { return LogRuleQuery.link(rule, host: host, at: at) }
         var components = URLComponents()
         components.path = "/logs/around"
         components.queryItems = [URLQueryItem(name: "host", value: host), URLQueryItem(name: "at", value: String(at))]
@@ -182,16 +183,17 @@ struct AlertsController {
                 "has_detail": state.detail?.isEmpty == false,
                 "summary": AlertText.render(rule.summary, rule: rule, hostName: host.name, state: state), "runbook": rule.runbookURL,
                 "has_runbook": !rule.runbookURL.isEmpty, "has_severity": state.severity != nil,
-                "logs_link": Self.logsLink(host: host.name, at: state.since),
+                "logs_link": Self.logsLink(host: host.name, at: rule.source == LogRuleQuery.source ? state.evaluatedAt : state.since, rule: rule),
             ])
         }
+        let byID = Dictionary(try rules.all().map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
         let history = try rules.history(limit: 50, before: nil).map { change in
             ViewNode([
                 "rule_id": change.ruleId, "rule": change.rule, "host": change.host, "from": change.from, "to": change.to,
                 "severity": change.severity.value ?? "", "has_severity": change.severity.value != nil,
                 "value": change.value.value.map { MetricUnit.trim($0, digits: 2) } ?? "",
                 "at": RFC3339.display(EpochMilliseconds.date(change.atMilliseconds)),
-                "logs_link": Self.logsLink(host: change.host, at: change.atMilliseconds),
+                "logs_link": Self.logsLink(host: change.host, at: change.atMilliseconds, rule: byID[change.ruleId]),
             ])
         }
         // The alert-fatigue view: how often each rule fired and notified in the last 7 days.
@@ -203,7 +205,9 @@ struct AlertsController {
                 "fired": fired[rule.id] ?? 0, "notified": notified[rule.id] ?? 0,
                 "noisy": noisiest >= 10 && (notified[rule.id] ?? 0) == noisiest,
                 "id": rule.id, "name": rule.name, "enabled": rule.enabled, "builtin": rule.builtin != nil,
-                "what": rule.source == "metric" ? "\(rule.aggregation.rawValue)(\(rule.metric)) over \(rule.windowSeconds) s" : rule.source,
+                "what": rule.source == "metric"
+                    ? "\(rule.aggregation.rawValue)(\(rule.metric)) over \(rule.windowSeconds) s"
+                    : rule.source == LogRuleQuery.source ? "log lines matching \(rule.logQuery) in \(rule.windowSeconds) s" : rule.source,
                 "levels": [
                     rule.warnThreshold.map { "warning \(rule.comparison == .above ? "≥" : "≤") \(MetricUnit.trim($0, digits: 2))" },
                     rule.critThreshold.map { "critical \(rule.comparison == .above ? "≥" : "≤") \(MetricUnit.trim($0, digits: 2))" },
@@ -221,6 +225,7 @@ struct AlertsController {
     static func form(_ rule: AlertRule) -> [String: Any?] {
         var values: [String: Any?] = [
             "name": rule.name, "enabled": rule.enabled, "source": rule.source, "metric": rule.metric, "matchers": rule.matchers,
+            "log_query": rule.logQuery,
             "window_seconds": rule.windowSeconds, "horizon_seconds": rule.horizonSeconds,
             "warn_threshold": rule.warnThreshold.map { MetricUnit.trim($0, digits: 6) },
             "warn_clear": rule.warnClear.map { MetricUnit.trim($0, digits: 6) },
@@ -242,7 +247,7 @@ struct AlertsController {
     func preview(_ rule: AlertRule) -> [String: Any] {
         guard
             rule.problems(knownSources: knownSources).filter({
-                ["metric", "source", "matchers", "window_seconds", "horizon_seconds"].contains($0.key)
+                ["metric", "source", "matchers", "log_query", "window_seconds", "horizon_seconds"].contains($0.key)
             })
             .isEmpty
         else { return ["preview_unavailable": "Fix the fields marked below to see a preview."] }
@@ -329,6 +334,18 @@ struct AlertsController {
         var rule = AlertRule()
         rule.metric = HostSummary.cpuPercent
         rule.summary = "{{host}}: {{value}}"
+        // From the logs page's "Alert on these lines": a log rule with its filter filled in (nothing is saved yet).
+        let query = QueryInput(request).query
+        if query["source"] == LogRuleQuery.source, let filter = query["log_query"], filter.utf8.count <= 2000 {
+            rule.source = LogRuleQuery.source
+            rule.logQuery = filter
+            rule.metric = ""
+            rule.aggregation = .last
+            rule.windowSeconds = 600
+            rule.warnThreshold = 1
+            rule.noData = .ok
+            rule.summary = "{{host}}: {{value}} matching log lines in 10 minutes"
+        }
         return rulePage(rule, errors: [:], request: request, context: context)
     }
 
@@ -355,6 +372,7 @@ struct AlertsController {
         rule.source = text("source").isEmpty ? "metric" : text("source")
         rule.metric = text("metric")
         rule.matchers = text("matchers")
+        rule.logQuery = text("log_query")
         rule.aggregation = AlertRule.Aggregation(rawValue: text("aggregation")) ?? .avg
         integer("window_seconds") { rule.windowSeconds = $0 }
         integer("horizon_seconds") { rule.horizonSeconds = $0 }

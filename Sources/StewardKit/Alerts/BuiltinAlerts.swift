@@ -74,7 +74,9 @@ public enum BuiltinAlerts {
     }
 
     /// The rule pack: installed once each (by key), then the operators' to edit or pause. Deleting is refused.
-    public static func rules() -> [AlertRule] {
+    public static func rules() -> [AlertRule] { metricRules() + LogAlerts.rules() }
+
+    static func metricRules() -> [AlertRule] {
         func rule(_ key: String, _ name: String, configure: (inout AlertRule) -> Void) -> AlertRule {
             var rule = AlertRule()
             rule.builtin = key

@@ -126,7 +126,7 @@ public struct StewardServer {
         try BuiltinAlerts.ensure(AlertRuleStore(database: database), now: clock.now())
         let alertEvaluator = try AlertEvaluator(
             database: database, hosts: hostStore, metrics: metricStore,
-            sources: BuiltinAlerts.sources(database: database) + [BuiltinAlerts.panelDisk(disk)],
+            sources: BuiltinAlerts.sources(database: database) + [BuiltinAlerts.panelDisk(disk), LogAlerts.source(store: logStore)],
             intervalSeconds: configuration.alertIntervalSeconds, logger: logger)
         let notifier = Notifier(
             database: database, evaluator: alertEvaluator, channels: channelStore, sender: sender, baseURL: configuration.publicBaseURL,

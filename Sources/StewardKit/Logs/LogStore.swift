@@ -444,6 +444,21 @@ public struct LogStore: Sendable {
         }
     }
 
+    /// How many lines match, per host (at most `maxBlocksPerSearch` blocks are read, newest first): what a log alert
+    /// rule counts in its window.
+    public func counts(_ query: LogQuery) throws -> [Int64: Int] {
+        var query = query
+        query.before = nil
+        return try database.read { db in
+            var counts: [Int64: Int] = [:]
+            for block in try candidateBlocks(query, db, limit: Self.maxBlocksPerSearch) {
+                guard let data = try Data.fetchOne(db, sql: "SELECT data FROM log_blocks WHERE id = ?", arguments: [block.id]) else { continue }
+                for line in try LogBlockCodec.decode(data) where query.matches(line, host: block.hostID) { counts[block.hostID, default: 0] += 1 }
+            }
+            return counts
+        }
+    }
+
     /// Lines and bytes on disk: the blocks, their names and the search index, for bytes per line.
     public func figures() throws -> (lines: Int, rawBytes: Int, blockBytes: Int) {
         try database.read { db in

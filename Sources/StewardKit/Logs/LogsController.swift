@@ -141,6 +141,12 @@ struct LogsController {
                 data["journalctl"] = filter.journalctl(host: host)
             }
             data["sources"] = try sourceRows(chosen)
+            var alert = URLComponents()
+            alert.path = "/alerts/rules/new"
+            alert.queryItems = [
+                URLQueryItem(name: "source", value: LogRuleQuery.source), URLQueryItem(name: "log_query", value: LogRuleQuery.text(filter)),
+            ]
+            data["alert_link"] = alert.string
             var follow = URLComponents()
             follow.path = "/logs/follow"
             follow.queryItems = filter.items + [URLQueryItem(name: "after", value: try store.followStart().text)]

@@ -194,7 +194,10 @@ import Testing
         try BuiltinAlerts.ensure(rules, now: Date())  // idempotent
         let installed = try rules.all()
         #expect(installed.count == BuiltinAlerts.rules().count)
-        let sources = Set((BuiltinAlerts.sources(database: database) + [BuiltinAlerts.panelDisk(DiskSpace(path: "/", reserveMB: 1))]).map(\.name))
+        let sources = Set(
+            (BuiltinAlerts.sources(database: database) + [
+                BuiltinAlerts.panelDisk(DiskSpace(path: "/", reserveMB: 1)), LogAlerts.source(store: LogStore(database: database)),
+            ]).map(\.name))
         for rule in installed { #expect(rule.problems(knownSources: sources).isEmpty, "\(rule.name): \(rule.problems(knownSources: sources))") }
 
         // A filesystem growing 1 % per 10 minutes from 70 %: in 24 hours it would be far past 100 %.
