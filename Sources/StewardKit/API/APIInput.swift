@@ -138,7 +138,8 @@ struct QueryInput {
 
     init(_ request: Request) {
         var values: [String: String] = [:]
-        for (key, value) in request.uri.queryParameters { values[String(key)] = values[String(key)] ?? String(value) }
+        // As a form writes them: `+` is a space (a GET form's "Failed password" arrives as Failed+password).
+        for (key, value) in FormQuery.decode(request.uri.query) { values[key] = values[key] ?? value }
         query = values
     }
 

@@ -167,10 +167,7 @@ struct AlertsController {
     /// The host's log lines around an alert's change; for a rule on logs, the lines it counted.
     static func logsLink(host: String, at: Int64, rule: AlertRule? = nil) -> String {
         if let rule, rule.source == LogRuleQuery.source { return LogRuleQuery.link(rule, host: host, at: at) }
-        var components = URLComponents()
-        components.path = "/logs/around"
-        components.queryItems = [URLQueryItem(name: "host", value: host), URLQueryItem(name: "at", value: String(at))]
-        return components.string ?? "/logs"
+        return FormQuery.link("/logs/around", [URLQueryItem(name: "host", value: host), URLQueryItem(name: "at", value: String(at))])
     }
 
     @Sendable func alertsPage(request: Request, context: StewardRequestContext) async throws -> Response {

@@ -68,12 +68,9 @@ struct AuditController {
 
     static func nextLink(_ base: String, request: Request, events: [AuditEvent], limit: Int) -> String? {
         guard events.count == limit, let last = events.last else { return nil }
-        var components = URLComponents()
-        components.path = base
-        var items = (URLComponents(string: request.uri.string)?.queryItems ?? []).filter { $0.name != "cursor" }
+        var items = FormQuery.decode(request.uri.query).filter { $0.name != "cursor" }.map { URLQueryItem(name: $0.name, value: $0.value) }
         items.append(URLQueryItem(name: "cursor", value: String(last.id)))
-        components.queryItems = items
-        return components.string
+        return FormQuery.link(base, items)
     }
 
     /// An audit row's before/after JSON as the page shows it: an epoch-millisecond time under a time key (`at`,

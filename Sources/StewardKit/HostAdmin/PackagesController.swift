@@ -158,13 +158,13 @@ struct PackagesController: HostScopedController {
             // Across hosts an install or removal is a rollout (plan, approvals, canary and waves); admins start one here.
             if context.isAdmin, Rollout.packageProblem(name) == nil, !name.contains("=") {
                 func proposal(_ what: Rollout.What, _ hosts: [Host], _ title: String) -> String {
-                    var link = URLComponents()
-                    link.path = "/rollouts/new"
-                    link.queryItems = [
-                        URLQueryItem(name: "what", value: what.rawValue), URLQueryItem(name: "packages", value: name),
-                        URLQueryItem(name: "targets", value: hosts.map(\.name).joined(separator: ", ")), URLQueryItem(name: "title", value: title),
-                    ]
-                    return link.string ?? "/rollouts/new"
+                    FormQuery.link(
+                        "/rollouts/new",
+                        [
+                            URLQueryItem(name: "what", value: what.rawValue), URLQueryItem(name: "packages", value: name),
+                            URLQueryItem(name: "targets", value: hosts.map(\.name).joined(separator: ", ")),
+                            URLQueryItem(name: "title", value: title),
+                        ])
                 }
                 if !fleet.lacking.isEmpty {
                     data["install_link"] = proposal(.install, fleet.lacking, "Install \(name)")

@@ -248,10 +248,7 @@ struct JobController {
         if let kind = filter.kind { items.append(.init(name: "kind", value: kind)) }
         if let host = filter.host { items.append(.init(name: "host", value: host)) }
         if filter.limit != 50 { items.append(.init(name: "limit", value: String(filter.limit))) }
-        var components = URLComponents()
-        components.path = base
-        components.queryItems = items
-        return components.string ?? base
+        return FormQuery.link(base, items)
     }
 
     static func view(_ job: Job) -> ViewNode { ViewNode(values(job)) }

@@ -70,10 +70,7 @@ enum LogRuleQuery {
             URLQueryItem(name: "from", value: RFC3339.string(EpochMilliseconds.date(at - Int64(rule.windowSeconds) * 1000 - 60_000))),
             URLQueryItem(name: "to", value: RFC3339.string(EpochMilliseconds.date(at + 60_000))),
         ]
-        var components = URLComponents()
-        components.path = "/logs"
-        components.queryItems = items
-        return components.string ?? "/logs"
+        return FormQuery.link("/logs", items)
     }
 }
 

@@ -173,10 +173,7 @@ struct LogFilter {
     }
 
     func link(before position: String) -> String {
-        var components = URLComponents()
-        components.path = "/logs"
-        components.queryItems = items + [URLQueryItem(name: "before", value: position)]
-        return components.string ?? "/logs"
+        FormQuery.link("/logs", items + [URLQueryItem(name: "before", value: position)])
     }
 
     var view: ViewNode {

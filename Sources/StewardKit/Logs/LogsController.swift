@@ -141,16 +141,14 @@ struct LogsController {
                 data["journalctl"] = filter.journalctl(host: host)
             }
             data["sources"] = try sourceRows(chosen)
-            var alert = URLComponents()
-            alert.path = "/alerts/rules/new"
-            alert.queryItems = [
-                URLQueryItem(name: "source", value: LogRuleQuery.source), URLQueryItem(name: "log_query", value: LogRuleQuery.text(filter)),
-            ]
-            data["alert_link"] = alert.string
-            var follow = URLComponents()
-            follow.path = "/logs/follow"
-            follow.queryItems = filter.items + [URLQueryItem(name: "after", value: try store.followStart().text)]
-            data["follow_url"] = follow.string
+            data["alert_link"] = FormQuery.link(
+                "/alerts/rules/new",
+                [
+                    URLQueryItem(name: "source", value: LogRuleQuery.source),
+                    URLQueryItem(name: "log_query", value: LogRuleQuery.text(filter)),
+                ])
+            data["follow_url"] = FormQuery.link(
+                "/logs/follow", filter.items + [URLQueryItem(name: "after", value: try store.followStart().text)])
         } catch let problem as Problem {
             data["errors"] = (problem.errors ?? ["filter": problem.detail]).sorted { $0.key < $1.key }.map {
                 ViewNode(["field": $0.key, "message": $0.value])
@@ -172,10 +170,7 @@ struct LogsController {
             items.append(URLQueryItem(name: "range", value: range ?? "1h"))
         }
         if let host, !host.isEmpty { items.append(URLQueryItem(name: "host", value: host)) }
-        var components = URLComponents()
-        components.path = "/logs"
-        components.queryItems = items
-        return components.string ?? "/logs"
+        return FormQuery.link("/logs", items)
     }
 
     /// `/logs/around?host=NAME&at=MILLISECONDS`: the quarter hour either side of a moment (an alert's change).

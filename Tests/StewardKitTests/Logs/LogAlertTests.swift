@@ -134,4 +134,17 @@ struct LogAlertTests {
             }
         }
     }
+
+    @Test("query strings as forms write them: a plus is a space, %2B a plus; links Steward writes read back the same")
+    func formQuery() {
+        let pairs = FormQuery.decode("regex=Failed+password%2B&q=a%20b&flag&=x&bad=%ZZ")
+        #expect(pairs.map(\.name) == ["regex", "q", "flag", "", "bad"])
+        #expect(pairs.map(\.value) == ["Failed password+", "a b", "", "x", "%ZZ"])
+        let items = [URLQueryItem(name: "regex", value: "a+b c&d=e/é"), URLQueryItem(name: "host", value: "web 1")]
+        let link = FormQuery.link("/logs", items)
+        #expect(link.hasPrefix("/logs?") && !link.dropFirst(6).contains("+"))
+        let back = FormQuery.decode(String(link.split(separator: "?", maxSplits: 1)[1]))
+        #expect(back.map(\.value) == ["a+b c&d=e/é", "web 1"])
+        #expect(FormQuery.link("/logs", []) == "/logs")
+    }
 }
