@@ -45,7 +45,7 @@ def visit(browser, steward, path, name):
         ("/services", "Services"), ("/hosts/1/services", "Services on localhost"), ("/hosts/1/overview", "localhost"),
         ("/hosts/1/processes", "Processes on localhost"), ("/hosts/1/packages", "Packages on localhost"), ("/packages", "Packages"),
         ("/hosts/1/cron", "Scheduled tasks on localhost"), ("/cron", "Scheduled tasks"), ("/hosts/1/system", "Disks and network on localhost"),
-        ("/logs", "Logs"), ("/logs?host=localhost&priority=7&range=24h", "Logs"), ("/logs/syslog", "Syslog intake"),
+        ("/logs", "Logs"), ("/logs?host=localhost&priority=7&range=24h", "Logs"), ("/logs/syslog", "Syslog intake"), ("/logs/files", "Log files"),
     ],
 )
 def test_pages_load_without_csp_violations(signed_in, steward, path, heading):

@@ -24,6 +24,17 @@ extension APISchemas {
                 "error": described(nullable("string"), "why the last read failed, in the host's words"),
             ]),
             "LogSourceList": record(["items": arrayOf(ref("LogSource"))]),
+            "LogFile": record([
+                "id": integer, "path": described(string, "a file under /var/log; * and ? may stand in the file name"),
+                "host_group": described(string, "the group whose hosts read it; empty: every host"), "comment": string, "created_by": string,
+                "created_at": dateTime,
+            ]),
+            "LogFileList": record(["items": arrayOf(ref("LogFile"))]),
+            "LogFileInput": object(
+                [
+                    "path": described(string, "an absolute path under /var/log, such as /var/log/nginx/*.log"),
+                    "host_group": described(string, "a host group's name; empty or absent: every host"), "comment": string,
+                ], required: ["path"], closed: true),
             "SyslogSender": record([
                 "id": integer, "network": described(string, "an address or CIDR range"),
                 "host": described(nullable("string"), "the host its lines go to; null: the host whose address the sender has"),

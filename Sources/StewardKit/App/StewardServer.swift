@@ -113,7 +113,8 @@ public struct StewardServer {
             timeoutSeconds: configuration.scrapeTimeoutSeconds, logger: logger)
         let logStore = LogStore(database: database)
         let journals = JournalCollector(
-            store: logStore, hosts: hostStore, reader: HostReader(keys: hostKeys), intervalSeconds: configuration.logsIntervalSeconds, logger: logger)
+            store: logStore, hosts: hostStore, reader: HostReader(keys: hostKeys), files: LogFileStore(database: database),
+            readings: HostReadingStore(database: database), intervalSeconds: configuration.logsIntervalSeconds, logger: logger)
         var syslogSettings = SyslogIntake.Settings()
         syslogSettings.bind = configuration.bind
         syslogSettings.port = configuration.syslogPort

@@ -10,6 +10,9 @@ public final class JournalCollector: Service, @unchecked Sendable {
     let store: LogStore
     let hosts: HostStore
     let reader: HostReader
+    /// Plain files under /var/log read on the hosts of a group, after the journal, in the same round.
+    let files: LogFileStore?
+    let readings: HostReadingStore?
     let interval: Duration
     let logger: Logger
     /// One read of a host's journal at a time (a second caller waits for the first's answer: two reads from the same
@@ -22,10 +25,15 @@ public final class JournalCollector: Service, @unchecked Sendable {
     static let parallelHosts = 4
     static let source = "journal"
 
-    init(store: LogStore, hosts: HostStore, reader: HostReader, intervalSeconds: Int, logger: Logger) {
+    init(
+        store: LogStore, hosts: HostStore, reader: HostReader, files: LogFileStore? = nil, readings: HostReadingStore? = nil, intervalSeconds: Int,
+        logger: Logger
+    ) {
         self.store = store
         self.hosts = hosts
         self.reader = reader
+        self.files = files
+        self.readings = readings
         self.interval = .seconds(intervalSeconds)
         self.logger = logger
     }
@@ -65,7 +73,55 @@ public final class JournalCollector: Service, @unchecked Sendable {
     /// Read one host until it has nothing more (or the round's reads are used up); returns the lines stored.
     @discardableResult
     public func collect(_ host: Host) async throws -> Int {
-        try await gate.read(key: "journal:\(host.id)") { await self.read(host) }
+        try await gate.read(key: "journal:\(host.id)") {
+            let journal = await self.read(host)
+            return journal + (await self.readFiles(host))
+        }
+    }
+
+    static let fileSource = "file"
+
+    /// The host's listed files under /var/log, from where each was read to (see `LogFileReader`).
+    func readFiles(_ host: Host) async -> Int {
+        guard let files, let patterns = try? files.all().filter({ $0.applies(to: host) }).map(\.path), !patterns.isEmpty else { return 0 }
+        let unique = patterns.reduce(into: [String]()) { if !$0.contains($1) { $0.append($1) } }
+        let zoneName = (try? readings?.latest(CronListing.self, kind: CronListing.kind, hostID: host.id))??.body.timeZone
+        let zone = zoneName.flatMap(TimeZone.init(identifier:)) ?? .current
+        var stored = 0
+        for _ in 0..<Self.maxReadsPerRound {
+            do {
+                let text = try store.position(hostID: host.id, source: Self.fileSource)
+                let position =
+                    (try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: [NSNumber]])?.mapValues { $0.map(\.int64Value) } ?? [:]
+                // Base64 makes the budget's bytes a third larger.
+                let output = try await reader.run(
+                    host, LogFileReader.words(host: host, patterns: unique, position: position), timeout: 60,
+                    maxBytes: LogFileReader.batchBytes * 2)
+                if output.status != 0, output.stdout.isEmpty {
+                    try store.recordFailure(hostID: host.id, source: Self.fileSource, error: HostText.reason(output, command: "python3"))
+                    return stored
+                }
+                let read = LogFileReader.parse(output.stdout, position: position, zone: zone, now: Date())
+                let saved = String(
+                    decoding: try JSONSerialization.data(withJSONObject: read.position, options: [.sortedKeys, .withoutEscapingSlashes]),
+                    as: UTF8.self)
+                try store.append(hostID: host.id, source: Self.fileSource, lines: read.lines, position: saved)
+                if !read.problems.isEmpty {
+                    try store.recordFailure(
+                        hostID: host.id, source: Self.fileSource, error: HostText.clean(read.problems.joined(separator: "; "), maxBytes: 500))
+                }
+                stored += read.lines.count
+                if !read.more {
+                    try store.compact(hostID: host.id, source: Self.fileSource)
+                    return stored
+                }
+            } catch {
+                let reason = (error as? Problem)?.detail ?? "\(error)"
+                try? store.recordFailure(hostID: host.id, source: Self.fileSource, error: HostText.clean(reason, maxBytes: 500))
+                return stored
+            }
+        }
+        return stored
     }
 
     func read(_ host: Host) async -> Int {

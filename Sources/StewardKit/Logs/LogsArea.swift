@@ -9,6 +9,8 @@ extension StewardArea {
         ) { context, routes in
             LogsController(area: context, hosts: hosts, store: store, collector: collector).addRoutes(to: routes)
             SyslogController(area: context, hosts: hosts, intake: syslog).addRoutes(to: routes)
+            LogFilesController(area: context, hosts: hosts, files: collector.files ?? LogFileStore(database: store.database), store: store).addRoutes(
+                to: routes)
         }
     }
 }

@@ -44,6 +44,7 @@ struct OpenAPIContractTests {
         ("PackageSearch", PackageSearchResource.self), ("FleetPackage", FleetPackageResource.self),
         ("HostCron", HostCronResource.self), ("DesiredServices", ItemList<DesiredServiceResource>.self), ("HostDisksNetwork", HostDisksNetworkResource.self), ("FleetCron", ItemList<ScheduledTaskResource>.self), ("LogPage", LogPageResource.self),
         ("LogSourceList", ItemList<LogSourceResource>.self), ("SyslogIntake", SyslogIntakeResource.self), ("SyslogSender", SyslogSenderResource.self),
+        ("LogFileList", ItemList<LogFileResource>.self), ("LogFile", LogFileResource.self),
     ]
 
     /// Request bodies: schema name -> the input type the handlers decode (keys as their `CodingKeys` name them).
@@ -54,7 +55,7 @@ struct OpenAPIContractTests {
         ("RolloutInput", RolloutInput.self), ("SchedulePreviewRequest", SchedulePreviewInput.self), ("ScheduleUpdate", ScheduleInput.self),
         ("SilenceInput", SilenceInput.self), ("UserChange", UserChangeInput.self), ("LegalHoldInput", LegalHoldInput.self),
         ("RolloutApproval", RolloutDecisionInput.self), ("RolloutDenial", RolloutDecisionInput.self),
-        ("SyslogSenderInput", SyslogSenderInput.self),
+        ("SyslogSenderInput", SyslogSenderInput.self), ("LogFileInput", LogFileInput.self),
         ("DataRetentionInput", RetentionPolicyInput.self), ("HostCreate", HostInput.self), ("RolloutCreate", RolloutInput.self),
         ("ServiceUnitAction", ServiceUnitActionInput.self), ("ProcessSignalInput", ProcessSignalInput.self),
         ("PackageActionInput", PackageActionInput.self), ("CronEntryInput", CronEntryInput.self),
