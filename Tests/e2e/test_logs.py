@@ -11,13 +11,14 @@ import time
 import urllib.parse
 
 import pytest
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "fleet"))
 from fleet import Fleet  # noqa: E402
 
-from conftest import Api, _binary, _free_port, make_token, start_steward, steward_environment, stop_steward  # noqa: E402
+from conftest import Api, _binary, _free_port, make_token, start_steward, steward_environment, stop_steward, wait_job  # noqa: E402
 from test_services import enrol  # noqa: E402
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the test fleet needs root")
@@ -228,3 +229,16 @@ def test_the_logs_page_filters_searches_and_links_to_the_host(signed_in, steward
     # The host link opens the host.
     browser.find_element(By.CSS_SELECTOR, "#log-lines tbody tr:not(.followed) a").click()
     WebDriverWait(browser, 15).until(lambda d: d.current_url.rstrip("/").endswith(f"/hosts/{host_id}"))
+    # A job on the host: its page links to the lines logged around it, with the job marked on the histogram.
+    status, job = api.call("POST", "/api/v1/adhoc", {"command": ["logger", "-t", "steward-logtest", "-p", "user.err", "golf line from a job"],
+                                                     "targets": [host.name]})
+    assert status in (201, 202), job
+    wait_job(api, job["id"])
+    browser.get(f"{steward.base_url}/jobs/{job['id']}")
+    browser.find_element(By.ID, "job-logs").click()
+    WebDriverWait(browser, 15).until(lambda d: "/logs?" in d.current_url and "range=custom" in d.current_url)
+    assert f"host={host.name}" in browser.current_url
+    WebDriverWait(browser, 2 * SESSION_INTERVAL + 20, ignored_exceptions=[StaleElementReferenceException]).until(
+        lambda d: d.refresh() or "golf line from a job" in d.find_element(By.ID, "log-lines").text)
+    marks = browser.find_elements(By.CSS_SELECTOR, "#log-histogram svg a")
+    assert any(f"/jobs/{job['id']}" in (mark.get_attribute("href") or "") for mark in marks), [m.get_attribute("href") for m in marks]

@@ -240,7 +240,8 @@ ADMIN_EXCLUDED_OPERATIONS = [
 # since/until), rules between fields (a warning
 # level below the critical one, an end after the start, "name or series"), names that must exist (a host, a
 # repository, a metric source), a YAML rule file given as bytes, and a unit definition kept at the path its unit
-# names, and a log search's custom range (from and to are needed with range=custom) and host names. Every other
+# names, a log search's custom range (from and to are needed with range=custom) and host names, a syslog sender's
+# address or CIDR range, and a log file's path (under /var/log, patterns in the file name only). Every other
 # check, server errors and reply
 # schemas included, runs on them too.
 CONFIG_TEMPLATE = """\
@@ -248,7 +249,7 @@ CONFIG_TEMPLATE = """\
 include-operation-id = [
   "queryRange", "listSeries", "importAlertRules", "previewSchedule", "updateSchedule", "createBackupPlan", "updateBackupPlan",
   "createMaintenanceWindow", "createAlertRule", "updateAlertRule", "createSilence", "createChannel", "createHost", "updateHost",
-  "saveGroup", "createLegalHold", "listAuditEvents", "saveDesiredService", "searchLogs",
+  "saveGroup", "createLegalHold", "listAuditEvents", "saveDesiredService", "searchLogs", "createSyslogSender", "createLogFile",
 ]
 checks.positive_data_acceptance.enabled = false
 """

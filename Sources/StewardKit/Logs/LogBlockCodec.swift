@@ -1,27 +1,156 @@
 import CZlib
 import Foundation
 
-/// A block of log lines on disk: one JSON object per line (LogLine's short keys), deflated with zlib. Log text
-/// repeats itself (the same fields, units and phrases on every line), so a block of a few hundred lines shrinks to a
-/// small part of its raw size.
+/// A block of log lines on disk, deflated with zlib. Since format 2 the block is binary: every string once in a table
+/// (units, programs, boot ids, field names and the values that repeat on every line, such as _HOSTNAME, _EXE or
+/// _CMDLINE), each line's set of field names once as a shape, times as differences from the line before, and field
+/// values that are whole numbers as numbers (a pid, or a time as its difference from the line's). Format 1 blocks
+/// (JSON lines with LogLine's short keys, written before) are still read.
 enum LogBlockCodec {
     struct Failure: Error, CustomStringConvertible {
         let description: String
     }
 
+    static let format: UInt8 = 2
+
     static func encode(_ lines: [LogLine]) throws -> (data: Data, rawBytes: Int) {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.withoutEscapingSlashes]
-        var raw = Data()
-        for line in lines {
-            raw.append(try encoder.encode(line))
-            raw.append(0x0A)
+        var strings: [String] = []
+        var stringIndex: [String: Int] = [:]
+        func string(_ text: String) -> Int {
+            if let index = stringIndex[text] { return index }
+            strings.append(text)
+            stringIndex[text] = strings.count - 1
+            return strings.count - 1
         }
-        return (try deflate(raw), raw.count)
+        var shapes: [[Int]] = []
+        var shapeIndex: [[Int]: Int] = [:]
+        var body = ByteWriter()
+        var previous: Int64 = 0
+        for line in lines {
+            body.signed(line.time - previous)
+            previous = line.time
+            body.byte(UInt8(clamping: line.priority))
+            body.unsigned(UInt64(string(line.unit)))
+            body.unsigned(UInt64(string(line.identifier)))
+            body.unsigned(line.pid.map { UInt64(max(0, $0)) + 1 } ?? 0)
+            body.unsigned(UInt64(string(line.message)))
+            body.unsigned(UInt64(string(line.boot)))
+            body.unsigned(line.seq.map { UInt64(max(0, $0)) + 1 } ?? 0)
+            body.unsigned(line.seqIndex.map { UInt64(max(0, $0)) + 1 } ?? 0)
+            let names = line.fields.keys.sorted()
+            let shape = names.map(string)
+            let shapeNumber: Int
+            if let known = shapeIndex[shape] {
+                shapeNumber = known
+            } else {
+                shapes.append(shape)
+                shapeIndex[shape] = shapes.count - 1
+                shapeNumber = shapes.count - 1
+            }
+            body.unsigned(UInt64(shapeNumber))
+            for name in names {
+                let value = line.fields[name] ?? ""
+                if let number = canonicalInteger(value) {
+                    let distance = number.subtractingReportingOverflow(line.time)
+                    if !distance.overflow, abs(distance.partialValue) < 1 << 40, abs(number) >= 1 << 40 {
+                        body.byte(2)
+                        body.signed(distance.partialValue)
+                    } else {
+                        body.byte(1)
+                        body.signed(number)
+                    }
+                } else {
+                    body.byte(0)
+                    body.unsigned(UInt64(string(value)))
+                }
+            }
+        }
+        var head = ByteWriter()
+        head.byte(format)
+        head.unsigned(UInt64(lines.count))
+        head.unsigned(UInt64(strings.count))
+        for text in strings {
+            head.unsigned(UInt64(text.utf8.count))
+            head.bytes.append(contentsOf: text.utf8)
+        }
+        head.unsigned(UInt64(shapes.count))
+        for shape in shapes {
+            head.unsigned(UInt64(shape.count))
+            for name in shape { head.unsigned(UInt64(name)) }
+        }
+        let raw = head.bytes + body.bytes
+        return (try deflate(Data(raw)), raw.count)
+    }
+
+    /// A decimal that reads back exactly as written (no sign on zero, no leading zeros, no plus).
+    static func canonicalInteger(_ text: String) -> Int64? {
+        let utf8 = text.utf8
+        guard let first = utf8.first, utf8.count <= 19 else { return nil }
+        if first == UInt8(ascii: "0") { return utf8.count == 1 ? 0 : nil }
+        let digits = first == UInt8(ascii: "-") ? utf8.dropFirst() : utf8[...]
+        guard let lead = digits.first, lead != UInt8(ascii: "0"), digits.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else { return nil }
+        return Int64(text)
     }
 
     static func decode(_ data: Data) throws -> [LogLine] {
         let raw = try inflate(data)
+        guard raw.first == format else { return try decodeJSONLines(raw) }
+        return try raw.withUnsafeBytes { (buffer: UnsafeRawBufferPointer) -> [LogLine] in
+            var reader = ByteReader(bytes: buffer.bindMemory(to: UInt8.self))
+            reader.position = 1
+            let count = try reader.count()
+            var strings: [String] = []
+            strings.reserveCapacity(min(try reader.peekCount(), 1 << 20))
+            for _ in 0..<(try reader.count()) { strings.append(try reader.string()) }
+            func text(_ index: Int) throws -> String {
+                guard index < strings.count else { throw Failure(description: "a log block names a string it does not hold") }
+                return strings[index]
+            }
+            var shapes: [[String]] = []
+            for _ in 0..<(try reader.count()) {
+                var shape: [String] = []
+                for _ in 0..<(try reader.count()) { shape.append(try text(try reader.count())) }
+                shapes.append(shape)
+            }
+            var lines: [LogLine] = []
+            lines.reserveCapacity(count)
+            var time: Int64 = 0
+            for _ in 0..<count {
+                time = time &+ (try reader.signed())
+                let priority = Int(try reader.byte())
+                let unit = try text(try reader.count())
+                let identifier = try text(try reader.count())
+                let pid = try reader.unsigned()
+                let message = try text(try reader.count())
+                let boot = try text(try reader.count())
+                let seq = try reader.unsigned()
+                let seqIndex = try reader.unsigned()
+                let shapeNumber = try reader.count()
+                guard shapeNumber < shapes.count else { throw Failure(description: "a log block names a shape it does not hold") }
+                var fields: [String: String] = [:]
+                fields.reserveCapacity(shapes[shapeNumber].count)
+                for name in shapes[shapeNumber] {
+                    switch try reader.byte() {
+                    case 0: fields[name] = try text(try reader.count())
+                    case 1: fields[name] = String(try reader.signed())
+                    case 2: fields[name] = String(time &+ (try reader.signed()))
+                    default: throw Failure(description: "a log block holds a field of an unknown kind")
+                    }
+                }
+                var line = LogLine(
+                    time: time, priority: priority, unit: unit, identifier: identifier, pid: pid == 0 ? nil : Int(clamping: pid - 1),
+                    message: message,
+                    boot: boot, fields: fields)
+                if seq > 0 { line.seq = Int64(clamping: seq - 1) }
+                if seqIndex > 0 { line.seqIndex = Int(clamping: seqIndex - 1) }
+                lines.append(line)
+            }
+            return lines
+        }
+    }
+
+    /// Format 1: one JSON object per line.
+    static func decodeJSONLines(_ raw: Data) throws -> [LogLine] {
         let decoder = JSONDecoder()
         var lines: [LogLine] = []
         var start = raw.startIndex
@@ -78,5 +207,71 @@ enum LogBlockCodec {
             } while status != Z_STREAM_END
         }
         return output
+    }
+}
+
+/// Variable-length integers (LEB128, signed ones zigzag-coded) into a byte array.
+struct ByteWriter {
+    var bytes: [UInt8] = []
+
+    mutating func byte(_ value: UInt8) { bytes.append(value) }
+
+    mutating func unsigned(_ value: UInt64) {
+        var value = value
+        while value >= 0x80 {
+            bytes.append(UInt8(truncatingIfNeeded: value) | 0x80)
+            value >>= 7
+        }
+        bytes.append(UInt8(value))
+    }
+
+    mutating func signed(_ value: Int64) { unsigned(UInt64(bitPattern: (value << 1) ^ (value >> 63))) }
+}
+
+/// Reads what `ByteWriter` wrote; running past the end, or a number too long, is a damaged block.
+struct ByteReader {
+    let bytes: UnsafeBufferPointer<UInt8>
+    var position = 0
+
+    mutating func byte() throws -> UInt8 {
+        guard position < bytes.count else { throw LogBlockCodec.Failure(description: "a log block ends early") }
+        defer { position += 1 }
+        return bytes[position]
+    }
+
+    mutating func unsigned() throws -> UInt64 {
+        var value: UInt64 = 0
+        var shift: UInt64 = 0
+        while true {
+            let byte = try byte()
+            guard shift < 64 else { throw LogBlockCodec.Failure(description: "a log block holds a number too long") }
+            value |= UInt64(byte & 0x7F) << shift
+            if byte < 0x80 { return value }
+            shift += 7
+        }
+    }
+
+    mutating func signed() throws -> Int64 {
+        let value = try unsigned()
+        return Int64(bitPattern: (value >> 1) ^ (0 &- (value & 1)))
+    }
+
+    /// A count or an index: at most the block's size, so a damaged one cannot ask for more memory than the block has.
+    mutating func count() throws -> Int {
+        let value = try unsigned()
+        guard value <= UInt64(bytes.count) * 8 + 1024 else { throw LogBlockCodec.Failure(description: "a log block holds an impossible count") }
+        return Int(value)
+    }
+
+    func peekCount() throws -> Int {
+        var copy = self
+        return try copy.count()
+    }
+
+    mutating func string() throws -> String {
+        let length = try count()
+        guard position + length <= bytes.count else { throw LogBlockCodec.Failure(description: "a log block ends early") }
+        defer { position += length }
+        return String(decoding: UnsafeBufferPointer(rebasing: bytes[position..<(position + length)]), as: UTF8.self)
     }
 }

@@ -262,9 +262,11 @@ public struct LogStore: Sendable {
                     "SELECT id, line_count, stored_at FROM log_blocks WHERE host_id = ? AND source = ? AND compacted = 0 AND stored_at <= ? ORDER BY id",
                 arguments: [hostID, source, stamp - Int64(Self.followWindow * 1000)])
             let total = fresh.reduce(0) { $0 + ($1["line_count"] as Int) }
-            guard fresh.count > 1, let oldest = fresh.map({ $0["stored_at"] as Int64 }).min(),
-                total >= Self.blockLines || stamp - oldest >= Int64(maxAge * 1000)
+            // A lone block is merged too once it is old: retention rules need its lines sorted into blocks of their own.
+            guard let oldest = fresh.map({ $0["stored_at"] as Int64 }).min(),
+                (fresh.count > 1 && total >= Self.blockLines) || stamp - oldest >= Int64(maxAge * 1000)
             else { return 0 }
+            let rules = try LogsRetention.rules(db)
             var lines: [LogLine] = []
             for row in fresh {
                 let id: Int64 = row["id"]
@@ -278,7 +280,14 @@ public struct LogStore: Sendable {
                     return line
                 }
             }
-            for block in Self.chunks(lines) { try Self.insert(db, hostID: hostID, source: source, block: block, compacted: true, now: stamp) }
+            // Lines a retention rule names (a unit, a program, a priority) go in blocks of their own, which the rule then
+            // matches exactly; the rest stay together.
+            let groups = Dictionary(grouping: lines) { LogsRetention.key($0, rules: rules) }
+            for key in groups.keys.sorted() {
+                for block in Self.chunks(groups[key]!) {
+                    try Self.insert(db, hostID: hostID, source: source, block: block, compacted: true, now: stamp)
+                }
+            }
             return fresh.count
         }
     }

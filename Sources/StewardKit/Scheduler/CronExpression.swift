@@ -266,11 +266,11 @@ public struct CronExpression: Sendable, Equatable, CustomStringConvertible {
 func floorDiv(_ a: Int64, _ b: Int64) -> Int64 { a >= 0 ? a / b : -((-a + b - 1) / b) }
 
 /// A proleptic Gregorian date, computed without Calendar so the search loop stays cheap.
-struct CivilDate: Equatable {
-    let year: Int
-    let month: Int
-    let day: Int
-    let daysSinceEpoch: Int
+public struct CivilDate: Equatable, Sendable {
+    public let year: Int
+    public let month: Int
+    public let day: Int
+    public let daysSinceEpoch: Int
 
     init(year: Int, month: Int, day: Int) {
         self.year = year
@@ -279,7 +279,7 @@ struct CivilDate: Equatable {
         self.daysSinceEpoch = Self.days(year: year, month: month, day: day)
     }
 
-    init(daysSinceEpoch z0: Int) {
+    public init(daysSinceEpoch z0: Int) {
         // Howard Hinnant's civil_from_days.
         let z = z0 + 719468
         let era = (z >= 0 ? z : z - 146096) / 146097

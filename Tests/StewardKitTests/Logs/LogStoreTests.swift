@@ -63,8 +63,58 @@ struct LogStoreTests {
         }
         let (data, raw) = try LogBlockCodec.encode(lines)
         #expect(try LogBlockCodec.decode(data) == lines)
-        #expect(data.count * 5 < raw, "\(data.count) of \(raw) bytes")
+        #expect(data.count * 3 < raw, "\(data.count) of \(raw) bytes")
         #expect(throws: LogBlockCodec.Failure.self) { try LogBlockCodec.decode(Data([0x78, 0x9c, 1, 2, 3])) }
+        // Blocks of format 1 (JSON lines, as stored before) still read, and take more room than format 2.
+        let encoder = JSONEncoder()
+        var json = Data()
+        for line in lines { json += try encoder.encode(line) + Data([0x0A]) }
+        let old = try LogBlockCodec.deflate(json)
+        #expect(try LogBlockCodec.decode(old) == lines)
+        #expect(data.count < old.count, "format 2: \(data.count) bytes, format 1: \(old.count)")
+    }
+
+    @Test("format 2 keeps every value exactly: numbers that are not canonical stay text, huge ones, times, sequences, no pid")
+    func codecValues() throws {
+        var merged = LogLine(
+            time: 1_796_000_000_123_456, priority: 7, unit: "", identifier: "", pid: nil, message: "", boot: "",
+            fields: [
+                "A": "007", "B": "-5", "C": "0", "D": "-0", "E": "+3", "F": "18446744073709551615", "G": "1796000000123453", "H": "-1796000000123453",
+                "I": "9223372036854775807", "J": "é\u{0}\n\"", "K": "", "L": "12.5",
+            ])
+        merged.seq = 0
+        merged.seqIndex = 511
+        let other = LogLine(time: 5, priority: 0, unit: "ü.service", identifier: "x", pid: 0, message: "m\nn", boot: "b", fields: ["A": "007"])
+        let lines = [merged, other, merged]
+        let (data, _) = try LogBlockCodec.encode(lines)
+        let back = try LogBlockCodec.decode(data)
+        #expect(back == lines && back[0].seq == 0 && back[0].seqIndex == 511 && back[1].seq == nil && back[1].pid == 0)
+        // A damaged body (a string index past the table, a count past the block) is an error, not a crash.
+        var raw = [UInt8](try LogBlockCodec.inflate(data))
+        raw[1] = 0xFF
+        raw.insert(0x7F, at: 2)
+        #expect(throws: LogBlockCodec.Failure.self) { try LogBlockCodec.decode(try LogBlockCodec.deflate(Data(raw))) }
+    }
+
+    @Test("journalctl's JSON read by hand gives what Foundation's parser gives: escapes, surrogates, bytes, repeats, null")
+    func quickJSON() throws {
+        let samples = [
+            Self.journalJSON(cursor: "s=1", time: 1_790_000_000_000_000, message: "tab\tquote\" back\\ slash/ é \u{1F600} \u{1}"),
+            Self.journalJSON(cursor: "s=2", time: 1_790_000_000_000_001, message: Array("caf\u{e9}".utf8).map(Int.init)),
+            Self.journalJSON(cursor: "s=3", time: 1_790_000_000_000_002, message: NSNull(), extra: ["TAG": ["a", "b"], "BIN": [[1, 2], [3]]]),
+            #"{"__CURSOR":"s=4","__REALTIME_TIMESTAMP":"1790000000000003","MESSAGE":"\u00e9\ud83d\ude00\/\b\f\r","PRIORITY":"3"}"#,
+            #" { "__CURSOR" : "s=5" , "__REALTIME_TIMESTAMP" : "1790000000000004" , "MESSAGE" : [] } "#,
+        ]
+        for sample in samples {
+            let quick = try #require(JournalJSON.object(Substring(sample).utf8), "\(sample)")
+            let slow = try #require(try JSONSerialization.jsonObject(with: Data(sample.utf8)) as? [String: Any])
+            let now: Int64 = 1_790_000_000_000_000
+            #expect(LogLine.journal(quick, now: now)?.line == LogLine.journal(slow, now: now)?.line, "\(sample)")
+        }
+        // What the quick reader does not take goes to Foundation's: numbers, booleans, nested objects, bad escapes.
+        for odd in [#"{"__CURSOR":"s","A":1}"#, #"{"A":true}"#, #"{"A":{"B":"c"}}"#, #"{"A":"\x"}"#, #"{"A":"b"} x"#, #"{"A":"b""#] {
+            #expect(JournalJSON.object(Substring(odd).utf8) == nil, "\(odd)")
+        }
     }
 
     static func fleetLines(host: Int, count: Int, start: Int64) -> [LogLine] {

@@ -121,6 +121,58 @@ struct RetentionTests {
         #expect(documents == 0, "the index forgot the removed blocks")
     }
 
+    @Test("logs: a unit rule keeps that unit's lines a year and a debug rule drops debug lines in 3 days, though each read mixed them with others")
+    func logsByUnit() async throws {
+        let fixture = try Fixture()
+        let store = LogStore(database: fixture.database)
+        try fixture.save(
+            .logs,
+            DataRetention(
+                kind: .time, maxAgeDays: 30,
+                rules: [RetentionRule(field: "unit", pattern: "ssh.service", days: 365), RetentionRule(field: "priority", pattern: "debug", days: 3)])
+        )
+        // Reads 40 days old: sshd, nginx and debug chatter in the same reads, as a journal gives them.
+        let start = RetentionTests.ago(40) * 1000
+        for read in 0..<4 {
+            var lines: [LogLine] = []
+            for index in 0..<90 {
+                let kind = index % 3
+                let words = ["sshd session", "nginx request", "nginx debug detail"][kind]
+                lines.append(
+                    LogLine(
+                        time: start + Int64(read * 90 + index) * 1_000_000, priority: kind == 2 ? 7 : 6,
+                        unit: kind == 0 ? "ssh.service" : "nginx.service", identifier: kind == 0 ? "sshd" : "nginx",
+                        message: words + " \(read)-\(index)"))
+            }
+            try store.append(hostID: fixture.hostID, source: "journal", lines: lines, position: "c\(read)")
+        }
+        // Merged minutes after those reads, as the collector does.
+        #expect(try store.compact(hostID: fixture.hostID, source: "journal", maxAge: 0, now: Date().addingTimeInterval(60)) == 4)
+        // Recent debug lines from nginx, mixed in with its requests, merged in their turn.
+        let recent = RetentionTests.ago(5) * 1000
+        var recentLines: [LogLine] = []
+        for index in 0..<40 {
+            let debug = index % 2 == 0
+            let message = (debug ? "nginx debug recent " : "nginx request recent ") + String(index)
+            recentLines.append(
+                LogLine(
+                    time: recent + Int64(index) * 1_000_000, priority: debug ? 7 : 6, unit: "nginx.service", identifier: "nginx", message: message))
+        }
+        try store.append(hostID: fixture.hostID, source: "journal", lines: recentLines, position: "c9")
+        #expect(try store.compact(hostID: fixture.hostID, source: "journal", maxAge: 0, now: Date().addingTimeInterval(60)) == 1)
+        _ = try await fixture.enforce()
+        func found(_ words: String) throws -> Int {
+            var query = LogQuery(from: 0, to: EpochMilliseconds.from(Date()) + 86_400_000)
+            query.maxPriority = 7
+            query.text = words
+            query.limit = 1000
+            return try store.search(query).hits.count
+        }
+        #expect(try found("sshd session") == 120, "a year for ssh.service")
+        #expect(try found("nginx request") == 20, "30 days for the rest")
+        #expect(try found("nginx debug") == 0, "3 days for debug lines")
+    }
+
     @Test("time-based with selective rules: role changes outlive page-level events; a legal hold stops deletion; nothing else deletes audit events")
     func auditTimeSelectiveAndHold() async throws {
         let fixture = try Fixture()
