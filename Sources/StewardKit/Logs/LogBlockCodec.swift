@@ -50,7 +50,10 @@ enum LogBlockCodec {
             body.unsigned(UInt64(shapeNumber))
             for name in names {
                 let value = line.fields[name] ?? ""
-                if let number = canonicalInteger(value) {
+                if let pid = line.pid, pid >= 0, value == String(pid) {
+                    // SYSLOG_PID and the like: the line's own pid again.
+                    body.byte(3)
+                } else if let number = canonicalInteger(value) {
                     let distance = number.subtractingReportingOverflow(line.time)
                     if !distance.overflow, abs(distance.partialValue) < 1 << 40, abs(number) >= 1 << 40 {
                         body.byte(2)
@@ -92,9 +95,16 @@ enum LogBlockCodec {
         return Int64(text)
     }
 
-    static func decode(_ data: Data) throws -> [LogLine] {
+    static func decode(_ data: Data) throws -> [LogLine] { try decodeWithFormat(data).lines }
+
+    /// The lines and the block's format (1 for JSON lines).
+    static func decodeWithFormat(_ data: Data) throws -> (lines: [LogLine], format: UInt8) {
         let raw = try inflate(data)
-        guard raw.first == format else { return try decodeJSONLines(raw) }
+        guard raw.first == format else { return (try decodeJSONLines(raw), 1) }
+        return (try decodeBinary(raw), format)
+    }
+
+    static func decodeBinary(_ raw: Data) throws -> [LogLine] {
         return try raw.withUnsafeBytes { (buffer: UnsafeRawBufferPointer) -> [LogLine] in
             var reader = ByteReader(bytes: buffer.bindMemory(to: UInt8.self))
             reader.position = 1
@@ -134,6 +144,7 @@ enum LogBlockCodec {
                     case 0: fields[name] = try text(try reader.count())
                     case 1: fields[name] = String(try reader.signed())
                     case 2: fields[name] = String(time &+ (try reader.signed()))
+                    case 3: fields[name] = String(pid &- 1)
                     default: throw Failure(description: "a log block holds a field of an unknown kind")
                     }
                 }

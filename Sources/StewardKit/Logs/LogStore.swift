@@ -33,12 +33,14 @@ public struct LogQuery: Sendable {
         text.folding(options: [.caseInsensitive, .diacriticInsensitive], locale: nil).split { !$0.isLetter && !$0.isNumber }.map(String.init)
     }
 
-    /// FTS5 terms of the text: every word required, the last as a prefix. The index finds the blocks; each line is
-    /// then matched against the phrase.
+    /// FTS5 terms of the text: every word with a letter in it required, the last as a prefix. The index finds the
+    /// blocks; each line is then matched against the phrase. Numbers alone are not in the index (see `searchBody`): a
+    /// search for 203.0.113.7 reads every block in its range and time instead.
     var searchTerms: String? {
         let words = Self.words(text)
-        guard !words.isEmpty else { return nil }
-        return words.enumerated().map { "\"\($0.element)\"" + ($0.offset == words.count - 1 ? "*" : "") }.joined(separator: " AND ")
+        let indexed = words.enumerated().filter { LogStore.indexed($0.element) }
+        guard !indexed.isEmpty else { return nil }
+        return indexed.map { "\"\($0.element)\"" + ($0.offset == words.count - 1 ? "*" : "") }.joined(separator: " AND ")
     }
 
     static func phrase(_ words: [String], in message: String) -> Bool {
@@ -137,8 +139,8 @@ public struct LogPage: Sendable {
 public struct LogStore: Sendable {
     let database: DatabasePool
     /// A block closes at this many lines or raw bytes.
-    static let blockLines = 512
-    static let blockBytes = 256 << 10
+    static let blockLines = 1024
+    static let blockBytes = 512 << 10
     /// How long a block stays as a read stored it before it may be merged (following polls every second).
     static let followWindow: TimeInterval = 30
     /// The longest one search or histogram works before it answers with what it found (marked partial).
@@ -155,7 +157,7 @@ public struct LogStore: Sendable {
         var bytes = 0
         for line in lines.sorted(by: { $0.time < $1.time }) {
             current.append(line)
-            bytes += line.message.utf8.count + 200
+            bytes += line.message.utf8.count + 64
             if current.count >= Self.blockLines || bytes >= Self.blockBytes {
                 blocks.append(current)
                 current = []
@@ -209,8 +211,8 @@ public struct LogStore: Sendable {
     /// `steward_log_search_body(data)`: a block's index document, rebuilt exactly as it was written.
     static let searchBodyFunction = DatabaseFunction("steward_log_search_body", argumentCount: 1, pure: true) { values in
         guard let data = Data.fromDatabaseValue(values[0]) else { return nil }
-        let lines = try LogBlockCodec.decode(data)
-        return Self.searchBody(lines, names: Self.names(lines).map(\.name))
+        let (lines, format) = try LogBlockCodec.decodeWithFormat(data)
+        return Self.searchBody(lines, names: Self.names(lines).map(\.name), format: format)
     }
 
     /// Store lines read from a host's source, and where that source now stands, in one transaction.
@@ -292,9 +294,24 @@ public struct LogStore: Sendable {
         }
     }
 
-    static func searchBody(_ lines: [LogLine], names: [String]) -> String {
-        (lines.map(\.message) + names).joined(separator: "\n")
+    /// A block's index document. Format 2 blocks index each word with a letter in it once: numbers alone (ports,
+    /// sizes, ids, counters) are most of the distinct words in logs and most of an index's size, and a search for one
+    /// reads the blocks of its range instead. Format 1 blocks were indexed with every message whole, and are taken out
+    /// of the index the same way.
+    static func searchBody(_ lines: [LogLine], names: [String], format: UInt8 = LogBlockCodec.format) -> String {
+        guard format >= 2 else { return (lines.map(\.message) + names).joined(separator: "\n") }
+        var seen = Set<Substring>()
+        var words: [Substring] = []
+        for message in lines.map(\.message) + names {
+            for word in message.split(whereSeparator: { !$0.isLetter && !$0.isNumber }) where indexed(word) && seen.insert(word).inserted {
+                words.append(word)
+            }
+        }
+        return words.joined(separator: " ")
     }
+
+    /// Whether the index holds a word: one with a letter in it.
+    static func indexed(_ word: some StringProtocol) -> Bool { word.contains(where: \.isLetter) }
 
     /// A failed read of a source: its position stays where it was.
     public func recordFailure(hostID: Int64, source: String, error: String, now: Date = Date()) throws {
