@@ -472,12 +472,15 @@ public struct LogStore: Sendable {
 
     /// How many lines match, per host (at most `maxBlocksPerSearch` blocks are read, newest first): what a log alert
     /// rule counts in its window.
-    public func counts(_ query: LogQuery) throws -> [Int64: Int] {
+    /// Counting stops after `searchSeconds`, and the answer is then partial (nil).
+    public func counts(_ query: LogQuery) throws -> [Int64: Int]? {
         var query = query
         query.before = nil
+        let deadline = Date().addingTimeInterval(Self.searchSeconds)
         return try database.read { db in
             var counts: [Int64: Int] = [:]
             for block in try candidateBlocks(query, db, limit: Self.maxBlocksPerSearch) {
+                if Date() > deadline { return nil }
                 guard let data = try Data.fetchOne(db, sql: "SELECT data FROM log_blocks WHERE id = ?", arguments: [block.id]) else { continue }
                 for line in try LogBlockCodec.decode(data) where query.matches(line, host: block.hostID) { counts[block.hostID, default: 0] += 1 }
             }

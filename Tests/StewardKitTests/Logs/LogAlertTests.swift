@@ -147,4 +147,34 @@ struct LogAlertTests {
         #expect(back.map(\.value) == ["a+b c&d=e/é", "web 1"])
         #expect(FormQuery.link("/logs", []) == "/logs")
     }
+
+    @Test("the panel host's logs are an admin's: a rule someone wrote reads no data there (its value could probe them); built-in rules count")
+    func panelHost() async throws {
+        let harness = try await ServerHarness()
+        let server = harness.server
+        let panel = try #require(try server.hosts.all().first { $0.transport == .local })
+        let now = EpochMilliseconds.from(Date())
+        try server.logs.append(
+            hostID: panel.id, source: "journal",
+            lines: [
+                LogLine(time: (now - 5000) * 1000, priority: 6, identifier: "sshd", message: "Failed password for root from 203.0.113.9 port 22 ssh2")
+            ],
+            position: "p")
+        let source = LogAlerts.source(store: server.logs)
+        var probe = AlertRule()
+        probe.source = LogRuleQuery.source
+        probe.logQuery = "priority=6&regex=Failed password for r"
+        probe.windowSeconds = 600
+        guard case .noData = try source.observe(panel, probe, now) else {
+            Issue.record("a rule someone wrote counted the panel host's lines")
+            return
+        }
+        var builtin = try #require(LogAlerts.rules().first { $0.builtin == "log_ssh_auth_failures" })
+        builtin.id = 99
+        guard case .value(let count) = try source.observe(panel, builtin, now + 1) else {
+            Issue.record("the built-in rule did not count the panel host's lines")
+            return
+        }
+        #expect(count == 1)
+    }
 }
