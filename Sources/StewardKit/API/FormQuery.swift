@@ -17,6 +17,13 @@ enum FormQuery {
         }
     }
 
+    /// One value escaped for a query string (a plus as %2B), for a template that writes `?name={{value}}`.
+    static func escaped(_ value: String) -> String {
+        var allowed = CharacterSet.urlQueryAllowed
+        allowed.remove(charactersIn: "+&=#")
+        return value.addingPercentEncoding(withAllowedCharacters: allowed) ?? ""
+    }
+
     /// `path?name=value&...` with every value escaped as a form would (a plus as %2B).
     static func link(_ path: String, _ items: [URLQueryItem]) -> String {
         var components = URLComponents()

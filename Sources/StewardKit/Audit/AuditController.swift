@@ -30,10 +30,11 @@ struct AuditController {
 
     /// The filter from query parameters, or the fields that are wrong and why.
     static func filter(_ request: Request) -> (AuditFilter, [String: String]) {
-        let query = request.uri.queryParameters
+        // As forms write them (a plus is a space), as every other page reads its query.
+        let query = QueryInput(request).query
         var filter = AuditFilter()
         var errors: [String: String] = [:]
-        func text(_ name: String) -> String? { query[name[...]].map(String.init).flatMap { $0.isEmpty ? nil : $0 } }
+        func text(_ name: String) -> String? { query[name].flatMap { $0.isEmpty ? nil : $0 } }
         filter.actor = text("user")
         filter.action = text("action")
         filter.target = text("target")
@@ -108,7 +109,7 @@ struct AuditController {
     @Sendable func page(request: Request, context: Context) async throws -> Response {
         let (filter, errors) = Self.filter(request)
         let events = errors.isEmpty ? try AuditLog.events(database, filter) : []
-        let query = request.uri.queryParameters
+        let query = QueryInput(request).query
         var data: [String: Any] = [
             "events": events.map { event in
                 ViewNode([
@@ -119,7 +120,7 @@ struct AuditController {
             },
             "none": events.isEmpty,
         ]
-        for name in ["user", "action", "target", "since", "until"] { data["q_\(name)"] = query[name[...]].map(String.init) ?? "" }
+        for name in ["user", "action", "target", "since", "until"] { data["q_\(name)"] = query[name] ?? "" }
         if !errors.isEmpty { data["error"] = errors.keys.sorted().map { "\($0): \(errors[$0]!)" }.joined(separator: "; ") }
         if let next = Self.nextLink("/audit", request: request, events: events, limit: filter.limit) { data["next"] = next }
         return area.pages.page(

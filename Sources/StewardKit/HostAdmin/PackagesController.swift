@@ -67,7 +67,10 @@ struct PackagesController: HostScopedController {
             "held_only": heldOnly, "manager": reading?.body.manager.rawValue ?? "", "tab_packages": true,
             "operator": context.identity?.permissions.contains(.operate) ?? false, "admin": context.isAdmin, "disabled": !host.enabled,
             "rows": shown.prefix(1000).map { package in
-                ViewNode(["pkg_name": package.name, "pkg_version": package.version, "pkg_arch": package.arch, "pkg_held": package.held])
+                ViewNode([
+                    "pkg_name": package.name, "pkg_link": FormQuery.link("/packages", [URLQueryItem(name: "name", value: package.name)]),
+                    "pkg_version": package.version, "pkg_arch": package.arch, "pkg_held": package.held,
+                ])
             },
         ]
         if let error = reading?.error { data["reading_error"] = error }
@@ -140,7 +143,9 @@ struct PackagesController: HostScopedController {
 
     @Sendable func fleetPage(request: Request, context: StewardRequestContext) async throws -> Response {
         let name = QueryInput(request).query["name"] ?? ""
-        var data: [String: Any] = ["package_query": name, "asked": !name.isEmpty]
+        var data: [String: Any] = [
+            "package_query": name, "package_query_escaped": FormQuery.escaped(name), "asked": !name.isEmpty,
+        ]
         if !name.isEmpty {
             let fleet = try self.fleet(name: name)
             data["rows"] = fleet.rows.map { row in

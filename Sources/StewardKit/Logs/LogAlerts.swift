@@ -84,13 +84,20 @@ enum LogAlerts {
         var reading: Set<Int64> = []
     }
 
+    /// The pack's filters by key: a built-in rule reads the panel host's lines only while its filter is still this.
+    static let packQueries = Dictionary(uniqueKeysWithValues: rules().compactMap { rule in rule.builtin.map { ($0, rule.logQuery) } })
+
     static func source(store: LogStore) -> AlertSource {
         let memo = Memo()
         return AlertSource(
             name: LogRuleQuery.source,
             description: "how many of the host's log lines match the rule's log filter within its window (no data: no log read from the host yet)"
         ) { host, rule, now in
-            let key = "\(rule.logQuery)|\(rule.windowSeconds)"
+            // The panel host's logs are an admin's: a rule someone wrote (or a built-in rule whose filter someone
+            // changed) could probe them through its value, a regex narrowed a character at a time, or through how long
+            // counting takes. Only the pack's own filters count its lines; every other rule leaves it out of the search.
+            let trusted = rule.builtin.flatMap { packQueries[$0] } == rule.logQuery
+            let key = "\(trusted)|\(rule.logQuery)|\(rule.windowSeconds)"
             let cached = memo.lock.withLock { () -> (counts: [Int64: Int]?, reading: Set<Int64>?) in
                 if memo.at != now {
                     memo.at = now
@@ -101,12 +108,16 @@ enum LogAlerts {
                 return (memo.counts[key], memo.reading.isEmpty ? nil : memo.reading)
             }
             let reading = try cached.reading ?? Set(store.sources().filter { $0.readAt != nil }.map(\.hostID))
-            guard let query = LogRuleQuery.query(rule.logQuery, from: now - Int64(rule.windowSeconds) * 1000, to: now) else {
+            guard var query = LogRuleQuery.query(rule.logQuery, from: now - Int64(rule.windowSeconds) * 1000, to: now) else {
                 return .failure("the log filter cannot be read: \(LogRuleQuery.problem(rule.logQuery) ?? "")")
             }
             // The panel host's logs are an admin's: a rule someone wrote could probe them through its value (a regex
             // narrowed a character at a time), so only the built-in rules, whose filters Steward wrote, count them.
-            if host.transport == .local, rule.builtin == nil { return .noData }
+            if host.transport == .local, !trusted { return .noData }
+            if !trusted {
+                let panel = try store.panelHostIDs()
+                query.hostIDs = try store.hostIDs().filter { !panel.contains($0) }
+            }
             guard let counts = try cached.counts ?? store.counts(query) else {
                 return .failure("counting took longer than \(Int(LogStore.searchSeconds)) s; narrow the rule's filter or its window")
             }

@@ -109,8 +109,10 @@ enum LogBlockCodec {
             var reader = ByteReader(bytes: buffer.bindMemory(to: UInt8.self))
             reader.position = 1
             let count = try reader.count()
+            // A line takes at least ten bytes: a count beyond that is a damaged block, not an allocation to attempt.
+            guard count <= buffer.count / 10 + 1 else { throw Failure(description: "a log block claims more lines than it holds") }
             var strings: [String] = []
-            strings.reserveCapacity(min(try reader.peekCount(), 1 << 20))
+            strings.reserveCapacity(min(try reader.peekCount(), buffer.count / 2 + 1, 1 << 20))
             for _ in 0..<(try reader.count()) { strings.append(try reader.string()) }
             func text(_ index: Int) throws -> String {
                 guard index < strings.count else { throw Failure(description: "a log block names a string it does not hold") }

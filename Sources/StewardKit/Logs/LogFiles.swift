@@ -163,8 +163,11 @@ enum LogFileReader {
                 data = read(p, start, budget)
                 budget -= len(data)
                 emit(path=p, inode=st.st_ino, start=start, data=data, size=st.st_size)
-            except OSError as e:
-                emit(path=p, error=e.strerror or str(e))
+            except (OSError, ValueError) as e:
+                emit(path=p, error=getattr(e, "strerror", None) or str(e))
+        for p in state:
+            if p not in paths:
+                emit(path=p, gone=True)
         """#
 
     static let batchBytes = 4 << 20
@@ -198,8 +201,16 @@ enum LogFileReader {
             if object["missing"] as? Bool == true { read.problems.append("\(path): no such file") }
             if let error = object["error"] as? String { read.problems.append("\(path): \(error)") }
             if object["lost"] as? Bool == true { read.problems.append("\(path) was rotated away before Steward read its end") }
+            // A file no longer matched by any pattern (or gone): its position goes, so positions do not pile up.
+            if object["gone"] as? Bool == true {
+                read.position[path] = nil
+                continue
+            }
+            // A host's answer is checked: offsets and inodes in range, only paths it was asked for or found by a
+            // pattern under /var/log, and no more data than the budget.
             guard let inode = (object["inode"] as? NSNumber)?.int64Value, let start = (object["start"] as? NSNumber)?.int64Value,
-                let data = (object["data"] as? String).flatMap({ Data(base64Encoded: $0) })
+                (0..<(1 << 53)).contains(inode), (0..<(1 << 53)).contains(start), path.hasPrefix("/var/log/"), path.utf8.count <= 4096,
+                let data = (object["data"] as? String).flatMap({ Data(base64Encoded: $0) }), data.count <= batchBytes
             else { continue }
             used += data.count
             let bytes = [UInt8](data)

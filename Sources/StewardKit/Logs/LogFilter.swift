@@ -100,12 +100,20 @@ struct LogFilter {
     /// A repeated group that itself repeats, such as `(a+)+` or `(\w*)*`, can take a backtracking engine longer than
     /// the age of the universe on one line: refused, with what to write instead.
     static func backtrackingProblem(_ pattern: String) -> String? {
-        var stack: [Bool] = []  // per open group: does it hold a quantifier?
+        // Per open group: does it hold a quantifier, and does it hold alternatives?
+        var stack: [(quantified: Bool, alternatives: Bool)] = []
         var escaped = false
         var inClass = false
         var closedQuantified = false
+        var closedAlternatives = false
+        var openEnded = 0
         for character in pattern {
-            defer { if character != ")" { closedQuantified = false } }
+            defer {
+                if character != ")" {
+                    closedQuantified = false
+                    closedAlternatives = false
+                }
+            }
             if escaped {
                 escaped = false
                 continue
@@ -114,18 +122,27 @@ struct LogFilter {
             case "\\": escaped = true
             case "[": inClass = true
             case "]": inClass = false
-            case "(" where !inClass: stack.append(false)
+            case "(" where !inClass: stack.append((false, false))
+            case "|" where !inClass: if !stack.isEmpty { stack[stack.count - 1].alternatives = true }
             case ")" where !inClass:
-                let quantified = stack.popLast() ?? false
-                if !stack.isEmpty, quantified { stack[stack.count - 1] = true }
-                closedQuantified = quantified
+                let group = stack.popLast() ?? (false, false)
+                if !stack.isEmpty, group.quantified { stack[stack.count - 1].quantified = true }
+                closedQuantified = group.quantified
+                closedAlternatives = group.alternatives
                 continue
             case "+", "*", "{":
                 if inClass { break }
+                if character != "{" { openEnded += 1 }
                 if closedQuantified {
                     return "a repeated group with repeats inside it (such as (a+)+) can run for ages; write the inner repeat once, as a+"
                 }
-                if !stack.isEmpty { stack[stack.count - 1] = true }
+                if closedAlternatives {
+                    return "a repeated group of alternatives (such as (a|ab)*) can run for ages; match the alternatives once, or use the text search"
+                }
+                if openEnded > 4 {
+                    return "more than four open-ended repeats (* or +) can run for ages on a long line; narrow the pattern"
+                }
+                if !stack.isEmpty { stack[stack.count - 1].quantified = true }
             default: break
             }
         }

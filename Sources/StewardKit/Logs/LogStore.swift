@@ -472,6 +472,12 @@ public struct LogStore: Sendable {
 
     /// How many lines match, per host (at most `maxBlocksPerSearch` blocks are read, newest first): what a log alert
     /// rule counts in its window.
+    /// Every host's id, and the panel host's (transport local): a log rule someone wrote leaves the panel host out.
+    func hostIDs() throws -> [Int64] { try database.read { db in try Int64.fetchAll(db, sql: "SELECT id FROM hosts") } }
+    func panelHostIDs() throws -> Set<Int64> {
+        try database.read { db in Set(try Int64.fetchAll(db, sql: "SELECT id FROM hosts WHERE transport = 'local'")) }
+    }
+
     /// Counting stops after `searchSeconds`, and the answer is then partial (nil).
     public func counts(_ query: LogQuery) throws -> [Int64: Int]? {
         var query = query

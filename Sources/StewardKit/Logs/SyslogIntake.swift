@@ -46,6 +46,7 @@ public final class SyslogIntake: Service, Sendable {
         var listening: [String] = []
         var problems: [String] = []
         var connections = 0
+        var connectionsByAddress: [String: Int] = [:]
     }
 
     let store: LogStore
@@ -59,6 +60,11 @@ public final class SyslogIntake: Service, Sendable {
     static let maxPending = 200_000
     static let maxPendingBytes = 64 << 20
     static let maxConnections = 512
+    /// Connections from one address (a listed device cannot hold every slot).
+    static let maxConnectionsPerAddress = 16
+    /// A connection that sends nothing this long (an idle sender, a TLS handshake never finished) is closed; senders
+    /// reconnect when they have something to say.
+    static let idleTimeout: TimeAmount = .minutes(10)
     /// Senders whose counts are kept (refused addresses beyond it are counted under "other").
     static let maxTrackedSenders = 1024
     static let source = "syslog"
@@ -115,6 +121,7 @@ public final class SyslogIntake: Service, Sendable {
                 try await ServerBootstrap(group: group).serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
                     .childChannelInitializer { channel in
                         channel.eventLoop.makeCompletedFuture {
+                            try channel.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: Self.idleTimeout))
                             try channel.pipeline.syncOperations.addHandler(SyslogStreamHandler(intake: self, transport: "tcp"))
                         }
                     }
@@ -137,6 +144,7 @@ public final class SyslogIntake: Service, Sendable {
                 return try await ServerBootstrap(group: group).serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
                     .childChannelInitializer { channel in
                         channel.eventLoop.makeCompletedFuture {
+                            try channel.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: Self.idleTimeout))
                             try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: context))
                             try channel.pipeline.syncOperations.addHandler(SyslogStreamHandler(intake: self, transport: "tls"))
                         }
@@ -170,11 +178,12 @@ public final class SyslogIntake: Service, Sendable {
     func admit(_ address: String) -> Bool {
         state.withLock { state in
             guard case .refused = state.routes.decide(address) else {
-                guard state.connections < Self.maxConnections else {
+                guard state.connections < Self.maxConnections, state.connectionsByAddress[address, default: 0] < Self.maxConnectionsPerAddress else {
                     Self.count(&state, address) { $0.dropped += 1 }
                     return false
                 }
                 state.connections += 1
+                state.connectionsByAddress[address, default: 0] += 1
                 return true
             }
             Self.count(&state, address) { $0.refused += 1 }
@@ -182,7 +191,13 @@ public final class SyslogIntake: Service, Sendable {
         }
     }
 
-    func closed() { state.withLock { $0.connections -= 1 } }
+    func closed(_ address: String) {
+        state.withLock { state in
+            state.connections -= 1
+            state.connectionsByAddress[address, default: 1] -= 1
+            if state.connectionsByAddress[address] == 0 { state.connectionsByAddress[address] = nil }
+        }
+    }
 
     static func count(_ state: inout State, _ address: String, _ change: (inout SenderCounts) -> Void) {
         let key = state.counts[address] != nil || state.counts.count < maxTrackedSenders ? address : "other"
@@ -209,7 +224,9 @@ public final class SyslogIntake: Service, Sendable {
         state.withLock { state in
             var kept = 0
             for line in lines {
-                let bytes = line.message.utf8.count + 256
+                let bytes =
+                    line.message.utf8.count + line.identifier.utf8.count + line.fields.reduce(0) { $0 + $1.key.utf8.count + $1.value.utf8.count }
+                    + 128
                 guard state.pendingCount < Self.maxPending, state.pendingBytes + bytes <= Self.maxPendingBytes else { break }
                 state.pending[hostID, default: []].append((line: line, sender: address))
                 state.pendingCount += 1
@@ -303,10 +320,15 @@ final class SyslogStreamHandler: ChannelInboundHandler {
             if last != nil || framer.damaged > before {
                 intake.receive(last.map { [$0] } ?? [], from: address, transport: transport, damaged: framer.damaged - before)
             }
-            intake.closed()
+            intake.closed(address)
             admitted = false
         }
         context.fireChannelInactive()
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is IdleStateHandler.IdleStateEvent { context.close(promise: nil) }
+        context.fireUserInboundEventTriggered(event)
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {

@@ -114,7 +114,8 @@ struct SyslogRoutes: Sendable {
             host = hosts.first { $0.id == id }
         } else if let bytes = AddressRange.bytes(address) {
             let loopback = AddressRange("127.0.0.0/8")!.contains(address) || address == "::1"
-            host = hosts.first { AddressRange.bytes($0.address) == bytes } ?? (loopback ? hosts.first { $0.transport == .local } : nil)
+            // Loopback is the panel host itself, whatever other host also names 127.0.0.1 (a tunnel).
+            host = loopback ? hosts.first { $0.transport == .local } : hosts.first { AddressRange.bytes($0.address) == bytes }
         } else {
             host = nil
         }

@@ -169,6 +169,13 @@ struct LogAlertTests {
             Issue.record("a rule someone wrote counted the panel host's lines")
             return
         }
+        // A built-in rule whose filter someone changed is a rule someone wrote.
+        var edited = try #require(LogAlerts.rules().first { $0.builtin == "log_ssh_auth_failures" })
+        edited.logQuery = "priority=6&regex=Failed password for r"
+        guard case .noData = try source.observe(panel, edited, now) else {
+            Issue.record("an edited built-in rule counted the panel host's lines")
+            return
+        }
         var builtin = try #require(LogAlerts.rules().first { $0.builtin == "log_ssh_auth_failures" })
         builtin.id = 99
         guard case .value(let count) = try source.observe(panel, builtin, now + 1) else {

@@ -28,6 +28,22 @@ struct LogFileTests {
         #expect(line("an error occurred while nothing was wrong").priority == 6, "a level word in running text is not a level")
     }
 
+    @Test("a host's answer is checked: offsets and inodes out of range, paths it was not asked for, and files gone")
+    func hostileOutput() {
+        let data = Data("one\ntwo\n".utf8).base64EncodedString()
+        let output = [
+            #"{"path":"/var/log/a.log","inode":1,"start":9223372036854775807,"data":"\#(data)"}"#,
+            #"{"path":"/var/log/a.log","inode":-4,"start":0,"data":"\#(data)"}"#,
+            #"{"path":"/etc/shadow","inode":1,"start":0,"data":"\#(data)"}"#,
+            #"{"path":"/var/log/old.log","gone":true}"#,
+            #"{"path":"/var/log/b.log","inode":7,"start":10,"data":"\#(data)"}"#,
+        ].joined(separator: "\n")
+        let read = LogFileReader.parse(
+            output, position: ["/var/log/old.log": [3, 100], "/var/log/a.log": [1, 5]], zone: TimeZone(identifier: "UTC")!, now: Date())
+        #expect(read.lines.map(\.message) == ["one", "two"])
+        #expect(read.position == ["/var/log/a.log": [1, 5], "/var/log/b.log": [7, 18]])
+    }
+
     @Test("path rules: under /var/log only, patterns in the file name only")
     func paths() {
         for (path, fine) in [

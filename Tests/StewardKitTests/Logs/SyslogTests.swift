@@ -125,7 +125,11 @@ struct SyslogTests {
             sender.timeZone = zone
             return sender
         }
-        let hosts = [Self.host(1, "panel", "127.0.0.1", transport: .local), Self.host(2, "sw1", "10.0.0.5"), Self.host(3, "web", "2001:db8::7")]
+        // A tunnelled host also named 127.0.0.1 comes first: loopback is still the panel host.
+        let hosts = [
+            Self.host(4, "tunnel", "127.0.0.1"), Self.host(1, "panel", "127.0.0.1", transport: .local), Self.host(2, "sw1", "10.0.0.5"),
+            Self.host(3, "web", "2001:db8::7"),
+        ]
         let routes = SyslogRoutes(
             senders: [sender("10.0.0.0/8"), sender("10.0.0.9", host: 2, zone: "Asia/Tokyo"), sender("127.0.0.1"), sender("2001:db8::/32")],
             hosts: hosts, zones: [2: "Europe/Berlin"])
@@ -171,6 +175,18 @@ struct SyslogTests {
         let device = try server.hosts.create(deviceSettings, by: .system, now: Date())
         let channels = await intake.listen()
         #expect(channels.count == 2 && intake.status().problems.isEmpty)
+
+        // One address holds at most 16 connections (a listed device cannot take every slot).
+        var loopback = SyslogSender()
+        loopback.network = "127.0.0.2"
+        loopback.hostID = device.id
+        _ = try SyslogSenderStore(database: server.database).create(loopback, hosts: try server.hosts.all(), by: .system, now: Date())
+        intake.reload()
+        let admitted = (0..<20).filter { _ in intake.admit("127.0.0.2") }.count
+        #expect(admitted == SyslogIntake.maxConnectionsPerAddress && intake.admit("127.0.0.3") == false)
+        for _ in 0..<admitted { intake.closed("127.0.0.2") }
+        #expect(intake.admit("127.0.0.2"))
+        intake.closed("127.0.0.2")
 
         // Nobody is listed: the connection is closed and counted.
         try await Self.sendTCP(port: settings.port, "<13>refused: nobody listed\n")
