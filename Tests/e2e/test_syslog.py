@@ -269,3 +269,29 @@ def check_the_page(browser, steward, api):
     status, state = api.call("GET", "/api/v1/logs/syslog")
     assert [s["network"] for s in state["senders"]] == ["198.51.100.0/24"], state
     assert state["port"] == 0 and state["listening"] == []
+
+
+def test_the_log_files_page_lists_and_stops_files(signed_in, steward, api):
+    """An admin lists two files to read, is refused a path outside /var/log with the field marked, and stops reading
+    the second row: the first stays."""
+    browser = signed_in
+    browser.get(steward.base_url + "/logs/files")
+    wait = WebDriverWait(browser, 10, ignored_exceptions=[StaleElementReferenceException])
+    for path in ("/var/log/steward-e2e-a.log", "/var/log/steward-e2e-*.txt"):
+        browser.find_element(By.ID, "field-path").send_keys(path)
+        browser.find_element(By.CSS_SELECTOR, "#log-file-form button[type=submit]").click()
+        wait.until(lambda d: path in d.find_element(By.ID, "log-files").text)
+    browser.find_element(By.ID, "field-path").send_keys("/etc/shadow")
+    browser.find_element(By.CSS_SELECTOR, "#log-file-form button[type=submit]").click()
+    error = wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, ".field.has-error .error"))[0].text
+    assert "under /var/log" in error and browser.find_element(By.ID, "field-path").get_attribute("value") == "/etc/shadow"
+    rows = browser.find_elements(By.CSS_SELECTOR, "#log-files tbody tr")
+    target = [row for row in rows if "steward-e2e-*.txt" in row.text][0]
+    form = target.find_element(By.CSS_SELECTOR, "form")
+    browser.execute_script("arguments[0].removeAttribute('data-confirm')", form)
+    form.find_element(By.TAG_NAME, "button").click()
+    wait.until(lambda d: "steward-e2e-*.txt" not in d.find_element(By.ID, "log-files").text)
+    status, files = api.call("GET", "/api/v1/logs/files")
+    assert [f["path"] for f in files["items"]] == ["/var/log/steward-e2e-a.log"], files
+    # Leave nothing for later tests' collection rounds.
+    assert api.call("DELETE", f"/api/v1/logs/files/{files['items'][0]['id']}")[0] == 204

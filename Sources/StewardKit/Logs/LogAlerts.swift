@@ -114,7 +114,7 @@ enum LogAlerts {
             // The panel host's logs are an admin's: a rule someone wrote could probe them through its value (a regex
             // narrowed a character at a time), so only the built-in rules, whose filters Steward wrote, count them.
             if host.transport == .local, !trusted { return .noData }
-            if !trusted {
+            if !trusted, cached.counts == nil {
                 let panel = try store.panelHostIDs()
                 query.hostIDs = try store.hostIDs().filter { !panel.contains($0) }
             }
