@@ -13,61 +13,71 @@ enum LogBlockCodec {
 
     static let format: UInt8 = 2
 
-    static func encode(_ lines: [LogLine]) throws -> (data: Data, rawBytes: Int) {
-        var strings: [String] = []
-        var stringIndex: [String: Int] = [:]
-        func string(_ text: String) -> Int {
-            if let index = stringIndex[text] { return index }
-            strings.append(text)
-            stringIndex[text] = strings.count - 1
-            return strings.count - 1
-        }
+    static func encode(_ lines: [LogLine], level: Int32 = 6) throws -> (data: Data, rawBytes: Int) { try encode(lines[...], level: level) }
+
+    /// The lines are read in place (a copy of each line would cost a retain and release of each of its strings).
+    static func encode(_ lines: ArraySlice<LogLine>, level: Int32 = 6) throws -> (data: Data, rawBytes: Int) {
+        var table = StringTable()
         var shapes: [[Int]] = []
         var shapeIndex: [[Int]: Int] = [:]
         var body = ByteWriter()
+        var fields: [(name: Int, kind: UInt8, payload: UInt64)] = []
+        var shape: [Int] = []
+        var previousShape = -1
         var previous: Int64 = 0
-        for line in lines {
-            body.signed(line.time - previous)
-            previous = line.time
-            body.byte(UInt8(clamping: line.priority))
-            body.unsigned(UInt64(string(line.unit)))
-            body.unsigned(UInt64(string(line.identifier)))
-            body.unsigned(line.pid.map { UInt64(max(0, $0)) + 1 } ?? 0)
-            body.unsigned(UInt64(string(line.message)))
-            body.unsigned(UInt64(string(line.boot)))
-            body.unsigned(line.seq.map { UInt64(max(0, $0)) + 1 } ?? 0)
-            body.unsigned(line.seqIndex.map { UInt64(max(0, $0)) + 1 } ?? 0)
-            let names = line.fields.keys.sorted()
-            let shape = names.map(string)
+        for index in lines.indices {
+            let time = lines[index].time
+            let pid = lines[index].pid
+            body.signed(time - previous)
+            previous = time
+            body.byte(UInt8(clamping: lines[index].priority))
+            body.unsigned(UInt64(table.number(lines[index].unit)))
+            body.unsigned(UInt64(table.number(lines[index].identifier)))
+            body.unsigned(pid.map { UInt64(max(0, $0)) + 1 } ?? 0)
+            body.unsigned(UInt64(table.number(lines[index].message)))
+            body.unsigned(UInt64(table.number(lines[index].boot)))
+            body.unsigned(lines[index].seq.map { UInt64(max(0, $0)) + 1 } ?? 0)
+            body.unsigned(lines[index].seqIndex.map { UInt64(max(0, $0)) + 1 } ?? 0)
+            // The fields ordered by their names' numbers in this block (the same names give the same shape, cheaper than
+            // sorting the names), each value as a string, a number, a time near the line's, or the line's pid.
+            fields.removeAll(keepingCapacity: true)
+            for (name, value) in lines[index].fields {
+                let number = table.number(name)
+                if let integer = canonicalInteger(value) {
+                    let distance = integer.subtractingReportingOverflow(time)
+                    if let pid, pid >= 0, integer == Int64(pid) {
+                        // SYSLOG_PID and the like: the line's own pid again.
+                        fields.append((number, 3, 0))
+                    } else if !distance.overflow, abs(distance.partialValue) < 1 << 40, abs(integer) >= 1 << 40 {
+                        fields.append((number, 2, ByteWriter.zigzag(distance.partialValue)))
+                    } else {
+                        fields.append((number, 1, ByteWriter.zigzag(integer)))
+                    }
+                } else {
+                    fields.append((number, 0, UInt64(table.number(value))))
+                }
+            }
+            fields.sort { $0.name < $1.name }
+            shape.removeAll(keepingCapacity: true)
+            for field in fields { shape.append(field.name) }
             let shapeNumber: Int
-            if let known = shapeIndex[shape] {
+            if previousShape >= 0, shapes[previousShape] == shape {
+                shapeNumber = previousShape
+            } else if let known = shapeIndex[shape] {
                 shapeNumber = known
             } else {
                 shapes.append(shape)
                 shapeIndex[shape] = shapes.count - 1
                 shapeNumber = shapes.count - 1
             }
+            previousShape = shapeNumber
             body.unsigned(UInt64(shapeNumber))
-            for name in names {
-                let value = line.fields[name] ?? ""
-                if let pid = line.pid, pid >= 0, value == String(pid) {
-                    // SYSLOG_PID and the like: the line's own pid again.
-                    body.byte(3)
-                } else if let number = canonicalInteger(value) {
-                    let distance = number.subtractingReportingOverflow(line.time)
-                    if !distance.overflow, abs(distance.partialValue) < 1 << 40, abs(number) >= 1 << 40 {
-                        body.byte(2)
-                        body.signed(distance.partialValue)
-                    } else {
-                        body.byte(1)
-                        body.signed(number)
-                    }
-                } else {
-                    body.byte(0)
-                    body.unsigned(UInt64(string(value)))
-                }
+            for field in fields {
+                body.byte(field.kind)
+                if field.kind != 3 { body.unsigned(field.payload) }
             }
         }
+        let strings = table.strings
         var head = ByteWriter()
         head.byte(format)
         head.unsigned(UInt64(lines.count))
@@ -82,7 +92,7 @@ enum LogBlockCodec {
             for name in shape { head.unsigned(UInt64(name)) }
         }
         let raw = head.bytes + body.bytes
-        return (try deflate(Data(raw)), raw.count)
+        return (try deflate(Data(raw), level: level), raw.count)
     }
 
     /// A decimal that reads back exactly as written (no sign on zero, no leading zeros, no plus).
@@ -223,6 +233,62 @@ enum LogBlockCodec {
     }
 }
 
+/// A block's strings, each numbered in the order first seen. Strings are told apart by their bytes (Swift's `==` takes
+/// "é" and "e" with a combining accent for the same string, and a block must give back exactly what it was given),
+/// hashed with FNV-1a in an open-addressed table.
+struct StringTable {
+    private(set) var strings: [String] = []
+    private var hashes: [UInt64] = []
+    /// A string's number plus one; 0 is an empty slot. Always a power of two, at most half full.
+    private var slots = [Int32](repeating: 0, count: 256)
+
+    static func hash(_ bytes: UnsafeBufferPointer<UInt8>) -> UInt64 {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in bytes { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
+        return hash
+    }
+
+    mutating func number(_ text: String) -> Int {
+        var text = text
+        return text.withUTF8 { number(bytes: $0) }
+    }
+
+    /// The number of the string with these bytes (UTF-8; anything else is repaired when the string is made).
+    mutating func number(bytes: UnsafeBufferPointer<UInt8>) -> Int {
+        let hash = Self.hash(bytes)
+        let mask = slots.count - 1
+        var slot = Int(truncatingIfNeeded: hash ^ (hash >> 29)) & mask
+        while slots[slot] != 0 {
+            let number = Int(slots[slot]) - 1
+            if hashes[number] == hash, Self.same(strings[number], bytes) { return number }
+            slot = (slot + 1) & mask
+        }
+        strings.append(String(decoding: bytes, as: UTF8.self))
+        hashes.append(hash)
+        slots[slot] = Int32(strings.count)
+        if strings.count * 2 > slots.count { grow() }
+        return strings.count - 1
+    }
+
+    /// One string for each distinct run of bytes (a journal's field names repeat on every line).
+    mutating func string(bytes: UnsafeBufferPointer<UInt8>) -> String { strings[number(bytes: bytes)] }
+
+    static func same(_ text: String, _ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+        var text = text
+        return text.withUTF8 { own in own.count == bytes.count && (own.isEmpty || memcmp(own.baseAddress!, bytes.baseAddress!, own.count) == 0) }
+    }
+
+    private mutating func grow() {
+        slots = [Int32](repeating: 0, count: slots.count * 2)
+        let mask = slots.count - 1
+        for (number, hash) in hashes.enumerated() {
+            var slot = Int(truncatingIfNeeded: hash ^ (hash >> 29)) & mask
+            while slots[slot] != 0 { slot = (slot + 1) & mask }
+            slots[slot] = Int32(number + 1)
+        }
+    }
+}
+
 /// Variable-length integers (LEB128, signed ones zigzag-coded) into a byte array.
 struct ByteWriter {
     var bytes: [UInt8] = []
@@ -238,7 +304,9 @@ struct ByteWriter {
         bytes.append(UInt8(value))
     }
 
-    mutating func signed(_ value: Int64) { unsigned(UInt64(bitPattern: (value << 1) ^ (value >> 63))) }
+    mutating func signed(_ value: Int64) { unsigned(Self.zigzag(value)) }
+
+    static func zigzag(_ value: Int64) -> UInt64 { UInt64(bitPattern: (value << 1) ^ (value >> 63)) }
 }
 
 /// Reads what `ByteWriter` wrote; running past the end, or a number too long, is a damaged block.

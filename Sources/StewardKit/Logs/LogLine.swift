@@ -55,11 +55,6 @@ public struct LogLine: Sendable, Equatable, Codable {
 
     /// A message longer than this is cut (at a character boundary) and says so; the journal's own limit is larger.
     static let maxMessageBytes = 16 << 10
-    /// Fields left out: positions and sequence numbers that differ on every line and say nothing to a reader.
-    static let droppedFields: Set<String> = [
-        "__CURSOR", "__MONOTONIC_TIMESTAMP", "__SEQNUM", "__SEQNUM_ID", "_SOURCE_MONOTONIC_TIMESTAMP", "__REALTIME_TIMESTAMP", "MESSAGE",
-        "PRIORITY", "_SYSTEMD_UNIT", "SYSLOG_IDENTIFIER", "_PID", "_BOOT_ID",
-    ]
 
     /// One line of `journalctl -o json`: every value is a string, an array of byte values (binary or invalid UTF-8),
     /// an array of those (a field given more than once) or null (too large). Returns the line and its cursor.
@@ -76,7 +71,10 @@ public struct LogLine: Sendable, Equatable, Codable {
     }
 
     static func fieldName(_ name: String) -> Bool {
-        (1...64).contains(name.utf8.count) && name.utf8.allSatisfy { ($0 >= 65 && $0 <= 90) || ($0 >= 48 && $0 <= 57) || $0 == 95 }
+        var name = name
+        return name.withUTF8 { bytes in
+            (1...64).contains(bytes.count) && bytes.allSatisfy { ($0 >= 65 && $0 <= 90) || ($0 >= 48 && $0 <= 57) || $0 == 95 }
+        }
     }
 
     /// A journal field's value as `journalctl -o json` writes it.
@@ -116,29 +114,80 @@ public struct LogLine: Sendable, Equatable, Codable {
     }
 
     static func journal(_ object: [String: JournalValue], now: Int64) -> (line: LogLine, cursor: String)? {
-        guard case .text(let cursor) = object["__CURSOR"], cursor.utf8.count <= 512,
-            case .text(let stampText) = object["__REALTIME_TIMESTAMP"], let claimed = Int64(stampText)
-        else { return nil }
-        let stamp = plausible(claimed, now: now) ? claimed : now
-        func text(_ key: String) -> String? { object[key]?.text }
-        var message =
-            text("MESSAGE")
-            ?? (object["MESSAGE"].map { if case .null = $0 { true } else { false } } == true
-                ? "[the message was too large for the journal's JSON]" : "")
-        message = cut(message, bytes: maxMessageBytes)
-        var fields: [String: String] = [:]
-        for key in object.keys.sorted() where !droppedFields.contains(key) && fieldName(key) && fields.count < maxFields {
-            if let value = text(key) { fields[key] = cut(value, bytes: maxFieldBytes) }
+        journal(pairs: object.map { (key: $0.key, value: $0.value) }, now: now)
+    }
+
+    /// The lengths of the names `journal(pairs:)` treats apart (_PID, _COMM, MESSAGE, __CURSOR, ...).
+    static func specialLength(_ count: Int) -> Bool {
+        switch count {
+        case 4, 5, 7, 8, 11, 13, 17, 20, 21, 27: true
+        default: false
         }
-        if stamp != claimed { fields["STEWARD_CLAIMED_TIMESTAMP"] = String(claimed) }
+    }
+
+    /// The line from a journal entry's fields in the order read (a name given twice: the last one counts, as in a
+    /// dictionary). One pass: the fields Steward keeps in the line's own places, and the others.
+    static func journal(pairs: [(key: String, value: JournalValue)], now: Int64) -> (line: LogLine, cursor: String)? {
+        var cursor: JournalValue?
+        var stamp: JournalValue?
+        var message: JournalValue?
+        var priority: JournalValue?
+        var unit: JournalValue?
+        var identifier: JournalValue?
+        var comm: JournalValue?
+        var pid: JournalValue?
+        var boot: JournalValue?
+        var monotonic: JournalValue?
+        var others: [(key: String, value: String)] = []
+        others.reserveCapacity(pairs.count)
+        for (key, value) in pairs {
+            // Most names are none of these: their length rules them out before any comparison.
+            guard Self.specialLength(key.utf8.count) else {
+                if fieldName(key), let text = value.text { others.append((key, text)) }
+                continue
+            }
+            switch key {
+            case "__CURSOR": cursor = value
+            case "__REALTIME_TIMESTAMP": stamp = value
+            case "MESSAGE": message = value
+            case "PRIORITY": priority = value
+            case "_SYSTEMD_UNIT": unit = value
+            case "SYSLOG_IDENTIFIER": identifier = value
+            case "_PID": pid = value
+            case "_BOOT_ID": boot = value
+            case "__MONOTONIC_TIMESTAMP": monotonic = value
+            // Positions and sequence numbers that differ on every line and say nothing to a reader.
+            case "__SEQNUM", "__SEQNUM_ID", "_SOURCE_MONOTONIC_TIMESTAMP": continue
+            default:
+                if key == "_COMM" { comm = value }
+                if fieldName(key), let text = value.text { others.append((key, text)) }
+            }
+        }
+        guard case .text(let cursorText) = cursor, cursorText.utf8.count <= 512, case .text(let stampText) = stamp, let claimed = Int64(stampText)
+        else { return nil }
+        let time = plausible(claimed, now: now) ? claimed : now
+        var text =
+            message?.text
+            ?? (message.map { if case .null = $0 { true } else { false } } == true ? "[the message was too large for the journal's JSON]" : "")
+        text = cut(text, bytes: maxMessageBytes)
+        // At most `maxFields`, the first by name when there are more.
+        var fields: [String: String] = [:]
+        fields.reserveCapacity(min(others.count, maxFields) + 1)
+        if others.count > maxFields {
+            let last = Dictionary(others, uniquingKeysWith: { $1 })
+            for key in last.keys.sorted().prefix(maxFields) { fields[key] = cut(last[key]!, bytes: maxFieldBytes) }
+        } else {
+            for (key, value) in others { fields[key] = cut(value, bytes: maxFieldBytes) }
+        }
+        if time != claimed { fields["STEWARD_CLAIMED_TIMESTAMP"] = String(claimed) }
         var line = LogLine(
-            time: stamp, priority: text("PRIORITY").flatMap { Int($0) }.map { max(0, min(7, $0)) } ?? 6,
-            unit: cut(text("_SYSTEMD_UNIT") ?? "", bytes: 256), identifier: cut(text("SYSLOG_IDENTIFIER") ?? text("_COMM") ?? "", bytes: 256),
-            pid: text("_PID").flatMap { Int($0) }, message: message, boot: cut(text("_BOOT_ID") ?? "", bytes: 64), fields: fields)
-        if let monotonic = text("__MONOTONIC_TIMESTAMP").flatMap({ Int64($0) }), monotonic >= 0, monotonic <= claimed, stamp == claimed {
+            time: time, priority: priority?.text.flatMap { Int($0) }.map { max(0, min(7, $0)) } ?? 6,
+            unit: cut(unit?.text ?? "", bytes: 256), identifier: cut(identifier?.text ?? comm?.text ?? "", bytes: 256),
+            pid: pid?.text.flatMap { Int($0) }, message: text, boot: cut(boot?.text ?? "", bytes: 64), fields: fields)
+        if let monotonic = monotonic?.text.flatMap({ Int64($0) }), monotonic >= 0, monotonic <= claimed, time == claimed {
             line.bootStarted = claimed - monotonic
         }
-        return (line, cursor)
+        return (line, cursorText)
     }
 
     /// Complete lines of `journalctl -o json` output, in order, with the cursor of the last one read. A last line cut
@@ -148,22 +197,31 @@ public struct LogLine: Sendable, Equatable, Codable {
         var lines: [LogLine] = []
         var cursor: String?
         var skipped = 0
-        for text in output.utf8.split(separator: 0x0A, omittingEmptySubsequences: true) {
-            // journalctl's JSON is flat and simple: read by hand; anything the quick reader does not expect goes to
-            // Foundation's parser instead.
-            let object =
-                JournalJSON.object(text)
-                ?? (try? JSONSerialization.jsonObject(with: Data(text)) as? [String: Any]).map { $0.compactMapValues(JournalValue.init) }
-            guard let object else {
-                skipped += 1
-                continue
+        var output = output
+        var names = StringTable()
+        output.withUTF8 { bytes in
+            var start = 0
+            while start < bytes.count {
+                var end = start
+                while end < bytes.count, bytes[end] != 0x0A { end += 1 }
+                defer { start = end + 1 }
+                guard end > start else { continue }
+                let text = UnsafeBufferPointer(rebasing: bytes[start..<end])
+                // journalctl's JSON is flat and simple: read by hand; anything the quick reader does not expect goes to
+                // Foundation's parser instead.
+                var reader = JournalJSON.Reader(bytes: text)
+                let pairs =
+                    reader.object(names: &names)
+                    ?? (try? JSONSerialization.jsonObject(with: Data(text)) as? [String: Any]).map {
+                        $0.compactMapValues(JournalValue.init).map { (key: $0.key, value: $0.value) }
+                    }
+                guard let pairs, let (line, position) = journal(pairs: pairs, now: now) else {
+                    skipped += 1
+                    continue
+                }
+                lines.append(line)
+                cursor = position
             }
-            guard let (line, position) = journal(object, now: now) else {
-                skipped += 1
-                continue
-            }
-            lines.append(line)
-            cursor = position
         }
         return (lines, cursor, skipped)
     }
@@ -172,9 +230,9 @@ public struct LogLine: Sendable, Equatable, Codable {
 /// A reader for the one shape of JSON `journalctl -o json` prints: an object whose values are strings, arrays of byte
 /// numbers, arrays of those two, or null. Returns nil for anything else (the caller falls back to Foundation).
 enum JournalJSON {
-    static func object(_ text: Substring.UTF8View) -> [String: LogLine.JournalValue]? {
+    static func object(_ text: Substring.UTF8View) -> [(key: String, value: LogLine.JournalValue)]? {
         var text = text
-        return text.withContiguousStorageIfAvailable { buffer -> [String: LogLine.JournalValue]? in
+        return text.withContiguousStorageIfAvailable { buffer -> [(key: String, value: LogLine.JournalValue)]? in
             var reader = Reader(bytes: buffer)
             return reader.object()
         }
@@ -194,7 +252,9 @@ enum JournalJSON {
         init(bytes: UnsafeBufferPointer<UInt8>) { self.bytes = bytes }
 
         mutating func space() {
-            while position < bytes.count, [0x20, 0x09, 0x0D, 0x0A].contains(bytes[position]) { position += 1 }
+            while position < bytes.count, bytes[position] == 0x20 || bytes[position] == 0x09 || bytes[position] == 0x0D || bytes[position] == 0x0A {
+                position += 1
+            }
         }
 
         mutating func take(_ byte: UInt8) -> Bool {
@@ -204,15 +264,21 @@ enum JournalJSON {
             return true
         }
 
-        mutating func object() -> [String: LogLine.JournalValue]? {
+        mutating func object() -> [(key: String, value: LogLine.JournalValue)]? {
+            var names = StringTable()
+            return object(names: &names)
+        }
+
+        /// The object's fields in the order written; names without escapes are made once, in `names`.
+        mutating func object(names: inout StringTable) -> [(key: String, value: LogLine.JournalValue)]? {
             guard take(UInt8(ascii: "{")) else { return nil }
-            var object: [String: LogLine.JournalValue] = [:]
+            var object: [(key: String, value: LogLine.JournalValue)] = []
             object.reserveCapacity(32)
             if take(UInt8(ascii: "}")) { return finished() ? object : nil }
             repeat {
                 space()
-                guard let key = string(), take(UInt8(ascii: ":")), let value = value() else { return nil }
-                object[key] = value
+                guard let key = name(&names) ?? string(), take(UInt8(ascii: ":")), let value = value() else { return nil }
+                object.append((key, value))
             } while take(UInt8(ascii: ","))
             guard take(UInt8(ascii: "}")), finished() else { return nil }
             return object
@@ -264,6 +330,16 @@ enum JournalJSON {
                 position += 1
             }
             return value <= 255 && position > start ? UInt8(value) : nil
+        }
+
+        /// A string without escapes or control characters, from `names`; nil (and nothing read) otherwise.
+        mutating func name(_ names: inout StringTable) -> String? {
+            guard position < bytes.count, bytes[position] == UInt8(ascii: "\"") else { return nil }
+            var end = position + 1
+            while end < bytes.count, bytes[end] != UInt8(ascii: "\""), bytes[end] != UInt8(ascii: "\\"), bytes[end] >= 0x20 { end += 1 }
+            guard end < bytes.count, bytes[end] == UInt8(ascii: "\"") else { return nil }
+            defer { position = end + 1 }
+            return names.string(bytes: UnsafeBufferPointer(rebasing: bytes[(position + 1)..<end]))
         }
 
         /// A JSON string (after its opening quote is next); plain runs are copied as they are.

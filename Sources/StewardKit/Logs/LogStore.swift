@@ -150,39 +150,61 @@ public struct LogStore: Sendable {
 
     public init(database: DatabasePool) { self.database = database }
 
-    /// Lines in blocks of at most `blockLines` lines or `blockBytes` bytes, in time order.
-    static func chunks(_ lines: [LogLine]) -> [[LogLine]] {
-        var blocks: [[LogLine]] = []
-        var current: [LogLine] = []
+    /// Lines in blocks of at most `blockLines` lines or `blockBytes` bytes, in time order (slices of one array: the
+    /// lines are not copied).
+    static func chunks(_ lines: [LogLine]) -> [ArraySlice<LogLine>] {
+        var ordered = lines
+        if !lines.indices.dropFirst().allSatisfy({ lines[$0 - 1].time <= lines[$0].time }) { ordered.sort { $0.time < $1.time } }
+        var blocks: [ArraySlice<LogLine>] = []
+        var start = 0
         var bytes = 0
-        for line in lines.sorted(by: { $0.time < $1.time }) {
-            current.append(line)
-            bytes += line.message.utf8.count + 64
-            if current.count >= Self.blockLines || bytes >= Self.blockBytes {
-                blocks.append(current)
-                current = []
+        for index in ordered.indices {
+            bytes += ordered[index].message.utf8.count + 64
+            if index + 1 - start >= Self.blockLines || bytes >= Self.blockBytes {
+                blocks.append(ordered[start...index])
+                start = index + 1
                 bytes = 0
             }
         }
-        if !current.isEmpty { blocks.append(current) }
+        if start < ordered.count { blocks.append(ordered[start...]) }
         return blocks
     }
 
     /// The units (as `journalctl -u` matches them) and identifiers of a block's lines, in a fixed order: the index's
     /// document can then be written again exactly, to take it out.
-    static func names(_ block: [LogLine]) -> [(kind: String, name: String)] {
-        var names = Set<[String]>()
-        for line in block {
-            for unit in [line.unit, line.fields["UNIT"] ?? "", line.fields["USER_UNIT"] ?? ""] where !unit.isEmpty { names.insert(["unit", unit]) }
-            if !line.identifier.isEmpty { names.insert(["identifier", line.identifier]) }
+    static func names(_ block: ArraySlice<LogLine>) -> [(kind: String, name: String)] {
+        var units = Set<String>()
+        var identifiers = Set<String>()
+        var previous: (unit: String, identifier: String)?
+        for index in block.indices {
+            let unit = block[index].unit
+            let identifier = block[index].identifier
+            let fields = block[index].fields
+            // Neighbouring lines mostly come from the same program.
+            if let previous, previous.unit == unit, previous.identifier == identifier, fields["UNIT"] == nil, fields["USER_UNIT"] == nil {
+                continue
+            }
+            previous = (unit, identifier)
+            for name in [unit, fields["UNIT"] ?? "", fields["USER_UNIT"] ?? ""] where !name.isEmpty { units.insert(name) }
+            if !identifier.isEmpty { identifiers.insert(identifier) }
         }
-        return names.sorted { ($0[0], $0[1]) < ($1[0], $1[1]) }.map { (kind: $0[0], name: $0[1]) }
+        return identifiers.sorted().map { (kind: "identifier", name: $0) } + units.sorted().map { (kind: "unit", name: $0) }
     }
 
-    static func insert(_ db: Database, hostID: Int64, source: String, block: [LogLine], compacted: Bool, now: Int64) throws {
-        let (data, raw) = try LogBlockCodec.encode(block)
-        let seqs = block.compactMap(\.seq)
-        let mask = block.reduce(0) { $0 | (1 << $1.priority) }
+    static func insert(_ db: Database, hostID: Int64, source: String, block: ArraySlice<LogLine>, compacted: Bool, now: Int64) throws {
+        // A fresh block lives minutes, until merged: it is deflated fast and left out of the index (searches read every
+        // fresh block of their range instead).
+        let (data, raw) = try LogBlockCodec.encode(block, level: compacted ? 6 : 1)
+        var seqLow = Int64.max
+        var seqHigh = Int64.min
+        var mask = 0
+        for index in block.indices {
+            mask |= 1 << block[index].priority
+            if let seq = block[index].seq {
+                seqLow = min(seqLow, seq)
+                seqHigh = max(seqHigh, seq)
+            }
+        }
         try db.execute(
             sql: """
                 INSERT INTO log_blocks (host_id, source, start_ms, end_ms, line_count, priorities, min_priority, raw_bytes, data, stored_at, compacted,
@@ -190,20 +212,24 @@ public struct LogStore: Sendable {
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """,
             arguments: [
-                hostID, source, block.first!.time / 1000, block.last!.time / 1000, block.count, mask, block.map(\.priority).min() ?? 6, raw, data,
-                now, compacted, seqs.min() ?? 0, seqs.max() ?? 0,
+                hostID, source, block.first!.time / 1000, block.last!.time / 1000, block.count, mask, mask.trailingZeroBitCount, raw, data,
+                now, compacted, seqLow == .max ? 0 : seqLow, seqHigh == .min ? 0 : seqHigh,
             ])
         let id = db.lastInsertedRowID
         // A block as a read stored it: its lines' sequence is its own id.
-        if seqs.isEmpty { try db.execute(sql: "UPDATE log_blocks SET seq_low = id, seq_high = id WHERE id = ?", arguments: [id]) }
+        if seqLow == .max { try db.execute(sql: "UPDATE log_blocks SET seq_low = id, seq_high = id WHERE id = ?", arguments: [id]) }
         let names = Self.names(block)
         for name in names {
             try db.execute(sql: "INSERT INTO log_block_names (block_id, kind, name) VALUES (?, ?, ?)", arguments: [id, name.kind, name.name])
         }
-        try db.execute(sql: "INSERT INTO log_search (rowid, body) VALUES (?, ?)", arguments: [id, Self.searchBody(block, names: names.map(\.name))])
+        if compacted {
+            try db.execute(
+                sql: "INSERT INTO log_search (rowid, body) VALUES (?, ?)", arguments: [id, Self.searchBody(block, names: names.map(\.name))])
+        }
     }
 
-    /// Take a block out: its row, its names (cascade) and its index document (the trigger log_blocks_unindex).
+    /// Take a block out: its row, its names (cascade) and, for a merged block, its index document (the trigger
+    /// log_blocks_unindex).
     static func remove(_ db: Database, id: Int64) throws {
         try db.execute(sql: "DELETE FROM log_blocks WHERE id = ?", arguments: [id])
     }
@@ -212,15 +238,47 @@ public struct LogStore: Sendable {
     static let searchBodyFunction = DatabaseFunction("steward_log_search_body", argumentCount: 1, pure: true) { values in
         guard let data = Data.fromDatabaseValue(values[0]) else { return nil }
         let (lines, format) = try LogBlockCodec.decodeWithFormat(data)
-        return Self.searchBody(lines, names: Self.names(lines).map(\.name), format: format)
+        return Self.searchBody(lines[...], names: Self.names(lines[...]).map(\.name), format: format)
     }
 
-    /// Store lines read from a host's source, and where that source now stands, in one transaction.
+    /// Whether a block is as large as blocks get (it would gain nothing from being merged).
+    static func isFull(_ block: ArraySlice<LogLine>) -> Bool {
+        var bytes = 0
+        for index in block.indices { bytes += block[index].message.utf8.count + 64 }
+        return block.count >= blockLines || bytes >= blockBytes
+    }
+
+    /// Lines sorted as a merge sorts them for the retention rules (see `LogsRetention.key`); one group without rules.
+    static func groups(_ lines: [LogLine], rules: [RetentionRule]) -> [[LogLine]] {
+        guard !rules.isEmpty else { return [lines] }
+        let groups = Dictionary(grouping: lines) { LogsRetention.key($0, rules: rules) }
+        return groups.keys.sorted().map { groups[$0]! }
+    }
+
+    /// Store lines read from a host's source, and where that source now stands, in one transaction. A large read (a
+    /// host catching up, a busy one) fills whole blocks: those are written as merged blocks at once, sorted by the
+    /// retention rules as a merge would sort them, so their lines are encoded and indexed once. The rest wait as fresh
+    /// blocks for `compact`.
     public func append(hostID: Int64, source: String, lines: [LogLine], position: String?, now: Date = Date()) throws {
-        let blocks = Self.chunks(lines)
         let stamp = EpochMilliseconds.from(now)
         try database.write { db in
-            for block in blocks { try Self.insert(db, hostID: hostID, source: source, block: block, compacted: false, now: stamp) }
+            var rest: [LogLine] = []
+            var bytes = 0
+            for index in lines.indices { bytes += lines[index].message.utf8.count + 64 }
+            if lines.count >= Self.blockLines || bytes >= Self.blockBytes {
+                for group in Self.groups(lines, rules: try LogsRetention.rules(db)) {
+                    for block in Self.chunks(group) {
+                        if Self.isFull(block) {
+                            try Self.insert(db, hostID: hostID, source: source, block: block, compacted: true, now: stamp)
+                        } else {
+                            rest += block
+                        }
+                    }
+                }
+            } else {
+                rest = lines
+            }
+            for block in Self.chunks(rest) { try Self.insert(db, hostID: hostID, source: source, block: block, compacted: false, now: stamp) }
             try db.execute(
                 sql: """
                     INSERT INTO log_sources (host_id, source, position, read_at, lines_total, last_error) VALUES (?, ?, ?, ?, ?, '')
@@ -229,10 +287,14 @@ public struct LogStore: Sendable {
                     """,
                 arguments: [hostID, source, position ?? "", EpochMilliseconds.from(now), lines.count, position])
             // The newest line's boot is the host's current one.
-            if let newest = lines.filter({ !$0.boot.isEmpty && $0.bootStarted != nil }).max(by: { $0.time < $1.time }) {
+            var newest: Int?
+            for index in lines.indices where !lines[index].boot.isEmpty && lines[index].bootStarted != nil {
+                if newest.map({ lines[$0].time < lines[index].time }) ?? true { newest = index }
+            }
+            if let newest {
                 try db.execute(
                     sql: "UPDATE log_sources SET boot_id = ?, boot_started_ms = ? WHERE host_id = ? AND source = ?",
-                    arguments: [newest.boot, newest.bootStarted! / 1000, hostID, source])
+                    arguments: [lines[newest].boot, lines[newest].bootStarted! / 1000, hostID, source])
             }
         }
     }
@@ -284,9 +346,8 @@ public struct LogStore: Sendable {
             }
             // Lines a retention rule names (a unit, a program, a priority) go in blocks of their own, which the rule then
             // matches exactly; the rest stay together.
-            let groups = Dictionary(grouping: lines) { LogsRetention.key($0, rules: rules) }
-            for key in groups.keys.sorted() {
-                for block in Self.chunks(groups[key]!) {
+            for group in Self.groups(lines, rules: rules) {
+                for block in Self.chunks(group) {
                     try Self.insert(db, hostID: hostID, source: source, block: block, compacted: true, now: stamp)
                 }
             }
@@ -298,16 +359,44 @@ public struct LogStore: Sendable {
     /// sizes, ids, counters) are most of the distinct words in logs and most of an index's size, and a search for one
     /// reads the blocks of its range instead. Format 1 blocks were indexed with every message whole, and are taken out
     /// of the index the same way.
-    static func searchBody(_ lines: [LogLine], names: [String], format: UInt8 = LogBlockCodec.format) -> String {
+    static func searchBody(_ lines: ArraySlice<LogLine>, names: [String], format: UInt8 = LogBlockCodec.format) -> String {
         guard format >= 2 else { return (lines.map(\.message) + names).joined(separator: "\n") }
-        var seen = Set<Substring>()
-        var words: [Substring] = []
-        for message in lines.map(\.message) + names {
-            for word in message.split(whereSeparator: { !$0.isLetter && !$0.isNumber }) where indexed(word) && seen.insert(word).inserted {
-                words.append(word)
+        var seen = Set<String>()
+        var body: [UInt8] = []
+        body.reserveCapacity(lines.count * 32)
+        func add(_ word: String) {
+            guard seen.insert(word).inserted else { return }
+            if !body.isEmpty { body.append(0x20) }
+            body.append(contentsOf: word.utf8)
+        }
+        func words(_ text: String) {
+            var text = text
+            // Most lines are ASCII: their words are runs of ASCII letters and digits, found on the bytes (the same words
+            // as Character's isLetter and isNumber give, at a tenth of the cost). Other lines take the general path.
+            let done = text.withUTF8 { bytes -> Bool in
+                guard !bytes.contains(where: { $0 >= 0x80 }) else { return false }
+                var start = 0
+                var letter = false
+                for index in 0...bytes.count {
+                    let byte = index < bytes.count ? bytes[index] : 0x20
+                    let isLetter = (byte | 0x20) >= 0x61 && (byte | 0x20) <= 0x7A
+                    if isLetter || (byte >= 0x30 && byte <= 0x39) {
+                        letter = letter || isLetter
+                        continue
+                    }
+                    if letter { add(String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<index]), as: UTF8.self)) }
+                    start = index + 1
+                    letter = false
+                }
+                return true
+            }
+            if !done {
+                for word in text.split(whereSeparator: { !$0.isLetter && !$0.isNumber }) where indexed(word) { add(String(word)) }
             }
         }
-        return words.joined(separator: " ")
+        for index in lines.indices { words(lines[index].message) }
+        for name in names { words(name) }
+        return String(decoding: body, as: UTF8.self)
     }
 
     /// Whether the index holds a word: one with a letter in it.
@@ -372,7 +461,7 @@ public struct LogStore: Sendable {
             arguments += names.map { $0 as any DatabaseValueConvertible }
         }
         if let terms = query.searchTerms {
-            clauses.append("b.id IN (SELECT rowid FROM log_search WHERE log_search MATCH ?)")
+            clauses.append("(b.compacted = 0 OR b.id IN (SELECT rowid FROM log_search WHERE log_search MATCH ?))")
             arguments.append(terms)
         }
         return try Row.fetchAll(

@@ -89,6 +89,11 @@ struct LogStoreTests {
         let (data, _) = try LogBlockCodec.encode(lines)
         let back = try LogBlockCodec.decode(data)
         #expect(back == lines && back[0].seq == 0 && back[0].seqIndex == 511 && back[1].seq == nil && back[1].pid == 0)
+        // Strings Swift takes for equal ("é" written as one character, or as e and an accent) come back byte for byte.
+        let forms = ["caf\u{e9}", "cafe\u{301}", "caf\u{e9}", "cafe\u{301}"].map { LogLine(time: 1, priority: 6, message: $0, fields: ["F": $0]) }
+        let formsBack = try LogBlockCodec.decode(try LogBlockCodec.encode(forms).data)
+        #expect(formsBack.map { Array($0.message.utf8) } == forms.map { Array($0.message.utf8) })
+        #expect(formsBack.map { Array($0.fields["F"]!.utf8) } == forms.map { Array($0.message.utf8) })
         // A damaged body (a string index past the table, a count past the block) is an error, not a crash.
         var raw = [UInt8](try LogBlockCodec.inflate(data))
         raw[1] = 0xFF
@@ -109,7 +114,7 @@ struct LogStoreTests {
             let quick = try #require(JournalJSON.object(Substring(sample).utf8), "\(sample)")
             let slow = try #require(try JSONSerialization.jsonObject(with: Data(sample.utf8)) as? [String: Any])
             let now: Int64 = 1_790_000_000_000_000
-            #expect(LogLine.journal(quick, now: now)?.line == LogLine.journal(slow, now: now)?.line, "\(sample)")
+            #expect(LogLine.journal(pairs: quick, now: now)?.line == LogLine.journal(slow, now: now)?.line, "\(sample)")
         }
         // What the quick reader does not take goes to Foundation's: numbers, booleans, nested objects, bad escapes.
         for odd in [#"{"__CURSOR":"s","A":1}"#, #"{"A":true}"#, #"{"A":{"B":"c"}}"#, #"{"A":"\x"}"#, #"{"A":"b"} x"#, #"{"A":"b""#] {
@@ -186,9 +191,23 @@ struct LogStoreTests {
         #expect(try pages(query) == expected { $1.unit == "nginx.service" || $1.fields["UNIT"] == "nginx.service" })
         query.units = []
         query.text = "ZEBRACORN"
+        // The read of 1500 lines filled a block, written merged at once; the other lines wait in fresh blocks, which are
+        // not indexed: the search reads each of them.
+        let kinds = try await harness.server.database.read { db in
+            try Row.fetchAll(
+                db, sql: "SELECT compacted, count(*) AS n, sum(line_count) AS lines FROM log_blocks GROUP BY compacted ORDER BY compacted")
+        }
+        #expect(kinds.map { [$0["compacted"], $0["n"], $0["lines"]] as [Int] } == [[0, 9, 9000 - 3 * 1024], [1, 3, 3 * 1024]])
+        let fresh = try store.search(query)
+        #expect(fresh.hits.map { "\($0.hostID)/\($0.line.time)" } == expected { $1.message.contains("zebracorn") })
+        var absent = query
+        absent.text = "unicornfish"
+        #expect(try store.search(absent).blocksRead == 9, "the fresh blocks only: the index rules out the merged ones")
+        // Once merged, the index finds the blocks that hold the word.
+        for id in ids { try store.compact(hostID: id, source: "journal", maxAge: 0, now: Date().addingTimeInterval(60)) }
         let rare = try store.search(query)
         #expect(rare.hits.map { "\($0.hostID)/\($0.line.time)" } == expected { $1.message.contains("zebracorn") })
-        #expect(rare.blocksRead <= 3 * 6, "the index found the blocks: \(rare.blocksRead) opened")
+        #expect(try store.search(absent).blocksRead == 0, "every block is merged and indexed now")
         query.text = "failed password for ROOT from 203.0.113.7"
         #expect(try pages(query) == expected { $1.message.lowercased().contains("failed password for root from 203.0.113.7") })
         query.text = ""
@@ -254,6 +273,56 @@ struct LogStoreTests {
         paging.maxPriority = 7
         paging.limit = 50
         #expect(try store.search(paging).hits.first?.position.block ?? 0 < blocks[0]["id"] as Int64)
+    }
+
+    @Test("a block's index document: the words with a letter, once each, in order; ASCII read on bytes gives what Character gives")
+    func indexDocument() {
+        let messages = [
+            "Failed password for root from 203.0.113.7 port 22 ssh2", "naïve café 42 x_y-z", "tab\there CRLF\r\nnext", "über-ssh über ssh",
+            "ÀB 12ab ab12 1e5 0x1F", "emoji 🙂ok done", "Failed again for root", "e\u{301}cole école", "",
+        ]
+        let lines = messages.map { LogLine(time: 0, priority: 6, message: $0) }
+        // What every format 2 block was indexed with: Character's letters and digits (kept exact, to take documents out).
+        var seen = Set<Substring>()
+        var words: [Substring] = []
+        for text in messages + ["sshd", "ssh.service"] {
+            for word in text.split(whereSeparator: { !$0.isLetter && !$0.isNumber })
+            where word.contains(where: \.isLetter) && seen.insert(word).inserted {
+                words.append(word)
+            }
+        }
+        #expect(LogStore.searchBody(lines[...], names: ["sshd", "ssh.service"]) == words.joined(separator: " "))
+        #expect(LogStore.searchBody(lines[...], names: []).hasPrefix("Failed password for root from port ssh2 naïve café x y z tab here CRLF next"))
+    }
+
+    @Test("a database from before fresh blocks left the index: their documents leave it, merged blocks' stay and still leave on delete")
+    func freshDocumentsMigrated() throws {
+        let directory = TemporaryDirectory()
+        let path = directory.path + "/steward.db"
+        let pool = try StewardDatabase.open(path: path)
+        let all = try MigrationRunner.load(directory: repositoryRoot + "/migrations")
+        try MigrationRunner(migrations: all.migrations.filter { $0.version < 28 }).migrate(pool, databasePath: path)
+        try pool.write { db in
+            try db.execute(sql: "INSERT INTO hosts (name, address, created_at, updated_at) VALUES ('web1', '127.0.0.1', 0, 0)")
+            let host = db.lastInsertedRowID
+            for (compacted, word) in [(0, "freshword"), (1, "mergedword")] {
+                let (data, raw) = try LogBlockCodec.encode([LogLine(time: 1_000_000, priority: 6, message: "a \(word) line")])
+                try db.execute(
+                    sql: """
+                        INSERT INTO log_blocks (host_id, source, start_ms, end_ms, line_count, priorities, min_priority, raw_bytes, data, stored_at, compacted)
+                        VALUES (?, 'journal', 1000, 1000, 1, 64, 6, ?, ?, 0, ?)
+                        """, arguments: [host, raw, data, compacted])
+                try db.execute(
+                    sql: "INSERT INTO log_search (rowid, body) VALUES (?, steward_log_search_body(?))", arguments: [db.lastInsertedRowID, data])
+            }
+        }
+        try all.migrate(pool, databasePath: path)
+        func found(_ word: String) throws -> [Int64] {
+            try pool.read { db in try Int64.fetchAll(db, sql: "SELECT rowid FROM log_search WHERE log_search MATCH ?", arguments: [word]) }
+        }
+        #expect(try found("freshword").isEmpty && found("line").count == 1 && found("mergedword").count == 1)
+        try pool.write { db in try db.execute(sql: "DELETE FROM log_blocks") }
+        #expect(try found("line").isEmpty && found("mergedword").isEmpty)
     }
 
     @Test(
