@@ -235,17 +235,28 @@ enum LogBlockCodec {
 
 /// A block's strings, each numbered in the order first seen. Strings are told apart by their bytes (Swift's `==` takes
 /// "é" and "e" with a combining accent for the same string, and a block must give back exactly what it was given),
-/// hashed with FNV-1a in an open-addressed table.
+/// hashed eight bytes at a time in an open-addressed table.
 struct StringTable {
     private(set) var strings: [String] = []
     private var hashes: [UInt64] = []
     /// A string's number plus one; 0 is an empty slot. Always a power of two, at most half full.
     private var slots = [Int32](repeating: 0, count: 256)
 
+    /// Eight bytes at a time: multiply, then fold the high half in.
     static func hash(_ bytes: UnsafeBufferPointer<UInt8>) -> UInt64 {
-        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-        for byte in bytes { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
-        return hash
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325 ^ UInt64(bytes.count)
+        let raw = UnsafeRawBufferPointer(bytes)
+        var offset = 0
+        while offset + 8 <= raw.count {
+            hash = (hash ^ raw.loadUnaligned(fromByteOffset: offset, as: UInt64.self)) &* 0x9E37_79B9_7F4A_7C15
+            hash ^= hash >> 29
+            offset += 8
+        }
+        while offset < raw.count {
+            hash = (hash ^ UInt64(raw[offset])) &* 0x100_0000_01b3
+            offset += 1
+        }
+        return hash ^ (hash >> 32)
     }
 
     mutating func number(_ text: String) -> Int {
