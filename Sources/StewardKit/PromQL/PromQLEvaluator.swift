@@ -107,7 +107,7 @@ extension PromQL {
             case .negate(let inner):
                 switch try evaluate(inner) {
                 case .scalar(let value): return .scalar(-value)
-                case .vector(let samples): return .vector(samples.map { Sample(labels: $0.labels.withoutName, value: -$0.value) })
+                case .vector(let samples): return .vector(try Self.unique(samples.map { Sample(labels: $0.labels.withoutName, value: -$0.value) }))
                 default: throw EvaluationError(description: "a sign goes before a number or an instant vector")
                 }
             case .selector(let selector):
@@ -118,6 +118,15 @@ extension PromQL {
             case .binary(let op, let lhs, let rhs, let returnBool, let matching):
                 return try binary(op, try evaluate(lhs), try evaluate(rhs), returnBool: returnBool, matching: matching ?? VectorMatching())
             }
+        }
+
+        /// Prometheus refuses a result in which two series have the same labels (after names were dropped).
+        static func unique(_ samples: [Sample]) throws -> [Sample] {
+            var seen = Set<Labels>()
+            for sample in samples where !seen.insert(sample.labels).inserted {
+                throw EvaluationError(description: "vector cannot contain metrics with the same labelset \(sample.labels)")
+            }
+            return samples
         }
 
         func vector(_ expr: Expr) throws -> [Sample] {
@@ -166,9 +175,9 @@ extension PromQL {
                 let (value, keep) = Self.apply(op, a, b)
                 return .scalar(op.isComparison ? (keep ? 1 : 0) : value)
             case (.vector(let samples), .scalar(let b)):
-                return .vector(Self.withScalar(op, samples, b, scalarOnLeft: false, returnBool: returnBool))
+                return .vector(try Self.unique(Self.withScalar(op, samples, b, scalarOnLeft: false, returnBool: returnBool)))
             case (.scalar(let a), .vector(let samples)):
-                return .vector(Self.withScalar(op, samples, a, scalarOnLeft: true, returnBool: returnBool))
+                return .vector(try Self.unique(Self.withScalar(op, samples, a, scalarOnLeft: true, returnBool: returnBool)))
             case (.vector(let left), .vector(let right)):
                 if op.isSet { return .vector(Self.setOperation(op, left, right, matching: matching)) }
                 return .vector(try Self.vectors(op, left, right, returnBool: returnBool, matching: matching))
@@ -203,7 +212,7 @@ extension PromQL {
                 if op.isComparison {
                     if returnBool { return Sample(labels: sample.labels.withoutName, value: keep ? 1 : 0) }
                     // A comparison keeps the vector's own value, whichever side it is on.
-                    return keep ? sample : nil
+                    return keep ? Sample(labels: sample.labels, value: sample.value) : nil
                 }
                 return Sample(labels: op.dropsName ? sample.labels.withoutName : sample.labels, value: value)
             }
@@ -226,6 +235,8 @@ extension PromQL {
         }
 
         static func vectors(_ op: BinaryOp, _ left: [Sample], _ right: [Sample], returnBool: Bool, matching: VectorMatching) throws -> [Sample] {
+            // Nothing to match against: empty, before any check for duplicates (as Prometheus answers).
+            guard !left.isEmpty, !right.isEmpty else { return [] }
             // The "one" side is keyed by signature; with group_right the sides swap roles.
             var include: [String] = []
             var swapped = false
@@ -251,6 +262,7 @@ extension PromQL {
             }
             var result: [Sample] = []
             var seen: [Labels: Bool] = [:]
+            var matched = Set<Labels>()
             let dropName = op.dropsName || returnBool
             for sample in many {
                 guard let other = oneBySignature[signature(sample.labels, matching)] else { continue }
@@ -262,13 +274,16 @@ extension PromQL {
                     labels = matching.on ? labels.keeping(matching.labels) : labels.dropping(matching.labels)
                 }
                 for name in include { labels.set(name, other.labels[name] ?? "") }
-                if seen[labels] != nil {
-                    if case .oneToOne = matching.cardinality {
+                if case .oneToOne = matching.cardinality {
+                    // One-to-one: a match group may be used once.
+                    let group = signature(sample.labels, matching)
+                    guard matched.insert(group).inserted else {
                         throw EvaluationError(
                             description:
-                                "multiple matches for \(signature(sample.labels, matching)) on the \(swapped ? "right" : "left") side of \(op.rawValue); many-to-one matching needs group_left or group_right"
+                                "multiple matches for \(group) on the \(swapped ? "right" : "left") side of \(op.rawValue); many-to-one matching needs group_left or group_right"
                         )
                     }
+                } else if seen[labels] != nil {
                     throw EvaluationError(description: "multiple matches for labels \(labels): grouping labels must ensure unique matches")
                 }
                 seen[labels] = true
@@ -302,7 +317,7 @@ extension PromQL {
                 let values = members.map(\.value)
                 switch op {
                 case "sum": result.append(Sample(labels: group, value: values.reduce(0, +)))
-                case "avg": result.append(Sample(labels: group, value: values.reduce(0, +) / Double(values.count)))
+                case "avg": result.append(Sample(labels: group, value: Self.mean(values)))
                 case "min": result.append(Sample(labels: group, value: values.filter { !$0.isNaN }.min() ?? .nan))
                 case "max": result.append(Sample(labels: group, value: values.filter { !$0.isNaN }.max() ?? .nan))
                 case "count": result.append(Sample(labels: group, value: Double(values.count)))
@@ -311,7 +326,10 @@ extension PromQL {
                 case "stdvar": result.append(Sample(labels: group, value: Self.variance(values)))
                 case "quantile": result.append(Sample(labels: group, value: Self.quantile(parameter ?? .nan, values)))
                 case "topk", "bottomk":
-                    let k = Int(max(0, min(Double(Int32.max), parameter ?? 0)))
+                    guard let parameter, parameter >= -9.223_372_036_854_775_808e18, parameter <= 9.223_372_036_854_774_784e18 else {
+                        throw EvaluationError(description: "the number of \(op) overflows int64")
+                    }
+                    let k = Int(max(0, min(Double(Int32.max), parameter)))
                     let ordered = members.sorted { a, b in
                         // NaN sorts last either way.
                         if a.value.isNaN { return false }
@@ -325,10 +343,42 @@ extension PromQL {
             return result
         }
 
+        /// Welford's method, as Prometheus's stddev and stdvar aggregations (a lone value gives 0, even NaN).
         static func variance(_ values: [Double]) -> Double {
-            guard !values.isEmpty else { return .nan }
-            let mean = values.reduce(0, +) / Double(values.count)
-            return values.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(values.count)
+            guard let first = values.first else { return .nan }
+            var mean = first
+            var sum = 0.0
+            var count = 1.0
+            for value in values.dropFirst() {
+                count += 1
+                let delta = value - mean
+                mean += delta / count
+                sum += delta * (value - mean)
+            }
+            return sum / count
+        }
+
+        /// An incremental mean (no overflow for large values), an infinite mean kept as Prometheus keeps it.
+        static func mean(_ values: [Double]) -> Double {
+            guard let first = values.first else { return .nan }
+            var mean = first
+            var count = 1.0
+            for value in values.dropFirst() {
+                count += 1
+                if mean.isInfinite {
+                    if value.isInfinite && (mean > 0) == (value > 0) { continue }
+                    if !value.isInfinite && !value.isNaN { continue }
+                }
+                mean += value / count - mean / count
+            }
+            return mean
+        }
+
+        /// Neumaier's compensated addition, as Prometheus's kahanSumInc: the new sum and compensation.
+        static func kahan(_ increment: Double, _ sum: Double, _ compensation: Double) -> (Double, Double) {
+            let total = sum + increment
+            if abs(sum) >= abs(increment) { return (total, compensation + (sum - total) + increment) }
+            return (total, compensation + (increment - total) + sum)
         }
 
         /// The φ-quantile with linear interpolation between ranks, as Prometheus computes it.
@@ -336,7 +386,8 @@ extension PromQL {
             guard !values.isEmpty, !q.isNaN else { return .nan }
             if q < 0 { return -.infinity }
             if q > 1 { return .infinity }
-            let sorted = values.sorted()
+            // NaN sorts first, as in Prometheus's quantile.
+            let sorted = values.sorted { a, b in a.isNaN ? !b.isNaN : (!b.isNaN && a < b) }
             let rank = q * Double(sorted.count - 1)
             let lower = max(0, Int(rank.rounded(.down)))
             let upper = min(sorted.count - 1, lower + 1)

@@ -17,7 +17,11 @@ extension PromQL.Evaluator {
             return .vector(try matrix(arguments[0]).isEmpty ? [Sample(labels: Self.absentLabels(arguments[0]), value: 1)] : [])
         case "label_replace": return .vector(try labelReplace(arguments))
         case "sort", "sort_desc":
-            let samples = try vector(arguments[0]).sorted { a, b in name == "sort" ? a.value < b.value : a.value > b.value }
+            // NaN sorts last either way.
+            let samples = try vector(arguments[0]).sorted { a, b in
+                if a.value.isNaN || b.value.isNaN { return !a.value.isNaN }
+                return name == "sort" ? a.value < b.value : a.value > b.value
+            }
             return .vector(samples)
         default: break
         }
@@ -31,24 +35,34 @@ extension PromQL.Evaluator {
             let rangeStart = rangeEnd - (selector?.range ?? 0)
             let parameter = arguments.count > 1 ? try scalar(arguments[1]) : nil
             return .vector(
-                series.compactMap { series in
-                    guard let value = Self.overRange(name, series.points, rangeStart: rangeStart, rangeEnd: rangeEnd, at: time, parameter: parameter)
-                    else { return nil }
-                    return Sample(labels: name == "last_over_time" ? series.labels : series.labels.withoutName, value: value)
-                })
+                try Self.unique(
+                    series.compactMap { series in
+                        guard
+                            let value = Self.overRange(
+                                name, series.points, rangeStart: rangeStart, rangeEnd: rangeEnd, at: time, parameter: parameter)
+                        else { return nil }
+                        return Sample(labels: name == "last_over_time" ? series.labels : series.labels.withoutName, value: value)
+                    }))
         }
         if name == "quantile_over_time" {
             let q = try scalar(arguments[0])
-            return .vector(try matrix(arguments[1]).map { Sample(labels: $0.labels.withoutName, value: Self.quantile(q, $0.points.map(\.value))) })
+            return .vector(
+                try Self.unique(
+                    try matrix(arguments[1]).map { Sample(labels: $0.labels.withoutName, value: Self.quantile(q, $0.points.map(\.value))) }))
         }
         // Functions of each sample's value.
         let samples = arguments.isEmpty ? [Sample(labels: PromQL.Labels([]), value: Double(time) / 1000)] : try vector(arguments[0])
         let extra = try arguments.dropFirst().map { try scalar($0) }
         if name == "clamp", extra[1] < extra[0] { return .vector([]) }
+        // timestamp() reports a sample's own time only for a bare selector; of anything computed, the evaluation time.
+        let ownTimes = name == "timestamp" && { if case .selector = Self.unwrapped(arguments[0]) { true } else { false } }()
         return .vector(
-            samples.map { sample in
-                Sample(labels: sample.labels.withoutName, value: Self.valueFunction(name, sample, extra, at: time))
-            })
+            try Self.unique(
+                samples.map { sample in
+                    var sample = sample
+                    if !ownTimes { sample.time = nil }
+                    return Sample(labels: sample.labels.withoutName, value: Self.valueFunction(name, sample, extra, at: time))
+                }))
     }
 
     static func unwrapped(_ expr: PromQL.Expr) -> PromQL.Expr {
@@ -59,9 +73,12 @@ extension PromQL.Evaluator {
     /// What absent() reports: the equality matchers of a selector as labels.
     static func absentLabels(_ expr: PromQL.Expr) -> PromQL.Labels {
         guard case .selector(let selector) = unwrapped(expr) else { return PromQL.Labels([]) }
-        var counts: [String: Int] = [:]
-        for matcher in selector.matchers { counts[matcher.name, default: 0] += 1 }
-        return PromQL.Labels(selector.matchers.filter { $0.op == .equal && counts[$0.name] == 1 }.map { ($0.name, $0.value) })
+        // In the matchers' order: an equality sets its label the first time; anything else about the label removes it.
+        var labels = PromQL.Labels([])
+        for matcher in selector.matchers where matcher.name != "__name__" {
+            labels.set(matcher.name, matcher.op == .equal && labels[matcher.name] == nil ? matcher.value : "")
+        }
+        return labels
     }
 
     static func valueFunction(_ name: String, _ sample: Sample, _ extra: [Double], at time: Int64) -> Double {
@@ -80,12 +97,15 @@ extension PromQL.Evaluator {
         case "round":
             let inverse = 1 / (extra.first ?? 1)
             return (value * inverse + 0.5).rounded(.down) / inverse
-        case "clamp": return Swift.max(extra[0], Swift.min(extra[1], value))
-        case "clamp_min": return Swift.max(extra[0], value)
-        case "clamp_max": return Swift.min(extra[0], value)
+        // Go's math.Max and math.Min give NaN for NaN.
+        case "clamp": return value.isNaN ? .nan : Swift.max(extra[0], Swift.min(extra[1], value))
+        case "clamp_min": return value.isNaN || extra[0].isNaN ? .nan : Swift.max(extra[0], value)
+        case "clamp_max": return value.isNaN || extra[0].isNaN ? .nan : Swift.min(extra[0], value)
         default:
             // Calendar functions, in UTC as Prometheus computes them.
             guard !value.isNaN, !value.isInfinite else { return .nan }
+            // Go converts the seconds to an integer toward zero.
+            let value = value.rounded(.towardZero)
             var calendar = Calendar(identifier: .gregorian)
             calendar.timeZone = TimeZone(identifier: "UTC")!
             let date = Date(timeIntervalSince1970: value)
@@ -133,14 +153,41 @@ extension PromQL.Evaluator {
             return Double(count)
         case "resets":
             return Double(points.indices.dropFirst().filter { values[$0] < values[$0 - 1] }.count)
-        case "avg_over_time": return values.reduce(0, +) / Double(values.count)
-        case "sum_over_time": return values.reduce(0, +)
+        case "avg_over_time":
+            var mean = 0.0
+            var compensation = 0.0
+            for (index, value) in values.enumerated() {
+                let count = Double(index + 1)
+                if mean.isInfinite {
+                    if value.isInfinite && (mean > 0) == (value > 0) { continue }
+                    if !value.isInfinite && !value.isNaN { continue }
+                }
+                (mean, compensation) = kahan(value / count - mean / count, mean, compensation)
+            }
+            return mean.isInfinite ? mean : mean + compensation
+        case "sum_over_time":
+            var sum = 0.0
+            var compensation = 0.0
+            for value in values { (sum, compensation) = kahan(value, sum, compensation) }
+            return sum.isInfinite ? sum : sum + compensation
         case "count_over_time": return Double(values.count)
         case "min_over_time": return values.dropFirst().reduce(values[0]) { $1 < $0 || $0.isNaN ? $1 : $0 }
         case "max_over_time": return values.dropFirst().reduce(values[0]) { $1 > $0 || $0.isNaN ? $1 : $0 }
         case "last_over_time": return values.last
-        case "stddev_over_time": return variance(values).squareRoot()
-        case "stdvar_over_time": return variance(values)
+        case "stddev_over_time", "stdvar_over_time":
+            var count = 0.0
+            var mean = 0.0
+            var meanCompensation = 0.0
+            var aux = 0.0
+            var auxCompensation = 0.0
+            for value in values {
+                count += 1
+                let delta = value - (mean + meanCompensation)
+                (mean, meanCompensation) = kahan(delta / count, mean, meanCompensation)
+                (aux, auxCompensation) = kahan(delta * (value - (mean + meanCompensation)), aux, auxCompensation)
+            }
+            let variance = (aux + auxCompensation) / count
+            return name == "stdvar_over_time" ? variance : variance.squareRoot()
         case "present_over_time": return 1
         default: return nil
         }
@@ -182,19 +229,21 @@ extension PromQL.Evaluator {
     static func linearRegression(_ points: [Point], interceptTime: Int64) -> (slope: Double, intercept: Double) {
         let first = points[0].value
         if points.allSatisfy({ $0.value == first }) { return first.isInfinite ? (.nan, .nan) : (0, first) }
+        // Compensated sums, as Prometheus adds them.
         var n = 0.0
-        var sumX = 0.0
-        var sumY = 0.0
-        var sumXY = 0.0
-        var sumX2 = 0.0
+        var (sumX, cX, sumY, cY, sumXY, cXY, sumX2, cX2) = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
         for point in points {
             let x = Double(point.time - interceptTime) / 1000
             n += 1
-            sumX += x
-            sumY += point.value
-            sumXY += x * point.value
-            sumX2 += x * x
+            (sumX, cX) = kahan(x, sumX, cX)
+            (sumY, cY) = kahan(point.value, sumY, cY)
+            (sumXY, cXY) = kahan(x * point.value, sumXY, cXY)
+            (sumX2, cX2) = kahan(x * x, sumX2, cX2)
         }
+        sumX += cX
+        sumY += cY
+        sumXY += cXY
+        sumX2 += cX2
         let covariance = sumXY - sumX * sumY / n
         let variance = sumX2 - sumX * sumX / n
         let slope = covariance / variance
@@ -214,7 +263,7 @@ extension PromQL.Evaluator {
         else { throw PromQL.EvaluationError(description: "\(PromQL.quoted(destination)) is not a valid label name") }
         let regex: NSRegularExpression
         do {
-            regex = try NSRegularExpression(pattern: "^(?:" + pattern + ")$", options: [.dotMatchesLineSeparators])
+            regex = try NSRegularExpression(pattern: PromQL.anchored(pattern))
         } catch {
             throw PromQL.EvaluationError(description: "\(PromQL.quoted(pattern)) is not a valid regular expression")
         }

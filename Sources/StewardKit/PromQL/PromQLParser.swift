@@ -76,6 +76,9 @@ extension PromQL {
                         let left = isKeyword("group_left")
                         index += 1
                         let include = isPunctuation("(") ? try labelList("after group_left/group_right") : []
+                        if vectorMatching.on, let both = include.first(where: vectorMatching.labels.contains) {
+                            throw error("label \(both) must not be both in on (...) and in group_left/group_right (...)")
+                        }
                         vectorMatching.cardinality = left ? .manyToOne(include) : .oneToMany(include)
                     }
                     matching = vectorMatching
@@ -165,11 +168,14 @@ extension PromQL {
                     guard case .selector(var selector) = expr, selector.offset == 0 else {
                         throw error("offset goes only after a metric selector (or its range)", at: position)
                     }
+                    let negative = isPunctuation("-")
+                    if negative { index += 1 }
                     guard case .duration(let offset) = current.kind else {
                         throw error("expected a duration after offset, found \(describe(current))")
                     }
+                    guard offset > 0 else { throw error("an offset must be longer than zero") }
                     index += 1
-                    selector.offset = offset
+                    selector.offset = negative ? -offset : offset
                     expr = .selector(selector)
                 } else if isPunctuation("@") {
                     throw error("the @ modifier is not supported")
@@ -224,11 +230,7 @@ extension PromQL {
                 throw error("unknown function \(name)", at: position)
             }
             try expect("(", "after \(name)")
-            var arguments: [Expr] = []
-            while !isPunctuation(")") {
-                arguments.append(try expression(0))
-                if isPunctuation(",") { index += 1 } else { break }
-            }
+            let arguments = try argumentList()
             try expect(")", "to close the arguments of \(name)")
             let needed = signature.arguments.count - signature.optional
             guard arguments.count >= needed, arguments.count <= signature.arguments.count else {
@@ -241,6 +243,18 @@ extension PromQL {
                     at: position)
             }
             return .call(name, arguments)
+        }
+
+        /// Arguments up to the closing parenthesis (not read); a trailing comma is refused, as Prometheus refuses it.
+        mutating func argumentList() throws(ParseError) -> [Expr] {
+            var arguments: [Expr] = []
+            while !isPunctuation(")") {
+                arguments.append(try expression(0))
+                guard isPunctuation(",") else { break }
+                index += 1
+                if isPunctuation(")") { throw error("a trailing comma is not allowed in a call's arguments") }
+            }
+            return arguments
         }
 
         static func article(_ type: ValueType) -> String {
@@ -264,11 +278,7 @@ extension PromQL {
             }
             try readGrouping(&self)
             try expect("(", "after \(op)")
-            var arguments: [Expr] = []
-            while !isPunctuation(")") {
-                arguments.append(try expression(0))
-                if isPunctuation(",") { index += 1 } else { break }
-            }
+            let arguments = try argumentList()
             try expect(")", "to close \(op)(...)")
             if grouping == nil { try readGrouping(&self) }
             let takesParameter = ["topk", "bottomk", "quantile"].contains(op)
@@ -310,8 +320,8 @@ extension PromQL {
                 try expect("}", "to close the label matchers")
             }
             var metric = name
+            if metric != nil, matchers.contains(where: { $0.name == "__name__" }) { throw error("the metric name is given twice", at: position) }
             if let named = matchers.firstIndex(where: { $0.name == "__name__" && $0.op == .equal }) {
-                guard metric == nil else { throw error("the metric name is given twice", at: position) }
                 metric = matchers.remove(at: named).value
             }
             // Prometheus refuses a selector that every series would match.

@@ -30,7 +30,7 @@ public enum PromQL {
             self.op = op
             self.value = value
             if op == .regex || op == .notRegex {
-                pattern = try NSRegularExpression(pattern: "^(?:" + value + ")$", options: [.dotMatchesLineSeparators])
+                pattern = try NSRegularExpression(pattern: PromQL.anchored(value))
             } else {
                 pattern = nil
             }
@@ -168,6 +168,12 @@ public enum PromQL {
 
     static let aggregations: Set<String> = ["sum", "avg", "min", "max", "count", "group", "stddev", "stdvar", "topk", "bottomk", "quantile"]
 
+    /// A label regex anchored at both ends as Prometheus 2.42 (RE2) anchors it: `.` does not match a line feed, `$`
+    /// only the very end; Go's `(?P<name>` is ICU's `(?<name>`.
+    static func anchored(_ pattern: String) -> String {
+        "\\A(?:" + pattern.replacingOccurrences(of: "(?P<", with: "(?<") + ")\\z"
+    }
+
     static func quoted(_ text: String) -> String {
         var out = "\""
         for scalar in text.unicodeScalars {
@@ -246,8 +252,13 @@ extension PromQL {
         var tokens: [Token] = []
         var index = 0
         func fail(_ message: String, at position: Int? = nil) -> ParseError { ParseError(position: position ?? index, message: message) }
+        var braces = 0
         func wantsDuration() -> Bool {
             guard let last = tokens.last else { return false }
+            // offset -5m
+            if case .punctuation("-") = last.kind, tokens.count >= 2, case .identifier(let name) = tokens[tokens.count - 2].kind {
+                return name.lowercased() == "offset"
+            }
             if case .punctuation(let text) = last.kind { return text == "[" || text == ":" }
             if case .identifier(let name) = last.kind { return name.lowercased() == "offset" }
             return false
@@ -286,7 +297,11 @@ extension PromQL {
                         case "b": value.append("\u{08}")
                         case "f": value.append("\u{0C}")
                         case "v": value.append("\u{0B}")
-                        case "\\", "\"", "'": value.append(escape)
+                        case "\\": value.append(escape)
+                        // Only the string's own quote may be escaped.
+                        case "\"", "'":
+                            guard escape == character else { throw fail("unknown escape \\\(escape) in a string", at: index - 2) }
+                            value.append(escape)
                         case "u", "U", "x":
                             let length = escape == "u" ? 4 : escape == "U" ? 8 : 2
                             guard index + length <= characters.count,
@@ -343,7 +358,8 @@ extension PromQL {
                 if text.lowercased().hasPrefix("0x") {
                     value = UInt64(text.dropFirst(2), radix: 16).map(Double.init)
                 } else if text.count > 1, text.hasPrefix("0"), text.allSatisfy(\.isNumber) {
-                    value = UInt64(text, radix: 8).map(Double.init)
+                    // Octal, or (08, 09) decimal, as Go's ParseInt then ParseFloat read it.
+                    value = UInt64(text, radix: 8).map(Double.init) ?? Double(text)
                 } else {
                     value = Double(text)
                 }
@@ -359,7 +375,8 @@ extension PromQL {
             if isWord(character) {
                 while index < characters.count, isWord(characters[index]) { index += 1 }
                 let word = String(String.UnicodeScalarView(characters[start..<index]))
-                switch word.lowercased() {
+                // Inside braces every word is a label name (x{nan="1"}).
+                switch braces > 0 ? "" : word.lowercased() {
                 case "inf": tokens.append(Token(kind: .number(.infinity), position: start))
                 case "nan": tokens.append(Token(kind: .number(.nan), position: start))
                 default: tokens.append(Token(kind: .identifier(word), position: start))
@@ -372,6 +389,8 @@ extension PromQL {
                 index += 2
                 continue
             }
+            if character == "{" { braces += 1 }
+            if character == "}" { braces = max(0, braces - 1) }
             if "(){}[],=+-*/%^<>:@".unicodeScalars.contains(character) {
                 tokens.append(Token(kind: .punctuation(String(character)), position: start))
                 index += 1
