@@ -364,9 +364,10 @@ def test_overload_is_shed_with_503_and_retry_after_while_health_answers_and_gone
         def raw():
             return (f"GET /api/v1/hosts?uncached={secrets.token_hex(8)} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
                     f"Authorization: Bearer {token}\r\n\r\n").encode()
-        # Six kept requests ahead of them, so the gone ones surely wait for a place (with two, a fast answer could
-        # free the place before they queued, and nothing was dropped).
-        keep = [socket.create_connection(("127.0.0.1", port)) for _ in range(6)]
+        # Four kept requests ahead of them (one running, three queued), so the first gone one takes the last place in
+        # the queue of four and waits there. With two kept, a fast answer could free the place before it queued; with
+        # six, the queue was full and both gone ones were shed with 503 at once, and nothing was dropped.
+        keep = [socket.create_connection(("127.0.0.1", port)) for _ in range(4)]
         for connection in keep:
             connection.sendall(raw())
         for _ in range(2):
