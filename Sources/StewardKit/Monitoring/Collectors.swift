@@ -201,7 +201,7 @@ public struct MetricsScraper: Sendable {
         }
         guard data.count <= maximumBytes else { throw Failure(description: "\(url) sent \(data.count) bytes, over the \(maximumBytes) limit") }
         do {
-            return try PrometheusText.parse(String(decoding: data, as: UTF8.self))
+            return try PrometheusText.parse(data: data)
         } catch {
             throw Failure(description: "\(url) is not Prometheus text format: \(error)")
         }

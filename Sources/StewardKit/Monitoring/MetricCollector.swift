@@ -244,12 +244,15 @@ public final class MetricCollector: Service, @unchecked Sendable {
         return total
     }
 
-    /// Keep the allowed series, add the derived host gauges, and append them all at `time`.
+    /// Keep the allowed series, add the derived host gauges, and append them all at `time`. A sample that carries
+    /// its own timestamp is stored at that time, as Prometheus stores it; a target that repeats a timestamp with the
+    /// same value adds nothing.
     @discardableResult
     public func ingest(host: Host, families: [PrometheusText.Family], time: Int64, scrapeSeconds: Double, up: Bool = true) throws -> Int {
         let allow = MetricAllowList(text: host.metricsAllow)
         var entries: [(name: String, labels: String, type: PrometheusText.FamilyType)] = []
         var values: [Double] = []
+        var times: [Int64] = []
         var seen: Set<String> = []
         for family in families {
             for sample in family.samples where allow.allows(sample) {
@@ -257,6 +260,7 @@ public final class MetricCollector: Service, @unchecked Sendable {
                 guard seen.insert(sample.name + "{" + labels + "}").inserted else { continue }
                 entries.append((sample.name, labels, family.type == .histogram || family.type == .summary ? .untyped : family.type))
                 values.append(sample.value)
+                times.append(sample.timestamp ?? time)
             }
         }
         let previous = lock.withLock { counters[host.id] }
@@ -269,9 +273,10 @@ public final class MetricCollector: Service, @unchecked Sendable {
         for name in HostSummary.names where derived[name] != nil {
             entries.append((name, "", .gauge))
             values.append(derived[name]!)
+            times.append(time)
         }
         let ids = try store.resolve(hostID: host.id, series: entries)
-        return store.append(time: time, series: ids, values: values)
+        return store.append((0..<ids.count).map { (ids[$0], times[$0], values[$0]) })
     }
 
     /// Scrapes decide up and down for hosts with a metrics URL: a success marks a down or unknown host up, and

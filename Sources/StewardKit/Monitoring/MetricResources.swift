@@ -1,11 +1,53 @@
 import Foundation
 
-// The metrics API's replies as Encodable types (the schemas are MonitoringController.schemas). Numbers that are not
-// finite (NaN, ±Inf) are written as null: JSON has no other way to say them.
+// The metrics API's replies as Encodable types (the schemas are MonitoringController.schemas). A sample's value is a
+// JSON number, or "NaN", "+Inf" or "-Inf" as Prometheus's API writes them; null is "no data". Computed summaries
+// (percentages, averages) that are not finite are null.
 
 /// A finite value, or null.
 func finiteOrNull(_ value: Double?) -> Nullable<Double> {
     Nullable(value.flatMap { $0.isFinite ? $0 : nil })
+}
+
+/// A stored sample's value in JSON: a number; NaN and ±Inf as the strings "NaN", "+Inf" and "-Inf"; no data as null.
+struct SampleValue: Codable, Sendable, Equatable {
+    let value: Double?
+
+    init(_ value: Double?) { self.value = value }
+
+    static let schema: JSONValue = [
+        "anyOf": [["type": "number"], ["type": "string", "enum": ["NaN", "+Inf", "-Inf"]], ["type": "null"]],
+        "description": "a number; \"NaN\", \"+Inf\" or \"-Inf\" for those values; null where there is no data",
+    ]
+
+    func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        switch value {
+        case nil: try container.encodeNil()
+        case let value? where value.isNaN: try container.encode("NaN")
+        case let value? where value.isInfinite: try container.encode(value > 0 ? "+Inf" : "-Inf")
+        case let value?: try container.encode(value)
+        }
+    }
+
+    init(from decoder: any Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        if container.decodeNil() {
+            value = nil
+        } else if let number = try? container.decode(Double.self) {
+            value = number
+        } else {
+            switch try container.decode(String.self) {
+            case "NaN": value = .nan
+            case "+Inf": value = .infinity
+            case "-Inf": value = -.infinity
+            case let other:
+                throw DecodingError.dataCorruptedError(in: container, debugDescription: "\"\(other)\" is not a sample value")
+            }
+        }
+    }
+
+    static func == (a: SampleValue, b: SampleValue) -> Bool { a.value?.bitPattern == b.value?.bitPattern }
 }
 
 /// A stored series with its newest sample.
@@ -15,16 +57,16 @@ struct MetricSeriesResource: Codable, Sendable {
     let labels: [String: String]
     let type: String
     let latestAt: Nullable<String>
-    let latestValue: Nullable<Double>
+    let latestValue: SampleValue
 }
 
 /// A range query's answer: each series' points as [time, value] pairs.
 struct MetricQueryResource: Codable, Sendable {
     struct Point: Codable, Sendable {
         let time: String
-        let value: Nullable<Double>
+        let value: SampleValue
 
-        init(time: String, value: Nullable<Double>) {
+        init(time: String, value: SampleValue) {
             self.time = time
             self.value = value
         }
@@ -32,7 +74,7 @@ struct MetricQueryResource: Codable, Sendable {
         init(from decoder: any Decoder) throws {
             var container = try decoder.unkeyedContainer()
             time = try container.decode(String.self)
-            value = try container.decode(Nullable<Double>.self)
+            value = try container.decode(SampleValue.self)
         }
 
         func encode(to encoder: any Encoder) throws {

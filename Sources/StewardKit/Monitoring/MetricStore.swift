@@ -270,7 +270,7 @@ public final class MetricStore: @unchecked Sendable {
     // MARK: ingest
 
     /// Append samples (series id, epoch ms, value). A sample not newer than its series' last one is dropped and
-    /// counted; returns how many were kept.
+    /// counted (the same time and value again is dropped uncounted); returns how many were kept.
     @discardableResult
     public func append(_ samples: [(series: Int64, time: Int64, value: Double)]) -> Int {
         lock.withLock {
@@ -297,6 +297,8 @@ public final class MetricStore: @unchecked Sendable {
     }
 
     private func appendLocked(_ buffer: SeriesBuffer, time: Int64, value: Double) -> Bool {
+        // The same sample again (a target that exports its own timestamps, scraped twice) is no news.
+        if time == buffer.lastTime, value.bitPattern == buffer.lastValue.bitPattern { return false }
         guard time > buffer.lastTime else {
             dropped += 1
             return false

@@ -42,7 +42,7 @@ struct MonitoringController {
 
     static var schemas: [String: JSONValue] {
         let point: JSONValue = [
-            "type": "array", "prefixItems": [["type": "string", "format": "date-time"], ["type": ["number", "null"]]],
+            "type": "array", "prefixItems": [["type": "string", "format": "date-time"], SampleValue.schema],
         ]
         let labels: JSONValue = ["type": "object", "additionalProperties": ["type": "string"]]
         let number = APISchemas.nullable("number")
@@ -57,7 +57,7 @@ struct MonitoringController {
                             "properties": [
                                 "id": ["type": "integer"], "host_id": ["type": "integer"], "host": ["type": "string"], "name": ["type": "string"],
                                 "labels": labels, "type": ["type": "string"], "latest_at": APISchemas.timestamp,
-                                "latest_value": ["type": ["number", "null"]],
+                                "latest_value": SampleValue.schema,
                             ],
                         ],
                     ],
@@ -261,7 +261,7 @@ struct MonitoringController {
             return MetricSeriesResource(
                 id: series.id, hostId: series.hostID, host: names[series.hostID] ?? "", name: series.name,
                 labels: Dictionary(series.labelPairs, uniquingKeysWith: { a, _ in a }), type: series.type.rawValue,
-                latestAt: Nullable(latest.map { RFC3339.string(milliseconds: $0.time) ?? "" }), latestValue: finiteOrNull(latest?.value))
+                latestAt: Nullable(latest.map { RFC3339.string(milliseconds: $0.time) ?? "" }), latestValue: SampleValue(latest?.value))
         }
         var next: String?
         if matching.count > limit, let last = page.last {
@@ -356,7 +356,7 @@ struct MonitoringController {
                     id: series.id, host: names[series.hostID] ?? "", name: series.name,
                     labels: Dictionary(series.labelPairs, uniquingKeysWith: { a, _ in a }),
                     points: zip(range.times, range.values).map {
-                        MetricQueryResource.Point(time: RFC3339.string(milliseconds: $0) ?? "", value: finiteOrNull($1))
+                        MetricQueryResource.Point(time: RFC3339.string(milliseconds: $0) ?? "", value: SampleValue($1))
                     }
                 ))
         }

@@ -42,6 +42,42 @@ public enum PrometheusText {
         public var description: String { "line \(line): \(message)" }
     }
 
+    /// A scrape's bytes: as `parse(_:)`, and a line Prometheus would read as HELP, TYPE or a sample must be UTF-8
+    /// (Prometheus 2.42 refuses a label value or a HELP text that is not; a plain comment may hold anything).
+    public static func parse(data: some Collection<UInt8>) throws(ParseError) -> [Family] {
+        var lineNumber = 0
+        var text = ""
+        for line in data.split(separator: 0x0A, omittingEmptySubsequences: false) {
+            lineNumber += 1
+            guard let decoded = String(validating: line, as: UTF8.self) else {
+                let content = line.drop { $0 == 0x20 || $0 == 0x09 }
+                if content.first == 0x23, !isHelpOrType(String(decoding: content, as: UTF8.self)) {
+                    text += "#\n"
+                    continue
+                }
+                throw ParseError(line: lineNumber, message: "the line is not valid UTF-8")
+            }
+            text += decoded
+            text += "\n"
+        }
+        return try parse(String(text.dropLast()))
+    }
+
+    /// `# HELP name ...` or `# TYPE name ...`, spaces between # and the keyword optional.
+    static func isHelpOrType(_ line: String) -> Bool { metaLine(Substring(line)) != nil }
+
+    /// The keyword and the rest of a HELP or TYPE line (`#`, optional blanks, the keyword, at least one blank).
+    static func metaLine(_ line: Substring) -> (keyword: String, rest: Substring)? {
+        guard line.first == "#" else { return nil }
+        let afterHash = line.dropFirst().drop { $0 == " " || $0 == "\t" }
+        for keyword in ["HELP", "TYPE"] where afterHash.hasPrefix(keyword) {
+            let rest = afterHash.dropFirst(4)
+            guard let first = rest.first, first == " " || first == "\t" else { return nil }
+            return (keyword, rest.drop { $0 == " " || $0 == "\t" })
+        }
+        return nil
+    }
+
     /// Every family in document order. Samples without a TYPE line become untyped families of their own name.
     public static func parse(_ text: String) throws(ParseError) -> [Family] {
         var families: [Family] = []
@@ -53,26 +89,31 @@ public enum PrometheusText {
             index[name] = families.count - 1
             return families.count - 1
         }
-        for rawLine in text.split(separator: "\n", omittingEmptySubsequences: false) {
+        // Lines end at a line feed byte ("\r\n" is one Character to Swift, and Prometheus does not take a carriage
+        // return as a line's end).
+        for rawView in text.utf8.split(separator: 0x0A, omittingEmptySubsequences: false) {
+            let rawLine = Substring(rawView)
             lineNumber += 1
-            let line = rawLine.last == "\r" ? rawLine.dropLast() : rawLine
-            if line.allSatisfy({ $0 == " " || $0 == "\t" }) { continue }
+            let line = rawLine.drop { $0 == " " || $0 == "\t" }
+            if line.isEmpty { continue }
+            // Prometheus reads a comment after blanks, but not a sample.
+            if line.first != "#", line.startIndex != rawLine.startIndex {
+                throw ParseError(line: lineNumber, message: "a sample line must not begin with a blank")
+            }
             if line.first == "#" {
-                let parts = line.dropFirst().split(separator: " ", maxSplits: 2, omittingEmptySubsequences: true)
-                guard parts.count >= 2, parts[0] == "HELP" || parts[0] == "TYPE" else { continue }
-                let name = String(parts[1])
+                guard let (keyword, body) = metaLine(line) else { continue }
+                let nameEnd = body.firstIndex { $0 == " " || $0 == "\t" } ?? body.endIndex
+                let name = String(body[..<nameEnd])
                 guard isMetricName(name) else { throw ParseError(line: lineNumber, message: "\"\(name)\" is not a metric name") }
-                let rest = parts.count > 2 ? String(parts[2]) : ""
+                let rest = String(body[nameEnd...].dropFirst())
                 let position = family(named: name)
-                if parts[0] == "HELP" {
+                if keyword == "HELP" {
                     families[position].help = unescape(rest)
                 } else {
                     guard let type = FamilyType(rawValue: rest.trimmingCharacters(in: .whitespaces)) else {
                         throw ParseError(line: lineNumber, message: "unknown metric type \"\(rest)\" for \(name)")
                     }
-                    guard families[position].samples.isEmpty else {
-                        throw ParseError(line: lineNumber, message: "TYPE for \(name) comes after its samples")
-                    }
+                    // Prometheus 2.42 also takes a TYPE line after the family's samples.
                     families[position].type = type
                 }
                 continue
@@ -128,7 +169,7 @@ public enum PrometheusText {
                     break
                 }
                 let labelStart = position
-                while position < utf8.count, utf8[position] != 0x3D, utf8[position] != 0x20 { position += 1 }
+                while position < utf8.count, utf8[position] != 0x3D, utf8[position] != 0x20, utf8[position] != 0x09 { position += 1 }
                 let label = String(decoding: utf8[labelStart..<position], as: UTF8.self)
                 guard isLabelName(label) else { throw ParseError(line: number, message: "\"\(label)\" is not a label name in \(name)") }
                 skipSpaces()
@@ -153,8 +194,8 @@ public enum PrometheusText {
                         switch escaped {
                         case 0x6E: value.append(0x0A)
                         case 0x5C, 0x22: value.append(escaped)
-                        default:
-                            throw ParseError(line: number, message: "unknown escape \\\(Character(Unicode.Scalar(escaped))) in label \(label)")
+                        // Prometheus keeps any other escape as written.
+                        default: value += [0x5C, escaped]
                         }
                     } else if byte == 0x22 {
                         closed = true
@@ -164,6 +205,9 @@ public enum PrometheusText {
                     }
                 }
                 guard closed else { throw ParseError(line: number, message: "the value of label \(label) is not closed with a quote") }
+                guard label != "__name__", !labels.contains(where: { $0.0 == label }) else {
+                    throw ParseError(line: number, message: "label \(label) is given twice in \(name)")
+                }
                 labels.append((label, String(decoding: value, as: UTF8.self)))
                 skipSpaces()
                 if position < utf8.count, utf8[position] == 0x2C {
@@ -186,7 +230,7 @@ public enum PrometheusText {
         var timestamp: Int64?
         if position < utf8.count {
             let text = String(decoding: utf8[position...], as: UTF8.self).trimmingCharacters(in: .whitespaces)
-            guard let parsed = Int64(text) else {
+            guard text.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }), let parsed = Int64(text) else {
                 throw ParseError(line: number, message: "\"\(text)\" is not a timestamp in milliseconds for \(name)")
             }
             timestamp = parsed
@@ -194,17 +238,36 @@ public enum PrometheusText {
         return Sample(name: name, labels: labels, value: value, timestamp: timestamp)
     }
 
+    /// A sample value as Go's strconv.ParseFloat reads it (which Prometheus uses): decimal or hexadecimal (with a p
+    /// exponent) numbers, and inf, infinity and nan in any case (a sign before inf only).
     static func parseValue(_ text: String) -> Double? {
-        switch text {
-        case "NaN": return .nan
-        case "+Inf", "Inf": return .infinity
-        case "-Inf": return -.infinity
-        case "": return nil
-        default:
-            guard text.utf8.allSatisfy({ (0x30...0x39).contains($0) || $0 == 0x2E || $0 == 0x2D || $0 == 0x2B || $0 == 0x65 || $0 == 0x45 })
-            else { return nil }
-            return Double(text)
+        // Prometheus keeps to the float syntax before Go 1.13: no p exponent, no underscores.
+        guard !text.contains(where: { $0 == "p" || $0 == "P" || $0 == "_" }) else { return nil }
+        let lower = text.lowercased()
+        switch lower {
+        case "nan": return .nan
+        case "inf", "+inf", "infinity", "+infinity": return .infinity
+        case "-inf", "-infinity": return -.infinity
+        default: break
         }
+        var rest = Substring(lower)
+        if rest.first == "+" || rest.first == "-" { rest = rest.dropFirst() }
+        let hex = rest.hasPrefix("0x")
+        if hex { rest = rest.dropFirst(2) }
+        let isDigit: (Character) -> Bool = { hex ? $0.isHexDigit : ($0 >= "0" && $0 <= "9") }
+        let mantissa = rest.prefix { isDigit($0) || $0 == "." }
+        guard mantissa.filter({ $0 == "." }).count <= 1, mantissa.contains(where: isDigit) else { return nil }
+        rest = rest.dropFirst(mantissa.count)
+        if let marker = rest.first {
+            guard marker == (hex ? "p" : "e") else { return nil }
+            rest = rest.dropFirst()
+            if rest.first == "+" || rest.first == "-" { rest = rest.dropFirst() }
+            guard !rest.isEmpty, rest.allSatisfy({ $0 >= "0" && $0 <= "9" }) else { return nil }
+        } else if hex {
+            // Go wants the exponent of a hexadecimal float.
+            return nil
+        }
+        return Double(text)
     }
 
     /// HELP text escapes: `\\` and `\n` (quotes are literal there).

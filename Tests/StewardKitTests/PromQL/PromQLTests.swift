@@ -197,7 +197,7 @@ struct PromQLTests {
 
     @Test("the node-exporter packs' shapes give what Prometheus 2.42 gives over the same samples, at times on and between samples")
     func againstPrometheus() async throws {
-        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/prometheus") else {
+        guard RealPrometheus.installed else {
             Issue.record("Debian's prometheus is not installed (make test installs it)")
             return
         }
@@ -215,21 +215,9 @@ struct PromQLTests {
         text += "# EOF\n"
         try text.write(toFile: directory.path + "/input.om", atomically: true, encoding: .utf8)
         try run(["/usr/bin/promtool", "tsdb", "create-blocks-from", "openmetrics", directory.path + "/input.om", directory.path + "/data"])
-        try "global: {}\n".write(toFile: directory.path + "/prometheus.yml", atomically: true, encoding: .utf8)
-        let port = try SyslogTests.freePort()
-        let prometheus = Process()
-        prometheus.executableURL = URL(fileURLWithPath: "/usr/bin/prometheus")
-        prometheus.arguments = [
-            "--config.file=\(directory.path)/prometheus.yml", "--storage.tsdb.path=\(directory.path)/data", "--web.listen-address=127.0.0.1:\(port)",
-            "--storage.tsdb.retention.time=30d",
-        ]
-        prometheus.standardOutput = FileHandle.nullDevice
-        prometheus.standardError = FileHandle.nullDevice
-        try prometheus.run()
-        defer {
-            prometheus.terminate()
-            prometheus.waitUntilExit()
-        }
+        let prometheus = try RealPrometheus(directory: directory.path, config: "global: {}\n", arguments: ["--storage.tsdb.retention.time=30d"])
+        defer { prometheus.stop() }
+        let port = prometheus.port
         let ready = try await waitUntil(timeout: .seconds(30)) { (try? self.get(port, "/-/ready")) != nil }
         #expect(ready)
         let source = MemorySource(series: fleet)

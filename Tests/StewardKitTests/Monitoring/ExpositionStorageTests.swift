@@ -1,0 +1,89 @@
+import Foundation
+import HTTPTypes
+import HummingbirdTesting
+import NIOCore
+import Testing
+
+@testable import StewardKit
+
+/// What a scrape stores: a sample's own timestamp, and NaN and ±Inf kept apart from "no data" in the API.
+@Suite("Exposition format: timestamps and special values as stored")
+struct ExpositionStorageTests {
+    /// A host whose allow-list keeps every series it exports.
+    func exporter(_ harness: ServerHarness, _ name: String) throws -> StewardKit.Host {
+        var settings = HostSettings()
+        settings.name = name
+        settings.address = "192.0.2.20"
+        settings.metricsAllow = "*"
+        return try harness.server.hosts.create(settings, by: .system, now: Date())
+    }
+
+    @Test("a sample with its own timestamp is stored at it; the same sample scraped again adds nothing and is no drop")
+    func timestampsAreStored() async throws {
+        let harness = try await ServerHarness()
+        let host = try exporter(harness, "exporter-01")
+        let collector = harness.server.collector
+        let store = harness.server.metrics
+        let tick = EpochMilliseconds.from(Date())
+        let stamped = tick - 42_123
+        let text = "# TYPE batch_last_success gauge\nbatch_last_success 1.5e9 \(stamped)\nqueue_depth 7\n"
+        try collector.ingest(host: host, families: try PrometheusText.parse(text), time: tick, scrapeSeconds: 0.01)
+        let batch = try #require(store.series(hostID: host.id, name: "batch_last_success").first)
+        let queue = try #require(store.series(hostID: host.id, name: "queue_depth").first)
+        #expect(store.latest(batch.id)?.time == stamped)
+        #expect(store.latest(queue.id)?.time == tick)
+        let droppedBefore = store.outOfOrder
+        // The next scrape repeats the stamped sample: nothing new, and it is not counted as out of order.
+        try collector.ingest(host: host, families: try PrometheusText.parse(text), time: tick + 10_000, scrapeSeconds: 0.01)
+        #expect(store.latest(batch.id)?.time == stamped)
+        #expect(store.latest(queue.id)?.time == tick + 10_000)
+        #expect(store.outOfOrder == droppedBefore)
+        // A changed value at an older time is out of order, as Prometheus counts it.
+        let older = "batch_last_success 2 \(stamped - 1000)\n"
+        try collector.ingest(host: host, families: try PrometheusText.parse(older), time: tick + 20_000, scrapeSeconds: 0.01)
+        #expect(store.latest(batch.id)?.value == 1.5e9)
+        #expect(store.outOfOrder == droppedBefore + 1)
+    }
+
+    @Test("NaN, +Inf and -Inf come back as \"NaN\", \"+Inf\" and \"-Inf\"; no data stays null")
+    func specialValuesInTheAPI() async throws {
+        let harness = try await ServerHarness()
+        let host = try exporter(harness, "exporter-02")
+        let tick = EpochMilliseconds.from(Date()) - 60_000
+        let text = "odd{kind=\"nan\"} NaN\nodd{kind=\"up\"} +Inf\nodd{kind=\"down\"} -inf\nodd{kind=\"plain\"} 2.5\n"
+        try harness.server.collector.ingest(host: host, families: try PrometheusText.parse(text), time: tick, scrapeSeconds: 0.01)
+        try await harness.test(as: [.viewer]) { client in
+            try await client.execute(uri: "/api/v1/metrics/series?host=exporter-02&name=odd", method: .get) { response in
+                #expect(response.status == .ok)
+                let body = try JSONSerialization.jsonObject(with: Data(String(buffer: response.body).utf8)) as? [String: Any]
+                var latest: [String: String] = [:]
+                for item in body?["items"] as? [[String: Any]] ?? [] {
+                    let kind = (item["labels"] as? [String: String])?["kind"] ?? "?"
+                    latest[kind] = (item["latest_value"] as? String) ?? (item["latest_value"] as? NSNumber).map { "\($0.doubleValue)" } ?? "null"
+                }
+                #expect(latest == ["nan": "NaN", "up": "+Inf", "down": "-Inf", "plain": "2.5"])
+            }
+            // Range query of the last value per minute: the special values at their step, null before the first sample.
+            try await client.execute(uri: "/api/v1/metrics/query?host=exporter-02&name=odd&fn=last&range=10m&step=1m", method: .get) { response in
+                #expect(response.status == .ok)
+                let decoded = try JSONDecoder().decode(MetricQueryResourceForTest.self, from: Data(String(buffer: response.body).utf8))
+                var seen: [String: [SampleValue]] = [:]
+                for series in decoded.series { seen[series.labels["kind"] ?? "?"] = series.points.map(\.value) }
+                for (kind, expected) in [("nan", Double.nan), ("up", .infinity), ("down", -.infinity), ("plain", 2.5)] {
+                    let values = try #require(seen[kind], "\(kind)")
+                    #expect(values.contains(SampleValue(expected)), "\(kind): \(values)")
+                    #expect(values.first == SampleValue(nil), "\(kind): no data before the sample is null")
+                }
+            }
+        }
+    }
+}
+
+/// The query result's shape as a client reads it.
+struct MetricQueryResourceForTest: Decodable {
+    struct Series: Decodable {
+        let labels: [String: String]
+        let points: [MetricQueryResource.Point]
+    }
+    let series: [Series]
+}
