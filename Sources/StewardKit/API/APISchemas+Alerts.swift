@@ -8,13 +8,21 @@ extension APISchemas {
         let choice = { (values: JSONValue) -> JSONValue in ["type": "string", "enum": values] }
         let ruleFields: [String: JSONValue] = [
             "name": described(string, "1 to 120 characters"), "enabled": boolean,
-            "source": described(string, "metric, or a built-in source such as backup_failed"), "metric": string,
+            "source": described(string, "metric, promql, or a built-in source such as backup_failed"), "metric": string,
+            "expression": described(
+                string,
+                "source promql: a PromQL expression; with thresholds it gives each host's value, without them every series it returns alerts"),
+            "severity": described(
+                choice(.choices(AlertState.Severity.self)), "source promql without thresholds: the severity of what the expression returns"),
             "matchers": described(string, "label=value pairs separated by commas"),
             "log_query": described(
-                string, "source log_lines: the lines counted, the logs page's filters q=, regex=, unit=, identifier=, priority= joined by & (%26 for an & in a value)"),
+                string,
+                "source log_lines: the lines counted, the logs page's filters q=, regex=, unit=, identifier=, priority= joined by & (%26 for an & in a value)"
+            ),
             "aggregation": choice(.choices(AlertRule.Aggregation.self)), "window_seconds": integer,
             "horizon_seconds": described(integer, "for predict: how far ahead, in seconds"),
-            "comparison": choice(.choices(AlertRule.Comparison.self)), "warn_threshold": level, "warn_clear": level,
+            "comparison": described(choice(.choices(AlertRule.Comparison.self)), "above >=, below <=, gt >, lt <, eq ==, ne !="),
+            "warn_threshold": level, "warn_clear": level,
             "crit_threshold": level, "crit_clear": level, "for_seconds": integer, "keep_firing_seconds": integer,
             "no_data": choice(.choices(AlertRule.NoData.self)), "scope_hosts": strings, "scope_groups": strings,
             "scope_tags": strings, "labels": described(string, "label=value pairs separated by commas"), "summary": string,
@@ -65,6 +73,10 @@ extension APISchemas {
             ]),
             "AlertImport": record([
                 "created": arrayOf(ref("AlertRule")),
+                "unchanged": described(strings, "rules Steward already has exactly as the file writes them"),
+                "warnings": described(
+                    arrayOf(record(["path": string, "alert": string, "message": string])),
+                    "imported, but something behaves differently than in Prometheus (a label Steward's series lack, a metric no host collects)"),
                 "errors": arrayOf(record(["path": string, "alert": string, "message": string])),
             ]),
             "PrometheusRuleFile": [

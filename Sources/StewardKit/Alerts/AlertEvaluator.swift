@@ -41,8 +41,8 @@ public enum MetricObservation {
             }
             if let value, value.isFinite { values.append(value) }
         }
-        guard let worst = rule.comparison == .above ? values.max() : values.min() else { return .noData }
-        return .value(worst)
+        guard let worst = rule.worstIndex(values) else { return .noData }
+        return .value(values[worst])
     }
 
     /// One value for the window: raw samples for windows up to 1 h, 1-minute rollups beyond.
@@ -163,6 +163,7 @@ public final class AlertEvaluator: Service, @unchecked Sendable {
                 state.lastConditionAt = row["last_condition_at"]
                 state.evaluatedAt = row["evaluated_at"]
                 state.detail = row["detail"]
+                state.labels = row["labels"]
                 states[Self.key(row["rule_id"], row["host_id"])] = state
             }
         }
@@ -214,15 +215,25 @@ public final class AlertEvaluator: Service, @unchecked Sendable {
         var transitions: [AlertTransition] = []
         var changed: [(Int64, Int64, AlertState)] = []
         let memo = MetricObservation.Memo()
+        let promSource = MetricStoreSource(store: metrics, hostNames: Dictionary(uniqueKeysWithValues: allHosts.map { ($0.id, $0.name) }))
+        let hostNames = Set(allHosts.map(\.name))
         for rule in allRules {
+            // A PromQL rule is evaluated once for the fleet; each host takes its own series.
+            var promResults: Result<[String: [PromQL.Sample]], any Error>?
+            if rule.enabled, rule.source == PromQLRule.source {
+                promResults = Result { try PromQLRule.evaluate(rule, source: promSource, hosts: hostNames, at: now) }
+            }
             for host in allHosts where rule.applies(to: host) {
                 let key = Self.key(rule.id, host.id)
                 let old = lock.withLock { states[key] } ?? AlertState(since: now)
                 var new: AlertState
                 if rule.enabled {
-                    let observation: AlertObservation
+                    var observation: AlertObservation
+                    var labels = ""
                     do {
-                        if rule.source == "metric" {
+                        if let promResults {
+                            (observation, labels) = PromQLRule.observe(rule, samples: try promResults.get()[host.name] ?? [])
+                        } else if rule.source == "metric" {
                             observation = try MetricObservation.observe(rule, host: host, store: metrics, now: now, memo: memo)
                         } else if let source = sources[rule.source] {
                             observation = try source.observe(host, rule, now)
@@ -233,6 +244,7 @@ public final class AlertEvaluator: Service, @unchecked Sendable {
                         observation = .failure("\(error)")
                     }
                     new = AlertStateMachine.next(old, observation, rule: rule, now: now)
+                    new.labels = labels
                 } else {
                     // A paused rule resolves what it had raised and stays quiet.
                     guard old.phase != .normal else { continue }
@@ -244,23 +256,24 @@ public final class AlertEvaluator: Service, @unchecked Sendable {
                 if new.differs(from: old) || (isNew && new.phase != .normal) {
                     transitions.append(AlertTransition(rule: rule, host: host, from: old, to: new))
                 }
-                if new.differs(from: old) || isNew || new.detail != old.detail { changed.append((rule.id, host.id, new)) }
+                if new.differs(from: old) || isNew || new.detail != old.detail || new.labels != old.labels { changed.append((rule.id, host.id, new)) }
             }
         }
         guard !changed.isEmpty || !transitions.isEmpty else { return [] }
         try database.write { db in
             let upsert = try db.cachedStatement(
                 sql: """
-                    INSERT INTO alert_states (rule_id, host_id, state, severity, value, since, active_since, last_condition_at, evaluated_at, detail)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    INSERT INTO alert_states (rule_id, host_id, state, severity, value, since, active_since, last_condition_at, evaluated_at, detail,
+                        labels)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                     ON CONFLICT (rule_id, host_id) DO UPDATE SET state = excluded.state, severity = excluded.severity, value = excluded.value,
                         since = excluded.since, active_since = excluded.active_since, last_condition_at = excluded.last_condition_at,
-                        evaluated_at = excluded.evaluated_at, detail = excluded.detail
+                        evaluated_at = excluded.evaluated_at, detail = excluded.detail, labels = excluded.labels
                     """)
             for (rule, host, state) in changed {
                 try upsert.execute(arguments: [
                     rule, host, state.phase.rawValue, state.severity?.rawValue, state.value.flatMap { $0.isFinite ? $0 : nil }, state.since,
-                    state.activeSince, state.lastConditionAt, state.evaluatedAt, state.detail,
+                    state.activeSince, state.lastConditionAt, state.evaluatedAt, state.detail, state.labels,
                 ])
             }
             for transition in transitions {

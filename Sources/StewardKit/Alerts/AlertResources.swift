@@ -9,7 +9,7 @@ struct AlertRuleResource: Codable, Sendable {
     let name: String
     let builtin: Nullable<String>
     let enabled: Bool
-    let source, metric, matchers, logQuery, aggregation: String
+    let source, metric, matchers, logQuery, expression, severity, aggregation: String
     let windowSeconds, horizonSeconds: Int
     let comparison: String
     let warnThreshold, warnClear, critThreshold, critClear: Nullable<Double>
@@ -30,6 +30,8 @@ struct AlertRuleResource: Codable, Sendable {
         metric = rule.metric
         matchers = rule.matchers
         logQuery = rule.logQuery
+        expression = rule.expression
+        severity = rule.severity.rawValue
         aggregation = rule.aggregation.rawValue
         windowSeconds = rule.windowSeconds
         horizonSeconds = rule.horizonSeconds
@@ -72,6 +74,8 @@ struct AlertRuleInput: APIInput {
     var source: Patch<String> = .absent
     var metric: Patch<String> = .absent
     var logQuery: Patch<String> = .absent
+    var expression: Patch<String> = .absent
+    var severity: Patch<AlertState.Severity> = .absent
     var matchers: Patch<String> = .absent
     var aggregation: Patch<AlertRule.Aggregation> = .absent
     var windowSeconds: Patch<Int> = .absent
@@ -95,7 +99,8 @@ struct AlertRuleInput: APIInput {
     var repeatSeconds: Patch<Int> = .absent
 
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case id, builtin, name, enabled, source, metric, matchers, aggregation, comparison, labels, summary, description, route
+        case id, builtin, name, enabled, source, metric, matchers, aggregation, comparison, labels, summary, description, route, expression
+        case severity
         case windowSeconds = "window_seconds"
         case logQuery = "log_query"
         case horizonSeconds = "horizon_seconds"
@@ -126,6 +131,8 @@ struct AlertRuleInput: APIInput {
         metric.assign(CodingKeys.metric.rawValue, &errors) { rule.metric = $0 }
         matchers.assign(CodingKeys.matchers.rawValue, &errors) { rule.matchers = $0 }
         logQuery.assign(CodingKeys.logQuery.rawValue, &errors) { rule.logQuery = $0 }
+        expression.assign(CodingKeys.expression.rawValue, &errors) { rule.expression = $0 }
+        severity.assign(CodingKeys.severity.rawValue, &errors) { rule.severity = $0 }
         aggregation.assign(CodingKeys.aggregation.rawValue, &errors) { rule.aggregation = $0 }
         windowSeconds.assign(CodingKeys.windowSeconds.rawValue, &errors) { rule.windowSeconds = $0 }
         horizonSeconds.assign(CodingKeys.horizonSeconds.rawValue, &errors) { rule.horizonSeconds = $0 }
@@ -239,5 +246,9 @@ struct AlertImportResult: Codable, Sendable {
         let path, alert, message: String
     }
     var created: [AlertRuleResource] = []
+    /// Rules in the file that Steward already has exactly as written (an export imported again).
+    var unchanged: [String] = []
+    /// Imported, but something behaves differently than in Prometheus.
+    var warnings: [Failure] = []
     var errors: [Failure] = []
 }

@@ -9,7 +9,59 @@ public struct AlertRule: Sendable, Equatable {
         /// The value a least-squares line through the window reaches `horizon` from now.
         case predictLinear = "predict_linear"
     }
-    public enum Comparison: String, Sendable, CaseIterable { case above, below }
+    /// How a value is compared with the thresholds: above is >=, below is <=; the strict and equality forms are
+    /// Prometheus's (an imported `> 0` stays strict).
+    public enum Comparison: String, Sendable, CaseIterable {
+        case above, below, gt, lt, eq, ne
+
+        public var symbol: String {
+            switch self {
+            case .above: ">="
+            case .below: "<="
+            case .gt: ">"
+            case .lt: "<"
+            case .eq: "=="
+            case .ne: "!="
+            }
+        }
+
+        /// As the pages write it.
+        public var display: String {
+            switch self {
+            case .above: "≥"
+            case .below: "≤"
+            case .gt: ">"
+            case .lt: "<"
+            case .eq: "="
+            case .ne: "≠"
+            }
+        }
+
+        public init?(symbol: String) {
+            guard let found = Self.allCases.first(where: { $0.symbol == symbol }) else { return nil }
+            self = found
+        }
+
+        /// A bigger value is worse (above, gt), a smaller one (below, lt), or neither (eq, ne).
+        public var upward: Bool? {
+            switch self {
+            case .above, .gt: true
+            case .below, .lt: false
+            case .eq, .ne: nil
+            }
+        }
+
+        public func holds(_ value: Double, _ threshold: Double) -> Bool {
+            switch self {
+            case .above: value >= threshold
+            case .below: value <= threshold
+            case .gt: value > threshold
+            case .lt: value < threshold
+            case .eq: value == threshold
+            case .ne: value != threshold
+            }
+        }
+    }
     public enum NoData: String, Sendable, CaseIterable {
         /// Show the host as nodata (the default): someone should know the data stopped.
         case nodata
@@ -32,6 +84,10 @@ public struct AlertRule: Sendable, Equatable {
     public var matchers = ""
     /// With source `log_lines`: the lines counted, as the logs page's address writes its filters (see `LogRuleQuery`).
     public var logQuery = ""
+    /// With source `promql`: the PromQL expression (see `PromQLRule`).
+    public var expression = ""
+    /// A PromQL rule without thresholds: the severity of every series its expression returns.
+    public var severity = AlertState.Severity.warning
     public var aggregation = Aggregation.avg
     public var windowSeconds = 300
     public var horizonSeconds = 0
@@ -59,7 +115,26 @@ public struct AlertRule: Sendable, Equatable {
 
     public init() {}
 
+    /// The longest `for` and `keep_firing_for`, in seconds (Prometheus takes `1y`).
+    public static let longestFor = 366 * 86400
+
     public var matcherPairs: [(String, String)] { Self.pairs(matchers) }
+
+    /// Of several series' values, the position of the one that decides a host's level: the highest when a bigger value
+    /// is worse, the lowest when a smaller one is; for == and != the first that meets the critical level, else the
+    /// warning level, else the first.
+    public func worstIndex(_ values: [Double]) -> Int? {
+        guard !values.isEmpty else { return nil }
+        switch comparison.upward {
+        case true?: return values.indices.max { values[$0] < values[$1] }
+        case false?: return values.indices.min { values[$0] < values[$1] }
+        case nil:
+            for level in [critThreshold, warnThreshold] {
+                if let level, let index = values.firstIndex(where: { comparison.holds($0, level) }) { return index }
+            }
+            return 0
+        }
+    }
     public var labelPairs: [(String, String)] { Self.pairs(labels) }
 
     /// What is wrong with a `label=value,label=value` text, or nil when it is empty or well formed.
@@ -94,6 +169,8 @@ public struct AlertRule: Sendable, Equatable {
             if !PrometheusText.isMetricName(metric) { errors["metric"] = "a metric name such as steward_host_cpu_percent or node_load1" }
         } else if source == LogRuleQuery.source {
             if let problem = LogRuleQuery.problem(logQuery) { errors["log_query"] = problem }
+        } else if source == PromQLRule.source {
+            if let problem = PromQLRule.problem(expression) { errors["expression"] = problem }
         } else if !knownSources.contains(source) {
             errors["source"] = "metric, or one of " + knownSources.sorted().joined(separator: ", ")
         }
@@ -104,26 +181,33 @@ public struct AlertRule: Sendable, Equatable {
         if aggregation == .predictLinear, !(60...(365 * 86400)).contains(horizonSeconds) {
             errors["horizon_seconds"] = "predict_linear needs a horizon from 60 seconds to 365 days (e.g. 86400 for 24 h)"
         }
-        if warnThreshold == nil, critThreshold == nil { errors["warn_threshold"] = "set a warning threshold, a critical one, or both" }
+        if warnThreshold == nil, critThreshold == nil, source != PromQLRule.source {
+            errors["warn_threshold"] = "set a warning threshold, a critical one, or both"
+        }
         for (key, value) in [
             ("warn_threshold", warnThreshold), ("warn_clear", warnClear), ("crit_threshold", critThreshold), ("crit_clear", critClear),
         ] where value.map({ !$0.isFinite }) == true {
             errors[key] = "must be a finite number"
         }
-        let above = comparison == .above
-        if let warn = warnThreshold, let crit = critThreshold, above ? crit < warn : crit > warn {
-            errors["crit_threshold"] = above ? "must be at least the warning threshold (\(warn))" : "must be at most the warning threshold (\(warn))"
-        }
-        if let warn = warnThreshold, let clear = warnClear, above ? clear > warn : clear < warn {
-            errors["warn_clear"] = above ? "the clear level must be at or below the warning threshold (\(warn))" : "must be at or above \(warn)"
-        }
-        if let crit = critThreshold, let clear = critClear, above ? clear > crit : clear < crit {
-            errors["crit_clear"] = above ? "the clear level must be at or below the critical threshold (\(crit))" : "must be at or above \(crit)"
+        if let above = comparison.upward {
+            if let warn = warnThreshold, let crit = critThreshold, above ? crit < warn : crit > warn {
+                errors["crit_threshold"] =
+                    above ? "must be at least the warning threshold (\(warn))" : "must be at most the warning threshold (\(warn))"
+            }
+            if let warn = warnThreshold, let clear = warnClear, above ? clear > warn : clear < warn {
+                errors["warn_clear"] = above ? "the clear level must be at or below the warning threshold (\(warn))" : "must be at or above \(warn)"
+            }
+            if let crit = critThreshold, let clear = critClear, above ? clear > crit : clear < crit {
+                errors["crit_clear"] = above ? "the clear level must be at or below the critical threshold (\(crit))" : "must be at or above \(crit)"
+            }
+        } else {
+            if warnClear != nil { errors["warn_clear"] = "== and != have no clear level; leave it empty" }
+            if critClear != nil { errors["crit_clear"] = "== and != have no clear level; leave it empty" }
         }
         if warnClear != nil, warnThreshold == nil { errors["warn_clear"] = "a clear level needs its warning threshold" }
         if critClear != nil, critThreshold == nil { errors["crit_clear"] = "a clear level needs its critical threshold" }
-        if !(0...(7 * 86400)).contains(forSeconds) { errors["for_seconds"] = "from 0 to 7 days" }
-        if !(0...(7 * 86400)).contains(keepFiringSeconds) { errors["keep_firing_seconds"] = "from 0 to 7 days" }
+        if !(0...Self.longestFor).contains(forSeconds) { errors["for_seconds"] = "from 0 to 366 days" }
+        if !(0...Self.longestFor).contains(keepFiringSeconds) { errors["keep_firing_seconds"] = "from 0 to 366 days" }
         if !(60...(30 * 86400)).contains(repeatSeconds) { errors["repeat_seconds"] = "from 60 seconds to 30 days" }
         if summary.trimmingCharacters(in: .whitespaces).isEmpty || summary.count > 300 {
             errors["summary"] = "say what is happening in up to 300 characters, e.g. {{host}}: disk {{value}} full"
@@ -171,10 +255,12 @@ public struct AlertRuleStore: Sendable {
         rule.metric = row["metric"]
         rule.matchers = row["matchers"]
         rule.logQuery = row["log_query"]
+        rule.expression = row["expression"]
+        rule.severity = AlertState.Severity(rawValue: row["severity"]) ?? .warning
         rule.aggregation = AlertRule.Aggregation(rawValue: row["aggregation"]) ?? .avg
         rule.windowSeconds = row["window_seconds"]
         rule.horizonSeconds = row["horizon_seconds"]
-        rule.comparison = AlertRule.Comparison(rawValue: row["comparison"]) ?? .above
+        rule.comparison = AlertRule.Comparison(symbol: row["operator"]) ?? AlertRule.Comparison(rawValue: row["comparison"]) ?? .above
         rule.warnThreshold = row["warn_threshold"]
         rule.warnClear = row["warn_clear"]
         rule.critThreshold = row["crit_threshold"]
@@ -248,17 +334,20 @@ public struct AlertRuleStore: Sendable {
     static let columns = [
         "name", "builtin", "enabled", "source", "metric", "matchers", "log_query", "aggregation", "window_seconds", "horizon_seconds", "comparison",
         "warn_threshold", "warn_clear", "crit_threshold", "crit_clear", "for_seconds", "keep_firing_seconds", "no_data", "scope_hosts",
-        "scope_groups", "scope_tags", "labels", "summary", "description", "runbook_url", "route", "repeat_seconds",
+        "scope_groups", "scope_tags", "labels", "summary", "description", "runbook_url", "route", "repeat_seconds", "expression", "severity",
+        "operator",
     ]
 
     static func values(_ rule: AlertRule) -> [(any DatabaseValueConvertible)?] {
         [
             rule.name, rule.builtin, rule.enabled, rule.source, rule.metric, rule.matchers, rule.logQuery, rule.aggregation.rawValue,
             rule.windowSeconds,
-            rule.horizonSeconds, rule.comparison.rawValue, rule.warnThreshold, rule.warnClear, rule.critThreshold, rule.critClear,
+            // The comparison column keeps the direction its CHECK allows; operator says exactly.
+            rule.horizonSeconds, rule.comparison.upward == false ? "below" : "above", rule.warnThreshold, rule.warnClear, rule.critThreshold,
+            rule.critClear,
             rule.forSeconds, rule.keepFiringSeconds, rule.noData.rawValue, rule.scopeHosts.joined(separator: ","),
             rule.scopeGroups.joined(separator: ","), rule.scopeTags.joined(separator: ","), rule.labels, rule.summary, rule.description,
-            rule.runbookURL, rule.route, rule.repeatSeconds,
+            rule.runbookURL, rule.route, rule.repeatSeconds, rule.expression, rule.severity.rawValue, rule.comparison.symbol,
         ]
     }
 

@@ -16,6 +16,8 @@ public struct AlertState: Sendable, Equatable {
     public var lastConditionAt: Int64?
     public var evaluatedAt: Int64
     public var detail: String?
+    /// The labels of the series that gave `value` (PromQL rules), as `name="value",...`; "" otherwise.
+    public var labels = ""
 
     public init(since: Int64) {
         self.since = since
@@ -32,6 +34,8 @@ public struct AlertState: Sendable, Equatable {
 /// What one evaluation saw for a rule and a host.
 public enum AlertObservation: Sendable, Equatable {
     case value(Double)
+    /// A PromQL rule without thresholds returned nothing for the host: it is not alerting.
+    case clear
     case noData
     case failure(String)
 }
@@ -44,11 +48,14 @@ public enum AlertStateMachine {
         func holds(_ threshold: Double?, _ clear: Double?, active: Bool) -> Bool {
             guard let threshold else { return false }
             let clearLevel = clear ?? threshold
-            switch rule.comparison {
-            case .above: return value >= threshold || (active && value > clearLevel && clearLevel < threshold)
-            case .below: return value <= threshold || (active && value < clearLevel && clearLevel > threshold)
+            switch rule.comparison.upward {
+            case true?: return rule.comparison.holds(value, threshold) || (active && value > clearLevel && clearLevel < threshold)
+            case false?: return rule.comparison.holds(value, threshold) || (active && value < clearLevel && clearLevel > threshold)
+            case nil: return rule.comparison.holds(value, threshold)
             }
         }
+        // A PromQL rule without thresholds: whatever its expression returns is alerting.
+        if rule.source == PromQLRule.source, rule.warnThreshold == nil, rule.critThreshold == nil { return rule.severity }
         if holds(rule.critThreshold, rule.critClear, active: current == .critical) { return .critical }
         if holds(rule.warnThreshold, rule.warnClear, active: current != nil) { return .warning }
         // A rule with only a critical level: the warning clear level does not apply.
@@ -91,6 +98,9 @@ public enum AlertStateMachine {
         case .value(let value):
             next.value = value
             severity = self.severity(of: value, rule: rule, current: state.isActive ? state.severity : nil)
+        case .clear:
+            next.value = nil
+            severity = nil
         }
         if let severity {
             next.lastConditionAt = now

@@ -2,12 +2,17 @@ import Foundation
 import GRDB
 import Hummingbird
 
-/// `{{host}}`, `{{value}}`, `{{threshold}}`, `{{severity}}` and `{{rule}}` in a rule's summary and description.
+/// `{{host}}`, `{{value}}`, `{{threshold}}`, `{{severity}}` and `{{rule}}` in a rule's summary and description, and
+/// Prometheus's template actions (`{{ $labels.mountpoint }}`, `{{ $value | humanize }}`, see `PrometheusTemplate`).
 public enum AlertText {
     public static func render(_ template: String, rule: AlertRule, hostName: String, state: AlertState?) -> String {
         let threshold = state?.severity == .critical ? rule.critThreshold : rule.warnThreshold ?? rule.critThreshold
         let value = state?.value.map { MetricUnit.trim($0, digits: abs($0) < 10 ? 2 : 1) } ?? "no data"
-        return template.replacingOccurrences(of: "{{host}}", with: hostName).replacingOccurrences(of: "{{value}}", with: value)
+        var labels = Dictionary(PrometheusText.labels(fromCanonical: state?.labels ?? ""), uniquingKeysWith: { a, _ in a })
+        labels["host"] = labels["host"] ?? hostName
+        labels["instance"] = labels["instance"] ?? hostName
+        let prometheus = PrometheusTemplate.render(template, PrometheusTemplate.Data(labels: labels, value: state?.value))
+        return prometheus.replacingOccurrences(of: "{{host}}", with: hostName).replacingOccurrences(of: "{{value}}", with: value)
             .replacingOccurrences(of: "{{threshold}}", with: threshold.map { MetricUnit.trim($0, digits: 2) } ?? "")
             .replacingOccurrences(of: "{{severity}}", with: state?.severity?.rawValue ?? "")
             .replacingOccurrences(of: "{{rule}}", with: rule.name)
@@ -111,15 +116,34 @@ struct AlertsController {
 
     @Sendable func apiImport(request: Request, context: StewardRequestContext) async throws -> Response {
         let buffer = try await request.body.collect(upTo: 4 << 20)
-        let (parsed, failures) = PrometheusImport.parse(String(buffer: buffer))
-        if parsed.isEmpty, failures.count == 1, failures[0].path.isEmpty { throw Problem.invalid(["body": failures[0].message]) }
-        var result = AlertImportResult(errors: failures.map { .init(path: $0.path, alert: $0.alert, message: $0.message) })
-        for rule in parsed {
+        let parsed = PrometheusImport.parse(String(buffer: buffer))
+        if parsed.rules.isEmpty, parsed.failures.count == 1, parsed.failures[0].path.isEmpty {
+            throw Problem.invalid(["body": parsed.failures[0].message])
+        }
+        var result = AlertImportResult(errors: parsed.failures.map { .init(path: $0.path, alert: $0.alert, message: $0.message) })
+        result.warnings = parsed.warnings.map { .init(path: $0.path, alert: $0.alert, message: $0.message) }
+        let existing = Dictionary(try rules.all().map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+        let reach = try importReach()
+        for rule in parsed.rules {
+            if let known = existing[rule.name] {
+                if PrometheusRules.alertEntries(known) == PrometheusRules.alertEntries(rule) {
+                    result.unchanged.append(rule.name)
+                } else {
+                    result.errors.append(
+                        .init(
+                            path: "", alert: rule.name,
+                            message: "a rule named \(rule.name) exists with a different definition; rename one of them or delete the old rule first"))
+                }
+                continue
+            }
             let problems = rule.problems(knownSources: knownSources)
             guard problems.isEmpty else {
                 let message = problems.keys.sorted().map { "\($0): \(problems[$0]!)" }.joined(separator: "; ")
                 result.errors.append(.init(path: "", alert: rule.name, message: message))
                 continue
+            }
+            for warning in PrometheusImport.reachability(rule.expression, labelsOf: reach.labelsOf, collected: reach.collected) {
+                result.warnings.append(.init(path: "", alert: rule.name, message: warning))
             }
             do {
                 result.created.append(AlertRuleResource(try rules.create(rule, by: context.actor, now: Date())))
@@ -128,6 +152,20 @@ struct AlertsController {
             }
         }
         return try APIJSON.response(result)
+    }
+
+    /// For the importer's warnings: the labels stored series of a metric have, and whether some host collects it.
+    func importReach() throws -> (labelsOf: (String) -> Set<String>?, collected: (String) -> Bool) {
+        let store = evaluator.metrics
+        let lists = try evaluator.hosts.all().map { MetricAllowList(text: $0.metricsAllow) }
+        let allowLists = lists.isEmpty ? [MetricAllowList.standard] : lists
+        return (
+            { name in
+                let series = store.series(name: name)
+                return series.isEmpty ? nil : Set(series.flatMap { $0.labelPairs.map(\.0) })
+            },
+            { name in allowLists.contains { $0.allows(PrometheusText.Sample(name: name, labels: [], value: 0)) } }
+        )
     }
 
     /// Live alerts: every state that is not normal, worst first.
@@ -202,13 +240,7 @@ struct AlertsController {
                 "fired": fired[rule.id] ?? 0, "notified": notified[rule.id] ?? 0,
                 "noisy": noisiest >= 10 && (notified[rule.id] ?? 0) == noisiest,
                 "id": rule.id, "name": rule.name, "enabled": rule.enabled, "builtin": rule.builtin != nil,
-                "what": rule.source == "metric"
-                    ? "\(rule.aggregation.rawValue)(\(rule.metric)) over \(rule.windowSeconds) s"
-                    : rule.source == LogRuleQuery.source ? "log lines matching \(rule.logQuery) in \(rule.windowSeconds) s" : rule.source,
-                "levels": [
-                    rule.warnThreshold.map { "warning \(rule.comparison == .above ? "≥" : "≤") \(MetricUnit.trim($0, digits: 2))" },
-                    rule.critThreshold.map { "critical \(rule.comparison == .above ? "≥" : "≤") \(MetricUnit.trim($0, digits: 2))" },
-                ].compactMap { $0 }.joined(separator: ", "),
+                "what": Self.what(rule), "levels": Self.levels(rule),
                 "for": rule.forSeconds > 0 ? "for \(rule.forSeconds) s" : "at once",
             ])
         }
@@ -219,10 +251,32 @@ struct AlertsController {
         return area.pages.page("alerts/index", title: "Alerts", section: "alerts", data: data, request: request, context: context)
     }
 
+    /// What a rule measures, for the rule list.
+    static func what(_ rule: AlertRule) -> String {
+        switch rule.source {
+        case "metric": "\(rule.aggregation.rawValue)(\(rule.metric)) over \(rule.windowSeconds) s"
+        case LogRuleQuery.source: "log lines matching \(rule.logQuery) in \(rule.windowSeconds) s"
+        case PromQLRule.source: rule.expression
+        default: rule.source
+        }
+    }
+
+    /// Its levels, for the rule list.
+    static func levels(_ rule: AlertRule) -> String {
+        if rule.source == PromQLRule.source, rule.warnThreshold == nil, rule.critThreshold == nil {
+            return "\(rule.severity.rawValue) when it returns a series"
+        }
+        let levels: [String?] = [
+            rule.warnThreshold.map { "warning \(rule.comparison.display) \(MetricUnit.trim($0, digits: 2))" },
+            rule.critThreshold.map { "critical \(rule.comparison.display) \(MetricUnit.trim($0, digits: 2))" },
+        ]
+        return levels.compactMap { $0 }.joined(separator: ", ")
+    }
+
     static func form(_ rule: AlertRule) -> [String: Any?] {
         var values: [String: Any?] = [
             "name": rule.name, "enabled": rule.enabled, "source": rule.source, "metric": rule.metric, "matchers": rule.matchers,
-            "log_query": rule.logQuery,
+            "log_query": rule.logQuery, "expression": rule.expression,
             "window_seconds": rule.windowSeconds, "horizon_seconds": rule.horizonSeconds,
             "warn_threshold": rule.warnThreshold.map { MetricUnit.trim($0, digits: 6) },
             "warn_clear": rule.warnClear.map { MetricUnit.trim($0, digits: 6) },
@@ -234,7 +288,10 @@ struct AlertsController {
             "repeat_seconds": rule.repeatSeconds, "builtin": rule.builtin != nil, "id": rule.id,
         ]
         values["aggregations"] = AlertRule.Aggregation.allCases.map { ViewNode(["value": $0.rawValue, "selected": $0 == rule.aggregation]) }
-        values["comparisons"] = AlertRule.Comparison.allCases.map { ViewNode(["value": $0.rawValue, "selected": $0 == rule.comparison]) }
+        values["comparisons"] = AlertRule.Comparison.allCases.map {
+            ViewNode(["value": $0.rawValue, "label": "\($0.rawValue) (\($0.symbol))", "selected": $0 == rule.comparison])
+        }
+        values["severities"] = AlertState.Severity.allCases.map { ViewNode(["value": $0.rawValue, "selected": $0 == rule.severity]) }
         values["no_data_options"] = AlertRule.NoData.allCases.map { ViewNode(["value": $0.rawValue, "selected": $0 == rule.noData]) }
         return values
     }
@@ -244,7 +301,7 @@ struct AlertsController {
     func preview(_ rule: AlertRule) -> [String: Any] {
         guard
             rule.problems(knownSources: knownSources).filter({
-                ["metric", "source", "matchers", "log_query", "window_seconds", "horizon_seconds"].contains($0.key)
+                ["metric", "source", "matchers", "log_query", "expression", "window_seconds", "horizon_seconds"].contains($0.key)
             })
             .isEmpty
         else { return ["preview_unavailable": "Fix the fields marked below to see a preview."] }
@@ -256,10 +313,35 @@ struct AlertsController {
         let range: Int64 = 6 * 3_600_000
         let step = MetricQuery.step(for: range, points: 120)
         let times = MetricQuery.grid(from: now - range, to: now, step: step)
+        // A PromQL rule: one evaluation now, and one range query for the chart, shared by every host.
+        var promNow: Result<[String: [PromQL.Sample]], any Error>?
+        var promChart: [String: [Double?]] = [:]
+        if rule.source == PromQLRule.source {
+            let everyHost = (try? evaluator.hosts.all()) ?? []
+            let source = MetricStoreSource(store: evaluator.metrics, hostNames: Dictionary(uniqueKeysWithValues: everyHost.map { ($0.id, $0.name) }))
+            let names = Set(hosts.map(\.name))
+            promNow = Result { try PromQLRule.evaluate(rule, source: source, hosts: names, at: now) }
+            if let expr = try? PromQL.parse(rule.expression),
+                let series = try? PromQL.rangeQuery(expr, source: source, from: times.first ?? now, to: times.last ?? now, step: step)
+            {
+                for entry in series {
+                    guard let host = PromQLRule.hostName(entry.labels, known: names) else { continue }
+                    var values = promChart[host] ?? [Double?](repeating: nil, count: times.count)
+                    for point in entry.points {
+                        guard let index = times.firstIndex(of: point.time), point.value.isFinite else { continue }
+                        values[index] =
+                            values[index].map { rule.comparison.upward == false ? min($0, point.value) : max($0, point.value) } ?? point.value
+                    }
+                    promChart[host] = values
+                }
+            }
+        }
         for host in hosts.prefix(50) {
-            let observation: AlertObservation
+            var observation: AlertObservation
             do {
-                if rule.source == "metric" {
+                if let promNow {
+                    observation = PromQLRule.observe(rule, samples: try promNow.get()[host.name] ?? []).0
+                } else if rule.source == "metric" {
                     observation = try MetricObservation.observe(rule, host: host, store: evaluator.metrics, now: now)
                 } else if let source = evaluator.sources[rule.source] {
                     observation = try source.observe(host, rule, now)
@@ -275,6 +357,8 @@ struct AlertsController {
             case .value(let number):
                 value = MetricUnit.trim(number, digits: 2)
                 verdict = AlertStateMachine.severity(of: number, rule: rule, current: nil).map { "firing (\($0.rawValue))" } ?? "normal"
+            case .clear:
+                verdict = "normal (nothing returned)"
             case .noData:
                 verdict = rule.noData == .alerting ? "firing (critical: no data)" : rule.noData == .ok ? "normal (no data)" : "nodata"
             case .failure(let message):
@@ -282,6 +366,7 @@ struct AlertsController {
             }
             if verdict.hasPrefix("firing") { firingCount += 1 }
             rows.append(ViewNode(["host": host.name, "value": value, "verdict": verdict, "firing": verdict.hasPrefix("firing")]))
+            if let values = promChart[host.name], lines.count < 8 { lines.append(ChartLine(name: host.name, values: values)) }
             guard rule.source == "metric", lines.count < 8 else { continue }
             let matchers = rule.matcherPairs
             var worst = [Double?](repeating: nil, count: times.count)
@@ -294,14 +379,16 @@ struct AlertsController {
                 else { continue }
                 for (index, value) in range.values.enumerated() {
                     guard let value else { continue }
-                    worst[index] = worst[index].map { rule.comparison == .above ? max($0, value) : min($0, value) } ?? value
+                    worst[index] = worst[index].map { rule.comparison.upward == false ? min($0, value) : max($0, value) } ?? value
                 }
             }
             if worst.contains(where: { $0 != nil }) { lines.append(ChartLine(name: host.name, values: worst)) }
         }
         var result: [String: Any] = ["preview_rows": rows, "preview_empty": rows.isEmpty, "preview_firing": firingCount]
         if !lines.isEmpty {
-            var chart = SVGChart(title: "\(rule.metric), last 6 hours", unit: .plain, times: times, step: step, lines: lines)
+            var chart = SVGChart(
+                title: "\(rule.source == PromQLRule.source ? "the expression" : rule.metric), last 6 hours", unit: .plain, times: times, step: step,
+                lines: lines)
             chart.fixedMinimum = nil
             chart.thresholds = [
                 rule.warnThreshold.map { ChartThreshold(value: $0, label: "warning", level: "warning") },
@@ -316,7 +403,7 @@ struct AlertsController {
         -> Response
     {
         var form = Self.form(rule)
-        form["sources"] = (["metric"] + knownSources.sorted()).map { ViewNode(["value": $0, "selected": $0 == rule.source]) }
+        form["sources"] = (["metric", PromQLRule.source] + knownSources.sorted()).map { ViewNode(["value": $0, "selected": $0 == rule.source]) }
         let data: [String: Any] = preview(rule).merging([
             "form": ViewNode(form), "errors": ViewNode(errors), "has_errors": !errors.isEmpty, "is_new": rule.id == 0,
             "operator": context.identity?.permissions.contains(.operate) ?? false,
@@ -370,6 +457,8 @@ struct AlertsController {
         rule.metric = text("metric")
         rule.matchers = text("matchers")
         rule.logQuery = text("log_query")
+        rule.expression = text("expression")
+        rule.severity = AlertState.Severity(rawValue: text("severity")) ?? .warning
         rule.aggregation = AlertRule.Aggregation(rawValue: text("aggregation")) ?? .avg
         integer("window_seconds") { rule.windowSeconds = $0 }
         integer("horizon_seconds") { rule.horizonSeconds = $0 }

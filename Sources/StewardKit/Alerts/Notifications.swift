@@ -312,7 +312,10 @@ public struct NotificationMessage: Sendable {
 
     func threshold(_ severity: String) -> String {
         let value = severity == "critical" ? rule.critThreshold : rule.warnThreshold
-        return value.map { "\(rule.comparison == .above ? "≥" : "≤") \(MetricUnit.trim($0, digits: 2))" } ?? "-"
+        if value == nil, rule.source == PromQLRule.source, rule.warnThreshold == nil, rule.critThreshold == nil {
+            return "its PromQL expression returned the host"
+        }
+        return value.map { "\(rule.comparison.display) \(MetricUnit.trim($0, digits: 2))" } ?? "-"
     }
 
     /// Plain text: the body of the email's text part and the webhook's Slack-compatible `text`.

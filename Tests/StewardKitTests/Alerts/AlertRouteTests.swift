@@ -98,22 +98,35 @@ struct AlertRouteTests {
                         labels: {severity: warning, team: ops}
                         annotations: {summary: "{{ $labels.host }} load {{ $value | humanize }}"}
                       - alert: Unsupported
-                        expr: sum(rate(x[5m])) > 1
+                        expr: max_over_time(rate(x[5m])[1h:]) > 1
+                      - alert: NodeJob
+                        expr: up{job="node"} == 0
                 """
             try await client.execute(
                 uri: "/api/v1/alerts/rules/import", method: .post, headers: [.contentType: "application/yaml"], body: ByteBuffer(string: file)
             ) { response in
                 let created = object(response)["created"] as? [[String: Any]] ?? []
                 let errors = object(response)["errors"] as? [[String: Any]] ?? []
-                #expect(created.map { $0["name"] as? String } == ["ImportedLoad"])
-                #expect(created.first?["summary"] as? String == "{{host}} load {{value}}")
+                let warnings = object(response)["warnings"] as? [[String: Any]] ?? []
+                #expect(created.map { $0["name"] as? String } == ["ImportedLoad", "NodeJob"])
+                #expect(created.first?["summary"] as? String == "{{ $labels.host }} load {{ $value | humanize }}")
+                #expect(created.first?["expression"] as? String == "max_over_time(node_load1[10m])")
+                #expect(created.first?["comparison"] as? String == "gt" && created.first?["warn_threshold"] as? Double == 4)
                 #expect(errors.map { $0["alert"] as? String } == ["Unsupported"])
+                #expect(warnings.contains { $0["alert"] as? String == "NodeJob" && ($0["message"] as? String)?.contains("no job label") == true })
+            }
+            // The same file again: nothing new, and each rule reported unchanged.
+            try await client.execute(
+                uri: "/api/v1/alerts/rules/import", method: .post, headers: [.contentType: "application/yaml"], body: ByteBuffer(string: file)
+            ) { response in
+                #expect((object(response)["created"] as? [Any])?.isEmpty == true)
+                #expect(object(response)["unchanged"] as? [String] == ["ImportedLoad", "NodeJob"])
             }
         }
         let actions = try await harness.server.database.read { db in
             try String.fetchAll(db, sql: "SELECT action FROM audit_events WHERE action LIKE 'alert_rule.%' AND actor != 'system' ORDER BY id")
         }
-        #expect(actions == ["alert_rule.create", "alert_rule.update", "alert_rule.delete", "alert_rule.create"])
+        #expect(actions == ["alert_rule.create", "alert_rule.update", "alert_rule.delete", "alert_rule.create", "alert_rule.create"])
         // A viewer reads but cannot change.
         try await harness.test(as: [.viewer]) { client in
             try await client.execute(uri: "/api/v1/alerts/rules", method: .post, headers: Self.json, body: ByteBuffer(string: "{}")) { response in

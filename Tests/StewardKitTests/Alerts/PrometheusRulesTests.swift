@@ -1,16 +1,178 @@
 import Foundation
+import GRDB
+import Synchronization
 import Testing
 
 @testable import StewardKit
 
+/// Prometheus rule files in and out: the project's own rule file in the shapes the published node-exporter packs use
+/// (none of their files is copied here), the round trip of an export, and the templates.
 @Suite struct PrometheusRulesTests {
-    @Test func exportPassesPromtoolCheckRules() throws {
+    /// Every construct of the PromQL engine, in the shapes the node-exporter packs use.
+    static let packShapes = #"""
+          groups:
+            - name: host-shapes
+              rules:
+                - alert: HostOutOfMemory
+                  expr: (node_memory_MemAvailable_bytes / node_memory_MemTotal_bytes * 100 < 10) * on(instance) group_left (nodename) node_uname_info{nodename=~".+"}
+                  for: 2m
+                  labels:
+                    severity: warning
+                  annotations:
+                    summary: Host out of memory (instance {{ $labels.instance }})
+                    description: "Node memory is filling up (< 10% left)\n  VALUE = {{ $value }}\n  LABELS = {{ $labels }}"
+                - alert: HostFilesystemFillingUp
+                  expr: |
+                    (
+                      node_filesystem_avail_bytes{fstype!="", mountpoint!~"/run.*"} / node_filesystem_size_bytes{fstype!=""} * 100 < 40
+                    and
+                      predict_linear(node_filesystem_avail_bytes{fstype!=""}[6h], 4*3600) < 0
+                    and
+                      node_filesystem_readonly{fstype!=""} == 0
+                    )
+                  for: 0m
+                  labels:
+                    severity: critical
+                  annotations:
+                    summary: Filesystem is predicted to run out of space within the next 4 hours.
+                    description: Filesystem on {{ $labels.device }}, mounted on {{ $labels.mountpoint }}, at {{ $labels.instance }} has only {{ printf "%.2f" $value }}% available space left and is filling up fast.
+                - alert: HostHighCpuLoad
+                  expr: 1 - avg without (cpu) (rate(node_cpu_seconds_total{mode="idle"}[2m])) > .80
+                  for: 1h30m
+                  keep_firing_for: 5m
+                  labels: {severity: warning}
+                  annotations: {summary: "CPU busy {{ $value | humanizePercentage }}"}
+                - alert: HostHighCpuLoad
+                  expr: 1 - avg without (cpu) (rate(node_cpu_seconds_total{mode="idle"}[2m])) > .95
+                  for: 1h30m
+                  keep_firing_for: 5m
+                  labels: {severity: critical}
+                  annotations: {summary: "CPU busy {{ $value | humanizePercentage }}"}
+                - alert: HostNetworkReceiveErrors
+                  expr: rate(node_network_receive_errs_total[2m]) / rate(node_network_receive_packets_total[2m]) > 0.01
+                  for: 500ms
+                  labels: {severity: info}
+                  annotations: {summary: "{{ $labels.device }} errors"}
+                - alert: HostClockNotSynchronising
+                  expr: min_over_time(node_timex_sync_status[1m]) == 0 and node_timex_maxerror_seconds >= 16
+                  labels: {severity: warning}
+                - alert: HostUnusualDiskReadRate
+                  expr: sum by (instance) (rate(node_disk_read_bytes_total[2m])) / 1024 / 1024 > 50 unless on (instance) node_load1 < 0.1
+                  for: 1y
+                  labels: {severity: warning}
+                - alert: HostConntrackLimit
+                  expr: node_nf_conntrack_entries / node_nf_conntrack_entries_limit > 0.8
+                  for: 0s
+                  labels: {severity: warning, job: node}
+                - alert: HostCpuStealNoisyNeighbor
+                  expr: avg by(instance) (rate(node_cpu_seconds_total{mode="steal"}[5m])) * 100 > 10
+                  labels: {severity: warning}
+                - alert: HostRebooted
+                  expr: changes(node_boot_time_seconds[10m]) > 0 or increase(node_vmstat_oom_kill[5m]) != 0
+                  labels: {severity: warning}
+                - alert: ScrapeTargetGone
+                  expr: absent(up{job="node"}) or up{job="node"} == 0 or idelta(node_context_switches_total[2m]) < 0 or delta(node_load1[5m]) > 5 or deriv(node_load1[5m]) > 1 or resets(node_cpu_seconds_total[5m]) > 3 or irate(node_forks_total[1m]) > 1e4
+                  labels: {severity: critical}
+                - alert: Bounded
+                  expr: clamp_min(abs(node_load5 - node_load15), 0) > 4 or clamp_max(node_load1, 100) > 50 or vector(time()) < 0 or vector(scalar(count(up))) > 1e9 or label_replace(node_load1, "h", "$1", "instance", "(.*)") > 99
+        """#
+
+    @Test("the project's rule file in the packs' shapes imports, every rule, with thresholds and comparisons exactly")
+    func importsThePackShapes() throws {
+        let result = PrometheusImport.parse(Self.packShapes)
+        #expect(result.failures.isEmpty, "\(result.failures)")
+        // Twelve alerts, two of them one rule with both levels.
+        #expect(result.rules.count == 11)
+        let byName = Dictionary(uniqueKeysWithValues: result.rules.map { ($0.name, $0) })
+        let memory = try #require(byName["HostOutOfMemory"])
+        #expect(memory.source == "promql" && memory.warnThreshold == nil && memory.severity == .warning && memory.forSeconds == 120)
+        #expect(memory.summary == "Host out of memory (instance {{ $labels.instance }})")
+        let filling = try #require(byName["HostFilesystemFillingUp"])
+        #expect(filling.severity == .critical && filling.forSeconds == 0 && filling.expression.contains("4*3600"))
+        let cpu = try #require(byName["HostHighCpuLoad"])
+        #expect(cpu.comparison == .gt && cpu.warnThreshold == 0.8 && cpu.critThreshold == 0.95)
+        #expect(cpu.expression == #"1 - avg without (cpu) (rate(node_cpu_seconds_total{mode="idle"}[2m]))"#)
+        #expect(cpu.forSeconds == 5400 && cpu.keepFiringSeconds == 300)
+        let network = try #require(byName["HostNetworkReceiveErrors"])
+        #expect(network.forSeconds == 1 && network.labels == "severity=info" && network.warnThreshold == 0.01)
+        #expect(result.warnings.contains { $0.alert == "HostNetworkReceiveErrors" && $0.message.contains("severity info") })
+        #expect(byName["HostUnusualDiskReadRate"]?.forSeconds == 365 * 86400)
+        let conntrack = try #require(byName["HostConntrackLimit"])
+        #expect(conntrack.labels == "job=node" && conntrack.comparison == .gt)
+        #expect(byName["HostRebooted"]?.warnThreshold == nil)
+        for rule in result.rules {
+            #expect(PromQLRule.problem(rule.expression) == nil, "\(rule.name): \(rule.expression)")
+        }
+    }
+
+    @Test("refusals name the rule, the field and the construct")
+    func refusals() {
+        let file = """
+            groups:
+              - name: bad
+                rules:
+                  - alert: Unbalanced
+                    expr: (node_load1 > 5
+                  - alert: BareFor
+                    expr: node_load1 > 5
+                    for: 300
+                  - alert: Subquery
+                    expr: max_over_time(rate(node_forks_total[1m])[10m:1m]) > 5
+                  - record: instance:load:ratio
+                    expr: node_load1
+                  - record: steward_host_up
+                    expr: up
+            """
+        let result = PrometheusImport.parse(file)
+        #expect(result.rules.isEmpty)
+        #expect(result.failures.map(\.alert) == ["Unbalanced", "BareFor", "Subquery", "instance:load:ratio"])
+        #expect(result.failures[0].message.hasPrefix("expr: at character"))
+        #expect(result.failures[1].message.contains("300 has no unit; write 300s"))
+        #expect(result.failures[2].message.contains("subqueries"))
+        #expect(result.failures[2].path == "groups[0].rules[2]")
+        #expect(result.skipped == ["steward_host_up"])
+        #expect(PrometheusImport.parse("just: text").failures.first?.message.contains("not a Prometheus rule file") == true)
+    }
+
+    @Test("one name with two different expressions becomes two rules, with a warning")
+    func sameNameDifferentExpressions() {
+        let file = """
+            groups:
+              - name: twice
+                rules:
+                  - alert: DiskFillingUp
+                    expr: predict_linear(node_filesystem_avail_bytes[6h], 24*3600) < 0
+                    labels: {severity: warning}
+                  - alert: DiskFillingUp
+                    expr: predict_linear(node_filesystem_avail_bytes[6h], 4*3600) < 0
+                    labels: {severity: critical}
+            """
+        let result = PrometheusImport.parse(file)
+        #expect(result.rules.map(\.name) == ["DiskFillingUp", "DiskFillingUp (critical)"])
+        #expect(result.warnings.contains { $0.message.contains("imported as DiskFillingUp (critical)") })
+    }
+
+    @Test("warnings for selectors that find nothing in Steward: the job label, a metric no host collects, a label the series lack")
+    func reachability() {
+        let warnings = PrometheusImport.reachability(
+            #"up{job="node"} == 0 or node_hwmon_temp_celsius > 80 or node_filesystem_avail_bytes{volume="x"} < 1 or node_load1{host!~"db.*"} > 2"#,
+            labelsOf: { $0 == "node_filesystem_avail_bytes" ? ["device", "fstype", "mountpoint"] : nil },
+            collected: { MetricAllowList.standard.allows(PrometheusText.Sample(name: $0, labels: [], value: 0)) })
+        #expect(warnings.count == 4, "\(warnings)")
+        #expect(warnings.contains { $0.contains("no job label") })
+        #expect(warnings.contains { $0.contains("node_hwmon_temp_celsius is not collected") })
+        #expect(warnings.contains { $0.contains("up is not collected") })
+        #expect(warnings.contains { $0.contains("has a volume label") })
+    }
+
+    @Test("export: recording rules for Steward's series, exact comparisons, and promtool accepts it")
+    func exportPassesPromtool() throws {
         var custom = AlertRule()
         custom.name = "Idle CPU low on \"web\" hosts: {odd} names"
         custom.metric = "node_cpu_seconds_total"
         custom.matchers = "mode=idle,cpu=0"
         custom.aggregation = .rate
-        custom.comparison = .below
+        custom.comparison = .lt
         custom.warnThreshold = 0.2
         custom.critThreshold = 0.05
         custom.forSeconds = 120
@@ -19,11 +181,19 @@ import Testing
         custom.labels = "team=ops,tier=\"front\""
         custom.summary = "{{host}}: idle {{value}} below {{threshold}}\nnext line with a \\ backslash"
         custom.runbookURL = "https://wiki.example.com/cpu"
-        let text = PrometheusRules.export(BuiltinAlerts.rules() + [custom])
+        let imported = PrometheusImport.parse(Self.packShapes).rules
+        let text = PrometheusRules.export(BuiltinAlerts.rules() + [custom] + imported)
         #expect(text.contains("alert: \"IdleCPULowOnWebHostsOddNames\""))
         #expect(text.contains(#"host=~\"web-01|web\\\\.02\""#))
-        #expect(text.contains("predict_linear(steward_host_filesystem_max_percent[21600s], 86400) >= 100"))
+        #expect(text.contains("[2m])) > 0.95\""))
+        #expect(text.contains(") < 0.05\""))
+        for record in HostSummary.names { #expect(text.contains("record: \(record)\n"), "\(record)") }
         #expect(!text.contains("job_failed"))  // state rules have no Prometheus form
+        try Self.promtoolAccepts(text)
+        try Self.promtoolAccepts(PrometheusRules.export([]))
+    }
+
+    static func promtoolAccepts(_ text: String, sourceLocation: SourceLocation = #_sourceLocation) throws {
         let directory = TemporaryDirectory()
         let file = directory.path + "/steward-rules.yml"
         try text.write(toFile: file, atomically: true, encoding: .utf8)
@@ -36,63 +206,157 @@ import Testing
         try process.run()
         let printed = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         process.waitUntilExit()
-        #expect(process.terminationStatus == 0, "\(printed)\n\(text)")
-        #expect(printed.contains("SUCCESS"))
-        #expect(PrometheusRules.export([]).contains("rules: []"))
+        #expect(process.terminationStatus == 0 && printed.contains("SUCCESS"), "\(printed)\n\(text)", sourceLocation: sourceLocation)
     }
 
-    @Test func importReadsTheSupportedSubsetAndExplainsTheRest() {
-        var original = AlertRule()
-        original.name = "RootDiskFree"
-        original.metric = "node_filesystem_avail_bytes"
-        original.matchers = "mountpoint=/"
-        original.aggregation = .min
-        original.windowSeconds = 600
-        original.comparison = .below
-        original.warnThreshold = 2e9
-        original.critThreshold = 5e8
-        original.forSeconds = 300
-        original.scopeHosts = ["web-01", "web.02"]
-        original.labels = "team=ops"
-        original.summary = "{{host}}: {{value}} bytes free"
-        original.runbookURL = "https://wiki.example.com/disk"
-        let exported = PrometheusRules.export([original])
-        let (rules, failures) = PrometheusImport.parse(exported)
-        #expect(failures.isEmpty, "\(failures)")
-        let imported = try? #require(rules.first)
-        #expect(rules.count == 1)
-        #expect(imported?.name == "RootDiskFree" && imported?.metric == original.metric && imported?.matchers == "mountpoint=/")
-        #expect(imported?.aggregation == .min && imported?.windowSeconds == 600 && imported?.comparison == .below)
-        #expect(imported?.warnThreshold == 2e9 && imported?.critThreshold == 5e8 && imported?.forSeconds == 300)
-        #expect(
-            imported?.scopeHosts == ["web-01", "web.02"] && imported?.labels == "team=ops" && imported?.summary == "{{host}}: {{value}} bytes free")
-        #expect(imported?.runbookURL == "https://wiki.example.com/disk")
+    @Test("export then import finds every rule again: nothing new, nothing lost")
+    func roundTrip() throws {
+        let imported = PrometheusImport.parse(Self.packShapes).rules
+        var strict = AlertRule()
+        strict.name = "Zero is fine"
+        strict.metric = "node_procs_blocked"
+        strict.aggregation = .last
+        strict.comparison = .gt
+        strict.critThreshold = 0
+        strict.summary = "{{host}}: {{value}} blocked"
+        let originals = BuiltinAlerts.rules().filter { $0.source == "metric" } + imported + [strict]
+        let again = PrometheusImport.parse(PrometheusRules.export(originals))
+        #expect(again.failures.isEmpty, "\(again.failures)")
+        #expect(Set(again.skipped) == Set(HostSummary.names))
+        let byName = Dictionary(uniqueKeysWithValues: again.rules.map { ($0.name, $0) })
+        #expect(again.rules.count == originals.count)
+        for original in originals {
+            let back = try #require(byName[original.name], "\(original.name)")
+            #expect(PrometheusRules.alertEntries(back) == PrometheusRules.alertEntries(original), "\(original.name)")
+        }
+        // A strict > 0 stays strict: a value of 0 is not critical.
+        let zero = try #require(byName["Zero is fine"])
+        #expect(zero.comparison == .gt)
+        #expect(AlertStateMachine.severity(of: 0, rule: zero, current: nil) == nil)
+        #expect(AlertStateMachine.severity(of: 1, rule: zero, current: nil) == .critical)
+    }
 
-        let mixed = """
-            groups:
-              - name: mixed
-                rules:
-                  - record: job:up:sum
-                    expr: sum(up)
-                  - alert: HighLoad
-                    expr: node_load1 > 4
-                    labels: {severity: critical}
-                  - alert: Ratio
-                    expr: sum by (instance) (rate(errors_total[5m])) / sum by (instance) (rate(requests_total[5m])) > 0.05
-                  - alert: NotEth0
-                    expr: rate(node_network_receive_bytes_total{device!="eth0"}[5m]) > 1e6
-                  - alert: Predict
-                    expr: predict_linear(steward_host_filesystem_max_percent[6h], 86400) >= 100
-                    for: 30m
-            """
-        let result = PrometheusImport.parse(mixed)
-        #expect(result.rules.map(\.name) == ["HighLoad", "Predict"])
-        #expect(result.rules.first?.critThreshold == 4 && result.rules.first?.aggregation == .last)
+    @Test("Prometheus's template actions are rendered")
+    func templates() {
+        let data = PrometheusTemplate.Data(labels: ["instance": "web-01", "mountpoint": "/srv", "device": "sda1"], value: 12.3456)
+        let cases: [(String, String)] = [
+            ("{{ $labels.instance }} {{$labels.mountpoint}}", "web-01 /srv"),
+            (#"{{ printf "%.2f" $value }}%"#, "12.35%"),
+            ("{{ $value }}", "12.3456"),
+            ("{{ $value | humanize }}", "12.35"),
+            ("{{ 1234567 | humanize }}B", "1.235MB"),
+            ("{{ 0.0123 | humanize }}", "12.3m"),
+            ("{{ 2048 | humanize1024 }}B", "2kiB"),
+            ("{{ 0.256 | humanizePercentage }}", "25.6%"),
+            ("{{ 93784 | humanizeDuration }}", "1d 2h 3m 4s"),
+            ("{{ $labels }}", "map[device:sda1 instance:web-01 mountpoint:/srv]"),
+            ("a {{- $labels.device -}} b", "asda1b"),
+            ("{{ $labels.device | toUpper }}", "SDA1"),
+            (#"{{ printf "%s has %.0f" $labels.device $value }}"#, "sda1 has 12"),
+            ("{{host}} stays for Steward", "{{host}} stays for Steward"),
+            ("{{ template \"x\" }}", "{{ template \"x\" }}"),
+        ]
+        for (template, expected) in cases { #expect(PrometheusTemplate.render(template, data) == expected, "\(template)") }
+        #expect(PrometheusTemplate.unsupported("{{ $value }} {{ range $x }}") == ["{{ range $x }}"])
+        var rule = AlertRule()
+        rule.name = "Disk"
+        var state = AlertState(since: 0)
+        state.value = 91
+        state.labels = #"device="sda1",mountpoint="/srv""#
         #expect(
-            result.rules.last?.aggregation == .predictLinear && result.rules.last?.horizonSeconds == 86400 && result.rules.last?.forSeconds == 1800)
-        #expect(result.failures.map(\.alert) == ["job:up:sum", "Ratio", "NotEth0"])
-        #expect(result.failures[1].message.contains("unsupported expression") && result.failures[1].path == "groups[0].rules[2]")
-        #expect(result.failures[2].message.contains("negative matchers"))
-        #expect(PrometheusImport.parse("just: text").failures.first?.message.contains("not a Prometheus rule file") == true)
+            AlertText.render("{{ $labels.instance }}:{{ $labels.mountpoint }} at {{value}}", rule: rule, hostName: "db-01", state: state)
+                == "db-01:/srv at 91")
+    }
+}
+
+/// PromQL rules evaluated by the alert evaluator over a real metric store.
+@Suite struct PromQLRuleEvaluationTests {
+    @Test("thresholds on an expression, conditions, strict comparisons, and the deciding series' labels")
+    func evaluates() async throws {
+        let directory = TemporaryDirectory()
+        let database = try makeDatabase(directory)
+        let hosts = HostStore(database: database)
+        var made: [StewardKit.Host] = []
+        for name in ["web-01", "web-02", "db-01"] {
+            var settings = HostSettings()
+            settings.name = name
+            settings.address = "10.0.0.1"
+            made.append(try hosts.create(settings, by: AuditActor(actor: "t"), now: Date()))
+        }
+        let metrics = try MetricStore(database: database)
+        let clock = AlertEvaluatorTests.Clock()
+        // Filesystems: web-01 has /srv at 95 % used, web-02 everything at 50 %, db-01 none.
+        func ingest() throws {
+            for (host, used) in [(made[0], [("/", 0.5), ("/srv", 0.95)]), (made[1], [("/", 0.5), ("/var", 0.5)])] {
+                for (mount, fraction) in used {
+                    let labels = PrometheusText.canonicalLabels([("mountpoint", mount), ("fstype", "ext4")])
+                    let ids = try metrics.resolve(
+                        hostID: host.id, series: [("node_filesystem_size_bytes", labels, .gauge), ("node_filesystem_avail_bytes", labels, .gauge)])
+                    metrics.append(time: clock.milliseconds, series: ids, values: [1000, 1000 * (1 - fraction)])
+                }
+            }
+        }
+        let rules = AlertRuleStore(database: database)
+        var threshold = AlertRule()
+        threshold.name = "Used"
+        threshold.source = PromQLRule.source
+        threshold.expression = #"100 * (1 - node_filesystem_avail_bytes{fstype!="tmpfs"} / node_filesystem_size_bytes)"#
+        threshold.comparison = .gt
+        threshold.warnThreshold = 50
+        threshold.critThreshold = 90
+        threshold.summary = "{{ $labels.instance }}: {{ $labels.mountpoint }} {{ printf \"%.0f\" $value }}% used"
+        let first = try rules.create(threshold, by: AuditActor(actor: "t"), now: Date())
+        var condition = AlertRule()
+        condition.name = "Nearly full"
+        condition.source = PromQLRule.source
+        condition.expression =
+            "node_filesystem_avail_bytes / node_filesystem_size_bytes < 0.1 and on (instance, mountpoint) node_filesystem_size_bytes > 0"
+        condition.severity = .critical
+        condition.summary = "{{ $labels.mountpoint }}"
+        let second = try rules.create(condition, by: AuditActor(actor: "t"), now: Date())
+        #expect(threshold.problems(knownSources: []).isEmpty && condition.problems(knownSources: []).isEmpty)
+        let evaluator = try AlertEvaluator(
+            database: database, hosts: hosts, metrics: metrics, sources: [], intervalSeconds: 15, logger: quietLogger,
+            clock: { clock.now.withLock { $0 } })
+        try ingest()
+        try await evaluator.evaluate()
+        let web1 = try #require(evaluator.state(rule: first.id, host: made[0].id))
+        #expect(web1.phase == .firing && web1.severity == .critical && web1.value == 95)
+        #expect(web1.labels.contains(#"mountpoint="/srv""#))
+        #expect(AlertText.render(first.summary, rule: first, hostName: "web-01", state: web1) == "web-01: /srv 95% used")
+        // 50 is not > 50: the strict comparison holds web-02 normal.
+        #expect(evaluator.state(rule: first.id, host: made[1].id)?.phase == .normal)
+        #expect(evaluator.state(rule: first.id, host: made[2].id)?.phase == .nodata)
+        #expect(evaluator.state(rule: second.id, host: made[0].id)?.phase == .firing)
+        #expect(evaluator.state(rule: second.id, host: made[0].id)?.severity == .critical)
+        // A condition that returns nothing for a host is normal, not nodata.
+        #expect(evaluator.state(rule: second.id, host: made[1].id)?.phase == .normal)
+        #expect(evaluator.state(rule: second.id, host: made[2].id)?.phase == .normal)
+        // The deciding labels survive a restart.
+        let restarted = try AlertEvaluator(
+            database: database, hosts: hosts, metrics: metrics, sources: [], intervalSeconds: 15, logger: quietLogger,
+            clock: { clock.now.withLock { $0 } })
+        #expect(restarted.state(rule: first.id, host: made[0].id)?.labels == web1.labels)
+    }
+
+    @Test("a PromQL rule's expression is checked: syntax with its position, type, and regexes that backtrack")
+    func validation() {
+        var rule = AlertRule()
+        rule.name = "x"
+        rule.source = PromQLRule.source
+        rule.summary = "s"
+        for (expression, expected) in [
+            ("", "write a PromQL expression"), ("node_load1 >", "at character"), ("node_load1[5m]", "instant vector"),
+            ("scalar(node_load1)", "instant vector"), (#"node_load1{instance=~"(a+)+"}"#, "the regex of instance"),
+        ] {
+            rule.expression = expression
+            #expect(rule.problems(knownSources: [])["expression"]?.contains(expected) == true, "\(expression)")
+        }
+        rule.expression = "node_load1 > 4"
+        #expect(rule.problems(knownSources: []).isEmpty)
+        rule.comparison = .eq
+        rule.warnThreshold = 1
+        rule.warnClear = 2
+        #expect(rule.problems(knownSources: [])["warn_clear"]?.contains("no clear level") == true)
     }
 }

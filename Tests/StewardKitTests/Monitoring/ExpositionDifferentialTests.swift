@@ -154,7 +154,7 @@ struct ExpositionDifferentialTests {
             kill(web.processIdentifier, SIGKILL)
             web.waitUntilExit()
         }
-        var config = "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n"
+        var config = "global:\n  scrape_interval: 2s\n  scrape_timeout: 2s\nscrape_configs:\n"
         for index in Self.cases.indices {
             config +=
                 "  - job_name: case\(index)\n    metrics_path: /case\(index).txt\n    static_configs:\n      - targets: ['127.0.0.1:\(webPort)']\n"
@@ -165,7 +165,7 @@ struct ExpositionDifferentialTests {
         let helper = PromQLTests()
         // Every job scraped at least twice.
         let scraped = try await waitUntil(timeout: .seconds(60)) {
-            guard let data = try? helper.get(port, "/api/v1/query?query=" + Self.encoded("min(count_over_time(up[1m])) >= 2")),
+            guard let data = try? helper.get(port, "/api/v1/query?query=" + Self.encoded("min(count_over_time(up[1m])) >= 3")),
                 let answer = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
                 let result = (answer["data"] as? [String: Any])?["result"] as? [Any]
             else { return false }
@@ -173,7 +173,8 @@ struct ExpositionDifferentialTests {
         }
         #expect(scraped)
         for (index, (name, _)) in Self.cases.enumerated() {
-            let up = try Self.query(helper, port, "up{job=\"case\(index)\"}")
+            // Accepted: some scrape succeeded (a busy machine may time one out, never all of them).
+            let up = try Self.query(helper, port, "max_over_time(up{job=\"case\(index)\"}[1m])")
             let accepted = up.values.first == 1
             let theirs = accepted ? try Self.query(helper, port, "last_over_time({job=\"case\(index)\",__name__!~\"up|scrape_.+\"}[1m])") : [:]
             let times = accepted ? try Self.sampleTimes(helper, port, "{job=\"case\(index)\",__name__!~\"up|scrape_.+\"}[1m]") : [:]

@@ -1,6 +1,6 @@
 import Foundation
-import HTTPTypes
 import GRDB
+import HTTPTypes
 import HummingbirdTesting
 import Testing
 
