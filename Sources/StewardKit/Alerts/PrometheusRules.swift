@@ -59,20 +59,22 @@ public enum PrometheusRules {
     }
 
     /// A rule's alerting rules, or "" for a rule Prometheus cannot evaluate.
-    static func alertEntries(_ rule: AlertRule) -> String {
-        guard let value = valueExpression(rule) else { return "" }
+    /// Each level's alert expression: `value OP threshold`, or a condition rule's expression as it is.
+    public static func alertExpressions(_ rule: AlertRule) -> [(severity: String, threshold: Double?, expr: String)] {
+        guard let value = valueExpression(rule) else { return [] }
         var levels: [(String, Double?)] = [("warning", rule.warnThreshold), ("critical", rule.critThreshold)].filter { $0.1 != nil }
         if levels.isEmpty, rule.source == PromQLRule.source { levels = [(rule.severity.rawValue, nil)] }
+        return levels.map { severity, threshold in
+            guard let threshold else { return (severity, nil, PromQL.format(value)) }
+            var lhs = value
+            if case .binary(let op, _, _, _, _) = value, op.precedence <= PromQL.BinaryOp.gtr.precedence { lhs = .paren(value) }
+            return (severity, threshold, PromQL.format(.binary(binaryOp(rule.comparison), lhs, .number(threshold), returnBool: false, matching: nil)))
+        }
+    }
+
+    static func alertEntries(_ rule: AlertRule) -> String {
         var text = ""
-        for (severity, threshold) in levels {
-            let expr: String
-            if let threshold {
-                var lhs = value
-                if case .binary(let op, _, _, _, _) = value, op.precedence <= PromQL.BinaryOp.gtr.precedence { lhs = .paren(value) }
-                expr = PromQL.format(.binary(binaryOp(rule.comparison), lhs, .number(threshold), returnBool: false, matching: nil))
-            } else {
-                expr = PromQL.format(value)
-            }
+        for (severity, threshold, expr) in alertExpressions(rule) {
             text += "      - alert: \(quote(alertName(rule.name)))\n"
             text += "        expr: \(quote(expr))\n"
             if rule.forSeconds > 0 { text += "        for: \(PromQL.formatDuration(Int64(rule.forSeconds) * 1000))\n" }

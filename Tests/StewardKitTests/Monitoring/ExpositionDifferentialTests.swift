@@ -142,18 +142,8 @@ struct ExpositionDifferentialTests {
             try Data(text).write(to: URL(fileURLWithPath: directory.path + "/cases/case\(index).txt"))
         }
         let webPort = try SyslogTests.freePort()
-        let web = Process()
-        web.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
-        web.arguments = ["-m", "http.server", "--bind", "127.0.0.1", "--directory", directory.path + "/cases", String(webPort)]
-        web.standardOutput = FileHandle.nullDevice
-        web.standardError = FileHandle.nullDevice
-        try web.run()
-        defer {
-            // A child of a test inherits the worker thread's blocked signals: python would never see SIGTERM (Go
-            // programs such as Prometheus unblock theirs). SIGKILL cannot be blocked.
-            kill(web.processIdentifier, SIGKILL)
-            web.waitUntilExit()
-        }
+        let web = try PythonChild(["-m", "http.server", "--bind", "127.0.0.1", "--directory", directory.path + "/cases", String(webPort)])
+        defer { web.stop() }
         var config = "global:\n  scrape_interval: 2s\n  scrape_timeout: 2s\nscrape_configs:\n"
         for index in Self.cases.indices {
             config +=

@@ -28,3 +28,25 @@ final class RealPrometheus {
 
     deinit { stop() }
 }
+
+/// A python3 child of a test (a web server, a proxy). Test children start with SIGTERM blocked, which python keeps,
+/// so it is stopped with SIGKILL.
+final class PythonChild {
+    let process = Process()
+
+    init(_ arguments: [String]) throws {
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+        process.arguments = arguments
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+    }
+
+    func stop() {
+        guard process.isRunning else { return }
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+    }
+
+    deinit { stop() }
+}
