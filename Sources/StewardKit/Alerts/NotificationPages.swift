@@ -66,6 +66,7 @@ struct NotificationPages {
     static func view(_ channel: NotificationChannel) -> [String: Any?] {
         [
             "id": channel.id, "name": channel.name, "webhook": channel.kind == .webhook, "email": channel.kind == .email,
+            "alertmanager": channel.kind == .alertmanager,
             "enabled": channel.enabled, "critical_only": channel.minSeverity == .critical, "match_labels": channel.matchLabels,
             "send_resolved": channel.sendResolved, "group_wait_seconds": channel.groupWaitSeconds,
             "group_interval_seconds": channel.groupIntervalSeconds, "url": channel.url, "has_secret": channel.secret != nil,
@@ -73,7 +74,7 @@ struct NotificationPages {
             "tls": channel.smtpSecurity == .tls, "plain": channel.smtpSecurity == .none, "smtp_user": channel.smtpUser,
             "has_password": channel.password != nil, "mail_from": channel.mailFrom, "mail_to": channel.mailTo,
             "smtp_ca_file": channel.smtpCAFile,
-            "target": channel.kind == .webhook ? channel.url : "\(channel.mailTo) via \(channel.smtpHost):\(channel.smtpPort)",
+            "target": channel.kind == .email ? "\(channel.mailTo) via \(channel.smtpHost):\(channel.smtpPort)" : channel.url,
             "routing": (channel.minSeverity == .critical ? "critical only" : "warning and critical")
                 + (channel.matchLabels.isEmpty ? "" : ", labels \(channel.matchLabels)"),
         ]

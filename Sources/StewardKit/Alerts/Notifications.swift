@@ -8,9 +8,10 @@ import ServiceLifecycle
     import FoundationNetworking
 #endif
 
-/// Where notifications go: a webhook (JSON, optional HMAC signature, Slack-compatible `text`) or email over SMTP.
+/// Where notifications go: a webhook (JSON, optional HMAC signature, Slack-compatible `text`), email over SMTP, or an
+/// Alertmanager (its v2 API, with Steward's labels, so teams that route with Alertmanager keep doing so).
 public struct NotificationChannel: Sendable, Equatable {
-    public enum Kind: String, Sendable, CaseIterable { case webhook, email }
+    public enum Kind: String, Sendable, CaseIterable { case webhook, email, alertmanager }
     public enum Security: String, Sendable, CaseIterable { case starttls, tls, none }
 
     public var id: Int64 = 0
@@ -23,7 +24,7 @@ public struct NotificationChannel: Sendable, Equatable {
     public var groupWaitSeconds = 30
     public var groupIntervalSeconds = 300
     public var url = ""
-    /// The HMAC secret or SMTP password, in clear only in memory; sealed in the database.
+    /// The HMAC secret (webhook) or bearer token (Alertmanager), in clear only in memory; sealed in the database.
     public var secret: String?
     public var smtpHost = ""
     public var smtpPort = 587
@@ -51,6 +52,12 @@ public struct NotificationChannel: Sendable, Equatable {
             if components?.scheme != "https" && components?.scheme != "http" || components?.host?.isEmpty != false {
                 errors["url"] = "an http(s) URL such as https://hooks.example.com/steward"
             }
+        case .alertmanager:
+            let components = URLComponents(string: url)
+            if components?.scheme != "https" && components?.scheme != "http" || components?.host?.isEmpty != false || components?.user != nil {
+                errors["url"] = "the Alertmanager's http(s) address, such as http://alertmanager.example.com:9093 (a token goes in the secret)"
+            }
+            if !sendResolved { errors["send_resolved"] = "an Alertmanager learns that an alert ended only when told; keep it on" }
         case .email:
             if smtpHost.isEmpty || smtpHost.contains(where: { $0 == " " || $0 == "/" }) { errors["smtp_host"] = "the SMTP server's name or address" }
             if !(1...65535).contains(smtpPort) { errors["smtp_port"] = "1-65535 (587 for STARTTLS, 465 for TLS)" }
@@ -97,6 +104,7 @@ public struct NotificationChannelStore: Sendable {
         channel.id = row["id"]
         channel.name = row["name"]
         channel.kind = NotificationChannel.Kind(rawValue: row["kind"]) ?? .webhook
+        if channel.kind == .webhook, row["webhook_format"] == "alertmanager" { channel.kind = .alertmanager }
         channel.enabled = row["enabled"]
         channel.minSeverity = AlertState.Severity(rawValue: row["min_severity"]) ?? .warning
         channel.matchLabels = row["match_labels"]
@@ -124,14 +132,16 @@ public struct NotificationChannelStore: Sendable {
 
     public func save(_ channel: NotificationChannel, by who: AuditActor, now: Date) throws -> NotificationChannel {
         let values: [(any DatabaseValueConvertible)?] = [
-            channel.name, channel.kind.rawValue, channel.enabled, channel.minSeverity.rawValue, channel.matchLabels, channel.sendResolved,
+            channel.name, channel.kind == .alertmanager ? "webhook" : channel.kind.rawValue, channel.enabled, channel.minSeverity.rawValue,
+            channel.matchLabels, channel.sendResolved,
             channel.groupWaitSeconds, channel.groupIntervalSeconds, channel.url, try seal(channel.secret), channel.smtpHost, channel.smtpPort,
             channel.smtpSecurity.rawValue, channel.smtpUser, try seal(channel.password), channel.mailFrom, channel.mailTo, channel.smtpCAFile,
+            channel.kind == .alertmanager ? "alertmanager" : "steward",
         ]
         let columns = [
             "name", "kind", "enabled", "min_severity", "match_labels", "send_resolved", "group_wait_seconds", "group_interval_seconds", "url",
             "secret_sealed", "smtp_host", "smtp_port", "smtp_security", "smtp_user", "password_sealed", "mail_from", "mail_to",
-            "smtp_ca_file",
+            "smtp_ca_file", "webhook_format",
         ]
         let audit: [String: Any] = [
             "name": channel.name, "kind": channel.kind.rawValue, "url": channel.url, "smtp_host": channel.smtpHost, "mail_to": channel.mailTo,
@@ -278,6 +288,8 @@ public struct NotificationMessage: Sendable {
         public var since: Int64
         public var summary: String
         public var description: String
+        /// The labels of the series the host's value came from (PromQL rules), for Alertmanager.
+        public var labels: [(String, String)] = []
     }
 
     public var reason: String
@@ -404,6 +416,56 @@ public struct NotificationSender: NotificationSending {
         switch channel.kind {
         case .webhook: try await webhook(message, channel)
         case .email: try await email(message, channel)
+        case .alertmanager: try await alertmanager(message, channel)
+        }
+    }
+
+    /// The alerts of a message in Alertmanager's v2 form: a firing alert lasts until a repeat would have renewed it,
+    /// a resolved one ends now.
+    public static func alertmanagerAlerts(_ message: NotificationMessage, now: Date) -> [[String: Any]] {
+        guard message.event == nil else { return [] }
+        let rule = message.rule
+        let lasting = TimeInterval(rule.repeatSeconds + 900)
+        func alert(_ item: NotificationMessage.Item, resolved: Bool) -> [String: Any] {
+            var labels: [String: String] = [:]
+            for (key, value) in item.labels where key != "__name__" { labels[key] = value }
+            for (key, value) in rule.labelPairs { labels[key] = value }
+            labels["alertname"] = rule.name
+            labels["severity"] = item.severity
+            labels["host"] = item.host
+            labels["instance"] = item.host
+            var annotations = ["summary": item.summary]
+            if !item.description.isEmpty { annotations["description"] = item.description }
+            if !rule.runbookURL.isEmpty { annotations["runbook_url"] = rule.runbookURL }
+            return [
+                "labels": labels, "annotations": annotations,
+                "startsAt": RFC3339.string(milliseconds: item.since) ?? RFC3339.string(now),
+                "endsAt": RFC3339.string(resolved ? now : now.addingTimeInterval(lasting)),
+                "generatorURL": "\(message.baseURL)/alerts/rules/\(rule.id)",
+            ]
+        }
+        return message.firing.map { alert($0, resolved: false) } + message.resolved.map { alert($0, resolved: true) }
+    }
+
+    func alertmanager(_ message: NotificationMessage, _ channel: NotificationChannel) async throws {
+        let alerts = Self.alertmanagerAlerts(message, now: Date())
+        // Rollout and other events are not alerts: Alertmanager has nothing to route them by.
+        guard !alerts.isEmpty else { return }
+        let base = channel.url.hasSuffix("/") ? String(channel.url.dropLast()) : channel.url
+        guard let url = URL(string: base + "/api/v2/alerts") else { throw Failure(description: "bad URL \(channel.url)") }
+        var request = URLRequest(url: url, timeoutInterval: 10)
+        request.httpMethod = "POST"
+        request.httpBody = try JSONSerialization.data(withJSONObject: alerts, options: [.sortedKeys, .withoutEscapingSlashes])
+        request.setValue("application/json", forHTTPHeaderField: "Content-Type")
+        request.setValue("Steward/\(StewardVersion.current)", forHTTPHeaderField: "User-Agent")
+        if let token = channel.secret { request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization") }
+        let session = URLSession(configuration: .ephemeral)
+        defer { session.finishTasksAndInvalidate() }
+        let (data, response) = try await session.data(for: request)
+        let status = (response as? HTTPURLResponse)?.statusCode ?? 0
+        guard (200..<300).contains(status) else {
+            let said = String(decoding: data.prefix(300), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+            throw Failure(description: "Alertmanager \(base) answered HTTP \(status)\(said.isEmpty ? "" : ": " + said)")
         }
     }
 

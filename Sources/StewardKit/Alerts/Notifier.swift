@@ -102,7 +102,8 @@ public final class Notifier: Service, @unchecked Sendable {
                             value: entry.state.value,
                             since: entry.state.activeSince ?? entry.state.since,
                             summary: AlertText.render(rule.summary, rule: rule, hostName: host.name, state: entry.state),
-                            description: AlertText.render(rule.description, rule: rule, hostName: host.name, state: entry.state)))
+                            description: AlertText.render(rule.description, rule: rule, hostName: host.name, state: entry.state),
+                            labels: PrometheusText.labels(fromCanonical: entry.state.labels)))
                 }
                 let key = "\(channel.id):\(rule.id)"
                 var group = groups[key] ?? Group(firstChangeAt: nil, lastSentAt: nil, lastFiring: "")

@@ -129,7 +129,24 @@ public enum PrometheusImport {
         rule.name = annotations[ruleNameAnnotation] ?? alert
         let text = expr.trimmingCharacters(in: .whitespacesAndNewlines)
         if let problem = PromQLRule.problem(text) { throw Unsupported(description: "expr: \(problem)") }
-        let parsed = try PromQL.parse(text)
+        var parsed = try PromQL.parse(text)
+        var rewritten = false
+        // Steward's series have no job label (every host's series come from its own scrape): a job matcher would
+        // match nothing, so it is taken out, and the warning says so.
+        var removed: [String] = []
+        parsed = parsed.mappingSelectors { selector in
+            guard selector.name != nil, selector.matchers.contains(where: { $0.name == "job" && !$0.matches("") }) else { return selector }
+            var copy = selector
+            removed += copy.matchers.filter { $0.name == "job" }.map(\.description)
+            copy.matchers.removeAll { $0.name == "job" }
+            rewritten = true
+            return copy
+        }
+        if rewritten {
+            warnings.append(
+                "\(Set(removed).sorted().joined(separator: ", ")) taken out: Steward's series have no job label (each host's series come from its own scrape), so it would match nothing"
+            )
+        }
         var labels = (entry["labels"] as? [String: Any] ?? [:]).mapValues { "\($0)" }
         let severity = labels.removeValue(forKey: "severity")
         let level: AlertState.Severity
@@ -146,7 +163,7 @@ public enum PrometheusImport {
             rule.comparison = comparison
             if level == .critical { rule.critThreshold = threshold } else { rule.warnThreshold = threshold }
         } else {
-            rule.expression = text
+            rule.expression = rewritten ? PromQL.format(parsed) : text
             rule.severity = level
         }
         rule.forSeconds = try duration(entry["for"], field: "for")

@@ -100,13 +100,16 @@ struct LogFilter {
     /// A repeated group that itself repeats, such as `(a+)+` or `(\w*)*`, can take a backtracking engine longer than
     /// the age of the universe on one line: refused, with what to write instead.
     static func backtrackingProblem(_ pattern: String) -> String? {
-        // Per open group: does it hold a quantifier, and does it hold alternatives?
-        var stack: [(quantified: Bool, alternatives: Bool)] = []
+        // Per open group: does it hold a quantifier, does it hold alternatives, and the open-ended repeats (* and +)
+        // one path through it meets (in its current alternative, and the most of its finished ones).
+        var stack: [(quantified: Bool, alternatives: Bool, repeats: Int, mostRepeats: Int)] = [(false, false, 0, 0)]
         var escaped = false
         var inClass = false
         var closedQuantified = false
         var closedAlternatives = false
-        var openEnded = 0
+        // Repeats met one after another on one path: alternatives are not a sequence, so (a.+|b.+) counts one.
+        func pathRepeats() -> Int { stack.reduce(0) { $0 + $1.repeats } }
+        let tooMany = "more than four open-ended repeats (* or +) in a row can run for ages on a long line; narrow the pattern"
         for character in pattern {
             defer {
                 if character != ")" {
@@ -122,27 +125,30 @@ struct LogFilter {
             case "\\": escaped = true
             case "[": inClass = true
             case "]": inClass = false
-            case "(" where !inClass: stack.append((false, false))
-            case "|" where !inClass: if !stack.isEmpty { stack[stack.count - 1].alternatives = true }
+            case "(" where !inClass: stack.append((false, false, 0, 0))
+            case "|" where !inClass:
+                stack[stack.count - 1].alternatives = true
+                stack[stack.count - 1].mostRepeats = max(stack[stack.count - 1].mostRepeats, stack[stack.count - 1].repeats)
+                stack[stack.count - 1].repeats = 0
             case ")" where !inClass:
-                let group = stack.popLast() ?? (false, false)
-                if !stack.isEmpty, group.quantified { stack[stack.count - 1].quantified = true }
+                let group = stack.count > 1 ? stack.removeLast() : (quantified: false, alternatives: false, repeats: 0, mostRepeats: 0)
+                if group.quantified { stack[stack.count - 1].quantified = true }
+                stack[stack.count - 1].repeats += max(group.mostRepeats, group.repeats)
+                if pathRepeats() > 4 { return tooMany }
                 closedQuantified = group.quantified
                 closedAlternatives = group.alternatives
                 continue
             case "+", "*", "{":
                 if inClass { break }
-                if character != "{" { openEnded += 1 }
                 if closedQuantified {
                     return "a repeated group with repeats inside it (such as (a+)+) can run for ages; write the inner repeat once, as a+"
                 }
                 if closedAlternatives {
                     return "a repeated group of alternatives (such as (a|ab)*) can run for ages; match the alternatives once, or use the text search"
                 }
-                if openEnded > 4 {
-                    return "more than four open-ended repeats (* or +) can run for ages on a long line; narrow the pattern"
-                }
-                if !stack.isEmpty { stack[stack.count - 1].quantified = true }
+                if character != "{" { stack[stack.count - 1].repeats += 1 }
+                if pathRepeats() > 4 { return tooMany }
+                stack[stack.count - 1].quantified = true
             default: break
             }
         }

@@ -223,6 +223,16 @@ public struct MetricAllowList: Sendable, Equatable {
         "node_network_receive_bytes_total", "node_network_transmit_bytes_total", "node_network_receive_errs_total",
         "node_network_transmit_errs_total", "node_boot_time_seconds", "node_procs_running", "node_procs_blocked",
         "node_context_switches_total",
+        // What the published node-exporter alert packs read, so an imported pack finds its series.
+        "node_bonding_active", "node_bonding_slaves", "node_disk_io_time_weighted_seconds_total", "node_disk_read_time_seconds_total",
+        "node_disk_reads_completed_total", "node_disk_write_time_seconds_total", "node_disk_writes_completed_total",
+        "node_edac_correctable_errors_total", "node_edac_uncorrectable_errors_total", "node_filefd_allocated", "node_filefd_maximum",
+        "node_filesystem_device_error", "node_filesystem_files", "node_filesystem_files_free", "node_filesystem_readonly",
+        "node_hwmon_temp_alarm", "node_hwmon_temp_celsius", "node_hwmon_temp_crit_alarm_celsius", "node_hwmon_temp_max_celsius",
+        "node_md_disks", "node_md_disks_required", "node_network_receive_packets_total", "node_network_speed_bytes",
+        "node_network_transmit_packets_total", "node_nf_conntrack_entries", "node_nf_conntrack_entries_limit", "node_systemd_unit_state",
+        "node_textfile_scrape_error", "node_timex_maxerror_seconds", "node_timex_offset_seconds", "node_timex_sync_status", "node_uname_info",
+        "node_vmstat_oom_kill", "node_vmstat_pgmajfault",
     ]
 
     public static let standard = MetricAllowList(patterns: defaultPatterns)

@@ -55,3 +55,20 @@ extension PromQL {
         return "\(value)"
     }
 }
+
+extension PromQL.Expr {
+    /// The expression with every selector passed through `transform`.
+    public func mappingSelectors(_ transform: (PromQL.Selector) -> PromQL.Selector) -> PromQL.Expr {
+        switch self {
+        case .number, .string: return self
+        case .selector(let selector): return .selector(transform(selector))
+        case .call(let name, let arguments): return .call(name, arguments.map { $0.mappingSelectors(transform) })
+        case .aggregate(let name, let parameter, let grouping, let inner):
+            return .aggregate(name, parameter: parameter?.mappingSelectors(transform), grouping: grouping, inner.mappingSelectors(transform))
+        case .binary(let op, let lhs, let rhs, let returnBool, let matching):
+            return .binary(op, lhs.mappingSelectors(transform), rhs.mappingSelectors(transform), returnBool: returnBool, matching: matching)
+        case .negate(let inner): return .negate(inner.mappingSelectors(transform))
+        case .paren(let inner): return .paren(inner.mappingSelectors(transform))
+        }
+    }
+}

@@ -100,6 +100,10 @@ import Testing
         let conntrack = try #require(byName["HostConntrackLimit"])
         #expect(conntrack.labels == "job=node" && conntrack.comparison == .gt)
         #expect(byName["HostRebooted"]?.warnThreshold == nil)
+        // job matchers are taken out (Steward's series have none), with a warning that says so.
+        let gone = try #require(byName["ScrapeTargetGone"])
+        #expect(!gone.expression.contains("job") && gone.expression.hasPrefix("absent(up) or up == 0 or "))
+        #expect(result.warnings.contains { $0.alert == "ScrapeTargetGone" && $0.message.contains(#"job="node" taken out"#) })
         for rule in result.rules {
             #expect(PromQLRule.problem(rule.expression) == nil, "\(rule.name): \(rule.expression)")
         }
@@ -155,12 +159,12 @@ import Testing
     @Test("warnings for selectors that find nothing in Steward: the job label, a metric no host collects, a label the series lack")
     func reachability() {
         let warnings = PrometheusImport.reachability(
-            #"up{job="node"} == 0 or node_hwmon_temp_celsius > 80 or node_filesystem_avail_bytes{volume="x"} < 1 or node_load1{host!~"db.*"} > 2"#,
+            #"up{job="node"} == 0 or node_power_supply_online > 80 or node_filesystem_avail_bytes{volume="x"} < 1 or node_load1{host!~"db.*"} > 2"#,
             labelsOf: { $0 == "node_filesystem_avail_bytes" ? ["device", "fstype", "mountpoint"] : nil },
             collected: { MetricAllowList.standard.allows(PrometheusText.Sample(name: $0, labels: [], value: 0)) })
         #expect(warnings.count == 4, "\(warnings)")
         #expect(warnings.contains { $0.contains("no job label") })
-        #expect(warnings.contains { $0.contains("node_hwmon_temp_celsius is not collected") })
+        #expect(warnings.contains { $0.contains("node_power_supply_online is not collected") })
         #expect(warnings.contains { $0.contains("up is not collected") })
         #expect(warnings.contains { $0.contains("has a volume label") })
     }
