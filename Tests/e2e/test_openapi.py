@@ -87,7 +87,8 @@ def test_every_read_operation_answers_as_documented_for_a_viewer(api, steward, a
     first_job = jobs["items"][0]["id"] if jobs["items"] else None
     known = {"/api/v1/hosts/{id}": hosts["items"][0]["id"], "/api/v1/jobs/{id}": first_job, "/api/v1/jobs/{id}/hosts": first_job}
     queries = {"/api/v1/metrics/query": "?name=steward_host_up&host=localhost", "/api/v1/metrics/series": "?host=localhost",
-               "/api/v1/packages": "?name=bash"}
+               "/api/v1/packages": "?name=bash", "/api/v1/metrics/promql": "?query=steward_host_up",
+               "/api/v1/metrics/promql/range": "?query=max+by+(host)+(steward_host_up)&range=10m"}
     checked, skipped, wrong = [], [], []
     for path, item in sorted(document["paths"].items()):
         operation = item.get("get")

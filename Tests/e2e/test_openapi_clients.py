@@ -124,6 +124,7 @@ def test_every_read_operation_through_the_generated_client_returns_typed_results
         "getSchedule": {"id": schedules["items"][0]["id"]},
         "getRetentionPolicy": {"class_": policies["items"][0]["data_class"]},
         "queryRange": {"name": "steward_host_up", "host": "localhost"},
+        "promqlQuery": {"query": "steward_host_up"}, "promqlRange": {"query": "max by (host) (steward_host_up)", "range_": "10m"},
     }
     # Reads that need something this server has not made yet (a rollout, a snapshot to browse) or that are
     # above a viewer (the audit log: auditor or admin).
@@ -250,6 +251,7 @@ include-operation-id = [
   "queryRange", "listSeries", "importAlertRules", "previewSchedule", "updateSchedule", "createBackupPlan", "updateBackupPlan",
   "createMaintenanceWindow", "createAlertRule", "updateAlertRule", "createSilence", "createChannel", "createHost", "updateHost",
   "saveGroup", "createLegalHold", "listAuditEvents", "saveDesiredService", "searchLogs", "createSyslogSender", "createLogFile",
+  "promqlQuery", "promqlRange",
 ]
 checks.positive_data_acceptance.enabled = false
 """

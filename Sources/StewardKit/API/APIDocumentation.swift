@@ -114,7 +114,8 @@ public final class APIDocumentation: Sendable {
             entry["responses"] = .object(responses)
             paths[op.path, default: [:]][op.method.rawValue.lowercased()] = entry
         }
-        let schemas = APISchemas.all.merging(MonitoringController.schemas) { a, _ in a }.merging(APISchemas.areas) { a, _ in a }
+        let schemas = APISchemas.all.merging(MonitoringController.schemas) { a, _ in a }.merging(PromQLController.schemas) { a, _ in a }
+            .merging(APISchemas.areas) { a, _ in a }
         return [
             "openapi": "3.1.0",
             "info": [

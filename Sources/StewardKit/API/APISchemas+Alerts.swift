@@ -89,10 +89,12 @@ extension APISchemas {
                                 "rules": arrayOf(
                                     object(
                                         [
-                                            "alert": string, "expr": string, "for": string,
+                                            "alert": described(string, "an alerting rule's name"),
+                                            "record": described(string, "a recording rule's series (an export records steward_host_*)"),
+                                            "expr": string, "for": string, "keep_firing_for": string,
                                             "labels": ["type": "object", "additionalProperties": string] as JSONValue,
                                             "annotations": ["type": "object", "additionalProperties": string] as JSONValue,
-                                        ], required: ["alert", "expr"])),
+                                        ], required: ["expr"])),
                             ], required: ["name", "rules"]))
                 ] as JSONValue,
             ],

@@ -38,6 +38,7 @@ struct MonitoringController {
                 .init(name: "group", location: .query, type: "string", description: "only hosts in this group"),
                 .init(name: "tag", location: .query, type: "string", description: "only hosts with this tag"),
             ], schema: "FleetSummary", use: apiFleet)
+        PromQLController(area: area, dashboard: dashboard).addRoutes(api)
     }
 
     static var schemas: [String: JSONValue] {

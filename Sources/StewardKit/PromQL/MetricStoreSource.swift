@@ -2,7 +2,7 @@ import Foundation
 
 /// Steward's metric store as PromQL reads it. A series' labels are its own, `__name__`, and `host` and `instance`
 /// set to its host's name (unless the series has its own): rules written for Prometheus group by `instance`.
-public struct MetricStoreSource: PromQL.Source {
+public struct MetricStoreSource: PromQL.Source, Sendable {
     let store: MetricStore
     let hostNames: [Int64: String]
 

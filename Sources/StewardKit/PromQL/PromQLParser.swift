@@ -13,6 +13,9 @@ extension PromQL {
     struct Parser {
         var tokens: [Token]
         var index = 0
+        /// Sub-expressions open around the current token: bounded, so no input can exhaust the stack.
+        var depth = 0
+        static let maximumDepth = 128
 
         var current: Token { tokens[index] }
 
@@ -55,6 +58,9 @@ extension PromQL {
 
         /// Precedence climbing; `^` binds to the right, every other operator to the left.
         mutating func expression(_ minimum: Int) throws(ParseError) -> Expr {
+            depth += 1
+            defer { depth -= 1 }
+            guard depth <= Self.maximumDepth else { throw error("the expression nests more than \(Self.maximumDepth) levels deep") }
             var lhs = try unary()
             while let op = binaryOperator(), op.precedence >= minimum {
                 let position = current.position

@@ -42,9 +42,11 @@ struct OpenAPIContractTests {
         ("ServiceUnitDetail", ServiceUnitDetailResource.self), ("HostProcesses", HostProcessesResource.self),
         ("HostOverview", HostOverviewResource.self), ("HostPackages", HostPackagesResource.self),
         ("PackageSearch", PackageSearchResource.self), ("FleetPackage", FleetPackageResource.self),
-        ("HostCron", HostCronResource.self), ("DesiredServices", ItemList<DesiredServiceResource>.self), ("HostDisksNetwork", HostDisksNetworkResource.self), ("FleetCron", ItemList<ScheduledTaskResource>.self), ("LogPage", LogPageResource.self),
+        ("HostCron", HostCronResource.self), ("DesiredServices", ItemList<DesiredServiceResource>.self),
+        ("HostDisksNetwork", HostDisksNetworkResource.self), ("FleetCron", ItemList<ScheduledTaskResource>.self), ("LogPage", LogPageResource.self),
         ("LogSourceList", ItemList<LogSourceResource>.self), ("SyslogIntake", SyslogIntakeResource.self), ("SyslogSender", SyslogSenderResource.self),
         ("LogFileList", ItemList<LogFileResource>.self), ("LogFile", LogFileResource.self),
+        ("PromQLInstant", PromQLController.Instant.self), ("PromQLRange", PromQLController.RangeResult.self),
     ]
 
     /// Request bodies: schema name -> the input type the handlers decode (keys as their `CodingKeys` name them).

@@ -352,6 +352,8 @@ import Testing
         for (expression, expected) in [
             ("", "write a PromQL expression"), ("node_load1 >", "at character"), ("node_load1[5m]", "instant vector"),
             ("scalar(node_load1)", "instant vector"), (#"node_load1{instance=~"(a+)+"}"#, "the regex of instance"),
+            (String(repeating: "(", count: 300) + "node_load1" + String(repeating: ")", count: 300), "nests more than 128 levels"),
+            (Array(repeating: "node_load1", count: 300).joined(separator: " ^ "), "nests more than 128 levels"),
         ] {
             rule.expression = expression
             #expect(rule.problems(knownSources: [])["expression"]?.contains(expected) == true, "\(expression)")

@@ -87,3 +87,51 @@ struct MetricQueryResourceForTest: Decodable {
     }
     let series: [Series]
 }
+
+/// PromQL over the API: an instant and a range query over two hosts' series, and refusals that name the field.
+@Suite("PromQL API")
+struct PromQLAPITests {
+    @Test("instant and range queries, + and spaces as a script writes them, and refusals with positions")
+    func queries() async throws {
+        let harness = try await ServerHarness()
+        let now = EpochMilliseconds.from(Date())
+        for (name, load) in [("api-01", 0.5), ("api-02", 2.0)] {
+            var settings = HostSettings()
+            settings.name = name
+            settings.address = "192.0.2.30"
+            let host = try harness.server.hosts.create(settings, by: .system, now: Date())
+            let ids = try harness.server.metrics.resolve(hostID: host.id, series: [("node_load1", "", .gauge)])
+            for step in 0..<30 { harness.server.metrics.append(time: now - Int64(29 - step) * 10_000, series: ids, values: [load + Double(step)]) }
+        }
+        try await harness.test(as: [.viewer]) { client in
+            // "node_load1 + 1 > 20", with the space as + and the plus as %2B, as a form or curl --data-urlencode writes it.
+            try await client.execute(uri: "/api/v1/metrics/promql?query=node_load1+%2B+1+%3E+20", method: .get) { response in
+                #expect(response.status == .ok)
+                let body = try JSONSerialization.jsonObject(with: Data(String(buffer: response.body).utf8)) as? [String: Any]
+                #expect(body?["result_type"] as? String == "vector")
+                let series = body?["series"] as? [[String: Any]] ?? []
+                #expect(series.map { ($0["labels"] as? [String: String])?["host"] } == ["api-01", "api-02"])
+                #expect(series.map { $0["value"] as? Double } == [30.5, 32])
+            }
+            try await client.execute(uri: "/api/v1/metrics/promql/range?query=max(node_load1)&range=2m&step=1m", method: .get) { response in
+                #expect(response.status == .ok)
+                let body = try JSONSerialization.jsonObject(with: Data(String(buffer: response.body).utf8)) as? [String: Any]
+                let points = ((body?["series"] as? [[String: Any]])?.first?["points"] as? [[Any]]) ?? []
+                #expect(points.count == 3)
+                #expect(points.last?.last as? Double == 31)
+            }
+            for (uri, field, words) in [
+                ("/api/v1/metrics/promql?query=node_load1+%3E", "query", "at character"),
+                ("/api/v1/metrics/promql?query=node_load1%5B5m%5D", "query", "instant vector"),
+                ("/api/v1/metrics/promql?query=node_load1&time=yesterday", "time", "RFC 3339"),
+                ("/api/v1/metrics/promql/range?query=node_load1&range=30d&step=1s", "step", "11000 steps"),
+            ] {
+                try await client.execute(uri: uri, method: .get) { response in
+                    #expect(response.status == .unprocessableContent, "\(uri)")
+                    let body = String(buffer: response.body)
+                    #expect(body.contains("\"\(field)\"") && body.contains(words), "\(uri): \(body)")
+                }
+            }
+        }
+    }
+}
