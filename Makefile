@@ -88,6 +88,7 @@ bench: release pam
 	bench/engine
 	bench/metrics
 	bench/alerts
+	bench/promql
 	bench/backup
 	bench/rollout
 	bench/retention

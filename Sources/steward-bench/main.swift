@@ -7,6 +7,7 @@
 //   steward-bench rollout [--hosts 20] [--waves 4] [--rounds 2]   Steward's time on top of ansible's in a rollout
 //   steward-bench retention [--hosts 100] [--days 30]   enforce raw metrics 7 days with a concurrent ingest writer
 //   steward-bench logs [--lines 10000000] [--hosts 50]   journal ingest rate, bytes a line on disk, searches vs grep and journalctl
+//   steward-bench promql [--rules 1000] [--hosts 100] [--days 30]   PromQL rule cycles and a 30-day range query vs Prometheus
 import Foundation
 import GRDB
 import Logging
@@ -335,9 +336,7 @@ func benchAlerts(_ options: Options) throws {
     let hostCount = options.int("hosts", 100)
     let ruleCount = options.int("rules", 1000)
     let cycles = options.int("cycles", 5)
-    let work = options.string("work") ?? NSTemporaryDirectory() + "steward-bench-alerts"
-    try? FileManager.default.removeItem(atPath: work)
-    try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
+    let work = try freshWorkDirectory(options, "alerts")
     say(
         "steward-bench alerts: \(ruleCount) rules x \(hostCount) hosts, \(cycles) cycles; machine: \(ProcessInfo.processInfo.activeProcessorCount) cores"
     )
@@ -375,6 +374,23 @@ func benchAlerts(_ options: Options) throws {
     let evaluator = try AlertEvaluator(
         database: database, hosts: HostStore(database: database), metrics: store, sources: [], intervalSeconds: 15,
         logger: .init(label: "bench"), clock: { EpochMilliseconds.date(now) })
+    let (durations, transitions) = try evaluationCycles(evaluator, cycles)
+    say(
+        "cycle: \(ruleCount * hostCount) rule-host evaluations; first \(format(durations[0], 0)) ms (writes every new state), "
+            + "then p50 \(format(percentile(Array(durations.dropFirst()), 0.5), 0)) ms, max \(format(durations.dropFirst().max() ?? 0, 0)) ms (goal < 1000 ms); "
+            + "\(transitions) transitions recorded")
+}
+
+/// The bench's work directory (`--work`, or one under the temporary directory), emptied.
+func freshWorkDirectory(_ options: Options, _ name: String) throws -> String {
+    let work = options.string("work") ?? NSTemporaryDirectory() + "steward-bench-" + name
+    try? FileManager.default.removeItem(atPath: work)
+    try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
+    return work
+}
+
+/// `cycles` evaluation cycles: each one's milliseconds, and the transitions they recorded.
+func evaluationCycles(_ evaluator: AlertEvaluator, _ cycles: Int) throws -> (durations: [Double], transitions: Int) {
     var durations: [Double] = []
     var transitions = 0
     for _ in 0..<cycles {
@@ -382,10 +398,7 @@ func benchAlerts(_ options: Options) throws {
         transitions += changed.count
         durations.append(seconds * 1000)
     }
-    say(
-        "cycle: \(ruleCount * hostCount) rule-host evaluations; first \(format(durations[0], 0)) ms (writes every new state), "
-            + "then p50 \(format(percentile(Array(durations.dropFirst()), 0.5), 0)) ms, max \(format(durations.dropFirst().max() ?? 0, 0)) ms (goal < 1000 ms); "
-            + "\(transitions) transitions recorded")
+    return (durations, transitions)
 }
 
 // MARK: Prometheus
@@ -618,6 +631,7 @@ do {
     switch arguments.first {
     case "metrics": try benchMetrics(options)
     case "alerts": try benchAlerts(options)
+    case "promql": try benchPromQL(options)
     case "ingest": try crashIngest(options)
     case "verify": try crashVerify(options)
     case "backup": try await benchBackup(options)
@@ -627,6 +641,7 @@ do {
     default:
         say("usage: steward-bench metrics [--hosts N] [--days N] [--long-days N] [--prometheus-days N] [--work DIR]")
         say("       steward-bench alerts [--hosts N] [--rules N] [--cycles N] [--work DIR]")
+        say("       steward-bench promql [--hosts N] [--rules N] [--cycles N] [--days N] [--work DIR]")
         say("       steward-bench ingest --database FILE [--hosts N]")
         say("       steward-bench verify --database FILE --through MS")
         say("       steward-bench backup [--megabytes N] [--rounds N] [--work DIR]")

@@ -215,7 +215,9 @@ public final class AlertEvaluator: Service, @unchecked Sendable {
         var transitions: [AlertTransition] = []
         var changed: [(Int64, Int64, AlertState)] = []
         let memo = MetricObservation.Memo()
-        let promSource = MetricStoreSource(store: metrics, hostNames: Dictionary(uniqueKeysWithValues: allHosts.map { ($0.id, $0.name) }))
+        // One cache for the cycle: rules that share a selector read its series once.
+        let promSource = PromQL.CachingSource(
+            MetricStoreSource(store: metrics, hostNames: Dictionary(uniqueKeysWithValues: allHosts.map { ($0.id, $0.name) })), until: now)
         let hostNames = Set(allHosts.map(\.name))
         for rule in allRules {
             // A PromQL rule is evaluated once for the fleet; each host takes its own series.

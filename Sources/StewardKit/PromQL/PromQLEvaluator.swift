@@ -414,6 +414,8 @@ extension PromQL {
         var series: [Labels: [Point]] = [:]
         var order: [Labels] = []
         var time = from
+        // Each step reads the same series again, a step further on: read them once.
+        let source = CachingSource(source, until: to)
         while time <= to {
             switch try query(expr, source: source, at: time) {
             case .scalar(let value):
