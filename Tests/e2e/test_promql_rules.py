@@ -1,6 +1,7 @@
 """A PromQL alert rule written in the browser: the preview shows each host in scope on its own row (the panel host
 firing, a second host with nothing returned), saving it raises the alert for the right host only, and its
 Prometheus-style summary is rendered with the series' labels."""
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select
 
@@ -31,8 +32,16 @@ def test_a_promql_rule_from_the_editor_fires_for_the_right_host(api, steward, si
         summary.clear()
         summary.send_keys("{{ $labels.instance }} is up ({{ $value }})")
         driver.find_element(By.CSS_SELECTOR, "button[value=preview]").click()
-        rows = wait_for(lambda: driver.find_elements(By.CSS_SELECTOR, "#preview-table tbody tr"), timeout=20, what="the preview rows")
-        by_host = {row.find_elements(By.TAG_NAME, "td")[0].text: row.find_elements(By.TAG_NAME, "td")[2].text for row in rows}
+        # The page before the click has a preview table of its own (the default rule's): read rows until they are
+        # the submitted rule's, as the page that replaced it shows them.
+        def preview():
+            try:
+                rows = driver.find_elements(By.CSS_SELECTOR, "#preview-table tbody tr")
+                by_host = {row.find_elements(By.TAG_NAME, "td")[0].text: row.find_elements(By.TAG_NAME, "td")[2].text for row in rows}
+            except StaleElementReferenceException:
+                return None
+            return by_host if set(by_host) == {"localhost", "promql-peer"} and "promql" in driver.find_element(By.ID, "field-source").get_attribute("value") else None
+        by_host = wait_for(preview, timeout=20, what="the preview of the PromQL rule")
         assert by_host == {"localhost": "firing (warning)", "promql-peer": "normal (nothing returned)"}, by_host
         assert driver.find_element(By.ID, "preview-firing-count").text == "1"
         driver.find_element(By.CSS_SELECTOR, "button[value=save]").click()
