@@ -85,7 +85,8 @@ public final class HTTPMetrics: Sendable {
                 labels: [("class", kind.rawValue)]
             ).set(to: Double(figures.shed))
             registry.makeGauge(
-                descriptor: .init(namespace: "steward", metricName: "requests_in_flight", unitName: "", helpText: "Requests holding a place, by route class"),
+                descriptor: .init(
+                    namespace: "steward", metricName: "requests_in_flight", unitName: "", helpText: "Requests holding a place, by route class"),
                 labels: [("class", kind.rawValue)]
             ).set(to: Double(figures.active))
         }
@@ -103,7 +104,9 @@ public final class HTTPMetrics: Sendable {
         registry.makeGauge(
             descriptor: .init(
                 namespace: "steward", metricName: "connection_reads_held", unitName: "",
-                helpText: "Times a keep-alive connection's reading was held after an answer on the network thread (after a 503 until its Retry-After, after a health check for 100 ms), since start")
+                helpText:
+                    "Times a keep-alive connection's reading was held after an answer on the network thread (after a 503 until its Retry-After, after a health check for 100 ms), since start"
+            )
         ).set(to: Double(fast.paced))
     }
 
@@ -129,5 +132,32 @@ public final class HTTPMetrics: Sendable {
             descriptor: .init(
                 namespace: "steward", metricName: "metric_collection_time", unitName: "seconds", helpText: "Unix time of the last collection round")
         ).set(to: Double(lastRound.time) / 1000)
+    }
+
+    /// Remote write, per endpoint: how far behind it is and what became of the samples (totals kept in the database,
+    /// so they survive restarts).
+    func setRemoteWrite(_ statuses: [RemoteWriteStatus]) {
+        func gauge(_ name: String, _ unit: String, _ help: String, _ endpoint: String, _ value: Double) {
+            registry.makeGauge(
+                descriptor: .init(namespace: "steward", metricName: "remote_write_" + name, unitName: unit, helpText: help),
+                labels: [("endpoint", endpoint)]
+            ).set(to: value)
+        }
+        for status in statuses {
+            let name = status.endpoint.name
+            gauge("lag", "seconds", "Age of the oldest sample the endpoint has not accepted yet (0 when it has them all)", name, status.lagSeconds)
+            gauge("pending_samples", "", "Samples queued for the endpoint", name, Double(status.pendingSamples))
+            gauge("samples_sent", "", "Samples the endpoint accepted", name, Double(status.endpoint.samplesSent))
+            gauge(
+                "samples_rejected", "", "Samples the endpoint refused with a 4xx other than 429 (not sent again)", name,
+                Double(status.endpoint.samplesRejected))
+            gauge(
+                "samples_dropped", "", "Samples dropped because the endpoint had not taken them within the backlog limit", name,
+                Double(status.endpoint.samplesDropped))
+            gauge(
+                "requests_retried", "", "Requests that failed with 5xx, 429 or a network error and were retried", name,
+                Double(status.endpoint.requestsRetried))
+            gauge("enabled", "", "1 while the endpoint is enabled", name, status.endpoint.enabled ? 1 : 0)
+        }
     }
 }

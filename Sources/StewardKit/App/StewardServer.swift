@@ -108,9 +108,10 @@ public struct StewardServer {
             database: database, databasePath: dataDirectory.databasePath, graceMinutes: configuration.retentionGraceMinutes,
             sessionIdleMinutes: configuration.sessionIdleMinutes)
         let metricStore = try MetricStore(database: database)
+        let remoteWrite = try RemoteWrite(database: database, masterKey: secret, logger: logger)
         let collector = MetricCollector(
             store: metricStore, hosts: hostStore, intervalSeconds: configuration.metricsIntervalSeconds,
-            timeoutSeconds: configuration.scrapeTimeoutSeconds, logger: logger)
+            timeoutSeconds: configuration.scrapeTimeoutSeconds, remoteWrite: remoteWrite, logger: logger)
         let logStore = LogStore(database: database)
         let journals = JournalCollector(
             store: logStore, hosts: hostStore, reader: HostReader(keys: hostKeys), files: LogFileStore(database: database),
@@ -154,7 +155,7 @@ public struct StewardServer {
         // two areas claim, and a data class nobody keeps.
         let assembly = try AreaAssembly(
             [
-                .monitoring(dashboard: metricsDashboard, databasePath: dataDirectory.databasePath),
+                .monitoring(dashboard: metricsDashboard, databasePath: dataDirectory.databasePath, remoteWrite: remoteWrite),
                 .hosts(store: hostStore, keys: hostKeys, dashboard: metricsDashboard),
                 .hostAdmin(
                     hosts: hostStore, keys: hostKeys, readings: HostReadingStore(database: database), engine: engine, metrics: metricStore,
@@ -168,7 +169,7 @@ public struct StewardServer {
                 .engine(engine, repository: repository, database: database, lock: repositoryLock),
                 .audit(database: database),
                 .access(access, configuration: configuration, resources: resources, database: database, logger: logger),
-                .retention(retention, hosts: hostStore),
+                .retention(retention, hosts: hostStore, remoteWrite: remoteWrite),
                 .system(
                     database: database, databasePath: dataDirectory.databasePath, metrics: metrics, collector: collector, disk: disk,
                     shedding: shedding, hosts: hostStore),
@@ -216,7 +217,8 @@ public struct StewardServer {
         return StewardServer(
             configuration: configuration, dataDirectory: dataDirectory, resources: resources, database: database, jobs: runner, scheduler: scheduler,
             router: router, docs: docs, routeTable: routeTable, access: access, hosts: hostStore, engine: engine, metrics: metricStore,
-            collector: collector, logs: logStore, journals: journals, syslog: syslog, alerts: alertEvaluator, notifier: notifier, rolloutDriver: rolloutDriver,
+            collector: collector, logs: logStore, journals: journals, syslog: syslog, alerts: alertEvaluator, notifier: notifier,
+            rolloutDriver: rolloutDriver,
             tls: tls,
             migrationReport: report,
             interruptedAtStartup: interrupted, connections: ConnectionCounts(limits: .from(configuration)), shedding: shedding,
@@ -288,6 +290,7 @@ public struct StewardServer {
                     .init(service: jobs),
                     .init(service: scheduler),
                     .init(service: collector),
+                    .init(service: collector.remoteWrite!),
                     .init(service: journals),
                     .init(service: syslog),
                     .init(service: alerts),

@@ -84,6 +84,7 @@ struct SystemController {
         if let collector {
             metrics.setMetricStore(
                 series: collector.store.series().count, outOfOrder: collector.store.outOfOrder, lastRound: collector.lastRoundSummary)
+            if let remoteWrite = collector.remoteWrite { metrics.setRemoteWrite(try remoteWrite.statuses()) }
         }
         return Response(
             status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8", .cacheControl: "no-store"],

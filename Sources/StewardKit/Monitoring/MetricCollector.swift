@@ -166,14 +166,18 @@ public final class MetricCollector: Service, @unchecked Sendable {
     private var counters: [Int64: HostSummary.Counters] = [:]
     private var failures: [Int64: Int] = [:]
     private var lastRound: (time: Int64, samples: Int, flushed: Int) = (0, 0, 0)
+    /// Where kept samples are also sent, when remote-write endpoints are configured.
+    public let remoteWrite: RemoteWrite?
 
     /// Consecutive failed scrapes before a host that was up is marked down.
     public static let failuresBeforeDown = 2
 
     public init(
-        store: MetricStore, hosts: HostStore, intervalSeconds: Int, timeoutSeconds: Int, proc: ProcCollector = ProcCollector(), logger: Logger
+        store: MetricStore, hosts: HostStore, intervalSeconds: Int, timeoutSeconds: Int, proc: ProcCollector = ProcCollector(),
+        remoteWrite: RemoteWrite? = nil, logger: Logger
     ) {
         self.store = store
+        self.remoteWrite = remoteWrite
         self.hosts = hosts
         interval = Int64(intervalSeconds) * 1000
         scraper = MetricsScraper(timeout: TimeInterval(timeoutSeconds))
@@ -240,6 +244,9 @@ public final class MetricCollector: Service, @unchecked Sendable {
             }
         }
         let report = try await offload { [store] in try store.flush() }
+        if let remoteWrite {
+            do { try remoteWrite.persist() } catch { logger.error("remote write: queueing the round failed", metadata: ["error": "\(error)"]) }
+        }
         lock.withLock { lastRound = (tick, total, report.chunks) }
         return total
     }
@@ -276,7 +283,11 @@ public final class MetricCollector: Service, @unchecked Sendable {
             times.append(time)
         }
         let ids = try store.resolve(hostID: host.id, series: entries)
-        return store.append((0..<ids.count).map { (ids[$0], times[$0], values[$0]) })
+        let samples = (0..<ids.count).map { (ids[$0], times[$0], values[$0]) }
+        guard let remoteWrite, remoteWrite.active else { return store.append(samples) }
+        let kept = store.appendKeeping(samples)
+        remoteWrite.enqueue(host: host.name, samples: kept.map { (entries[$0].name, entries[$0].labels, times[$0], values[$0]) })
+        return kept.count
     }
 
     /// Scrapes decide up and down for hosts with a metrics URL: a success marks a down or unknown host up, and

@@ -283,6 +283,19 @@ public final class MetricStore: @unchecked Sendable {
         }
     }
 
+    /// Append as above, and say which samples were kept (their positions): what remote write passes on.
+    public func appendKeeping(_ samples: [(series: Int64, time: Int64, value: Double)]) -> [Int] {
+        lock.withLock {
+            var kept: [Int] = []
+            kept.reserveCapacity(samples.count)
+            for (position, sample) in samples.enumerated() {
+                guard let buffer = buffers[sample.series] else { continue }
+                if appendLocked(buffer, time: sample.time, value: sample.value) { kept.append(position) }
+            }
+            return kept
+        }
+    }
+
     /// Append one value per series at one time: the shape of a scrape.
     @discardableResult
     public func append(time: Int64, series: [Int64], values: [Double]) -> Int {

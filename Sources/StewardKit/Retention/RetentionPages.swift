@@ -8,6 +8,8 @@ struct RetentionPages {
     let area: AreaContext
     let service: RetentionService
     let hosts: HostStore
+    /// Remote write's queues, shown beside the storage they drain.
+    var remoteWrite: RemoteWrite?
 
     func addRoutes(to routes: Routes) {
         routes.get("/settings/storage", .view, use: storage)
@@ -108,9 +110,11 @@ struct RetentionPages {
                 "snapshots": plan.snapshots.map(String.init) ?? "–",
             ])
         }
+        let sending = try remoteWrite?.statuses(now: now) ?? []
         return area.pages.page(
             "settings/storage", title: "Storage and retention", section: "settings",
             data: [
+                "remote_write": sending.map { ViewNode(RemoteWriteController.view($0, form: $0.endpoint)) }, "has_remote_write": !sending.isEmpty,
                 "classes": classes, "database": ByteCount.text(figures.databaseBytes), "projection": projection, "holds": holds,
                 "has_holds": !holds.isEmpty, "runs": runs, "has_runs": !runs.isEmpty, "backups": backups, "has_backups": !backups.isEmpty,
                 "hosts": try hosts.all().map { ViewNode(["name": $0.name]) }, "admin": context.identity?.permissions.contains(.admin) ?? false,

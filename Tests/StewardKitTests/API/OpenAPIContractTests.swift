@@ -21,6 +21,7 @@ struct OpenAPIContractTests {
         ("BackupRepositoryList", CursorPage<BackupRepositoryResource>.self),
         ("BackupRetentionPreview", BackupRetentionPreviewResource.self), ("BackupSnapshotList", CursorPage<BackupSnapshotResource>.self),
         ("BackupTree", BackupTreeResource.self), ("Channel", ChannelResource.self), ("ChannelList", ItemList<ChannelResource>.self),
+        ("RemoteWrite", RemoteWriteResource.self), ("RemoteWriteList", ItemList<RemoteWriteResource>.self),
         ("CommitList", ItemList<ConfigCommitResource>.self), ("DeliveryList", ItemList<DeliveryResource>.self),
         ("DesiredUsers", ItemList<DesiredDefinitionResource>.self), ("FleetSummary", FleetSummaryResource.self), ("Group", GroupResource.self),
         ("GroupList", ItemList<GroupResource>.self), ("Host", HostResource.self), ("HostAccounts", HostAccountsResource.self),
@@ -52,6 +53,7 @@ struct OpenAPIContractTests {
     /// Request bodies: schema name -> the input type the handlers decode (keys as their `CodingKeys` name them).
     static let bodies: [(String, any Decodable.Type)] = [
         ("AdhocRun", AdhocInput.self), ("AlertRuleInput", AlertRuleInput.self), ("ChannelInput", ChannelInput.self),
+        ("RemoteWriteInput", RemoteWriteInput.self),
         ("GroupChange", GroupChange.self), ("GroupInput", GroupInput.self), ("HostInput", HostInput.self),
         ("HostKeyTrust", HostKeyTrustInput.self), ("MaintenanceWindowInput", MaintenanceWindowInput.self), ("PlaybookRun", PlaybookRunInput.self),
         ("RolloutInput", RolloutInput.self), ("SchedulePreviewRequest", SchedulePreviewInput.self), ("ScheduleUpdate", ScheduleInput.self),

@@ -137,12 +137,19 @@ struct RuleDifferentialTests {
         let ready = try await waitUntil(timeout: .seconds(30)) { (try? helper.get(prometheus.port, "/-/ready")) != nil }
         #expect(ready)
 
-        // Steward collects and evaluates every 2 s on its own, as its services do, while the comparisons run.
+        // Steward collects every 2 s and evaluates every 2 s on its own, as its two services do, while the comparisons
+        // run. Collecting apart from evaluating keeps a slow evaluation (a loaded CI machine) from missing a fetch.
         let firing = Mutex<Set<String>>([])
         let ruleList = rules
-        let background = Task {
+        let collecting = Task {
             while !Task.isCancelled {
                 _ = try? await collector.collect(at: EpochMilliseconds.from(Date()))
+                try? await Task.sleep(for: .seconds(2))
+            }
+        }
+        defer { collecting.cancel() }
+        let background = Task {
+            while !Task.isCancelled {
                 clock.set(EpochMilliseconds.from(Date()))
                 _ = try? await evaluator.evaluate()
                 for rule in ruleList where evaluator.state(rule: rule.id, host: host.id)?.phase == .firing {
@@ -154,12 +161,23 @@ struct RuleDifferentialTests {
         defer { background.cancel() }
         let started = ContinuousClock.now
         var compared = 0
+        var moments = 0
+        var skipped: [String] = []
         try await Task.sleep(for: .seconds(40))
         while ContinuousClock.now - started < .seconds(185) {
-            do {
-                // A moment both hold the same samples for: just before the proxy's latest fetch.
-                let at = EpochMilliseconds.from(Date()) / 10_000 * 10_000 - 1
-                let source = MetricStoreSource(store: metrics, hostNames: [host.id: "node-a"])
+            // A moment both should hold the same samples for: just before the proxy's latest fetch.
+            let at = EpochMilliseconds.from(Date()) / 10_000 * 10_000 - 1
+            let source = MetricStoreSource(store: metrics, hostNames: [host.id: "node-a"])
+            // A scrape either side can still fail on a loaded machine and leave one without a fetch the other has.
+            // Such a moment compares samples, not engines: it is skipped and named, and most moments must remain.
+            let held = Self.heldSamples
+            var ours: Double?
+            if case .vector(let samples) = try PromQL.query(PromQL.parse(held), source: source, at: at) { ours = samples.first?.value }
+            let theirs = try Self.vector(helper, prometheus.port, held, at: at).first?.value
+            moments += 1
+            if ours != theirs {
+                skipped.append("\(at): Steward holds \(String(describing: ours)) samples, Prometheus \(String(describing: theirs))")
+            } else {
                 for rule in rules {
                     let ours = try PromQLRule.evaluate(rule, source: source, hosts: ["node-a"], at: at)["node-a"] ?? []
                     let (observation, _) = PromQLRule.observe(rule, samples: ours)
@@ -189,9 +207,11 @@ struct RuleDifferentialTests {
             try await Task.sleep(for: .seconds(20))
         }
         background.cancel()
+        collecting.cancel()
         _ = await background.result
         let firingSeen = firing.withLock { $0 }
-        #expect(compared >= rules.count * 6, "\(compared) comparisons")
+        #expect(skipped.count * 2 < moments, "moments where the two held different samples: \(skipped)")
+        #expect(compared >= rules.count * 4, "\(compared) comparisons")
         // The same rules fired in both, and the low-threshold copies among them.
         let alerts = try Self.vector(helper, prometheus.port, #"count by (alertname) (max_over_time(ALERTS{alertstate="firing"}[5m]))"#, at: nil)
         let theirFiring = Set(alerts.compactMap { $0.labels["alertname"] })
@@ -202,6 +222,10 @@ struct RuleDifferentialTests {
             ]))
         #expect(!firingSeen.contains("QuietCopy"))
     }
+
+    /// How many samples of two of the series the rules read each side holds over the whole run: every fetch either
+    /// side missed lowers it.
+    static let heldSamples = "sum(count_over_time(node_context_switches_total[6h])) + sum(count_over_time(node_load1[6h]))"
 
     /// An instant query's series for node-a, as samples without the scrape job's label.
     static func vector(_ helper: PromQLTests, _ port: Int, _ expression: String, at time: Int64?) throws -> [PromQL.Sample] {

@@ -1,20 +1,15 @@
 import Foundation
 
-/// Debian's Prometheus 2.42, started on a loopback port with a configuration and a data directory inside `directory`,
-/// for differential tests. Prometheus unblocks its own signals, so terminate() stops it.
-final class RealPrometheus {
+/// A Go server of Debian's (Prometheus, VictoriaMetrics) on a loopback port. Go unblocks its own signals, so
+/// terminate() stops it, cleanly, with what it holds on disk.
+class GoServer {
     let port: Int
     let process = Process()
 
-    static var installed: Bool { FileManager.default.isExecutableFile(atPath: "/usr/bin/prometheus") }
-
-    init(directory: String, config: String, arguments: [String] = []) throws {
-        try config.write(toFile: directory + "/prometheus.yml", atomically: true, encoding: .utf8)
-        port = try SyslogTests.freePort()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/prometheus")
-        process.arguments =
-            ["--config.file=\(directory)/prometheus.yml", "--storage.tsdb.path=\(directory)/data", "--web.listen-address=127.0.0.1:\(port)"]
-            + arguments
+    init(executable: String, arguments: [String], port: Int) throws {
+        self.port = port
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice
         try process.run()
@@ -27,6 +22,24 @@ final class RealPrometheus {
     }
 
     deinit { stop() }
+}
+
+/// Debian's Prometheus 2.42, started with a configuration and a data directory inside `directory`, for differential
+/// tests.
+final class RealPrometheus: GoServer {
+    static var installed: Bool { FileManager.default.isExecutableFile(atPath: "/usr/bin/prometheus") }
+
+    /// Started on `port` when given (a restart over the same data), else on a free one.
+    init(directory: String, config: String, arguments: [String] = [], port: Int? = nil) throws {
+        try config.write(toFile: directory + "/prometheus.yml", atomically: true, encoding: .utf8)
+        let port = try port ?? SyslogTests.freePort()
+        try super.init(
+            executable: "/usr/bin/prometheus",
+            arguments: [
+                "--config.file=\(directory)/prometheus.yml", "--storage.tsdb.path=\(directory)/data", "--web.listen-address=127.0.0.1:\(port)",
+            ]
+                + arguments, port: port)
+    }
 }
 
 /// A python3 child of a test (a web server, a proxy). Test children start with SIGTERM blocked, which python keeps,
@@ -49,4 +62,20 @@ final class PythonChild {
     }
 
     deinit { stop() }
+}
+
+/// Debian's VictoriaMetrics (single node), a remote-write receiver at /api/v1/write.
+final class RealVictoriaMetrics: GoServer {
+    static var installed: Bool { FileManager.default.isExecutableFile(atPath: "/usr/bin/victoria-metrics") }
+
+    init(directory: String, port: Int? = nil) throws {
+        let port = try port ?? SyslogTests.freePort()
+        // No search latency offset: what was written is searchable at once.
+        try super.init(
+            executable: "/usr/bin/victoria-metrics",
+            arguments: [
+                "-storageDataPath=\(directory)", "-httpListenAddr=127.0.0.1:\(port)", "-retentionPeriod=100y", "-search.latencyOffset=0s",
+                "-loggerLevel=ERROR",
+            ], port: port)
+    }
 }
