@@ -242,7 +242,8 @@ ADMIN_EXCLUDED_OPERATIONS = [
 # level below the critical one, an end after the start, "name or series"), names that must exist (a host, a
 # repository, a metric source), a YAML rule file given as bytes, and a unit definition kept at the path its unit
 # names, a log search's custom range (from and to are needed with range=custom) and host names, a syslog sender's
-# address or CIDR range, and a log file's path (under /var/log, patterns in the file name only). Every other
+# address or CIDR range, a log file's path (under /var/log, patterns in the file name only), and a remote-write
+# endpoint's URL (http or https, no credentials in it) with the token or password its authentication needs. Every other
 # check, server errors and reply
 # schemas included, runs on them too.
 CONFIG_TEMPLATE = """\
@@ -251,7 +252,7 @@ include-operation-id = [
   "queryRange", "listSeries", "importAlertRules", "previewSchedule", "updateSchedule", "createBackupPlan", "updateBackupPlan",
   "createMaintenanceWindow", "createAlertRule", "updateAlertRule", "createSilence", "createChannel", "createHost", "updateHost",
   "saveGroup", "createLegalHold", "listAuditEvents", "saveDesiredService", "searchLogs", "createSyslogSender", "createLogFile",
-  "promqlQuery", "promqlRange",
+  "promqlQuery", "promqlRange", "createRemoteWrite", "updateRemoteWrite",
 ]
 checks.positive_data_acceptance.enabled = false
 """

@@ -324,9 +324,11 @@ public final class MetricStore: @unchecked Sendable {
         buffer.raw.times.append(time)
         buffer.raw.values.append(value)
         buffer.rawDirty = true
-        for resolution in [MetricResolution.minute, .hour] {
-            rollUp(time: time, value: value, into: buffer, resolution)
-        }
+        // 1-minute buckets are not stored while the raw samples are: the last two hours of them stay in memory (the
+        // fleet overview reads the last hour), older ones are computed from the raw samples when read, and they are
+        // written when retention is about to delete the raw samples (`rollUpAgingRaw`).
+        rollUp(time: time, value: value, into: buffer, .minute)
+        rollUp(time: time, value: value, into: buffer, .hour)
         return true
     }
 
@@ -342,9 +344,21 @@ public final class MetricStore: @unchecked Sendable {
         }
     }
 
+    /// Closed 1-minute buckets kept in memory per series (two hours).
+    static let recentMinutes = 120
+
     private func close(_ bucket: RollupBucket, in buffer: SeriesBuffer, _ resolution: MetricResolution) {
         var bucket = bucket
         bucket.sum = RollupBucket.snapped(bucket.sum)
+        if resolution == .minute {
+            // Kept in memory only, never flushed; read back as a stored bucket reads (its time is its start).
+            bucket.lastTime = bucket.start
+            buffer.rollups[.minute, default: []].append(bucket)
+            if buffer.rollups[.minute]!.count > Self.recentMinutes {
+                buffer.rollups[.minute]!.removeFirst(buffer.rollups[.minute]!.count - Self.recentMinutes)
+            }
+            return
+        }
         if buffer.rollups[resolution, default: []].count >= limits.size(resolution) { seal(buffer, resolution) }
         buffer.rollups[resolution, default: []].append(bucket)
         buffer.rollupDirty[resolution] = true
@@ -486,6 +500,7 @@ public final class MetricStore: @unchecked Sendable {
     /// Rollup buckets starting in [from, to], including the bucket still open.
     public func rollups(_ id: Int64, _ resolution: MetricResolution, from: Int64, to: Int64) throws -> [RollupBucket] {
         precondition(resolution != .raw)
+        if resolution == .minute { return try minuteRollups(id, from: from, to: to) }
         let (memory, open) = lock.withLock { () -> ([[RollupBucket]], RollupBucket?) in
             var parts = sealed.filter { $0.seriesID == id && $0.resolution == resolution }.map(\.buckets)
             if let buckets = buffers[id]?.rollups[resolution], !buckets.isEmpty { parts.append(buckets) }
@@ -506,6 +521,125 @@ public final class MetricStore: @unchecked Sendable {
             }
         }
         return result
+    }
+
+    /// 1-minute buckets: those written when raw samples aged out, then, after the last of them, buckets computed from
+    /// the raw samples (as they would have been rolled up at ingest), then the last two hours' from memory.
+    func minuteRollups(_ id: Int64, from: Int64, to: Int64) throws -> [RollupBucket] {
+        let step = MetricResolution.minute.rawValue
+        let recent = lock.withLock { () -> [RollupBucket] in
+            guard let buffer = buffers[id] else { return [] }
+            return (buffer.rollups[.minute] ?? []) + (buffer.open[.minute].map { [$0] } ?? [])
+        }
+        let recentStart = recent.first?.start ?? .max
+        var result: [RollupBucket] = []
+        if recentStart <= from {
+            return recent.filter { $0.start >= from && $0.start <= to }
+        }
+        for row in try chunkRows(id, .minute, from: from, to: to) {
+            for bucket in try Self.decodeBuckets(row.data)
+            where bucket.start >= from && bucket.start <= to && bucket.start > (result.last?.start ?? .min) {
+                result.append(bucket)
+            }
+        }
+        let after = Swift.max(from, (result.last?.start).map { $0 + step } ?? .min)
+        guard after <= to else { return result }
+        let first = Self.bucketStart(after, step) == after ? after : Self.bucketStart(after, step) + step
+        if first < recentStart {
+            let last = Swift.min(to > Int64.max - step ? Int64.max : to + step - 1, recentStart - 1)
+            // Read back as a stored bucket reads: its time is its start.
+            for var bucket in Self.buckets(try raw(id, from: first, to: last), step: step) where bucket.start <= to {
+                bucket.lastTime = bucket.start
+                result.append(bucket)
+            }
+        }
+        for bucket in recent where bucket.start >= first && bucket.start <= to && bucket.start > (result.last?.start ?? .min) {
+            result.append(bucket)
+        }
+        return result
+    }
+
+    /// The start of the bucket of `step` milliseconds that holds `time`.
+    static func bucketStart(_ time: Int64, _ step: Int64) -> Int64 { time - ((time % step) + step) % step }
+
+    /// Raw samples rolled up into buckets of `step` milliseconds, each sum snapped as a closed bucket's is.
+    static func buckets(_ raw: RawSamples, step: Int64) -> [RollupBucket] {
+        var result: [RollupBucket] = []
+        for (time, value) in zip(raw.times, raw.values) {
+            let start = bucketStart(time, step)
+            if result.last?.start == start {
+                result[result.count - 1].add(time: time, value: value)
+            } else {
+                result.append(RollupBucket(start: start, time: time, value: value))
+            }
+        }
+        for index in result.indices { result[index].sum = RollupBucket.snapped(result[index].sum) }
+        return result
+    }
+
+    /// Before retention deletes raw chunks that end before `cutoff`, write their 1-minute buckets as minute chunks,
+    /// from where each series' minute chunks end. The last minute takes its samples from the next raw chunk as well,
+    /// so no bucket is cut in two at a chunk's edge. Each transaction takes as many series as fill about 25 ms. Returns
+    /// the number of minute chunks written.
+    public static func rollUpAgingRaw(_ database: DatabasePool, endingBefore cutoff: Int64, chunkSize: Int = Limits().minuteChunk) throws -> Int {
+        let step = MetricResolution.minute.rawValue
+        let seriesIDs = try database.read { db in
+            try Int64.fetchAll(db, sql: "SELECT DISTINCT series_id FROM metric_chunks WHERE resolution = 0 AND end_ms < ?", arguments: [cutoff])
+        }
+        var written = 0
+        var next = 0
+        var size = 20
+        while next < seriesIDs.count {
+            let batch = seriesIDs[next..<min(next + size, seriesIDs.count)]
+            next += batch.count
+            let started = ContinuousClock.now
+            written += try database.write { db -> Int in
+                var count = 0
+                for id in batch {
+                    let covered =
+                        try Int64.fetchOne(
+                            db, sql: "SELECT MAX(end_ms) FROM metric_chunks WHERE series_id = ? AND resolution = ?", arguments: [id, step])
+                        ?? .min
+                    let rows = try Row.fetchAll(
+                        db,
+                        sql: """
+                            SELECT end_ms, data FROM metric_chunks WHERE series_id = ?1 AND resolution = 0 AND end_ms > ?2
+                            AND start_ms <= COALESCE(
+                                (SELECT MIN(start_ms) FROM metric_chunks WHERE series_id = ?1 AND resolution = 0 AND end_ms >= ?3), ?3)
+                            ORDER BY start_ms
+                            """, arguments: [id, covered, cutoff])
+                    var samples = RawSamples()
+                    var dueEnd: Int64 = .min
+                    for row in rows {
+                        let data: Data = row["data"]
+                        let decoded = try ChunkCodec.decode([UInt8](data), columns: 1)
+                        let end: Int64 = row["end_ms"]
+                        if end < cutoff { dueEnd = Swift.max(dueEnd, end) }
+                        for (time, value) in zip(decoded.timestamps, decoded.columns[0])
+                        where time > covered && time > (samples.times.last ?? .min) {
+                            samples.times.append(time)
+                            samples.values.append(value)
+                        }
+                    }
+                    guard dueEnd != .min else { continue }
+                    // Buckets of the due chunks only: up to the minute of their last sample, completed from the next chunk.
+                    let buckets = Self.buckets(samples, step: step).filter { $0.start <= Self.bucketStart(dueEnd, step) }
+                    for chunk in stride(from: 0, to: buckets.count, by: chunkSize).map({ Array(buckets[$0..<min($0 + chunkSize, buckets.count)]) }) {
+                        try db.execute(
+                            sql:
+                                "INSERT OR REPLACE INTO metric_chunks (series_id, resolution, start_ms, end_ms, samples, data) VALUES (?, ?, ?, ?, ?, ?)",
+                            arguments: [
+                                id, step, chunk[0].start, chunk[chunk.count - 1].start + step - 1, chunk.count, Data(Self.encode(buckets: chunk)),
+                            ])
+                        count += 1
+                    }
+                }
+                return count
+            }
+            // Sized by time as retention's delete batches are, so a writer waiting behind one never waits long.
+            size = RetentionService.resized(size, took: ContinuousClock.now - started, within: 1...500)
+        }
+        return written
     }
 
     private func chunkRows(_ id: Int64, _ resolution: MetricResolution, from: Int64, to: Int64) throws -> [ChunkRow] {
@@ -555,7 +689,7 @@ public final class MetricStore: @unchecked Sendable {
             }
             var rollupEnds: [MetricResolution: Int64] = [:]
             for row in newest {
-                guard let resolution = MetricResolution(rawValue: row["resolution"]) else { continue }
+                guard let resolution = MetricResolution(rawValue: row["resolution"]), resolution != .minute else { continue }
                 let data: Data = row["data"]
                 let samples: Int = row["samples"]
                 if resolution == .raw {
@@ -570,12 +704,13 @@ public final class MetricStore: @unchecked Sendable {
                 }
             }
             guard buffer.lastTime != .min else { continue }
-            let rebuildFrom = min(rollupEnds[.minute] ?? .min, rollupEnds[.hour] ?? .min)
-            let samples = try raw(entry.id, from: rebuildFrom, to: buffer.lastTime)
+            // The open hour, and the last two hours of minutes (from a minute's start, so none is cut).
+            let minutesFrom = Self.bucketStart(buffer.lastTime - Int64(Self.recentMinutes) * 60_000, 60_000)
+            let hourFrom = rollupEnds[.hour] ?? .min
+            let samples = try raw(entry.id, from: Swift.min(hourFrom, minutesFrom), to: buffer.lastTime)
             for (time, value) in zip(samples.times, samples.values) {
-                for resolution in [MetricResolution.minute, .hour] where time >= rollupEnds[resolution] ?? .min {
-                    rollUp(time: time, value: value, into: buffer, resolution)
-                }
+                if time >= minutesFrom { rollUp(time: time, value: value, into: buffer, .minute) }
+                if time >= hourFrom { rollUp(time: time, value: value, into: buffer, .hour) }
             }
         }
     }

@@ -100,6 +100,21 @@ struct PromQLController {
         }
     }
 
+    /// What one API query may read: 20 million samples, and series enough for 5 million points in the answer (at
+    /// least 500 series a selector).
+    static func limited(_ source: any PromQL.Source, steps: Int) -> PromQL.LimitedSource {
+        PromQL.LimitedSource(source, maxSeries: max(500, 5_000_000 / max(steps, 1)), maxSamples: 20_000_000)
+    }
+
+    /// Run a query off the event loop; what the engine refuses (a budget, duplicate label sets) is the query's fault.
+    static func answer<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+        do {
+            return try await offload(body)
+        } catch let error as PromQL.EvaluationError {
+            throw Problem.invalid(["query": error.description])
+        }
+    }
+
     static func labels(_ labels: PromQL.Labels) -> [String: String] {
         Dictionary(labels.pairs.map { ($0.name, $0.value) }, uniquingKeysWith: { a, _ in a })
     }
@@ -116,8 +131,8 @@ struct PromQLController {
         if expr.type == .matrix || expr.type == .string {
             throw Problem.invalid(["query": "the expression gives a \(expr.type.rawValue); ask for an instant vector or a number"])
         }
-        let source = try self.source
-        let value = try await offload { [time] in try PromQL.query(expr, source: source, at: time) }
+        let source = Self.limited(try self.source, steps: 1)
+        let value = try await Self.answer { [time] in try PromQL.query(expr, source: source, at: time) }
         let series: [Instant.Series]
         let kind: String
         switch value {
@@ -167,8 +182,8 @@ struct PromQLController {
         if expr.type == .matrix || expr.type == .string {
             throw Problem.invalid(["query": "the expression gives a \(expr.type.rawValue); a range query needs an instant vector or a number"])
         }
-        let source = try self.source
-        let series = try await offload { [from, to, step] in try PromQL.rangeQuery(expr, source: source, from: from, to: to, step: step) }
+        let source = Self.limited(try self.source, steps: Int((to - from) / max(step, 1)) + 1)
+        let series = try await Self.answer { [from, to, step] in try PromQL.rangeQuery(expr, source: source, from: from, to: to, step: step) }
         return try APIJSON.response(
             RangeResult(
                 from: RFC3339.string(milliseconds: from) ?? "", to: RFC3339.string(milliseconds: to) ?? "", stepSeconds: Double(step) / 1000,

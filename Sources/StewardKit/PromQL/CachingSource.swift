@@ -59,3 +59,48 @@ extension PromQL {
         }
     }
 }
+
+extension PromQL {
+    /// A source that refuses to read past a budget: at most `maxSeries` series from one selector and `maxSamples`
+    /// samples in all. What a query over the API reads is bounded by it, so a viewer cannot make the panel hold the
+    /// whole store in memory; the error says how to narrow the query.
+    public final class LimitedSource: Source, @unchecked Sendable {
+        let base: any Source
+        let maxSeries: Int
+        let maxSamples: Int
+        private var read = 0
+        private let lock = NSLock()
+
+        public init(_ base: any Source, maxSeries: Int, maxSamples: Int) {
+            self.base = base
+            self.maxSeries = maxSeries
+            self.maxSamples = maxSamples
+        }
+
+        public func series(matching matchers: [Matcher]) throws -> [(id: Int64, labels: Labels)] {
+            let found = try base.series(matching: matchers)
+            guard found.count <= maxSeries else {
+                throw EvaluationError(
+                    description:
+                        "the selector {\(matchers.map(\.description).joined(separator: ", "))} matches \(found.count) series, over the \(maxSeries) "
+                        + "one query may read at this step count; narrow it (a host=, instance= or name matcher), or use a larger step")
+            }
+            return found
+        }
+
+        public func points(_ id: Int64, from: Int64, to: Int64) throws -> [Point] {
+            let loaded = try base.points(id, from: from, to: to)
+            let total = lock.withLock { () -> Int in
+                read += loaded.count
+                return read
+            }
+            guard total <= maxSamples else {
+                throw EvaluationError(
+                    description:
+                        "the query reads over \(maxSamples) samples; narrow its selectors (a host= or instance= matcher), shorten the range "
+                        + "or the [window]s")
+            }
+            return loaded
+        }
+    }
+}

@@ -33,6 +33,9 @@ struct RetentionClassDefinition: Sendable {
     var timeStages: (@Sendable (RetentionPlanner, RetentionStageAdder) -> Void)?
     /// The stages of a tiered policy, given the tiers' ages in days (metrics: one per resolution).
     var tieredStages: (@Sendable (RetentionPlanner, [Double], RetentionStageAdder) -> Void)?
+    /// Work before the stages delete anything (metrics: roll raw samples about to go into 1-minute buckets); returns
+    /// what it did for the run's record, or nil.
+    var beforeStages: (@Sendable (DatabasePool, DataRetention, Date) throws -> String?)?
 
     /// Every class, each defined by the area that keeps the data.
     static let all: [RetentionClassDefinition] = [.metrics, .jobLogs, .audit, .alertHistory, .notifications, .sessions, .facts, .logs]

@@ -277,6 +277,10 @@ public final class RetentionService: Sendable {
             var rows = 0
             var bytes: Int64 = 0
             var details: [String] = []
+            if let prepare = record.dataClass.definition.beforeStages {
+                let (database, policy) = (self.database, record.policy)
+                if let done = try await offload({ try prepare(database, policy, now) }) { details.append(done) }
+            }
             for stage in stages {
                 let (stageRows, stageBytes) = try await run(stage, now: EpochMilliseconds.from(now), checkpoints: checkpoints)
                 rows += stageRows

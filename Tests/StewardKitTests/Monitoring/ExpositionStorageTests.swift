@@ -125,6 +125,8 @@ struct PromQLAPITests {
                 ("/api/v1/metrics/promql?query=node_load1%5B5m%5D", "query", "instant vector"),
                 ("/api/v1/metrics/promql?query=node_load1&time=yesterday", "time", "RFC 3339"),
                 ("/api/v1/metrics/promql/range?query=node_load1&range=30d&step=1s", "step", "11000 steps"),
+                // What the engine refuses is the query's fault, not the server's: 422 with the reason.
+                ("/api/v1/metrics/promql?query=node_load1+%2F+ignoring(host,instance)+node_load1", "query", "many-to-many"),
             ] {
                 try await client.execute(uri: uri, method: .get) { response in
                     #expect(response.status == .unprocessableContent, "\(uri)")
@@ -133,5 +135,29 @@ struct PromQLAPITests {
                 }
             }
         }
+    }
+
+    @Test("a query's reads are bounded: too many series for its step count, or too many samples, are refused with how to narrow it")
+    func budgets() throws {
+        let source = MemorySource(
+            series: (0..<40).map { index in
+                (
+                    labels: PromQL.Labels([("__name__", "node_load1"), ("instance", "web-\(index)")]),
+                    points: (0..<100).map { PromQL.Point(time: Int64($0) * 10_000, value: Double($0)) }
+                )
+            })
+        let expr = try PromQL.parse("sum(rate(node_load1[10m]))")
+        let narrow = PromQL.LimitedSource(source, maxSeries: 40, maxSamples: 4000)
+        #expect(throws: Never.self) { try PromQL.query(expr, source: narrow, at: 990_000) }
+        let fewSeries = PromQL.LimitedSource(source, maxSeries: 39, maxSamples: 1_000_000)
+        #expect { try PromQL.query(expr, source: fewSeries, at: 990_000) } throws: { error in
+            "\(error)".contains("matches 40 series, over the 39") && "\(error)".contains("host=")
+        }
+        let fewSamples = PromQL.LimitedSource(source, maxSeries: 100, maxSamples: 1000)
+        #expect { try PromQL.query(expr, source: fewSamples, at: 990_000) } throws: { error in
+            "\(error)".contains("over 1000 samples")
+        }
+        #expect(PromQLController.limited(source, steps: 11_000).maxSeries == 500)
+        #expect(PromQLController.limited(source, steps: 240).maxSeries == 20_833)
     }
 }

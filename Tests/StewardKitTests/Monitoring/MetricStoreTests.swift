@@ -96,6 +96,56 @@ import Testing
         same(try reopened.rollups(id, .minute, from: start, to: start + 86_400_000), expectedBuckets(Array(samples.prefix(400)), .minute))
     }
 
+    static func minuteChunks(_ database: DatabasePool) throws -> Int {
+        try database.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM metric_chunks WHERE resolution = 60000") ?? -1 }
+    }
+
+    @Test("1-minute rollups are stored only when raw samples age out, and read the same before and after, across chunk edges")
+    func minuteRollupsAreWrittenWhenRawAgesOut() throws {
+        let directory = TemporaryDirectory()
+        var limits = MetricStore.Limits()
+        limits.rawChunk = 50
+        limits.minuteChunk = 20
+        let (database, store, host) = try makeStore(directory, limits: limits)
+        let id = try store.resolve(hostID: host, series: [("node_load1", "", .gauge)])[0]
+        var rng = SplitMix(seed: 7)
+        var samples: [(Int64, Double)] = []
+        var time = start + 3_000
+        // Three hours every 5 to 9 s: raw chunks of 50 samples end inside minutes, so buckets straddle chunk edges.
+        while time < start + 3 * 3_600_000 {
+            samples.append((time, Double(Int.random(in: 0...900, using: &rng)) / 100))
+            time += Int64.random(in: 5_000...9_000, using: &rng)
+        }
+        for (index, sample) in samples.enumerated() {
+            store.append(time: sample.0, series: [id], values: [sample.1])
+            if index % 60 == 0 { try store.flush() }
+        }
+        try store.flush()
+        let end = samples.last!.0
+        #expect(try Self.minuteChunks(database) == 0, "nothing is stored twice while the raw samples exist")
+        let before = try store.rollups(id, .minute, from: start, to: end)
+        same(before, expectedBuckets(samples, .minute))
+
+        // Retention, in two runs an hour apart: roll up what is about to go, then delete it.
+        for cutoff in [start + 2 * 3_600_000, start + 2 * 3_600_000 + 3_600_000 / 2] {
+            #expect(try MetricStore.rollUpAgingRaw(database, endingBefore: cutoff, chunkSize: limits.minuteChunk) > 0)
+            try database.write { db in try db.execute(sql: "DELETE FROM metric_chunks WHERE resolution = 0 AND end_ms < ?", arguments: [cutoff]) }
+            #expect(try MetricStore.rollUpAgingRaw(database, endingBefore: cutoff) == 0, "a second run has nothing left to do")
+            let reopened = try MetricStore(database: database, limits: limits)
+            #expect(try reopened.raw(id, from: start, to: end).times.first ?? 0 > start + 3_600_000)
+            let after = try reopened.rollups(id, .minute, from: start, to: end)
+            same(after, before)
+            #expect(after.map(\.start) == before.map(\.start))
+        }
+        #expect(try Self.minuteChunks(database) >= 120 / limits.minuteChunk)
+        // A range inside the stored part, and one across the edge between stored and computed buckets.
+        same(
+            try store.rollups(id, .minute, from: start + 600_000, to: start + 1_200_000),
+            Array(before.filter { $0.start >= start + 600_000 && $0.start <= start + 1_200_000 }))
+        let edge = (start + 2 * 3_600_000 + 3_600_000 / 2 - 300_000, start + 2 * 3_600_000 + 3_600_000 / 2 + 300_000)
+        same(try store.rollups(id, .minute, from: edge.0, to: edge.1), Array(before.filter { $0.start >= edge.0 && $0.start <= edge.1 }))
+    }
+
     @Test func resolutionFollowsStepAndRetention() {
         let now = start + 100 * 86_400_000
         #expect(MetricQuery.resolution(from: now - 3_600_000, step: 15_000, now: now) == .raw)

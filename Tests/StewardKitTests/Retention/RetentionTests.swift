@@ -343,8 +343,15 @@ struct RetentionTests {
         #expect(try store.raw(id, from: oldFrom, to: oldTo).times.count > 1000)
         #expect(minuteBefore.count > 1000 && hourBefore.count > 20)
 
+        let minuteChunks = "SELECT COUNT(*) FROM metric_chunks WHERE resolution = 60000"
+        #expect(try await fixture.database.read { db in try Int.fetchOne(db, sql: minuteChunks) } == 0)
+        let edgeBefore = try store.rollups(id, .minute, from: Self.ago(7.1), to: Self.ago(6.9))
+
         let report = try await fixture.enforce()
         #expect(report.deleted[.metrics]?.rows ?? 0 > 0)
+        // The 1-minute rollups of what went were written first; across the 7-day edge they read as before.
+        #expect(try await fixture.database.read { db in try Int.fetchOne(db, sql: minuteChunks) } ?? 0 > 0)
+        #expect(try store.rollups(id, .minute, from: Self.ago(7.1), to: Self.ago(6.9)) == edgeBefore)
         #expect(try store.raw(id, from: oldFrom, to: Self.ago(7.1)).times.isEmpty, "raw samples older than 7 days are gone")
         #expect(try store.raw(id, from: Self.ago(6.9), to: Self.ago(6)).times.count > 1000, "the last 7 days stay raw")
         #expect(try store.rollups(id, .minute, from: oldFrom, to: oldTo) == minuteBefore)
