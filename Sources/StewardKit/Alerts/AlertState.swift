@@ -3,7 +3,20 @@ import Foundation
 /// Where one rule stands for one host.
 public struct AlertState: Sendable, Equatable {
     public enum Phase: String, Sendable, CaseIterable { case normal, pending, firing, recovering, nodata, error }
-    public enum Severity: String, Sendable, CaseIterable { case warning, critical }
+    /// info (shown, sent only to channels that ask for it), warning, critical; in that order.
+    public enum Severity: String, Sendable, CaseIterable, Comparable {
+        case info, warning, critical
+
+        var rank: Int {
+            switch self {
+            case .info: 0
+            case .warning: 1
+            case .critical: 2
+            }
+        }
+
+        public static func < (a: Severity, b: Severity) -> Bool { a.rank < b.rank }
+    }
 
     public var phase = Phase.normal
     public var severity: Severity?

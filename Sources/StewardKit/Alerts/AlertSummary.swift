@@ -12,7 +12,7 @@ enum AlertSummary {
                 sql: """
                     SELECT r.id AS rule_id, r.name AS rule_name, h.id AS host_id, h.name AS host_name, s.severity, s.value, s.since
                     FROM alert_states s JOIN alert_rules r ON r.id = s.rule_id JOIN hosts h ON h.id = s.host_id
-                    WHERE s.state = 'firing' ORDER BY (s.severity = 'critical') DESC, s.since LIMIT ?
+                    WHERE s.state = 'firing' ORDER BY CASE s.severity WHEN 'critical' THEN 0 WHEN 'warning' THEN 1 ELSE 2 END, s.since LIMIT ?
                     """,
                 arguments: [limit])
         }.map { row in

@@ -180,8 +180,8 @@ struct AlertsController {
             else { return nil }
             return (rule, host, state)
         }.sorted { a, b in
-            let x = (order[a.2.phase] ?? 9, a.2.severity == .critical ? 0 : 1, a.2.since)
-            let y = (order[b.2.phase] ?? 9, b.2.severity == .critical ? 0 : 1, b.2.since)
+            let x = (order[a.2.phase] ?? 9, -(a.2.severity?.rank ?? 0), a.2.since)
+            let y = (order[b.2.phase] ?? 9, -(b.2.severity?.rank ?? 0), b.2.since)
             return x < y
         }
     }

@@ -67,7 +67,8 @@ struct NotificationPages {
         [
             "id": channel.id, "name": channel.name, "webhook": channel.kind == .webhook, "email": channel.kind == .email,
             "alertmanager": channel.kind == .alertmanager,
-            "enabled": channel.enabled, "critical_only": channel.minSeverity == .critical, "match_labels": channel.matchLabels,
+            "enabled": channel.enabled, "critical_only": channel.minSeverity == .critical, "warning_up": channel.minSeverity == .warning,
+            "info_too": channel.minSeverity == .info, "match_labels": channel.matchLabels,
             "send_resolved": channel.sendResolved, "group_wait_seconds": channel.groupWaitSeconds,
             "group_interval_seconds": channel.groupIntervalSeconds, "url": channel.url, "has_secret": channel.secret != nil,
             "smtp_host": channel.smtpHost, "smtp_port": channel.smtpPort, "starttls": channel.smtpSecurity == .starttls,
@@ -75,7 +76,9 @@ struct NotificationPages {
             "has_password": channel.password != nil, "mail_from": channel.mailFrom, "mail_to": channel.mailTo,
             "smtp_ca_file": channel.smtpCAFile,
             "target": channel.kind == .email ? "\(channel.mailTo) via \(channel.smtpHost):\(channel.smtpPort)" : channel.url,
-            "routing": (channel.minSeverity == .critical ? "critical only" : "warning and critical")
+            "routing":
+                (channel.minSeverity == .critical
+                ? "critical only" : channel.minSeverity == .info ? "info, warning and critical" : "warning and critical")
                 + (channel.matchLabels.isEmpty ? "" : ", labels \(channel.matchLabels)"),
         ]
     }

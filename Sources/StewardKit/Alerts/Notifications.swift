@@ -80,7 +80,7 @@ public struct NotificationChannel: Sendable, Equatable {
 
     /// Whether an alert with these labels and severity goes here when its rule names no route.
     func routes(labels: [(String, String)], severity: AlertState.Severity) -> Bool {
-        guard enabled, severity == .critical || minSeverity == .warning else { return false }
+        guard enabled, severity >= minSeverity else { return false }
         return AlertRule.pairs(matchLabels).allSatisfy { wanted in labels.contains { $0.0 == wanted.0 && $0.1 == wanted.1 } }
     }
 }
@@ -312,7 +312,9 @@ public struct NotificationMessage: Sendable {
     public var link: String { event?.link ?? "\(baseURL)/alerts/rules/\(rule.id)" }
 
     public var worst: String {
-        event?.severity ?? (firing.contains { $0.severity == "critical" } ? "critical" : firing.isEmpty ? "resolved" : "warning")
+        event?.severity
+            ?? (firing.contains { $0.severity == "critical" }
+                ? "critical" : firing.isEmpty ? "resolved" : firing.allSatisfy { $0.severity == "info" } ? "info" : "warning")
     }
 
     public var subject: String {

@@ -153,12 +153,15 @@ public enum PrometheusImport {
         switch severity?.lowercased() {
         case "critical"?, "page"?, "error"?: level = .critical
         case "warning"?, "warn"?, nil: level = .warning
+        case "info"?, "informational"?, "none"?: level = .info
         case let other?:
             level = .warning
             labels["severity"] = severity
-            warnings.append("severity \(other): Steward's levels are warning and critical; it raises a warning and keeps the label severity=\(other)")
+            warnings.append(
+                "severity \(other): Steward's levels are info, warning and critical; it raises a warning and keeps the label severity=\(other)")
         }
-        if let (value, comparison, threshold) = thresholdForm(parsed) {
+        // Thresholds are warning and critical levels; an info rule stays a condition at its severity.
+        if level != .info, let (value, comparison, threshold) = thresholdForm(parsed) {
             rule.expression = PromQL.format(value)
             rule.comparison = comparison
             if level == .critical { rule.critThreshold = threshold } else { rule.warnThreshold = threshold }

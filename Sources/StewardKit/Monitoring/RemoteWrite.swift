@@ -339,21 +339,24 @@ public final class RemoteWrite: Service, @unchecked Sendable {
             do {
                 switch outcome {
                 case .accepted:
-                    try execute(
+                    let moved = try execute(
                         """
                         UPDATE remote_write_endpoints SET sent_through = ?, samples_sent = samples_sent + ?, last_success_at = ?
                         WHERE id = ? AND sent_through = ?
                         """, [last.id, samples, now, start.id, from])
+                    // Changed meanwhile (removed, or enabled again at the newest batch): the next round starts afresh.
+                    guard moved == 1 else { return }
                     lock.withLock { backoff[start.id] = nil }
                     cursor = last.id
                 case .rejected(let message):
                     // The receiver will never take these (a 4xx other than 429): retrying would block every later sample.
                     logger.warning("remote write: \(start.name) refused \(samples) samples", metadata: ["error": "\(message)"])
-                    try execute(
+                    let moved = try execute(
                         """
                         UPDATE remote_write_endpoints SET sent_through = ?, samples_rejected = samples_rejected + ?, last_error = ?,
                             last_error_at = ? WHERE id = ? AND sent_through = ?
                         """, [last.id, samples, message, now, start.id, from])
+                    guard moved == 1 else { return }
                     cursor = last.id
                 case .retry(let message, let after):
                     let delay = lock.withLock { () -> Double in
@@ -394,8 +397,13 @@ public final class RemoteWrite: Service, @unchecked Sendable {
         }
     }
 
-    func execute(_ sql: String, _ arguments: StatementArguments) throws {
-        try database.write { db in try db.execute(sql: sql, arguments: arguments) }
+    /// Run one statement; returns how many rows it changed.
+    @discardableResult
+    func execute(_ sql: String, _ arguments: StatementArguments) throws -> Int {
+        try database.write { db in
+            try db.execute(sql: sql, arguments: arguments)
+            return db.changesCount
+        }
     }
 
     /// One request, classified as the specification asks.

@@ -464,7 +464,7 @@ public struct RolloutService: Sendable {
             severity: event == "paused" || event == "failed" ? "critical" : "warning")
         // Sent in the background, each channel on its own: a slow or dead mail server must not hold an approval
         // request or the driver.
-        for channel in all where channel.enabled && (channel.minSeverity == .warning || event == "paused" || event == "failed") {
+        for channel in all where channel.enabled && (channel.minSeverity <= .warning || event == "paused" || event == "failed") {
             let outgoing = message
             Task.detached { try? await sender.send(outgoing, to: channel) }
         }

@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import GRDB
 import Synchronization
@@ -94,8 +95,10 @@ import Testing
         #expect(cpu.expression == #"1 - avg without (cpu) (rate(node_cpu_seconds_total{mode="idle"}[2m]))"#)
         #expect(cpu.forSeconds == 5400 && cpu.keepFiringSeconds == 300)
         let network = try #require(byName["HostNetworkReceiveErrors"])
-        #expect(network.forSeconds == 1 && network.labels == "severity=info" && network.warnThreshold == 0.01)
-        #expect(result.warnings.contains { $0.alert == "HostNetworkReceiveErrors" && $0.message.contains("severity info") })
+        // info is a level of its own: a condition at severity info, with no label or warning left over.
+        #expect(network.forSeconds == 1 && network.severity == .info && network.labels == "" && network.warnThreshold == nil)
+        #expect(network.expression.hasSuffix("> 0.01"))
+        #expect(!result.warnings.contains { $0.alert == "HostNetworkReceiveErrors" && $0.message.contains("severity") })
         #expect(byName["HostUnusualDiskReadRate"]?.forSeconds == 365 * 86400)
         let conntrack = try #require(byName["HostConntrackLimit"])
         #expect(conntrack.labels == "job=node" && conntrack.comparison == .gt)
@@ -364,5 +367,59 @@ import Testing
         rule.warnThreshold = 1
         rule.warnClear = 2
         #expect(rule.problems(knownSources: [])["warn_clear"]?.contains("no clear level") == true)
+    }
+}
+
+/// info, the third severity: stored in rules, states and channels (a real SQLite file with the migrations), routed only
+/// to channels that ask for it, and exported and imported back as info.
+@Suite struct InfoSeverityTests {
+    @Test("an info rule is stored, fires at info, reaches only info channels, and round-trips through a rule file")
+    func infoEndToEnd() throws {
+        let directory = TemporaryDirectory()
+        let database = try makeDatabase(directory)
+        let imported = PrometheusImport.parse(
+            """
+            groups:
+              - name: g
+                rules:
+                  - alert: Reboots
+                    expr: changes(node_boot_time_seconds[1h]) > 0
+                    labels: {severity: info}
+            """)
+        #expect(imported.failures.isEmpty && imported.warnings.isEmpty, "\(imported.failures) \(imported.warnings)")
+        let rule = try AlertRuleStore(database: database).create(try #require(imported.rules.first), by: AuditActor(actor: "t"), now: Date())
+        #expect(rule.severity == .info && rule.warnThreshold == nil)
+        #expect(try AlertRuleStore(database: database).rule(id: rule.id)?.severity == .info)
+        #expect(AlertStateMachine.severity(of: 1, rule: rule, current: nil) == .info)
+        // The state table takes it (its CHECK was widened in place).
+        try database.write { db in
+            try db.execute(sql: "INSERT INTO hosts (name, address, transport, created_at, updated_at) VALUES ('h', 'h', 'ssh', 0, 0)")
+            try db.execute(
+                sql: "INSERT INTO alert_states (rule_id, host_id, state, severity, since, evaluated_at) VALUES (?, ?, 'firing', 'info', 0, 0)",
+                arguments: [rule.id, db.lastInsertedRowID])
+        }
+        #expect(throws: (any Error).self) {
+            try database.write { db in try db.execute(sql: "UPDATE alert_states SET severity = 'minor'") }
+        }
+        // Channels: the default (warning and up) does not get it; one that asks for info does.
+        let channels = NotificationChannelStore(database: database, masterKey: .init(size: .bits256))
+        var quiet = NotificationChannel()
+        quiet.name = "pager"
+        quiet.url = "https://hooks.example.com/p"
+        var chatty = quiet
+        chatty.name = "chat"
+        chatty.minSeverity = .info
+        for channel in [quiet, chatty] { _ = try channels.save(channel, by: AuditActor(actor: "t"), now: Date()) }
+        let stored = Dictionary(uniqueKeysWithValues: try channels.all().map { ($0.name, $0) })
+        #expect(stored["chat"]?.minSeverity == .info)
+        #expect(stored["pager"]?.routes(labels: [], severity: .info) == false)
+        #expect(stored["chat"]?.routes(labels: [], severity: .info) == true)
+        #expect(stored["pager"]?.routes(labels: [], severity: .warning) == true)
+        #expect(stored["chat"]?.routes(labels: [], severity: .critical) == true)
+        // Export writes severity: info; importing that file gives the same rule again.
+        let exported = PrometheusRules.export([rule])
+        #expect(exported.contains("severity: \"info\"") || exported.contains("severity: info"), "\(exported)")
+        let again = PrometheusImport.parse(exported)
+        #expect(again.rules.first?.severity == .info && again.rules.first?.expression == rule.expression)
     }
 }

@@ -49,12 +49,16 @@ struct RuleDifferentialTests {
                 labels: {severity: warning}
         """#
 
-    /// Serves node_exporter's text with the time of each 10-second fetch written into every sample.
+    /// Serves node_exporter's text with the time of each 10-second fetch written into every sample. It answers 503
+    /// until the file `go` exists, so neither side holds a first fetch the other started too late to see.
     static let proxy = #"""
-        import http.server, sys, threading, time, urllib.request
-        upstream, port = sys.argv[1], int(sys.argv[2])
+        import http.server, os, sys, threading, time, urllib.request
+        upstream, port, go = sys.argv[1], int(sys.argv[2]), sys.argv[3]
         body = [b""]
         def refresh():
+            while not os.path.exists(go):
+                time.sleep(0.05)
+            time.sleep(10.05 - time.time() % 10)
             while True:
                 stamp = int(time.time() // 10 * 10 * 1000)
                 text = urllib.request.urlopen(upstream, timeout=5).read().decode()
@@ -63,6 +67,10 @@ struct RuleDifferentialTests {
                 time.sleep(10.05 - time.time() % 10)
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self):
+                if not body[0]:
+                    self.send_response(503)
+                    self.end_headers()
+                    return
                 self.send_response(200)
                 self.send_header("Content-Type", "text/plain; version=0.0.4")
                 self.end_headers()
@@ -70,8 +78,6 @@ struct RuleDifferentialTests {
             def log_message(self, *args):
                 pass
         threading.Thread(target=refresh, daemon=True).start()
-        while not body[0]:
-            time.sleep(0.05)
         http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler).serve_forever()
         """#
 
@@ -91,7 +97,8 @@ struct RuleDifferentialTests {
         _ = try await exporter.ready()
         let proxyPort = try SyslogTests.freePort()
         try Self.proxy.write(toFile: directory.path + "/proxy.py", atomically: true, encoding: .utf8)
-        let proxy = try PythonChild([directory.path + "/proxy.py", exporter.url, String(proxyPort)])
+        let go = directory.path + "/go"
+        let proxy = try PythonChild([directory.path + "/proxy.py", exporter.url, String(proxyPort), go])
         defer { proxy.stop() }
         let files = [PrometheusRulesTests.packShapes, Self.firingCopies]
         for (index, text) in files.enumerated() { try text.write(toFile: directory.path + "/rules\(index).yml", atomically: true, encoding: .utf8) }
@@ -159,6 +166,8 @@ struct RuleDifferentialTests {
             }
         }
         defer { background.cancel() }
+        // Both scrape every 2 s from now on; the proxy's first fetch comes at the next 10-second boundary.
+        try Data().write(to: URL(fileURLWithPath: go))
         let started = ContinuousClock.now
         var compared = 0
         var moments = 0
