@@ -296,6 +296,9 @@ public final class RemoteWrite: Service, @unchecked Sendable {
 
     /// Send to every enabled endpoint that is not waiting out a backoff, concurrently, then drop what all have.
     public func sendRound(now: Date) async {
+        // With no endpoint enabled nothing is queued, and saving or removing one trimmed the queue: nothing to do, and
+        // no write transaction a second on the panel's database.
+        guard active else { return }
         let endpoints = ((try? all()) ?? []).filter(\.enabled)
         let waits = lock.withLock { backoff }
         await withTaskGroup(of: Void.self) { group in
