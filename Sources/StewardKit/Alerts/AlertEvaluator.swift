@@ -8,6 +8,8 @@ public struct AlertSource: Sendable {
     public var name: String
     public var description: String
     public var observe: @Sendable (Host, AlertRule, Int64) throws -> AlertObservation
+    /// For a source whose alerts carry labels (which window pair fired): the observation and its canonical labels.
+    public var observeLabeled: (@Sendable (Host, AlertRule, Int64) throws -> (AlertObservation, String))?
 
     public init(name: String, description: String, observe: @escaping @Sendable (Host, AlertRule, Int64) throws -> AlertObservation) {
         self.name = name
@@ -238,7 +240,11 @@ public final class AlertEvaluator: Service, @unchecked Sendable {
                         } else if rule.source == "metric" {
                             observation = try MetricObservation.observe(rule, host: host, store: metrics, now: now, memo: memo)
                         } else if let source = sources[rule.source] {
-                            observation = try source.observe(host, rule, now)
+                            if let labeled = source.observeLabeled {
+                                (observation, labels) = try labeled(host, rule, now)
+                            } else {
+                                observation = try source.observe(host, rule, now)
+                            }
                         } else {
                             observation = .failure("unknown source \(rule.source)")
                         }

@@ -51,6 +51,9 @@ public enum AlertObservation: Sendable, Equatable {
     case clear
     case noData
     case failure(String)
+    /// A source that decides the level itself (an SLO's burn-rate pairs): the severity, or nil for none, and the value
+    /// shown with it.
+    case level(AlertState.Severity?, Double)
 }
 
 /// The state machine: normal → pending → firing (warning | critical) → recovering → normal, plus nodata and error.
@@ -114,6 +117,9 @@ public enum AlertStateMachine {
         case .clear:
             next.value = nil
             severity = nil
+        case .level(let level, let value):
+            next.value = value
+            severity = level
         }
         if let severity {
             next.lastConditionAt = now

@@ -359,6 +359,9 @@ struct AlertsController {
                 verdict = AlertStateMachine.severity(of: number, rule: rule, current: nil).map { "firing (\($0.rawValue))" } ?? "normal"
             case .clear:
                 verdict = "normal (nothing returned)"
+            case .level(let level, let number):
+                value = MetricUnit.trim(number, digits: 2)
+                verdict = level.map { "firing (\($0.rawValue))" } ?? "normal"
             case .noData:
                 verdict = rule.noData == .alerting ? "firing (critical: no data)" : rule.noData == .ok ? "normal (no data)" : "nodata"
             case .failure(let message):

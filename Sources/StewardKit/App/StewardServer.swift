@@ -32,6 +32,8 @@ public struct StewardServer {
     public let alerts: AlertEvaluator
     public let notifier: Notifier
     public let rolloutDriver: RolloutDriver
+    public let checkRunner: CheckRunner
+    public let sloEngine: SLOEngine
     public let tls: TLSMaterial?
     public let migrationReport: MigrationRunner.Report
     public let interruptedAtStartup: [Int64]
@@ -126,9 +128,15 @@ public struct StewardServer {
             settings: syslogSettings, logger: logger)
         let metricsDashboard = MetricsDashboard(store: metricStore, hosts: hostStore, database: database)
         try BuiltinAlerts.ensure(AlertRuleStore(database: database), now: clock.now())
+        let checkRunner = CheckRunner(store: CheckStore(database: database), metrics: metricStore, hosts: hostStore, remoteWrite: remoteWrite, logger: logger)
+        let sloEngine = SLOEngine(
+            database: database, metrics: metricStore, hosts: hostStore, intervalSeconds: configuration.alertIntervalSeconds,
+            collectionIntervalSeconds: configuration.metricsIntervalSeconds, logger: logger)
         let alertEvaluator = try AlertEvaluator(
             database: database, hosts: hostStore, metrics: metricStore,
-            sources: BuiltinAlerts.sources(database: database) + [BuiltinAlerts.panelDisk(disk), LogAlerts.source(store: logStore)],
+            sources: BuiltinAlerts.sources(database: database) + [BuiltinAlerts.panelDisk(disk), LogAlerts.source(store: logStore),
+                SLOAlerts.source(engine: sloEngine),
+            ],
             intervalSeconds: configuration.alertIntervalSeconds, logger: logger)
         let notifier = Notifier(
             database: database, evaluator: alertEvaluator, channels: channelStore, sender: sender, baseURL: configuration.publicBaseURL,
@@ -163,6 +171,7 @@ public struct StewardServer {
                 .accounts(service: accountService, engine: engine, hosts: hostStore, lock: repositoryLock),
                 .logs(store: logStore, hosts: hostStore, collector: journals, syslog: syslog),
                 .updates(database: database, hosts: hostStore), .rollouts(rollouts), .backups(backups),
+                .slos(checks: checkRunner, engine: sloEngine, hosts: hostStore, metrics: metricStore),
                 .alerts(
                     evaluator: alertEvaluator, notifier: notifier, channels: channelStore, database: database, baseURL: configuration.publicBaseURL),
                 .jobs(database: database, databasePath: dataDirectory.databasePath),
@@ -210,7 +219,7 @@ public struct StewardServer {
                 resources + "/Public", cacheControl: .init([(MediaType(type: .any), [.maxAge(3600)])]), searchForIndexHtml: false, logger: logger))
         router.add(middleware: AuthorizationMiddleware(table: routeTable, services: access, logger: logger))
         assembly.addRoutes(AreaContext(runner: runner, scheduler: scheduler, pages: pages, docs: docs, responses: responses), to: routes)
-        let rolloutDriver = RolloutDriver(service: rollouts, jobs: runner, evaluator: alertEvaluator, logger: logger)
+        let rolloutDriver = RolloutDriver(service: rollouts, jobs: runner, evaluator: alertEvaluator, slos: sloEngine, logger: logger)
         // Two areas answering one route would leave one of them dead: refuse to start, naming it.
         if let route = routeTable.duplicates.first { throw DuplicateRoute(route: route) }
 
@@ -218,7 +227,7 @@ public struct StewardServer {
             configuration: configuration, dataDirectory: dataDirectory, resources: resources, database: database, jobs: runner, scheduler: scheduler,
             router: router, docs: docs, routeTable: routeTable, access: access, hosts: hostStore, engine: engine, metrics: metricStore,
             collector: collector, logs: logStore, journals: journals, syslog: syslog, alerts: alertEvaluator, notifier: notifier,
-            rolloutDriver: rolloutDriver,
+            rolloutDriver: rolloutDriver, checkRunner: checkRunner, sloEngine: sloEngine,
             tls: tls,
             migrationReport: report,
             interruptedAtStartup: interrupted, connections: ConnectionCounts(limits: .from(configuration)), shedding: shedding,
@@ -296,6 +305,8 @@ public struct StewardServer {
                     .init(service: alerts),
                     .init(service: notifier),
                     .init(service: rolloutDriver),
+                    .init(service: checkRunner),
+                    .init(service: sloEngine),
                     .init(service: MemoryTrimmer(connections: connections)),
                 ],
                 gracefulShutdownSignals: [.sigterm, .sigint],

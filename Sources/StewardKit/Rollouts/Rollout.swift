@@ -60,6 +60,8 @@ public struct Rollout: Sendable, Equatable {
     public var expiresAt: Int64 = 0
     public var checkURL = ""
     public var settleSeconds = 60
+    /// The SLOs whose error budgets the rollout respects; empty: every SLO covering a wave's hosts.
+    public var slos: [String] = []
     public var state = State.planning
     public var stateDetail = ""
     public var revision = 1
@@ -96,6 +98,7 @@ public struct Rollout: Sendable, Equatable {
         expiresAt = row["expires_at"]
         checkURL = row["check_url"]
         settleSeconds = row["settle_seconds"]
+        slos = JSONText.strings(row["slos"])
         state = State(rawValue: row["state"]) ?? .failed
         stateDetail = row["state_detail"]
         revision = row["revision"]

@@ -92,10 +92,13 @@ struct RolloutAPI {
         var errors: [String: String] = [:]
         var reason = ""
         input.reason.assign(RolloutDecisionInput.CodingKeys.reason.rawValue, &errors) { reason = $0 }
+        var urgent = false
+        input.urgent.assign(RolloutDecisionInput.CodingKeys.urgent.rawValue, &errors) { urgent = $0 }
+        if urgent && !approve { errors["urgent"] = "only an approval can be urgent" }
         guard errors.isEmpty else { throw Problem.invalid(errors) }
         let rollout =
             approve
-            ? try await service.approve(try id(context), by: context.actor, reason: reason)
+            ? try await service.approve(try id(context), by: context.actor, reason: reason, urgent: urgent)
             : try await service.deny(try id(context), by: context.actor, reason: reason)
         return try APIJSON.response(try RolloutResource(rollout, service: service))
     }

@@ -15,16 +15,20 @@ public actor RolloutDriver: Service {
     let service: RolloutService
     let jobs: JobRunner
     let evaluator: AlertEvaluator?
+    let slos: SLOEngine?
     let interval: Duration
     let logger: Logger
     /// When the HTTP check last passed, per rollout and wave, so it is not asked on every tick.
     private var lastCheck: [String: Date] = [:]
     private var wake: AsyncStream<Void>.Continuation?
 
-    public init(service: RolloutService, jobs: JobRunner, evaluator: AlertEvaluator?, interval: Duration = .seconds(2), logger: Logger) {
+    public init(
+        service: RolloutService, jobs: JobRunner, evaluator: AlertEvaluator?, slos: SLOEngine? = nil, interval: Duration = .seconds(2), logger: Logger
+    ) {
         self.service = service
         self.jobs = jobs
         self.evaluator = evaluator
+        self.slos = slos
         self.interval = interval
         self.logger = logger
     }
@@ -166,6 +170,14 @@ public actor RolloutDriver: Service {
             try detail(rollout, "wave \(next.number) waits for maintenance window \"\(window.name)\"", now: now)
             return
         }
+        let budgets = try budgetGate(rollout, wave: next)
+        if let spent = budgets.spent {
+            try holdForBudget(rollout, wave: next, spent: spent, now: now)
+            await service.notify(
+                try service.rollout(id: rollout.id)!, event: "paused",
+                detail: "wave \(next.number) did not start: \(spent). A second approver may approve it as an urgent or security change, with a reason.")
+            return
+        }
         let job = try await jobs.enqueue(
             JobRequest(
                 kind: RolloutService.waveKind, title: "Rollout #\(rollout.id) wave \(next.number): \(rollout.title)",
@@ -175,8 +187,8 @@ public actor RolloutDriver: Service {
         watch(job: job.id)
         try await service.database.write { db in
             try db.execute(
-                sql: "UPDATE rollout_waves SET state = 'running', job_id = ?, started_at = ? WHERE rollout_id = ? AND number = ?",
-                arguments: [job.id, nowMS, rollout.id, next.number])
+                sql: "UPDATE rollout_waves SET state = 'running', job_id = ?, started_at = ?, budget = ?, gate = ? WHERE rollout_id = ? AND number = ?",
+                arguments: [job.id, nowMS, budgets.record, budgets.override ?? "", rollout.id, next.number])
             try db.execute(
                 sql: "UPDATE rollouts SET current_wave = ?, state_detail = ?, updated_at = ? WHERE id = ?",
                 arguments: [next.number, "wave \(next.number) of \(waves.count) running (job \(job.id))", nowMS, rollout.id])
@@ -195,6 +207,7 @@ public actor RolloutDriver: Service {
                 try db.execute(
                     sql: "UPDATE rollout_waves SET state = 'gating', finished_at = ? WHERE rollout_id = ? AND number = ?",
                     arguments: [nowMS, rollout.id, wave.number])
+                try self.recordBudgetAfter(db, rollout: rollout.id, wave: wave.number)
                 try db.execute(sql: "UPDATE rollouts SET gate_started_at = ? WHERE id = ?", arguments: [nowMS, rollout.id])
             }
             if job.state != .succeeded && failed.isEmpty {
@@ -219,6 +232,7 @@ public actor RolloutDriver: Service {
                 try db.execute(
                     sql: "UPDATE rollout_waves SET state = 'passed', gate = ?, finished_at = ? WHERE rollout_id = ? AND number = ?",
                     arguments: ["passed: hosts up, no critical alert for \(rollout.settleSeconds) s", nowMS, rollout.id, wave.number])
+                try self.recordBudgetAfter(db, rollout: rollout.id, wave: wave.number)
             }
             try detail(rollout, "wave \(wave.number) of \(waves.count) passed its health gate", now: now)
         } else {
@@ -259,5 +273,67 @@ public actor RolloutDriver: Service {
             }
         }
         return nil
+    }
+
+    // MARK: the error-budget gate
+
+    /// The SLOs a wave respects: those the rollout names, else those covering the wave's hosts.
+    func respected(_ rollout: Rollout, wave: RolloutService.Wave) throws -> [SLOStatus] {
+        guard let slos else { return [] }
+        let statuses = slos.allStatuses()
+        if !rollout.slos.isEmpty { return statuses.filter { rollout.slos.contains($0.slo.name) } }
+        let hosts = try service.hosts.all().filter { wave.hosts.contains($0.name) }
+        return statuses.filter { status in hosts.contains(where: status.slo.covers) }
+    }
+
+    /// Before a wave: the budgets it starts with (JSON for the wave's record), the spent ones as a reason to hold it,
+    /// unless an approver other than the requester approved the rollout as urgent with a reason.
+    func budgetGate(_ rollout: Rollout, wave: RolloutService.Wave) throws -> (record: String, spent: String?, override: String?) {
+        let statuses = try respected(rollout, wave: wave)
+        var record: [String: Any] = [:]
+        for status in statuses { record[status.slo.name] = ["before": SLOResource.round(status.remaining * 100, 4)] }
+        let json = record.isEmpty ? "" : JSONText.encode(record)
+        let spent = statuses.filter(\.spent)
+        guard !spent.isEmpty else { return (json, nil, nil) }
+        let names = spent.map { "SLO \"\($0.slo.name)\" (\(SLOController.percent($0.remaining * 100)) of its error budget left)" }
+        let reason = "the error budget of " + names.joined(separator: " and ") + " is spent"
+        let urgent = try service.database.read { db in
+            try Row.fetchOne(
+                db,
+                sql: """
+                    SELECT actor, reason FROM rollout_approvals
+                    WHERE rollout_id = ? AND revision = ? AND decision = 'approve' AND urgent = 1 AND reason != '' AND actor != ? ORDER BY id LIMIT 1
+                    """, arguments: [rollout.id, rollout.revision, rollout.requestedBy])
+        }
+        guard let urgent else { return (json, reason, nil) }
+        return (json, nil, "started although \(reason): approved as urgent by \(urgent["actor"] as String): \(urgent["reason"] as String)")
+    }
+
+    /// Pause before a wave that may not start; the wave stays pending, so a resume asks the gate again.
+    func holdForBudget(_ rollout: Rollout, wave: RolloutService.Wave, spent: String, now: Date) throws {
+        try service.database.write { db in
+            try db.execute(
+                sql: "UPDATE rollout_waves SET gate = ? WHERE rollout_id = ? AND number = ?",
+                arguments: ["did not start: \(spent)", rollout.id, wave.number])
+        }
+        try service.setState(rollout.id, .paused, detail: "paused before wave \(wave.number): \(spent)", now: now)
+        logger.warning("rollout held by an error budget", metadata: ["rollout": "\(rollout.id)", "reason": "\(spent)"])
+    }
+
+    /// After a wave: each respected SLO's budget now, beside what it was when the wave started.
+    nonisolated func recordBudgetAfter(_ db: GRDB.Database, rollout: Int64, wave: Int) throws {
+        guard let slos else { return }
+        let text = try String.fetchOne(db, sql: "SELECT budget FROM rollout_waves WHERE rollout_id = ? AND number = ?", arguments: [rollout, wave]) ?? ""
+        guard var record = JSONText.object(text), !record.isEmpty else { return }
+        let statuses = Dictionary(slos.allStatuses().map { ($0.slo.name, $0) }, uniquingKeysWith: { a, _ in a })
+        for (name, value) in record {
+            guard var entry = value as? [String: Any], let status = statuses[name] else { continue }
+            let after = SLOResource.round(status.remaining * 100, 4)
+            entry["after"] = after
+            if let before = entry["before"] as? Double { entry["burned"] = SLOResource.round(before - after, 4) }
+            record[name] = entry
+        }
+        try db.execute(
+            sql: "UPDATE rollout_waves SET budget = ? WHERE rollout_id = ? AND number = ?", arguments: [JSONText.encode(record), rollout, wave])
     }
 }

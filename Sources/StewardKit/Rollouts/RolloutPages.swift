@@ -83,7 +83,7 @@ struct RolloutPages {
             "title": rollout.title, "what": rollout.what.rawValue, "packages": rollout.packages.joined(separator: "\n"),
             "playbook": rollout.playbook, "commit": rollout.playbookCommit, "targets": rollout.targets.joined(separator: ", "),
             "tags": rollout.tags.joined(separator: ", "), "wave_kind": rollout.waveKind.rawValue, "reboot": rollout.reboot.rawValue,
-            "check_url": rollout.checkURL, "canary": String(rollout.canary), "wave_size": String(rollout.waveSize),
+            "check_url": rollout.checkURL, "slos": rollout.slos.joined(separator: ", "), "canary": String(rollout.canary), "wave_size": String(rollout.waveSize),
             "pause_seconds": String(rollout.pauseSeconds), "max_failure_percent": String(rollout.maxFailurePercent),
             "approvals_required": String(rollout.approvalsRequired), "settle_seconds": String(rollout.settleSeconds),
             "expires_hours": String(max(1, Int((rollout.expiresAt - EpochMilliseconds.from(Date()) + 3_599_999) / 3_600_000))),
@@ -176,13 +176,18 @@ struct RolloutPages {
             ViewNode([
                 "actor": approval.actor, "decision": approval.decision, "reason": approval.reason, "has_reason": !approval.reason.isEmpty,
                 "revision": approval.revision, "current": approval.revision == rollout.revision,
-                "at": DisplayTime.text(approval.at),
+                "at": DisplayTime.text(approval.at), "urgent": approval.urgent,
             ])
         }
         let waves = try service.waves(rollout.id).map { wave in
             ViewNode([
                 "number": wave.number, "hosts": wave.hosts.joined(separator: ", "), "job_id": wave.jobID as Any, "state": wave.state,
                 "gate": wave.gate,
+                "budget": wave.budgets.sorted { $0.key < $1.key }.map { name, budget in
+                    "\(name): \(SLOController.percent(budget.before))"
+                        + (budget.after.value.map { " → \(SLOController.percent($0))" } ?? "")
+                        + (budget.burned.value.map { " (burned \(SLOController.percent($0)))" } ?? "")
+                }.joined(separator: "; "),
             ])
         }
         let results = try service.results(rollout.id).map { result in
@@ -215,6 +220,10 @@ struct RolloutPages {
                 "is_requester": context.actor.actor == rollout.requestedBy && rollout.state == .awaitingApproval,
                 "can_pause": permissions.contains(.operate) && (rollout.state == .running || rollout.state == .approved),
                 "can_resume": permissions.contains(.operate) && rollout.state == .paused,
+                "budget_hold": rollout.state == .paused && rollout.stateDetail.contains("error budget"),
+                "can_override": try permissions.contains(.approve) && rollout.state == .paused && rollout.stateDetail.contains("error budget")
+                    && context.actor.actor != rollout.requestedBy && !service.isAuthor(rollout.id, actor: context.actor.actor),
+                "slos": rollout.slos.isEmpty ? "the SLOs covering each wave's hosts" : rollout.slos.joined(separator: ", "),
                 "can_abort": permissions.contains(.operate) && !rollout.state.isFinished,
                 "can_edit": permissions.contains(.operate) && rollout.state.isEditable,
                 "can_rollback": permissions.contains(.operate) && rollout.what != .playbook && !results.isEmpty
@@ -228,7 +237,7 @@ struct RolloutPages {
         let form = try await FormBody.read(request, context: context)
         do {
             if approve {
-                _ = try await service.approve(id, by: context.actor, reason: form["reason"] ?? "")
+                _ = try await service.approve(id, by: context.actor, reason: form["reason"] ?? "", urgent: form["urgent"] == "on")
             } else {
                 _ = try await service.deny(id, by: context.actor, reason: form["reason"] ?? "")
             }

@@ -28,9 +28,10 @@ struct RolloutInput: APIInput {
     var expiresHours: Patch<Int> = .absent
     var checkUrl: Patch<String> = .absent
     var settleSeconds: Patch<Int> = .absent
+    var slos: Patch<[String]> = .absent
 
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case title, what, packages, playbook, commit, targets, tags, canary, reboot, window
+        case title, what, packages, playbook, commit, targets, tags, canary, reboot, window, slos
         case waveKind = "wave_kind"
         case waveSize = "wave_size"
         case pauseSeconds = "pause_seconds"
@@ -66,6 +67,8 @@ struct RolloutInput: APIInput {
         waveKind = choice("wave_kind", Rollout.WaveKind.count)
         reboot = choice("reboot", Rollout.Reboot.never)
         checkUrl = .value(form["check_url"] ?? "")
+        slos = .value((form["slos"] ?? "").split(whereSeparator: { $0.isNewline || $0 == "," }).map { $0.trimmingCharacters(in: .whitespaces) }
+            .filter { !$0.isEmpty })
         canary = number(.canary)
         waveSize = number(.waveSize)
         pauseSeconds = number(.pauseSeconds)
@@ -107,6 +110,7 @@ struct RolloutInput: APIInput {
         }
         checkUrl.assign(CodingKeys.checkUrl.rawValue, &errors) { rollout.checkURL = $0 }
         settleSeconds.assign(CodingKeys.settleSeconds.rawValue, &errors) { rollout.settleSeconds = $0 }
+        slos.assign(CodingKeys.slos.rawValue, &errors) { rollout.slos = $0 }
         return errors
     }
 }
@@ -114,8 +118,10 @@ struct RolloutInput: APIInput {
 /// The body of an approval or a denial: a reason (required to deny, which the service checks).
 struct RolloutDecisionInput: APIInput {
     var reason: Patch<String> = .absent
+    /// Approve as a security or urgent change: waves start even while an SLO's error budget is spent.
+    var urgent: Patch<Bool> = .absent
 
-    enum CodingKeys: String, CodingKey, CaseIterable { case reason }
+    enum CodingKeys: String, CodingKey, CaseIterable { case reason, urgent }
 }
 
 /// A rollout in a list.
@@ -151,6 +157,12 @@ struct RolloutResource: Codable, Sendable {
     struct ApprovalItem: Codable, Sendable {
         let revision: Int
         let actor, decision, reason, at: String
+        let urgent: Bool
+    }
+    /// An SLO's error budget (percent left) when a wave started and when it ended, and what it burned.
+    struct WaveBudget: Codable, Sendable {
+        let before: Double
+        let after, burned: Nullable<Double>
     }
     struct WaveItem: Codable, Sendable {
         let number: Int
@@ -158,6 +170,7 @@ struct RolloutResource: Codable, Sendable {
         let jobId: Nullable<Int64>
         let state, gate: String
         let startedAt, finishedAt: Nullable<String>
+        let budget: [String: WaveBudget]
     }
     struct ResultItem: Codable, Sendable {
         let host: String
@@ -181,6 +194,7 @@ struct RolloutResource: Codable, Sendable {
         let approvalsRequired: Int
         let checkUrl: String
         let settleSeconds: Int
+        let slos: [String]
         let planJobId: Nullable<Int64>
         let plannedAt: Nullable<String>
         let planStale: Bool
@@ -200,12 +214,14 @@ struct RolloutResource: Codable, Sendable {
         let plan = try service.plan(rollout.id).map { PlanItem(host: $0.host, diff: $0.diff, problem: $0.problem, packages: $0.changes) }
         let approvals = try service.approvals(rollout.id).map {
             ApprovalItem(
-                revision: $0.revision, actor: $0.actor, decision: $0.decision, reason: $0.reason, at: RFC3339.string(milliseconds: $0.at) ?? "")
+                revision: $0.revision, actor: $0.actor, decision: $0.decision, reason: $0.reason, at: RFC3339.string(milliseconds: $0.at) ?? "",
+                urgent: $0.urgent)
         }
         let waves = try service.waves(rollout.id).map {
             WaveItem(
                 number: $0.number, hosts: $0.hosts, jobId: Nullable($0.jobID), state: $0.state, gate: $0.gate,
-                startedAt: Nullable(RFC3339.string(milliseconds: $0.startedAt)), finishedAt: Nullable(RFC3339.string(milliseconds: $0.finishedAt)))
+                startedAt: Nullable(RFC3339.string(milliseconds: $0.startedAt)), finishedAt: Nullable(RFC3339.string(milliseconds: $0.finishedAt)),
+                budget: $0.budgets)
         }
         let results = try service.results(rollout.id).map {
             ResultItem(host: $0.host, wave: $0.wave, status: $0.status, rebooted: $0.rebooted, detail: $0.detail, packages: $0.changes)
@@ -215,7 +231,7 @@ struct RolloutResource: Codable, Sendable {
             canary: rollout.canary, waveKind: rollout.waveKind.rawValue, waveSize: rollout.waveSize, pauseSeconds: rollout.pauseSeconds,
             maxFailurePercent: rollout.maxFailurePercent, reboot: rollout.reboot.rawValue, window: Nullable(rollout.windowID),
             approvalsRequired: rollout.approvalsRequired, checkUrl: rollout.checkURL, settleSeconds: rollout.settleSeconds,
-            planJobId: Nullable(rollout.planJobID), plannedAt: Nullable(RFC3339.string(milliseconds: rollout.plannedAt)),
+            slos: rollout.slos, planJobId: Nullable(rollout.planJobID), plannedAt: Nullable(RFC3339.string(milliseconds: rollout.plannedAt)),
             planStale: try service.planIsStale(rollout), rollbackOf: Nullable(rollout.rollbackOf),
             finishedAt: Nullable(RFC3339.string(milliseconds: rollout.finishedAt)), plan: plan, approvals: approvals, waves: waves, results: results)
     }

@@ -66,12 +66,14 @@ public struct RolloutService: Sendable {
         public var decision: String
         public var reason: String
         public var at: Int64
+        public var urgent = false
     }
 
     public func approvals(_ id: Int64) throws -> [Approval] {
         try database.read { db in
             try Row.fetchAll(db, sql: "SELECT * FROM rollout_approvals WHERE rollout_id = ? ORDER BY id", arguments: [id]).map { row in
-                Approval(revision: row["revision"], actor: row["actor"], decision: row["decision"], reason: row["reason"], at: row["at"])
+                Approval(
+                    revision: row["revision"], actor: row["actor"], decision: row["decision"], reason: row["reason"], at: row["at"], urgent: row["urgent"])
             }
         }
     }
@@ -84,6 +86,18 @@ public struct RolloutService: Sendable {
         public var startedAt: Int64?
         public var finishedAt: Int64?
         public var gate: String
+        /// The budget record the driver keeps (JSON: SLO name -> before, after, burned).
+        public var budget = ""
+
+        /// Each SLO's budget around the wave.
+        var budgets: [String: RolloutResource.WaveBudget] {
+            (JSONText.object(budget) ?? [:]).compactMapValues { value in
+                guard let entry = value as? [String: Any], let before = (entry["before"] as? NSNumber)?.doubleValue else { return nil }
+                return RolloutResource.WaveBudget(
+                    before: before, after: Nullable((entry["after"] as? NSNumber)?.doubleValue),
+                    burned: Nullable((entry["burned"] as? NSNumber)?.doubleValue))
+            }
+        }
     }
 
     public func waves(_ id: Int64) throws -> [Wave] {
@@ -92,7 +106,7 @@ public struct RolloutService: Sendable {
                 Wave(
                     number: row["number"], hosts: JSONText.strings(row["hosts"]), jobID: row["job_id"], state: row["state"],
                     startedAt: row["started_at"],
-                    finishedAt: row["finished_at"], gate: row["gate"])
+                    finishedAt: row["finished_at"], gate: row["gate"], budget: row["budget"])
             }
         }
     }
@@ -141,7 +155,7 @@ public struct RolloutService: Sendable {
     static let columns = [
         "title", "what", "package_action", "packages", "playbook", "playbook_commit", "targets", "tags", "canary", "wave_kind", "wave_size",
         "pause_seconds",
-        "max_failure_percent", "reboot", "window_id", "approvals_required", "expires_at", "check_url", "settle_seconds",
+        "max_failure_percent", "reboot", "window_id", "approvals_required", "expires_at", "check_url", "settle_seconds", "slos",
     ]
 
     static func values(_ rollout: Rollout) -> [(any DatabaseValueConvertible)?] {
@@ -152,6 +166,7 @@ public struct RolloutService: Sendable {
             JSONText.encode(rollout.tags), rollout.canary, rollout.waveKind.rawValue, rollout.waveSize, rollout.pauseSeconds,
             rollout.maxFailurePercent,
             rollout.reboot.rawValue, rollout.windowID, rollout.approvalsRequired, rollout.expiresAt, rollout.checkURL, rollout.settleSeconds,
+            JSONText.encode(rollout.slos),
         ]
     }
 
@@ -176,6 +191,12 @@ public struct RolloutService: Sendable {
             }
         }
         var errors = rollout.problems(now: EpochMilliseconds.from(now))
+        if !rollout.slos.isEmpty {
+            let known = Set(try SLOStore(database: database).all().map(\.name))
+            if let unknown = rollout.slos.first(where: { !known.contains($0) }) {
+                errors["slos"] = "there is no SLO named \"\(unknown)\"; leave it empty for the SLOs covering the rollout's hosts"
+            }
+        }
         // A pinned version can install or downgrade anything: for an operator, only the versions a rollback of theirs
         // puts back (the "from" versions its original recorded).
         let pins = rollout.packages.filter { $0.contains("=") }
@@ -269,8 +290,16 @@ public struct RolloutService: Sendable {
     // MARK: approvals
 
     /// Approve the current revision. The requester never approves their own rollout; a stale plan must be re-planned.
-    public func approve(_ id: Int64, by who: AuditActor, reason: String, now: Date = Date()) async throws -> Rollout {
+    /// An urgent approval (a security or urgent change, with a reason) lets waves start while an SLO's error budget is
+    /// spent; it may also be given to a rollout that the budget paused, which then goes on.
+    public func approve(_ id: Int64, by who: AuditActor, reason: String, urgent: Bool = false, now: Date = Date()) async throws -> Rollout {
         guard let rollout = try rollout(id: id) else { throw Problem.notFound("rollout \(id)") }
+        if urgent, reason.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty {
+            throw Problem.invalid(["reason": "an urgent approval spends a spent error budget: say why (the security fix, the incident)"])
+        }
+        if urgent, rollout.state == .paused {
+            return try await approveUrgentWhilePaused(rollout, by: who, reason: reason, now: now)
+        }
         guard rollout.state == .awaitingApproval else {
             throw Problem(
                 status: .conflict,
@@ -301,10 +330,11 @@ public struct RolloutService: Sendable {
                 throw Problem(status: .conflict, detail: "\(who.actor) already decided on this revision")
             }
             try db.execute(
-                sql: "INSERT INTO rollout_approvals (rollout_id, revision, actor, decision, reason, at) VALUES (?, ?, ?, 'approve', ?, ?)",
-                arguments: [id, rollout.revision, who.actor, reason, EpochMilliseconds.from(now)])
+                sql: "INSERT INTO rollout_approvals (rollout_id, revision, actor, decision, reason, at, urgent) VALUES (?, ?, ?, 'approve', ?, ?, ?)",
+                arguments: [id, rollout.revision, who.actor, reason, EpochMilliseconds.from(now), urgent])
             try AuditLog.append(
-                db, by: who, action: "rollout.approve", target: "rollout:\(id)", after: ["revision": rollout.revision, "reason": reason], now: now)
+                db, by: who, action: "rollout.approve", target: "rollout:\(id)",
+                after: ["revision": rollout.revision, "reason": reason, "urgent": urgent], now: now)
             let count =
                 try Int.fetchOne(
                     db, sql: "SELECT COUNT(*) FROM rollout_approvals WHERE rollout_id = ? AND revision = ? AND decision = 'approve'",
@@ -320,6 +350,33 @@ public struct RolloutService: Sendable {
         if approved { wakeDriver() }
         if approved { await notify(try self.rollout(id: id)!, event: "approved", detail: "approved by \(who.actor); it starts with the canary wave") }
         return try self.rollout(id: id)!
+    }
+
+    /// An urgent approval for a rollout the error budget paused: four-eyes as for any approval, then it goes on.
+    func approveUrgentWhilePaused(_ rollout: Rollout, by who: AuditActor, reason: String, now: Date) async throws -> Rollout {
+        guard rollout.stateDetail.contains("error budget") else {
+            throw Problem(status: .conflict, detail: "rollout \(rollout.id) is paused, but not by an error budget; resume it instead")
+        }
+        guard who.actor != rollout.requestedBy else {
+            throw Problem(status: .forbidden, detail: "\(who.actor) requested this rollout and cannot approve it; another approver must")
+        }
+        if try isAuthor(rollout.id, actor: who.actor) {
+            throw Problem(status: .forbidden, detail: "\(who.actor) wrote a revision of this rollout and cannot approve it; another approver must")
+        }
+        try await database.write { db in
+            try db.execute(
+                sql: """
+                    INSERT INTO rollout_approvals (rollout_id, revision, actor, decision, reason, at, urgent) VALUES (?, ?, ?, 'approve', ?, ?, 1)
+                    ON CONFLICT (rollout_id, revision, actor) DO UPDATE SET decision = 'approve', reason = excluded.reason, at = excluded.at, urgent = 1
+                    """, arguments: [rollout.id, rollout.revision, who.actor, reason, EpochMilliseconds.from(now)])
+            try AuditLog.append(
+                db, by: who, action: "rollout.approve", target: "rollout:\(rollout.id)",
+                after: ["revision": rollout.revision, "reason": reason, "urgent": true], now: now)
+        }
+        try setState(rollout.id, .running, detail: "approved as urgent by \(who.actor): \(reason)", now: now)
+        wakeDriver()
+        await notify(try self.rollout(id: rollout.id)!, event: "approved", detail: "approved as urgent by \(who.actor) despite a spent error budget: \(reason)")
+        return try self.rollout(id: rollout.id)!
     }
 
     /// Remember who wrote a revision (four-eyes covers every author, not only the first requester).
