@@ -8,7 +8,7 @@ extension APISchemas {
         var schemas: [String: JSONValue] = [:]
         let parts: [[String: JSONValue]] = [
             hostSchemas, accountSchemas, engineSchemas, backupRepositorySchemas, backupPlanSchemas, retentionSchemas, rolloutSchemas, alertSchemas,
-            serviceSchemas, logSchemas,
+            serviceSchemas, logSchemas, sloSchemas,
         ]
         for part in parts { schemas.merge(part) { a, _ in a } }
         return schemas
@@ -468,18 +468,22 @@ extension APISchemas {
             "wave_kind": waveKind, "wave_size": integer, "pause_seconds": integer, "max_failure_percent": integer, "reboot": reboot,
             "window": described(nullable("integer"), "the maintenance window's id"), "approvals_required": integer, "check_url": string,
             "settle_seconds": integer, "plan_job_id": nullable("integer"), "planned_at": timestamp, "plan_stale": boolean,
+            "slos": described(strings, "the SLOs whose error budgets it respects; empty: those covering each wave's hosts"),
             "rollback_of": nullable("integer"), "finished_at": timestamp,
             "plan": arrayOf(record(["host": string, "diff": string, "problem": string, "packages": arrayOf(ref("PendingUpdate"))])),
             "approvals": arrayOf(
                 record([
                     "revision": integer, "actor": string, "decision": ["type": "string", "enum": ["approve", "deny"]], "reason": string,
-                    "at": dateTime,
+                    "at": dateTime, "urgent": described(boolean, "approved as a security or urgent change: waves start while a budget is spent"),
                 ])),
             "waves": arrayOf(
                 record([
                     "number": integer, "hosts": strings, "job_id": nullable("integer"),
                     "state": described(string, "pending, running, gating, passed or failed"), "gate": string, "started_at": timestamp,
                     "finished_at": timestamp,
+                    "budget": described(
+                        ["type": "object", "additionalProperties": record(["before": number, "after": nullable("number"), "burned": nullable("number")])],
+                        "per SLO: the error budget left (percent) when the wave started and ended, and what it burned"),
                 ])),
             "results": arrayOf(
                 record([
@@ -503,6 +507,7 @@ extension APISchemas {
                 "expires_hours": ["type": "integer", "minimum": 1, "maximum": 720, "description": "how long approval stays open"],
                 "check_url": described(string, "an http(s) URL that must answer after each wave; empty for none"),
                 "settle_seconds": ["type": "integer", "minimum": 0, "maximum": 86_400],
+                "slos": described(strings, "SLO names whose error budgets the rollout respects; empty for those covering each wave's hosts"),
             ], closed: true)
         let update: JSONValue = record([
             "package": string, "current": described(string, "empty when the package would be newly installed"), "candidate": string,
@@ -538,8 +543,14 @@ extension APISchemas {
                     ["anyOf": [["required": ["targets"]] as JSONValue, ["required": ["tags"]] as JSONValue]] as JSONValue,
                 ]
             ],
-            "RolloutApproval": object(["reason": string], closed: true),
-            "RolloutDenial": object(["reason": ["type": "string", "minLength": 1]], required: ["reason"], closed: true),
+            "RolloutApproval": object(
+                [
+                    "reason": described(string, "required when urgent"),
+                    "urgent": described(boolean, "a security or urgent change: waves start even while an SLO's error budget is spent"),
+                ], closed: true),
+            "RolloutDenial": object(
+                ["reason": ["type": "string", "minLength": 1], "urgent": ["type": "boolean", "enum": [false], "description": "only an approval is urgent"]],
+                required: ["reason"], closed: true),
             "PendingUpdate": update,
             "PendingUpdatesList": fleet,
             "PendingPackageList": packages,

@@ -22,6 +22,8 @@ struct OpenAPIContractTests {
         ("BackupRetentionPreview", BackupRetentionPreviewResource.self), ("BackupSnapshotList", CursorPage<BackupSnapshotResource>.self),
         ("BackupTree", BackupTreeResource.self), ("Channel", ChannelResource.self), ("ChannelList", ItemList<ChannelResource>.self),
         ("RemoteWrite", RemoteWriteResource.self), ("RemoteWriteList", ItemList<RemoteWriteResource>.self),
+        ("Check", CheckResource.self), ("CheckList", ItemList<CheckResource>.self), ("SLO", SLOResource.self),
+        ("SLOList", ItemList<SLOResource>.self), ("SLOBudgetHistory", SLOBudgetHistory.self), ("SLOImport", SLOImportResult.self),
         ("CommitList", ItemList<ConfigCommitResource>.self), ("DeliveryList", ItemList<DeliveryResource>.self),
         ("DesiredUsers", ItemList<DesiredDefinitionResource>.self), ("FleetSummary", FleetSummaryResource.self), ("Group", GroupResource.self),
         ("GroupList", ItemList<GroupResource>.self), ("Host", HostResource.self), ("HostAccounts", HostAccountsResource.self),
@@ -53,7 +55,7 @@ struct OpenAPIContractTests {
     /// Request bodies: schema name -> the input type the handlers decode (keys as their `CodingKeys` name them).
     static let bodies: [(String, any Decodable.Type)] = [
         ("AdhocRun", AdhocInput.self), ("AlertRuleInput", AlertRuleInput.self), ("ChannelInput", ChannelInput.self),
-        ("RemoteWriteInput", RemoteWriteInput.self),
+        ("RemoteWriteInput", RemoteWriteInput.self), ("CheckInput", CheckInput.self), ("SLOInput", SLOInput.self),
         ("GroupChange", GroupChange.self), ("GroupInput", GroupInput.self), ("HostInput", HostInput.self),
         ("HostKeyTrust", HostKeyTrustInput.self), ("MaintenanceWindowInput", MaintenanceWindowInput.self), ("PlaybookRun", PlaybookRunInput.self),
         ("RolloutInput", RolloutInput.self), ("SchedulePreviewRequest", SchedulePreviewInput.self), ("ScheduleUpdate", ScheduleInput.self),
@@ -74,6 +76,7 @@ struct OpenAPIContractTests {
         "Binary": "a file download, not JSON", "OpenAPIDocument": "this document itself",
         "PrometheusRuleFile": "a Prometheus rule file (YAML) as Prometheus defines it", "PrometheusRuleFileText": "the same, as text",
         "PrometheusRuleFileUpload": "the same, uploaded",
+        "SLOExportText": "Sloth or OpenSLO YAML written by SLOFormats", "SLOImportUpload": "Sloth or OpenSLO YAML as uploaded",
         "HostKeyVerdict": "one shape per verdict (oneOf), written by hand from the HostKeyVerdict enum",
         "BackupPlanCreate": "BackupPlanInput with its required fields; BackupPlanInput is compared with BackupInput's field lists below",
         "BackupPlanInput": "compared with BackupInput's field lists below", "BackupRetentionInput": "as BackupPlanInput",
