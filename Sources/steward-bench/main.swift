@@ -8,6 +8,7 @@
 //   steward-bench retention [--hosts 100] [--days 30]   enforce raw metrics 7 days with a concurrent ingest writer
 //   steward-bench logs [--lines 10000000] [--hosts 50]   journal ingest rate, bytes a line on disk, searches vs grep and journalctl
 //   steward-bench promql [--rules 1000] [--hosts 100] [--days 30]   PromQL rule cycles and a 30-day range query vs Prometheus
+//   steward-bench slo [--slos 200] [--days 30]   SLO engine cycles vs recounting every window from raw samples
 import Foundation
 import GRDB
 import Logging
@@ -665,6 +666,7 @@ do {
     case "rollout": try await benchRollout(options)
     case "retention": try await benchRetention(options)
     case "logs": try await benchLogs(options)
+    case "slo": try benchSLO(options)
     default:
         say("usage: steward-bench metrics [--hosts N] [--days N] [--long-days N] [--prometheus-days N] [--work DIR]")
         say("       steward-bench alerts [--hosts N] [--rules N] [--cycles N] [--work DIR]")
@@ -675,6 +677,7 @@ do {
         say("       steward-bench rollout [--hosts N] [--waves N] [--rounds N] [--work DIR]")
         say("       steward-bench retention [--hosts N] [--days N] [--reference-seconds N] [--batch N] [--work DIR]")
         say("       steward-bench logs [--lines N] [--hosts N] [--runs N] [--work DIR]")
+        say("       steward-bench slo [--slos N] [--days N] [--cycles N] [--work DIR]")
         exit(2)
     }
 } catch {

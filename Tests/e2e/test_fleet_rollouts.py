@@ -76,11 +76,12 @@ def installed(host, name: str = PACKAGE) -> str:
     return out.stdout[3:].strip() if out.returncode == 0 and out.stdout.startswith("ii") else "absent"
 
 
-@pytest.fixture(scope="module")
-def rollout_fleet(steward, api, apt_repository):
+def package_fleet(steward, api, apt_repository, count, group, tags=()):
+    """`count` fleet hosts that see only the test repository, with the test package at 1.0, added to Steward in `group`
+    with their host keys trusted; disabled in Steward afterwards."""
     url, first = apt_repository
     public_key = (steward.data / "ssh" / "id_ed25519.pub").read_text()
-    with Fleet(3, authorized_key=public_key, prefix="rfleet") as fleet:
+    with Fleet(count, authorized_key=public_key, prefix=group) as fleet:
         ids = {}
         for host in fleet.hosts:
             # Only the test repository: the hosts have their own package databases and no other source.
@@ -91,7 +92,7 @@ def rollout_fleet(steward, api, apt_repository):
             assert installed(host) == "1.0"
             status, created = api.call("POST", "/api/v1/hosts", {
                 "name": host.name, "address": host.address, "ssh_port": host.port, "ssh_user": host.user, "become": "sudo",
-                "groups": ["rfleet"], "tags": ["patchable"]})
+                "groups": [group], "tags": list(tags)})
             assert status == 201, created
             ids[host.name] = created["id"]
             status, verdict = api.call("POST", f"/api/v1/hosts/{created['id']}/host-key/scan")
@@ -99,6 +100,11 @@ def rollout_fleet(steward, api, apt_repository):
         yield fleet, ids
         for host_id in ids.values():
             api.call("PATCH", f"/api/v1/hosts/{host_id}", {"enabled": False})
+
+
+@pytest.fixture(scope="module")
+def rollout_fleet(steward, api, apt_repository):
+    yield from package_fleet(steward, api, apt_repository, 3, "rfleet", tags=["patchable"])
 
 
 @pytest.fixture(scope="module")

@@ -62,6 +62,8 @@ extension APISchemas {
                 "rule_id": integer, "rule": string, "host_id": integer, "host": string, "state": phase, "severity": nullOr(severity),
                 "value": described(nullable("number"), "the last value, or null (no data, or not a finite number)"), "since": dateTime,
                 "detail": nullable("string"), "summary": string, "description": string, "runbook_url": string,
+                "labels": described(
+                    string, "name=\"value\" pairs: the series that decided (PromQL rules) or the window pair that fired (SLO rules)"),
             ]),
             "AlertList": record(["items": arrayOf(ref("Alert"))]),
             "AlertHistoryEntry": record([

@@ -175,6 +175,8 @@ struct LiveAlertResource: Codable, Sendable {
     let since: String
     let detail: Nullable<String>
     let summary, description, runbookUrl: String
+    /// The labels of the series that decided (PromQL rules) or of the window pair that fired (SLO rules).
+    let labels: String
 
     init(rule alertRule: AlertRule, host alertHost: Host, state alertState: AlertState) {
         ruleId = alertRule.id
@@ -189,6 +191,7 @@ struct LiveAlertResource: Codable, Sendable {
         summary = AlertText.render(alertRule.summary, rule: alertRule, hostName: alertHost.name, state: alertState)
         description = AlertText.render(alertRule.description, rule: alertRule, hostName: alertHost.name, state: alertState)
         runbookUrl = alertRule.runbookURL
+        labels = alertState.labels
     }
 }
 

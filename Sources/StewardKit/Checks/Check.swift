@@ -86,6 +86,18 @@ public struct Check: Sendable, Equatable {
         return (host, port)
     }
 
+    static let linkLocalRefusal =
+        "a link-local address (169.254.0.0/16, fe80::/10) is where cloud metadata services answer with credentials; Steward does not probe it"
+
+    /// Link-local literals: the panel host's cloud metadata service must not become something a check reads.
+    static func isLinkLocal(_ host: String) -> Bool {
+        let bare = host.trimmingCharacters(in: CharacterSet(charactersIn: "[]")).lowercased()
+        if bare.contains(":") { return ["fe8", "fe9", "fea", "feb"].contains(where: bare.hasPrefix) }
+        let octets = bare.split(separator: ".")
+        return (octets.count == 4 && octets[0] == "169" && octets[1] == "254" && octets.allSatisfy { Int($0) != nil })
+            || bare == "metadata.google.internal"
+    }
+
     /// Field errors; empty when the check can be saved.
     public func problems() -> [String: String] {
         var errors: [String: String] = [:]
@@ -100,13 +112,19 @@ public struct Check: Sendable, Equatable {
                 errors["target"] = "an http:// or https:// URL, e.g. https://shop.example.com/health"
             } else if url?.user != nil || url?.password != nil {
                 errors["target"] = "credentials do not belong in the URL: they would show in every list"
+            } else if let host = url?.host, Self.isLinkLocal(host) {
+                errors["target"] = Self.linkLocalRefusal
             }
             if Self.statusRanges(expectStatus) == nil {
                 errors["expect_status"] = "status codes or ranges from 100 to 599, comma-separated, e.g. 200-399 or 200,204"
             }
             if expectBody.count > 1000 { errors["expect_body"] = "at most 1000 characters" }
         case .tcp:
-            if Self.hostPort(target) == nil { errors["target"] = "host:port, e.g. db1.example.com:5432 or [2001:db8::1]:22" }
+            if let (host, _) = Self.hostPort(target) {
+                if Self.isLinkLocal(host) { errors["target"] = Self.linkLocalRefusal }
+            } else {
+                errors["target"] = "host:port, e.g. db1.example.com:5432 or [2001:db8::1]:22"
+            }
             if !expectBody.isEmpty { errors["expect_body"] = "a TCP check only connects; leave the body text empty" }
         }
         if !(0.1...60).contains(timeoutSeconds) { errors["timeout_seconds"] = "from 0.1 to 60 seconds" }
@@ -125,7 +143,9 @@ public struct CheckStore: Sendable {
 
     public init(database: DatabasePool) { self.database = database }
 
-    public func all() throws -> [Check] { try database.read { db in try Row.fetchAll(db, sql: "SELECT * FROM checks ORDER BY name").map(Check.init) } }
+    public func all() throws -> [Check] {
+        try database.read { db in try Row.fetchAll(db, sql: "SELECT * FROM checks ORDER BY name").map(Check.init) }
+    }
 
     public func check(id: Int64) throws -> Check? {
         try database.read { db in try Row.fetchOne(db, sql: "SELECT * FROM checks WHERE id = ?", arguments: [id]).map(Check.init) }
@@ -148,7 +168,9 @@ public struct CheckStore: Sendable {
         guard problems.isEmpty else { throw Problem.invalid(problems) }
         let time = EpochMilliseconds.from(now)
         let id = try database.write { db -> Int64 in
-            if try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM checks WHERE name = ? AND id != ?)", arguments: [check.name, check.id]) == true {
+            if try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM checks WHERE name = ? AND id != ?)", arguments: [check.name, check.id])
+                == true
+            {
                 throw Problem.invalid(["name": "a check named \"\(check.name)\" exists"])
             }
             guard try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM hosts WHERE id = ?)", arguments: [check.hostID]) == true else {

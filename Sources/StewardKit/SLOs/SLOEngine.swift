@@ -161,7 +161,8 @@ public final class SLOEngine: Service, @unchecked Sendable {
         let allHosts = try hosts.all()
         let enabled = allHosts.filter(\.enabled)
         let checkList = try checks.all()
-        let base = PromQL.CachingSource(MetricStoreSource(store: metrics, hostNames: Dictionary(uniqueKeysWithValues: enabled.map { ($0.id, $0.name) })), until: now)
+        let base = PromQL.CachingSource(
+            MetricStoreSource(store: metrics, hostNames: Dictionary(uniqueKeysWithValues: enabled.map { ($0.id, $0.name) })), until: now)
         var results: [SLOStatus] = []
         var inserts: [(Int64, Int64, SLOEvents, SLOEvents)] = []
         for slo in slos {
@@ -172,7 +173,9 @@ public final class SLOEngine: Service, @unchecked Sendable {
                 checks: Dictionary(uniqueKeysWithValues: checkList.map { ($0.id, $0) }), rateWindowSeconds: rateWindowSeconds)
             var last = try lastStored(slo.id)
             let current = SLOMath.minute(now)
-            let firstDue = last.map { $0.minute + 60_000 } ?? max(current - Self.backfillMinutes * 60_000, SLOMath.minute(slo.createdAt) - Self.backfillMinutes * 60_000)
+            let firstDue =
+                last.map { $0.minute + 60_000 }
+                ?? max(current - Self.backfillMinutes * 60_000, SLOMath.minute(slo.createdAt) - Self.backfillMinutes * 60_000)
             var minutes: [Int64] = []
             var minute = max(firstDue, current - Self.backfillMinutes * 60_000)
             while minute < current && minutes.count < Int(Self.backfillMinutes) {
@@ -234,8 +237,10 @@ public final class SLOEngine: Service, @unchecked Sendable {
     func lastStored(_ id: Int64) throws -> (minute: Int64, cum: SLOEvents)? {
         if let known = lock.withLock({ lastRow[id] }) { return known }
         return try database.read { db in
-            try Row.fetchOne(db, sql: "SELECT minute, cum_good, cum_total FROM slo_minutes WHERE slo_id = ? ORDER BY minute DESC LIMIT 1", arguments: [id])
-                .map { ($0["minute"], SLOEvents(good: $0["cum_good"], total: $0["cum_total"])) }
+            try Row.fetchOne(
+                db, sql: "SELECT minute, cum_good, cum_total FROM slo_minutes WHERE slo_id = ? ORDER BY minute DESC LIMIT 1", arguments: [id]
+            )
+            .map { ($0["minute"], SLOEvents(good: $0["cum_good"], total: $0["cum_total"])) }
         }
     }
 
@@ -244,7 +249,8 @@ public final class SLOEngine: Service, @unchecked Sendable {
         if let row = pending.last(where: { $0.0 == id && $0.1 < start }) { return row.3 }
         return try database.read { db in
             try Row.fetchOne(
-                db, sql: "SELECT cum_good, cum_total FROM slo_minutes WHERE slo_id = ? AND minute < ? ORDER BY minute DESC LIMIT 1", arguments: [id, start]
+                db, sql: "SELECT cum_good, cum_total FROM slo_minutes WHERE slo_id = ? AND minute < ? ORDER BY minute DESC LIMIT 1",
+                arguments: [id, start]
             ).map { SLOEvents(good: $0["cum_good"], total: $0["cum_total"]) } ?? SLOEvents()
         }
     }
@@ -253,12 +259,12 @@ public final class SLOEngine: Service, @unchecked Sendable {
     func syncAlertScopes(_ slos: [SLO], hosts: [Host], checks: [Check]) throws {
         let rules = try AlertRuleStore(database: database).all().filter { $0.source == SLOAlerts.source }
         for slo in slos {
-            guard let rule = rules.first(where: { $0.builtin == "slo:\(slo.id)" }) else { continue }
             let wanted = [SLOStore.anchor(slo, hosts: hosts, checks: checks)?.name ?? "-"]
-            guard rule.scopeHosts != wanted else { continue }
-            var changed = rule
-            changed.scopeHosts = wanted
-            try database.write { db in _ = try AlertRuleStore.update(db, id: rule.id, changed, by: AuditActor(actor: "steward"), now: clock()) }
+            for rule in rules where rule.builtin?.hasPrefix("slo:\(slo.id):") == true && rule.scopeHosts != wanted {
+                var changed = rule
+                changed.scopeHosts = wanted
+                try database.write { db in _ = try AlertRuleStore.update(db, id: rule.id, changed, by: AuditActor(actor: "steward"), now: clock()) }
+            }
         }
     }
 
@@ -295,10 +301,24 @@ public final class SLOEngine: Service, @unchecked Sendable {
     }
 }
 
-/// The burn-rate alerts of SLOs, as an alert source: each SLO's rule (built in as `slo:<id>`) is filed under one host
-/// and reads the engine's newest status.
+/// The burn-rate alerts of SLOs, as an alert source: each SLO's two rules (built in as `slo:<id>:page` and
+/// `slo:<id>:ticket`) are filed under one host and read the engine's newest status.
 public enum SLOAlerts {
     public static let source = "slo"
+
+    public enum Kind: String, Sendable, CaseIterable {
+        case page, ticket
+        var severity: AlertState.Severity { self == .page ? .critical : .warning }
+    }
+
+    static func builtin(_ id: Int64, _ kind: Kind) -> String { "slo:\(id):\(kind.rawValue)" }
+
+    /// The SLO and kind a built-in rule key names.
+    static func parse(_ builtin: String?) -> (id: Int64, kind: Kind)? {
+        let parts = builtin?.split(separator: ":") ?? []
+        guard parts.count == 3, parts[0] == "slo", let id = Int64(parts[1]), let kind = Kind(rawValue: String(parts[2])) else { return nil }
+        return (id, kind)
+    }
 
     public static func source(engine: SLOEngine) -> AlertSource {
         var source = AlertSource(
@@ -309,14 +329,15 @@ public enum SLOAlerts {
     }
 
     static func observe(engine: SLOEngine, rule: AlertRule, now: Int64) -> (AlertObservation, String) {
-        guard let builtin = rule.builtin, builtin.hasPrefix("slo:"), let id = Int64(builtin.dropFirst(4)) else {
-            return (.failure("this rule belongs to no SLO"), "")
-        }
+        guard let (id, kind) = parse(rule.builtin) else { return (.failure("this rule belongs to no SLO"), "") }
         guard let status = engine.status(id) else { return (.noData, "") }
         if let problem = status.problem { return (.failure(problem), "") }
         if now - status.at > 5 * 60_000 { return (.failure("the SLO was last evaluated at \(RFC3339.string(milliseconds: status.at) ?? "?")"), "") }
         let burn = status.burnRates
-        guard let pair = status.firing else { return (.level(nil, burn["1h"] ?? 0), "") }
+        let pairs = SLOMath.pairs.filter { $0.severity == kind.severity }
+        guard let pair = pairs.first(where: { (burn[$0.long] ?? 0) > $0.factor && (burn[$0.short] ?? 0) > $0.factor }) else {
+            return (.level(nil, ((burn[pairs[0].long] ?? 0) * 10).rounded() / 10), "")
+        }
         let long = burn[pair.long] ?? 0
         let short = burn[pair.short] ?? 0
         let labels = PrometheusText.canonicalLabels([

@@ -27,11 +27,13 @@ public struct SLOStore: Sendable {
         return hosts.filter { $0.enabled && slo.covers($0) }.min { $0.name < $1.name }
     }
 
-    /// The burn-rate alert rule of an SLO.
-    static func alertRule(for slo: SLO, anchor: Host?, existing: AlertRule?) -> AlertRule {
+    /// The two burn-rate alert rules of an SLO, as Sloth writes them: a page (critical) on the fast pairs and a ticket
+    /// (warning) on the slow ones, each with its own state, so a page resolves while a ticket may stay.
+    static func alertRule(for slo: SLO, kind: SLOAlerts.Kind, anchor: Host?, existing: AlertRule?) -> AlertRule {
         var rule = existing ?? AlertRule()
-        rule.name = "SLO \(slo.name): error budget burn"
-        rule.builtin = "slo:\(slo.id)"
+        rule.name = "SLO \(slo.name): \(kind == .page ? "fast burn (page)" : "slow burn (ticket)")"
+        rule.builtin = SLOAlerts.builtin(slo.id, kind)
+        rule.severity = kind.severity
         rule.source = SLOAlerts.source
         rule.enabled = slo.alerting
         rule.noData = .ok
@@ -42,8 +44,10 @@ public struct SLOStore: Sendable {
         rule.summary = "SLO \(slo.name) is spending its error budget too fast ({{value}}× the sustainable rate)"
         rule.description =
             "The SLI of \(slo.name) (objective \(PromQL.formatNumber(slo.objective)) % over a \(slo.window.title)) is failing faster than the "
-            + "budget allows: a page at 14.4× (1 h and 5 min) or 6× (6 h and 30 min), a ticket at 3× (1 d and 2 h) or 1× (3 d and 6 h). "
-            + "Open the SLO's page for the burn by window and what changed (jobs, rollouts), and hold risky changes until it recovers."
+            + (kind == .page
+                ? "budget allows: 14.4× over 1 h and 5 min, or 6× over 6 h and 30 min, spends a month's budget in days. Act now: "
+                : "budget allows: 3× over 1 d and 2 h, or 1× over 3 d and 6 h. Look into it during working hours: ")
+            + "open the SLO's page for the burn by window and what changed (jobs, rollouts), and hold risky changes until it recovers."
         if rule.runbookURL.isEmpty { rule.runbookURL = "/slos/\(slo.id)" }
         return rule
     }
@@ -131,16 +135,20 @@ public struct SLOStore: Sendable {
 
     /// Create or change the SLO's alert rule to match it.
     static func syncRule(_ db: GRDB.Database, _ slo: SLO, hosts: [Host], checks: [Check], by who: AuditActor, now: Date) throws {
-        let existing = try Row.fetchOne(db, sql: "SELECT * FROM alert_rules WHERE builtin = ?", arguments: ["slo:\(slo.id)"]).map(AlertRuleStore.rule)
-        let rule = alertRule(for: slo, anchor: anchor(slo, hosts: hosts, checks: checks), existing: existing)
-        if let existing {
-            if rule != existing { _ = try AlertRuleStore.update(db, id: existing.id, rule, by: who, now: now) }
-            if slo.alertRuleID != existing.id {
-                try db.execute(sql: "UPDATE slos SET alert_rule_id = ? WHERE id = ?", arguments: [existing.id, slo.id])
+        for kind in SLOAlerts.Kind.allCases {
+            let existing = try Row.fetchOne(db, sql: "SELECT * FROM alert_rules WHERE builtin = ?", arguments: [SLOAlerts.builtin(slo.id, kind)])
+                .map(AlertRuleStore.rule)
+            let rule = alertRule(for: slo, kind: kind, anchor: anchor(slo, hosts: hosts, checks: checks), existing: existing)
+            var id = existing?.id ?? 0
+            if let existing {
+                if rule != existing { _ = try AlertRuleStore.update(db, id: existing.id, rule, by: who, now: now) }
+            } else {
+                id = try AlertRuleStore.insert(db, rule, by: who, now: now)
             }
-        } else {
-            let id = try AlertRuleStore.insert(db, rule, by: who, now: now)
-            try db.execute(sql: "UPDATE slos SET alert_rule_id = ? WHERE id = ?", arguments: [id, slo.id])
+            // The SLO keeps its page rule's id; the ticket rule is found by its key.
+            if kind == .page, slo.alertRuleID != id {
+                try db.execute(sql: "UPDATE slos SET alert_rule_id = ? WHERE id = ?", arguments: [id, slo.id])
+            }
         }
     }
 
@@ -148,7 +156,8 @@ public struct SLOStore: Sendable {
         try database.write { db in
             guard let slo = try Row.fetchOne(db, sql: "SELECT * FROM slos WHERE id = ?", arguments: [id]).map(SLO.init) else { return false }
             try db.execute(sql: "DELETE FROM slos WHERE id = ?", arguments: [id])
-            try db.execute(sql: "DELETE FROM alert_rules WHERE builtin = ?", arguments: ["slo:\(id)"])
+            try db.execute(
+                sql: "DELETE FROM alert_rules WHERE builtin IN (?, ?)", arguments: [SLOAlerts.builtin(id, .page), SLOAlerts.builtin(id, .ticket)])
             try AuditLog.append(db, by: who, action: "slo.delete", target: "slo:\(slo.name)", before: Self.audit(slo), now: now)
             return true
         }

@@ -100,7 +100,9 @@ struct SLOBudgetTests {
         #expect(later.windows["5m"] == SLOEvents(good: 33, total: 33))
         #expect(later.windows["1h"] == SLOEvents(good: 363 - 66, total: 363))
         #expect(later.events == SLOEvents(good: 729 - 66, total: 729))
-        let rows = try fixture.database.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM slo_minutes WHERE slo_id = ?", arguments: [slo.id]) }
+        let rows = try fixture.database.read { db in
+            try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM slo_minutes WHERE slo_id = ?", arguments: [slo.id])
+        }
         // The first cycle counts the day before it from the stored samples; the second adds the minute that ended.
         #expect(rows == 1441)
         // A fresh engine (a restart) reads the running sums back and gives the same answer.
@@ -147,7 +149,7 @@ struct SLOBudgetTests {
         #expect(SLOMath.firing(["3d": 1, "6h": 1.2]) == nil)
     }
 
-    @Test("the burn-rate alert pages through the alert states with the factor and windows, then drops to a ticket and resolves")
+    @Test("the page rule fires through the alert states with the factor and windows and resolves; the ticket rule stays")
     func burnRateAlert() throws {
         let fixture = try Fixture(start: Self.start)
         let startMS = EpochMilliseconds.from(Self.start)
@@ -163,37 +165,43 @@ struct SLOBudgetTests {
             database: fixture.database, hosts: fixture.hosts, metrics: fixture.metrics, sources: [SLOAlerts.source(engine: engine)],
             intervalSeconds: 60, logger: quietLogger, clock: { clock.now() })
         try engine.evaluate(at: Self.minute(90))
-        let rule = try #require(try SLOStore(database: fixture.database).slo(id: slo.id)?.alertRuleID)
+        let page = try #require(try SLOStore(database: fixture.database).slo(id: slo.id)?.alertRuleID)
+        let ticket = try #require(try AlertRuleStore(database: fixture.database).all().first { $0.builtin == "slo:\(slo.id):ticket" }?.id)
         let fired = try evaluator.evaluateNow()
-        #expect(fired.count == 1)
-        let state = try #require(evaluator.state(rule: rule, host: fixture.host.id))
+        #expect(fired.count == 2)
+        let state = try #require(evaluator.state(rule: page, host: fixture.host.id))
         #expect(state.phase == .firing)
         #expect(state.severity == .critical)
         #expect(state.labels.contains("factor=\"14.4\""))
         #expect(state.labels.contains("long_window=\"1h\""))
         // The 1 h window's burn: 1/20 of the runs failed over the last 30 minutes of it → 0.05 × 30/60 / 0.001 = 25.
         #expect(abs((state.value ?? 0) - 25) < 0.2)
+        #expect(evaluator.state(rule: ticket, host: fixture.host.id)?.severity == .warning)
 
-        // Then 40 clean minutes: no page pair holds, the day-long pairs still do (a ticket).
+        // Then 40 clean minutes: no page pair holds (the page resolves), the day-long pairs still do (the ticket stays).
         fixture.probe(from: Self.minute(90), to: Self.minute(130)) { _ in false }
         clock.set(Self.minute(130))
         try engine.evaluate(at: Self.minute(130))
         _ = try evaluator.evaluateNow()
-        let ticket = try #require(evaluator.state(rule: rule, host: fixture.host.id))
-        #expect(ticket.phase == .firing)
-        #expect(ticket.severity == .warning)
-        #expect(ticket.labels.contains("long_window=\"1d\""))
+        #expect(evaluator.state(rule: page, host: fixture.host.id)?.phase == .normal)
+        let stays = try #require(evaluator.state(rule: ticket, host: fixture.host.id))
+        #expect(stays.phase == .firing)
+        #expect(stays.labels.contains("long_window=\"1d\""))
 
-        // Turning the SLO's alerts off resolves it.
+        // Turning the SLO's alerts off resolves the ticket too.
         var quiet = try #require(try SLOStore(database: fixture.database).slo(id: slo.id))
         quiet.alerting = false
         _ = try SLOStore(database: fixture.database).save(quiet, by: fixture.who, now: Self.minute(130))
         _ = try evaluator.evaluateNow()
-        #expect(evaluator.state(rule: rule, host: fixture.host.id)?.phase == .normal)
-        let history = try fixture.database.read { db in
-            try String.fetchAll(db, sql: "SELECT to_state || ':' || COALESCE(severity, '') FROM alert_history WHERE rule_id = ? ORDER BY id", arguments: [rule])
+        #expect(evaluator.state(rule: ticket, host: fixture.host.id)?.phase == .normal)
+        func history(_ rule: Int64) throws -> [String] {
+            try fixture.database.read { db in
+                try String.fetchAll(
+                    db, sql: "SELECT to_state || ':' || COALESCE(severity, '') FROM alert_history WHERE rule_id = ? ORDER BY id", arguments: [rule])
+            }
         }
-        #expect(history == ["firing:critical", "firing:warning", "normal:warning"])
+        #expect(try history(page) == ["firing:critical", "normal:critical"])
+        #expect(try history(ticket) == ["firing:warning", "normal:warning"])
     }
 
     @Test("validation names each wrong field, and the rule follows the SLO")
@@ -226,7 +234,8 @@ struct SLOBudgetTests {
         let saved = try SLOStore(database: fixture.database).save(slo, by: fixture.who, now: Self.start)
         let ruleID = try #require(saved.alertRuleID)
         let rule = try #require(try AlertRuleStore(database: fixture.database).rule(id: ruleID))
-        #expect(rule.builtin == "slo:\(saved.id)")
+        #expect(rule.builtin == "slo:\(saved.id):page")
+        #expect(rule.severity == .critical)
         #expect(rule.scopeHosts == ["shop1"])
         #expect(rule.source == "slo")
         #expect(try SLOStore(database: fixture.database).delete(id: saved.id, by: fixture.who, now: Self.start))
