@@ -6,7 +6,7 @@ SHELL := /bin/bash
 # the test fleet's sshd, debootstrap and systemd-nspawn, Prometheus (with promtool), Alertmanager and VictoriaMetrics, an SMTP server,
 # apt and rpm repository tools.
 RUN_APT_PACKAGES := libpam0g-dev libsqlite3-dev zlib1g-dev openssh-client ansible-core git restic
-TEST_APT_PACKAGES := chromium chromium-driver libpam-wrapper openssh-server debootstrap systemd-container prometheus-node-exporter prometheus prometheus-alertmanager victoria-metrics python3-aiosmtpd curl apt-utils rpm createrepo-c rsyslog rsyslog-gnutls
+TEST_APT_PACKAGES := chromium chromium-driver python3-yaml libpam-wrapper openssh-server debootstrap systemd-container prometheus-node-exporter prometheus prometheus-alertmanager victoria-metrics python3-aiosmtpd curl apt-utils rpm createrepo-c rsyslog rsyslog-gnutls
 BENCH_APT_PACKAGES := wrk nginx-light systemd-journal-remote
 PYTHON ?= python3
 PIP_PACKAGES := selenium==4.38.0 pytest openapi-spec-validator==0.9.0 openapi-python-client==0.29.1 schemathesis==4.32.5

@@ -233,6 +233,8 @@ ADMIN_EXCLUDED_OPERATIONS = [
     # Host administration: a unit action, a signal, a package or cron change, or a converge would act on the panel host
     # (the only host of the fuzzed Steward) once a refresh has read it.
     "changeHostServiceUnit", "signalHostProcess", "changeHostPackage", "changeHostCronEntry", "convergeDesiredService",
+    # Running a check makes a request to whatever the fuzzer named as its target, and waits up to its timeout.
+    "runCheck",
 ]
 
 # One check is left out for some operations: "a request the schema allows is accepted". These operations check
@@ -243,7 +245,9 @@ ADMIN_EXCLUDED_OPERATIONS = [
 # repository, a metric source), a YAML rule file given as bytes, and a unit definition kept at the path its unit
 # names, a log search's custom range (from and to are needed with range=custom) and host names, a syslog sender's
 # address or CIDR range, a log file's path (under /var/log, patterns in the file name only), and a remote-write
-# endpoint's URL (http or https, no credentials in it) with the token or password its authentication needs. Every other
+# endpoint's URL (http or https, no credentials in it) with the token or password its authentication needs, a check's
+# target (a URL or host:port, not link-local), its host and a timeout within its interval, an SLO's PromQL, check and
+# hosts, Sloth or OpenSLO YAML given as bytes, and the export's format and the budget history's hours. Every other
 # check, server errors and reply
 # schemas included, runs on them too.
 CONFIG_TEMPLATE = """\
@@ -252,7 +256,8 @@ include-operation-id = [
   "queryRange", "listSeries", "importAlertRules", "previewSchedule", "updateSchedule", "createBackupPlan", "updateBackupPlan",
   "createMaintenanceWindow", "createAlertRule", "updateAlertRule", "createSilence", "createChannel", "createHost", "updateHost",
   "saveGroup", "createLegalHold", "listAuditEvents", "saveDesiredService", "searchLogs", "createSyslogSender", "createLogFile",
-  "promqlQuery", "promqlRange", "createRemoteWrite", "updateRemoteWrite",
+  "promqlQuery", "promqlRange", "createRemoteWrite", "updateRemoteWrite", "createCheck", "updateCheck", "createSLO", "updateSLO",
+  "importSLOs", "exportSLOs", "sloBudgetHistory",
 ]
 checks.positive_data_acceptance.enabled = false
 """

@@ -468,7 +468,7 @@ extension APISchemas {
             "wave_kind": waveKind, "wave_size": integer, "pause_seconds": integer, "max_failure_percent": integer, "reboot": reboot,
             "window": described(nullable("integer"), "the maintenance window's id"), "approvals_required": integer, "check_url": string,
             "settle_seconds": integer, "plan_job_id": nullable("integer"), "planned_at": timestamp, "plan_stale": boolean,
-            "slos": described(strings, "the SLOs whose error budgets it respects; empty: those covering each wave's hosts"),
+            "slos": described(strings, "SLOs it respects besides those covering each wave's hosts"),
             "rollback_of": nullable("integer"), "finished_at": timestamp,
             "plan": arrayOf(record(["host": string, "diff": string, "problem": string, "packages": arrayOf(ref("PendingUpdate"))])),
             "approvals": arrayOf(
@@ -507,7 +507,7 @@ extension APISchemas {
                 "expires_hours": ["type": "integer", "minimum": 1, "maximum": 720, "description": "how long approval stays open"],
                 "check_url": described(string, "an http(s) URL that must answer after each wave; empty for none"),
                 "settle_seconds": ["type": "integer", "minimum": 0, "maximum": 86_400],
-                "slos": described(strings, "SLO names whose error budgets the rollout respects; empty for those covering each wave's hosts"),
+                "slos": described(strings, "SLO names whose error budgets the rollout respects besides those covering each wave's hosts"),
             ], closed: true)
         let update: JSONValue = record([
             "package": string, "current": described(string, "empty when the package would be newly installed"), "candidate": string,

@@ -247,7 +247,8 @@ struct ChecksController {
         }
         let success = try buckets("probe_success") { $0.reduce(0, +) / Double($0.count) * 100 }
         let duration = try buckets("probe_duration_seconds") { $0.max() }
-        let successChart = SVGChart(title: "Success (share of runs)", unit: .percent, times: times, step: step, lines: [ChartLine(name: "success", values: success)])
+        let successChart = SVGChart(
+            title: "Success (share of runs)", unit: .percent, times: times, step: step, lines: [ChartLine(name: "success", values: success)])
         let durationChart = SVGChart(
             title: "Duration (slowest run)", unit: .seconds, times: times, step: step, lines: [ChartLine(name: "duration", values: duration)])
         let runs = success.compactMap { $0 }

@@ -126,7 +126,9 @@ public enum Probe {
             }
             .connect(host: host, port: port).get()
         defer { channel.close(promise: nil) }
-        let deadline = channel.eventLoop.scheduleTask(in: .milliseconds(Int64(timeout * 1000))) { promise.fail(ChannelError.connectTimeout(.seconds(0))) }
+        let deadline = channel.eventLoop.scheduleTask(in: .milliseconds(Int64(timeout * 1000))) {
+            promise.fail(ChannelError.connectTimeout(.seconds(0)))
+        }
         defer { deadline.cancel() }
         try await promise.futureResult.get()
         guard let certificate = try await channel.nioSSL_peerCertificate().get() else { return nil }
@@ -207,7 +209,9 @@ public final class CheckRunner: Service, @unchecked Sendable {
     }
 
     func record(_ check: Check, _ result: ProbeResult) throws {
-        var entries: [(String, Double)] = [("probe_success", result.success ? 1 : 0), ("probe_duration_seconds", (result.duration * 1e6).rounded() / 1e6)]
+        var entries: [(String, Double)] = [
+            ("probe_success", result.success ? 1 : 0), ("probe_duration_seconds", (result.duration * 1e6).rounded() / 1e6),
+        ]
         if let status = result.status { entries.append(("probe_http_status_code", Double(status))) }
         if let expiry = result.certExpiresAt { entries.append(("probe_ssl_earliest_cert_expiry", Double(expiry / 1000))) }
         let labels = check.seriesLabels

@@ -60,7 +60,7 @@ public struct Rollout: Sendable, Equatable {
     public var expiresAt: Int64 = 0
     public var checkURL = ""
     public var settleSeconds = 60
-    /// The SLOs whose error budgets the rollout respects; empty: every SLO covering a wave's hosts.
+    /// SLOs whose error budgets the rollout respects besides those covering each wave's hosts.
     public var slos: [String] = []
     public var state = State.planning
     public var stateDetail = ""

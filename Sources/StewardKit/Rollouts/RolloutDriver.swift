@@ -175,7 +175,8 @@ public actor RolloutDriver: Service {
             try holdForBudget(rollout, wave: next, spent: spent, now: now)
             await service.notify(
                 try service.rollout(id: rollout.id)!, event: "paused",
-                detail: "wave \(next.number) did not start: \(spent). A second approver may approve it as an urgent or security change, with a reason.")
+                detail:
+                    "wave \(next.number) did not start: \(spent). A second approver may approve it as an urgent or security change, with a reason.")
             return
         }
         let job = try await jobs.enqueue(
@@ -187,7 +188,8 @@ public actor RolloutDriver: Service {
         watch(job: job.id)
         try await service.database.write { db in
             try db.execute(
-                sql: "UPDATE rollout_waves SET state = 'running', job_id = ?, started_at = ?, budget = ?, gate = ? WHERE rollout_id = ? AND number = ?",
+                sql:
+                    "UPDATE rollout_waves SET state = 'running', job_id = ?, started_at = ?, budget = ?, gate = ? WHERE rollout_id = ? AND number = ?",
                 arguments: [job.id, nowMS, budgets.record, budgets.override ?? "", rollout.id, next.number])
             try db.execute(
                 sql: "UPDATE rollouts SET current_wave = ?, state_detail = ?, updated_at = ? WHERE id = ?",
@@ -231,7 +233,10 @@ public actor RolloutDriver: Service {
             try await service.database.write { db in
                 try db.execute(
                     sql: "UPDATE rollout_waves SET state = 'passed', gate = ?, finished_at = ? WHERE rollout_id = ? AND number = ?",
-                    arguments: ["passed: hosts up, no critical alert for \(rollout.settleSeconds) s", nowMS, rollout.id, wave.number])
+                    arguments: [
+                        "passed: hosts up, no critical alert for \(rollout.settleSeconds) s"
+                            + (wave.gate.contains("approved as urgent") ? "; \(wave.gate)" : ""), nowMS, rollout.id, wave.number,
+                    ])
                 try self.recordBudgetAfter(db, rollout: rollout.id, wave: wave.number)
             }
             try detail(rollout, "wave \(wave.number) of \(waves.count) passed its health gate", now: now)
@@ -252,10 +257,18 @@ public actor RolloutDriver: Service {
         }
         if let evaluator {
             let ids = Set(hosts.map(\.id))
-            let rules = Dictionary(uniqueKeysWithValues: try AlertRuleStore(database: service.database).all().map { ($0.id, $0.name) })
+            let rules = Dictionary(uniqueKeysWithValues: try AlertRuleStore(database: service.database).all().map { ($0.id, $0) })
+            // A wave approved to start while a budget was spent: the SLO pages that already fired then are what the
+            // approver accepted, not the wave's doing; one that begins during the wave still stops it.
+            let urgent = wave.gate.contains("approved as urgent")
             for entry in evaluator.allStates() where ids.contains(entry.host) && entry.state.phase == .firing && entry.state.severity == .critical {
+                if urgent, rules[entry.rule]?.source == SLOAlerts.source, let began = entry.state.activeSince, let started = wave.startedAt,
+                    began < started
+                {
+                    continue
+                }
                 let host = hosts.first { $0.id == entry.host }?.name ?? "?"
-                return "critical alert \"\(rules[entry.rule] ?? "?")\" is firing on \(host)"
+                return "critical alert \"\(rules[entry.rule]?.name ?? "?")\" is firing on \(host)"
             }
         }
         if !rollout.checkURL.isEmpty, let url = URL(string: rollout.checkURL) {
@@ -277,13 +290,12 @@ public actor RolloutDriver: Service {
 
     // MARK: the error-budget gate
 
-    /// The SLOs a wave respects: those the rollout names, else those covering the wave's hosts.
+    /// The SLOs a wave respects: those covering its hosts, and those the rollout names besides (naming one never
+    /// drops a covering SLO, so a rollout cannot name its way past a spent budget).
     func respected(_ rollout: Rollout, wave: RolloutService.Wave) throws -> [SLOStatus] {
         guard let slos else { return [] }
-        let statuses = slos.allStatuses()
-        if !rollout.slos.isEmpty { return statuses.filter { rollout.slos.contains($0.slo.name) } }
-        let hosts = try service.hosts.all().filter { wave.hosts.contains($0.name) }
-        return statuses.filter { status in hosts.contains(where: status.slo.covers) }
+        let ids = Set(try service.hosts.all().filter { wave.hosts.contains($0.name) }.map(\.id))
+        return slos.allStatuses().filter { status in rollout.slos.contains(status.slo.name) || !status.coveredHostIDs.isDisjoint(with: ids) }
     }
 
     /// Before a wave: the budgets it starts with (JSON for the wave's record), the spent ones as a reason to hold it,
@@ -323,7 +335,8 @@ public actor RolloutDriver: Service {
     /// After a wave: each respected SLO's budget now, beside what it was when the wave started.
     nonisolated func recordBudgetAfter(_ db: GRDB.Database, rollout: Int64, wave: Int) throws {
         guard let slos else { return }
-        let text = try String.fetchOne(db, sql: "SELECT budget FROM rollout_waves WHERE rollout_id = ? AND number = ?", arguments: [rollout, wave]) ?? ""
+        let text =
+            try String.fetchOne(db, sql: "SELECT budget FROM rollout_waves WHERE rollout_id = ? AND number = ?", arguments: [rollout, wave]) ?? ""
         guard var record = JSONText.object(text), !record.isEmpty else { return }
         let statuses = Dictionary(slos.allStatuses().map { ($0.slo.name, $0) }, uniquingKeysWith: { a, _ in a })
         for (name, value) in record {

@@ -223,7 +223,7 @@ struct RolloutPages {
                 "budget_hold": rollout.state == .paused && rollout.stateDetail.contains("error budget"),
                 "can_override": try permissions.contains(.approve) && rollout.state == .paused && rollout.stateDetail.contains("error budget")
                     && context.actor.actor != rollout.requestedBy && !service.isAuthor(rollout.id, actor: context.actor.actor),
-                "slos": rollout.slos.isEmpty ? "the SLOs covering each wave's hosts" : rollout.slos.joined(separator: ", "),
+                "slos": "those covering each wave's hosts" + (rollout.slos.isEmpty ? "" : ", and " + rollout.slos.joined(separator: ", ")),
                 "can_abort": permissions.contains(.operate) && !rollout.state.isFinished,
                 "can_edit": permissions.contains(.operate) && rollout.state.isEditable,
                 "can_rollback": permissions.contains(.operate) && rollout.what != .playbook && !results.isEmpty

@@ -155,7 +155,8 @@ public struct SLO: Sendable, Equatable {
             {
                 errors["histogram"] = "the histogram's metric name without _bucket, e.g. http_request_duration_seconds"
             } else if histogram.hasSuffix("_bucket") || histogram.hasSuffix("_count") {
-                errors["histogram"] = "leave out the _bucket or _count suffix: \(histogram.replacingOccurrences(of: "_bucket", with: "").replacingOccurrences(of: "_count", with: ""))"
+                errors["histogram"] =
+                    "leave out the _bucket or _count suffix: \(histogram.replacingOccurrences(of: "_bucket", with: "").replacingOccurrences(of: "_count", with: ""))"
             }
             if !matchers.isEmpty {
                 do {

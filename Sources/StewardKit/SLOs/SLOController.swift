@@ -139,7 +139,11 @@ struct SLOInput: APIInput {
         alerting.assign(CodingKeys.alerting.rawValue, &errors) { slo.alerting = $0 }
         if let value = check.orNil {
             if let name = value, !name.isEmpty {
-                if let found = try checks.check(named: name) { slo.checkID = found.id } else { errors["check"] = "there is no check named \"\(name)\"" }
+                if let found = try checks.check(named: name) {
+                    slo.checkID = found.id
+                } else {
+                    errors["check"] = "there is no check named \"\(name)\""
+                }
             } else {
                 slo.checkID = nil
             }
@@ -259,7 +263,9 @@ struct SLOController {
             hours = value
         }
         let points = try history(slo, hours: hours).map {
-            SLOBudgetPoint(at: RFC3339.string(milliseconds: $0.time) ?? "", remainingBudgetPercent: Nullable($0.remaining.map { SLOResource.round($0 * 100, 4) }))
+            SLOBudgetPoint(
+                at: RFC3339.string(milliseconds: $0.time) ?? "", remainingBudgetPercent: Nullable($0.remaining.map { SLOResource.round($0 * 100, 4) })
+            )
         }
         return try APIJSON.response(SLOBudgetHistory(slo: slo.name, points: points))
     }
@@ -343,7 +349,9 @@ struct SLOController {
         ]
         for kind in SLO.SLIKind.allCases { view["sli_\(kind.rawValue)"] = slo.sli == kind }
         for window in SLO.Window.allCases { view["window_\(window == .month ? "month" : window.rawValue)"] = slo.window == window }
-        view["scope"] = slo.scopeHosts.isEmpty && slo.scopeGroups.isEmpty ? "all hosts" : (slo.scopeHosts + slo.scopeGroups.map { "group \($0)" }).joined(separator: ", ")
+        view["scope"] =
+            slo.scopeHosts.isEmpty && slo.scopeGroups.isEmpty
+            ? "all hosts" : (slo.scopeHosts + slo.scopeGroups.map { "group \($0)" }).joined(separator: ", ")
         view["achieved"] = Self.percent(status?.achieved)
         let remaining = (status?.remaining ?? 1) * 100
         view["remaining"] = Self.percent(remaining)
@@ -353,7 +361,8 @@ struct SLOController {
         view["time_left"] = Self.duration(status?.timeLeftSeconds)
         view["events"] = status.map { "\(MetricUnit.trim($0.events.good, digits: 0)) good of \(MetricUnit.trim($0.events.total, digits: 0))" } ?? "–"
         if let pair = status?.firing {
-            view["firing"] = "\(pair.severity == .critical ? "page" : "ticket"): \(MetricUnit.trim(status?.burnRates[pair.long] ?? 0, digits: 1))× over \(pair.long) and \(MetricUnit.trim(status?.burnRates[pair.short] ?? 0, digits: 1))× over \(pair.short) (above \(PromQL.formatNumber(pair.factor))×)"
+            view["firing"] =
+                "\(pair.severity == .critical ? "page" : "ticket"): \(MetricUnit.trim(status?.burnRates[pair.long] ?? 0, digits: 1))× over \(pair.long) and \(MetricUnit.trim(status?.burnRates[pair.short] ?? 0, digits: 1))× over \(pair.short) (above \(PromQL.formatNumber(pair.factor))×)"
             view["paging"] = pair.severity == .critical
         } else {
             view["firing"] = ""
@@ -443,12 +452,14 @@ struct SLOController {
             where !covered.isDisjoint(with: JSONText.strings(row["hosts"])) {
                 markers.append(
                     ChartAnnotation(
-                        time: row["started_at"], label: "rollout #\(row["rollout_id"] as Int64) wave \(row["number"] as Int): \(row["title"] as String)",
+                        time: row["started_at"],
+                        label: "rollout #\(row["rollout_id"] as Int64) wave \(row["number"] as Int): \(row["title"] as String)",
                         href: "/rollouts/\(row["rollout_id"] as Int64)", failed: (row["state"] as String) == "failed"))
             }
             for row in try Row.fetchAll(
                 db,
-                sql: "SELECT id, title, host, started_at, state FROM jobs WHERE started_at BETWEEN ? AND ? AND host IS NOT NULL ORDER BY started_at DESC LIMIT 200",
+                sql:
+                    "SELECT id, title, host, started_at, state FROM jobs WHERE started_at BETWEEN ? AND ? AND host IS NOT NULL ORDER BY started_at DESC LIMIT 200",
                 arguments: [from, to])
             where covered.contains(row["host"] as String) && markers.count < 60 {
                 markers.append(
@@ -484,8 +495,10 @@ struct SLOController {
         input.matchers = .value(text("matchers"))
         let threshold = text("threshold_seconds")
         input.thresholdSeconds =
-            threshold.isEmpty ? .null : Double(threshold).map { .value($0) } ?? .invalid(field: "threshold_seconds", message: "a number of seconds, e.g. 0.3")
-        input.objective = Double(text("objective").replacingOccurrences(of: "%", with: "").trimmingCharacters(in: .whitespaces)).map { .value($0) }
+            threshold.isEmpty
+            ? .null : Double(threshold).map { .value($0) } ?? .invalid(field: "threshold_seconds", message: "a number of seconds, e.g. 0.3")
+        input.objective =
+            Double(text("objective").replacingOccurrences(of: "%", with: "").trimmingCharacters(in: .whitespaces)).map { .value($0) }
             ?? .invalid(field: "objective", message: "a percentage, e.g. 99.9")
         input.window = SLO.Window(rawValue: text("window")).map { .value($0) } ?? .invalid(field: "window", message: SLO.Window.choiceText)
         input.hosts = .value(list(form["hosts"] ?? ""))

@@ -167,7 +167,10 @@ public final class SLOEngine: Service, @unchecked Sendable {
         var inserts: [(Int64, Int64, SLOEvents, SLOEvents)] = []
         for slo in slos {
             let covered = enabled.filter(slo.covers)
-            let scoped = ScopedSource(base: base, hosts: slo.scopeHosts.isEmpty && slo.scopeGroups.isEmpty ? nil : Set(covered.map(\.name)))
+            // An operator's query must not take the panel down: the PromQL API's read limits, per SLO and cycle.
+            let scoped = PromQL.LimitedSource(
+                ScopedSource(base: base, hosts: slo.scopeHosts.isEmpty && slo.scopeGroups.isEmpty ? nil : Set(covered.map(\.name))),
+                maxSeries: 10_000, maxSamples: 20_000_000)
             let counter = Counter(
                 metrics: metrics, source: scoped, hostsByName: Dictionary(uniqueKeysWithValues: enabled.map { ($0.name, $0) }),
                 checks: Dictionary(uniqueKeysWithValues: checkList.map { ($0.id, $0) }), rateWindowSeconds: rateWindowSeconds)
@@ -183,6 +186,12 @@ public final class SLOEngine: Service, @unchecked Sendable {
                 minute += 60_000
             }
             var status = SLOStatus(slo: slo, at: now, events: SLOEvents(), windowStart: 0, windowLength: 0, windows: [:])
+            // A probe SLO that names no hosts covers its check's host; any other covers the hosts it names (all when none).
+            if slo.sli == .probe, slo.scopeHosts.isEmpty, slo.scopeGroups.isEmpty {
+                status.coveredHostIDs = Set(checkList.filter { $0.id == slo.checkID }.map(\.hostID))
+            } else {
+                status.coveredHostIDs = Set(allHosts.filter(slo.covers).map(\.id))
+            }
             do {
                 let counted = try counter.count(slo, covered: covered, minutes: minutes, now: now)
                 var cum = last?.cum ?? SLOEvents()

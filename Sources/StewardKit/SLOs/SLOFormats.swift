@@ -38,7 +38,10 @@ public enum SLOFormats {
             } else if version.hasPrefix("openslo/"), (map["kind"] as? String) == "SLO" {
                 found.append(openSLO(map, at: at))
             } else if version.hasPrefix("openslo/") {
-                found.append(Imported(path: at, problem: "OpenSLO kind \(map["kind"] as? String ?? "?") is not an SLO; only kind SLO (with its indicator inline) is read"))
+                found.append(
+                    Imported(
+                        path: at,
+                        problem: "OpenSLO kind \(map["kind"] as? String ?? "?") is not an SLO; only kind SLO (with its indicator inline) is read"))
             } else {
                 found.append(
                     Imported(path: at, problem: "not a Sloth (version: prometheus/v1) or OpenSLO (apiVersion: openslo/v1, kind: SLO) document"))
@@ -143,10 +146,13 @@ public enum SLOFormats {
             ((((ratio[key] as? [String: Any])?["metricSource"] as? [String: Any])?["spec"] as? [String: Any])?["query"]) as? String
         }
         guard let total = query("total"), let events = query("good") ?? query("bad") else {
-            return Imported(path: join(path, "indicator.spec.ratioMetric"), problem: "needs total and good (or bad), each with metricSource.spec.query")
+            return Imported(
+                path: join(path, "indicator.spec.ratioMetric"), problem: "needs total and good (or bad), each with metricSource.spec.query")
         }
-        if let type = (((ratio["total"] as? [String: Any])?["metricSource"] as? [String: Any])?["type"] as? String), type.lowercased() != "prometheus" {
-            return Imported(path: join(path, "indicator.spec.ratioMetric.total.metricSource.type"), problem: "only Prometheus metric sources are read")
+        if let type = (((ratio["total"] as? [String: Any])?["metricSource"] as? [String: Any])?["type"] as? String), type.lowercased() != "prometheus"
+        {
+            return Imported(
+                path: join(path, "indicator.spec.ratioMetric.total.metricSource.type"), problem: "only Prometheus metric sources are read")
         }
         slo.sli = .ratio
         slo.ratioCounts = query("good") != nil ? .good : .bad
@@ -187,7 +193,8 @@ public enum SLOFormats {
 
     /// The SLI as good (or bad) and total queries with `{{.window}}`, whatever its kind.
     static func queries(_ slo: SLO, check: Check?, hostNames: [String]) -> (events: String, total: String, countsBad: Bool) {
-        let hostMatcher = hostNames.isEmpty ? "" : ",instance=~\(PrometheusRules.quote(hostNames.map(NSRegularExpression.escapedPattern).joined(separator: "|")))"
+        let hostMatcher =
+            hostNames.isEmpty ? "" : ",instance=~\(PrometheusRules.quote(hostNames.map(NSRegularExpression.escapedPattern).joined(separator: "|")))"
         switch slo.sli {
         case .ratio: return (slo.eventsQuery, slo.totalQuery, slo.ratioCounts == .bad)
         case .latency:
@@ -246,11 +253,17 @@ public enum SLOFormats {
                 "  timeWindow:",
             ]
             if slo.window == .month {
-                lines += ["    - duration: 1M", "      isRolling: false", "      calendar:", "        startTime: \"2026-01-01 00:00:00\"", "        timeZone: UTC"]
+                lines += [
+                    "    - duration: 1M", "      isRolling: false", "      calendar:", "        startTime: \"2026-01-01 00:00:00\"",
+                    "        timeZone: UTC",
+                ]
             } else {
                 lines += ["    - duration: \(slo.window.rawValue)", "      isRolling: true"]
             }
-            lines += ["  budgetingMethod: Occurrences", "  objectives:", "    - displayName: \(quote(slo.name))", "      target: \(PromQL.formatNumber(objective))"]
+            lines += [
+                "  budgetingMethod: Occurrences", "  objectives:", "    - displayName: \(quote(slo.name))",
+                "      target: \(PromQL.formatNumber(objective))",
+            ]
             documents.append(lines.joined(separator: "\n"))
         }
         return documents.joined(separator: "\n---\n") + "\n"

@@ -102,6 +102,8 @@ public struct SLOStatus: Sendable {
     /// Events over each burn-rate window, by name.
     public var windows: [String: SLOEvents]
     public var problem: String?
+    /// The hosts whose rollouts respect this SLO's budget.
+    public var coveredHostIDs: Set<Int64> = []
 
     /// The share of good events over the window, as a percentage; nil without events.
     public var achieved: Double? { events.total > 0 ? events.good / events.total * 100 : nil }
