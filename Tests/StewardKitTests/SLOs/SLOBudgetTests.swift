@@ -130,6 +130,64 @@ struct SLOBudgetTests {
         #expect(november.end == boundary)
     }
 
+    @Test("ratio, latency and availability SLIs count the events their series hold")
+    func otherKinds() throws {
+        let fixture = try Fixture(start: Self.start)
+        let startMS = EpochMilliseconds.from(Self.start)
+        let names: [(String, String)] = [
+            ("http_requests_total", "code=\"200\""), ("http_requests_total", "code=\"500\""), ("api_latency_seconds_bucket", "le=\"0.3\""),
+            ("api_latency_seconds_bucket", "le=\"+Inf\""), ("api_latency_seconds_count", ""), (HostSummary.up, ""),
+        ]
+        let ids = try fixture.metrics.resolve(hostID: fixture.host.id, series: names.map { ($0.0, $0.1, .counter) })
+        // Every 15 s for two hours: 9.9 good and 0.1 failed requests a second, 9 of every 10 under 0.3 s; the host
+        // is down from minute 30 to 39.
+        for step in 0...480 {
+            let time = startMS + Int64(step) * 15_000
+            let seconds = Double(step) * 15
+            let minute = step / 4
+            let values = [9.9 * seconds, 0.1 * seconds, 9 * seconds, 10 * seconds, 10 * seconds, (30...39).contains(minute) ? 0 : 1]
+            _ = fixture.metrics.append(zip(ids, values).map { ($0, time, $1) })
+        }
+        let store = SLOStore(database: fixture.database)
+        var ratio = SLO()
+        ratio.name = "requests"
+        ratio.sli = .ratio
+        ratio.ratioCounts = .bad
+        ratio.eventsQuery = "sum(rate(http_requests_total{code=~\"5..\"}[{{.window}}]))"
+        ratio.totalQuery = "sum(rate(http_requests_total[{{.window}}]))"
+        ratio.objective = 99.5
+        _ = try store.save(ratio, by: fixture.who, now: Self.start)
+        var latency = SLO()
+        latency.name = "latency"
+        latency.sli = .latency
+        latency.histogram = "api_latency_seconds"
+        latency.thresholdSeconds = 0.3
+        latency.objective = 95
+        latency.scopeHosts = ["shop1"]
+        _ = try store.save(latency, by: fixture.who, now: Self.start)
+        var availability = SLO()
+        availability.name = "up"
+        availability.sli = .availability
+        availability.scopeHosts = ["shop1"]
+        availability.objective = 99
+        _ = try store.save(availability, by: fixture.who, now: Self.start)
+        let statuses = Dictionary(
+            uniqueKeysWithValues: try fixture.engine().evaluate(at: Self.minute(120, 1)).map { ($0.slo.name, $0) })
+
+        // 600 requests a minute, 6 of them failed: over the hour, 1 % against a 0.5 % budget, a burn rate of 2.
+        let requests = try #require(statuses["requests"]?.windows["1h"])
+        #expect(abs(requests.total - 36_010) < 1, "\(requests)")
+        #expect(abs(requests.errorRatio! - 0.01) < 1e-9)
+        #expect(abs(statuses["requests"]!.burnRates["1h"]! - 2) < 1e-6)
+        // One request in ten is slower than 0.3 s: 10 % bad against a 5 % budget.
+        #expect(abs(statuses["latency"]!.windows["1h"]!.errorRatio! - 0.1) < 1e-9)
+        #expect(abs(statuses["latency"]!.burnRates["1h"]! - 2) < 1e-6)
+        // Scrapes: 4 a minute for 120 minutes and the one at 120:00; 40 found the host down.
+        #expect(statuses["up"]?.events == SLOEvents(good: 441, total: 481))
+        #expect(statuses["up"]?.windows["1h"] == SLOEvents(good: 241, total: 241))
+        #expect(statuses.values.allSatisfy { $0.problem == nil })
+    }
+
     @Test("budget arithmetic: remaining share, burn rate and time left as the SRE workbook computes them")
     func arithmetic() {
         let events = SLOEvents(good: 99_950, total: 100_000)
