@@ -74,6 +74,8 @@ struct CheckInput: APIInput {
         timeoutSeconds.assign(CodingKeys.timeoutSeconds.rawValue, &errors) { check.timeoutSeconds = $0 }
         intervalSeconds.assign(CodingKeys.intervalSeconds.rawValue, &errors) { check.intervalSeconds = $0 }
         enabled.assign(CodingKeys.enabled.rawValue, &errors) { check.enabled = $0 }
+        // A timeout left out follows a short interval down (the default 10 s does not fit a check every 2 s).
+        if case .absent = timeoutSeconds, check.timeoutSeconds > Double(check.intervalSeconds) { check.timeoutSeconds = Double(check.intervalSeconds) }
         var hostError: String?
         host.assign(CodingKeys.host.rawValue, &errors) { name in
             do {

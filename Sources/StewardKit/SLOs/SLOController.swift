@@ -349,9 +349,11 @@ struct SLOController {
         ]
         for kind in SLO.SLIKind.allCases { view["sli_\(kind.rawValue)"] = slo.sli == kind }
         for window in SLO.Window.allCases { view["window_\(window == .month ? "month" : window.rawValue)"] = slo.window == window }
-        view["scope"] =
-            slo.scopeHosts.isEmpty && slo.scopeGroups.isEmpty
-            ? "all hosts" : (slo.scopeHosts + slo.scopeGroups.map { "group \($0)" }).joined(separator: ", ")
+        if slo.scopeHosts.isEmpty && slo.scopeGroups.isEmpty {
+            view["scope"] = slo.sli == .probe ? "the check's host" : "all hosts"
+        } else {
+            view["scope"] = (slo.scopeHosts + slo.scopeGroups.map { "group \($0)" }).joined(separator: ", ")
+        }
         view["achieved"] = Self.percent(status?.achieved)
         let remaining = (status?.remaining ?? 1) * 100
         view["remaining"] = Self.percent(remaining)
@@ -369,6 +371,7 @@ struct SLOController {
             view["paging"] = false
         }
         view["problem"] = status?.problem ?? ""
+        view["has_problem"] = status?.problem != nil
         return view
     }
 
