@@ -52,7 +52,7 @@ CREATE TABLE slos (
 
 -- Good and total events per minute (start of the minute, epoch ms), with running sums since the SLO began: a window's
 -- events are two lookups. Minutes older than 3 days keep one row an hour (the hour's last), which is all the running
--- sums need; rows older than 40 days go.
+-- sums need; rows older than 62 days go.
 CREATE TABLE slo_minutes (
     slo_id INTEGER NOT NULL REFERENCES slos (id) ON DELETE CASCADE,
     minute INTEGER NOT NULL,

@@ -63,6 +63,14 @@ def operation_module(package, tag, operation_id):
     return importlib.import_module(f"{package.__name__}.api.{tag}.{snake(operation_id)}")
 
 
+def find_or_create(api, path, body):
+    """The item of `path` named body["name"], created when it is not there yet."""
+    status, made = api.call("POST", path, body)
+    if status == 201:
+        return made
+    return next(item for item in api.call("GET", path)[1]["items"] if item["name"] == body["name"])
+
+
 def client_for(package, steward, token):
     return package.AuthenticatedClient(base_url=steward.base_url, token=token, verify_ssl=False, timeout=60.0)
 
@@ -108,6 +116,8 @@ def test_every_read_operation_through_the_generated_client_returns_typed_results
     if status == 409:
         reader_host = next(h for h in api.call("GET", "/api/v1/hosts")[1]["items"] if h["name"] == "generated-client-reader")
     job_id = wait_job(api, started["id"])["id"]
+    check = find_or_create(api, "/api/v1/checks", {"name": "generated-client-check", "target": steward.base_url + "/readyz"})
+    slo = find_or_create(api, "/api/v1/slos", {"name": "generated-client-slo", "sli": "probe", "check": "generated-client-check"})
     # Values for path and required query parameters, by name, from the lists above.
     arguments = {
         "getHost": {"id": panel["id"]}, "hostAccounts": {"id": panel["id"]},
@@ -125,6 +135,7 @@ def test_every_read_operation_through_the_generated_client_returns_typed_results
         "getRetentionPolicy": {"class_": policies["items"][0]["data_class"]},
         "queryRange": {"name": "steward_host_up", "host": "localhost"},
         "promqlQuery": {"query": "steward_host_up"}, "promqlRange": {"query": "max by (host) (steward_host_up)", "range_": "10m"},
+        "getCheck": {"id": check["id"]}, "getSlo": {"id": slo["id"]}, "sloBudgetHistory": {"id": slo["id"]},
     }
     # Reads that need something this server has not made yet (a rollout, a snapshot to browse) or that are
     # above a viewer (the audit log: auditor or admin).
@@ -247,7 +258,8 @@ ADMIN_EXCLUDED_OPERATIONS = [
 # address or CIDR range, a log file's path (under /var/log, patterns in the file name only), and a remote-write
 # endpoint's URL (http or https, no credentials in it) with the token or password its authentication needs, a check's
 # target (a URL or host:port, not link-local), its host and a timeout within its interval, an SLO's PromQL, check and
-# hosts, Sloth or OpenSLO YAML given as bytes, and the export's format and the budget history's hours. Every other
+# hosts, Sloth or OpenSLO YAML given as bytes, the export's format and the budget history's hours, and a snapshot file's
+# path (no NUL or line break). Every other
 # check, server errors and reply
 # schemas included, runs on them too.
 CONFIG_TEMPLATE = """\
@@ -256,8 +268,8 @@ include-operation-id = [
   "queryRange", "listSeries", "importAlertRules", "previewSchedule", "updateSchedule", "createBackupPlan", "updateBackupPlan",
   "createMaintenanceWindow", "createAlertRule", "updateAlertRule", "createSilence", "createChannel", "createHost", "updateHost",
   "saveGroup", "createLegalHold", "listAuditEvents", "saveDesiredService", "searchLogs", "createSyslogSender", "createLogFile",
-  "promqlQuery", "promqlRange", "createRemoteWrite", "updateRemoteWrite", "createCheck", "updateCheck", "createSLO", "updateSLO",
-  "importSLOs", "exportSLOs", "sloBudgetHistory",
+  "promqlQuery", "promqlRange", "createRemoteWrite", "updateRemoteWrite", "downloadBackupFile", "createCheck", "updateCheck", "createSlo", "updateSlo",
+  "importSlos", "exportSlos", "sloBudgetHistory",
 ]
 checks.positive_data_acceptance.enabled = false
 """

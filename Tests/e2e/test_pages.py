@@ -46,6 +46,7 @@ def visit(browser, steward, path, name):
         ("/hosts/1/processes", "Processes on localhost"), ("/hosts/1/packages", "Packages on localhost"), ("/packages", "Packages"),
         ("/hosts/1/cron", "Scheduled tasks on localhost"), ("/cron", "Scheduled tasks"), ("/hosts/1/system", "Disks and network on localhost"),
         ("/logs", "Logs"), ("/logs?host=localhost&priority=7&range=24h", "Logs"), ("/logs/syslog", "Syslog intake"), ("/logs/files", "Log files"),
+        ("/slos", "Service level objectives"), ("/checks", "Checks"),
     ],
 )
 def test_pages_load_without_csp_violations(signed_in, steward, path, heading):
@@ -57,7 +58,7 @@ def test_pages_load_without_csp_violations(signed_in, steward, path, heading):
     # Each entry's title (Alerts may carry the number of alerts firing now).
     nav = [link.text.rsplit(" ", 1)[0] if link.text.rsplit(" ", 1)[-1].isdigit() else link.text
            for link in browser.find_elements(By.CSS_SELECTOR, "header nav a")]
-    assert nav == ["Dashboard", "Hosts", "Services", "Packages", "Scheduled tasks", "Logs", "Users", "Updates", "Rollouts", "Backups", "Alerts", "Silences", "Jobs", "Schedules",
+    assert nav == ["Dashboard", "Hosts", "Services", "Packages", "Scheduled tasks", "Logs", "Users", "Updates", "Rollouts", "Backups", "Alerts", "Silences", "SLOs", "Checks", "Jobs", "Schedules",
                    "Config repo", "SSH identity", "Audit", "Settings"]
     assert browser.find_elements(By.CSS_SELECTOR, "header form[role=search] input[name=q]")
     assert console_problems(browser) == []

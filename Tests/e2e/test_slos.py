@@ -11,6 +11,7 @@ import time
 
 import pytest
 import yaml
+from selenium.webdriver.support.ui import Select
 
 from conftest import Api, _binary, job_log, make_account, remove_account, wait_job, wait_rollout
 from test_fleet_rollouts import apt_repository, approver, installed, package_fleet  # noqa: F401 (fixtures)
@@ -273,3 +274,45 @@ def test_roles_and_refusals(steward, api):
     status, problem = api.call("POST", "/api/v1/slos", {
         "name": "bad!", "sli": "ratio", "events_query": "sum(rate(x[{{.window}}])", "objective": 100})
     assert status == 422 and {"name", "events_query", "total_query", "objective"} <= set(problem["errors"]), problem
+
+
+def test_slo_form_names_wrong_fields_keeps_input_and_removes_the_right_slo(steward, api, signed_in):
+    """The form on /slos: a wrong objective and query are named beside their fields with what was typed kept; the
+    corrected form saves; with two SLOs listed, removing one from its page asks about that one and leaves the other."""
+    status, check = api.call("POST", "/api/v1/checks", {"name": "form-check", "target": steward.base_url + "/readyz",
+                                                        "interval_seconds": 30})
+    assert status == 201, check
+    browser = signed_in
+    browser.get(f"{steward.base_url}/slos")
+    form = browser.find_element("id", "slo-form")
+    form.find_element("name", "name").send_keys("form-made")
+    Select(form.find_element("name", "sli")).select_by_value("ratio")
+    form.find_element("name", "events_query").send_keys("sum(rate(x[{{.window}}])")
+    objective = form.find_element("name", "objective")
+    objective.clear()
+    objective.send_keys("100")
+    form.find_element("css selector", "button[type=submit]").click()
+    errors = {e.find_element("xpath", "..").find_element("tag name", "label").get_attribute("for"): e.text
+              for e in browser.find_elements("css selector", "#slo-form p.error")}
+    assert "no error budget" in errors["field-objective"] and "field-events-query" in errors and "field-total-query" in errors, errors
+    assert browser.find_element("id", "field-events-query").get_attribute("value") == "sum(rate(x[{{.window}}])"
+    form = browser.find_element("id", "slo-form")
+    Select(form.find_element("name", "sli")).select_by_value("probe")
+    Select(form.find_element("name", "check")).select_by_visible_text("form-check")
+    objective = form.find_element("name", "objective")
+    objective.clear()
+    objective.send_keys("99.5")
+    form.find_element("css selector", "button[type=submit]").click()
+    assert "Saved SLO form-made" in browser.page_source
+    made = browser.current_url.rsplit("/", 1)[1]
+    status, other = api.call("POST", "/api/v1/slos", {"name": "form-other", "sli": "probe", "check": "form-check", "objective": 99})
+    assert status == 201, other
+    browser.get(f"{steward.base_url}/slos/{made}")
+    browser.find_element("css selector", f"form[action='/slos/{made}/delete'] button").click()
+    assert "form-made" in browser.switch_to.alert.text
+    browser.switch_to.alert.accept()
+    status, listed = api.call("GET", "/api/v1/slos")
+    names = {s["name"] for s in listed["items"]}
+    assert "form-made" not in names and "form-other" in names, names
+    status, rules = api.call("GET", "/api/v1/alerts/rules")
+    assert not any(r["name"].startswith("SLO form-made:") for r in rules["items"]), "its alert rules went with it"

@@ -35,7 +35,8 @@ extension APISchemas {
             "objective": described(number, "the percentage of good events, above 50 and below 100"),
             "window": described(choice(.choices(SLO.Window.self)), "rolling 7, 28 or 30 days, or the calendar month (UTC)"),
             "hosts": described(strings, "hosts covered; with groups empty too: every host"), "groups": strings,
-            "alerting": described(boolean, "burn-rate alerts: page at 14.4x (1h and 5m) and 6x (6h and 30m), ticket at 3x (1d and 2h) and 1x (3d and 6h)"),
+            "alerting": described(
+                boolean, "burn-rate alerts: page at 14.4x (1h and 5m) and 6x (6h and 30m), ticket at 3x (1d and 2h) and 1x (3d and 6h)"),
         ]
         var slo = sloFields
         slo["id"] = integer
@@ -74,7 +75,11 @@ extension APISchemas {
                 "type": "string", "format": "binary", "contentMediaType": "application/yaml",
                 "description": "a Sloth (version: prometheus/v1) or OpenSLO (apiVersion: openslo/v1, kind: SLO) document",
             ],
-            "SLOExportText": described(string, "a Sloth or OpenSLO YAML document"),
+            // YAML parsers see a mapping; clients that keep the document as it is see its text.
+            "SLOExportText": [
+                "anyOf": [["type": "object"] as JSONValue, described(string, "the document's text")],
+                "description": "a Sloth (prometheus/v1) or OpenSLO (openslo/v1) YAML document",
+            ],
         ]
     }
 }

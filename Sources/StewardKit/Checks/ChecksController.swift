@@ -75,7 +75,9 @@ struct CheckInput: APIInput {
         intervalSeconds.assign(CodingKeys.intervalSeconds.rawValue, &errors) { check.intervalSeconds = $0 }
         enabled.assign(CodingKeys.enabled.rawValue, &errors) { check.enabled = $0 }
         // A timeout left out follows a short interval down (the default 10 s does not fit a check every 2 s).
-        if case .absent = timeoutSeconds, check.timeoutSeconds > Double(check.intervalSeconds) { check.timeoutSeconds = Double(check.intervalSeconds) }
+        if case .absent = timeoutSeconds, check.timeoutSeconds > Double(check.intervalSeconds) {
+            check.timeoutSeconds = Double(check.intervalSeconds)
+        }
         var hostError: String?
         host.assign(CodingKeys.host.rawValue, &errors) { name in
             do {
@@ -117,7 +119,9 @@ struct ChecksController {
             .delete, "/api/v1/checks/{id}", .operate, "deleteCheck", "Remove a check (refused while an SLO measures against it)",
             parameters: [id], status: 204, schema: nil, use: delete)
         api(
-            .post, "/api/v1/checks/{id}/run", .operate, "runCheck", "Run a check now and store its result", parameters: [id], schema: "Check",
+            .post, "/api/v1/checks/{id}/run", .operate, "runCheck",
+            "Run a check now: its newest result changes; its series (what SLOs count) hold only the scheduled runs", parameters: [id],
+            schema: "Check",
             use: runNow)
         routes.get("/checks", .view, use: page)
         routes.post("/checks", .operate, use: createFromForm)
@@ -166,7 +170,7 @@ struct ChecksController {
 
     @Sendable func runNow(request: Request, context: StewardRequestContext) async throws -> Response {
         let check = try load(context)
-        await runner.runOnce(check)
+        await runner.runOnce(check, scheduled: false)
         return try APIJSON.response(try resource(try store.check(id: check.id) ?? check))
     }
 
@@ -304,7 +308,7 @@ struct ChecksController {
 
     @Sendable func runFromForm(request: Request, context: StewardRequestContext) async throws -> Response {
         let check = try load(context)
-        let result = await runner.runOnce(check)
+        let result = await runner.runOnce(check, scheduled: false)
         return area.pages.redirect(
             to: "/checks/\(check.id)",
             flash: result.success ? Flash(.success, "Check \(check.name) passed.") : Flash(.error, "Check \(check.name) failed: \(result.error)"))

@@ -29,12 +29,59 @@ public enum Probe {
         configuration.requestCachePolicy = .reloadIgnoringLocalAndRemoteCacheData
         configuration.httpCookieStorage = nil
         configuration.urlCache = nil
-        return URLSession(configuration: configuration)
+        return URLSession(configuration: configuration, delegate: RedirectGuard(), delegateQueue: nil)
     }()
+
+    /// Follows a redirect only to a name that does not lead to a link-local address.
+    final class RedirectGuard: NSObject, URLSessionTaskDelegate, @unchecked Sendable {
+        func urlSession(
+            _ session: URLSession, task: URLSessionTask, willPerformHTTPRedirection response: HTTPURLResponse, newRequest request: URLRequest,
+            completionHandler: @escaping @Sendable (URLRequest?) -> Void
+        ) {
+            guard let host = request.url?.host, Probe.linkLocalAddress(host) == nil else { return completionHandler(nil) }
+            completionHandler(request)
+        }
+    }
+
+    /// The first link-local address a name resolves to (169.254.0.0/16, fe80::/10, or 169.254.x.x mapped into IPv6),
+    /// or nil. Numeric forms (decimal, octal, hex, mapped) resolve to what they mean, so they are caught here too.
+    public static func linkLocalAddress(_ host: String) -> String? {
+        let bare = host.trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
+        var hints = addrinfo()
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        var list: UnsafeMutablePointer<addrinfo>?
+        guard getaddrinfo(bare, nil, &hints, &list) == 0, let first = list else { return nil }
+        defer { freeaddrinfo(first) }
+        var entry: UnsafeMutablePointer<addrinfo>? = first
+        while let current = entry {
+            if let address = current.pointee.ai_addr {
+                if current.pointee.ai_family == AF_INET {
+                    let bytes = address.withMemoryRebound(to: sockaddr_in.self, capacity: 1) {
+                        withUnsafeBytes(of: $0.pointee.sin_addr) { Array($0) }
+                    }
+                    if bytes[0] == 169 && bytes[1] == 254 { return bytes.map(String.init).joined(separator: ".") }
+                } else if current.pointee.ai_family == AF_INET6 {
+                    let bytes = address.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) {
+                        withUnsafeBytes(of: $0.pointee.sin6_addr) { Array($0) }
+                    }
+                    let mapped = bytes[0..<10].allSatisfy { $0 == 0 } && bytes[10] == 0xFF && bytes[11] == 0xFF
+                    if bytes[0] == 0xFE && bytes[1] & 0xC0 == 0x80 { return "fe80::/10" }
+                    if mapped && bytes[12] == 169 && bytes[13] == 254 { return bytes[12...].map(String.init).joined(separator: ".") }
+                }
+            }
+            entry = current.pointee.ai_next
+        }
+        return nil
+    }
 
     public static func run(_ check: Check, now: Date = Date(), readCertificate: Bool = true) async -> ProbeResult {
         let started = ContinuousClock.now
         var result = ProbeResult(at: EpochMilliseconds.from(now), success: false, duration: 0, status: nil, error: "")
+        let host = check.kind == .http ? URL(string: check.target)?.host : Check.hostPort(check.target)?.host
+        if let host, let address = linkLocalAddress(host) {
+            result.error = "\(host) leads to the link-local address \(address), which Steward does not probe"
+            return result
+        }
         func elapsed() -> Double {
             let duration = ContinuousClock.now - started
             return Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
@@ -68,6 +115,8 @@ public enum Probe {
             if readCertificate, url.scheme?.lowercased() == "https", let host = url.host {
                 result.certExpiresAt = try? await certificateExpiry(host: host, port: url.port ?? 443, timeout: check.timeoutSeconds)
             }
+            // The sample is stamped when the run ends, as it is stored: a minute the SLO engine has closed gets no late runs.
+            result.at = EpochMilliseconds.from(now.addingTimeInterval(result.duration))
         case .tcp:
             guard let (host, port) = Check.hostPort(check.target) else {
                 result.error = "not host:port"
@@ -84,6 +133,7 @@ public enum Probe {
                 result.duration = elapsed()
                 result.error = "\(check.target): \(error)"
             }
+            result.at = EpochMilliseconds.from(now.addingTimeInterval(result.duration))
         }
         return result
     }
@@ -191,9 +241,10 @@ public final class CheckRunner: Service, @unchecked Sendable {
         }
     }
 
-    /// Run one check now and store what it saw.
+    /// Run one check now and store what it saw. A run someone asks for (`scheduled` false) updates the check's newest
+    /// result only: its series, which SLOs count, hold the scheduled runs, so nobody can add good events by asking.
     @discardableResult
-    public func runOnce(_ check: Check, now: Date = Date()) async -> ProbeResult {
+    public func runOnce(_ check: Check, now: Date = Date(), scheduled: Bool = true) async -> ProbeResult {
         let certificateDue = lock.withLock { lastCertificate[check.id].map { now.timeIntervalSince($0) >= 3600 } ?? true }
         let result = await Probe.run(check, now: now, readCertificate: certificateDue)
         lock.withLock {
@@ -201,7 +252,7 @@ public final class CheckRunner: Service, @unchecked Sendable {
             if result.certExpiresAt != nil { lastCertificate[check.id] = now }
         }
         do {
-            try record(check, result)
+            if scheduled { try record(check, result) } else { try store.record(check.id, result) }
         } catch {
             logger.error("a check's result could not be stored", metadata: ["check": "\(check.name)", "error": "\(error)"])
         }

@@ -1,6 +1,6 @@
 import Foundation
-import HTTPTypes
 import GRDB
+import HTTPTypes
 
 /// A managed machine.
 public struct Host: Sendable, Equatable {
@@ -165,7 +165,9 @@ public struct HostStore: Sendable {
                 sql: """
                     SELECT 'backup plan "' || name || '"' FROM backup_plans WHERE host_id = ?
                     UNION ALL SELECT 'backup repository "' || name || '"' FROM backup_repositories WHERE host_id = ?
-                    """, arguments: [id, id])
+                    UNION ALL SELECT 'SLO "' || s.name || '" (through check "' || c.name || '")' FROM slos s JOIN checks c ON c.id = s.check_id
+                        WHERE c.host_id = ?
+                    """, arguments: [id, id, id])
         }
         if !users.isEmpty {
             throw Problem(

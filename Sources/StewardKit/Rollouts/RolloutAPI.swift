@@ -98,7 +98,7 @@ struct RolloutAPI {
         guard errors.isEmpty else { throw Problem.invalid(errors) }
         let rollout =
             approve
-            ? try await service.approve(try id(context), by: context.actor, reason: reason, urgent: urgent)
+            ? try await service.approve(try id(context), by: context.actor, reason: reason, urgent: urgent, isAdmin: context.isAdmin)
             : try await service.deny(try id(context), by: context.actor, reason: reason)
         return try APIJSON.response(try RolloutResource(rollout, service: service))
     }

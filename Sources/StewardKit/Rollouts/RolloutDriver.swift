@@ -291,24 +291,41 @@ public actor RolloutDriver: Service {
     // MARK: the error-budget gate
 
     /// The SLOs a wave respects: those covering its hosts, and those the rollout names besides (naming one never
-    /// drops a covering SLO, so a rollout cannot name its way past a spent budget).
-    func respected(_ rollout: Rollout, wave: RolloutService.Wave) throws -> [SLOStatus] {
-        guard let slos else { return [] }
-        let ids = Set(try service.hosts.all().filter { wave.hosts.contains($0.name) }.map(\.id))
-        return slos.allStatuses().filter { status in rollout.slos.contains(status.slo.name) || !status.coveredHostIDs.isDisjoint(with: ids) }
+    /// drops a covering SLO, so a rollout cannot name its way past a spent budget). Read from the SLOs themselves, so
+    /// one the engine has not counted yet is still respected.
+    func respected(_ rollout: Rollout, wave: RolloutService.Wave) throws -> [SLO] {
+        guard slos != nil else { return [] }
+        let hosts = try service.hosts.all()
+        let checks = try CheckStore(database: service.database).all()
+        let ids = Set(hosts.filter { wave.hosts.contains($0.name) }.map(\.id))
+        return try SLOStore(database: service.database).all().filter { slo in
+            rollout.slos.contains(slo.name) || !SLOEngine.coveredHostIDs(slo, hosts: hosts, checks: checks).isDisjoint(with: ids)
+        }
     }
 
     /// Before a wave: the budgets it starts with (JSON for the wave's record), the spent ones as a reason to hold it,
     /// unless an approver other than the requester approved the rollout as urgent with a reason.
     func budgetGate(_ rollout: Rollout, wave: RolloutService.Wave) throws -> (record: String, spent: String?, override: String?) {
-        let statuses = try respected(rollout, wave: wave)
+        let respected = try respected(rollout, wave: wave)
+        let now = EpochMilliseconds.from(Date())
         var record: [String: Any] = [:]
-        for status in statuses { record[status.slo.name] = ["before": SLOResource.round(status.remaining * 100, 4)] }
+        var holds: [String] = []
+        for slo in respected {
+            // No answer is not a yes: an SLO not counted lately, or whose SLI fails, holds the wave as a spent one does.
+            guard let status = slos?.status(slo.id), now - status.at <= 5 * 60_000 else {
+                holds.append("SLO \"\(slo.name)\" (not evaluated in the last 5 minutes, so its error budget is unknown)")
+                continue
+            }
+            if let problem = status.problem {
+                holds.append("SLO \"\(slo.name)\" (its SLI cannot be counted: \(problem))")
+                continue
+            }
+            record[slo.name] = ["before": SLOResource.round(status.remaining * 100, 4)]
+            if status.spent { holds.append("SLO \"\(slo.name)\" (\(SLOController.percent(status.remaining * 100)) of its error budget left)") }
+        }
         let json = record.isEmpty ? "" : JSONText.encode(record)
-        let spent = statuses.filter(\.spent)
-        guard !spent.isEmpty else { return (json, nil, nil) }
-        let names = spent.map { "SLO \"\($0.slo.name)\" (\(SLOController.percent($0.remaining * 100)) of its error budget left)" }
-        let reason = "the error budget of " + names.joined(separator: " and ") + " is spent"
+        guard !holds.isEmpty else { return (json, nil, nil) }
+        let reason = "the error budget of " + holds.joined(separator: " and ") + " is spent or unknown"
         let urgent = try service.database.read { db in
             try Row.fetchOne(
                 db,
@@ -326,7 +343,7 @@ public actor RolloutDriver: Service {
         try service.database.write { db in
             try db.execute(
                 sql: "UPDATE rollout_waves SET gate = ? WHERE rollout_id = ? AND number = ?",
-                arguments: ["did not start: \(spent)", rollout.id, wave.number])
+                arguments: [RolloutService.budgetHoldPrefix + spent, rollout.id, wave.number])
         }
         try service.setState(rollout.id, .paused, detail: "paused before wave \(wave.number): \(spent)", now: now)
         logger.warning("rollout held by an error budget", metadata: ["rollout": "\(rollout.id)", "reason": "\(spent)"])

@@ -83,7 +83,8 @@ struct RolloutPages {
             "title": rollout.title, "what": rollout.what.rawValue, "packages": rollout.packages.joined(separator: "\n"),
             "playbook": rollout.playbook, "commit": rollout.playbookCommit, "targets": rollout.targets.joined(separator: ", "),
             "tags": rollout.tags.joined(separator: ", "), "wave_kind": rollout.waveKind.rawValue, "reboot": rollout.reboot.rawValue,
-            "check_url": rollout.checkURL, "slos": rollout.slos.joined(separator: ", "), "canary": String(rollout.canary), "wave_size": String(rollout.waveSize),
+            "check_url": rollout.checkURL, "slos": rollout.slos.joined(separator: ", "), "canary": String(rollout.canary),
+            "wave_size": String(rollout.waveSize),
             "pause_seconds": String(rollout.pauseSeconds), "max_failure_percent": String(rollout.maxFailurePercent),
             "approvals_required": String(rollout.approvalsRequired), "settle_seconds": String(rollout.settleSeconds),
             "expires_hours": String(max(1, Int((rollout.expiresAt - EpochMilliseconds.from(Date()) + 3_599_999) / 3_600_000))),
@@ -199,6 +200,8 @@ struct RolloutPages {
         }
         let permissions = context.identity?.permissions ?? []
         let stale = try service.planIsStale(rollout)
+        let heldWaves = try service.waves(rollout.id).filter { $0.state == "pending" && $0.gate.hasPrefix(RolloutService.budgetHoldPrefix) }
+        let budgetHold = rollout.state == .paused && !heldWaves.isEmpty
         return area.pages.page(
             "rollouts/show", title: "Rollout #\(rollout.id)", section: "rollouts",
             data: [
@@ -220,8 +223,8 @@ struct RolloutPages {
                 "is_requester": context.actor.actor == rollout.requestedBy && rollout.state == .awaitingApproval,
                 "can_pause": permissions.contains(.operate) && (rollout.state == .running || rollout.state == .approved),
                 "can_resume": permissions.contains(.operate) && rollout.state == .paused,
-                "budget_hold": rollout.state == .paused && rollout.stateDetail.contains("error budget"),
-                "can_override": try permissions.contains(.approve) && rollout.state == .paused && rollout.stateDetail.contains("error budget")
+                "budget_hold": budgetHold,
+                "can_override": try permissions.contains(.approve) && budgetHold
                     && context.actor.actor != rollout.requestedBy && !service.isAuthor(rollout.id, actor: context.actor.actor),
                 "slos": "those covering each wave's hosts" + (rollout.slos.isEmpty ? "" : ", and " + rollout.slos.joined(separator: ", ")),
                 "can_abort": permissions.contains(.operate) && !rollout.state.isFinished,
@@ -237,7 +240,8 @@ struct RolloutPages {
         let form = try await FormBody.read(request, context: context)
         do {
             if approve {
-                _ = try await service.approve(id, by: context.actor, reason: form["reason"] ?? "", urgent: form["urgent"] == "on")
+                _ = try await service.approve(
+                    id, by: context.actor, reason: form["reason"] ?? "", urgent: form["urgent"] == "on", isAdmin: context.isAdmin)
             } else {
                 _ = try await service.deny(id, by: context.actor, reason: form["reason"] ?? "")
             }

@@ -73,7 +73,8 @@ public struct RolloutService: Sendable {
         try database.read { db in
             try Row.fetchAll(db, sql: "SELECT * FROM rollout_approvals WHERE rollout_id = ? ORDER BY id", arguments: [id]).map { row in
                 Approval(
-                    revision: row["revision"], actor: row["actor"], decision: row["decision"], reason: row["reason"], at: row["at"], urgent: row["urgent"])
+                    revision: row["revision"], actor: row["actor"], decision: row["decision"], reason: row["reason"], at: row["at"],
+                    urgent: row["urgent"])
             }
         }
     }
@@ -292,13 +293,15 @@ public struct RolloutService: Sendable {
     /// Approve the current revision. The requester never approves their own rollout; a stale plan must be re-planned.
     /// An urgent approval (a security or urgent change, with a reason) lets waves start while an SLO's error budget is
     /// spent; it may also be given to a rollout that the budget paused, which then goes on.
-    public func approve(_ id: Int64, by who: AuditActor, reason: String, urgent: Bool = false, now: Date = Date()) async throws -> Rollout {
+    public func approve(
+        _ id: Int64, by who: AuditActor, reason: String, urgent: Bool = false, isAdmin: Bool = false, now: Date = Date()
+    ) async throws -> Rollout {
         guard let rollout = try rollout(id: id) else { throw Problem.notFound("rollout \(id)") }
         if urgent, reason.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty {
             throw Problem.invalid(["reason": "an urgent approval spends a spent error budget: say why (the security fix, the incident)"])
         }
         if urgent, rollout.state == .paused {
-            return try await approveUrgentWhilePaused(rollout, by: who, reason: reason, now: now)
+            return try await approveUrgentWhilePaused(rollout, by: who, reason: reason, isAdmin: isAdmin, now: now)
         }
         guard rollout.state == .awaitingApproval else {
             throw Problem(
@@ -352,10 +355,20 @@ public struct RolloutService: Sendable {
         return try self.rollout(id: id)!
     }
 
+    /// How the driver marks a wave an error budget kept from starting.
+    static let budgetHoldPrefix = "did not start: "
+
     /// An urgent approval for a rollout the error budget paused: four-eyes as for any approval, then it goes on.
-    func approveUrgentWhilePaused(_ rollout: Rollout, by who: AuditActor, reason: String, now: Date) async throws -> Rollout {
-        guard rollout.stateDetail.contains("error budget") else {
+    func approveUrgentWhilePaused(_ rollout: Rollout, by who: AuditActor, reason: String, isAdmin: Bool, now: Date) async throws -> Rollout {
+        // Held by a budget: a wave that did not start, and none that failed its gate (that is resume's business).
+        let waves = try waves(rollout.id)
+        guard waves.contains(where: { $0.state == "pending" && $0.gate.hasPrefix(Self.budgetHoldPrefix) }),
+            !waves.contains(where: { $0.state == "failed" })
+        else {
             throw Problem(status: .conflict, detail: "rollout \(rollout.id) is paused, but not by an error budget; resume it instead")
+        }
+        if rollout.what.needsAdmin, !isAdmin {
+            throw Problem(status: .forbidden, detail: "going on with a rollout that installs or removes packages is an admin's call")
         }
         guard who.actor != rollout.requestedBy else {
             throw Problem(status: .forbidden, detail: "\(who.actor) requested this rollout and cannot approve it; another approver must")
@@ -375,7 +388,9 @@ public struct RolloutService: Sendable {
         }
         try setState(rollout.id, .running, detail: "approved as urgent by \(who.actor): \(reason)", now: now)
         wakeDriver()
-        await notify(try self.rollout(id: rollout.id)!, event: "approved", detail: "approved as urgent by \(who.actor) despite a spent error budget: \(reason)")
+        await notify(
+            try self.rollout(id: rollout.id)!, event: "approved", detail: "approved as urgent by \(who.actor) despite a spent error budget: \(reason)"
+        )
         return try self.rollout(id: rollout.id)!
     }
 

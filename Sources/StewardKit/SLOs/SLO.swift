@@ -113,6 +113,15 @@ public struct SLO: Sendable, Equatable {
         )
     }
 
+    /// Whether an assembled latency query is still one sum of one rate of one selector.
+    static func latencyShape(_ query: String) -> Bool {
+        guard let expr = try? PromQL.parse(expand(query, window: "5m")),
+            case .aggregate("sum", nil, nil, let inner) = expr, case .call("rate", let arguments) = inner, arguments.count == 1,
+            case .selector = arguments[0]
+        else { return false }
+        return true
+    }
+
     static func queryProblem(_ query: String, what: String) -> String? {
         let text = query.trimmingCharacters(in: .whitespacesAndNewlines)
         guard !text.isEmpty else { return "write the PromQL of the \(what), e.g. sum(rate(http_requests_total{job=\"api\"}[{{.window}}]))" }
@@ -168,6 +177,15 @@ public struct SLO: Sendable, Equatable {
             if let threshold = thresholdSeconds, threshold > 0, threshold.isFinite {
             } else {
                 errors["threshold_seconds"] = "a latency in seconds that is one of the histogram's bucket bounds (le), e.g. 0.3"
+            }
+            // The queries as they will run: matchers that close the braces early do not get past this.
+            if errors["histogram"] == nil, errors["matchers"] == nil, errors["threshold_seconds"] == nil {
+                let (good, total) = latencyQueries
+                if let problem = Self.queryProblem(good, what: "good events") ?? Self.queryProblem(total, what: "total events") {
+                    errors["matchers"] = "the matchers do not make a query: \(problem)"
+                } else if Self.latencyShape(good) == false || Self.latencyShape(total) == false {
+                    errors["matchers"] = "label matchers only, e.g. job=\"api\",handler=\"/pay\""
+                }
             }
         case .availability:
             break

@@ -165,29 +165,29 @@ struct SLOController {
         let id = APIOperation.Parameter(name: "id", location: .path, type: "integer", description: "SLO id")
         let format = APIOperation.Parameter(name: "format", location: .query, type: "string", description: "sloth (default) or openslo")
         let hours = APIOperation.Parameter(
-            name: "hours", location: .query, type: "integer", description: "how far back, in hours (default: the SLO's window, at most 1488)")
+            name: "hours", location: .query, type: "integer", description: "how far back, in hours (default: the SLO's window, at most 744)")
         api(
-            .get, "/api/v1/slos", .view, "listSLOs", "Every SLO with its error budget and burn rates, the least budget left first", schema: "SLOList",
+            .get, "/api/v1/slos", .view, "listSlos", "Every SLO with its error budget and burn rates, the least budget left first", schema: "SLOList",
             use: list)
         api(
-            .post, "/api/v1/slos", .operate, "createSLO", "Add an SLO; its burn-rate alert rule is created with it", request: "SLOInput", status: 201,
+            .post, "/api/v1/slos", .operate, "createSlo", "Add an SLO; its burn-rate alert rule is created with it", request: "SLOInput", status: 201,
             schema: "SLO", use: create)
         api(
-            .get, "/api/v1/slos/export", .view, "exportSLOs", "Every SLO as a Sloth (prometheus/v1) or OpenSLO (openslo/v1) document",
+            .get, "/api/v1/slos/export", .view, "exportSlos", "Every SLO as a Sloth (prometheus/v1) or OpenSLO (openslo/v1) document",
             parameters: [format], schema: "SLOExportText", contentType: "application/yaml; charset=utf-8", use: export)
         api(
-            .post, "/api/v1/slos/import", .operate, "importSLOs",
+            .post, "/api/v1/slos/import", .operate, "importSlos",
             "Create or update SLOs from Sloth or OpenSLO YAML (event-ratio SLIs); an error for each SLO that cannot be read",
             request: "SLOImportUpload", requestContentType: "application/yaml", schema: "SLOImport", use: importDocument)
-        api(.get, "/api/v1/slos/{id}", .view, "getSLO", "One SLO with its error budget", parameters: [id], schema: "SLO", use: get)
+        api(.get, "/api/v1/slos/{id}", .view, "getSlo", "One SLO with its error budget", parameters: [id], schema: "SLO", use: get)
         api(
             .get, "/api/v1/slos/{id}/budget", .view, "sloBudgetHistory", "The remaining error budget over time (up to 200 points)",
             parameters: [id, hours], schema: "SLOBudgetHistory", use: budget)
         api(
-            .put, "/api/v1/slos/{id}", .operate, "updateSLO", "Change an SLO (fields left out keep their value; a new SLI starts counting afresh)",
+            .put, "/api/v1/slos/{id}", .operate, "updateSlo", "Change an SLO (fields left out keep their value; a new SLI starts counting afresh)",
             parameters: [id], request: "SLOInput", schema: "SLO", use: update)
         api(
-            .delete, "/api/v1/slos/{id}", .operate, "deleteSLO", "Remove an SLO with its alert rule and counted events", parameters: [id],
+            .delete, "/api/v1/slos/{id}", .operate, "deleteSlo", "Remove an SLO with its alert rule and counted events", parameters: [id],
             status: 204, schema: nil, use: delete)
         routes.get("/slos", .view, use: page)
         routes.post("/slos", .operate, use: createFromForm)
@@ -214,6 +214,7 @@ struct SLOController {
     /// Save and count at once, so the answer (and the page after it) has a budget.
     func saved(_ slo: SLO, by who: AuditActor) throws -> SLO {
         let saved = try store.save(slo, by: who, now: Date())
+        engine.forget(saved.id)
         try engine.evaluate()
         return saved
     }
@@ -245,13 +246,15 @@ struct SLOController {
     }
 
     @Sendable func delete(request: Request, context: StewardRequestContext) async throws -> Response {
-        _ = try store.delete(id: try load(context).id, by: context.actor, now: Date())
+        let slo = try load(context)
+        _ = try store.delete(id: slo.id, by: context.actor, now: Date())
+        engine.forget(slo.id)
         return Response(status: .noContent)
     }
 
     func history(_ slo: SLO, hours: Int?) throws -> [(time: Int64, remaining: Double?)] {
         let now = EpochMilliseconds.from(Date())
-        let span = hours.map { Int64(min(max($0, 1), 1488)) * 3_600_000 } ?? SLOMath.window(slo.window, at: now).length
+        let span = hours.map { Int64(min(max($0, 1), 744)) * 3_600_000 } ?? SLOMath.window(slo.window, at: now).length
         return try engine.budgetHistory(slo, from: now - span, to: now, points: 200)
     }
 
@@ -259,7 +262,8 @@ struct SLOController {
         let slo = try load(context)
         var hours: Int?
         if let text = request.uri.queryParameters.get("hours") {
-            guard let value = Int(text), value > 0 else { throw Problem.invalid(["hours": "a whole number of hours from 1 to 1488"]) }
+            // Minutes are kept 62 days: a 31-day history of a 31-day window is what they can answer exactly.
+            guard let value = Int(text), (1...744).contains(value) else { throw Problem.invalid(["hours": "a whole number of hours from 1 to 744"]) }
             hours = value
         }
         let points = try history(slo, hours: hours).map {
@@ -306,7 +310,8 @@ struct SLOController {
                 slo.scopeGroups = existing.scopeGroups
             }
             do {
-                _ = try store.save(slo, by: who, now: Date())
+                let saved = try store.save(slo, by: who, now: Date())
+                engine.forget(saved.id)
                 if existing == nil { created.append(slo.name) } else { updated.append(slo.name) }
             } catch let problem as Problem {
                 let fields = problem.errors.map { $0.keys.sorted().map { "\($0): \(problem.errors![$0]!)" }.joined(separator: "; ") }
@@ -319,7 +324,11 @@ struct SLOController {
 
     @Sendable func importDocument(request: Request, context: StewardRequestContext) async throws -> Response {
         let body = try await request.body.collect(upTo: 4 << 20)
-        return try APIJSON.response(try importText(String(buffer: body), by: context.actor))
+        let text = String(buffer: body)
+        guard !text.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else {
+            throw Problem.invalid(["body": "send a Sloth (version: prometheus/v1) or OpenSLO (apiVersion: openslo/v1, kind: SLO) YAML document"])
+        }
+        return try APIJSON.response(try importText(text, by: context.actor))
     }
 
     // MARK: pages
@@ -345,7 +354,7 @@ struct SLOController {
             "histogram": slo.histogram, "matchers": slo.matchers, "threshold_seconds": slo.thresholdSeconds.map(PromQL.formatNumber) ?? "",
             "objective": PromQL.formatNumber(slo.objective), "window": slo.window.title, "hosts": slo.scopeHosts.joined(separator: ", "),
             "groups": slo.scopeGroups.joined(separator: ", "), "alerting": slo.alerting,
-            "counts_bad": slo.ratioCounts == .bad,
+            "counts_bad": slo.ratioCounts == .bad, "has_description": !slo.description.isEmpty,
         ]
         for kind in SLO.SLIKind.allCases { view["sli_\(kind.rawValue)"] = slo.sli == kind }
         for window in SLO.Window.allCases { view["window_\(window == .month ? "month" : window.rawValue)"] = slo.window == window }
@@ -366,9 +375,11 @@ struct SLOController {
             view["firing"] =
                 "\(pair.severity == .critical ? "page" : "ticket"): \(MetricUnit.trim(status?.burnRates[pair.long] ?? 0, digits: 1))× over \(pair.long) and \(MetricUnit.trim(status?.burnRates[pair.short] ?? 0, digits: 1))× over \(pair.short) (above \(PromQL.formatNumber(pair.factor))×)"
             view["paging"] = pair.severity == .critical
+            view["has_firing"] = true
         } else {
             view["firing"] = ""
             view["paging"] = false
+            view["has_firing"] = false
         }
         view["problem"] = status?.problem ?? ""
         view["has_problem"] = status?.problem != nil
@@ -536,6 +547,7 @@ struct SLOController {
     @Sendable func deleteFromForm(request: Request, context: StewardRequestContext) async throws -> Response {
         let slo = try load(context)
         _ = try store.delete(id: slo.id, by: context.actor, now: Date())
+        engine.forget(slo.id)
         return area.pages.redirect(to: "/slos", flash: Flash(.success, "Removed SLO \(slo.name) and its alert rule."))
     }
 

@@ -42,6 +42,8 @@ public final class SLOEngine: Service, @unchecked Sendable {
     private var statuses: [Int64: SLOStatus] = [:]
     private var lastRow: [Int64: (minute: Int64, cum: SLOEvents)] = [:]
     private var lastThinning: Int64 = 0
+    /// One cycle at a time: the service's and one a saved SLO asks for.
+    private let cycle = NSLock()
 
     public init(
         database: DatabasePool, metrics: MetricStore, hosts: HostStore, intervalSeconds: Int = 15, collectionIntervalSeconds: Int = 15,
@@ -72,6 +74,18 @@ public final class SLOEngine: Service, @unchecked Sendable {
             }
         }
     }
+
+    /// The hosts whose rollouts respect an SLO: a probe SLO that names no hosts covers its check's host; any other
+    /// covers the hosts it names (every host when it names none).
+    public static func coveredHostIDs(_ slo: SLO, hosts: [Host], checks: [Check]) -> Set<Int64> {
+        if slo.sli == .probe, slo.scopeHosts.isEmpty, slo.scopeGroups.isEmpty {
+            return Set(checks.filter { $0.id == slo.checkID }.map(\.hostID))
+        }
+        return Set(hosts.filter(slo.covers).map(\.id))
+    }
+
+    /// Forget what is cached of an SLO (it changed or went): the next cycle reads its rows afresh.
+    public func forget(_ id: Int64) { lock.withLock { _ = lastRow.removeValue(forKey: id) } }
 
     /// The newest status of an SLO.
     public func status(_ id: Int64) -> SLOStatus? { lock.withLock { statuses[id] } }
@@ -156,6 +170,10 @@ public final class SLOEngine: Service, @unchecked Sendable {
     /// One cycle at the clock's time (tests pass their own). Returns every SLO's status.
     @discardableResult
     public func evaluate(at time: Date? = nil) throws -> [SLOStatus] {
+        try cycle.withLock { try evaluateLocked(at: time) }
+    }
+
+    private func evaluateLocked(at time: Date?) throws -> [SLOStatus] {
         let now = EpochMilliseconds.from(time ?? clock())
         let slos = try store.all()
         let allHosts = try hosts.all()
@@ -186,12 +204,7 @@ public final class SLOEngine: Service, @unchecked Sendable {
                 minute += 60_000
             }
             var status = SLOStatus(slo: slo, at: now, events: SLOEvents(), windowStart: 0, windowLength: 0, windows: [:])
-            // A probe SLO that names no hosts covers its check's host; any other covers the hosts it names (all when none).
-            if slo.sli == .probe, slo.scopeHosts.isEmpty, slo.scopeGroups.isEmpty {
-                status.coveredHostIDs = Set(checkList.filter { $0.id == slo.checkID }.map(\.hostID))
-            } else {
-                status.coveredHostIDs = Set(allHosts.filter(slo.covers).map(\.id))
-            }
+            status.coveredHostIDs = Self.coveredHostIDs(slo, hosts: allHosts, checks: checkList)
             do {
                 let counted = try counter.count(slo, covered: covered, minutes: minutes, now: now)
                 var cum = last?.cum ?? SLOEvents()

@@ -6,6 +6,8 @@ import HTTPTypes
 /// transaction, and every change is audited.
 public struct SLOStore: Sendable {
     public let database: DatabasePool
+    /// Every SLO is evaluated every cycle: past this many, imports and forms are refused.
+    public static let maximumCount = 1000
 
     public init(database: DatabasePool) { self.database = database }
 
@@ -99,6 +101,9 @@ public struct SLOStore: Sendable {
     static func save(_ db: GRDB.Database, _ slo: SLO, hosts: [Host], checks: [Check], by who: AuditActor, time: Int64, now: Date) throws -> Int64 {
         let problems = try Self.problems(db, slo)
         guard problems.isEmpty else { throw Problem.invalid(problems) }
+        if slo.id == 0, try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM slos") ?? 0 >= Self.maximumCount {
+            throw Problem(status: .conflict, detail: "Steward keeps at most \(Self.maximumCount) SLOs; remove one first")
+        }
         var saved = slo
         if slo.id == 0 {
             try db.execute(

@@ -6,8 +6,8 @@ extension StewardArea {
         StewardArea(
             name: "slos",
             navigation: [
-                .init(position: 72, item: NavigationItem(key: "slos", title: "SLOs", href: "/slos")),
-                .init(position: 74, item: NavigationItem(key: "checks", title: "Checks", href: "/checks")),
+                .init(position: 82, item: NavigationItem(key: "slos", title: "SLOs", href: "/slos")),
+                .init(position: 84, item: NavigationItem(key: "checks", title: "Checks", href: "/checks")),
             ]
         ) { context, routes in
             ChecksController(area: context, store: checks.store, runner: checks, hosts: hosts, metrics: metrics).addRoutes(to: routes)

@@ -28,8 +28,9 @@ private final class ProbeTarget {
             import http.server, ssl, sys, threading
             class Handler(http.server.BaseHTTPRequestHandler):
                 def do_GET(self):
-                    if self.path == "/redirect":
-                        self.send_response(302); self.send_header("Location", "/ok"); self.send_header("Content-Length", "0"); self.end_headers(); return
+                    if self.path in ("/redirect", "/meta"):
+                        target = "/ok" if self.path == "/redirect" else "http://169.254.169.254/latest/meta-data/"
+                        self.send_response(302); self.send_header("Location", target); self.send_header("Content-Length", "0"); self.end_headers(); return
                     status, body = {"/ok": (200, b"all good here"), "/teapot": (418, b"short and stout")}.get(self.path, (404, b"no"))
                     self.send_response(status); self.send_header("Content-Length", str(len(body))); self.end_headers(); self.wfile.write(body)
                 def log_message(self, *args): pass
@@ -73,6 +74,9 @@ struct CheckProbeTests {
         #expect(await Probe.run(check(base + "/teapot", status: "200,418"), readCertificate: false).success)
         let redirected = await Probe.run(check(base + "/redirect", status: "200"), readCertificate: false)
         #expect(redirected.success && redirected.status == 200)
+        // A redirect to the metadata service is not followed: the probe sees the 302 itself.
+        let metadata = await Probe.run(check(base + "/meta", status: "200"), readCertificate: false)
+        #expect(!metadata.success && metadata.status == 302, "\(metadata)")
 
         let secure = await Probe.run(check("https://localhost:\(target.tlsPort)/ok"))
         #expect(!secure.success, "a self-signed certificate is not trusted")
@@ -110,5 +114,22 @@ struct CheckProbeTests {
             #expect(metrics.latest(series.id) != nil)
         }
         #expect(metrics.latest(metrics.series(hostID: host.id, name: "probe_success", labels: "check=\"probe\"")!.id)?.value == 0)
+    }
+}
+
+@Suite("Checks do not reach link-local addresses, however they are written")
+struct CheckLinkLocalTests {
+    @Test("numeric, mapped and redirected forms of 169.254.169.254 are refused at run time")
+    func refused() async throws {
+        for host in ["169.254.169.254", "2852039166", "0251.0376.0251.0376", "0xa9.0xfe.0xa9.0xfe", "::ffff:169.254.169.254", "fe80::1"] {
+            #expect(Probe.linkLocalAddress(host) != nil, "\(host)")
+        }
+        #expect(Probe.linkLocalAddress("127.0.0.1") == nil)
+        var check = Check()
+        check.name = "meta"
+        check.target = "http://2852039166/latest/meta-data/"
+        check.timeoutSeconds = 2
+        let result = await Probe.run(check, readCertificate: false)
+        #expect(!result.success && result.error.contains("link-local"))
     }
 }
