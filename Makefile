@@ -94,6 +94,7 @@ bench: release pam
 	bench/retention
 	bench/hostviews
 	bench/logs
+	bench/slo
 
 ## user: the steward system user the web process runs as under privilege separation (no login, no home made).
 user:
