@@ -203,7 +203,9 @@ def test_burn_rate_page_rollout_gate_and_urgent_security_rollout(api, steward, s
     assert "<svg" in chart and f"rollout #{urgent['id']}" in chart, "the budget chart marks the rollout waves"
     # The checks page: two rows; running one check from its own page runs that one only.
     browser.get(f"{steward.base_url}/checks")
-    assert len(browser.find_elements("css selector", "#checks-table tbody tr")) == 2
+    # Other tests' checks may share this server: ours are two rows of their own.
+    assert browser.find_element("id", f"check-{http_check['id']}") and browser.find_element("id", f"check-{tcp_check['id']}")
+    assert len(browser.find_elements("css selector", "#checks-table tbody tr")) >= 2
     status, before = api.call("GET", f"/api/v1/checks/{http_check['id']}")
     browser.get(f"{steward.base_url}/checks/{tcp_check['id']}")
     browser.find_element("css selector", f"form[action='/checks/{tcp_check['id']}/run'] button").click()
