@@ -78,7 +78,8 @@ public enum Probe {
         let started = ContinuousClock.now
         var result = ProbeResult(at: EpochMilliseconds.from(now), success: false, duration: 0, status: nil, error: "")
         let host = check.kind == .http ? URL(string: check.target)?.host : Check.hostPort(check.target)?.host
-        if let host, let address = linkLocalAddress(host) {
+        // getaddrinfo blocks (up to the resolver's timeouts): on a thread of its own, not the cooperative pool.
+        if let host, let address = try? await offload({ linkLocalAddress(host) }) {
             result.error = "\(host) leads to the link-local address \(address), which Steward does not probe"
             return result
         }

@@ -212,14 +212,17 @@ struct SLOController {
     }
 
     /// Save and count at once, so the answer (and the page after it) has a budget.
-    func saved(_ slo: SLO, by who: AuditActor) throws -> SLO {
+    func saved(_ slo: SLO, by who: AuditActor) async throws -> SLO {
         let saved = try store.save(slo, by: who, now: Date())
         engine.forget(saved.id)
-        try engine.evaluate()
+        try await countNow()
         return saved
     }
 
     // MARK: API
+
+    /// A cycle now (a new SLO's first day may take seconds of PromQL): on a thread of its own, off the request's pool.
+    func countNow() async throws { _ = try await offload { [engine] in try engine.evaluate() } }
 
     @Sendable func list(request: Request, context: StewardRequestContext) async throws -> Response {
         let names = try checkNames()
@@ -236,13 +239,13 @@ struct SLOController {
     @Sendable func create(request: Request, context: StewardRequestContext) async throws -> Response {
         var slo = SLO()
         try await APIInputDecoding.decode(SLOInput.self, from: request).apply(to: &slo, checks: checks)
-        return try APIJSON.response(try resource(try saved(slo, by: context.actor)), status: .created)
+        return try APIJSON.response(try resource(try await saved(slo, by: context.actor)), status: .created)
     }
 
     @Sendable func update(request: Request, context: StewardRequestContext) async throws -> Response {
         var slo = try load(context)
         try await APIInputDecoding.decode(SLOInput.self, from: request).apply(to: &slo, checks: checks)
-        return try APIJSON.response(try resource(try saved(slo, by: context.actor)))
+        return try APIJSON.response(try resource(try await saved(slo, by: context.actor)))
     }
 
     @Sendable func delete(request: Request, context: StewardRequestContext) async throws -> Response {
@@ -294,7 +297,7 @@ struct SLOController {
     }
 
     /// Create or update (by name) every SLO the document holds that can be read and saved.
-    func importText(_ text: String, by who: AuditActor) throws -> SLOImportResult {
+    func importText(_ text: String, by who: AuditActor) async throws -> SLOImportResult {
         var created: [String] = []
         var updated: [String] = []
         var failures: [SLOImportResult.Failure] = []
@@ -318,7 +321,7 @@ struct SLOController {
                 failures.append(.init(path: entry.path, name: slo.name, message: fields ?? problem.detail))
             }
         }
-        if !created.isEmpty || !updated.isEmpty { try engine.evaluate() }
+        if !created.isEmpty || !updated.isEmpty { try await countNow() }
         return SLOImportResult(created: created, updated: updated, failures: failures)
     }
 
@@ -328,7 +331,7 @@ struct SLOController {
         guard !text.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else {
             throw Problem.invalid(["body": "send a Sloth (version: prometheus/v1) or OpenSLO (apiVersion: openslo/v1, kind: SLO) YAML document"])
         }
-        return try APIJSON.response(try importText(text, by: context.actor))
+        return try APIJSON.response(try await importText(text, by: context.actor))
     }
 
     // MARK: pages
@@ -526,7 +529,7 @@ struct SLOController {
         var slo = base
         do {
             try Self.input(from: form).apply(to: &slo, checks: checks)
-            let saved = try saved(slo, by: context.actor)
+            let saved = try await saved(slo, by: context.actor)
             return area.pages.redirect(to: "/slos/\(saved.id)", flash: Flash(.success, "Saved SLO \(saved.name)."))
         } catch let problem as Problem {
             return try render(
@@ -553,7 +556,7 @@ struct SLOController {
 
     @Sendable func importFromForm(request: Request, context: StewardRequestContext) async throws -> Response {
         let form = try await FormBody.read(request, context: context)
-        let result = try importText(form["document"] ?? "", by: context.actor)
+        let result = try await importText(form["document"] ?? "", by: context.actor)
         let done = result.created.count + result.updated.count
         var message = "Imported \(done) SLO\(done == 1 ? "" : "s")"
         if !result.failures.isEmpty {
