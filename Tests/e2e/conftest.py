@@ -180,6 +180,17 @@ def sign_in(driver, base_url: str, user: str, password: str) -> None:
     WebDriverWait(driver, 15).until(lambda d: "/login" not in d.current_url or d.find_elements(By.ID, "login-error"))
 
 
+def click_through(driver, element) -> None:
+    """Click a link or submit button and wait until the page it loads has replaced this one.
+
+    A click returns before a form's reply arrives, so reading the page straight after it can read the old page."""
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    element.click()
+    WebDriverWait(driver, 30).until(expected_conditions.staleness_of(element))
+
+
 @pytest.fixture(scope="session")
 def signed_in(browser, steward, account):
     """The browser, signed in as the admin account through /login (real PAM, real session cookie)."""

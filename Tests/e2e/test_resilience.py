@@ -364,23 +364,38 @@ def test_overload_is_shed_with_503_and_retry_after_while_health_answers_and_gone
         def raw():
             return (f"GET /api/v1/hosts?uncached={secrets.token_hex(8)} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
                     f"Authorization: Bearer {token}\r\n\r\n").encode()
-        # Four kept requests ahead of them (one running, three queued), so the first gone one takes the last place in
-        # the queue of four and waits there. With two kept, a fast answer could free the place before it queued; with
-        # six, the queue was full and both gone ones were shed with 503 at once, and nothing was dropped.
-        keep = [socket.create_connection(("127.0.0.1", port)) for _ in range(4)]
+        # A request whose body is still arriving holds the one place for as long as the test wants: its handler waits
+        # for the rest of the body. Three kept requests queue behind it, then two clients send and hang up: the first
+        # takes the last place in the queue of four, the second finds the queue full and is shed. When the holder's
+        # body is complete the queue drains, and the first gone request is dropped (499) before any work is done.
+        body = json.dumps({"name": "held-request", "address": "10.9.0.1"}).encode()
+        holder = socket.create_connection(("127.0.0.1", port))
+        holder.sendall((f"POST /api/v1/hosts HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAuthorization: Bearer {token}\r\n"
+                        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n").encode() + body[:5])
+        time.sleep(1)
+        keep = [socket.create_connection(("127.0.0.1", port)) for _ in range(3)]
         for connection in keep:
             connection.sendall(raw())
+        time.sleep(1)
         for _ in range(2):
             connection = socket.create_connection(("127.0.0.1", port))
             connection.sendall(raw())
+            time.sleep(0.5)
             connection.close()
+        time.sleep(0.5)
+        holder.sendall(body[5:])
+        holder.settimeout(30)
+        assert holder.recv(64).startswith(b"HTTP/1.1 201"), "the held request completes once its body has arrived"
+        holder.close()
         for connection in keep:
+            connection.settimeout(30)
+            assert connection.recv(64).startswith(b"HTTP/1.1 200"), "a queued request whose client stayed is answered"
             connection.close()
         time.sleep(3)
         _, _, text = get(base + "/metrics", token)
         dropped = sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
                       if line.startswith("steward_http_requests_total{") and 'status="499"' in line)
-        assert dropped >= 1, [line for line in text.splitlines() if line.startswith("steward_http_requests_total{")]
+        assert dropped == 1, [line for line in text.splitlines() if line.startswith("steward_http_requests_total{")]
         # Anonymous health checks are answered on the network thread, with the same security headers, and counted.
         status, headers, body = get(base + "/healthz")
         assert status == 200 and json.loads(body) == {"status": "ok"} and "default-src 'self'" in headers["Content-Security-Policy"]

@@ -13,7 +13,7 @@ import pytest
 import yaml
 from selenium.webdriver.support.ui import Select
 
-from conftest import Api, _binary, job_log, make_account, remove_account, wait_job, wait_rollout
+from conftest import Api, _binary, click_through, job_log, make_account, remove_account, wait_job, wait_rollout
 from test_fleet_rollouts import apt_repository, approver, installed, package_fleet  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the test fleet needs root")
@@ -195,7 +195,7 @@ def test_burn_rate_page_rollout_gate_and_urgent_security_rollout(api, steward, s
     assert names.index("shop-availability") < names.index("shop-port"), names
     assert "badge-critical" in browser.find_element("id", f"slo-{slo['id']}").get_attribute("innerHTML")
     assert "badge-critical" not in browser.find_element("id", f"slo-{other['id']}").get_attribute("innerHTML")
-    browser.find_element("id", f"slo-{other['id']}").find_element("css selector", "a").click()
+    click_through(browser, browser.find_element("id", f"slo-{other['id']}").find_element("css selector", "a"))
     assert browser.current_url.endswith(f"/slos/{other['id']}") and "shop-port" in browser.find_element("css selector", "h1").text
     browser.get(f"{steward.base_url}/slos/{slo['id']}")
     assert "spent" in browser.find_element("id", "slo-remaining").text
@@ -208,7 +208,7 @@ def test_burn_rate_page_rollout_gate_and_urgent_security_rollout(api, steward, s
     assert len(browser.find_elements("css selector", "#checks-table tbody tr")) >= 2
     status, before = api.call("GET", f"/api/v1/checks/{http_check['id']}")
     browser.get(f"{steward.base_url}/checks/{tcp_check['id']}")
-    browser.find_element("css selector", f"form[action='/checks/{tcp_check['id']}/run'] button").click()
+    click_through(browser, browser.find_element("css selector", f"form[action='/checks/{tcp_check['id']}/run'] button"))
     assert "Check shop-tcp passed" in browser.page_source
 
     # The export means the same to Prometheus: every query of the Sloth document parses in promtool.
@@ -296,7 +296,7 @@ def test_slo_form_names_wrong_fields_keeps_input_and_removes_the_right_slo(stewa
     objective = form.find_element("name", "objective")
     objective.clear()
     objective.send_keys("100")
-    form.find_element("css selector", "button[type=submit]").click()
+    click_through(browser, form.find_element("css selector", "button[type=submit]"))
     errors = {e.find_element("xpath", "..").find_element("tag name", "label").get_attribute("for"): e.text
               for e in browser.find_elements("css selector", "#slo-form p.error")}
     assert "no error budget" in errors["field-objective"] and "field-events-query" in errors and "field-total-query" in errors, errors
@@ -307,7 +307,7 @@ def test_slo_form_names_wrong_fields_keeps_input_and_removes_the_right_slo(stewa
     objective = form.find_element("name", "objective")
     objective.clear()
     objective.send_keys("99.5")
-    form.find_element("css selector", "button[type=submit]").click()
+    click_through(browser, form.find_element("css selector", "button[type=submit]"))
     assert "Saved SLO form-made" in browser.page_source
     made = browser.current_url.rsplit("/", 1)[1]
     status, other = api.call("POST", "/api/v1/slos", {"name": "form-other", "sli": "probe", "check": "form-check", "objective": 99})
