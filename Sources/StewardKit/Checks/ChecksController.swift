@@ -102,6 +102,8 @@ struct ChecksController {
     let runner: CheckRunner
     let hosts: HostStore
     let metrics: MetricStore
+    /// SLOs that measure a check lock it as they are locked themselves (SLOEngine.lock).
+    let slos: SLOEngine
 
     func addRoutes(to routes: Routes) {
         let api = area.docs.routes(routes, tag: "slos")
@@ -157,8 +159,19 @@ struct ChecksController {
         return try APIJSON.response(try resource(try store.save(check, by: context.actor, now: Date())), status: .created)
     }
 
+    /// A check that an SLO measures is as locked as that SLO: making it pass (another target, wider expected statuses,
+    /// a shorter interval for more good events) or turning it off would change a spent budget away.
+    func lockReason(_ check: Check, isAdmin: Bool) throws -> String? {
+        guard !isAdmin else { return nil }
+        for slo in try slos.store.all() where slo.sli == .probe && slo.checkID == check.id {
+            if let lock = try slos.lock(slo) { return SLOController.lockedText(lock, doing: "change check \(check.name), which it measures") }
+        }
+        return nil
+    }
+
     @Sendable func update(request: Request, context: StewardRequestContext) async throws -> Response {
         var check = try load(context)
+        if let reason = try lockReason(check, isAdmin: context.isAdmin) { throw Problem(status: .forbidden, detail: reason) }
         try await APIInputDecoding.decode(CheckInput.self, from: request).apply(to: &check, hosts: hosts)
         return try APIJSON.response(try resource(try store.save(check, by: context.actor, now: Date())))
     }
@@ -229,8 +242,11 @@ struct ChecksController {
 
     @Sendable func checkPage(request: Request, context: StewardRequestContext) async throws -> Response {
         let check = try load(context)
-        return try render(
-            "checks/check", title: check.name, form: check, errors: [:], request: request, context: context, extra: try charts(check))
+        var extra = try charts(check)
+        let locked = try lockReason(check, isAdmin: context.isAdmin)
+        extra["locked"] = locked ?? ""
+        extra["has_locked"] = locked != nil
+        return try render("checks/check", title: check.name, form: check, errors: [:], request: request, context: context, extra: extra)
     }
 
     /// Success and duration over the last 24 hours, in 5-minute steps.
@@ -303,7 +319,11 @@ struct ChecksController {
     }
 
     @Sendable func updateFromForm(request: Request, context: StewardRequestContext) async throws -> Response {
-        try await save(request, context, base: try load(context))
+        let check = try load(context)
+        if let reason = try lockReason(check, isAdmin: context.isAdmin) {
+            return area.pages.redirect(to: "/checks/\(check.id)", flash: Flash(.error, reason))
+        }
+        return try await save(request, context, base: check)
     }
 
     @Sendable func runFromForm(request: Request, context: StewardRequestContext) async throws -> Response {

@@ -298,9 +298,24 @@ public actor RolloutDriver: Service {
         let hosts = try service.hosts.all()
         let checks = try CheckStore(database: service.database).all()
         let ids = Set(hosts.filter { wave.hosts.contains($0.name) }.map(\.id))
+        let held = Self.heldBy(wave.gate)
         return try SLOStore(database: service.database).all().filter { slo in
-            rollout.slos.contains(slo.name) || !SLOEngine.coveredHostIDs(slo, hosts: hosts, checks: checks).isDisjoint(with: ids)
+            rollout.slos.contains(slo.name) || held.contains(slo.name)
+                || !SLOEngine.coveredHostIDs(slo, hosts: hosts, checks: checks).isDisjoint(with: ids)
         }
+    }
+
+    /// The SLOs a wave's hold names (`SLO "name" (`, as `budgetGate` writes them): a held wave keeps respecting them,
+    /// so taking a host out of a group or moving a check to another host does not release it. (SLO names have no quotes.)
+    static func heldBy(_ gate: String) -> Set<String> {
+        guard gate.hasPrefix(RolloutService.budgetHoldPrefix) else { return [] }
+        var names: Set<String> = []
+        var rest = Substring(gate)
+        while let start = rest.range(of: "SLO \""), let end = rest[start.upperBound...].range(of: "\" (") {
+            names.insert(String(rest[start.upperBound..<end.lowerBound]))
+            rest = rest[end.upperBound...]
+        }
+        return names
     }
 
     /// Before a wave: the budgets it starts with (JSON for the wave's record), the spent ones as a reason to hold it,
@@ -317,7 +332,9 @@ public actor RolloutDriver: Service {
                 continue
             }
             if let problem = status.problem {
-                holds.append("SLO \"\(slo.name)\" (its SLI cannot be counted: \(problem))")
+                // Without double quotes, so the SLO names in the hold stay the only quoted words (heldBy, SLOStore.holds).
+                let words = problem.replacingOccurrences(of: "\"", with: "'")
+                holds.append("SLO \"\(slo.name)\" (its SLI cannot be counted: \(words))")
                 continue
             }
             record[slo.name] = ["before": SLOResource.round(status.remaining * 100, 4)]

@@ -184,10 +184,12 @@ struct SLOController {
             .get, "/api/v1/slos/{id}/budget", .view, "sloBudgetHistory", "The remaining error budget over time (up to 200 points)",
             parameters: [id, hours], schema: "SLOBudgetHistory", use: budget)
         api(
-            .put, "/api/v1/slos/{id}", .operate, "updateSlo", "Change an SLO (fields left out keep their value; a new SLI starts counting afresh)",
+            .put, "/api/v1/slos/{id}", .operate, "updateSlo",
+            "Change an SLO (fields left out keep their value; a new SLI starts counting afresh); only an admin may while it holds a rollout",
             parameters: [id], request: "SLOInput", schema: "SLO", use: update)
         api(
-            .delete, "/api/v1/slos/{id}", .operate, "deleteSlo", "Remove an SLO with its alert rule and counted events", parameters: [id],
+            .delete, "/api/v1/slos/{id}", .operate, "deleteSlo",
+            "Remove an SLO with its alert rule and counted events; only an admin may while it holds a rollout", parameters: [id],
             status: 204, schema: nil, use: delete)
         routes.get("/slos", .view, use: page)
         routes.post("/slos", .operate, use: createFromForm)
@@ -203,6 +205,22 @@ struct SLOController {
             throw HTTPError(.notFound, message: "there is no such SLO")
         }
         return slo
+    }
+
+    /// An SLO that holds a rollout or has spent its budget is an admin's to change or remove (SLOEngine.lock).
+    func refuseWhileLocked(_ slo: SLO, _ context: StewardRequestContext, doing: String) throws {
+        guard let reason = try lockReason(slo, isAdmin: context.isAdmin, doing: doing) else { return }
+        throw Problem(status: .forbidden, detail: reason)
+    }
+
+    func lockReason(_ slo: SLO, isAdmin: Bool, doing: String) throws -> String? {
+        guard slo.id != 0, !isAdmin, let lock = try engine.lock(slo) else { return nil }
+        return Self.lockedText(lock, doing: "\(doing) it")
+    }
+
+    static func lockedText(_ lock: String, doing: String) -> String {
+        "\(lock): until it recovers, only an admin may \(doing), so a spent budget is not changed away."
+            + " To go on with a held rollout anyway, another approver approves it as urgent with a reason."
     }
 
     func checkNames() throws -> [Int64: String] { Dictionary(uniqueKeysWithValues: try checks.all().map { ($0.id, $0.name) }) }
@@ -244,12 +262,14 @@ struct SLOController {
 
     @Sendable func update(request: Request, context: StewardRequestContext) async throws -> Response {
         var slo = try load(context)
+        try refuseWhileLocked(slo, context, doing: "change")
         try await APIInputDecoding.decode(SLOInput.self, from: request).apply(to: &slo, checks: checks)
         return try APIJSON.response(try resource(try await saved(slo, by: context.actor)))
     }
 
     @Sendable func delete(request: Request, context: StewardRequestContext) async throws -> Response {
         let slo = try load(context)
+        try refuseWhileLocked(slo, context, doing: "remove")
         _ = try store.delete(id: slo.id, by: context.actor, now: Date())
         engine.forget(slo.id)
         return Response(status: .noContent)
@@ -297,7 +317,7 @@ struct SLOController {
     }
 
     /// Create or update (by name) every SLO the document holds that can be read and saved.
-    func importText(_ text: String, by who: AuditActor) async throws -> SLOImportResult {
+    func importText(_ text: String, by who: AuditActor, isAdmin: Bool) async throws -> SLOImportResult {
         var created: [String] = []
         var updated: [String] = []
         var failures: [SLOImportResult.Failure] = []
@@ -308,6 +328,10 @@ struct SLOController {
             }
             let existing = try store.slo(named: slo.name)
             if let existing {
+                if let reason = try lockReason(existing, isAdmin: isAdmin, doing: "change") {
+                    failures.append(.init(path: entry.path, name: slo.name, message: reason))
+                    continue
+                }
                 slo.id = existing.id
                 slo.scopeHosts = existing.scopeHosts
                 slo.scopeGroups = existing.scopeGroups
@@ -331,7 +355,7 @@ struct SLOController {
         guard !text.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else {
             throw Problem.invalid(["body": "send a Sloth (version: prometheus/v1) or OpenSLO (apiVersion: openslo/v1, kind: SLO) YAML document"])
         }
-        return try APIJSON.response(try await importText(text, by: context.actor))
+        return try APIJSON.response(try await importText(text, by: context.actor, isAdmin: context.isAdmin))
     }
 
     // MARK: pages
@@ -443,9 +467,13 @@ struct SLOController {
                 "factor": PromQL.formatNumber(pair.factor) + "×", "meaning": pair.budgetShare, "fires": fires,
             ])
         }
+        let held = try store.holds(slo)
+        let holds = held.enumerated().map { index, hold in
+            ViewNode(["rollout": hold.rollout, "wave": hold.wave, "last": index == held.count - 1])
+        }
         return [
             "budget_chart": chart.render(), "windows": windows, "pairs": pairs, "alert_rule": slo.alertRuleID ?? 0,
-            "has_alert_rule": slo.alertRuleID != nil, "marker_count": chart.annotations.count,
+            "has_alert_rule": slo.alertRuleID != nil, "marker_count": chart.annotations.count, "holds": holds, "has_holds": !holds.isEmpty,
         ]
     }
 
@@ -490,7 +518,11 @@ struct SLOController {
 
     @Sendable func sloPage(request: Request, context: StewardRequestContext) async throws -> Response {
         let slo = try load(context)
-        return try render("slos/slo", title: slo.name, form: slo, errors: [:], request: request, context: context, extra: try details(slo))
+        var extra = try details(slo)
+        let locked = try lockReason(slo, isAdmin: context.isAdmin, doing: "change or remove")
+        extra["locked"] = locked ?? ""
+        extra["has_locked"] = locked != nil
+        return try render("slos/slo", title: slo.name, form: slo, errors: [:], request: request, context: context, extra: extra)
     }
 
     static func list(_ text: String) -> [String] {
@@ -544,11 +576,18 @@ struct SLOController {
     }
 
     @Sendable func updateFromForm(request: Request, context: StewardRequestContext) async throws -> Response {
-        try await save(request, context, base: try load(context))
+        let slo = try load(context)
+        if let reason = try lockReason(slo, isAdmin: context.isAdmin, doing: "change") {
+            return area.pages.redirect(to: "/slos/\(slo.id)", flash: Flash(.error, reason))
+        }
+        return try await save(request, context, base: slo)
     }
 
     @Sendable func deleteFromForm(request: Request, context: StewardRequestContext) async throws -> Response {
         let slo = try load(context)
+        if let reason = try lockReason(slo, isAdmin: context.isAdmin, doing: "remove") {
+            return area.pages.redirect(to: "/slos/\(slo.id)", flash: Flash(.error, reason))
+        }
         _ = try store.delete(id: slo.id, by: context.actor, now: Date())
         engine.forget(slo.id)
         return area.pages.redirect(to: "/slos", flash: Flash(.success, "Removed SLO \(slo.name) and its alert rule."))
@@ -556,7 +595,7 @@ struct SLOController {
 
     @Sendable func importFromForm(request: Request, context: StewardRequestContext) async throws -> Response {
         let form = try await FormBody.read(request, context: context)
-        let result = try await importText(form["document"] ?? "", by: context.actor)
+        let result = try await importText(form["document"] ?? "", by: context.actor, isAdmin: context.isAdmin)
         let done = result.created.count + result.updated.count
         var message = "Imported \(done) SLO\(done == 1 ? "" : "s")"
         if !result.failures.isEmpty {

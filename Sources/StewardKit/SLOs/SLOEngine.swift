@@ -90,6 +90,19 @@ public final class SLOEngine: Service, @unchecked Sendable {
     /// The newest status of an SLO.
     public func status(_ id: Int64) -> SLOStatus? { lock.withLock { statuses[id] } }
 
+    /// Why only an admin may change or remove `slo` now: it holds a rollout that has not finished, or its budget is
+    /// spent. Loosening it then (a lower objective, a fresh SLI, other hosts, its check made to pass) would let
+    /// changes go out without the second person an urgent approval takes. Nil when anyone who operates may.
+    public func lock(_ slo: SLO) throws -> String? {
+        if let hold = try store.holds(slo).first {
+            return "SLO \(slo.name) holds rollout \(hold.rollout) (wave \(hold.wave) did not start)"
+        }
+        if let status = status(slo.id), status.spent {
+            return "SLO \(slo.name) has spent its error budget (\(SLOController.percent(status.remaining * 100)) left)"
+        }
+        return nil
+    }
+
     /// Every SLO's newest status, the least budget left first.
     public func allStatuses() -> [SLOStatus] {
         lock.withLock { Array(statuses.values) }.sorted { ($0.remaining, $0.slo.name) < ($1.remaining, $1.slo.name) }

@@ -157,6 +157,22 @@ public struct SLOStore: Sendable {
         }
     }
 
+    /// The rollouts this SLO holds: not finished, with a wave its spent or unknown budget kept from starting (paused,
+    /// or resumed and waiting for the gate's next answer).
+    public func holds(_ slo: SLO) throws -> [(rollout: Int64, wave: Int)] {
+        let prefix = RolloutService.budgetHoldPrefix
+        return try database.read { db in
+            try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT w.rollout_id, w.number FROM rollout_waves w JOIN rollouts r ON r.id = w.rollout_id
+                    WHERE r.state IN ('approved', 'running', 'paused') AND w.state = 'pending' AND substr(w.gate, 1, ?) = ? AND instr(w.gate, ?) > 0
+                    ORDER BY w.rollout_id, w.number
+                    """, arguments: [prefix.count, prefix, "SLO \"\(slo.name)\" ("]
+            ).map { (rollout: $0[0], wave: $0[1]) }
+        }
+    }
+
     public func delete(id: Int64, by who: AuditActor, now: Date) throws -> Bool {
         try database.write { db in
             guard let slo = try Row.fetchOne(db, sql: "SELECT * FROM slos WHERE id = ?", arguments: [id]).map(SLO.init) else { return false }

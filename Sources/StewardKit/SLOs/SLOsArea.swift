@@ -10,7 +10,7 @@ extension StewardArea {
                 .init(position: 84, item: NavigationItem(key: "checks", title: "Checks", href: "/checks")),
             ]
         ) { context, routes in
-            ChecksController(area: context, store: checks.store, runner: checks, hosts: hosts, metrics: metrics).addRoutes(to: routes)
+            ChecksController(area: context, store: checks.store, runner: checks, hosts: hosts, metrics: metrics, slos: engine).addRoutes(to: routes)
             SLOController(area: context, store: engine.store, engine: engine, checks: checks.store, hosts: hosts).addRoutes(to: routes)
         }
     }
