@@ -166,6 +166,12 @@ def test_burn_rate_page_rollout_gate_and_urgent_security_rollout(api, steward, s
         status, problem = operator_api.call("PUT", f"/api/v1/checks/{http_check['id']}", {"expect_status": "200-599"})
         assert status == 403 and "change check shop-http, which it measures" in problem["detail"], problem
         assert api.call("GET", f"/api/v1/slos/{slo['id']}")[1]["objective"] == 99.7
+        # The held SLO's page lists the rollout it holds, and its link opens that rollout; the other SLO holds nothing.
+        signed_in.get(f"{steward.base_url}/slos/{other['id']}")
+        assert not signed_in.find_elements("id", "slo-holds")
+        signed_in.get(f"{steward.base_url}/slos/{slo['id']}")
+        click_through(signed_in, signed_in.find_element("css selector", f"#slo-holds a[href='/rollouts/{held['id']}']"))
+        assert signed_in.current_url.endswith(f"/rollouts/{held['id']}"), signed_in.current_url
         status, aborted = api.call("POST", f"/api/v1/rollouts/{held['id']}/abort")
         assert status == 200 and aborted["state"] == "aborted"
         # Aborted, the rollout is held no more, but the spent budget still keeps the SLO from an operator's changes.

@@ -115,7 +115,9 @@ struct ChecksController {
             request: "CheckInput", status: 201, schema: "Check", use: create)
         api(.get, "/api/v1/checks/{id}", .view, "getCheck", "One check", parameters: [id], schema: "Check", use: get)
         api(
-            .put, "/api/v1/checks/{id}", .operate, "updateCheck", "Change a check (fields left out keep their value)", parameters: [id],
+            .put, "/api/v1/checks/{id}", .operate, "updateCheck",
+            "Change a check (fields left out keep their value); only an admin may while an SLO measuring it is spent or holds a rollout",
+            parameters: [id],
             request: "CheckInput", schema: "Check", use: update)
         api(
             .delete, "/api/v1/checks/{id}", .operate, "deleteCheck", "Remove a check (refused while an SLO measures against it)",

@@ -305,7 +305,7 @@ public actor RolloutDriver: Service {
         }
     }
 
-    /// The SLOs a wave's hold names (`SLO "name" (`, as `budgetGate` writes them): a held wave keeps respecting them,
+    /// The SLOs a wave's hold names (`RolloutService.budgetHoldMention`): a held wave keeps respecting them,
     /// so taking a host out of a group or moving a check to another host does not release it. (SLO names have no quotes.)
     static func heldBy(_ gate: String) -> Set<String> {
         guard gate.hasPrefix(RolloutService.budgetHoldPrefix) else { return [] }
@@ -328,17 +328,20 @@ public actor RolloutDriver: Service {
         for slo in respected {
             // No answer is not a yes: an SLO not counted lately, or whose SLI fails, holds the wave as a spent one does.
             guard let status = slos?.status(slo.id), now - status.at <= 5 * 60_000 else {
-                holds.append("SLO \"\(slo.name)\" (not evaluated in the last 5 minutes, so its error budget is unknown)")
+                holds.append(RolloutService.budgetHoldMention(slo.name) + "not evaluated in the last 5 minutes, so its error budget is unknown)")
                 continue
             }
             if let problem = status.problem {
                 // Without double quotes, so the SLO names in the hold stay the only quoted words (heldBy, SLOStore.holds).
                 let words = problem.replacingOccurrences(of: "\"", with: "'")
-                holds.append("SLO \"\(slo.name)\" (its SLI cannot be counted: \(words))")
+                holds.append(RolloutService.budgetHoldMention(slo.name) + "its SLI cannot be counted: \(words))")
                 continue
             }
             record[slo.name] = ["before": SLOResource.round(status.remaining * 100, 4)]
-            if status.spent { holds.append("SLO \"\(slo.name)\" (\(SLOController.percent(status.remaining * 100)) of its error budget left)") }
+            if status.spent {
+                holds.append(
+                    RolloutService.budgetHoldMention(slo.name) + "\(SLOController.percent(status.remaining * 100)) of its error budget left)")
+            }
         }
         let json = record.isEmpty ? "" : JSONText.encode(record)
         guard !holds.isEmpty else { return (json, nil, nil) }

@@ -358,6 +358,10 @@ public struct RolloutService: Sendable {
     /// How the driver marks a wave an error budget kept from starting.
     static let budgetHoldPrefix = "did not start: "
 
+    /// How a hold names an SLO, before its reason in brackets: the name in double quotes, which SLO names never hold,
+    /// so RolloutDriver.heldBy and SLOStore.holds find it again.
+    static func budgetHoldMention(_ slo: String) -> String { "SLO \"\(slo)\" (" }
+
     /// An urgent approval for a rollout the error budget paused: four-eyes as for any approval, then it goes on.
     func approveUrgentWhilePaused(_ rollout: Rollout, by who: AuditActor, reason: String, isAdmin: Bool, now: Date) async throws -> Rollout {
         // Held by a budget: a wave that did not start, and none that failed its gate (that is resume's business).

@@ -185,11 +185,12 @@ struct SLOController {
             parameters: [id, hours], schema: "SLOBudgetHistory", use: budget)
         api(
             .put, "/api/v1/slos/{id}", .operate, "updateSlo",
-            "Change an SLO (fields left out keep their value; a new SLI starts counting afresh); only an admin may while it holds a rollout",
+            "Change an SLO (fields left out keep their value; a new SLI starts counting afresh); only an admin may while its budget is spent or it holds a rollout",
             parameters: [id], request: "SLOInput", schema: "SLO", use: update)
         api(
             .delete, "/api/v1/slos/{id}", .operate, "deleteSlo",
-            "Remove an SLO with its alert rule and counted events; only an admin may while it holds a rollout", parameters: [id],
+            "Remove an SLO with its alert rule and counted events; only an admin may while its budget is spent or it holds a rollout",
+            parameters: [id],
             status: 204, schema: nil, use: delete)
         routes.get("/slos", .view, use: page)
         routes.post("/slos", .operate, use: createFromForm)

@@ -168,7 +168,7 @@ public struct SLOStore: Sendable {
                     SELECT w.rollout_id, w.number FROM rollout_waves w JOIN rollouts r ON r.id = w.rollout_id
                     WHERE r.state IN ('approved', 'running', 'paused') AND w.state = 'pending' AND substr(w.gate, 1, ?) = ? AND instr(w.gate, ?) > 0
                     ORDER BY w.rollout_id, w.number
-                    """, arguments: [prefix.count, prefix, "SLO \"\(slo.name)\" ("]
+                    """, arguments: [prefix.count, prefix, RolloutService.budgetHoldMention(slo.name)]
             ).map { (rollout: $0[0], wave: $0[1]) }
         }
     }
