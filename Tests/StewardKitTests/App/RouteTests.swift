@@ -33,7 +33,9 @@ struct RouteTests {
                 #expect(page.contains(#"<a href="/" data-nav="dashboard" aria-current="page">Dashboard</a>"#))
                 #expect(page.contains(#"href="/jobs""#) && page.contains(#"href="/settings""#))
                 #expect(page.contains(#"href="/audit""#), "an admin sees the audit log")
-                for area in ["/hosts", "/accounts", "/updates", "/rollouts", "/backups", "/alerts", "/alerts/silences", "/schedules", "/config", "/hosts/ssh"] {
+                for area in [
+                    "/hosts", "/accounts", "/updates", "/rollouts", "/backups", "/alerts", "/alerts/silences", "/schedules", "/config", "/hosts/ssh",
+                ] {
                     #expect(page.contains("href=\"\(area)\""), "navigation links to \(area)")
                 }
                 // The dashboard shows the five schedules that fire next; which five depends on the hour.
@@ -361,7 +363,7 @@ struct RouteTests {
         let jobID = try #require(firing.jobID)
         _ = try await waitUntil { try runner.store.job(id: jobID)?.state.isFinished == true }
         let job = try #require(try runner.store.job(id: jobID))
-        #expect(job.state == .succeeded)
+        #expect(job.state == .succeeded, "at \(job.progressPercent ?? -1) %: \(job.progressMessage) \(job.error ?? "")")
         let log = try runner.store.logChunks(id: jobID).map(\.text).joined()
         #expect(log.contains("integrity: ok") && log.contains("WAL checkpoint: busy=0"))
     }

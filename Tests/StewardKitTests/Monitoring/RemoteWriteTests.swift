@@ -422,8 +422,8 @@ struct RemoteWriteReceiverTests {
 
         let started = ContinuousClock.now
         try await Task.sleep(for: .seconds(40))
-        prometheus.stop()
-        victoria.stop()
+        try await prometheus.stopped()
+        try await victoria.stopped()
         let stoppedAt = ContinuousClock.now
         try await Task.sleep(for: .seconds(20))
         let during = try remote.statuses()

@@ -63,7 +63,7 @@ func iso(_ date: Date?) -> String? {
 }
 
 /// Poll until `condition` holds, at most `timeout`; tests never wait unbounded.
-func waitUntil(timeout: Duration = .seconds(20), _ condition: () async throws -> Bool) async throws -> Bool {
+func waitUntil(timeout: Duration = .seconds(60), _ condition: () async throws -> Bool) async throws -> Bool {
     let deadline = ContinuousClock.now + timeout
     while ContinuousClock.now < deadline {
         if try await condition() { return true }
