@@ -109,6 +109,9 @@ public final class RemoteWrite: Service, @unchecked Sendable {
     private var anyEnabled = false
     private var backoff: [Int64: (retryAt: Date, delay: Double)] = [:]
     private let wake = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
+    private var roundCount = 0
+    /// Turns of the sending loop so far: one a second while idle.
+    var rounds: Int { lock.withLock { roundCount } }
 
     public init(database: DatabasePool, masterKey: SymmetricKey, settings: Settings = Settings(), logger: Logger) throws {
         self.database = database
@@ -281,15 +284,24 @@ public final class RemoteWrite: Service, @unchecked Sendable {
 
     public func run() async throws {
         await cancelWhenGracefulShutdown { [self] in
+            // One iterator for the whole loop: cancelling a task that waits on an AsyncStream ends the stream, and a
+            // loop that raced a fresh iteration against a sleep each turn spun once the first sleep had won.
+            var signals = wake.stream.makeAsyncIterator()
             while !Task.isCancelled {
                 await sendRound(now: Date())
+                lock.withLock { roundCount += 1 }
                 // Woken by a stored batch or a changed endpoint, else once a second (to retry when a backoff ends).
-                await withTaskGroup(of: Void.self) { group in
-                    group.addTask { [wake] in for await _ in wake.stream { return } }
-                    group.addTask { try? await Task.sleep(for: .seconds(1)) }
-                    await group.next()
-                    group.cancelAll()
+                // Only a sleeper that slept its second wakes the loop; one cancelled because something else woke it
+                // first must not, or each turn would be woken at once by the turn before.
+                let sleeper = Task { [wake] in
+                    try? await Task.sleep(for: .seconds(1))
+                    if !Task.isCancelled { wake.continuation.yield() }
                 }
+                if case .none = await signals.next() {
+                    // The stream ended (an earlier run of this loop was cancelled): fall back to the second's pace.
+                    try? await Task.sleep(for: .seconds(1))
+                }
+                sleeper.cancel()
             }
         }
     }

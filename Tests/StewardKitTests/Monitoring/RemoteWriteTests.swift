@@ -146,6 +146,31 @@ struct RemoteWriteQueueTests {
         }
     }
 
+    @Test("idle, the sending loop turns about once a second, also when a stored batch woke it and when it runs again after a stop")
+    func idleLoopWaits() async throws {
+        let directory = TemporaryDirectory()
+        let remote = try RemoteWrite(database: try makeDatabase(directory), masterKey: .init(size: .bits256), logger: quietLogger)
+        // A loop that raced a fresh wait on its wake-up stream against a one-second sleep ended the stream when the
+        // sleep first won, and then turned thousands of times a second.
+        var endpoint = RemoteWriteEndpoint()
+        endpoint.name = "nobody-listens"
+        endpoint.url = "http://127.0.0.1:\(try SyslogTests.freePort())/api/v1/write"
+        for pass in 0..<2 {
+            let before = remote.rounds
+            let loop = Task { try await remote.run() }
+            try await Task.sleep(for: .milliseconds(500))
+            if pass == 0 { _ = try remote.save(endpoint, by: AuditActor(actor: "t"), now: Date()) }  // wakes the loop
+            remote.enqueue(host: "web-1", samples: Self.samples(pass))
+            try remote.persist()  // wakes it again; the post is refused, and retried a second or more later
+            try await Task.sleep(for: .seconds(3))
+            loop.cancel()
+            _ = try? await loop.value
+            let turns = remote.rounds - before
+            #expect(turns >= 2 && turns <= 8, "\(turns) turns in 3.5 s")
+        }
+        #expect(try remote.statuses()[0].endpoint.requestsRetried >= 1, "the loop did try to send")
+    }
+
     @Test("5xx and 429 are retried with backoff and the same samples; another 4xx is counted as rejected and not sent again")
     func retrySemantics() async throws {
         let directory = TemporaryDirectory()
