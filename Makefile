@@ -75,7 +75,7 @@ unit-test: build
 	$(PAM_TEST_ENV) .build/debug/stewardPackageTests.xctest --testing-library swift-testing --filter "PAMAuthenticatorTests|PAMLoginRouteTests"
 
 e2e-test: build pam
-	$(PYTHON) -m pytest -q Tests/e2e
+	$(PYTHON) -m pytest -q --durations=20 Tests/e2e
 
 ## test: every test: the Swift suites, then the browser tests against the built binary.
 test: unit-test e2e-test
