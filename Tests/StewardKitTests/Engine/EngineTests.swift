@@ -28,7 +28,7 @@ struct EngineTests {
             }
         }
         let id = jobID.value
-        #expect(try await waitUntil(timeout: .seconds(120)) { try runner.store.job(id: id)?.state.isFinished == true })
+        #expect(try await waitUntil(timeout: .seconds(300)) { try runner.store.job(id: id)?.state.isFinished == true })
         let job = try #require(try runner.store.job(id: id))
         let log = try runner.store.logChunks(id: id).map(\.text).joined()
         #expect(job.state == .succeeded, "\(job.error ?? "") \(log)")
@@ -120,7 +120,7 @@ struct FactsTests {
         try await harness.test(as: [.operator]) { client in
             try await client.execute(uri: "/hosts/\(localhost.id)/facts", method: .post) { response in #expect(response.status == .seeOther) }
         }
-        #expect(try await waitUntil(timeout: .seconds(240)) { try runner.store.list(JobFilter()).allSatisfy(\.state.isFinished) })
+        #expect(try await waitUntil(timeout: .seconds(300)) { try runner.store.list(JobFilter()).allSatisfy(\.state.isFinished) })
         let facts = try #require(try HostFacts.latest(harness.server.database, hostID: localhost.id))
         #expect(!facts.kernel.isEmpty && facts.cpus > 0 && facts.memoryMB > 0 && facts.users.contains { $0.name == "root" })
         #expect(facts.filesystems.contains { $0.mount == "/" })
@@ -138,7 +138,9 @@ struct FactsTests {
             }
             try await client.execute(uri: "/hosts/\(localhost.id)/accounts?system=1", method: .get) { response in
                 let page = text(response)
-                #expect(page.contains(#"<tr data-user="root"><td>root</td><td>0</td>"#) && page.contains(#"<tr data-group="root"><td>root</td><td>0</td>"#))
+                #expect(
+                    page.contains(#"<tr data-user="root"><td>root</td><td>0</td>"#)
+                        && page.contains(#"<tr data-group="root"><td>root</td><td>0</td>"#))
             }
             // Class 6 on a real host's facts: an operator may not give sudo or touch root.
             try await client.execute(

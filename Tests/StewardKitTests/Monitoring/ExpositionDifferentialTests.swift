@@ -154,7 +154,7 @@ struct ExpositionDifferentialTests {
         let port = prometheus.port
         let helper = PromQLTests()
         // Every job scraped at least twice.
-        let scraped = try await waitUntil(timeout: .seconds(60)) {
+        let scraped = try await waitUntil(timeout: .seconds(300)) {
             guard let data = try? helper.get(port, "/api/v1/query?query=" + Self.encoded("min(count_over_time(up[1m])) >= 3")),
                 let answer = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
                 let result = (answer["data"] as? [String: Any])?["result"] as? [Any]
@@ -163,11 +163,12 @@ struct ExpositionDifferentialTests {
         }
         #expect(scraped)
         for (index, (name, _)) in Self.cases.enumerated() {
-            // Accepted: some scrape succeeded (a busy machine may time one out, never all of them).
-            let up = try Self.query(helper, port, "max_over_time(up{job=\"case\(index)\"}[1m])")
+            // Accepted: some scrape succeeded (a busy machine may time one out, never all of them). The windows are
+            // wide: a sample given a timestamp at the start keeps it, and under load the wait above can pass a minute.
+            let up = try Self.query(helper, port, "max_over_time(up{job=\"case\(index)\"}[15m])")
             let accepted = up.values.first == 1
-            let theirs = accepted ? try Self.query(helper, port, "last_over_time({job=\"case\(index)\",__name__!~\"up|scrape_.+\"}[1m])") : [:]
-            let times = accepted ? try Self.sampleTimes(helper, port, "{job=\"case\(index)\",__name__!~\"up|scrape_.+\"}[1m]") : [:]
+            let theirs = accepted ? try Self.query(helper, port, "last_over_time({job=\"case\(index)\",__name__!~\"up|scrape_.+\"}[15m])") : [:]
+            let times = accepted ? try Self.sampleTimes(helper, port, "{job=\"case\(index)\",__name__!~\"up|scrape_.+\"}[15m]") : [:]
             let text = String(decoding: bodies[index], as: UTF8.self)
             let ours: [String: Double]?
             var ourTimes: [String: Double] = [:]

@@ -62,8 +62,10 @@ func iso(_ date: Date?) -> String? {
     return formatter.string(from: date)
 }
 
-/// Poll until `condition` holds, at most `timeout`; tests never wait unbounded.
-func waitUntil(timeout: Duration = .seconds(60), _ condition: () async throws -> Bool) async throws -> Bool {
+/// Poll until `condition` holds, at most `timeout`; tests never wait unbounded. The bounds are long (5 minutes) because
+/// they only end a broken run: with the whole suite started at once on two cores, long synchronous tests can hold both
+/// cooperative-pool threads, and CI has seen async tests make no progress for a minute.
+func waitUntil(timeout: Duration = .seconds(300), _ condition: () async throws -> Bool) async throws -> Bool {
     let deadline = ContinuousClock.now + timeout
     while ContinuousClock.now < deadline {
         if try await condition() { return true }
