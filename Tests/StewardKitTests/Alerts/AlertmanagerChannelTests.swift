@@ -50,7 +50,7 @@ struct AlertmanagerChannelTests {
         }
         let directory = TemporaryDirectory()
         let alertmanager = try RealAlertmanager(directory: directory.path)
-        let ready = try await waitUntil(timeout: .seconds(300)) { (try? PromQLTests().get(alertmanager.port, "/-/ready")) != nil }
+        let ready = try await waitUntil { (try? PromQLTests().get(alertmanager.port, "/-/ready")) != nil }
         #expect(ready)
         var rule = AlertRule()
         rule.id = 7

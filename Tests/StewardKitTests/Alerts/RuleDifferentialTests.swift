@@ -141,7 +141,7 @@ struct RuleDifferentialTests {
             database: database, hosts: hosts, metrics: metrics, sources: [], intervalSeconds: 5, logger: quietLogger,
             clock: { clock.now.withLock { $0 } })
         let helper = PromQLTests()
-        let ready = try await waitUntil(timeout: .seconds(300)) { (try? helper.get(prometheus.port, "/-/ready")) != nil }
+        let ready = try await waitUntil { (try? helper.get(prometheus.port, "/-/ready")) != nil }
         #expect(ready)
 
         // Steward collects every 2 s and evaluates every 2 s on its own, as its two services do, while the comparisons

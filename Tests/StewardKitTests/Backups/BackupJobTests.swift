@@ -58,7 +58,7 @@ final class BackupHarness: Sendable {
     func run(_ kind: String, _ params: String) async throws -> Job {
         let job = try await runner.enqueue(JobRequest(kind: kind, title: kind, params: params, startedBy: "test"))
         let store = runner.store
-        _ = try await waitUntil(timeout: .seconds(300)) { try store.job(id: job.id)?.state.isFinished == true }
+        _ = try await waitUntil { try store.job(id: job.id)?.state.isFinished == true }
         return try #require(try store.job(id: job.id))
     }
 
@@ -121,7 +121,7 @@ struct BackupJobTests {
             repositoryID: repository.id, planID: plan.id, snapshot: run.snapshotID!, includes: [], target: target, hostID: harness.localhost.id,
             confirm: "")
         let restoreJob = try await harness.runner.enqueue(try await harness.service.prepareRestore(request, by: .system, isAdmin: true))
-        _ = try await waitUntil(timeout: .seconds(300)) { try harness.runner.store.job(id: restoreJob.id)?.state.isFinished == true }
+        _ = try await waitUntil { try harness.runner.store.job(id: restoreJob.id)?.state.isFinished == true }
         let restored = try #require(try harness.runner.store.job(id: restoreJob.id))
         let restoreLog = try harness.log(restored)
         #expect(restored.state == .succeeded, "\(restoreLog)")

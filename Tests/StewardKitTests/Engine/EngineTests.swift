@@ -28,7 +28,7 @@ struct EngineTests {
             }
         }
         let id = jobID.value
-        #expect(try await waitUntil(timeout: .seconds(300)) { try runner.store.job(id: id)?.state.isFinished == true })
+        #expect(try await waitUntil { try runner.store.job(id: id)?.state.isFinished == true })
         let job = try #require(try runner.store.job(id: id))
         let log = try runner.store.logChunks(id: id).map(\.text).joined()
         #expect(job.state == .succeeded, "\(job.error ?? "") \(log)")
@@ -120,7 +120,7 @@ struct FactsTests {
         try await harness.test(as: [.operator]) { client in
             try await client.execute(uri: "/hosts/\(localhost.id)/facts", method: .post) { response in #expect(response.status == .seeOther) }
         }
-        #expect(try await waitUntil(timeout: .seconds(300)) { try runner.store.list(JobFilter()).allSatisfy(\.state.isFinished) })
+        #expect(try await waitUntil { try runner.store.list(JobFilter()).allSatisfy(\.state.isFinished) })
         let facts = try #require(try HostFacts.latest(harness.server.database, hostID: localhost.id))
         #expect(!facts.kernel.isEmpty && facts.cpus > 0 && facts.memoryMB > 0 && facts.users.contains { $0.name == "root" })
         #expect(facts.filesystems.contains { $0.mount == "/" })

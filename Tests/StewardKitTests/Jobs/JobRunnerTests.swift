@@ -29,9 +29,9 @@ final class RunnerHarness: Sendable {
     }
 
     /// A bound on waiting, not a speed check: with the whole suite running on two cores a job can wait its turn for long.
-    func finished(_ id: Int64, timeout: Duration = .seconds(300)) async throws -> Job {
+    func finished(_ id: Int64) async throws -> Job {
         let store = runner.store
-        _ = try await waitUntil(timeout: timeout) { try store.job(id: id)?.state.isFinished == true }
+        _ = try await waitUntil { try store.job(id: id)?.state.isFinished == true }
         return try #require(try store.job(id: id))
     }
 
@@ -117,8 +117,8 @@ struct JobRunnerTests {
             "tree": { context in try await context.run(ProcessCommand(["/bin/sh", script, pids.path])) }
         ])
         let job = try await harness.start("tree")
-        // Generous: on a loaded 2-core machine the whole suite starts at once. If it is not ready, say what the job did.
-        let ready = try await waitUntil(timeout: .seconds(300)) {
+        // waitUntil's bound is long: the whole suite starts at once on a loaded 2-core machine. If it is not ready, say what the job did.
+        let ready = try await waitUntil {
             ["main", "child", "subshell", "grandchild"].allSatisfy { FileManager.default.fileExists(atPath: pids.path + "/" + $0) }
         }
         guard ready else {
@@ -136,7 +136,7 @@ struct JobRunnerTests {
         let finished = try await harness.finished(job.id)
         #expect(finished.state == .cancelled)
         #expect(finished.error == "cancelled by tester")
-        let allGone = try await waitUntil(timeout: .seconds(300)) { recorded.allSatisfy(processIsGone) }
+        let allGone = try await waitUntil { recorded.allSatisfy(processIsGone) }
         #expect(allGone, "processes still alive: \(recorded.filter { !processIsGone($0) })")
     }
 
@@ -299,7 +299,7 @@ struct JobRunnerTests {
         #expect(!outcome.succeeded)
         #expect(await output.text.contains("tree ready"))
         let child = pid_t(try String(contentsOfFile: pids.path + "/grandchild", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines))!
-        #expect(try await waitUntil(timeout: .seconds(300)) { processIsGone(child) })
+        #expect(try await waitUntil { processIsGone(child) })
     }
 
     @Test("working directory and environment are passed as given, and argv is never a shell string")

@@ -154,7 +154,7 @@ struct ExpositionDifferentialTests {
         let port = prometheus.port
         let helper = PromQLTests()
         // Every job scraped at least twice.
-        let scraped = try await waitUntil(timeout: .seconds(300)) {
+        let scraped = try await waitUntil {
             guard let data = try? helper.get(port, "/api/v1/query?query=" + Self.encoded("min(count_over_time(up[1m])) >= 3")),
                 let answer = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
                 let result = (answer["data"] as? [String: Any])?["result"] as? [Any]

@@ -204,14 +204,14 @@ struct RemoteWriteQueueTests {
         #expect(remote.active)
         let sealed = try Self.sealedSecret(database)
         #expect(sealed != nil && !String(decoding: sealed!, as: UTF8.self).contains("tok-1"))
-        let ready = try await waitUntil(timeout: .seconds(300)) { Self.listening(port) }
+        let ready = try await waitUntil { Self.listening(port) }
         #expect(ready)
 
         for batch in 1...3 { remote.enqueue(host: "web-1", samples: Self.samples(batch)) }
         try remote.persist()
         // Four requests: 503, 503, 429 (Retry-After: 1) and 200, each with batches 1 to 3 in one request. The bound is
         // generous: with the whole suite running, the two cores' task threads can be held for seconds by other tests.
-        let delivered = try await waitUntil(timeout: .seconds(300)) {
+        let delivered = try await waitUntil {
             await remote.sendRound(now: Date())
             return try remote.all()[0].samplesSent == 9
         }
@@ -278,7 +278,7 @@ struct RemoteWriteQueueTests {
         // A new process: the same database and key, the receiver up now.
         let receiver = try PythonChild([directory.path + "/receiver.py", String(port), folder, ""])
         defer { receiver.stop() }
-        #expect(try await waitUntil(timeout: .seconds(300)) { Self.listening(port) })
+        #expect(try await waitUntil { Self.listening(port) })
         let database = try makeDatabase(directory)
         let remote = try RemoteWrite(database: database, masterKey: key, logger: quietLogger)
         #expect(remote.active)
@@ -415,7 +415,7 @@ struct RemoteWriteReceiverTests {
         }
         let helper = PromQLTests()
         func bothReady() async throws -> Bool {
-            try await waitUntil(timeout: .seconds(300)) {
+            try await waitUntil {
                 (try? helper.get(prometheus.port, "/-/ready")) != nil && (try? helper.get(victoria.port, "/health")) != nil
             }
         }
@@ -468,7 +468,7 @@ struct RemoteWriteReceiverTests {
         try remote.persist()
 
         // Within the longest backoff (30 s) and a few rounds of sending, both have caught up.
-        let caughtUp = try await waitUntil(timeout: .seconds(300)) { try remote.statuses().allSatisfy { $0.pendingSamples == 0 } }
+        let caughtUp = try await waitUntil { try remote.statuses().allSatisfy { $0.pendingSamples == 0 } }
         let behind = try remote.statuses().map { "\($0.endpoint.name): \($0.pendingSamples) pending, \($0.endpoint.lastError)" }
         #expect(caughtUp, "\(behind)")
         let ours = try Self.stewardSamples(metrics, hostID: host.id, host: "node-a")
@@ -481,7 +481,7 @@ struct RemoteWriteReceiverTests {
         // VictoriaMetrics makes what it received searchable within a few seconds.
         var prometheusDifferences: [String] = []
         var victoriaDifferences: [String] = []
-        _ = try await waitUntil(timeout: .seconds(300)) {
+        _ = try await waitUntil {
             prometheusDifferences = Self.differences(ours, try Self.prometheusSamples(prometheus.port, host: "node-a"))
             victoriaDifferences = Self.differences(ours, try Self.victoriaSamples(victoria.port, host: "node-a"), digits: 15)
             return prometheusDifferences.isEmpty && victoriaDifferences.isEmpty

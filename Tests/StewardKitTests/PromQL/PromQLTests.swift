@@ -218,7 +218,7 @@ struct PromQLTests {
         let prometheus = try RealPrometheus(directory: directory.path, config: "global: {}\n", arguments: ["--storage.tsdb.retention.time=30d"])
         defer { prometheus.stop() }
         let port = prometheus.port
-        let ready = try await waitUntil(timeout: .seconds(300)) { (try? self.get(port, "/-/ready")) != nil }
+        let ready = try await waitUntil { (try? self.get(port, "/-/ready")) != nil }
         #expect(ready)
         let source = MemorySource(series: fleet)
         var compared = 0

@@ -3,8 +3,9 @@ import Foundation
 @testable import StewardKit
 
 /// A Go server of Debian's (Prometheus, VictoriaMetrics) on a loopback port. Go unblocks its own signals, so
-/// terminate() stops it, cleanly, with what it holds on disk.
-class GoServer {
+/// terminate() stops it, cleanly, with what it holds on disk. Sendable so it can be stopped from a thread of its own;
+/// a test uses it from one task at a time.
+class GoServer: @unchecked Sendable {
     let port: Int
     let process = Process()
 
@@ -26,17 +27,10 @@ class GoServer {
     /// Stop it and wait for it to exit on a thread of its own: a Go server may take seconds to write out what it
     /// holds, and the tests running beside this one share the cooperative pool's few threads.
     func stopped() async throws {
-        let server = UncheckedBox(self)
-        try await offload { server.value.stop() }
+        try await offload { [self] in stop() }
     }
 
     deinit { stop() }
-}
-
-/// Lets a test hand a non-Sendable value to a thread of its own when it knows nothing else uses it meanwhile.
-struct UncheckedBox<Value>: @unchecked Sendable {
-    let value: Value
-    init(_ value: Value) { self.value = value }
 }
 
 /// Debian's Prometheus 2.42, started with a configuration and a data directory inside `directory`, for differential
